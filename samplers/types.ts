@@ -1,0 +1,62 @@
+// Plain data that samplers/ takes in and hands out. No imports from sfu/: a packet is anything
+// with these fields (the SFU's TapPacket fits structurally).
+
+export type MediaKind = 'audio' | 'video';
+
+export interface RtpPacketIn {
+  streamId: string;
+  trackId: string;
+  kind: MediaKind;
+  codec: 'VP8' | 'H264' | 'opus';
+  clockRate: number;
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  marker: boolean;
+  ssrc: number;
+  payload: Uint8Array;
+  /** Server clock at arrival (performance.timeOrigin + performance.now(), ms). */
+  arrivedAt: number;
+}
+
+/** Per-stage timings, all server-clock ms (performance.timeOrigin + performance.now()). */
+export interface SampleTimings {
+  /** Arrival of the last packet of the frame / window. */
+  arrivedAt: number;
+  /** Frame reassembled and handed to the decoder worker. */
+  queuedAt: number;
+  decodedAt: number;
+  /** Sample ready on the main thread. */
+  readyAt: number;
+}
+
+export interface VideoSample {
+  kind: 'video';
+  streamId: string;
+  trackId: string;
+  rtpTimestamp: number;
+  /** Why this frame was sampled. */
+  reason: 'first' | 'interval' | 'scene';
+  width: number;
+  height: number;
+  /** RGB24, row-major, width*height*3 bytes. */
+  rgb: Uint8Array;
+  /** Monotonic sample counter per track. */
+  seq: number;
+  timings: SampleTimings;
+}
+
+export interface AudioSample {
+  kind: 'audio';
+  streamId: string;
+  trackId: string;
+  /** RTP timestamp of the first packet in the window. */
+  rtpTimestamp: number;
+  sampleRate: number;
+  /** Mono float PCM in [-1, 1]. */
+  pcm: Float32Array;
+  seq: number;
+  timings: SampleTimings;
+}
+
+export type Sample = VideoSample | AudioSample;
