@@ -1,0 +1,218 @@
+// Encoding helpers for synthetic media (loadtest, tests, the SFU's slate). node-av (FFmpeg) does the work;
+// no transcoding ever happens on the forwarding path, only here, ahead of time.
+//
+//   encodeVideo(frames, { codec: 'VP8' | 'H264', width, height, fps, bitrateKbps?, keyframeInterval? })
+//     -> Promise<EncodedFrame[]>   one entry per input frame, in order; H264 as Annex-B access units
+//   encodeAudio(pcm48kMono, { bitrateKbps? }) -> Promise<EncodedFrame[]>   20 ms Opus packets
+//   rgbTestPattern(width, height, index) -> { rgb }   a moving colour-bar frame (cheap, deterministic)
+//   sine48k(seconds, hz?) -> Float32Array            mono 48 kHz test tone
+//
+// Video encoders are configured for real time (no B-frames, no lookahead), so each input frame yields
+// exactly one packet: ptsMs = index * 1000 / fps.
+
+import {
+  AV_CH_LAYOUT_MONO,
+  AV_LOG_ERROR,
+  AV_PIX_FMT_YUV420P,
+  AV_SAMPLE_FMT_FLT,
+  Encoder,
+  FF_ENCODER_LIBOPUS,
+  FF_ENCODER_LIBVPX_VP8,
+  FF_ENCODER_LIBX264,
+  Frame,
+  Log,
+} from 'node-av';
+import type { Packet } from 'node-av';
+
+// libx264/libvpx print banners and statistics at info level; keep test and bench output readable.
+Log.setLevel(AV_LOG_ERROR);
+
+export interface EncodedFrame {
+  /** VP8 frame, H264 Annex-B access unit, or one Opus packet. */
+  data: Uint8Array;
+  keyframe: boolean;
+  /** Presentation time from the start of the clip (ms). */
+  ptsMs: number;
+  durationMs: number;
+}
+
+export interface RgbFrame {
+  /** Packed RGB24, width * height * 3 bytes. */
+  rgb: Uint8Array;
+}
+
+export interface VideoEncodeOptions {
+  codec: 'VP8' | 'H264';
+  width: number;
+  height: number;
+  /** Frames per second. */
+  fps: number;
+  /** Target bitrate (kbit/s). Default 600. */
+  bitrateKbps?: number;
+  /** Frames between keyframes. Default fps * 2 (a keyframe every 2 s). */
+  keyframeInterval?: number;
+}
+
+export interface AudioEncodeOptions {
+  /** Target bitrate (kbit/s). Default 48. */
+  bitrateKbps?: number;
+}
+
+/** BT.601 limited-range RGB24 -> I420. Width and height must be even. */
+export function rgbToI420(rgb: Uint8Array, width: number, height: number): Buffer {
+  const ySize = width * height;
+  const cw = width >> 1;
+  const ch = height >> 1;
+  const out = Buffer.alloc(ySize + 2 * cw * ch);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      const r = rgb[i]!, g = rgb[i + 1]!, b = rgb[i + 2]!;
+      out[y * width + x] = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16;
+    }
+  }
+  for (let y = 0; y < ch; y++) {
+    for (let x = 0; x < cw; x++) {
+      let r = 0, g = 0, b = 0;
+      for (let dy = 0; dy < 2; dy++) {
+        for (let dx = 0; dx < 2; dx++) {
+          const i = ((2 * y + dy) * width + 2 * x + dx) * 3;
+          r += rgb[i]!; g += rgb[i + 1]!; b += rgb[i + 2]!;
+        }
+      }
+      r >>= 2; g >>= 2; b >>= 2;
+      out[ySize + y * cw + x] = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128;
+      out[ySize + cw * ch + y * cw + x] = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128;
+    }
+  }
+  return out;
+}
+
+function packetData(p: Packet): Uint8Array {
+  const d = p.data;
+  return d ? new Uint8Array(d) : new Uint8Array(0);
+}
+
+export async function encodeVideo(
+  frames: Iterable<RgbFrame> | AsyncIterable<RgbFrame>,
+  options: VideoEncodeOptions,
+): Promise<EncodedFrame[]> {
+  const { width, height, fps } = options;
+  if (width % 2 || height % 2) throw new RangeError('width and height must be even');
+  const bitrate = (options.bitrateKbps ?? 600) * 1000;
+  const gop = options.keyframeInterval ?? fps * 2;
+  const timeBase = { num: 1, den: fps };
+  const encoder =
+    options.codec === 'VP8'
+      ? await Encoder.create(FF_ENCODER_LIBVPX_VP8, {
+          timeBase,
+          frameRate: { num: fps, den: 1 },
+          context: { bitRate: bitrate, gopSize: gop, maxBFrames: 0 },
+          options: { deadline: 'realtime', 'cpu-used': '8', 'lag-in-frames': '0', 'auto-alt-ref': '0', 'error-resilient': '1' },
+        } as Parameters<typeof Encoder.create>[1])
+      : await Encoder.create(FF_ENCODER_LIBX264, {
+          timeBase,
+          frameRate: { num: fps, den: 1 },
+          context: { bitRate: bitrate, gopSize: gop, maxBFrames: 0 },
+          // constrained baseline, no lookahead, Annex-B with SPS/PPS repeated on every IDR
+          options: { preset: 'ultrafast', tune: 'zerolatency', profile: 'baseline', 'x264-params': `keyint=${gop}:min-keyint=${gop}:scenecut=0:repeat-headers=1` },
+        } as Parameters<typeof Encoder.create>[1]);
+  const out: EncodedFrame[] = [];
+  const frameMs = 1000 / fps;
+  const push = (packets: Packet[]): void => {
+    for (const p of packets) {
+      const pts = Number(p.pts);
+      out.push({ data: packetData(p), keyframe: p.isKeyframe, ptsMs: Math.round(pts * frameMs * 1000) / 1000, durationMs: frameMs });
+      p.free();
+    }
+  };
+  try {
+    let index = 0;
+    for await (const f of frames as AsyncIterable<RgbFrame>) {
+      if (f.rgb.length !== width * height * 3) throw new RangeError(`frame ${index}: expected ${width * height * 3} RGB bytes`);
+      const frame = Frame.fromVideoBuffer(rgbToI420(f.rgb, width, height), {
+        width, height, format: AV_PIX_FMT_YUV420P, timeBase, pts: BigInt(index),
+      });
+      push(await encoder.encodeAll(frame));
+      frame.free();
+      index++;
+    }
+    push(await encoder.encodeAll(null));
+  } finally {
+    encoder.close();
+  }
+  out.sort((a, b) => a.ptsMs - b.ptsMs);
+  return out;
+}
+
+export async function encodeAudio(pcm48kMono: Float32Array, options: AudioEncodeOptions = {}): Promise<EncodedFrame[]> {
+  const timeBase = { num: 1, den: 48000 };
+  const encoder = await Encoder.create(FF_ENCODER_LIBOPUS, {
+    timeBase,
+    context: { bitRate: (options.bitrateKbps ?? 48) * 1000 },
+    options: { application: 'lowdelay', frame_duration: '20', vbr: 'off' },
+  } as Parameters<typeof Encoder.create>[1]);
+  const out: EncodedFrame[] = [];
+  const push = (packets: Packet[]): void => {
+    for (const p of packets) {
+      const pts = Number(p.pts);
+      // libopus reports a negative first pts (pre-skip); frames are 20 ms apart regardless
+      out.push({ data: packetData(p), keyframe: true, ptsMs: (pts * 1000) / 48000, durationMs: 20 });
+      p.free();
+    }
+  };
+  try {
+    const n = 960;
+    for (let off = 0; off < pcm48kMono.length; off += n) {
+      const chunk = new Float32Array(n);
+      chunk.set(pcm48kMono.subarray(off, Math.min(off + n, pcm48kMono.length)));
+      const frame = Frame.fromAudioBuffer(Buffer.from(chunk.buffer), {
+        nbSamples: n,
+        format: AV_SAMPLE_FMT_FLT,
+        sampleRate: 48000,
+        channelLayout: { nbChannels: 1, order: 1, mask: AV_CH_LAYOUT_MONO },
+        timeBase,
+        pts: BigInt(off),
+      });
+      push(await encoder.encodeAll(frame));
+      frame.free();
+    }
+    push(await encoder.encodeAll(null));
+  } finally {
+    encoder.close();
+  }
+  // re-base to 0, 20, 40 ... so clip loops are seamless
+  return out.map((f, i) => ({ ...f, ptsMs: i * 20 }));
+}
+
+/** A deterministic moving test pattern (vertical colour bars scrolling one bar width per second at 30 fps). */
+export function rgbTestPattern(width: number, height: number, index: number): RgbFrame {
+  const bars = [[235, 235, 235], [235, 235, 16], [16, 235, 235], [16, 235, 16], [235, 16, 235], [235, 16, 16], [16, 16, 235], [16, 16, 16]];
+  const rgb = new Uint8Array(width * height * 3);
+  const barW = Math.max(1, Math.floor(width / bars.length));
+  const shift = Math.floor((index * barW) / 30);
+  for (let x = 0; x < width; x++) {
+    const c = bars[Math.floor((x + shift) / barW) % bars.length]!;
+    for (let y = 0; y < height; y++) {
+      const i = (y * width + x) * 3;
+      rgb[i] = c[0]!; rgb[i + 1] = c[1]!; rgb[i + 2] = c[2]!;
+    }
+  }
+  // a small moving block so consecutive frames always differ
+  const bx = (index * 4) % Math.max(1, width - 16);
+  for (let y = 0; y < Math.min(16, height); y++) {
+    for (let x = bx; x < bx + 16 && x < width; x++) {
+      const i = (y * width + x) * 3;
+      rgb[i] = 255; rgb[i + 1] = 128; rgb[i + 2] = 0;
+    }
+  }
+  return { rgb };
+}
+
+/** Mono 48 kHz sine tone, amplitude 0.3. */
+export function sine48k(seconds: number, hz = 440): Float32Array {
+  const n = Math.round(seconds * 48000);
+  const pcm = new Float32Array(n);
+  for (let i = 0; i < n; i++) pcm[i] = 0.3 * Math.sin((2 * Math.PI * hz * i) / 48000);
+  return pcm;
+}
