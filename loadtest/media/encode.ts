@@ -12,6 +12,7 @@
 
 import {
   AV_CH_LAYOUT_MONO,
+  AV_CHANNEL_ORDER_NATIVE,
   AV_LOG_ERROR,
   AV_PIX_FMT_YUV420P,
   AV_SAMPLE_FMT_FLT,
@@ -170,7 +171,7 @@ export async function encodeAudio(pcm48kMono: Float32Array, options: AudioEncode
         nbSamples: n,
         format: AV_SAMPLE_FMT_FLT,
         sampleRate: 48000,
-        channelLayout: { nbChannels: 1, order: 1, mask: AV_CH_LAYOUT_MONO },
+        channelLayout: { nbChannels: 1, order: AV_CHANNEL_ORDER_NATIVE, mask: AV_CH_LAYOUT_MONO },
         timeBase,
         pts: BigInt(off),
       });
