@@ -1,0 +1,121 @@
+// Reads the server's Prometheus text exposition (/metrics) into the handful of figures the report
+// needs. Metric names are matched by pattern, not by exact name, so the tool keeps working while the
+// server's metric set grows; the names that matched are recorded in the result.
+
+import type { CumulativeHistogram } from './stats.ts';
+
+export interface PromSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+export function parsePrometheus(text: string): PromSample[] {
+  const out: PromSample[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    if (m[3]) {
+      for (const lm of m[3].matchAll(LABEL)) labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    }
+    const v = m[4]!;
+    const value = v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : Number(v);
+    out.push({ name: m[1]!, labels, value });
+  }
+  return out;
+}
+
+/** Sum of every series of the first metric name matching `pattern` (all label sets), or undefined. */
+export function sumMetric(samples: PromSample[], pattern: RegExp): { name: string; value: number } | undefined {
+  const name = samples.find((s) => pattern.test(s.name))?.name;
+  if (!name) return undefined;
+  let value = 0;
+  for (const s of samples) if (s.name === name && Number.isFinite(s.value)) value += s.value;
+  return { name, value };
+}
+
+/** The histogram whose base name matches `pattern`, merged over every label set except `le`. */
+export function findHistogram(samples: PromSample[], pattern: RegExp, filter?: (labels: Record<string, string>) => boolean): { name: string; histogram: CumulativeHistogram } | undefined {
+  const bucketSample = samples.find((s) => s.name.endsWith('_bucket') && pattern.test(s.name.slice(0, -7)) && (!filter || filter(s.labels)));
+  if (!bucketSample) return undefined;
+  const base = bucketSample.name.slice(0, -7);
+  const byLe = new Map<number, number>();
+  let count = 0;
+  let sum = 0;
+  for (const s of samples) {
+    if (filter && !filter(s.labels)) continue;
+    if (s.name === `${base}_bucket`) {
+      const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+      byLe.set(le, (byLe.get(le) ?? 0) + s.value);
+    } else if (s.name === `${base}_count`) count += s.value;
+    else if (s.name === `${base}_sum`) sum += s.value;
+  }
+  const buckets = [...byLe.entries()].sort((a, b) => a[0] - b[0]).map(([le, c]) => ({ le, count: c }));
+  return { name: base, histogram: { buckets, count, sum } };
+}
+
+/** One scrape reduced to the figures the load test tracks over time. */
+export interface ServerPoint {
+  /** Client clock (ms) when the scrape returned. */
+  at: number;
+  cpuSeconds?: number;
+  rssBytes?: number;
+  /** Event-loop delay p99 as the server reports it (ms). prom-client resets its monitor on each scrape. */
+  eventLoopP99Ms?: number;
+  eventLoopMaxMs?: number;
+  samplerDrops?: number;
+  deadlineMisses?: number;
+  decisionHistogram?: CumulativeHistogram;
+  killHistogram?: CumulativeHistogram;
+  /** Unit of the latency histograms' bounds: prom-client convention is seconds. */
+  histogramUnitMs?: number;
+  names: Record<string, string>;
+}
+
+export const METRIC_PATTERNS = {
+  cpu: /^process_cpu_seconds_total$/,
+  rss: /^process_resident_memory_bytes$/,
+  eventLoopP99: /^nodejs_eventloop_(lag|delay)_p99_seconds$/,
+  eventLoopMax: /^nodejs_eventloop_(lag|delay)_max_seconds$/,
+  samplerDrops: /sampl.*drop|drop.*sampl|tap.*drop/i,
+  deadlineMisses: /deadline_miss|budget_miss/i,
+  decisionLatency: /decision.*(latency|duration|seconds|ms)|(latency|duration).*decision/i,
+  killLatency: /kill.*(latency|duration|seconds|ms)/i,
+} as const;
+
+export function reducePoint(at: number, samples: PromSample[]): ServerPoint {
+  const names: Record<string, string> = {};
+  const pick = (key: keyof typeof METRIC_PATTERNS): number | undefined => {
+    const m = sumMetric(samples, METRIC_PATTERNS[key]);
+    if (m) names[key] = m.name;
+    return m?.value;
+  };
+  const hist = (key: 'decisionLatency' | 'killLatency'): CumulativeHistogram | undefined => {
+    const h = findHistogram(samples, METRIC_PATTERNS[key]);
+    if (h) names[key] = h.name;
+    return h?.histogram;
+  };
+  const lag = pick('eventLoopP99');
+  const lagMax = pick('eventLoopMax');
+  const decision = hist('decisionLatency');
+  const unit = names.decisionLatency && /_ms$|_milliseconds$/.test(names.decisionLatency) ? 1 : 1000;
+  return {
+    at,
+    cpuSeconds: pick('cpu'),
+    rssBytes: pick('rss'),
+    eventLoopP99Ms: lag === undefined ? undefined : lag * 1000,
+    eventLoopMaxMs: lagMax === undefined ? undefined : lagMax * 1000,
+    samplerDrops: pick('samplerDrops'),
+    deadlineMisses: pick('deadlineMisses'),
+    decisionHistogram: decision,
+    killHistogram: hist('killLatency'),
+    histogramUnitMs: unit,
+    names,
+  };
+}
