@@ -26,7 +26,11 @@ export interface JurisdictionVerdict {
   bucket: Bucket;
   action: Action;
   /** Categories that drove the bucket, with their fused scores. */
-  categories: { category: string; score: number; bucket: Bucket; clause: string }[];
+  categories: { category: string; score: number; bucket: Bucket; clause: string; action?: Action }[];
+  /** Every action in force for this jurisdiction (e.g. blank_video and mute_audio together); `action` is the strictest. */
+  actions: Action[];
+  /** Set while signals are unavailable long enough for the fail mode to apply. */
+  failMode?: FailMode;
 }
 
 export interface Verdict {
@@ -37,6 +41,14 @@ export interface Verdict {
   perJurisdiction: Record<string, JurisdictionVerdict>;
   /** Amber somewhere and the policy sends amber to humans. */
   review: boolean;
+  /** Categories whose global rule is red (why `kill`). */
+  killCategories: { category: string; score: number; clause: string }[];
+  /** Track kinds whose signals are currently unavailable past the policy's failAfter. */
+  degraded: ('audio' | 'video')[];
+  /** Facts behind the non-green categories (window samples, matches, text, time range). */
+  evidence: Evidence;
+  /** The same, per non-green category (statements cite only their own categories' facts). */
+  evidenceByCategory: Record<string, Evidence>;
 }
 
 /** EU DSA Art. 17(3) statement of reasons. */
@@ -55,4 +67,195 @@ export interface StatementOfReasons {
   automated: { detection: boolean; decision: boolean };
   ground: { type: 'terms_of_service' | 'law'; clause: string; policyVersion: string; explanation: string };
   redress: { appealUrl: string; options: string[] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Additions (issue 6). Everything below is plain data; the functions live beside it in policies/.
+
+/**
+ * Optional extras a caller may put on a SignalInput (models' Signals carry `trackId`; the server
+ * may attach a thumbnail reference for review evidence). Kept off SignalInput itself so the base
+ * contract stays what models hand out.
+ */
+export interface SignalExtras {
+  trackId?: string;
+  /** Reference to a stored thumbnail of the sampled frame (a store key or URL), for reviewers. */
+  thumbnailRef?: string;
+  /** Full OCR/chat text around a hit (models' TextHit.text), for reviewers. */
+  textContext?: string[];
+}
+export type SignalLike = SignalInput & SignalExtras;
+
+export type MediaKindP = 'audio' | 'video';
+export type GroundType = 'terms_of_service' | 'law';
+
+/** Which signals feed a category. */
+export interface CategorySignals {
+  /** Model score keys (Signals.scores); the category's sample score is the max over them. */
+  scores: string[];
+  /** Hash/fingerprint bank names whose matches feed the category (match confidence is the score). */
+  banks: string[];
+  /** Text lexicon categories (TextHit.category) whose hits feed the category (a hit scores 1). */
+  text: string[];
+}
+
+export interface FusionParams {
+  /** M: samples kept per stream and category. */
+  window: number;
+  /** N: samples of the window that must reach a threshold for the bucket to be entered. */
+  enter: number;
+  /** Consecutive samples below (threshold - hysteresis) before a bucket is left. */
+  exit: number;
+  /** Score margin below a threshold that a sample must reach to count towards leaving. */
+  hysteresis: number;
+}
+
+export interface CategoryDef {
+  name: string;
+  description: string;
+  /** Track kinds whose samples feed the category; samples of other kinds leave it untouched. */
+  kinds: MediaKindP[];
+  ground: GroundType;
+  /** Default policy clause cited in statements (jurisdictions may cite their own). */
+  clause: string;
+  signals: CategorySignals;
+  fusion: FusionParams;
+}
+
+export interface CategoryRule {
+  amber: number;
+  red: number;
+  actions: { amber: Action; red: Action };
+  /** A bank match on this category is red at once, without N-of-M. */
+  immediateOnMatch: boolean;
+  clause: string;
+  ground: GroundType;
+}
+
+export interface JurisdictionPolicy {
+  /** ISO 3166-1 alpha-2 code, or 'default' for viewers whose jurisdiction has no entry. */
+  code: string;
+  name: string;
+  failMode: FailMode;
+  /** Amber goes to the human review queue. */
+  reviewAmber: boolean;
+  categories: Record<string, CategoryRule>;
+  /** Text lexicon: lexicon category -> terms (lower case), added to the global lexicon. */
+  lexicon: Record<string, string[]>;
+  source: { file: string; line: number };
+}
+
+/** A stream-wide rule: red here kills the stream for everyone. */
+export interface GlobalRule {
+  red: number;
+  immediateOnMatch: boolean;
+  action: 'kill_stream';
+  clause: string;
+  ground: GroundType;
+}
+
+export interface Policy {
+  /** Content hash of the files (sha256 hex, first 16 chars) — the version cited in statements. */
+  version: string;
+  name: string;
+  files: { file: string; version: string }[];
+  /** Base URL of the appeal route; statements cite `${appealUrl}/${statementId}`. */
+  appealUrl: string;
+  /** Consecutive unavailable/late samples of a kind before the fail mode applies. */
+  failAfter: number;
+  /** Review dead zone (documentation of the default amber band; jurisdictions carry their own). */
+  reviewDeadZone: [number, number];
+  taxonomy: Record<string, CategoryDef>;
+  global: Record<string, GlobalRule>;
+  /** Global lexicon: lexicon category -> terms (lower case). */
+  lexicon: Record<string, string[]>;
+  /** Always has 'default'. */
+  jurisdictions: Record<string, JurisdictionPolicy>;
+}
+
+/** One policy file handed to the loader by the caller (policies/ reads no files). */
+export interface PolicyFile {
+  filename: string;
+  text: string;
+}
+
+/** A changed leaf between two policies. */
+export interface PolicyChange {
+  path: string;
+  from: unknown;
+  to: unknown;
+}
+
+export type FilterMode = 'per_viewer' | 'strictest_intersection';
+
+/** What one viewer should receive. */
+export interface GateDecision {
+  video: 'forward' | 'blank';
+  audio: 'forward' | 'mute';
+  /** Viewer must be closed (block) or the stream is killed. */
+  closed: boolean;
+  /** The jurisdiction whose rules produced the restriction (the viewer's own, or another in intersection mode). */
+  reasons: { jurisdiction: string; category: string; action: Action; clause: string }[];
+}
+
+/** Facts a statement or review item relies on, gathered by fusion from the window. */
+export interface Evidence {
+  sampleSeqs: number[];
+  timeRange: { from: number; to: number };
+  scores: { category: string; score: number }[];
+  matches: SignalInput['matches'];
+  text: SignalInput['text'];
+  textContext: string[];
+  thumbnailRefs: string[];
+}
+
+export interface ReviewItem {
+  id: string;
+  streamId: string;
+  type: 'amber' | 'appeal';
+  /** Higher first. Appeals 10, amber 1. */
+  priority: number;
+  createdAt: number;
+  policyVersion: string;
+  jurisdictions: string[];
+  categories: { category: string; score: number; bucket: Bucket }[];
+  evidence: Evidence;
+  /** The restriction under appeal (appeals), or the action that upholding would apply (amber). */
+  proposedAction?: Action;
+  statementId?: string;
+  appeal?: { appellant: string; grounds: string; submittedAt: number };
+  claim?: { reviewer: string; claimedAt: number; expiresAt: number };
+}
+
+export interface ReviewResolution {
+  outcome: 'uphold' | 'overturn';
+  reviewer: string;
+  at: number;
+  note?: string;
+}
+
+/** What a human decided: the enforcer applies it, the store keeps it. */
+export interface ReviewDecision {
+  id: string;
+  itemId: string;
+  streamId: string;
+  type: ReviewItem['type'];
+  outcome: ReviewResolution['outcome'];
+  reviewer: string;
+  at: number;
+  /** Restriction to apply (amber upheld), or lifted (kill/restriction overturned). */
+  effect:
+    | { kind: 'restrict'; action: Action; jurisdictions: string[] }
+    | { kind: 'lift'; action: Action; jurisdictions: string[] }
+    | { kind: 'none' };
+  statement?: StatementOfReasons;
+}
+
+/** One entry of the append-only, hash-chained audit log. */
+export interface AuditEntry<B = unknown> {
+  seq: number;
+  at: number;
+  prevHash: string;
+  hash: string;
+  body: B;
 }

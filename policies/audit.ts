@@ -1,0 +1,33 @@
+// Append-only audit log entries, hash-chained: hash = sha256(canonical JSON of {seq, at, prevHash, body}).
+// Changing, dropping or reordering any entry breaks every hash after it.
+import { canonicalJson, sha256Hex } from './canonical.ts';
+import type { AuditEntry } from './types.ts';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export function auditHash(seq: number, at: number, prevHash: string, body: unknown): string {
+  return sha256Hex(canonicalJson({ seq, at, prevHash, body }));
+}
+
+export function chainAuditEntry<B>(prev: AuditEntry<unknown> | undefined, body: B, at: number): AuditEntry<B> {
+  const seq = prev ? prev.seq + 1 : 1;
+  const prevHash = prev ? prev.hash : GENESIS_HASH;
+  return { seq, at, prevHash, hash: auditHash(seq, at, prevHash, body), body };
+}
+
+/**
+ * Verifies a chain (or a contiguous slice of one, given the entry before it as `anchor`).
+ * `brokenAt` is the seq of the first entry that does not verify.
+ */
+export function verifyAuditChain(entries: readonly AuditEntry<unknown>[], anchor?: AuditEntry<unknown>): { ok: boolean; brokenAt?: number; reason?: string } {
+  let prev = anchor;
+  for (const e of entries) {
+    const expectedSeq = prev ? prev.seq + 1 : 1;
+    const expectedPrev = prev ? prev.hash : GENESIS_HASH;
+    if (e.seq !== expectedSeq) return { ok: false, brokenAt: e.seq, reason: `seq ${e.seq}, expected ${expectedSeq}` };
+    if (e.prevHash !== expectedPrev) return { ok: false, brokenAt: e.seq, reason: 'prevHash does not match the previous entry' };
+    if (auditHash(e.seq, e.at, e.prevHash, e.body) !== e.hash) return { ok: false, brokenAt: e.seq, reason: 'hash does not match the content' };
+    prev = e;
+  }
+  return { ok: true };
+}

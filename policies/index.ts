@@ -1,0 +1,25 @@
+// Public surface of the pure policy layer.
+export * from './types.ts';
+export { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
+export { parsePolicy, loadPolicyBundle, loadPolicyDir, lexiconFor, jurisdictionKey } from './loader.ts';
+export { createFusionState, fuse, decisionKey, evidenceFor, strictestAction, ACTION_SEVERITY, GLOBAL_KEY, type FusionState, type FusionResult } from './fusion.ts';
+export { gateFor, initialGateFor } from './gate.ts';
+export {
+  restrictionsOf,
+  restrictionKey,
+  buildStatement,
+  statementGaps,
+  reviewItemFor,
+  createAppeal,
+  compareReviewItems,
+  claimReview,
+  isClaimActive,
+  resolveReview,
+  PRIORITY_AMBER,
+  PRIORITY_APPEAL,
+  type Restriction,
+  type StatementInput,
+} from './statements.ts';
+export { chainAuditEntry, verifyAuditChain, auditHash, GENESIS_HASH } from './audit.ts';
+export { diffPolicies, thresholdChanges } from './diff.ts';
+export { canonicalJson, sha256Hex } from './canonical.ts';
