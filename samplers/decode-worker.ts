@@ -1,0 +1,374 @@
+// Decode worker: depacketizes, reassembles and decodes the tracks assigned to it, samples video
+// frames and windows audio, and posts samples back with their buffers transferred.
+import { parentPort } from 'node:worker_threads';
+import {
+  Codec, CodecContext, FFmpegError, Frame, Log, Packet, SoftwareResampleContext, SoftwareScaleContext,
+} from 'node-av';
+import {
+  AV_CHANNEL_LAYOUT_MONO, AV_CHANNEL_LAYOUT_STEREO, AV_LOG_QUIET, AV_PIX_FMT_RGB24, AV_SAMPLE_FMT_FLT,
+  AVERROR_EAGAIN, AVERROR_EOF, FF_DECODER_H264, FF_DECODER_OPUS, FF_DECODER_VP8, SWS_BILINEAR,
+} from 'node-av/constants';
+import type { AVPixelFormat } from 'node-av/constants';
+import { FrameAssembler, h264Format, vp8Format } from './frame-assembler.ts';
+import { PACKET_HEADER } from './protocol.ts';
+import type { FromWorker, ToWorker, TrackCounters, TrackInfo, WorkerConfig } from './protocol.ts';
+import { VideoSamplingRule, lumaThumbnail } from './video-sampling.ts';
+
+const port = parentPort;
+if (!port) throw new Error('decode-worker must run in a worker thread');
+Log.setLevel(AV_LOG_QUIET);
+
+const now = (): number => performance.timeOrigin + performance.now();
+let config: WorkerConfig | undefined;
+
+function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(msg, transfer);
+}
+
+function check(ret: number, what: string): void {
+  FFmpegError.throwIfError(ret, what);
+}
+
+/** Copies a node-av buffer into a fresh, transferable one. */
+function own(src: Uint8Array, length = src.length): Uint8Array {
+  const out = new Uint8Array(length);
+  out.set(src.subarray(0, length));
+  return out;
+}
+
+abstract class TrackDecoder {
+  frames = 0;
+  drops = 0;
+  lagMs = 0;
+  touched = false;
+  constructor(readonly info: TrackInfo) {}
+  abstract onPacket(seq: number, ts: number, marker: boolean, payload: Uint8Array, arrivedAt: number): void;
+  abstract close(): void;
+}
+
+class VideoTrack extends TrackDecoder {
+  private readonly assembler: FrameAssembler;
+  private readonly rule: VideoSamplingRule;
+  private ctx: CodecContext | null = null;
+  private readonly pkt = new Packet();
+  private readonly frame = new Frame();
+  private waitingForKeyframe = true;
+  private scaler: { ctx: SoftwareScaleContext; key: string; dst: Frame; w: number; h: number } | null = null;
+
+  constructor(info: TrackInfo, private readonly cfg: WorkerConfig) {
+    super(info);
+    this.assembler = new FrameAssembler(info.codec === 'H264' ? h264Format() : vp8Format(), {
+      reorderWaitMs: cfg.reorderWaitMs,
+    });
+    this.rule = new VideoSamplingRule(cfg.video, info.clockRate);
+    this.pkt.alloc();
+    this.frame.alloc();
+  }
+
+  private open(): CodecContext {
+    const codec = Codec.findDecoderByName(this.info.codec === 'H264' ? FF_DECODER_H264 : FF_DECODER_VP8);
+    if (!codec) throw new Error(`no ${this.info.codec} decoder`);
+    const ctx = new CodecContext();
+    ctx.allocContext3(codec);
+    ctx.threadCount = 1;
+    check(ctx.open2Sync(codec, null), 'open video decoder');
+    return ctx;
+  }
+
+  onPacket(seq: number, ts: number, marker: boolean, payload: Uint8Array, arrivedAt: number): void {
+    const before = this.assembler.droppedFrames;
+    const frames = this.assembler.push({ sequenceNumber: seq, timestamp: ts, marker, payload, arrivedAt });
+    if (this.assembler.droppedFrames > before) {
+      this.drops += this.assembler.droppedFrames - before;
+      this.needKeyframe();
+    }
+    for (const f of frames) {
+      const queuedAt = now();
+      this.lagMs = queuedAt - f.arrivedAt;
+      if (this.lagMs > this.cfg.maxLagMs) {
+        // Behind real time: drop the backlog (newest wins) and resync on a fresh key frame.
+        this.drops++;
+        this.needKeyframe();
+        continue;
+      }
+      if (f.afterLoss && !f.keyframe) this.waitingForKeyframe = true;
+      if (this.waitingForKeyframe && !f.keyframe) {
+        this.drops++;
+        this.needKeyframe();
+        continue;
+      }
+      this.waitingForKeyframe = false;
+      this.decode(f.data, f.timestamp, f.arrivedAt, queuedAt);
+    }
+  }
+
+  private needKeyframe(): void {
+    this.waitingForKeyframe = true;
+    post({ t: 'keyframe', key: this.info.key });
+  }
+
+  private decode(data: Uint8Array, ts: number, arrivedAt: number, queuedAt: number): void {
+    this.ctx ??= this.open();
+    const ctx = this.ctx;
+    this.pkt.data = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const sent = ctx.sendPacketSync(this.pkt);
+    this.pkt.unref();
+    if (sent < 0 && sent !== AVERROR_EAGAIN) {
+      this.drops++;
+      ctx.flushBuffers();
+      this.needKeyframe();
+      return;
+    }
+    for (;;) {
+      const ret = ctx.receiveFrameSync(this.frame);
+      if (ret === AVERROR_EAGAIN || ret === AVERROR_EOF) break;
+      if (ret < 0) {
+        this.drops++;
+        this.needKeyframe();
+        break;
+      }
+      this.frames++;
+      this.onDecoded(ts, arrivedAt, queuedAt);
+      this.frame.unref();
+    }
+  }
+
+  private onDecoded(ts: number, arrivedAt: number, queuedAt: number): void {
+    const f = this.frame;
+    const planes = f.data;
+    if (!planes) return;
+    let thumb: Float32Array | undefined;
+    if (this.rule.wantsThumbnail) thumb = lumaThumbnail(planes[0], f.width, f.height, f.linesize[0]);
+    const reason = this.rule.decide(ts, thumb);
+    if (!reason) return;
+    const decodedAt = now();
+    const { rgb, w, h } = this.toRgb(f);
+    post({
+      t: 'video', key: this.info.key, rtpTimestamp: ts, reason, width: w, height: h, rgb,
+      timings: { arrivedAt, queuedAt, decodedAt },
+    }, [rgb.buffer as ArrayBuffer]);
+  }
+
+  private toRgb(src: Frame): { rgb: Uint8Array; w: number; h: number } {
+    const sw = src.width;
+    const sh = src.height;
+    let w = Math.min(sw, this.cfg.maxWidth);
+    let h = Math.round((sh * w) / sw);
+    w -= w & 1;
+    h -= h & 1;
+    const key = `${sw}x${sh}:${src.format}->${w}x${h}`;
+    if (!this.scaler || this.scaler.key !== key) {
+      this.scaler?.ctx.freeContext();
+      this.scaler?.dst.free();
+      const ctx = new SoftwareScaleContext();
+      ctx.getContext(sw, sh, src.format as AVPixelFormat, w, h, AV_PIX_FMT_RGB24, SWS_BILINEAR);
+      check(ctx.initContext(), 'sws init');
+      const dst = new Frame();
+      dst.alloc();
+      dst.width = w;
+      dst.height = h;
+      dst.format = AV_PIX_FMT_RGB24;
+      check(dst.allocBuffer(), 'rgb frame');
+      this.scaler = { ctx, key, dst, w, h };
+    }
+    const s = this.scaler;
+    s.ctx.scaleFrameSync(s.dst, src);
+    const plane = s.dst.data![0];
+    const stride = s.dst.linesize[0];
+    const rgb = new Uint8Array(w * h * 3);
+    if (stride === w * 3) rgb.set(plane.subarray(0, rgb.length));
+    else for (let r = 0; r < h; r++) rgb.set(plane.subarray(r * stride, r * stride + w * 3), r * w * 3);
+    return { rgb, w, h };
+  }
+
+  close(): void {
+    this.ctx?.freeContext();
+    this.ctx = null;
+    this.scaler?.ctx.freeContext();
+    this.scaler?.dst.free();
+    this.scaler = null;
+    this.pkt.free();
+    this.frame.free();
+  }
+}
+
+class AudioTrack extends TrackDecoder {
+  private ctx: CodecContext | null = null;
+  private resampler: SoftwareResampleContext | null = null;
+  private readonly pkt = new Packet();
+  private readonly frame = new Frame();
+  private lastExtSeq = -1;
+  private window: Float32Array;
+  private filled = 0;
+  private windowTs = 0;
+  private out = Buffer.alloc(0);
+
+  constructor(info: TrackInfo, private readonly cfg: WorkerConfig) {
+    super(info);
+    this.window = new Float32Array(cfg.audioWindowSamples);
+    this.pkt.alloc();
+    this.frame.alloc();
+  }
+
+  private open(): CodecContext {
+    const codec = Codec.findDecoderByName(FF_DECODER_OPUS);
+    if (!codec) throw new Error('no opus decoder');
+    const ctx = new CodecContext();
+    ctx.allocContext3(codec);
+    ctx.sampleRate = 48000;
+    ctx.channelLayout = AV_CHANNEL_LAYOUT_STEREO;
+    check(ctx.open2Sync(codec, null), 'open opus decoder');
+    return ctx;
+  }
+
+  onPacket(seq: number, ts: number, _marker: boolean, payload: Uint8Array, arrivedAt: number): void {
+    // Opus packets are whole frames: no reassembly, only late ones are discarded.
+    const ext = this.extend(seq);
+    if (ext <= this.lastExtSeq) {
+      this.drops++;
+      return;
+    }
+    this.lastExtSeq = ext;
+    const queuedAt = now();
+    this.lagMs = queuedAt - arrivedAt;
+    if (this.lagMs > this.cfg.maxLagMs) {
+      this.drops++;
+      this.filled = 0;
+      return;
+    }
+    this.ctx ??= this.open();
+    this.pkt.data = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    const sent = this.ctx.sendPacketSync(this.pkt);
+    this.pkt.unref();
+    if (sent < 0) {
+      this.drops++;
+      return;
+    }
+    for (;;) {
+      const ret = this.ctx.receiveFrameSync(this.frame);
+      if (ret < 0) break;
+      this.frames++;
+      this.resample(ts, arrivedAt, queuedAt);
+      this.frame.unref();
+    }
+  }
+
+  private extend(seq: number): number {
+    if (this.lastExtSeq < 0) return seq + 0x10000;
+    const base = this.lastExtSeq - (this.lastExtSeq & 0xffff);
+    let ext = base + seq;
+    if (ext - this.lastExtSeq > 0x8000) ext -= 0x10000;
+    else if (this.lastExtSeq - ext > 0x8000) ext += 0x10000;
+    return ext;
+  }
+
+  private resample(ts: number, arrivedAt: number, queuedAt: number): void {
+    const f = this.frame;
+    if (!this.resampler) {
+      const r = new SoftwareResampleContext();
+      check(r.allocSetOpts2(AV_CHANNEL_LAYOUT_MONO, AV_SAMPLE_FMT_FLT, this.cfg.audioSampleRate, f.channelLayout,
+        f.format as Parameters<SoftwareResampleContext['allocSetOpts2']>[4], f.sampleRate), 'swr alloc');
+      check(r.init(), 'swr init');
+      this.resampler = r;
+    }
+    const maxOut = this.resampler.getOutSamples(f.nbSamples) + 32;
+    if (this.out.length < maxOut * 4) this.out = Buffer.alloc(maxOut * 4);
+    const got = this.resampler.convertSync([this.out], maxOut, f.extendedData ?? f.data, f.nbSamples);
+    if (got <= 0) return;
+    const samples = new Float32Array(this.out.buffer, this.out.byteOffset, got);
+    const ratio = this.info.clockRate / this.cfg.audioSampleRate;
+    let used = 0;
+    while (used < got) {
+      if (this.filled === 0) this.windowTs = (ts + Math.round(used * ratio)) >>> 0;
+      const n = Math.min(got - used, this.window.length - this.filled);
+      this.window.set(samples.subarray(used, used + n), this.filled);
+      this.filled += n;
+      used += n;
+      if (this.filled === this.window.length) {
+        const pcm = this.window;
+        this.window = new Float32Array(this.cfg.audioWindowSamples);
+        this.filled = 0;
+        post({
+          t: 'audio', key: this.info.key, rtpTimestamp: this.windowTs, sampleRate: this.cfg.audioSampleRate, pcm,
+          timings: { arrivedAt, queuedAt, decodedAt: now() },
+        }, [pcm.buffer as ArrayBuffer]);
+      }
+    }
+  }
+
+  close(): void {
+    this.ctx?.freeContext();
+    this.ctx = null;
+    this.resampler?.free();
+    this.resampler = null;
+    this.pkt.free();
+    this.frame.free();
+  }
+}
+
+const tracks = new Map<number, TrackDecoder>();
+
+function onPackets(buf: ArrayBuffer, count: number): void {
+  const view = new DataView(buf);
+  const bytes = new Uint8Array(buf);
+  let o = 0;
+  for (let i = 0; i < count; i++) {
+    const key = view.getUint32(o, true);
+    const seq = view.getUint16(o + 4, true);
+    const marker = (view.getUint8(o + 6) & 1) === 1;
+    const ts = view.getUint32(o + 8, true);
+    const arrivedAt = view.getFloat64(o + 12, true);
+    const len = view.getUint32(o + 20, true);
+    const payload = bytes.subarray(o + PACKET_HEADER, o + PACKET_HEADER + len);
+    o += PACKET_HEADER + len;
+    const track = tracks.get(key);
+    if (!track) continue;
+    track.touched = true;
+    try {
+      track.onPacket(seq, ts, marker, payload, arrivedAt);
+    } catch {
+      // A malformed packet or a decoder that refuses a frame costs that frame, not the track.
+      track.drops++;
+    }
+  }
+  const counters: TrackCounters[] = [];
+  let behind = false;
+  for (const t of tracks.values()) {
+    if (!t.touched) continue;
+    t.touched = false;
+    counters.push({ key: t.info.key, frames: t.frames, drops: t.drops, lagMs: t.lagMs });
+    if (config && t.lagMs > config.maxLagMs / 2) behind = true;
+  }
+  post({ t: 'ack', bytes: buf.byteLength, counters, behind });
+}
+
+port.on('message', (msg: ToWorker) => {
+  switch (msg.t) {
+    case 'config':
+      config = msg.config;
+      break;
+    case 'track': {
+      if (!config) throw new Error('track before config');
+      tracks.get(msg.track.key)?.close();
+      const t = msg.track.kind === 'video' ? new VideoTrack(msg.track, config) : new AudioTrack(msg.track, config);
+      tracks.set(msg.track.key, t);
+      break;
+    }
+    case 'packets':
+      onPackets(msg.buf, msg.count);
+      break;
+    case 'release':
+      for (const k of msg.keys) {
+        tracks.get(k)?.close();
+        tracks.delete(k);
+      }
+      break;
+    case 'crash':
+      setImmediate(() => {
+        throw new Error('decode worker crash requested');
+      });
+      break;
+  }
+});
+
+post({ t: 'ready' });

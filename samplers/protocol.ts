@@ -1,0 +1,80 @@
+// Messages between SamplerPool (main thread) and its decode workers. Packets cross in binary
+// batches (one transferred ArrayBuffer per flush); samples come back with their pixel/PCM buffers
+// transferred, not copied.
+import type { MediaKind, RtpPacketIn } from './types.ts';
+import type { VideoSamplingOptions } from './video-sampling.ts';
+
+export interface WorkerConfig {
+  video: VideoSamplingOptions;
+  /** Largest output width (px); larger frames are scaled down, aspect kept. */
+  maxWidth: number;
+  audioSampleRate: number;
+  audioWindowSamples: number;
+  /** Frames older than this (ms since their last packet arrived) are dropped; the track waits for a key frame. */
+  maxLagMs: number;
+  reorderWaitMs: number;
+}
+
+export interface TrackInfo {
+  key: number;
+  streamId: string;
+  trackId: string;
+  kind: MediaKind;
+  codec: RtpPacketIn['codec'];
+  clockRate: number;
+}
+
+export type ToWorker =
+  | { t: 'config'; config: WorkerConfig }
+  | { t: 'track'; track: TrackInfo }
+  | { t: 'packets'; buf: ArrayBuffer; count: number }
+  | { t: 'release'; keys: number[] }
+  | { t: 'crash' };
+
+export interface TrackCounters {
+  key: number;
+  frames: number;
+  drops: number;
+  lagMs: number;
+}
+
+export interface WireTimings {
+  arrivedAt: number;
+  queuedAt: number;
+  decodedAt: number;
+}
+
+export type FromWorker =
+  | { t: 'ready' }
+  | {
+    t: 'video';
+    key: number;
+    rtpTimestamp: number;
+    reason: 'first' | 'interval' | 'scene';
+    width: number;
+    height: number;
+    rgb: Uint8Array;
+    timings: WireTimings;
+  }
+  | { t: 'audio'; key: number; rtpTimestamp: number; sampleRate: number; pcm: Float32Array; timings: WireTimings }
+  | { t: 'keyframe'; key: number }
+  | { t: 'ack'; bytes: number; counters: TrackCounters[]; behind: boolean };
+
+/** Bytes of the fixed header in front of each packet in a batch. */
+export const PACKET_HEADER = 24;
+
+/*
+ * Batch layout, per packet (little endian):
+ *   u32 track key | u16 seq | u8 flags (bit0 marker) | u8 0 | u32 RTP timestamp | f64 arrivedAt | u32 payload length | payload
+ */
+export function writePacket(view: DataView, bytes: Uint8Array, o: number, key: number, p: RtpPacketIn): number {
+  view.setUint32(o, key, true);
+  view.setUint16(o + 4, p.sequenceNumber, true);
+  view.setUint8(o + 6, p.marker ? 1 : 0);
+  view.setUint8(o + 7, 0);
+  view.setUint32(o + 8, p.timestamp >>> 0, true);
+  view.setFloat64(o + 12, p.arrivedAt, true);
+  view.setUint32(o + 20, p.payload.length, true);
+  bytes.set(p.payload, o + PACKET_HEADER);
+  return o + PACKET_HEADER + p.payload.length;
+}

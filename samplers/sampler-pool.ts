@@ -1,0 +1,429 @@
+// SamplerPool: the main-thread face of the samplers. push() is called from the SFU's tap for every
+// RTP packet; it only copies the packet into a per-worker batch (bounded) and returns. Worker
+// threads depacketize, decode with node-av and sample; samples come back as events.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { SamplerClosedError, WorkerStartError } from './errors.ts';
+import { PACKET_HEADER, writePacket } from './protocol.ts';
+import type { FromWorker, ToWorker, TrackInfo, WorkerConfig } from './protocol.ts';
+import type { RtpPacketIn, Sample } from './types.ts';
+import { DEFAULT_VIDEO_SAMPLING } from './video-sampling.ts';
+
+export interface SamplerPoolOptions {
+  /** Decode worker threads. Default: available cores - 1, at least 1, at most 4. */
+  workers: number;
+  /** Video sampling rate (frames/s of RTP time), besides the first decodable frame and scene changes. Default 2. */
+  videoFps: number;
+  /** Also sample on scene changes (downscaled luma difference). Default true. */
+  sceneChange: boolean;
+  /** Mean absolute luma difference (0..1) between consecutive frames that counts as a scene change. Default 0.12. */
+  sceneThreshold: number;
+  /** Least time (ms) between scene-change samples of a track. Default 250. */
+  sceneMinGapMs: number;
+  /** Largest width (px) of a video sample; larger frames are scaled down, aspect kept. Default 640. */
+  maxWidth: number;
+  /** Audio window length (ms). Default 1000. */
+  audioWindowMs: number;
+  /** Audio sample rate of windows (Hz, mono). Default 16000. */
+  audioSampleRate: number;
+  /** Bytes of packets in flight to one worker before new packets are dropped. Default 8 MiB. */
+  maxQueueBytes: number;
+  /** A frame older than this (ms since arrival) when a worker gets to it is dropped and its track resyncs on a key frame. Default 1000. */
+  maxLagMs: number;
+  /** How long (ms) a sequence gap may stay open for reordered packets before the frame is dropped. Default 60. */
+  reorderWaitMs: number;
+  /** Least time (ms) between two keyframeNeeded events of a track. Default 500. */
+  keyframeRequestIntervalMs: number;
+  /** Least time (ms) between two "slower than realtime" warnings. Default 5000. */
+  warningIntervalMs: number;
+  /** Flush batched packets to workers at least this often (ms). Default 5. */
+  flushIntervalMs: number;
+}
+
+export const DEFAULT_SAMPLER_POOL_OPTIONS: Readonly<SamplerPoolOptions> = Object.freeze({
+  workers: Math.max(1, Math.min(4, availableParallelism() - 1)),
+  videoFps: DEFAULT_VIDEO_SAMPLING.fps,
+  sceneChange: DEFAULT_VIDEO_SAMPLING.sceneChange,
+  sceneThreshold: DEFAULT_VIDEO_SAMPLING.sceneThreshold,
+  sceneMinGapMs: DEFAULT_VIDEO_SAMPLING.sceneMinGapMs,
+  maxWidth: 640,
+  audioWindowMs: 1000,
+  audioSampleRate: 16000,
+  maxQueueBytes: 8 * 1024 * 1024,
+  maxLagMs: 1000,
+  reorderWaitMs: 60,
+  keyframeRequestIntervalMs: 500,
+  warningIntervalMs: 5000,
+  flushIntervalMs: 5,
+});
+
+export interface SamplerStreamStats {
+  streamId: string;
+  /** Frames decoded (video frames + Opus frames). */
+  frames: number;
+  /** Samples emitted. */
+  samples: number;
+  /** Packets dropped on the way in plus frames dropped (loss, lag, undecodable). */
+  drops: number;
+  /** Latest lag (ms) between a frame's last packet arriving and a worker processing it. */
+  lagMs: number;
+  /** Latest sample latency (ms): last packet arrived -> sample ready. */
+  sampleLatencyMs: number;
+  /** Index of the worker that decodes this stream. */
+  worker: number;
+}
+
+export type SamplerPoolEvents = {
+  sample: [Sample];
+  keyframeNeeded: [string, string];
+  warning: [string];
+};
+
+type Listener<K extends keyof SamplerPoolEvents> = (...args: SamplerPoolEvents[K]) => void;
+
+interface TrackState {
+  info: TrackInfo;
+  stream: StreamState;
+  seq: number;
+  lastKeyframeRequest: number;
+}
+
+interface StreamState {
+  streamId: string;
+  worker: number;
+  tracks: Map<string, TrackState>;
+  inDrops: number;
+  workerDrops: Map<number, number>;
+  workerFrames: Map<number, number>;
+  samples: number;
+  lagMs: number;
+  sampleLatencyMs: number;
+}
+
+interface WorkerSlot {
+  index: number;
+  worker: Worker;
+  ready: boolean;
+  /** Packets posted and not yet acknowledged (bytes). */
+  inflight: number;
+  batch: Uint8Array;
+  view: DataView;
+  used: number;
+  count: number;
+  generation: number;
+}
+
+const now = (): number => performance.timeOrigin + performance.now();
+const BATCH_INITIAL = 64 * 1024;
+
+export class SamplerPool {
+  readonly options: Readonly<SamplerPoolOptions>;
+  private readonly slots: WorkerSlot[] = [];
+  private readonly streams = new Map<string, StreamState>();
+  private readonly tracksByKey = new Map<number, TrackState>();
+  private readonly listeners: { [K in keyof SamplerPoolEvents]: Listener<K>[] } = {
+    sample: [], keyframeNeeded: [], warning: [],
+  };
+  private nextKey = 1;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private lastWarning = Number.NEGATIVE_INFINITY;
+  private closedFlag = false;
+  private readonly workerConfig: WorkerConfig;
+
+  private constructor(options: SamplerPoolOptions) {
+    this.options = Object.freeze({ ...options });
+    this.workerConfig = {
+      video: {
+        fps: options.videoFps, sceneChange: options.sceneChange, sceneThreshold: options.sceneThreshold,
+        sceneMinGapMs: options.sceneMinGapMs,
+      },
+      maxWidth: options.maxWidth,
+      audioSampleRate: options.audioSampleRate,
+      audioWindowSamples: Math.round((options.audioWindowMs * options.audioSampleRate) / 1000),
+      maxLagMs: options.maxLagMs,
+      reorderWaitMs: options.reorderWaitMs,
+    };
+  }
+
+  /** Starts the worker threads and resolves when all are ready to decode. */
+  static async create(opts: Partial<SamplerPoolOptions> = {}): Promise<SamplerPool> {
+    const pool = new SamplerPool({ ...DEFAULT_SAMPLER_POOL_OPTIONS, ...opts });
+    try {
+      await Promise.all(Array.from({ length: pool.options.workers }, (_, i) => pool.startWorker(i)));
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  on<K extends keyof SamplerPoolEvents>(event: K, listener: Listener<K>): this {
+    this.listeners[event].push(listener);
+    return this;
+  }
+
+  off<K extends keyof SamplerPoolEvents>(event: K, listener: Listener<K>): this {
+    const list = this.listeners[event] as Listener<K>[];
+    const i = list.indexOf(listener);
+    if (i >= 0) list.splice(i, 1);
+    return this;
+  }
+
+  /**
+   * Hands one RTP packet to the samplers. Never blocks and never throws for a bad packet: it copies
+   * the payload into the stream's worker batch, or drops it (counted) when that worker is behind.
+   */
+  push(packet: RtpPacketIn): void {
+    if (this.closedFlag) return;
+    const track = this.track(packet);
+    const slot = this.slots[track.stream.worker];
+    const size = PACKET_HEADER + packet.payload.length;
+    if (!slot.ready || slot.inflight + slot.used + size > this.options.maxQueueBytes) {
+      track.stream.inDrops++;
+      this.warnBehind();
+      return;
+    }
+    if (slot.used + size > slot.batch.length) this.grow(slot, size);
+    slot.used = writePacket(slot.view, slot.batch, slot.used, track.info.key, packet);
+    slot.count++;
+    if (this.flushTimer === null) this.flushTimer = setTimeout(() => this.flush(), this.options.flushIntervalMs);
+  }
+
+  /** Forgets a stream that ended: its decoders are released in the worker. */
+  releaseStream(streamId: string): void {
+    const stream = this.streams.get(streamId);
+    if (!stream) return;
+    this.streams.delete(streamId);
+    const keys: number[] = [];
+    for (const t of stream.tracks.values()) {
+      keys.push(t.info.key);
+      this.tracksByKey.delete(t.info.key);
+    }
+    this.flushSlot(this.slots[stream.worker]);
+    this.send(this.slots[stream.worker], { t: 'release', keys });
+  }
+
+  /** Per-stream counters. */
+  stats(): SamplerStreamStats[] {
+    return [...this.streams.values()].map((s) => ({
+      streamId: s.streamId,
+      frames: sum(s.workerFrames),
+      samples: s.samples,
+      drops: s.inDrops + sum(s.workerDrops),
+      lagMs: s.lagMs,
+      sampleLatencyMs: s.sampleLatencyMs,
+      worker: s.worker,
+    }));
+  }
+
+  /** Makes the worker of a stream crash (for tests and chaos drills); it is replaced like any crashed worker. */
+  crashWorkerOf(streamId: string): void {
+    const stream = this.streams.get(streamId);
+    if (stream) this.send(this.slots[stream.worker], { t: 'crash' });
+  }
+
+  async close(): Promise<void> {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const slots = this.slots.splice(0);
+    this.streams.clear();
+    this.tracksByKey.clear();
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private track(p: RtpPacketIn): TrackState {
+    let stream = this.streams.get(p.streamId);
+    if (!stream) {
+      stream = {
+        streamId: p.streamId, worker: this.pickWorker(), tracks: new Map(), inDrops: 0, workerDrops: new Map(),
+        workerFrames: new Map(), samples: 0, lagMs: 0, sampleLatencyMs: 0,
+      };
+      this.streams.set(p.streamId, stream);
+    }
+    let track = stream.tracks.get(p.trackId);
+    if (!track) {
+      const info: TrackInfo = {
+        key: this.nextKey++, streamId: p.streamId, trackId: p.trackId, kind: p.kind, codec: p.codec,
+        clockRate: p.clockRate,
+      };
+      track = { info, stream, seq: 0, lastKeyframeRequest: Number.NEGATIVE_INFINITY };
+      stream.tracks.set(p.trackId, track);
+      this.tracksByKey.set(info.key, track);
+      const slot = this.slots[stream.worker];
+      this.flushSlot(slot); // packets of other tracks first, then the new track, then its packets
+      this.send(slot, { t: 'track', track: info });
+    }
+    return track;
+  }
+
+  private pickWorker(): number {
+    const load = this.slots.map(() => 0);
+    for (const s of this.streams.values()) load[s.worker]++;
+    let best = 0;
+    for (let i = 1; i < load.length; i++) if (load[i] < load[best]) best = i;
+    return best;
+  }
+
+  private grow(slot: WorkerSlot, need: number): void {
+    const next = new Uint8Array(Math.max(slot.batch.length * 2, slot.used + need));
+    next.set(slot.batch.subarray(0, slot.used));
+    slot.batch = next;
+    slot.view = new DataView(next.buffer);
+  }
+
+  private flush(): void {
+    this.flushTimer = null;
+    for (const slot of this.slots) this.flushSlot(slot);
+  }
+
+  private flushSlot(slot: WorkerSlot): void {
+    if (slot.count === 0) return;
+    const buf = slot.batch.buffer.slice(0, slot.used) as ArrayBuffer;
+    slot.inflight += buf.byteLength;
+    this.send(slot, { t: 'packets', buf, count: slot.count }, [buf]);
+    slot.used = 0;
+    slot.count = 0;
+  }
+
+  private send(slot: WorkerSlot, msg: ToWorker, transfer: ArrayBuffer[] = []): void {
+    slot.worker.postMessage(msg, transfer);
+  }
+
+  private startWorker(index: number): Promise<void> {
+    const tsxApi = import.meta.resolve('tsx/esm/api');
+    const entry = new URL('./decode-worker.ts', import.meta.url).href;
+    // Workers do not inherit tsx's loader from `--import tsx`; register it inside the worker first.
+    const bootstrap = `import(${JSON.stringify(tsxApi)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
+    const worker = new Worker(bootstrap, { eval: true, name: `sampler-${index}` });
+    const previous = this.slots[index];
+    const slot: WorkerSlot = {
+      index, worker, ready: false, inflight: 0, batch: new Uint8Array(BATCH_INITIAL), view: new DataView(new ArrayBuffer(0)),
+      used: 0, count: 0, generation: (previous?.generation ?? -1) + 1,
+    };
+    slot.view = new DataView(slot.batch.buffer);
+    this.slots[index] = slot;
+    worker.postMessage({ t: 'config', config: this.workerConfig } satisfies ToWorker);
+    // Tracks already assigned to this slot (after a crash) are registered again; they resync on a key frame.
+    for (const t of this.tracksByKey.values()) {
+      if (t.stream.worker === index) worker.postMessage({ t: 'track', track: t.info } satisfies ToWorker);
+    }
+    return new Promise<void>((resolve, reject) => {
+      let started = false;
+      worker.on('message', (msg: FromWorker) => {
+        if (msg.t === 'ready') {
+          started = true;
+          slot.ready = true;
+          resolve();
+          return;
+        }
+        this.onWorkerMessage(slot, msg);
+      });
+      worker.on('error', (err) => {
+        if (!started) reject(new WorkerStartError(err.message));
+        else this.emit('warning', `sampler worker ${index} crashed: ${err.message}`);
+      });
+      worker.on('exit', () => {
+        if (!started) {
+          reject(new WorkerStartError('exited before ready'));
+          return;
+        }
+        if (this.closedFlag || this.slots[index] !== slot) return;
+        this.replaceWorker(index);
+      });
+    });
+  }
+
+  private replaceWorker(index: number): void {
+    this.startWorker(index).then(() => {
+      for (const t of this.tracksByKey.values()) {
+        if (t.stream.worker === index && t.info.kind === 'video') this.requestKeyframe(t);
+      }
+    }, (err: Error) => {
+      this.emit('warning', `sampler worker ${index} could not be replaced: ${err.message}`);
+    });
+  }
+
+  private onWorkerMessage(slot: WorkerSlot, msg: FromWorker): void {
+    if (this.closedFlag) return;
+    switch (msg.t) {
+      case 'ack': {
+        slot.inflight = Math.max(0, slot.inflight - msg.bytes);
+        for (const c of msg.counters) {
+          const t = this.tracksByKey.get(c.key);
+          if (!t) continue;
+          // Counters restart with a replaced worker: keep per-generation figures additive.
+          const k = c.key * 1024 + slot.generation;
+          t.stream.workerFrames.set(k, c.frames);
+          t.stream.workerDrops.set(k, c.drops);
+          t.stream.lagMs = c.lagMs;
+        }
+        if (msg.behind) this.warnBehind();
+        break;
+      }
+      case 'keyframe': {
+        const t = this.tracksByKey.get(msg.key);
+        if (t) this.requestKeyframe(t);
+        break;
+      }
+      case 'video':
+      case 'audio': {
+        const t = this.tracksByKey.get(msg.key);
+        if (!t) return;
+        const readyAt = now();
+        const { arrivedAt } = msg.timings;
+        const queuedAt = Math.max(arrivedAt, msg.timings.queuedAt);
+        const decodedAt = Math.max(queuedAt, msg.timings.decodedAt);
+        const timings = { arrivedAt, queuedAt, decodedAt, readyAt: Math.max(decodedAt, readyAt) };
+        const base = { streamId: t.info.streamId, trackId: t.info.trackId, rtpTimestamp: msg.rtpTimestamp, seq: t.seq++, timings };
+        const sample: Sample = msg.t === 'video'
+          ? { kind: 'video', ...base, reason: msg.reason, width: msg.width, height: msg.height, rgb: msg.rgb }
+          : { kind: 'audio', ...base, sampleRate: msg.sampleRate, pcm: msg.pcm };
+        t.stream.samples++;
+        t.stream.sampleLatencyMs = timings.readyAt - arrivedAt;
+        this.emit('sample', sample);
+        break;
+      }
+    }
+  }
+
+  private requestKeyframe(t: TrackState): void {
+    const at = now();
+    if (at - t.lastKeyframeRequest < this.options.keyframeRequestIntervalMs) return;
+    t.lastKeyframeRequest = at;
+    this.emit('keyframeNeeded', t.info.streamId, t.info.trackId);
+  }
+
+  private warnBehind(): void {
+    const at = now();
+    if (at - this.lastWarning < this.options.warningIntervalMs) return;
+    this.lastWarning = at;
+    this.emit('warning', 'sampling is slower than realtime: dropping to catch up');
+  }
+
+  private emit<K extends keyof SamplerPoolEvents>(event: K, ...args: SamplerPoolEvents[K]): void {
+    for (const l of [...this.listeners[event]] as Listener<K>[]) {
+      try {
+        l(...args);
+      } catch (err) {
+        // A listener that throws must not break sampling for everyone else.
+        if (event !== 'warning') this.emit('warning', `sampler ${event} listener threw: ${(err as Error).message}`);
+      }
+    }
+  }
+}
+
+function sum(m: Map<number, number>): number {
+  let s = 0;
+  for (const v of m.values()) s += v;
+  return s;
+}
