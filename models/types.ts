@@ -44,9 +44,13 @@ export interface TextHit {
   term: string;
   /** Where: 'ocr' (on screen) or 'chat'. */
   source: 'ocr' | 'chat';
+  /** UTF-16 offsets [start, end) into the original text. */
   start: number;
   end: number;
+  /** The original text of the hit (as written, evasions included). */
   text: string;
+  /** Jurisdictions the matching lexicon is limited to; absent = applies everywhere. */
+  jurisdictions?: string[];
 }
 
 /**
