@@ -1,0 +1,176 @@
+// Server configuration: embedded defaults < optional file (--config path, YAML or JSON) < environment
+// < explicit overrides (tests, CLI). Validated with zod; `summarizeConfig` prints one screen at start.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { SrvError } from './errors.ts';
+
+const bool = z.union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])]).transform((v) =>
+  typeof v === 'boolean' ? v : ['1', 'true', 'yes', 'on'].includes(v),
+);
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const ConfigSchema = z
+  .object({
+    /** 'dev' prints ready-to-use tokens and tolerates a missing AUTH_SECRET; 'production' requires one. Default 'dev'. */
+    mode: z.enum(['dev', 'production']).default('dev'),
+    /** HTTP port. Default 8080; 0 picks a free one. */
+    port: int(0, 65535).default(8080),
+    /** Bind address. Default 0.0.0.0 (tests use 127.0.0.1). */
+    host: z.string().min(1).default('0.0.0.0'),
+    /** Address announced in ICE candidates (host candidates only). Default: the engine picks. */
+    announcedAddress: z.string().min(1).optional(),
+    /** Base URL used in links (appeal URLs, dev links). Default http://127.0.0.1:PORT. */
+    publicUrl: z.string().url().optional(),
+    /** Redis URL; absent = in-memory store (one node). */
+    redisUrl: z.string().url().optional(),
+    /** Key prefix in Redis. Default 'msfu:'. */
+    redisPrefix: z.string().default('msfu:'),
+    /** HS256 secret for tokens, at least 32 characters. Absent in dev mode = random per start. */
+    authSecret: z.string().min(32).optional(),
+    /** Viewers without a token may watch (jurisdiction unknown unless the header is trusted). Default true. */
+    anonymousViewers: bool.default(true),
+    /** Trust `X-Viewer-Jurisdiction` / `?jurisdiction=` set by an edge. Explicit opt-in. Default false. */
+    trustJurisdictionHeader: bool.default(false),
+    /** Inference backend: onnxruntime-node in process, Triton (KServe v2 gRPC), or none. Default 'onnx'. */
+    inferenceBackend: z.enum(['onnx', 'triton', 'none']).default('onnx'),
+    /** Triton gRPC address host:port, when inferenceBackend = 'triton'. */
+    tritonUrl: z.string().optional(),
+    /** Directory of policy files. Default 'policies'. */
+    policyDir: z.string().default('policies'),
+    /** Converted model cache. Default '.cache/models'. */
+    modelCacheDir: z.string().default('.cache/models'),
+    /** Id of this node in a cluster sharing Redis. Default hostname-pid-random. */
+    nodeId: z.string().min(1).default(() => `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`),
+    /** A live-stream registry entry expires this long after its last heartbeat (ms). Default 15000. */
+    streamTtlMs: int(1000, 3_600_000).default(15_000),
+    /** Heartbeat period for live streams (ms). Default 5000. */
+    heartbeatMs: int(100, 600_000).default(5_000),
+    /** A review claim expires after this long (ms). Default 120000. */
+    reviewClaimMs: int(1000, 86_400_000).default(120_000),
+    /** Largest SDP body accepted on WHIP/WHEP (bytes). Default 65536. */
+    maxSdpBytes: int(1024, 1_048_576).default(65_536),
+    /** pino level. Default 'info'. */
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Start the synthetic demo streams (--demo). Default false. */
+    demo: bool.default(false),
+  })
+  .strict();
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+const ENV_KEYS: Record<string, keyof ConfigInput> = {
+  MODE: 'mode',
+  PORT: 'port',
+  HOST: 'host',
+  ANNOUNCED_ADDRESS: 'announcedAddress',
+  PUBLIC_URL: 'publicUrl',
+  REDIS_URL: 'redisUrl',
+  REDIS_PREFIX: 'redisPrefix',
+  AUTH_SECRET: 'authSecret',
+  ANONYMOUS_VIEWERS: 'anonymousViewers',
+  TRUST_JURISDICTION_HEADER: 'trustJurisdictionHeader',
+  INFERENCE_BACKEND: 'inferenceBackend',
+  TRITON_URL: 'tritonUrl',
+  POLICY_DIR: 'policyDir',
+  MODEL_CACHE_DIR: 'modelCacheDir',
+  NODE_ID: 'nodeId',
+  STREAM_TTL_MS: 'streamTtlMs',
+  HEARTBEAT_MS: 'heartbeatMs',
+  REVIEW_CLAIM_MS: 'reviewClaimMs',
+  MAX_SDP_BYTES: 'maxSdpBytes',
+  LOG_LEVEL: 'logLevel',
+  DEMO: 'demo',
+};
+
+export interface LoadConfigOptions {
+  argv?: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  overrides?: Partial<ConfigInput>;
+}
+
+/** Parses `--config path`, `--demo`, `--port N`, `--host H` from argv. */
+function fromArgv(argv: readonly string[]): { file?: string; values: Partial<ConfigInput> } {
+  const values: Partial<ConfigInput> = {};
+  let file: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new SrvError('SRV_ERR_CONFIG', `${a} needs a value`);
+      return v;
+    };
+    if (a === '--config') file = next();
+    else if (a.startsWith('--config=')) file = a.slice(9);
+    else if (a === '--demo') values.demo = true;
+    else if (a === '--port') values.port = next();
+    else if (a === '--host') values.host = next();
+  }
+  return { file, values };
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const cli = fromArgv(options.argv ?? []);
+  const file = cli.file ?? env.CONFIG_FILE;
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new SrvError('SRV_ERR_CONFIG', `cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    const parsed: unknown = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) fromFile = parsed as Record<string, unknown>;
+    else if (parsed != null) throw new SrvError('SRV_ERR_CONFIG', `config file ${file} must hold an object`);
+  }
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV_KEYS)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') fromEnv[key] = v;
+  }
+  const merged = { ...fromFile, ...fromEnv, ...cli.values, ...(options.overrides ?? {}) };
+  const result = ConfigSchema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new SrvError('SRV_ERR_CONFIG', `invalid configuration: ${lines.join('; ')}`);
+  }
+  const config = result.data;
+  if (config.mode === 'production' && !config.authSecret)
+    throw new SrvError('SRV_ERR_CONFIG', 'invalid configuration: AUTH_SECRET (32+ characters) is required in production mode');
+  return config;
+}
+
+export function publicUrlOf(config: Config, boundPort?: number): string {
+  if (config.publicUrl) return config.publicUrl.replace(/\/$/, '');
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  return `http://${host}:${boundPort ?? config.port}`;
+}
+
+/** One screen: what this process will do, secrets redacted. */
+export function summarizeConfig(config: Config, boundPort?: number): string {
+  const redis = config.redisUrl ? config.redisUrl.replace(/\/\/([^@]*)@/, '//***@') : 'off (in-memory store)';
+  const rows: [string, string][] = [
+    ['mode', config.mode],
+    ['listen', `${config.host}:${boundPort ?? config.port}`],
+    ['public url', publicUrlOf(config, boundPort)],
+    ['announced address', config.announcedAddress ?? '(engine default, loopback/host)'],
+    ['node id', config.nodeId],
+    ['store', config.redisUrl ? `redis ${redis} prefix ${config.redisPrefix}` : redis],
+    ['auth', config.authSecret ? 'HS256, secret from config' : 'HS256, random dev secret (tokens die with this process)'],
+    ['anonymous viewers', String(config.anonymousViewers)],
+    ['trust jurisdiction header', String(config.trustJurisdictionHeader)],
+    ['inference backend', config.inferenceBackend + (config.inferenceBackend === 'triton' ? ` @ ${config.tritonUrl ?? '(unset)'}` : '')],
+    ['policy dir', config.policyDir],
+    ['model cache', config.modelCacheDir],
+    ['stream ttl / heartbeat', `${config.streamTtlMs} ms / ${config.heartbeatMs} ms`],
+    ['review claim timeout', `${config.reviewClaimMs} ms`],
+    ['demo streams', String(config.demo)],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return ['moderating-sfu configuration', ...rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`)].join('\n');
+}

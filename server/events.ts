@@ -1,0 +1,250 @@
+// WebSocket hub at GET /v1/events: live events to streamers (status, warnings, kill with reason,
+// statement id and appeal route), viewers (why the feed is filtered) and ops (decisions, queue depth,
+// budget figures). JSON text frames by default, msgpack binary frames with `?format=msgpack`.
+// `emit` delivers to this node's sockets; `broadcast` also reaches the other nodes through the store.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type {} from '@fastify/websocket';
+import { Packr } from 'msgpackr';
+import { z } from 'zod';
+import type { Auth, Principal } from './auth.ts';
+import { badRequest } from './errors.ts';
+import type { Bucket } from '../policies/types.ts';
+import type { ControlMessage, Store } from './store/types.ts';
+
+export type EventRole = 'streamer' | 'viewer' | 'ops';
+
+export type StreamStatusEvent = { type: 'stream.status'; streamId: string; state: 'live' | 'ended' | 'killed'; at: number };
+export type StreamKilledEvent = { type: 'stream.killed'; streamId: string; reason: string; statementId?: string; appealUrl: string; at: number };
+export type ViewerFilteredEvent = {
+  type: 'viewer.filtered';
+  streamId: string;
+  viewerId: string;
+  video: 'forward' | 'blank';
+  audio: 'forward' | 'mute';
+  reason: string;
+  statementId?: string;
+  at: number;
+};
+export type ModerationStatusEvent = {
+  type: 'moderation.status';
+  streamId: string;
+  verdict: { bucket: Bucket; categories: Record<string, number> };
+  at: number;
+};
+export type WarningEvent = { type: 'warning'; streamId?: string; message: string; at: number };
+export type DecisionEvent = { type: 'decision'; [key: string]: unknown };
+export type ReviewQueueEvent = { type: 'review.queue'; depth: number; at?: number };
+export type BudgetEvent = { type: 'budget'; [key: string]: unknown };
+
+export type EventMessage =
+  | StreamStatusEvent
+  | StreamKilledEvent
+  | ViewerFilteredEvent
+  | ModerationStatusEvent
+  | WarningEvent
+  | DecisionEvent
+  | ReviewQueueEvent
+  | BudgetEvent;
+
+/** Who receives a message. Every given field must match; absent fields match everyone. */
+export interface EventAudience {
+  roles?: readonly EventRole[];
+  /** Clients of this stream; ops clients without a stream filter receive every stream. */
+  streamId?: string;
+  viewerId?: string;
+  /** Viewers of this jurisdiction; 'default' = viewers with none. */
+  jurisdiction?: string;
+}
+
+/** Minimal view of a `ws` socket. */
+interface EventSocket {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: string | Buffer): void;
+  close(code?: number, reason?: string): void;
+  on(event: 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'message', listener: (data: unknown) => void): unknown;
+}
+
+interface EventClient {
+  socket: EventSocket;
+  role: EventRole;
+  streamId?: string;
+  viewerId?: string;
+  jurisdiction?: string;
+  msgpack: boolean;
+  principal?: Principal;
+}
+
+const OPEN = 1;
+/** A client this far behind is skipped (message dropped, counted) rather than buffered without bound. */
+const MAX_BUFFERED_BYTES = 1 << 20;
+
+const QuerySchema = z.object({
+  role: z.enum(['streamer', 'viewer', 'ops']),
+  streamId: z.string().min(1).max(200).optional(),
+  viewerId: z.string().min(1).max(200).optional(),
+  access_token: z.string().optional(),
+  format: z.enum(['json', 'msgpack']).optional(),
+  jurisdiction: z.string().optional(),
+});
+
+export interface EventHubOptions {
+  auth: Auth;
+  store: Store;
+  nodeId: string;
+  /** Current state of a stream for the greeting `stream.status`. */
+  streamState?: (streamId: string) => Promise<'live' | 'ended' | 'killed' | undefined>;
+}
+
+export class EventHub {
+  readonly #clients = new Set<EventClient>();
+  readonly #packr = new Packr({ useRecords: false });
+  readonly #opts: EventHubOptions;
+  #sent = 0;
+  #dropped = 0;
+  #closed = false;
+
+  constructor(options: EventHubOptions) {
+    this.#opts = options;
+  }
+
+  get clientCount(): number {
+    return this.#clients.size;
+  }
+  get stats(): { clients: number; sent: number; dropped: number } {
+    return { clients: this.#clients.size, sent: this.#sent, dropped: this.#dropped };
+  }
+
+  /** Delivers to matching sockets on this node; returns how many received it. */
+  emit(audience: EventAudience, message: EventMessage): number {
+    let n = 0;
+    let json: string | undefined;
+    let packed: Buffer | undefined;
+    for (const c of this.#clients) {
+      if (!matches(c, audience)) continue;
+      if (c.socket.readyState !== OPEN) continue;
+      if (c.socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+        this.#dropped++;
+        continue;
+      }
+      try {
+        if (c.msgpack) c.socket.send((packed ??= this.#packr.pack(message)));
+        else c.socket.send((json ??= JSON.stringify(message)));
+        n++;
+        this.#sent++;
+      } catch {
+        this.#dropped++;
+      }
+    }
+    return n;
+  }
+
+  /** emit() here and on every other node sharing the store. */
+  async broadcast(audience: EventAudience, message: EventMessage): Promise<number> {
+    const n = this.emit(audience, message);
+    const wire: ControlMessage = {
+      type: 'event',
+      audience: { ...audience, roles: audience.roles ? [...audience.roles] : undefined },
+      message: message as Record<string, unknown>,
+      origin: this.#opts.nodeId,
+      at: Date.now(),
+    };
+    await this.#opts.store.publishControl(wire);
+    return n;
+  }
+
+  /** Registers GET /v1/events on `app` (which must have @fastify/websocket registered). */
+  register(app: FastifyInstance): void {
+    const auth = this.#opts.auth;
+    app.get(
+      '/v1/events',
+      {
+        websocket: true,
+        // Runs before the upgrade: a rejected client gets a plain coded HTTP error, not a socket.
+        preValidation: async (req: FastifyRequest) => {
+          const q = QuerySchema.safeParse(req.query);
+          if (!q.success) throw badRequest(`bad /v1/events query: ${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+          const { role, streamId } = q.data;
+          let principal: Principal | undefined;
+          let jurisdiction: string | undefined;
+          if (role === 'ops') principal = await auth.require(req, ['reviewer'], true);
+          else if (role === 'streamer') {
+            if (!streamId) throw badRequest('role=streamer needs streamId');
+            principal = await auth.authorizePublish(req, streamId, true);
+          } else {
+            if (!streamId) throw badRequest('role=viewer needs streamId');
+            const v = await auth.authorizeView(req, streamId, true);
+            principal = v.principal;
+            jurisdiction = v.jurisdiction;
+          }
+          (req as FastifyRequest & { eventClient?: Omit<EventClient, 'socket'> }).eventClient = {
+            role,
+            streamId,
+            viewerId: principal?.viewerId ?? q.data.viewerId,
+            jurisdiction,
+            msgpack: q.data.format === 'msgpack',
+            principal,
+          };
+        },
+      },
+      (socket: EventSocket, req: FastifyRequest) => {
+        const meta = (req as FastifyRequest & { eventClient?: Omit<EventClient, 'socket'> }).eventClient;
+        if (!meta || this.#closed) {
+          socket.close(1011, 'not ready');
+          return;
+        }
+        const client: EventClient = { ...meta, socket };
+        this.#clients.add(client);
+        socket.on('close', () => this.#clients.delete(client));
+        socket.on('error', () => this.#clients.delete(client));
+        // Clients only listen; anything they send is ignored.
+        socket.on('message', () => undefined);
+        void this.#greet(client);
+      },
+    );
+  }
+
+  async #greet(c: EventClient): Promise<void> {
+    const at = Date.now();
+    const send = (m: EventMessage): void => {
+      if (c.socket.readyState !== OPEN) return;
+      c.socket.send(c.msgpack ? this.#packr.pack(m) : JSON.stringify(m));
+    };
+    try {
+      if (c.role === 'ops') send({ type: 'review.queue', depth: await this.#opts.store.reviewDepth(), at });
+      if (c.streamId && this.#opts.streamState) {
+        const state = await this.#opts.streamState(c.streamId);
+        if (state) send({ type: 'stream.status', streamId: c.streamId, state, at });
+      }
+    } catch {
+      // The greeting is a courtesy (store may be away); the subscription itself stands.
+    }
+  }
+
+  /** Closes every socket (1001 going away). */
+  close(): void {
+    this.#closed = true;
+    for (const c of this.#clients) {
+      try {
+        c.socket.close(1001, 'server shutting down');
+      } catch {
+        // already gone
+      }
+    }
+    this.#clients.clear();
+  }
+}
+
+function matches(c: EventClient, a: EventAudience): boolean {
+  if (a.roles && !a.roles.includes(c.role)) return false;
+  if (a.streamId !== undefined && c.streamId !== a.streamId && !(c.role === 'ops' && c.streamId === undefined)) return false;
+  if (a.viewerId !== undefined && c.role === 'viewer' && c.viewerId !== a.viewerId) return false;
+  if (a.jurisdiction !== undefined && c.role === 'viewer') {
+    const j = c.jurisdiction ?? 'default';
+    if (a.jurisdiction !== j) return false;
+  }
+  return true;
+}
+

@@ -1,0 +1,209 @@
+// Prometheus metrics (prom-client), one registry per server instance so two servers can share a
+// process in tests. The pipeline and enforcer call the record* functions; forwarding counters and
+// event-loop delay are collected at scrape time.
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Sfu } from '../sfu/types.ts';
+
+export type Stage = 'sample' | 'queue' | 'inference' | 'decision' | 'enforcement' | 'total';
+export type BreakerState = 'closed' | 'half_open' | 'open';
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+
+const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500];
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly #stage: Histogram<'stage'>;
+  readonly #budgetMiss: Counter<'stage'>;
+  readonly #kills: Counter<'source'>;
+  readonly #killLatency: Histogram;
+  readonly #exposure: Histogram;
+  readonly #samples: Counter<'escalated'>;
+  readonly #reviewDepth: Gauge;
+  readonly #lag: Gauge<'stream'>;
+  readonly #breaker: Gauge<'backend'>;
+  readonly #inference: Counter<'backend' | 'outcome'>;
+  readonly #decisions: Counter<'bucket' | 'source'>;
+  readonly #eld: IntervalHistogram;
+  #sfu: Sfu | undefined;
+
+  constructor(options: { sfu?: Sfu; defaultMetrics?: boolean } = {}) {
+    const r = [this.registry];
+    this.#sfu = options.sfu;
+    this.#stage = new Histogram({
+      name: 'msfu_stage_latency_ms',
+      help: 'Latency per moderation stage (ms): sample, queue, inference, decision, enforcement, total',
+      labelNames: ['stage'],
+      buckets: LATENCY_BUCKETS_MS,
+      registers: r,
+    });
+    this.#budgetMiss = new Counter({ name: 'msfu_budget_misses_total', help: 'Samples that missed the latency budget', labelNames: ['stage'], registers: r });
+    this.#kills = new Counter({ name: 'msfu_kills_total', help: 'Streams killed', labelNames: ['source'], registers: r });
+    this.#killLatency = new Histogram({
+      name: 'msfu_kill_latency_ms',
+      help: 'First violating frame -> publisher closed and viewers cut (ms)',
+      buckets: LATENCY_BUCKETS_MS,
+      registers: r,
+    });
+    this.#exposure = new Histogram({
+      name: 'msfu_exposure_window_ms',
+      help: 'How long viewers could see violating content before it was blocked (ms)',
+      buckets: [10, 50, 100, 150, 250, 500, 1000, 2500, 5000, 10000],
+      registers: r,
+    });
+    this.#samples = new Counter({ name: 'msfu_classified_samples_total', help: 'Classified samples by cascade escalation', labelNames: ['escalated'], registers: r });
+    const samples = this.#samples;
+    new Gauge({
+      name: 'msfu_escalation_rate',
+      help: 'Share of classified samples escalated to the deep model',
+      registers: r,
+      async collect() {
+        const m = await samples.get();
+        let yes = 0;
+        let all = 0;
+        for (const v of m.values) {
+          all += v.value;
+          if (v.labels.escalated === 'true') yes += v.value;
+        }
+        this.set(all === 0 ? 0 : yes / all);
+      },
+    });
+    this.#reviewDepth = new Gauge({ name: 'msfu_review_queue_depth', help: 'Unresolved review items', registers: r });
+    this.#lag = new Gauge({ name: 'msfu_classification_lag_ms', help: 'Now minus arrival of the newest classified sample, per stream (ms)', labelNames: ['stream'], registers: r });
+    this.#breaker = new Gauge({ name: 'msfu_breaker_state', help: 'Inference circuit breaker: 0 closed, 1 half-open, 2 open', labelNames: ['backend'], registers: r });
+    this.#inference = new Counter({
+      name: 'msfu_inference_requests_total',
+      help: 'Inference requests by backend and outcome (ok, fallback, error, deadline)',
+      labelNames: ['backend', 'outcome'],
+      registers: r,
+    });
+    const inference = this.#inference;
+    new Gauge({
+      name: 'msfu_fallback_rate',
+      help: 'Share of inference requests served by a fallback',
+      registers: r,
+      async collect() {
+        const m = await inference.get();
+        let fb = 0;
+        let all = 0;
+        for (const v of m.values) {
+          all += v.value;
+          if (v.labels.outcome === 'fallback') fb += v.value;
+        }
+        this.set(all === 0 ? 0 : fb / all);
+      },
+    });
+    this.#decisions = new Counter({ name: 'msfu_decisions_total', help: 'Decisions by bucket and source', labelNames: ['bucket', 'source'], registers: r });
+
+    const sfuOf = (): Sfu | undefined => this.#sfu;
+    const forward = (name: string, help: string, pick: (s: { packetsForwarded: number; bytesForwarded: number; packetsDropped: number }) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: r,
+        collect() {
+          let total = 0;
+          const sfu = sfuOf();
+          if (sfu) for (const s of sfu.streams()) for (const v of s.viewers.values()) total += pick(v.stats());
+          this.set(total);
+        },
+      });
+    };
+    // Gauges, not counters: viewers come and go, so the sum over live viewers can go down.
+    forward('msfu_forward_packets', 'RTP packets forwarded to live viewers', (s) => s.packetsForwarded);
+    forward('msfu_forward_bytes', 'Bytes forwarded to live viewers', (s) => s.bytesForwarded);
+    forward('msfu_forward_drops', 'Packets dropped on the way to live viewers', (s) => s.packetsDropped);
+    new Gauge({
+      name: 'msfu_viewers',
+      help: 'Live viewer sessions on this node',
+      registers: r,
+      collect() {
+        let n = 0;
+        const sfu = sfuOf();
+        if (sfu) for (const s of sfu.streams()) n += s.viewers.size;
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'msfu_streams',
+      help: 'Live streams on this node',
+      registers: r,
+      collect() {
+        let n = 0;
+        const sfu = sfuOf();
+        if (sfu) for (const _ of sfu.streams()) n++;
+        this.set(n);
+      },
+    });
+
+    this.#eld = monitorEventLoopDelay({ resolution: 10 });
+    this.#eld.enable();
+    const eld = this.#eld;
+    new Gauge({
+      name: 'msfu_event_loop_delay_ms',
+      help: 'Event-loop delay since the last scrape (ms), by quantile',
+      labelNames: ['quantile'],
+      registers: r,
+      collect() {
+        const ms = (ns: number): number => (Number.isFinite(ns) ? ns / 1e6 : 0);
+        this.set({ quantile: '0.5' }, ms(eld.percentile(50)));
+        this.set({ quantile: '0.99' }, ms(eld.percentile(99)));
+        this.set({ quantile: 'max' }, ms(eld.max));
+        eld.reset();
+      },
+    });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'msfu_process_' });
+  }
+
+  attachSfu(sfu: Sfu): void {
+    this.#sfu = sfu;
+  }
+
+  /** One stage's latency (ms). */
+  observeStage(stage: Stage, ms: number): void {
+    this.#stage.observe({ stage }, ms);
+  }
+  /** A sample that missed its budget at `stage` ('total' for the end-to-end 100 ms budget). */
+  recordBudgetMiss(stage: Stage = 'total'): void {
+    this.#budgetMiss.inc({ stage });
+  }
+  /** A kill; `latencyMs` = first violating frame -> publisher closed and viewers cut, when known. */
+  recordKill(source: 'automated' | 'manual' | 'review' | 'remote', latencyMs?: number): void {
+    this.#kills.inc({ source });
+    if (latencyMs !== undefined) this.#killLatency.observe(latencyMs);
+  }
+  recordExposure(ms: number): void {
+    this.#exposure.observe(ms);
+  }
+  recordClassified(escalated: boolean): void {
+    this.#samples.inc({ escalated: String(escalated) });
+  }
+  setReviewDepth(depth: number): void {
+    this.#reviewDepth.set(depth);
+  }
+  setClassificationLag(streamId: string, ms: number): void {
+    this.#lag.set({ stream: streamId }, ms);
+  }
+  clearStream(streamId: string): void {
+    this.#lag.remove({ stream: streamId });
+  }
+  setBreakerState(backend: string, state: BreakerState): void {
+    this.#breaker.set({ backend }, BREAKER_VALUE[state]);
+  }
+  recordInference(backend: string, outcome: 'ok' | 'fallback' | 'error' | 'deadline'): void {
+    this.#inference.inc({ backend, outcome });
+  }
+  recordDecision(bucket: string, source: string): void {
+    this.#decisions.inc({ bucket, source });
+  }
+
+  /** Prometheus text exposition. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  close(): void {
+    this.#eld.disable();
+    this.registry.clear();
+  }
+}

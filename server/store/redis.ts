@@ -1,0 +1,482 @@
+// Redis Store (ioredis): several server nodes share it. Live-stream entries are keys with a TTL,
+// the audit log is a Redis Stream whose entry ids are the chain's sequence numbers (so XADD itself
+// rejects a racing writer and the loser re-chains), the review queue is a sorted set plus a hash
+// with claims decided in Lua (atomic across nodes), and control messages travel over pub/sub.
+// Every backend failure surfaces as SRV_ERR_STORE_UNAVAILABLE (503); the server keeps serving.
+import { Redis } from 'ioredis';
+import type { StatementOfReasons } from '../../policies/types.ts';
+import { SrvError, notFound } from '../errors.ts';
+import { chainAuditEntry } from '../../policies/audit.ts';
+import { reviewOrder } from './memory.ts';
+import type {
+  AuditEntry,
+  ControlMessage,
+  DecisionRecord,
+  LiveStreamRecord,
+  PolicyReviewItem,
+  PolicyReviewResolution,
+  Store,
+  StoredReviewItem,
+  StreamBlock,
+  Unsubscribe,
+} from './types.ts';
+
+// Review state lives in its own hash as a short string, so Lua never re-encodes an item (cjson
+// would turn empty arrays into objects): 'pending' | 'resolved' | 'claimed:<expiresAt>:<claimedAt>:<reviewer>'.
+const STATE_LUA_PRELUDE = `
+local now = tonumber(ARGV[2])
+local function parse(s)
+  if not s then return nil end
+  if s == 'pending' or s == 'resolved' then return s end
+  local e, c, r = string.match(s, '^claimed:(%d+):(%d+):(.*)$')
+  return 'claimed', tonumber(e), tonumber(c), r
+end
+`;
+
+const CLAIM_LUA = `${STATE_LUA_PRELUDE}
+local function take(id)
+  local st = 'claimed:' .. string.format('%d', now + tonumber(ARGV[3])) .. ':' .. string.format('%d', now) .. ':' .. ARGV[1]
+  redis.call('HSET', KEYS[1], id, st)
+  return {'OK', id}
+end
+if ARGV[4] ~= '' then
+  local status, exp, _, who = parse(redis.call('HGET', KEYS[1], ARGV[4]))
+  if not status then return {'ERR', 'notfound'} end
+  if status == 'resolved' then return {'ERR', 'resolved'} end
+  if status == 'claimed' and exp > now and who ~= ARGV[1] then return {'ERR', 'held:' .. who} end
+  return take(ARGV[4])
+end
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+for _, id in ipairs(ids) do
+  local status, exp = parse(redis.call('HGET', KEYS[1], id))
+  if status == 'pending' or (status == 'claimed' and exp <= now) then return take(id) end
+end
+return {'NONE', ''}
+`;
+
+const RESOLVE_LUA = `${STATE_LUA_PRELUDE}
+local status, exp, _, who = parse(redis.call('HGET', KEYS[1], ARGV[3]))
+if not status then return {'ERR', 'notfound'} end
+if status == 'resolved' then return {'ERR', 'resolved'} end
+if status ~= 'claimed' or who ~= ARGV[1] or exp <= now then return {'ERR', 'claim'} end
+redis.call('HSET', KEYS[1], ARGV[3], 'resolved')
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+redis.call('ZREM', KEYS[2], ARGV[3])
+return {'OK', ARGV[3]}
+`;
+
+type RedisWithScripts = Redis & {
+  reviewClaim(state: string, queue: string, reviewer: string, now: string, claimMs: string, itemId: string): Promise<[string, string]>;
+  reviewResolve(state: string, queue: string, outcome: string, reviewer: string, now: string, itemId: string, outcomeJson: string): Promise<[string, string]>;
+};
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Key prefix. Default 'msfu:'. */
+  prefix?: string;
+  /** Most decisions/statements listed per index. Default 10000. */
+  historyCap?: number;
+  /** Per-command timeout (ms). Default 3000. */
+  commandTimeoutMs?: number;
+  /** Called on connection errors (already coded). Default: ignored after the first log line by the caller. */
+  onError?: (err: SrvError) => void;
+}
+
+function parse<T>(raw: string | null | undefined): T | undefined {
+  return raw == null ? undefined : (JSON.parse(raw) as T);
+}
+
+interface ReviewOutcome {
+  resolution: PolicyReviewResolution;
+  decisionId?: string;
+  outcomeStatementId?: string;
+}
+
+/** Item JSON + state string + outcome JSON -> the stored view (a lapsed claim reads as pending). */
+function reviewFrom(itemJson: string, state: string | null, outcomeJson: string | null, t: number): StoredReviewItem {
+  const item = JSON.parse(itemJson) as StoredReviewItem & { thumbnail?: string };
+  delete item.claim;
+  item.status = 'pending';
+  if (state === 'resolved') item.status = 'resolved';
+  else if (state?.startsWith('claimed:')) {
+    const m = /^claimed:(\d+):(\d+):(.*)$/s.exec(state);
+    if (m) {
+      item.claim = { reviewer: m[3], claimedAt: Number(m[2]), expiresAt: Number(m[1]) };
+      item.status = item.claim.expiresAt > t ? 'claimed' : 'pending';
+    }
+  }
+  if (outcomeJson) {
+    const o = JSON.parse(outcomeJson) as ReviewOutcome;
+    item.resolution = o.resolution;
+    if (o.decisionId) item.decisionId = o.decisionId;
+    if (o.outcomeStatementId) item.outcomeStatementId = o.outcomeStatementId;
+  }
+  return item;
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis' as const;
+  readonly #cmd: RedisWithScripts;
+  readonly #sub: Redis;
+  readonly #p: string;
+  readonly #cap: number;
+  readonly #handlers = new Set<(m: ControlMessage) => void>();
+  readonly #inflight = new Set<Promise<unknown>>();
+  #closed = false;
+
+  private constructor(cmd: Redis, sub: Redis, options: RedisStoreOptions) {
+    this.#cmd = cmd as RedisWithScripts;
+    this.#sub = sub;
+    this.#p = options.prefix ?? 'msfu:';
+    this.#cap = options.historyCap ?? 10_000;
+    this.#cmd.defineCommand('reviewClaim', { numberOfKeys: 2, lua: CLAIM_LUA });
+    this.#cmd.defineCommand('reviewResolve', { numberOfKeys: 3, lua: RESOLVE_LUA });
+    this.#sub.on('message', (channel: string, payload: string) => {
+      if (channel !== this.#k('control')) return;
+      let msg: ControlMessage;
+      try {
+        msg = JSON.parse(payload) as ControlMessage;
+      } catch {
+        return;
+      }
+      for (const h of [...this.#handlers]) {
+        try {
+          h(msg);
+        } catch {
+          // isolation between handlers; app.ts logs inside its own handler
+        }
+      }
+    });
+  }
+
+  /** Connects both connections (commands, subscriber); SRV_ERR_STORE_UNAVAILABLE when Redis is unreachable. */
+  static async connect(options: RedisStoreOptions): Promise<RedisStore> {
+    const common = {
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      commandTimeout: options.commandTimeoutMs ?? 3000,
+      connectTimeout: 3000,
+      retryStrategy: (times: number) => Math.min(100 * times, 2000),
+    };
+    const report = (err: Error): void => options.onError?.(new SrvError('SRV_ERR_STORE_UNAVAILABLE', `redis: ${err.message}`, { cause: err }));
+    // Without the offline queue a command fails at once while Redis is away instead of hanging.
+    const cmd = new Redis(options.url, { ...common, enableOfflineQueue: false });
+    const sub = new Redis(options.url, { ...common, enableOfflineQueue: true });
+    cmd.on('error', report);
+    sub.on('error', report);
+    try {
+      await Promise.all([cmd.connect(), sub.connect()]);
+    } catch (err) {
+      cmd.disconnect();
+      sub.disconnect();
+      throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `redis: cannot connect to ${options.url.replace(/\/\/([^@]*)@/, '//***@')}: ${(err as Error).message}`, { cause: err });
+    }
+    const store = new RedisStore(cmd, sub, options);
+    await store.#sub.subscribe(store.#k('control'));
+    return store;
+  }
+
+  #k(...parts: string[]): string {
+    return this.#p + parts.join(':');
+  }
+
+  async #run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', 'store is closed');
+    const p = (async () => {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof SrvError) throw err;
+        throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `redis ${what}: ${(err as Error).message}`, { cause: err });
+      }
+    })();
+    this.#inflight.add(p);
+    try {
+      return await p;
+    } finally {
+      this.#inflight.delete(p);
+    }
+  }
+
+  // ---- registry
+
+  putStream(record: LiveStreamRecord, ttlMs: number): Promise<void> {
+    return this.#run('putStream', async () => {
+      await this.#cmd
+        .multi()
+        .set(this.#k('stream', record.streamId), JSON.stringify(record), 'PX', ttlMs)
+        .sadd(this.#k('streams'), record.streamId)
+        .exec();
+    });
+  }
+
+  heartbeat(streamId: string, ttlMs: number, patch: Partial<Omit<LiveStreamRecord, 'streamId'>> = {}): Promise<boolean> {
+    return this.#run('heartbeat', async () => {
+      const key = this.#k('stream', streamId);
+      const current = parse<LiveStreamRecord>(await this.#cmd.get(key));
+      if (!current) return false;
+      const next: LiveStreamRecord = { ...current, ...patch, streamId, heartbeatAt: Date.now() };
+      // XX: never resurrect an entry that expired between the read and the write.
+      const ok = await this.#cmd.set(key, JSON.stringify(next), 'PX', ttlMs, 'XX');
+      return ok === 'OK';
+    });
+  }
+
+  getStream(streamId: string): Promise<LiveStreamRecord | undefined> {
+    return this.#run('getStream', async () => parse<LiveStreamRecord>(await this.#cmd.get(this.#k('stream', streamId))));
+  }
+
+  listStreams(): Promise<LiveStreamRecord[]> {
+    return this.#run('listStreams', async () => {
+      const ids = await this.#cmd.smembers(this.#k('streams'));
+      if (ids.length === 0) return [];
+      const raws = await this.#cmd.mget(ids.map((id) => this.#k('stream', id)));
+      const gone = ids.filter((_, i) => raws[i] == null);
+      if (gone.length) await this.#cmd.srem(this.#k('streams'), ...gone);
+      return raws
+        .filter((r): r is string => r != null)
+        .map((r) => JSON.parse(r) as LiveStreamRecord)
+        .sort((a, b) => a.startedAt - b.startedAt);
+    });
+  }
+
+  removeStream(streamId: string): Promise<void> {
+    return this.#run('removeStream', async () => {
+      await this.#cmd.multi().del(this.#k('stream', streamId)).srem(this.#k('streams'), streamId).exec();
+    });
+  }
+
+  // ---- blocks
+
+  setBlock(block: StreamBlock): Promise<void> {
+    return this.#run('setBlock', async () => {
+      await this.#cmd.set(this.#k('block', block.streamId), JSON.stringify(block));
+    });
+  }
+  clearBlock(streamId: string): Promise<boolean> {
+    return this.#run('clearBlock', async () => (await this.#cmd.del(this.#k('block', streamId))) > 0);
+  }
+  getBlock(streamId: string): Promise<StreamBlock | undefined> {
+    return this.#run('getBlock', async () => parse<StreamBlock>(await this.#cmd.get(this.#k('block', streamId))));
+  }
+
+  // ---- indexed records (decisions, statements, appeals)
+
+  async #putIndexed(kind: string, value: { id: string; streamId: string }): Promise<void> {
+    const key = this.#k(kind, value.id);
+    const existed = await this.#cmd.exists(key);
+    const m = this.#cmd.multi().set(key, JSON.stringify(value));
+    if (!existed) {
+      m.lpush(this.#k(kind + 's'), value.id)
+        .ltrim(this.#k(kind + 's'), 0, this.#cap - 1)
+        .lpush(this.#k(kind + 's', 'stream', value.streamId), value.id)
+        .ltrim(this.#k(kind + 's', 'stream', value.streamId), 0, this.#cap - 1);
+    }
+    await m.exec();
+  }
+
+  async #listIndexed<T>(kind: string, filter: { streamId?: string; limit?: number } = {}): Promise<T[]> {
+    const list = filter.streamId === undefined ? this.#k(kind + 's') : this.#k(kind + 's', 'stream', filter.streamId);
+    const ids = await this.#cmd.lrange(list, 0, (filter.limit ?? 100) - 1);
+    if (ids.length === 0) return [];
+    const raws = await this.#cmd.mget(ids.map((id) => this.#k(kind, id)));
+    return raws.filter((r): r is string => r != null).map((r) => JSON.parse(r) as T);
+  }
+
+  putDecision(decision: DecisionRecord): Promise<void> {
+    return this.#run('putDecision', () => this.#putIndexed('decision', decision));
+  }
+  getDecision(id: string): Promise<DecisionRecord | undefined> {
+    return this.#run('getDecision', async () => parse<DecisionRecord>(await this.#cmd.get(this.#k('decision', id))));
+  }
+  listDecisions(filter?: { streamId?: string; limit?: number }): Promise<DecisionRecord[]> {
+    return this.#run('listDecisions', () => this.#listIndexed<DecisionRecord>('decision', filter));
+  }
+  putStatement(statement: StatementOfReasons): Promise<void> {
+    return this.#run('putStatement', () => this.#putIndexed('statement', statement));
+  }
+  getStatement(id: string): Promise<StatementOfReasons | undefined> {
+    return this.#run('getStatement', async () => parse<StatementOfReasons>(await this.#cmd.get(this.#k('statement', id))));
+  }
+  listStatements(filter?: { streamId?: string; limit?: number }): Promise<StatementOfReasons[]> {
+    return this.#run('listStatements', () => this.#listIndexed<StatementOfReasons>('statement', filter));
+  }
+
+  // ---- audit (Redis Stream, entry id = `${seq}-0`)
+
+  appendAudit(body: Record<string, unknown>): Promise<AuditEntry> {
+    return this.#run('appendAudit', async () => {
+      const key = this.#k('audit');
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const last = await this.#cmd.xrevrange(key, '+', '-', 'COUNT', 1);
+        const prev = last.length ? parse<AuditEntry>(last[0][1][1]) : undefined;
+        const entry = chainAuditEntry(prev, body, Date.now());
+        try {
+          await this.#cmd.xadd(key, `${entry.seq}-0`, 'e', JSON.stringify(entry));
+          return entry;
+        } catch (err) {
+          // Another node appended first: re-read the head and chain onto it.
+          if (/equal or smaller/i.test((err as Error).message)) continue;
+          throw err;
+        }
+      }
+      throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', 'redis appendAudit: too much contention');
+    });
+  }
+
+  readAudit(options: { afterSeq?: number; limit?: number } = {}): Promise<AuditEntry[]> {
+    return this.#run('readAudit', async () => {
+      const start = options.afterSeq ? `(${options.afterSeq}-0` : '-';
+      const rows = await this.#cmd.xrange(this.#k('audit'), start, '+', 'COUNT', options.limit ?? 1000);
+      return rows.map(([, fields]) => JSON.parse(fields[1]) as AuditEntry);
+    });
+  }
+
+  // ---- review queue
+
+  enqueueReview(item: PolicyReviewItem, extra: { thumbnail?: string } = {}): Promise<StoredReviewItem> {
+    return this.#run('enqueueReview', async () => {
+      const stored = { ...item, ...extra };
+      delete stored.claim;
+      const added = await this.#cmd.hsetnx(this.#k('review', 'items'), item.id, JSON.stringify(stored));
+      if (added) {
+        await this.#cmd
+          .multi()
+          .hset(this.#k('review', 'state'), item.id, 'pending')
+          .zadd(this.#k('review', 'queue'), String(-item.priority * 1e13 + item.createdAt), item.id)
+          .exec();
+      }
+      const out = await this.#readReview(item.id);
+      if (!out) throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `redis enqueueReview: item ${item.id} vanished`);
+      return out;
+    });
+  }
+
+  async #readReview(itemId: string): Promise<StoredReviewItem | undefined> {
+    const [raw, state, outcome] = await Promise.all([
+      this.#cmd.hget(this.#k('review', 'items'), itemId),
+      this.#cmd.hget(this.#k('review', 'state'), itemId),
+      this.#cmd.hget(this.#k('review', 'outcome'), itemId),
+    ]);
+    return raw == null ? undefined : reviewFrom(raw, state, outcome, Date.now());
+  }
+
+  claimReview(reviewer: string, claimMs: number, itemId?: string): Promise<StoredReviewItem | undefined> {
+    return this.#run('claimReview', async () => {
+      const [status, value] = await this.#cmd.reviewClaim(
+        this.#k('review', 'state'),
+        this.#k('review', 'queue'),
+        reviewer,
+        String(Date.now()),
+        String(claimMs),
+        itemId ?? '',
+      );
+      if (status === 'OK') return this.#readReview(value);
+      if (status === 'NONE') return undefined;
+      if (value === 'notfound') throw notFound(`review item ${itemId} not found`);
+      if (value === 'resolved') throw new SrvError('SRV_ERR_CONFLICT', `review item ${itemId} is resolved`);
+      throw new SrvError('SRV_ERR_CONFLICT', `review item ${itemId} is claimed by ${value.slice(5)}`);
+    });
+  }
+
+  resolveReview(
+    itemId: string,
+    reviewer: string,
+    resolution: PolicyReviewResolution,
+    extra: { decisionId?: string; outcomeStatementId?: string } = {},
+  ): Promise<StoredReviewItem> {
+    return this.#run('resolveReview', async () => {
+      const outcome: ReviewOutcome = { resolution, ...extra };
+      const [status, value] = await this.#cmd.reviewResolve(
+        this.#k('review', 'state'),
+        this.#k('review', 'queue'),
+        this.#k('review', 'outcome'),
+        reviewer,
+        String(Date.now()),
+        itemId,
+        JSON.stringify(outcome),
+      );
+      if (status !== 'OK') {
+        if (value === 'notfound') throw notFound(`review item ${itemId} not found`);
+        if (value === 'resolved') throw new SrvError('SRV_ERR_CONFLICT', `review item ${itemId} is already resolved`);
+        throw new SrvError('SRV_ERR_CLAIM_EXPIRED', `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`);
+      }
+      const out = await this.#readReview(itemId);
+      if (!out) throw notFound(`review item ${itemId} not found`);
+      return out;
+    });
+  }
+
+  getReview(itemId: string): Promise<StoredReviewItem | undefined> {
+    return this.#run('getReview', () => this.#readReview(itemId));
+  }
+
+  listReview(options: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number } = {}): Promise<StoredReviewItem[]> {
+    return this.#run('listReview', async () => {
+      const ids = options.includeResolved
+        ? await this.#cmd.hkeys(this.#k('review', 'items'))
+        : await this.#cmd.zrange(this.#k('review', 'queue'), '0', '-1');
+      if (ids.length === 0) return [];
+      const [raws, states, outcomes] = await Promise.all([
+        this.#cmd.hmget(this.#k('review', 'items'), ...ids),
+        this.#cmd.hmget(this.#k('review', 'state'), ...ids),
+        this.#cmd.hmget(this.#k('review', 'outcome'), ...ids),
+      ]);
+      const t = Date.now();
+      const items: StoredReviewItem[] = [];
+      ids.forEach((_, i) => {
+        const raw = raws[i];
+        if (raw != null) items.push(reviewFrom(raw, states[i] ?? null, outcomes[i] ?? null, t));
+      });
+      return items
+        .filter(
+          (i) =>
+            (options.includeResolved || i.status !== 'resolved') &&
+            (options.type === undefined || i.type === options.type) &&
+            (options.streamId === undefined || i.streamId === options.streamId),
+        )
+        .sort(reviewOrder)
+        .slice(0, options.limit ?? 200);
+    });
+  }
+
+  reviewDepth(): Promise<number> {
+    return this.#run('reviewDepth', () => this.#cmd.zcard(this.#k('review', 'queue')));
+  }
+
+  // ---- control
+
+  publishControl(message: ControlMessage): Promise<void> {
+    return this.#run('publishControl', async () => {
+      await this.#cmd.publish(this.#k('control'), JSON.stringify(message));
+    });
+  }
+
+  onControl(handler: (message: ControlMessage) => void): Unsubscribe {
+    this.#handlers.add(handler);
+    return () => this.#handlers.delete(handler);
+  }
+
+  async ping(): Promise<boolean> {
+    if (this.#closed) return false;
+    try {
+      return (await this.#cmd.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.#inflight]);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.flush();
+    this.#closed = true;
+    this.#handlers.clear();
+    await Promise.allSettled([this.#cmd.quit(), this.#sub.quit()]);
+    this.#cmd.disconnect();
+    this.#sub.disconnect();
+  }
+}

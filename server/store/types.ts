@@ -1,0 +1,167 @@
+// The one state interface the server uses. Two implementations: MemoryStore (default, one node) and
+// RedisStore (REDIS_URL; several nodes share it). Both pass test/server/store.test.ts.
+import type {
+  AuditEntry as PolicyAuditEntry,
+  Bucket,
+  ReviewItem as PolicyReviewItem,
+  ReviewResolution as PolicyReviewResolution,
+  StatementOfReasons,
+} from '../../policies/types.ts';
+
+export type { PolicyReviewItem, PolicyReviewResolution };
+
+export type StreamState = 'live' | 'ended' | 'killed';
+
+/** Current moderation view of a stream, as the ops console shows it. */
+export interface StreamVerdictSummary {
+  bucket: Bucket;
+  /** Category -> latest fused score. */
+  categories: Record<string, number>;
+  /** Jurisdiction -> bucket, where it differs by jurisdiction. */
+  perJurisdiction?: Record<string, Bucket>;
+  at: number;
+}
+
+export interface LiveStreamRecord {
+  streamId: string;
+  /** Node that holds the publisher session. */
+  nodeId: string;
+  state: StreamState;
+  startedAt: number;
+  heartbeatAt: number;
+  viewers: number;
+  verdict?: StreamVerdictSummary;
+  /** Statement id of the kill, when killed. */
+  statementId?: string;
+}
+
+/** A stream that may not publish again until resumed (after a kill). */
+export interface StreamBlock {
+  streamId: string;
+  reason: string;
+  statementId?: string;
+  at: number;
+  by: string;
+}
+
+export interface DecisionRecord {
+  id: string;
+  streamId: string;
+  at: number;
+  /** 'automated' (pipeline/enforcer), 'manual' (admin), 'review' (human reviewer), 'appeal'. */
+  source: 'automated' | 'manual' | 'review' | 'appeal';
+  bucket: Bucket;
+  /** E.g. 'kill_stream', 'blank_video', 'resume', 'uphold', 'reverse'. */
+  action: string;
+  jurisdictions: string[];
+  statementId?: string;
+  policyVersion?: string;
+  actor?: string;
+  note?: string;
+  /** Any extra data (verdict, scores). */
+  details?: Record<string, unknown>;
+}
+
+/** One hash-chained audit entry (policies/audit.ts chainAuditEntry). */
+export type AuditEntry = PolicyAuditEntry<Record<string, unknown>>;
+
+/** Where a review item is in its life. Claims live in the item's `claim` (policies/ types). */
+export type ReviewStatus = 'pending' | 'claimed' | 'resolved';
+
+/**
+ * A review item as stored: policies/' ReviewItem (amber or appeal; built by reviewItemFor /
+ * createAppeal, ordered by priority desc then age) plus what the server adds.
+ */
+export interface StoredReviewItem extends PolicyReviewItem {
+  status: ReviewStatus;
+  /** Data URL (image/jpeg or png) of a sampled frame, for the console. */
+  thumbnail?: string;
+  resolution?: PolicyReviewResolution;
+  /** Decision (ReviewDecision id) that resolved it, and the outcome statement if any. */
+  decisionId?: string;
+  outcomeStatementId?: string;
+}
+
+/** Cross-node control messages: a kill or gate change issued on one node reaches the others. */
+export type ControlMessage =
+  | { type: 'kill'; streamId: string; reason: string; statementId?: string; origin: string; at: number }
+  | { type: 'resume'; streamId: string; origin: string; at: number }
+  | {
+      type: 'gate';
+      streamId: string;
+      /** Jurisdiction the gate applies to; 'default' = viewers without an entry; '*' = all. */
+      jurisdiction: string;
+      video?: 'forward' | 'blank';
+      audio?: 'forward' | 'mute';
+      reason: string;
+      statementId?: string;
+      origin: string;
+      at: number;
+    }
+  | { type: 'event'; audience: EventAudienceWire; message: Record<string, unknown>; origin: string; at: number };
+
+/** Serializable form of an events audience (see events.ts). */
+export interface EventAudienceWire {
+  roles?: ('streamer' | 'viewer' | 'ops')[];
+  streamId?: string;
+  viewerId?: string;
+  jurisdiction?: string;
+}
+
+export type Unsubscribe = () => void;
+
+export interface Store {
+  readonly kind: 'memory' | 'redis';
+
+  // live-stream registry (entries expire ttlMs after the last heartbeat)
+  putStream(record: LiveStreamRecord, ttlMs: number): Promise<void>;
+  /** Refreshes heartbeatAt and the expiry, merging `patch`. Returns false when the entry is gone. */
+  heartbeat(streamId: string, ttlMs: number, patch?: Partial<Omit<LiveStreamRecord, 'streamId'>>): Promise<boolean>;
+  getStream(streamId: string): Promise<LiveStreamRecord | undefined>;
+  listStreams(): Promise<LiveStreamRecord[]>;
+  removeStream(streamId: string): Promise<void>;
+
+  // publish blocks after a kill
+  setBlock(block: StreamBlock): Promise<void>;
+  clearBlock(streamId: string): Promise<boolean>;
+  getBlock(streamId: string): Promise<StreamBlock | undefined>;
+
+  // decisions and statements of reasons (by id; newest first in lists)
+  putDecision(decision: DecisionRecord): Promise<void>;
+  getDecision(id: string): Promise<DecisionRecord | undefined>;
+  listDecisions(filter?: { streamId?: string; limit?: number }): Promise<DecisionRecord[]>;
+  putStatement(statement: StatementOfReasons): Promise<void>;
+  getStatement(id: string): Promise<StatementOfReasons | undefined>;
+  listStatements(filter?: { streamId?: string; limit?: number }): Promise<StatementOfReasons[]>;
+
+  // append-only, hash-chained audit log
+  appendAudit(body: Record<string, unknown>): Promise<AuditEntry>;
+  readAudit(options?: { afterSeq?: number; limit?: number }): Promise<AuditEntry[]>;
+
+  // review queue (priority desc, then oldest; claims expire)
+  /** Adds an item built by policies/ (reviewItemFor, createAppeal). Idempotent on `id`. */
+  enqueueReview(item: PolicyReviewItem, extra?: { thumbnail?: string }): Promise<StoredReviewItem>;
+  /** Claims `itemId`, or the first claimable item. Undefined when nothing is claimable. SRV_ERR_CONFLICT when held by another. */
+  claimReview(reviewer: string, claimMs: number, itemId?: string): Promise<StoredReviewItem | undefined>;
+  /** Resolves an item the reviewer holds an active claim on; SRV_ERR_CLAIM_EXPIRED otherwise. */
+  resolveReview(
+    itemId: string,
+    reviewer: string,
+    resolution: PolicyReviewResolution,
+    extra?: { decisionId?: string; outcomeStatementId?: string },
+  ): Promise<StoredReviewItem>;
+  getReview(itemId: string): Promise<StoredReviewItem | undefined>;
+  listReview(options?: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number }): Promise<StoredReviewItem[]>;
+  /** Items not yet resolved. */
+  reviewDepth(): Promise<number>;
+
+  // cross-node control: every handler receives every message, its own node's included (filter on `origin`)
+  publishControl(message: ControlMessage): Promise<void>;
+  onControl(handler: (message: ControlMessage) => void): Unsubscribe;
+
+  /** Round-trip to the backend; false when unreachable. */
+  ping(): Promise<boolean>;
+  /** Waits for writes in flight (audit included). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,237 @@
+// Test helpers for the server suite: a real redis-server on a free loopback port, free ports,
+// a minimal WebSocket client type, and a fake SFU implementing sfu/types.ts for API tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { createRequire } from 'node:module';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type {
+  CloseReason,
+  PublisherOptions,
+  Sfu,
+  Stream,
+  Tap,
+  TrackInfo,
+  Viewer,
+  ViewerGateState,
+  ViewerOptions,
+  ViewerStats,
+} from '../../sfu/types.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RedisProcess {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** Kills the server (SIGKILL by pid) and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/** Spawns `redis-server` on a free loopback port, persistence off; resolves when it accepts connections. */
+export async function startRedis(port?: number): Promise<RedisProcess> {
+  const p = port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'msfu-redis-'));
+  const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 20_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited ${code}: ${out}`));
+    });
+  });
+  child.stdout?.resume();
+  child.stderr?.resume();
+  let stopped = false;
+  return {
+    url: `redis://127.0.0.1:${p}`,
+    port: p,
+    child,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (child.exitCode === null && child.pid !== undefined) {
+        const exited = new Promise((r) => child.once('exit', r));
+        process.kill(child.pid, 'SIGKILL');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The few members of a `ws` client the tests use (ws ships no types here). */
+export interface WsClient {
+  readonly readyState: number;
+  on(event: 'message', l: (data: Buffer, isBinary: boolean) => void): this;
+  on(event: 'open', l: () => void): this;
+  on(event: 'close', l: (code: number, reason: Buffer) => void): this;
+  on(event: 'error', l: (err: Error) => void): this;
+  on(event: 'unexpected-response', l: (req: unknown, res: { statusCode: number }) => void): this;
+  close(): void;
+  terminate(): void;
+}
+const require = createRequire(import.meta.url);
+const WsCtor = require('ws') as new (url: string) => WsClient;
+
+/** Opens a WebSocket and collects JSON messages. Rejects with the HTTP status when the upgrade is refused. */
+export async function openEvents(url: string): Promise<{ ws: WsClient; messages: Record<string, unknown>[]; next(pred: (m: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>> }> {
+  const ws = new WsCtor(url);
+  const messages: Record<string, unknown>[] = [];
+  const waiters: { pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }[] = [];
+  ws.on('message', (data, isBinary) => {
+    if (isBinary) return;
+    const m = JSON.parse(data.toString()) as Record<string, unknown>;
+    messages.push(m);
+    for (const w of [...waiters]) if (w.pred(m)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(m);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.on('open', () => resolve());
+    ws.on('unexpected-response', (_req, res) => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { statusCode: res.statusCode })));
+    ws.on('error', reject);
+  });
+  return {
+    ws,
+    messages,
+    next(pred, timeoutMs = 15_000) {
+      const found = messages.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching message within ${timeoutMs} ms; got ${JSON.stringify(messages)}`)), timeoutMs);
+        waiters.push({ pred, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+      });
+    },
+  };
+}
+
+export const WebSocketClient = WsCtor;
+
+// ---- a fake SFU: real objects with the sfu/types.ts behaviour the server relies on (no media)
+
+class FakeViewer extends EventEmitter implements Viewer {
+  readonly id: string;
+  readonly streamId: string;
+  readonly jurisdiction: string | undefined;
+  closed = false;
+  paused = false;
+  gate: ViewerGateState;
+  closeReason: CloseReason | undefined;
+  constructor(streamId: string, id: string, options: ViewerOptions) {
+    super();
+    this.id = id;
+    this.streamId = streamId;
+    this.jurisdiction = options.jurisdiction;
+    this.gate = { video: options.initialGate?.video ?? 'forward', audio: options.initialGate?.audio ?? 'forward' };
+  }
+  setVideoGate(state: 'forward' | 'blank'): void {
+    if (this.closed) return;
+    this.gate = { ...this.gate, video: state };
+    this.emit('gate', this.gate);
+  }
+  setAudioGate(state: 'forward' | 'mute'): void {
+    if (this.closed) return;
+    this.gate = { ...this.gate, audio: state };
+    this.emit('gate', this.gate);
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  stats(): ViewerStats {
+    return { packetsForwarded: 10, bytesForwarded: 1000, packetsDropped: 1, keyframeRequests: 0 };
+  }
+  close(reason: CloseReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    this.gate = { video: 'closed', audio: 'closed' };
+    this.emit('close', reason);
+  }
+}
+
+class FakeStream extends EventEmitter implements Stream {
+  readonly id: string;
+  closed = false;
+  readonly createdAt = Date.now();
+  readonly tracks: TrackInfo[] = [
+    { trackId: 'video0', kind: 'video', codec: 'VP8', payloadType: 96, clockRate: 90000 },
+    { trackId: 'audio0', kind: 'audio', codec: 'opus', payloadType: 111, clockRate: 48000 },
+  ];
+  readonly viewers = new Map<string, FakeViewer>();
+  readonly tap: Tap = { subscribe: () => ({ delivered: 0, dropped: 0, close() {} }) };
+  closeReason: CloseReason | undefined;
+  constructor(id: string, private readonly onGone: () => void) {
+    super();
+    this.id = id;
+  }
+  requestKeyFrame(): void {}
+  close(reason: CloseReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    for (const v of this.viewers.values()) v.close(reason);
+    this.onGone();
+    this.emit('close', reason);
+  }
+}
+
+export class FakeSfu extends EventEmitter implements Sfu {
+  readonly #streams = new Map<string, FakeStream>();
+  #n = 0;
+  async publish(streamId: string, offerSdp: string, options?: PublisherOptions): Promise<{ stream: Stream; answerSdp: string }> {
+    if (!offerSdp.startsWith('v=0')) throw Object.assign(new Error('bad SDP'), { code: 'SFU_ERR_BAD_SDP', statusCode: 400 });
+    if (this.#streams.has(streamId)) throw Object.assign(new Error('already live'), { code: 'SFU_ERR_ALREADY_LIVE', statusCode: 409 });
+    const s = new FakeStream(streamId, () => this.#streams.delete(streamId));
+    if (options?.onClose) s.on('close', options.onClose);
+    this.#streams.set(streamId, s);
+    this.emit('stream', s);
+    return { stream: s, answerSdp: 'v=0\r\ns=fake-answer\r\n' };
+  }
+  async view(streamId: string, offerSdp: string, options: ViewerOptions = {}): Promise<{ viewer: Viewer; answerSdp: string }> {
+    const s = this.#streams.get(streamId);
+    if (!s) throw Object.assign(new Error('no such stream'), { code: 'SFU_ERR_STREAM_NOT_FOUND', statusCode: 404 });
+    if (!offerSdp.startsWith('v=0')) throw Object.assign(new Error('bad SDP'), { code: 'SFU_ERR_BAD_SDP', statusCode: 400 });
+    const v = new FakeViewer(streamId, options.viewerId ?? `v${++this.#n}`, options);
+    s.viewers.set(v.id, v);
+    v.on('close', () => s.viewers.delete(v.id));
+    s.emit('viewer', v);
+    return { viewer: v, answerSdp: 'v=0\r\ns=fake-answer\r\n' };
+  }
+  getStream(streamId: string): FakeStream | undefined {
+    return this.#streams.get(streamId);
+  }
+  streams(): IterableIterator<Stream> {
+    return this.#streams.values();
+  }
+  async close(): Promise<void> {
+    for (const s of [...this.#streams.values()]) s.close({ code: 'shutdown', message: 'sfu closed' });
+  }
+}
+export type { FakeStream, FakeViewer };
