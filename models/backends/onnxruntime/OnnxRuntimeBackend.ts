@@ -1,0 +1,152 @@
+// In-process inference with onnxruntime-node. session.run() executes on onnxruntime's own threads and
+// resolves asynchronously, so the event loop stays free while a batch runs (measured in bench/inference.ts
+// and test/inference/onnxruntime.test.ts).
+import ort from 'onnxruntime-node';
+import { ModelError, isModelError } from '../../errors.ts';
+import { ModelStore } from '../../ModelStore.ts';
+import { ModelRegistry, inputShape, type ModelSpec } from '../../registry.ts';
+import { now, shapeSize, type Backend, type BackendStatus, type InferOptions, type InferOutput, type Tensor } from '../types.ts';
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'tensorrt' | 'dml' | 'coreml' | 'webgpu';
+
+export interface OnnxRuntimeBackendOptions {
+  registry: ModelRegistry;
+  store: ModelStore;
+  /** Execution providers in order of preference. Default ['cpu']. CUDA needs onnxruntime-node's CUDA binaries. */
+  executionProviders: ExecutionProvider[];
+  /** Threads per operator (onnxruntime intra-op pool). Default 2. */
+  intraOpNumThreads: number;
+  /** Threads across independent graph branches. Default 1. */
+  interOpNumThreads: number;
+}
+
+const DEFAULTS: Readonly<Omit<OnnxRuntimeBackendOptions, 'registry' | 'store'>> = Object.freeze({
+  executionProviders: ['cpu'] as ExecutionProvider[],
+  intraOpNumThreads: 2,
+  interOpNumThreads: 1,
+});
+
+interface Loaded {
+  spec: ModelSpec;
+  session: ort.InferenceSession;
+}
+
+export class OnnxRuntimeBackend implements Backend {
+  readonly name: string;
+  readonly options: Readonly<OnnxRuntimeBackendOptions>;
+  private readonly sessions = new Map<string, Promise<Loaded>>();
+  private readonly inflight = new Set<(err: Error) => void>();
+  private closed = false;
+
+  constructor(opts: Partial<OnnxRuntimeBackendOptions> = {}) {
+    const registry = opts.registry ?? ModelRegistry.load();
+    this.options = Object.freeze({
+      ...DEFAULTS,
+      ...opts,
+      registry,
+      store: opts.store ?? new ModelStore({ baseDir: registry.baseDir }),
+    });
+    this.name = `onnxruntime(${this.options.executionProviders.join(',')};t=${this.options.intraOpNumThreads})`;
+  }
+
+  get registry(): ModelRegistry {
+    return this.options.registry;
+  }
+
+  async load(model: string): Promise<void> {
+    await this.session(model);
+  }
+
+  private session(model: string): Promise<Loaded> {
+    if (this.closed) return Promise.reject(new ModelError('MOD_ERR_CLOSED', 'backend closed'));
+    let p = this.sessions.get(model);
+    if (!p) {
+      const spec = this.options.registry.get(model);
+      p = this.createSession(spec);
+      this.sessions.set(model, p);
+      // A failed load may succeed later (e.g. a file that appears): do not cache the failure.
+      p.catch(() => this.sessions.delete(model));
+    }
+    return p;
+  }
+
+  private async createSession(spec: ModelSpec): Promise<Loaded> {
+    const file = await this.options.store.path(spec);
+    try {
+      const session = await ort.InferenceSession.create(file, {
+        executionProviders: [...this.options.executionProviders],
+        intraOpNumThreads: this.options.intraOpNumThreads,
+        interOpNumThreads: this.options.interOpNumThreads,
+        graphOptimizationLevel: 'all',
+      });
+      return { spec, session };
+    } catch (err) {
+      throw new ModelError('MOD_ERR_CONFIG', `model ${spec.name}: cannot create session: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async infer(model: string, input: Tensor, opts: InferOptions = {}): Promise<InferOutput> {
+    const t0 = now();
+    const { spec, session } = await this.session(model);
+    checkShape(spec, input);
+    const feeds = { [spec.input.name]: new ort.Tensor('float32', input.data, input.shape) };
+    const run = session.run(feeds, [spec.output.name]);
+    const result = await this.withDeadline(run, opts.deadline, model);
+    const out = result[spec.output.name];
+    if (!out || out.type !== 'float32') throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: no float32 output ${spec.output.name}`);
+    return { data: out.data as Float32Array, shape: out.dims.map(Number), inferMs: now() - t0 };
+  }
+
+  /** onnxruntime cannot cancel a run: past the deadline the caller is answered, the run finishes unobserved. */
+  private withDeadline<T>(p: Promise<T>, deadline: number | undefined, model: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const settle = () => {
+        if (timer) clearTimeout(timer);
+        this.inflight.delete(abort);
+      };
+      const abort = (err: Error) => {
+        settle();
+        reject(err);
+      };
+      this.inflight.add(abort);
+      if (deadline !== undefined) {
+        timer = setTimeout(() => abort(new ModelError('MOD_ERR_TIMEOUT', `model ${model}: deadline passed during inference`)),
+          Math.max(0, deadline - now()));
+      }
+      p.then((v) => { settle(); resolve(v); }, (err: unknown) => {
+        settle();
+        reject(isModelError(err) ? err : new ModelError('MOD_ERR_INFERENCE', `model ${model}: ${(err as Error).message}`, { cause: err }));
+      });
+    });
+  }
+
+  status(): BackendStatus {
+    return { backend: this.name, ready: !this.closed, models: [...this.sessions.keys()] };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const abort of [...this.inflight]) abort(new ModelError('MOD_ERR_CLOSED', 'backend closed'));
+    const loaded = await Promise.allSettled([...this.sessions.values()]);
+    this.sessions.clear();
+    await Promise.allSettled(loaded.map((l) => (l.status === 'fulfilled' ? l.value.session.release() : undefined)));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Rejects tensors that do not fit the registry's input spec with MOD_ERR_BAD_SHAPE. */
+export function checkShape(spec: ModelSpec, input: Tensor): void {
+  const n = input.shape[0] ?? 0;
+  const want = inputShape(spec, n);
+  const ok = n >= 1 && input.shape.length === want.length && input.shape.every((d, i) => d === want[i]) &&
+    input.data.length === shapeSize(input.shape);
+  if (!ok) {
+    throw new ModelError('MOD_ERR_BAD_SHAPE',
+      `model ${spec.name}: input shape [${input.shape}] (${input.data.length} values), expected [N,${want.slice(1)}]`);
+  }
+}
