@@ -1,9 +1,11 @@
 // Minimal node-av encoders for sampler tests and fixtures: synthetic pictures and tones in,
 // encoded frames out. (loadtest/media/encode.ts is the load generator's; this stays small and
 // synchronous so fixtures are reproducible.)
-import { Codec, CodecContext, FFmpegError, Frame, Packet, Rational } from 'node-av';
+import { Codec, CodecContext, FFmpegError, Frame, Log, Packet, Rational, SoftwareScaleContext } from 'node-av';
 import {
   AV_CHANNEL_LAYOUT_MONO,
+  AV_LOG_QUIET,
+  AV_PIX_FMT_RGB24,
   AV_PIX_FMT_YUV420P,
   AV_SAMPLE_FMT_FLT,
   AVERROR_EAGAIN,
@@ -11,9 +13,12 @@ import {
   FF_ENCODER_LIBOPUS,
   FF_ENCODER_LIBVPX_VP8,
   FF_ENCODER_LIBX264,
+  SWS_BILINEAR,
 } from 'node-av/constants';
 import { packetizeH264, packetizeOpus, packetizeVp8 } from '../../loadtest/media/packetize.ts';
 import type { RtpPacketIn } from '../../samplers/types.ts';
+
+Log.setLevel(AV_LOG_QUIET);
 
 export interface EncodedFrame {
   data: Uint8Array;
@@ -213,4 +218,84 @@ export function psnr(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < a.length; i++) { const d = a[i] - b[i]; se += d * d; }
   const mse = se / a.length;
   return mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
+}
+
+/** YUV420P -> RGB24 through swscale (the same conversion the sampler uses), tightly packed. */
+export function yuvToRgb(yuv: Uint8Array, width: number, height: number): Uint8Array {
+  const src = new Frame();
+  src.alloc();
+  src.width = width;
+  src.height = height;
+  src.format = AV_PIX_FMT_YUV420P;
+  FFmpegError.throwIfError(src.allocBuffer(), 'allocBuffer');
+  FFmpegError.throwIfError(src.fromBuffer(Buffer.from(yuv.buffer, yuv.byteOffset, yuv.byteLength)), 'fromBuffer');
+  const dst = new Frame();
+  dst.alloc();
+  dst.width = width;
+  dst.height = height;
+  dst.format = AV_PIX_FMT_RGB24;
+  FFmpegError.throwIfError(dst.allocBuffer(), 'allocBuffer');
+  const sws = new SoftwareScaleContext();
+  sws.getContext(width, height, AV_PIX_FMT_YUV420P, width, height, AV_PIX_FMT_RGB24, SWS_BILINEAR);
+  FFmpegError.throwIfError(sws.initContext(), 'sws');
+  sws.scaleFrameSync(dst, src);
+  const out = new Uint8Array(dst.toBuffer());
+  sws.freeContext();
+  src.free();
+  dst.free();
+  return out.length === width * height * 3 ? out : out.subarray(0, width * height * 3);
+}
+
+/** Strongest frequency (Hz, 1 Hz steps) of a PCM window in [lo, hi], by Goertzel. */
+export function dominantFrequency(pcm: Float32Array, sampleRate: number, lo = 50, hi = 4000): number {
+  let best = lo;
+  let bestPower = -1;
+  for (let f = lo; f <= hi; f++) {
+    const w = (2 * Math.PI * f) / sampleRate;
+    const coeff = 2 * Math.cos(w);
+    let s1 = 0;
+    let s2 = 0;
+    for (let i = 0; i < pcm.length; i++) {
+      const s0 = pcm[i] + coeff * s1 - s2;
+      s2 = s1;
+      s1 = s0;
+    }
+    const power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    if (power > bestPower) {
+      bestPower = power;
+      best = f;
+    }
+  }
+  return best;
+}
+
+/** Pushes packets the way the SFU tap would: arrivedAt is the server clock at push time. */
+export function pushLive(pool: { push(p: RtpPacketIn): void }, packets: RtpPacketIn[]): void {
+  for (const p of packets) pool.push({ ...p, arrivedAt: performance.timeOrigin + performance.now() });
+}
+
+/** Pushes packets in real time (paced by their arrivedAt offsets), stamping the server clock. */
+export async function pushPaced(pool: { push(p: RtpPacketIn): void }, packets: RtpPacketIn[], speed = 1): Promise<void> {
+  if (packets.length === 0) return;
+  const t0 = performance.now();
+  const base = packets[0].arrivedAt;
+  for (const p of packets) {
+    const due = (p.arrivedAt - base) / speed;
+    const wait = due - (performance.now() - t0);
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    pool.push({ ...p, arrivedAt: performance.timeOrigin + performance.now() });
+  }
+}
+
+export function waitFor<T>(check: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+  const start = Date.now();
+  return new Promise((resolve, reject) => {
+    const tick = (): void => {
+      const v = check();
+      if (v !== undefined) return resolve(v);
+      if (Date.now() - start > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
 }
