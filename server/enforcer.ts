@@ -1,0 +1,742 @@
+// The enforcer: signals -> fusion (policies/, pure) -> actions on the SFU (kill, per-viewer gates),
+// statements of reasons, review items, audit entries and events. It talks to the rest of the server
+// through the small ports declared here; the composition root adapts the store and the event hub.
+//
+// SFU actions are applied synchronously in the call that delivers the signal (that is the latency
+// that counts); the ports are called afterwards and may be async: their failures go to `onError`,
+// never back into the media path.
+import { readdir, readFile } from 'node:fs/promises';
+import { basename, join, relative } from 'node:path';
+import {
+  buildStatement,
+  createFusionState,
+  diffPolicies,
+  evidenceFor,
+  fuse,
+  gateFor,
+  initialGateFor,
+  loadPolicyBundle,
+  PolicyError,
+  restrictionKey,
+  restrictionsOf,
+  reviewItemFor,
+  type FusionState,
+  type Restriction,
+} from '../policies/index.ts';
+import type {
+  Action,
+  Bucket,
+  FilterMode,
+  GateDecision,
+  Policy,
+  PolicyChange,
+  PolicyFile,
+  ReviewDecision,
+  ReviewItem,
+  SignalLike,
+  StatementOfReasons,
+  Verdict,
+} from '../policies/types.ts';
+import type { CloseReason, Stream, Viewer, ViewerGateState } from '../sfu/types.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Ports
+
+/** Append-only audit log (the store's appendAudit fits). */
+export interface AuditSink {
+  append(body: Record<string, unknown>): unknown;
+}
+
+/** Review queue (the store's enqueueReview fits). */
+export interface ReviewSink {
+  enqueue(item: ReviewItem): unknown;
+}
+
+export type EventRole = 'streamer' | 'viewer' | 'ops';
+
+/** Who receives an event; every given field must match (the event hub's EventAudience). */
+export interface EventAudience {
+  roles?: EventRole[];
+  streamId?: string;
+  viewerId?: string;
+  jurisdiction?: string;
+}
+
+/** The WebSocket messages of docs/TEAM.md that the enforcer sends. */
+export type EnforcerEvent =
+  | { type: 'stream.status'; streamId: string; state: 'live' | 'ended' | 'killed'; at: number }
+  | { type: 'stream.killed'; streamId: string; reason: string; statementId: string; appealUrl: string; at: number }
+  | { type: 'viewer.filtered'; streamId: string; viewerId: string; video: 'forward' | 'blank'; audio: 'forward' | 'mute'; reason: string; statementId?: string; at: number }
+  | { type: 'moderation.status'; streamId: string; verdict: { bucket: Bucket; categories: Record<string, number> }; at: number }
+  | { type: 'warning'; streamId?: string; message: string; at: number }
+  | { type: 'decision'; decision: DecisionLog };
+
+export interface EventSink {
+  emit(audience: EventAudience, message: EnforcerEvent): unknown;
+}
+
+/** Where statements and decisions are kept (the store's putStatement / putDecision, setBlock / clearBlock). */
+export interface RecordSink {
+  statement(statement: StatementOfReasons): unknown;
+  decision(decision: DecisionLog): unknown;
+  /** The stream may not publish again until unblocked (after a kill). */
+  block?(streamId: string, reason: string, statementId: string): unknown;
+  unblock?(streamId: string): unknown;
+}
+
+/** Finds live streams (the Sfu fits). */
+export interface StreamDirectory {
+  getStream(streamId: string): Stream | undefined;
+}
+
+/** One applied decision, for the store, the ops console and metrics. */
+export interface DecisionLog {
+  id: string;
+  streamId: string;
+  at: number;
+  source: 'automated' | 'review' | 'appeal';
+  kill: boolean;
+  /** Jurisdiction -> bucket, for jurisdictions not green. */
+  buckets: Record<string, Bucket>;
+  restrictions: { action: Action; jurisdictions: string[]; statementId: string }[];
+  lifted: { action: Action; jurisdictions: string[]; statementId: string }[];
+  reviewItemId?: string;
+  policyVersion: string;
+  /** SFU calls made (gate changes, closes). */
+  sfuActions: number;
+  latency?: DecisionLatency;
+}
+
+export interface DecisionLatency {
+  streamId: string;
+  sampleSeq: number;
+  kind: 'audio' | 'video';
+  /** Sample's last packet at the server -> actions applied (ms). */
+  fromArrivedMs: number;
+  /** Signals complete -> actions applied (ms). */
+  fromCompletedMs: number;
+  kill: boolean;
+  sfuActions: number;
+}
+
+export interface EnforcerOptions {
+  streams: StreamDirectory;
+  policies: PolicyStore;
+  audit?: AuditSink;
+  review?: ReviewSink;
+  events?: EventSink;
+  records?: RecordSink;
+  /** Server clock (ms). Default performance.timeOrigin + performance.now(). */
+  clock?: () => number;
+  /** Default 'per_viewer'. */
+  mode?: FilterMode;
+  /** Latency samples kept for `latencies()`. Default 10000. */
+  latencyCapacity?: number;
+  onDecision?: (decision: DecisionLog) => void;
+  onError?: (error: unknown, context: string) => void;
+}
+
+const serverClock = (): number => performance.timeOrigin + performance.now();
+const QUARANTINE_CLAUSE = 'fail mode quarantine';
+
+// ---------------------------------------------------------------------------------------------
+// Policy store: the active policy, audited activation, last good policy kept on a broken file.
+
+export type PolicyLoadResult =
+  | { ok: true; policy: Policy; previousVersion: string | undefined; changes: PolicyChange[] }
+  | { ok: false; error: PolicyError; activeVersion: string | undefined };
+
+export class PolicyStore {
+  #current: Policy | undefined;
+  readonly #audit: AuditSink | undefined;
+  readonly #clock: () => number;
+  readonly #onError: (error: unknown, context: string) => void;
+  readonly #listeners = new Set<(policy: Policy, changes: PolicyChange[]) => void>();
+
+  constructor(options: { audit?: AuditSink; clock?: () => number; initial?: Policy; onError?: (error: unknown, context: string) => void } = {}) {
+    this.#audit = options.audit;
+    this.#clock = options.clock ?? serverClock;
+    this.#current = options.initial;
+    this.#onError = options.onError ?? (() => undefined);
+  }
+
+  /** The active policy. Throws POL_ERR_NO_BASE before the first successful load. */
+  get current(): Policy {
+    if (!this.#current) throw new PolicyError('POL_ERR_NO_BASE', [{ file: '', line: 0, column: 0, path: '', reason: 'no policy loaded yet' }], 503);
+    return this.#current;
+  }
+
+  get loaded(): boolean {
+    return this.#current !== undefined;
+  }
+
+  onChange(listener: (policy: Policy, changes: PolicyChange[]) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Validates and activates a bundle. A broken bundle is refused (the error names file, line and
+   * reason) and the active policy stays. Both outcomes are audited with who and when.
+   */
+  load(files: readonly PolicyFile[], by: string): PolicyLoadResult {
+    const at = this.#clock();
+    let policy: Policy;
+    try {
+      policy = loadPolicyBundle(files);
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      this.#append({ type: 'policy.rejected', by, at, activeVersion: this.#current?.version ?? null, code: error.code, issues: error.issues });
+      return { ok: false, error, activeVersion: this.#current?.version };
+    }
+    const previous = this.#current;
+    if (previous && previous.version === policy.version) return { ok: true, policy: previous, previousVersion: previous.version, changes: [] };
+    const changes = diffPolicies(previous, policy);
+    this.#current = policy;
+    this.#append({
+      type: 'policy.activated',
+      by,
+      at,
+      fromVersion: previous?.version ?? null,
+      toVersion: policy.version,
+      files: policy.files,
+      changes: previous ? changes : [],
+    });
+    for (const l of this.#listeners) {
+      try {
+        l(policy, changes);
+      } catch (error) {
+        this.#onError(error, 'policy change listener');
+      }
+    }
+    return { ok: true, policy, previousVersion: previous?.version, changes };
+  }
+
+  /** Reads every *.yaml / *.yml under `dir` (recursively) and loads them as one bundle. */
+  async loadDir(dir: string, by: string): Promise<PolicyLoadResult> {
+    return this.load(await readPolicyDir(dir), by);
+  }
+
+  #append(body: Record<string, unknown>): void {
+    if (!this.#audit) return;
+    try {
+      const r = this.#audit.append(body);
+      if (r instanceof Promise) r.then(undefined, (e: unknown) => this.#onError(e, 'audit append (policy)'));
+    } catch (error) {
+      this.#onError(error, 'audit append (policy)');
+    }
+  }
+}
+
+/** Policy files of a directory, named `<dir name>/<relative path>` (e.g. policies/jurisdictions/DE.yaml). */
+export async function readPolicyDir(dir: string): Promise<PolicyFile[]> {
+  const out: PolicyFile[] = [];
+  const walk = async (d: string): Promise<void> => {
+    const entries = await readdir(d, { withFileTypes: true });
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const full = join(d, e.name);
+      if (e.isDirectory()) await walk(full);
+      else if (e.isFile() && /\.ya?ml$/.test(e.name)) out.push({ filename: join(basename(dir), relative(dir, full)), text: await readFile(full, 'utf8') });
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enforcer
+
+interface InForce {
+  restriction: Restriction;
+  statementId: string;
+  source: 'automated' | 'review';
+}
+
+interface StreamEnforcement {
+  streamId: string;
+  fusion: FusionState;
+  verdict: Verdict | undefined;
+  /** restrictionKey -> restriction in force with its statement. */
+  inForce: Map<string, InForce>;
+  /** Restrictions confirmed by a reviewer (kept for the session). */
+  overrides: Map<string, InForce>;
+  /** Actions lifted on appeal for this session: `${action}|${jurisdiction}`. */
+  suppressed: Set<string>;
+  killed: boolean;
+  /** Viewers that joined while a quarantine fail mode was active; they stay blanked until signals recover. */
+  quarantined: Set<string>;
+  detach: (() => void) | undefined;
+}
+
+export interface StreamBlockInfo {
+  streamId: string;
+  statementId: string;
+  reason: string;
+  at: number;
+}
+
+export interface EnforcementOutcome {
+  verdict: Verdict;
+  changed: boolean;
+  decision?: DecisionLog;
+  reviewItem?: ReviewItem;
+}
+
+export interface ViewerAdmission {
+  allowed: boolean;
+  /** Pass as ViewerOptions.initialGate. */
+  gate: Partial<ViewerGateState>;
+  /** Why the viewer is refused or filtered (HTTP 451 fits a refusal). */
+  reason?: string;
+  statementId?: string;
+}
+
+export class Enforcer {
+  readonly policies: PolicyStore;
+  mode: FilterMode;
+  readonly #streams: StreamDirectory;
+  readonly #audit: AuditSink | undefined;
+  readonly #review: ReviewSink | undefined;
+  readonly #events: EventSink | undefined;
+  readonly #records: RecordSink | undefined;
+  readonly #clock: () => number;
+  readonly #onDecision: ((d: DecisionLog) => void) | undefined;
+  readonly #onError: (error: unknown, context: string) => void;
+  readonly #state = new Map<string, StreamEnforcement>();
+  readonly #blocks = new Map<string, StreamBlockInfo>();
+  readonly #latencies: DecisionLatency[] = [];
+  readonly #latencyCapacity: number;
+  #decisions = 0;
+  #closed = false;
+
+  constructor(options: EnforcerOptions) {
+    this.#streams = options.streams;
+    this.policies = options.policies;
+    this.#audit = options.audit;
+    this.#review = options.review;
+    this.#events = options.events;
+    this.#records = options.records;
+    this.#clock = options.clock ?? serverClock;
+    this.mode = options.mode ?? 'per_viewer';
+    this.#latencyCapacity = options.latencyCapacity ?? 10_000;
+    this.#onDecision = options.onDecision;
+    this.#onError = options.onError ?? (() => undefined);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Current verdict of a stream (undefined before its first signal). */
+  verdictOf(streamId: string): Verdict | undefined {
+    return this.#state.get(streamId)?.verdict;
+  }
+
+  /** Statements of the restrictions in force on a stream. */
+  restrictionsInForce(streamId: string): { action: Action; jurisdictions: string[]; statementId: string }[] {
+    const s = this.#state.get(streamId);
+    if (!s) return [];
+    return [...s.inForce.values(), ...s.overrides.values()].map((r) => ({ action: r.restriction.action, jurisdictions: r.restriction.jurisdictions, statementId: r.statementId }));
+  }
+
+  /** A killed stream may not publish again until the kill is overturned. */
+  isBlocked(streamId: string): StreamBlockInfo | undefined {
+    return this.#blocks.get(streamId);
+  }
+
+  /** Decision latency samples (oldest first, bounded). */
+  latencies(): readonly DecisionLatency[] {
+    return this.#latencies;
+  }
+
+  /**
+   * Watches a live stream: gates every viewer that joins (a safety net behind `initialGate`),
+   * recomputes gates on joins/leaves in strictest-intersection mode, drops state when it ends.
+   */
+  attachStream(stream: Stream): void {
+    const s = this.#ensure(stream.id);
+    if (s.detach) return;
+    // The Stream contract has no `off`: the listeners go quiet once detached.
+    let active = true;
+    s.detach = () => {
+      active = false;
+    };
+    stream.on('viewer', (viewer: Viewer) => {
+      if (!active || this.#closed) return;
+      this.#guard('viewer join', () => {
+        if (this.mode === 'strictest_intersection') this.#applyGates(s, stream, viewer);
+        else this.#applyViewer(s, viewer, stream, true);
+      });
+      viewer.on('close', () => {
+        s.quarantined.delete(viewer.id);
+        if (!active || this.#closed || stream.closed || this.mode !== 'strictest_intersection') return;
+        this.#guard('viewer leave', () => this.#applyGates(s, stream));
+      });
+    });
+    stream.on('close', () => {
+      if (active) this.streamEnded(stream.id);
+    });
+    for (const viewer of stream.viewers.values()) this.#applyViewer(s, viewer, stream, true);
+  }
+
+  /** Drops a stream's moderation state (blocks stay). Safe to call twice. */
+  streamEnded(streamId: string): void {
+    const s = this.#state.get(streamId);
+    if (!s) return;
+    s.detach?.();
+    this.#state.delete(streamId);
+  }
+
+  /**
+   * The gate a viewer joining now needs from its first frame (WHEP: ViewerOptions.initialGate).
+   * Includes quarantine while signals are unavailable. `{video:'closed', audio:'closed'}` when
+   * the viewer must be refused (use admitViewer to get the reason).
+   */
+  gateForNewViewer(streamId: string, jurisdiction: string | undefined): Partial<ViewerGateState> {
+    return this.admitViewer(streamId, jurisdiction).gate;
+  }
+
+  admitViewer(streamId: string, jurisdiction: string | undefined): ViewerAdmission {
+    const block = this.#blocks.get(streamId);
+    if (block) return { allowed: false, gate: { video: 'closed', audio: 'closed' }, reason: block.reason, statementId: block.statementId };
+    const s = this.#state.get(streamId);
+    if (!s) return { allowed: true, gate: { video: 'forward', audio: 'forward' } };
+    const others = this.#viewerJurisdictions(streamId);
+    const g = this.#effectiveGate(s, jurisdiction, others, true);
+    if (g.closed) return { allowed: false, gate: { video: 'closed', audio: 'closed' }, reason: g.reason, statementId: g.statementId };
+    return { allowed: true, gate: { video: g.video, audio: g.audio }, reason: g.reason, statementId: g.statementId };
+  }
+
+  /**
+   * One sample's signals. Fuses them, and when the decision changes applies it to the SFU at once
+   * (kill, gates), then records statements, review items, audit entries and events.
+   */
+  onSignal(signal: SignalLike): EnforcementOutcome {
+    const policy = this.policies.current;
+    const s = this.#ensure(signal.streamId);
+    const now = this.#clock();
+    const result = fuse(s.fusion, signal, policy, now);
+    s.fusion = result.state;
+    s.verdict = result.verdict;
+    // A killed stream is not acted on again (late signals of the ended session).
+    if (s.killed || this.#closed || this.#blocks.has(signal.streamId)) return { verdict: result.verdict, changed: false };
+
+    let reviewItem: ReviewItem | undefined;
+    if (result.enteredAmber.length > 0) reviewItem = reviewItemFor(result.verdict, policy, result.enteredAmber, now);
+    if (!result.changed && !reviewItem) return { verdict: result.verdict, changed: false };
+
+    const decision = this.#apply(s, policy, result.verdict, 'automated', signal);
+    if (reviewItem) {
+      decision.reviewItemId = reviewItem.id;
+      const item = reviewItem;
+      this.#port('review enqueue', () => this.#review?.enqueue(item));
+      this.#port('audit append', () => this.#audit?.append({ type: 'review.enqueued', itemId: item.id, streamId: item.streamId, at: item.createdAt, jurisdictions: item.jurisdictions, categories: item.categories, policyVersion: item.policyVersion }));
+    }
+    this.#finish(decision, result.changed);
+    return { verdict: result.verdict, changed: result.changed, decision, reviewItem };
+  }
+
+  /**
+   * Applies a reviewer's decision (policies/ resolveReview): an upheld amber restricts the listed
+   * jurisdictions for the rest of the session; an overturned restriction is lifted (an overturned
+   * kill lets the streamer publish again).
+   */
+  applyReviewDecision(decision: ReviewDecision): DecisionLog | undefined {
+    const policy = this.policies.current;
+    const at = this.#clock();
+    if (decision.statement) {
+      const st = decision.statement;
+      this.#port('records statement', () => this.#records?.statement(st));
+    }
+    this.#port('audit append', () => this.#audit?.append({ type: 'review.decision', at, decision: { ...decision, statement: undefined }, statement: decision.statement ?? null }));
+    const effect = decision.effect;
+    if (effect.kind === 'none') return undefined;
+    if (effect.kind === 'lift' && effect.action === 'kill_stream') {
+      this.#blocks.delete(decision.streamId);
+      this.#port('records unblock', () => this.#records?.unblock?.(decision.streamId));
+      this.#port('audit append', () => this.#audit?.append({ type: 'stream.unblocked', streamId: decision.streamId, at, by: decision.reviewer, decisionId: decision.id }));
+      this.#emit({ roles: ['streamer', 'ops'], streamId: decision.streamId }, { type: 'warning', streamId: decision.streamId, message: 'The kill was overturned on review; you may go live again.', at });
+      const s = this.#state.get(decision.streamId);
+      if (s) s.killed = false;
+      const log = this.#log(decision.streamId, decision.type === 'appeal' ? 'appeal' : 'review', policy.version, false, {});
+      log.lifted.push({ action: 'kill_stream', jurisdictions: effect.jurisdictions, statementId: decision.statement?.id ?? '' });
+      this.#finish(log, true);
+      return log;
+    }
+    const s = this.#ensure(decision.streamId);
+    if (effect.kind === 'restrict') {
+      const restriction: Restriction = {
+        action: effect.action,
+        scope: effect.action === 'kill_stream' ? 'stream' : 'jurisdictions',
+        jurisdictions: [...effect.jurisdictions],
+        categories: (decision.statement?.facts.categories ?? []).map((c) => ({ category: c.category, score: c.score, clause: decision.statement?.ground.clause ?? '', ground: decision.statement?.ground.type ?? 'terms_of_service' })),
+      };
+      s.overrides.set(restrictionKey(restriction), { restriction, statementId: decision.statement?.id ?? decision.id, source: 'review' });
+      for (const j of effect.jurisdictions) s.suppressed.delete(`${effect.action}|${j}`);
+      if (effect.action === 'kill_stream') return this.#kill(s, policy, decision.statement, 'review');
+    } else {
+      for (const [k, o] of s.overrides) {
+        if (o.restriction.action === effect.action && o.restriction.jurisdictions.some((j) => effect.jurisdictions.includes(j))) s.overrides.delete(k);
+      }
+      for (const j of effect.jurisdictions) s.suppressed.add(`${effect.action}|${j}`);
+    }
+    const log = this.#apply(s, policy, s.verdict, decision.type === 'appeal' ? 'appeal' : 'review', undefined);
+    this.#finish(log, true);
+    return log;
+  }
+
+  /** Stops acting (state is kept for inspection). */
+  close(): void {
+    this.#closed = true;
+    for (const s of this.#state.values()) s.detach?.();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #ensure(streamId: string): StreamEnforcement {
+    let s = this.#state.get(streamId);
+    if (!s) {
+      s = { streamId, fusion: createFusionState(streamId), verdict: undefined, inForce: new Map(), overrides: new Map(), suppressed: new Set(), killed: false, quarantined: new Set(), detach: undefined };
+      this.#state.set(streamId, s);
+    }
+    return s;
+  }
+
+  #viewerJurisdictions(streamId: string): (string | undefined)[] {
+    const stream = this.#streams.getStream(streamId);
+    if (!stream) return [];
+    return [...stream.viewers.values()].filter((v) => !v.closed).map((v) => v.jurisdiction);
+  }
+
+  /** Restrictions from fusion minus those lifted on appeal. */
+  #automatedRestrictions(s: StreamEnforcement, policy: Policy, verdict: Verdict | undefined): Restriction[] {
+    if (!verdict) return [];
+    return restrictionsOf(verdict, policy)
+      .map((r) => ({ ...r, jurisdictions: r.jurisdictions.filter((j) => !s.suppressed.has(`${r.action}|${j}`)) }))
+      .filter((r) => r.jurisdictions.length > 0);
+  }
+
+  /** Gate for one viewer: the verdict's gate (minus suppressed actions) plus reviewer overrides. */
+  #effectiveGate(s: StreamEnforcement, jurisdiction: string | undefined, others: (string | undefined)[], joining: boolean): GateDecision & { reason?: string; statementId?: string } {
+    const policy = this.policies.current;
+    const raw = joining ? initialGateFor(s.verdict, jurisdiction, this.mode, others) : gateFor(s.verdict, jurisdiction, this.mode, others);
+    const gate: GateDecision = { video: 'forward', audio: 'forward', closed: false, reasons: [] };
+    for (const r of raw.reasons) {
+      if (s.suppressed.has(`${r.action}|${r.jurisdiction}`)) continue;
+      gate.reasons.push(r);
+      applyAction(gate, r.action);
+    }
+    const key = jurisdictionKeyOf(policy, jurisdiction);
+    const keys = new Set([key]);
+    if (this.mode === 'strictest_intersection') for (const o of others) keys.add(jurisdictionKeyOf(policy, o));
+    for (const o of s.overrides.values()) {
+      if (o.restriction.scope === 'stream' || o.restriction.jurisdictions.some((j) => keys.has(j))) {
+        gate.reasons.push({ jurisdiction: o.restriction.jurisdictions.join(','), category: o.restriction.categories[0]?.category ?? 'review', action: o.restriction.action, clause: o.restriction.categories[0]?.clause ?? '' });
+        applyAction(gate, o.restriction.action);
+      }
+    }
+    const first = gate.reasons[0];
+    const statementId = first ? this.#statementFor(s, first.action, first.jurisdiction) : undefined;
+    return { ...gate, reason: first ? `${first.category}: ${first.clause}` : undefined, statementId };
+  }
+
+  #statementFor(s: StreamEnforcement, action: Action, jurisdiction: string): string | undefined {
+    for (const r of [...s.overrides.values(), ...s.inForce.values()]) {
+      if (r.restriction.action === action && (r.restriction.jurisdictions.includes(jurisdiction) || jurisdiction.split(',').some((j) => r.restriction.jurisdictions.includes(j)))) return r.statementId;
+    }
+    return undefined;
+  }
+
+  #apply(s: StreamEnforcement, policy: Policy, verdict: Verdict | undefined, source: DecisionLog['source'], signal: SignalLike | undefined): DecisionLog {
+    const now = this.#clock();
+    if (verdict?.kill) return this.#kill(s, policy, undefined, source, verdict, signal);
+
+    // New restrictions get their statement before any viewer is touched, so events can cite it.
+    const wanted = this.#automatedRestrictions(s, policy, verdict);
+    const wantedKeys = new Set(wanted.map(restrictionKey));
+    const log = this.#log(s.streamId, source, policy.version, false, bucketsOf(verdict));
+    for (const r of wanted) {
+      const key = restrictionKey(r);
+      if (s.inForce.has(key)) continue;
+      const statement = buildStatement({ streamId: s.streamId, restriction: r, policy, evidence: verdict ? evidenceFor(verdict, r.categories.map((c) => c.category)) : emptyEvidence(), issuedAt: now });
+      s.inForce.set(key, { restriction: r, statementId: statement.id, source: 'automated' });
+      log.restrictions.push({ action: r.action, jurisdictions: r.jurisdictions, statementId: statement.id });
+      this.#recordStatement(statement);
+    }
+    for (const [key, r] of s.inForce) {
+      if (wantedKeys.has(key)) continue;
+      s.inForce.delete(key);
+      log.lifted.push({ action: r.restriction.action, jurisdictions: r.restriction.jurisdictions, statementId: r.statementId });
+    }
+
+    const stream = this.#streams.getStream(s.streamId);
+    if (stream && !stream.closed) log.sfuActions += this.#applyGates(s, stream);
+    if (signal) log.latency = this.#latency(signal, false, log.sfuActions);
+    if (verdict && (log.restrictions.length > 0 || log.lifted.length > 0 || source === 'automated')) {
+      this.#emit({ roles: ['streamer', 'ops'], streamId: s.streamId }, { type: 'moderation.status', streamId: s.streamId, verdict: summary(verdict), at: now });
+    }
+    return log;
+  }
+
+  /** Applies gates to every viewer of a stream (`joined` is the one joining now); returns how many SFU calls were made. */
+  #applyGates(s: StreamEnforcement, stream: Stream, joined?: Viewer): number {
+    let n = 0;
+    for (const viewer of [...stream.viewers.values()]) n += this.#applyViewer(s, viewer, stream, viewer === joined);
+    return n;
+  }
+
+  #applyViewer(s: StreamEnforcement, viewer: Viewer, stream: Stream, joining: boolean): number {
+    if (viewer.closed) return 0;
+    const block = this.#blocks.get(stream.id);
+    const now = this.#clock();
+    if (block) {
+      viewer.close({ code: 'killed', message: block.reason, statementId: block.statementId });
+      return 1;
+    }
+    const others = [...stream.viewers.values()].filter((v) => !v.closed).map((v) => v.jurisdiction);
+    // A viewer who joined under quarantine keeps the quarantine gate until signals recover.
+    const g = this.#effectiveGate(s, viewer.jurisdiction, others, joining || s.quarantined.has(viewer.id));
+    if (g.reasons.some((r) => r.clause === QUARANTINE_CLAUSE)) s.quarantined.add(viewer.id);
+    else s.quarantined.delete(viewer.id);
+    if (g.closed) {
+      const reason: CloseReason = { code: 'killed', message: `blocked in ${viewer.jurisdiction ?? 'your region'}: ${g.reason ?? 'policy'}`, statementId: g.statementId };
+      this.#emit({ roles: ['viewer'], streamId: stream.id, viewerId: viewer.id }, { type: 'viewer.filtered', streamId: stream.id, viewerId: viewer.id, video: 'blank', audio: 'mute', reason: reason.message, statementId: g.statementId, at: now });
+      viewer.close(reason);
+      return 1;
+    }
+    let n = 0;
+    if (viewer.gate.video !== 'closed' && viewer.gate.video !== g.video) {
+      viewer.setVideoGate(g.video);
+      n++;
+    }
+    if (viewer.gate.audio !== 'closed' && viewer.gate.audio !== g.audio) {
+      viewer.setAudioGate(g.audio);
+      n++;
+    }
+    if (n > 0 || (joining && (g.video !== 'forward' || g.audio !== 'forward'))) {
+      this.#emit(
+        { roles: ['viewer'], streamId: stream.id, viewerId: viewer.id },
+        { type: 'viewer.filtered', streamId: stream.id, viewerId: viewer.id, video: g.video, audio: g.audio, reason: g.reason ?? 'cleared: the stream is within policy', ...(g.statementId ? { statementId: g.statementId } : {}), at: now },
+      );
+    }
+    return n;
+  }
+
+  #kill(s: StreamEnforcement, policy: Policy, reviewed: StatementOfReasons | undefined, source: DecisionLog['source'], verdict?: Verdict, signal?: SignalLike): DecisionLog {
+    const now = this.#clock();
+    let statement = reviewed;
+    if (!statement) {
+      const r = verdict ? restrictionsOf(verdict, policy)[0] : undefined;
+      const restriction: Restriction = r ?? { action: 'kill_stream', scope: 'stream', jurisdictions: ['global'], categories: [] };
+      statement = buildStatement({ streamId: s.streamId, restriction, policy, evidence: verdict ? evidenceFor(verdict, restriction.categories.map((c) => c.category)) : emptyEvidence(), issuedAt: now });
+    }
+    s.killed = true;
+    const reason = `Stream ended by moderation: ${statement.ground.clause}`;
+    this.#blocks.set(s.streamId, { streamId: s.streamId, statementId: statement.id, reason, at: now });
+    let sfuActions = 0;
+    const stream = this.#streams.getStream(s.streamId);
+    if (stream && !stream.closed) {
+      stream.close({ code: 'killed', message: reason, statementId: statement.id });
+      sfuActions++;
+    }
+    const log = this.#log(s.streamId, source, policy.version, true, bucketsOf(verdict));
+    log.sfuActions = sfuActions;
+    log.restrictions.push({ action: 'kill_stream', jurisdictions: statement.restriction.jurisdictions, statementId: statement.id });
+    if (signal) log.latency = this.#latency(signal, true, sfuActions);
+    s.inForce.set('kill', { restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: ['global'], categories: [] }, statementId: statement.id, source: source === 'automated' ? 'automated' : 'review' });
+    if (!reviewed) this.#recordStatement(statement);
+    const st = statement;
+    this.#port('records block', () => this.#records?.block?.(s.streamId, reason, st.id));
+    this.#emit({ roles: ['streamer', 'viewer', 'ops'], streamId: s.streamId }, { type: 'stream.killed', streamId: s.streamId, reason, statementId: st.id, appealUrl: st.redress.appealUrl, at: now });
+    this.#emit({ roles: ['streamer', 'viewer', 'ops'], streamId: s.streamId }, { type: 'stream.status', streamId: s.streamId, state: 'killed', at: now });
+    if (source !== 'automated') this.#finish(log, true);
+    return log;
+  }
+
+  #recordStatement(statement: StatementOfReasons): void {
+    this.#port('records statement', () => this.#records?.statement(statement));
+    this.#port('audit append', () => this.#audit?.append({ type: 'statement', at: statement.issuedAt, streamId: statement.streamId, statement }));
+  }
+
+  #log(streamId: string, source: DecisionLog['source'], policyVersion: string, kill: boolean, buckets: Record<string, Bucket>): DecisionLog {
+    this.#decisions++;
+    return { id: `dec_${streamId}_${this.#decisions}`, streamId, at: this.#clock(), source, kill, buckets, restrictions: [], lifted: [], policyVersion, sfuActions: 0 };
+  }
+
+  #finish(log: DecisionLog, changed: boolean): void {
+    if (!changed && !log.reviewItemId) return;
+    this.#port('records decision', () => this.#records?.decision(log));
+    this.#port('audit append', () => this.#audit?.append({ type: 'decision', at: log.at, decision: log }));
+    this.#emit({ roles: ['ops'] }, { type: 'decision', decision: log });
+    if (this.#onDecision) this.#guard('onDecision', () => this.#onDecision?.(log));
+  }
+
+  #latency(signal: SignalLike, kill: boolean, sfuActions: number): DecisionLatency {
+    const now = this.#clock();
+    const l: DecisionLatency = { streamId: signal.streamId, sampleSeq: signal.sampleSeq, kind: signal.kind, fromArrivedMs: now - signal.arrivedAt, fromCompletedMs: now - signal.completedAt, kill, sfuActions };
+    this.#latencies.push(l);
+    if (this.#latencies.length > this.#latencyCapacity) this.#latencies.splice(0, this.#latencies.length - this.#latencyCapacity);
+    return l;
+  }
+
+  #emit(audience: EventAudience, message: EnforcerEvent): void {
+    this.#port('event emit', () => this.#events?.emit(audience, message));
+  }
+
+  /** Calls a port; sync throws and async rejections go to onError, never into the caller. */
+  #port(context: string, fn: () => unknown): void {
+    try {
+      const r = fn();
+      if (r instanceof Promise) r.then(undefined, (e: unknown) => this.#onError(e, context));
+    } catch (error) {
+      this.#onError(error, context);
+    }
+  }
+
+  #guard(context: string, fn: () => unknown): void {
+    try {
+      fn();
+    } catch (error) {
+      this.#onError(error, context);
+    }
+  }
+}
+
+function applyAction(gate: GateDecision, action: Action): void {
+  if (action === 'blank_video') gate.video = 'blank';
+  else if (action === 'mute_audio') gate.audio = 'mute';
+  else if (action === 'block' || action === 'kill_stream') {
+    gate.video = 'blank';
+    gate.audio = 'mute';
+    gate.closed = true;
+  }
+}
+
+function jurisdictionKeyOf(policy: Policy, jurisdiction: string | undefined): string {
+  const j = jurisdiction?.toUpperCase();
+  return j !== undefined && policy.jurisdictions[j] ? j : 'default';
+}
+
+function bucketsOf(verdict: Verdict | undefined): Record<string, Bucket> {
+  const out: Record<string, Bucket> = {};
+  if (!verdict) return out;
+  for (const [k, j] of Object.entries(verdict.perJurisdiction)) if (j.bucket !== 'green') out[k] = j.bucket;
+  if (verdict.kill) out.global = 'red';
+  return out;
+}
+
+function summary(verdict: Verdict): { bucket: Bucket; categories: Record<string, number> } {
+  let bucket: Bucket = 'green';
+  const categories: Record<string, number> = {};
+  for (const j of Object.values(verdict.perJurisdiction)) {
+    if (j.bucket === 'red' || (j.bucket === 'amber' && bucket === 'green')) bucket = j.bucket;
+    for (const c of j.categories) categories[c.category] = Math.max(categories[c.category] ?? 0, c.score);
+  }
+  if (verdict.kill) bucket = 'red';
+  for (const k of verdict.killCategories) categories[k.category] = Math.max(categories[k.category] ?? 0, k.score);
+  return { bucket, categories };
+}
+
+function emptyEvidence(): Verdict['evidence'] {
+  return { sampleSeqs: [], timeRange: { from: 0, to: 0 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] };
+}
