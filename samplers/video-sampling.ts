@@ -94,7 +94,7 @@ export class VideoSamplingRule {
     if (this.opts.sceneChange && thumb && prev) {
       const sinceScene = this.lastSceneTs === undefined ? Infinity : elapsed(this.lastSceneTs, rtpTimestamp);
       if (sinceScene >= this.sceneGap && thumbnailDistance(prev, thumb) >= this.opts.sceneThreshold) {
-        this.take(rtpTimestamp);
+        // The interval clock is left alone: scene samples come on top of the regular rate.
         this.lastSceneTs = rtpTimestamp;
         return 'scene';
       }
