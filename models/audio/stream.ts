@@ -1,0 +1,71 @@
+// Streaming use of the audio bank: a live stream hands over consecutive windows (typically 1 s at
+// 16 kHz); the matcher keeps the last few seconds and asks the bank about them after every window, so a
+// protected song is named a few seconds after it starts and keeps being named while it plays.
+
+import type { AudioWindow, ContentMatch } from '../types.ts';
+import { ModelError } from '../errors.ts';
+import type { AudioFingerprintBank } from './bank.ts';
+
+export interface AudioStreamMatcherOptions {
+  /** Seconds of audio matched at once (the most recent). Default 5. */
+  historySec: number;
+  /** Seconds needed before the first query. Default 3. */
+  minSec: number;
+}
+
+const DEFAULTS: Readonly<AudioStreamMatcherOptions> = Object.freeze({ historySec: 5, minSec: 3 });
+
+export class AudioStreamMatcher {
+  private readonly bank: AudioFingerprintBank;
+  private readonly opts: AudioStreamMatcherOptions;
+  private buffer: Float32Array;
+  private filled = 0;
+  /** Seconds of audio pushed since the start (or reset). */
+  private pushedSec = 0;
+
+  constructor(bank: AudioFingerprintBank, opts: Partial<AudioStreamMatcherOptions> = {}) {
+    this.bank = bank;
+    this.opts = { ...DEFAULTS, ...opts };
+    this.buffer = new Float32Array(Math.round(this.opts.historySec * bank.sampleRate));
+  }
+
+  /** Seconds since the start of the stream covered by the windows pushed so far. */
+  get streamTimeSec(): number {
+    return this.pushedSec;
+  }
+
+  /** Seconds of audio currently held (and matched). */
+  get historySeconds(): number {
+    return this.filled / this.bank.sampleRate;
+  }
+
+  /**
+   * Add the next window and return the matches over the recent history (empty until minSec have come
+   * in). A match's offsetSec is where the start of the history sits in the recording; the recording
+   * position at the end of this window is offsetSec + historySeconds.
+   */
+  push(window: AudioWindow): ContentMatch[] {
+    if (window.sampleRate !== this.bank.sampleRate) {
+      throw new ModelError('MOD_ERR_BAD_SHAPE', `audio stream expects ${this.bank.sampleRate} Hz, got ${window.sampleRate}`);
+    }
+    const pcm = window.pcm;
+    const cap = this.buffer.length;
+    if (pcm.length >= cap) {
+      this.buffer.set(pcm.subarray(pcm.length - cap));
+      this.filled = cap;
+    } else {
+      const keep = Math.min(this.filled, cap - pcm.length);
+      this.buffer.copyWithin(0, this.filled - keep, this.filled);
+      this.buffer.set(pcm, keep);
+      this.filled = keep + pcm.length;
+    }
+    this.pushedSec += pcm.length / window.sampleRate;
+    if (this.filled < this.opts.minSec * this.bank.sampleRate) return [];
+    return this.bank.match(this.buffer.subarray(0, this.filled));
+  }
+
+  reset(): void {
+    this.filled = 0;
+    this.pushedSec = 0;
+  }
+}

@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AudioFingerprintBank } from '../../models/audio/bank.ts';
+import { AudioStreamMatcher } from '../../models/audio/stream.ts';
+import { melody, noise, rng } from './synth.ts';
+import { opusRoundTrip } from './media.ts';
+
+const SR = 16000;
+const RECORDINGS = 6;
+const LENGTH_SEC = 30;
+
+function wav16(pcm: Float32Array, sr: number): Buffer {
+  const b = Buffer.alloc(44 + pcm.length * 2);
+  b.write('RIFF', 0);
+  b.writeUInt32LE(36 + pcm.length * 2, 4);
+  b.write('WAVEfmt ', 8);
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(sr, 24);
+  b.writeUInt32LE(sr * 2, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write('data', 36);
+  b.writeUInt32LE(pcm.length * 2, 40);
+  for (let i = 0; i < pcm.length; i++) b.writeInt16LE(Math.round(Math.max(-1, Math.min(1, pcm[i])) * 32767), 44 + i * 2);
+  return b;
+}
+
+const songs = Array.from({ length: RECORDINGS }, (_, i) => melody(i, LENGTH_SEC));
+const bank = new AudioFingerprintBank();
+for (let i = 0; i < RECORDINGS; i++) bank.register(`song${i}`, songs[i], { source: 'label-x' });
+
+test('excerpts of registered recordings are identified after Opus 32 kbit/s, with the right offset', async () => {
+  const r = rng(5);
+  for (let q = 0; q < 12; q++) {
+    const id = q % RECORDINGS;
+    const off = 1 + r() * (LENGTH_SEC - 6);
+    const excerpt = songs[id].slice(Math.round(off * SR), Math.round((off + 4) * SR));
+    const heard = await opusRoundTrip(excerpt, 32);
+    const m = bank.match(heard);
+    assert.ok(m.length >= 1, `excerpt ${q} of song${id} at ${off.toFixed(2)} s: no match`);
+    assert.equal(m[0].entryId, `song${id}`);
+    assert.equal(m[0].kind, 'audio_fingerprint');
+    assert.equal(m[0].category, 'copyright_audio');
+    assert.equal(m[0].source, 'label-x');
+    assert.ok(Math.abs((m[0].offsetSec ?? -1) - off) < 0.1, `offset ${m[0].offsetSec} vs ${off}`);
+    assert.ok(m[0].confidence > 0.5 && m[0].confidence <= 1);
+    assert.equal(m.length, 1, `extra matches: ${JSON.stringify(m.slice(1))}`);
+  }
+});
+
+test('unregistered music, noise and silence produce no match', async () => {
+  for (let q = 0; q < 6; q++) {
+    const audio = q < 4 ? melody(1000 + q, 5) : q === 4 ? noise(q, 5, 0.2) : new Float32Array(5 * SR);
+    const heard = await opusRoundTrip(audio, 32);
+    assert.deepEqual(bank.match(heard), [], `query ${q}`);
+  }
+});
+
+test('a streaming matcher names the song within a few 1 s windows and follows its position', async () => {
+  const start = 7.3;
+  const live = await opusRoundTrip(songs[2].slice(Math.round(start * SR), Math.round((start + 8) * SR)), 32);
+  const s = new AudioStreamMatcher(bank, { historySec: 5, minSec: 3 });
+  let firstAt = -1;
+  for (let w = 0; w < 8; w++) {
+    const m = s.push({ sampleRate: SR, pcm: live.slice(w * SR, (w + 1) * SR) });
+    if (m.length > 0) {
+      assert.equal(m[0].entryId, 'song2');
+      const nowInRecording = (m[0].offsetSec ?? 0) + s.historySeconds;
+      assert.ok(Math.abs(nowInRecording - (start + w + 1)) < 0.15, `window ${w}: ${nowInRecording}`);
+      if (firstAt < 0) firstAt = w + 1;
+    } else {
+      assert.ok(w < 3, `lost the match at window ${w}`);
+    }
+  }
+  assert.equal(firstAt, 3, 'named once 3 s of audio are in');
+  const quiet = new AudioStreamMatcher(bank);
+  for (let w = 0; w < 5; w++) assert.deepEqual(quiet.push({ sampleRate: SR, pcm: melody(77, 1) }), []);
+});
+
+test('register from a file (decoded by node-av), unregister, and sample-rate checks', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'audio-bank-'));
+  try {
+    const other = new AudioFingerprintBank({ name: 'protected_audio' });
+    const extra = melody(500, 20);
+    writeFileSync(join(dir, 'extra.wav'), wav16(extra, SR));
+    const rec = await other.registerFile('extra', join(dir, 'extra.wav'), { category: 'copyright_audio' });
+    assert.ok(Math.abs(rec.durationSec - 20) < 0.05);
+    const heard = await opusRoundTrip(extra.slice(5 * SR, 9 * SR), 32);
+    assert.equal(other.match(heard)[0]?.entryId, 'extra');
+    assert.ok(other.unregister('extra'));
+    assert.deepEqual(other.match(heard), []);
+    assert.throws(() => other.register('x', { sampleRate: 48000, pcm: new Float32Array(48000) }), /16000/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
