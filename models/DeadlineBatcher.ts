@@ -1,0 +1,287 @@
+// Deadline-aware batching. Each request carries its deadline (server clock: frame arrival + budget). A batch
+// closes when it is full or when waiting any longer would make the earliest deadline in the queue
+// unreachable, given a learned estimate of how long a batch of that size takes. A request that cannot make
+// its deadline is answered `deadline_missed` (and counted), never dropped silently. The queue is bounded.
+import { ModelError, isModelError } from './errors.ts';
+import type { SignalStatus } from './types.ts';
+
+export interface BatchContext {
+  /** Latest deadline in the batch (server clock, ms): the executor may stop waiting after it. */
+  deadline: number;
+}
+
+export interface BatchRun<O> {
+  /** One output per item, same order. */
+  outputs: O[];
+  /** Stage -> ms for the whole batch (e.g. preprocess, inference, postprocess). */
+  timings?: Record<string, number>;
+}
+
+export type BatchExecutor<I, O> = (items: I[], ctx: BatchContext) => Promise<BatchRun<O>>;
+
+export interface BatchAnswer<O> {
+  status: SignalStatus;
+  /** Present when status is 'ok' (and for late answers, which come back as 'deadline_missed'). */
+  value?: O;
+  error?: ModelError;
+  /** ms: queue (submit -> dispatch) plus the executor's stages; batchSize. */
+  timings: Record<string, number>;
+  batchSize: number;
+}
+
+export interface DeadlineBatcherOptions {
+  /** Largest batch. Default 8. */
+  maxBatchSize: number;
+  /** Queue bound; beyond it new requests are answered 'unavailable' (MOD_ERR_QUEUE_FULL). Default 64. */
+  maxQueue: number;
+  /** Never hold a request longer than this to fill a batch (ms). Default 10. */
+  maxWaitMs: number;
+  /** Safety margin subtracted from deadlines (ms). Default 2. */
+  marginMs: number;
+  /** Batches run at once. Default 1 (the backend's threads are the parallelism). */
+  concurrency: number;
+  /** Prior for the batch-time estimate before anything was observed: ms = fixed + perItem * n. */
+  prior: { fixedMs: number; perItemMs: number };
+  /** Clock (ms). Default the server clock. */
+  now: () => number;
+}
+
+const DEFAULTS: Readonly<DeadlineBatcherOptions> = Object.freeze({
+  maxBatchSize: 8,
+  maxQueue: 64,
+  maxWaitMs: 10,
+  marginMs: 2,
+  concurrency: 1,
+  prior: { fixedMs: 2, perItemMs: 5 },
+  now: () => performance.timeOrigin + performance.now(),
+});
+
+/**
+ * Learns how long a batch of size n takes: an exponentially weighted mean and mean deviation per size; sizes
+ * never seen are scaled from the nearest seen size, or taken from the prior.
+ */
+export class BatchTimeEstimator {
+  private readonly mean = new Map<number, number>();
+  private readonly dev = new Map<number, number>();
+
+  constructor(private readonly prior: { fixedMs: number; perItemMs: number }, private readonly alpha = 0.2) {}
+
+  observe(n: number, ms: number): void {
+    const m = this.mean.get(n);
+    if (m === undefined) {
+      this.mean.set(n, ms);
+      this.dev.set(n, ms * 0.1);
+      return;
+    }
+    const d = this.dev.get(n)!;
+    this.mean.set(n, m + this.alpha * (ms - m));
+    this.dev.set(n, d + this.alpha * (Math.abs(ms - m) - d));
+  }
+
+  /** A cautious estimate (mean + 2 deviations) of a batch of n (ms). */
+  estimate(n: number): number {
+    const m = this.mean.get(n);
+    if (m !== undefined) return m + 2 * this.dev.get(n)!;
+    let nearest: number | undefined;
+    for (const k of this.mean.keys()) if (nearest === undefined || Math.abs(k - n) < Math.abs(nearest - n)) nearest = k;
+    if (nearest !== undefined) {
+      const scaled = (this.mean.get(nearest)! + 2 * this.dev.get(nearest)!) * (n > nearest ? n / nearest : 1);
+      return scaled;
+    }
+    return this.prior.fixedMs + this.prior.perItemMs * n;
+  }
+
+  snapshot(): Record<number, { meanMs: number; devMs: number }> {
+    const out: Record<number, { meanMs: number; devMs: number }> = {};
+    for (const [n, m] of [...this.mean.entries()].sort((a, b) => a[0] - b[0])) out[n] = { meanMs: m, devMs: this.dev.get(n)! };
+    return out;
+  }
+}
+
+interface Pending<I, O> {
+  item: I;
+  deadline: number;
+  enqueuedAt: number;
+  resolve: (a: BatchAnswer<O>) => void;
+}
+
+export interface BatcherStats {
+  submitted: number;
+  ok: number;
+  /** Answered deadline_missed: could not be scheduled in time, or the result came back late. */
+  deadlineMissed: number;
+  missedBeforeRun: number;
+  missedLate: number;
+  unavailable: number;
+  errors: number;
+  queueFull: number;
+  batches: number;
+  queued: number;
+  inflight: number;
+  /** Batch size -> count. */
+  batchSizes: Record<number, number>;
+  estimateMs: Record<number, { meanMs: number; devMs: number }>;
+}
+
+export class DeadlineBatcher<I, O> {
+  readonly options: Readonly<DeadlineBatcherOptions>;
+  readonly estimator: BatchTimeEstimator;
+  private queue: Pending<I, O>[] = [];
+  private inflight = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private closed = false;
+  private readonly counters = { submitted: 0, ok: 0, missedBeforeRun: 0, missedLate: 0, unavailable: 0, errors: 0, queueFull: 0, batches: 0 };
+  private readonly sizes: Record<number, number> = {};
+
+  constructor(private readonly executor: BatchExecutor<I, O>, opts: Partial<DeadlineBatcherOptions> = {}) {
+    this.options = Object.freeze({ ...DEFAULTS, ...opts });
+    this.estimator = new BatchTimeEstimator(this.options.prior);
+  }
+
+  /** Queues one item; the promise always resolves (never rejects) with an answer carrying its status. */
+  submit(item: I, deadline: number): Promise<BatchAnswer<O>> {
+    const now = this.options.now();
+    this.counters.submitted++;
+    if (this.closed) return Promise.resolve(this.fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), 0));
+    if (now + this.estimator.estimate(1) + this.options.marginMs > deadline) {
+      this.counters.missedBeforeRun++;
+      return Promise.resolve(this.fail('deadline_missed',
+        new ModelError('MOD_ERR_DEADLINE_MISSED', `deadline in ${(deadline - now).toFixed(1)} ms cannot be met`), 0));
+    }
+    if (this.queue.length >= this.options.maxQueue) {
+      this.counters.queueFull++;
+      return Promise.resolve(this.fail('unavailable', new ModelError('MOD_ERR_QUEUE_FULL', `queue full (${this.options.maxQueue})`), 0));
+    }
+    return new Promise((resolve) => {
+      this.queue.push({ item, deadline, enqueuedAt: now, resolve });
+      this.schedule();
+    });
+  }
+
+  stats(): BatcherStats {
+    const c = this.counters;
+    return { ...c, deadlineMissed: c.missedBeforeRun + c.missedLate, queued: this.queue.length, inflight: this.inflight,
+      batchSizes: { ...this.sizes }, estimateMs: this.estimator.snapshot() };
+  }
+
+  /** Answers everything queued 'unavailable' (MOD_ERR_CLOSED); batches in flight finish. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.clearTimer();
+    const q = this.queue;
+    this.queue = [];
+    for (const p of q) {
+      this.counters.unavailable++;
+      p.resolve(this.fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), this.options.now() - p.enqueuedAt));
+    }
+  }
+
+  private fail(status: SignalStatus, error: ModelError, queueMs: number): BatchAnswer<O> {
+    return { status, error, timings: { queue: queueMs }, batchSize: 0 };
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+  }
+
+  /** Decides whether to dispatch now or when; called on every submit and batch completion. */
+  private schedule(): void {
+    while (!this.closed && this.queue.length > 0 && this.inflight < this.options.concurrency) {
+      this.expire();
+      if (this.queue.length === 0) break;
+      const now = this.options.now();
+      const n = Math.min(this.queue.length, this.options.maxBatchSize);
+      if (n < this.options.maxBatchSize) {
+        // Waiting to grow the batch to n+1 is allowed only while that larger batch still meets every deadline.
+        const earliest = Math.min(...this.queue.map((p) => p.deadline));
+        const oldest = Math.min(...this.queue.map((p) => p.enqueuedAt));
+        const closeAt = Math.min(earliest - this.estimator.estimate(n + 1) - this.options.marginMs, oldest + this.options.maxWaitMs);
+        if (closeAt > now) {
+          this.armTimer(closeAt);
+          return;
+        }
+      }
+      this.dispatch(n);
+    }
+  }
+
+  private armTimer(at: number): void {
+    if (this.timer && this.timerAt <= at) return;
+    this.clearTimer();
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.schedule();
+    }, Math.max(0, at - this.options.now()));
+  }
+
+  /** Answers deadline_missed to every queued request that a batch of one could no longer serve in time. */
+  private expire(): void {
+    const now = this.options.now();
+    const floor = this.estimator.estimate(1) + this.options.marginMs;
+    const keep: Pending<I, O>[] = [];
+    for (const p of this.queue) {
+      if (now + floor > p.deadline) {
+        this.counters.missedBeforeRun++;
+        p.resolve(this.fail('deadline_missed', new ModelError('MOD_ERR_DEADLINE_MISSED', 'deadline passed while queued'), now - p.enqueuedAt));
+      } else keep.push(p);
+    }
+    this.queue = keep;
+  }
+
+  private dispatch(n: number): void {
+    this.clearTimer();
+    // Earliest deadline first.
+    this.queue.sort((a, b) => a.deadline - b.deadline);
+    const batch = this.queue.splice(0, n);
+    this.inflight++;
+    this.counters.batches++;
+    this.sizes[n] = (this.sizes[n] ?? 0) + 1;
+    const started = this.options.now();
+    const deadline = Math.max(...batch.map((p) => p.deadline));
+    let run: Promise<BatchRun<O>>;
+    try {
+      run = this.executor(batch.map((p) => p.item), { deadline });
+    } catch (err) {
+      run = Promise.reject(err);
+    }
+    run.then(
+      (result) => {
+        const done = this.options.now();
+        this.estimator.observe(n, done - started);
+        if (result.outputs.length !== n) throw new ModelError('MOD_ERR_INFERENCE', `executor returned ${result.outputs.length} outputs for ${n}`);
+        for (let i = 0; i < n; i++) {
+          const p = batch[i]!;
+          const timings = { queue: started - p.enqueuedAt, ...result.timings };
+          if (done > p.deadline) {
+            this.counters.missedLate++;
+            p.resolve({ status: 'deadline_missed', value: result.outputs[i], timings, batchSize: n,
+              error: new ModelError('MOD_ERR_DEADLINE_MISSED', `answer ${(done - p.deadline).toFixed(1)} ms late`) });
+          } else {
+            this.counters.ok++;
+            p.resolve({ status: 'ok', value: result.outputs[i], timings, batchSize: n });
+          }
+        }
+      },
+    ).catch((err: unknown) => {
+      const e = isModelError(err) ? err : new ModelError('MOD_ERR_INFERENCE', (err as Error)?.message ?? String(err), { cause: err });
+      const status: SignalStatus = e.code === 'MOD_ERR_UNAVAILABLE' || e.code === 'MOD_ERR_BACKEND_DOWN' || e.code === 'MOD_ERR_CLOSED'
+        ? 'unavailable'
+        : e.code === 'MOD_ERR_TIMEOUT' ? 'deadline_missed' : 'error';
+      for (const p of batch) {
+        if (status === 'unavailable') this.counters.unavailable++;
+        else if (status === 'deadline_missed') this.counters.missedLate++;
+        else this.counters.errors++;
+        p.resolve({ status, error: e, timings: { queue: started - p.enqueuedAt }, batchSize: n });
+      }
+    }).finally(() => {
+      this.inflight--;
+      this.schedule();
+    });
+  }
+}

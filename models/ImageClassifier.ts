@@ -1,0 +1,60 @@
+// One image model behind a DeadlineBatcher: frames in, label probabilities and category scores out.
+// Preprocessing is injected (models/ does not import samplers/): (frame, size) -> NHWC float32 in [0,1].
+import { DeadlineBatcher, type BatchAnswer, type DeadlineBatcherOptions } from './DeadlineBatcher.ts';
+import { inputShape, modelRef, normalizeInput, postprocess, type ModelSpec } from './registry.ts';
+import { now, type Backend } from './backends/types.ts';
+import type { Category, ImageFrame, ModelRef } from './types.ts';
+
+export type PreprocessFn = (frame: ImageFrame, size: number) => Float32Array;
+
+export interface Classification {
+  labels: Record<string, number>;
+  scores: Record<Category, number>;
+}
+
+export class ImageClassifier {
+  readonly batcher: DeadlineBatcher<ImageFrame, Classification>;
+  readonly ref: ModelRef;
+
+  constructor(readonly spec: ModelSpec, private readonly backend: Backend, private readonly preprocess: PreprocessFn,
+    batcher: Partial<DeadlineBatcherOptions> = {}) {
+    this.ref = modelRef(spec);
+    this.batcher = new DeadlineBatcher<ImageFrame, Classification>((frames, ctx) => this.runBatch(frames, ctx.deadline),
+      { maxBatchSize: spec.maxBatchSize, ...batcher });
+  }
+
+  classify(frame: ImageFrame, deadline: number): Promise<BatchAnswer<Classification>> {
+    return this.batcher.submit(frame, deadline);
+  }
+
+  /** Runs a batch of `n` black frames once: loads the model and seeds the batch-time estimate. */
+  async warmUp(sizes: number[] = [1]): Promise<void> {
+    await this.backend.load(this.spec.name);
+    const size = this.spec.input.size;
+    for (const n of sizes) {
+      const t0 = now();
+      await this.backend.infer(this.spec.name, { data: new Float32Array(n * size * size * 3), shape: inputShape(this.spec, n) });
+      this.batcher.estimator.observe(n, now() - t0);
+    }
+  }
+
+  private async runBatch(frames: ImageFrame[], deadline: number): Promise<{ outputs: Classification[]; timings: Record<string, number> }> {
+    const size = this.spec.input.size;
+    const per = size * size * 3;
+    const t0 = now();
+    const unit = new Float32Array(frames.length * per);
+    frames.forEach((f, i) => unit.set(this.preprocess(f, size), i * per));
+    const input = normalizeInput(this.spec, unit, frames.length);
+    const t1 = now();
+    const out = await this.backend.infer(this.spec.name, { data: input, shape: inputShape(this.spec, frames.length) }, { deadline });
+    const t2 = now();
+    const width = out.shape[out.shape.length - 1] ?? this.spec.labels.length;
+    const outputs = frames.map((_, i) => postprocess(this.spec, out.data.subarray(i * width, (i + 1) * width)));
+    const t3 = now();
+    return { outputs, timings: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 } };
+  }
+
+  close(): void {
+    this.batcher.close();
+  }
+}
