@@ -38,6 +38,17 @@ interface SampleRecord {
   textContext?: string[];
 }
 
+interface Outage {
+  seqs: number[];
+  from: number;
+  to: number;
+  statuses: string[];
+}
+
+/** Pseudo-category of fail-mode restrictions. */
+export const SIGNALS_UNAVAILABLE = 'signals_unavailable';
+const MAX_OUTAGE_SEQS = 50;
+
 interface BucketState {
   bucket: Bucket;
   /** Fused score at the last update. */
@@ -55,6 +66,8 @@ export interface FusionState {
   readonly buckets: Readonly<Record<string, Readonly<Record<string, BucketState>>>>;
   /** Consecutive samples per kind whose status was not 'ok'. */
   readonly unavailable: Readonly<{ audio: number; video: number }>;
+  /** The current run of unavailable samples per kind (the facts of a fail-mode restriction). */
+  readonly outage: Readonly<Partial<Record<'audio' | 'video', Outage>>>;
   readonly verdict: Verdict | undefined;
   readonly samples: number;
 }
@@ -69,7 +82,7 @@ export interface FusionResult {
 }
 
 export function createFusionState(streamId?: string): FusionState {
-  return { streamId, windows: {}, buckets: {}, unavailable: { audio: 0, video: 0 }, verdict: undefined, samples: 0 };
+  return { streamId, windows: {}, buckets: {}, unavailable: { audio: 0, video: 0 }, outage: {}, verdict: undefined, samples: 0 };
 }
 
 const LEVEL: Record<Bucket, number> = { green: 0, amber: 1, red: 2 };
@@ -175,10 +188,19 @@ export function fuse(state: FusionState, signal: SignalLike, policy: Policy, now
   for (const [k, v] of Object.entries(state.buckets)) buckets[k] = { ...v };
   const enteredAmber: FusionResult['enteredAmber'] = [];
 
+  const outage = { ...state.outage };
   if (signal.status !== 'ok') {
     unavailable[kind] += 1;
+    const o = outage[kind];
+    outage[kind] = {
+      seqs: [...(o?.seqs ?? []), signal.sampleSeq].slice(-MAX_OUTAGE_SEQS),
+      from: o?.from ?? signal.arrivedAt,
+      to: signal.arrivedAt,
+      statuses: o?.statuses.includes(signal.status) ? o.statuses : [...(o?.statuses ?? []), signal.status],
+    };
   } else {
     unavailable[kind] = 0;
+    delete outage[kind];
     for (const def of Object.values(policy.taxonomy)) {
       if (!def.kinds.includes(kind)) continue;
       const record = recordFor(def, signal);
@@ -205,9 +227,10 @@ export function fuse(state: FusionState, signal: SignalLike, policy: Policy, now
   const degraded = (['audio', 'video'] as const).filter((k) => unavailable[k] >= policy.failAfter);
   const streamId = signal.streamId ?? state.streamId;
   const verdict = buildVerdict(policy, streamId, windows, buckets, degraded, now);
+  if (degraded.length > 0) verdict.evidenceByCategory[SIGNALS_UNAVAILABLE] = outageEvidence(degraded.map((k) => outage[k]));
   const changed = state.verdict === undefined ? isRestrictive(verdict) : decisionKey(state.verdict) !== decisionKey(verdict);
   return {
-    state: { streamId, windows, buckets, unavailable, verdict, samples: state.samples + 1 },
+    state: { streamId, windows, buckets, unavailable, outage, verdict, samples: state.samples + 1 },
     verdict,
     changed,
     enteredAmber,
@@ -291,6 +314,19 @@ function buildVerdict(
 
 function round(x: number): number {
   return Math.round(x * 10000) / 10000;
+}
+
+function outageEvidence(outages: (Outage | undefined)[]): Evidence {
+  const list = outages.filter((o): o is Outage => o !== undefined);
+  return {
+    sampleSeqs: [...new Set(list.flatMap((o) => o.seqs))].sort((a, b) => a - b),
+    timeRange: list.length ? { from: Math.min(...list.map((o) => o.from)), to: Math.max(...list.map((o) => o.to)) } : { from: 0, to: 0 },
+    scores: [],
+    matches: [],
+    text: [],
+    textContext: [...new Set(list.flatMap((o) => o.statuses))].map((st) => `signal status: ${st}`),
+    thumbnailRefs: [],
+  };
 }
 
 /** Evidence of a set of categories, merged from a verdict's per-category evidence. */

@@ -2,7 +2,7 @@
 export * from './types.ts';
 export { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
 export { parsePolicy, loadPolicyBundle, loadPolicyDir, lexiconFor, jurisdictionKey } from './loader.ts';
-export { createFusionState, fuse, decisionKey, evidenceFor, strictestAction, ACTION_SEVERITY, GLOBAL_KEY, type FusionState, type FusionResult } from './fusion.ts';
+export { createFusionState, fuse, decisionKey, evidenceFor, strictestAction, ACTION_SEVERITY, GLOBAL_KEY, SIGNALS_UNAVAILABLE, type FusionState, type FusionResult } from './fusion.ts';
 export { gateFor, initialGateFor } from './gate.ts';
 export {
   restrictionsOf,

@@ -40,7 +40,8 @@ function positionOf(file: ParsedFile, path: Path, pointAtKey: boolean): { line: 
       if (!pair) break;
       const last = i === path.length - 1;
       const keyNode = pair.key;
-      if ((last && pointAtKey) || !isNode(pair.value)) {
+      // Collections start on the line after their key: the key's line is where a reader looks.
+      if ((last && (pointAtKey || isMap(pair.value) || isSeq(pair.value))) || !isNode(pair.value)) {
         if (isNode(keyNode) && keyNode.range) offset = keyNode.range[0];
         node = pair.value;
         if (!isNode(pair.value)) break;
@@ -148,18 +149,18 @@ function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; ra
   const fail = (code: PolicyErrorCode, file: ParsedFile, path: Path, reason: string, atKey = false) =>
     issues.push({ code, issue: issueAt(file, path, reason, atKey) });
 
+  if (raw.fusion.enter > raw.fusion.window) fail('POL_ERR_SCHEMA', baseFile, ['fusion', 'enter'], `enter (${raw.fusion.enter}) exceeds window (${raw.fusion.window})`);
   const taxonomy: Record<string, CategoryDef> = {};
   const textCategories = new Set<string>();
   for (const [name, c] of Object.entries(raw.taxonomy)) {
     const fusion = { ...raw.fusion, ...c.fusion };
-    if (fusion.enter > fusion.window) fail('POL_ERR_SCHEMA', baseFile, ['taxonomy', name, 'fusion'], `enter (${fusion.enter}) exceeds window (${fusion.window})`);
+    if (c.fusion && fusion.enter > fusion.window) fail('POL_ERR_SCHEMA', baseFile, ['taxonomy', name, 'fusion'], `enter (${fusion.enter}) exceeds window (${fusion.window}) with the base fusion settings merged`);
     if (c.signals.scores.length + c.signals.banks.length + c.signals.text.length === 0) {
       fail('POL_ERR_SCHEMA', baseFile, ['taxonomy', name, 'signals'], 'category is fed by no signal');
     }
     for (const t of c.signals.text) textCategories.add(t);
     taxonomy[name] = { name, description: c.description, kinds: [...new Set(c.kinds)], ground: c.ground, clause: c.clause, signals: c.signals, fusion };
   }
-  if (raw.fusion.enter > raw.fusion.window) fail('POL_ERR_SCHEMA', baseFile, ['fusion', 'enter'], `enter (${raw.fusion.enter}) exceeds window (${raw.fusion.window})`);
   if (raw.reviewDeadZone[0] >= raw.reviewDeadZone[1]) fail('POL_ERR_SCHEMA', baseFile, ['reviewDeadZone'], 'dead zone lower bound must be below its upper bound');
 
   const global: Record<string, GlobalRule> = {};

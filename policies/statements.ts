@@ -2,7 +2,7 @@
 // Pure: ids are content hashes, times come from the caller.
 import { contentId } from './canonical.ts';
 import { PolicyError } from './errors.ts';
-import { ACTION_SEVERITY, GLOBAL_KEY, strictestAction } from './fusion.ts';
+import { ACTION_SEVERITY, GLOBAL_KEY, SIGNALS_UNAVAILABLE, strictestAction } from './fusion.ts';
 import type {
   Action,
   Evidence,
@@ -53,8 +53,8 @@ export function restrictionsOf(verdict: Verdict, policy: Policy): Restriction[] 
       r.jurisdictions.push(code);
       const cats = jv.categories.filter((c) => c.action === action);
       if (cats.length === 0 && jv.failMode) {
-        if (!r.categories.some((c) => c.category === 'signals_unavailable')) {
-          r.categories.push({ category: 'signals_unavailable', score: 0, clause: `fail mode ${jv.failMode}: moderation signals unavailable`, ground: 'terms_of_service' });
+        if (!r.categories.some((c) => c.category === SIGNALS_UNAVAILABLE)) {
+          r.categories.push({ category: SIGNALS_UNAVAILABLE, score: 0, clause: `fail mode ${jv.failMode}: moderation signals unavailable`, ground: 'terms_of_service' });
         }
       }
       for (const c of cats) {
@@ -94,9 +94,12 @@ export function buildStatement(input: StatementInput): StatementOfReasons {
   const cats = r.categories.map((c) => `${c.category} (score ${c.score.toFixed(2)})`).join(', ');
   const where = r.scope === 'stream' ? 'for all viewers' : `for viewers in ${r.jurisdictions.join(', ')}`;
   const automated = input.automated ?? { detection: true, decision: true };
+  const failMode = r.categories.length > 0 && r.categories.every((c) => c.category === SIGNALS_UNAVAILABLE);
   const explanation =
     input.explanation ??
-    `${describe(r.action)} ${where}: ${cats || 'moderation signals unavailable'} ${automated.decision ? 'exceeded the policy threshold over the fusion window' : 'confirmed by a human reviewer'}.`;
+    (failMode
+      ? `${describe(r.action)} ${where}: moderation signals were unavailable for ${evidence.sampleSeqs.length} consecutive samples and the policy of this jurisdiction fails closed; lifted when signals recover.`
+      : `${describe(r.action)} ${where}: ${cats} ${automated.decision ? 'exceeded the policy threshold over the fusion window' : 'confirmed by a human reviewer'}.`);
   return {
     id,
     streamId: input.streamId,
