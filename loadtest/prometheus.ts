@@ -79,15 +79,21 @@ export interface ServerPoint {
 }
 
 export const METRIC_PATTERNS = {
-  cpu: /^process_cpu_seconds_total$/,
-  rss: /^process_resident_memory_bytes$/,
-  eventLoopP99: /^nodejs_eventloop_(lag|delay)_p99_seconds$/,
-  eventLoopMax: /^nodejs_eventloop_(lag|delay)_max_seconds$/,
+  cpu: /(^|_)process_cpu_seconds_total$/,
+  rss: /(^|_)process_resident_memory_bytes$/,
+  /** prom-client's default lag metric (seconds); the server's own ms gauge is preferred when present. */
+  eventLoopP99: /(^|_)nodejs_eventloop_(lag|delay)_p99_seconds$/,
+  eventLoopMax: /(^|_)nodejs_eventloop_(lag|delay)_max_seconds$/,
   samplerDrops: /sampl.*drop|drop.*sampl|tap.*drop/i,
   deadlineMisses: /deadline_miss|budget_miss/i,
-  decisionLatency: /decision.*(latency|duration|seconds|ms)|(latency|duration).*decision/i,
+  decisionLatency: /stage_latency|decision.*(latency|duration|seconds|ms)|(latency|duration).*decision/i,
   killLatency: /kill.*(latency|duration|seconds|ms)/i,
 } as const;
+
+/** Event-loop delay gauge in ms with a `quantile` label (reset on each scrape), e.g. msfu_event_loop_delay_ms. */
+const EVENT_LOOP_MS = /event_loop_delay_ms$/;
+/** Stages of a per-stage latency histogram that stand for "frame complete at the server -> decision applied", best first. */
+const DECISION_STAGES = ['total', 'decision'];
 
 export function reducePoint(at: number, samples: PromSample[]): ServerPoint {
   const names: Record<string, string> = {};
@@ -97,25 +103,52 @@ export function reducePoint(at: number, samples: PromSample[]): ServerPoint {
     return m?.value;
   };
   const hist = (key: 'decisionLatency' | 'killLatency'): CumulativeHistogram | undefined => {
-    const h = findHistogram(samples, METRIC_PATTERNS[key]);
-    if (h) names[key] = h.name;
+    let h = findHistogram(samples, METRIC_PATTERNS[key]);
+    if (h && key === 'decisionLatency' && samples.some((s) => s.name === `${h!.name}_bucket` && s.labels.stage !== undefined)) {
+      const stage = DECISION_STAGES.find((st) => samples.some((s) => s.name === `${h!.name}_bucket` && s.labels.stage === st && s.value > 0)) ?? DECISION_STAGES[0]!;
+      h = findHistogram(samples, METRIC_PATTERNS[key], (l) => l.stage === stage);
+      if (h) names[key] = `${h.name}{stage="${stage}"}`;
+    } else if (h) names[key] = h.name;
     return h?.histogram;
   };
-  const lag = pick('eventLoopP99');
-  const lagMax = pick('eventLoopMax');
+  let eventLoopP99Ms: number | undefined;
+  let eventLoopMaxMs: number | undefined;
+  const eld = samples.filter((s) => EVENT_LOOP_MS.test(s.name));
+  if (eld.length) {
+    eventLoopP99Ms = eld.find((s) => s.labels.quantile === '0.99')?.value;
+    eventLoopMaxMs = eld.find((s) => s.labels.quantile === 'max')?.value;
+    names.eventLoopP99 = `${eld[0]!.name}{quantile="0.99"}`;
+  } else {
+    const lag = pick('eventLoopP99');
+    const lagMax = pick('eventLoopMax');
+    eventLoopP99Ms = lag === undefined ? undefined : lag * 1000;
+    eventLoopMaxMs = lagMax === undefined ? undefined : lagMax * 1000;
+  }
   const decision = hist('decisionLatency');
-  const unit = names.decisionLatency && /_ms$|_milliseconds$/.test(names.decisionLatency) ? 1 : 1000;
+  const unit = names.decisionLatency && /_ms(\{|$)|_milliseconds(\{|$)/.test(names.decisionLatency) ? 1 : 1000;
   return {
     at,
     cpuSeconds: pick('cpu'),
     rssBytes: pick('rss'),
-    eventLoopP99Ms: lag === undefined ? undefined : lag * 1000,
-    eventLoopMaxMs: lagMax === undefined ? undefined : lagMax * 1000,
+    eventLoopP99Ms,
+    eventLoopMaxMs,
     samplerDrops: pick('samplerDrops'),
-    deadlineMisses: pick('deadlineMisses'),
+    deadlineMisses: deadlineMisses(samples, names),
     decisionHistogram: decision,
     killHistogram: hist('killLatency'),
     histogramUnitMs: unit,
     names,
   };
+}
+
+/** Budget misses plus inference requests answered `deadline` (msfu_inference_requests_total{outcome="deadline"}). */
+function deadlineMisses(samples: PromSample[], names: Record<string, string>): number | undefined {
+  const misses = sumMetric(samples, METRIC_PATTERNS.deadlineMisses);
+  const inference = samples.filter((s) => /inference_requests_total$/.test(s.name) && s.labels.outcome === 'deadline');
+  if (!misses && !inference.length) return undefined;
+  const parts: string[] = [];
+  if (misses) parts.push(misses.name);
+  if (inference.length) parts.push(`${inference[0]!.name}{outcome="deadline"}`);
+  names.deadlineMisses = parts.join(' + ');
+  return (misses?.value ?? 0) + inference.reduce((n, s) => n + s.value, 0);
 }

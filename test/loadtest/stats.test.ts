@@ -91,3 +91,33 @@ test('budgets parse, and a figure that could not be measured misses', () => {
   assert.deepEqual(checks.map((c) => c.ok), [true, false, false]);
   assert.throws(() => parseBudget('decision_p99'), /bad budget/);
 });
+
+test("the server's own metric names are understood (msfu_*: ms histograms by stage, event-loop gauge by quantile)", () => {
+  const text = `msfu_process_process_cpu_seconds_total 3
+msfu_process_process_resident_memory_bytes 2000000
+msfu_process_nodejs_eventloop_lag_p99_seconds 0.5
+msfu_event_loop_delay_ms{quantile="0.5"} 1.5
+msfu_event_loop_delay_ms{quantile="0.99"} 7.25
+msfu_event_loop_delay_ms{quantile="max"} 20
+msfu_budget_misses_total{stage="total"} 2
+msfu_inference_requests_total{backend="onnx",outcome="deadline"} 3
+msfu_inference_requests_total{backend="onnx",outcome="ok"} 30
+msfu_stage_latency_ms_bucket{stage="inference",le="10"} 5
+msfu_stage_latency_ms_bucket{stage="inference",le="+Inf"} 5
+msfu_stage_latency_ms_bucket{stage="total",le="50"} 8
+msfu_stage_latency_ms_bucket{stage="total",le="100"} 10
+msfu_stage_latency_ms_bucket{stage="total",le="+Inf"} 10
+msfu_stage_latency_ms_count{stage="total"} 10
+msfu_stage_latency_ms_sum{stage="total"} 400
+`;
+  const p = reducePoint(0, parsePrometheus(text));
+  assert.equal(p.cpuSeconds, 3);
+  assert.equal(p.rssBytes, 2000000);
+  assert.equal(p.eventLoopP99Ms, 7.25);
+  assert.equal(p.eventLoopMaxMs, 20);
+  assert.equal(p.deadlineMisses, 5);
+  assert.equal(p.histogramUnitMs, 1);
+  assert.equal(p.decisionHistogram!.count, 10, 'only the total stage');
+  assert.equal(p.names.decisionLatency, 'msfu_stage_latency_ms{stage="total"}');
+  assert.ok(Math.abs(histogramQuantile(p.decisionHistogram!, 0.99) - 97.5) < 1e-9);
+});
