@@ -1,0 +1,266 @@
+// SampleModerator: one sample in, Signals out. It runs what the sample needs, each part at its own
+// rate: the classifier cascade and PDQ hash matching on sampled frames (the fast path, answered within
+// the budget), OCR plus text moderation at a lower rate and off the fast path (its own Signals, later),
+// audio fingerprints and voice activity on audio windows.
+//
+// It takes plain data (a sampler's VideoSample/AudioSample fits structurally) and its parts by
+// injection, so models/ stays free of the other folders and each part can be swapped or left out.
+import { AudioStreamMatcher, type AudioStreamMatcherOptions } from './audio/stream.ts';
+import type { AudioFingerprintBank } from './audio/bank.ts';
+import type { HashBankSet } from './hashbank/bank.ts';
+import { pdqHash, pdqToHex } from './pdq/pdq.ts';
+import type { AudioWindow, Category, ContentMatch, ImageFrame, ModelRef, SignalStatus, Signals, TextHit } from './types.ts';
+
+export interface VideoSampleIn extends ImageFrame {
+  kind: 'video';
+  streamId: string;
+  trackId: string;
+  seq: number;
+  rtpTimestamp: number;
+  reason: string;
+  timings: { arrivedAt: number };
+}
+
+export interface AudioSampleIn extends AudioWindow {
+  kind: 'audio';
+  streamId: string;
+  trackId: string;
+  seq: number;
+  rtpTimestamp: number;
+  timings: { arrivedAt: number };
+}
+
+export type SampleIn = VideoSampleIn | AudioSampleIn;
+
+/** What the classifier cascade answers (NsfwCascade fits). */
+export interface FrameClassifier {
+  classify(frame: ImageFrame, opts: { deadline?: number; arrivedAt?: number }): Promise<{
+    status: SignalStatus;
+    scores: Record<Category, number>;
+    escalated: boolean;
+    uncertain: boolean;
+    models: ModelRef[];
+    timings: Record<string, number>;
+  }>;
+}
+
+/** On-screen text reader (the OCR fits). */
+export interface TextReader {
+  readonly ref?: ModelRef;
+  read(frame: ImageFrame): Promise<{ lines: { text: string; score?: number }[] }>;
+}
+
+/** Text moderation of what OCR read (TextModerator fits). */
+export interface TextChecker {
+  moderate(text: string, opts: { source: 'ocr' | 'chat' }): TextHit[];
+}
+
+/** Voice activity (the VAD fits). */
+export interface SpeechDetector {
+  readonly ref?: ModelRef;
+  hasSpeech(window: AudioWindow): Promise<boolean>;
+}
+
+export interface SampleModeratorOptions {
+  classifier?: FrameClassifier;
+  hashBanks?: HashBankSet;
+  ocr?: TextReader;
+  text?: TextChecker;
+  audioBank?: AudioFingerprintBank;
+  vad?: SpeechDetector;
+  /** Budget from a sample's last packet to its signals (ms). Default 100. */
+  budgetMs: number;
+  /** Least time between two PDQ hashes of a track (ms of arrival time); first and scene-change frames always. Default 900 (~1 fps, as vPDQ). */
+  pdqIntervalMs: number;
+  /** Least time between two OCR passes of a track (ms); first and scene-change frames are preferred. Default 2000 (0.5 fps). */
+  ocrIntervalMs: number;
+  /** OCR passes in flight at once across all streams; a frame that finds them busy is skipped (counted). Default 1. */
+  ocrConcurrency: number;
+  audioMatcher: Partial<AudioStreamMatcherOptions>;
+  /** Server clock (ms). */
+  clock: () => number;
+}
+
+const DEFAULTS: Readonly<Omit<SampleModeratorOptions, 'clock'>> = Object.freeze({
+  budgetMs: 100,
+  pdqIntervalMs: 900,
+  ocrIntervalMs: 2000,
+  ocrConcurrency: 1,
+  audioMatcher: {},
+});
+
+const PDQ_REF: ModelRef = Object.freeze({ name: 'pdq', version: '1.0' });
+const FINGERPRINT_REF: ModelRef = Object.freeze({ name: 'audio-landmarks', version: '1' });
+
+interface TrackState {
+  lastPdqAt: number;
+  lastOcrAt: number;
+  audio?: AudioStreamMatcher;
+}
+
+export interface SampleModeratorStats {
+  videoSamples: number;
+  audioSamples: number;
+  pdqHashes: number;
+  ocrPasses: number;
+  ocrSkippedBusy: number;
+  audioMatches: number;
+}
+
+export class SampleModerator {
+  readonly options: Readonly<SampleModeratorOptions>;
+  private readonly tracks = new Map<string, TrackState>();
+  private ocrInFlight = 0;
+  private readonly counters: SampleModeratorStats = { videoSamples: 0, audioSamples: 0, pdqHashes: 0, ocrPasses: 0, ocrSkippedBusy: 0, audioMatches: 0 };
+
+  constructor(options: Partial<SampleModeratorOptions> = {}) {
+    this.options = Object.freeze({ ...DEFAULTS, clock: () => performance.timeOrigin + performance.now(), ...options });
+  }
+
+  /**
+   * Moderates one sample. `emit` receives the fast-path Signals before the returned promise settles;
+   * OCR results arrive later as Signals of their own (same sampleSeq) when a pass ran.
+   */
+  async moderate(sample: SampleIn, emit: (signals: Signals) => void): Promise<void> {
+    if (sample.kind === 'video') await this.moderateVideo(sample, emit);
+    else await this.moderateAudio(sample, emit);
+  }
+
+  /** Forget a stream's per-track state (its audio history, rates). */
+  releaseStream(streamId: string): void {
+    for (const key of this.tracks.keys()) if (key.startsWith(`${streamId}\u0000`)) this.tracks.delete(key);
+  }
+
+  stats(): SampleModeratorStats {
+    return { ...this.counters };
+  }
+
+  private track(sample: SampleIn): TrackState {
+    const key = `${sample.streamId}\u0000${sample.trackId}`;
+    let state = this.tracks.get(key);
+    if (!state) {
+      state = { lastPdqAt: -Infinity, lastOcrAt: -Infinity };
+      this.tracks.set(key, state);
+    }
+    return state;
+  }
+
+  private base(sample: SampleIn): Signals {
+    return {
+      streamId: sample.streamId,
+      trackId: sample.trackId,
+      kind: sample.kind,
+      sampleSeq: sample.seq,
+      rtpTimestamp: sample.rtpTimestamp,
+      arrivedAt: sample.timings.arrivedAt,
+      completedAt: 0,
+      status: 'ok',
+      scores: {},
+      matches: [],
+      text: [],
+      escalated: false,
+      uncertain: false,
+      models: [],
+      timings: {},
+    };
+  }
+
+  private async moderateVideo(sample: VideoSampleIn, emit: (signals: Signals) => void): Promise<void> {
+    const { clock } = this.options;
+    const state = this.track(sample);
+    const arrivedAt = sample.timings.arrivedAt;
+    const eager = sample.reason === 'first' || sample.reason === 'scene';
+    this.counters.videoSamples++;
+    const signals = this.base(sample);
+
+    // Start the classifier first: its inference runs on onnxruntime's threads while PDQ runs here.
+    const classified = this.options.classifier?.classify(sample, { arrivedAt, deadline: arrivedAt + this.options.budgetMs });
+
+    const banks = this.options.hashBanks;
+    if (banks && (eager || arrivedAt - state.lastPdqAt >= this.options.pdqIntervalMs)) {
+      state.lastPdqAt = arrivedAt;
+      const t0 = clock();
+      const { hash, quality } = pdqHash(sample);
+      this.counters.pdqHashes++;
+      signals.matches.push(...banks.match(hash).map((m): ContentMatch => ({ ...m, source: m.source ?? `pdq:${pdqToHex(hash)}:q${quality}` })));
+      signals.models.push(PDQ_REF);
+      signals.timings.hash = clock() - t0;
+    }
+
+    if (classified) {
+      const result = await classified;
+      signals.status = result.status;
+      signals.scores = result.scores;
+      signals.escalated = result.escalated;
+      signals.uncertain = result.uncertain;
+      signals.models.push(...result.models);
+      for (const [stage, ms] of Object.entries(result.timings)) signals.timings[stage] = ms;
+    }
+    signals.completedAt = clock();
+    emit(signals);
+
+    if (this.options.ocr && this.options.text && (eager || arrivedAt - state.lastOcrAt >= this.options.ocrIntervalMs)) {
+      if (this.ocrInFlight >= this.options.ocrConcurrency) {
+        this.counters.ocrSkippedBusy++;
+      } else {
+        state.lastOcrAt = arrivedAt;
+        this.ocrInFlight++;
+        // Not awaited by the caller's fast path: on-screen text is a slower signal of its own.
+        void this.readText(sample, emit).finally(() => this.ocrInFlight--);
+      }
+    }
+  }
+
+  private async readText(sample: VideoSampleIn, emit: (signals: Signals) => void): Promise<void> {
+    const { clock } = this.options;
+    const ocr = this.options.ocr;
+    const text = this.options.text;
+    if (!ocr || !text) return;
+    const signals = this.base(sample);
+    const t0 = clock();
+    try {
+      const { lines } = await ocr.read(sample);
+      this.counters.ocrPasses++;
+      const hits: TextHit[] = [];
+      for (const line of lines) hits.push(...text.moderate(line.text, { source: 'ocr' }));
+      signals.text = hits;
+      if (ocr.ref) signals.models.push(ocr.ref);
+    } catch {
+      signals.status = 'error';
+    }
+    signals.timings.ocr = clock() - t0;
+    signals.completedAt = clock();
+    emit(signals);
+  }
+
+  private async moderateAudio(sample: AudioSampleIn, emit: (signals: Signals) => void): Promise<void> {
+    const { clock } = this.options;
+    const state = this.track(sample);
+    this.counters.audioSamples++;
+    const signals = this.base(sample);
+    const bank = this.options.audioBank;
+    if (bank) {
+      state.audio ??= new AudioStreamMatcher(bank, this.options.audioMatcher);
+      const t0 = clock();
+      const matches = state.audio.push(sample);
+      if (matches.length > 0) this.counters.audioMatches++;
+      signals.matches.push(...matches);
+      signals.models.push(FINGERPRINT_REF);
+      signals.timings.fingerprint = clock() - t0;
+    }
+    const vad = this.options.vad;
+    if (vad) {
+      const t0 = clock();
+      try {
+        signals.speech = await vad.hasSpeech(sample);
+        if (vad.ref) signals.models.push(vad.ref);
+      } catch {
+        // Voice activity only narrows later audio models; without it every window counts as speech.
+        signals.speech = true;
+      }
+      signals.timings.vad = clock() - t0;
+    }
+    signals.completedAt = clock();
+    emit(signals);
+  }
+}
