@@ -57,6 +57,8 @@ interface CompiledTerm {
   category: Category;
   term: string;
   re: RegExp;
+  /** For OCR text, where recognisers drop spaces between words. */
+  reOcr: RegExp;
   jurisdictions?: string[];
 }
 
@@ -93,7 +95,12 @@ export class TextModerator {
     for (const [category, lex] of Object.entries(lexicons)) {
       for (const term of lex.terms) {
         if (term.trim() === '') continue;
-        const c: CompiledTerm = { category, term, re: new RegExp(termPattern(term), 'gu') };
+        const c: CompiledTerm = {
+          category,
+          term,
+          re: new RegExp(termPattern(term), 'gu'),
+          reOcr: new RegExp(termPattern(term, true), 'gu'),
+        };
         if (lex.jurisdictions) c.jurisdictions = [...lex.jurisdictions];
         compiled.push(c);
       }
@@ -125,8 +132,9 @@ export class TextModerator {
     for (const v of views) {
       for (const t of this.terms) {
         if (!applies(t.jurisdictions)) continue;
-        t.re.lastIndex = 0;
-        for (const m of v.text.matchAll(t.re)) add(t.category, t.term, v, m.index, m.index + m[0].length, t.jurisdictions);
+        const re = source === 'ocr' ? t.reOcr : t.re;
+        re.lastIndex = 0;
+        for (const m of v.text.matchAll(re)) add(t.category, t.term, v, m.index, m.index + m[0].length, t.jurisdictions);
       }
       if (this.profanity && this.profanityCategory !== null && applies(this.profanityJurisdictions)) {
         for (const m of this.profanity.getAllMatches(v.text, true)) {

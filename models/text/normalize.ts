@@ -119,9 +119,9 @@ function escapeClass(chars: string): string {
 /**
  * A regular expression source that finds the term as a whole word in folded text: each letter may be a
  * leet substitute and may be stretched ("baaad"), words of a multi-word term may be separated by any
- * non-letters. Whole-word matching is what keeps "Scunthorpe" and "classic" clean.
+ * non-letters (or by nothing when wordsMayTouch: OCR often loses the space between words). Whole-word matching is what keeps "Scunthorpe" and "classic" clean.
  */
-export function termPattern(term: string): string {
+export function termPattern(term: string, wordsMayTouch = false): string {
   const words = fold(term).text.split(/[^\p{L}\p{N}]+/u).filter(Boolean);
   if (words.length === 0) return '(?!)';
   // A letter once, or stretched to three or more ("baaad"): allowing doubles would turn "good" into "god".
@@ -130,5 +130,6 @@ export function termPattern(term: string): string {
       const cls = `[${escapeClass(LEET[c] ?? c)}]`;
       return `${cls}(?:${cls}{2,})?`;
     }).join('');
-  return `(?<![\\p{L}\\p{N}])${words.map(word).join('[^\\p{L}\\p{N}]+')}(?![\\p{L}\\p{N}])`;
+  const between = wordsMayTouch ? '[^\\p{L}\\p{N}]*' : '[^\\p{L}\\p{N}]+';
+  return `(?<![\\p{L}\\p{N}])${words.map(word).join(between)}(?![\\p{L}\\p{N}])`;
 }

@@ -70,6 +70,9 @@ test('per-jurisdiction lexicons and OCR source', () => {
   m.setLexicons({ spam: { terms: ['free crypto'] } });
   assert.equal(m.moderate('bad').filter((h) => h.category === 'banned_text').length, 0);
   assert.equal(m.moderate('FREE   CRYPT0 here')[0]?.category, 'spam');
+  // OCR drops spaces between words; chat text does not get that leniency
+  assert.equal(m.moderate('FREECRYPTO now', { source: 'ocr' })[0]?.category, 'spam');
+  assert.deepEqual(m.moderate('freecrypto now', { source: 'chat' }).filter((h) => h.category === 'spam'), []);
   const off = TextModerator.create({ lexicons: {}, profanityCategory: null });
   assert.deepEqual(off.moderate('fuck'), []);
 });
