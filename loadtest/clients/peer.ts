@@ -1,0 +1,113 @@
+// Shared bits of the synthetic WHIP/WHEP clients: a loopback-only werift peer connection, the HTTP
+// exchange of RFC 9725, and the clock.
+
+import { RTCPeerConnection, RTCRtpCodecParameters, useAbsSendTime, useFIR, useNACK, usePLI, useREMB, useSdesMid } from 'werift';
+
+export type ClientVideoCodec = 'VP8' | 'H264';
+
+/** Server clock shared by everything in this project (ms). */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export function clientCodecs(video: ClientVideoCodec[]): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } {
+  const fb = () => [useNACK(), usePLI(), useFIR(), useREMB()];
+  const v: RTCRtpCodecParameters[] = [];
+  for (const c of video) {
+    if (c === 'VP8') {
+      v.push(new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: fb() }));
+      v.push(new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000, payloadType: 97, parameters: 'apt=96' }));
+    } else {
+      v.push(new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, payloadType: 102, parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f', rtcpFeedback: fb() }));
+      v.push(new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000, payloadType: 103, parameters: 'apt=102' }));
+    }
+  }
+  return { video: v, audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })] };
+}
+
+export function clientPeer(video: ClientVideoCodec[]): RTCPeerConnection {
+  return new RTCPeerConnection({
+    iceServers: [],
+    iceUseIpv6: false,
+    iceUseTcp: false,
+    iceInterfaceAddresses: { udp4: '127.0.0.1' },
+    iceAdditionalHostAddresses: ['127.0.0.1'],
+    codecs: clientCodecs(video),
+    headerExtensions: { video: [useSdesMid(), useAbsSendTime()], audio: [useSdesMid()] },
+  });
+}
+
+export class WhipHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    readonly code: string | undefined,
+  ) {
+    super(`HTTP ${status}${code ? ` ${code}` : ''}: ${body.slice(0, 200)}`);
+  }
+}
+
+/** POSTs an offer (RFC 9725) and returns the answer and the absolute session URL. */
+export async function postOffer(url: string, offer: string, token?: string): Promise<{ answer: string; location: string }> {
+  const headers: Record<string, string> = { 'content-type': 'application/sdp' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(url, { method: 'POST', headers, body: offer });
+  const body = await res.text();
+  if (res.status !== 201) {
+    let code: string | undefined;
+    try {
+      code = (JSON.parse(body) as { code?: string }).code;
+    } catch {
+      code = undefined;
+    }
+    throw new WhipHttpError(res.status, body, code);
+  }
+  const loc = res.headers.get('location');
+  if (!loc) throw new WhipHttpError(res.status, 'missing Location header', undefined);
+  return { answer: body, location: new URL(loc, url).toString() };
+}
+
+export async function deleteSession(location: string, token?: string): Promise<number> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  try {
+    const res = await fetch(location, { method: 'DELETE', headers });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+/** Creates the local offer once ICE gathering is done (no trickle in WHIP/WHEP here). */
+export async function gatheredOffer(pc: RTCPeerConnection): Promise<string> {
+  await pc.setLocalDescription(await pc.createOffer());
+  if (pc.iceGatheringState !== 'complete') {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 3000);
+      pc.iceGatheringStateChange.subscribe((s) => {
+        if (s === 'complete') {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+  }
+  return pc.localDescription!.sdp;
+}
+
+export function waitConnected(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
+  if (pc.connectionState === 'connected') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`not connected after ${timeoutMs} ms (state ${pc.connectionState})`)), timeoutMs);
+    pc.connectionStateChange.subscribe((s) => {
+      if (s === 'connected') {
+        clearTimeout(t);
+        resolve();
+      } else if (s === 'failed' || s === 'closed') {
+        clearTimeout(t);
+        reject(new Error(`connection ${s}`));
+      }
+    });
+  });
+}

@@ -1,0 +1,270 @@
+// Synthetic WHEP viewer (werift, no browser). Records what arrives, per packet and per sender report.
+//
+//   const v = await WhepViewer.connect({ url: 'http://127.0.0.1:8080/whep/cam1', token });
+//   v.onPacket = (p) => ...          // { kind, seq, timestamp, marker, receivedAt, keyframeStart, size }
+//   v.count('video'); v.keyframes;   // packets per kind; keyframe starts seen (VP8/H264)
+//   v.senderReports('audio')         // [{ ntp, rtp, receivedAt }] as the SFU sent them
+//   v.frames('video')                // reassembled frames (recordPayloads: true): { timestamp, keyframe, data }
+//   await v.waitFor(() => v.keyframes > 0, 5000);
+//   await v.ended                    // resolves when the server ends the session (stream killed/ended)
+//   await v.close();                 // DELETE + close
+//
+// `codecs` chooses which video codecs the offer carries (default VP8 and H264), e.g. ['H264'] to
+// provoke a codec mismatch with a VP8 stream.
+
+import { RtcpSrPacket } from 'werift';
+import type { MediaStreamTrack, RTCPeerConnection, RtcpPacket, RtpPacket } from 'werift';
+import { clientPeer, deleteSession, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
+import type { ClientVideoCodec } from './peer.ts';
+
+export interface WhepViewerOptions {
+  url: string;
+  token?: string;
+  /** Video codecs offered. Default ['VP8', 'H264']. */
+  codecs?: ClientVideoCodec[];
+  /** Offer a video m-line. Default true. */
+  video?: boolean;
+  /** Offer an audio m-line. Default true. */
+  audio?: boolean;
+  /** Keep payloads so frames can be reassembled (memory grows with time). Default false. */
+  recordPayloads?: boolean;
+  /** Keep at most this many packet records. Default 200000. */
+  maxRecords?: number;
+  connectTimeoutMs?: number;
+}
+
+export interface ReceivedPacket {
+  kind: 'audio' | 'video';
+  seq: number;
+  timestamp: number;
+  marker: boolean;
+  payloadType: number;
+  receivedAt: number;
+  keyframeStart: boolean;
+  size: number;
+  payload?: Uint8Array;
+}
+
+export interface ReceivedSenderReport {
+  ntp: bigint;
+  rtp: number;
+  receivedAt: number;
+}
+
+export interface ReassembledFrame {
+  timestamp: number;
+  keyframe: boolean;
+  /** VP8 frame bytes, or H264 Annex-B access unit. */
+  data: Uint8Array;
+}
+
+function vp8Descriptor(payload: Uint8Array): { start: boolean; pid: number; headerLength: number } {
+  const b0 = payload[0] ?? 0;
+  let i = 1;
+  if (b0 & 0x80) {
+    const x = payload[1] ?? 0;
+    i = 2;
+    if (x & 0x80) i += (payload[i] ?? 0) & 0x80 ? 2 : 1;
+    if (x & 0x40) i += 1;
+    if (x & 0x30) i += 1;
+  }
+  return { start: (b0 & 0x10) !== 0, pid: b0 & 7, headerLength: i };
+}
+
+function isKeyStart(codec: string, payload: Uint8Array): boolean {
+  if (codec === 'VP8') {
+    const d = vp8Descriptor(payload);
+    return d.start && d.pid === 0 && payload.length > d.headerLength && ((payload[d.headerLength] ?? 1) & 1) === 0;
+  }
+  if (codec === 'H264') {
+    const t = (payload[0] ?? 0) & 0x1f;
+    if (t === 5 || t === 7) return true;
+    if (t === 24) {
+      let i = 1;
+      while (i + 2 < payload.length) {
+        const nal = (payload[i + 2] ?? 0) & 0x1f;
+        if (nal === 5 || nal === 7) return true;
+        i += 2 + (((payload[i] ?? 0) << 8) | (payload[i + 1] ?? 0));
+      }
+    }
+    if (t === 28) {
+      const fu = payload[1] ?? 0;
+      return (fu & 0x80) !== 0 && ((fu & 0x1f) === 5 || (fu & 0x1f) === 7);
+    }
+  }
+  return false;
+}
+
+/** Depacketizes one frame's payloads (RFC 7741 / RFC 6184) into a VP8 frame or an Annex-B access unit. */
+export function depacketize(codec: string, payloads: Uint8Array[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const sc = new Uint8Array([0, 0, 0, 1]);
+  for (const p of payloads) {
+    if (codec === 'VP8') {
+      parts.push(p.subarray(vp8Descriptor(p).headerLength));
+    } else if (codec === 'H264') {
+      const t = (p[0] ?? 0) & 0x1f;
+      if (t >= 1 && t <= 23) parts.push(sc, p);
+      else if (t === 24) {
+        let i = 1;
+        while (i + 2 <= p.length) {
+          const size = ((p[i] ?? 0) << 8) | (p[i + 1] ?? 0);
+          parts.push(sc, p.subarray(i + 2, i + 2 + size));
+          i += 2 + size;
+        }
+      } else if (t === 28) {
+        const fu = p[1] ?? 0;
+        if (fu & 0x80) parts.push(sc, new Uint8Array([((p[0] ?? 0) & 0xe0) | (fu & 0x1f)]));
+        parts.push(p.subarray(2));
+      }
+    } else {
+      parts.push(p);
+    }
+  }
+  const out = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
+  let o = 0;
+  for (const x of parts) {
+    out.set(x, o);
+    o += x.length;
+  }
+  return out;
+}
+
+export class WhepViewer {
+  onPacket: ((p: ReceivedPacket) => void) | undefined;
+  readonly packets: ReceivedPacket[] = [];
+  keyframes = 0;
+  /** Negotiated codec names per kind, from the answer. */
+  readonly codecOf: { video?: string; audio?: string } = {};
+  readonly ended: Promise<void>;
+  #counts = { audio: 0, video: 0 };
+  #srs: { audio: ReceivedSenderReport[]; video: ReceivedSenderReport[] } = { audio: [], video: [] };
+  #closed = false;
+  #firstPacketAt: { audio?: number; video?: number } = {};
+  #firstKeyframeAt: number | undefined;
+
+  private constructor(
+    readonly pc: RTCPeerConnection,
+    readonly location: string,
+    private readonly opts: WhepViewerOptions,
+    answer: string,
+  ) {
+    const m = answer.split(/\r?\n/);
+    let kind: 'audio' | 'video' | undefined;
+    for (const line of m) {
+      const mm = /^m=(audio|video) (\d+)/.exec(line);
+      if (mm) kind = mm[2] === '0' ? undefined : (mm[1] as 'audio' | 'video');
+      const r = /^a=rtpmap:\d+ ([^/]+)\//.exec(line);
+      if (r && kind && !this.codecOf[kind] && r[1]!.toLowerCase() !== 'rtx') this.codecOf[kind] = r[1]!.toUpperCase() === 'OPUS' ? 'opus' : r[1]!.toUpperCase();
+    }
+    pc.onTrack.subscribe((track: MediaStreamTrack) => this.#attach(track));
+    this.ended = new Promise((resolve) => {
+      pc.connectionStateChange.subscribe((s) => {
+        if (s === 'closed' || s === 'failed' || s === 'disconnected') resolve();
+      });
+    });
+  }
+
+  static async connect(opts: WhepViewerOptions): Promise<WhepViewer> {
+    const pc = clientPeer(opts.codecs ?? ['VP8', 'H264']);
+    if (opts.video !== false) pc.addTransceiver('video', { direction: 'recvonly' });
+    if (opts.audio !== false) pc.addTransceiver('audio', { direction: 'recvonly' });
+    try {
+      const offer = await gatheredOffer(pc);
+      const { answer, location } = await postOffer(opts.url, offer, opts.token);
+      const viewer = new WhepViewer(pc, location, opts, answer);
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      await waitConnected(pc, opts.connectTimeoutMs ?? 10_000);
+      return viewer;
+    } catch (err) {
+      await pc.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  #attach(track: MediaStreamTrack): void {
+    const kind = track.kind as 'audio' | 'video';
+    const codec = this.codecOf[kind] ?? '';
+    const max = this.opts.maxRecords ?? 200_000;
+    track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
+      const receivedAt = nowMs();
+      const h = rtp.header;
+      const keyframeStart = kind === 'video' && isKeyStart(codec, rtp.payload);
+      if (keyframeStart) {
+        this.keyframes++;
+        this.#firstKeyframeAt ??= receivedAt;
+      }
+      this.#counts[kind]++;
+      this.#firstPacketAt[kind] ??= receivedAt;
+      const p: ReceivedPacket = {
+        kind,
+        seq: h.sequenceNumber,
+        timestamp: h.timestamp,
+        marker: h.marker,
+        payloadType: h.payloadType,
+        receivedAt,
+        keyframeStart,
+        size: rtp.payload.length,
+        payload: this.opts.recordPayloads ? new Uint8Array(rtp.payload) : undefined,
+      };
+      if (this.packets.length < max) this.packets.push(p);
+      this.onPacket?.(p);
+    });
+    track.onReceiveRtcp.subscribe((rtcp: RtcpPacket) => {
+      if (rtcp instanceof RtcpSrPacket) this.#srs[kind].push({ ntp: rtcp.senderInfo.ntpTimestamp, rtp: rtcp.senderInfo.rtpTimestamp, receivedAt: nowMs() });
+    });
+  }
+
+  count(kind: 'audio' | 'video'): number {
+    return this.#counts[kind];
+  }
+
+  firstPacketAt(kind: 'audio' | 'video'): number | undefined {
+    return this.#firstPacketAt[kind];
+  }
+
+  get firstKeyframeAt(): number | undefined {
+    return this.#firstKeyframeAt;
+  }
+
+  senderReports(kind: 'audio' | 'video'): readonly ReceivedSenderReport[] {
+    return this.#srs[kind];
+  }
+
+  /** Frames reassembled from recorded payloads (needs recordPayloads), grouped by timestamp, in arrival order. */
+  frames(kind: 'audio' | 'video' = 'video', since = 0): ReassembledFrame[] {
+    const codec = this.codecOf[kind] ?? '';
+    const out: ReassembledFrame[] = [];
+    let cur: { ts: number; key: boolean; payloads: Uint8Array[]; seqs: number[] } | undefined;
+    const flush = (): void => {
+      if (cur && cur.payloads.length) out.push({ timestamp: cur.ts, keyframe: cur.key, data: depacketize(codec, cur.payloads) });
+    };
+    for (const p of this.packets) {
+      if (p.kind !== kind || !p.payload || p.receivedAt < since) continue;
+      if (!cur || cur.ts !== p.timestamp) {
+        flush();
+        cur = { ts: p.timestamp, key: p.keyframeStart, payloads: [], seqs: [] };
+      }
+      cur.payloads.push(p.payload);
+      cur.seqs.push(p.seq);
+    }
+    flush();
+    return out;
+  }
+
+  /** Polls `predicate` every 20 ms until it holds; rejects after `timeoutMs`. */
+  async waitFor(predicate: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
+    const end = performance.now() + timeoutMs;
+    while (!predicate()) {
+      if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async close(options: { deleteSession?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (options.deleteSession !== false) await deleteSession(this.location, this.opts.token);
+    await this.pc.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,238 @@
+// Synthetic WHIP publisher (werift, no browser). Sends a pre-encoded clip in a loop, in real time.
+//
+//   const clip = await syntheticClip({ codec: 'VP8' });                  // or your own EncodedFrame[]s
+//   const pub = await WhipPublisher.connect({ url: 'http://127.0.0.1:8080/whip/cam1', token, ...clip });
+//   pub.start();                                   // real-time loop; answers PLI with the next keyframe
+//   pub.sentAt('video', seq)                       // send time (ms, server clock) of a packet, for latency
+//   pub.onPacket = (p) => ...                      // every packet sent: { kind, seq, timestamp, sentAt, keyframe }
+//   await pub.stop();                              // DELETE the session, close the peer connection
+//   await pub.ended                                // resolves when the server ends the session (e.g. a kill)
+//
+// RTP timestamps run at 90 kHz / 48 kHz from the moment start() is called; sender reports carry an exact
+// linear RTP->NTP mapping per track (`mapping(kind)`), optionally with a deliberate audio offset
+// (`audioNtpOffsetMs`) so lip-sync tests can tell a preserved mapping from a re-timed one.
+
+import { RtpHeader, RtpPacket, ntpTime } from 'werift';
+import type { RTCPeerConnection, RTCRtpSender } from 'werift';
+import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../media/encode.ts';
+import type { EncodedFrame } from '../media/encode.ts';
+import { packetizeH264, packetizeOpus, packetizeVp8 } from '../media/packetize.ts';
+import { clientPeer, deleteSession, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
+import type { ClientVideoCodec } from './peer.ts';
+
+export interface WhipPublisherOptions {
+  /** WHIP endpoint, e.g. http://127.0.0.1:8080/whip/cam1 */
+  url: string;
+  /** Bearer token. */
+  token?: string;
+  /** Video clip (looped). Omit for audio only. */
+  video?: { codec: ClientVideoCodec; frames: EncodedFrame[]; fps: number };
+  /** Opus clip, 20 ms packets (looped). Omit for video only. */
+  audio?: { frames: EncodedFrame[] };
+  /** Shift the audio track's RTP->NTP mapping by this much (ms). Default 0. */
+  audioNtpOffsetMs?: number;
+  /** Keep per-packet send times for this many packets per kind. Default 65536 (indexed by seq). */
+  connectTimeoutMs?: number;
+}
+
+export interface SentPacket {
+  kind: 'audio' | 'video';
+  seq: number;
+  timestamp: number;
+  sentAt: number;
+  keyframe: boolean;
+  marker: boolean;
+}
+
+export interface TrackMapping {
+  /** RTP timestamp of clip time 0. */
+  rtpBase: number;
+  /** NTP (64-bit fixed point) of clip time 0. */
+  ntpBase: bigint;
+  clockRate: number;
+}
+
+class Outbound {
+  seq = Math.floor(Math.random() * 0xffff);
+  readonly sentAt = new Float64Array(65536);
+  index = 0;
+  count = 0;
+  packets = 0;
+  constructor(
+    readonly kind: 'audio' | 'video',
+    readonly sender: RTCRtpSender,
+    readonly mapping: TrackMapping,
+  ) {}
+}
+
+export class WhipPublisher {
+  onPacket: ((p: SentPacket) => void) | undefined;
+  pliReceived = 0;
+  keyframesSent = 0;
+  readonly ended: Promise<void>;
+  #video: Outbound | undefined;
+  #audio: Outbound | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #forceKeyframe = false;
+  #pictureId = Math.floor(Math.random() * 0x7fff);
+  #stopped = false;
+  #startedAt = 0;
+
+  private constructor(
+    readonly pc: RTCPeerConnection,
+    readonly location: string,
+    private readonly opts: WhipPublisherOptions,
+    senders: { video?: RTCRtpSender; audio?: RTCRtpSender },
+  ) {
+    const ntpBase = ntpTime();
+    const audioShift = BigInt(Math.round(((opts.audioNtpOffsetMs ?? 0) * 4294967296) / 1000));
+    if (senders.video) this.#video = new Outbound('video', senders.video, { rtpBase: Math.floor(Math.random() * 2 ** 31), ntpBase, clockRate: 90000 });
+    if (senders.audio) this.#audio = new Outbound('audio', senders.audio, { rtpBase: Math.floor(Math.random() * 2 ** 31), ntpBase: ntpBase + audioShift, clockRate: 48000 });
+    senders.video?.onPictureLossIndication.subscribe(() => {
+      this.pliReceived++;
+      this.#forceKeyframe = true;
+    });
+    this.ended = new Promise((resolve) => {
+      pc.connectionStateChange.subscribe((s) => {
+        if (s === 'closed' || s === 'failed' || s === 'disconnected') resolve();
+      });
+    });
+  }
+
+  static async connect(opts: WhipPublisherOptions): Promise<WhipPublisher> {
+    const pc = clientPeer(opts.video ? [opts.video.codec] : ['VP8']);
+    const senders: { video?: RTCRtpSender; audio?: RTCRtpSender } = {};
+    if (opts.video) senders.video = pc.addTransceiver('video', { direction: 'sendonly' }).sender;
+    if (opts.audio) senders.audio = pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
+    try {
+      const offer = await gatheredOffer(pc);
+      const { answer, location } = await postOffer(opts.url, offer, opts.token);
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      const pub = new WhipPublisher(pc, location, opts, senders);
+      await waitConnected(pc, opts.connectTimeoutMs ?? 10_000);
+      return pub;
+    } catch (err) {
+      await pc.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** RTP->NTP mapping this publisher announces for a kind (the truth its sender reports carry). */
+  mapping(kind: 'audio' | 'video'): TrackMapping | undefined {
+    return (kind === 'video' ? this.#video : this.#audio)?.mapping;
+  }
+
+  /** Send time (ms, server clock) of the packet with this sequence number, if still remembered. */
+  sentAt(kind: 'audio' | 'video', seq: number): number | undefined {
+    const out = kind === 'video' ? this.#video : this.#audio;
+    const t = out?.sentAt[seq & 0xffff];
+    return t ? t : undefined;
+  }
+
+  packetsSent(kind: 'audio' | 'video'): number {
+    return (kind === 'video' ? this.#video : this.#audio)?.packets ?? 0;
+  }
+
+  /** Starts the real-time send loop. */
+  start(): void {
+    if (this.#timer || this.#stopped) return;
+    this.#startedAt = performance.now();
+    let videoFrame = 0;
+    let audioFrame = 0;
+    let clipIndex = 0;
+    const video = this.opts.video;
+    const audio = this.opts.audio;
+    const videoStep = video ? 1000 / video.fps : Infinity;
+    const tick = (): void => {
+      if (this.#stopped) return;
+      const elapsed = performance.now() - this.#startedAt;
+      while (video && this.#video && videoFrame * videoStep <= elapsed) {
+        if (this.#forceKeyframe) {
+          this.#forceKeyframe = false;
+          const n = video.frames.length;
+          for (let k = 0; k < n; k++) {
+            if (video.frames[(clipIndex + k) % n]!.keyframe) {
+              clipIndex = (clipIndex + k) % n;
+              break;
+            }
+          }
+        }
+        const frame = video.frames[clipIndex % video.frames.length]!;
+        this.#sendVideo(frame, videoFrame * videoStep, video.codec);
+        clipIndex = (clipIndex + 1) % video.frames.length;
+        videoFrame++;
+      }
+      while (audio && this.#audio && audioFrame * 20 <= elapsed) {
+        this.#sendAudio(audio.frames[audioFrame % audio.frames.length]!, audioFrame * 20);
+        audioFrame++;
+      }
+      const nextVideo = video ? videoFrame * videoStep : Infinity;
+      const nextAudio = audio ? audioFrame * 20 : Infinity;
+      const wait = Math.max(0, Math.min(nextVideo, nextAudio) - (performance.now() - this.#startedAt));
+      this.#timer = setTimeout(tick, wait);
+    };
+    tick();
+  }
+
+  #send(out: Outbound, payload: Uint8Array, timestamp: number, marker: boolean, keyframe: boolean, mediaMs: number): void {
+    out.seq = (out.seq + 1) & 0xffff;
+    const header = new RtpHeader({ payloadType: 0, sequenceNumber: out.seq, timestamp, marker, ssrc: 0 });
+    const sentAt = nowMs();
+    out.sentAt[out.seq] = sentAt;
+    out.packets++;
+    out.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
+    // exact sender-report clock: clip time -> NTP, not the jittery send time
+    Reflect.set(out.sender, 'ntpTimestamp', out.mapping.ntpBase + BigInt(Math.round((mediaMs * 4294967296) / 1000)));
+    this.onPacket?.({ kind: out.kind, seq: out.seq, timestamp, sentAt, keyframe, marker });
+  }
+
+  #sendVideo(frame: EncodedFrame, mediaMs: number, codec: ClientVideoCodec): void {
+    const out = this.#video!;
+    const ts = (out.mapping.rtpBase + Math.round(mediaMs * 90)) >>> 0;
+    const payloads = codec === 'VP8' ? packetizeVp8(frame.data, 1200, (this.#pictureId = (this.#pictureId + 1) & 0x7fff)) : packetizeH264(frame.data, 1200);
+    if (frame.keyframe) this.keyframesSent++;
+    payloads.forEach((p, i) => this.#send(out, p, ts, i === payloads.length - 1, frame.keyframe && i === 0, mediaMs));
+  }
+
+  #sendAudio(frame: EncodedFrame, mediaMs: number): void {
+    const out = this.#audio!;
+    const ts = (out.mapping.rtpBase + Math.round(mediaMs * 48)) >>> 0;
+    for (const p of packetizeOpus(frame.data)) this.#send(out, p, ts, false, false, mediaMs);
+  }
+
+  /** Stops sending, DELETEs the session (unless `deleteSession` is false) and closes the connection. */
+  async stop(options: { deleteSession?: boolean } = {}): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (options.deleteSession !== false) await deleteSession(this.location, this.opts.token);
+    await this.pc.close().catch(() => undefined);
+  }
+}
+
+/** A ready-made looping clip: moving colour bars (VP8 or H264) plus a 440 Hz tone. Cached per settings. */
+export async function syntheticClip(options: { codec?: ClientVideoCodec; width?: number; height?: number; fps?: number; seconds?: number; bitrateKbps?: number; keyframeInterval?: number } = {}): Promise<{
+  video: { codec: ClientVideoCodec; frames: EncodedFrame[]; fps: number };
+  audio: { frames: EncodedFrame[] };
+}> {
+  const codec = options.codec ?? 'VP8';
+  const width = options.width ?? 320;
+  const height = options.height ?? 240;
+  const fps = options.fps ?? 30;
+  const seconds = options.seconds ?? 2;
+  const key = JSON.stringify([codec, width, height, fps, seconds, options.bitrateKbps, options.keyframeInterval]);
+  let clip = clipCache.get(key);
+  if (!clip) {
+    clip = (async () => {
+      const n = Math.round(fps * seconds);
+      const frames = Array.from({ length: n }, (_, i) => rgbTestPattern(width, height, i));
+      const video = await encodeVideo(frames, { codec, width, height, fps, bitrateKbps: options.bitrateKbps ?? 500, keyframeInterval: options.keyframeInterval ?? fps });
+      const audio = await encodeAudio(sine48k(seconds));
+      return { video: { codec, frames: video, fps }, audio: { frames: audio } };
+    })();
+    clipCache.set(key, clip);
+  }
+  return clip;
+}
+
+const clipCache = new Map<string, ReturnType<typeof syntheticClip>>();

@@ -1,0 +1,171 @@
+// WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep) over an Sfu, as a fastify plugin, plus the two
+// plain pages (/publish, /watch).
+//
+//   app.register(webrtcRoutes, { sfu, authorizePublish, authorizeView, initialGate, onPublish, onView });
+//   app.register(pageRoutes);
+//
+// POST /whip/:streamId (application/sdp offer) -> 201, SDP answer with every host candidate (ICE-lite,
+// no trickle), Location: /whip/:streamId/:sessionId. DELETE on the Location ends the session. PATCH
+// -> 405 (no trickle, no ICE restart). OPTIONS answers CORS preflights; Location is exposed to
+// browser clients on other origins. The same under /whep/ for viewers.
+
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { SfuError, sessionNotFound } from '../../sfu/errors.ts';
+import type { Sfu, Stream, Viewer, ViewerGateState } from '../../sfu/types.ts';
+
+export interface WebrtcRoutesOptions {
+  sfu: Sfu;
+  /** Throws a coded 401/403 error to refuse. Also checked on DELETE of a WHIP session. */
+  authorizePublish?(req: FastifyRequest, streamId: string): Promise<void> | void;
+  /** Throws a coded 401/403 error to refuse; returns the viewer's jurisdiction and id. */
+  authorizeView?(req: FastifyRequest, streamId: string): Promise<ViewAuthorization> | ViewAuthorization;
+  /** The gate a new viewer starts with (so a late joiner is filtered from the first frame). */
+  initialGate?(streamId: string, jurisdiction: string | undefined): Partial<ViewerGateState> | undefined;
+  onPublish?(stream: Stream, req: FastifyRequest): void;
+  onView?(viewer: Viewer, req: FastifyRequest): void;
+  /** Largest accepted SDP body (bytes). Default 64 KiB; larger -> 413. */
+  maxSdpBytes?: number;
+}
+
+export interface ViewAuthorization {
+  jurisdiction?: string;
+  viewerId?: string;
+}
+
+type Session = { kind: 'whip'; streamId: string; stream: Stream } | { kind: 'whep'; streamId: string; viewer: Viewer };
+
+const SDP = 'application/sdp';
+const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'POST, DELETE, PATCH, OPTIONS',
+  'access-control-allow-headers': 'Authorization, Content-Type, If-Match',
+  'access-control-expose-headers': 'Location, Link, Accept-Post, Accept-Patch',
+  'access-control-max-age': '600',
+};
+
+class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function sessionId(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+function isSdp(req: FastifyRequest): boolean {
+  const ct = req.headers['content-type'];
+  return typeof ct === 'string' && ct.split(';')[0]!.trim().toLowerCase() === SDP;
+}
+
+export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app, opts) => {
+  const sfu = opts.sfu;
+  const sessions = new Map<string, Session>();
+  const bodyLimit = opts.maxSdpBytes ?? 64 * 1024;
+
+  app.addContentTypeParser(SDP, { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (req.url.startsWith('/whip') || req.url.startsWith('/whep')) {
+      for (const [k, v] of Object.entries(CORS_HEADERS)) reply.header(k, v);
+    }
+    return payload;
+  });
+
+  const preflight = (allow: string) => async (_req: FastifyRequest, reply: FastifyReply) => {
+    reply.header('allow', allow);
+    if (allow.includes('POST')) reply.header('accept-post', SDP);
+    return reply.code(204).send();
+  };
+
+  const sessionLookup = (kind: 'whip' | 'whep', streamId: string, id: string): Session => {
+    const s = sessions.get(id);
+    if (!s || s.kind !== kind || s.streamId !== streamId) throw sessionNotFound(id);
+    return s;
+  };
+
+  const requireSdp = (req: FastifyRequest): string => {
+    if (!isSdp(req)) throw new HttpError(415, 'SFU_ERR_UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${SDP}`);
+    if (typeof req.body !== 'string' || req.body.length === 0) throw new SfuError('SFU_ERR_BAD_SDP', 400, 'Malformed SDP offer: empty body');
+    return req.body;
+  };
+
+  const notAllowed = (allow: string) => async (_req: FastifyRequest, reply: FastifyReply) => {
+    reply.header('allow', allow);
+    return reply.code(405).send({ statusCode: 405, code: 'SFU_ERR_METHOD_NOT_ALLOWED', error: 'Method Not Allowed', message: 'Trickle ICE and ICE restarts are not supported: the answer carries every candidate (ICE-lite)' });
+  };
+
+  // ---- WHIP ----
+  app.options('/whip/:streamId', preflight('POST, OPTIONS'));
+  app.options('/whip/:streamId/:sessionId', preflight('DELETE, PATCH, OPTIONS'));
+  app.post<{ Params: { streamId: string } }>('/whip/:streamId', async (req, reply) => {
+    const { streamId } = req.params;
+    const offer = requireSdp(req);
+    await opts.authorizePublish?.(req, streamId);
+    const { stream, answerSdp } = await sfu.publish(streamId, offer);
+    const id = sessionId();
+    sessions.set(id, { kind: 'whip', streamId, stream });
+    stream.on('close', () => sessions.delete(id));
+    try {
+      opts.onPublish?.(stream, req);
+    } catch (err) {
+      req.log.error({ err }, 'onPublish threw');
+    }
+    return reply.code(201).header('content-type', SDP).header('location', `/whip/${encodeURIComponent(streamId)}/${id}`).send(answerSdp);
+  });
+  app.delete<{ Params: { streamId: string; sessionId: string } }>('/whip/:streamId/:sessionId', async (req, reply) => {
+    const { streamId, sessionId: id } = req.params;
+    const s = sessionLookup('whip', streamId, id);
+    await opts.authorizePublish?.(req, streamId);
+    sessions.delete(id);
+    if (s.kind === 'whip') s.stream.close({ code: 'ended', message: 'the publisher ended the stream' });
+    return reply.code(200).send();
+  });
+  app.patch('/whip/:streamId/:sessionId', notAllowed('DELETE, OPTIONS'));
+
+  // ---- WHEP ----
+  app.options('/whep/:streamId', preflight('POST, OPTIONS'));
+  app.options('/whep/:streamId/:sessionId', preflight('DELETE, PATCH, OPTIONS'));
+  app.post<{ Params: { streamId: string } }>('/whep/:streamId', async (req, reply) => {
+    const { streamId } = req.params;
+    const offer = requireSdp(req);
+    const auth = (await opts.authorizeView?.(req, streamId)) ?? {};
+    const initialGate = opts.initialGate?.(streamId, auth.jurisdiction);
+    const { viewer, answerSdp } = await sfu.view(streamId, offer, { jurisdiction: auth.jurisdiction, viewerId: auth.viewerId, initialGate });
+    const id = sessionId();
+    sessions.set(id, { kind: 'whep', streamId, viewer });
+    viewer.on('close', () => sessions.delete(id));
+    try {
+      opts.onView?.(viewer, req);
+    } catch (err) {
+      req.log.error({ err }, 'onView threw');
+    }
+    return reply.code(201).header('content-type', SDP).header('location', `/whep/${encodeURIComponent(streamId)}/${id}`).send(answerSdp);
+  });
+  app.delete<{ Params: { streamId: string; sessionId: string } }>('/whep/:streamId/:sessionId', async (req, reply) => {
+    const { streamId, sessionId: id } = req.params;
+    const s = sessionLookup('whep', streamId, id);
+    sessions.delete(id);
+    if (s.kind === 'whep') s.viewer.close({ code: 'viewer_left', message: 'the viewer left' });
+    return reply.code(200).send();
+  });
+  app.patch('/whep/:streamId/:sessionId', notAllowed('DELETE, OPTIONS'));
+};
+
+const PAGES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'pages');
+
+/** Serves GET /publish and GET /watch (plain HTML with inline JS). */
+export const pageRoutes: FastifyPluginAsync = async (app) => {
+  for (const name of ['publish', 'watch'] as const) {
+    const html = await readFile(join(PAGES_DIR, `${name}.html`), 'utf8');
+    app.get(`/${name}`, async (_req, reply) => reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(html));
+  }
+};

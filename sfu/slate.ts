@@ -1,0 +1,71 @@
+// The slate a blanked viewer sees: "NOT AVAILABLE IN YOUR REGION", drawn with a built-in 5x7 font and
+// encoded once per codec at startup as keyframes only, so each slate frame is decodable on its own.
+
+import { encodeVideo } from '../loadtest/media/encode.ts';
+import type { VideoCodec } from './types.ts';
+
+export interface SlateFrames {
+  codec: VideoCodec;
+  width: number;
+  height: number;
+  /** Keyframes (VP8 frames or H264 Annex-B access units); senders alternate between them. */
+  keyframes: Uint8Array[];
+}
+
+const GLYPHS: Record<string, string[]> = {
+  N: ['10001', '11001', '10101', '10011', '10001', '10001', '10001'],
+  O: ['01110', '10001', '10001', '10001', '10001', '10001', '01110'],
+  T: ['11111', '00100', '00100', '00100', '00100', '00100', '00100'],
+  A: ['01110', '10001', '10001', '11111', '10001', '10001', '10001'],
+  V: ['10001', '10001', '10001', '10001', '10001', '01010', '00100'],
+  I: ['01110', '00100', '00100', '00100', '00100', '00100', '01110'],
+  L: ['10000', '10000', '10000', '10000', '10000', '10000', '11111'],
+  B: ['11110', '10001', '10001', '11110', '10001', '10001', '11110'],
+  E: ['11111', '10000', '10000', '11110', '10000', '10000', '11111'],
+  Y: ['10001', '10001', '01010', '00100', '00100', '00100', '00100'],
+  U: ['10001', '10001', '10001', '10001', '10001', '10001', '01110'],
+  R: ['11110', '10001', '10001', '11110', '10100', '10010', '10001'],
+  G: ['01110', '10001', '10000', '10111', '10001', '10001', '01111'],
+};
+
+/** Renders the slate picture as packed RGB24. */
+export function renderSlate(width = 640, height = 360, lines = ['NOT AVAILABLE', 'IN YOUR REGION']): Uint8Array {
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) {
+    rgb[i * 3] = 32; rgb[i * 3 + 1] = 36; rgb[i * 3 + 2] = 44;
+  }
+  const scale = Math.max(1, Math.floor(width / 128));
+  const advance = 6 * scale;
+  const lineHeight = 10 * scale;
+  const top = Math.floor((height - lines.length * lineHeight) / 2);
+  lines.forEach((text, row) => {
+    const left = Math.floor((width - text.length * advance) / 2);
+    [...text].forEach((ch, col) => {
+      const glyph = GLYPHS[ch];
+      if (!glyph) return;
+      for (let gy = 0; gy < 7; gy++) {
+        for (let gx = 0; gx < 5; gx++) {
+          if (glyph[gy]![gx] !== '1') continue;
+          for (let sy = 0; sy < scale; sy++) {
+            for (let sx = 0; sx < scale; sx++) {
+              const x = left + col * advance + gx * scale + sx;
+              const y = top + row * lineHeight + gy * scale + sy;
+              if (x < 0 || y < 0 || x >= width || y >= height) continue;
+              const i = (y * width + x) * 3;
+              rgb[i] = 240; rgb[i + 1] = 240; rgb[i + 2] = 240;
+            }
+          }
+        }
+      }
+    });
+  });
+  return rgb;
+}
+
+export async function encodeSlate(codec: VideoCodec, width = 640, height = 360): Promise<SlateFrames> {
+  const rgb = renderSlate(width, height);
+  const frames = await encodeVideo([{ rgb }, { rgb }], { codec, width, height, fps: 2, bitrateKbps: 300, keyframeInterval: 1 });
+  const keyframes = frames.filter((f) => f.keyframe).map((f) => f.data);
+  if (keyframes.length === 0) throw new Error(`slate: ${codec} encoder produced no keyframe`);
+  return { codec, width, height, keyframes };
+}

@@ -1,0 +1,149 @@
+// werift plumbing shared by publishers and viewers: the peer connection configuration DESIGN.md
+// measured (ICE-lite, no STUN, host candidates only, explicit codecs), answering an offer, and the
+// few places where werift has to be corrected (sender report clock, REMB encoding).
+
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  ReceiverEstimatedMaxBitrate,
+  RtcpPayloadSpecificFeedback,
+  useAbsSendTime,
+  useFIR,
+  useNACK,
+  usePLI,
+  useREMB,
+  useSdesMid,
+} from 'werift';
+import type { RTCRtpReceiver, RTCRtpSender } from 'werift';
+import { negotiationFailed } from '../errors.ts';
+import { announceAddress } from '../sdp.ts';
+
+export interface PeerNetworkOptions {
+  /** Address written into ICE candidates. Default 127.0.0.1. */
+  announcedAddress: string;
+  /** Local address the media sockets bind to. Default: announcedAddress. */
+  listenAddress: string;
+  /** UDP port range for media sockets, inclusive. Default: ephemeral ports. */
+  udpPortRange?: [number, number];
+}
+
+function videoFeedback() {
+  return [useNACK(), usePLI(), useFIR(), useREMB()];
+}
+
+/** Explicit codec list: VP8 96 + RTX 97, H264 102 + RTX 103, Opus 111 (no transport-cc anywhere). */
+export function sfuCodecs(): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } {
+  return {
+    video: [
+      new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: videoFeedback() }),
+      new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000, payloadType: 97, parameters: 'apt=96' }),
+      new RTCRtpCodecParameters({
+        mimeType: 'video/H264',
+        clockRate: 90000,
+        payloadType: 102,
+        parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+        rtcpFeedback: videoFeedback(),
+      }),
+      new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000, payloadType: 103, parameters: 'apt=102' }),
+    ],
+    audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })],
+  };
+}
+
+export function createPeer(net: PeerNetworkOptions): RTCPeerConnection {
+  return new RTCPeerConnection({
+    iceLite: true,
+    iceServers: [],
+    iceUseIpv6: false,
+    iceUseTcp: false,
+    iceInterfaceAddresses: { udp4: net.listenAddress },
+    iceAdditionalHostAddresses: [net.listenAddress],
+    icePortRange: net.udpPortRange,
+    codecs: sfuCodecs(),
+    headerExtensions: { video: [useSdesMid(), useAbsSendTime()], audio: [useSdesMid()] },
+  });
+}
+
+async function waitGathered(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, timeoutMs);
+    const sub = pc.iceGatheringStateChange.subscribe((s) => {
+      if (s === 'complete') done();
+    });
+    function done(): void {
+      clearTimeout(timer);
+      sub.unSubscribe();
+      resolve();
+    }
+  });
+}
+
+/**
+ * Applies a (narrowed) offer and returns the full answer with its host candidates (ICE-lite: there is
+ * no trickle, every candidate is in the answer). `beforeAnswer` may adjust transceivers.
+ */
+export async function answerOffer(
+  pc: RTCPeerConnection,
+  offerSdp: string,
+  net: PeerNetworkOptions,
+  beforeAnswer?: () => void,
+): Promise<string> {
+  try {
+    await pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    beforeAnswer?.();
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    await waitGathered(pc, 3000);
+  } catch (err) {
+    throw negotiationFailed(err instanceof Error ? err.message : String(err));
+  }
+  const sdp = pc.localDescription?.sdp;
+  if (!sdp) throw negotiationFailed('no local description');
+  return announceAddress(sdp, net.listenAddress, net.announcedAddress);
+}
+
+/** REMB (draft-alvestrand-rmcat-remb): bitrate = mantissa(18 bits) * 2^exp. werift's serialize() ignores `bitrate`. */
+export function rembFields(bitrateBps: number): { brExp: number; brMantissa: number } {
+  let mantissa = Math.max(0, Math.floor(bitrateBps));
+  let exp = 0;
+  while (mantissa >= 1 << 18) {
+    mantissa = Math.floor(mantissa / 2);
+    exp++;
+  }
+  return { brExp: exp, brMantissa: mantissa };
+}
+
+export function sendRemb(receiver: RTCRtpReceiver, ssrcs: number[], bitrateBps: number): void {
+  const { brExp, brMantissa } = rembFields(bitrateBps);
+  const remb = new ReceiverEstimatedMaxBitrate({
+    senderSsrc: receiver.rtcpSsrc,
+    mediaSsrc: 0,
+    brExp,
+    brMantissa,
+    bitrate: BigInt(bitrateBps),
+    ssrcNum: ssrcs.length,
+    ssrcFeedbacks: ssrcs,
+  });
+  const packet = new RtcpPayloadSpecificFeedback({ feedback: remb });
+  receiver.dtlsTransport?.sendRtcp([packet]).catch((err: unknown) => {
+    // a transport that is going away; the next REMB or the close will tell
+    void err;
+  });
+}
+
+/**
+ * werift's sender reports pair the last forwarded RTP timestamp with the wall clock at forwarding time,
+ * which bakes jitter and per-track forwarding delay into the viewer's RTP->NTP mapping (lip sync drifts).
+ * After each forwarded packet the SFU overwrites that pair with the publisher's own mapping, so every
+ * SR a viewer receives carries the publisher's RTP->NTP relation. The fields are private in werift's
+ * typings, hence the reflective write.
+ */
+export function setSenderReportClock(sender: RTCRtpSender, ntpTimestamp: bigint): void {
+  Reflect.set(sender, 'ntpTimestamp', ntpTimestamp);
+}
+
+export function senderOutputTimestamp(sender: RTCRtpSender): number | undefined {
+  const ts: unknown = Reflect.get(sender, 'timestamp');
+  return typeof ts === 'number' ? ts : undefined;
+}

@@ -1,0 +1,249 @@
+// A live stream on the werift engine: the publisher's peer connection (ingest), its tracks, the
+// fan-out to viewers, keyframe requests, REMB upstream and the tap.
+
+import type { MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RtcpPacket, RtpPacket } from 'werift';
+import { RtcpSrPacket } from 'werift';
+import { SafeEmitter } from '../emitter.ts';
+import { isKeyframeStart } from '../keyframe.ts';
+import type { ChosenCodec } from '../sdp.ts';
+import { TapHub } from '../tap.ts';
+import type { TapPacketSource } from '../tap.ts';
+import type { CloseReason, PublisherOptions, Stream, TrackInfo, Viewer } from '../types.ts';
+import { sendRemb } from './peer.ts';
+import type { WeriftViewer } from './viewer.ts';
+
+export interface StreamTuning {
+  /** Keyframe requests to the publisher are spaced at least this far apart (ms). Default 300. */
+  minKeyframeIntervalMs: number;
+  /** A viewer still waiting for a keyframe re-requests after this long (ms). Default 600. */
+  keyframeRetryMs: number;
+  /** REMB sent to the publisher (bit/s). Default 2_500_000. */
+  publisherBitrateBps: number;
+  /** Close the session when ICE/DTLS has not connected within this time (ms). Default 15000. */
+  connectTimeoutMs: number;
+}
+
+/** One received track and what the fan-out needs about it. */
+export class IngestTrack {
+  ssrc: number | undefined;
+  /** Publisher's latest sender report: RTP timestamp <-> NTP (64-bit) pair. */
+  sr: { ntp: bigint; rtp: number } | undefined;
+  lastTimestamp: number | undefined;
+  lastArrival = 0;
+  lastVp8PictureId: number | undefined;
+  packets = 0;
+  readonly tapSource: TapPacketSource;
+  constructor(
+    readonly info: TrackInfo,
+    readonly codec: ChosenCodec,
+    streamId: string,
+  ) {
+    this.tapSource = { streamId, trackId: info.trackId, kind: info.kind, codec: info.codec, clockRate: info.clockRate };
+  }
+
+  /** The publisher's NTP time for an RTP timestamp of this track, or undefined before its first SR. */
+  ntpFor(timestamp: number): bigint | undefined {
+    const sr = this.sr;
+    if (!sr) return undefined;
+    const diff = (timestamp - sr.rtp) | 0;
+    return sr.ntp + BigInt(Math.round((diff * 4294967296) / this.info.clockRate));
+  }
+
+  /** Where the publisher's timeline is now, extrapolated from the last packet (for slate timestamps). */
+  timestampNow(now: number): number | undefined {
+    if (this.lastTimestamp === undefined) return undefined;
+    return (this.lastTimestamp + Math.round(((now - this.lastArrival) * this.info.clockRate) / 1000)) >>> 0;
+  }
+}
+
+type StreamEvents = {
+  close: [CloseReason];
+  track: [TrackInfo];
+  viewer: [Viewer];
+};
+
+function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function vp8PictureId(payload: Uint8Array): number | undefined {
+  const b0 = payload[0];
+  if (b0 === undefined || !(b0 & 0x80) || payload.length < 3) return undefined;
+  if (!(payload[1]! & 0x80)) return undefined;
+  const p = payload[2]!;
+  if (p & 0x80) return payload.length > 3 ? ((p & 0x7f) << 8) | payload[3]! : undefined;
+  return p & 0x7f;
+}
+
+export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
+  readonly createdAt = nowMs();
+  readonly tap = new TapHub();
+  readonly #viewers = new Map<string, WeriftViewer>();
+  readonly #tracks: IngestTrack[] = [];
+  #closed = false;
+  #receivers = new Map<string, RTCRtpReceiver>();
+  readonly #attached = new WeakSet<MediaStreamTrack>();
+  #lastKeyframeRequest = 0;
+  #pendingKeyframeTimer: NodeJS.Timeout | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  keyframeRequestsSent = 0;
+  connected = false;
+
+  constructor(
+    readonly id: string,
+    readonly pc: RTCPeerConnection,
+    tracks: IngestTrack[],
+    readonly tuning: StreamTuning,
+    private readonly options: PublisherOptions,
+    private readonly onClosed: (s: WeriftStream) => void,
+  ) {
+    super();
+    this.#tracks = tracks;
+    for (const t of pc.getTransceivers()) {
+      const track = tracks.find((x) => x.info.trackId === t.mid);
+      if (!track) continue;
+      this.#receivers.set(track.info.trackId, t.receiver);
+      // werift may have announced the track during setRemoteDescription, before this object existed
+      for (const mst of t.receiver.tracks) this.#attach(track, mst, t.receiver);
+      t.onTrack.subscribe((mst: MediaStreamTrack) => {
+        if (!this.#attached.has(mst)) this.#attach(track, mst, t.receiver);
+      });
+    }
+    pc.connectionStateChange.subscribe((state) => {
+      if (state === 'connected') this.connected = true;
+      if (state === 'failed') this.close({ code: 'error', message: 'publisher connection failed' });
+      if (state === 'closed' || state === 'disconnected') this.close({ code: 'ended', message: 'publisher disconnected' });
+    });
+    const connectTimer = setTimeout(() => {
+      if (!this.connected) this.close({ code: 'error', message: 'publisher never connected' });
+    }, tuning.connectTimeoutMs);
+    const rembTimer = setInterval(() => this.#sendRemb(), 1000);
+    const keyframeWatch = setInterval(() => this.#watchKeyframes(), Math.max(100, Math.floor(tuning.keyframeRetryMs / 2)));
+    this.#timers.push(connectTimer, rembTimer, keyframeWatch);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get tracks(): readonly TrackInfo[] {
+    return this.#tracks.map((t) => t.info);
+  }
+
+  get ingestTracks(): readonly IngestTrack[] {
+    return this.#tracks;
+  }
+
+  get viewers(): ReadonlyMap<string, Viewer> {
+    return this.#viewers;
+  }
+
+  trackOfKind(kind: 'audio' | 'video'): IngestTrack | undefined {
+    return this.#tracks.find((t) => t.info.kind === kind);
+  }
+
+  #attach(track: IngestTrack, mst: MediaStreamTrack, receiver: RTCRtpReceiver): void {
+    this.#attached.add(mst);
+    if (mst.ssrc !== undefined) track.ssrc = mst.ssrc;
+    track.info.ssrc = track.ssrc;
+    this.emit('track', track.info);
+    mst.onReceiveRtp.subscribe((rtp: RtpPacket) => this.#onRtp(track, rtp));
+    mst.onReceiveRtcp.subscribe((rtcp: RtcpPacket) => {
+      if (rtcp instanceof RtcpSrPacket) track.sr = { ntp: rtcp.senderInfo.ntpTimestamp, rtp: rtcp.senderInfo.rtpTimestamp };
+    });
+    if (track.info.kind === 'video') {
+      // a viewer that is already waiting gets its first picture sooner
+      this.requestKeyFrame(track.info.trackId);
+    }
+    void receiver;
+  }
+
+  #onRtp(track: IngestTrack, rtp: RtpPacket): void {
+    if (this.#closed) return;
+    const arrivedAt = nowMs();
+    const h = rtp.header;
+    if (track.ssrc === undefined) track.ssrc = h.ssrc;
+    track.packets++;
+    track.lastTimestamp = h.timestamp;
+    track.lastArrival = arrivedAt;
+    if (track.codec.name === 'VP8') {
+      const pid = vp8PictureId(rtp.payload);
+      if (pid !== undefined) track.lastVp8PictureId = pid;
+    }
+    const keyStart = track.info.kind === 'video' && isKeyframeStart(track.codec.name, rtp.payload);
+    for (const v of this.#viewers.values()) v.forward(track, rtp, keyStart);
+    this.tap.offer(track.tapSource, h, rtp.payload, arrivedAt);
+  }
+
+  requestKeyFrame(trackId?: string): void {
+    if (this.#closed || this.#pendingKeyframeTimer) return;
+    const wait = this.#lastKeyframeRequest + this.tuning.minKeyframeIntervalMs - performance.now();
+    if (wait > 0) {
+      // coalesce: one request at the end of the throttle window serves everyone who asked inside it
+      this.#pendingKeyframeTimer = setTimeout(() => {
+        this.#pendingKeyframeTimer = undefined;
+        this.#sendPli(trackId);
+      }, wait);
+      return;
+    }
+    this.#sendPli(trackId);
+  }
+
+  #sendPli(trackId?: string): void {
+    if (this.#closed) return;
+    this.#lastKeyframeRequest = performance.now();
+    for (const t of this.#tracks) {
+      if (t.info.kind !== 'video' || t.ssrc === undefined) continue;
+      if (trackId && t.info.trackId !== trackId && this.#tracks.filter((x) => x.info.kind === 'video').length > 1) continue;
+      const receiver = this.#receivers.get(t.info.trackId);
+      if (!receiver) continue;
+      this.keyframeRequestsSent++;
+      receiver.sendRtcpPLI(t.ssrc).catch((err: unknown) => void err);
+    }
+  }
+
+  #watchKeyframes(): void {
+    if (this.#closed) return;
+    const now = performance.now();
+    for (const v of this.#viewers.values()) {
+      if (v.waitingForKeyframeSince(now) >= this.tuning.keyframeRetryMs) {
+        this.requestKeyFrame();
+        v.noteKeyframeRequested(now);
+      }
+    }
+  }
+
+  #sendRemb(): void {
+    if (this.#closed || !this.connected) return;
+    const ssrcs = this.#tracks.filter((t) => t.ssrc !== undefined).map((t) => t.ssrc!);
+    const video = this.#tracks.find((t) => t.info.kind === 'video');
+    const receiver = video ? this.#receivers.get(video.info.trackId) : this.#receivers.values().next().value;
+    if (!receiver || ssrcs.length === 0) return;
+    sendRemb(receiver, ssrcs, this.tuning.publisherBitrateBps);
+  }
+
+  addViewer(viewer: WeriftViewer): void {
+    this.#viewers.set(viewer.id, viewer);
+    viewer.on('close', () => this.#viewers.delete(viewer.id));
+    this.emit('viewer', viewer);
+  }
+
+  close(reason: CloseReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    if (this.#pendingKeyframeTimer) clearTimeout(this.#pendingKeyframeTimer);
+    for (const v of [...this.#viewers.values()]) v.close(reason);
+    this.#viewers.clear();
+    this.tap.close();
+    this.pc.close().catch((err: unknown) => void err);
+    this.onClosed(this);
+    try {
+      this.options.onClose?.(reason);
+    } catch (err) {
+      console.error('sfu: publisher onClose threw', err);
+    }
+    this.emit('close', reason);
+    this.removeAllListeners();
+  }
+}
