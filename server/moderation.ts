@@ -1,0 +1,184 @@
+// Builds the moderation stack the pipeline runs: samplers, the classifier cascade on the configured
+// backend, the hash and audio banks, text moderation from the policy's lexicons, OCR and VAD.
+// Everything here is loaded once at start; banks and lexicons change at run time.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AudioFingerprintBank } from '../models/audio/bank.ts';
+import { GuardedBackend } from '../models/CircuitBreaker.ts';
+import { HashBank, HashBankSet } from '../models/hashbank/bank.ts';
+import { KServeBackend } from '../models/backends/kserve/KServeBackend.ts';
+import { OnnxRuntimeBackend } from '../models/backends/onnxruntime/OnnxRuntimeBackend.ts';
+import { SampleModerator, type FrameClassifier, type SpeechDetector, type TextReader } from '../models/moderator.ts';
+import { ModelRegistry } from '../models/registry.ts';
+import { ModelStore } from '../models/ModelStore.ts';
+import { NsfwCascade } from '../models/NsfwCascade.ts';
+import { TextModerator } from '../models/text/moderator.ts';
+import { lexiconFor, type Policy } from '../policies/index.ts';
+import { SamplerPool, type SamplerPoolOptions } from '../samplers/index.ts';
+import { resizeBilinearAlignCorners } from '../samplers/preprocess.ts';
+
+export interface ModerationStackOptions {
+  /** 'onnx' (in process), 'triton' (KServe v2 gRPC) or 'none' (no classifier: hashes, text and audio only). */
+  backend: 'onnx' | 'triton' | 'none';
+  /** host:port of the KServe v2 server when backend = 'triton'. */
+  tritonUrl?: string;
+  modelCacheDir?: string;
+  /** Policy whose lexicons configure text moderation. */
+  policy: Policy;
+  /** Folder of hash bank files (`<bank>.txt`, one hex PDQ hash per line). Missing folder = empty banks. */
+  bankDir?: string;
+  /** Read on-screen text (PaddleOCR). Default true. */
+  ocr?: boolean;
+  /** Voice activity on audio windows (silero). Default true. */
+  vad?: boolean;
+  samplers?: Partial<SamplerPoolOptions>;
+  /** Budget from a frame's last packet to its signals (ms). Default 100. */
+  budgetMs?: number;
+  log?: (level: 'info' | 'warn', msg: string) => void;
+}
+
+export interface ModerationStatus {
+  backend: string;
+  breaker?: string;
+  models: { name: string; version: string }[];
+  hashBanks: { name: string; size: number }[];
+  audioBank: { name: string; size: number };
+  ocr: boolean;
+  vad: boolean;
+}
+
+export class ModerationStack {
+  readonly samplers: SamplerPool;
+  readonly moderator: SampleModerator;
+  readonly cascade: NsfwCascade | undefined;
+  readonly hashBanks: HashBankSet;
+  readonly audioBank: AudioFingerprintBank;
+  readonly text: TextModerator;
+  readonly ocr: (TextReader & { close?(): Promise<void> }) | undefined;
+  readonly vad: (SpeechDetector & { close?(): Promise<void> }) | undefined;
+  readonly backendName: string;
+  #closed = false;
+
+  private constructor(parts: {
+    samplers: SamplerPool;
+    moderator: SampleModerator;
+    cascade: NsfwCascade | undefined;
+    hashBanks: HashBankSet;
+    audioBank: AudioFingerprintBank;
+    text: TextModerator;
+    ocr: ModerationStack['ocr'];
+    vad: ModerationStack['vad'];
+    backendName: string;
+  }) {
+    this.samplers = parts.samplers;
+    this.moderator = parts.moderator;
+    this.cascade = parts.cascade;
+    this.hashBanks = parts.hashBanks;
+    this.audioBank = parts.audioBank;
+    this.text = parts.text;
+    this.ocr = parts.ocr;
+    this.vad = parts.vad;
+    this.backendName = parts.backendName;
+  }
+
+  static async load(opts: ModerationStackOptions): Promise<ModerationStack> {
+    const log = opts.log ?? (() => undefined);
+    const budgetMs = opts.budgetMs ?? 100;
+    let cascade: NsfwCascade | undefined;
+    let backendName = 'none';
+    if (opts.backend !== 'none') {
+      const registry = ModelRegistry.load();
+      const inner =
+        opts.backend === 'triton'
+          ? new KServeBackend({ address: opts.tritonUrl ?? '127.0.0.1:8001', registry })
+          : new OnnxRuntimeBackend({ registry, store: new ModelStore(opts.modelCacheDir ? { cacheDir: opts.modelCacheDir } : {}) });
+      backendName = inner.name;
+      const started = performance.now();
+      // A remote backend may be down at start: the cascade still loads and its breaker answers
+      // 'unavailable' until the server is back, so policies apply their fail mode.
+      cascade = await NsfwCascade.load({
+        preprocess: resizeBilinearAlignCorners,
+        registry,
+        backend: new GuardedBackend(inner, {}),
+        budgetMs,
+        warmUp: opts.backend === 'onnx',
+      });
+      log('info', `classifier cascade ready on ${backendName} in ${Math.round(performance.now() - started)} ms`);
+    }
+
+    const hashBanks = new HashBankSet();
+    if (opts.bankDir) await loadBankDir(hashBanks, opts.bankDir, log);
+    const audioBank = new AudioFingerprintBank({ name: 'protected_music' });
+    const text = TextModerator.create({ lexicons: lexiconsOf(opts.policy) });
+
+    const ocr = opts.ocr === false ? undefined : await loadOptional<TextReader & { close?(): Promise<void> }>('ocr', log);
+    const vad = opts.vad === false ? undefined : await loadOptional<SpeechDetector & { close?(): Promise<void> }>('vad', log);
+
+    const classifier: FrameClassifier | undefined = cascade;
+    const moderator = new SampleModerator({ classifier, hashBanks, audioBank, text, ocr, vad, budgetMs });
+    const samplers = await SamplerPool.create(opts.samplers ?? {});
+    return new ModerationStack({ samplers, moderator, cascade, hashBanks, audioBank, text, ocr, vad, backendName });
+  }
+
+  /** Text lexicons follow the active policy. */
+  setPolicy(policy: Policy): void {
+    this.text.setLexicons(lexiconsOf(policy));
+  }
+
+  status(): ModerationStatus {
+    const breaker = this.cascade?.backend.breaker.stats();
+    return {
+      backend: this.backendName,
+      ...(breaker ? { breaker: breaker.state } : {}),
+      models: this.cascade ? this.cascade.models : [],
+      hashBanks: this.hashBanks.names().map((name) => ({ name, size: this.hashBanks.get(name)?.size ?? 0 })),
+      audioBank: { name: this.audioBank.name, size: this.audioBank.size },
+      ocr: this.ocr !== undefined,
+      vad: this.vad !== undefined,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.samplers.close();
+    await this.cascade?.close();
+    await this.ocr?.close?.();
+    await this.vad?.close?.();
+  }
+}
+
+function lexiconsOf(policy: Policy): Record<string, { terms: string[] }> {
+  const out: Record<string, { terms: string[] }> = {};
+  for (const [category, terms] of Object.entries(lexiconFor(policy))) out[category] = { terms };
+  return out;
+}
+
+async function loadBankDir(set: HashBankSet, dir: string, log: NonNullable<ModerationStackOptions['log']>): Promise<void> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.txt'));
+  } catch {
+    return;
+  }
+  for (const file of names) {
+    const bank = HashBank.parse(await readFile(join(dir, file), 'utf8'), { name: file.slice(0, -4) });
+    set.add(bank);
+    log('info', `hash bank ${bank.name}: ${bank.size} entries`);
+  }
+}
+
+/** OCR and VAD load lazily from their folders; a missing model package turns the part off with a warning. */
+async function loadOptional<T>(part: 'ocr' | 'vad', log: NonNullable<ModerationStackOptions['log']>): Promise<T | undefined> {
+  try {
+    if (part === 'ocr') {
+      const { Ocr } = await import('../models/ocr/index.ts');
+      return (await Ocr.load()) as T;
+    }
+    const { SileroVad } = await import('../models/vad/index.ts');
+    return (await SileroVad.load()) as T;
+  } catch (err) {
+    log('warn', `${part} disabled: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
