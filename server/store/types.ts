@@ -5,10 +5,11 @@ import type {
   Bucket,
   ReviewItem as PolicyReviewItem,
   ReviewResolution as PolicyReviewResolution,
+  ReviewDecision as PolicyReviewDecision,
   StatementOfReasons,
 } from '../../policies/types.ts';
 
-export type { PolicyReviewItem, PolicyReviewResolution };
+export type { PolicyReviewItem, PolicyReviewResolution, PolicyReviewDecision };
 
 export type StreamState = 'live' | 'ended' | 'killed';
 
@@ -98,7 +99,11 @@ export type ControlMessage =
       origin: string;
       at: number;
     }
-  | { type: 'event'; audience: EventAudienceWire; message: Record<string, unknown>; origin: string; at: number };
+  | { type: 'event'; audience: EventAudienceWire; message: Record<string, unknown>; origin: string; at: number }
+  /** A policy activated on one node: every node loads the same files. */
+  | { type: 'policy'; files: { filename: string; text: string }[]; by: string; origin: string; at: number }
+  /** A reviewer's decision (policies' ReviewDecision) for the node that holds the stream (and, for a lifted kill, every node). */
+  | { type: 'review'; decision: PolicyReviewDecision; origin: string; at: number };
 
 /** Serializable form of an events audience (see events.ts). */
 export interface EventAudienceWire {

@@ -1,0 +1,286 @@
+// Composition root: buildServer wires the SFU, the store, auth, the enforcer (policies), the event
+// hub, metrics and the HTTP surface (WHIP/WHEP from routes/webrtc.ts, the /v1 API, /ops, /metrics).
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import swagger from '@fastify/swagger';
+import type { Sfu } from '../sfu/types.ts';
+import type { Bucket } from '../policies/types.ts';
+import { Auth } from './auth.ts';
+import { publicUrlOf, type Config } from './config.ts';
+import { StreamControl } from './control.ts';
+import { Enforcer, PolicyStore, type DecisionLog } from './enforcer.ts';
+import { SrvError, statusText } from './errors.ts';
+import { EventHub, type EventMessage } from './events.ts';
+import { ServerMetrics } from './metrics.ts';
+import { apiRoutes } from './routes/api.ts';
+import { createStore } from './store/index.ts';
+import type { DecisionRecord, Store } from './store/types.ts';
+
+const PAGES = join(dirname(fileURLToPath(import.meta.url)), 'pages');
+
+export interface ServerDeps {
+  /** Media engine. Default: the werift engine (sfu/werift) on config.announcedAddress. */
+  sfu?: Sfu;
+  /** Store. Default from config (memory, or Redis with REDIS_URL). A given store is not closed by close(). */
+  store?: Store;
+  auth?: Auth;
+  policies?: PolicyStore;
+  enforcer?: Enforcer;
+  /** WHIP/WHEP and /publish, /watch. Default: routes/webrtc.ts; false = none. */
+  webrtc?: boolean;
+  /** Model and backend status for /v1/models (issue 4). */
+  modelStatus?: () => unknown;
+  /** Logger; default pino at config.logLevel. */
+  logger?: FastifyBaseLogger;
+}
+
+export interface Server {
+  readonly app: FastifyInstance;
+  readonly sfu: Sfu;
+  readonly store: Store;
+  readonly events: EventHub;
+  readonly metrics: ServerMetrics;
+  readonly auth: Auth;
+  readonly control: StreamControl;
+  readonly enforcer: Enforcer;
+  readonly policies: PolicyStore;
+  readonly config: Config;
+  readonly nodeId: string;
+  /** Base URL once listening (http://host:port). */
+  readonly url: string;
+  listen(): Promise<{ url: string; port: number }>;
+  /** Graceful shutdown: sockets told, sessions closed, audit and store writes flushed. Idempotent. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const BUCKET_RANK: Record<Bucket, number> = { green: 0, amber: 1, red: 2 };
+
+function decisionRecordOf(d: DecisionLog): DecisionRecord {
+  let bucket: Bucket = d.kill ? 'red' : 'green';
+  for (const b of Object.values(d.buckets)) if (BUCKET_RANK[b] > BUCKET_RANK[bucket]) bucket = b;
+  const first = d.restrictions[0] ?? d.lifted[0];
+  return {
+    id: d.id,
+    streamId: d.streamId,
+    at: d.at,
+    source: d.source,
+    bucket,
+    action: d.kill ? 'kill_stream' : d.restrictions.length ? d.restrictions.map((r) => r.action).join('+') : d.lifted.length ? `lift:${d.lifted.map((r) => r.action).join('+')}` : 'allow',
+    jurisdictions: [...new Set([...d.restrictions, ...d.lifted].flatMap((r) => r.jurisdictions))],
+    statementId: first?.statementId || undefined,
+    policyVersion: d.policyVersion,
+    details: { ...d },
+  };
+}
+
+function replyError(err: FastifyError | SrvError | Error): { statusCode: number; code: string; error: string; message: string } {
+  if (err instanceof SrvError) return err.toJSON();
+  const e = err as FastifyError & { statusCode?: number; code?: string };
+  if (e.validation) return new SrvError('SRV_ERR_BAD_REQUEST', e.message).toJSON();
+  const status = typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500;
+  // Fastify's own 4xx (bad JSON, wrong content type, body too large) read as ours, keeping the status.
+  if (status < 500 && (!e.code || e.code.startsWith('FST_'))) {
+    return { statusCode: status, code: 'SRV_ERR_BAD_REQUEST', error: statusText(status), message: e.code ? `${e.message} (${e.code})` : e.message };
+  }
+  if (status >= 500 && (!e.code || e.code.startsWith('FST_') || e.code.startsWith('ERR_'))) {
+    return { statusCode: 500, code: 'SRV_ERR_INTERNAL', error: statusText(500), message: 'internal error' };
+  }
+  return { statusCode: status, code: e.code ?? 'SRV_ERR_INTERNAL', error: statusText(status), message: e.message };
+}
+
+export async function buildServer(config: Config, deps: ServerDeps = {}): Promise<Server> {
+  const startedAt = Date.now();
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    ...(deps.logger ? {} : { logger: config.logLevel === 'silent' ? false : { level: config.logLevel } }),
+    // Bodies larger than this are refused before parsing (policy files are the largest we take).
+    bodyLimit: 2 * 1024 * 1024,
+  });
+  const log = app.log;
+  const ownStore = !deps.store;
+  const store =
+    deps.store ??
+    (await createStore({
+      redisUrl: config.redisUrl,
+      redisPrefix: config.redisPrefix,
+      onError: (() => {
+        let last = 0;
+        return (err: SrvError) => {
+          if (Date.now() - last > 5000) {
+            last = Date.now();
+            log.warn({ err: err.message }, 'redis connection');
+          }
+        };
+      })(),
+    }));
+  let sfu = deps.sfu;
+  const ownSfu = !sfu;
+  if (!sfu) {
+    const { createWeriftSfu } = await import('../sfu/werift/index.ts');
+    sfu = createWeriftSfu({ announcedAddress: config.announcedAddress });
+  }
+  const theSfu = sfu;
+  const auth = deps.auth ?? new Auth({ secret: config.authSecret, anonymousViewers: config.anonymousViewers, trustJurisdictionHeader: config.trustJurisdictionHeader });
+  const events = new EventHub({
+    auth,
+    store,
+    nodeId: config.nodeId,
+    streamState: async (streamId) => {
+      const local = theSfu.getStream(streamId);
+      if (local && !local.closed) return 'live';
+      return (await store.getStream(streamId))?.state;
+    },
+  });
+  const metrics = new ServerMetrics({ sfu: theSfu });
+  const portError = (error: unknown, context: string): void => {
+    log.warn({ err: error instanceof Error ? error.message : String(error), context }, 'enforcer port failed');
+  };
+  const policies = deps.policies ?? new PolicyStore({ audit: { append: (b) => store.appendAudit(b) }, onError: portError });
+  let control: StreamControl | undefined;
+  const enforcer =
+    deps.enforcer ??
+    new Enforcer({
+      streams: theSfu,
+      policies,
+      audit: { append: (b) => store.appendAudit(b) },
+      review: { enqueue: (item) => control?.enqueueReview(item) },
+      events: { emit: (audience, message) => events.broadcast(audience, message as EventMessage) },
+      records: {
+        statement: (s) => store.putStatement(s),
+        decision: (d) => store.putDecision(decisionRecordOf(d)),
+        block: (streamId, reason, statementId) => store.setBlock({ streamId, reason, statementId, at: Date.now(), by: 'enforcer' }),
+        unblock: (streamId) => store.clearBlock(streamId),
+      },
+      onDecision: (d) => {
+        metrics.recordDecision(decisionRecordOf(d).bucket, d.source);
+        if (d.kill) metrics.recordKill(d.source === 'automated' ? 'automated' : 'review', d.latency?.fromArrivedMs);
+      },
+      onError: portError,
+    });
+  if (!policies.loaded) {
+    const r = await policies.loadDir(config.policyDir, 'startup').catch((err: unknown) => ({ ok: false as const, error: err as Error }));
+    if (!r.ok) log.error({ err: r.error.message, dir: config.policyDir }, 'policy did not load; /readyz reports not ready');
+  }
+  let boundUrl = publicUrlOf(config);
+  control = new StreamControl({
+    sfu: theSfu,
+    store,
+    events,
+    metrics,
+    enforcer,
+    policies,
+    nodeId: config.nodeId,
+    streamTtlMs: config.streamTtlMs,
+    heartbeatMs: config.heartbeatMs,
+    publicUrl: () => boundUrl,
+    log,
+  });
+  const theControl = control;
+  theControl.start();
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const body = replyError(err);
+    if (body.statusCode >= 500) req.log.error({ err }, 'request failed');
+    if (body.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="moderating-sfu"');
+    void reply.code(body.statusCode).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send(new SrvError('SRV_ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON());
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'moderating-sfu', description: 'Admin, review and live-stream API of the moderating WebRTC SFU', version: '0.1.0' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+  });
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  events.register(app);
+
+  if (deps.webrtc !== false) {
+    const { webrtcRoutes, pageRoutes } = await import('./routes/webrtc.ts');
+    await app.register(webrtcRoutes, {
+      sfu: theSfu,
+      maxSdpBytes: config.maxSdpBytes,
+      authorizePublish: async (req, streamId) => {
+        await auth.authorizePublish(req, streamId);
+        const block = await theControl.blockOf(streamId);
+        if (block) throw new SrvError('SRV_ERR_STREAM_BLOCKED', `stream ${streamId} was killed (${block.reason}) and may not publish until resumed or the appeal succeeds${block.statementId ? `; statement ${block.statementId}` : ''}`);
+      },
+      authorizeView: async (req, streamId) => {
+        const v = await auth.authorizeView(req, streamId);
+        const q = (req.query ?? {}) as Record<string, unknown>;
+        return { jurisdiction: v.jurisdiction, viewerId: v.viewerId ?? (typeof q.viewerId === 'string' && /^[\w.-]{1,64}$/.test(q.viewerId) ? q.viewerId : undefined) };
+      },
+      initialGate: (streamId, jurisdiction) => theControl.initialGate(streamId, jurisdiction),
+    });
+    await app.register(pageRoutes);
+  }
+
+  await app.register(async (scope) => apiRoutes(scope, {
+    store,
+    auth,
+    control: theControl,
+    policies,
+    events,
+    metrics,
+    nodeId: config.nodeId,
+    policyDir: config.policyDir,
+    reviewClaimMs: config.reviewClaimMs,
+    startedAt,
+    modelStatus: deps.modelStatus ?? (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false })),
+    sfuReady: () => true,
+  }));
+
+  app.get('/openapi.json', { schema: { hide: true } as Record<string, unknown> }, async () => app.swagger());
+  app.get('/ops', { schema: { hide: true } as Record<string, unknown> }, async (_req, reply) => {
+    reply.header('cache-control', 'no-store');
+    return reply.type('text/html; charset=utf-8').send(await readFile(join(PAGES, 'ops.html'), 'utf8'));
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      await theControl.close();
+      events.close();
+      enforcer.close();
+      // Sessions end with 'shutdown'; their registry updates are store writes flushed below.
+      if (ownSfu) await theSfu.close().catch((err: unknown) => log.error({ err }, 'sfu close'));
+      await app.close().catch((err: unknown) => log.error({ err }, 'http close'));
+      await store.flush();
+      if (ownStore) await store.close();
+      metrics.close();
+    })());
+
+  const server: Server = {
+    app,
+    sfu: theSfu,
+    store,
+    events,
+    metrics,
+    auth,
+    control: theControl,
+    enforcer,
+    policies,
+    config,
+    nodeId: config.nodeId,
+    get url() {
+      return boundUrl;
+    },
+    async listen() {
+      await app.listen({ port: config.port, host: config.host });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.port;
+      boundUrl = publicUrlOf(config, port);
+      return { url: boundUrl, port };
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+  return server;
+}

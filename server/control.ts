@@ -1,0 +1,431 @@
+// Stream control for the cluster: the live-stream registry (heartbeats), manual kill/resume
+// (audited, with a statement of reasons), review-queue intake with queue-depth events, and the
+// control channel that carries kills, gate changes, policies, review decisions and events from
+// the node that issued them to the node(s) that hold the sessions.
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Sfu, Stream, ViewerGateState } from '../sfu/types.ts';
+import type { Bucket, ReviewDecision, ReviewItem, StatementOfReasons, Verdict } from '../policies/types.ts';
+import type { Enforcer, PolicyStore } from './enforcer.ts';
+import type { EventHub } from './events.ts';
+import type { ServerMetrics } from './metrics.ts';
+import { SrvError, notFound } from './errors.ts';
+import type { ControlMessage, DecisionRecord, LiveStreamRecord, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
+
+const BUCKET_RANK: Record<Bucket, number> = { green: 0, amber: 1, red: 2 };
+
+/** Worst bucket over jurisdictions and the highest fused score per category. */
+export function summarizeVerdict(v: Verdict): StreamVerdictSummary {
+  let bucket: Bucket = 'green';
+  const categories: Record<string, number> = {};
+  const perJurisdiction: Record<string, Bucket> = {};
+  for (const [j, jv] of Object.entries(v.perJurisdiction)) {
+    perJurisdiction[j] = jv.bucket;
+    if (BUCKET_RANK[jv.bucket] > BUCKET_RANK[bucket]) bucket = jv.bucket;
+    for (const c of jv.categories) categories[c.category] = Math.max(categories[c.category] ?? 0, c.score);
+  }
+  if (v.kill) bucket = 'red';
+  return { bucket, categories, perJurisdiction, at: v.at };
+}
+
+export interface StreamControlOptions {
+  sfu: Sfu;
+  store: Store;
+  events: EventHub;
+  metrics: ServerMetrics;
+  enforcer?: Enforcer;
+  policies?: PolicyStore;
+  nodeId: string;
+  streamTtlMs: number;
+  heartbeatMs: number;
+  /** Base URL for appeal links in events. */
+  publicUrl: () => string;
+  log: FastifyBaseLogger;
+}
+
+export class StreamControl {
+  readonly #o: StreamControlOptions;
+  readonly #local = new Map<string, { stream: Stream; startedAt: number; state: 'live' | 'ended' | 'killed' }>();
+  /** Blocks seen on this node, used when the store cannot be asked. */
+  readonly #blockCache = new Map<string, StreamBlock>();
+  /** Manual per-jurisdiction gates ('*' = everyone), applied to late joiners too. */
+  readonly #gates = new Map<string, Map<string, Partial<ViewerGateState>>>();
+  #timer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #lastStoreError = 0;
+  #closed = false;
+
+  constructor(options: StreamControlOptions) {
+    this.#o = options;
+  }
+
+  start(): void {
+    this.#o.sfu.on('stream', (stream) => this.#track(stream));
+    for (const s of this.#o.sfu.streams()) this.#track(s);
+    this.#unsubscribe = this.#o.store.onControl((m) => {
+      if (m.origin === this.#o.nodeId) return;
+      try {
+        this.apply(m);
+      } catch (err) {
+        this.#o.log.error({ err, type: m.type }, 'control message failed');
+      }
+    });
+    this.#timer = setInterval(() => void this.#heartbeat(), this.#o.heartbeatMs);
+    this.#timer.unref();
+  }
+
+  #storeError(err: unknown, what: string): void {
+    const t = Date.now();
+    // One line per 5 s at most: a Redis outage must not flood the log.
+    if (t - this.#lastStoreError > 5000) {
+      this.#lastStoreError = t;
+      this.#o.log.warn({ err: (err as Error).message }, `store: ${what} failed`);
+    }
+  }
+
+  #track(stream: Stream): void {
+    if (this.#local.has(stream.id) || stream.closed) return;
+    const entry = { stream, startedAt: Date.now(), state: 'live' as const };
+    this.#local.set(stream.id, { ...entry });
+    this.#o.enforcer?.attachStream(stream);
+    const record: LiveStreamRecord = {
+      streamId: stream.id,
+      nodeId: this.#o.nodeId,
+      state: 'live',
+      startedAt: entry.startedAt,
+      heartbeatAt: entry.startedAt,
+      viewers: stream.viewers.size,
+    };
+    this.#o.store.putStream(record, this.#o.streamTtlMs).catch((e: unknown) => this.#storeError(e, 'putStream'));
+    const at = Date.now();
+    this.#o.events.emit({ roles: ['streamer', 'ops', 'viewer'], streamId: stream.id }, { type: 'stream.status', streamId: stream.id, state: 'live', at });
+    stream.on('viewer', (viewer) => {
+      const gate = this.initialGate(stream.id, viewer.jurisdiction);
+      if (gate.video === 'blank') viewer.setVideoGate('blank');
+      if (gate.audio === 'mute') viewer.setAudioGate('mute');
+    });
+    stream.on('close', (reason) => {
+      const state = reason.code === 'killed' ? 'killed' : 'ended';
+      const l = this.#local.get(stream.id);
+      if (l && l.stream === stream) this.#local.delete(stream.id);
+      this.#gates.delete(stream.id);
+      this.#o.metrics.clearStream(stream.id);
+      this.#o.events.emit({ roles: ['streamer', 'ops', 'viewer'], streamId: stream.id }, { type: 'stream.status', streamId: stream.id, state, at: Date.now() });
+      // Kept (not heartbeated) until it expires, so ops see how it ended.
+      this.#o.store
+        .heartbeat(stream.id, this.#o.streamTtlMs, { state, statementId: reason.statementId, viewers: 0 })
+        .catch((e: unknown) => this.#storeError(e, 'heartbeat(close)'));
+    });
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (this.#closed) return;
+    for (const [id, l] of this.#local) {
+      const verdict = this.#o.enforcer?.verdictOf(id);
+      const patch: Partial<LiveStreamRecord> = { viewers: l.stream.viewers.size, nodeId: this.#o.nodeId, state: 'live' };
+      if (verdict) patch.verdict = summarizeVerdict(verdict);
+      try {
+        const ok = await this.#o.store.heartbeat(id, this.#o.streamTtlMs, patch);
+        // Lost (Redis restarted, or an outage outlived the TTL): register again.
+        if (!ok && !l.stream.closed)
+          await this.#o.store.putStream({ streamId: id, startedAt: l.startedAt, heartbeatAt: Date.now(), viewers: 0, nodeId: this.#o.nodeId, state: 'live', ...patch }, this.#o.streamTtlMs);
+      } catch (e) {
+        this.#storeError(e, 'heartbeat');
+      }
+    }
+  }
+
+  /** Streams whose sessions are on this node. */
+  localStreams(): Stream[] {
+    return [...this.#local.values()].map((l) => l.stream);
+  }
+
+  /** Current verdict summary of a local stream (undefined when not local or not yet scored). */
+  verdictOf(streamId: string): StreamVerdictSummary | undefined {
+    const v = this.#o.enforcer?.verdictOf(streamId);
+    return v ? summarizeVerdict(v) : undefined;
+  }
+
+  /** The gate a joining viewer needs: manual gates, then the enforcer's. */
+  initialGate(streamId: string, jurisdiction: string | undefined): Partial<ViewerGateState> {
+    const fromEnforcer = this.#o.enforcer?.gateForNewViewer(streamId, jurisdiction) ?? {};
+    const manual = this.#gates.get(streamId);
+    const m = manual?.get(jurisdiction ?? 'default') ?? manual?.get('*') ?? {};
+    return {
+      video: fromEnforcer.video === 'closed' ? 'closed' : m.video === 'blank' || fromEnforcer.video === 'blank' ? 'blank' : 'forward',
+      audio: fromEnforcer.audio === 'closed' ? 'closed' : m.audio === 'mute' || fromEnforcer.audio === 'mute' ? 'mute' : 'forward',
+    };
+  }
+
+  /** The publish block of a stream: the store's, else this node's cache (store away), else the enforcer's. */
+  async blockOf(streamId: string): Promise<StreamBlock | undefined> {
+    let block: StreamBlock | undefined;
+    try {
+      block = await this.#o.store.getBlock(streamId);
+      if (block) this.#blockCache.set(streamId, block);
+      else this.#blockCache.delete(streamId);
+    } catch (e) {
+      this.#storeError(e, 'getBlock');
+      block = this.#blockCache.get(streamId);
+    }
+    if (block) return block;
+    const eb = this.#o.enforcer?.isBlocked(streamId);
+    return eb ? { streamId, reason: eb.reason, statementId: eb.statementId, at: eb.at, by: 'enforcer' } : undefined;
+  }
+
+  appealUrlFor(statementId: string | undefined): string {
+    const base = this.#o.policies?.loaded ? this.#o.policies.current.appealUrl : '/v1/appeals';
+    const path = statementId ? `${base}/${statementId}` : base;
+    return /^https?:/.test(path) ? path : `${this.#o.publicUrl()}${path}`;
+  }
+
+  /**
+   * Manual kill (admin): the session is closed on whichever node holds it, the stream is blocked
+   * from publishing again until resumed, and a statement, a decision and an audit entry are kept.
+   */
+  async kill(streamId: string, input: { reason: string; actor: string; clause?: string }): Promise<{ decision: DecisionRecord; statement: StatementOfReasons; local: boolean }> {
+    const at = Date.now();
+    const statement = this.#manualStatement(streamId, at, input);
+    const local = this.#localKill(streamId, input.reason, statement.id, 'manual');
+    const decision: DecisionRecord = {
+      id: `dec_${randomUUID()}`,
+      streamId,
+      at,
+      source: 'manual',
+      bucket: 'red',
+      action: 'kill_stream',
+      jurisdictions: [],
+      statementId: statement.id,
+      actor: input.actor,
+      note: input.reason,
+      policyVersion: statement.ground.policyVersion,
+    };
+    const block: StreamBlock = { streamId, reason: input.reason, statementId: statement.id, at, by: input.actor };
+    this.#blockCache.set(streamId, block);
+    try {
+      await this.#o.store.publishControl({ type: 'kill', streamId, reason: input.reason, statementId: statement.id, origin: this.#o.nodeId, at });
+      await this.#o.store.putStatement(statement);
+      await this.#o.store.putDecision(decision);
+      await this.#o.store.setBlock(block);
+      await this.#o.store.appendAudit({ type: 'stream.killed', source: 'manual', streamId, by: input.actor, reason: input.reason, statementId: statement.id, decisionId: decision.id, at });
+    } catch (e) {
+      if (e instanceof SrvError && e.code === 'SRV_ERR_STORE_UNAVAILABLE')
+        throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `${local ? 'killed on this node, but ' : ''}the kill could not be recorded or propagated: ${e.message}`);
+      throw e;
+    }
+    this.#o.events.emit({ roles: ['ops'] }, { type: 'decision', decision });
+    return { decision, statement, local };
+  }
+
+  /** Lifts a manual block and any manual gates; audited. */
+  async resume(streamId: string, input: { actor: string; note?: string }): Promise<{ decision: DecisionRecord; wasBlocked: boolean }> {
+    const at = Date.now();
+    const wasBlocked = await this.#o.store.clearBlock(streamId);
+    this.#blockCache.delete(streamId);
+    this.#localResume(streamId);
+    const decision: DecisionRecord = {
+      id: `dec_${randomUUID()}`,
+      streamId,
+      at,
+      source: 'manual',
+      bucket: 'green',
+      action: 'resume',
+      jurisdictions: [],
+      actor: input.actor,
+      note: input.note,
+    };
+    await this.#o.store.publishControl({ type: 'resume', streamId, origin: this.#o.nodeId, at });
+    await this.#o.store.putDecision(decision);
+    await this.#o.store.appendAudit({ type: 'stream.resumed', source: 'manual', streamId, by: input.actor, note: input.note ?? null, decisionId: decision.id, wasBlocked, at });
+    this.#o.events.emit({ roles: ['streamer', 'ops'], streamId }, { type: 'warning', streamId, message: 'Your stream was cleared by an operator; you may go live again.', at });
+    this.#o.events.emit({ roles: ['ops'] }, { type: 'decision', decision });
+    return { decision, wasBlocked };
+  }
+
+  /** Manual gate for a jurisdiction ('*' = all, 'default' = unknown) of a stream, on every node. */
+  async setGate(streamId: string, jurisdiction: string, gate: { video?: 'forward' | 'blank'; audio?: 'forward' | 'mute'; reason: string; statementId?: string }): Promise<void> {
+    const msg: ControlMessage = { type: 'gate', streamId, jurisdiction, ...gate, origin: this.#o.nodeId, at: Date.now() };
+    this.apply(msg);
+    await this.#o.store.publishControl(msg);
+  }
+
+  /** A review decision from policies' resolveReview: applied here and on the node that holds the stream. */
+  async applyReviewDecision(decision: ReviewDecision): Promise<void> {
+    this.#applyReview(decision, true);
+    await this.#o.store.publishControl({ type: 'review', decision, origin: this.#o.nodeId, at: Date.now() });
+    if (decision.effect.kind === 'lift' && decision.effect.action === 'kill_stream') {
+      this.#blockCache.delete(decision.streamId);
+      await this.#o.store.clearBlock(decision.streamId);
+    }
+  }
+
+  #applyReview(decision: ReviewDecision, origin: boolean): void {
+    const enforcer = this.#o.enforcer;
+    if (!enforcer) return;
+    const liftKill = decision.effect.kind === 'lift' && decision.effect.action === 'kill_stream';
+    // Records and audit are written once (by the origin); other nodes apply only what touches them.
+    if (origin || this.#local.has(decision.streamId) || (liftKill && enforcer.isBlocked(decision.streamId))) {
+      enforcer.applyReviewDecision(decision);
+    }
+  }
+
+  /** Enqueues a review item (from the enforcer or an appeal) and tells ops the queue depth. */
+  async enqueueReview(item: ReviewItem, extra: { thumbnail?: string } = {}): Promise<StoredReviewItem> {
+    const stored = await this.#o.store.enqueueReview(item, extra);
+    void this.publishQueueDepth();
+    return stored;
+  }
+
+  async publishQueueDepth(): Promise<void> {
+    try {
+      const depth = await this.#o.store.reviewDepth();
+      this.#o.metrics.setReviewDepth(depth);
+      this.#o.events.emit({ roles: ['ops'] }, { type: 'review.queue', depth, at: Date.now() });
+    } catch (e) {
+      this.#storeError(e, 'reviewDepth');
+    }
+  }
+
+  /** Applies a control message on this node. */
+  apply(m: ControlMessage): void {
+    switch (m.type) {
+      case 'kill':
+        this.#blockCache.set(m.streamId, { streamId: m.streamId, reason: m.reason, statementId: m.statementId, at: m.at, by: m.origin });
+        this.#localKill(m.streamId, m.reason, m.statementId, 'remote');
+        return;
+      case 'resume':
+        this.#blockCache.delete(m.streamId);
+        this.#localResume(m.streamId);
+        return;
+      case 'gate':
+        this.#localGate(m);
+        return;
+      case 'event':
+        this.#o.events.emit(m.audience, m.message as Parameters<EventHub['emit']>[1]);
+        return;
+      case 'policy': {
+        const r = this.#o.policies?.load(m.files, m.by);
+        if (r && !r.ok) this.#o.log.error({ err: r.error.message }, 'policy from another node did not load here');
+        return;
+      }
+      case 'review':
+        this.#applyReview(m.decision, false);
+        return;
+    }
+  }
+
+  #localKill(streamId: string, reason: string, statementId: string | undefined, source: 'manual' | 'remote'): boolean {
+    const stream = this.#o.sfu.getStream(streamId);
+    if (!stream || stream.closed) return false;
+    const t0 = performance.now();
+    const at = Date.now();
+    // Tell the clients first: the close below drops their media at once.
+    this.#o.events.emit(
+      { roles: ['streamer', 'viewer', 'ops'], streamId },
+      { type: 'stream.killed', streamId, reason, statementId, appealUrl: this.appealUrlFor(statementId), at },
+    );
+    stream.close({ code: 'killed', message: reason, statementId });
+    this.#o.metrics.recordKill(source, performance.now() - t0);
+    this.#o.log.info({ streamId, reason, statementId, source }, 'stream killed');
+    return true;
+  }
+
+  #localResume(streamId: string): void {
+    const gates = this.#gates.get(streamId);
+    this.#gates.delete(streamId);
+    const stream = this.#o.sfu.getStream(streamId);
+    if (!stream || !gates) return;
+    for (const v of stream.viewers.values()) {
+      const g = this.initialGate(streamId, v.jurisdiction);
+      if (g.video === 'forward' && v.gate.video === 'blank') v.setVideoGate('forward');
+      if (g.audio === 'forward' && v.gate.audio === 'mute') v.setAudioGate('forward');
+      this.#o.events.emit(
+        { roles: ['viewer'], streamId, viewerId: v.id },
+        { type: 'viewer.filtered', streamId, viewerId: v.id, video: v.gate.video === 'blank' ? 'blank' : 'forward', audio: v.gate.audio === 'mute' ? 'mute' : 'forward', reason: 'restriction lifted', at: Date.now() },
+      );
+    }
+  }
+
+  #localGate(m: Extract<ControlMessage, { type: 'gate' }>): void {
+    let gates = this.#gates.get(m.streamId);
+    if (!gates) this.#gates.set(m.streamId, (gates = new Map()));
+    const prev = gates.get(m.jurisdiction) ?? {};
+    gates.set(m.jurisdiction, { ...prev, ...(m.video ? { video: m.video } : {}), ...(m.audio ? { audio: m.audio } : {}) });
+    const stream = this.#o.sfu.getStream(m.streamId);
+    if (!stream) return;
+    for (const v of stream.viewers.values()) {
+      if (m.jurisdiction !== '*' && (v.jurisdiction ?? 'default') !== m.jurisdiction) continue;
+      if (m.video) v.setVideoGate(m.video);
+      if (m.audio) v.setAudioGate(m.audio);
+      this.#o.events.emit(
+        { roles: ['viewer'], streamId: m.streamId, viewerId: v.id },
+        {
+          type: 'viewer.filtered',
+          streamId: m.streamId,
+          viewerId: v.id,
+          video: v.gate.video === 'blank' ? 'blank' : 'forward',
+          audio: v.gate.audio === 'mute' ? 'mute' : 'forward',
+          reason: m.reason,
+          statementId: m.statementId,
+          at: Date.now(),
+        },
+      );
+    }
+  }
+
+  #manualStatement(streamId: string, at: number, input: { reason: string; actor: string; clause?: string }): StatementOfReasons {
+    const id = `sor_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
+    const policyVersion = this.#o.policies?.loaded ? this.#o.policies.current.version : 'none';
+    const v = this.#o.enforcer?.verdictOf(streamId);
+    const categories = v ? Object.entries(summarizeVerdict(v).categories).map(([category, score]) => ({ category, score })) : [];
+    return {
+      id,
+      streamId,
+      issuedAt: at,
+      restriction: {
+        action: 'kill_stream',
+        scope: 'stream',
+        jurisdictions: [],
+        duration: 'the live session is ended; the stream may not restart until an operator resumes it or the decision is overturned on appeal',
+      },
+      facts: { categories, matches: [], text: [], sampleSeqs: [], timeRange: { from: at, to: at } },
+      automated: { detection: false, decision: false },
+      ground: { type: 'terms_of_service', clause: input.clause ?? 'operator action', policyVersion, explanation: `Live stream ended by an operator (${input.actor}): ${input.reason}` },
+      redress: {
+        appealUrl: this.appealUrlFor(id),
+        options: ['internal complaint (appeal) through the appeal URL, free of charge (DSA Art. 20)', 'out-of-court dispute settlement body (DSA Art. 21)', 'judicial redress before the courts of the member state'],
+      },
+    };
+  }
+
+  /** Registry entries (cluster-wide), with this node's live verdicts filled in. */
+  async listStreams(): Promise<(LiveStreamRecord & { local: boolean; blocked?: StreamBlock })[]> {
+    const records = await this.#o.store.listStreams();
+    return Promise.all(
+      records.map(async (r) => {
+        const local = this.#local.has(r.streamId);
+        const verdict = local ? (this.verdictOf(r.streamId) ?? r.verdict) : r.verdict;
+        const blocked = r.state === 'killed' ? await this.#o.store.getBlock(r.streamId) : undefined;
+        return { ...r, verdict, local, viewers: local ? (this.#local.get(r.streamId)?.stream.viewers.size ?? r.viewers) : r.viewers, ...(blocked ? { blocked } : {}) };
+      }),
+    );
+  }
+
+  async getStream(streamId: string): Promise<LiveStreamRecord & { local: boolean; blocked?: StreamBlock }> {
+    const r = await this.#o.store.getStream(streamId);
+    const blocked = await this.#o.store.getBlock(streamId);
+    if (!r) {
+      if (blocked) return { streamId, nodeId: '', state: 'killed', startedAt: blocked.at, heartbeatAt: blocked.at, viewers: 0, local: false, blocked };
+      throw notFound(`stream ${streamId} is not live`);
+    }
+    const local = this.#local.has(streamId);
+    return { ...r, verdict: local ? (this.verdictOf(streamId) ?? r.verdict) : r.verdict, local, ...(blocked ? { blocked } : {}) };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#unsubscribe?.();
+  }
+}
