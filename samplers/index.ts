@@ -7,3 +7,5 @@ export { H264ParameterSets, h264PayloadNals, toAnnexB } from './rtp/h264.ts';
 export { VideoSamplingRule, lumaThumbnail } from './video-sampling.ts';
 export * from './errors.ts';
 export type * from './types.ts';
+export { jpegThumbnail } from './thumbnail.ts';
+export type { JpegThumbnailOptions } from './thumbnail.ts';

@@ -36,6 +36,12 @@ export async function runForwarding(streams: RtpPacketIn[][], durationMs: number
   const forwarder = dgram.createSocket('udp4');
   const sink = dgram.createSocket('udp4');
   const [, fwdPort, sinkPort] = await Promise.all([bind(source), bind(forwarder), bind(sink)]);
+  // Key frames of several streams can land in the same millisecond; the default socket buffers
+  // (~200 KB) would drop part of such a burst, which is a loss test, not a latency test.
+  for (const s of [source, forwarder, sink]) {
+    s.setRecvBufferSize(8 << 20);
+    s.setSendBufferSize(8 << 20);
+  }
   const sentAt = new Map<number, number>();
   const latencies: number[] = [];
   const meta = new Map<number, RtpPacketIn>(); // ssrc -> template of that track
@@ -71,7 +77,9 @@ export async function runForwarding(streams: RtpPacketIn[][], durationMs: number
     const ssrc = 0x1000 + i;
     meta.set(ssrc, { ...packets[0], ssrc });
     const loopMs = packets[packets.length - 1].arrivedAt + 1000 / 30;
-    return { packets, ssrc, i: 0, loops: 0, loopMs, seq: 0, tsBase: 0 };
+    // Streams start a few ms apart, as independent publishers would.
+    const offset = (i >> 1) * 7;
+    return { packets: packets.map((p) => ({ ...p, arrivedAt: p.arrivedAt + offset })), ssrc, i: 0, loops: 0, loopMs, seq: 0 };
   });
   await new Promise<void>((resolve) => {
     const tick = (): void => {
