@@ -48,7 +48,7 @@ function modelPath(): string {
   }
 }
 
-export class Vad {
+export class SileroVad {
   readonly ref: ModelRef = { name: 'silero-vad', version: 'v4' };
   readonly opts: VadOptions;
   private readonly session: ort.InferenceSession;
@@ -62,14 +62,14 @@ export class Vad {
     this.session = session;
   }
 
-  static async load(opts: Partial<VadOptions> = {}): Promise<Vad> {
+  static async load(opts: Partial<VadOptions> = {}): Promise<SileroVad> {
     const o: VadOptions = { modelPath: opts.modelPath ?? modelPath(), ...DEFAULTS, ...opts };
     try {
       const session = await ort.InferenceSession.create(o.modelPath, {
         intraOpNumThreads: o.threads,
         interOpNumThreads: 1,
       });
-      return new Vad(o, session);
+      return new SileroVad(o, session);
     } catch (err) {
       throw new ModelError('MOD_ERR_CONFIG', `cannot load silero VAD: ${(err as Error).message}`, { cause: err });
     }
@@ -80,7 +80,7 @@ export class Vad {
   }
 
   /** Speech in a 16 kHz window. Pass a stream's state to carry the LSTM across windows (it is updated). */
-  async detect(window: AudioWindow, state: VadState = Vad.initialState()): Promise<VadResult> {
+  async detect(window: AudioWindow, state: VadState = SileroVad.initialState()): Promise<VadResult> {
     if (this.closed) throw new ModelError('MOD_ERR_CLOSED', 'VAD is closed');
     if (window.sampleRate !== SAMPLE_RATE) {
       throw new ModelError('MOD_ERR_BAD_SHAPE', `VAD expects ${SAMPLE_RATE} Hz audio, got ${window.sampleRate}`);
@@ -152,10 +152,10 @@ export class Vad {
 
 /** Voice activity of one stream, window after window. */
 export class VadStream {
-  private readonly vad: Vad;
-  private state: VadState = Vad.initialState();
+  private readonly vad: SileroVad;
+  private state: VadState = SileroVad.initialState();
 
-  constructor(vad: Vad) {
+  constructor(vad: SileroVad) {
     this.vad = vad;
   }
 
@@ -164,6 +164,6 @@ export class VadStream {
   }
 
   reset(): void {
-    this.state = Vad.initialState();
+    this.state = SileroVad.initialState();
   }
 }

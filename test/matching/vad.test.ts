@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Vad } from '../../models/vad/vad.ts';
+import { SileroVad } from '../../models/vad/vad.ts';
 import { decodeAudioFile } from '../../models/audio/decode.ts';
 import { noise } from './synth.ts';
 import { opusRoundTrip } from './media.ts';
@@ -32,7 +32,7 @@ async function speech(text: string): Promise<Float32Array> {
 }
 
 test('silero VAD marks speech windows and leaves silence and noise unmarked', { skip: hasEspeak() ? false : 'espeak-ng is not installed (CI installs it: apt-get install espeak-ng)' }, async () => {
-  await using vad = await Vad.load();
+  await using vad = await SileroVad.load();
   const talk = await speech('Hello everyone, welcome to the stream. Today we are testing voice activity detection on live audio.');
   assert.ok(talk.length > 3 * SR);
   // a stream of 1 s windows: 2 s silence, speech, 2 s low noise

@@ -1,0 +1,1 @@
+export { Ocr, type OcrLine, type OcrOptions, type OcrResult } from './ocr.ts';

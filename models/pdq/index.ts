@@ -1,0 +1,2 @@
+export * from './pdq.ts';
+export { resizeRgbBicubic, thumbnail, thumbnailSize } from './resample.ts';

@@ -1,0 +1,1 @@
+export { SileroVad, VadStream, type VadOptions, type VadResult, type VadState } from './vad.ts';
