@@ -69,6 +69,8 @@ export interface FusionState {
   /** The current run of unavailable samples per kind (the facts of a fail-mode restriction). */
   readonly outage: Readonly<Partial<Record<'audio' | 'video', Outage>>>;
   readonly verdict: Verdict | undefined;
+  /** decisionKey(verdict), kept so each sample computes it once. */
+  readonly decisionKey: string | undefined;
   readonly samples: number;
 }
 
@@ -82,7 +84,7 @@ export interface FusionResult {
 }
 
 export function createFusionState(streamId?: string): FusionState {
-  return { streamId, windows: {}, buckets: {}, unavailable: { audio: 0, video: 0 }, outage: {}, verdict: undefined, samples: 0 };
+  return { streamId, windows: {}, buckets: {}, unavailable: { audio: 0, video: 0 }, outage: {}, verdict: undefined, decisionKey: undefined, samples: 0 };
 }
 
 const LEVEL: Record<Bucket, number> = { green: 0, amber: 1, red: 2 };
@@ -97,10 +99,22 @@ export function strictestAction(actions: readonly Action[]): Action {
   return best;
 }
 
-function nthHighest(values: number[], n: number): number {
+/** The n-th highest value (0 with fewer than n values): "n of the window reached it". */
+function nthHighest(values: readonly number[], n: number): number {
   if (values.length < n) return 0;
-  const sorted = [...values].sort((a, b) => b - a);
-  return sorted[n - 1] ?? 0;
+  // Keep the n highest seen so far in a small descending list (n is a few samples).
+  const top: number[] = [];
+  for (const v of values) {
+    if (top.length === n && v <= top[n - 1]!) continue;
+    let i = top.length < n ? top.length : n - 1;
+    if (top.length < n) top.push(v);
+    while (i > 0 && top[i - 1]! < v) {
+      top[i] = top[i - 1]!;
+      i--;
+    }
+    top[i] = v;
+  }
+  return top[n - 1] ?? 0;
 }
 
 function level(score: number, amber: number, red: number): Bucket {
@@ -154,14 +168,13 @@ function recordFor(def: CategoryDef, signal: SignalLike): SampleRecord {
 
 function step(
   prev: BucketState | undefined,
-  scores: number[],
+  fused: number,
   latest: SampleRecord,
   latestScore: number,
   th: Thresholds,
   fusion: CategoryDef['fusion'],
   now: number,
 ): BucketState {
-  const fused = nthHighest(scores, fusion.enter);
   const cur = prev ?? { bucket: 'green' as Bucket, score: 0, below: 0, since: now };
   let target = level(fused, th.amber, th.red);
   if (th.immediateOnMatch && latest.matched && latestScore >= th.red) target = 'red';
@@ -206,12 +219,17 @@ export function fuse(state: FusionState, signal: SignalLike, policy: Policy, now
       const record = recordFor(def, signal);
       const window = [...(windows[def.name] ?? []), record].slice(-def.fusion.window);
       windows[def.name] = window;
+      // Scores differ by jurisdiction only through lexicon terms: share them when there are none.
+      const base = window.map((r) => r.score);
+      const baseFused = nthHighest(base, def.fusion.enter);
+      const hasTerms = window.some((r) => r.terms.length > 0);
       const update = (key: string, th: Thresholds) => {
-        const scores = window.map((r) => effectiveScore(policy, key, r));
+        const scores = hasTerms ? window.map((r) => effectiveScore(policy, key, r)) : base;
+        const fused = hasTerms ? nthHighest(scores, def.fusion.enter) : baseFused;
         const latestScore = scores[scores.length - 1] ?? 0;
         const table = (buckets[key] ??= {});
         const before = table[def.name]?.bucket ?? 'green';
-        const after = step(table[def.name], scores, record, latestScore, th, def.fusion, now);
+        const after = step(table[def.name], fused, record, latestScore, th, def.fusion, now);
         table[def.name] = after;
         if (key !== GLOBAL_KEY && after.bucket === 'amber' && before !== 'amber') enteredAmber.push({ jurisdiction: key, category: def.name });
       };
@@ -228,18 +246,19 @@ export function fuse(state: FusionState, signal: SignalLike, policy: Policy, now
   const streamId = signal.streamId ?? state.streamId;
   const verdict = buildVerdict(policy, streamId, windows, buckets, degraded, now);
   if (degraded.length > 0) verdict.evidenceByCategory[SIGNALS_UNAVAILABLE] = outageEvidence(degraded.map((k) => outage[k]));
-  const changed = state.verdict === undefined ? isRestrictive(verdict) : decisionKey(state.verdict) !== decisionKey(verdict);
+  const key = decisionKey(verdict);
+  const previousKey = state.verdict === undefined ? GREEN_KEY : (state.decisionKey ?? decisionKey(state.verdict));
+  const changed = key !== previousKey;
   return {
-    state: { streamId, windows, buckets, unavailable, outage, verdict, samples: state.samples + 1 },
+    state: { streamId, windows, buckets, unavailable, outage, verdict, decisionKey: key, samples: state.samples + 1 },
     verdict,
     changed,
     enteredAmber,
   };
 }
 
-function isRestrictive(v: Verdict): boolean {
-  return decisionKey(v) !== decisionKey({ ...v, kill: false, review: false, perJurisdiction: {}, degraded: [] });
-}
+/** Key of a green, healthy verdict: the first verdict is a change only when it differs from this. */
+const GREEN_KEY = canonicalJson({ kill: false, review: false, per: {}, degraded: [] });
 
 /** What the enforcer acts on; scores moving inside a bucket do not count as a change. */
 export function decisionKey(v: Verdict): string {

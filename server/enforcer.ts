@@ -349,6 +349,16 @@ export class Enforcer {
     return this.#latencies;
   }
 
+  /** p50/p99/max of the recorded decision latencies (ms, from sample arrival), all and kills only. */
+  latencySummary(): { count: number; p50: number; p99: number; max: number; kills: { count: number; p50: number; p99: number; max: number } } {
+    const pick = (xs: number[]) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! : 0);
+      return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 };
+    };
+    return { ...pick(this.#latencies.map((l) => l.fromArrivedMs)), kills: pick(this.#latencies.filter((l) => l.kill).map((l) => l.fromArrivedMs)) };
+  }
+
   /**
    * Watches a live stream: gates every viewer that joins (a safety net behind `initialGate`),
    * recomputes gates on joins/leaves in strictest-intersection mode, drops state when it ends.

@@ -303,7 +303,7 @@ describe('PolicyStore reload', () => {
       assert.equal(ok.ok, true);
       if (!ok.ok) return;
       assert.deepEqual(ok.changes.map((c) => [c.path, c.from, c.to]), [['jurisdictions.DE.categories.copyright_audio.red', 0.6, 0.95]]);
-      const activated = h.audit.findLast((e) => (e.body as { type: string }).type === 'policy.activated')!.body as { by: string; fromVersion: string; toVersion: string };
+      const activated = [...h.audit].reverse().find((e) => (e.body as { type: string }).type === 'policy.activated')!.body as { by: string; fromVersion: string; toVersion: string };
       assert.equal(activated.by, 'ops:carol');
       assert.equal(activated.fromVersion, good);
       assert.equal(activated.toVersion, h.policies.current.version);
