@@ -22,6 +22,8 @@ export interface Restriction {
   jurisdictions: string[];
   /** Categories that caused it, with the clause each cites. */
   categories: { category: string; score: number; clause: string; ground: GroundType }[];
+  /** Applies to viewers joining while it is in force (quarantine), not to those already watching. */
+  newViewersOnly?: boolean;
 }
 
 const REDRESS_OPTIONS = [
@@ -64,13 +66,22 @@ export function restrictionsOf(verdict: Verdict, policy: Policy): Restriction[] 
       }
     }
   }
-  for (const r of byAction.values()) r.jurisdictions.sort();
-  return [...byAction.values()].sort((a, b) => ACTION_SEVERITY[b.action] - ACTION_SEVERITY[a.action]);
+  // Quarantine restricts only viewers who join during the outage; it still needs its statement.
+  const quarantined = Object.entries(verdict.perJurisdiction).filter(([, jv]) => jv.failMode === 'quarantine').map(([code]) => code);
+  const out = [...byAction.values()];
+  if (quarantined.length > 0) {
+    const clause = 'fail mode quarantine: moderation signals unavailable, viewers joining now are filtered';
+    const cat = [{ category: SIGNALS_UNAVAILABLE, score: 0, clause, ground: 'terms_of_service' as GroundType }];
+    if (verdict.degraded.includes('video')) out.push({ action: 'blank_video', scope: 'jurisdictions', jurisdictions: quarantined, categories: cat, newViewersOnly: true });
+    if (verdict.degraded.includes('audio')) out.push({ action: 'mute_audio', scope: 'jurisdictions', jurisdictions: quarantined, categories: cat, newViewersOnly: true });
+  }
+  for (const r of out) r.jurisdictions.sort();
+  return out.sort((a, b) => ACTION_SEVERITY[b.action] - ACTION_SEVERITY[a.action]);
 }
 
 /** Stable key of a restriction; the enforcer issues a new statement only when this changes. */
 export function restrictionKey(r: Restriction): string {
-  return `${r.action}|${r.jurisdictions.join(',')}|${r.categories.map((c) => c.category).sort().join(',')}`;
+  return `${r.action}|${r.jurisdictions.join(',')}|${r.categories.map((c) => c.category).sort().join(',')}${r.newViewersOnly ? '|new' : ''}`;
 }
 
 export interface StatementInput {
@@ -92,13 +103,13 @@ export function buildStatement(input: StatementInput): StatementOfReasons {
   const ground: GroundType = r.categories.some((c) => c.ground === 'law') ? 'law' : 'terms_of_service';
   const clause = [...new Set(r.categories.map((c) => c.clause))].join('; ');
   const cats = r.categories.map((c) => `${c.category} (score ${c.score.toFixed(2)})`).join(', ');
-  const where = r.scope === 'stream' ? 'for all viewers' : `for viewers in ${r.jurisdictions.join(', ')}`;
+  const where = r.scope === 'stream' ? 'for all viewers' : `for ${r.newViewersOnly ? 'viewers joining' : 'viewers'} in ${r.jurisdictions.join(', ')}`;
   const automated = input.automated ?? { detection: true, decision: true };
   const failMode = r.categories.length > 0 && r.categories.every((c) => c.category === SIGNALS_UNAVAILABLE);
   const explanation =
     input.explanation ??
     (failMode
-      ? `${describe(r.action)} ${where}: moderation signals were unavailable for ${evidence.sampleSeqs.length} consecutive samples and the policy of this jurisdiction fails closed; lifted when signals recover.`
+      ? `${describe(r.action)} ${where}: moderation signals were unavailable for ${evidence.sampleSeqs.length} consecutive samples and the policy of this jurisdiction ${r.newViewersOnly ? 'quarantines the stream for viewers who join meanwhile' : 'fails closed'}; lifted when signals recover.`
       : `${describe(r.action)} ${where}: ${cats} ${automated.decision ? 'exceeded the policy threshold over the fusion window' : 'confirmed by a human reviewer'}.`);
   return {
     id,

@@ -184,6 +184,10 @@ describe('Enforcer', () => {
     const stream = h.sfu.getStream('s1')!;
     const joined = stream.addViewer('de2', 'DE', h.enforcer.gateForNewViewer('s1', 'DE'));
     assert.equal(joined.gate.video, 'blank');
+    const told = h.eventsOf('viewer.filtered').find((e) => e.audience.viewerId === 'de2');
+    const sid = told?.message.type === 'viewer.filtered' ? told.message.statementId : undefined;
+    assert.ok(sid, 'the quarantined viewer is pointed at a statement');
+    assert.match(h.statements.get(sid)?.ground.explanation ?? '', /viewers joining in DE/);
     assert.equal(stream.addViewer('se', 'SE', h.enforcer.gateForNewViewer('s1', 'SE')).gate.video, 'forward');
     // Another unavailable sample does not release the quarantined viewer.
     h.feed('s1', [4], {}, { status: 'deadline_missed' });

@@ -11,6 +11,7 @@ import {
   createAppeal,
   PRIORITY_APPEAL,
   resolveReview,
+  restrictionKey,
   restrictionsOf,
   reviewItemFor,
   statementGaps,
@@ -43,7 +44,14 @@ const scenarios: { name: string; signals: SignalLike[]; expect: { action: string
     signals: [1, 2, 3].map((i) => signal(i, { 'nsfw.porn': 0.75 })),
     expect: [{ action: 'blank_video', jurisdictions: ['BR', 'DE', 'SA', 'TH', 'US', 'default'] }],
   },
-  { name: 'fail closed in SA', signals: [1, 2, 3].map((i) => signal(i, {}, { status: 'unavailable' })), expect: [{ action: 'blank_video', jurisdictions: ['SA'] }] },
+  {
+    name: 'fail closed in SA, quarantine in DE and TH',
+    signals: [1, 2, 3].map((i) => signal(i, {}, { status: 'unavailable' })),
+    expect: [
+      { action: 'blank_video', jurisdictions: ['SA'] },
+      { action: 'blank_video', jurisdictions: ['DE', 'TH'] },
+    ],
+  },
 ];
 
 describe('statements of reasons', () => {
@@ -52,6 +60,7 @@ describe('statements of reasons', () => {
       const { verdict } = verdictAfter(sc.signals);
       const restrictions = restrictionsOf(verdict, policy);
       assert.deepEqual(restrictions.map((r) => ({ action: r.action, jurisdictions: r.jurisdictions })), sc.expect);
+      assert.equal(new Set(restrictions.map(restrictionKey)).size, restrictions.length, 'restriction keys are distinct');
       for (const r of restrictions) {
         const s = buildStatement({ streamId: 's1', restriction: r, policy, evidence: evidenceFor(verdict, r.categories.map((c) => c.category)), issuedAt: 5000 });
         assert.deepEqual(statementGaps(s), [], JSON.stringify(s));
@@ -74,6 +83,18 @@ describe('statements of reasons', () => {
     assert.deepEqual(s.facts.sampleSeqs, [2]);
     assert.deepEqual(s.facts.timeRange, { from: 1500, to: 1500 });
     assert.match(s.restriction.duration, /may not restart/);
+  });
+
+  it('fail-mode statements cite the outage and say who is affected', () => {
+    const { verdict } = verdictAfter([1, 2, 3].map((i) => signal(i, {}, { status: i === 2 ? 'deadline_missed' : 'unavailable', arrivedAt: 1000 * i })));
+    const [closed, quarantine] = restrictionsOf(verdict, policy);
+    const s = buildStatement({ streamId: 's1', restriction: closed!, policy, evidence: evidenceFor(verdict, ['signals_unavailable']), issuedAt: 4000 });
+    assert.deepEqual(s.facts.sampleSeqs, [1, 2, 3]);
+    assert.deepEqual(s.facts.timeRange, { from: 1000, to: 3000 });
+    assert.match(s.ground.explanation, /viewers in SA: moderation signals were unavailable for 3 consecutive samples .* fails closed/);
+    const q = buildStatement({ streamId: 's1', restriction: quarantine!, policy, evidence: evidenceFor(verdict, ['signals_unavailable']), issuedAt: 4000 });
+    assert.match(q.ground.explanation, /viewers joining in DE, TH/);
+    assert.notEqual(q.id, s.id);
   });
 
   it('a statement with missing parts is reported incomplete', () => {
