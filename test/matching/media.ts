@@ -253,11 +253,15 @@ export const DEJAVU_SANS = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf';
 /** Draw lines of text (black on a light background) into a frame with FFmpeg's drawtext and a real font. */
 export function drawText(
   base: ImageFrame,
-  lines: { text: string; x: number; y: number; size: number; color?: string }[],
+  lines: { text: string; x: number; y: number; size: number; color?: string; border?: number }[],
 ): ImageFrame {
   const esc = (s: string): string => s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/:/g, '\\:').replace(/%/g, '\\%');
   const graph = lines
-    .map((l) => `drawtext=fontfile=${DEJAVU_SANS}:text='${esc(l.text)}':x=${l.x}:y=${l.y}:fontsize=${l.size}:fontcolor=${l.color ?? 'black'}`)
+    .map(
+      (l) =>
+        `drawtext=fontfile=${DEJAVU_SANS}:text='${esc(l.text)}':x=${l.x}:y=${l.y}:fontsize=${l.size}:fontcolor=${l.color ?? 'black'}` +
+        (l.border ? `:borderw=${l.border}:bordercolor=black` : ''),
+    )
     .join(',');
   return filterImage(base, graph);
 }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import {
   DIHEDRALS,
   PDQ_MATCH_DISTANCE,
+  PDQ_REFERENCE_MAX_DIMENSION,
   hammingDistance,
   pdqFromHex,
   pdqHash,
@@ -18,10 +19,12 @@ const refs = readFileSync(REF + 'hashes.tsv', 'utf8')
   .split('\n')
   .map((l) => l.split('\t') as [string, string]);
 
+const reference = { maxDimension: PDQ_REFERENCE_MAX_DIMENSION };
+
 test('PDQ reproduces the reference hashes: PNG exactly, JPEG within a few bits', async () => {
   const report: string[] = [];
   for (const [file, expected] of refs) {
-    const { hash, quality } = pdqHash(await decodeImage(REF + file));
+    const { hash, quality } = pdqHash(await decodeImage(REF + file), reference);
     const d = hammingDistance(hash, pdqFromHex(expected));
     report.push(`${file}\t${d}\tquality=${quality}`);
     if (file.endsWith('.png')) assert.equal(pdqToHex(hash), expected, file);
@@ -31,9 +34,17 @@ test('PDQ reproduces the reference hashes: PNG exactly, JPEG within a few bits',
   console.log('PDQ reference distances (file, bits, quality):\n' + report.join('\n'));
 });
 
+test('full-resolution hashing (the default, as the C++ reference) stays close to the reference hashes', async () => {
+  for (const [file, expected] of refs) {
+    const { hash, quality } = pdqHash(await decodeImage(REF + file));
+    const d = hammingDistance(hash, pdqFromHex(expected));
+    assert.ok(d <= (quality < 50 ? 40 : 16), `${file}: distance ${d}`);
+  }
+});
+
 test('dihedral variants of the original equal the hashes of the rotated/flipped pictures', async () => {
   const original = await decodeImage(REF + 'dih_bridge-1-original.jpg');
-  const { hashes } = pdqHashDihedral(original);
+  const { hashes } = pdqHashDihedral(original, undefined, reference);
   const files: Record<string, string> = {
     original: 'dih_bridge-1-original.jpg',
     rotate90: 'dih_bridge-2-rotate-90.jpg',
