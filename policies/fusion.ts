@@ -79,7 +79,7 @@ export interface FusionResult {
   verdict: Verdict;
   /** The decision changed (bucket, actions, kill, review, fail mode): the enforcer must act. */
   changed: boolean;
-  /** (jurisdiction, category) pairs that entered amber with this sample; the review queue wants them. */
+  /** (jurisdiction, category) pairs that went from green to amber with this sample; the review queue wants them. */
   enteredAmber: { jurisdiction: string; category: string }[];
 }
 
@@ -231,7 +231,8 @@ export function fuse(state: FusionState, signal: SignalLike, policy: Policy, now
         const before = table[def.name]?.bucket ?? 'green';
         const after = step(table[def.name], fused, record, latestScore, th, def.fusion, now);
         table[def.name] = after;
-        if (key !== GLOBAL_KEY && after.bucket === 'amber' && before !== 'amber') enteredAmber.push({ jurisdiction: key, category: def.name });
+        // Only green -> amber asks for a human: a red decaying through amber was already decided.
+        if (key !== GLOBAL_KEY && after.bucket === 'amber' && before === 'green') enteredAmber.push({ jurisdiction: key, category: def.name });
       };
       const g = policy.global[def.name];
       if (g) update(GLOBAL_KEY, { amber: g.red, red: g.red, immediateOnMatch: g.immediateOnMatch });

@@ -90,6 +90,13 @@ describe('fusion: N-of-M entry and hysteresis exit (window 5, enter 3, exit 3, h
     assert.deepEqual(r.map((x) => x.changed), [false, false, true, false, false, false, false, true]);
   });
 
+  it('asks for review on green -> amber, not on red decaying through amber', () => {
+    const r = run(small, [0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5].map((x, i) => signal(i + 1, { x })));
+    const entered = r.map((x) => x.enteredAmber.filter((e) => e.jurisdiction === 'default').length);
+    assert.equal(buckets(small, [0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5]), 'ggaaarrraa');
+    assert.deepEqual(entered, [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
   it('does not modify the state it was given', () => {
     const s0 = createFusionState('s1');
     const r1 = fuse(s0, signal(1, { x: 0.9 }), small, 0);
