@@ -1,5 +1,7 @@
 // Decode worker: depacketizes, reassembles and decodes the tracks assigned to it, samples video
 // frames and windows audio, and posts samples back with their buffers transferred.
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import {
   Codec, CodecContext, FFmpegError, Frame, Log, Packet, SoftwareResampleContext, SoftwareScaleContext,
@@ -53,6 +55,8 @@ class VideoTrack extends TrackDecoder {
   private readonly pkt = new Packet();
   private readonly frame = new Frame();
   private waitingForKeyframe = true;
+  /** Frames sent to the decoder and not yet returned, by RTP timestamp. */
+  private readonly inDecoder = new Map<number, { arrivedAt: number; queuedAt: number }>();
   private scaler: { ctx: SoftwareScaleContext; key: string; dst: Frame; w: number; h: number } | null = null;
 
   constructor(info: TrackInfo, private readonly cfg: WorkerConfig) {
@@ -111,6 +115,10 @@ class VideoTrack extends TrackDecoder {
     this.ctx ??= this.open();
     const ctx = this.ctx;
     this.pkt.data = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    // The RTP timestamp rides along as pts: a decoder that holds frames back still reports which one it returns.
+    this.pkt.pts = BigInt(ts);
+    this.inDecoder.set(ts, { arrivedAt, queuedAt });
+    if (this.inDecoder.size > 32) this.inDecoder.delete(this.inDecoder.keys().next().value!);
     const sent = ctx.sendPacketSync(this.pkt);
     this.pkt.unref();
     if (sent < 0 && sent !== AVERROR_EAGAIN) {
@@ -128,7 +136,14 @@ class VideoTrack extends TrackDecoder {
         break;
       }
       this.frames++;
-      this.onDecoded(ts, arrivedAt, queuedAt);
+      const pts = Number(this.frame.pts);
+      const t = this.inDecoder.get(pts);
+      if (t) {
+        this.inDecoder.delete(pts);
+        this.onDecoded(pts, t.arrivedAt, t.queuedAt);
+      } else {
+        this.onDecoded(ts, arrivedAt, queuedAt);
+      }
       this.frame.unref();
     }
   }
@@ -306,6 +321,20 @@ class AudioTrack extends TrackDecoder {
   }
 }
 
+/**
+ * Lowers this thread's scheduling priority (Linux: a thread id is a valid target of setpriority), so
+ * that when cores are scarce the forwarding thread wins over decoding. Elsewhere it is a no-op.
+ */
+function lowerPriority(nice: number): void {
+  if (nice <= 0 || process.platform !== 'linux') return;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, nice);
+  } catch {
+    // Not permitted or no procfs: decoding simply runs at normal priority.
+  }
+}
+
 const tracks = new Map<number, TrackDecoder>();
 
 function onPackets(buf: ArrayBuffer, count: number): void {
@@ -346,6 +375,7 @@ port.on('message', (msg: ToWorker) => {
   switch (msg.t) {
     case 'config':
       config = msg.config;
+      lowerPriority(config.nice);
       break;
     case 'track': {
       if (!config) throw new Error('track before config');

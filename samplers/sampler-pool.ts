@@ -38,6 +38,8 @@ export interface SamplerPoolOptions {
   warningIntervalMs: number;
   /** Flush batched packets to workers at least this often (ms). Default 5. */
   flushIntervalMs: number;
+  /** Nice value of the decode threads (Linux): when cores are scarce, forwarding wins over decoding. Default 10; 0 = same as the process. */
+  workerNice: number;
 }
 
 export const DEFAULT_SAMPLER_POOL_OPTIONS: Readonly<SamplerPoolOptions> = Object.freeze({
@@ -55,6 +57,7 @@ export const DEFAULT_SAMPLER_POOL_OPTIONS: Readonly<SamplerPoolOptions> = Object
   keyframeRequestIntervalMs: 500,
   warningIntervalMs: 5000,
   flushIntervalMs: 5,
+  workerNice: 10,
 });
 
 export interface SamplerStreamStats {
@@ -74,9 +77,9 @@ export interface SamplerStreamStats {
 }
 
 export type SamplerPoolEvents = {
-  sample: [Sample];
-  keyframeNeeded: [string, string];
-  warning: [string];
+  sample: [sample: Sample];
+  keyframeNeeded: [streamId: string, trackId: string];
+  warning: [message: string];
 };
 
 type Listener<K extends keyof SamplerPoolEvents> = (...args: SamplerPoolEvents[K]) => void;
@@ -142,6 +145,7 @@ export class SamplerPool {
       audioWindowSamples: Math.round((options.audioWindowMs * options.audioSampleRate) / 1000),
       maxLagMs: options.maxLagMs,
       reorderWaitMs: options.reorderWaitMs,
+      nice: options.workerNice,
     };
   }
 
@@ -349,7 +353,11 @@ export class SamplerPool {
         if (t.stream.worker === index && t.info.kind === 'video') this.requestKeyframe(t);
       }
     }, (err: Error) => {
-      this.emit('warning', `sampler worker ${index} could not be replaced: ${err.message}`);
+      this.emit('warning', `sampler worker ${index} could not be replaced: ${err.message}; retrying in 1 s`);
+      const retry = setTimeout(() => {
+        if (!this.closedFlag) this.replaceWorker(index);
+      }, 1000);
+      retry.unref();
     });
   }
 
