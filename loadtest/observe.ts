@@ -126,6 +126,8 @@ export class ForwardingRecorder {
   readonly latency = new Reservoir(200_000, 7);
   matched = 0;
   foreign = 0;
+  /** Latency is recorded from this instant on (connection setup bursts are not the steady state). */
+  recordFrom = 0;
 
   constructor(private readonly ledger: SendLedger) {}
 
@@ -138,7 +140,7 @@ export class ForwardingRecorder {
       return 'foreign';
     }
     this.matched++;
-    this.latency.add(at - sentAt);
+    if (at >= this.recordFrom) this.latency.add(at - sentAt);
     v.jitter[kind].add(sentAt, at);
     v[kind].add('source', at);
     return 'source';

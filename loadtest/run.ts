@@ -18,7 +18,7 @@ import { loadScene, SCENE_DEFAULTS, type EncodedScene, type SceneKind, type Scen
 import { ForwardingRecorder, newViewerRecord, SendLedger, type ViewerRecord } from './observe.ts';
 import { now, WhepReceiver, WhipSender } from './peers.ts';
 import { htmlReport, terminalSummary, type LoadTestReport } from './report.ts';
-import { planRun, VIOLATION_KINDS, type ExpectSpec, type ViolationKind } from './script.ts';
+import { planRun, VIOLATION_KINDS, type ExpectSpec, type ScriptedViolation, type ViolationKind } from './script.ts';
 import { listenEvents, scrapeMetrics, startServer, TokenMinter, type ServerHandle } from './server.ts';
 import { registerKnownContent } from './register.ts';
 import type { ServerPoint } from './prometheus.ts';
@@ -53,6 +53,8 @@ export interface LoadTestOptions {
   setupTimeoutSec: number;
   quiet: boolean;
   command: string;
+  /** Programmatic hooks (tests): called when a scripted violation goes on air. */
+  hooks?: { onOnset?(streamId: string, violation: ScriptedViolation, at: number): void };
 }
 
 export const DEFAULTS: Omit<LoadTestOptions, 'command'> = {
@@ -275,6 +277,7 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
           if (!stopping && rec.killedAt === undefined) { rec.killedAt = sender.closedAt; rec.killVia = 'publisher session ended by server'; progress.kills++; }
         });
         const s = new ScriptedStream(script, sender, scenes.get('clean')!, (k) => scenes.get(k)!, ledger, rec);
+        if (o.hooks?.onOnset) s.onOnset = (v, at) => o.hooks!.onOnset!(script.streamId, v, at);
         s.start();
         pacer.add(s);
         startedStreams.push(s);
@@ -304,6 +307,7 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
       }
     });
     steadyFrom = now() + 1000;
+    forwarding.recordFrom = steadyFrom;
     progress.phase = 'running';
 
     // run until the last stream has played its duration (bounded by the setup deadline + duration)

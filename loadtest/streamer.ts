@@ -40,6 +40,8 @@ export class ScriptedStream {
   packetsSent = 0;
   skipped = 0;
   stopped = false;
+  /** Called once per scripted violation when its first violating frame/packet goes out. */
+  onOnset: ((violation: ScriptedViolation, at: number) => void) | undefined;
 
   constructor(
     readonly script: StreamScript,
@@ -86,7 +88,10 @@ export class ScriptedStream {
   }
 
   private onset(s: Switch | undefined, n: number, at: number): void {
-    if (s && n === s.from && this.record.onsets[s.index] === undefined) this.record.onsets[s.index] = at;
+    if (s && n === s.from && this.record.onsets[s.index] === undefined) {
+      this.record.onsets[s.index] = at;
+      this.onOnset?.(s.violation, at);
+    }
   }
 
   private sendVideo(k: number): void {
