@@ -13,6 +13,8 @@ import { publicUrlOf, type Config } from './config.ts';
 import { StreamControl } from './control.ts';
 import { Enforcer, PolicyStore, type DecisionLog } from './enforcer.ts';
 import { SrvError, statusText } from './errors.ts';
+import { ModerationStack } from './moderation.ts';
+import { ModerationPipeline, type PipelineObserver } from './pipeline.ts';
 import { EventHub, type EventMessage } from './events.ts';
 import { ServerMetrics } from './metrics.ts';
 import { apiRoutes } from './routes/api.ts';
@@ -31,8 +33,10 @@ export interface ServerDeps {
   enforcer?: Enforcer;
   /** WHIP/WHEP and /publish, /watch. Default: routes/webrtc.ts; false = none. */
   webrtc?: boolean;
-  /** Model and backend status for /v1/models (issue 4). */
+  /** Model and backend status for /v1/models (issue 4). Default: the moderation stack's. */
   modelStatus?: () => unknown;
+  /** Moderation stack (samplers + models). Default: loaded from config when config.moderation; false = none. A given stack is not closed by close(). */
+  moderation?: ModerationStack | false;
   /** Logger; default pino at config.logLevel. */
   logger?: FastifyBaseLogger;
 }
@@ -47,6 +51,9 @@ export interface Server {
   readonly control: StreamControl;
   readonly enforcer: Enforcer;
   readonly policies: PolicyStore;
+  /** Samplers and models, when moderation is on. */
+  readonly moderation: ModerationStack | undefined;
+  readonly pipeline: ModerationPipeline | undefined;
   readonly config: Config;
   readonly nodeId: string;
   /** Base URL once listening (http://host:port). */
@@ -165,6 +172,27 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     const r = await policies.loadDir(config.policyDir, 'startup').catch((err: unknown) => ({ ok: false as const, error: err as Error }));
     if (!r.ok) log.error({ err: r.error.message, dir: config.policyDir }, 'policy did not load; /readyz reports not ready');
   }
+  let moderation: ModerationStack | undefined;
+  let pipeline: ModerationPipeline | undefined;
+  const ownModeration = deps.moderation === undefined;
+  if (deps.moderation !== false && (deps.moderation || config.moderation)) {
+    const stack =
+      deps.moderation ||
+      (await ModerationStack.load({
+        backend: config.inferenceBackend,
+        tritonUrl: config.tritonUrl,
+        modelCacheDir: config.modelCacheDir,
+        policy: policies.current,
+        bankDir: config.bankDir,
+        ocr: config.ocr,
+        vad: config.vad,
+        budgetMs: config.budgetMs,
+        log: (level, msg) => log[level](msg),
+      }));
+    policies.onChange((p) => stack.setPolicy(p));
+    moderation = stack;
+    pipeline = new ModerationPipeline({ sfu: theSfu, samplers: stack.samplers, moderator: stack.moderator, enforcer, observer: pipelineMetrics(metrics, stack, config.budgetMs, log) });
+  }
   let boundUrl = publicUrlOf(config);
   control = new StreamControl({
     sfu: theSfu,
@@ -233,7 +261,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     policyDir: config.policyDir,
     reviewClaimMs: config.reviewClaimMs,
     startedAt,
-    modelStatus: deps.modelStatus ?? (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false })),
+    modelStatus: deps.modelStatus ?? (moderation ? () => ({ ...moderation.status(), pipeline: pipeline?.stats() ?? [] }) : undefined) ?? (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false })),
     sfuReady: () => true,
   }));
 
@@ -247,11 +275,13 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       await theControl.close();
+      pipeline?.close();
       events.close();
       enforcer.close();
       // Sessions end with 'shutdown'; their registry updates are store writes flushed below.
       if (ownSfu) await theSfu.close().catch((err: unknown) => log.error({ err }, 'sfu close'));
       await app.close().catch((err: unknown) => log.error({ err }, 'http close'));
+      if (ownModeration) await moderation?.close().catch((err: unknown) => log.error({ err }, 'moderation close'));
       await store.flush();
       if (ownStore) await store.close();
       metrics.close();
@@ -267,6 +297,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     control: theControl,
     enforcer,
     policies,
+    moderation,
+    pipeline,
     config,
     nodeId: config.nodeId,
     get url() {
@@ -283,4 +315,27 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     [Symbol.asyncDispose]: close,
   };
   return server;
+}
+
+/** Pipeline figures into the Prometheus metrics: per-stage latencies, budget misses, lag, escalations. */
+function pipelineMetrics(metrics: ServerMetrics, stack: ModerationStack, budgetMs: number, log: FastifyBaseLogger): PipelineObserver {
+  return {
+    sample: (_sample, latencyMs) => metrics.observeStage('sample', latencyMs),
+    signals: (signals, _outcome, appliedAt) => {
+      const total = appliedAt - signals.arrivedAt;
+      if (signals.timings.queue !== undefined) metrics.observeStage('queue', signals.timings.queue);
+      if (signals.timings.inference !== undefined) metrics.observeStage('inference', signals.timings.inference);
+      metrics.observeStage('decision', appliedAt - signals.completedAt);
+      metrics.observeStage('total', total);
+      if (total > budgetMs) metrics.recordBudgetMiss('total');
+      metrics.setClassificationLag(signals.streamId, total);
+      if (signals.kind === 'video' && signals.timings.inference !== undefined) metrics.recordClassified(signals.escalated);
+      if (stack.cascade && signals.kind === 'video' && signals.timings.ocr === undefined) {
+        const outcome = signals.status === 'ok' ? 'ok' : signals.status === 'deadline_missed' ? 'deadline' : signals.status === 'unavailable' ? 'fallback' : 'error';
+        metrics.recordInference(stack.backendName, outcome);
+        metrics.setBreakerState(stack.backendName, stack.cascade.backend.breaker.stats().state);
+      }
+    },
+    error: (error, context) => log.warn({ err: error instanceof Error ? error.message : String(error), context }, 'moderation pipeline'),
+  };
 }

@@ -56,6 +56,16 @@ export const ConfigSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Start the synthetic demo streams (--demo). Default false. */
     demo: bool.default(false),
+    /** Moderate live streams (samplers + models + policies). Off = a plain SFU, e.g. for load-test baselines. Default true. */
+    moderation: bool.default(true),
+    /** Read on-screen text (PaddleOCR, about 0.5 fps per stream). Default true. */
+    ocr: bool.default(true),
+    /** Voice activity on audio windows (silero). Default true. */
+    vad: bool.default(true),
+    /** Folder of PDQ hash bank files (`<bank>.txt`). Default 'banks'. */
+    bankDir: z.string().default('banks'),
+    /** Budget from a frame's last packet at the server to its decision (ms). Default 100. */
+    budgetMs: int(10, 10_000).default(100),
   })
   .strict();
 
@@ -84,6 +94,11 @@ const ENV_KEYS: Record<string, keyof ConfigInput> = {
   MAX_SDP_BYTES: 'maxSdpBytes',
   LOG_LEVEL: 'logLevel',
   DEMO: 'demo',
+  MODERATION: 'moderation',
+  OCR: 'ocr',
+  VAD: 'vad',
+  BANK_DIR: 'bankDir',
+  BUDGET_MS: 'budgetMs',
 };
 
 export interface LoadConfigOptions {

@@ -8,7 +8,9 @@ import { GuardedBackend } from '../models/CircuitBreaker.ts';
 import { HashBank, HashBankSet } from '../models/hashbank/bank.ts';
 import { KServeBackend } from '../models/backends/kserve/KServeBackend.ts';
 import { OnnxRuntimeBackend } from '../models/backends/onnxruntime/OnnxRuntimeBackend.ts';
-import { SampleModerator, type FrameClassifier, type SpeechDetector, type TextReader } from '../models/moderator.ts';
+import { Ocr } from '../models/ocr/index.ts';
+import { SampleModerator, type FrameClassifier } from '../models/moderator.ts';
+import { SileroVad } from '../models/vad/index.ts';
 import { ModelRegistry } from '../models/registry.ts';
 import { ModelStore } from '../models/ModelStore.ts';
 import { NsfwCascade } from '../models/NsfwCascade.ts';
@@ -54,8 +56,8 @@ export class ModerationStack {
   readonly hashBanks: HashBankSet;
   readonly audioBank: AudioFingerprintBank;
   readonly text: TextModerator;
-  readonly ocr: (TextReader & { close?(): Promise<void> }) | undefined;
-  readonly vad: (SpeechDetector & { close?(): Promise<void> }) | undefined;
+  readonly ocr: Ocr | undefined;
+  readonly vad: SileroVad | undefined;
   readonly backendName: string;
   #closed = false;
 
@@ -111,8 +113,8 @@ export class ModerationStack {
     const audioBank = new AudioFingerprintBank({ name: 'protected_music' });
     const text = TextModerator.create({ lexicons: lexiconsOf(opts.policy) });
 
-    const ocr = opts.ocr === false ? undefined : await loadOptional<TextReader & { close?(): Promise<void> }>('ocr', log);
-    const vad = opts.vad === false ? undefined : await loadOptional<SpeechDetector & { close?(): Promise<void> }>('vad', log);
+    const ocr = opts.ocr === false ? undefined : await loadOcr(log);
+    const vad = opts.vad === false ? undefined : await loadVad(log);
 
     const classifier: FrameClassifier | undefined = cascade;
     const moderator = new SampleModerator({ classifier, hashBanks, audioBank, text, ocr, vad, budgetMs });
@@ -143,8 +145,8 @@ export class ModerationStack {
     this.#closed = true;
     await this.samplers.close();
     await this.cascade?.close();
-    await this.ocr?.close?.();
-    await this.vad?.close?.();
+    await this.ocr?.close();
+    await this.vad?.close();
   }
 }
 
@@ -168,17 +170,21 @@ async function loadBankDir(set: HashBankSet, dir: string, log: NonNullable<Moder
   }
 }
 
-/** OCR and VAD load lazily from their folders; a missing model package turns the part off with a warning. */
-async function loadOptional<T>(part: 'ocr' | 'vad', log: NonNullable<ModerationStackOptions['log']>): Promise<T | undefined> {
+/** OCR and VAD load from their model packages; one that fails to load is turned off with a warning. */
+async function loadOcr(log: NonNullable<ModerationStackOptions['log']>): Promise<Ocr | undefined> {
   try {
-    if (part === 'ocr') {
-      const { Ocr } = await import('../models/ocr/index.ts');
-      return (await Ocr.load()) as T;
-    }
-    const { SileroVad } = await import('../models/vad/index.ts');
-    return (await SileroVad.load()) as T;
+    return await Ocr.load();
   } catch (err) {
-    log('warn', `${part} disabled: ${err instanceof Error ? err.message : String(err)}`);
+    log('warn', `ocr disabled: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
+
+async function loadVad(log: NonNullable<ModerationStackOptions['log']>): Promise<SileroVad | undefined> {
+  try {
+    return await SileroVad.load();
+  } catch (err) {
+    log('warn', `vad disabled: ${err instanceof Error ? err.message : String(err)}`);
     return undefined;
   }
 }
