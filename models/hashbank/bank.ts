@@ -97,7 +97,20 @@ export class HashBank {
     this.index.remove(found.slot);
     this.bySlot.delete(found.slot);
     this.byId.delete(id);
+    // Churn (lists re-imported, entries retracted) would otherwise leave the index mostly tombstones.
+    if (this.index.dead > 4096 && this.index.dead > this.byId.size) this.compact();
     return true;
+  }
+
+  /** Reclaim the space of removed entries now. */
+  compact(): void {
+    const remap = this.index.compact();
+    const moved = [...this.byId.values()];
+    this.bySlot.clear();
+    for (const rec of moved) {
+      rec.slot = remap[rec.slot];
+      this.bySlot.set(rec.slot, rec.entry);
+    }
   }
 
   get(id: string): HashBankEntry | undefined {

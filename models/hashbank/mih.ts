@@ -4,7 +4,7 @@
 // query's. Each substring has a table (dense counting-sort buckets over the 65,536 values), so a query
 // probes every key within that small radius in each table and verifies the candidates with a full
 // Hamming distance. Additions go to a pending tail that is scanned linearly until the index is rebuilt
-// (rebuilds are O(n) and happen lazily when the tail grows); removals are tombstones.
+// (rebuilds are O(n) and happen lazily when the tail grows); removals are tombstones until compact().
 
 const HASH_BYTES = 32;
 const TABLES = 16;
@@ -51,6 +51,31 @@ export class MultiIndexHashTable {
     if (slot < 0 || slot >= this.count || !this.alive[slot]) return;
     this.alive[slot] = 0;
     this.deadCount++;
+  }
+
+  /** Tombstoned slots waiting for compact(). */
+  get dead(): number {
+    return this.deadCount;
+  }
+
+  /**
+   * Drop removed slots and rebuild. Returns the new slot of every old one (-1 for removed), so that
+   * callers holding slots can renumber them.
+   */
+  compact(): Int32Array {
+    const remap = new Int32Array(this.count).fill(-1);
+    let n = 0;
+    for (let s = 0; s < this.count; s++) {
+      if (!this.alive[s]) continue;
+      if (n !== s) this.pool.copyWithin(n * HASH_BYTES, s * HASH_BYTES, (s + 1) * HASH_BYTES);
+      remap[s] = n++;
+    }
+    this.alive.fill(0);
+    this.alive.fill(1, 0, n);
+    this.count = n;
+    this.deadCount = 0;
+    this.rebuild();
+    return remap;
   }
 
   hashAt(slot: number): Uint8Array {

@@ -89,6 +89,13 @@ test('match returns ContentMatch within the distance; add/remove at run time', (
   assert.equal(bank.match(near).length, 0);
   bank.add({ hash: target, id: 'again' });
   assert.equal(bank.match(near)[0]?.entryId, 'again');
+  // heavy churn triggers compaction; the bank still answers correctly
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 2500; i++) bank.add({ hash: randomHash(r), id: `churn${i}` });
+    for (let i = 0; i < 2500; i++) bank.remove(`churn${i}`);
+  }
+  assert.equal(bank.match(near)[0]?.entryId, 'again');
+  assert.equal(bank.size, 2001);
 });
 
 test('multi-index hashing returns exactly what a linear scan returns (randomised)', () => {
@@ -117,6 +124,12 @@ test('multi-index hashing returns exactly what a linear scan returns (randomised
     }
   }
   assert.ok(nonEmpty > 200, `only ${nonEmpty} non-empty answers: the comparison would prove little`);
+  // compaction renumbers slots without changing any answer
+  const probe = Array.from({ length: 50 }, () => flipBits(stored[Math.floor(r() * stored.length)], 12, r));
+  const before = probe.map((q) => bank.match(q));
+  bank.compact();
+  assert.deepEqual(probe.map((q) => bank.match(q)).map((a) => a.map((m) => m.entryId).sort()), before.map((a) => a.map((m) => m.entryId).sort()));
+  assert.deepEqual(probe.map((q) => bank.match(q)), probe.map((q) => bank.matchLinear(q)));
 });
 
 test('a bank set matches several banks and keeps the best of dihedral variants', () => {

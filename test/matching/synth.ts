@@ -14,14 +14,16 @@ export function rng(seed: number): () => number {
 
 const midiHz = (m: number): number => 440 * Math.pow(2, (m - 69) / 12);
 
-function addTone(out: Float32Array, sr: number, t0: number, dur: number, hz: number, amp: number, harmonics: number[]): void {
+function addTone(out: Float32Array, sr: number, t0: number, dur: number, hz: number, amp: number, harmonics: number[], sustained = false): void {
   const start = Math.floor(t0 * sr);
   const n = Math.floor(dur * sr);
   const attack = Math.min(0.02 * sr, n / 4);
   const release = Math.min(0.08 * sr, n / 3);
   for (let i = 0; i < n && start + i < out.length; i++) {
     // plucked/struck: fast attack, exponential decay, short release
-    const env = (i < attack ? i / attack : Math.exp(-(i - attack) / (0.35 * sr))) * (i > n - release ? (n - i) / release : 1);
+    // sustained (organ/pad): flat after the attack, the hard case for peak picking
+    const body = sustained ? 1 : Math.exp(-(i - attack) / (0.35 * sr));
+    const env = (i < attack ? i / attack : body) * (i > n - release ? (n - i) / release : 1);
     let v = 0;
     for (let h = 0; h < harmonics.length; h++) {
       const f = hz * (h + 1);
@@ -32,8 +34,8 @@ function addTone(out: Float32Array, sr: number, t0: number, dur: number, hz: num
   }
 }
 
-/** A seeded melody with chords and percussion, mono at sr (default 16 kHz), peak ~0.5. */
-export function melody(seed: number, seconds: number, sr = 16000): Float32Array {
+/** A seeded melody with chords and percussion, mono at sr (default 16 kHz), peak ~0.5; plucked notes unless sustained. */
+export function melody(seed: number, seconds: number, sr = 16000, sustained = false): Float32Array {
   const r = rng(seed * 7919 + 17);
   const out = new Float32Array(Math.round(seconds * sr));
   const root = 48 + Math.floor(r() * 12);
@@ -45,7 +47,7 @@ export function melody(seed: number, seconds: number, sr = 16000): Float32Array 
     const deg = Math.floor(r() * 7);
     for (const k of [0, 2, 4]) {
       const m = root - 12 + scale[(deg + k) % 7] + 12 * Math.floor((deg + k) / 7);
-      addTone(out, sr, t, 4 * beat, midiHz(m), 0.08, [1, 0.5, 0.25]);
+      addTone(out, sr, t, 4 * beat, midiHz(m), 0.08, [1, 0.5, 0.25], sustained);
     }
   }
   // melody: notes of 1/2, 1, 2 beats
@@ -54,7 +56,7 @@ export function melody(seed: number, seconds: number, sr = 16000): Float32Array 
     if (r() > 0.12) {
       const deg = Math.floor(r() * 14);
       const m = root + 12 + scale[deg % 7] + 12 * Math.floor(deg / 7);
-      addTone(out, sr, t, dur, midiHz(m), 0.2, timbre);
+      addTone(out, sr, t, dur, midiHz(m), 0.2, timbre, sustained);
     }
     t += dur;
   }
