@@ -38,6 +38,8 @@ export interface SamplerPoolOptions {
   warningIntervalMs: number;
   /** Flush batched packets to workers at least this often (ms). Default 5. */
   flushIntervalMs: number;
+  /** A stream with no packet for this long (ms) is released as if releaseStream() had been called. Default 30000; 0 = never. */
+  idleReleaseMs: number;
   /** Nice value of the decode threads (Linux): when cores are scarce, forwarding wins over decoding. Default 10; 0 = same as the process. */
   workerNice: number;
 }
@@ -57,6 +59,7 @@ export const DEFAULT_SAMPLER_POOL_OPTIONS: Readonly<SamplerPoolOptions> = Object
   keyframeRequestIntervalMs: 500,
   warningIntervalMs: 5000,
   flushIntervalMs: 5,
+  idleReleaseMs: 30000,
   workerNice: 10,
 });
 
@@ -101,6 +104,7 @@ interface StreamState {
   samples: number;
   lagMs: number;
   sampleLatencyMs: number;
+  lastPacketAt: number;
 }
 
 interface WorkerSlot {
@@ -129,6 +133,7 @@ export class SamplerPool {
   };
   private nextKey = 1;
   private flushTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
   private lastWarning = Number.NEGATIVE_INFINITY;
   private closedFlag = false;
   private readonly workerConfig: WorkerConfig;
@@ -158,6 +163,11 @@ export class SamplerPool {
       await pool.close();
       throw err;
     }
+    const idle = pool.options.idleReleaseMs;
+    if (idle > 0) {
+      pool.idleTimer = setInterval(() => pool.releaseIdle(idle), Math.min(idle, 5000));
+      pool.idleTimer.unref();
+    }
     return pool;
   }
 
@@ -184,6 +194,7 @@ export class SamplerPool {
   push(packet: RtpPacketIn): void {
     if (this.closedFlag) return;
     const track = this.track(packet);
+    track.stream.lastPacketAt = packet.arrivedAt;
     const slot = this.slots[track.stream.worker];
     const size = PACKET_HEADER + packet.payload.length;
     if (!slot.ready || slot.inflight + slot.used + size > this.options.maxQueueBytes) {
@@ -211,6 +222,11 @@ export class SamplerPool {
     this.send(this.slots[stream.worker], { t: 'release', keys });
   }
 
+  private releaseIdle(idleMs: number): void {
+    const cutoff = now() - idleMs;
+    for (const s of [...this.streams.values()]) if (s.lastPacketAt < cutoff) this.releaseStream(s.streamId);
+  }
+
   /** Per-stream counters. */
   stats(): SamplerStreamStats[] {
     return [...this.streams.values()].map((s) => ({
@@ -234,7 +250,9 @@ export class SamplerPool {
     if (this.closedFlag) return;
     this.closedFlag = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.idleTimer) clearInterval(this.idleTimer);
     this.flushTimer = null;
+    this.idleTimer = null;
     const slots = this.slots.splice(0);
     this.streams.clear();
     this.tracksByKey.clear();
@@ -250,7 +268,7 @@ export class SamplerPool {
     if (!stream) {
       stream = {
         streamId: p.streamId, worker: this.pickWorker(), tracks: new Map(), inDrops: 0, workerDrops: new Map(),
-        workerFrames: new Map(), samples: 0, lagMs: 0, sampleLatencyMs: 0,
+        workerFrames: new Map(), samples: 0, lagMs: 0, sampleLatencyMs: 0, lastPacketAt: p.arrivedAt,
       };
       this.streams.set(p.streamId, stream);
     }

@@ -152,6 +152,14 @@ describe('SamplerPool loss, keyframe requests and back-pressure', () => {
     pool.releaseStream('gone');
     assert.equal(pool.stats().length, 0);
   });
+
+  it('a stream that stops sending is released after idleReleaseMs', async () => {
+    await using pool = await SamplerPool.create({ workers: 1, idleReleaseMs: 300 });
+    const frames = encodeVideo([testPicture(W, H, 0)], { codec: 'VP8', width: W, height: H });
+    pushLive(pool, rtpizeVideo(frames, 'VP8', { streamId: 'idle' }));
+    assert.equal(pool.stats().length, 1);
+    await waitFor(() => (pool.stats().length === 0 ? true : undefined), 10000, 'idle release');
+  });
 });
 
 describe('SamplerPool worker crash', () => {
