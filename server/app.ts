@@ -18,6 +18,7 @@ import { ModerationPipeline, type PipelineObserver } from './pipeline.ts';
 import { EventHub, type EventMessage } from './events.ts';
 import { ServerMetrics } from './metrics.ts';
 import { apiRoutes } from './routes/api.ts';
+import { bankRoutes } from './routes/banks.ts';
 import { createStore } from './store/index.ts';
 import type { DecisionRecord, Store } from './store/types.ts';
 
@@ -264,6 +265,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     modelStatus: deps.modelStatus ?? (moderation ? () => ({ ...moderation.status(), pipeline: pipeline?.stats() ?? [] }) : undefined) ?? (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false })),
     sfuReady: () => true,
   }));
+
+  await app.register(async (scope) => bankRoutes(scope, { auth, store, moderation }));
 
   app.get('/openapi.json', { schema: { hide: true } as Record<string, unknown> }, async () => app.swagger());
   app.get('/ops', { schema: { hide: true } as Record<string, unknown> }, async (_req, reply) => {

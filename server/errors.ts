@@ -23,6 +23,7 @@ export type SrvErrorCode =
   | 'SRV_ERR_STORE_UNAVAILABLE'
   | 'SRV_ERR_POLICY_INVALID'
   | 'SRV_ERR_CONFIG'
+  | 'SRV_ERR_UNAVAILABLE'
   | 'SRV_ERR_INTERNAL';
 
 const STATUS: Record<SrvErrorCode, number> = {
@@ -36,6 +37,7 @@ const STATUS: Record<SrvErrorCode, number> = {
   SRV_ERR_STORE_UNAVAILABLE: 503,
   SRV_ERR_POLICY_INVALID: 400,
   SRV_ERR_CONFIG: 500,
+  SRV_ERR_UNAVAILABLE: 503,
   SRV_ERR_INTERNAL: 500,
 };
 

@@ -1,0 +1,182 @@
+// Known-content admin API: PDQ hash banks and the audio-fingerprint bank of protected recordings.
+// Reviewers read, admins change; every change is audited. Banks live in this node's memory (loaded
+// from BANK_DIR at start); hash lists from hash-sharing programmes come in through the text format.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { HashBank } from '../../models/hashbank/bank.ts';
+import { ModelError } from '../../models/errors.ts';
+import type { Auth, Role } from '../auth.ts';
+import { SrvError, notFound } from '../errors.ts';
+import type { ModerationStack } from '../moderation.ts';
+import type { Store } from '../store/types.ts';
+import { ErrorReply, doc, useZod } from './schema.ts';
+
+export interface BankRoutesOptions {
+  auth: Auth;
+  store: Store;
+  /** Undefined when moderation is off: every route answers 503. */
+  moderation: ModerationStack | undefined;
+}
+
+const HEX64 = /^[0-9a-fA-F]{64}$/;
+const BankName = z.object({ bank: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'bank names are lower-case letters, digits and _') });
+const HashEntry = z
+  .object({
+    hash: z.string().regex(HEX64, 'a PDQ hash is 64 hex digits'),
+    id: z.string().min(1).max(200).optional(),
+    category: z.string().min(1).max(100).optional(),
+    source: z.string().min(1).max(500).optional(),
+    label: z.string().max(500).optional(),
+  })
+  .strict();
+const AddHashes = z.union([HashEntry, z.object({ hashes: z.array(HashEntry).min(1).max(100_000) }).strict()]);
+const RecordingQuery = z
+  .object({
+    name: z.string().regex(/^[\w.-]{1,200}$/),
+    category: z.string().min(1).max(100).optional(),
+    source: z.string().min(1).max(500).optional(),
+  })
+  .strict();
+const errors = { 400: doc(ErrorReply), 401: doc(ErrorReply), 403: doc(ErrorReply), 404: doc(ErrorReply), 503: doc(ErrorReply) };
+const bearer = [{ bearerAuth: [] }];
+/** Largest audio upload (bytes): about 10 minutes of 16-bit 16 kHz mono WAV, or much longer compressed. */
+const MAX_AUDIO_BYTES = 20 * 1024 * 1024;
+
+export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions): Promise<void> {
+  useZod(app);
+  const { auth, store } = opts;
+  const guard = (roles: readonly Role[]) => async (req: FastifyRequest) => {
+    req.principal = await auth.require(req, roles);
+  };
+  const reviewer = guard(['reviewer']);
+  const admin = guard(['admin']);
+  const who = (req: FastifyRequest): string => req.principal?.subject ?? 'unknown';
+  const stack = (): ModerationStack => {
+    if (!opts.moderation) throw new SrvError('SRV_ERR_UNAVAILABLE', 'moderation is off on this node (MODERATION=false): no banks');
+    return opts.moderation;
+  };
+  const audit = (body: Record<string, unknown>): void => {
+    void store.appendAudit(body).catch((err: unknown) => app.log.warn({ err }, 'bank audit append'));
+  };
+
+  app.addContentTypeParser(['text/plain'], { parseAs: 'string', bodyLimit: 64 * 1024 * 1024 }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(/^audio\/|^application\/octet-stream$/, { parseAs: 'buffer', bodyLimit: MAX_AUDIO_BYTES }, (_req, body, done) => done(null, body));
+
+  app.get('/v1/banks', { onRequest: reviewer, schema: { tags: ['banks'], summary: 'PDQ hash banks and the audio bank', security: bearer } }, async () => {
+    const s = stack();
+    return {
+      hash: s.hashBanks.names().map((name) => ({ name, size: s.hashBanks.get(name)?.size ?? 0 })),
+      audio: [{ name: s.audioBank.name, size: s.audioBank.size }],
+    };
+  });
+
+  app.get<{ Params: { bank: string } }>(
+    '/v1/banks/:bank',
+    { onRequest: reviewer, schema: { tags: ['banks'], summary: 'A hash bank in the text format (hex, tab, key=value metadata)', params: BankName, security: bearer, response: errors } },
+    async (req, reply) => {
+      const bank = stack().hashBanks.get(req.params.bank);
+      if (!bank) throw notFound(`no hash bank ${req.params.bank}`);
+      return reply.type('text/plain; charset=utf-8').send(bank.serialize());
+    },
+  );
+
+  app.post<{ Params: { bank: string }; Body: z.infer<typeof AddHashes> }>(
+    '/v1/banks/:bank/hashes',
+    { onRequest: admin, schema: { tags: ['banks'], summary: 'Add PDQ hashes to a bank (created on first use)', params: BankName, body: AddHashes, security: bearer, response: errors } },
+    async (req, reply) => {
+      const bank = stack().hashBanks.bank(req.params.bank);
+      const entries = 'hashes' in req.body ? req.body.hashes : [req.body];
+      const added = entries.map((e) =>
+        bank.add({ hash: e.hash.toLowerCase(), id: e.id, category: e.category, source: e.source, ...(e.label ? { meta: { label: e.label } } : {}) }),
+      );
+      audit({ type: 'bank.hashes_added', bank: bank.name, by: who(req), ids: added.map((e) => e.id).slice(0, 1000), count: added.length });
+      return reply.code(201).send({ bank: bank.name, added: added.length, size: bank.size, ids: added.map((e) => e.id).slice(0, 1000) });
+    },
+  );
+
+  app.post<{ Params: { bank: string }; Body: string }>(
+    '/v1/banks/:bank/import',
+    { onRequest: admin, schema: { tags: ['banks'], summary: 'Import a hash list in the text format (text/plain)', params: BankName, security: bearer, response: errors } },
+    async (req, reply) => {
+      if (typeof req.body !== 'string') throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the hash list as text/plain');
+      let parsed: HashBank;
+      try {
+        parsed = HashBank.parse(req.body, { name: req.params.bank });
+      } catch (err) {
+        if (err instanceof ModelError) throw new SrvError('SRV_ERR_BAD_REQUEST', err.message);
+        throw err;
+      }
+      const bank = stack().hashBanks.bank(req.params.bank);
+      let added = 0;
+      for (const e of parsed.entries()) {
+        bank.add(e);
+        added++;
+      }
+      audit({ type: 'bank.imported', bank: bank.name, by: who(req), count: added });
+      return reply.code(201).send({ bank: bank.name, added, size: bank.size });
+    },
+  );
+
+  app.delete<{ Params: { bank: string; id: string } }>(
+    '/v1/banks/:bank/hashes/:id',
+    { onRequest: admin, schema: { tags: ['banks'], summary: 'Remove one entry from a hash bank', security: bearer, response: errors } },
+    async (req, reply) => {
+      const bank = stack().hashBanks.get(req.params.bank);
+      if (!bank || !bank.remove(req.params.id)) throw notFound(`no entry ${req.params.id} in hash bank ${req.params.bank}`);
+      audit({ type: 'bank.hash_removed', bank: bank.name, by: who(req), id: req.params.id });
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Params: { bank: string } }>(
+    '/v1/audio-banks/:bank/recordings',
+    { onRequest: reviewer, schema: { tags: ['banks'], summary: 'Protected recordings in the audio bank', params: BankName, security: bearer, response: errors } },
+    async (req) => ({ bank: audioBankNamed(stack(), req.params.bank).name, recordings: audioBankNamed(stack(), req.params.bank).list() }),
+  );
+
+  app.post<{ Params: { bank: string }; Querystring: z.infer<typeof RecordingQuery>; Body: Buffer }>(
+    '/v1/audio-banks/:bank/recordings',
+    {
+      onRequest: admin,
+      schema: { tags: ['banks'], summary: 'Register a protected recording (any audio format FFmpeg reads, as the request body)', params: BankName, querystring: RecordingQuery, security: bearer, response: errors },
+    },
+    async (req, reply) => {
+      const bank = audioBankNamed(stack(), req.params.bank);
+      if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the recording as the body (audio/* or application/octet-stream)');
+      // node-av reads files: a private temporary folder holds the upload while it is decoded.
+      const dir = await mkdtemp(join(tmpdir(), 'msfu-audio-'));
+      try {
+        const file = join(dir, 'upload');
+        await writeFile(file, req.body);
+        const rec = await bank
+          .registerFile(req.query.name, file, { category: req.query.category, source: req.query.source, title: req.query.name })
+          .catch((err: unknown) => {
+            throw new SrvError('SRV_ERR_BAD_REQUEST', `the body is not audio FFmpeg can decode: ${err instanceof Error ? err.message : String(err)}`);
+          });
+        audit({ type: 'audio_bank.registered', bank: bank.name, by: who(req), id: rec.id, durationSec: rec.durationSec });
+        return reply.code(201).send(rec);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  app.delete<{ Params: { bank: string; id: string } }>(
+    '/v1/audio-banks/:bank/recordings/:id',
+    { onRequest: admin, schema: { tags: ['banks'], summary: 'Remove a protected recording', security: bearer, response: errors } },
+    async (req, reply) => {
+      const bank = audioBankNamed(stack(), req.params.bank);
+      if (!bank.unregister(req.params.id)) throw notFound(`no recording ${req.params.id} in audio bank ${bank.name}`);
+      audit({ type: 'audio_bank.removed', bank: bank.name, by: who(req), id: req.params.id });
+      return reply.code(204).send();
+    },
+  );
+}
+
+function audioBankNamed(stack: ModerationStack, name: string): ModerationStack['audioBank'] {
+  if (stack.audioBank.name !== name) throw notFound(`no audio bank ${name} (this node has ${stack.audioBank.name})`);
+  return stack.audioBank;
+}
