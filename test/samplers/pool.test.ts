@@ -24,7 +24,7 @@ describe('SamplerPool round trip', () => {
   let pool: SamplerPool;
   let samples: Sample[];
   before(async () => {
-    pool = await SamplerPool.create({ workers: 2 });
+    pool = await SamplerPool.create({ workers: 2, maxLagMs: 60000 });
     samples = collect(pool);
   });
   after(() => pool.close());
@@ -78,7 +78,7 @@ describe('SamplerPool round trip', () => {
 
 describe('SamplerPool sampling rules and timings', () => {
   it('first frame, then one per 1/fps of RTP time, plus scene changes; timings ordered', async () => {
-    await using pool = await SamplerPool.create({ workers: 1, videoFps: 2 });
+    await using pool = await SamplerPool.create({ workers: 1, videoFps: 2, maxLagMs: 60000 });
     const samples = collect(pool);
     // 3 s at 30 fps; the picture changes completely at frame 40 (t = 1.333 s).
     const pictures = Array.from({ length: 90 }, (_, i) => testPicture(W, H, i, i >= 40 ? 3 : 0));
@@ -112,7 +112,7 @@ describe('SamplerPool sampling rules and timings', () => {
 
 describe('SamplerPool loss, keyframe requests and back-pressure', () => {
   it('a lost packet drops frames until the next key frame and raises keyframeNeeded (throttled)', async () => {
-    await using pool = await SamplerPool.create({ workers: 1, videoFps: 30, sceneChange: false, reorderWaitMs: 5 });
+    await using pool = await SamplerPool.create({ workers: 1, videoFps: 30, sceneChange: false, reorderWaitMs: 5, maxLagMs: 60000 });
     const samples = collect(pool);
     const requests: string[] = [];
     pool.on('keyframeNeeded', (streamId, trackId) => requests.push(`${streamId}/${trackId}`));
@@ -143,6 +143,27 @@ describe('SamplerPool loss, keyframe requests and back-pressure', () => {
     assert.ok(warnings.some((w) => w.includes('slower than realtime')));
   });
 
+  it('frames that waited longer than maxLagMs are dropped (newest wins) and the track resyncs on a key frame', async () => {
+    await using pool = await SamplerPool.create({ workers: 1, maxLagMs: 500, videoFps: 30, sceneChange: false });
+    const samples = collect(pool);
+    const warnings: string[] = [];
+    const requests: string[] = [];
+    pool.on('warning', (m) => warnings.push(m));
+    pool.on('keyframeNeeded', (s) => requests.push(s));
+    const frames = encodeVideo(Array.from({ length: 20 }, (_, i) => testPicture(W, H, i)), { codec: 'VP8', width: W, height: H, keyframeInterval: 10 });
+    const packets = rtpizeVideo(frames, 'VP8', { streamId: 'stale' });
+    const cut = packets.findIndex((p) => p.timestamp === 90000 + 10 * 3000);
+    const stale = performance.timeOrigin + performance.now() - 5000; // as if they sat in a queue for 5 s
+    for (const p of packets.slice(0, cut)) pool.push({ ...p, arrivedAt: stale });
+    await waitFor(() => (requests.includes('stale') ? true : undefined), 20000, 'keyframe request');
+    await waitFor(() => (pool.stats()[0]?.drops >= 10 ? true : undefined), 20000, 'stale frames dropped');
+    assert.equal(videoOf(samples, 'stale').length, 0, 'nothing stale was sampled');
+    pushLive(pool, packets.slice(cut));
+    const fresh = await waitFor(() => (videoOf(samples, 'stale').length === 10 ? videoOf(samples, 'stale') : undefined), 20000, 'fresh samples');
+    assert.equal(fresh[0].rtpTimestamp, 90000 + 10 * 3000, 'resumes at the key frame');
+    assert.ok(warnings.some((w) => w.includes('slower than realtime')));
+  });
+
   it('releaseStream forgets the stream', async () => {
     await using pool = await SamplerPool.create({ workers: 1 });
     const samples = collect(pool);
@@ -164,7 +185,7 @@ describe('SamplerPool loss, keyframe requests and back-pressure', () => {
 
 describe('SamplerPool worker crash', () => {
   it('a crashed worker is replaced and its streams resume from the next key frame', async () => {
-    await using pool = await SamplerPool.create({ workers: 1, videoFps: 30, sceneChange: false });
+    await using pool = await SamplerPool.create({ workers: 1, videoFps: 30, sceneChange: false, maxLagMs: 60000 });
     const samples = collect(pool);
     const warnings: string[] = [];
     const requests: string[] = [];
