@@ -25,6 +25,13 @@ export interface FingerprintOptions {
   maxDt: number;
   /** Largest |frequency delta| of a pair (bins). Default 63. */
   maxDf: number;
+  /**
+   * A peak is the first frame of its neighbourhood to come within this much of the neighbourhood's
+   * maximum (natural-log power; 0.7 is ~3 dB). A sustained note is a plateau whose exact maximum lands
+   * wherever noise or the codec puts it; its first frame near the top (the end of the attack) does not
+   * move. 0 = plain local maxima. Default 0.7.
+   */
+  plateauTolerance: number;
 }
 
 export const FINGERPRINT_DEFAULTS: Readonly<FingerprintOptions> = Object.freeze({
@@ -40,6 +47,7 @@ export const FINGERPRINT_DEFAULTS: Readonly<FingerprintOptions> = Object.freeze(
   minDt: 2,
   maxDt: 64,
   maxDf: 63,
+  plateauTolerance: 0.7,
 });
 
 export interface Peak {
@@ -178,15 +186,23 @@ export function findPeaks(pcm: Float32Array, opts: Partial<FingerprintOptions> =
   for (let i = 0; i < data.length; i++) if (data[i] > globalMax) globalMax = data[i];
   const floor = Math.max(globalMax - 9, Math.log(1e-6));
   const candidates: Peak[] = [];
+  const tol = o.plateauTolerance;
   for (let f = 0; f < frames; f++) {
     const lo = Math.max(0, f - o.peakFrames);
     const hi = Math.min(frames - 1, f + o.peakFrames);
     for (let b = 0; b < bins; b++) {
       const v = data[f * bins + b];
       if (v < floor || v !== maxB[f * bins + b]) continue;
-      let isMax = true;
-      for (let g = lo; g <= hi && isMax; g++) if (maxB[g * bins + b] > v) isMax = false;
-      if (isMax) candidates.push({ frame: f, bin: b + firstBin, value: v });
+      let top = v;
+      for (let g = lo; g <= hi; g++) if (maxB[g * bins + b] > top) top = maxB[g * bins + b];
+      if (tol <= 0) {
+        if (top === v) candidates.push({ frame: f, bin: b + firstBin, value: v });
+        continue;
+      }
+      if (v < top - tol) continue;
+      let first = true;
+      for (let g = lo; g < f && first; g++) if (data[g * bins + b] >= top - tol) first = false;
+      if (first) candidates.push({ frame: f, bin: b + firstBin, value: top });
     }
   }
   // Keep the strongest per one-second block so loud passages do not starve quiet ones.

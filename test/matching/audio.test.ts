@@ -53,6 +53,19 @@ test('excerpts of registered recordings are identified after Opus 32 kbit/s, wit
   }
 });
 
+test('recordings of sustained (organ/pad) notes are identified too', async () => {
+  const pads = new AudioFingerprintBank();
+  const tracks = [0, 1, 2].map((i) => melody(300 + i, 20, SR, true));
+  tracks.forEach((t, i) => pads.register(`pad${i}`, t));
+  for (let q = 0; q < 6; q++) {
+    const off = 2 + q * 2.3;
+    const m = pads.match(await opusRoundTrip(tracks[q % 3].slice(Math.round(off * SR), Math.round((off + 4) * SR)), 32));
+    assert.equal(m[0]?.entryId, `pad${q % 3}`, `excerpt ${q}: ${JSON.stringify(m)}`);
+    assert.ok(Math.abs((m[0].offsetSec ?? -1) - off) < 0.1);
+  }
+  assert.deepEqual(pads.match(await opusRoundTrip(melody(399, 5, SR, true), 32)), []);
+});
+
 test('unregistered music, noise and silence produce no match', async () => {
   for (let q = 0; q < 6; q++) {
     const audio = q < 4 ? melody(1000 + q, 5) : q === 4 ? noise(q, 5, 0.2) : new Float32Array(5 * SR);
