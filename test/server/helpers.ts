@@ -235,3 +235,58 @@ export class FakeSfu extends EventEmitter implements Sfu {
   }
 }
 export type { FakeStream, FakeViewer };
+
+// ---- server processes (`server/main.ts`, what `npm start` runs)
+
+export interface NodeProcess {
+  url: string;
+  child: ChildProcess;
+  output(): string;
+  /** SIGTERM by pid; resolves with the exit code (SIGKILL after `graceMs`). */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+/** Spawns a server process and resolves once it prints "listening on URL". */
+export async function startNode(env: Record<string, string>, args: string[] = [], command: string[] = [process.execPath, '--import', 'tsx', 'server/main.ts']): Promise<NodeProcess> {
+  const child = spawn(command[0], [...command.slice(1), ...args], {
+    cwd: join(import.meta.dirname, '..', '..'),
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within 90 s:\n${out}`)), 90_000);
+    const onData = (): void => {
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited ${code} before listening:\n${out}`));
+    });
+  });
+  let exit: Promise<number | null> | undefined;
+  return {
+    url,
+    child,
+    output: () => out,
+    stop(graceMs = 20_000) {
+      exit ??= new Promise<number | null>((resolve) => {
+        if (child.exitCode !== null || child.pid === undefined) return resolve(child.exitCode);
+        const kill = setTimeout(() => child.pid !== undefined && process.kill(child.pid, 'SIGKILL'), graceMs);
+        child.once('exit', (code) => {
+          clearTimeout(kill);
+          resolve(code);
+        });
+        process.kill(child.pid, 'SIGTERM');
+      });
+      return exit;
+    },
+  };
+}

@@ -1,0 +1,81 @@
+// `npm start`: a working, moderated media server on embedded defaults.
+//   npm start -- --config server.yaml --demo --port 8080
+// Dev mode (the default) prints ready-to-use tokens and links. SIGINT/SIGTERM shut down gracefully:
+// clients told, sessions closed, audit and store writes flushed.
+import { buildServer, type Server } from './app.ts';
+import { loadConfig, summarizeConfig, type Config } from './config.ts';
+import { SrvError } from './errors.ts';
+
+async function printDevAccess(server: Server, config: Config): Promise<void> {
+  const a = server.auth;
+  const ttl = '12h';
+  const admin = await a.sign({ role: 'admin', sub: 'dev-admin' }, ttl);
+  const reviewer = await a.sign({ role: 'reviewer', sub: 'dev-reviewer' }, ttl);
+  const publish = await a.sign({ role: 'publisher', sub: 'dev-streamer', streamId: 'demo' }, ttl);
+  const viewers = await Promise.all(['SE', 'DE', 'SA'].map(async (j) => [j, await a.sign({ role: 'viewer', sub: `dev-viewer-${j}`, jurisdiction: j }, ttl)] as const));
+  const u = server.url;
+  const lines = [
+    '',
+    `dev mode: tokens valid ${ttl}${config.authSecret ? '' : ' (random secret: they die with this process)'}`,
+    `  ops console      ${u}/ops?token=${admin}`,
+    `  publish (camera) ${u}/publish?stream=demo&token=${publish}`,
+    ...viewers.map(([j, t]) => `  watch as ${j}      ${u}/watch?stream=demo&token=${t}`),
+    `  WHIP endpoint    ${u}/whip/demo   (Authorization: Bearer <publish token>)`,
+    `  admin token      ${admin}`,
+    `  reviewer token   ${reviewer}`,
+    `  publish token    ${publish}   (stream "demo")`,
+    `  API docs         ${u}/openapi.json   metrics ${u}/metrics`,
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig({ argv: process.argv.slice(2) });
+  } catch (err) {
+    process.stderr.write(`${err instanceof SrvError ? `${err.code}: ` : ''}${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const server = await buildServer(config);
+  const { port } = await server.listen();
+  process.stdout.write(summarizeConfig(config, port) + '\n');
+  if (config.mode === 'dev') await printDevAccess(server, config);
+  const demo = config.demo ? await (await import('./demo.ts')).startDemo(server) : undefined;
+  process.stdout.write(`listening on ${server.url}\n`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      process.stderr.write(`${signal} again: exiting now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    process.stdout.write(`${signal}: shutting down (sessions closed, audit flushed)\n`);
+    // A shutdown that hangs must still end the process.
+    const watchdog = setTimeout(() => {
+      process.stderr.write('shutdown took more than 15 s; exiting\n');
+      process.exit(1);
+    }, 15_000);
+    watchdog.unref();
+    void (async () => {
+      try {
+        await demo?.close();
+        await server.close();
+        process.stdout.write('shutdown complete\n');
+        process.exit(0);
+      } catch (err) {
+        process.stderr.write(`shutdown failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+    })();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`startup failed: ${err instanceof SrvError ? `${err.code}: ` : ''}${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
