@@ -10,8 +10,6 @@ import {
   AV_CODEC_ID_VP8,
   AV_LOG_ERROR,
   AV_PIX_FMT_RGB24,
-  AV_PIX_FMT_YUV420P,
-  AV_PIX_FMT_YUVJ420P,
   AV_SAMPLE_FMT_FLT,
   Codec,
   CodecContext,
@@ -109,7 +107,6 @@ function decodePackets(
 
 async function encodeVideoFrames(frame: ImageFrame, codec: 'mjpeg' | 'vp8', count: number, kbps: number): Promise<Buffer[]> {
   const timeBase = { num: 1, den: 30 };
-  const yuvFormat = codec === 'mjpeg' ? AV_PIX_FMT_YUVJ420P : AV_PIX_FMT_YUV420P;
   const enc =
     codec === 'mjpeg'
       ? await Encoder.create(FF_ENCODER_MJPEG, {
@@ -124,7 +121,6 @@ async function encodeVideoFrames(frame: ImageFrame, codec: 'mjpeg' | 'vp8', coun
           options: { deadline: 'realtime', 'cpu-used': '8', 'lag-in-frames': '0' },
         } as Parameters<typeof Encoder.create>[1]);
   using toYuv = FilterAPI.create(`format=${codec === 'mjpeg' ? 'yuvj420p' : 'yuv420p'}`);
-  void yuvFormat;
   const out: Buffer[] = [];
   try {
     for (let i = 0; i < count; i++) {
