@@ -46,7 +46,7 @@ export class ModelStore {
     }
     const { version } = locateNsfwjs();
     const dir = path.join(this.cacheDir, `nsfwjs-${version}`);
-    const file = path.join(dir, `${src.model}.onnx`);
+    const file = this.cachedPath(spec)!;
     if (existsSync(file)) return file;
     let p = this.pending.get(file);
     if (!p) {
@@ -55,6 +55,12 @@ export class ModelStore {
       p.finally(() => this.pending.delete(file)).catch(() => undefined);
     }
     return p;
+  }
+
+  /** Where a converted nsfwjs model lives (or will), without converting; null for operator files. */
+  cachedPath(spec: ModelSpec): string | null {
+    if (spec.source.kind !== 'nsfwjs') return null;
+    return path.join(this.cacheDir, `nsfwjs-${locateNsfwjs().version}`, `${spec.source.model}.onnx`);
   }
 
   /** The conversion record written next to a converted model, if any. */

@@ -9,3 +9,5 @@ export { CircuitBreaker, GuardedBackend, type BreakerState, type BreakerStats, t
 export { DeadlineBatcher, BatchTimeEstimator, type BatchAnswer, type BatcherStats, type DeadlineBatcherOptions, type BatchExecutor } from './DeadlineBatcher.ts';
 export { ImageClassifier, type Classification, type PreprocessFn } from './ImageClassifier.ts';
 export { NsfwCascade, type CascadeResult, type NsfwCascadeOptions, type ClassifyOptions } from './NsfwCascade.ts';
+export { KServeBackend, mapGrpcError, type KServeBackendOptions } from './backends/kserve/KServeBackend.ts';
+export { InferenceServer, type InferenceServerOptions } from './inference-server.ts';
