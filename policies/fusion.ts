@@ -66,6 +66,8 @@ export interface FusionState {
   readonly buckets: Readonly<Record<string, Readonly<Record<string, BucketState>>>>;
   /** Consecutive samples per kind whose status was not 'ok'. */
   readonly unavailable: Readonly<{ audio: number; video: number }>;
+  /** While a kind is degraded: consecutive samples with model answers since the outage ended (leaving needs failAfter of them). */
+  readonly recovering: Readonly<{ audio: number; video: number }>;
   /** The current run of unavailable samples per kind (the facts of a fail-mode restriction). */
   readonly outage: Readonly<Partial<Record<'audio' | 'video', Outage>>>;
   readonly verdict: Verdict | undefined;
@@ -84,7 +86,7 @@ export interface FusionResult {
 }
 
 export function createFusionState(streamId?: string): FusionState {
-  return { streamId, windows: {}, buckets: {}, unavailable: { audio: 0, video: 0 }, outage: {}, verdict: undefined, decisionKey: undefined, samples: 0 };
+  return { streamId, windows: {}, buckets: {}, unavailable: { audio: 0, video: 0 }, recovering: { audio: 0, video: 0 }, outage: {}, verdict: undefined, decisionKey: undefined, samples: 0 };
 }
 
 const LEVEL: Record<Bucket, number> = { green: 0, amber: 1, red: 2 };
@@ -142,6 +144,20 @@ function effectiveScore(policy: Policy, jurisdiction: string, r: SampleRecord): 
   if (r.score >= 1) return r.score;
   for (const hit of r.terms) if (termCounts(policy, jurisdiction, hit.category, hit.term)) return 1;
   return r.score;
+}
+
+/**
+ * Whether a signal says anything about a category: the models scored it, or a bank or lexicon that
+ * feeds it matched. Categories fed only by banks and lexicons count every signal of their kind as a
+ * look (a clean frame is evidence of absence); model-fed categories ignore signals without scores,
+ * so a late or partial signal neither dilutes their window nor hides a hash match.
+ */
+function assesses(def: CategoryDef, signal: SignalLike, modelAnswered: boolean): boolean {
+  if (signal.matches.some((m) => def.signals.banks.includes(m.bank) || m.category === def.name)) return true;
+  if (signal.text.some((t) => def.signals.text.includes(t.category))) return true;
+  if (signal.status !== 'ok') return false;
+  if (def.signals.scores.length === 0) return true;
+  return modelAnswered && def.signals.scores.some((k) => signal.scores[k] !== undefined);
 }
 
 function recordFor(def: CategoryDef, signal: SignalLike): SampleRecord {
@@ -202,8 +218,13 @@ export function fuse(state: FusionState, signal: SignalLike, policy: Policy, now
   const enteredAmber: FusionResult['enteredAmber'] = [];
 
   const outage = { ...state.outage };
+  const recovering = { ...(state.recovering ?? { audio: 0, video: 0 }) };
+  // Model answers, as opposed to signals that carry only hash matches or text (OCR at its own rate):
+  // only those end an outage, and only categories a signal assessed get a sample in their window.
+  const modelAnswered = signal.status === 'ok' && Object.keys(signal.scores).length > 0;
   if (signal.status !== 'ok') {
     unavailable[kind] += 1;
+    recovering[kind] = 0;
     const o = outage[kind];
     outage[kind] = {
       seqs: [...(o?.seqs ?? []), signal.sampleSeq].slice(-MAX_OUTAGE_SEQS),
@@ -211,11 +232,20 @@ export function fuse(state: FusionState, signal: SignalLike, policy: Policy, now
       to: signal.arrivedAt,
       statuses: o?.statuses.includes(signal.status) ? o.statuses : [...(o?.statuses ?? []), signal.status],
     };
-  } else {
-    unavailable[kind] = 0;
-    delete outage[kind];
+  } else if (modelAnswered || unavailable[kind] === 0) {
+    // Leaving a fail mode takes as many good samples as entering it did, so it does not flap.
+    if (unavailable[kind] >= policy.failAfter && ++recovering[kind] < policy.failAfter) {
+      // still degraded
+    } else {
+      unavailable[kind] = 0;
+      recovering[kind] = 0;
+      delete outage[kind];
+    }
+  }
+  {
     for (const def of Object.values(policy.taxonomy)) {
       if (!def.kinds.includes(kind)) continue;
+      if (!assesses(def, signal, modelAnswered)) continue;
       const record = recordFor(def, signal);
       const window = [...(windows[def.name] ?? []), record].slice(-def.fusion.window);
       windows[def.name] = window;
@@ -251,7 +281,7 @@ export function fuse(state: FusionState, signal: SignalLike, policy: Policy, now
   const previousKey = state.verdict === undefined ? GREEN_KEY : (state.decisionKey ?? decisionKey(state.verdict));
   const changed = key !== previousKey;
   return {
-    state: { streamId, windows, buckets, unavailable, outage, verdict, decisionKey: key, samples: state.samples + 1 },
+    state: { streamId, windows, buckets, unavailable, recovering, outage, verdict, decisionKey: key, samples: state.samples + 1 },
     verdict,
     changed,
     enteredAmber,

@@ -192,7 +192,11 @@ describe('Enforcer', () => {
     // Another unavailable sample does not release the quarantined viewer.
     h.feed('s1', [4], {}, { status: 'deadline_missed' });
     assert.equal(joined.gate.video, 'blank');
+    // Recovery takes as many good samples as the outage took (failAfter), so the gate does not flap.
     h.feed('s1', [5], { 'nsfw.sexy': 0.01 });
+    h.feed('s1', [6], { 'nsfw.sexy': 0.01 });
+    assert.equal(joined.gate.video, 'blank', 'two good samples are not yet a recovery');
+    h.feed('s1', [7], { 'nsfw.sexy': 0.01 });
     assert.equal(joined.gate.video, 'forward', 'released when signals recover');
     assert.equal(v.de!.gate.video, 'forward');
   });

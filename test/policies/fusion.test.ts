@@ -123,7 +123,7 @@ describe('fusion: N-of-M entry and hysteresis exit (window 5, enter 3, exit 3, h
 describe('fusion: fail modes when signals are unavailable (failAfter 2)', () => {
   const down = (seq: number, status: SignalLike['status'] = 'unavailable') => signal(seq, {}, { status });
   it('fail_open flags, fail_closed blanks, recovery clears both', () => {
-    const r = run(small, [down(1), down(2, 'deadline_missed'), signal(3, { x: 0.1 })]);
+    const r = run(small, [down(1), down(2, 'deadline_missed'), signal(3, { x: 0.1 }), signal(4, { x: 0.1 })]);
     assert.equal(r[0]!.verdict.degraded.length, 0);
     assert.deepEqual(r[1]!.verdict.degraded, ['video']);
     assert.equal(r[1]!.changed, true);
@@ -132,9 +132,29 @@ describe('fusion: fail modes when signals are unavailable (failAfter 2)', () => 
     assert.deepEqual(r[1]!.verdict.perJurisdiction.ZZ!.actions, ['blank_video']);
     assert.equal(gateFor(r[1]!.verdict, 'ZZ').video, 'blank');
     assert.equal(gateFor(r[1]!.verdict, 'SE').video, 'forward');
-    assert.deepEqual(r[2]!.verdict.degraded, []);
-    assert.equal(r[2]!.changed, true);
-    assert.equal(gateFor(r[2]!.verdict, 'ZZ').video, 'forward');
+    // Leaving the fail mode takes failAfter (2) good samples, as entering it did.
+    assert.deepEqual(r[2]!.verdict.degraded, ['video']);
+    assert.equal(r[2]!.changed, false);
+    assert.deepEqual(r[3]!.verdict.degraded, []);
+    assert.equal(r[3]!.changed, true);
+    assert.equal(gateFor(r[3]!.verdict, 'ZZ').video, 'forward');
+  });
+
+  it('signals without model scores (hash or OCR only) neither end an outage nor dilute model-fed windows', () => {
+    const outage = run(small, [down(1), down(2), { ...signal(3, {}), matches: [] }, { ...signal(4, {}), matches: [] }]);
+    assert.deepEqual(outage[3]!.verdict.degraded, ['video'], 'score-less signals are no recovery');
+    const p = shippedPolicy();
+    const hot = { 'nsfw.porn': 0.95 };
+    const mixed = run(p, [signal(1, hot), { ...signal(2, {}) }, signal(3, hot), { ...signal(4, {}) }, signal(5, hot)]);
+    const sa = mixed[4]!.verdict.perJurisdiction.SA!;
+    assert.equal(sa.bucket, 'red', 'three hot model samples out of three model samples');
+  });
+
+  it('a hash match counts even when the classifier missed its deadline', () => {
+    const p = shippedPolicy();
+    const late = { ...down(1, 'deadline_missed'), matches: [{ category: 'known_bad_match', kind: 'pdq', bank: 'known_bad', entryId: 'x', distance: 4, confidence: 0.94 }] };
+    const r = run(p, [late]);
+    assert.equal(r[0]!.verdict.kill, true);
   });
 
   it('quarantine blanks viewers who join while signals are down, not those watching', () => {
