@@ -104,6 +104,7 @@ export interface SampleModeratorStats {
   pdqHashes: number;
   ocrPasses: number;
   ocrSkippedBusy: number;
+  ocrErrors: number;
   audioMatches: number;
 }
 
@@ -111,7 +112,7 @@ export class SampleModerator {
   readonly options: Readonly<SampleModeratorOptions>;
   private readonly tracks = new Map<string, TrackState>();
   private ocrInFlight = 0;
-  private readonly counters: SampleModeratorStats = { videoSamples: 0, audioSamples: 0, pdqHashes: 0, ocrPasses: 0, ocrSkippedBusy: 0, audioMatches: 0 };
+  private readonly counters: SampleModeratorStats = { videoSamples: 0, audioSamples: 0, pdqHashes: 0, ocrPasses: 0, ocrSkippedBusy: 0, ocrErrors: 0, audioMatches: 0 };
 
   constructor(options: Partial<SampleModeratorOptions> = {}) {
     this.options = Object.freeze({ ...DEFAULTS, clock: () => performance.timeOrigin + performance.now(), ...options });
@@ -226,7 +227,10 @@ export class SampleModerator {
       signals.text = hits;
       if (ocr.ref) signals.models.push(ocr.ref);
     } catch {
-      signals.status = 'error';
+      // A failed read is a missing text signal, not an outage of the classifiers: it must not drive
+      // the policies' fail mode, so nothing is emitted (counted instead).
+      this.counters.ocrErrors++;
+      return;
     }
     signals.timings.ocr = clock() - t0;
     signals.completedAt = clock();

@@ -8,7 +8,7 @@ import { GuardedBackend } from '../models/CircuitBreaker.ts';
 import { HashBank, HashBankSet } from '../models/hashbank/bank.ts';
 import { KServeBackend } from '../models/backends/kserve/KServeBackend.ts';
 import { OnnxRuntimeBackend } from '../models/backends/onnxruntime/OnnxRuntimeBackend.ts';
-import { Ocr } from '../models/ocr/index.ts';
+import { OcrWorker } from '../models/ocr/OcrWorker.ts';
 import { SampleModerator, type FrameClassifier } from '../models/moderator.ts';
 import { SileroVad } from '../models/vad/index.ts';
 import { ModelRegistry } from '../models/registry.ts';
@@ -56,7 +56,7 @@ export class ModerationStack {
   readonly hashBanks: HashBankSet;
   readonly audioBank: AudioFingerprintBank;
   readonly text: TextModerator;
-  readonly ocr: Ocr | undefined;
+  readonly ocr: OcrWorker | undefined;
   readonly vad: SileroVad | undefined;
   readonly backendName: string;
   #closed = false;
@@ -171,9 +171,9 @@ async function loadBankDir(set: HashBankSet, dir: string, log: NonNullable<Moder
 }
 
 /** OCR and VAD load from their model packages; one that fails to load is turned off with a warning. */
-async function loadOcr(log: NonNullable<ModerationStackOptions['log']>): Promise<Ocr | undefined> {
+async function loadOcr(log: NonNullable<ModerationStackOptions['log']>): Promise<OcrWorker | undefined> {
   try {
-    return await Ocr.load();
+    return await OcrWorker.load();
   } catch (err) {
     log('warn', `ocr disabled: ${err instanceof Error ? err.message : String(err)}`);
     return undefined;
