@@ -14,6 +14,8 @@ export interface DecisionRecord {
   /** Latency the server itself reports for this decision (frame complete at the server -> applied), ms. */
   serverLatencyMs?: number;
   source: 'ops_ws' | 'viewer_ws' | 'streamer_ws' | 'api';
+  /** Statements of reasons behind it, when the event named them. */
+  statementIds?: string[];
 }
 
 export interface StreamRecord {
@@ -27,6 +29,8 @@ export interface StreamRecord {
   killVia?: string;
   decisions: DecisionRecord[];
   error?: string;
+  /** What the server said it relied on for restrictive decisions (statement facts), for false-positive analysis. */
+  evidence?: string[];
 }
 
 export interface RunRecord {
@@ -81,6 +85,7 @@ export interface CleanStreamOutcome {
   blankedViewers: string[];
   mutedViewers: string[];
   restrictiveDecisions: number;
+  evidence: string[];
 }
 
 export interface RunResult {
@@ -220,6 +225,7 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
         blankedViewers: blanked,
         mutedViewers: muted,
         restrictiveDecisions: rec?.decisions.filter((d) => d.action !== 'other').length ?? 0,
+        evidence: rec?.evidence ?? [],
       });
       continue;
     }

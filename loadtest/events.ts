@@ -34,7 +34,7 @@ export function decisionsOf(e: ServerEvent): DecisionRecord[] {
   const out: DecisionRecord[] = [];
   const latency = () => serverLatency(e, verdictOf(e));
   if (e.type === 'stream.killed') {
-    out.push({ at: e.receivedAt, action: 'kill', jurisdictions: [], source: 'streamer_ws' });
+    out.push({ at: e.receivedAt, action: 'kill', jurisdictions: [], source: 'streamer_ws', statementIds: typeof e.statementId === 'string' ? [e.statementId] : undefined });
   } else if (e.type === 'decision') {
     const v = verdictOf(e);
     if (v.kill === true || v.action === 'kill_stream') out.push({ at: e.receivedAt, action: 'kill', jurisdictions: [], serverLatencyMs: latency(), source: 'ops_ws' });
@@ -45,7 +45,8 @@ export function decisionsOf(e: ServerEvent): DecisionRecord[] {
         const js = Array.isArray(r.jurisdictions) ? r.jurisdictions.map((j) => String(j).toUpperCase()) : [];
         const action = r.action === 'kill_stream' ? 'kill' : r.action === 'blank_video' || r.action === 'block' ? 'blank' : r.action === 'mute_audio' ? 'mute' : undefined;
         if (action === 'kill' && out.some((d) => d.action === 'kill')) continue;
-        if (action) out.push({ at: e.receivedAt, action, jurisdictions: action === 'kill' ? [] : js, serverLatencyMs: latency(), source: 'ops_ws' });
+        const statementIds = typeof r.statementId === 'string' ? [r.statementId] : undefined;
+        if (action) out.push({ at: e.receivedAt, action, jurisdictions: action === 'kill' ? [] : js, serverLatencyMs: latency(), source: 'ops_ws', statementIds });
       }
       return out;
     }
@@ -83,6 +84,23 @@ export function applyEvent(rec: StreamRecord, e: ServerEvent): void {
     // the same decision can arrive on several channels; keep the first sighting per action
     const dup = rec.decisions.find((x) => x.action === d.action && Math.abs(x.at - d.at) < 2000 && x.jurisdictions.join() === d.jurisdictions.join());
     if (!dup) rec.decisions.push(d);
-    else if (dup.serverLatencyMs === undefined && d.serverLatencyMs !== undefined) dup.serverLatencyMs = d.serverLatencyMs;
+    else {
+      if (dup.serverLatencyMs === undefined && d.serverLatencyMs !== undefined) dup.serverLatencyMs = d.serverLatencyMs;
+      if (d.statementIds) dup.statementIds = [...new Set([...(dup.statementIds ?? []), ...d.statementIds])];
+    }
   }
+}
+
+/** One line per statement of reasons: the restriction and the facts the server relied on. */
+export function summarizeStatement(st: unknown): string {
+  if (!isObj(st)) return 'statement unavailable';
+  const r = isObj(st.restriction) ? st.restriction : {};
+  const f = isObj(st.facts) ? st.facts : {};
+  const cats = Array.isArray(f.categories) ? f.categories.filter(isObj).map((c) => `${String(c.category)} ${typeof c.score === 'number' ? c.score.toFixed(2) : c.score}`) : [];
+  const text = Array.isArray(f.text) ? f.text.filter(isObj).map((t) => `"${String(t.term)}" (${String(t.source)})`) : [];
+  const matches = Array.isArray(f.matches) ? f.matches.filter(isObj).map((m) => `${String(m.bank)}:${String(m.entryId)}${typeof m.distance === 'number' ? ` d=${m.distance}` : ''}`) : [];
+  const juris = Array.isArray(r.jurisdictions) ? r.jurisdictions.join(',') : '';
+  return [`${String(r.action)}${juris ? ` [${juris}]` : ''}`, cats.length ? `categories ${cats.join(', ')}` : '', text.length ? `text ${text.join(', ')}` : '', matches.length ? `matches ${matches.join(', ')}` : '']
+    .filter(Boolean)
+    .join('; ');
 }

@@ -2,6 +2,8 @@
 // PDQ hash in the `known_bad` hash bank and the protected melody in the audio bank. The hash is
 // computed here with the project's PDQ (a pure function; the server is still only reached over HTTP).
 
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pdqHash, pdqToHex } from '../models/pdq/pdq.ts';
 import { bankedPicture, protectedAudio, wav, type SceneOptions } from './media/scenes.ts';
 
@@ -22,6 +24,17 @@ export function bankedPictureHash(o: Pick<SceneOptions, 'width' | 'height'>): st
   return pdqToHex(pdqHash({ width: o.width, height: o.height, rgb: bankedPicture(o.width, o.height) }).hash);
 }
 
+/**
+ * For a server this tool starts: a bank folder (BANK_DIR) holding `known_bad.txt` with the banked
+ * picture's hash, in the hash-bank text format (hex, then tab-separated key=value metadata).
+ */
+export async function writeBankDir(dir: string, o: Pick<SceneOptions, 'width' | 'height'>): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const hex = bankedPictureHash(o);
+  await writeFile(join(dir, 'known_bad.txt'), `# written by the load test\n${hex}\tcategory=known_bad_match\tsource=loadtest\tid=loadtest-banked-picture\n`);
+  return hex;
+}
+
 async function post(url: string, token: string | undefined, body: BodyInit, contentType: string): Promise<{ ok: boolean; status: number; text: string }> {
   try {
     const r = await fetch(url, { method: 'POST', headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) }, body, signal: AbortSignal.timeout(10_000) });
@@ -31,9 +44,9 @@ async function post(url: string, token: string | undefined, body: BodyInit, cont
   }
 }
 
-export async function registerKnownContent(baseUrl: string, adminToken: string | undefined, o: SceneOptions, picture: boolean, audio: boolean): Promise<Registration> {
-  const out: Registration = { picture: false, audio: false, notes: [] };
-  if (picture) {
+export async function registerKnownContent(baseUrl: string, adminToken: string | undefined, o: SceneOptions, picture: boolean, audio: boolean, pictureInBankDir = false): Promise<Registration> {
+  const out: Registration = { picture: pictureInBankDir, audio: false, notes: [] };
+  if (picture && !pictureInBankDir) {
     out.pdqHex = bankedPictureHash(o);
     const r = await post(`${baseUrl}${KNOWN_CONTENT_ROUTES.hash('known_bad')}`, adminToken, JSON.stringify({ hash: out.pdqHex, category: 'known_bad_match', source: 'loadtest', label: 'loadtest banked picture' }), 'application/json');
     out.picture = r.ok;

@@ -53,6 +53,9 @@ export function terminalSummary(r: LoadTestReport): string {
   for (const v of res.violations.filter((x) => !x.detected)) {
     lines.push(`    missed: ${v.streamId} ${v.kind} at ${v.atSec}s expect ${v.expect}; viewers ${v.viewers.map((w) => `${w.viewerId}[${w.jurisdiction}] ${w.expected}->${w.observed}`).join(', ') || 'none'}`);
   }
+  for (const c of res.clean.filter((x) => x.restrictiveDecisions > 0 || x.killed)) {
+    lines.push(`    clean stream ${c.streamId} restricted: ${(c.evidence ?? []).join(' | ') || 'no statement available'}`);
+  }
   for (const b of r.budgets) lines.push(`  budget ${b.name} <= ${b.limit}: ${f(b.value, 2)} ${b.ok ? 'ok' : 'MISSED'}`);
   for (const n of r.notes) lines.push(`  note: ${n}`);
   lines.push(r.passed ? 'PASS' : 'FAIL');
@@ -136,8 +139,8 @@ export function htmlReport(r: LoadTestReport): string {
   const viol = [['stream', 'kind', 'at (s)', 'expect', 'detected', 'decision ms', 'kill ms', 'exposure ms', 'viewers (expected -> observed, ms after onset)']].concat(
     res.violations.map((v) => [v.streamId, v.kind, String(v.atSec), v.expect, v.detected ? 'yes' : 'NO', f(v.decisionLatencyMs), f(v.killLatencyMs), f(v.exposureMs), v.viewers.map((w) => `${w.viewerId}[${w.jurisdiction}] ${w.expected}->${w.observed}${w.afterMs !== undefined ? ' @' + w.afterMs.toFixed(0) : ''}${w.ok ? '' : ' !'}`).join('; ')]),
   );
-  const clean = [['clean stream', 'killed', 'blanked viewers', 'muted viewers', 'restrictive decisions']].concat(
-    res.clean.map((c) => [c.streamId, c.killed ? 'YES' : 'no', c.blankedViewers.join(', ') || '-', c.mutedViewers.join(', ') || '-', String(c.restrictiveDecisions)]),
+  const clean = [['clean stream', 'killed', 'blanked viewers', 'muted viewers', 'restrictive decisions', 'server evidence']].concat(
+    res.clean.map((c) => [c.streamId, c.killed ? 'YES' : 'no', c.blankedViewers.join(', ') || '-', c.mutedViewers.join(', ') || '-', String(c.restrictiveDecisions), (c.evidence ?? []).join(' | ') || '-']),
   );
   const budgets = [['budget', 'limit', 'value', 'result']].concat(r.budgets.map((b) => [b.name, String(b.limit), f(b.value, 2), b.ok ? 'ok' : 'MISSED']));
   const s = res.server;

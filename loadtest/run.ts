@@ -7,20 +7,20 @@
 // and kill latency, exposure, per-viewer filtering and the server's own figures, then checks them
 // against the script. Loopback only, bounded in count and time; it stops by itself.
 
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { analyze, type RunRecord, type RunResult, type StreamRecord } from './analyze.ts';
 import { checkBudget, parseBudget, type Budget } from './budget.ts';
-import { applyEvent } from './events.ts';
+import { applyEvent, summarizeStatement } from './events.ts';
 import { loadScene, SCENE_DEFAULTS, type EncodedScene, type SceneKind, type SceneOptions } from './media/scenes.ts';
 import { ForwardingRecorder, newViewerRecord, SendLedger, type ViewerRecord } from './observe.ts';
 import { now, WhepReceiver, WhipSender } from './peers.ts';
 import { htmlReport, terminalSummary, type LoadTestReport } from './report.ts';
 import { planRun, VIOLATION_KINDS, type ExpectSpec, type ScriptedViolation, type ViolationKind } from './script.ts';
 import { listenEvents, scrapeMetrics, startServer, TokenMinter, type ServerHandle } from './server.ts';
-import { registerKnownContent } from './register.ts';
+import { registerKnownContent, writeBankDir } from './register.ts';
 import type { ServerPoint } from './prometheus.ts';
 
 export interface LoadTestOptions {
@@ -83,6 +83,7 @@ const USAGE = `usage: npm run loadtest -- [options]
   --expect K=E,...       expected reaction per kind, e.g. banned_text=blank:DE,regional=blank:SA
   --server URL           use a running server (with --auth-secret S, or AUTH_SECRET in the environment)
   --server-config FILE   config file for the server this tool starts
+  --server-env K=V,...   environment for the server this tool starts (e.g. OCR=false,INFERENCE_BACKEND=none)
   --config FILE          load-test options from YAML/JSON (same names as the flags, camelCase or kebab-case)
   --budget LIST          e.g. decision_p99=100,kill_p99=150,eventloop_p99=10,fwd_ratio=1.1,false_kills=0,missed=0
   --compare-off          also run with moderation off; reports the forwarding-latency ratio (needs a started server)
@@ -124,7 +125,7 @@ function setOption(o: LoadTestOptions, name: string, value: unknown): void {
     case 'server': o.server = str.replace(/\/$/, ''); break;
     case 'authSecret': o.authSecret = str; break;
     case 'serverConfig': o.serverConfig = str; break;
-    case 'serverEnv': o.serverEnv = { ...o.serverEnv, ...(value as Record<string, string>) }; break;
+    case 'serverEnv': o.serverEnv = { ...o.serverEnv, ...(typeof value === 'object' && value !== null ? (value as Record<string, string>) : Object.fromEntries(parseList(str).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))) }; break;
     case 'budget': o.budget = { ...o.budget, ...(typeof value === 'object' && value !== null ? (value as Budget) : parseBudget(str)) }; break;
     case 'out': o.out = str; break;
     case 'compareOff': o.compareOff = value === true || str === 'true'; break;
@@ -211,9 +212,15 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   let server: ServerHandle | undefined;
   let baseUrl = o.server;
   let secret = o.authSecret ?? process.env.AUTH_SECRET;
+  const wantsPicture = plan.streams.some((s) => s.violations.some((v) => v.kind === 'banked_picture'));
+  let pictureInBankDir = false;
   if (!baseUrl) {
-    const env: Record<string, string> = { ...o.serverEnv };
-    if (moderation === 'off') Object.assign(env, { MODERATION: 'off' });
+    const env: Record<string, string> = { MODERATION: moderation === 'off' ? 'false' : 'true', ...o.serverEnv };
+    if (wantsPicture && !env.BANK_DIR) {
+      env.BANK_DIR = resolve('.cache', 'loadtest', `banks-${process.pid}`);
+      await writeBankDir(env.BANK_DIR, sceneOpts);
+      pictureInBankDir = true;
+    }
     log(`starting server (moderation ${moderation}) ...`);
     server = await startServer({ env, configFile: o.serverConfig });
     baseUrl = server.baseUrl;
@@ -239,7 +246,9 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   const senders: WhipSender[] = [];
   const receivers: WhepReceiver[] = [];
   const events = await listenEvents(baseUrl, { role: 'ops', ...(adminToken ? { access_token: adminToken } : {}) }, (e) => {
-    const rec = e.streamId ? records.get(e.streamId) : undefined;
+    const streamId = e.streamId ?? (e.decision as { streamId?: string } | undefined)?.streamId;
+    if (process.env.LOADTEST_DEBUG) log(`event ${JSON.stringify(e).slice(0, 600)}`);
+    const rec = streamId ? records.get(streamId) : undefined;
     if (!rec) return;
     const before = rec.decisions.length;
     const wasKilled = rec.killedAt !== undefined;
@@ -249,7 +258,7 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   });
   if (!events.connected) notes.push('ops event stream (/v1/events?role=ops) not available: decisions are inferred from what viewers received');
 
-  const registered = await registerKnownContent(baseUrl, adminToken, sceneOpts, plan.streams.some((s) => s.violations.some((v) => v.kind === 'banked_picture')), plan.streams.some((s) => s.violations.some((v) => v.kind === 'protected_audio')));
+  const registered = await registerKnownContent(baseUrl, adminToken, sceneOpts, wantsPicture, plan.streams.some((s) => s.violations.some((v) => v.kind === 'protected_audio')), pictureInBankDir);
   notes.push(...registered.notes);
 
   let metricsTimer: NodeJS.Timeout | undefined;
@@ -338,7 +347,9 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
     await scrape();
     events.close();
     await Promise.all([...receivers, ...senders].map((s) => s.close()));
+    await collectEvidence(baseUrl, adminToken, plan.streams.filter((s) => s.violations.length === 0).map((s) => records.get(s.streamId)!));
     await server?.stop();
+    if (pictureInBankDir && o.serverEnv?.BANK_DIR === undefined) await rm(resolve('.cache', 'loadtest', `banks-${process.pid}`), { recursive: true, force: true });
     record = {
       plan, moderation, startedAt: t0, endedAt, steadyFrom, steadyTo: endedAt,
       streams: [...records.values()], viewers: viewerRecords,
@@ -350,6 +361,21 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   const skipped = startedStreams.reduce((n, s) => n + s.skipped, 0);
   if (skipped) notes.push(`the pacing loop fell behind and skipped ${skipped} frames/packets (the load generator itself is saturated: treat the figures with care)`);
   return { result, notes, serverUrl: baseUrl, serverLog: server?.log ?? [] };
+}
+
+/** For restrictive decisions on clean streams: what the server relied on (statement facts), so a false blank can be explained. */
+async function collectEvidence(baseUrl: string, token: string | undefined, recs: StreamRecord[]): Promise<void> {
+  for (const rec of recs) {
+    const ids = [...new Set(rec.decisions.flatMap((d) => d.statementIds ?? []))].slice(0, 5);
+    for (const id of ids) {
+      try {
+        const r = await fetch(`${baseUrl}/v1/statements/${encodeURIComponent(id)}`, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(3000) });
+        (rec.evidence ??= []).push(r.ok ? summarizeStatement(await r.json()) : `${id}: ${r.status}`);
+      } catch (err) {
+        (rec.evidence ??= []).push(`${id}: ${(err as Error).message}`);
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------- whole test

@@ -48,13 +48,15 @@ export const SCENE_DEFAULTS: Readonly<SceneOptions> = Object.freeze({
   seconds: 6,
   videoKbps: 500,
   audioKbps: 32,
-  bannedText: 'KILL THEM ALL',
-  regionalText: 'DRINK BEER',
+  // in DE's banned_text lexicon (policies/jurisdictions/DE.yaml)
+  bannedText: 'SIEG HEIL',
+  // in the global profanity lexicon, which only SA restricts (policies/jurisdictions/SA.yaml)
+  regionalText: 'FUCK THIS',
   fontFile: DEFAULT_FONT,
 });
 
 /** Bump when the generators change, so cached clips are re-encoded. */
-const GENERATOR_VERSION = 2;
+const GENERATOR_VERSION = 3;
 
 // ---------------------------------------------------------------- video
 

@@ -30,7 +30,7 @@ function feed(v: ViewerRecord, kind: 'audio' | 'video', from: number, to: number
 }
 
 function scenario(opts: { killClean?: boolean; missBlank?: boolean } = {}): RunRecord {
-  const plan = planRun({ streams: 5, viewers: 10, durationSec: 20, violating: 4, jurisdictions: ['SE', 'SA', 'DE'] });
+  const plan = planRun({ streams: 5, viewers: 10, durationSec: 20, violating: 4, jurisdictions: ['SE', 'SA', 'DE'], expect: { banned_text: 'kill' } });
   const t0 = 1_000_000;
   const end = t0 + 20_000;
   const onsetAt = (i: number) => t0 + plan.streams[i]!.violations[0]!.atSec * 1000;
