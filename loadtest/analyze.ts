@@ -107,6 +107,8 @@ export interface RunResult {
     deadlineMisses?: number;
     /** Decision latency p99 from the server's own histogram over the steady window (ms). */
     histogramDecisionP99Ms?: number;
+    histogramDecisionP50Ms?: number;
+    histogramDecisionP95Ms?: number;
     histogramDecisionCount?: number;
     metricNames: Record<string, string>;
     points: number;
@@ -288,8 +290,14 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
     if (last.decisionHistogram) {
       const h = diffHistogram(last.decisionHistogram, first.decisionHistogram);
       server.histogramDecisionCount = h.count;
-      const q = histogramQuantile(h, 0.99);
-      if (Number.isFinite(q)) server.histogramDecisionP99Ms = q * (last.histogramUnitMs ?? 1000);
+      const unit = last.histogramUnitMs ?? 1000;
+      const q = (p: number): number | undefined => {
+        const v = histogramQuantile(h, p);
+        return Number.isFinite(v) ? v * unit : undefined;
+      };
+      server.histogramDecisionP50Ms = q(0.5);
+      server.histogramDecisionP95Ms = q(0.95);
+      server.histogramDecisionP99Ms = q(0.99);
     }
   }
   const rss = finite(pts.map((p) => p.rssBytes));
@@ -351,7 +359,8 @@ const nul = (x: number | undefined): number | null => (x === undefined || !Numbe
 export function figuresOf(r: RunResult): Record<string, number | null> {
   const serverDecisionP99 = r.server.histogramDecisionP99Ms ?? (r.serverDecisionLatencyMs.n ? r.serverDecisionLatencyMs.p99 : undefined);
   return {
-    decision_p50: nul(r.serverDecisionLatencyMs.n ? r.serverDecisionLatencyMs.p50 : undefined),
+    decision_p50: nul(r.server.histogramDecisionP50Ms ?? (r.serverDecisionLatencyMs.n ? r.serverDecisionLatencyMs.p50 : undefined)),
+    decision_p95: nul(r.server.histogramDecisionP95Ms ?? (r.serverDecisionLatencyMs.n ? r.serverDecisionLatencyMs.p95 : undefined)),
     decision_p99: nul(serverDecisionP99),
     decision_e2e_p50: nul(r.decisionLatencyMs.p50),
     decision_e2e_p99: nul(r.decisionLatencyMs.p99),

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     await writeReport(report, out);
     const step = { n, passed: report.passed, figures: report.result.figures, command: o.command };
     const shown = Object.keys(base.budget).map((k) => `${k}=${step.figures[k]?.toFixed(2) ?? '-'}`).join(' ');
-    console.log(`${vary}=${n}: ${step.passed ? 'pass' : 'MISS'}  ${shown}  fwd_p50=${step.figures.fwd_p50?.toFixed(2)} cpu=${step.figures.cpu_percent?.toFixed(0)}% decision_e2e_p99=${step.figures.decision_e2e_p99?.toFixed(0) ?? '-'}  (${out})`);
+    console.log(`${vary}=${n}: ${step.passed ? 'pass' : 'MISS'}  ${shown}  fwd_p50=${step.figures.fwd_p50?.toFixed(2)} cpu=${step.figures.cpu_percent?.toFixed(0)}% decision_p50=${step.figures.decision_p50?.toFixed(1) ?? '-'} eventloop_p99=${step.figures.eventloop_p99?.toFixed(1) ?? '-'} decision_e2e_p99=${step.figures.decision_e2e_p99?.toFixed(0) ?? '-'}  (${out})`);
     steps.push(step);
     return step;
   };
