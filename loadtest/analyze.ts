@@ -103,6 +103,8 @@ export interface RunResult {
     rssMaxMb?: number;
     eventLoopP99Ms?: number;
     eventLoopP99MaxMs?: number;
+    /** As the server reports it (including its monitor's sampling interval), median over scrape intervals. */
+    eventLoopP99RawMs?: number;
     samplerDrops?: number;
     deadlineMisses?: number;
     /** Decision latency p99 from the server's own histogram over the steady window (ms). */
@@ -308,6 +310,8 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
     server.eventLoopP99Ms = quantileSorted(lag, 0.5);
     server.eventLoopP99MaxMs = lag[lag.length - 1];
   }
+  const raw = finite(pts.slice(1).map((p) => p.eventLoopP99RawMs)).sort((a, b) => a - b);
+  if (raw.length) server.eventLoopP99RawMs = quantileSorted(raw, 0.5);
 
   const jitters: number[] = [];
   for (const v of run.viewers) for (const k of ['audio', 'video'] as const) if (v.jitter[k].packets > 1) jitters.push(v.jitter[k].jitter);

@@ -66,8 +66,14 @@ export interface ServerPoint {
   at: number;
   cpuSeconds?: number;
   rssBytes?: number;
-  /** Event-loop delay p99 as the server reports it (ms). prom-client resets its monitor on each scrape. */
+  /**
+   * Event-loop delay p99 (ms) beyond the monitor's sampling interval: perf_hooks' monitorEventLoopDelay
+   * reports the whole timer period (an idle loop at resolution 10 reads ~10-11 ms), so the interval is
+   * subtracted. The server resets its monitor on each scrape.
+   */
   eventLoopP99Ms?: number;
+  /** The same, as reported (ms). */
+  eventLoopP99RawMs?: number;
   eventLoopMaxMs?: number;
   samplerDrops?: number;
   deadlineMisses?: number;
@@ -95,7 +101,13 @@ const EVENT_LOOP_MS = /event_loop_delay_ms$/;
 /** Stages of a per-stage latency histogram that stand for "frame complete at the server -> decision applied", best first. */
 const DECISION_STAGES = ['total', 'decision'];
 
-export function reducePoint(at: number, samples: PromSample[]): ServerPoint {
+export interface ReduceOptions {
+  /** Sampling interval of the server's event-loop monitor (ms), subtracted from its readings. Default 10 (server/metrics.ts). */
+  eventLoopResolutionMs?: number;
+}
+
+export function reducePoint(at: number, samples: PromSample[], options: ReduceOptions = {}): ServerPoint {
+  const resolution = options.eventLoopResolutionMs ?? 10;
   const names: Record<string, string> = {};
   const pick = (key: keyof typeof METRIC_PATTERNS): number | undefined => {
     const m = sumMetric(samples, METRIC_PATTERNS[key]);
@@ -130,7 +142,8 @@ export function reducePoint(at: number, samples: PromSample[]): ServerPoint {
     at,
     cpuSeconds: pick('cpu'),
     rssBytes: pick('rss'),
-    eventLoopP99Ms,
+    eventLoopP99Ms: eventLoopP99Ms === undefined ? undefined : Math.max(0, eventLoopP99Ms - resolution),
+    eventLoopP99RawMs: eventLoopP99Ms,
     eventLoopMaxMs,
     samplerDrops: pick('samplerDrops'),
     deadlineMisses: deadlineMisses(samples, names),

@@ -47,6 +47,8 @@ export interface LoadTestOptions {
   kinds?: ViolationKind[];
   expect?: Partial<Record<ViolationKind, ExpectSpec>>;
   scene: Partial<SceneOptions>;
+  /** Sampling interval of the server's event-loop monitor, subtracted from its p99 (ms). Default 10. */
+  eventLoopResolutionMs: number;
   /** Connections set up in parallel. Default 4. */
   connectConcurrency: number;
   /** Seconds of setup allowed before the run gives up on missing clients. Default 60. */
@@ -68,6 +70,7 @@ export const DEFAULTS: Omit<LoadTestOptions, 'command'> = {
   moderation: 'on',
   seed: 1,
   scene: {},
+  eventLoopResolutionMs: 10,
   connectConcurrency: 4,
   setupTimeoutSec: 60,
   quiet: false,
@@ -89,6 +92,7 @@ const USAGE = `usage: npm run loadtest -- [options]
   --compare-off          also run with moderation off; reports the forwarding-latency ratio (needs a started server)
   --moderation on|off    moderation for the main run (default on)
   --out DIR              where result.json and report.html go (default loadtest/reports/<time>)
+  --eventloop-resolution-ms N  the server's event-loop monitor interval, subtracted from its p99 (default 10)
   --seed N  --width W --height H --fps F --quiet`;
 
 function parseList(s: string): string[] {
@@ -134,6 +138,7 @@ function setOption(o: LoadTestOptions, name: string, value: unknown): void {
     case 'width': case 'height': case 'fps': o.scene = { ...o.scene, [key]: int(2) }; break;
     case 'scene': o.scene = { ...o.scene, ...(value as Partial<SceneOptions>) }; break;
     case 'connectConcurrency': o.connectConcurrency = int(1); break;
+    case 'eventloopResolutionMs': case 'eventLoopResolutionMs': o.eventLoopResolutionMs = int(0); break;
     case 'setupTimeout': case 'setupTimeoutSec': o.setupTimeoutSec = int(5); break;
     case 'quiet': o.quiet = value === true || str === 'true'; break;
     default: throw new RangeError(`unknown option --${name}\n${USAGE}`);
@@ -263,7 +268,7 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
 
   let metricsTimer: NodeJS.Timeout | undefined;
   const scrape = async () => {
-    const p = await scrapeMetrics(baseUrl!, adminToken);
+    const p = await scrapeMetrics(baseUrl!, adminToken, o.eventLoopResolutionMs);
     if (p) serverPoints.push(p);
   };
   await scrape();

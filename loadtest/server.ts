@@ -122,14 +122,14 @@ export class TokenMinter {
   }
 }
 
-export async function scrapeMetrics(baseUrl: string, token?: string): Promise<ServerPoint | undefined> {
+export async function scrapeMetrics(baseUrl: string, token?: string, eventLoopResolutionMs?: number): Promise<ServerPoint | undefined> {
   try {
     const r = await fetch(`${baseUrl}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(3000) });
     if (!r.ok) {
       await r.body?.cancel();
       return undefined;
     }
-    return reducePoint(now(), parsePrometheus(await r.text()));
+    return reducePoint(now(), parsePrometheus(await r.text()), { eventLoopResolutionMs });
   } catch {
     return undefined;
   }

@@ -67,7 +67,7 @@ test('prometheus text is parsed, summed and reduced by pattern', () => {
   // rank 99 of 100 falls in (0.1, 0.2]: 9 of 10 values in, linear -> 0.19
   assert.ok(Math.abs(histogramQuantile(h.histogram, 0.99) - 0.19) < 1e-9);
   assert.ok(Math.abs(histogramQuantile(h.histogram, 0.5) - 0.05) < 1e-9);
-  const p = reducePoint(1000, s);
+  const p = reducePoint(1000, s, { eventLoopResolutionMs: 0 });
   assert.equal(p.cpuSeconds, 12.5);
   assert.equal(p.rssBytes, 104857600);
   assert.ok(Math.abs(p.eventLoopP99Ms! - 12.3) < 1e-9);
@@ -110,10 +110,11 @@ msfu_stage_latency_ms_bucket{stage="total",le="+Inf"} 10
 msfu_stage_latency_ms_count{stage="total"} 10
 msfu_stage_latency_ms_sum{stage="total"} 400
 `;
-  const p = reducePoint(0, parsePrometheus(text));
+  const p = reducePoint(0, parsePrometheus(text), { eventLoopResolutionMs: 5 });
   assert.equal(p.cpuSeconds, 3);
   assert.equal(p.rssBytes, 2000000);
-  assert.equal(p.eventLoopP99Ms, 7.25);
+  assert.equal(p.eventLoopP99RawMs, 7.25);
+  assert.equal(p.eventLoopP99Ms, 2.25, 'the sampling interval is not delay');
   assert.equal(p.eventLoopMaxMs, 20);
   assert.equal(p.deadlineMisses, 5);
   assert.equal(p.histogramUnitMs, 1);
