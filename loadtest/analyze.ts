@@ -149,8 +149,9 @@ export interface AnalyzeOptions {
   earlyDecisionMs?: number;
 }
 
+/** The first segment of that origin still running at or after `after` (a slate that began earlier counts). */
 function firstSegmentAfter(t: KindTimeline, origin: 'source' | 'foreign', after: number) {
-  return t.segments.find((s) => s.origin === origin && s.to >= after && (origin === 'source' || s.from >= after));
+  return t.segments.find((s) => s.origin === origin && s.to >= after);
 }
 
 /** Where a viewer's source feed of one kind ended after `after` (the end of the last source segment), if it ended before `end - tol`. */
@@ -171,13 +172,12 @@ function classifyViewer(v: ViewerRecord, e: Expectation, onset: number, end: num
   const foreignAudio = firstSegmentAfter(v.audio, 'foreign', onset);
   const videoStop = sourceStoppedAt(v.video, onset, end, tol);
   const audioStop = sourceStoppedAt(v.audio, onset, end, tol);
-  const audioGone = audioStop !== undefined || lastA === undefined || lastA < onset;
-  if (videoStop !== undefined && audioGone && !foreignVideo && !foreignAudio) {
-    return { expected, observed: 'cut', afterMs: Math.max(videoStop, audioStop ?? -Infinity) - onset };
-  }
-  if (foreignVideo) return { expected, observed: 'blank', afterMs: foreignVideo.from - onset };
+  // cut: nothing at all (source or slate) reached the viewer for the tail of the run
+  const lastAny = Math.max(v.video.lastAt() ?? -Infinity, v.audio.lastAt() ?? -Infinity);
+  if (lastAny < end - tol) return { expected, observed: 'cut', afterMs: lastAny - onset };
+  if (foreignVideo) return { expected, observed: 'blank', afterMs: Math.max(0, foreignVideo.from - onset) };
   if (audioStop !== undefined || foreignAudio) {
-    return { expected, observed: 'mute', afterMs: (audioStop ?? foreignAudio!.from) - onset };
+    return { expected, observed: 'mute', afterMs: Math.max(0, (audioStop ?? foreignAudio!.from) - onset) };
   }
   if (videoStop !== undefined) return { expected, observed: 'video_stopped', afterMs: videoStop - onset };
   return { expected, observed: 'forward' };

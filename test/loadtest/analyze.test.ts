@@ -134,3 +134,22 @@ test('report renders HTML with plots and a terminal summary that says PASS or FA
   assert.match(text, /budget false_kills <= 0: 1.00 MISSED/);
   assert.match(text, /FAIL$/);
 });
+
+test('a viewer already on the slate when a kill comes is cut, not muted; a slate that began before the onset still counts as blank', () => {
+  const run = scenario();
+  const plan = run.plan;
+  const kill = plan.streams[0]!;
+  const onset = run.streams[0]!.onsets[0]!;
+  const sa = run.viewers.find((v) => v.streamId === kill.streamId && v.jurisdiction === 'SA')!;
+  sa.video.segments.length = 0;
+  sa.video.add('source', run.startedAt);
+  for (let t = onset - 3000; t < onset + 100; t += 500) sa.video.add('foreign', t); // fail-closed slate before the onset
+  const r = analyze(run);
+  const v = r.violations[0]!.viewers.find((x) => x.jurisdiction === 'SA')!;
+  assert.equal(v.observed, 'cut');
+  assert.ok(r.violations[0]!.detected);
+  // the same slate on a clean stream is a false blank
+  const clean = run.viewers.find((x) => x.streamId === plan.streams[4]!.streamId)!;
+  for (let t = run.startedAt + 500; t < run.endedAt; t += 500) clean.video.add('foreign', t);
+  assert.equal(analyze(run).counts.falseBlanks, 1);
+});
