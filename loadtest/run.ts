@@ -21,6 +21,7 @@ import { htmlReport, terminalSummary, type LoadTestReport } from './report.ts';
 import { planRun, VIOLATION_KINDS, type ExpectSpec, type ScriptedViolation, type ViolationKind } from './script.ts';
 import { listenEvents, scrapeMetrics, startServer, TokenMinter, type ServerHandle } from './server.ts';
 import { registerKnownContent, writeBankDir } from './register.ts';
+import { Pacer, ScriptedStream } from './streamer.ts';
 import type { ServerPoint } from './prometheus.ts';
 
 export interface LoadTestOptions {
@@ -246,7 +247,6 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   let stopping = false;
   let record: RunRecord | undefined;
 
-  const { Pacer, ScriptedStream } = await import('./streamer.ts');
   const pacer = new Pacer(5);
   const senders: WhipSender[] = [];
   const receivers: WhepReceiver[] = [];
@@ -277,7 +277,7 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   const t0 = now();
   const setupDeadline = t0 + o.setupTimeoutSec * 1000;
   let steadyFrom = t0;
-  const startedStreams: InstanceType<typeof ScriptedStream>[] = [];
+  const startedStreams: ScriptedStream[] = [];
   try {
     // publishers: each stream's script clock starts when its own media starts
     await inBatches(plan.streams, o.connectConcurrency, async (script) => {

@@ -7,7 +7,7 @@ import { packetizeOpus, packetizeVp8 } from './media/packetize.ts';
 import type { SendLedger } from './observe.ts';
 import type { StreamRecord } from './analyze.ts';
 import type { ScriptedViolation, StreamScript } from './script.ts';
-import { now, type WhipSender } from './peers.ts';
+import { now } from './peers.ts';
 
 /** Anything that can put an RTP payload on the wire and say when it did. */
 export interface PayloadSink {
@@ -159,5 +159,3 @@ export class Pacer {
     this.streams.clear();
   }
 }
-
-export type { WhipSender };
