@@ -190,6 +190,7 @@ export class DeadlineBatcher<I, O> {
 
   /** Decides whether to dispatch now or when; called on every submit and batch completion. */
   private schedule(): void {
+    if (!this.closed) this.expire();
     while (!this.closed && this.queue.length > 0 && this.inflight < this.options.concurrency) {
       this.expire();
       if (this.queue.length === 0) break;
@@ -206,6 +207,11 @@ export class DeadlineBatcher<I, O> {
         }
       }
       this.dispatch(n);
+    }
+    if (!this.closed && this.queue.length > 0 && this.inflight >= this.options.concurrency) {
+      // The model is busy: answer each queued request as soon as its deadline becomes unreachable.
+      const floor = this.estimator.estimate(1) + this.options.marginMs;
+      this.armTimer(Math.min(...this.queue.map((p) => p.deadline)) - floor);
     }
   }
 
@@ -226,7 +232,7 @@ export class DeadlineBatcher<I, O> {
     const floor = this.estimator.estimate(1) + this.options.marginMs;
     const keep: Pending<I, O>[] = [];
     for (const p of this.queue) {
-      if (now + floor > p.deadline) {
+      if (now + floor >= p.deadline) {
         this.counters.missedBeforeRun++;
         p.resolve(this.fail('deadline_missed', new ModelError('MOD_ERR_DEADLINE_MISSED', 'deadline passed while queued'), now - p.enqueuedAt));
       } else keep.push(p);

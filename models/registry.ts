@@ -77,7 +77,11 @@ export class ModelRegistry {
     if (!parsed.success) {
       throw new ModelError('MOD_ERR_CONFIG', `invalid model registry: ${z.prettifyError(parsed.error)}`);
     }
-    return new ModelRegistry(parsed.data.models, baseDir);
+    // Operator paths are relative to the registry file: make them absolute so merged registries keep them right.
+    const models = parsed.data.models.map((m) => m.source.kind === 'onnx'
+      ? { ...m, source: { ...m.source, path: path.resolve(baseDir, m.source.path) } }
+      : m);
+    return new ModelRegistry(models, baseDir);
   }
 
   /** The spec of `name`; MOD_ERR_UNKNOWN_MODEL when there is none. */

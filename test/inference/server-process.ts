@@ -4,7 +4,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -17,10 +16,11 @@ export interface ServerProcess {
 }
 
 export async function startInferenceServer(opts: { port?: number; models?: string[]; threads?: number; timeoutMs?: number } = {}): Promise<ServerProcess> {
-  const args = [path.join(ROOT, 'models', 'inference-server.ts'), '--host', '127.0.0.1', '--port', String(opts.port ?? 0),
+  // node --import tsx (one process) rather than the tsx CLI, which forks a second node that a kill would orphan.
+  const args = ['--import', 'tsx', path.join(ROOT, 'models', 'inference-server.ts'), '--host', '127.0.0.1', '--port', String(opts.port ?? 0),
     '--threads', String(opts.threads ?? 1)];
   if (opts.models) args.push('--models', opts.models.join(','));
-  const child = spawn(TSX, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
