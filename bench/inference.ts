@@ -11,7 +11,10 @@ import { ModelStore } from '../models/ModelStore.ts';
 import { OnnxRuntimeBackend } from '../models/backends/onnxruntime/OnnxRuntimeBackend.ts';
 import { KServeBackend } from '../models/backends/kserve/KServeBackend.ts';
 import type { Backend } from '../models/backends/types.ts';
+import { NsfwCascade } from '../models/NsfwCascade.ts';
+import { resizeBilinearAlignCorners } from '../samplers/preprocess.ts';
 import { startInferenceServer } from '../test/inference/server-process.ts';
+import { syntheticImage, PATTERNS } from '../test/inference/synthetic.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -134,13 +137,35 @@ async function main(): Promise<void> {
     await be.close();
   }
 
+  // The cascade end to end (640x360 frames, one at a time, 100 ms budget): default band, and a band that
+  // escalates everything (the worst case: fast + deep on every frame).
+  const cascadeFig: Record<string, { frames: number; p50Ms: number; p99Ms: number; escalated: number; deadlineMissed: number }> = {};
+  for (const [label, band] of [['default_band', [0.4, 0.7]], ['escalate_all', [0, 1]]] as const) {
+    const cascade = await NsfwCascade.load({ preprocess: (f, size) => resizeBilinearAlignCorners(f, size), uncertainBand: [band[0], band[1]],
+      onnxruntime: { intraOpNumThreads: 2 } });
+    const lat: number[] = [];
+    let missed = 0;
+    const n = quick ? 10 : 30;
+    for (let i = 0; i < n; i++) {
+      const frame = syntheticImage(PATTERNS[i % PATTERNS.length]!, 640, 360, i);
+      const arrivedAt = performance.timeOrigin + performance.now();
+      const r = await cascade.classify(frame, { arrivedAt });
+      if (r.status !== 'ok' || r.deepStatus === 'deadline_missed') missed++;
+      lat.push(r.timings.total!);
+    }
+    lat.sort((a, b) => a - b);
+    cascadeFig[label] = { frames: n, p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), escalated: cascade.stats().escalated, deadlineMissed: missed };
+    console.log(`cascade ${label}: p50 ${pct(lat, 50).toFixed(1)} ms p99 ${pct(lat, 99).toFixed(1)} ms, escalated ${cascade.stats().escalated}/${n}, missed ${missed}`);
+    await cascade.close();
+  }
+
   const out = path.resolve(import.meta.dirname, 'results', 'inference.json');
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify({
     at: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, note: 'shared machine: figures are noisy' },
     settings: { seconds, minIters, quick },
-    conversion, rows, grpcOverhead: { perCall: overhead, bareRoundTrip: grpcOverhead }, eventLoop: loop,
+    conversion, rows, cascade: cascadeFig, grpcOverhead: { perCall: overhead, bareRoundTrip: grpcOverhead }, eventLoop: loop,
   }, null, 1) + '\n');
   console.log(`wrote ${out}`);
 }

@@ -78,6 +78,17 @@ export class BatchTimeEstimator {
     this.dev.set(n, d + this.alpha * (Math.abs(ms - m) - d));
   }
 
+  /**
+   * Shrinks every estimate a little. Called when a request is refused on the estimate alone: estimates only
+   * learn from runs, so a pessimistic one (say, seeded by a slow first run) would otherwise refuse forever.
+   */
+  relax(factor = 0.9): void {
+    for (const [n, m] of this.mean) {
+      this.mean.set(n, m * factor);
+      this.dev.set(n, this.dev.get(n)! * factor);
+    }
+  }
+
   /** A cautious estimate (mean + 2 deviations) of a batch of n (ms). */
   estimate(n: number): number {
     const m = this.mean.get(n);
@@ -146,6 +157,7 @@ export class DeadlineBatcher<I, O> {
     if (this.closed) return Promise.resolve(this.fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), 0));
     if (now + this.estimator.estimate(1) + this.options.marginMs > deadline) {
       this.counters.missedBeforeRun++;
+      if (deadline > now) this.estimator.relax();
       return Promise.resolve(this.fail('deadline_missed',
         new ModelError('MOD_ERR_DEADLINE_MISSED', `deadline in ${(deadline - now).toFixed(1)} ms cannot be met`), 0));
     }

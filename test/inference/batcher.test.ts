@@ -149,3 +149,15 @@ test('the batch-time estimate learns from observed runs', () => {
   for (let i = 0; i < 30; i++) e.observe(4, 10);
   assert.ok(e.estimate(4) < 15);
 });
+
+test('a pessimistic estimate does not refuse forever: refusals relax it until a run re-teaches it', { timeout: 30_000 }, async () => {
+  const m = testModel(5);
+  const b = new DeadlineBatcher(m.exec, { marginMs: 1, maxWaitMs: 1 });
+  b.estimator.observe(1, 500); // e.g. a slow first run
+  const answers = [];
+  for (let i = 0; i < 40 && m.batches.length === 0; i++) answers.push(await b.submit(i, now() + 200));
+  assert.equal(answers[0]!.status, 'deadline_missed');
+  assert.equal(m.batches.length, 1, 'a request got through once the estimate relaxed');
+  assert.equal(answers.at(-1)!.status, 'ok');
+  assert.ok(b.estimator.estimate(1) < 300);
+});
