@@ -24,6 +24,21 @@ test('unknown model and wrong shapes are coded errors', { timeout: 120_000 }, as
   await assert.rejects(backend.infer('nsfw-mobilenet-v2', { data: x, shape: [1, 224, 224, 3] }), (e) => isModelError(e, 'MOD_ERR_CLOSED'));
 });
 
+test('execution providers: an absent accelerator is a config error, or falls back to a listed cpu', { timeout: 120_000 }, async () => {
+  const x = { data: new Float32Array(224 * 224 * 3), shape: [1, 224, 224, 3] };
+  await using cudaOnly = new OnnxRuntimeBackend({ executionProviders: ['cuda'], intraOpNumThreads: 1 });
+  let cudaWorks = false;
+  try {
+    await cudaOnly.infer('nsfw-mobilenet-v2', x);
+    cudaWorks = true; // a machine with onnxruntime-node's CUDA binaries
+  } catch (err) {
+    assert.ok(isModelError(err, 'MOD_ERR_CONFIG'), String(err));
+  }
+  await using withCpu = new OnnxRuntimeBackend({ executionProviders: ['cuda', 'cpu'], intraOpNumThreads: 1 });
+  assert.deepEqual((await withCpu.infer('nsfw-mobilenet-v2', x)).shape, [1, 5]);
+  if (!cudaWorks) assert.match(withCpu.status().detail ?? '', /fell back to cpu/);
+});
+
 test('an operator adds an ONNX model by config alone (NCHW, mean/std, logits)', { timeout: 120_000 }, async () => {
   const base = ModelRegistry.load();
   const store = new ModelStore({ baseDir: base.baseDir });

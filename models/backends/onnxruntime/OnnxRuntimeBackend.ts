@@ -40,6 +40,8 @@ export class OnnxRuntimeBackend implements Backend {
   private readonly sessions = new Map<string, Promise<Loaded>>();
   private readonly inflight = new Set<(err: Error) => void>();
   private readonly host: SessionHost;
+  /** Model -> why it runs on CPU although an accelerator was asked for. */
+  private readonly fallbacks = new Map<string, string>();
   private closed = false;
 
   constructor(opts: Partial<OnnxRuntimeBackendOptions> = {}) {
@@ -83,13 +85,21 @@ export class OnnxRuntimeBackend implements Backend {
       interOpNumThreads: this.options.interOpNumThreads,
       graphOptimizationLevel: 'all',
     };
+    const eps = this.options.executionProviders;
     try {
       await this.host.load(spec.name, file, options);
-      return { spec };
     } catch (err) {
-      if (isModelError(err)) throw err;
-      throw new ModelError('MOD_ERR_CONFIG', `model ${spec.name}: cannot create session: ${(err as Error).message}`, { cause: err });
+      // An accelerator listed before 'cpu' whose library is absent (onnxruntime-node installs without CUDA
+      // here) fails the whole session: honour the listed 'cpu' fallback ourselves.
+      if (eps.length > 1 && eps.includes('cpu') && eps[0] !== 'cpu') {
+        await this.host.load(spec.name, file, { ...options, executionProviders: ['cpu'] });
+        this.fallbacks.set(spec.name, (err as Error).message);
+      } else {
+        if (isModelError(err)) throw err;
+        throw new ModelError('MOD_ERR_CONFIG', `model ${spec.name}: cannot create session: ${(err as Error).message}`, { cause: err });
+      }
     }
+    return { spec };
   }
 
   async infer(model: string, input: Tensor, opts: InferOptions = {}): Promise<InferOutput> {
@@ -126,7 +136,8 @@ export class OnnxRuntimeBackend implements Backend {
   }
 
   status(): BackendStatus {
-    return { backend: this.name, ready: !this.closed, models: [...this.sessions.keys()] };
+    const fb = [...this.fallbacks].map(([m, why]) => `${m} fell back to cpu (${why})`);
+    return { backend: this.name, ready: !this.closed, models: [...this.sessions.keys()], ...(fb.length ? { detail: fb.join('; ') } : {}) };
   }
 
   async close(): Promise<void> {
