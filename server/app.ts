@@ -132,6 +132,11 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     sfu = createWeriftSfu({ announcedAddress: config.announcedAddress });
   }
   const theSfu = sfu;
+  // The werift engine encodes its slate pictures at start (node-av). Until then blanking sends no
+  // video, so readiness waits for it; shutdown waits for it too (exiting mid-encode crashes node-av).
+  const slateReady = (theSfu as Sfu & { slateReady?: Promise<void> }).slateReady;
+  let slateDone = slateReady === undefined;
+  void slateReady?.finally(() => (slateDone = true));
   const auth = deps.auth ?? new Auth({ secret: config.authSecret, anonymousViewers: config.anonymousViewers, trustJurisdictionHeader: config.trustJurisdictionHeader });
   const events = new EventHub({
     auth,
@@ -263,7 +268,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     reviewClaimMs: config.reviewClaimMs,
     startedAt,
     modelStatus: deps.modelStatus ?? (moderation ? () => ({ ...moderation.status(), pipeline: pipeline?.stats() ?? [] }) : undefined) ?? (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false })),
-    sfuReady: () => true,
+    sfuReady: () => slateDone,
   }));
 
   await app.register(async (scope) => bankRoutes(scope, { auth, store, moderation }));
@@ -281,6 +286,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       pipeline?.close();
       events.close();
       enforcer.close();
+      if (slateReady && !slateDone) await Promise.race([slateReady, new Promise((r) => setTimeout(r, 10_000).unref())]);
       // Sessions end with 'shutdown'; their registry updates are store writes flushed below.
       if (ownSfu) await theSfu.close().catch((err: unknown) => log.error({ err }, 'sfu close'));
       await app.close().catch((err: unknown) => log.error({ err }, 'http close'));

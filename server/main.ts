@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   process.stdout.write(summarizeConfig(config, port) + '\n');
   if (config.mode === 'dev') await printDevAccess(server, config);
   const demo = config.demo ? await (await import('./demo.ts')).startDemo(server) : undefined;
-  process.stdout.write(`listening on ${server.url}\n`);
+  process.stdout.write(`listening on ${server.url} (pid ${process.pid})\n`);
 
   let stopping = false;
   const stop = (signal: string): void => {

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Auth } from '../../server/auth.ts';
 import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publisher.ts';
 import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
-import { openEvents, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers.ts';
+import { openEvents, releaseClientUdpSockets, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers.ts';
 
 const SECRET = 'cluster-test-secret-0123456789abcdefghij';
 
@@ -27,6 +27,7 @@ describe('cluster: two processes sharing Redis', () => {
   after(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
     await redis?.stop();
+    releaseClientUdpSockets();
   });
 
   const api = async (node: NodeProcess, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
@@ -54,10 +55,10 @@ describe('cluster: two processes sharing Redis', () => {
       for (let i = 0; i < 100 && viewer.packets.length === 0; i++) await sleep(100);
       assert.ok(viewer.packets.length > 0, 'viewer on B receives media');
       // Node A sees the stream through the shared registry, held by node B.
-      let seen: { nodeId?: string; state?: string; local?: boolean } | undefined;
+      let seen: { streamId: string; nodeId?: string; state?: string; local?: boolean } | undefined;
       for (let i = 0; i < 50 && !seen; i++) {
         const r = await api(a, 'GET', '/v1/streams');
-        seen = (r.json.streams as { streamId: string }[]).find((s) => s.streamId === 'c1');
+        seen = (r.json.streams as { streamId: string; nodeId?: string; local?: boolean }[]).find((s) => s.streamId === 'c1');
         if (!seen) await sleep(100);
       }
       assert.equal(seen?.nodeId, 'node-b');

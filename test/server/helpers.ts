@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { EventEmitter } from 'node:events';
+import { Socket as DgramSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,7 +243,9 @@ export interface NodeProcess {
   url: string;
   child: ChildProcess;
   output(): string;
-  /** SIGTERM by pid; resolves with the exit code (SIGKILL after `graceMs`). */
+  /** Pid of the server process itself (under `npm start` it is a grandchild of `child`). */
+  serverPid: number | undefined;
+  /** SIGTERM to the server's pid; resolves with the spawned process's exit code (SIGKILL after `graceMs`). */
   stop(graceMs?: number): Promise<number | null>;
 }
 
@@ -272,21 +275,49 @@ export async function startNode(env: Record<string, string>, args: string[] = []
     });
   });
   let exit: Promise<number | null> | undefined;
+  const serverPid = Number(/listening on \S+ \(pid (\d+)\)/.exec(out)?.[1]) || child.pid;
   return {
     url,
     child,
+    serverPid,
     output: () => out,
     stop(graceMs = 20_000) {
       exit ??= new Promise<number | null>((resolve) => {
         if (child.exitCode !== null || child.pid === undefined) return resolve(child.exitCode);
-        const kill = setTimeout(() => child.pid !== undefined && process.kill(child.pid, 'SIGKILL'), graceMs);
+        const kill = setTimeout(() => {
+          for (const pid of new Set([serverPid, child.pid])) {
+            try {
+              if (pid !== undefined) process.kill(pid, 'SIGKILL');
+            } catch {
+              // already gone
+            }
+          }
+        }, graceMs);
         child.once('exit', (code) => {
           clearTimeout(kill);
           resolve(code);
         });
-        process.kill(child.pid, 'SIGTERM');
+        process.kill(serverPid ?? child.pid, 'SIGTERM');
       });
       return exit;
     },
   };
+}
+
+/**
+ * The loadtest WHIP/WHEP clients offer one transport per m-line and bundle them; werift's
+ * pc.close() leaves the sockets of the dropped (unbundled) transports open, which would keep this
+ * test process alive. Unref every UDP socket left: only test clients own UDP sockets here (the
+ * servers under test are separate processes).
+ */
+export function releaseClientUdpSockets(): number {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  let n = 0;
+  for (const h of handles) {
+    if (h instanceof DgramSocket) {
+      h.unref();
+      n++;
+    }
+  }
+  return n;
 }
