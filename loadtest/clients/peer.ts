@@ -111,3 +111,20 @@ export function waitConnected(pc: RTCPeerConnection, timeoutMs: number): Promise
     });
   });
 }
+
+/**
+ * Resolves when the server ends the session: the peer connection closes or fails, or a DTLS transport
+ * closes (the SFU sends close_notify on a kill; werift does not turn that into a connection state).
+ */
+export function sessionEnded(pc: RTCPeerConnection): Promise<void> {
+  return new Promise((resolve) => {
+    pc.connectionStateChange.subscribe((s) => {
+      if (s === 'closed' || s === 'failed' || s === 'disconnected') resolve();
+    });
+    for (const dtls of pc.dtlsTransports) {
+      dtls.onStateChange.subscribe((s) => {
+        if (s === 'closed' || s === 'failed') resolve();
+      });
+    }
+  });
+}

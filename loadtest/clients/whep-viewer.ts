@@ -14,7 +14,7 @@
 
 import { RtcpSrPacket } from 'werift';
 import type { MediaStreamTrack, RTCPeerConnection, RtcpPacket, RtpPacket } from 'werift';
-import { clientPeer, deleteSession, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
+import { clientPeer, deleteSession, sessionEnded, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
 import type { ClientVideoCodec } from './peer.ts';
 
 export interface WhepViewerOptions {
@@ -158,11 +158,7 @@ export class WhepViewer {
       if (r && kind && !this.codecOf[kind] && r[1]!.toLowerCase() !== 'rtx') this.codecOf[kind] = r[1]!.toUpperCase() === 'OPUS' ? 'opus' : r[1]!.toUpperCase();
     }
     pc.onTrack.subscribe((track: MediaStreamTrack) => this.#attach(track));
-    this.ended = new Promise((resolve) => {
-      pc.connectionStateChange.subscribe((s) => {
-        if (s === 'closed' || s === 'failed' || s === 'disconnected') resolve();
-      });
-    });
+    this.ended = sessionEnded(pc);
   }
 
   static async connect(opts: WhepViewerOptions): Promise<WhepViewer> {

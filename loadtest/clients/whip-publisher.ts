@@ -17,7 +17,7 @@ import type { RTCPeerConnection, RTCRtpSender } from 'werift';
 import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../media/encode.ts';
 import type { EncodedFrame } from '../media/encode.ts';
 import { packetizeH264, packetizeOpus, packetizeVp8 } from '../media/packetize.ts';
-import { clientPeer, deleteSession, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
+import { clientPeer, deleteSession, sessionEnded, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
 import type { ClientVideoCodec } from './peer.ts';
 
 export interface WhipPublisherOptions {
@@ -92,11 +92,7 @@ export class WhipPublisher {
       this.pliReceived++;
       this.#forceKeyframe = true;
     });
-    this.ended = new Promise((resolve) => {
-      pc.connectionStateChange.subscribe((s) => {
-        if (s === 'closed' || s === 'failed' || s === 'disconnected') resolve();
-      });
-    });
+    this.ended = sessionEnded(pc);
   }
 
   static async connect(opts: WhipPublisherOptions): Promise<WhipPublisher> {

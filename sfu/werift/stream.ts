@@ -9,6 +9,7 @@ import type { ChosenCodec } from '../sdp.ts';
 import { TapHub } from '../tap.ts';
 import type { TapPacketSource } from '../tap.ts';
 import type { CloseReason, PublisherOptions, Stream, TrackInfo, Viewer } from '../types.ts';
+import { closeWithNotify } from './close-notify.ts';
 import { sendRemb } from './peer.ts';
 import type { WeriftViewer } from './viewer.ts';
 
@@ -236,7 +237,7 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
     for (const v of [...this.#viewers.values()]) v.close(reason);
     this.#viewers.clear();
     this.tap.close();
-    this.pc.close().catch((err: unknown) => void err);
+    closeWithNotify(this.pc);
     this.onClosed(this);
     try {
       this.options.onClose?.(reason);

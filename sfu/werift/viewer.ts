@@ -8,6 +8,7 @@ import { SafeEmitter } from '../emitter.ts';
 import type { ChosenCodec } from '../sdp.ts';
 import type { SlateFrames } from '../slate.ts';
 import type { CloseReason, MediaKind, Viewer, ViewerGateState, ViewerStats } from '../types.ts';
+import { closeWithNotify } from './close-notify.ts';
 import { setSenderReportClock } from './peer.ts';
 import type { IngestTrack, WeriftStream } from './stream.ts';
 
@@ -129,7 +130,8 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
 
   /** Hot path: called for every packet of the stream. */
   forward(track: IngestTrack, rtp: RtpPacket, keyStart: boolean): void {
-    if (this.#closed || this.#paused) return;
+    // before DTLS is up werift drops what we send: a keyframe consumed then would be lost
+    if (this.#closed || this.#paused || !this.connected) return;
     const eg = track.info.kind === 'video' ? this.#video : this.#audio;
     if (!eg) return;
     if (eg.kind === 'video') {
@@ -259,7 +261,7 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
     this.#gate.audio = 'closed';
     this.#stopSlate();
     clearTimeout(this.#connectTimer);
-    this.pc.close().catch((err: unknown) => void err);
+    closeWithNotify(this.pc);
     this.emit('close', reason);
     this.removeAllListeners();
   }

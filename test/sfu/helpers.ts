@@ -1,6 +1,7 @@
 // A tiny fastify app around a werift SFU for the SFU tests (the real server wires more).
 
 import Fastify from 'fastify';
+import { AVERROR_EAGAIN, AVERROR_EOF, Codec, CodecContext, FF_DECODER_H264, FF_DECODER_VP8, Frame, Packet } from 'node-av';
 import type { FastifyInstance } from 'fastify';
 import { createWeriftSfu } from '../../sfu/werift/index.ts';
 import type { WeriftSfu, WeriftSfuOptions } from '../../sfu/werift/index.ts';
@@ -43,4 +44,60 @@ export async function until(predicate: () => boolean, timeoutMs: number, what: s
     if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
+}
+
+export interface DecodedPicture {
+  width: number;
+  height: number;
+  /** Mean of the luma plane (0..255). */
+  meanLuma: number;
+  /** Share of luma samples above 200 (the slate's white text). */
+  brightShare: number;
+}
+
+/** Decodes VP8 frames or H264 access units in order with FFmpeg; returns one entry per decoded picture. */
+export function decodePictures(codec: 'VP8' | 'H264', frames: Uint8Array[]): DecodedPicture[] {
+  const dec = Codec.findDecoderByName(codec === 'H264' ? FF_DECODER_H264 : FF_DECODER_VP8);
+  if (!dec) throw new Error(`no ${codec} decoder`);
+  const ctx = new CodecContext();
+  ctx.allocContext3(dec);
+  ctx.threadCount = 1;
+  if (ctx.open2Sync(dec, null) < 0) throw new Error('open decoder');
+  const pkt = new Packet();
+  pkt.alloc();
+  const frame = new Frame();
+  frame.alloc();
+  const out: DecodedPicture[] = [];
+  const drain = (): void => {
+    for (;;) {
+      const ret = ctx.receiveFrameSync(frame);
+      if (ret === AVERROR_EAGAIN || ret === AVERROR_EOF || ret < 0) break;
+      const y = frame.data?.[0];
+      const stride = frame.linesize[0] ?? frame.width;
+      let sum = 0;
+      let bright = 0;
+      if (y) {
+        for (let r = 0; r < frame.height; r++) {
+          for (let c = 0; c < frame.width; c++) {
+            const v = y[r * stride + c]!;
+            sum += v;
+            if (v > 200) bright++;
+          }
+        }
+      }
+      const n = frame.width * frame.height;
+      out.push({ width: frame.width, height: frame.height, meanLuma: sum / n, brightShare: bright / n });
+      frame.unref();
+    }
+  };
+  for (const f of frames) {
+    pkt.data = Buffer.from(f);
+    const sent = ctx.sendPacketSync(pkt);
+    pkt.unref();
+    if (sent >= 0 || sent === AVERROR_EAGAIN) drain();
+  }
+  ctx.sendPacketSync(null);
+  drain();
+  ctx.freeContext();
+  return out;
 }
