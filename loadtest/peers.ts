@@ -128,9 +128,17 @@ abstract class Session {
     }
   }
 
-  /** DELETE the session (best effort: the server may already have ended it) and close the peer. */
+  /**
+   * Close the peer, then DELETE the session (best effort: the server may already have ended it).
+   * The peer goes first: once the server's DTLS close arrives, werift's close() no longer releases
+   * the ICE sockets.
+   */
   async close(): Promise<void> {
     this.markClosed('closed by client');
+    const ice = this.pc.iceTransports;
+    await this.pc.close().catch((err: unknown) => { if (process.env.LOADTEST_DEBUG) console.error('loadtest: close failed', err); });
+    // werift can leave the ICE socket open when the remote side closed first; stop it explicitly
+    await Promise.all(ice.map((t) => t.stop().catch(() => undefined)));
     const url = this.sessionUrl;
     this.sessionUrl = undefined;
     if (url) {
@@ -138,7 +146,6 @@ abstract class Session {
         .then((r) => r.body?.cancel())
         .catch((err: unknown) => { if (process.env.LOADTEST_DEBUG) console.error('loadtest: DELETE failed', err); });
     }
-    await this.pc.close().catch((err: unknown) => { if (process.env.LOADTEST_DEBUG) console.error('loadtest: close failed', err); });
   }
 }
 
