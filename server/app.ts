@@ -129,7 +129,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const ownSfu = !sfu;
   if (!sfu) {
     const { createWeriftSfu } = await import('../sfu/werift/index.ts');
-    sfu = createWeriftSfu({ announcedAddress: config.announcedAddress });
+    sfu = createWeriftSfu({ announcedAddress: config.announcedAddress, listenAddress: config.mediaListenAddress, udpPortRange: config.udpPortRange });
   }
   const theSfu = sfu;
   // The werift engine encodes its slate pictures at start (node-av). Until then blanking sends no

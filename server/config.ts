@@ -22,6 +22,15 @@ export const ConfigSchema = z
     host: z.string().min(1).default('0.0.0.0'),
     /** Address announced in ICE candidates (host candidates only). Default: the engine picks. */
     announcedAddress: z.string().min(1).optional(),
+    /** Local address media (UDP) sockets bind to. Default: the announced address (0.0.0.0 in containers). */
+    mediaListenAddress: z.string().min(1).optional(),
+    /** Inclusive UDP port range for media, e.g. "40000-40199" (publish it from a container). Default: ephemeral ports. */
+    udpPortRange: z
+      .string()
+      .regex(/^\d{1,5}-\d{1,5}$/, 'LOW-HIGH')
+      .transform((v) => v.split('-').map(Number) as [number, number])
+      .refine(([lo, hi]) => lo >= 1024 && hi <= 65535 && lo <= hi, 'ports 1024..65535, LOW <= HIGH')
+      .optional(),
     /** Base URL used in links (appeal URLs, dev links). Default http://127.0.0.1:PORT. */
     publicUrl: z.string().url().optional(),
     /** Redis URL; absent = in-memory store (one node). */
@@ -77,6 +86,8 @@ const ENV_KEYS: Record<string, keyof ConfigInput> = {
   PORT: 'port',
   HOST: 'host',
   ANNOUNCED_ADDRESS: 'announcedAddress',
+  MEDIA_LISTEN_ADDRESS: 'mediaListenAddress',
+  UDP_PORT_RANGE: 'udpPortRange',
   PUBLIC_URL: 'publicUrl',
   REDIS_URL: 'redisUrl',
   REDIS_PREFIX: 'redisPrefix',
@@ -173,7 +184,8 @@ export function summarizeConfig(config: Config, boundPort?: number): string {
     ['mode', config.mode],
     ['listen', `${config.host}:${boundPort ?? config.port}`],
     ['public url', publicUrlOf(config, boundPort)],
-    ['announced address', config.announcedAddress ?? '(engine default, loopback/host)'],
+    ['announced address', config.announcedAddress ?? '(engine default, 127.0.0.1)'],
+    ['media sockets', `${config.mediaListenAddress ?? config.announcedAddress ?? '127.0.0.1'} udp ${config.udpPortRange ? config.udpPortRange.join('-') : 'ephemeral'}`],
     ['node id', config.nodeId],
     ['store', config.redisUrl ? `redis ${redis} prefix ${config.redisPrefix}` : redis],
     ['auth', config.authSecret ? 'HS256, secret from config' : 'HS256, random dev secret (tokens die with this process)'],

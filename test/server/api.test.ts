@@ -1,6 +1,8 @@
 // In-process API tests (app.inject) for every route: auth failures (no token, expired, bad
 // signature, wrong stream, wrong role), malformed bodies, and the behaviour behind each route
 // (kill cuts viewers and is audited, review claim/resolve, appeals, policies, gates, events).
+// The moderation stack (models) is off here: these tests are about the HTTP surface; signals are
+// fed to the real enforcer where a verdict is needed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,7 +19,7 @@ const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n';
 
 async function makeServer(overrides: Record<string, unknown> = {}): Promise<{ server: Server; sfu: FakeSfu }> {
   const sfu = new FakeSfu();
-  const config = loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), heartbeatMs: 200, ...overrides } });
+  const config = loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), heartbeatMs: 200, moderation: false, ...overrides } });
   const server = await buildServer(config, { sfu });
   await server.listen();
   return { server, sfu };

@@ -26,7 +26,7 @@ describe('ops console in Chromium', () => {
 
   before(async () => {
     sfu = new FakeSfu();
-    server = await buildServer(loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', heartbeatMs: 200 } }), { sfu });
+    server = await buildServer(loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', heartbeatMs: 200, moderation: false } }), { sfu });
     await server.listen();
     admin = await server.auth.sign({ role: 'admin', sub: 'ops-admin' });
     for (const id of ['cam1', 'cam2']) {
