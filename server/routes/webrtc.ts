@@ -72,6 +72,8 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
   const bodyLimit = opts.maxSdpBytes ?? 64 * 1024;
 
   app.addContentTypeParser(SDP, { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
+  // so a trickle PATCH reaches its route and gets 405 rather than 415
+  app.addContentTypeParser('application/trickle-ice-sdpfrag', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
 
   app.addHook('onSend', async (req, reply, payload) => {
     if (req.url.startsWith('/whip') || req.url.startsWith('/whep')) {
