@@ -156,6 +156,13 @@ function assesses(def: CategoryDef, signal: SignalLike, modelAnswered: boolean):
   if (signal.matches.some((m) => def.signals.banks.includes(m.bank) || m.category === def.name)) return true;
   if (signal.text.some((t) => def.signals.text.includes(t.category))) return true;
   if (signal.status !== 'ok') return false;
+  // Lexicon-only categories are looked at by text passes only (OCR or chat signals: no model scores,
+  // no matches). The fast path's classifier/hash signals never read text, so counting them as clean
+  // looks made an on-screen term that OCR sees every 2 s fall out of red between two OCR passes
+  // (the SA blank flapped open and shut while the text stayed on screen).
+  if (def.signals.scores.length === 0 && def.signals.banks.length === 0 && def.signals.text.length > 0) {
+    return Object.keys(signal.scores).length === 0 && signal.matches.length === 0;
+  }
   if (def.signals.scores.length === 0) return true;
   return modelAnswered && def.signals.scores.some((k) => signal.scores[k] !== undefined);
 }
