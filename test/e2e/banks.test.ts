@@ -1,0 +1,195 @@
+// The known-content admin API (server/routes/banks.ts) on a real buildServer, through app.inject:
+// auth (401 without a token, 403 for the wrong role), validation (400), add / import / export round
+// trip, audio registration from a real WAV, removal, the audit trail of every change, and 503 when
+// moderation is off on the node.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { verifyAuditChain } from '../../policies/index.ts';
+import { protectedAudio, wav } from '../../loadtest/media/scenes.ts';
+import { startE2EServer, type E2EServer } from './helpers.ts';
+
+const H1 = 'f'.repeat(16) + '0'.repeat(16) + 'a5'.repeat(16);
+const H2 = '0123456789abcdef'.repeat(4);
+const H3 = 'fedcba9876543210'.repeat(4);
+
+describe('bank routes (moderation on: hashes, text, audio; no classifier)', { timeout: 120_000 }, () => {
+  let e2e: E2EServer;
+  let admin: string;
+  let reviewer: string;
+  let viewer: string;
+  const auth = (t: string) => ({ authorization: `Bearer ${t}` });
+
+  before(async () => {
+    // the classifier cascade is not needed here: hashes and audio banks load without it
+    e2e = await startE2EServer({ INFERENCE_BACKEND: 'none', OCR: 'false', VAD: 'false' });
+    admin = e2e.adminToken;
+    reviewer = await e2e.token({ role: 'reviewer', sub: 'rev-1' });
+    viewer = await e2e.token({ role: 'viewer', sub: 'v-1', streamId: 's1' });
+  });
+  after(async () => {
+    await e2e?.close();
+  });
+
+  test('no token is 401, a viewer token 403, a reviewer may read but not change', async () => {
+    const app = e2e.server.app;
+    const add = { method: 'POST' as const, url: '/v1/banks/known_bad/hashes', payload: { hash: H1 } };
+    const r401 = await app.inject(add);
+    assert.equal(r401.statusCode, 401, r401.body);
+    assert.equal(r401.json().statusCode, 401);
+    assert.match(r401.json().code, /^SRV_ERR_/);
+    const r403 = await app.inject({ ...add, headers: auth(viewer) });
+    assert.equal(r403.statusCode, 403, r403.body);
+    assert.match(r403.json().code, /^SRV_ERR_/);
+    const rRev = await app.inject({ ...add, headers: auth(reviewer) });
+    assert.equal(rRev.statusCode, 403, 'reviewers do not change banks');
+    const bad = await app.inject({ method: 'POST', url: '/v1/banks/known_bad/hashes', payload: { hash: H1 }, headers: auth('not-a-jwt') });
+    assert.equal(bad.statusCode, 401);
+    const list = await app.inject({ method: 'GET', url: '/v1/banks', headers: auth(reviewer) });
+    assert.equal(list.statusCode, 200, list.body);
+    const listViewer = await app.inject({ method: 'GET', url: '/v1/banks', headers: auth(viewer) });
+    assert.equal(listViewer.statusCode, 403);
+    const audioNoAuth = await app.inject({ method: 'POST', url: '/v1/audio-banks/protected_music/recordings?name=x', headers: { 'content-type': 'audio/wav' }, payload: wav(protectedAudio(1)) });
+    assert.equal(audioNoAuth.statusCode, 401);
+  });
+
+  test('bad hashes, bank names and bodies are 400 with the error shape', async () => {
+    const app = e2e.server.app;
+    for (const payload of [{ hash: 'abc' }, { hash: 'g'.repeat(64) }, { hashes: [{ hash: 'abc' }] }]) {
+      const r = await app.inject({ method: 'POST', url: '/v1/banks/known_bad/hashes', payload, headers: auth(admin) });
+      assert.equal(r.statusCode, 400, `${JSON.stringify(payload)} -> ${r.body}`);
+      const b = r.json();
+      assert.equal(b.statusCode, 400);
+      // NOTE: unknown fields ({hash, extra}) are accepted (201) although the schema is .strict(); and
+      // NOTE: validation failures on these routes currently carry 'MOD_ERR_BAD_SHAPE' (a models code) rather
+      // than SRV_ERR_BAD_REQUEST; reported to the server owner, so only the coded shape is pinned here.
+      assert.match(b.code, /^(SRV|MOD)_ERR_[A-Z_]+$/, `${JSON.stringify(payload)} -> ${r.body}`);
+      assert.equal(b.error, 'Bad Request');
+      assert.equal(typeof b.message, 'string');
+    }
+    const badImport = await app.inject({ method: 'POST', url: '/v1/banks/imp/import', payload: `${H1}\tknown_bad_match\nnot-a-hash\tx\n`, headers: { ...auth(admin), 'content-type': 'text/plain' } });
+    assert.equal(badImport.statusCode, 400, badImport.body);
+    assert.match(badImport.json().message, /line 2/);
+    const notAudio = await app.inject({ method: 'POST', url: '/v1/audio-banks/protected_music/recordings?name=junk', payload: Buffer.from('this is not audio at all, not even close'.repeat(20)), headers: { ...auth(admin), 'content-type': 'audio/wav' } });
+    assert.equal(notAudio.statusCode, 400, notAudio.body);
+    const missing = await app.inject({ method: 'GET', url: '/v1/banks/no_such_bank', headers: auth(reviewer) });
+    assert.equal(missing.statusCode, 404);
+  });
+
+  // Found by this suite (server/routes/banks.ts, owner F): the AddHashes zod body schema is not enforced on
+  // POST /v1/banks/:bank/hashes: {} reaches the handler and answers 500, {hash, extra} is accepted (201),
+  // a bad hash is refused by the bank (MOD_ERR_BAD_SHAPE) instead of by the schema, and /v1/banks/Bad-Name is
+  // accepted although BankName forbids it. Left as todo.
+  test('bodies the schema forbids are 400 (todo: schema not enforced)', { todo: 'banks route body schema not enforced (F)' }, async () => {
+    for (const payload of [{ hash: H1, extra: 1 }, {}, { hashes: [] }]) {
+      const r = await e2e.server.app.inject({ method: 'POST', url: '/v1/banks/todo_bank/hashes', payload, headers: auth(admin) });
+      assert.equal(r.statusCode, 400, `${JSON.stringify(payload)} -> ${r.body}`);
+      assert.equal(r.json().code, 'SRV_ERR_BAD_REQUEST');
+    }
+    // nor the querystring schema: a recording without ?name= is registered with no id
+    const noName = await e2e.server.app.inject({ method: 'POST', url: '/v1/audio-banks/protected_music/recordings', payload: wav(protectedAudio(1)), headers: { ...auth(admin), 'content-type': 'audio/wav' } });
+    assert.equal(noName.statusCode, 400, noName.body);
+    // the params schema (bank names: lower-case letters, digits, _) is not enforced either
+    const badName = await e2e.server.app.inject({ method: 'POST', url: '/v1/banks/Bad-Name/hashes', payload: { hash: H1 }, headers: auth(admin) });
+    assert.equal(badName.statusCode, 400, badName.body);
+  });
+
+  test('add, import and export round trip; removal; every change audited', async () => {
+    const app = e2e.server.app;
+    const a = await app.inject({ method: 'POST', url: '/v1/banks/rt_bank/hashes', payload: { hash: H1.toUpperCase(), category: 'known_bad_match', source: 'e2e', id: 'one', label: 'first' }, headers: auth(admin) });
+    assert.equal(a.statusCode, 201, a.body);
+    assert.deepEqual({ added: a.json().added, size: a.json().size, ids: a.json().ids }, { added: 1, size: 1, ids: ['one'] });
+    const b = await app.inject({ method: 'POST', url: '/v1/banks/rt_bank/hashes', payload: { hashes: [{ hash: H2, id: 'two' }, { hash: H3, id: 'three', category: 'terror_known' }] }, headers: auth(admin) });
+    assert.equal(b.statusCode, 201, b.body);
+    assert.equal(b.json().size, 3);
+
+    const exp = await app.inject({ method: 'GET', url: '/v1/banks/rt_bank', headers: auth(reviewer) });
+    assert.equal(exp.statusCode, 200);
+    assert.match(exp.headers['content-type'] as string, /^text\/plain/);
+    const text = exp.body;
+    for (const h of [H1, H2, H3]) assert.ok(text.includes(h), `export holds ${h}`);
+    assert.ok(text.includes('label=first'));
+
+    // the export imports into another bank unchanged
+    const imp = await app.inject({ method: 'POST', url: '/v1/banks/rt_copy/import', payload: text, headers: { ...auth(admin), 'content-type': 'text/plain' } });
+    assert.equal(imp.statusCode, 201, imp.body);
+    assert.equal(imp.json().added, 3);
+    const exp2 = await app.inject({ method: 'GET', url: '/v1/banks/rt_copy', headers: auth(reviewer) });
+    const body = (t: string) => t.split('\n').filter((l) => l && !l.startsWith('#')).sort();
+    assert.deepEqual(body(exp2.body), body(text));
+    // the stack's bank is the one the moderator queries
+    const bank = e2e.server.moderation!.hashBanks.get('rt_copy')!;
+    assert.equal(bank.size, 3);
+
+    const del = await app.inject({ method: 'DELETE', url: '/v1/banks/rt_bank/hashes/two', headers: auth(admin) });
+    assert.equal(del.statusCode, 204);
+    const del404 = await app.inject({ method: 'DELETE', url: '/v1/banks/rt_bank/hashes/two', headers: auth(admin) });
+    assert.equal(del404.statusCode, 404);
+    const list = await app.inject({ method: 'GET', url: '/v1/banks', headers: auth(reviewer) });
+    const banks = list.json() as { hash: { name: string; size: number }[] };
+    assert.equal(banks.hash.find((x) => x.name === 'rt_bank')?.size, 2);
+    assert.equal(banks.hash.find((x) => x.name === 'rt_copy')?.size, 3);
+
+    await new Promise((r) => setTimeout(r, 50)); // audit appends are fire-and-forget
+    const entries = await e2e.server.store.readAudit({ limit: 10_000 });
+    assert.ok(verifyAuditChain(entries).ok);
+    const types = entries.map((e) => (e.body as { type?: string; by?: string }).type);
+    for (const t of ['bank.hashes_added', 'bank.imported', 'bank.hash_removed']) assert.ok(types.includes(t), `${t} audited (${types})`);
+    assert.ok(entries.every((e) => !(e.body as { type?: string }).type?.startsWith('bank.') || (e.body as { by?: string }).by === 'e2e-admin'));
+  });
+
+  test('an audio recording registered from a real WAV is listed, audited, and removable', async () => {
+    const app = e2e.server.app;
+    const before = e2e.server.moderation!.audioBank.size;
+    const r = await app.inject({ method: 'POST', url: '/v1/audio-banks/protected_music/recordings?name=melody-1&source=label-x', payload: wav(protectedAudio(8)), headers: { ...auth(admin), 'content-type': 'audio/wav' } });
+    assert.equal(r.statusCode, 201, r.body);
+    const rec = r.json();
+    assert.equal(rec.id, 'melody-1');
+    assert.equal(rec.category, 'copyright_audio');
+    assert.ok(rec.durationSec > 7.5 && rec.durationSec < 8.5, `duration ${rec.durationSec}`);
+    assert.ok(rec.landmarkCount > 50, `landmarks ${rec.landmarkCount}`);
+    assert.equal(e2e.server.moderation!.audioBank.size, before + 1);
+    const list = await app.inject({ method: 'GET', url: '/v1/audio-banks/protected_music/recordings', headers: auth(reviewer) });
+    assert.equal(list.statusCode, 200);
+    assert.ok((list.json().recordings as { id: string }[]).some((x) => x.id === 'melody-1'));
+    const other = await app.inject({ method: 'GET', url: '/v1/audio-banks/other_bank/recordings', headers: auth(reviewer) });
+    assert.equal(other.statusCode, 404);
+    const del = await app.inject({ method: 'DELETE', url: '/v1/audio-banks/protected_music/recordings/melody-1', headers: auth(admin) });
+    assert.equal(del.statusCode, 204);
+    assert.equal(e2e.server.moderation!.audioBank.size, before);
+    await new Promise((r2) => setTimeout(r2, 50));
+    const types = (await e2e.server.store.readAudit({ limit: 10_000 })).map((e) => (e.body as { type?: string }).type);
+    assert.ok(types.includes('audio_bank.registered') && types.includes('audio_bank.removed'));
+  });
+});
+
+describe('bank routes with moderation off', { timeout: 60_000 }, () => {
+  let e2e: E2EServer;
+  before(async () => {
+    e2e = await startE2EServer({ MODERATION: 'false' });
+  });
+  after(async () => {
+    await e2e?.close();
+  });
+
+  test('every bank route answers 503 SRV_ERR_UNAVAILABLE (after auth)', async () => {
+    const app = e2e.server.app;
+    const h = { authorization: `Bearer ${e2e.adminToken}` };
+    const calls = [
+      { method: 'GET' as const, url: '/v1/banks' },
+      { method: 'GET' as const, url: '/v1/banks/known_bad' },
+      { method: 'POST' as const, url: '/v1/banks/known_bad/hashes', payload: { hash: H1 } },
+      { method: 'POST' as const, url: '/v1/banks/known_bad/import', payload: `${H1}\n`, headers: { 'content-type': 'text/plain' } },
+      { method: 'DELETE' as const, url: '/v1/banks/known_bad/hashes/x' },
+      { method: 'GET' as const, url: '/v1/audio-banks/protected_music/recordings' },
+      { method: 'POST' as const, url: '/v1/audio-banks/protected_music/recordings?name=m', payload: wav(protectedAudio(1)), headers: { 'content-type': 'audio/wav' } },
+    ];
+    for (const c of calls) {
+      const r = await app.inject({ ...c, headers: { ...h, ...(c.headers ?? {}) } });
+      assert.equal(r.statusCode, 503, `${c.method} ${c.url} -> ${r.statusCode} ${r.body}`);
+      assert.equal(r.json().code, 'SRV_ERR_UNAVAILABLE');
+    }
+    assert.equal(e2e.server.moderation, undefined);
+    const noAuth = await app.inject({ method: 'GET', url: '/v1/banks' });
+    assert.equal(noAuth.statusCode, 401, 'auth is still checked first');
+  });
+});
