@@ -164,6 +164,10 @@ function assesses(def: CategoryDef, signal: SignalLike, modelAnswered: boolean):
     return Object.keys(signal.scores).length === 0 && signal.matches.length === 0;
   }
   if (def.signals.scores.length === 0) return true;
+  // A category fed by banks as well as scores (copyright_audio: audio fingerprints) is looked at by
+  // every score-less signal of its kind: the bank matcher ran and found nothing. Without this a
+  // copyright mute never lifted when the music stopped (no model emits a copyright_audio score).
+  if (def.signals.banks.length > 0 && Object.keys(signal.scores).length === 0 && signal.text.length === 0) return true;
   return modelAnswered && def.signals.scores.some((k) => signal.scores[k] !== undefined);
 }
 
