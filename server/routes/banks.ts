@@ -12,7 +12,7 @@ import type { Auth, Role } from '../auth.ts';
 import { SrvError, notFound } from '../errors.ts';
 import type { ModerationStack } from '../moderation.ts';
 import type { Store } from '../store/types.ts';
-import { ErrorReply, doc, useZod } from './schema.ts';
+import { ErrorReply, doc, useZod, zs } from './schema.ts';
 
 export interface BankRoutesOptions {
   auth: Auth;
@@ -32,6 +32,7 @@ const HashEntry = z
     label: z.string().max(500).optional(),
   })
   .strict();
+const BankEntry = BankName.extend({ id: z.string().min(1).max(200) });
 const AddHashes = z.union([HashEntry, z.object({ hashes: z.array(HashEntry).min(1).max(100_000) }).strict()]);
 const RecordingQuery = z
   .object({
@@ -75,7 +76,7 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
 
   app.get<{ Params: { bank: string } }>(
     '/v1/banks/:bank',
-    { onRequest: reviewer, schema: { tags: ['banks'], summary: 'A hash bank in the text format (hex, tab, key=value metadata)', params: BankName, security: bearer, response: errors } },
+    { onRequest: reviewer, schema: { tags: ['banks'], summary: 'A hash bank in the text format (hex, tab, key=value metadata)', params: zs(BankName), security: bearer, response: errors } },
     async (req, reply) => {
       const bank = stack().hashBanks.get(req.params.bank);
       if (!bank) throw notFound(`no hash bank ${req.params.bank}`);
@@ -85,7 +86,7 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
 
   app.post<{ Params: { bank: string }; Body: z.infer<typeof AddHashes> }>(
     '/v1/banks/:bank/hashes',
-    { onRequest: admin, schema: { tags: ['banks'], summary: 'Add PDQ hashes to a bank (created on first use)', params: BankName, body: AddHashes, security: bearer, response: errors } },
+    { onRequest: admin, schema: { tags: ['banks'], summary: 'Add PDQ hashes to a bank (created on first use)', params: zs(BankName), body: zs(AddHashes), security: bearer, response: errors } },
     async (req, reply) => {
       const bank = stack().hashBanks.bank(req.params.bank);
       const entries = 'hashes' in req.body ? req.body.hashes : [req.body];
@@ -99,7 +100,7 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
 
   app.post<{ Params: { bank: string }; Body: string }>(
     '/v1/banks/:bank/import',
-    { onRequest: admin, schema: { tags: ['banks'], summary: 'Import a hash list in the text format (text/plain)', params: BankName, security: bearer, response: errors } },
+    { onRequest: admin, schema: { tags: ['banks'], summary: 'Import a hash list in the text format (text/plain)', params: zs(BankName), security: bearer, response: errors } },
     async (req, reply) => {
       if (typeof req.body !== 'string') throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the hash list as text/plain');
       let parsed: HashBank;
@@ -122,7 +123,7 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
 
   app.delete<{ Params: { bank: string; id: string } }>(
     '/v1/banks/:bank/hashes/:id',
-    { onRequest: admin, schema: { tags: ['banks'], summary: 'Remove one entry from a hash bank', security: bearer, response: errors } },
+    { onRequest: admin, schema: { tags: ['banks'], summary: 'Remove one entry from a hash bank', params: zs(BankEntry), security: bearer, response: errors } },
     async (req, reply) => {
       const bank = stack().hashBanks.get(req.params.bank);
       if (!bank || !bank.remove(req.params.id)) throw notFound(`no entry ${req.params.id} in hash bank ${req.params.bank}`);
@@ -133,7 +134,7 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
 
   app.get<{ Params: { bank: string } }>(
     '/v1/audio-banks/:bank/recordings',
-    { onRequest: reviewer, schema: { tags: ['banks'], summary: 'Protected recordings in the audio bank', params: BankName, security: bearer, response: errors } },
+    { onRequest: reviewer, schema: { tags: ['banks'], summary: 'Protected recordings in the audio bank', params: zs(BankName), security: bearer, response: errors } },
     async (req) => ({ bank: audioBankNamed(stack(), req.params.bank).name, recordings: audioBankNamed(stack(), req.params.bank).list() }),
   );
 
@@ -141,7 +142,7 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     '/v1/audio-banks/:bank/recordings',
     {
       onRequest: admin,
-      schema: { tags: ['banks'], summary: 'Register a protected recording (any audio format FFmpeg reads, as the request body)', params: BankName, querystring: RecordingQuery, security: bearer, response: errors },
+      schema: { tags: ['banks'], summary: 'Register a protected recording (any audio format FFmpeg reads, as the request body)', params: zs(BankName), querystring: zs(RecordingQuery), security: bearer, response: errors },
     },
     async (req, reply) => {
       const bank = audioBankNamed(stack(), req.params.bank);
@@ -166,7 +167,7 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
 
   app.delete<{ Params: { bank: string; id: string } }>(
     '/v1/audio-banks/:bank/recordings/:id',
-    { onRequest: admin, schema: { tags: ['banks'], summary: 'Remove a protected recording', security: bearer, response: errors } },
+    { onRequest: admin, schema: { tags: ['banks'], summary: 'Remove a protected recording', params: zs(BankEntry), security: bearer, response: errors } },
     async (req, reply) => {
       const bank = audioBankNamed(stack(), req.params.bank);
       if (!bank.unregister(req.params.id)) throw notFound(`no recording ${req.params.id} in audio bank ${bank.name}`);
