@@ -57,6 +57,8 @@ export interface VideoEncodeOptions {
 export interface AudioEncodeOptions {
   /** Target bitrate (kbit/s). Default 48. */
   bitrateKbps?: number;
+  /** libopus application: 'lowdelay' (default, as WebRTC senders use) or 'audio' (music-tuned). */
+  application?: 'lowdelay' | 'audio' | 'voip';
 }
 
 /** BT.601 limited-range RGB24 -> I420. Width and height must be even. */
@@ -151,7 +153,7 @@ export async function encodeAudio(pcm48kMono: Float32Array, options: AudioEncode
   const encoder = await Encoder.create(FF_ENCODER_LIBOPUS, {
     timeBase,
     context: { bitRate: (options.bitrateKbps ?? 48) * 1000 },
-    options: { application: 'lowdelay', frame_duration: '20', vbr: 'off' },
+    options: { application: options.application ?? 'lowdelay', frame_duration: '20', vbr: 'off' },
   } as Parameters<typeof Encoder.create>[1]);
   const out: EncodedFrame[] = [];
   const push = (packets: Packet[]): void => {

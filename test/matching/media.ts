@@ -13,7 +13,6 @@ import {
   AV_SAMPLE_FMT_FLT,
   Codec,
   CodecContext,
-  FF_ENCODER_LIBOPUS,
   FF_ENCODER_LIBVPX_VP8,
   FF_ENCODER_MJPEG,
   Frame,
@@ -23,6 +22,7 @@ import {
 } from 'node-av';
 import type { AVCodecID } from 'node-av/constants';
 import type { ImageFrame } from '../../models/types.ts';
+import { encodeAudio } from '../../loadtest/media/encode.ts';
 
 Log.setLevel(AV_LOG_ERROR);
 
@@ -193,38 +193,7 @@ export function resampleMono(pcm: Float32Array, fromRate: number, toRate: number
 /** 16 kHz mono -> Opus (48 kHz, 20 ms frames, CBR at kbps) -> decoded 16 kHz mono. */
 export async function opusRoundTrip(pcm16k: Float32Array, kbps = 32): Promise<Float32Array> {
   const pcm48 = resampleMono(pcm16k, 16000, 48000);
-  const timeBase = { num: 1, den: 48000 };
-  const enc = await Encoder.create(FF_ENCODER_LIBOPUS, {
-    timeBase,
-    context: { bitRate: kbps * 1000 },
-    options: { application: 'audio', frame_duration: '20', vbr: 'off' },
-  } as Parameters<typeof Encoder.create>[1]);
-  const packets: Buffer[] = [];
-  try {
-    const n = 960;
-    for (let off = 0; off < pcm48.length; off += n) {
-      const chunk = new Float32Array(n);
-      chunk.set(pcm48.subarray(off, Math.min(off + n, pcm48.length)));
-      using fr = Frame.fromAudioBuffer(Buffer.from(chunk.buffer), {
-        nbSamples: n,
-        format: AV_SAMPLE_FMT_FLT,
-        sampleRate: 48000,
-        channelLayout: { nbChannels: 1, order: AV_CHANNEL_ORDER_NATIVE, mask: AV_CH_LAYOUT_MONO },
-        timeBase,
-        pts: BigInt(off),
-      });
-      for (const p of await enc.encodeAll(fr)) {
-        if (p.data) packets.push(Buffer.from(p.data));
-        p.free();
-      }
-    }
-    for (const p of await enc.encodeAll(null)) {
-      if (p.data) packets.push(Buffer.from(p.data));
-      p.free();
-    }
-  } finally {
-    enc.close();
-  }
+  const packets = (await encodeAudio(pcm48, { bitrateKbps: kbps, application: 'audio' })).map((f) => Buffer.from(f.data));
   const frames = decodePackets(AV_CODEC_ID_OPUS, packets, { num: 1, den: 48000 }, (ctx) => {
     ctx.sampleRate = 48000;
     ctx.channelLayout = { nbChannels: 1, order: AV_CHANNEL_ORDER_NATIVE, mask: AV_CH_LAYOUT_MONO };
