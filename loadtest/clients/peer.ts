@@ -28,6 +28,9 @@ export function clientCodecs(video: ClientVideoCodec[]): { audio: RTCRtpCodecPar
 export function clientPeer(video: ClientVideoCodec[]): RTCPeerConnection {
   return new RTCPeerConnection({
     iceServers: [],
+    // one transport for all m-lines, as browsers offer: werift's close() leaves the sockets of
+    // transports that a BUNDLE answer dropped bound, which kept test processes alive
+    bundlePolicy: 'max-bundle',
     iceUseIpv6: false,
     iceUseTcp: false,
     iceInterfaceAddresses: { udp4: '127.0.0.1' },
@@ -48,10 +51,15 @@ export class WhipHttpError extends Error {
 }
 
 /** POSTs an offer (RFC 9725) and returns the answer and the absolute session URL. */
-export async function postOffer(url: string, offer: string, token?: string): Promise<{ answer: string; location: string }> {
-  const headers: Record<string, string> = { 'content-type': 'application/sdp' };
+export async function postOffer(
+  url: string,
+  offer: string,
+  token?: string,
+  extra: { headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ answer: string; location: string }> {
+  const headers: Record<string, string> = { 'content-type': 'application/sdp', ...extra.headers };
   if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(url, { method: 'POST', headers, body: offer });
+  const res = await fetch(url, { method: 'POST', headers, body: offer, signal: extra.timeoutMs ? AbortSignal.timeout(extra.timeoutMs) : undefined });
   const body = await res.text();
   if (res.status !== 201) {
     let code: string | undefined;

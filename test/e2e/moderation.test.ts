@@ -97,13 +97,6 @@ describe('moderation end to end through the real SFU and models', { timeout: 600
     await mkdir('bench/results', { recursive: true });
     await writeFile('bench/results/e2e-moderation.json', `${JSON.stringify(report, null, 2)}\n`);
     await e2e.close();
-    // Something the server or the clients start survives server.close() and keeps this process alive
-    // (seen: the file's process never exits after every test passed). Name what is left, then end.
-    // The timer is unref'd: it fires only when such a leak keeps the process running.
-    setTimeout(() => {
-      console.log('[e2e-moderation] still open after close():', JSON.stringify(process.getActiveResourcesInfo()));
-      process.exit(process.exitCode ?? 0);
-    }, 15_000).unref();
   });
 
   test('a banked picture kills the stream: publisher ended, every viewer cut, complete statement, republish refused', { timeout: 240_000 }, async () => {

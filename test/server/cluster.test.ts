@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Auth } from '../../server/auth.ts';
 import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publisher.ts';
 import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
-import { openEvents, releaseClientUdpSockets, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers.ts';
+import { openEvents, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers.ts';
 
 const SECRET = 'cluster-test-secret-0123456789abcdefghij';
 
@@ -27,7 +27,6 @@ describe('cluster: two processes sharing Redis', () => {
   after(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
     await redis?.stop();
-    releaseClientUdpSockets();
   });
 
   const api = async (node: NodeProcess, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {

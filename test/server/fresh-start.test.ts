@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publisher.ts';
-import { releaseClientUdpSockets, startNode, type NodeProcess } from './helpers.ts';
+import { startNode, type NodeProcess } from './helpers.ts';
 
 describe('fresh start: npm start', () => {
   let node: NodeProcess;
@@ -17,7 +17,6 @@ describe('fresh start: npm start', () => {
   });
   after(async () => {
     await node?.stop();
-    releaseClientUdpSockets();
   });
 
   test('answers /healthz and /readyz and prints its configuration and dev tokens', async () => {

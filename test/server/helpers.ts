@@ -4,7 +4,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { EventEmitter } from 'node:events';
-import { Socket as DgramSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -302,22 +301,4 @@ export async function startNode(env: Record<string, string>, args: string[] = []
       return exit;
     },
   };
-}
-
-/**
- * The loadtest WHIP/WHEP clients offer one transport per m-line and bundle them; werift's
- * pc.close() leaves the sockets of the dropped (unbundled) transports open, which would keep this
- * test process alive. Unref every UDP socket left: only test clients own UDP sockets here (the
- * servers under test are separate processes).
- */
-export function releaseClientUdpSockets(): number {
-  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
-  let n = 0;
-  for (const h of handles) {
-    if (h instanceof DgramSocket) {
-      h.unref();
-      n++;
-    }
-  }
-  return n;
 }
