@@ -145,6 +145,9 @@ export class ModerationStack {
     this.#closed = true;
     await this.samplers.close();
     await this.cascade?.close();
+    // the stack made the backend (a cascade closes only a backend it made itself): its worker thread
+    // would otherwise keep the process alive after shutdown
+    await this.cascade?.backend.close();
     await this.ocr?.close();
     await this.vad?.close();
   }
