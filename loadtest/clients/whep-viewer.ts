@@ -16,6 +16,9 @@ import { RtcpSrPacket } from 'werift';
 import type { MediaStreamTrack, RTCPeerConnection, RtcpPacket, RtpPacket } from 'werift';
 import { clientPeer, deleteSession, sessionEnded, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
 import type { ClientVideoCodec } from './peer.ts';
+import { isKeyframeStart } from '../../sfu/keyframe.ts';
+import { depacketizeVp8 } from '../../samplers/rtp/vp8.ts';
+import { h264PayloadNals, toAnnexB } from '../../samplers/rtp/h264.ts';
 
 export interface WhepViewerOptions {
   url: string;
@@ -58,69 +61,17 @@ export interface ReassembledFrame {
   data: Uint8Array;
 }
 
-function vp8Descriptor(payload: Uint8Array): { start: boolean; pid: number; headerLength: number } {
-  const b0 = payload[0] ?? 0;
-  let i = 1;
-  if (b0 & 0x80) {
-    const x = payload[1] ?? 0;
-    i = 2;
-    if (x & 0x80) i += (payload[i] ?? 0) & 0x80 ? 2 : 1;
-    if (x & 0x40) i += 1;
-    if (x & 0x30) i += 1;
-  }
-  return { start: (b0 & 0x10) !== 0, pid: b0 & 7, headerLength: i };
-}
-
-function isKeyStart(codec: string, payload: Uint8Array): boolean {
-  if (codec === 'VP8') {
-    const d = vp8Descriptor(payload);
-    return d.start && d.pid === 0 && payload.length > d.headerLength && ((payload[d.headerLength] ?? 1) & 1) === 0;
-  }
-  if (codec === 'H264') {
-    const t = (payload[0] ?? 0) & 0x1f;
-    if (t === 5 || t === 7) return true;
-    if (t === 24) {
-      let i = 1;
-      while (i + 2 < payload.length) {
-        const nal = (payload[i + 2] ?? 0) & 0x1f;
-        if (nal === 5 || nal === 7) return true;
-        i += 2 + (((payload[i] ?? 0) << 8) | (payload[i + 1] ?? 0));
-      }
-    }
-    if (t === 28) {
-      const fu = payload[1] ?? 0;
-      return (fu & 0x80) !== 0 && ((fu & 0x1f) === 5 || (fu & 0x1f) === 7);
-    }
-  }
-  return false;
-}
-
 /** Depacketizes one frame's payloads (RFC 7741 / RFC 6184) into a VP8 frame or an Annex-B access unit. */
 export function depacketize(codec: string, payloads: Uint8Array[]): Uint8Array {
-  const parts: Uint8Array[] = [];
-  const sc = new Uint8Array([0, 0, 0, 1]);
-  for (const p of payloads) {
-    if (codec === 'VP8') {
-      parts.push(p.subarray(vp8Descriptor(p).headerLength));
-    } else if (codec === 'H264') {
-      const t = (p[0] ?? 0) & 0x1f;
-      if (t >= 1 && t <= 23) parts.push(sc, p);
-      else if (t === 24) {
-        let i = 1;
-        while (i + 2 <= p.length) {
-          const size = ((p[i] ?? 0) << 8) | (p[i + 1] ?? 0);
-          parts.push(sc, p.subarray(i + 2, i + 2 + size));
-          i += 2 + size;
-        }
-      } else if (t === 28) {
-        const fu = p[1] ?? 0;
-        if (fu & 0x80) parts.push(sc, new Uint8Array([((p[0] ?? 0) & 0xe0) | (fu & 0x1f)]));
-        parts.push(p.subarray(2));
-      }
-    } else {
-      parts.push(p);
-    }
+  if (codec === 'VP8') return depacketizeVp8(payloads).data;
+  if (codec === 'H264') {
+    const fu = { pending: null as Uint8Array[] | null, header: 0 };
+    return toAnnexB(payloads.flatMap((p) => h264PayloadNals(p, fu)));
   }
+  return concat(payloads);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
   let o = 0;
   for (const x of parts) {
@@ -185,7 +136,7 @@ export class WhepViewer {
     track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
       const receivedAt = nowMs();
       const h = rtp.header;
-      const keyframeStart = kind === 'video' && isKeyStart(codec, rtp.payload);
+      const keyframeStart = kind === 'video' && (codec === 'VP8' || codec === 'H264') && isKeyframeStart(codec, rtp.payload);
       if (keyframeStart) {
         this.keyframes++;
         this.#firstKeyframeAt ??= receivedAt;
@@ -227,13 +178,23 @@ export class WhepViewer {
     return this.#srs[kind];
   }
 
-  /** Frames reassembled from recorded payloads (needs recordPayloads), grouped by timestamp, in arrival order. */
+  /**
+   * Frames reassembled from recorded payloads (needs recordPayloads), grouped by timestamp, in arrival
+   * order. A frame whose start fell before `since` (or was lost) cannot be reassembled and is left out.
+   */
   frames(kind: 'audio' | 'video' = 'video', since = 0): ReassembledFrame[] {
     const codec = this.codecOf[kind] ?? '';
     const out: ReassembledFrame[] = [];
     let cur: { ts: number; key: boolean; payloads: Uint8Array[]; seqs: number[] } | undefined;
     const flush = (): void => {
-      if (cur && cur.payloads.length) out.push({ timestamp: cur.ts, keyframe: cur.key, data: depacketize(codec, cur.payloads) });
+      if (!cur || !cur.payloads.length) return;
+      let data: Uint8Array;
+      try {
+        data = depacketize(codec, cur.payloads);
+      } catch {
+        return;
+      }
+      out.push({ timestamp: cur.ts, keyframe: cur.key, data });
     };
     for (const p of this.packets) {
       if (p.kind !== kind || !p.payload || p.receivedAt < since) continue;
