@@ -1,22 +1,14 @@
-// Thin WHIP/WHEP clients on werift for the load test. Unlike the general-purpose clients in
-// loadtest/clients/, these expose exactly what the measurement needs: the publisher sends RTP
-// payloads the caller paces (so the send instant is known to the microsecond), and the viewer hands
-// every received payload to a callback with its arrival time, on the same process clock.
+// Thin WHIP/WHEP clients on werift for the load test, on the peer plumbing of loadtest/clients/peer.ts.
+// Unlike the general-purpose clients, these expose exactly what the measurement needs: the publisher
+// sends RTP payloads the caller paces (so the send instant is known to the microsecond), and the
+// viewer hands every received payload to a callback with its arrival time, on the same process clock.
 //
 // Loopback only: no STUN, host candidates on 127.0.0.1.
 
-import {
-  RTCPeerConnection,
-  RTCRtpCodecParameters,
-  RtpHeader,
-  RtpPacket,
-  useNACK,
-  usePLI,
-  useSdesMid,
-  type RTCRtpTransceiver,
-} from 'werift';
+import { RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
+import { WhipHttpError, clientPeer, gatheredOffer, nowMs, postOffer, waitConnected } from './clients/peer.ts';
 
-export const now = (): number => performance.timeOrigin + performance.now();
+export const now = nowMs;
 
 export type Kind = 'audio' | 'video';
 
@@ -39,65 +31,23 @@ export class PeerError extends Error {
   }
 }
 
-function codecs() {
-  return {
-    video: [new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: [useNACK(), usePLI()] })],
-    audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })],
-  };
-}
-
-function newPeer(): RTCPeerConnection {
-  return new RTCPeerConnection({
-    iceServers: [],
-    iceUseIpv6: false,
-    iceUseTcp: false,
-    iceInterfaceAddresses: { udp4: '127.0.0.1' },
-    codecs: codecs(),
-    headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
-  });
-}
-
-async function gathered(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
-  if (pc.iceGatheringState === 'complete') return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, timeoutMs);
-    const sub = pc.iceGatheringStateChange.subscribe((s) => { if (s === 'complete') done(); });
-    function done(): void { clearTimeout(timer); sub.unSubscribe(); resolve(); }
-  });
-}
-
-async function connected(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
-  if (pc.connectionState === 'connected') return;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { sub.unSubscribe(); reject(new PeerError('LT_ERR_CONNECT_TIMEOUT', `not connected after ${timeoutMs} ms`)); }, timeoutMs);
-    const sub = pc.connectionStateChange.subscribe((s) => {
-      if (s === 'connected') { clearTimeout(timer); sub.unSubscribe(); resolve(); }
-      else if (s === 'failed' || s === 'closed') { clearTimeout(timer); sub.unSubscribe(); reject(new PeerError('LT_ERR_CONNECT_FAILED', `connection ${s}`)); }
-    });
-  });
-}
-
-/** Offer -> POST -> answer; returns the session URL from `Location`. */
+/** Offer -> POST -> answer -> connected; returns the session URL from `Location`. */
 async function negotiate(pc: RTCPeerConnection, path: 'whip' | 'whep', o: PeerOptions): Promise<string> {
   const timeoutMs = o.timeoutMs ?? 15000;
-  await pc.setLocalDescription(await pc.createOffer());
-  await gathered(pc, 3000);
   const url = `${o.baseUrl}/${path}/${encodeURIComponent(o.streamId)}`;
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/sdp', ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...o.headers },
-    body: pc.localDescription!.sdp,
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const body = await res.text();
-  if (res.status !== 201) {
-    let code = `LT_ERR_${path.toUpperCase()}_${res.status}`;
-    try { code = (JSON.parse(body) as { code?: string }).code ?? code; } catch { /* SDP or text body */ }
-    throw new PeerError(code, `${path.toUpperCase()} ${o.streamId}: ${res.status} ${body.slice(0, 200)}`, res.status);
+  let location: string;
+  try {
+    const r = await postOffer(url, await gatheredOffer(pc), o.token, { headers: o.headers, timeoutMs });
+    await pc.setRemoteDescription({ type: 'answer', sdp: r.answer });
+    location = r.location;
+  } catch (err) {
+    if (!(err instanceof WhipHttpError)) throw err;
+    throw new PeerError(err.code ?? `LT_ERR_${path.toUpperCase()}_${err.status}`, `${path.toUpperCase()} ${o.streamId}: ${err.message}`, err.status);
   }
-  await pc.setRemoteDescription({ type: 'answer', sdp: body });
-  const location = res.headers.get('location');
-  return location ? new URL(location, o.baseUrl).toString() : url;
+  await waitConnected(pc, timeoutMs).catch((err: unknown) => {
+    throw new PeerError('LT_ERR_CONNECT_FAILED', err instanceof Error ? err.message : String(err));
+  });
+  return location;
 }
 
 abstract class Session {
@@ -167,10 +117,9 @@ export class WhipSender extends Session {
   }
 
   static async connect(options: PeerOptions): Promise<WhipSender> {
-    const s = new WhipSender(newPeer(), options);
+    const s = new WhipSender(clientPeer(['VP8']), options);
     try {
       s.sessionUrl = await negotiate(s.pc, 'whip', options);
-      await connected(s.pc, options.timeoutMs ?? 15000);
     } catch (err) {
       await s.close();
       throw err;
@@ -212,10 +161,9 @@ export class WhepReceiver extends Session {
   }
 
   static async connect(options: PeerOptions, listener: PacketListener): Promise<WhepReceiver> {
-    const v = new WhepReceiver(newPeer(), options, listener);
+    const v = new WhepReceiver(clientPeer(['VP8']), options, listener);
     try {
       v.sessionUrl = await negotiate(v.pc, 'whep', options);
-      await connected(v.pc, options.timeoutMs ?? 15000);
     } catch (err) {
       await v.close();
       throw err;
