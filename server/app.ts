@@ -160,7 +160,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       streams: theSfu,
       policies,
       audit: { append: (b) => store.appendAudit(b) },
-      review: { enqueue: (item) => control?.enqueueReview(item) },
+      review: { enqueue: (item) => control?.enqueueReview(item, { thumbnail: pipeline?.thumbnailFor(item.streamId, item.evidence.thumbnailRefs) }) },
       events: { emit: (audience, message) => events.broadcast(audience, message as EventMessage) },
       records: {
         statement: (s) => store.putStatement(s),

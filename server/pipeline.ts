@@ -4,8 +4,8 @@
 // slow or dead model changes decisions, never the media.
 import type { SampleModerator } from '../models/moderator.ts';
 import type { Signals } from '../models/types.ts';
-import type { SamplerPool } from '../samplers/index.ts';
-import type { Sample } from '../samplers/types.ts';
+import { jpegThumbnail, type SamplerPool } from '../samplers/index.ts';
+import type { Sample, VideoSample } from '../samplers/types.ts';
 import type { Sfu, Stream, TapSubscription } from '../sfu/types.ts';
 import type { EnforcementOutcome, Enforcer } from './enforcer.ts';
 
@@ -27,6 +27,8 @@ export interface ModerationPipelineOptions {
   maxInFlightPerStream?: number;
   /** Tap ring capacity per stream (packets). Default 2048. */
   tapCapacity?: number;
+  /** Recent video samples kept per stream so a review item can show the frame it is about. Default 4. */
+  evidenceFrames?: number;
   /** Server clock (ms). */
   clock?: () => number;
 }
@@ -36,6 +38,8 @@ interface Attached {
   subscription: TapSubscription;
   inFlight: number;
   dropped: number;
+  /** Newest video samples, oldest first (evidence for reviewers). */
+  frames: VideoSample[];
 }
 
 export interface PipelineStreamStats {
@@ -55,6 +59,7 @@ export class ModerationPipeline {
     this.#opts = {
       maxInFlightPerStream: 6,
       tapCapacity: 2048,
+      evidenceFrames: 4,
       clock: () => performance.timeOrigin + performance.now(),
       observer: {},
       ...options,
@@ -72,7 +77,7 @@ export class ModerationPipeline {
     const { samplers, enforcer, moderator } = this.#opts;
     enforcer.attachStream(stream);
     const subscription = stream.tap.subscribe((packet) => samplers.push(packet), { capacity: this.#opts.tapCapacity });
-    const entry: Attached = { stream, subscription, inFlight: 0, dropped: 0 };
+    const entry: Attached = { stream, subscription, inFlight: 0, dropped: 0, frames: [] };
     this.#attached.set(stream.id, entry);
     stream.on('close', () => {
       subscription.close();
@@ -94,6 +99,23 @@ export class ModerationPipeline {
     }));
   }
 
+  /**
+   * A JPEG data URL of the newest frame among `refs` (evidence thumbnail references the pipeline put on
+   * video signals) that this node still holds, or undefined. Encoded only when asked (a review item is
+   * created), never per sample.
+   */
+  thumbnailFor(streamId: string, refs: readonly string[]): string | undefined {
+    const frames = this.#attached.get(streamId)?.frames;
+    if (!frames?.length) return undefined;
+    const wanted = new Set(refs);
+    for (let i = frames.length - 1; i >= 0; i--) {
+      const f = frames[i]!;
+      if (!wanted.has(frameRef(f))) continue;
+      return `data:image/jpeg;base64,${Buffer.from(jpegThumbnail(f)).toString('base64')}`;
+    }
+    return undefined;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -112,11 +134,12 @@ export class ModerationPipeline {
       return;
     }
     entry.inFlight++;
+    const thumbnailRef = sample.kind === 'video' ? this.#keepFrame(entry, sample) : undefined;
     const emit = (signals: Signals): void => {
       if (this.#closed) return;
       let outcome: EnforcementOutcome | undefined;
       try {
-        outcome = this.#opts.enforcer.onSignal(signals);
+        outcome = this.#opts.enforcer.onSignal(thumbnailRef ? { ...signals, thumbnailRef } : signals);
       } catch (err) {
         observer.error?.(err, 'enforcer');
       }
@@ -129,4 +152,14 @@ export class ModerationPipeline {
         entry.inFlight--;
       });
   }
+
+  #keepFrame(entry: Attached, sample: VideoSample): string {
+    entry.frames.push(sample);
+    if (entry.frames.length > this.#opts.evidenceFrames) entry.frames.shift();
+    return frameRef(sample);
+  }
+}
+
+function frameRef(sample: VideoSample): string {
+  return `frame:${sample.trackId}:${sample.seq}`;
 }

@@ -1,0 +1,90 @@
+// The pipeline's own bookkeeping: video signals carry a reference to their frame, the newest frames of a
+// stream are kept so a review item can show the frame it is about (a real JPEG, encoded only when asked),
+// older frames are let go, and an ended stream's frames are released. The SFU, sampler pool, models and
+// enforcer are stand-ins here: what they do is proven in their own suites and in test/e2e.
+import { EventEmitter } from 'node:events';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Codec, CodecContext, Frame, Packet } from 'node-av';
+import { FF_DECODER_MJPEG } from 'node-av/constants';
+import { ModerationPipeline } from '../../server/pipeline.ts';
+import type { Signals } from '../../models/types.ts';
+import type { VideoSample } from '../../samplers/types.ts';
+
+function decodeJpegSize(jpeg: Buffer): { width: number; height: number } {
+  const codec = Codec.findDecoderByName(FF_DECODER_MJPEG)!;
+  const ctx = new CodecContext();
+  ctx.allocContext3(codec);
+  assert.equal(ctx.open2Sync(codec, null), 0);
+  const pkt = new Packet();
+  pkt.alloc();
+  pkt.data = jpeg;
+  assert.equal(ctx.sendPacketSync(pkt), 0);
+  const frame = new Frame();
+  frame.alloc();
+  assert.equal(ctx.receiveFrameSync(frame), 0);
+  const size = { width: frame.width, height: frame.height };
+  frame.free();
+  pkt.free();
+  ctx.freeContext();
+  return size;
+}
+
+function videoSample(seq: number, shade: number): VideoSample {
+  const width = 64;
+  const height = 48;
+  const at = performance.timeOrigin + performance.now();
+  return {
+    kind: 'video',
+    streamId: 's1',
+    trackId: 'v',
+    rtpTimestamp: seq * 9000,
+    reason: 'interval',
+    width,
+    height,
+    rgb: new Uint8Array(width * height * 3).fill(shade),
+    seq,
+    timings: { arrivedAt: at, queuedAt: at, decodedAt: at, readyAt: at },
+  };
+}
+
+test('video signals carry their frame reference; the newest frames give review thumbnails; ended streams let go', async () => {
+  const stream = Object.assign(new EventEmitter(), {
+    id: 's1',
+    closed: false,
+    tap: { subscribe: () => ({ close() {}, delivered: 0, dropped: 0 }) },
+    requestKeyFrame() {},
+  });
+  const sfu = Object.assign(new EventEmitter(), { streams: () => [stream], getStream: () => stream });
+  const samplers = Object.assign(new EventEmitter(), { push() {}, releaseStream() {} });
+  const seen: (Signals & { thumbnailRef?: string })[] = [];
+  const moderator = {
+    moderate: async (sample: VideoSample, emit: (s: Signals) => void) => {
+      emit({
+        streamId: sample.streamId, trackId: sample.trackId, kind: 'video', sampleSeq: sample.seq, rtpTimestamp: sample.rtpTimestamp,
+        arrivedAt: sample.timings.arrivedAt, completedAt: sample.timings.readyAt, status: 'ok', scores: { sexual_suggestive: 0.5 },
+        matches: [], text: [], escalated: false, uncertain: false, models: [], timings: {},
+      } as unknown as Signals);
+    },
+    releaseStream() {},
+  };
+  const enforcer = { attachStream() {}, streamEnded() {}, onSignal: (s: Signals) => (seen.push(s), undefined) };
+  const pipeline = new ModerationPipeline({ sfu, samplers, moderator, enforcer, evidenceFrames: 3 } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
+
+  for (let seq = 1; seq <= 5; seq++) samplers.emit('sample', videoSample(seq, seq * 40));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen.map((s) => s.thumbnailRef), ['frame:v:1', 'frame:v:2', 'frame:v:3', 'frame:v:4', 'frame:v:5']);
+
+  // the newest referenced frame that is still held wins; frames 1 and 2 are gone (3 kept)
+  const url = pipeline.thumbnailFor('s1', ['frame:v:2', 'frame:v:4', 'frame:v:3']);
+  assert.ok(url?.startsWith('data:image/jpeg;base64,'), String(url).slice(0, 40));
+  const jpeg = Buffer.from(url!.slice('data:image/jpeg;base64,'.length), 'base64');
+  assert.deepEqual([...jpeg.subarray(0, 3)], [0xff, 0xd8, 0xff]);
+  assert.deepEqual(decodeJpegSize(jpeg), { width: 64, height: 48 });
+  assert.equal(pipeline.thumbnailFor('s1', ['frame:v:1', 'frame:v:2']), undefined, 'evicted frames give no (wrong) picture');
+  assert.equal(pipeline.thumbnailFor('other', ['frame:v:5']), undefined);
+
+  stream.emit('close');
+  assert.equal(pipeline.thumbnailFor('s1', ['frame:v:5']), undefined, 'an ended stream holds no frames');
+  pipeline.close();
+});
