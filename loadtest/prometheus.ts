@@ -67,9 +67,9 @@ export interface ServerPoint {
   cpuSeconds?: number;
   rssBytes?: number;
   /**
-   * Event-loop delay p99 (ms) beyond the monitor's sampling interval: perf_hooks' monitorEventLoopDelay
-   * reports the whole timer period (an idle loop at resolution 10 reads ~10-11 ms), so the interval is
-   * subtracted. The server resets its monitor on each scrape.
+   * Event-loop delay p99 (ms) beyond the monitor's sampling interval (this server reports it so; for a
+   * server that reports perf_hooks' raw timer period, pass its interval as eventLoopResolutionMs).
+   * The server resets its monitor on each scrape.
    */
   eventLoopP99Ms?: number;
   /** The same, as reported (ms). */
@@ -102,12 +102,12 @@ const EVENT_LOOP_MS = /event_loop_delay_ms$/;
 const DECISION_STAGES = ['total', 'decision'];
 
 export interface ReduceOptions {
-  /** Sampling interval of the server's event-loop monitor (ms), subtracted from its readings. Default 10 (server/metrics.ts). */
+  /** Subtracted from the server's event-loop readings (ms). Default 0: server/metrics.ts reports delay beyond its sampling timer. */
   eventLoopResolutionMs?: number;
 }
 
 export function reducePoint(at: number, samples: PromSample[], options: ReduceOptions = {}): ServerPoint {
-  const resolution = options.eventLoopResolutionMs ?? 10;
+  const resolution = options.eventLoopResolutionMs ?? 0;
   const names: Record<string, string> = {};
   const pick = (key: keyof typeof METRIC_PATTERNS): number | undefined => {
     const m = sumMetric(samples, METRIC_PATTERNS[key]);

@@ -71,7 +71,7 @@ export const DEFAULTS: Omit<LoadTestOptions, 'command'> = {
   moderation: 'on',
   seed: 1,
   scene: {},
-  eventLoopResolutionMs: 10,
+  eventLoopResolutionMs: 0,
   connectConcurrency: 4,
   setupTimeoutSec: 60,
   quiet: false,
@@ -93,7 +93,7 @@ const USAGE = `usage: npm run loadtest -- [options]
   --compare-off          also run with moderation off; reports the forwarding-latency ratio (needs a started server)
   --moderation on|off    moderation for the main run (default on)
   --out DIR              where result.json and report.html go (default loadtest/reports/<time>)
-  --eventloop-resolution-ms N  the server's event-loop monitor interval, subtracted from its p99 (default 10)
+  --eventloop-resolution-ms N  subtracted from the server's event-loop p99 (default 0: it reports delay beyond its timer)
   --seed N  --width W --height H --fps F --quiet`;
 
 function parseList(s: string): string[] {

@@ -198,6 +198,16 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     policies.onChange((p) => stack.setPolicy(p));
     moderation = stack;
     pipeline = new ModerationPipeline({ sfu: theSfu, samplers: stack.samplers, moderator: stack.moderator, enforcer, observer: pipelineMetrics(metrics, stack, config.budgetMs, log) });
+    const thePipeline = pipeline;
+    metrics.setModerationDrops(() => {
+      const d = { tap: 0, sampler: 0, inflight: 0 };
+      for (const p of thePipeline.stats()) {
+        d.tap += p.tapDropped;
+        d.inflight += p.droppedInFlight;
+      }
+      for (const s of stack.samplers.stats()) d.sampler += s.drops;
+      return d;
+    });
   }
   let boundUrl = publicUrlOf(config);
   control = new StreamControl({

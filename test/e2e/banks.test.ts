@@ -89,6 +89,14 @@ describe('bank routes (moderation on: hashes, text, audio; no classifier)', { ti
     assert.equal(badName.statusCode, 400, badName.body);
   });
 
+  test('with moderation on, /metrics reports moderation drops per stage and event-loop delay beyond the timer', async () => {
+    const m = await e2e.server.app.inject({ method: 'GET', url: '/metrics', headers: auth(admin) });
+    assert.equal(m.statusCode, 200);
+    for (const stage of ['tap', 'sampler', 'inflight']) assert.match(m.body, new RegExp(`^msfu_moderation_drops\\{stage="${stage}"\\} 0$`, 'm'), stage);
+    const p50 = Number(/^msfu_event_loop_delay_ms\{quantile="0.5"\} (\S+)$/m.exec(m.body)?.[1]);
+    assert.ok(p50 >= 0 && p50 < 10, `idle loop p50 ${p50} ms (the 10 ms sampling timer is not counted)`);
+  });
+
   test('add, import and export round trip; removal; every change audited', async () => {
     const app = e2e.server.app;
     const a = await app.inject({ method: 'POST', url: '/v1/banks/rt_bank/hashes', payload: { hash: H1.toUpperCase(), category: 'known_bad_match', source: 'e2e', id: 'one', label: 'first' }, headers: auth(admin) });

@@ -63,7 +63,7 @@ describe('API', () => {
     assert.deepEqual(r.json().checks, { store: true, policy: true, sfu: true });
     const m = await req('GET', '/metrics');
     assert.equal(m.statusCode, 200);
-    for (const name of ['msfu_stage_latency_ms', 'msfu_budget_misses_total', 'msfu_kills_total', 'msfu_kill_latency_ms', 'msfu_exposure_window_ms', 'msfu_escalation_rate', 'msfu_review_queue_depth', 'msfu_classification_lag_ms', 'msfu_breaker_state', 'msfu_fallback_rate', 'msfu_forward_packets', 'msfu_forward_bytes', 'msfu_forward_drops', 'msfu_viewers', 'msfu_event_loop_delay_ms']) {
+    for (const name of ['msfu_stage_latency_ms', 'msfu_budget_misses_total', 'msfu_kills_total', 'msfu_kill_latency_ms', 'msfu_exposure_window_ms', 'msfu_escalation_rate', 'msfu_review_queue_depth', 'msfu_classification_lag_ms', 'msfu_breaker_state', 'msfu_fallback_rate', 'msfu_forward_packets', 'msfu_forward_bytes', 'msfu_forward_drops', 'msfu_viewers', 'msfu_event_loop_delay_ms', 'msfu_moderation_drops']) {
       assert.match(m.body, new RegExp(`# TYPE ${name} `), name);
     }
     const o = await req('GET', '/openapi.json');
