@@ -34,10 +34,11 @@ test('kills, blanks and mutes applied through the SFU are measured against the s
         },
       },
     };
-    const out = await runOnce(o, 'on', () => undefined);
+    const lines: string[] = [];
+    const out = await runOnce(o, 'on', (line) => lines.push(line));
     pending.forEach(clearTimeout);
     const r = out.result;
-    const detail = JSON.stringify({ counts: r.counts, violations: r.violations, clean: r.clean, notes: out.notes }, null, 1);
+    const detail = JSON.stringify({ counts: r.counts, violations: r.violations, clean: r.clean, notes: out.notes, log: lines.filter((l) => !l.startsWith('[')) }, null, 1);
     assert.equal(r.counts.streamErrors, 0, detail);
     assert.equal(r.counts.viewerErrors, 0, detail);
     assert.equal(r.counts.violations, 3);
