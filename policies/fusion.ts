@@ -132,7 +132,7 @@ interface Thresholds {
 }
 
 /** Whether a term belongs to the lexicon of a jurisdiction (global + its own); terms in no lexicon at all count everywhere. */
-function termCounts(policy: Policy, jurisdiction: string, category: string, term: string): boolean {
+export function termCounts(policy: Policy, jurisdiction: string, category: string, term: string): boolean {
   const t = term.toLowerCase();
   if (policy.lexicon[category]?.includes(t)) return true;
   if (jurisdiction !== GLOBAL_KEY && policy.jurisdictions[jurisdiction]?.lexicon[category]?.includes(t)) return true;

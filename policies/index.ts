@@ -23,3 +23,4 @@ export {
 export { chainAuditEntry, verifyAuditChain, auditHash, GENESIS_HASH } from './audit.ts';
 export { diffPolicies, thresholdChanges } from './diff.ts';
 export { canonicalJson, sha256Hex } from './canonical.ts';
+export { chatVisibility, type ChatHit, type ChatRestriction, type ChatVisibility } from './chat.ts';

@@ -19,6 +19,7 @@ import { EventHub, type EventMessage } from './events.ts';
 import { ServerMetrics } from './metrics.ts';
 import { apiRoutes } from './routes/api.ts';
 import { bankRoutes } from './routes/banks.ts';
+import { chatRoutes } from './routes/chat.ts';
 import { createStore } from './store/index.ts';
 import type { DecisionRecord, Store } from './store/types.ts';
 
@@ -282,6 +283,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   }));
 
   await app.register(async (scope) => bankRoutes(scope, { auth, store, moderation }));
+  await app.register(async (scope) => chatRoutes(scope, { auth, store, events, policies, moderation }));
 
   app.get('/openapi.json', { schema: { hide: true } as Record<string, unknown> }, async () => app.swagger());
   app.get('/ops', { schema: { hide: true } as Record<string, unknown> }, async (_req, reply) => {

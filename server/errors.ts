@@ -8,6 +8,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: 'Not Found',
   409: 'Conflict',
   413: 'Payload Too Large',
+  429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -24,6 +25,7 @@ export type SrvErrorCode =
   | 'SRV_ERR_POLICY_INVALID'
   | 'SRV_ERR_CONFIG'
   | 'SRV_ERR_UNAVAILABLE'
+  | 'SRV_ERR_RATE_LIMITED'
   | 'SRV_ERR_INTERNAL';
 
 const STATUS: Record<SrvErrorCode, number> = {
@@ -38,6 +40,7 @@ const STATUS: Record<SrvErrorCode, number> = {
   SRV_ERR_POLICY_INVALID: 400,
   SRV_ERR_CONFIG: 500,
   SRV_ERR_UNAVAILABLE: 503,
+  SRV_ERR_RATE_LIMITED: 429,
   SRV_ERR_INTERNAL: 500,
 };
 

@@ -35,6 +35,20 @@ export type WarningEvent = { type: 'warning'; streamId?: string; message: string
 export type DecisionEvent = { type: 'decision'; [key: string]: unknown };
 export type ReviewQueueEvent = { type: 'review.queue'; depth: number; at?: number };
 export type BudgetEvent = { type: 'budget'; [key: string]: unknown };
+/** A chat message that passed moderation for the receiver; ops also get withheld ones, with why. */
+export type ChatEvent = {
+  type: 'chat';
+  streamId: string;
+  id: string;
+  /** Sender's token subject. */
+  from: string;
+  text: string;
+  at: number;
+  /** Ops only: jurisdiction keys the message was withheld from. */
+  withheldIn?: string[];
+  /** Ops only: what the text moderator matched. */
+  hits?: { category: string; term: string }[];
+};
 
 export type EventMessage =
   | StreamStatusEvent
@@ -44,7 +58,8 @@ export type EventMessage =
   | WarningEvent
   | DecisionEvent
   | ReviewQueueEvent
-  | BudgetEvent;
+  | BudgetEvent
+  | ChatEvent;
 
 /** Who receives a message. Every given field must match; absent fields match everyone. */
 export interface EventAudience {
@@ -54,6 +69,10 @@ export interface EventAudience {
   viewerId?: string;
   /** Viewers of this jurisdiction; 'default' = viewers with none. */
   jurisdiction?: string;
+  /** Viewers of any of these jurisdictions ('default' = viewers with none). */
+  jurisdictions?: readonly string[];
+  /** Viewers of none of these jurisdictions ('default' = viewers with none). */
+  exceptJurisdictions?: readonly string[];
 }
 
 /** Minimal view of a `ws` socket. */
@@ -146,7 +165,12 @@ export class EventHub {
     const n = this.emit(audience, message);
     const wire: ControlMessage = {
       type: 'event',
-      audience: { ...audience, roles: audience.roles ? [...audience.roles] : undefined },
+      audience: {
+        ...audience,
+        roles: audience.roles ? [...audience.roles] : undefined,
+        jurisdictions: audience.jurisdictions ? [...audience.jurisdictions] : undefined,
+        exceptJurisdictions: audience.exceptJurisdictions ? [...audience.exceptJurisdictions] : undefined,
+      },
       message: message as Record<string, unknown>,
       origin: this.#opts.nodeId,
       at: Date.now(),
@@ -241,9 +265,11 @@ function matches(c: EventClient, a: EventAudience): boolean {
   if (a.roles && !a.roles.includes(c.role)) return false;
   if (a.streamId !== undefined && c.streamId !== a.streamId && !(c.role === 'ops' && c.streamId === undefined)) return false;
   if (a.viewerId !== undefined && c.role === 'viewer' && c.viewerId !== a.viewerId) return false;
-  if (a.jurisdiction !== undefined && c.role === 'viewer') {
+  if (c.role === 'viewer') {
     const j = c.jurisdiction ?? 'default';
-    if (a.jurisdiction !== j) return false;
+    if (a.jurisdiction !== undefined && a.jurisdiction !== j) return false;
+    if (a.jurisdictions && !a.jurisdictions.includes(j)) return false;
+    if (a.exceptJurisdictions?.includes(j)) return false;
   }
   return true;
 }

@@ -111,6 +111,8 @@ export interface EventAudienceWire {
   streamId?: string;
   viewerId?: string;
   jurisdiction?: string;
+  jurisdictions?: string[];
+  exceptJurisdictions?: string[];
 }
 
 export type Unsubscribe = () => void;
