@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publisher.ts';
 import { buildServer } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
-import { startE2EServer, until, type E2EServer } from '../e2e/helpers.ts';
+import { startE2EServer, type E2EServer } from '../e2e/helpers.ts';
 import { FakeSfu, openEvents } from './helpers.ts';
 
 type Events = Awaited<ReturnType<typeof openEvents>>;
@@ -41,14 +41,11 @@ describe('chat', () => {
     const clip = await syntheticClip({ fps: 10, seconds: 1 });
     pub = await WhipPublisher.connect({ url: `${srv.url}/whip/${STREAM}`, token: await srv.token({ role: 'publisher', sub: 'streamer1', streamId: STREAM }), ...clip, connectTimeoutMs: 20_000 });
     pub.start();
-    let live = false;
-    void (async () => {
-      while (!live) {
-        live = (await srv.server.store.getStream(STREAM))?.state === 'live';
-        if (!live) await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
-    await until(() => live, 15_000, 'stream registered live');
+    const deadline = Date.now() + 15_000;
+    while ((await srv.server.store.getStream(STREAM))?.state !== 'live') {
+      if (Date.now() > deadline) throw new Error('the stream was not registered live within 15 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     se = await open(`role=viewer&streamId=${STREAM}&access_token=${await srv.token({ role: 'viewer', sub: 'v-se', jurisdiction: 'SE' })}`);
     sa = await open(`role=viewer&streamId=${STREAM}&access_token=${await srv.token({ role: 'viewer', sub: 'v-sa', jurisdiction: 'SA' })}`);
     streamer = await open(`role=streamer&streamId=${STREAM}&access_token=${await srv.token({ role: 'publisher', sub: 'streamer1', streamId: STREAM })}`);
