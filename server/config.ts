@@ -81,7 +81,8 @@ export const ConfigSchema = z
 export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
-const ENV_KEYS: Record<string, keyof ConfigInput> = {
+/** Environment variable -> config key (docs/CONFIG.md lists them all; a test keeps it so). */
+export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   MODE: 'mode',
   PORT: 'port',
   HOST: 'host',

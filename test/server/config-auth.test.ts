@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../server/config.ts';
+import { readFileSync } from 'node:fs';
+import { ENV_KEYS, loadConfig } from '../../server/config.ts';
 import { Auth } from '../../server/auth.ts';
 import type { SrvError } from '../../server/errors.ts';
 
@@ -75,4 +76,9 @@ test('auth: roles, stream binding, expiry, signature, jurisdiction', async () =>
   assert.equal((await auth.principalOf(req(undefined, {}, { access_token: admin }), true))?.role, 'admin');
   assert.equal(await auth.principalOf(req(undefined, {}, { access_token: admin })), undefined, 'query token only where allowed (WebSocket)');
   await assert.rejects(auth.principalOf(req(undefined, { authorization: 'Token abc' })), (e: SrvError) => e.statusCode === 401);
+});
+
+test('docs/CONFIG.md documents every environment variable and file key the server reads', () => {
+  const doc = readFileSync(new URL('../../docs/CONFIG.md', import.meta.url), 'utf8');
+  for (const [env, key] of Object.entries(ENV_KEYS)) assert.ok(doc.includes(`| \`${env}\` | \`${key}\` |`), `${env} (${key}) missing from docs/CONFIG.md`);
 });
