@@ -393,6 +393,11 @@ port.on('message', (msg: ToWorker) => {
         tracks.delete(k);
       }
       break;
+    case 'close':
+      for (const t of tracks.values()) t.close();
+      tracks.clear();
+      port.close();
+      break;
     case 'crash':
       setImmediate(() => {
         throw new Error('decode worker crash requested');

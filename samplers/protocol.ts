@@ -31,6 +31,8 @@ export type ToWorker =
   | { t: 'track'; track: TrackInfo }
   | { t: 'packets'; buf: ArrayBuffer; count: number }
   | { t: 'release'; keys: number[] }
+  /** Free every decoder and end the thread (what is queued before it is handled first). */
+  | { t: 'close' }
   | { t: 'crash' };
 
 export interface TrackCounters {

@@ -256,7 +256,9 @@ export class SamplerPool {
     const slots = this.slots.splice(0);
     this.streams.clear();
     this.tracksByKey.clear();
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    // Workers free their decoders and end by themselves; terminate() is only the fallback. Terminating a
+    // worker in the middle of node-av work aborted the whole process (a native throw during teardown).
+    await Promise.all(slots.map((s) => endWorker(s.worker, CLOSE_GRACE_MS)));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -452,4 +454,24 @@ function sum(m: Map<number, number>): number {
   let s = 0;
   for (const v of m.values()) s += v;
   return s;
+}
+
+/** How long close() waits for a worker to end by itself before terminating it (ms). */
+const CLOSE_GRACE_MS = 2000;
+
+function endWorker(worker: Worker, graceMs: number): Promise<void> {
+  if (worker.threadId === -1) return Promise.resolve(); // already ended
+  return new Promise<void>((resolve) => {
+    const fallback = setTimeout(() => void worker.terminate().then(() => resolve(), () => resolve()), graceMs);
+    worker.once('exit', () => {
+      clearTimeout(fallback);
+      resolve();
+    });
+    try {
+      worker.postMessage({ t: 'close' } satisfies ToWorker);
+    } catch {
+      clearTimeout(fallback);
+      void worker.terminate().then(() => resolve(), () => resolve());
+    }
+  });
 }
