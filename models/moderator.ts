@@ -7,6 +7,7 @@
 // injection, so models/ stays free of the other folders and each part can be swapped or left out.
 import { AudioStreamMatcher, type AudioStreamMatcherOptions } from './audio/stream.ts';
 import type { AudioFingerprintBank } from './audio/bank.ts';
+import type { Fingerprint } from './audio/fingerprint.ts';
 import type { HashBankSet } from './hashbank/bank.ts';
 import { pdqHash, pdqToHex } from './pdq/pdq.ts';
 import type { AudioWindow, Category, ContentMatch, ImageFrame, ModelRef, SignalStatus, Signals, TextHit } from './types.ts';
@@ -67,6 +68,8 @@ export interface SampleModeratorOptions {
   ocr?: TextReader;
   text?: TextChecker;
   audioBank?: AudioFingerprintBank;
+  /** Computes audio fingerprints off this thread (a FingerprintWorker made with the bank's options); without it they are computed inline. */
+  fingerprinter?: { fingerprint(pcm: Float32Array): Promise<Fingerprint> };
   vad?: SpeechDetector;
   /** Budget from a sample's last packet to its signals (ms). Default 100. */
   budgetMs: number;
@@ -106,13 +109,15 @@ export interface SampleModeratorStats {
   ocrSkippedBusy: number;
   ocrErrors: number;
   audioMatches: number;
+  /** Audio windows the fingerprint worker could not handle (no match signal for them). */
+  fingerprintErrors: number;
 }
 
 export class SampleModerator {
   readonly options: Readonly<SampleModeratorOptions>;
   private readonly tracks = new Map<string, TrackState>();
   private ocrInFlight = 0;
-  private readonly counters: SampleModeratorStats = { videoSamples: 0, audioSamples: 0, pdqHashes: 0, ocrPasses: 0, ocrSkippedBusy: 0, ocrErrors: 0, audioMatches: 0 };
+  private readonly counters: SampleModeratorStats = { videoSamples: 0, audioSamples: 0, pdqHashes: 0, ocrPasses: 0, ocrSkippedBusy: 0, ocrErrors: 0, audioMatches: 0, fingerprintErrors: 0 };
 
   constructor(options: Partial<SampleModeratorOptions> = {}) {
     this.options = Object.freeze({ ...DEFAULTS, clock: () => performance.timeOrigin + performance.now(), ...options });
@@ -246,11 +251,21 @@ export class SampleModerator {
     if (bank) {
       state.audio ??= new AudioStreamMatcher(bank, this.options.audioMatcher);
       const t0 = clock();
-      const matches = state.audio.push(sample);
-      if (matches.length > 0) this.counters.audioMatches++;
-      signals.matches.push(...matches);
-      signals.models.push(FINGERPRINT_REF);
-      signals.timings.fingerprint = clock() - t0;
+      const fingerprinter = this.options.fingerprinter;
+      let matches: ContentMatch[] | undefined;
+      try {
+        matches = fingerprinter ? await state.audio.pushAsync(sample, fingerprinter) : state.audio.push(sample);
+      } catch {
+        // A window the worker could not fingerprint (queue full, worker gone) is a missing match
+        // signal, counted; the window's other signals still go out.
+        this.counters.fingerprintErrors++;
+      }
+      if (matches) {
+        if (matches.length > 0) this.counters.audioMatches++;
+        signals.matches.push(...matches);
+        signals.models.push(FINGERPRINT_REF);
+        signals.timings.fingerprint = clock() - t0;
+      }
     }
     const vad = this.options.vad;
     if (vad) {

@@ -4,6 +4,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AudioFingerprintBank } from '../models/audio/bank.ts';
+import { FingerprintWorker } from '../models/audio/FingerprintWorker.ts';
 import { GuardedBackend } from '../models/CircuitBreaker.ts';
 import { HashBank, HashBankSet } from '../models/hashbank/bank.ts';
 import { KServeBackend } from '../models/backends/kserve/KServeBackend.ts';
@@ -55,6 +56,7 @@ export class ModerationStack {
   readonly cascade: NsfwCascade | undefined;
   readonly hashBanks: HashBankSet;
   readonly audioBank: AudioFingerprintBank;
+  readonly fingerprinter: FingerprintWorker;
   readonly text: TextModerator;
   readonly ocr: OcrWorker | undefined;
   readonly vad: SileroVad | undefined;
@@ -67,6 +69,7 @@ export class ModerationStack {
     cascade: NsfwCascade | undefined;
     hashBanks: HashBankSet;
     audioBank: AudioFingerprintBank;
+    fingerprinter: FingerprintWorker;
     text: TextModerator;
     ocr: ModerationStack['ocr'];
     vad: ModerationStack['vad'];
@@ -77,6 +80,7 @@ export class ModerationStack {
     this.cascade = parts.cascade;
     this.hashBanks = parts.hashBanks;
     this.audioBank = parts.audioBank;
+    this.fingerprinter = parts.fingerprinter;
     this.text = parts.text;
     this.ocr = parts.ocr;
     this.vad = parts.vad;
@@ -117,9 +121,10 @@ export class ModerationStack {
     const vad = opts.vad === false ? undefined : await loadVad(log);
 
     const classifier: FrameClassifier | undefined = cascade;
-    const moderator = new SampleModerator({ classifier, hashBanks, audioBank, text, ocr, vad, budgetMs });
+    const fingerprinter = new FingerprintWorker(audioBank.fingerprintOptions);
+    const moderator = new SampleModerator({ classifier, hashBanks, audioBank, fingerprinter, text, ocr, vad, budgetMs });
     const samplers = await SamplerPool.create(opts.samplers ?? {});
-    return new ModerationStack({ samplers, moderator, cascade, hashBanks, audioBank, text, ocr, vad, backendName });
+    return new ModerationStack({ samplers, moderator, cascade, hashBanks, audioBank, fingerprinter, text, ocr, vad, backendName });
   }
 
   /** Text lexicons follow the active policy. */
@@ -150,6 +155,7 @@ export class ModerationStack {
     await this.cascade?.backend.close();
     await this.ocr?.close();
     await this.vad?.close();
+    await this.fingerprinter.close();
   }
 }
 

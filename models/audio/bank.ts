@@ -66,6 +66,11 @@ export class AudioFingerprintBank {
     return [...this.byId.values()].map((i) => ({ ...this.recordings[i] }));
   }
 
+  /** The fingerprint options queries must use (a FingerprintWorker is created with them). */
+  get fingerprintOptions(): Partial<FingerprintOptions> {
+    return { ...this.opts.fingerprint };
+  }
+
   /** Register a recording from mono PCM at the fingerprint sample rate (16 kHz by default). */
   register(
     id: string,

@@ -5,6 +5,7 @@
 import type { AudioWindow, ContentMatch } from '../types.ts';
 import { ModelError } from '../errors.ts';
 import type { AudioFingerprintBank } from './bank.ts';
+import type { Fingerprint } from './fingerprint.ts';
 
 export interface AudioStreamMatcherOptions {
   /** Seconds of audio matched at once (the most recent). Default 5. */
@@ -45,6 +46,24 @@ export class AudioStreamMatcher {
    * position at the end of this window is offsetSec + historySeconds.
    */
   push(window: AudioWindow): ContentMatch[] {
+    const history = this.append(window);
+    return history ? this.bank.match(history) : [];
+  }
+
+  /**
+   * push() with the fingerprinting done by `fingerprinter` (a FingerprintWorker, off the caller's
+   * thread); the landmarks are matched here. The history is copied before the first await, so windows
+   * pushed meanwhile do not change what this call matches.
+   */
+  async pushAsync(window: AudioWindow, fingerprinter: { fingerprint(pcm: Float32Array): Promise<Fingerprint> }): Promise<ContentMatch[]> {
+    const history = this.append(window);
+    if (!history) return [];
+    const fp = await fingerprinter.fingerprint(history);
+    return this.bank.matchFingerprint(fp).map((d) => d.match);
+  }
+
+  /** Appends a window; the history to match once minSec have come in, else undefined. */
+  private append(window: AudioWindow): Float32Array | undefined {
     if (window.sampleRate !== this.bank.sampleRate) {
       throw new ModelError('MOD_ERR_BAD_SHAPE', `audio stream expects ${this.bank.sampleRate} Hz, got ${window.sampleRate}`);
     }
@@ -60,8 +79,8 @@ export class AudioStreamMatcher {
       this.filled = keep + pcm.length;
     }
     this.pushedSec += pcm.length / window.sampleRate;
-    if (this.filled < this.opts.minSec * this.bank.sampleRate) return [];
-    return this.bank.match(this.buffer.subarray(0, this.filled));
+    if (this.filled < this.opts.minSec * this.bank.sampleRate) return undefined;
+    return this.buffer.slice(0, this.filled);
   }
 
   reset(): void {

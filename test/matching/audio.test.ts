@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AudioFingerprintBank } from '../../models/audio/bank.ts';
 import { AudioStreamMatcher } from '../../models/audio/stream.ts';
+import { FingerprintWorker } from '../../models/audio/FingerprintWorker.ts';
+import { fingerprint } from '../../models/audio/fingerprint.ts';
 import { melody, noise, rng } from './synth.ts';
 import { opusRoundTrip } from './media.ts';
 
@@ -93,6 +95,32 @@ test('a streaming matcher names the song within a few 1 s windows and follows it
   assert.equal(firstAt, 3, 'named once 3 s of audio are in');
   const quiet = new AudioStreamMatcher(bank);
   for (let w = 0; w < 5; w++) assert.deepEqual(quiet.push({ sampleRate: SR, pcm: melody(77, 1) }), []);
+});
+
+test('fingerprinting in a worker thread gives the same landmarks and the same streaming matches', async () => {
+  const worker = new FingerprintWorker(bank.fingerprintOptions);
+  try {
+    const start = 11.1;
+    const live = await opusRoundTrip(songs[4].slice(Math.round(start * SR), Math.round((start + 6) * SR)), 32);
+    const inline = fingerprint(live);
+    const off = await worker.fingerprint(live);
+    assert.deepEqual([...off.hashes], [...inline.hashes]);
+    assert.deepEqual([...off.frames], [...inline.frames]);
+    const a = new AudioStreamMatcher(bank, { historySec: 5, minSec: 3 });
+    const b = new AudioStreamMatcher(bank, { historySec: 5, minSec: 3 });
+    // windows pushed back to back without waiting: each call matches the history it saw when pushed
+    const pending: Promise<unknown>[] = [];
+    for (let w = 0; w < 6; w++) {
+      const win = { sampleRate: SR, pcm: live.slice(w * SR, (w + 1) * SR) };
+      const sync = a.push(win);
+      pending.push(b.pushAsync(win, worker).then((m) => assert.deepEqual(m, sync, `window ${w}`)));
+    }
+    await Promise.all(pending);
+    assert.ok(a.push({ sampleRate: SR, pcm: live.slice(5 * SR) }).some((m) => m.entryId === 'song4'));
+  } finally {
+    await worker.close();
+  }
+  await assert.rejects(worker.fingerprint(new Float32Array(SR)), /closed/);
 });
 
 test('register from a file (decoded by node-av), unregister, and sample-rate checks', async () => {
