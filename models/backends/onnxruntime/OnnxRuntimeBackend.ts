@@ -21,6 +21,11 @@ export interface OnnxRuntimeBackendOptions {
   interOpNumThreads: number;
   /** Run sessions in a worker thread (true) or on the event loop's thread (false). Default true. */
   worker: boolean;
+  /**
+   * With worker: each model gets its own worker thread (true), so a slow model (the cascade's deep stage)
+   * never queues the fast one behind it; or all share one (false). Default true.
+   */
+  workerPerModel: boolean;
 }
 
 const DEFAULTS: Readonly<Omit<OnnxRuntimeBackendOptions, 'registry' | 'store'>> = Object.freeze({
@@ -28,6 +33,7 @@ const DEFAULTS: Readonly<Omit<OnnxRuntimeBackendOptions, 'registry' | 'store'>> 
   intraOpNumThreads: 2,
   interOpNumThreads: 1,
   worker: true,
+  workerPerModel: true,
 });
 
 interface Loaded {
@@ -39,7 +45,8 @@ export class OnnxRuntimeBackend implements Backend {
   readonly options: Readonly<OnnxRuntimeBackendOptions>;
   private readonly sessions = new Map<string, Promise<Loaded>>();
   private readonly inflight = new Set<(err: Error) => void>();
-  private readonly host: SessionHost;
+  /** Model -> its session host ('' when every model shares one). */
+  private readonly hosts = new Map<string, SessionHost>();
   /** Model -> why it runs on CPU although an accelerator was asked for. */
   private readonly fallbacks = new Map<string, string>();
   private closed = false;
@@ -53,7 +60,16 @@ export class OnnxRuntimeBackend implements Backend {
       store: opts.store ?? new ModelStore({ baseDir: registry.baseDir }),
     });
     this.name = `onnxruntime(${this.options.executionProviders.join(',')};t=${this.options.intraOpNumThreads}${this.options.worker ? '' : ';inline'})`;
-    this.host = this.options.worker ? new WorkerSessionHost() : new InlineSessionHost();
+  }
+
+  private hostFor(model: string): SessionHost {
+    const key = this.options.worker && this.options.workerPerModel ? model : '';
+    let host = this.hosts.get(key);
+    if (!host) {
+      host = this.options.worker ? new WorkerSessionHost() : new InlineSessionHost();
+      this.hosts.set(key, host);
+    }
+    return host;
   }
 
   get registry(): ModelRegistry {
@@ -87,12 +103,12 @@ export class OnnxRuntimeBackend implements Backend {
     };
     const eps = this.options.executionProviders;
     try {
-      await this.host.load(spec.name, file, options);
+      await this.hostFor(spec.name).load(spec.name, file, options);
     } catch (err) {
       // An accelerator listed before 'cpu' whose library is absent (onnxruntime-node installs without CUDA
       // here) fails the whole session: honour the listed 'cpu' fallback ourselves.
       if (eps.length > 1 && eps.includes('cpu') && eps[0] !== 'cpu') {
-        await this.host.load(spec.name, file, { ...options, executionProviders: ['cpu'] });
+        await this.hostFor(spec.name).load(spec.name, file, { ...options, executionProviders: ['cpu'] });
         this.fallbacks.set(spec.name, (err as Error).message);
       } else {
         if (isModelError(err)) throw err;
@@ -106,7 +122,7 @@ export class OnnxRuntimeBackend implements Backend {
     const t0 = now();
     const { spec } = await this.session(model);
     checkShape(spec, input);
-    const run = this.host.run(spec.name, spec.input.name, spec.output.name, input.data, input.shape);
+    const run = this.hostFor(spec.name).run(spec.name, spec.input.name, spec.output.name, input.data, input.shape);
     const out = await this.withDeadline(run, opts.deadline, model);
     return { data: out.data, shape: out.dims, inferMs: now() - t0 };
   }
@@ -146,7 +162,8 @@ export class OnnxRuntimeBackend implements Backend {
     for (const abort of [...this.inflight]) abort(new ModelError('MOD_ERR_CLOSED', 'backend closed'));
     await Promise.allSettled([...this.sessions.values()]);
     this.sessions.clear();
-    await this.host.close();
+    await Promise.all([...this.hosts.values()].map((h) => h.close()));
+    this.hosts.clear();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
