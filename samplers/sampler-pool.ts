@@ -16,7 +16,7 @@ export interface SamplerPoolOptions {
   videoFps: number;
   /** Also sample on scene changes (downscaled luma difference). Default true. */
   sceneChange: boolean;
-  /** Mean absolute luma difference (0..1) between consecutive frames that counts as a scene change. Default 0.12. */
+  /** Mean absolute luma difference (0..1) between consecutive frames that counts as a scene change. Default 0.08. */
   sceneThreshold: number;
   /** Least time (ms) between scene-change samples of a track. Default 250. */
   sceneMinGapMs: number;
