@@ -12,6 +12,7 @@ import {
   AVERROR_EOF,
   FF_ENCODER_LIBOPUS,
   FF_ENCODER_LIBVPX_VP8,
+  FF_DECODER_MJPEG,
   FF_ENCODER_LIBX264,
   SWS_BILINEAR,
 } from 'node-av/constants';
@@ -298,4 +299,29 @@ export function waitFor<T>(check: () => T | undefined, timeoutMs: number, what: 
     };
     tick();
   });
+}
+
+/** Decodes one JPEG (a thumbnail) with FFmpeg's MJPEG decoder; the caller frees the frame. */
+export function decodeJpeg(jpeg: Uint8Array): Frame {
+  const codec = Codec.findDecoderByName(FF_DECODER_MJPEG);
+  if (!codec) throw new Error('no MJPEG decoder');
+  const ctx = new CodecContext();
+  ctx.allocContext3(codec);
+  const pkt = new Packet();
+  pkt.alloc();
+  const frame = new Frame();
+  frame.alloc();
+  try {
+    FFmpegError.throwIfError(ctx.open2Sync(codec, null), 'mjpeg open');
+    pkt.data = Buffer.from(jpeg);
+    FFmpegError.throwIfError(ctx.sendPacketSync(pkt), 'mjpeg send');
+    FFmpegError.throwIfError(ctx.receiveFrameSync(frame), 'mjpeg receive');
+    return frame;
+  } catch (err) {
+    frame.free();
+    throw err;
+  } finally {
+    pkt.free();
+    ctx.freeContext();
+  }
 }

@@ -1,26 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { Codec, CodecContext, Frame, Packet } from 'node-av';
-import { FF_DECODER_MJPEG } from 'node-av/constants';
 import { jpegThumbnail } from '../../samplers/thumbnail.ts';
-import { psnr, testPicture, yuvToRgb } from './helpers.ts';
-
-function decodeJpeg(jpeg: Uint8Array): Frame {
-  const codec = Codec.findDecoderByName(FF_DECODER_MJPEG)!;
-  const ctx = new CodecContext();
-  ctx.allocContext3(codec);
-  assert.equal(ctx.open2Sync(codec, null), 0);
-  const pkt = new Packet();
-  pkt.alloc();
-  pkt.data = Buffer.from(jpeg);
-  assert.equal(ctx.sendPacketSync(pkt), 0);
-  const frame = new Frame();
-  frame.alloc();
-  assert.equal(ctx.receiveFrameSync(frame), 0);
-  ctx.freeContext();
-  pkt.free();
-  return frame;
-}
+import { decodeJpeg, psnr, testPicture, yuvToRgb } from './helpers.ts';
 
 it('jpegThumbnail makes a small JPEG, scaled to maxWidth, that decodes to the picture', () => {
   const rgb = yuvToRgb(testPicture(640, 480, 0), 640, 480);

@@ -5,30 +5,10 @@
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Codec, CodecContext, Frame, Packet } from 'node-av';
-import { FF_DECODER_MJPEG } from 'node-av/constants';
 import { ModerationPipeline } from '../../server/pipeline.ts';
 import type { Signals } from '../../models/types.ts';
 import type { VideoSample } from '../../samplers/types.ts';
-
-function decodeJpegSize(jpeg: Buffer): { width: number; height: number } {
-  const codec = Codec.findDecoderByName(FF_DECODER_MJPEG)!;
-  const ctx = new CodecContext();
-  ctx.allocContext3(codec);
-  assert.equal(ctx.open2Sync(codec, null), 0);
-  const pkt = new Packet();
-  pkt.alloc();
-  pkt.data = jpeg;
-  assert.equal(ctx.sendPacketSync(pkt), 0);
-  const frame = new Frame();
-  frame.alloc();
-  assert.equal(ctx.receiveFrameSync(frame), 0);
-  const size = { width: frame.width, height: frame.height };
-  frame.free();
-  pkt.free();
-  ctx.freeContext();
-  return size;
-}
+import { decodeJpeg } from '../samplers/helpers.ts';
 
 function videoSample(seq: number, shade: number): VideoSample {
   const width = 64;
@@ -80,7 +60,9 @@ test('video signals carry their frame reference; the newest frames give review t
   assert.ok(url?.startsWith('data:image/jpeg;base64,'), String(url).slice(0, 40));
   const jpeg = Buffer.from(url!.slice('data:image/jpeg;base64,'.length), 'base64');
   assert.deepEqual([...jpeg.subarray(0, 3)], [0xff, 0xd8, 0xff]);
-  assert.deepEqual(decodeJpegSize(jpeg), { width: 64, height: 48 });
+  const pic = decodeJpeg(jpeg);
+  assert.deepEqual({ width: pic.width, height: pic.height }, { width: 64, height: 48 });
+  pic.free();
   assert.equal(pipeline.thumbnailFor('s1', ['frame:v:1', 'frame:v:2']), undefined, 'evicted frames give no (wrong) picture');
   assert.equal(pipeline.thumbnailFor('other', ['frame:v:5']), undefined);
 
