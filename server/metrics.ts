@@ -9,7 +9,12 @@ export type ModerationDropStage = 'tap' | 'sampler' | 'inflight';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Sfu } from '../sfu/types.ts';
 
-export type Stage = 'sample' | 'queue' | 'inference' | 'decision' | 'enforcement' | 'total';
+/**
+ * 'total' is the budgeted fast path: a sampled frame's last packet at the server -> its classifier and
+ * hash signals applied. On-screen text ('ocr', about 0.5 fps, 100-500 ms on CPU) and audio windows
+ * ('audio': fingerprint and voice activity) are slower signals of their own, measured apart.
+ */
+export type Stage = 'sample' | 'queue' | 'inference' | 'decision' | 'enforcement' | 'total' | 'ocr' | 'audio';
 export type BreakerState = 'closed' | 'half_open' | 'open';
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
@@ -37,7 +42,7 @@ export class ServerMetrics {
     this.#sfu = options.sfu;
     this.#stage = new Histogram({
       name: 'msfu_stage_latency_ms',
-      help: 'Latency per moderation stage (ms): sample, queue, inference, decision, enforcement, total',
+      help: 'Latency per moderation stage (ms): sample, queue, inference, decision, enforcement; total = frame at the server -> fast-path signals applied (the budgeted path); ocr and audio = the same for on-screen text and audio windows',
       labelNames: ['stage'],
       buckets: LATENCY_BUCKETS_MS,
       registers: r,

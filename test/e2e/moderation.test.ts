@@ -295,4 +295,13 @@ describe('moderation end to end through the real SFU and models', { timeout: 600
       assert.equal(verifyAuditChain(forged).ok, false);
     }
   });
+
+  test('/metrics keeps the budgeted fast path (classifier + hashes) apart from on-screen text and audio', async () => {
+    const m = await admin('/metrics');
+    assert.equal(m.status, 200);
+    const body = await m.text();
+    const count = (stage: string): number => Number(new RegExp(`^msfu_stage_latency_ms_count\\{stage="${stage}"\\} (\\S+)$`, 'm').exec(body)?.[1] ?? 0);
+    for (const stage of ['total', 'ocr', 'audio']) assert.ok(count(stage) > 0, `${stage}: ${count(stage)} observations`);
+    assert.ok(count('total') > count('ocr'), 'frames are classified more often than they are read');
+  });
 });
