@@ -15,6 +15,10 @@ export type FromOrtWorker =
   | { t: 'error'; id: number; message: string; kind: 'load' | 'run' };
 
 const sessions = new Map<string, ort.InferenceSession>();
+/** Runs in progress: session.run() is asynchronous, so a release could otherwise free a session mid-run
+ * (onnxruntime then throws from native code and the process aborts, seen when a backend closed while its
+ * deep model was still busy). */
+const running = new Set<Promise<unknown>>();
 const port = parentPort!;
 
 function reply(msg: FromOrtWorker, transfer: ArrayBuffer[] = []): void {
@@ -37,7 +41,9 @@ async function handle(msg: ToOrtWorker): Promise<void> {
         const session = sessions.get(msg.model);
         if (!session) throw new Error(`model ${msg.model} not loaded in worker`);
         const t0 = performance.now();
-        const out = await session.run({ [msg.inputName]: new ort.Tensor('float32', msg.data, msg.shape) }, [msg.outputName]);
+        const run = session.run({ [msg.inputName]: new ort.Tensor('float32', msg.data, msg.shape) }, [msg.outputName]);
+        running.add(run);
+        const out = await run.finally(() => running.delete(run));
         const tensor = out[msg.outputName];
         if (!tensor || tensor.type !== 'float32') throw new Error(`no float32 output ${msg.outputName}`);
         const data = new Float32Array(tensor.data as Float32Array);
@@ -47,6 +53,7 @@ async function handle(msg: ToOrtWorker): Promise<void> {
       case 'release': {
         const all = [...sessions.values()];
         sessions.clear();
+        await Promise.allSettled([...running]);
         await Promise.allSettled(all.map((s) => s.release()));
         reply({ t: 'ok', id: msg.id });
         return;
