@@ -90,7 +90,7 @@ export const METRIC_PATTERNS = {
   /** prom-client's default lag metric (seconds); the server's own ms gauge is preferred when present. */
   eventLoopP99: /(^|_)nodejs_eventloop_(lag|delay)_p99_seconds$/,
   eventLoopMax: /(^|_)nodejs_eventloop_(lag|delay)_max_seconds$/,
-  samplerDrops: /sampl.*drop|drop.*sampl|tap.*drop/i,
+  samplerDrops: /moderation_drops|sampl.*drop|drop.*sampl|tap.*drop/i,
   deadlineMisses: /deadline_miss|budget_miss/i,
   decisionLatency: /stage_latency|decision.*(latency|duration|seconds|ms)|(latency|duration).*decision/i,
   killLatency: /kill.*(latency|duration|seconds|ms)/i,

@@ -109,6 +109,9 @@ msfu_stage_latency_ms_bucket{stage="total",le="100"} 10
 msfu_stage_latency_ms_bucket{stage="total",le="+Inf"} 10
 msfu_stage_latency_ms_count{stage="total"} 10
 msfu_stage_latency_ms_sum{stage="total"} 400
+msfu_moderation_drops{stage="tap"} 1
+msfu_moderation_drops{stage="sampler"} 4
+msfu_moderation_drops{stage="inflight"} 2
 `;
   const p = reducePoint(0, parsePrometheus(text), { eventLoopResolutionMs: 5 });
   assert.equal(p.cpuSeconds, 3);
@@ -117,6 +120,7 @@ msfu_stage_latency_ms_sum{stage="total"} 400
   assert.equal(p.eventLoopP99Ms, 2.25, 'the sampling interval is not delay');
   assert.equal(p.eventLoopMaxMs, 20);
   assert.equal(p.deadlineMisses, 5);
+  assert.equal(p.samplerDrops, 7, 'moderation drops over every stage');
   assert.equal(p.histogramUnitMs, 1);
   assert.equal(p.decisionHistogram!.count, 10, 'only the total stage');
   assert.equal(p.names.decisionLatency, 'msfu_stage_latency_ms{stage="total"}');
