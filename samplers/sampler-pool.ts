@@ -467,11 +467,6 @@ function endWorker(worker: Worker, graceMs: number): Promise<void> {
       clearTimeout(fallback);
       resolve();
     });
-    try {
-      worker.postMessage({ t: 'close' } satisfies ToWorker);
-    } catch {
-      clearTimeout(fallback);
-      void worker.terminate().then(() => resolve(), () => resolve());
-    }
+    worker.postMessage({ t: 'close' } satisfies ToWorker);
   });
 }

@@ -53,7 +53,7 @@ export class FingerprintWorker {
     return this.#pending.size;
   }
 
-  /** Landmarks of mono PCM at the bank's sample rate. The samples are copied once into the request. */
+  /** Landmarks of mono PCM at the bank's sample rate. The samples are copied into the request at the call, before anything is awaited. */
   async fingerprint(pcm: Float32Array): Promise<Fingerprint> {
     if (this.#closed) throw new ModelError('MOD_ERR_CLOSED', 'audio fingerprint worker is closed');
     if (this.#pending.size >= this.#maxQueue) throw new ModelError('MOD_ERR_QUEUE_FULL', `audio fingerprint worker has ${this.#pending.size} windows queued`);

@@ -52,8 +52,8 @@ export class AudioStreamMatcher {
 
   /**
    * push() with the fingerprinting done by `fingerprinter` (a FingerprintWorker, off the caller's
-   * thread); the landmarks are matched here. The history is copied before the first await, so windows
-   * pushed meanwhile do not change what this call matches.
+   * thread); the landmarks are matched here. The fingerprinter must copy the samples before it first
+   * awaits (FingerprintWorker does), so windows pushed meanwhile do not change what this call matches.
    */
   async pushAsync(window: AudioWindow, fingerprinter: { fingerprint(pcm: Float32Array): Promise<Fingerprint> }): Promise<ContentMatch[]> {
     const history = this.append(window);
@@ -62,7 +62,7 @@ export class AudioStreamMatcher {
     return this.bank.matchFingerprint(fp).map((d) => d.match);
   }
 
-  /** Appends a window; the history to match once minSec have come in, else undefined. */
+  /** Appends a window; a view of the history to match once minSec have come in, else undefined. */
   private append(window: AudioWindow): Float32Array | undefined {
     if (window.sampleRate !== this.bank.sampleRate) {
       throw new ModelError('MOD_ERR_BAD_SHAPE', `audio stream expects ${this.bank.sampleRate} Hz, got ${window.sampleRate}`);
@@ -80,7 +80,7 @@ export class AudioStreamMatcher {
     }
     this.pushedSec += pcm.length / window.sampleRate;
     if (this.filled < this.opts.minSec * this.bank.sampleRate) return undefined;
-    return this.buffer.slice(0, this.filled);
+    return this.buffer.subarray(0, this.filled);
   }
 
   reset(): void {
