@@ -3,7 +3,7 @@
 // cost one timer, and every packet's send instant goes into the ledger for latency matching.
 
 import type { EncodedScene } from './media/scenes.ts';
-import { packetizeOpus, packetizeVp8 } from './media/packetize.ts';
+import { packetizeOpus, packetizeVp8 } from '../media/packetize.ts';
 import type { SendLedger } from './observe.ts';
 import type { StreamRecord } from './analyze.ts';
 import type { ScriptedViolation, StreamScript } from './script.ts';

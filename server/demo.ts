@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WhepViewer } from '../loadtest/clients/whep-viewer.ts';
 import { WhipPublisher } from '../loadtest/clients/whip-publisher.ts';
-import type { EncodedFrame } from '../loadtest/media/encode.ts';
+import type { EncodedFrame } from '../media/encode.ts';
 import { loadScene, protectedAudio, wav, SCENE_DEFAULTS, type EncodedScene } from '../loadtest/media/scenes.ts';
 import { bankedPictureHash } from '../loadtest/register.ts';
 import type { Server } from './app.ts';

@@ -1,7 +1,7 @@
 // The slate a blanked viewer sees: "NOT AVAILABLE IN YOUR REGION", drawn with a built-in 5x7 font and
 // encoded once per codec at startup as keyframes only, so each slate frame is decodable on its own.
 
-import { encodeVideo } from '../loadtest/media/encode.ts';
+import { encodeVideo } from '../media/encode.ts';
 import type { VideoCodec } from './types.ts';
 
 export interface SlateFrames {

@@ -14,9 +14,9 @@
 
 import { RtpHeader, RtpPacket, ntpTime } from 'werift';
 import type { RTCPeerConnection, RTCRtpSender } from 'werift';
-import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../media/encode.ts';
-import type { EncodedFrame } from '../media/encode.ts';
-import { packetizeH264, packetizeOpus, packetizeVp8 } from '../media/packetize.ts';
+import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../../media/encode.ts';
+import type { EncodedFrame } from '../../media/encode.ts';
+import { packetizeH264, packetizeOpus, packetizeVp8 } from '../../media/packetize.ts';
 import { clientPeer, deleteSession, sessionEnded, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
 import type { ClientVideoCodec } from './peer.ts';
 

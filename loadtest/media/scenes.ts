@@ -1,5 +1,5 @@
 // Generated scenes for the synthetic publishers: raw RGB frames and 48 kHz mono PCM, each encoded
-// once to VP8 + Opus (loadtest/media/encode.ts) and cached under .cache/loadtest/, so a run spends
+// once to VP8 + Opus (media/encode.ts) and cached under .cache/loadtest/, so a run spends
 // no CPU on encoding. A violating stream plays its clean scene, then switches to the violating clip
 // at the scripted second (the clip starts on a keyframe, so the switch is clean for every decoder).
 //
@@ -14,7 +14,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FilterAPI, Frame } from 'node-av';
 import { AV_PIX_FMT_RGB24 } from 'node-av/constants';
-import { encodeAudio, encodeVideo, type EncodedFrame, type RgbFrame } from './encode.ts';
+import { encodeAudio, encodeVideo, type EncodedFrame, type RgbFrame } from '../../media/encode.ts';
 import type { ViolationKind } from '../script.ts';
 
 export type SceneKind = 'clean' | ViolationKind;

@@ -3,7 +3,7 @@
 
 import type { RTCPeerConnection, RTCRtpSender, RtpPacket } from 'werift';
 import { RtpHeader, RtpPacket as WeriftRtpPacket } from 'werift';
-import { packetizeH264, packetizeVp8 } from '../../loadtest/media/packetize.ts';
+import { packetizeH264, packetizeVp8 } from '../../media/packetize.ts';
 import { SafeEmitter } from '../emitter.ts';
 import type { ChosenCodec } from '../sdp.ts';
 import type { SlateFrames } from '../slate.ts';

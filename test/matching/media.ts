@@ -22,7 +22,7 @@ import {
 } from 'node-av';
 import type { AVCodecID } from 'node-av/constants';
 import type { ImageFrame } from '../../models/types.ts';
-import { encodeAudio } from '../../loadtest/media/encode.ts';
+import { encodeAudio } from '../../media/encode.ts';
 
 Log.setLevel(AV_LOG_ERROR);
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { packetizeH264, packetizeVp8, splitAnnexB } from '../../loadtest/media/packetize.ts';
+import { packetizeH264, packetizeVp8, splitAnnexB } from '../../media/packetize.ts';
 import { resizeBilinearAlignCorners, toLuma } from '../../samplers/preprocess.ts';
 
 test('VP8 payloads carry the S bit on the first packet only and reassemble to the frame', () => {

@@ -1,5 +1,5 @@
 // Minimal node-av encoders for sampler tests and fixtures: synthetic pictures and tones in,
-// encoded frames out. (loadtest/media/encode.ts is the load generator's; this stays small and
+// encoded frames out. (media/encode.ts is the shared encoder; this stays small and
 // synchronous so fixtures are reproducible.)
 import { Codec, CodecContext, FFmpegError, Frame, Log, Packet, Rational, SoftwareScaleContext } from 'node-av';
 import {
@@ -16,7 +16,7 @@ import {
   FF_ENCODER_LIBX264,
   SWS_BILINEAR,
 } from 'node-av/constants';
-import { packetizeH264, packetizeOpus, packetizeVp8 } from '../../loadtest/media/packetize.ts';
+import { packetizeH264, packetizeOpus, packetizeVp8 } from '../../media/packetize.ts';
 import type { RtpPacketIn } from '../../samplers/types.ts';
 
 Log.setLevel(AV_LOG_QUIET);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../../loadtest/media/encode.ts';
+import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../../media/encode.ts';
 
 function nalTypes(au: Uint8Array): number[] {
   const types: number[] = [];

@@ -1,5 +1,6 @@
-// RTP payload packetizers for the synthetic publishers: encoded frames in, RTP payloads out (the
-// RTP header is the sender's business). Each function returns the payloads of one frame in order;
+// RTP payload packetizers (media/: imports nothing else of the project; the SFU slates, the synthetic
+// publishers and the tests use them): encoded frames in, RTP payloads out (the RTP header is the
+// sender's business). Each function returns the payloads of one frame in order;
 // the sender sets the marker bit on the last one and gives all of them the frame's timestamp.
 
 /** Default largest payload, leaving room for RTP header, extensions and SRTP tag under a 1280 MTU. */
