@@ -1,5 +1,21 @@
 # The moderating SFU: `docker build -t moderating-sfu . && docker run -p 8080:8080 -p 40000-40199:40000-40199/udp \
 #   -e ANNOUNCED_ADDRESS=<host IP> moderating-sfu`. Media is UDP on a fixed range so it can be published.
+
+# mediasoup-worker: scripts/mediasoup-worker/build.sh tries mediasoup's prebuilt binary, else builds
+# node_modules/mediasoup/worker against Debian's libraries (mediasoup's own build needs PyPI).
+FROM node:20-bookworm-slim AS mediasoup-worker
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends meson ninja-build g++ pkg-config patch \
+       libuv1-dev libssl-dev libsrtp2-dev libabsl-dev libflatbuffers-dev flatbuffers-compiler \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /build
+COPY package.json package-lock.json .npmrc ./
+# Only the worker sources are needed here: no install scripts (mediasoup's would build it itself).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+COPY scripts/mediasoup-worker scripts/mediasoup-worker
+RUN MEDIASOUP_WORKER_CACHE=/opt/mediasoup-cache bash scripts/mediasoup-worker/build.sh \
+    && cp "$(readlink -f node_modules/mediasoup/worker/out/Release/mediasoup-worker)" /opt/mediasoup-worker
+
 FROM node:20-bookworm-slim
 
 ENV NODE_ENV=production \
@@ -8,11 +24,21 @@ ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     MEDIA_LISTEN_ADDRESS=0.0.0.0 \
     UDP_PORT_RANGE=40000-40199 \
-    MODEL_CACHE_DIR=/app/.cache/models
+    MODEL_CACHE_DIR=/app/.cache/models \
+    MEDIASOUP_WORKER_BIN=/usr/local/bin/mediasoup-worker
+
+# The worker's shared libraries (ldd: libuv.so.1, libssl.so.3 + libcrypto.so.3, libsrtp2.so.1, which
+# pulls in libnss3/libnspr4, libabsl_{strings,strings_internal,bad_optional_access,throw_delegate,
+# raw_logging_internal}.so.20220623; libstdc++6/libgcc-s1/libc6 are in the base image).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libuv1 libssl3 libsrtp2-1 libabsl20220623 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=mediasoup-worker /opt/mediasoup-worker /usr/local/bin/mediasoup-worker
 
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # Runtime dependencies only (playwright-core, typescript are for tests); tsx runs the TypeScript.
+# package.json allowScripts denies mediasoup's postinstall (it would fetch or build a worker itself).
 RUN npm ci --omit=dev && npm cache clean --force
 COPY . .
 RUN mkdir -p /app/.cache/models && chown -R node:node /app/.cache
