@@ -39,8 +39,8 @@ fi
 
 [ -f "$ms_dir/package.json" ] || die "$ms_dir is not installed: run npm ci first"
 version="$(node -p "require('./$ms_dir/package.json').version")"
-# The key changes with the mediasoup version and with any file of the patch material.
-hash="$(cd "$here" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)"
+# The key changes with the mediasoup version and with any file of the patch material (not the README).
+hash="$(cd "$here" && find . -type f ! -name README.md -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)"
 cache_dir="$(realpath -m "${MEDIASOUP_WORKER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/moderating-sfu/mediasoup-worker}/$version-$hash")"
 bin="$cache_dir/mediasoup-worker"
 
