@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
+import { createSfu, type CreatedSfu } from '../sfu/engine.ts';
 import type { Sfu } from '../sfu/types.ts';
 import type { Bucket } from '../policies/types.ts';
 import { Auth } from './auth.ts';
@@ -46,6 +47,8 @@ export interface ServerDeps {
 export interface Server {
   readonly app: FastifyInstance;
   readonly sfu: Sfu;
+  /** Which forwarding engine runs and why (the startup summary's line). */
+  readonly sfuSummary: string;
   readonly store: Store;
   readonly events: EventHub;
   readonly metrics: ServerMetrics;
@@ -126,18 +129,25 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
         };
       })(),
     }));
-  let sfu = deps.sfu;
-  const ownSfu = !sfu;
-  if (!sfu) {
-    const { createWeriftSfu } = await import('../sfu/werift/index.ts');
-    sfu = createWeriftSfu({ announcedAddress: config.announcedAddress, listenAddress: config.mediaListenAddress, udpPortRange: config.udpPortRange });
+  const ownSfu = !deps.sfu;
+  let sfuSummary = `${deps.sfu?.engine ?? 'unknown'} (given by the caller)`;
+  let created: CreatedSfu | undefined;
+  if (!deps.sfu) {
+    created = await createSfu({
+      engine: config.sfuEngine,
+      announcedAddress: config.announcedAddress,
+      listenAddress: config.mediaListenAddress,
+      udpPortRange: config.udpPortRange,
+      mediasoupWorkers: config.mediasoupWorkers,
+    });
+    sfuSummary = created.summary;
   }
-  const theSfu = sfu;
-  // The werift engine encodes its slate pictures at start (node-av). Until then blanking sends no
+  const theSfu = deps.sfu ?? created!.sfu;
+  // Both engines encode their slate pictures at start (node-av). Until then blanking sends no
   // video, so readiness waits for it; shutdown waits for it too (exiting mid-encode crashes node-av).
-  const slateReady = (theSfu as Sfu & { slateReady?: Promise<void> }).slateReady;
-  let slateDone = slateReady === undefined;
-  void slateReady?.finally(() => (slateDone = true));
+  const slateReady = theSfu.slateReady;
+  let slateDone = false;
+  void slateReady.finally(() => (slateDone = true));
   const auth = deps.auth ?? new Auth({ secret: config.authSecret, anonymousViewers: config.anonymousViewers, trustJurisdictionHeader: config.trustJurisdictionHeader });
   const events = new EventHub({
     auth,
@@ -298,7 +308,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       pipeline?.close();
       events.close();
       enforcer.close();
-      if (slateReady && !slateDone) await Promise.race([slateReady, new Promise((r) => setTimeout(r, 10_000).unref())]);
+      if (!slateDone) await Promise.race([slateReady, new Promise((r) => setTimeout(r, 10_000).unref())]);
       // Sessions end with 'shutdown'; their registry updates are store writes flushed below.
       if (ownSfu) await theSfu.close().catch((err: unknown) => log.error({ err }, 'sfu close'));
       await app.close().catch((err: unknown) => log.error({ err }, 'http close'));
@@ -311,6 +321,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const server: Server = {
     app,
     sfu: theSfu,
+    sfuSummary,
     store,
     events,
     metrics,

@@ -31,6 +31,10 @@ export const ConfigSchema = z
       .transform((v) => v.split('-').map(Number) as [number, number])
       .refine(([lo, hi]) => lo >= 1024 && hi <= 65535 && lo <= hi, 'ports 1024..65535, LOW <= HIGH')
       .optional(),
+    /** Forwarding engine: mediasoup (C++ workers, one per core) when a worker binary is present, else werift (pure TypeScript, on the event loop). Default 'auto'. */
+    sfuEngine: z.enum(['auto', 'werift', 'mediasoup']).default('auto'),
+    /** mediasoup workers (processes). Default: one per core. */
+    mediasoupWorkers: int(1, 256).optional(),
     /** Base URL used in links (appeal URLs, dev links). Default http://127.0.0.1:PORT. */
     publicUrl: z.string().url().optional(),
     /** Redis URL; absent = in-memory store (one node). */
@@ -89,6 +93,8 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   ANNOUNCED_ADDRESS: 'announcedAddress',
   MEDIA_LISTEN_ADDRESS: 'mediaListenAddress',
   UDP_PORT_RANGE: 'udpPortRange',
+  SFU_ENGINE: 'sfuEngine',
+  MEDIASOUP_WORKERS: 'mediasoupWorkers',
   PUBLIC_URL: 'publicUrl',
   REDIS_URL: 'redisUrl',
   REDIS_PREFIX: 'redisPrefix',
@@ -179,14 +185,15 @@ export function publicUrlOf(config: Config, boundPort?: number): string {
 }
 
 /** One screen: what this process will do, secrets redacted. */
-export function summarizeConfig(config: Config, boundPort?: number): string {
+export function summarizeConfig(config: Config, boundPort?: number, engine?: string): string {
   const redis = config.redisUrl ? config.redisUrl.replace(/\/\/([^@]*)@/, '//***@') : 'off (in-memory store)';
   const rows: [string, string][] = [
     ['mode', config.mode],
     ['listen', `${config.host}:${boundPort ?? config.port}`],
     ['public url', publicUrlOf(config, boundPort)],
+    ['sfu engine', engine ?? config.sfuEngine],
     ['announced address', config.announcedAddress ?? '(engine default, 127.0.0.1)'],
-    ['media sockets', `${config.mediaListenAddress ?? config.announcedAddress ?? '127.0.0.1'} udp ${config.udpPortRange ? config.udpPortRange.join('-') : 'ephemeral'}`],
+    ['media sockets', `${config.mediaListenAddress ?? config.announcedAddress ?? '127.0.0.1'} ${engine?.startsWith('mediasoup') ? 'udp+tcp, one port per worker from' : 'udp'} ${config.udpPortRange ? config.udpPortRange.join('-') : 'ephemeral'}`],
     ['node id', config.nodeId],
     ['store', config.redisUrl ? `redis ${redis} prefix ${config.redisPrefix}` : redis],
     ['auth', config.authSecret ? 'HS256, secret from config' : 'HS256, random dev secret (tokens die with this process)'],

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   }
   const server = await buildServer(config);
   const { port } = await server.listen();
-  process.stdout.write(summarizeConfig(config, port) + '\n');
+  process.stdout.write(summarizeConfig(config, port, server.sfuSummary) + '\n');
   if (config.mode === 'dev') await printDevAccess(server, config);
   const demo = config.demo ? await (await import('./demo.ts')).startDemo(server) : undefined;
   process.stdout.write(`listening on ${server.url} (pid ${process.pid})\n`);

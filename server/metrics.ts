@@ -7,7 +7,7 @@ const ELD_RESOLUTION_MS = 10;
 
 export type ModerationDropStage = 'tap' | 'sampler' | 'inflight';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Sfu } from '../sfu/types.ts';
+import type { EngineStats, Sfu } from '../sfu/types.ts';
 
 /**
  * 'total' is the budgeted fast path: a sampled frame's last packet at the server -> its classifier and
@@ -106,43 +106,46 @@ export class ServerMetrics {
     this.#decisions = new Counter({ name: 'msfu_decisions_total', help: 'Decisions by bucket and source', labelNames: ['bucket', 'source'], registers: r });
 
     const sfuOf = (): Sfu | undefined => this.#sfu;
-    const forward = (name: string, help: string, pick: (s: { packetsForwarded: number; bytesForwarded: number; packetsDropped: number }) => number): void => {
+    // one engine read per scrape, shared by the gauges below (mediasoup's figures come from its workers)
+    let statsRead: { at: number; stats: Promise<EngineStats | undefined> } | undefined;
+    const engineStats = (): Promise<EngineStats | undefined> => {
+      const now = performance.now();
+      if (!statsRead || now - statsRead.at > 250) {
+        const sfu = sfuOf();
+        statsRead = { at: now, stats: sfu ? sfu.engineStats().catch(() => undefined) : Promise.resolve(undefined) };
+      }
+      return statsRead.stats;
+    };
+    const engineGauge = (name: string, help: string, pick: (s: EngineStats) => number): void => {
       new Gauge({
         name,
         help,
+        labelNames: ['engine'],
         registers: r,
-        collect() {
-          let total = 0;
-          const sfu = sfuOf();
-          if (sfu) for (const s of sfu.streams()) for (const v of s.viewers.values()) total += pick(v.stats());
-          this.set(total);
+        async collect() {
+          const s = await engineStats();
+          if (s) this.set({ engine: s.engine }, pick(s));
         },
       });
     };
     // Gauges, not counters: viewers come and go, so the sum over live viewers can go down.
-    forward('msfu_forward_packets', 'RTP packets forwarded to live viewers', (s) => s.packetsForwarded);
-    forward('msfu_forward_bytes', 'Bytes forwarded to live viewers', (s) => s.bytesForwarded);
-    forward('msfu_forward_drops', 'Packets dropped on the way to live viewers', (s) => s.packetsDropped);
+    engineGauge('msfu_forward_packets', 'RTP packets forwarded to live viewers', (s) => s.packetsForwarded);
+    engineGauge('msfu_forward_bytes', 'Bytes forwarded to live viewers', (s) => s.bytesForwarded);
+    engineGauge('msfu_viewers', 'Live viewer sessions on this node', (s) => s.viewers);
+    engineGauge('msfu_streams', 'Live streams on this node', (s) => s.streams);
+    engineGauge('msfu_sfu_consumers', 'Outbound tracks being forwarded (one per viewer and kind)', (s) => s.consumers);
+    engineGauge('msfu_sfu_workers', 'Forwarding worker processes (mediasoup; 0 = werift, forwarding on the Node event loop)', (s) => s.workers);
+    engineGauge('msfu_sfu_worker_cpu_seconds', 'CPU time of the forwarding worker processes since start (s)', (s) => s.workerCpuMs / 1000);
+    engineGauge('msfu_sfu_worker_deaths', 'Forwarding workers that died since start (each replaced)', (s) => s.workerDeaths);
     new Gauge({
-      name: 'msfu_viewers',
-      help: 'Live viewer sessions on this node',
+      name: 'msfu_forward_drops',
+      help: 'Packets dropped on the way to live viewers',
       registers: r,
       collect() {
-        let n = 0;
+        let total = 0;
         const sfu = sfuOf();
-        if (sfu) for (const s of sfu.streams()) n += s.viewers.size;
-        this.set(n);
-      },
-    });
-    new Gauge({
-      name: 'msfu_streams',
-      help: 'Live streams on this node',
-      registers: r,
-      collect() {
-        let n = 0;
-        const sfu = sfuOf();
-        if (sfu) for (const _ of sfu.streams()) n++;
-        this.set(n);
+        if (sfu) for (const s of sfu.streams()) for (const v of s.viewers.values()) total += v.stats().packetsDropped;
+        this.set(total);
       },
     });
 

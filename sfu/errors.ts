@@ -8,7 +8,8 @@ export type SfuErrorCode =
   | 'SFU_ERR_STREAM_NOT_FOUND'
   | 'SFU_ERR_SESSION_NOT_FOUND'
   | 'SFU_ERR_CLOSED'
-  | 'SFU_ERR_NEGOTIATION';
+  | 'SFU_ERR_NEGOTIATION'
+  | 'SFU_ERR_NO_WORKER';
 
 export class SfuError extends Error {
   readonly code: SfuErrorCode;

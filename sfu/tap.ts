@@ -75,21 +75,37 @@ export interface TapPacketSource {
   clockRate: number;
 }
 
+export interface TapHubOptions {
+  /** Told the number of subscribers whenever it changes, so an engine can copy packets only while someone listens. */
+  onSubscribers?: (count: number) => void;
+}
+
 export class TapHub implements Tap {
   readonly #subs = new Set<Subscription>();
+  readonly #onSubscribers: ((count: number) => void) | undefined;
   #scheduled = false;
   #closed = false;
   /** Handler exceptions, counted (a subscriber's bug must not reach the media path). */
   handlerErrors = 0;
+
+  constructor(options: TapHubOptions = {}) {
+    this.#onSubscribers = options.onSubscribers;
+  }
 
   get subscriberCount(): number {
     return this.#subs.size;
   }
 
   subscribe(handler: (packet: TapPacket) => void, options: TapSubscriptionOptions = {}): TapSubscription {
-    const sub = new Subscription(handler, options, (s) => this.#subs.delete(s));
-    if (this.#closed) sub.closed = true;
-    else this.#subs.add(sub);
+    const sub = new Subscription(handler, options, (s) => {
+      if (this.#subs.delete(s) && !this.#closed) this.#onSubscribers?.(this.#subs.size);
+    });
+    if (this.#closed) {
+      sub.closed = true;
+    } else {
+      this.#subs.add(sub);
+      this.#onSubscribers?.(this.#subs.size);
+    }
     return sub;
   }
 

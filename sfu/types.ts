@@ -127,7 +127,31 @@ export interface Stream {
   on(event: 'viewer', listener: (viewer: Viewer) => void): this;
 }
 
+/** Engine-wide forwarding figures, read for /metrics. */
+export interface EngineStats {
+  engine: EngineName;
+  streams: number;
+  viewers: number;
+  /** Outbound tracks being forwarded: one per viewer and kind. */
+  consumers: number;
+  /** RTP packets and bytes sent to the live viewers (their sums; viewers that left are not counted). */
+  packetsForwarded: number;
+  bytesForwarded: number;
+  /** Forwarding processes: mediasoup's C++ workers; 0 for werift, which forwards on the Node event loop. */
+  workers: number;
+  /** CPU time of those processes since the engine started (ms); 0 for werift (see the process metrics). */
+  workerCpuMs: number;
+  /** Workers that died since the engine started (each was replaced). */
+  workerDeaths: number;
+}
+
+export type EngineName = 'werift' | 'mediasoup';
+
 export interface Sfu {
+  readonly engine: EngineName;
+  /** Resolves when the slate pictures are encoded (blanking before that shows no slate). */
+  readonly slateReady: Promise<void>;
+  engineStats(): Promise<EngineStats>;
   /** WHIP: answer a publisher's offer. Throws SfuError (SFU_ERR_*) on bad SDP, no codec, already live. */
   publish(streamId: string, offerSdp: string, options?: PublisherOptions): Promise<{ stream: Stream; answerSdp: string }>;
   /** WHEP: answer a viewer's offer. Throws SfuError on unknown stream, codec mismatch, bad SDP. */

@@ -10,7 +10,11 @@
 //
 // RTP timestamps run at 90 kHz / 48 kHz from the moment start() is called; sender reports carry an exact
 // linear RTP->NTP mapping per track (`mapping(kind)`), optionally with a deliberate audio offset
-// (`audioNtpOffsetMs`) so lip-sync tests can tell a preserved mapping from a re-timed one.
+// (`audioNtpOffsetMs`) so lip-sync tests can tell a preserved mapping from a re-timed one. As RFC 3550
+// 6.4.1 says, a report's NTP field is the clip clock at the moment it is sent (one clock for both
+// tracks) and its RTP field is the track's timestamp for that instant under the mapping: a negative
+// offset is audio that left the sender later than it was captured (a buffering audio path), what an
+// SFU that estimates capture instants from the reports (mediasoup) must and can keep.
 
 import { RtpHeader, RtpPacket, ntpTime } from 'werift';
 import type { RTCPeerConnection, RTCRtpSender } from 'werift';
@@ -29,7 +33,7 @@ export interface WhipPublisherOptions {
   video?: { codec: ClientVideoCodec; frames: EncodedFrame[]; fps: number };
   /** Opus clip, 20 ms packets (looped). Omit for video only. */
   audio?: { frames: EncodedFrame[] };
-  /** Shift the audio track's RTP->NTP mapping by this much (ms). Default 0. */
+  /** Shift the audio track's RTP->NTP mapping by this much (ms); negative = audio captured before it is sent. Default 0. */
   audioNtpOffsetMs?: number;
   /** Keep per-packet send times for this many packets per kind. Default 65536 (indexed by seq). */
   connectTimeoutMs?: number;
@@ -62,10 +66,13 @@ class Outbound {
     readonly kind: 'audio' | 'video',
     readonly sender: RTCRtpSender,
     readonly mapping: TrackMapping,
+    /** What the sender reports' RTP field adds to the packet's timestamp (the mapping's offset, in clock units). */
+    readonly srRtpShift = 0,
   ) {}
 }
 
 export class WhipPublisher {
+  readonly #ntpBase: bigint;
   onPacket: ((p: SentPacket) => void) | undefined;
   pliReceived = 0;
   keyframesSent = 0;
@@ -85,9 +92,13 @@ export class WhipPublisher {
     senders: { video?: RTCRtpSender; audio?: RTCRtpSender },
   ) {
     const ntpBase = ntpTime();
-    const audioShift = BigInt(Math.round(((opts.audioNtpOffsetMs ?? 0) * 4294967296) / 1000));
+    this.#ntpBase = ntpBase;
+    const offsetMs = opts.audioNtpOffsetMs ?? 0;
+    const audioShift = BigInt(Math.round((offsetMs * 4294967296) / 1000));
     if (senders.video) this.#video = new Outbound('video', senders.video, { rtpBase: Math.floor(Math.random() * 2 ** 31), ntpBase, clockRate: 90000 });
-    if (senders.audio) this.#audio = new Outbound('audio', senders.audio, { rtpBase: Math.floor(Math.random() * 2 ** 31), ntpBase: ntpBase + audioShift, clockRate: 48000 });
+    // mapping: audio clip start at ntpBase + offset; the report sent at clip time m carries audio's
+    // timestamp for ntpBase + m, i.e. the packet's own minus the offset
+    if (senders.audio) this.#audio = new Outbound('audio', senders.audio, { rtpBase: Math.floor(Math.random() * 2 ** 31), ntpBase: ntpBase + audioShift, clockRate: 48000 }, -Math.round(offsetMs * 48));
     senders.video?.onPictureLossIndication.subscribe(() => {
       this.pliReceived++;
       this.#forceKeyframe = true;
@@ -177,8 +188,10 @@ export class WhipPublisher {
     out.sentAt[out.seq] = sentAt;
     out.packets++;
     out.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
-    // exact sender-report clock: clip time -> NTP, not the jittery send time
-    Reflect.set(out.sender, 'ntpTimestamp', out.mapping.ntpBase + BigInt(Math.round((mediaMs * 4294967296) / 1000)));
+    // exact sender-report clock: clip time -> NTP (one clock for both tracks), not the jittery send
+    // time, and the RTP timestamp of that instant under this track's mapping
+    Reflect.set(out.sender, 'ntpTimestamp', this.#ntpBase + BigInt(Math.round((mediaMs * 4294967296) / 1000)));
+    if (out.srRtpShift !== 0) Reflect.set(out.sender, 'rtpTimestamp', (timestamp + out.srRtpShift) >>> 0);
     this.onPacket?.({ kind: out.kind, seq: out.seq, timestamp, sentAt, keyframe, marker });
   }
 

@@ -14,7 +14,7 @@ import { activeSections, choosePublisherCodec, matchViewerCodec, parseOffer, reb
 import type { ChosenCodec, MediaSection } from '../sdp.ts';
 import { encodeSlate } from '../slate.ts';
 import type { SlateFrames } from '../slate.ts';
-import type { MediaKind, PublisherOptions, Sfu, Stream, ViewerOptions } from '../types.ts';
+import type { EngineStats, MediaKind, PublisherOptions, Sfu, Stream, ViewerOptions } from '../types.ts';
 import { countGarbage, garbageCounters } from './garbage.ts';
 import { answerOffer, createPeer } from './peer.ts';
 import type { PeerNetworkOptions } from './peer.ts';
@@ -53,8 +53,6 @@ export interface WeriftSfuCounters {
 
 export interface WeriftSfu extends Sfu {
   counters(): WeriftSfuCounters;
-  /** Resolves when the slate pictures are encoded (blanking before that sends nothing). */
-  readonly slateReady: Promise<void>;
 }
 
 type SfuEvents = { stream: [Stream] };
@@ -64,6 +62,7 @@ function newId(): string {
 }
 
 class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
+  readonly engine = 'werift';
   readonly #streams = new Map<string, WeriftStream>();
   readonly #negotiating = new Set<string>();
   readonly #net: PeerNetworkOptions;
@@ -208,6 +207,22 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
 
   *streams(): IterableIterator<Stream> {
     for (const s of this.#streams.values()) if (!s.closed) yield s;
+  }
+
+  async engineStats(): Promise<EngineStats> {
+    const out: EngineStats = { engine: 'werift', streams: 0, viewers: 0, consumers: 0, packetsForwarded: 0, bytesForwarded: 0, workers: 0, workerCpuMs: 0, workerDeaths: 0 };
+    for (const s of this.#streams.values()) {
+      if (s.closed) continue;
+      out.streams++;
+      for (const v of s.viewers.values()) {
+        out.viewers++;
+        out.consumers += (v.gate.video !== 'closed' ? 1 : 0) + (v.gate.audio !== 'closed' ? 1 : 0);
+        const st = v.stats();
+        out.packetsForwarded += st.packetsForwarded;
+        out.bytesForwarded += st.bytesForwarded;
+      }
+    }
+    return out;
   }
 
   counters(): WeriftSfuCounters {

@@ -6,7 +6,7 @@ import { loadConfig } from '../../server/config.ts';
 import { WhipPublisher } from '../../loadtest/clients/whip-publisher.ts';
 import { WhepViewer, type ReceivedPacket } from '../../loadtest/clients/whep-viewer.ts';
 import { nowMs } from '../../loadtest/clients/peer.ts';
-import { encodeAudio, encodeVideo, type EncodedFrame } from '../../loadtest/media/encode.ts';
+import { encodeAudio, encodeVideo, type EncodedFrame } from '../../media/encode.ts';
 import { SCENE_DEFAULTS, renderScene, type SceneKind } from '../../loadtest/media/scenes.ts';
 
 export { nowMs };
@@ -39,7 +39,8 @@ export interface E2EServer {
 export async function startE2EServer(env: Record<string, string> = {}): Promise<E2EServer> {
   const config = loadConfig({
     argv: [],
-    env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'e2e-secret-0123456789-0123456789-0123456789', ...env },
+    // werift unless a test names the engine (the moderation suite runs on both)
+    env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'e2e-secret-0123456789-0123456789-0123456789', SFU_ENGINE: 'werift', ...env },
   });
   const server = await buildServer(config);
   const { url } = await server.listen();

@@ -9,7 +9,7 @@
 //      reopens the gate;
 //   3. a protected melody (registered in the audio bank) mutes DE viewers only; clean audio unmutes;
 //   4. every restriction has a complete DSA Art. 17(3) statement in the audit log; the chain verifies;
-//   5. the figures issue 6 reports are printed and written to bench/results/e2e-moderation.json.
+//   5. the figures issue 6 reports are printed and written to bench/results/e2e-moderation-<engine>.json.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -19,6 +19,7 @@ import { bankedPictureHash } from '../../loadtest/register.ts';
 import { protectedAudio, wav } from '../../loadtest/media/scenes.ts';
 import { statementGaps, verifyAuditChain } from '../../policies/index.ts';
 import type { AuditEntry, StatementOfReasons } from '../../policies/types.ts';
+import { ENGINES } from '../sfu/helpers.ts';
 import { Broadcast, CLIP, Watcher, clip, nowMs, sleep, startE2EServer, summary, until, type E2EServer } from './helpers.ts';
 
 const KILL_RUNS = 3;
@@ -29,7 +30,7 @@ interface Figures {
   mute: { onsetToMuteMs?: number; clearToAudioMs?: number };
 }
 
-describe('moderation end to end through the real SFU and models', { timeout: 600_000 }, () => {
+for (const engine of ENGINES) describe(`moderation end to end through the real SFU and models [${engine}]`, { timeout: 600_000 }, () => {
   let e2e: E2EServer;
   const open: { close(): Promise<void> }[] = [];
   const streams: string[] = [];
@@ -54,7 +55,7 @@ describe('moderation end to end through the real SFU and models', { timeout: 600
   before(async () => {
     // encode the clips first (CPU) so the live parts of the tests do not compete with the encoder
     await Promise.all((['clean', 'banked_picture', 'regional', 'protected_audio'] as const).map((k) => clip(k)));
-    e2e = await startE2EServer();
+    e2e = await startE2EServer({ SFU_ENGINE: engine });
     // known content through the admin API, as an operator would register it
     const hash = bankedPictureHash(CLIP);
     const r1 = await admin('/v1/banks/known_bad/hashes', {
@@ -80,6 +81,7 @@ describe('moderation end to end through the real SFU and models', { timeout: 600
     const killFromSend = summary(figures.killRuns.map((k) => k.lastViewerCutMs));
     const report = {
       at: new Date().toISOString(),
+      engine,
       machine: 'shared dev box (2 cores, several agents); figures are from one run',
       decisionLatencyMs: { fromSampleArrivedToActionsApplied: { count: decision.count, p50: decision.p50, p99: decision.p99, max: decision.max } },
       killLatencyMs: {
@@ -95,7 +97,7 @@ describe('moderation end to end through the real SFU and models', { timeout: 600
     };
     console.log('[e2e-moderation] figures', JSON.stringify(report, null, 2));
     await mkdir('bench/results', { recursive: true });
-    await writeFile('bench/results/e2e-moderation.json', `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(`bench/results/e2e-moderation-${engine}.json`, `${JSON.stringify(report, null, 2)}\n`);
     await e2e.close();
   });
 

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type {
+  EngineStats,
   CloseReason,
   PublisherOptions,
   Sfu,
@@ -203,8 +204,15 @@ class FakeStream extends EventEmitter implements Stream {
 }
 
 export class FakeSfu extends EventEmitter implements Sfu {
+  readonly engine = 'werift';
+  readonly slateReady = Promise.resolve();
   readonly #streams = new Map<string, FakeStream>();
   #n = 0;
+  async engineStats(): Promise<EngineStats> {
+    let viewers = 0;
+    for (const s of this.#streams.values()) viewers += s.viewers.size;
+    return { engine: 'werift', streams: this.#streams.size, viewers, consumers: viewers * 2, packetsForwarded: 0, bytesForwarded: 0, workers: 0, workerCpuMs: 0, workerDeaths: 0 };
+  }
   async publish(streamId: string, offerSdp: string, options?: PublisherOptions): Promise<{ stream: Stream; answerSdp: string }> {
     if (!offerSdp.startsWith('v=0')) throw Object.assign(new Error('bad SDP'), { code: 'SFU_ERR_BAD_SDP', statusCode: 400 });
     if (this.#streams.has(streamId)) throw Object.assign(new Error('already live'), { code: 'SFU_ERR_ALREADY_LIVE', statusCode: 409 });

@@ -1,23 +1,58 @@
-// A tiny fastify app around a werift SFU for the SFU tests (the real server wires more).
+// A tiny fastify app around an SFU engine for the SFU tests (the real server wires more). Every SFU
+// suite runs once per engine: `for (const engine of ENGINES) describe(`... [${engine}]`, ...)`.
 
 import Fastify from 'fastify';
 import { AVERROR_EAGAIN, AVERROR_EOF, Codec, CodecContext, FF_DECODER_H264, FF_DECODER_VP8, Frame, Packet } from 'node-av';
 import type { FastifyInstance } from 'fastify';
 import { createWeriftSfu } from '../../sfu/werift/index.ts';
-import type { WeriftSfu, WeriftSfuOptions } from '../../sfu/werift/index.ts';
+import type { WeriftSfu } from '../../sfu/werift/index.ts';
+import { mediasoupWorkerBin } from '../../sfu/mediasoup/worker-bin.ts';
+import type { MediasoupSfu } from '../../sfu/mediasoup/index.ts';
+import type { EngineName, Sfu } from '../../sfu/types.ts';
 import { pageRoutes, webrtcRoutes } from '../../server/routes/webrtc.ts';
 import type { WebrtcRoutesOptions } from '../../server/routes/webrtc.ts';
 
+/**
+ * The engines every SFU suite runs against. mediasoup needs its worker binary (`npm run
+ * mediasoup:worker`, which CI runs): without one its suites fail and say so, unless
+ * MEDIASOUP_WORKER_OPTIONAL=1 leaves them out (a machine where no worker can be built).
+ */
+export const ENGINES: readonly EngineName[] = process.env.MEDIASOUP_WORKER_OPTIONAL === '1' && !mediasoupWorkerBin() ? ['werift'] : ['werift', 'mediasoup'];
+
 export interface TestServer {
   app: FastifyInstance;
-  sfu: WeriftSfu;
+  sfu: Sfu;
+  engine: EngineName;
+  /** The werift engine, for its datagram counters; undefined on mediasoup. */
+  werift: WeriftSfu | undefined;
+  /** The mediasoup engine, for its worker pool; undefined on werift. */
+  mediasoup: MediasoupSfu | undefined;
   base: string;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-export async function startServer(options: { sfu?: WeriftSfuOptions; routes?: Omit<WebrtcRoutesOptions, 'sfu'> } = {}): Promise<TestServer> {
-  const sfu = createWeriftSfu({ connectTimeoutMs: 8000, ...options.sfu });
+export interface TestSfuOptions {
+  /** Sessions that have not connected by then are closed (ms). Default 8000. */
+  connectTimeoutMs?: number;
+  /** mediasoup workers. Default 2. */
+  workers?: number;
+}
+
+async function createEngine(engine: EngineName, options: TestSfuOptions): Promise<{ sfu: Sfu; werift?: WeriftSfu; mediasoup?: MediasoupSfu }> {
+  if (engine === 'werift') {
+    const werift = createWeriftSfu({ connectTimeoutMs: options.connectTimeoutMs ?? 8000 });
+    return { sfu: werift, werift };
+  }
+  if (!mediasoupWorkerBin()) throw new Error('no mediasoup worker binary: run `npm run mediasoup:worker` (or set MEDIASOUP_WORKER_OPTIONAL=1 to test werift alone)');
+  const { createMediasoupSfu } = await import('../../sfu/mediasoup/index.ts');
+  const mediasoup = await createMediasoupSfu({ connectTimeoutMs: options.connectTimeoutMs ?? 8000, workers: options.workers ?? 2, listenAddress: '127.0.0.1' });
+  return { sfu: mediasoup, mediasoup };
+}
+
+export async function startServer(options: { engine?: EngineName; sfu?: TestSfuOptions; routes?: Omit<WebrtcRoutesOptions, 'sfu'> } = {}): Promise<TestServer> {
+  const engine = options.engine ?? 'werift';
+  const { sfu, werift, mediasoup } = await createEngine(engine, options.sfu ?? {});
   const app = Fastify({ logger: false });
   await app.register(webrtcRoutes, { sfu, ...options.routes });
   await app.register(pageRoutes);
@@ -31,7 +66,7 @@ export async function startServer(options: { sfu?: WeriftSfuOptions; routes?: Om
     await sfu.close();
     await app.close();
   };
-  return { app, sfu, base: `http://127.0.0.1:${port}`, close, [Symbol.asyncDispose]: close };
+  return { app, sfu, engine, werift, mediasoup, base: `http://127.0.0.1:${port}`, close, [Symbol.asyncDispose]: close };
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -1,0 +1,85 @@
+// The SFU side of bench:forward, in a process of its own so the synthetic clients' CPU never lands in
+// its figures. Forked by bench/forward.ts; talks over IPC:
+//   -> { type: 'ready', url, tokens }    once listening (tokens: publisher tokens when auth is on)
+//   <- { type: 'mark' } / 'read'        start / end a measurement: CPU of this process and of the
+//                                        mediasoup workers, packets forwarded, event-loop p99, RSS
+//   <- { type: 'stop' }
+// FORWARD_ENGINE = raw (bare mediasoup workers: live video straight to every viewer, no gate) |
+// mediasoup | werift; FORWARD_MODERATION = 1 runs the whole server (samplers, models, policies).
+
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import Fastify from 'fastify';
+import { createMediasoupSfu } from '../sfu/mediasoup/index.ts';
+import type { MediasoupSfu } from '../sfu/mediasoup/index.ts';
+import { createWeriftSfu } from '../sfu/werift/index.ts';
+import type { Sfu } from '../sfu/types.ts';
+import { webrtcRoutes } from '../server/routes/webrtc.ts';
+import { buildServer } from '../server/app.ts';
+import { loadConfig } from '../server/config.ts';
+
+const engine = process.env.FORWARD_ENGINE ?? 'mediasoup';
+const moderation = process.env.FORWARD_MODERATION === '1';
+const workers = Number(process.env.FORWARD_WORKERS ?? 2);
+const send = (m: unknown): void => void process.send?.(m);
+
+let sfu: Sfu;
+let url: string;
+let close: () => Promise<void>;
+const tokens: Record<string, string> = {};
+if (moderation) {
+  const config = loadConfig({
+    argv: [],
+    env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'bench-secret-0123456789-0123456789-0123456789', SFU_ENGINE: engine, MEDIASOUP_WORKERS: String(workers), ANNOUNCED_ADDRESS: '127.0.0.1' },
+  });
+  const server = await buildServer(config);
+  ({ url } = await server.listen());
+  sfu = server.sfu;
+  for (const id of (process.env.FORWARD_STREAMS ?? 'bench').split(',')) tokens[id] = await server.auth.sign({ role: 'publisher', sub: `bench-${id}`, streamId: id }, '2h');
+  close = () => server.close();
+} else {
+  const ms: MediasoupSfu | undefined = engine === 'werift' ? undefined : await createMediasoupSfu({ workers, gates: engine !== 'raw', connectTimeoutMs: 30_000, listenAddress: '127.0.0.1' });
+  sfu = ms ?? createWeriftSfu({ connectTimeoutMs: 30_000 });
+  const app = Fastify({ logger: false });
+  await app.register(webrtcRoutes, { sfu });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = app.server.address();
+  url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  close = async () => {
+    await sfu.close();
+    await app.close();
+  };
+}
+await sfu.slateReady;
+
+const eld = monitorEventLoopDelay({ resolution: 5 });
+let mark: { cpu: NodeJS.CpuUsage; workerCpuMs: number; forwarded: number; at: number } | undefined;
+
+process.on('message', (m: { type: string }) => {
+  void (async () => {
+    if (m.type === 'mark') {
+      const s = await sfu.engineStats();
+      mark = { cpu: process.cpuUsage(), workerCpuMs: s.workerCpuMs, forwarded: s.packetsForwarded, at: performance.now() };
+      eld.reset();
+      eld.enable();
+      send({ type: 'marked' });
+    } else if (m.type === 'read' && mark) {
+      const s = await sfu.engineStats();
+      const cpu = process.cpuUsage(mark.cpu);
+      eld.disable();
+      send({
+        type: 'figures',
+        seconds: (performance.now() - mark.at) / 1000,
+        nodeCpuUs: cpu.user + cpu.system,
+        workerCpuUs: (s.workerCpuMs - mark.workerCpuMs) * 1000,
+        forwarded: s.packetsForwarded - mark.forwarded,
+        viewers: s.viewers,
+        eventLoopP99Ms: eld.percentile(99) / 1e6,
+        rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+      });
+    } else if (m.type === 'stop') {
+      await close();
+      process.exit(0);
+    }
+  })();
+});
+send({ type: 'ready', url, tokens });

@@ -1,0 +1,328 @@
+// A live stream on the mediasoup engine. Its router holds what the publisher sends (one producer per
+// track) and the video gate every viewer consumes:
+//
+//   live producer ---\                                    /--> viewer SimulcastConsumer (layer 1 = live)
+//                     A (PlainTransport) ==loopback==> B  gated producer [slate, live] -> viewer ... (layer 0 = slate)
+//   slate producer --/  (piped in from the worker's SlateSource)
+//
+// A consumes the live and slate producers; B produces one two-encoding (simulcast) producer from
+// those two SSRCs. Each viewer's gate is then its consumer's preferred spatial layer: C++ only, no
+// JavaScript per viewer or per packet, and a switch always lands on a keyframe.
+//
+// Viewers receive with their own offer's payload types (sfu/mediasoup/sdp.ts), and a worker serves
+// only the consumers of its own routers, so viewers consume from an *edition*: the stream's router
+// itself when a viewer's payload types match the publisher's and its worker has room, else a router
+// with the viewer's payload types (on the least loaded worker) that the gated video and the audio are
+// piped into with pipeToRouter. Editions close with the stream; an edition whose worker dies closes
+// its viewers with reason 'error'.
+//
+// The moderation tap is a DirectTransport consumer per track, made when the first tap subscriber
+// arrives and closed when the last one leaves: the only JavaScript per packet, once per stream.
+
+import type { Consumer, DirectTransport, PlainTransport, Producer, Router, RtpCapabilities, WebRtcTransport } from 'mediasoup/types';
+import { SafeEmitter } from '../emitter.ts';
+import { TapHub } from '../tap.ts';
+import type { TapPacketSource } from '../tap.ts';
+import type { ChosenCodec } from '../sdp.ts';
+import type { CloseReason, PublisherOptions, Stream, TrackInfo, Viewer } from '../types.ts';
+import { audioFirst, routerCodec } from './sdp.ts';
+import type { SlateSource } from './slate.ts';
+import type { MediasoupViewer } from './viewer.ts';
+import type { MediaWorker, WorkerPool } from './workers.ts';
+
+export interface StreamTuning {
+  /** Keyframe requests to the publisher at least this far apart (ms). Default 300. */
+  minKeyframeIntervalMs: number;
+  /** Close a session that has not connected by then (ms). Default 15000. */
+  connectTimeoutMs: number;
+  /** Consumers a stream's own worker may carry beyond the others before viewers spread to them. Default 200. */
+  homeBias: number;
+}
+
+/** One published track: its producer and what the tap and viewers need to know. */
+export interface PublishedTrack {
+  info: TrackInfo;
+  codec: ChosenCodec;
+  producer: Producer;
+}
+
+/** Where a group of viewers consumes: a router with their payload types, and the stream's producers in it. */
+export class Edition {
+  readonly viewers = new Set<MediasoupViewer>();
+  constructor(
+    readonly key: string,
+    readonly worker: MediaWorker,
+    readonly router: Router,
+    /** The gated video producer (or the live one when the stream has no gate). */
+    readonly video: Producer | undefined,
+    readonly audio: Producer | undefined,
+    /** Whether the edition owns its router (the stream's own router is the stream's). */
+    readonly ownsRouter: boolean,
+  ) {}
+}
+
+type StreamEvents = { close: [CloseReason]; track: [TrackInfo]; viewer: [Viewer] };
+
+function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Payload of an RTP packet (RFC 3550 5.1): skips CSRCs, the header extension and padding. */
+function rtpView(buf: Buffer): { pt: number; seq: number; ts: number; ssrc: number; marker: boolean; payload: Buffer } | undefined {
+  if (buf.length < 12 || buf[0]! >> 6 !== 2) return undefined;
+  let offset = 12 + (buf[0]! & 0x0f) * 4;
+  if (buf[0]! & 0x10) {
+    if (buf.length < offset + 4) return undefined;
+    offset += 4 + buf.readUInt16BE(offset + 2) * 4;
+  }
+  let end = buf.length;
+  if (buf[0]! & 0x20) end -= buf[buf.length - 1]!;
+  if (end < offset) return undefined;
+  return { pt: buf[1]! & 0x7f, marker: (buf[1]! & 0x80) !== 0, seq: buf.readUInt16BE(2), ts: buf.readUInt32BE(4), ssrc: buf.readUInt32BE(8), payload: buf.subarray(offset, end) };
+}
+
+/** Capabilities for consumers inside the server (gate, tap): the router's codecs, no RTX, no header extensions. */
+function internalCaps(router: Router): RtpCapabilities {
+  return { codecs: router.rtpCapabilities.codecs?.filter((c) => !c.mimeType.toLowerCase().endsWith('/rtx')) ?? [], headerExtensions: [] };
+}
+
+export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream {
+  readonly createdAt = nowMs();
+  readonly tap: TapHub;
+  readonly #viewers = new Map<string, MediasoupViewer>();
+  readonly #editions = new Map<string, Promise<Edition>>();
+  #home: Edition | undefined;
+  #closed = false;
+  #gate: { a: PlainTransport; b: PlainTransport; live: Consumer; gated: Producer } | undefined;
+  #tapTransport: Promise<{ transport: DirectTransport; consumers: Consumer[] }> | undefined;
+  #lastKeyframeRequest = -Infinity;
+  #keyframeTimer: NodeJS.Timeout | undefined;
+  readonly #connectTimer: NodeJS.Timeout;
+  connected = false;
+  keyframeRequestsSent = 0;
+
+  constructor(
+    readonly id: string,
+    readonly worker: MediaWorker,
+    readonly router: Router,
+    readonly transport: WebRtcTransport,
+    readonly published: readonly PublishedTrack[],
+    readonly tuning: StreamTuning,
+    private readonly pool: WorkerPool,
+    private readonly slate: SlateSource,
+    private readonly options: PublisherOptions,
+    private readonly onClosed: (s: MediasoupStream) => void,
+  ) {
+    super();
+    worker.streams++;
+    this.tap = new TapHub({ onSubscribers: (n) => this.#tapDemand(n) });
+    transport.on('dtlsstatechange', (state) => {
+      if (state === 'connected') {
+        this.connected = true;
+        clearTimeout(this.#connectTimer);
+      } else if (state === 'failed') {
+        this.close({ code: 'error', message: 'publisher DTLS failed' });
+      } else if (state === 'closed') {
+        this.close({ code: 'ended', message: 'the publisher closed its connection' });
+      }
+    });
+    transport.on('icestatechange', (state) => {
+      if (state === 'disconnected' || state === 'closed') this.close({ code: 'ended', message: 'the publisher stopped answering (ICE consent expired)' });
+    });
+    router.on('workerclose', () => this.close({ code: 'error', message: `media worker ${worker.index} (pid ${worker.pid}) died` }));
+    this.#connectTimer = setTimeout(() => {
+      if (!this.connected) this.close({ code: 'error', message: 'publisher never connected' });
+    }, tuning.connectTimeoutMs);
+  }
+
+  /** Builds the video gate and the stream's own edition. Called once by the engine before the answer goes out. */
+  async init(homeKey: string, withGate: boolean): Promise<void> {
+    const video = this.published.find((t) => t.info.kind === 'video');
+    const audio = this.published.find((t) => t.info.kind === 'audio');
+    let gated: Producer | undefined = withGate ? undefined : video?.producer;
+    if (video && withGate) {
+      const caps = internalCaps(this.router);
+      const listenInfo = { protocol: 'udp' as const, ip: '127.0.0.1' };
+      const a = await this.router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: false });
+      const b = await this.router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: false });
+      await a.connect({ ip: b.tuple.localAddress, port: b.tuple.localPort });
+      await b.connect({ ip: a.tuple.localAddress, port: a.tuple.localPort });
+      const slateProducer = await this.slate.pipeInto(this.worker, this.router, video.codec);
+      const slate = await a.consume({ producerId: slateProducer.id, rtpCapabilities: caps });
+      const live = await a.consume({ producerId: video.producer.id, rtpCapabilities: caps });
+      const ssrcOf = (c: Consumer): number => c.rtpParameters.encodings![0]!.ssrc!;
+      gated = await b.produce({
+        kind: 'video',
+        rtpParameters: {
+          codecs: live.rtpParameters.codecs,
+          headerExtensions: [],
+          encodings: [{ ssrc: ssrcOf(slate) }, { ssrc: ssrcOf(live) }],
+          rtcp: { cname: `gate-${this.id}`, reducedSize: true },
+        },
+      });
+      this.#gate = { a, b, live, gated };
+    }
+    const home = new Edition(homeKey, this.worker, this.router, gated, audio?.producer, false);
+    this.#home = home;
+    this.#editions.set(homeKey, Promise.resolve(home));
+    for (const t of this.published) this.emit('track', t.info);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get tracks(): readonly TrackInfo[] {
+    return this.published.map((t) => t.info);
+  }
+
+  get viewers(): ReadonlyMap<string, Viewer> {
+    return this.#viewers;
+  }
+
+  trackOfKind(kind: 'audio' | 'video'): PublishedTrack | undefined {
+    return this.published.find((t) => t.info.kind === kind);
+  }
+
+  /**
+   * The edition a viewer with these payload types consumes from: the stream's own router when it
+   * fits and its worker is the least loaded (counting homeBias), else one on the chosen worker.
+   */
+  async editionFor(signature: string, codecs: readonly ChosenCodec[], homeSignature: string): Promise<Edition> {
+    const worker = this.pool.pick(this.worker, this.tuning.homeBias);
+    if (worker === this.worker && signature === homeSignature && this.#home) return this.#home;
+    const key = `${worker.index}:${worker.pid}|${signature}`;
+    let edition = this.#editions.get(key);
+    if (!edition) {
+      edition = this.#openEdition(key, worker, codecs);
+      this.#editions.set(key, edition);
+      edition.catch(() => this.#editions.delete(key));
+    }
+    return edition;
+  }
+
+  async #openEdition(key: string, worker: MediaWorker, codecs: readonly ChosenCodec[]): Promise<Edition> {
+    const home = this.#home;
+    if (!home) throw new Error('stream not initialised');
+    const router = await worker.worker.createRouter({ mediaCodecs: audioFirst(codecs).map(routerCodec) });
+    try {
+      const pipe = async (producer: Producer | undefined): Promise<Producer | undefined> => {
+        if (!producer) return undefined;
+        const { pipeProducer } = await this.router.pipeToRouter({ producerId: producer.id, router, keepId: false });
+        return pipeProducer;
+      };
+      const video = codecs.some((c) => c.kind === 'video') ? await pipe(home.video) : undefined;
+      const audio = codecs.some((c) => c.kind === 'audio') ? await pipe(home.audio) : undefined;
+      const edition = new Edition(key, worker, router, video, audio, true);
+      router.on('workerclose', () => {
+        this.#editions.delete(key);
+        for (const v of [...edition.viewers]) v.close({ code: 'error', message: `media worker ${worker.index} died` });
+      });
+      if (this.#closed) router.close();
+      return edition;
+    } catch (err) {
+      router.close();
+      throw err;
+    }
+  }
+
+  addViewer(viewer: MediasoupViewer, edition: Edition): void {
+    const previous = this.#viewers.get(viewer.id);
+    if (previous) previous.close({ code: 'replaced', message: 'the same viewer joined again' });
+    this.#viewers.set(viewer.id, viewer);
+    edition.viewers.add(viewer);
+    viewer.on('close', () => {
+      edition.viewers.delete(viewer);
+      if (this.#viewers.get(viewer.id) === viewer) this.#viewers.delete(viewer.id);
+      // an edition nobody watches is closed (its pipes stop costing the worker anything)
+      if (edition.ownsRouter && edition.viewers.size === 0 && !this.#closed) {
+        this.#editions.delete(edition.key);
+        edition.router.close();
+      }
+    });
+    this.emit('viewer', viewer);
+  }
+
+  /** Publisher keyframe request, throttled to one per minKeyframeIntervalMs and coalesced. */
+  requestKeyFrame(trackId?: string): void {
+    if (this.#closed || this.#keyframeTimer) return;
+    const wait = this.#lastKeyframeRequest + this.tuning.minKeyframeIntervalMs - performance.now();
+    if (wait > 0) {
+      this.#keyframeTimer = setTimeout(() => {
+        this.#keyframeTimer = undefined;
+        this.#sendKeyframeRequest(trackId);
+      }, wait);
+      return;
+    }
+    this.#sendKeyframeRequest(trackId);
+  }
+
+  #sendKeyframeRequest(trackId?: string): void {
+    if (this.#closed) return;
+    this.#lastKeyframeRequest = performance.now();
+    const consumer = this.#gate?.live;
+    if (!consumer || (trackId && this.trackOfKind('video')?.info.trackId !== trackId)) return;
+    this.keyframeRequestsSent++;
+    // a consumer's keyframe request reaches the producer and, throttled by the worker, the publisher
+    consumer.requestKeyFrame().catch((err: unknown) => void err);
+  }
+
+  #tapDemand(subscribers: number): void {
+    if (this.#closed) return;
+    if (subscribers > 0 && !this.#tapTransport) {
+      this.#tapTransport = this.#openTap();
+      this.#tapTransport.catch((err: unknown) => {
+        console.error(`sfu/mediasoup: tap of stream ${this.id} failed`, err);
+        this.#tapTransport = undefined;
+      });
+    } else if (subscribers === 0 && this.#tapTransport) {
+      const pending = this.#tapTransport;
+      this.#tapTransport = undefined;
+      void pending.then(({ transport }) => transport.close(), () => undefined);
+    }
+  }
+
+  async #openTap(): Promise<{ transport: DirectTransport; consumers: Consumer[] }> {
+    const transport = await this.router.createDirectTransport();
+    const consumers: Consumer[] = [];
+    const caps = internalCaps(this.router);
+    for (const t of this.published) {
+      const consumer = await transport.consume({ producerId: t.producer.id, rtpCapabilities: caps });
+      const src: TapPacketSource = { streamId: this.id, trackId: t.info.trackId, kind: t.info.kind, codec: t.info.codec, clockRate: t.info.clockRate };
+      consumer.on('rtp', (packet: Buffer) => {
+        const rtp = rtpView(packet);
+        if (!rtp) return;
+        this.tap.offer(src, { payloadType: rtp.pt, sequenceNumber: rtp.seq, timestamp: rtp.ts, marker: rtp.marker, ssrc: rtp.ssrc }, rtp.payload, nowMs());
+      });
+      consumers.push(consumer);
+    }
+    if (this.#closed) transport.close();
+    // a keyframe now, so the samplers' first decodable frame comes without waiting for the next one
+    this.requestKeyFrame();
+    return { transport, consumers };
+  }
+
+  close(reason: CloseReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.worker.streams--;
+    clearTimeout(this.#connectTimer);
+    if (this.#keyframeTimer) clearTimeout(this.#keyframeTimer);
+    // viewers first: each closes its transport (DTLS close_notify) so every client learns at once
+    for (const v of [...this.#viewers.values()]) v.close(reason);
+    this.#viewers.clear();
+    this.tap.close();
+    this.transport.close();
+    for (const pending of this.#editions.values()) void pending.then((e) => e.ownsRouter && e.router.close(), () => undefined);
+    this.#editions.clear();
+    this.router.close();
+    this.onClosed(this);
+    try {
+      this.options.onClose?.(reason);
+    } catch (err) {
+      console.error('sfu: publisher onClose threw', err);
+    }
+    this.emit('close', reason);
+    this.removeAllListeners();
+  }
+}

@@ -1,0 +1,55 @@
+// SFU_ENGINE: auto takes mediasoup when a worker binary is present and werift otherwise (so `npm
+// install && npm start` works anywhere), says which in the summary, and an explicit mediasoup
+// without a worker is a coded error rather than a silent werift.
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSfu } from '../../sfu/engine.ts';
+import { isSfuError } from '../../sfu/errors.ts';
+import { mediasoupWorkerBin } from '../../sfu/mediasoup/worker-bin.ts';
+import { ENGINES } from './helpers.ts';
+
+const saved = process.env.MEDIASOUP_WORKER_BIN;
+afterEach(() => {
+  if (saved === undefined) delete process.env.MEDIASOUP_WORKER_BIN;
+  else process.env.MEDIASOUP_WORKER_BIN = saved;
+});
+
+test('auto without a worker binary runs werift and says how to get mediasoup', async () => {
+  process.env.MEDIASOUP_WORKER_BIN = '/nonexistent/mediasoup-worker';
+  const { sfu, summary } = await createSfu({ engine: 'auto' });
+  try {
+    assert.equal(sfu.engine, 'werift');
+    assert.match(summary, /werift \(no mediasoup worker: `npm run mediasoup:worker`/);
+  } finally {
+    await sfu.close();
+  }
+});
+
+test('SFU_ENGINE=mediasoup without a worker binary is SFU_ERR_NO_WORKER (503)', async () => {
+  process.env.MEDIASOUP_WORKER_BIN = '/nonexistent/mediasoup-worker';
+  await assert.rejects(createSfu({ engine: 'mediasoup' }), (err: unknown) => isSfuError(err) && err.code === 'SFU_ERR_NO_WORKER' && err.statusCode === 503);
+});
+
+test('SFU_ENGINE=werift runs werift even where a worker exists', async () => {
+  const { sfu, summary } = await createSfu({ engine: 'werift' });
+  try {
+    assert.equal(sfu.engine, 'werift');
+    assert.equal(summary, 'werift (SFU_ENGINE=werift)');
+  } finally {
+    await sfu.close();
+  }
+});
+
+test('auto with a worker binary runs mediasoup, one worker per core unless told', { skip: ENGINES.includes('mediasoup') ? false : 'no mediasoup worker (MEDIASOUP_WORKER_OPTIONAL=1)' }, async () => {
+  const bin = mediasoupWorkerBin();
+  assert.ok(bin, 'npm run mediasoup:worker');
+  const { sfu, summary } = await createSfu({ engine: 'auto', mediasoupWorkers: 1, announcedAddress: '127.0.0.1' });
+  try {
+    assert.equal(sfu.engine, 'mediasoup');
+    assert.equal(summary, `mediasoup, 1 worker (${bin})`);
+    const stats = await sfu.engineStats();
+    assert.equal(stats.workers, 1);
+  } finally {
+    await sfu.close();
+  }
+});

@@ -1,0 +1,110 @@
+// What only the mediasoup engine has: viewers spread over worker processes (pipeToRouter), and a
+// worker that dies mid-stream (the server survives, the stream ends with 'error', a new worker
+// takes its place and a new stream works). The shared suites (forwarding, H.264, lip sync, bad
+// input, Chromium) run on this engine too.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publisher.ts';
+import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
+import { createMediasoupSfu, mediasoupWorkerBin } from '../../sfu/mediasoup/index.ts';
+import type { MediasoupSfu } from '../../sfu/mediasoup/index.ts';
+import type { MediasoupStream } from '../../sfu/mediasoup/stream.ts';
+import type { MediasoupViewer } from '../../sfu/mediasoup/viewer.ts';
+import type { CloseReason } from '../../sfu/types.ts';
+import { pageRoutes, webrtcRoutes } from '../../server/routes/webrtc.ts';
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { ENGINES, until } from './helpers.ts';
+
+const skip = ENGINES.includes('mediasoup') ? false : 'MEDIASOUP_WORKER_OPTIONAL=1 and no mediasoup worker binary';
+
+describe('mediasoup engine: workers', { skip }, () => {
+  let sfu: MediasoupSfu;
+  let app: FastifyInstance;
+  let base: string;
+  const open: { close(): Promise<void> }[] = [];
+
+  before(async () => {
+    assert.ok(mediasoupWorkerBin(), 'a mediasoup worker binary (npm run mediasoup:worker)');
+    // homeBias 0: every viewer goes to the least loaded worker, so a second viewer is piped to the other one
+    sfu = await createMediasoupSfu({ workers: 2, homeBias: 0, connectTimeoutMs: 8000, listenAddress: '127.0.0.1' });
+    app = Fastify({ logger: false });
+    await app.register(webrtcRoutes, { sfu });
+    await app.register(pageRoutes);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = app.server.address();
+    base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  });
+
+  after(async () => {
+    for (const x of open.reverse()) await x.close().catch(() => undefined);
+    await sfu?.close();
+    await app?.close();
+  });
+
+  const publish = async (id: string): Promise<WhipPublisher> => {
+    const pub = await WhipPublisher.connect({ url: `${base}/whip/${id}`, ...(await syntheticClip({ codec: 'VP8' })) });
+    open.push({ close: () => pub.stop() });
+    pub.start();
+    return pub;
+  };
+  const watch = async (id: string): Promise<WhepViewer> => {
+    const v = await WhepViewer.connect({ url: `${base}/whep/${id}` });
+    open.push({ close: () => v.close() });
+    return v;
+  };
+
+  test('viewers spread over both workers and each gets media; gates work on the piped copy', async () => {
+    await publish('spread');
+    const viewers = [await watch('spread'), await watch('spread'), await watch('spread'), await watch('spread')];
+    for (const v of viewers) await v.waitFor(() => v.keyframes > 0 && v.count('video') > 20 && v.count('audio') > 10, 15_000, 'media at each viewer');
+    const sv = [...sfu.getStream('spread')!.viewers.values()] as MediasoupViewer[];
+    const workers = new Set(sv.map((v) => v.worker.index));
+    assert.equal(workers.size, 2, `viewers on both workers (${[...workers].join(', ')})`);
+    const home = (sfu.getStream('spread') as MediasoupStream).worker.index;
+    const piped = sv.findIndex((v) => v.worker.index !== home);
+    assert.ok(piped >= 0);
+    const v = viewers[piped]!;
+    sv[piped]!.setAudioGate('mute');
+    await new Promise((r) => setTimeout(r, 300));
+    const a = v.count('audio');
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(v.count('audio'), a, 'no audio at the muted viewer on the other worker');
+    const other = viewers[(piped + 1) % viewers.length]!;
+    const o = other.count('audio');
+    await other.waitFor(() => other.count('audio') > o + 10, 5000, 'audio at the others');
+    sv[piped]!.setAudioGate('forward');
+    await v.waitFor(() => v.count('audio') > a + 10, 5000, 'audio again after unmute');
+    const stats = await sfu.engineStats();
+    assert.equal(stats.workers, 2);
+    assert.ok(stats.consumers >= 8, `consumers ${stats.consumers}`);
+    assert.ok(stats.packetsForwarded > 100, `packets forwarded ${stats.packetsForwarded}`);
+    assert.ok(stats.workerCpuMs > 0, 'worker CPU is reported');
+  });
+
+  test('a worker killed mid-stream: its stream ends with error, the server keeps serving, a new stream works', async () => {
+    const pub = await publish('doomed');
+    const v = await watch('doomed');
+    await v.waitFor(() => v.count('video') > 20, 15_000, 'media before the kill');
+    const stream = sfu.getStream('doomed')!;
+    const reasons: CloseReason[] = [];
+    stream.on('close', (r) => reasons.push(r));
+    const viewerReasons: CloseReason[] = [];
+    for (const sv of stream.viewers.values()) sv.on('close', (r) => viewerReasons.push(r));
+    const victim = (stream as MediasoupStream).worker;
+    const deathsBefore = sfu.pool.deaths;
+    process.kill(victim.pid, 'SIGKILL');
+    await until(() => reasons.length > 0, 10_000, 'the stream to close');
+    assert.equal(reasons[0]!.code, 'error');
+    assert.match(reasons[0]!.message, /worker/);
+    assert.ok(viewerReasons.length > 0 && viewerReasons.every((r) => r.code === 'error'), `viewer reasons ${JSON.stringify(viewerReasons)}`);
+    assert.equal(sfu.getStream('doomed'), undefined);
+    assert.equal(sfu.pool.deaths, deathsBefore + 1);
+    await until(() => sfu.pool.workers.length === 2 && sfu.pool.workers.every((w) => w.pid !== victim.pid), 15_000, 'a replacement worker');
+    await pub.stop();
+    // the publisher may reconnect at once, and new viewers get media (on either worker, the new one too)
+    await publish('doomed');
+    const after = [await watch('doomed'), await watch('doomed')];
+    for (const x of after) await x.waitFor(() => x.count('video') > 20 && x.count('audio') > 10, 15_000, 'media after the replacement');
+  });
+});
