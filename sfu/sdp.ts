@@ -113,6 +113,51 @@ export function activeSections(offer: ParsedOffer): MediaSection[] {
   return offer.media.filter((m) => (m.kind === 'audio' || m.kind === 'video') && m.port !== 0);
 }
 
+/**
+ * WHIP: the sections the publisher sends and the codec the SFU takes from each, one per kind.
+ * Throws SFU_ERR_NO_MEDIA (no usable section) or SFU_ERR_NO_COMMON_CODEC (nothing the SFU takes).
+ */
+export function publisherCodecs(offer: ParsedOffer): Map<MediaSection, ChosenCodec> {
+  const sections = activeSections(offer);
+  if (sections.length === 0) throw noMedia('no audio or video m= section with a port');
+  const chosen = new Map<MediaSection, ChosenCodec>();
+  for (const s of sections) {
+    if (s.direction === 'recvonly' || s.direction === 'inactive') continue;
+    if ([...chosen.values()].some((c) => c.kind === s.kind)) continue;
+    const c = choosePublisherCodec(s);
+    if (c) chosen.set(s, c);
+  }
+  if (chosen.size === 0) {
+    const offered = sections.flatMap((s) => s.codecs.map((c) => c.name)).filter((n) => n.toLowerCase() !== 'rtx');
+    throw noCommonCodec(`the server takes VP8 or H264 video and Opus audio; the offer has ${[...new Set(offered)].join(', ') || 'nothing it can send'}`);
+  }
+  return chosen;
+}
+
+/**
+ * WHEP: the sections the viewer receives and, for each, its own payload type for the stream's codec
+ * of that kind (one per kind). Throws SFU_ERR_NO_MEDIA, or SFU_ERR_NO_COMMON_CODEC when the viewer
+ * cannot decode what the stream sends or asks for nothing it sends.
+ */
+export function viewerCodecs(offer: ParsedOffer, sourceOf: (kind: MediaKind) => ChosenCodec | undefined, streamSends: string): Map<MediaSection, ChosenCodec> {
+  const sections = activeSections(offer);
+  if (sections.length === 0) throw noMedia('no audio or video m= section with a port');
+  const chosen = new Map<MediaSection, ChosenCodec>();
+  for (const s of sections) {
+    if (s.direction === 'sendonly' || s.direction === 'inactive') continue;
+    if (s.kind !== 'audio' && s.kind !== 'video') continue;
+    const source = sourceOf(s.kind);
+    if (!source || [...chosen.values()].some((c) => c.kind === s.kind)) continue;
+    const match = matchViewerCodec(s, source);
+    if (!match) {
+      throw noCommonCodec(`the stream sends ${source.name} ${s.kind}; the viewer's offer has ${s.codecs.map((c) => c.name).filter((n) => n.toLowerCase() !== 'rtx').join(', ') || 'no codecs'}`);
+    }
+    chosen.set(s, match);
+  }
+  if (chosen.size === 0) throw noCommonCodec(`the viewer's offer asks for nothing the stream sends (${streamSends})`);
+  return chosen;
+}
+
 /** Publisher side: VP8 first, else H264 (packetization-mode 1 first, constrained baseline first); Opus for audio. */
 export function choosePublisherCodec(section: MediaSection): ChosenCodec | undefined {
   if (section.kind === 'audio') {

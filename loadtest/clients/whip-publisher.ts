@@ -11,7 +11,7 @@
 // RTP timestamps run at 90 kHz / 48 kHz from the moment start() is called; sender reports carry an exact
 // linear RTP->NTP mapping per track (`mapping(kind)`), optionally with a deliberate audio offset
 // (`audioNtpOffsetMs`) so lip-sync tests can tell a preserved mapping from a re-timed one. As RFC 3550
-// 6.4.1 says, a report's NTP field is the clip clock at the moment it is sent (one clock for both
+// 6.4.1 says, a report's NTP field is the clip clock at the moment it is built (one clock for both
 // tracks) and its RTP field is the track's timestamp for that instant under the mapping: a negative
 // offset is audio that left the sender later than it was captured (a buffering audio path), what an
 // SFU that estimates capture instants from the reports (mediasoup) must and can keep.
@@ -99,6 +99,7 @@ export class WhipPublisher {
     // mapping: audio clip start at ntpBase + offset; the report sent at clip time m carries audio's
     // timestamp for ntpBase + m, i.e. the packet's own minus the offset
     if (senders.audio) this.#audio = new Outbound('audio', senders.audio, { rtpBase: Math.floor(Math.random() * 2 ** 31), ntpBase: ntpBase + audioShift, clockRate: 48000 }, -Math.round(offsetMs * 48));
+    for (const out of [this.#video, this.#audio]) if (out) this.#exactSenderReports(out);
     senders.video?.onPictureLossIndication.subscribe(() => {
       this.pliReceived++;
       this.#forceKeyframe = true;
@@ -141,6 +142,22 @@ export class WhipPublisher {
   }
 
   /** Starts the real-time send loop. */
+  /**
+   * Sender reports as RFC 3550 6.4.1 has them: NTP = the clip clock when the report is built (one
+   * clock for both tracks, which tracks the send time), RTP = this track's timestamp for that same
+   * instant under its exact mapping. werift would pair the last packet's timestamp with the time it
+   * was sent; its two fields are replaced by accessors (they are private in its typings).
+   */
+  #exactSenderReports(out: Outbound): void {
+    const elapsedMs = (): number => (this.#startedAt === 0 ? 0 : performance.now() - this.#startedAt);
+    Object.defineProperty(out.sender, 'ntpTimestamp', { configurable: true, get: () => this.#ntpBase + BigInt(Math.round((elapsedMs() * 4294967296) / 1000)), set: () => undefined });
+    Object.defineProperty(out.sender, 'rtpTimestamp', {
+      configurable: true,
+      get: () => (out.mapping.rtpBase + Math.round((elapsedMs() * out.mapping.clockRate) / 1000) + out.srRtpShift) >>> 0,
+      set: () => undefined,
+    });
+  }
+
   start(): void {
     if (this.#timer || this.#stopped) return;
     this.#startedAt = performance.now();
@@ -181,17 +198,13 @@ export class WhipPublisher {
     tick();
   }
 
-  #send(out: Outbound, payload: Uint8Array, timestamp: number, marker: boolean, keyframe: boolean, mediaMs: number): void {
+  #send(out: Outbound, payload: Uint8Array, timestamp: number, marker: boolean, keyframe: boolean): void {
     out.seq = (out.seq + 1) & 0xffff;
     const header = new RtpHeader({ payloadType: 0, sequenceNumber: out.seq, timestamp, marker, ssrc: 0 });
     const sentAt = nowMs();
     out.sentAt[out.seq] = sentAt;
     out.packets++;
     out.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
-    // exact sender-report clock: clip time -> NTP (one clock for both tracks), not the jittery send
-    // time, and the RTP timestamp of that instant under this track's mapping
-    Reflect.set(out.sender, 'ntpTimestamp', this.#ntpBase + BigInt(Math.round((mediaMs * 4294967296) / 1000)));
-    if (out.srRtpShift !== 0) Reflect.set(out.sender, 'rtpTimestamp', (timestamp + out.srRtpShift) >>> 0);
     this.onPacket?.({ kind: out.kind, seq: out.seq, timestamp, sentAt, keyframe, marker });
   }
 
@@ -200,13 +213,13 @@ export class WhipPublisher {
     const ts = (out.mapping.rtpBase + Math.round(mediaMs * 90)) >>> 0;
     const payloads = codec === 'VP8' ? packetizeVp8(frame.data, 1200, (this.#pictureId = (this.#pictureId + 1) & 0x7fff)) : packetizeH264(frame.data, 1200);
     if (frame.keyframe) this.keyframesSent++;
-    payloads.forEach((p, i) => this.#send(out, p, ts, i === payloads.length - 1, frame.keyframe && i === 0, mediaMs));
+    payloads.forEach((p, i) => this.#send(out, p, ts, i === payloads.length - 1, frame.keyframe && i === 0));
   }
 
   #sendAudio(frame: EncodedFrame, mediaMs: number): void {
     const out = this.#audio!;
     const ts = (out.mapping.rtpBase + Math.round(mediaMs * 48)) >>> 0;
-    for (const p of packetizeOpus(frame.data)) this.#send(out, p, ts, false, false, mediaMs);
+    for (const p of packetizeOpus(frame.data)) this.#send(out, p, ts, false, false);
   }
 
   /** Stops sending, DELETEs the session (unless `deleteSession` is false) and closes the connection. */

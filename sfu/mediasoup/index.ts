@@ -9,9 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Consumer, Router, WebRtcTransport } from 'mediasoup/types';
 import { SafeEmitter } from '../emitter.ts';
-import { alreadyLive, negotiationFailed, noCommonCodec, noMedia, sfuClosed, streamNotFound } from '../errors.ts';
-import { activeSections, choosePublisherCodec, matchViewerCodec, parseOffer } from '../sdp.ts';
-import type { ChosenCodec, MediaSection } from '../sdp.ts';
+import { alreadyLive, negotiationFailed, noCommonCodec, sfuClosed, streamNotFound } from '../errors.ts';
+import { parseOffer, publisherCodecs, viewerCodecs } from '../sdp.ts';
 import { encodeSlate } from '../slate.ts';
 import type { SlateFrames } from '../slate.ts';
 import type { EngineStats, MediaKind, PublisherOptions, Sfu, Stream, ViewerGateState, ViewerOptions } from '../types.ts';
@@ -98,19 +97,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
   async publish(streamId: string, offerSdp: string, options: PublisherOptions = {}): Promise<{ stream: Stream; answerSdp: string }> {
     if (this.#closed) throw sfuClosed();
     const offer = parseOffer(offerSdp);
-    const sections = activeSections(offer);
-    if (sections.length === 0) throw noMedia('no audio or video m= section with a port');
-    const chosen = new Map<MediaSection, ChosenCodec>();
-    for (const s of sections) {
-      if (s.direction === 'recvonly' || s.direction === 'inactive') continue;
-      if ([...chosen.values()].some((c) => c.kind === s.kind)) continue;
-      const c = choosePublisherCodec(s);
-      if (c) chosen.set(s, c);
-    }
-    if (chosen.size === 0) {
-      const offered = sections.flatMap((s) => s.codecs.map((c) => c.name)).filter((n) => n.toLowerCase() !== 'rtx');
-      throw noCommonCodec(`the server takes VP8 or H264 video and Opus audio; the offer has ${[...new Set(offered)].join(', ') || 'nothing it can send'}`);
-    }
+    const chosen = publisherCodecs(offer);
     const dtls = offerTransport(offer, [...chosen.keys()]);
     if (this.#streams.has(streamId) || this.#negotiating.has(streamId)) throw alreadyLive(streamId);
     this.#negotiating.add(streamId);
@@ -168,21 +155,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
     const offer = parseOffer(offerSdp);
     const stream = this.#streams.get(streamId);
     if (!stream || stream.closed) throw streamNotFound(streamId);
-    const sections = activeSections(offer);
-    if (sections.length === 0) throw noMedia('no audio or video m= section with a port');
-    const chosen = new Map<MediaSection, ChosenCodec>();
-    for (const s of sections) {
-      if (s.direction === 'sendonly' || s.direction === 'inactive') continue;
-      if (s.kind !== 'audio' && s.kind !== 'video') continue;
-      const source = stream.trackOfKind(s.kind);
-      if (!source || [...chosen.values()].some((c) => c.kind === s.kind)) continue;
-      const match = matchViewerCodec(s, source.codec);
-      if (!match) {
-        throw noCommonCodec(`the stream sends ${source.codec.name} ${s.kind}; the viewer's offer has ${s.codecs.map((c) => c.name).filter((n) => n.toLowerCase() !== 'rtx').join(', ') || 'no codecs'}`);
-      }
-      chosen.set(s, match);
-    }
-    if (chosen.size === 0) throw noCommonCodec(`the viewer's offer asks for nothing the stream sends (${stream.tracks.map((t) => `${t.kind} ${t.codec}`).join(', ')})`);
+    const chosen = viewerCodecs(offer, (kind) => stream.trackOfKind(kind)?.codec, stream.tracks.map((t) => `${t.kind} ${t.codec}`).join(', '));
     const dtls = offerTransport(offer, [...chosen.keys()]);
     const codecs = [...chosen.values()];
     const homeSignature = codecSignature(stream.published.filter((t) => codecs.some((c) => c.kind === t.info.kind)).map((t) => t.codec));

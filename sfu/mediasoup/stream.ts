@@ -21,6 +21,7 @@
 
 import type { Consumer, DirectTransport, PlainTransport, Producer, Router, RtpCapabilities, WebRtcTransport } from 'mediasoup/types';
 import { SafeEmitter } from '../emitter.ts';
+import { KeyframeThrottle } from '../keyframe.ts';
 import { TapHub } from '../tap.ts';
 import type { TapPacketSource } from '../tap.ts';
 import type { ChosenCodec } from '../sdp.ts';
@@ -95,8 +96,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
   #closed = false;
   #gate: { a: PlainTransport; b: PlainTransport; live: Consumer; gated: Producer } | undefined;
   #tapTransport: Promise<{ transport: DirectTransport; consumers: Consumer[] }> | undefined;
-  #lastKeyframeRequest = -Infinity;
-  #keyframeTimer: NodeJS.Timeout | undefined;
+  readonly #keyframes: KeyframeThrottle;
   readonly #connectTimer: NodeJS.Timeout;
   connected = false;
   keyframeRequestsSent = 0;
@@ -114,6 +114,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     private readonly onClosed: (s: MediasoupStream) => void,
   ) {
     super();
+    this.#keyframes = new KeyframeThrottle(tuning.minKeyframeIntervalMs, (trackId) => this.#sendKeyframeRequest(trackId));
     worker.streams++;
     this.tap = new TapHub({ onSubscribers: (n) => this.#tapDemand(n) });
     transport.on('dtlsstatechange', (state) => {
@@ -245,21 +246,11 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
 
   /** Publisher keyframe request, throttled to one per minKeyframeIntervalMs and coalesced. */
   requestKeyFrame(trackId?: string): void {
-    if (this.#closed || this.#keyframeTimer) return;
-    const wait = this.#lastKeyframeRequest + this.tuning.minKeyframeIntervalMs - performance.now();
-    if (wait > 0) {
-      this.#keyframeTimer = setTimeout(() => {
-        this.#keyframeTimer = undefined;
-        this.#sendKeyframeRequest(trackId);
-      }, wait);
-      return;
-    }
-    this.#sendKeyframeRequest(trackId);
+    this.#keyframes.request(trackId);
   }
 
   #sendKeyframeRequest(trackId?: string): void {
     if (this.#closed) return;
-    this.#lastKeyframeRequest = performance.now();
     const consumer = this.#gate?.live;
     if (!consumer || (trackId && this.trackOfKind('video')?.info.trackId !== trackId)) return;
     this.keyframeRequestsSent++;
@@ -307,7 +298,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     this.#closed = true;
     this.worker.streams--;
     clearTimeout(this.#connectTimer);
-    if (this.#keyframeTimer) clearTimeout(this.#keyframeTimer);
+    this.#keyframes.close();
     // viewers first: each closes its transport (DTLS close_notify) so every client learns at once
     for (const v of [...this.#viewers.values()]) v.close(reason);
     this.#viewers.clear();

@@ -9,8 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import type { RTCRtpSender } from 'werift';
 import { SafeEmitter } from '../emitter.ts';
-import { alreadyLive, noCommonCodec, noMedia, sfuClosed, streamNotFound } from '../errors.ts';
-import { activeSections, choosePublisherCodec, matchViewerCodec, parseOffer, rebuildOffer } from '../sdp.ts';
+import { alreadyLive, sfuClosed, streamNotFound } from '../errors.ts';
+import { parseOffer, publisherCodecs, rebuildOffer, viewerCodecs } from '../sdp.ts';
 import type { ChosenCodec, MediaSection } from '../sdp.ts';
 import { encodeSlate } from '../slate.ts';
 import type { SlateFrames } from '../slate.ts';
@@ -96,18 +96,7 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
   async publish(streamId: string, offerSdp: string, options: PublisherOptions = {}): Promise<{ stream: Stream; answerSdp: string }> {
     if (this.#closed) throw sfuClosed();
     const offer = parseOffer(offerSdp);
-    const sections = activeSections(offer);
-    if (sections.length === 0) throw noMedia('no audio or video m= section with a port');
-    const chosen = new Map<MediaSection, ChosenCodec>();
-    for (const s of sections) {
-      if (s.direction === 'recvonly' || s.direction === 'inactive') continue;
-      const c = choosePublisherCodec(s);
-      if (c) chosen.set(s, c);
-    }
-    if (chosen.size === 0) {
-      const offered = sections.flatMap((s) => s.codecs.map((c) => c.name)).filter((n) => n.toLowerCase() !== 'rtx');
-      throw noCommonCodec(`the server takes VP8 or H264 video and Opus audio; the offer has ${[...new Set(offered)].join(', ') || 'nothing it can send'}`);
-    }
+    const chosen = publisherCodecs(offer);
     if (this.#streams.has(streamId) || this.#negotiating.has(streamId)) throw alreadyLive(streamId);
     const keep = new Map<MediaSection, number[]>();
     for (const [s, c] of chosen) keep.set(s, c.rtxPayloadType !== undefined ? [c.payloadType, c.rtxPayloadType] : [c.payloadType]);
@@ -148,25 +137,9 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
     const offer = parseOffer(offerSdp);
     const stream = this.#streams.get(streamId);
     if (!stream || stream.closed) throw streamNotFound(streamId);
-    const sections = activeSections(offer);
-    if (sections.length === 0) throw noMedia('no audio or video m= section with a port');
+    const chosen = viewerCodecs(offer, (kind) => stream.trackOfKind(kind)?.codec, stream.tracks.map((t) => `${t.kind} ${t.codec}`).join(', '));
     const keep = new Map<MediaSection, number[]>();
-    const chosen = new Map<MediaSection, ChosenCodec>();
-    const usedKinds = new Set<string>();
-    for (const s of sections) {
-      if (s.direction === 'sendonly' || s.direction === 'inactive') continue;
-      if (s.kind !== 'audio' && s.kind !== 'video') continue;
-      const source = stream.trackOfKind(s.kind);
-      if (!source || usedKinds.has(s.kind)) continue;
-      const match = matchViewerCodec(s, source.codec);
-      if (!match) {
-        throw noCommonCodec(`the stream sends ${source.codec.name} ${s.kind}; the viewer's offer has ${s.codecs.map((c) => c.name).filter((n) => n.toLowerCase() !== 'rtx').join(', ') || 'no codecs'}`);
-      }
-      usedKinds.add(s.kind);
-      chosen.set(s, match);
-      keep.set(s, match.rtxPayloadType !== undefined ? [match.payloadType, match.rtxPayloadType] : [match.payloadType]);
-    }
-    if (chosen.size === 0) throw noCommonCodec(`the viewer's offer asks for nothing the stream sends (${stream.tracks.map((t) => `${t.kind} ${t.codec}`).join(', ')})`);
+    for (const [s, match] of chosen) keep.set(s, match.rtxPayloadType !== undefined ? [match.payloadType, match.rtxPayloadType] : [match.payloadType]);
     const narrowed = rebuildOffer(offer, keep);
     const pc = createPeer(this.#net);
     let answerSdp: string;

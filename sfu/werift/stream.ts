@@ -4,7 +4,7 @@
 import type { MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RtcpPacket, RtpPacket } from 'werift';
 import { RtcpSrPacket } from 'werift';
 import { SafeEmitter } from '../emitter.ts';
-import { isKeyframeStart } from '../keyframe.ts';
+import { KeyframeThrottle, isKeyframeStart } from '../keyframe.ts';
 import type { ChosenCodec } from '../sdp.ts';
 import { TapHub } from '../tap.ts';
 import type { TapPacketSource } from '../tap.ts';
@@ -84,8 +84,7 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
   #closed = false;
   #receivers = new Map<string, RTCRtpReceiver>();
   readonly #attached = new WeakSet<MediaStreamTrack>();
-  #lastKeyframeRequest = 0;
-  #pendingKeyframeTimer: NodeJS.Timeout | undefined;
+  readonly #keyframes: KeyframeThrottle;
   #timers: NodeJS.Timeout[] = [];
   keyframeRequestsSent = 0;
   connected = false;
@@ -99,6 +98,7 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
     private readonly onClosed: (s: WeriftStream) => void,
   ) {
     super();
+    this.#keyframes = new KeyframeThrottle(tuning.minKeyframeIntervalMs, (trackId) => this.#sendPli(trackId));
     this.#tracks = tracks;
     for (const t of pc.getTransceivers()) {
       const track = tracks.find((x) => x.info.trackId === t.mid);
@@ -177,22 +177,11 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
   }
 
   requestKeyFrame(trackId?: string): void {
-    if (this.#closed || this.#pendingKeyframeTimer) return;
-    const wait = this.#lastKeyframeRequest + this.tuning.minKeyframeIntervalMs - performance.now();
-    if (wait > 0) {
-      // coalesce: one request at the end of the throttle window serves everyone who asked inside it
-      this.#pendingKeyframeTimer = setTimeout(() => {
-        this.#pendingKeyframeTimer = undefined;
-        this.#sendPli(trackId);
-      }, wait);
-      return;
-    }
-    this.#sendPli(trackId);
+    this.#keyframes.request(trackId);
   }
 
   #sendPli(trackId?: string): void {
     if (this.#closed) return;
-    this.#lastKeyframeRequest = performance.now();
     for (const t of this.#tracks) {
       if (t.info.kind !== 'video' || t.ssrc === undefined) continue;
       if (trackId && t.info.trackId !== trackId && this.#tracks.filter((x) => x.info.kind === 'video').length > 1) continue;
@@ -233,7 +222,7 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of this.#timers) clearTimeout(t);
-    if (this.#pendingKeyframeTimer) clearTimeout(this.#pendingKeyframeTimer);
+    this.#keyframes.close();
     for (const v of [...this.#viewers.values()]) v.close(reason);
     this.#viewers.clear();
     this.tap.close();

@@ -40,12 +40,15 @@ for (const engine of ENGINES) {
         const publisherOffset = (Number(am.ntpBase - vm.ntpBase) / NTP_UNIT) * 1000;
         assert.ok(Math.abs(publisherOffset + 150) < 1);
         const vs = settled('video');
+        let worst = 0;
         // each audio report against the video report nearest in time, as a receiver pairs them
         for (const a of settled('audio')) {
           const v = vs.reduce((best, x) => (Math.abs(x.receivedAt - a.receivedAt) < Math.abs(best.receivedAt - a.receivedAt) ? x : best));
           const viewerOffset = clipStartMs(a, am) - clipStartMs(v, vm);
           assert.ok(Math.abs(viewerOffset - publisherOffset) <= 10, `viewer offset ${viewerOffset.toFixed(2)} ms vs publisher ${publisherOffset.toFixed(2)} ms`);
+          worst = Math.max(worst, Math.abs(viewerOffset - publisherOffset));
         }
+        console.log(`lip sync [${engine}]: worst |viewer - publisher| A/V offset ${worst.toFixed(2)} ms over ${settled('audio').length} audio reports`);
       } finally {
         await viewer.close();
         await pub.stop();
