@@ -4,7 +4,7 @@
 // (their owners see 'workerclose' and end their streams with 'error'), and a new worker takes its
 // place on the same port.
 
-import { cpus } from 'node:os';
+import { cpus, setPriority } from 'node:os';
 import * as mediasoup from 'mediasoup';
 import type { WebRtcServer, Worker, WorkerLogLevel } from 'mediasoup/types';
 import { SafeEmitter } from '../emitter.ts';
@@ -25,6 +25,11 @@ export interface WorkerPoolOptions {
   logLevel?: WorkerLogLevel;
   /** Worker binary. Default: mediasoupWorkerBin(). */
   workerBin?: string;
+  /**
+   * Scheduling priority (nice) of the worker processes. Default -10: on a machine that moderation
+   * saturates, forwarding still runs first. Needs CAP_SYS_NICE (root); without it workers keep 0.
+   */
+  workerNice?: number;
 }
 
 /** One worker of the pool and what placement needs to know about it. */
@@ -50,6 +55,7 @@ type PoolEvents = { died: [MediaWorker, Error]; replaced: [MediaWorker] };
 export class WorkerPool extends SafeEmitter<PoolEvents> {
   readonly #slots: (MediaWorker | undefined)[];
   readonly #opts: Required<Omit<WorkerPoolOptions, 'rtcPort' | 'workerBin'>> & Pick<WorkerPoolOptions, 'rtcPort' | 'workerBin'>;
+  #niceRefused = false;
   #closed = false;
   /** CPU time of workers that have died (ms), so the total keeps counting. */
   #deadCpuMs = 0;
@@ -67,6 +73,7 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
       logLevel: opts.logLevel ?? 'error',
       rtcPort: opts.rtcPort,
       workerBin: opts.workerBin ?? mediasoupWorkerBin(),
+      workerNice: opts.workerNice ?? -10,
     };
     this.#slots = new Array(this.#opts.workers).fill(undefined);
   }
@@ -93,6 +100,12 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
   async #spawn(index: number): Promise<MediaWorker> {
     const o = this.#opts;
     const worker = await mediasoup.createWorker({ logLevel: o.logLevel, workerBin: o.workerBin });
+    try {
+      setPriority(worker.pid, o.workerNice);
+    } catch (err) {
+      if (!this.#niceRefused) console.error(`sfu/mediasoup: workers keep the default priority (nice ${o.workerNice} refused: ${err instanceof Error ? err.message : String(err)})`);
+      this.#niceRefused = true;
+    }
     let server: WebRtcServer;
     try {
       const port = o.rtcPort ? o.rtcPort + index : undefined;
