@@ -13,6 +13,9 @@ import type { MediasoupViewer } from '../../sfu/mediasoup/viewer.ts';
 import type { CloseReason } from '../../sfu/types.ts';
 import { pageRoutes, webrtcRoutes } from '../../server/routes/webrtc.ts';
 import Fastify from 'fastify';
+import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid } from 'werift';
+import type { MediaStreamTrack, RtpPacket } from 'werift';
+import { gatheredOffer, postOffer, waitConnected } from '../../loadtest/clients/peer.ts';
 import type { FastifyInstance } from 'fastify';
 import { ENGINES, until } from './helpers.ts';
 
@@ -80,6 +83,45 @@ describe('mediasoup engine: workers', { skip }, () => {
     assert.ok(stats.consumers >= 8, `consumers ${stats.consumers}`);
     assert.ok(stats.packetsForwarded > 100, `packets forwarded ${stats.packetsForwarded}`);
     assert.ok(stats.workerCpuMs > 0, 'worker CPU is reported');
+  });
+
+  test('a viewer whose offer maps other payload types receives with its own (RFC 3264 6.1), from its own edition', async () => {
+    await publish('pts');
+    // VP8 as 100 and Opus as 109, where the publisher (and mediasoup's router for it) use 96 and 111
+    const pc = new RTCPeerConnection({
+      iceServers: [],
+      bundlePolicy: 'max-bundle',
+      iceUseIpv6: false,
+      iceUseTcp: false,
+      iceInterfaceAddresses: { udp4: '127.0.0.1' },
+      iceAdditionalHostAddresses: ['127.0.0.1'],
+      codecs: {
+        video: [new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 100, rtcpFeedback: [useNACK(), usePLI()] })],
+        audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 109 })],
+      },
+      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
+    });
+    open.push({ close: () => pc.close() });
+    const got = { video: new Set<number>(), audio: new Set<number>(), videoPackets: 0, audioPackets: 0 };
+    pc.onTrack.subscribe((track: MediaStreamTrack) => {
+      track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
+        const kind = track.kind === 'video' ? 'video' : 'audio';
+        got[kind].add(rtp.header.payloadType);
+        if (kind === 'video') got.videoPackets++;
+        else got.audioPackets++;
+      });
+    });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const { answer } = await postOffer(`${base}/whep/pts`, await gatheredOffer(pc));
+    assert.match(answer, /a=rtpmap:100 VP8\/90000/);
+    assert.match(answer, /a=rtpmap:109 opus\/48000\/2/);
+    assert.doesNotMatch(answer, /a=rtpmap:96 /, 'the answer keeps the viewer\'s payload types');
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    await waitConnected(pc, 10_000);
+    await until(() => got.videoPackets > 30 && got.audioPackets > 20, 15_000, 'media with the viewer\'s payload types');
+    assert.deepEqual([...got.video], [100]);
+    assert.deepEqual([...got.audio], [109]);
   });
 
   test('a worker killed mid-stream: its stream ends with error, the server keeps serving, a new stream works', async () => {
