@@ -69,3 +69,23 @@ export async function encodeSlate(codec: VideoCodec, width = 640, height = 360):
   if (keyframes.length === 0) throw new Error(`slate: ${codec} encoder produced no keyframe`);
   return { codec, width, height, keyframes };
 }
+
+/** Both codecs' slates, encoded once at engine start; `ready` never rejects (a failure is logged and blanking sends no video). */
+export class Slates {
+  readonly #frames = new Map<VideoCodec, SlateFrames>();
+  readonly ready: Promise<void>;
+  constructor() {
+    this.ready = Promise.all(
+      (['VP8', 'H264'] as const).map(async (codec) => {
+        this.#frames.set(codec, await encodeSlate(codec));
+      }),
+    ).then(
+      () => undefined,
+      (err: unknown) => console.error('sfu: slate encoding failed; blanked viewers will get no video', err),
+    );
+  }
+  /** A codec's slate frames, or undefined while they are still being encoded. */
+  get(codec: VideoCodec): SlateFrames | undefined {
+    return this.#frames.get(codec);
+  }
+}

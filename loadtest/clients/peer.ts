@@ -133,6 +133,26 @@ export function sessionEnded(pc: RTCPeerConnection): Promise<void> {
       dtls.onStateChange.subscribe((s) => {
         if (s === 'closed' || s === 'failed') resolve();
       });
+      onDtlsAlert(dtls, resolve);
     }
   });
+}
+
+/**
+ * Calls `onAlert` when a DTLS alert record (content type 21) reaches a connected transport. werift
+ * itself misses some encrypted close_notify alerts from mediasoup's OpenSSL: werift-dtls reads an
+ * encrypted alert's fragment as a plain alert first and drops the record when those bytes happen to
+ * parse as a fatal one. A killed viewer then noticed only at its ICE consent timeout (26 s; once in
+ * a CI run, and 1 viewer in 8 in some local runs). After the handshake a peer sends an alert only to
+ * end the session (close_notify) or on a fatal error, so either way the session is over. The
+ * socket's datagram handler is private in werift's typings, hence the reflective wrap.
+ */
+function onDtlsAlert(dtls: RTCPeerConnection['dtlsTransports'][number], onAlert: () => void): void {
+  const socket = Reflect.get(Reflect.get(Reflect.get(dtls, 'dtls') ?? {}, 'transport') ?? {}, 'socket') as { onData?: (data: Buffer, ...rest: unknown[]) => void } | undefined;
+  const inner = socket?.onData;
+  if (!socket || typeof inner !== 'function') return;
+  socket.onData = (data: Buffer, ...rest: unknown[]) => {
+    if (data[0] === 21 && dtls.state === 'connected') onAlert();
+    inner(data, ...rest);
+  };
 }

@@ -11,8 +11,7 @@ import type { Consumer, Router, WebRtcTransport } from 'mediasoup/types';
 import { SafeEmitter } from '../emitter.ts';
 import { alreadyLive, negotiationFailed, noCommonCodec, sfuClosed, streamNotFound } from '../errors.ts';
 import { parseOffer, publisherCodecs, viewerCodecs } from '../sdp.ts';
-import { encodeSlate } from '../slate.ts';
-import type { SlateFrames } from '../slate.ts';
+import { Slates } from '../slate.ts';
 import type { EngineStats, MediaKind, PublisherOptions, Sfu, Stream, ViewerGateState, ViewerOptions } from '../types.ts';
 import { audioFirst, codecSignature, offeredCname, offerTransport, producerParameters, routerCodec, viewerCapabilities, writeAnswer } from './sdp.ts';
 import type { AnswerSection } from './sdp.ts';
@@ -62,7 +61,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
   readonly engine = 'mediasoup';
   readonly #streams = new Map<string, MediasoupStream>();
   readonly #negotiating = new Set<string>();
-  readonly #slates = new Map<'VP8' | 'H264', SlateFrames>();
+  readonly #slates = new Slates();
   readonly #slate: SlateSource;
   readonly #tuning: StreamTuning;
   readonly #consentS: number;
@@ -79,14 +78,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
     this.#consentS = opts.iceConsentTimeoutS ?? 30;
     this.#gates = opts.gates ?? true;
     this.#slate = new SlateSource({ fps: opts.slateFps ?? 5, frames: (codec) => this.#slates.get(codec) });
-    this.slateReady = Promise.all(
-      (['VP8', 'H264'] as const).map(async (codec) => {
-        this.#slates.set(codec, await encodeSlate(codec));
-      }),
-    ).then(
-      () => undefined,
-      (err: unknown) => console.error('sfu: slate encoding failed; blanked viewers will get no video', err),
-    );
+    this.slateReady = this.#slates.ready;
     pool.on('died', (w, err) => console.error(`sfu/mediasoup: worker ${w.index} (pid ${w.pid}) died: ${err.message}; its streams end with 'error', a new worker starts`));
   }
 

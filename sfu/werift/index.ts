@@ -12,8 +12,7 @@ import { SafeEmitter } from '../emitter.ts';
 import { alreadyLive, sfuClosed, streamNotFound } from '../errors.ts';
 import { parseOffer, publisherCodecs, rebuildOffer, viewerCodecs } from '../sdp.ts';
 import type { ChosenCodec, MediaSection } from '../sdp.ts';
-import { encodeSlate } from '../slate.ts';
-import type { SlateFrames } from '../slate.ts';
+import { Slates } from '../slate.ts';
 import type { EngineStats, MediaKind, PublisherOptions, Sfu, Stream, ViewerOptions } from '../types.ts';
 import { countGarbage, garbageCounters } from './garbage.ts';
 import { answerOffer, createPeer } from './peer.ts';
@@ -67,7 +66,7 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
   readonly #negotiating = new Set<string>();
   readonly #net: PeerNetworkOptions;
   readonly #tuning: StreamTuning;
-  readonly #slates = new Map<'VP8' | 'H264', SlateFrames>();
+  readonly #slates = new Slates();
   readonly #slateFps: number;
   readonly slateReady: Promise<void>;
   #closed = false;
@@ -83,14 +82,7 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
       connectTimeoutMs: opts.connectTimeoutMs ?? 15_000,
     };
     this.#slateFps = opts.slateFps ?? 2;
-    this.slateReady = Promise.all(
-      (['VP8', 'H264'] as const).map(async (codec) => {
-        this.#slates.set(codec, await encodeSlate(codec));
-      }),
-    ).then(
-      () => undefined,
-      (err: unknown) => console.error('sfu: slate encoding failed; blanked viewers will get no video', err),
-    );
+    this.slateReady = this.#slates.ready;
   }
 
   async publish(streamId: string, offerSdp: string, options: PublisherOptions = {}): Promise<{ stream: Stream; answerSdp: string }> {
