@@ -148,11 +148,20 @@ export function sessionEnded(pc: RTCPeerConnection): Promise<void> {
  * socket's datagram handler is private in werift's typings, hence the reflective wrap.
  */
 function onDtlsAlert(dtls: RTCPeerConnection['dtlsTransports'][number], onAlert: () => void): void {
-  const socket = Reflect.get(Reflect.get(Reflect.get(dtls, 'dtls') ?? {}, 'transport') ?? {}, 'socket') as { onData?: (data: Buffer, ...rest: unknown[]) => void } | undefined;
-  const inner = socket?.onData;
-  if (!socket || typeof inner !== 'function') return;
-  socket.onData = (data: Buffer, ...rest: unknown[]) => {
-    if (data[0] === 21 && dtls.state === 'connected') onAlert();
-    inner(data, ...rest);
+  let installed = false;
+  // werift makes its DTLS socket when the handshake starts, so this may run before and after it
+  const install = (): void => {
+    const socket = Reflect.get(Reflect.get(Reflect.get(dtls, 'dtls') ?? {}, 'transport') ?? {}, 'socket') as { onData?: (data: Buffer, ...rest: unknown[]) => void } | undefined;
+    const inner = socket?.onData;
+    if (installed || !socket || typeof inner !== 'function') return;
+    installed = true;
+    socket.onData = (data: Buffer, ...rest: unknown[]) => {
+      if (data[0] === 21 && dtls.state === 'connected') onAlert();
+      inner(data, ...rest);
+    };
   };
+  install();
+  dtls.onStateChange.subscribe((state) => {
+    if (state === 'connected') install();
+  });
 }
