@@ -163,15 +163,7 @@ export function producerParameters(section: MediaSection, chosen: ChosenCodec, c
  * abs-send-time or transport-cc no bandwidth estimate can make mediasoup drop to the slate layer).
  */
 export function viewerCapabilities(section: MediaSection, match: ChosenCodec): RtpCapabilities {
-  const codec: RtpCodecCapability = {
-    kind: match.kind as MsKind,
-    mimeType: mimeOf(match),
-    preferredPayloadType: match.payloadType,
-    clockRate: match.clockRate,
-    channels: match.kind === 'audio' ? (match.channels ?? 2) : undefined,
-    parameters: codecParameters(match.fmtp),
-    rtcpFeedback: offeredFeedback(section, match.payloadType, match.kind, VIEWER_FEEDBACK),
-  };
+  const codec: RtpCodecCapability = { ...routerCodec(match), rtcpFeedback: offeredFeedback(section, match.payloadType, match.kind, VIEWER_FEEDBACK) };
   return { codecs: [codec], headerExtensions: [] };
 }
 
