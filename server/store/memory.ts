@@ -1,7 +1,13 @@
 // In-memory Store: the default for one node. Same semantics as RedisStore (shared test suite).
+// Every collection is bounded (docs/RETENTION.md): without bounds a node that ran for weeks kept every
+// audit entry, decision, statement and review thumbnail (a thumbnail alone is 10-40 kB) until it ran
+// out of memory. What goes first is what matters least: resolved items' thumbnails, then resolved
+// items, decisions and statements nothing open refers to, then the oldest audit entries. Open review
+// work, appeals, blocks and statements that back them are never dropped; every drop is counted.
 import type { StatementOfReasons } from '../../policies/types.ts';
 import { SrvError, notFound } from '../errors.ts';
 import { chainAuditEntry } from '../../policies/audit.ts';
+import { DEFAULT_RETENTION } from './types.ts';
 import type {
   AuditEntry,
   ControlMessage,
@@ -10,38 +16,78 @@ import type {
   PolicyReviewItem,
   PolicyReviewResolution,
   Store,
+  StoreCollection,
+  StoreDropReason,
+  StoreRetention,
+  StoreRetentionStats,
   StoredReviewItem,
   StreamBlock,
   Unsubscribe,
 } from './types.ts';
 
-const now = (): number => Date.now();
 const clone = <T>(v: T): T => structuredClone(v);
 
-/** Newest-first list bounded to `cap` entries. */
+/** Drops per collection and reason since start (one owner for both stores' figures). */
+export class DropCounts {
+  readonly #counts = new Map<string, { collection: StoreCollection; reason: StoreDropReason; count: number }>();
+  add(collection: StoreCollection, reason: StoreDropReason, n = 1): void {
+    if (n <= 0) return;
+    const key = `${collection}:${reason}`;
+    const e = this.#counts.get(key);
+    if (e) e.count += n;
+    else this.#counts.set(key, { collection, reason, count: n });
+  }
+  list(): StoreRetentionStats['dropped'] {
+    return [...this.#counts.values()].map((e) => ({ ...e }));
+  }
+}
+
+/** Retention with defaults filled in and bounds made sane (at least one entry of each kind). */
+export function retentionOf(over: Partial<StoreRetention> = {}): StoreRetention {
+  const r = { ...DEFAULT_RETENTION, ...Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) } as StoreRetention;
+  for (const k of ['maxAudit', 'maxRecords', 'maxResolvedReview', 'maxOpenReview'] as const) r[k] = Math.max(1, Math.floor(r[k]));
+  return r;
+}
+
+/** Records by id in insertion order (oldest first), listed newest first. */
 class RecentIndex<T extends { id: string; streamId: string }> {
-  readonly #byId = new Map<string, T>();
-  readonly #order: string[] = [];
-  constructor(private readonly cap: number) {}
-  put(value: T): void {
-    if (!this.#byId.has(value.id)) {
-      this.#order.push(value.id);
-      if (this.#order.length > this.cap) this.#byId.delete(this.#order.shift() as string);
-    }
-    this.#byId.set(value.id, clone(value));
+  readonly #byId = new Map<string, { value: T; storedAt: number }>();
+  get size(): number {
+    return this.#byId.size;
+  }
+  put(value: T, at: number): void {
+    const e = this.#byId.get(value.id);
+    if (e) e.value = clone(value);
+    else this.#byId.set(value.id, { value: clone(value), storedAt: at });
   }
   get(id: string): T | undefined {
-    const v = this.#byId.get(id);
-    return v && clone(v);
+    const e = this.#byId.get(id);
+    return e && clone(e.value);
   }
   list(filter: { streamId?: string; limit?: number } = {}): T[] {
     const out: T[] = [];
     const limit = filter.limit ?? 100;
-    for (let i = this.#order.length - 1; i >= 0 && out.length < limit; i--) {
-      const v = this.#byId.get(this.#order[i]);
-      if (v && (filter.streamId === undefined || v.streamId === filter.streamId)) out.push(clone(v));
+    const all = [...this.#byId.values()];
+    for (let i = all.length - 1; i >= 0 && out.length < limit; i--) {
+      const v = all[i].value;
+      if (filter.streamId === undefined || v.streamId === filter.streamId) out.push(clone(v));
     }
     return out;
+  }
+  /** Drops the oldest entries beyond `cap` or stored before `cutoff`, never one `keep` names. */
+  prune(cap: number, cutoff: number, keep?: (id: string) => boolean): Record<'count' | 'age', number> {
+    const dropped = { count: 0, age: 0 };
+    let over = this.#byId.size - cap;
+    for (const [id, e] of this.#byId) {
+      const old = e.storedAt < cutoff;
+      // insertion order is storage order: past the excess, the first young entry ends the scan
+      if (over <= 0 && !old) break;
+      if (keep?.(id)) continue;
+      this.#byId.delete(id);
+      over--;
+      dropped[old ? 'age' : 'count']++;
+    }
+    return dropped;
   }
 }
 
@@ -61,25 +107,48 @@ export function withLapsedClaim(item: StoredReviewItem, t: number): StoredReview
 }
 
 export interface MemoryStoreOptions {
-  /** Most decisions/statements kept. Default 10000. */
-  historyCap?: number;
+  /** Retention bounds (docs/RETENTION.md). Default DEFAULT_RETENTION (server/store/types.ts). */
+  retention?: Partial<StoreRetention>;
+  /** How often age-based retention and expired registry entries are swept (ms); 0 = only when writes cross a bound. Default 60000. */
+  pruneIntervalMs?: number;
+  /** Clock (ms since the epoch). Default Date.now; tests pass their own. */
+  now?: () => number;
 }
 
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
   readonly #streams = new Map<string, { record: LiveStreamRecord; expiresAt: number }>();
   readonly #blocks = new Map<string, StreamBlock>();
-  readonly #decisions: RecentIndex<DecisionRecord>;
-  readonly #statements: RecentIndex<StatementOfReasons>;
-  readonly #audit: AuditEntry[] = [];
+  readonly #decisions = new RecentIndex<DecisionRecord>();
+  readonly #statements = new RecentIndex<StatementOfReasons>();
+  #audit: AuditEntry[] = [];
+  /** The last audit entry trimmed away: the chain continues from it. */
+  #auditAnchor: AuditEntry | undefined;
+  /** Insertion order = creation order, which the thumbnail trim walks oldest first. */
   readonly #review = new Map<string, StoredReviewItem>();
+  /** Resolved item id -> when it was resolved, in resolution order. */
+  readonly #resolvedAt = new Map<string, number>();
+  #openAmber = 0;
+  #thumbnailBytes = 0;
+  readonly #dropped = new DropCounts();
   readonly #handlers = new Set<(m: ControlMessage) => void>();
+  readonly #retention: StoreRetention;
+  readonly #now: () => number;
+  readonly #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
-    const cap = options.historyCap ?? 10_000;
-    this.#decisions = new RecentIndex(cap);
-    this.#statements = new RecentIndex(cap);
+    this.#retention = retentionOf(options.retention);
+    this.#now = options.now ?? Date.now;
+    const every = options.pruneIntervalMs ?? 60_000;
+    if (every > 0) {
+      this.#timer = setInterval(() => this.prune(), every);
+      this.#timer.unref();
+    }
+  }
+
+  get retention(): Readonly<StoreRetention> {
+    return this.#retention;
   }
 
   #check(): void {
@@ -88,18 +157,19 @@ export class MemoryStore implements Store {
 
   async putStream(record: LiveStreamRecord, ttlMs: number): Promise<void> {
     this.#check();
-    this.#streams.set(record.streamId, { record: clone(record), expiresAt: now() + ttlMs });
+    this.#streams.set(record.streamId, { record: clone(record), expiresAt: this.#now() + ttlMs });
   }
 
   async heartbeat(streamId: string, ttlMs: number, patch: Partial<Omit<LiveStreamRecord, 'streamId'>> = {}): Promise<boolean> {
     this.#check();
+    const t = this.#now();
     const e = this.#streams.get(streamId);
-    if (!e || e.expiresAt <= now()) {
+    if (!e || e.expiresAt <= t) {
       this.#streams.delete(streamId);
       return false;
     }
-    e.record = { ...e.record, ...clone(patch), streamId, heartbeatAt: now() };
-    e.expiresAt = now() + ttlMs;
+    e.record = { ...e.record, ...clone(patch), streamId, heartbeatAt: t };
+    e.expiresAt = t + ttlMs;
     return true;
   }
 
@@ -107,7 +177,7 @@ export class MemoryStore implements Store {
     this.#check();
     const e = this.#streams.get(streamId);
     if (!e) return undefined;
-    if (e.expiresAt <= now()) {
+    if (e.expiresAt <= this.#now()) {
       this.#streams.delete(streamId);
       return undefined;
     }
@@ -116,12 +186,13 @@ export class MemoryStore implements Store {
 
   async listStreams(): Promise<LiveStreamRecord[]> {
     this.#check();
-    const out: LiveStreamRecord[] = [];
-    for (const [id, e] of this.#streams) {
-      if (e.expiresAt <= now()) this.#streams.delete(id);
-      else out.push(clone(e.record));
-    }
-    return out.sort((a, b) => a.startedAt - b.startedAt);
+    this.#sweepStreams();
+    return [...this.#streams.values()].map((e) => clone(e.record)).sort((a, b) => a.startedAt - b.startedAt);
+  }
+
+  #sweepStreams(): void {
+    const t = this.#now();
+    for (const [id, e] of this.#streams) if (e.expiresAt <= t) this.#streams.delete(id);
   }
 
   async removeStream(streamId: string): Promise<void> {
@@ -145,7 +216,8 @@ export class MemoryStore implements Store {
 
   async putDecision(decision: DecisionRecord): Promise<void> {
     this.#check();
-    this.#decisions.put(decision);
+    this.#decisions.put(decision, this.#now());
+    if (this.#decisions.size > this.#retention.maxRecords) this.#pruneDecisions();
   }
   async getDecision(id: string): Promise<DecisionRecord | undefined> {
     this.#check();
@@ -157,7 +229,8 @@ export class MemoryStore implements Store {
   }
   async putStatement(statement: StatementOfReasons): Promise<void> {
     this.#check();
-    this.#statements.put(statement);
+    this.#statements.put(statement, this.#now());
+    if (this.#statements.size > this.#retention.maxRecords) this.#pruneStatements();
   }
   async getStatement(id: string): Promise<StatementOfReasons | undefined> {
     this.#check();
@@ -168,25 +241,71 @@ export class MemoryStore implements Store {
     return this.#statements.list(filter);
   }
 
+  #cutoff(): number {
+    return this.#retention.retentionMs > 0 ? this.#now() - this.#retention.retentionMs : -Infinity;
+  }
+
+  #pruneDecisions(): void {
+    const d = this.#decisions.prune(this.#retention.maxRecords, this.#cutoff());
+    this.#dropped.add('decisions', 'count', d.count);
+    this.#dropped.add('decisions', 'age', d.age);
+  }
+
+  #pruneStatements(): void {
+    // a statement an open item (an appeal of it, an amber item citing it) or a block refers to backs
+    // work or a restriction still in force: it stays whatever its age
+    let pinned: Set<string> | undefined;
+    const keep = (id: string): boolean => {
+      if (!pinned) {
+        pinned = new Set();
+        for (const i of this.#review.values()) if (i.status !== 'resolved' && i.statementId) pinned.add(i.statementId);
+        for (const b of this.#blocks.values()) if (b.statementId) pinned.add(b.statementId);
+      }
+      return pinned.has(id);
+    };
+    const d = this.#statements.prune(this.#retention.maxRecords, this.#cutoff(), keep);
+    this.#dropped.add('statements', 'count', d.count);
+    this.#dropped.add('statements', 'age', d.age);
+  }
+
   async appendAudit(body: Record<string, unknown>): Promise<AuditEntry> {
     this.#check();
-    const entry = chainAuditEntry(this.#audit.at(-1), clone(body), now());
+    const entry = chainAuditEntry(this.#audit.at(-1) ?? this.#auditAnchor, clone(body), this.#now());
     this.#audit.push(entry);
+    if (this.#audit.length > this.#retention.maxAudit) {
+      // the oldest 1 % at once, so trimming costs one copy per 1 % of appends, not one per append
+      const n = this.#audit.length - this.#retention.maxAudit + Math.floor(this.#retention.maxAudit / 100);
+      this.#auditAnchor = this.#audit[n - 1];
+      this.#audit = this.#audit.slice(n);
+      this.#dropped.add('audit', 'count', n);
+    }
     return clone(entry);
   }
   async readAudit(options: { afterSeq?: number; limit?: number } = {}): Promise<AuditEntry[]> {
     this.#check();
-    const after = options.afterSeq ?? 0;
-    return clone(this.#audit.filter((e) => e.seq > after).slice(0, options.limit ?? 1000));
+    const first = this.#audit[0]?.seq ?? 1;
+    const from = Math.max(0, (options.afterSeq ?? 0) - first + 1);
+    return clone(this.#audit.slice(from, from + (options.limit ?? 1000)));
   }
 
   async enqueueReview(item: PolicyReviewItem, extra: { thumbnail?: string } = {}): Promise<StoredReviewItem> {
     this.#check();
     const existing = this.#review.get(item.id);
     if (existing) return clone(existing);
+    if (item.type === 'amber' && this.#openAmber >= this.#retention.maxOpenReview) {
+      this.#dropped.add('review_open', 'queue_full');
+      throw new SrvError(
+        'SRV_ERR_UNAVAILABLE',
+        `review queue full: ${this.#openAmber} open amber items (storeMaxOpenReview ${this.#retention.maxOpenReview}); item ${item.id} of stream ${item.streamId} refused`,
+      );
+    }
     const stored: StoredReviewItem = { ...clone(item), ...clone(extra), status: 'pending' };
     delete stored.claim;
+    if (stored.thumbnail === undefined) delete stored.thumbnail;
     this.#review.set(stored.id, stored);
+    if (stored.type === 'amber') this.#openAmber++;
+    this.#thumbnailBytes += stored.thumbnail?.length ?? 0;
+    if (this.#thumbnailBytes > this.#retention.maxThumbnailBytes) this.#trimThumbnails();
     return clone(stored);
   }
 
@@ -196,7 +315,7 @@ export class MemoryStore implements Store {
 
   async claimReview(reviewer: string, claimMs: number, itemId?: string): Promise<StoredReviewItem | undefined> {
     this.#check();
-    const t = now();
+    const t = this.#now();
     let item: StoredReviewItem | undefined;
     if (itemId !== undefined) {
       item = this.#review.get(itemId);
@@ -223,23 +342,100 @@ export class MemoryStore implements Store {
     const item = this.#review.get(itemId);
     if (!item) throw notFound(`review item ${itemId} not found`);
     if (item.status === 'resolved') throw new SrvError('SRV_ERR_CONFLICT', `review item ${itemId} is already resolved`);
-    if (!claimActive(item, now()) || item.claim?.reviewer !== reviewer)
+    if (!claimActive(item, this.#now()) || item.claim?.reviewer !== reviewer)
       throw new SrvError('SRV_ERR_CLAIM_EXPIRED', `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`);
     item.status = 'resolved';
     item.resolution = clone(resolution);
     Object.assign(item, clone(extra));
-    return clone(item);
+    this.#resolvedAt.set(itemId, this.#now());
+    if (item.type === 'amber') this.#openAmber--;
+    const out = clone(item);
+    if (this.#resolvedAt.size > this.#retention.maxResolvedReview) this.#pruneResolved();
+    return out;
+  }
+
+  #dropThumbnail(item: StoredReviewItem, reason: StoreDropReason): void {
+    if (item.thumbnail === undefined) return;
+    this.#thumbnailBytes -= item.thumbnail.length;
+    delete item.thumbnail;
+    this.#dropped.add('thumbnails', reason);
+  }
+
+  /** Resolved items' thumbnails past their retention, then (over the byte bound) resolved items' and the oldest open amber items'. */
+  #trimThumbnails(): void {
+    const r = this.#retention;
+    const stale = this.#now() - r.thumbnailRetentionMs;
+    for (const [id, at] of this.#resolvedAt) {
+      const item = this.#review.get(id);
+      if (!item) continue;
+      if (at < stale) this.#dropThumbnail(item, 'age');
+      else if (this.#thumbnailBytes > r.maxThumbnailBytes) this.#dropThumbnail(item, 'bytes');
+      else if (item.thumbnail !== undefined) break;
+    }
+    if (this.#thumbnailBytes <= r.maxThumbnailBytes) return;
+    // an appeal's evidence is what the appellant disputes: its thumbnail stays
+    for (const item of this.#review.values()) {
+      if (this.#thumbnailBytes <= r.maxThumbnailBytes) break;
+      if (item.status !== 'resolved' && item.type === 'amber') this.#dropThumbnail(item, 'bytes');
+    }
+  }
+
+  /** Resolved items beyond the count bound or past the retention, earliest resolved first. */
+  #pruneResolved(): void {
+    const cutoff = this.#cutoff();
+    let over = this.#resolvedAt.size - this.#retention.maxResolvedReview;
+    for (const [id, at] of this.#resolvedAt) {
+      const old = at < cutoff;
+      if (over <= 0 && !old) break;
+      const item = this.#review.get(id);
+      if (item?.thumbnail !== undefined) this.#dropThumbnail(item, old ? 'age' : 'count');
+      this.#review.delete(id);
+      this.#resolvedAt.delete(id);
+      over--;
+      this.#dropped.add('review_resolved', old ? 'age' : 'count');
+    }
+  }
+
+  /** Applies every bound now (the timer calls it; tests call it after moving their clock). */
+  prune(): void {
+    if (this.#closed) return;
+    this.#sweepStreams();
+    this.#trimThumbnails();
+    this.#pruneResolved();
+    this.#pruneDecisions();
+    this.#pruneStatements();
+  }
+
+  async retentionStats(): Promise<StoreRetentionStats> {
+    this.#check();
+    let thumbnails = 0;
+    for (const i of this.#review.values()) if (i.thumbnail !== undefined) thumbnails++;
+    return {
+      entries: {
+        audit: this.#audit.length,
+        decisions: this.#decisions.size,
+        statements: this.#statements.size,
+        review_open: this.#review.size - this.#resolvedAt.size,
+        review_resolved: this.#resolvedAt.size,
+        thumbnails,
+        blocks: this.#blocks.size,
+        streams: this.#streams.size,
+      },
+      thumbnailBytes: this.#thumbnailBytes,
+      dropped: this.#dropped.list(),
+      auditFirstSeq: this.#audit[0]?.seq ?? (this.#auditAnchor ? this.#auditAnchor.seq + 1 : 1),
+    };
   }
 
   async getReview(itemId: string): Promise<StoredReviewItem | undefined> {
     this.#check();
     const i = this.#review.get(itemId);
-    return i && withLapsedClaim(clone(i), now());
+    return i && withLapsedClaim(clone(i), this.#now());
   }
 
   async listReview(options: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number } = {}): Promise<StoredReviewItem[]> {
     this.#check();
-    const t = now();
+    const t = this.#now();
     return this.#ordered()
       .filter(
         (i) =>
@@ -253,9 +449,7 @@ export class MemoryStore implements Store {
 
   async reviewDepth(): Promise<number> {
     this.#check();
-    let n = 0;
-    for (const i of this.#review.values()) if (i.status !== 'resolved') n++;
-    return n;
+    return this.#review.size - this.#resolvedAt.size;
   }
 
   async publishControl(message: ControlMessage): Promise<void> {
@@ -284,6 +478,7 @@ export class MemoryStore implements Store {
   async flush(): Promise<void> {}
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
     this.#handlers.clear();
   }
 }

@@ -3,11 +3,15 @@
 // rejects a racing writer and the loser re-chains), the review queue is a sorted set plus a hash
 // with claims decided in Lua (atomic across nodes), and control messages travel over pub/sub.
 // Every backend failure surfaces as SRV_ERR_STORE_UNAVAILABLE (503); the server keeps serving.
+// Retention (docs/RETENTION.md): the audit stream is trimmed to its bound (XTRIM, oldest first),
+// decisions expire after the retention (PX), resolved review items lose their thumbnail and then go
+// (a sorted set by resolution time), open amber items are refused beyond the bound. Statements of
+// reasons and blocks are kept: Redis is the durable store they must outlive the node in.
 import { Redis } from 'ioredis';
 import type { StatementOfReasons } from '../../policies/types.ts';
 import { SrvError, notFound } from '../errors.ts';
 import { chainAuditEntry } from '../../policies/audit.ts';
-import { reviewOrder } from './memory.ts';
+import { DropCounts, retentionOf, reviewOrder } from './memory.ts';
 import type {
   AuditEntry,
   ControlMessage,
@@ -16,6 +20,8 @@ import type {
   PolicyReviewItem,
   PolicyReviewResolution,
   Store,
+  StoreRetention,
+  StoreRetentionStats,
   StoredReviewItem,
   StreamBlock,
   Unsubscribe,
@@ -62,20 +68,23 @@ if status ~= 'claimed' or who ~= ARGV[1] or exp <= now then return {'ERR', 'clai
 redis.call('HSET', KEYS[1], ARGV[3], 'resolved')
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[4], now, ARGV[3])
 return {'OK', ARGV[3]}
 `;
 
 type RedisWithScripts = Redis & {
   reviewClaim(state: string, queue: string, reviewer: string, now: string, claimMs: string, itemId: string): Promise<[string, string]>;
-  reviewResolve(state: string, queue: string, outcome: string, reviewer: string, now: string, itemId: string, outcomeJson: string): Promise<[string, string]>;
+  reviewResolve(state: string, queue: string, outcome: string, resolved: string, reviewer: string, now: string, itemId: string, outcomeJson: string): Promise<[string, string]>;
 };
 
 export interface RedisStoreOptions {
   url: string;
   /** Key prefix. Default 'msfu:'. */
   prefix?: string;
-  /** Most decisions/statements listed per index. Default 10000. */
-  historyCap?: number;
+  /** Retention bounds (docs/RETENTION.md). Default DEFAULT_RETENTION (server/store/types.ts); maxRecords bounds the decision and statement indexes. */
+  retention?: Partial<StoreRetention>;
+  /** How often the audit stream and resolved review items are trimmed (ms); 0 = never. Default 60000. */
+  pruneIntervalMs?: number;
   /** Per-command timeout (ms). Default 3000. */
   commandTimeoutMs?: number;
   /** Called on connection errors (already coded). Default: ignored after the first log line by the caller. */
@@ -120,6 +129,12 @@ export class RedisStore implements Store {
   readonly #sub: Redis;
   readonly #p: string;
   readonly #cap: number;
+  readonly #retention: StoreRetention;
+  readonly #dropped = new DropCounts();
+  readonly #timer: NodeJS.Timeout | undefined;
+  #pruning: Promise<void> | undefined;
+  /** Resolved before this had their thumbnail dropped by this node's sweeps already. */
+  #thumbsSweptTo = 0;
   readonly #handlers = new Set<(m: ControlMessage) => void>();
   readonly #inflight = new Set<Promise<unknown>>();
   #closed = false;
@@ -128,9 +143,15 @@ export class RedisStore implements Store {
     this.#cmd = cmd as RedisWithScripts;
     this.#sub = sub;
     this.#p = options.prefix ?? 'msfu:';
-    this.#cap = options.historyCap ?? 10_000;
+    this.#retention = retentionOf(options.retention);
+    this.#cap = this.#retention.maxRecords;
     this.#cmd.defineCommand('reviewClaim', { numberOfKeys: 2, lua: CLAIM_LUA });
-    this.#cmd.defineCommand('reviewResolve', { numberOfKeys: 3, lua: RESOLVE_LUA });
+    this.#cmd.defineCommand('reviewResolve', { numberOfKeys: 4, lua: RESOLVE_LUA });
+    const every = options.pruneIntervalMs ?? 60_000;
+    if (every > 0) {
+      this.#timer = setInterval(() => void this.prune().catch((err: unknown) => options.onError?.(err instanceof SrvError ? err : new SrvError('SRV_ERR_STORE_UNAVAILABLE', String(err)))), every);
+      this.#timer.unref();
+    }
     this.#sub.on('message', (channel: string, payload: string) => {
       if (channel !== this.#k('control')) return;
       let msg: ControlMessage;
@@ -265,12 +286,16 @@ export class RedisStore implements Store {
   async #putIndexed(kind: string, value: { id: string; streamId: string }): Promise<void> {
     const key = this.#k(kind, value.id);
     const existed = await this.#cmd.exists(key);
-    const m = this.#cmd.multi().set(key, JSON.stringify(value));
+    // decisions expire after the retention; statements are kept (they back appeals and blocks)
+    const ttl = kind === 'decision' && this.#retention.retentionMs > 0 ? this.#retention.retentionMs : 0;
+    const m = ttl ? this.#cmd.multi().set(key, JSON.stringify(value), 'PX', ttl) : this.#cmd.multi().set(key, JSON.stringify(value));
     if (!existed) {
+      const perStream = this.#k(kind + 's', 'stream', value.streamId);
       m.lpush(this.#k(kind + 's'), value.id)
         .ltrim(this.#k(kind + 's'), 0, this.#cap - 1)
-        .lpush(this.#k(kind + 's', 'stream', value.streamId), value.id)
-        .ltrim(this.#k(kind + 's', 'stream', value.streamId), 0, this.#cap - 1);
+        .lpush(perStream, value.id)
+        .ltrim(perStream, 0, this.#cap - 1);
+      if (ttl) m.pexpire(perStream, ttl);
     }
     await m.exec();
   }
@@ -338,6 +363,14 @@ export class RedisStore implements Store {
     return this.#run('enqueueReview', async () => {
       const stored = { ...item, ...extra };
       delete stored.claim;
+      if (item.type === 'amber' && !(await this.#cmd.hexists(this.#k('review', 'items'), item.id))) {
+        // Redis counts appeals in the bound too (the queue holds both); appeals are always taken
+        const open = await this.#cmd.zcard(this.#k('review', 'queue'));
+        if (open >= this.#retention.maxOpenReview) {
+          this.#dropped.add('review_open', 'queue_full');
+          throw new SrvError('SRV_ERR_UNAVAILABLE', `review queue full: ${open} open items (storeMaxOpenReview ${this.#retention.maxOpenReview}); item ${item.id} of stream ${item.streamId} refused`);
+        }
+      }
       const added = await this.#cmd.hsetnx(this.#k('review', 'items'), item.id, JSON.stringify(stored));
       if (added) {
         await this.#cmd
@@ -391,6 +424,7 @@ export class RedisStore implements Store {
         this.#k('review', 'state'),
         this.#k('review', 'queue'),
         this.#k('review', 'outcome'),
+        this.#k('review', 'resolved'),
         reviewer,
         String(Date.now()),
         itemId,
@@ -444,6 +478,70 @@ export class RedisStore implements Store {
     return this.#run('reviewDepth', () => this.#cmd.zcard(this.#k('review', 'queue')));
   }
 
+  // ---- retention
+
+  /** Trims the audit stream to its bound and drops resolved review items' thumbnails, then the items (oldest resolution first). */
+  prune(): Promise<void> {
+    return (this.#pruning ??= this.#run('prune', async () => {
+      const r = this.#retention;
+      const t = Date.now();
+      this.#dropped.add('audit', 'count', await this.#cmd.xtrim(this.#k('audit'), 'MAXLEN', r.maxAudit));
+      const items = this.#k('review', 'items');
+      const resolved = this.#k('review', 'resolved');
+      const stale = t - r.thumbnailRetentionMs;
+      if (stale > this.#thumbsSweptTo) {
+        const ids = await this.#cmd.zrangebyscore(resolved, this.#thumbsSweptTo, stale);
+        for (const id of ids) {
+          const raw = await this.#cmd.hget(items, id);
+          const item = parse<StoredReviewItem>(raw);
+          if (!item || item.thumbnail === undefined) continue;
+          delete item.thumbnail;
+          await this.#cmd.hset(items, id, JSON.stringify(item));
+          this.#dropped.add('thumbnails', 'age');
+        }
+        this.#thumbsSweptTo = stale;
+      }
+      const drop = async (ids: string[], reason: 'count' | 'age'): Promise<void> => {
+        if (ids.length === 0) return;
+        const res = await this.#cmd
+          .multi()
+          .zrem(resolved, ...ids)
+          .hdel(items, ...ids)
+          .hdel(this.#k('review', 'state'), ...ids)
+          .hdel(this.#k('review', 'outcome'), ...ids)
+          .exec();
+        this.#dropped.add('review_resolved', reason, Number(res?.[0]?.[1] ?? 0));
+      };
+      if (r.retentionMs > 0) await drop(await this.#cmd.zrangebyscore(resolved, '-inf', `(${t - r.retentionMs}`), 'age');
+      const over = (await this.#cmd.zcard(resolved)) - r.maxResolvedReview;
+      if (over > 0) await drop(await this.#cmd.zrange(resolved, '0', String(over - 1)), 'count');
+    }).finally(() => (this.#pruning = undefined)));
+  }
+
+  retentionStats(): Promise<StoreRetentionStats> {
+    return this.#run('retentionStats', async () => {
+      const res = await this.#cmd
+        .multi()
+        .xlen(this.#k('audit'))
+        .llen(this.#k('decisions'))
+        .llen(this.#k('statements'))
+        .zcard(this.#k('review', 'queue'))
+        .zcard(this.#k('review', 'resolved'))
+        .scard(this.#k('streams'))
+        .xrange(this.#k('audit'), '-', '+', 'COUNT', 1)
+        .exec();
+      const n = (i: number): number => Number(res?.[i]?.[1] ?? 0);
+      const first = (res?.[6]?.[1] as [string, string[]][] | undefined)?.[0];
+      return {
+        // decisions and statements: their index lists (bounded by maxRecords); thumbnails and blocks are not counted in Redis
+        entries: { audit: n(0), decisions: n(1), statements: n(2), review_open: n(3), review_resolved: n(4), streams: n(5) },
+        thumbnailBytes: 0,
+        dropped: this.#dropped.list(),
+        auditFirstSeq: first ? Number(first[0].split('-')[0]) : 1,
+      };
+    });
+  }
+
   // ---- control
 
   publishControl(message: ControlMessage): Promise<void> {
@@ -472,6 +570,7 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#timer) clearInterval(this.#timer);
     await this.flush();
     this.#closed = true;
     this.#handlers.clear();

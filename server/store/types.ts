@@ -117,6 +117,52 @@ export interface EventAudienceWire {
 
 export type Unsubscribe = () => void;
 
+/** What a store holds, for retention accounting (docs/RETENTION.md). */
+export type StoreCollection = 'audit' | 'decisions' | 'statements' | 'review_open' | 'review_resolved' | 'thumbnails' | 'blocks' | 'streams';
+
+/** Why an entry left the store: over its count bound, past its age, over the thumbnail byte bound, or refused at a full queue. */
+export type StoreDropReason = 'count' | 'age' | 'bytes' | 'queue_full';
+
+/** Sizes and drops of a store's bounded collections (read by /metrics). */
+export interface StoreRetentionStats {
+  /** Entries held now, per collection (thumbnails: review items that carry one). */
+  entries: Partial<Record<StoreCollection, number>>;
+  /** Bytes of thumbnail data URLs held now. */
+  thumbnailBytes: number;
+  /** Entries dropped (or, for 'queue_full', refused) since this store started, per collection and reason. */
+  dropped: { collection: StoreCollection; reason: StoreDropReason; count: number }[];
+  /** Seq of the oldest audit entry still held (1 until the audit log is trimmed). */
+  auditFirstSeq: number;
+}
+
+/** How long a store keeps what (docs/RETENTION.md gives the drop order). All counts are per collection. */
+export interface StoreRetention {
+  /** Most audit entries held; the oldest go first and only by count, never by age. Default 100000. */
+  maxAudit: number;
+  /** Most decisions and most statements of reasons held (each); the oldest go first, never a statement an open review item or a block references. Default 10000. */
+  maxRecords: number;
+  /** Most resolved review items held; the earliest resolved go first. Default 2000. */
+  maxResolvedReview: number;
+  /** Most open (pending or claimed) amber items; beyond it a new amber item is refused (SRV_ERR_UNAVAILABLE, 503, counted as queue_full). Appeals are always taken. Default 5000. */
+  maxOpenReview: number;
+  /** Most bytes of thumbnails held; over it resolved items' thumbnails go first, then the oldest open amber items' (the item stays). Default 67108864 (64 MiB). */
+  maxThumbnailBytes: number;
+  /** A resolved item's thumbnail is dropped this long after its resolution (ms). Default 3600000 (1 h). */
+  thumbnailRetentionMs: number;
+  /** Decisions, unreferenced statements and resolved review items older than this are dropped (ms); 0 = bounded by count only. Default 604800000 (7 days). */
+  retentionMs: number;
+}
+
+export const DEFAULT_RETENTION: Readonly<StoreRetention> = Object.freeze({
+  maxAudit: 100_000,
+  maxRecords: 10_000,
+  maxResolvedReview: 2_000,
+  maxOpenReview: 5_000,
+  maxThumbnailBytes: 64 * 1024 * 1024,
+  thumbnailRetentionMs: 3_600_000,
+  retentionMs: 7 * 86_400_000,
+});
+
 export interface Store {
   readonly kind: 'memory' | 'redis';
 
@@ -168,6 +214,8 @@ export interface Store {
 
   /** Round-trip to the backend; false when unreachable. */
   ping(): Promise<boolean>;
+  /** Sizes and drops of the bounded collections (docs/RETENTION.md). */
+  retentionStats?(): Promise<StoreRetentionStats>;
   /** Waits for writes in flight (audit included). */
   flush(): Promise<void>;
   close(): Promise<void>;
