@@ -2,7 +2,6 @@
 // frames and windows audio, and posts samples back with their buffers transferred.
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { parentPort } from 'node:worker_threads';
 import {
   Codec, CodecContext, FFmpegError, Frame, Log, Packet, SoftwareResampleContext, SoftwareScaleContext,
 } from 'node-av';
@@ -15,16 +14,17 @@ import { FrameAssembler, h264Format, vp8Format } from './frame-assembler.ts';
 import { PACKET_HEADER } from './protocol.ts';
 import type { FromWorker, ToWorker, TrackCounters, TrackInfo, WorkerConfig } from './protocol.ts';
 import { VideoSamplingRule, lumaThumbnail } from './video-sampling.ts';
+import { announceReady, supervisedPort } from '../threads/thread.ts';
 
-const port = parentPort;
-if (!port) throw new Error('decode-worker must run in a worker thread');
+// The port answers the supervisor's control messages too (the crash hook of SamplerPool.crashWorkerOf).
+const port = supervisedPort();
 Log.setLevel(AV_LOG_QUIET);
 
 const now = (): number => performance.timeOrigin + performance.now();
 let config: WorkerConfig | undefined;
 
 function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
-  port!.postMessage(msg, transfer);
+  port.postMessage(msg, transfer);
 }
 
 function check(ret: number, what: string): void {
@@ -398,12 +398,7 @@ port.on('message', (msg: ToWorker) => {
       tracks.clear();
       port.close();
       break;
-    case 'crash':
-      setImmediate(() => {
-        throw new Error('decode worker crash requested');
-      });
-      break;
   }
 });
 
-post({ t: 'ready' });
+announceReady();

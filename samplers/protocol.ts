@@ -32,8 +32,7 @@ export type ToWorker =
   | { t: 'packets'; buf: ArrayBuffer; count: number }
   | { t: 'release'; keys: number[] }
   /** Free every decoder and end the thread (what is queued before it is handled first). */
-  | { t: 'close' }
-  | { t: 'crash' };
+  | { t: 'close' };
 
 export interface TrackCounters {
   key: number;
@@ -48,8 +47,8 @@ export interface WireTimings {
   decodedAt: number;
 }
 
+/** Besides these, the thread announces ready through threads/ (announceReady). */
 export type FromWorker =
-  | { t: 'ready' }
   | {
     t: 'video';
     key: number;

@@ -1,9 +1,14 @@
 // SamplerPool: the main-thread face of the samplers. push() is called from the SFU's tap for every
 // RTP packet; it only copies the packet into a per-worker batch (bounded) and returns. Worker
 // threads depacketize, decode with node-av and sample; samples come back as events.
+//
+// Each decode thread is a SupervisedWorker (threads/): a crashed one is restarted with backoff, its
+// tracks are registered again and resync on a key frame; packets that arrive meanwhile are dropped
+// (counted). Not a RequestWorker: packets stream in and samples stream out without replies, under the
+// pool's own byte-counting flow control (acks), so only the supervision is shared.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { SamplerClosedError, WorkerStartError } from './errors.ts';
+import { SafeEmitter, SupervisedWorker, type WorkerEvent } from '../threads/index.ts';
+import { WorkerStartError } from './errors.ts';
 import { PACKET_HEADER, writePacket } from './protocol.ts';
 import type { FromWorker, ToWorker, TrackInfo, WorkerConfig } from './protocol.ts';
 import type { RtpPacketIn, Sample } from './types.ts';
@@ -83,9 +88,9 @@ export type SamplerPoolEvents = {
   sample: [sample: Sample];
   keyframeNeeded: [streamId: string, trackId: string];
   warning: [message: string];
+  /** A decode thread crashed or was restarted (metrics; a warning is emitted as well). */
+  worker: [event: WorkerEvent];
 };
-
-type Listener<K extends keyof SamplerPoolEvents> = (...args: SamplerPoolEvents[K]) => void;
 
 interface TrackState {
   info: TrackInfo;
@@ -109,7 +114,7 @@ interface StreamState {
 
 interface WorkerSlot {
   index: number;
-  worker: Worker;
+  worker: SupervisedWorker;
   ready: boolean;
   /** Packets posted and not yet acknowledged (bytes). */
   inflight: number;
@@ -123,14 +128,11 @@ interface WorkerSlot {
 const now = (): number => performance.timeOrigin + performance.now();
 const BATCH_INITIAL = 64 * 1024;
 
-export class SamplerPool {
+export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
   readonly options: Readonly<SamplerPoolOptions>;
   private readonly slots: WorkerSlot[] = [];
   private readonly streams = new Map<string, StreamState>();
   private readonly tracksByKey = new Map<number, TrackState>();
-  private readonly listeners: { [K in keyof SamplerPoolEvents]: Listener<K>[] } = {
-    sample: [], keyframeNeeded: [], warning: [],
-  };
   private nextKey = 1;
   private flushTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -139,6 +141,7 @@ export class SamplerPool {
   private readonly workerConfig: WorkerConfig;
 
   private constructor(options: SamplerPoolOptions) {
+    super();
     this.options = Object.freeze({ ...options });
     this.workerConfig = {
       video: {
@@ -161,7 +164,7 @@ export class SamplerPool {
       await Promise.all(Array.from({ length: pool.options.workers }, (_, i) => pool.startWorker(i)));
     } catch (err) {
       await pool.close();
-      throw err;
+      throw new WorkerStartError((err as Error).message);
     }
     const idle = pool.options.idleReleaseMs;
     if (idle > 0) {
@@ -173,18 +176,6 @@ export class SamplerPool {
 
   get closed(): boolean {
     return this.closedFlag;
-  }
-
-  on<K extends keyof SamplerPoolEvents>(event: K, listener: Listener<K>): this {
-    this.listeners[event].push(listener);
-    return this;
-  }
-
-  off<K extends keyof SamplerPoolEvents>(event: K, listener: Listener<K>): this {
-    const list = this.listeners[event] as Listener<K>[];
-    const i = list.indexOf(listener);
-    if (i >= 0) list.splice(i, 1);
-    return this;
   }
 
   /**
@@ -243,7 +234,12 @@ export class SamplerPool {
   /** Makes the worker of a stream crash (for tests and chaos drills); it is replaced like any crashed worker. */
   crashWorkerOf(streamId: string): void {
     const stream = this.streams.get(streamId);
-    if (stream) this.send(this.slots[stream.worker], { t: 'crash' });
+    if (stream) this.slots[stream.worker]?.worker.crash();
+  }
+
+  /** Crashes and restarts of each decode thread. */
+  workerStats(): { worker: string; crashes: number; restarts: number; state: string }[] {
+    return this.slots.map((s) => ({ worker: s.worker.name, ...s.worker.stats() }));
   }
 
   async close(): Promise<void> {
@@ -258,7 +254,7 @@ export class SamplerPool {
     this.tracksByKey.clear();
     // Workers free their decoders and end by themselves; terminate() is only the fallback. Terminating a
     // worker in the middle of node-av work aborted the whole process (a native throw during teardown).
-    await Promise.all(slots.map((s) => endWorker(s.worker, CLOSE_GRACE_MS)));
+    await Promise.all(slots.map((s) => s.worker.close({ farewell: { t: 'close' } satisfies ToWorker, graceMs: CLOSE_GRACE_MS })));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -320,65 +316,48 @@ export class SamplerPool {
   }
 
   private send(slot: WorkerSlot, msg: ToWorker, transfer: ArrayBuffer[] = []): void {
-    slot.worker.postMessage(msg, transfer);
+    // False while the thread is down: a restarted thread is told everything it needs again.
+    slot.worker.post(msg, transfer);
   }
 
   private startWorker(index: number): Promise<void> {
-    const tsxApi = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./decode-worker.ts', import.meta.url).href;
-    // Workers do not inherit tsx's loader from `--import tsx`; register it inside the worker first.
-    const bootstrap = `import(${JSON.stringify(tsxApi)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
-    const worker = new Worker(bootstrap, { eval: true, name: `sampler-${index}` });
-    const previous = this.slots[index];
+    const worker = new SupervisedWorker({ entry: new URL('./decode-worker.ts', import.meta.url), name: `sampler-${index}` });
     const slot: WorkerSlot = {
       index, worker, ready: false, inflight: 0, batch: new Uint8Array(BATCH_INITIAL), view: new DataView(new ArrayBuffer(0)),
-      used: 0, count: 0, generation: (previous?.generation ?? -1) + 1,
+      used: 0, count: 0, generation: 0,
     };
     slot.view = new DataView(slot.batch.buffer);
     this.slots[index] = slot;
-    worker.postMessage({ t: 'config', config: this.workerConfig } satisfies ToWorker);
-    // Tracks already assigned to this slot (after a crash) are registered again; they resync on a key frame.
-    for (const t of this.tracksByKey.values()) {
-      if (t.stream.worker === index) worker.postMessage({ t: 'track', track: t.info } satisfies ToWorker);
-    }
-    return new Promise<void>((resolve, reject) => {
-      let started = false;
-      worker.on('message', (msg: FromWorker) => {
-        if (msg.t === 'ready') {
-          started = true;
-          slot.ready = true;
-          resolve();
-          return;
-        }
-        this.onWorkerMessage(slot, msg);
-      });
-      worker.on('error', (err) => {
-        if (!started) reject(new WorkerStartError(err.message));
-        else this.emit('warning', `sampler worker ${index} crashed: ${err.message}`);
-      });
-      worker.on('exit', () => {
-        if (!started) {
-          reject(new WorkerStartError('exited before ready'));
-          return;
-        }
-        if (this.closedFlag || this.slots[index] !== slot) return;
-        this.replaceWorker(index);
-      });
+    worker.on('spawn', (generation) => {
+      slot.generation = generation;
+      slot.ready = false;
+      slot.inflight = 0;
+      slot.used = 0;
+      slot.count = 0;
+      worker.post({ t: 'config', config: this.workerConfig } satisfies ToWorker);
+      // Tracks already assigned to this slot (after a crash) are registered again; they resync on a key frame.
+      for (const t of this.tracksByKey.values()) {
+        if (t.stream.worker === index) worker.post({ t: 'track', track: t.info } satisfies ToWorker);
+      }
     });
-  }
-
-  private replaceWorker(index: number): void {
-    this.startWorker(index).then(() => {
+    worker.on('ready', (generation) => {
+      slot.ready = true;
+      if (generation === 0) return;
       for (const t of this.tracksByKey.values()) {
         if (t.stream.worker === index && t.info.kind === 'video') this.requestKeyframe(t);
       }
-    }, (err: Error) => {
-      this.emit('warning', `sampler worker ${index} could not be replaced: ${err.message}; retrying in 1 s`);
-      const retry = setTimeout(() => {
-        if (!this.closedFlag) this.replaceWorker(index);
-      }, 1000);
-      retry.unref();
     });
+    worker.on('message', (msg) => this.onWorkerMessage(slot, msg as FromWorker));
+    worker.on('crash', (c) => {
+      slot.ready = false;
+      if (this.closedFlag) return;
+      this.emit('warning', `sampler worker ${index} crashed: ${c.error.message}; restarting in ${c.restartInMs} ms`);
+      this.emit('worker', { type: 'crash', worker: c.worker, message: c.error.message, restartInMs: c.restartInMs, consecutive: c.consecutive });
+    });
+    worker.on('restart', (r) => {
+      if (!this.closedFlag) this.emit('worker', { type: 'restart', worker: r.worker, restarts: r.restarts });
+    });
+    return worker.start();
   }
 
   private onWorkerMessage(slot: WorkerSlot, msg: FromWorker): void {
@@ -438,15 +417,9 @@ export class SamplerPool {
     this.emit('warning', 'sampling is slower than realtime: dropping to catch up');
   }
 
-  private emit<K extends keyof SamplerPoolEvents>(event: K, ...args: SamplerPoolEvents[K]): void {
-    for (const l of [...this.listeners[event]] as Listener<K>[]) {
-      try {
-        l(...args);
-      } catch (err) {
-        // A listener that throws must not break sampling for everyone else.
-        if (event !== 'warning') this.emit('warning', `sampler ${event} listener threw: ${(err as Error).message}`);
-      }
-    }
+  protected override onListenerError(event: keyof SamplerPoolEvents, err: unknown): void {
+    // A listener that throws must not break sampling for everyone else.
+    if (event !== 'warning') this.emit('warning', `sampler ${String(event)} listener threw: ${(err as Error).message}`);
   }
 }
 
@@ -458,15 +431,3 @@ function sum(m: Map<number, number>): number {
 
 /** How long close() waits for a worker to end by itself before terminating it (ms). */
 const CLOSE_GRACE_MS = 2000;
-
-function endWorker(worker: Worker, graceMs: number): Promise<void> {
-  if (worker.threadId === -1) return Promise.resolve(); // already ended
-  return new Promise<void>((resolve) => {
-    const fallback = setTimeout(() => void worker.terminate().then(() => resolve(), () => resolve()), graceMs);
-    worker.once('exit', () => {
-      clearTimeout(fallback);
-      resolve();
-    });
-    worker.postMessage({ t: 'close' } satisfies ToWorker);
-  });
-}

@@ -1,6 +1,8 @@
 // Builds the moderation stack the pipeline runs: samplers, the classifier cascade on the configured
 // backend, the hash and audio banks, text moderation from the policy's lexicons, OCR and VAD.
 // Everything here is loaded once at start; banks and lexicons change at run time.
+// Every worker thread of the stack (decoders, onnxruntime sessions, OCR, fingerprints) is supervised;
+// their crashes, restarts and call timeouts come out of the stack as one 'worker' event stream.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AudioFingerprintBank } from '../models/audio/bank.ts';
@@ -19,6 +21,7 @@ import { TextModerator } from '../models/text/moderator.ts';
 import { lexiconFor, type Policy } from '../policies/index.ts';
 import { SamplerPool, type SamplerPoolOptions } from '../samplers/index.ts';
 import { resizeBilinearAlignCorners } from '../samplers/preprocess.ts';
+import { SafeEmitter, type WorkerEvent } from '../threads/index.ts';
 
 export interface ModerationStackOptions {
   /** 'onnx' (in process), 'triton' (KServe v2 gRPC) or 'none' (no classifier: hashes, text and audio only). */
@@ -50,7 +53,12 @@ export interface ModerationStatus {
   vad: boolean;
 }
 
-export class ModerationStack {
+export type ModerationStackEvents = {
+  /** A worker thread of the stack crashed, was restarted, or let a call time out. */
+  worker: [event: WorkerEvent];
+};
+
+export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
   readonly samplers: SamplerPool;
   readonly moderator: SampleModerator;
   readonly cascade: NsfwCascade | undefined;
@@ -75,6 +83,7 @@ export class ModerationStack {
     vad: ModerationStack['vad'];
     backendName: string;
   }) {
+    super();
     this.samplers = parts.samplers;
     this.moderator = parts.moderator;
     this.cascade = parts.cascade;
@@ -89,6 +98,9 @@ export class ModerationStack {
 
   static async load(opts: ModerationStackOptions): Promise<ModerationStack> {
     const log = opts.log ?? (() => undefined);
+    // Components report to the stack once it exists (a crash during loading is seen as a load failure).
+    let stack: ModerationStack | undefined;
+    const onWorkerEvent = (e: WorkerEvent): void => stack?.emit('worker', e);
     const budgetMs = opts.budgetMs ?? 100;
     let cascade: NsfwCascade | undefined;
     let backendName = 'none';
@@ -97,7 +109,7 @@ export class ModerationStack {
       const inner =
         opts.backend === 'triton'
           ? new KServeBackend({ address: opts.tritonUrl ?? '127.0.0.1:8001', registry })
-          : new OnnxRuntimeBackend({ registry, store: new ModelStore(opts.modelCacheDir ? { cacheDir: opts.modelCacheDir } : {}) });
+          : new OnnxRuntimeBackend({ registry, store: new ModelStore(opts.modelCacheDir ? { cacheDir: opts.modelCacheDir } : {}), onWorkerEvent });
       backendName = inner.name;
       const started = performance.now();
       // A remote backend may be down at start: the cascade still loads and its breaker answers
@@ -117,14 +129,16 @@ export class ModerationStack {
     const audioBank = new AudioFingerprintBank({ name: 'protected_music' });
     const text = TextModerator.create({ lexicons: lexiconsOf(opts.policy) });
 
-    const ocr = opts.ocr === false ? undefined : await loadOcr(log);
+    const ocr = opts.ocr === false ? undefined : await loadOcr(log, onWorkerEvent);
     const vad = opts.vad === false ? undefined : await loadVad(log);
 
     const classifier: FrameClassifier | undefined = cascade;
-    const fingerprinter = new FingerprintWorker(audioBank.fingerprintOptions);
+    const fingerprinter = new FingerprintWorker(audioBank.fingerprintOptions, { onWorkerEvent });
     const moderator = new SampleModerator({ classifier, hashBanks, audioBank, fingerprinter, text, ocr, vad, budgetMs });
     const samplers = await SamplerPool.create(opts.samplers ?? {});
-    return new ModerationStack({ samplers, moderator, cascade, hashBanks, audioBank, fingerprinter, text, ocr, vad, backendName });
+    samplers.on('worker', onWorkerEvent);
+    stack = new ModerationStack({ samplers, moderator, cascade, hashBanks, audioBank, fingerprinter, text, ocr, vad, backendName });
+    return stack;
   }
 
   /** Text lexicons follow the active policy. */
@@ -180,9 +194,9 @@ async function loadBankDir(set: HashBankSet, dir: string, log: NonNullable<Moder
 }
 
 /** OCR and VAD load from their model packages; one that fails to load is turned off with a warning. */
-async function loadOcr(log: NonNullable<ModerationStackOptions['log']>): Promise<OcrWorker | undefined> {
+async function loadOcr(log: NonNullable<ModerationStackOptions['log']>, onWorkerEvent: (e: WorkerEvent) => void): Promise<OcrWorker | undefined> {
   try {
-    return await OcrWorker.load();
+    return await OcrWorker.load({ onWorkerEvent });
   } catch (err) {
     log('warn', `ocr disabled: ${err instanceof Error ? err.message : String(err)}`);
     return undefined;

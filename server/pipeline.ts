@@ -2,6 +2,13 @@
 // (through the enforcer) -> SFU actions. The forwarding path only ever meets the tap handler, which
 // copies a packet into the sampler pool and returns; everything after runs on its own clock, and a
 // slow or dead model changes decisions, never the media.
+//
+// Moderation is never allowed to go silent (issue 12): every sample's moderation is bounded by
+// sampleTimeoutMs (past it the sample counts as 'unavailable' and its in-flight slot is freed), and a
+// watchdog feeds the enforcer 'unavailable' signals for a kind whose packets keep arriving while no
+// signal of that kind has reached the enforcer for stallMs (a dead sampler thread, the in-flight cap,
+// a stuck backend). Both go through the same path as a dead backend's 'unavailable' signals, so each
+// jurisdiction's fail mode applies, and is audited, exactly as for those.
 import type { SampleModerator } from '../models/moderator.ts';
 import type { Signals } from '../models/types.ts';
 import { jpegThumbnail, type SamplerPool } from '../samplers/index.ts';
@@ -14,6 +21,10 @@ export interface PipelineObserver {
   sample?(sample: Sample, latencyMs: number): void;
   signals?(signals: Signals, outcome: EnforcementOutcome | undefined, appliedAt: number): void;
   dropped?(streamId: string, reason: 'inflight'): void;
+  /** A sample's moderation did not finish within sampleTimeoutMs; it was fed as 'unavailable'. */
+  timedOut?(streamId: string, kind: 'audio' | 'video'): void;
+  /** A kind of a stream entered (stalled = true, `sinceMs` without a signal) or left a moderation stall. */
+  stall?(streamId: string, kind: 'audio' | 'video', stalled: boolean, sinceMs: number): void;
   error?(error: unknown, context: string): void;
 }
 
@@ -29,8 +40,24 @@ export interface ModerationPipelineOptions {
   tapCapacity?: number;
   /** Recent video samples kept per stream so a review item can show the frame it is about. Default 4. */
   evidenceFrames?: number;
+  /** A sample whose moderation has not finished after this long (ms) counts as 'unavailable' and frees its in-flight slot. Default 3000. */
+  sampleTimeoutMs?: number;
+  /** Packets of a kind flowing with no signal of that kind reaching the enforcer for this long (ms) is a stall: 'unavailable' signals are fed until one comes. Default 5000; 0 = no watchdog. */
+  stallMs?: number;
   /** Server clock (ms). */
   clock?: () => number;
+}
+
+type Kind = 'audio' | 'video';
+
+/** What the watchdog knows of one kind of a stream. */
+interface KindWatch {
+  /** Pipeline clock (ms) of the newest tap packet of this kind. */
+  lastPacketAt: number;
+  /** Pipeline clock (ms) of the newest signal of this kind fed to the enforcer (or of the first packet). */
+  lastSignalAt: number;
+  trackId: string;
+  stalled: boolean;
 }
 
 interface Attached {
@@ -38,6 +65,12 @@ interface Attached {
   subscription: TapSubscription;
   inFlight: number;
   dropped: number;
+  timedOut: number;
+  /** Signals of samples that had already timed out (not fed: the sample was fed as 'unavailable'). */
+  late: number;
+  stalls: number;
+  watchdogSignals: number;
+  watch: Partial<Record<Kind, KindWatch>>;
   /** Newest video samples, oldest first (evidence for reviewers). */
   frames: VideoSample[];
 }
@@ -48,11 +81,20 @@ export interface PipelineStreamStats {
   tapDropped: number;
   inFlight: number;
   droppedInFlight: number;
+  /** Samples whose moderation timed out (fed as 'unavailable'). */
+  timedOut: number;
+  /** Stalls entered (a kind with packets and no signal for stallMs). */
+  stalls: number;
+  /** 'unavailable' signals the watchdog fed. */
+  watchdogSignals: number;
+  /** Kinds stalled now. */
+  stalled: Kind[];
 }
 
 export class ModerationPipeline {
   readonly #opts: Required<Omit<ModerationPipelineOptions, 'observer'>> & { observer: PipelineObserver };
   readonly #attached = new Map<string, Attached>();
+  #watchdog: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(options: ModerationPipelineOptions) {
@@ -60,6 +102,8 @@ export class ModerationPipeline {
       maxInFlightPerStream: 6,
       tapCapacity: 2048,
       evidenceFrames: 4,
+      sampleTimeoutMs: 3000,
+      stallMs: 5000,
       clock: () => performance.timeOrigin + performance.now(),
       observer: {},
       ...options,
@@ -69,6 +113,10 @@ export class ModerationPipeline {
     for (const stream of sfu.streams()) this.attach(stream);
     samplers.on('sample', (sample) => this.#onSample(sample));
     samplers.on('keyframeNeeded', (streamId, trackId) => this.#opts.sfu.getStream(streamId)?.requestKeyFrame(trackId));
+    if (this.#opts.stallMs > 0) {
+      this.#watchdog = setInterval(() => this.#checkStalls(), this.#tickMs());
+      this.#watchdog.unref();
+    }
   }
 
   /** Starts moderating a live stream (called for every new stream; idempotent). */
@@ -76,8 +124,21 @@ export class ModerationPipeline {
     if (this.#closed || stream.closed || this.#attached.has(stream.id)) return;
     const { samplers, enforcer, moderator } = this.#opts;
     enforcer.attachStream(stream);
-    const subscription = stream.tap.subscribe((packet) => samplers.push(packet), { capacity: this.#opts.tapCapacity });
-    const entry: Attached = { stream, subscription, inFlight: 0, dropped: 0, frames: [] };
+    const watch: Attached['watch'] = {};
+    const clock = this.#opts.clock;
+    const subscription = stream.tap.subscribe((packet) => {
+      // The watchdog's view of the media: two numbers per packet, nothing that could block.
+      const at = clock();
+      const w = watch[packet.kind];
+      if (w) {
+        w.lastPacketAt = at;
+        w.trackId = packet.trackId;
+      } else {
+        watch[packet.kind] = { lastPacketAt: at, lastSignalAt: at, trackId: packet.trackId, stalled: false };
+      }
+      samplers.push(packet);
+    }, { capacity: this.#opts.tapCapacity });
+    const entry: Attached = { stream, subscription, inFlight: 0, dropped: 0, timedOut: 0, late: 0, stalls: 0, watchdogSignals: 0, watch, frames: [] };
     this.#attached.set(stream.id, entry);
     stream.on('close', () => {
       subscription.close();
@@ -96,6 +157,10 @@ export class ModerationPipeline {
       tapDropped: a.subscription.dropped,
       inFlight: a.inFlight,
       droppedInFlight: a.dropped,
+      timedOut: a.timedOut,
+      stalls: a.stalls,
+      watchdogSignals: a.watchdogSignals,
+      stalled: (['audio', 'video'] as const).filter((k) => a.watch[k]?.stalled),
     }));
   }
 
@@ -119,6 +184,8 @@ export class ModerationPipeline {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    this.#watchdog = null;
     for (const a of this.#attached.values()) a.subscription.close();
     this.#attached.clear();
   }
@@ -126,7 +193,7 @@ export class ModerationPipeline {
   #onSample(sample: Sample): void {
     const entry = this.#attached.get(sample.streamId);
     if (!entry || this.#closed) return;
-    const { observer, clock } = this.#opts;
+    const { observer } = this.#opts;
     observer.sample?.(sample, sample.timings.readyAt - sample.timings.arrivedAt);
     if (entry.inFlight >= this.#opts.maxInFlightPerStream) {
       entry.dropped++;
@@ -135,22 +202,118 @@ export class ModerationPipeline {
     }
     entry.inFlight++;
     const thumbnailRef = sample.kind === 'video' ? this.#keepFrame(entry, sample) : undefined;
+    let emitted = false;
+    let timedOut = false;
+    let done = false;
     const emit = (signals: Signals): void => {
       if (this.#closed) return;
-      let outcome: EnforcementOutcome | undefined;
-      try {
-        outcome = this.#opts.enforcer.onSignal(thumbnailRef ? { ...signals, thumbnailRef } : signals);
-      } catch (err) {
-        observer.error?.(err, 'enforcer');
+      if (timedOut && !emitted) {
+        // Already fed as 'unavailable' when it timed out: feeding it now would count the sample twice.
+        entry.late++;
+        return;
       }
-      observer.signals?.(signals, outcome, clock());
+      emitted = true;
+      this.#feed(entry, thumbnailRef ? { ...signals, thumbnailRef } : signals, true);
     };
+    const timer = setTimeout(() => {
+      if (done || this.#closed) return;
+      timedOut = true;
+      done = true;
+      entry.inFlight--;
+      entry.timedOut++;
+      observer.timedOut?.(sample.streamId, sample.kind);
+      if (!emitted) {
+        const at = this.#opts.clock();
+        this.#feed(entry, unavailableSignals(sample.streamId, sample.trackId, sample.kind, sample.seq, sample.rtpTimestamp, sample.timings.arrivedAt, at, { timeout: at - sample.timings.arrivedAt }), false);
+      }
+    }, this.#opts.sampleTimeoutMs);
+    timer.unref();
     this.#opts.moderator
       .moderate(sample, emit)
       .catch((err: unknown) => observer.error?.(err, 'moderator'))
       .finally(() => {
+        clearTimeout(timer);
+        if (done) return;
+        done = true;
         entry.inFlight--;
       });
+  }
+
+  /**
+   * Hands signals to the enforcer; each one (the moderator's, or a timed-out sample's 'unavailable')
+   * is progress for the watchdog: the enforcer heard of that sample. Only the moderator's go to the
+   * observer's per-stage figures.
+   */
+  #feed(entry: Attached, signals: Signals & { thumbnailRef?: string }, fromModerator: boolean): void {
+    const { observer, clock } = this.#opts;
+    const w = entry.watch[signals.kind];
+    const at = clock();
+    if (w) {
+      w.lastSignalAt = at;
+      if (w.stalled) {
+        w.stalled = false;
+        observer.stall?.(entry.stream.id, signals.kind, false, 0);
+      }
+    }
+    const outcome = this.#enforce(signals);
+    if (fromModerator) observer.signals?.(signals, outcome, clock());
+  }
+
+  #enforce(signals: Signals): EnforcementOutcome | undefined {
+    try {
+      return this.#opts.enforcer.onSignal(signals);
+    } catch (err) {
+      this.#opts.observer.error?.(err, 'enforcer');
+      return undefined;
+    }
+  }
+
+  #tickMs(): number {
+    return Math.max(50, Math.min(1000, Math.floor(this.#opts.stallMs / 4)));
+  }
+
+  /** Samples the policy needs to see unavailable before its fail mode applies (1 when unknown). */
+  #failAfter(): number {
+    try {
+      const n = (this.#opts.enforcer as Partial<Pick<Enforcer, 'policies'>>).policies?.current.failAfter;
+      return typeof n === 'number' && n >= 1 ? Math.min(n, 1000) : 1;
+    } catch {
+      return 1;
+    }
+  }
+
+  /**
+   * The watchdog. A kind stalls when its packets are still arriving (one within the last second or
+   * two ticks) but no signal of it has reached the enforcer for stallMs. Entering a stall feeds as many
+   * 'unavailable' signals as the policy's failAfter, so the fail mode applies at stallMs rather than
+   * some ticks later; each further tick of the stall feeds one more (the outage's time range grows).
+   * The stall ends with the next signal of that kind; the policies' own recovery rule (failAfter good
+   * samples) then lifts the fail mode.
+   */
+  #checkStalls(): void {
+    if (this.#closed) return;
+    const { clock, stallMs, observer } = this.#opts;
+    const freshMs = Math.max(1000, 2 * this.#tickMs());
+    for (const entry of [...this.#attached.values()]) {
+      if (entry.stream.closed) continue;
+      for (const kind of ['audio', 'video'] as const) {
+        const w = entry.watch[kind];
+        const now = clock();
+        if (!w || now - w.lastPacketAt > freshMs || now - w.lastSignalAt < stallMs) continue;
+        let n = 1;
+        if (!w.stalled) {
+          w.stalled = true;
+          entry.stalls++;
+          observer.stall?.(entry.stream.id, kind, true, now - w.lastSignalAt);
+          n = this.#failAfter();
+        }
+        for (let i = 0; i < n && this.#attached.get(entry.stream.id) === entry; i++) {
+          entry.watchdogSignals++;
+          // Negative sequence numbers: these stand for samples that never came, not for real ones.
+          this.#enforce(unavailableSignals(entry.stream.id, w.trackId, kind, -entry.watchdogSignals, 0, now, now, { stalledMs: now - w.lastSignalAt }));
+        }
+      }
+    }
   }
 
   #keepFrame(entry: Attached, sample: VideoSample): string {
@@ -162,4 +325,12 @@ export class ModerationPipeline {
 
 function frameRef(sample: VideoSample): string {
   return `frame:${sample.trackId}:${sample.seq}`;
+}
+
+/** 'unavailable' signals for a sample (or a missing one) that got no model answer. */
+function unavailableSignals(streamId: string, trackId: string, kind: Kind, sampleSeq: number, rtpTimestamp: number, arrivedAt: number, completedAt: number, timings: Record<string, number>): Signals {
+  return {
+    streamId, trackId, kind, sampleSeq, rtpTimestamp, arrivedAt, completedAt, status: 'unavailable',
+    scores: {}, matches: [], text: [], escalated: false, uncertain: false, models: [], timings,
+  };
 }

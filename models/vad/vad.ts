@@ -19,6 +19,14 @@ export interface VadOptions {
   minSpeechFrames: number;
   /** onnxruntime intra-op threads. Default 1 (the model is tiny). */
   threads: number;
+  /**
+   * A detect() not finished this long (ms) after the call, queue wait included, is rejected
+   * MOD_ERR_TIMEOUT, and the calls behind it go on: a stuck model call must not hang every audio
+   * window after it (the moderator then counts the window as speech). Default 2000.
+   */
+  timeoutMs: number;
+  /** Calls waiting or running at once; one beyond it is refused MOD_ERR_QUEUE_FULL (counted). Default 32. */
+  maxQueue: number;
 }
 
 export interface VadResult {
@@ -37,7 +45,7 @@ export interface VadState {
   c: Float32Array;
 }
 
-const DEFAULTS = Object.freeze({ frameSamples: 512, threshold: 0.5, minSpeechFrames: 3, threads: 1 });
+const DEFAULTS = Object.freeze({ frameSamples: 512, threshold: 0.5, minSpeechFrames: 3, threads: 1, timeoutMs: 2000, maxQueue: 32 });
 const SAMPLE_RATE = 16000;
 
 function modelPath(): string {
@@ -55,6 +63,8 @@ export class SileroVad {
   private readonly sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(SAMPLE_RATE)]), []);
   /** Model calls run one at a time: the session is shared by every stream. */
   private queue: Promise<unknown> = Promise.resolve();
+  private pending = 0;
+  private readonly counters = { timeouts: 0, dropped: 0 };
   private closed = false;
 
   private constructor(opts: VadOptions, session: ort.InferenceSession) {
@@ -85,9 +95,26 @@ export class SileroVad {
     if (window.sampleRate !== SAMPLE_RATE) {
       throw new ModelError('MOD_ERR_BAD_SHAPE', `VAD expects ${SAMPLE_RATE} Hz audio, got ${window.sampleRate}`);
     }
+    if (this.pending >= this.opts.maxQueue) {
+      this.counters.dropped++;
+      throw new ModelError('MOD_ERR_QUEUE_FULL', `VAD has ${this.pending} windows queued`);
+    }
+    this.pending++;
     const run = this.queue.then(() => this.run(window.pcm, state));
-    this.queue = run.catch(() => undefined);
-    return run;
+    const timed = new Promise<VadResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.counters.timeouts++;
+        reject(new ModelError('MOD_ERR_TIMEOUT', `VAD: no result within ${this.opts.timeoutMs} ms`));
+      }, this.opts.timeoutMs);
+      run.then(resolve, reject).finally(() => clearTimeout(timer));
+    }).finally(() => this.pending--);
+    this.queue = timed.catch(() => undefined);
+    return timed;
+  }
+
+  /** Calls refused (queue full) and timed out since load. */
+  stats(): { pending: number; timeouts: number; dropped: number } {
+    return { pending: this.pending, ...this.counters };
   }
 
   /** Whether a window holds speech (fresh state: fits the moderator's SpeechDetector). */

@@ -191,6 +191,8 @@ describe('SamplerPool worker crash', () => {
     const requests: string[] = [];
     pool.on('warning', (m) => warnings.push(m));
     pool.on('keyframeNeeded', (s) => requests.push(s));
+    const workerEvents: string[] = [];
+    pool.on('worker', (e) => workerEvents.push(`${e.type}:${e.worker}`));
     const frames = encodeVideo(Array.from({ length: 40 }, (_, i) => testPicture(W, H, i)), { codec: 'VP8', width: W, height: H, keyframeInterval: 20 });
     const packets = rtpizeVideo(frames, 'VP8', { streamId: 'crashy' });
     const cut = packets.findIndex((p) => p.timestamp === 90000 + 10 * 3000);
@@ -208,5 +210,7 @@ describe('SamplerPool worker crash', () => {
     const resumed = after.slice(before).map((s) => (s.rtpTimestamp - 90000) / 3000);
     assert.equal(resumed[0], 20, `resumes at the key frame: ${resumed}`);
     assert.equal(resumed.length, 20);
+    assert.deepEqual(workerEvents, ['crash:sampler-0', 'restart:sampler-0'], 'the crash and the restart are reported once each');
+    assert.deepEqual(pool.workerStats().map((w) => [w.crashes, w.restarts, w.state]), [[1, 1, 'ready']]);
   });
 });

@@ -2,6 +2,7 @@
 // inference (measured: 140 ms event-loop gaps during InceptionV3 batches), so by default the sessions live
 // in a worker thread (sessionHost.ts) and the event loop only exchanges messages.
 import type ort from 'onnxruntime-node';
+import type { WorkerEventListener } from '../../../threads/index.ts';
 import { InlineSessionHost, WorkerSessionHost, type SessionHost } from './sessionHost.ts';
 import { ModelError, isModelError } from '../../errors.ts';
 import { ModelStore } from '../../ModelStore.ts';
@@ -26,9 +27,11 @@ export interface OnnxRuntimeBackendOptions {
    * never queues the fast one behind it; or all share one (false). Default true.
    */
   workerPerModel: boolean;
+  /** Crashes, restarts and timeouts of the session threads (metrics, warnings); each thread is named `onnxruntime:<model>` (or `onnxruntime` when shared). */
+  onWorkerEvent?: WorkerEventListener;
 }
 
-const DEFAULTS: Readonly<Omit<OnnxRuntimeBackendOptions, 'registry' | 'store'>> = Object.freeze({
+const DEFAULTS: Readonly<Omit<OnnxRuntimeBackendOptions, 'registry' | 'store' | 'onWorkerEvent'>> = Object.freeze({
   executionProviders: ['cpu'] as ExecutionProvider[],
   intraOpNumThreads: 2,
   interOpNumThreads: 1,
@@ -66,7 +69,9 @@ export class OnnxRuntimeBackend implements Backend {
     const key = this.options.worker && this.options.workerPerModel ? model : '';
     let host = this.hosts.get(key);
     if (!host) {
-      host = this.options.worker ? new WorkerSessionHost() : new InlineSessionHost();
+      host = this.options.worker
+        ? new WorkerSessionHost({ name: key ? `onnxruntime:${key}` : 'onnxruntime', ...(this.options.onWorkerEvent ? { onWorkerEvent: this.options.onWorkerEvent } : {}) })
+        : new InlineSessionHost();
       this.hosts.set(key, host);
     }
     return host;
@@ -149,6 +154,17 @@ export class OnnxRuntimeBackend implements Backend {
         reject(isModelError(err) ? err : new ModelError('MOD_ERR_INFERENCE', `model ${model}: ${(err as Error).message}`, { cause: err }));
       });
     });
+  }
+
+  /**
+   * Makes the session thread of `model` crash (tests, chaos drills): runs it held reject
+   * MOD_ERR_BACKEND_DOWN, and a new thread reloads the sessions. False when the model has no thread.
+   */
+  crashWorkerOf(model: string): boolean {
+    const host = this.hosts.get(this.options.worker && this.options.workerPerModel ? model : '');
+    if (!(host instanceof WorkerSessionHost)) return false;
+    host.worker.crash();
+    return true;
   }
 
   status(): BackendStatus {

@@ -1,8 +1,9 @@
 // Where onnxruntime sessions live: in a worker thread (default; keeps the event loop free) or on the calling
 // thread (for comparison and for tools that do not care about the loop).
-import { Worker } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
+import { RequestWorker, isThreadError, reportWorkerEvents, type WorkerEventListener } from '../../../threads/index.ts';
 import { ModelError } from '../../errors.ts';
+import { modelErrorOf } from '../../threads.ts';
 import type { FromOrtWorker, ToOrtWorker } from './ort-worker.ts';
 
 export interface RunResult {
@@ -39,76 +40,86 @@ export class InlineSessionHost implements SessionHost {
   }
 }
 
-type Waiter = { resolve: (m: FromOrtWorker) => void; reject: (e: Error) => void };
+export interface WorkerSessionHostOptions {
+  /** Thread name (metrics label, warnings). Default 'onnxruntime'. */
+  name?: string;
+  /** A run not answered within this long (ms) is rejected MOD_ERR_TIMEOUT (the backend's deadline usually answers first). Default 30000. */
+  runTimeoutMs?: number;
+  /** A session that takes longer than this to create (ms) fails MOD_ERR_TIMEOUT. Default 120000. */
+  loadTimeoutMs?: number;
+  /** Requests pending at once; one beyond it is refused MOD_ERR_QUEUE_FULL. Default 256. */
+  maxPending?: number;
+  /** First restart delay after a crash (ms); doubles per crash in a row up to 10 s. Default 100. */
+  restartDelayMs?: number;
+  /** Crashes, restarts and timeouts of the thread (metrics, warnings). */
+  onWorkerEvent?: WorkerEventListener;
+}
 
-/** One worker thread holding every session; requests are correlated by id. A crashed worker is replaced. */
+/**
+ * One supervised worker thread holding sessions (threads/RequestWorker). A crash rejects the runs it
+ * held MOD_ERR_BACKEND_DOWN (a backend fault: the circuit breaker counts it); the replacement thread
+ * loads every session again before it takes new runs. It is not recycled on silence: terminating a
+ * thread inside onnxruntime is not safe.
+ */
 export class WorkerSessionHost implements SessionHost {
-  private worker: Worker | null = null;
-  private readonly waiting = new Map<number, Waiter>();
+  private readonly rpc: RequestWorker<ToOrtWorker, FromOrtWorker>;
   private readonly loaded = new Map<string, { file: string; options: ort.InferenceSession.SessionOptions }>();
-  private seq = 0;
+  private readonly runTimeoutMs: number;
+  private readonly loadTimeoutMs: number;
   private closed = false;
 
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
-    const tsxApi = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./ort-worker.ts', import.meta.url).href;
-    // Workers do not inherit tsx's loader from `--import tsx`; register it inside the worker first.
-    const bootstrap = `import(${JSON.stringify(tsxApi)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
-    const w = new Worker(bootstrap, { eval: true, name: 'onnxruntime' });
-    w.on('message', (m: FromOrtWorker) => {
-      const waiter = this.waiting.get(m.id);
-      if (!waiter) return;
-      this.waiting.delete(m.id);
-      waiter.resolve(m);
+  constructor(opts: WorkerSessionHostOptions = {}) {
+    this.runTimeoutMs = opts.runTimeoutMs ?? 30_000;
+    this.loadTimeoutMs = opts.loadTimeoutMs ?? 120_000;
+    this.rpc = new RequestWorker<ToOrtWorker, FromOrtWorker>({
+      entry: new URL('./ort-worker.ts', import.meta.url),
+      name: opts.name ?? 'onnxruntime',
+      maxPending: opts.maxPending ?? 256,
+      timeoutMs: this.runTimeoutMs,
+      startTimeoutMs: this.loadTimeoutMs,
+      ...(opts.restartDelayMs !== undefined ? { restartDelayMs: opts.restartDelayMs } : {}),
+      // Sessions die with their thread: a restarted one loads them all before it serves a run.
+      onStart: async (call) => {
+        for (const [model, l] of this.loaded) await call({ t: 'load', model, file: l.file, options: l.options } satisfies ToOrtWorker, { timeoutMs: this.loadTimeoutMs });
+      },
     });
-    const fail = (why: string) => {
-      if (this.worker !== w) return;
-      this.worker = null;
-      // Sessions died with the worker: they are reloaded on the next run.
-      const err = new ModelError(this.closed ? 'MOD_ERR_CLOSED' : 'MOD_ERR_BACKEND_DOWN', `onnxruntime worker ${why}`);
-      for (const waiter of this.waiting.values()) waiter.reject(err);
-      this.waiting.clear();
-    };
-    w.on('error', (err) => fail(`failed: ${err.message}`));
-    w.on('exit', (code) => fail(`exited (${code})`));
-    this.worker = w;
-    return w;
+    reportWorkerEvents(this.rpc, opts.onWorkerEvent);
   }
 
-  private request(msg: ToOrtWorker, transfer: ArrayBuffer[] = []): Promise<FromOrtWorker> {
-    if (this.closed) return Promise.reject(new ModelError('MOD_ERR_CLOSED', 'backend closed'));
-    const w = this.ensureWorker();
-    return new Promise((resolve, reject) => {
-      this.waiting.set(msg.id, { resolve, reject });
-      w.postMessage(msg, transfer);
-    });
+  /** The supervised thread (stats, and the crash hook for tests and chaos drills). */
+  get worker(): RequestWorker<ToOrtWorker, FromOrtWorker> {
+    return this.rpc;
   }
 
   async load(model: string, file: string, options: ort.InferenceSession.SessionOptions): Promise<void> {
-    const res = await this.request({ t: 'load', id: ++this.seq, model, file, options });
-    if (res.t === 'error') throw new ModelError('MOD_ERR_CONFIG', `model ${model}: cannot create session: ${res.message}`);
+    if (this.closed) throw new ModelError('MOD_ERR_CLOSED', 'backend closed');
+    try {
+      await this.rpc.call({ t: 'load', model, file, options }, { timeoutMs: this.loadTimeoutMs });
+    } catch (err) {
+      if (isThreadError(err, 'THR_ERR_REMOTE')) throw new ModelError('MOD_ERR_CONFIG', `model ${model}: cannot create session: ${err.message}`, { cause: err });
+      throw modelErrorOf(err);
+    }
     this.loaded.set(model, { file, options });
   }
 
   async run(model: string, inputName: string, outputName: string, data: Float32Array, shape: number[]): Promise<RunResult> {
-    if (!this.worker) {
-      const l = this.loaded.get(model);
-      if (l) await this.load(model, l.file, l.options);
+    if (this.closed) throw new ModelError('MOD_ERR_CLOSED', 'backend closed');
+    let res: FromOrtWorker;
+    try {
+      res = await this.rpc.call({ t: 'run', model, inputName, outputName, data, shape });
+    } catch (err) {
+      const e = modelErrorOf(err);
+      throw new ModelError(e.code, `model ${model}: ${e.message}`, { cause: err });
     }
-    const res = await this.request({ t: 'run', id: ++this.seq, model, inputName, outputName, data, shape });
-    if (res.t === 'error') throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: ${res.message}`);
     if (res.t !== 'result') throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: unexpected worker reply`);
     return { data: res.data, dims: res.dims };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    const w = this.worker;
-    if (w) {
-      await this.request({ t: 'release', id: ++this.seq }).catch(() => undefined);
-    }
     this.closed = true;
-    if (w) await w.terminate();
+    // Sessions are released inside the thread (after runs in progress) before it is terminated.
+    await this.rpc.call({ t: 'release' }, { timeoutMs: 10_000 }).catch(() => undefined);
+    await this.rpc.close();
   }
 }

@@ -1,0 +1,102 @@
+// The worker-thread helper with real threads: a call that times out rejects THR_ERR_TIMEOUT; a thread
+// that crashes rejects what it held THR_ERR_CRASHED, is restarted (crash and restart events) and later
+// calls work; a wedged thread is recycled; the queue bound refuses and counts; close() rejects what is
+// pending THR_ERR_CLOSED; a thread whose setup fails rejects start THR_ERR_START.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { RequestWorker, isThreadError, type WorkerCrash, type WorkerRestart } from '../../threads/index.ts';
+import type { EchoRequest } from './echo-thread.ts';
+
+const entry = new URL('./echo-thread.ts', import.meta.url);
+
+async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function code(err: unknown): string | undefined {
+  return isThreadError(err) ? err.code : undefined;
+}
+
+describe('RequestWorker', () => {
+  it('answers calls; a call that outlives its timeout rejects THR_ERR_TIMEOUT and later calls still work', async () => {
+    await using w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo' });
+    await w.started();
+    assert.deepEqual(await w.call({ op: 'echo', value: { a: [1, 2] } }), { a: [1, 2] });
+    const slow = w.call({ op: 'sleep', ms: 5000 }, { timeoutMs: 200 });
+    await assert.rejects(slow, (e) => code(e) === 'THR_ERR_TIMEOUT');
+    assert.equal(await w.call({ op: 'echo', value: 7 }), 7);
+    await assert.rejects(w.call({ op: 'throw', message: 'bad input' }), (e) => code(e) === 'THR_ERR_REMOTE' && /bad input/.test((e as Error).message));
+    assert.equal(w.stats().timeouts, 1);
+    assert.equal(w.stats().pending, 0);
+  });
+
+  it('a crashed thread rejects its pending calls THR_ERR_CRASHED, is restarted, and serves later calls', async () => {
+    const crashes: WorkerCrash[] = [];
+    const restarts: WorkerRestart[] = [];
+    await using w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', restartDelayMs: 50 });
+    w.on('crash', (c) => crashes.push(c));
+    w.on('restart', (r) => restarts.push(r));
+    await w.started();
+    const first = await w.call({ op: 'pid' });
+    const inFlight = w.call({ op: 'sleep', ms: 10_000 }, { timeoutMs: 60_000 });
+    w.crash();
+    await assert.rejects(inFlight, (e) => code(e) === 'THR_ERR_CRASHED');
+    assert.equal(crashes.length, 1);
+    assert.match(crashes[0]!.error.message, /crash requested/);
+    // a call made during the restart waits for the new thread
+    const during = w.call({ op: 'pid' }, { timeoutMs: 60_000 });
+    const second = await during;
+    assert.notEqual(second, first, 'answered by a new thread');
+    await waitFor('restart event', () => restarts.length === 1);
+    assert.equal(restarts[0]!.generation, 1);
+    assert.equal(await w.call({ op: 'echo', value: 'again' }), 'again');
+
+    // a thread that exits by itself is restarted too, with a longer backoff (two crashes in a row)
+    await assert.rejects(w.call({ op: 'exit' }), (e) => code(e) === 'THR_ERR_CRASHED');
+    await waitFor('second crash', () => crashes.length === 2);
+    assert.ok(crashes[1]!.restartInMs > crashes[0]!.restartInMs, `backoff grows: ${crashes.map((c) => c.restartInMs)}`);
+    assert.equal(await w.call({ op: 'echo', value: 3 }, { timeoutMs: 60_000 }), 3);
+    assert.equal(w.stats().restarts, 2);
+  });
+
+  it('a wedged thread (no reply at all) is recycled when recycleUnresponsive is on', async () => {
+    const crashes: WorkerCrash[] = [];
+    await using w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', recycleUnresponsive: true, restartDelayMs: 50 });
+    w.on('crash', (c) => crashes.push(c));
+    await w.started();
+    const first = await w.call({ op: 'pid' });
+    w.hang(60_000);
+    await assert.rejects(w.call({ op: 'echo', value: 1 }, { timeoutMs: 300 }), (e) => code(e) === 'THR_ERR_TIMEOUT');
+    await waitFor('recycle', () => crashes.length === 1);
+    assert.match(crashes[0]!.error.message, /no reply within 300 ms/);
+    const second = await w.call({ op: 'pid' }, { timeoutMs: 60_000 });
+    assert.notEqual(second, first);
+  });
+
+  it('refuses calls beyond maxPending (counted) and close() rejects what is pending THR_ERR_CLOSED', async () => {
+    const w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', maxPending: 2 });
+    await w.started();
+    const a = w.call({ op: 'sleep', ms: 10_000 }, { timeoutMs: 60_000 });
+    const b = w.call({ op: 'sleep', ms: 10_000 }, { timeoutMs: 60_000 });
+    await assert.rejects(w.call({ op: 'echo', value: 1 }), (e) => code(e) === 'THR_ERR_QUEUE_FULL');
+    assert.equal(w.stats().dropped, 1);
+    const closing = w.close();
+    await assert.rejects(a, (e) => code(e) === 'THR_ERR_CLOSED');
+    await assert.rejects(b, (e) => code(e) === 'THR_ERR_CLOSED');
+    await closing;
+    await w.close(); // idempotent
+    await assert.rejects(w.call({ op: 'echo', value: 1 }), (e) => code(e) === 'THR_ERR_CLOSED');
+  });
+
+  it('a thread whose setup fails rejects start and every call THR_ERR_START', async () => {
+    await using w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', workerData: { failSetup: 'no models here' } });
+    await assert.rejects(w.started(), (e) => code(e) === 'THR_ERR_START' && /no models here/.test((e as Error).message));
+    await assert.rejects(w.call({ op: 'echo', value: 1 }), (e) => code(e) === 'THR_ERR_START');
+  });
+});
