@@ -2,6 +2,17 @@
 // will use before an engine answers it. Narrowing the offer (dropping payload types from m-lines) is
 // what makes the answer carry exactly one primary codec per m-line: the publisher's choice for
 // publishers, the publisher's codec for viewers (a viewer with another codec would decode nothing).
+//
+// Third-party clients (issue 15) shaped three rules here, one owner for both engines:
+// - bundle-only (RFC 8843 7.2): clients with bundlePolicy max-bundle (Firefox, libdatachannel) write
+//   every m-line after the first as port 0 + a=bundle-only. Such a section is live when its mid is in a
+//   BUNDLE group; a port-0 section without bundle-only, or outside every group, stays rejected. Before
+//   this, a max-bundle publisher's audio was never ingested and such a viewer never got audio.
+// - DTLS role (RFC 8842 5.3): the answer takes passive to an active offer, active to passive and to
+//   actpass (offerSetup). FFmpeg's whip muxer with whip_flags=dtls_active offers active; werift answered
+//   active too and both sides waited as DTLS clients, with nothing logged.
+// - The server is ICE-lite and answers with every candidate: answers carry no a=ice-options:trickle
+//   (PATCH answers 405), and recvonly sections announce no a=ssrc (tidyAnswer, for werift's answers).
 
 import { badSdp, noCommonCodec, noMedia } from './errors.ts';
 import type { CodecName, MediaKind } from './types.ts';
@@ -23,6 +34,8 @@ export interface MediaSection {
   formats: number[];
   mid?: string;
   direction?: 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+  /** a=bundle-only (RFC 8843): port 0 that means "only inside the BUNDLE group", not "rejected". */
+  bundleOnly: boolean;
   codecs: OfferedCodec[];
   /** Raw lines of the section, the m= line first. */
   lines: string[];
@@ -31,6 +44,8 @@ export interface MediaSection {
 export interface ParsedOffer {
   sessionLines: string[];
   media: MediaSection[];
+  /** The mids of each a=group:BUNDLE, in order (the first of a group is its offerer-tagged section). */
+  bundleGroups: string[][];
 }
 
 /** The codec the SFU picked for one kind. */
@@ -60,7 +75,7 @@ export function parseOffer(sdp: string): ParsedOffer {
       const m = /^m=(\S+) (\d+)(?:\/\d+)? (\S+)(?: (.*))?$/.exec(line);
       if (!m) throw badSdp(`bad m= line: ${line.slice(0, 80)}`);
       const formats = (m[4] ?? '').split(' ').filter(Boolean).map(Number);
-      current = { kind: m[1]!, port: Number(m[2]), proto: m[3]!, formats: formats.filter((f) => Number.isInteger(f)), codecs: [], lines: [line] };
+      current = { kind: m[1]!, port: Number(m[2]), proto: m[3]!, formats: formats.filter((f) => Number.isInteger(f)), bundleOnly: false, codecs: [], lines: [line] };
       media.push(current);
       continue;
     }
@@ -76,6 +91,8 @@ export function parseOffer(sdp: string): ParsedOffer {
       current.mid = m[1];
     } else if ((m = /^a=(sendrecv|sendonly|recvonly|inactive)$/.exec(line))) {
       current.direction = m[1] as MediaSection['direction'];
+    } else if (line === 'a=bundle-only') {
+      current.bundleOnly = true;
     }
   }
   for (const section of media) {
@@ -88,7 +105,11 @@ export function parseOffer(sdp: string): ParsedOffer {
   }
   if (!session.some((l) => l.startsWith('o='))) throw badSdp('missing o= line');
   if (media.length === 0) throw noMedia('the offer has no m= sections');
-  return { sessionLines: session, media };
+  const bundleGroups = session
+    .map((l) => /^a=group:BUNDLE(?: (.*))?$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => (m[1] ?? '').split(' ').filter(Boolean));
+  return { sessionLines: session, media, bundleGroups };
 }
 
 export function fmtpParams(fmtp: string): Map<string, string> {
@@ -108,9 +129,47 @@ function toChosen(section: MediaSection, kind: MediaKind, name: CodecName, c: Of
   return { kind, name, payloadType: c.payloadType, clockRate: c.clockRate, channels: c.channels, fmtp: c.fmtp, rtxPayloadType: kind === 'video' ? rtxFor(section, c.payloadType) : undefined };
 }
 
-/** The media sections the SFU handles (audio/video with a non-zero port). */
+/** Whether a section's mid is in one of the offer's BUNDLE groups. */
+export function inBundle(offer: ParsedOffer, section: MediaSection): boolean {
+  return section.mid !== undefined && offer.bundleGroups.some((g) => g.includes(section.mid!));
+}
+
+/**
+ * The media sections the SFU handles: audio/video with a non-zero port, or port 0 with a=bundle-only
+ * and a mid in a BUNDLE group (RFC 8843 7.2).
+ */
 export function activeSections(offer: ParsedOffer): MediaSection[] {
-  return offer.media.filter((m) => (m.kind === 'audio' || m.kind === 'video') && m.port !== 0);
+  return offer.media.filter((m) => (m.kind === 'audio' || m.kind === 'video') && (m.port !== 0 || (m.bundleOnly && inBundle(offer, m))));
+}
+
+/** The offerer's DTLS setup and the one the answer takes (RFC 8842 5.3: actpass -> active, so DTLS starts with the answer). */
+export interface OfferSetup {
+  offered: 'active' | 'passive' | 'actpass';
+  answer: 'active' | 'passive';
+}
+
+/**
+ * Transport attribute values, media level over session level (RFC 8866): from the first of `sections`
+ * that has it, else from the first bundled section that has it (a bundle-only section may carry none:
+ * its group's tagged section does, even one the SFU rejects), else the session.
+ */
+export function transportAttribute(offer: ParsedOffer, sections: readonly MediaSection[], name: string): string[] {
+  const prefix = `a=${name}:`;
+  const values = (lines: readonly string[]): string[] => lines.filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length).trim());
+  for (const s of [...sections, ...offer.media.filter((m) => inBundle(offer, m))]) {
+    const v = values(s.lines);
+    if (v.length > 0) return v;
+  }
+  return values(offer.sessionLines);
+}
+
+/** DTLS roles per RFC 8842: the answer is passive to active, active to passive and to actpass (or no a=setup). */
+export function offerSetup(offer: ParsedOffer, sections: readonly MediaSection[]): OfferSetup {
+  const setup = (transportAttribute(offer, sections, 'setup')[0] ?? 'actpass').toLowerCase();
+  if (setup === 'active') return { offered: 'active', answer: 'passive' };
+  if (setup === 'passive') return { offered: 'passive', answer: 'active' };
+  if (setup === 'actpass') return { offered: 'actpass', answer: 'active' };
+  throw badSdp(`a=setup:${setup} is not active, passive or actpass`);
 }
 
 /**
@@ -187,10 +246,28 @@ export function matchViewerCodec(section: MediaSection, publisher: ChosenCodec):
   const pubPm = pub.get('packetization-mode') ?? '0';
   const pubPlid = (pub.get('profile-level-id') ?? '42e01f').toLowerCase();
   const samePm = candidates.filter((c) => (fmtpParams(c.fmtp).get('packetization-mode') ?? '0') === pubPm);
-  const exact = samePm.find((c) => (fmtpParams(c.fmtp).get('profile-level-id') ?? '').toLowerCase() === pubPlid);
-  const sameProfile = samePm.find((c) => (fmtpParams(c.fmtp).get('profile-level-id') ?? '').toLowerCase().slice(0, 2) === pubPlid.slice(0, 2));
+  const plidOf = (c: OfferedCodec): string => (fmtpParams(c.fmtp).get('profile-level-id') ?? '42e01f').toLowerCase();
+  const exact = samePm.find((c) => plidOf(c) === pubPlid);
+  const sameProfile = samePm.find((c) => h264Profile(plidOf(c)) === h264Profile(pubPlid));
+  // decoders go by the bitstream, not by the SDP (OBS announces 42e01f for High): another profile still plays
   const pick = exact ?? sameProfile ?? samePm[0];
   return pick ? toChosen(section, publisher.kind, 'H264', pick) : undefined;
+}
+
+/**
+ * The H.264 profile a profile-level-id names (RFC 6184 8.1, as libwebrtc reads it): constraint_set1
+ * makes Baseline, Main or Extended Constrained Baseline; the level (last byte) is left out.
+ */
+export function h264Profile(profileLevelId: string): string {
+  const v = /^[0-9a-f]{6}$/i.test(profileLevelId) ? parseInt(profileLevelId, 16) : 0x42e01f;
+  const idc = v >> 16;
+  const iop = (v >> 8) & 0xff;
+  if ((idc === 0x42 || idc === 0x4d || idc === 0x58) && iop & 0x40) return 'constrained-baseline';
+  if (idc === 0x42) return 'baseline';
+  if (idc === 0x4d) return 'main';
+  if (idc === 0x58) return 'extended';
+  if (idc === 0x64) return (iop & 0x0c) === 0x0c ? 'constrained-high' : 'high';
+  return `idc-${idc}`;
 }
 
 const TRANSPORT_CC_EXT = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
@@ -215,13 +292,35 @@ export function narrowSection(section: MediaSection, keep: number[]): string[] {
   return out;
 }
 
-/** Rebuilds an offer: sections in `keep` narrowed to their payload types, the others rejected (port 0). */
+const TRANSPORT_ATTRIBUTES = ['ice-ufrag', 'ice-pwd', 'fingerprint', 'setup'];
+
+/**
+ * A kept bundle-only section as an ordinary bundled one (port 9, no a=bundle-only, the group's transport
+ * attributes where it has none): werift reads port 0 as rejected whatever the attributes say.
+ */
+function unbundleOnly(offer: ParsedOffer, section: MediaSection, lines: string[]): string[] {
+  if (section.port !== 0) return lines;
+  const parts = lines[0]!.split(' ');
+  parts[1] = '9';
+  const out = [parts.join(' '), ...lines.slice(1).filter((l) => l !== 'a=bundle-only')];
+  for (const name of TRANSPORT_ATTRIBUTES) {
+    const prefix = `a=${name}:`;
+    if (out.some((l) => l.startsWith(prefix)) || offer.sessionLines.some((l) => l.startsWith(prefix))) continue;
+    out.push(...transportAttribute(offer, [], name).map((v) => `${prefix}${v}`));
+  }
+  return out;
+}
+
+/**
+ * Rebuilds an offer: sections in `keep` narrowed to their payload types (bundle-only ones made ordinary
+ * bundled sections), the others rejected (port 0).
+ */
 export function rebuildOffer(offer: ParsedOffer, keep: Map<MediaSection, number[]>): string {
   const lines = [...offer.sessionLines];
   for (const section of offer.media) {
     const pts = keep.get(section);
     if (pts && pts.length > 0) {
-      lines.push(...narrowSection(section, pts));
+      lines.push(...unbundleOnly(offer, section, narrowSection(section, pts)));
     } else {
       const parts = section.lines[0]!.split(' ');
       parts[1] = '0';
@@ -246,4 +345,27 @@ export function announceAddress(sdp: string, listen: string, announced: string):
     .filter((l) => !l.startsWith('a=candidate:') || l.split(' ')[4] === listen)
     .map((l) => (l.startsWith('a=candidate:') && listen !== announced ? l.replace(` ${listen} `, ` ${announced} `) : l))
     .join('\r\n');
+}
+
+/**
+ * werift's answers, made to say what this server does: it is ICE-lite with every candidate in the
+ * answer and no trickle (PATCH answers 405), so no a=ice-options:trickle; a=ice-lite at session level
+ * (RFC 8839 5.3; werift writes it per m-line, where parsers that follow the RFC do not look); no
+ * a=ssrc or a=ssrc-group in recvonly sections (werift announces the SSRCs of senders it never uses).
+ */
+export function tidyAnswer(sdp: string): string {
+  const session: string[] = [];
+  const sections: string[][] = [];
+  for (const line of sdp.split('\r\n')) {
+    if (line.startsWith('m=')) sections.push([line]);
+    else (sections.at(-1) ?? session).push(line);
+  }
+  const iceLite = [session, ...sections].some((lines) => lines.includes('a=ice-lite'));
+  const out = session.filter((l) => l !== 'a=ice-lite' && !l.startsWith('a=ice-options:'));
+  if (iceLite) out.splice(out.findIndex((l) => l.startsWith('t=')) + 1 || out.length, 0, 'a=ice-lite');
+  for (const lines of sections) {
+    const receiveOnly = lines.includes('a=recvonly') || lines.includes('a=inactive');
+    out.push(...lines.filter((l) => l !== 'a=ice-lite' && !l.startsWith('a=ice-options:') && !(receiveOnly && /^a=ssrc(-group)?:/.test(l))));
+  }
+  return out.join('\r\n');
 }

@@ -13,7 +13,7 @@
 
 import type { DtlsParameters, IceCandidate, IceParameters, MediaKind as MsKind, RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpHeaderExtensionParameters, RtpHeaderExtensionUri, RtpParameters, RtcpFeedback } from 'mediasoup/types';
 import { badSdp } from '../errors.ts';
-import { fmtpParams } from '../sdp.ts';
+import { fmtpParams, offerSetup, transportAttribute } from '../sdp.ts';
 import type { ChosenCodec, MediaSection, ParsedOffer } from '../sdp.ts';
 
 /** The remote side's DTLS and ICE parameters from an offer. */
@@ -32,25 +32,21 @@ function attrs(lines: readonly string[], name: string): string[] {
 
 const FINGERPRINT_ALGORITHMS = new Set(['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512']);
 
-/** DTLS role and fingerprints: media-level attributes override session-level ones (RFC 8866). */
+/**
+ * DTLS role and fingerprints, media-level attributes over session-level ones (RFC 8866), bundle-only
+ * sections reading their group's (sfu/sdp.ts transportAttribute); roles per RFC 8842 (offerSetup).
+ */
 export function offerTransport(offer: ParsedOffer, sections: readonly MediaSection[]): OfferTransport {
-  const first = sections[0];
-  const pick = (name: string): string[] => {
-    const media = first ? attrs(first.lines, name) : [];
-    return media.length > 0 ? media : attrs(offer.sessionLines, name);
-  };
   const fingerprints: DtlsParameters['fingerprints'] = [];
-  for (const fp of pick('fingerprint')) {
+  for (const fp of transportAttribute(offer, sections, 'fingerprint')) {
     const [algorithm, value] = fp.split(/\s+/);
     const alg = algorithm?.toLowerCase();
     if (alg && value && FINGERPRINT_ALGORITHMS.has(alg)) fingerprints.push({ algorithm: alg as DtlsParameters['fingerprints'][number]['algorithm'], value: value.toUpperCase() });
   }
   if (fingerprints.length === 0) throw badSdp('no a=fingerprint (DTLS-SRTP is required)');
-  const setup = (pick('setup')[0] ?? 'actpass').toLowerCase();
-  if (setup === 'active') return { remoteRole: 'client', answerSetup: 'passive', fingerprints };
-  if (setup === 'actpass') return { remoteRole: 'client', answerSetup: 'passive', fingerprints };
-  if (setup === 'passive') return { remoteRole: 'server', answerSetup: 'active', fingerprints };
-  throw badSdp(`a=setup:${setup} is not active, passive or actpass`);
+  const { answer } = offerSetup(offer, sections);
+  // the remote side takes the other role: an answer that is active (DTLS client) faces a server
+  return { remoteRole: answer === 'active' ? 'server' : 'client', answerSetup: answer, fingerprints };
 }
 
 /** a=fmtp as mediasoup codec parameters: numbers where the value is a plain decimal, strings otherwise. */
@@ -167,6 +163,16 @@ export function viewerCapabilities(section: MediaSection, match: ChosenCodec): R
   return { codecs: [codec], headerExtensions: [] };
 }
 
+/**
+ * The codec of a viewer's edition router: the viewer's payload type with the stream's H264 parameters.
+ * mediasoup pipes a producer only into a router whose H264 profile is the producer's (FFmpeg's whip
+ * muxer announces Baseline 420014, werift and many viewers offer only Constrained Baseline 42e01f);
+ * decoders go by the bitstream, and the answer still writes the viewer's own a=fmtp (writeAnswer).
+ */
+export function editionCodec(match: ChosenCodec, source: ChosenCodec | undefined): ChosenCodec {
+  return match.name === 'H264' && source?.name === 'H264' ? { ...match, fmtp: source.fmtp } : match;
+}
+
 /** The router codec for a chosen codec: the given payload type, the offered parameters. */
 export function routerCodec(codec: ChosenCodec): RtpCodecCapability {
   return {
@@ -245,7 +251,9 @@ export function writeAnswer(offer: ParsedOffer, answered: readonly AnswerSection
       const name = c.mimeType.split('/')[1]!;
       lines.push(`a=rtpmap:${c.payloadType} ${name}/${c.clockRate}${c.channels && c.channels > 1 ? `/${c.channels}` : ''}`);
       for (const fb of c.rtcpFeedback ?? []) lines.push(`a=rtcp-fb:${c.payloadType} ${fb.type}${fb.parameter ? ` ${fb.parameter}` : ''}`);
-      const fmtp = formatParameters(c.parameters);
+      // a viewer is answered with its own a=fmtp for the payload type it receives (see editionCodec)
+      const offered = a.direction === 'sendonly' ? section.codecs.find((o) => o.payloadType === c.payloadType)?.fmtp : undefined;
+      const fmtp = offered ?? formatParameters(c.parameters);
       if (fmtp) lines.push(`a=fmtp:${c.payloadType} ${fmtp}`);
     }
     if (a.send) {

@@ -1,0 +1,70 @@
+// OBS Studio's WHIP output, as a werift client shaped like it (test/interop/obs-publisher.ts): audio mid
+// 0, video mid 1, H.264 announced as 42e01f while x264 sends High profile, no RTX, sdes:mid +
+// rtp-stream-id. The server must answer it (201 + Location + a non-empty answer), forward what a WHEP
+// viewer decodes, hand the moderation samplers decodable High-profile pictures and audio (they decode
+// by the bitstream, not by the SDP's profile), and answer OBS's DELETE with 200.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
+import { SamplerPool } from '../../samplers/sampler-pool.ts';
+import type { AudioSample, Sample, VideoSample } from '../../samplers/types.ts';
+import { parseOffer } from '../../sfu/sdp.ts';
+import { ENGINES, decodePictures, startServer, until } from '../sfu/helpers.ts';
+import { ObsShapedPublisher } from './obs-publisher.ts';
+
+/** profile_idc of the first SPS in an Annex-B access unit, or undefined. */
+function spsProfile(au: Uint8Array): number | undefined {
+  for (let i = 0; i + 4 < au.length; i++) {
+    if (au[i] === 0 && au[i + 1] === 0 && au[i + 2] === 1 && (au[i + 3]! & 0x1f) === 7) return au[i + 4];
+  }
+  return undefined;
+}
+
+for (const engine of ENGINES) {
+  describe(`OBS-shaped WHIP publisher [${engine}]`, () => {
+    test('High profile negotiated as 42e01f: answered, viewed, decoded, sampled; DELETE answers 200', async () => {
+      await using srv = await startServer({ engine });
+      await srv.sfu.slateReady;
+      const pool = await SamplerPool.create({ workers: 1, maxLagMs: 60_000 });
+      const samples: Sample[] = [];
+      pool.on('sample', (s) => samples.push(s));
+      const pub = await ObsShapedPublisher.connect(`${srv.base}/whip/obs`, { profile: 'high' });
+      let viewer: WhepViewer | undefined;
+      try {
+        assert.ok(pub.location.includes('/whip/obs/'), 'Location of the session');
+        const offer = parseOffer(pub.offer);
+        assert.deepEqual(offer.media.map((m) => [m.kind, m.mid]), [['audio', '0'], ['video', '1']], 'OBS order: audio mid 0, video mid 1');
+        assert.ok(!offer.media[1]!.codecs.some((c) => c.name === 'rtx'), 'no RTX offered');
+        const answer = parseOffer(pub.answer);
+        assert.deepEqual(answer.media.map((m) => [m.kind, m.mid, m.codecs.map((c) => `${c.name}/${c.payloadType}`).join(',')]), [['audio', '0', 'opus/111'], ['video', '1', 'H264/96']]);
+        const stream = srv.sfu.getStream('obs')!;
+        const sub = stream.tap.subscribe((p) => pool.push(p));
+        pub.start();
+        viewer = await WhepViewer.connect({ url: `${srv.base}/whep/obs`, recordPayloads: true });
+        const v = viewer;
+        await v.waitFor(() => v.keyframes > 0 && v.frames('video').length >= 40 && v.count('audio') >= 50, 15_000, 'keyframe, 40 frames and 1 s of audio at the viewer').catch((err: unknown) => {
+          throw new Error(`${err instanceof Error ? err.message : String(err)}: ${v.keyframes} keyframes, ${v.frames('video').length} frames, ${v.count('audio')} audio packets; ingest ${JSON.stringify(stream.tracks)}`);
+        });
+        const frames = v.frames('video');
+        // the first keyframe may be mediasoup's slate (Constrained Baseline)
+        const key = frames.find((f) => f.keyframe && spsProfile(f.data) === 100);
+        assert.ok(key, 'the bitstream is High profile (profile_idc 100)');
+        const pictures = decodePictures('H264', frames.slice(frames.indexOf(key!)).map((f) => f.data)).filter((p) => p.width === 320);
+        assert.ok(pictures.length >= 10, `the viewer decodes ${pictures.length} High-profile pictures`);
+        await until(() => samples.some((s) => s.kind === 'video') && samples.some((s) => s.kind === 'audio'), 15_000, 'a video sample and an audio window from the samplers');
+        const video = samples.find((s): s is VideoSample => s.kind === 'video')!;
+        assert.equal(video.width, 320);
+        assert.equal(video.height, 240);
+        const audio = samples.find((s): s is AudioSample => s.kind === 'audio')!;
+        assert.equal(audio.sampleRate, 16000);
+        sub.close();
+      } finally {
+        await viewer?.close();
+        const status = await pub.stop();
+        assert.equal(status, 200, "OBS's DELETE is answered 200");
+        pool.close();
+      }
+      await until(() => srv.sfu.getStream('obs') === undefined, 5000, 'the stream to end on the DELETE');
+    });
+  });
+}
