@@ -1,6 +1,6 @@
 // Policy loader: YAML text (handed over by the caller) -> schema check -> merged, versioned Policy.
 // Every problem is reported with the file, the 1-based line and the reason.
-import { Document, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { Document, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias } from 'yaml';
 import type { z } from 'zod';
 import { canonicalJson, sha256Hex } from './canonical.ts';
 import { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
@@ -75,6 +75,28 @@ function parseYaml(filename: string, text: string): ParsedFile {
   return { filename, version: sha256Hex(text).slice(0, 16), doc, lines };
 }
 
+/**
+ * The document as plain data. yaml reports syntax errors in `doc.errors` but throws on aliases it
+ * meets while converting (an alias before its anchor, an alias bomb past its maxAliasCount): those
+ * are YAML errors of the file too, at the alias (the fuzz benchmark found them answering 500).
+ */
+function toData(file: ParsedFile): unknown {
+  try {
+    return file.doc.toJS();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    let at: Alias | undefined;
+    visit(file.doc, {
+      Alias(_key, node) {
+        if (!at || message.endsWith(`: ${node.source}`)) at = node;
+        return message.endsWith(`: ${node.source}`) ? visit.BREAK : undefined;
+      },
+    });
+    const pos = file.lines.linePos(at?.range?.[0] ?? 0);
+    throw new PolicyError('POL_ERR_YAML', [{ file: file.filename, line: pos.line, column: pos.col, path: '', reason: firstLine(message) }]);
+  }
+}
+
 function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;
 }
@@ -116,7 +138,7 @@ export function loadPolicyBundle(files: readonly PolicyFile[]): Policy {
   for (const f of sorted) {
     const file = parseYaml(f.filename, f.text);
     parsed.push(file);
-    const json: unknown = file.doc.toJS();
+    const json = toData(file);
     const header = check(file, fileHeaderSchema, json);
     if (header.kind === 'PolicyBase') {
       if (base) {

@@ -102,6 +102,17 @@ describe('broken policy files are refused with file, line and reason', () => {
     { name: 'global rule on an unknown category', file: BASE, from: 'global:\n  known_bad_match:', to: 'global:\n  known_bad_matches:', code: 'POL_ERR_REFERENCE', lineNeedle: 'known_bad_matches:', reason: /unknown category 'known_bad_matches'/ },
     { name: 'wrong apiVersion', file: BASE, from: 'apiVersion: policy/v1', to: 'apiVersion: policy/v2', code: 'POL_ERR_SCHEMA', lineNeedle: 'apiVersion: policy/v2', reason: /policy\/v1/ },
     { name: 'duplicate key', file: DE, from: 'reviewAmber: true', to: 'reviewAmber: true\nreviewAmber: false', code: 'POL_ERR_YAML', lineNeedle: 'reviewAmber: false', reason: /unique|duplicate/i },
+    // found by bench/fuzz.ts: yaml throws these while converting, and they answered 500
+    { name: 'alias before its anchor', file: DE, from: 'failMode: quarantine', to: 'failMode: *nowhere', code: 'POL_ERR_YAML', lineNeedle: '*nowhere', reason: /alias/i },
+    {
+      name: 'alias bomb',
+      file: DE,
+      from: 'reviewAmber: true',
+      to: 'reviewAmber: true\nx0: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nx1: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nx2: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nx3: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]',
+      code: 'POL_ERR_YAML',
+      lineNeedle: 'x1: &b',
+      reason: /alias|resource/i,
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
