@@ -17,6 +17,8 @@ export interface CreateSfuOptions {
   mediasoupWorkers?: number;
   /** Sessions that have not connected by then are closed (ms). Default 15000. */
   connectTimeoutMs?: number;
+  /** Connected sessions that send nothing (no STUN consent, RTP or RTCP) for this long are closed (ms). Default 15000. */
+  idleTimeoutMs?: number;
 }
 
 export interface CreatedSfu {
@@ -38,6 +40,7 @@ export async function createSfu(opts: CreateSfuOptions = {}): Promise<CreatedSfu
         announcedAddress: opts.announcedAddress,
         rtcPort: opts.udpPortRange?.[0],
         connectTimeoutMs: opts.connectTimeoutMs,
+        idleTimeoutMs: opts.idleTimeoutMs,
         workerBin: bin,
       });
       if (opts.udpPortRange && opts.udpPortRange[0] + sfu.pool.size - 1 > opts.udpPortRange[1]) {
@@ -58,5 +61,5 @@ export async function createSfu(opts: CreateSfuOptions = {}): Promise<CreatedSfu
 
 async function werift(opts: CreateSfuOptions): Promise<Sfu> {
   const { createWeriftSfu } = await import('./werift/index.ts');
-  return createWeriftSfu({ announcedAddress: opts.announcedAddress, listenAddress: opts.listenAddress, udpPortRange: opts.udpPortRange, connectTimeoutMs: opts.connectTimeoutMs });
+  return createWeriftSfu({ announcedAddress: opts.announcedAddress, listenAddress: opts.listenAddress, udpPortRange: opts.udpPortRange, connectTimeoutMs: opts.connectTimeoutMs, idleTimeoutMs: opts.idleTimeoutMs });
 }

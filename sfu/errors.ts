@@ -9,7 +9,8 @@ export type SfuErrorCode =
   | 'SFU_ERR_SESSION_NOT_FOUND'
   | 'SFU_ERR_CLOSED'
   | 'SFU_ERR_NEGOTIATION'
-  | 'SFU_ERR_NO_WORKER';
+  | 'SFU_ERR_NO_WORKER'
+  | 'SFU_ERR_NO_PORTS';
 
 export class SfuError extends Error {
   readonly code: SfuErrorCode;
@@ -30,6 +31,9 @@ export const streamNotFound = (streamId: string): SfuError => new SfuError('SFU_
 export const sessionNotFound = (sessionId: string): SfuError => new SfuError('SFU_ERR_SESSION_NOT_FOUND', 404, `Session ${sessionId} does not exist`);
 export const sfuClosed = (): SfuError => new SfuError('SFU_ERR_CLOSED', 503, 'The SFU is shutting down');
 export const negotiationFailed = (detail: string): SfuError => new SfuError('SFU_ERR_NEGOTIATION', 500, `Negotiation failed: ${detail}`);
+
+/** No media socket could be opened (the UDP port range is used up): a 201 without a candidate could never connect. */
+export const noPorts = (detail: string): SfuError => new SfuError('SFU_ERR_NO_PORTS', 503, `No media port is free: ${detail}`);
 
 export function isSfuError(e: unknown): e is SfuError {
   return e instanceof SfuError;

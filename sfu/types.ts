@@ -85,6 +85,12 @@ export interface ViewerOptions {
 export interface PublisherOptions {
   /** Called when the stream ends for any reason (also available as the Stream 'close' event). */
   onClose?: (reason: CloseReason) => void;
+  /**
+   * A live session of this stream id is replaced (closed with 'replaced') once this one has its answer,
+   * instead of the publish failing with 409: a streamer reconnecting after a crash, before its dead
+   * session timed out. The caller decides who may (the server: the same publish token). Default false.
+   */
+  replace?: boolean;
 }
 
 export interface ViewerStats {
@@ -99,6 +105,8 @@ export interface Viewer {
   readonly streamId: string;
   readonly jurisdiction: string | undefined;
   readonly closed: boolean;
+  /** ICE and DTLS completed (media can flow); 'connected' fires once when it becomes true. */
+  readonly connected: boolean;
   readonly gate: ViewerGateState;
   readonly paused: boolean;
   setVideoGate(state: 'forward' | 'blank'): void;
@@ -109,11 +117,14 @@ export interface Viewer {
   close(reason: CloseReason): void;
   on(event: 'close', listener: (reason: CloseReason) => void): this;
   on(event: 'gate', listener: (gate: ViewerGateState) => void): this;
+  on(event: 'connected', listener: () => void): this;
 }
 
 export interface Stream {
   readonly id: string;
   readonly closed: boolean;
+  /** The publisher's ICE and DTLS completed; 'connected' fires once when it becomes true. */
+  readonly connected: boolean;
   readonly createdAt: number;
   readonly tracks: readonly TrackInfo[];
   readonly viewers: ReadonlyMap<string, Viewer>;
@@ -125,6 +136,7 @@ export interface Stream {
   on(event: 'close', listener: (reason: CloseReason) => void): this;
   on(event: 'track', listener: (track: TrackInfo) => void): this;
   on(event: 'viewer', listener: (viewer: Viewer) => void): this;
+  on(event: 'connected', listener: () => void): this;
 }
 
 /** Engine-wide forwarding figures, read for /metrics. */

@@ -13,7 +13,7 @@ import { alreadyLive, negotiationFailed, noCommonCodec, sfuClosed, streamNotFoun
 import { parseOffer, publisherCodecs, viewerCodecs } from '../sdp.ts';
 import { Slates } from '../slate.ts';
 import type { EngineStats, MediaKind, PublisherOptions, Sfu, Stream, ViewerGateState, ViewerOptions } from '../types.ts';
-import { audioFirst, codecSignature, offeredCname, offerTransport, producerParameters, routerCodec, viewerCapabilities, writeAnswer } from './sdp.ts';
+import { audioFirst, codecSignature, editionCodec, offeredCname, offerTransport, producerParameters, routerCodec, viewerCapabilities, writeAnswer } from './sdp.ts';
 import type { AnswerSection } from './sdp.ts';
 import { SlateSource } from './slate.ts';
 import { MediasoupStream } from './stream.ts';
@@ -29,8 +29,8 @@ export interface MediasoupSfuOptions extends WorkerPoolOptions {
   minKeyframeIntervalMs?: number;
   /** Sessions that have not connected by then are closed (ms). Default 15000. */
   connectTimeoutMs?: number;
-  /** ICE consent timeout (s): a peer that stops answering is closed after it (RFC 7675). Default 30. */
-  iceConsentTimeoutS?: number;
+  /** A connected session whose peer sends no STUN consent check for this long is closed (ms, rounded up to whole seconds: mediasoup's ICE consent timeout, RFC 7675). Default 15000. */
+  idleTimeoutMs?: number;
   /** Slate frames per second (a blank lands on the next one). Default 5. */
   slateFps?: number;
   /** Consumers a stream's own worker may carry beyond the others before viewers spread out. Default 200. */
@@ -75,7 +75,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
   ) {
     super();
     this.#tuning = { minKeyframeIntervalMs: opts.minKeyframeIntervalMs ?? 300, connectTimeoutMs: opts.connectTimeoutMs ?? 15_000, homeBias: opts.homeBias ?? 200 };
-    this.#consentS = opts.iceConsentTimeoutS ?? 30;
+    this.#consentS = Math.max(1, Math.ceil((opts.idleTimeoutMs ?? 15_000) / 1000));
     this.#gates = opts.gates ?? true;
     this.#slate = new SlateSource({ fps: opts.slateFps ?? 5, frames: (codec) => this.#slates.get(codec) });
     this.slateReady = this.#slates.ready;
@@ -91,7 +91,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
     const offer = parseOffer(offerSdp);
     const chosen = publisherCodecs(offer);
     const dtls = offerTransport(offer, [...chosen.keys()]);
-    if (this.#streams.has(streamId) || this.#negotiating.has(streamId)) throw alreadyLive(streamId);
+    if ((this.#streams.has(streamId) && !options.replace) || this.#negotiating.has(streamId)) throw alreadyLive(streamId);
     this.#negotiating.add(streamId);
     const worker = this.pool.pick();
     let router: Router | undefined;
@@ -130,6 +130,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
         throw sfuClosed();
       }
       const answerSdp = writeAnswer(offer, answered, { ice: transport.iceParameters, candidates: transport.iceCandidates, dtls: transport.dtlsParameters, setup: dtls.answerSetup });
+      this.#streams.get(streamId)?.close({ code: 'replaced', message: 'the publisher reconnected: this session was replaced by a new one' });
       this.#streams.set(streamId, stream);
       this.emit('stream', stream);
       return { stream, answerSdp };
@@ -149,7 +150,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
     if (!stream || stream.closed) throw streamNotFound(streamId);
     const chosen = viewerCodecs(offer, (kind) => stream.trackOfKind(kind)?.codec, stream.tracks.map((t) => `${t.kind} ${t.codec}`).join(', '));
     const dtls = offerTransport(offer, [...chosen.keys()]);
-    const codecs = [...chosen.values()];
+    const codecs = [...chosen.values()].map((c) => editionCodec(c, stream.trackOfKind(c.kind)?.codec));
     const homeSignature = codecSignature(stream.published.filter((t) => codecs.some((c) => c.kind === t.info.kind)).map((t) => t.codec));
     let transport: WebRtcTransport | undefined;
     try {
@@ -165,7 +166,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
       for (const [section, match] of chosen) {
         const producer = match.kind === 'video' ? edition.video : edition.audio;
         if (!producer) continue;
-        const rtpCapabilities = viewerCapabilities(section, match);
+        const rtpCapabilities = viewerCapabilities(section, editionCodec(match, stream.trackOfKind(match.kind)?.codec));
         if (match.kind === 'video') {
           gate.video = options.initialGate?.video === 'blank' ? 'blank' : 'forward';
           const layers = producer.type === 'simulcast' ? { preferredLayers: { spatialLayer: gate.video === 'blank' ? SLATE_LAYER : LIVE_LAYER, temporalLayer: 0 } } : {};

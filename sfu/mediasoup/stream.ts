@@ -62,7 +62,7 @@ export class Edition {
   ) {}
 }
 
-type StreamEvents = { close: [CloseReason]; track: [TrackInfo]; viewer: [Viewer] };
+type StreamEvents = { close: [CloseReason]; track: [TrackInfo]; viewer: [Viewer]; connected: [] };
 
 function nowMs(): number {
   return performance.timeOrigin + performance.now();
@@ -121,6 +121,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
       if (state === 'connected') {
         this.connected = true;
         clearTimeout(this.#connectTimer);
+        this.emit('connected');
       } else if (state === 'failed') {
         this.close({ code: 'error', message: 'publisher DTLS failed' });
       } else if (state === 'closed') {

@@ -10,7 +10,7 @@ import { SafeEmitter } from '../emitter.ts';
 import type { MediaWorker } from './workers.ts';
 import type { CloseReason, Viewer, ViewerGateState, ViewerStats } from '../types.ts';
 
-type ViewerEvents = { close: [CloseReason]; gate: [ViewerGateState] };
+type ViewerEvents = { close: [CloseReason]; gate: [ViewerGateState]; connected: [] };
 
 export const LIVE_LAYER = 1;
 export const SLATE_LAYER = 0;
@@ -47,6 +47,7 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
       if (state === 'connected') {
         this.connected = true;
         clearTimeout(this.#connectTimer);
+        this.emit('connected');
       } else if (state === 'failed') {
         this.close({ code: 'error', message: 'viewer DTLS failed' });
       } else if (state === 'closed') {

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { RTCRtpSender } from 'werift';
 import { SafeEmitter } from '../emitter.ts';
 import { alreadyLive, sfuClosed, streamNotFound } from '../errors.ts';
-import { parseOffer, publisherCodecs, rebuildOffer, viewerCodecs } from '../sdp.ts';
+import { offerSetup, parseOffer, publisherCodecs, rebuildOffer, viewerCodecs } from '../sdp.ts';
 import type { ChosenCodec, MediaSection } from '../sdp.ts';
 import { Slates } from '../slate.ts';
 import type { EngineStats, MediaKind, PublisherOptions, Sfu, Stream, ViewerOptions } from '../types.ts';
@@ -36,6 +36,8 @@ export interface WeriftSfuOptions {
   publisherBitrateBps?: number;
   /** Sessions that have not connected by then are closed (ms). Default 15000. */
   connectTimeoutMs?: number;
+  /** A connected session with no STUN, DTLS, RTP or RTCP from its peer for this long is closed (ms). Default 15000 (RFC 7675's consent lifetime is 30 s; browsers check every ~5 s). */
+  idleTimeoutMs?: number;
   /** Slate frames per second while a viewer is blanked. Default 2. */
   slateFps?: number;
 }
@@ -80,6 +82,7 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
       keyframeRetryMs: opts.keyframeRetryMs ?? 600,
       publisherBitrateBps: opts.publisherBitrateBps ?? 2_500_000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 15_000,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 15_000,
     };
     this.#slateFps = opts.slateFps ?? 2;
     this.slateReady = this.#slates.ready;
@@ -89,7 +92,7 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
     if (this.#closed) throw sfuClosed();
     const offer = parseOffer(offerSdp);
     const chosen = publisherCodecs(offer);
-    if (this.#streams.has(streamId) || this.#negotiating.has(streamId)) throw alreadyLive(streamId);
+    if ((this.#streams.has(streamId) && !options.replace) || this.#negotiating.has(streamId)) throw alreadyLive(streamId);
     const keep = new Map<MediaSection, number[]>();
     for (const [s, c] of chosen) keep.set(s, c.rtxPayloadType !== undefined ? [c.payloadType, c.rtxPayloadType] : [c.payloadType]);
     const narrowed = rebuildOffer(offer, keep);
@@ -107,7 +110,7 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
     this.#negotiating.add(streamId);
     let answerSdp: string;
     try {
-      answerSdp = await answerOffer(pc, narrowed, this.#net);
+      answerSdp = await answerOffer(pc, narrowed, this.#net, offerSetup(offer, [...chosen.keys()]).answer);
       if (this.#closed) throw sfuClosed();
     } catch (err) {
       await pc.close().catch((e: unknown) => void e);
@@ -116,6 +119,7 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
       this.#negotiating.delete(streamId);
     }
     countGarbage(pc);
+    this.#streams.get(streamId)?.close({ code: 'replaced', message: 'the publisher reconnected: this session was replaced by a new one' });
     const stream = new WeriftStream(streamId, pc, tracks, this.#tuning, options, (s) => {
       if (this.#streams.get(streamId) === s) this.#streams.delete(streamId);
     });
@@ -136,7 +140,7 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
     const pc = createPeer(this.#net);
     let answerSdp: string;
     try {
-      answerSdp = await answerOffer(pc, narrowed, this.#net, () => {
+      answerSdp = await answerOffer(pc, narrowed, this.#net, offerSetup(offer, [...chosen.keys()]).answer, () => {
         for (const t of pc.getTransceivers()) {
           if (t.kind === 'audio' || t.kind === 'video') t.setDirection('sendonly');
         }

@@ -15,8 +15,8 @@ import {
   useSdesMid,
 } from 'werift';
 import type { RTCRtpReceiver, RTCRtpSender } from 'werift';
-import { negotiationFailed } from '../errors.ts';
-import { announceAddress } from '../sdp.ts';
+import { negotiationFailed, noPorts } from '../errors.ts';
+import { announceAddress, tidyAnswer } from '../sdp.ts';
 
 export interface PeerNetworkOptions {
   /** Address written into ICE candidates. Default 127.0.0.1. */
@@ -81,16 +81,21 @@ async function waitGathered(pc: RTCPeerConnection, timeoutMs: number): Promise<v
 
 /**
  * Applies a (narrowed) offer and returns the full answer with its host candidates (ICE-lite: there is
- * no trickle, every candidate is in the answer). `beforeAnswer` may adjust transceivers.
+ * no trickle, every candidate is in the answer). `setup` is the answer's DTLS role (sfu/sdp.ts
+ * offerSetup): werift leaves a transport's role 'auto' on a remote offer and then answers active
+ * whatever was offered, so an offer of a=setup:active (FFmpeg's whip_flags=dtls_active) had both
+ * sides wait as DTLS clients. `beforeAnswer` may adjust transceivers.
  */
 export async function answerOffer(
   pc: RTCPeerConnection,
   offerSdp: string,
   net: PeerNetworkOptions,
+  setup: 'active' | 'passive',
   beforeAnswer?: () => void,
 ): Promise<string> {
   try {
     await pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    for (const dtls of pc.dtlsTransports) dtls.role = setup === 'active' ? 'client' : 'server';
     beforeAnswer?.();
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
@@ -100,7 +105,9 @@ export async function answerOffer(
   }
   const sdp = pc.localDescription?.sdp;
   if (!sdp) throw negotiationFailed('no local description');
-  return announceAddress(sdp, net.listenAddress, net.announcedAddress);
+  // werift answers without a candidate when every port of the range is taken; nobody could connect.
+  if (!/^a=candidate:/m.test(sdp)) throw noPorts(net.udpPortRange ? `every port of ${net.udpPortRange.join('-')} is in use` : 'no socket could be bound');
+  return tidyAnswer(announceAddress(sdp, net.listenAddress, net.announcedAddress));
 }
 
 /** REMB (draft-alvestrand-rmcat-remb): bitrate = mantissa(18 bits) * 2^exp. werift's serialize() ignores `bitrate`. */

@@ -10,6 +10,7 @@ import { TapHub } from '../tap.ts';
 import type { TapPacketSource } from '../tap.ts';
 import type { CloseReason, PublisherOptions, Stream, TrackInfo, Viewer } from '../types.ts';
 import { closeWithNotify } from './close-notify.ts';
+import { watchLiveness, type Liveness } from './liveness.ts';
 import { sendRemb } from './peer.ts';
 import type { WeriftViewer } from './viewer.ts';
 
@@ -22,6 +23,8 @@ export interface StreamTuning {
   publisherBitrateBps: number;
   /** Close the session when ICE/DTLS has not connected within this time (ms). Default 15000. */
   connectTimeoutMs: number;
+  /** Close a connected session after this long with no STUN, DTLS, RTP or RTCP from its peer (ms). Default 15000. */
+  idleTimeoutMs: number;
 }
 
 /** One received track and what the fan-out needs about it. */
@@ -61,6 +64,7 @@ type StreamEvents = {
   close: [CloseReason];
   track: [TrackInfo];
   viewer: [Viewer];
+  connected: [];
 };
 
 function nowMs(): number {
@@ -86,6 +90,7 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
   readonly #attached = new WeakSet<MediaStreamTrack>();
   readonly #keyframes: KeyframeThrottle;
   #timers: NodeJS.Timeout[] = [];
+  readonly #liveness: Liveness;
   keyframeRequestsSent = 0;
   connected = false;
 
@@ -111,13 +116,19 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
       });
     }
     pc.connectionStateChange.subscribe((state) => {
-      if (state === 'connected') this.connected = true;
+      if (state === 'connected' && !this.connected) {
+        this.connected = true;
+        this.emit('connected');
+      }
       if (state === 'failed') this.close({ code: 'error', message: 'publisher connection failed' });
       if (state === 'closed' || state === 'disconnected') this.close({ code: 'ended', message: 'publisher disconnected' });
     });
     const connectTimer = setTimeout(() => {
       if (!this.connected) this.close({ code: 'error', message: 'publisher never connected' });
     }, tuning.connectTimeoutMs);
+    this.#liveness = watchLiveness(pc, tuning.idleTimeoutMs, () => this.connected, (silentMs) =>
+      this.close({ code: 'ended', message: `the publisher went silent: no STUN, RTP or RTCP for ${Math.round(silentMs / 1000)} s` }),
+    );
     const rembTimer = setInterval(() => this.#sendRemb(), 1000);
     const keyframeWatch = setInterval(() => this.#watchKeyframes(), Math.max(100, Math.floor(tuning.keyframeRetryMs / 2)));
     this.#timers.push(connectTimer, rembTimer, keyframeWatch);
@@ -172,6 +183,10 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
       if (pid !== undefined) track.lastVp8PictureId = pid;
     }
     const keyStart = track.info.kind === 'video' && isKeyframeStart(track.codec.name, rtp.payload);
+    // werift's sender keeps a forwarded packet's own header extensions over its own: the publisher's
+    // ids would be read under each viewer's mapping (an OBS-shaped publisher's 1-byte mid at id 3 is a
+    // werift viewer's 3-byte abs-send-time, and that viewer dropped every video packet)
+    rtp.header.extensions = [];
     for (const v of this.#viewers.values()) v.forward(track, rtp, keyStart);
     this.tap.offer(track.tapSource, h, rtp.payload, arrivedAt);
   }
@@ -222,6 +237,7 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of this.#timers) clearTimeout(t);
+    this.#liveness.stop();
     this.#keyframes.close();
     for (const v of [...this.#viewers.values()]) v.close(reason);
     this.#viewers.clear();

@@ -9,10 +9,11 @@ import type { ChosenCodec } from '../sdp.ts';
 import type { SlateFrames } from '../slate.ts';
 import type { CloseReason, MediaKind, Viewer, ViewerGateState, ViewerStats } from '../types.ts';
 import { closeWithNotify } from './close-notify.ts';
+import { watchLiveness, type Liveness } from './liveness.ts';
 import { setSenderReportClock } from './peer.ts';
 import type { IngestTrack, WeriftStream } from './stream.ts';
 
-type ViewerEvents = { close: [CloseReason]; gate: [ViewerGateState] };
+type ViewerEvents = { close: [CloseReason]; gate: [ViewerGateState]; connected: [] };
 
 /** Outbound state of one kind for one viewer. */
 class Egress {
@@ -53,6 +54,7 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
   readonly #stats: ViewerStats = { packetsForwarded: 0, bytesForwarded: 0, packetsDropped: 0, keyframeRequests: 0 };
   connected = false;
   #connectTimer: NodeJS.Timeout;
+  readonly #liveness: Liveness;
 
   constructor(
     readonly id: string,
@@ -86,8 +88,9 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
       });
     }
     pc.connectionStateChange.subscribe((state) => {
-      if (state === 'connected') {
+      if (state === 'connected' && !this.connected) {
         this.connected = true;
+        this.emit('connected');
         if (this.#gate.video === 'blank') this.#startSlate();
         else if (this.#video?.waitingKeyframe) this.stream.requestKeyFrame();
       }
@@ -97,6 +100,9 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
     this.#connectTimer = setTimeout(() => {
       if (!this.connected) this.close({ code: 'error', message: 'viewer never connected' });
     }, stream.tuning.connectTimeoutMs);
+    this.#liveness = watchLiveness(pc, stream.tuning.idleTimeoutMs, () => this.connected, (silentMs) =>
+      this.close({ code: 'viewer_left', message: `the viewer went silent: no STUN, RTP or RTCP for ${Math.round(silentMs / 1000)} s` }),
+    );
   }
 
   get streamId(): string {
@@ -261,6 +267,7 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
     this.#gate.audio = 'closed';
     this.#stopSlate();
     clearTimeout(this.#connectTimer);
+    this.#liveness.stop();
     closeWithNotify(this.pc);
     this.emit('close', reason);
     this.removeAllListeners();

@@ -61,6 +61,7 @@ export class FakeViewer implements Viewer {
   readonly streamId: string;
   readonly jurisdiction: string | undefined;
   closed = false;
+  connected = true;
   gate: ViewerGateState;
   paused = false;
   closeReason: CloseReason | undefined;
@@ -105,6 +106,7 @@ export class FakeViewer implements Viewer {
   }
   on(event: 'close', listener: (reason: CloseReason) => void): this;
   on(event: 'gate', listener: (gate: ViewerGateState) => void): this;
+  on(event: 'connected', listener: () => void): this;
   on(event: string, listener: Listener): this {
     this.#em.on(event, listener);
     return this;
@@ -114,6 +116,7 @@ export class FakeViewer implements Viewer {
 export class FakeStream implements Stream {
   readonly id: string;
   closed = false;
+  connected = true;
   readonly createdAt = 0;
   readonly tracks: readonly TrackInfo[] = [];
   readonly viewers = new Map<string, FakeViewer>();
@@ -143,6 +146,7 @@ export class FakeStream implements Stream {
   on(event: 'close', listener: (reason: CloseReason) => void): this;
   on(event: 'track', listener: (track: TrackInfo) => void): this;
   on(event: 'viewer', listener: (viewer: Viewer) => void): this;
+  on(event: 'connected', listener: () => void): this;
   on(event: string, listener: Listener): this {
     this.#em.on(event, listener);
     return this;

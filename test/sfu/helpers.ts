@@ -37,16 +37,20 @@ export interface TestSfuOptions {
   connectTimeoutMs?: number;
   /** mediasoup workers. Default 2. */
   workers?: number;
+  /** Connected sessions that go silent are closed after this long (ms). Default: the engine's (15000). */
+  idleTimeoutMs?: number;
+  /** werift: the media port range. Default: ephemeral ports. */
+  udpPortRange?: [number, number];
 }
 
 async function createEngine(engine: EngineName, options: TestSfuOptions): Promise<{ sfu: Sfu; werift?: WeriftSfu; mediasoup?: MediasoupSfu }> {
   if (engine === 'werift') {
-    const werift = createWeriftSfu({ connectTimeoutMs: options.connectTimeoutMs ?? 8000 });
+    const werift = createWeriftSfu({ connectTimeoutMs: options.connectTimeoutMs ?? 8000, idleTimeoutMs: options.idleTimeoutMs, udpPortRange: options.udpPortRange });
     return { sfu: werift, werift };
   }
   if (!mediasoupWorkerBin()) throw new Error('no mediasoup worker binary: run `npm run mediasoup:worker` (or set MEDIASOUP_WORKER_OPTIONAL=1 to test werift alone)');
   const { createMediasoupSfu } = await import('../../sfu/mediasoup/index.ts');
-  const mediasoup = await createMediasoupSfu({ connectTimeoutMs: options.connectTimeoutMs ?? 8000, workers: options.workers ?? 2, listenAddress: '127.0.0.1' });
+  const mediasoup = await createMediasoupSfu({ connectTimeoutMs: options.connectTimeoutMs ?? 8000, idleTimeoutMs: options.idleTimeoutMs, workers: options.workers ?? 2, listenAddress: '127.0.0.1' });
   return { sfu: mediasoup, mediasoup };
 }
 
