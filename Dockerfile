@@ -18,7 +18,10 @@ RUN MEDIASOUP_WORKER_CACHE=/opt/mediasoup-cache bash scripts/mediasoup-worker/bu
 
 FROM node:20-bookworm-slim
 
+# MODE=production: AUTH_SECRET (32+ characters) is required, no tokens are printed, no anonymous
+# viewers unless ANONYMOUS_VIEWERS=true. `docker run -e MODE=dev` for a local try-out.
 ENV NODE_ENV=production \
+    MODE=production \
     ONNXRUNTIME_NODE_INSTALL=skip \
     PORT=8080 \
     HOST=0.0.0.0 \

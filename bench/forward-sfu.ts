@@ -16,6 +16,7 @@ import type { Sfu } from '../sfu/types.ts';
 import { webrtcRoutes } from '../server/routes/webrtc.ts';
 import { buildServer } from '../server/app.ts';
 import { loadConfig } from '../server/config.ts';
+import { LOAD_TEST_ENV } from '../loadtest/server.ts';
 
 const engine = process.env.FORWARD_ENGINE ?? 'mediasoup';
 const moderation = process.env.FORWARD_MODERATION === '1';
@@ -29,7 +30,7 @@ const tokens: Record<string, string> = {};
 if (moderation) {
   const config = loadConfig({
     argv: [],
-    env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'bench-secret-0123456789-0123456789-0123456789', SFU_ENGINE: engine, MEDIASOUP_WORKERS: String(workers), ANNOUNCED_ADDRESS: '127.0.0.1' },
+    env: { ...LOAD_TEST_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'bench-secret-0123456789-0123456789-0123456789', SFU_ENGINE: engine, MEDIASOUP_WORKERS: String(workers), ANNOUNCED_ADDRESS: '127.0.0.1' },
   });
   const server = await buildServer(config);
   ({ url } = await server.listen());

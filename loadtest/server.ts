@@ -29,6 +29,21 @@ async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The server's per-client limits (issue 12: rate limits, unconnected-session and socket caps per client
+ * address) lifted: a load test plays hundreds of clients from one loopback address. Only for servers
+ * that only load generators can reach.
+ */
+export const LOAD_TEST_ENV: Readonly<Record<string, string>> = {
+  RATE_LIMIT_SESSIONS: '0',
+  RATE_LIMIT_API: '0',
+  MAX_PENDING_SESSIONS: '100000',
+  MAX_PENDING_SESSIONS_PER_CLIENT: '100000',
+  MAX_WS_PER_CLIENT: '100000',
+  MAX_VIEWERS: '1000000',
+  MAX_STREAMS: '100000',
+};
+
 export interface StartOptions {
   /** Extra environment for the server (e.g. MODERATION=off). */
   env?: Record<string, string>;
@@ -55,6 +70,7 @@ export async function startServer(o: StartOptions = {}): Promise<ServerHandle> {
       AUTH_SECRET: secret,
       TRUST_JURISDICTION_HEADER: 'true',
       LOG_LEVEL: 'warn',
+      ...LOAD_TEST_ENV,
       ...o.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,10 +1,12 @@
 // Composition root: buildServer wires the SFU, the store, auth, the enforcer (policies), the event
 // hub, metrics and the HTTP surface (WHIP/WHEP from routes/webrtc.ts, the /v1 API, /ops, /metrics).
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { createSfu, type CreatedSfu } from '../sfu/engine.ts';
 import type { Sfu } from '../sfu/types.ts';
@@ -22,6 +24,8 @@ import { apiRoutes } from './routes/api.ts';
 import { bankRoutes } from './routes/banks.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { createStore } from './store/index.ts';
+import { WebrtcSessions } from './sessions.ts';
+import { bearerOf } from './auth.ts';
 import type { DecisionRecord, Store } from './store/types.ts';
 
 const PAGES = join(dirname(fileURLToPath(import.meta.url)), 'pages');
@@ -108,9 +112,12 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const startedAt = Date.now();
   const app = Fastify({
     loggerInstance: deps.logger,
-    ...(deps.logger ? {} : { logger: config.logLevel === 'silent' ? false : { level: config.logLevel } }),
+    ...(deps.logger ? {} : { logger: config.logLevel === 'silent' ? false : { level: config.logLevel, serializers: { req: requestForLog } } }),
     // Bodies larger than this are refused before parsing (policy files are the largest we take).
     bodyLimit: 2 * 1024 * 1024,
+    // A request must arrive in full within this long (a slow-loris client holds no socket for ever).
+    requestTimeout: config.httpRequestTimeoutMs,
+    trustProxy: config.trustProxy,
   });
   const log = app.log;
   const ownStore = !deps.store;
@@ -119,6 +126,15 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     (await createStore({
       redisUrl: config.redisUrl,
       redisPrefix: config.redisPrefix,
+      retention: {
+        maxAudit: config.storeMaxAudit,
+        maxRecords: config.storeMaxRecords,
+        maxResolvedReview: config.storeMaxResolvedReview,
+        maxOpenReview: config.storeMaxOpenReview,
+        maxThumbnailBytes: config.storeMaxThumbnailBytes,
+        thumbnailRetentionMs: config.storeThumbnailRetentionMs,
+        retentionMs: config.storeRetentionMs,
+      },
       onError: (() => {
         let last = 0;
         return (err: SrvError) => {
@@ -139,6 +155,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       listenAddress: config.mediaListenAddress,
       udpPortRange: config.udpPortRange,
       mediasoupWorkers: config.mediasoupWorkers,
+      idleTimeoutMs: config.sessionIdleTimeoutMs,
     });
     sfuSummary = created.summary;
   }
@@ -149,10 +166,18 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   let slateDone = false;
   void slateReady.finally(() => (slateDone = true));
   const auth = deps.auth ?? new Auth({ secret: config.authSecret, anonymousViewers: config.anonymousViewers, trustJurisdictionHeader: config.trustJurisdictionHeader });
+  const sessions = new WebrtcSessions(theSfu, {
+    maxStreams: config.maxStreams,
+    maxViewers: config.maxViewers,
+    maxPending: config.maxPendingSessions,
+    maxPendingPerClient: config.maxPendingSessionsPerClient,
+  });
   const events = new EventHub({
     auth,
     store,
     nodeId: config.nodeId,
+    viewerOfSession: (streamId, id) => sessions.viewerOf(streamId, id),
+    maxPerClient: config.maxWsPerClient,
     streamState: async (streamId) => {
       const local = theSfu.getStream(streamId);
       if (local && !local.closed) return 'live';
@@ -160,6 +185,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     },
   });
   const metrics = new ServerMetrics({ sfu: theSfu });
+  const storeStats = store.retentionStats?.bind(store);
+  if (storeStats) metrics.setStoreStats(storeStats);
   const portError = (error: unknown, context: string): void => {
     log.warn({ err: error instanceof Error ? error.message : String(error), context }, 'enforcer port failed');
   };
@@ -208,7 +235,17 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       }));
     policies.onChange((p) => stack.setPolicy(p));
     moderation = stack;
-    pipeline = new ModerationPipeline({ sfu: theSfu, samplers: stack.samplers, moderator: stack.moderator, enforcer, observer: pipelineMetrics(metrics, stack, config.budgetMs, log) });
+    // Moderation threads that crash are restarted by their owners; ops hear of each crash (issue 12).
+    stack.on('worker', (e) => {
+      metrics.recordWorkerEvent(e.worker, e.type);
+      if (e.type !== 'crash') return;
+      log.warn({ worker: e.worker, err: e.message, restartInMs: e.restartInMs }, 'moderation worker crashed');
+      events.emit({ roles: ['ops'] }, { type: 'warning', message: `moderation worker ${e.worker} crashed (${e.message}); restarting in ${e.restartInMs} ms`, at: Date.now() });
+    });
+    pipeline = new ModerationPipeline({
+      sfu: theSfu, samplers: stack.samplers, moderator: stack.moderator, enforcer, stallMs: config.moderationStallMs,
+      observer: pipelineMetrics(metrics, stack, config.budgetMs, log, events),
+    });
     const thePipeline = pipeline;
     metrics.setModerationDrops(() => {
       const d = { tap: 0, sampler: 0, inflight: 0 };
@@ -239,7 +276,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const body = replyError(err);
-    if (body.statusCode >= 500) req.log.error({ err }, 'request failed');
+    if ((body.statusCode === 503 || body.statusCode === 429) && !reply.hasHeader('retry-after')) reply.header('retry-after', '5');
+    if (body.statusCode >= 500 && body.statusCode !== 503) req.log.error({ err }, 'request failed');
     if (body.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="moderating-sfu"');
     void reply.code(body.statusCode).send(body);
   });
@@ -254,6 +292,14 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
   });
+  // Per client address: every route (health probes exempt), and the offers (WHIP/WHEP) tighter.
+  await app.register(rateLimit, {
+    global: config.rateLimitApi > 0,
+    max: config.rateLimitApi || 1,
+    timeWindow: '1 minute',
+    allowList: (req) => req.url === '/healthz' || req.url === '/readyz',
+    errorResponseBuilder: (_req, ctx) => new SrvError('SRV_ERR_RATE_LIMITED', `more than ${ctx.max} requests in ${ctx.after}; retry later`).toJSON(),
+  });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   events.register(app);
 
@@ -261,16 +307,22 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     const { webrtcRoutes, pageRoutes } = await import('./routes/webrtc.ts');
     await app.register(webrtcRoutes, {
       sfu: theSfu,
+      sessions,
+      offersPerMinute: config.rateLimitSessions,
       maxSdpBytes: config.maxSdpBytes,
       authorizePublish: async (req, streamId) => {
         await auth.authorizePublish(req, streamId);
         const block = await theControl.blockOf(streamId);
         if (block) throw new SrvError('SRV_ERR_STREAM_BLOCKED', `stream ${streamId} was killed (${block.reason}) and may not publish until resumed or the appeal succeeds${block.statementId ? `; statement ${block.statementId}` : ''}`);
+        // The same publish token again while the stream is live = the streamer reconnecting after a crash.
+        const token = bearerOf(req);
+        return { credential: token ? createHash('sha256').update(token).digest('base64url') : undefined };
       },
+      // The viewer id comes from the token or from the engine, never from the client's query (an
+      // anonymous ?viewerId= could evict another viewer).
       authorizeView: async (req, streamId) => {
         const v = await auth.authorizeView(req, streamId);
-        const q = (req.query ?? {}) as Record<string, unknown>;
-        return { jurisdiction: v.jurisdiction, viewerId: v.viewerId ?? (typeof q.viewerId === 'string' && /^[\w.-]{1,64}$/.test(q.viewerId) ? q.viewerId : undefined) };
+        return { jurisdiction: v.jurisdiction, viewerId: v.viewerId };
       },
       initialGate: (streamId, jurisdiction) => theControl.initialGate(streamId, jurisdiction),
     });
@@ -290,6 +342,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     startedAt,
     modelStatus: deps.modelStatus ?? (moderation ? () => ({ ...moderation.status(), pipeline: pipeline?.stats() ?? [] }) : undefined) ?? (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false })),
     sfuReady: () => slateDone,
+    metricsToken: config.metricsToken,
   }));
 
   await app.register(async (scope) => bankRoutes(scope, { auth, store, moderation }));
@@ -349,9 +402,28 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   return server;
 }
 
+/** What a request log line says of a request: no credentials (tokens in query strings are redacted). */
+function requestForLog(req: { method: string; url: string; ip?: string }): { method: string; url: string; remoteAddress?: string } {
+  return { method: req.method, url: redactUrl(req.url), remoteAddress: req.ip };
+}
+
+/** `?token=…`, `access_token=…` and the like replaced by `***` (the dev links and the events WebSocket carry tokens in URLs). */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&](?:access_token|token|jwt|auth|key)=)[^&#]*/gi, '$1***');
+}
+
 /** Pipeline figures into the Prometheus metrics: per-stage latencies, budget misses, lag, escalations. */
-function pipelineMetrics(metrics: ServerMetrics, stack: ModerationStack, budgetMs: number, log: FastifyBaseLogger): PipelineObserver {
+function pipelineMetrics(metrics: ServerMetrics, stack: ModerationStack, budgetMs: number, log: FastifyBaseLogger, events: EventHub): PipelineObserver {
   return {
+    timedOut: (_streamId, kind) => metrics.recordModerationGap(kind, 'sample_timeout'),
+    stall: (streamId, kind, stalled, sinceMs) => {
+      if (stalled) metrics.recordModerationGap(kind, 'stall');
+      log.warn({ streamId, kind, sinceMs: Math.round(sinceMs) }, stalled ? 'moderation stalled: fail mode applies' : 'moderation signals back');
+      const message = stalled
+        ? `no ${kind} moderation signal for ${Math.round(sinceMs)} ms: moderation unavailable, the policies' fail mode applies`
+        : `${kind} moderation signals are back`;
+      events.emit({ roles: ['ops'], streamId }, { type: 'warning', streamId, message, at: Date.now() });
+    },
     sample: (_sample, latencyMs) => metrics.observeStage('sample', latencyMs),
     signals: (signals, _outcome, appliedAt) => {
       const total = appliedAt - signals.arrivedAt;

@@ -43,8 +43,8 @@ export const ConfigSchema = z
     redisPrefix: z.string().default('msfu:'),
     /** HS256 secret for tokens, at least 32 characters. Absent in dev mode = random per start. */
     authSecret: z.string().min(32).optional(),
-    /** Viewers without a token may watch (jurisdiction unknown unless the header is trusted). Default true. */
-    anonymousViewers: bool.default(true),
+    /** Viewers without a token may watch (jurisdiction unknown unless the header is trusted). Default true in dev mode, false in production. */
+    anonymousViewers: bool.optional(),
     /** Trust `X-Viewer-Jurisdiction` / `?jurisdiction=` set by an edge. Explicit opt-in. Default false. */
     trustJurisdictionHeader: bool.default(false),
     /** Inference backend: onnxruntime-node in process, Triton (KServe v2 gRPC), or none. Default 'onnx'. */
@@ -63,6 +63,28 @@ export const ConfigSchema = z
     heartbeatMs: int(100, 600_000).default(5_000),
     /** A review claim expires after this long (ms). Default 120000. */
     reviewClaimMs: int(1000, 86_400_000).default(120_000),
+    /** A connected WHIP/WHEP session whose peer sends nothing (no STUN consent check, RTP or RTCP) for this long is closed (ms; RFC 7675). Default 15000. */
+    sessionIdleTimeoutMs: int(1000, 600_000).default(15_000),
+    /** Live streams (publishers) this node takes; more get 503 SRV_ERR_CAPACITY with Retry-After. Default 100. */
+    maxStreams: int(1, 100_000).default(100),
+    /** Viewers over all streams this node takes; more get 503 SRV_ERR_CAPACITY. Default 2000. */
+    maxViewers: int(1, 1_000_000).default(2000),
+    /** WHIP/WHEP sessions answered but not yet connected (ICE+DTLS), over all clients; more get 503. Default 64. */
+    maxPendingSessions: int(1, 100_000).default(64),
+    /** Unconnected WHIP/WHEP sessions of one client address; more get 429 SRV_ERR_RATE_LIMITED. Default 8. */
+    maxPendingSessionsPerClient: int(1, 100_000).default(8),
+    /** WHIP/WHEP offers per client address per minute (429 beyond); 0 = no limit (load tests). Default 120. */
+    rateLimitSessions: int(0, 1_000_000).default(120),
+    /** Other HTTP requests per client address per minute (429 beyond; /healthz and /readyz exempt); 0 = no limit. Default 1200. */
+    rateLimitApi: int(0, 10_000_000).default(1200),
+    /** Events WebSocket connections per client address; more are refused with 429. Default 16. */
+    maxWsPerClient: int(1, 100_000).default(16),
+    /** Client address from X-Forwarded-For (behind a trusted reverse proxy only). Default false. */
+    trustProxy: bool.default(false),
+    /** An HTTP request must arrive in full within this long (ms; slow-loris bound). Default 30000. */
+    httpRequestTimeoutMs: int(1000, 600_000).default(30_000),
+    /** When set, GET /metrics requires `Authorization: Bearer <this>` (Prometheus `bearer_token`). Default unset (open). */
+    metricsToken: z.string().min(16).optional(),
     /** Largest SDP body accepted on WHIP/WHEP (bytes). Default 65536. */
     maxSdpBytes: int(1024, 1_048_576).default(65_536),
     /** pino level. Default 'info'. */
@@ -79,10 +101,27 @@ export const ConfigSchema = z
     bankDir: z.string().default('banks'),
     /** Budget from a frame's last packet at the server to its decision (ms). Default 100. */
     budgetMs: int(10, 10_000).default(100),
+    /** Packets of a kind flowing with no moderation signal of that kind for this long (ms) counts as moderation unavailable: the policies' fail mode applies. Default 5000; 0 = no watchdog. */
+    moderationStallMs: int(0, 600_000).default(5_000),
+    /** Most audit entries the in-memory store holds (oldest trimmed first; Redis: XTRIM). Default 100000. */
+    storeMaxAudit: int(1, 100_000_000).default(100_000),
+    /** Most decisions and most statements of reasons the store keeps each (statements an open item or a block refers to are never dropped). Default 10000. */
+    storeMaxRecords: int(1, 10_000_000).default(10_000),
+    /** Most resolved review items kept (earliest resolved dropped first). Default 2000. */
+    storeMaxResolvedReview: int(1, 10_000_000).default(2_000),
+    /** Most open amber review items; beyond it new amber items are refused and counted (appeals always taken). Default 5000. */
+    storeMaxOpenReview: int(1, 10_000_000).default(5_000),
+    /** Most bytes of review thumbnails held in memory (resolved items' go first, then the oldest open amber items'). Default 67108864. */
+    storeMaxThumbnailBytes: int(0, 2 ** 40).default(64 * 1024 * 1024),
+    /** A resolved review item's thumbnail is dropped this long after resolution (ms). Default 3600000. */
+    storeThumbnailRetentionMs: int(0, 2 ** 40).default(3_600_000),
+    /** Decisions, unreferenced statements and resolved review items older than this are dropped (ms); 0 = count bounds only. Default 604800000 (7 days). */
+    storeRetentionMs: int(0, 2 ** 40).default(7 * 86_400_000),
   })
   .strict();
 
-export type Config = z.output<typeof ConfigSchema>;
+/** The parsed configuration, with the defaults that depend on the mode resolved. */
+export type Config = Omit<z.output<typeof ConfigSchema>, 'anonymousViewers'> & { anonymousViewers: boolean };
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
 /** Environment variable -> config key (docs/CONFIG.md lists them all; a test keeps it so). */
@@ -110,6 +149,17 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   HEARTBEAT_MS: 'heartbeatMs',
   REVIEW_CLAIM_MS: 'reviewClaimMs',
   MAX_SDP_BYTES: 'maxSdpBytes',
+  SESSION_IDLE_TIMEOUT_MS: 'sessionIdleTimeoutMs',
+  MAX_STREAMS: 'maxStreams',
+  MAX_VIEWERS: 'maxViewers',
+  MAX_PENDING_SESSIONS: 'maxPendingSessions',
+  MAX_PENDING_SESSIONS_PER_CLIENT: 'maxPendingSessionsPerClient',
+  RATE_LIMIT_SESSIONS: 'rateLimitSessions',
+  RATE_LIMIT_API: 'rateLimitApi',
+  MAX_WS_PER_CLIENT: 'maxWsPerClient',
+  TRUST_PROXY: 'trustProxy',
+  HTTP_REQUEST_TIMEOUT_MS: 'httpRequestTimeoutMs',
+  METRICS_TOKEN: 'metricsToken',
   LOG_LEVEL: 'logLevel',
   DEMO: 'demo',
   MODERATION: 'moderation',
@@ -117,6 +167,14 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   VAD: 'vad',
   BANK_DIR: 'bankDir',
   BUDGET_MS: 'budgetMs',
+  MODERATION_STALL_MS: 'moderationStallMs',
+  STORE_MAX_AUDIT: 'storeMaxAudit',
+  STORE_MAX_RECORDS: 'storeMaxRecords',
+  STORE_MAX_RESOLVED_REVIEW: 'storeMaxResolvedReview',
+  STORE_MAX_OPEN_REVIEW: 'storeMaxOpenReview',
+  STORE_MAX_THUMBNAIL_BYTES: 'storeMaxThumbnailBytes',
+  STORE_THUMBNAIL_RETENTION_MS: 'storeThumbnailRetentionMs',
+  STORE_RETENTION_MS: 'storeRetentionMs',
 };
 
 export interface LoadConfigOptions {
@@ -172,7 +230,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const lines = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new SrvError('SRV_ERR_CONFIG', `invalid configuration: ${lines.join('; ')}`);
   }
-  const config = result.data;
+  // Production takes no anonymous viewers unless told to: every viewer then has a token (a jurisdiction, an id).
+  const config: Config = { ...result.data, anonymousViewers: result.data.anonymousViewers ?? result.data.mode !== 'production' };
   if (config.mode === 'production' && !config.authSecret)
     throw new SrvError('SRV_ERR_CONFIG', 'invalid configuration: AUTH_SECRET (32+ characters) is required in production mode');
   return config;

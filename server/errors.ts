@@ -26,6 +26,7 @@ export type SrvErrorCode =
   | 'SRV_ERR_CONFIG'
   | 'SRV_ERR_UNAVAILABLE'
   | 'SRV_ERR_RATE_LIMITED'
+  | 'SRV_ERR_CAPACITY'
   | 'SRV_ERR_INTERNAL';
 
 const STATUS: Record<SrvErrorCode, number> = {
@@ -41,6 +42,7 @@ const STATUS: Record<SrvErrorCode, number> = {
   SRV_ERR_CONFIG: 500,
   SRV_ERR_UNAVAILABLE: 503,
   SRV_ERR_RATE_LIMITED: 429,
+  SRV_ERR_CAPACITY: 503,
   SRV_ERR_INTERNAL: 500,
 };
 

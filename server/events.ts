@@ -7,7 +7,7 @@ import type {} from '@fastify/websocket';
 import { Packr } from 'msgpackr';
 import { z } from 'zod';
 import type { Auth, Principal } from './auth.ts';
-import { badRequest } from './errors.ts';
+import { SrvError, badRequest, forbidden, notFound } from './errors.ts';
 import type { Bucket } from '../policies/types.ts';
 import type { ControlMessage, Store } from './store/types.ts';
 
@@ -94,6 +94,8 @@ interface EventClient {
   jurisdiction?: string;
   msgpack: boolean;
   principal?: Principal;
+  /** Client address (for the per-client socket cap). */
+  address: string;
 }
 
 const OPEN = 1;
@@ -103,7 +105,8 @@ const MAX_BUFFERED_BYTES = 1 << 20;
 const QuerySchema = z.object({
   role: z.enum(['streamer', 'viewer', 'ops']),
   streamId: z.string().min(1).max(200).optional(),
-  viewerId: z.string().min(1).max(200).optional(),
+  /** A viewer's WHEP session id (the last segment of its Location): its viewer's own events. */
+  session: z.string().min(1).max(200).optional(),
   access_token: z.string().optional(),
   format: z.enum(['json', 'msgpack']).optional(),
   jurisdiction: z.string().optional(),
@@ -115,6 +118,10 @@ export interface EventHubOptions {
   nodeId: string;
   /** Current state of a stream for the greeting `stream.status`. */
   streamState?: (streamId: string) => Promise<'live' | 'ended' | 'killed' | undefined>;
+  /** The viewer a WHEP session id names (so `?session=` proves which viewer a socket is for). */
+  viewerOfSession?: (streamId: string, sessionId: string) => { id: string; jurisdiction: string | undefined } | undefined;
+  /** Sockets one client address may hold; more are refused with 429. Default 16. */
+  maxPerClient?: number;
 }
 
 export class EventHub {
@@ -191,8 +198,12 @@ export class EventHub {
           const q = QuerySchema.safeParse(req.query);
           if (!q.success) throw badRequest(`bad /v1/events query: ${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
           const { role, streamId } = q.data;
+          const held = [...this.#clients].filter((c) => c.address === req.ip).length;
+          const cap = this.#opts.maxPerClient ?? 16;
+          if (held >= cap) throw new SrvError('SRV_ERR_RATE_LIMITED', `this client already holds ${held} event sockets (limit ${cap})`);
           let principal: Principal | undefined;
           let jurisdiction: string | undefined;
+          let viewerId: string | undefined;
           if (role === 'ops') principal = await auth.require(req, ['reviewer'], true);
           else if (role === 'streamer') {
             if (!streamId) throw badRequest('role=streamer needs streamId');
@@ -202,11 +213,20 @@ export class EventHub {
             const v = await auth.authorizeView(req, streamId, true);
             principal = v.principal;
             jurisdiction = v.jurisdiction;
+            // A viewer's own events (viewer.filtered) need its id: from its token, or proven by its WHEP session id.
+            if (q.data.session) {
+              const viewer = this.#opts.viewerOfSession?.(streamId, q.data.session);
+              if (!viewer) throw notFound(`no WHEP session ${q.data.session} of stream ${streamId} on this node`);
+              if (principal?.viewerId && principal.viewerId !== viewer.id) throw forbidden('the session is not this token\'s viewer');
+              viewerId = viewer.id;
+              jurisdiction = viewer.jurisdiction;
+            }
           }
           (req as FastifyRequest & { eventClient?: Omit<EventClient, 'socket'> }).eventClient = {
             role,
             streamId,
-            viewerId: principal?.viewerId ?? q.data.viewerId,
+            viewerId: viewerId ?? principal?.viewerId,
+            address: req.ip,
             jurisdiction,
             msgpack: q.data.format === 'msgpack',
             principal,

@@ -39,6 +39,12 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const server = await buildServer(config);
+  // One stray rejection (a library's, or ours) must not drop every stream of this node: log it, count
+  // it, keep running. (Node 20's default for an unhandled rejection is to exit.)
+  process.on('unhandledRejection', (reason) => {
+    server.app.log.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : String(reason) }, 'unhandled promise rejection (logged; the server keeps running)');
+    server.metrics.recordUnhandledRejection();
+  });
   const { port } = await server.listen();
   process.stdout.write(summarizeConfig(config, port, server.sfuSummary) + '\n');
   if (config.mode === 'dev') await printDevAccess(server, config);

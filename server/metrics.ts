@@ -8,6 +8,7 @@ const ELD_RESOLUTION_MS = 10;
 export type ModerationDropStage = 'tap' | 'sampler' | 'inflight';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EngineStats, Sfu } from '../sfu/types.ts';
+import type { StoreRetentionStats } from './store/types.ts';
 
 /**
  * 'total' is the budgeted fast path: a sampled frame's last packet at the server -> its classifier and
@@ -33,9 +34,13 @@ export class ServerMetrics {
   readonly #breaker: Gauge<'backend'>;
   readonly #inference: Counter<'backend' | 'outcome'>;
   readonly #decisions: Counter<'bucket' | 'source'>;
+  readonly #workerEvents: Counter<'worker' | 'event'>;
+  readonly #moderationGaps: Counter<'kind' | 'cause'>;
+  readonly #unhandled: Counter;
   readonly #eld: IntervalHistogram;
   #sfu: Sfu | undefined;
   #moderationDrops: (() => Record<ModerationDropStage, number>) | undefined;
+  #storeStats: (() => Promise<StoreRetentionStats>) | undefined;
 
   constructor(options: { sfu?: Sfu; defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
@@ -104,6 +109,20 @@ export class ServerMetrics {
       },
     });
     this.#decisions = new Counter({ name: 'msfu_decisions_total', help: 'Decisions by bucket and source', labelNames: ['bucket', 'source'], registers: r });
+    this.#workerEvents = new Counter({
+      name: 'msfu_worker_events_total',
+      help: 'Moderation worker threads (sampler-N, onnxruntime:<model>, ocr, audio-fingerprint) by event: crash (thread died, restarted after a backoff), restart (a new thread is ready), timeout (a call got no reply in time)',
+      labelNames: ['worker', 'event'],
+      registers: r,
+    });
+    this.#moderationGaps = new Counter({
+      name: 'msfu_moderation_unavailable_total',
+      help: "Moderation gaps fed to the policies as 'unavailable', by kind and cause: sample_timeout (a sample's moderation did not finish in time), stall (packets flowing with no signal for moderationStallMs; counted once per stall)",
+      labelNames: ['kind', 'cause'],
+      registers: r,
+    });
+
+    this.#unhandled = new Counter({ name: 'msfu_unhandled_rejections_total', help: 'Promise rejections nobody handled (logged; the process keeps running): each one is a bug to report', registers: r });
 
     const sfuOf = (): Sfu | undefined => this.#sfu;
     // one engine read per scrape, shared by the gauges below (mediasoup's figures come from its workers)
@@ -161,6 +180,36 @@ export class ServerMetrics {
       },
     });
 
+    // one store read per scrape, shared by the two gauges below (docs/RETENTION.md)
+    let storeRead: { at: number; stats: Promise<StoreRetentionStats | undefined> } | undefined;
+    const storeStats = (): Promise<StoreRetentionStats | undefined> => {
+      const now = performance.now();
+      if (!storeRead || now - storeRead.at > 250) storeRead = { at: now, stats: this.#storeStats ? this.#storeStats().catch(() => undefined) : Promise.resolve(undefined) };
+      return storeRead.stats;
+    };
+    new Gauge({
+      name: 'msfu_store_entries',
+      help: 'Entries the store holds now, by collection (audit, decisions, statements, review_open, review_resolved, thumbnails, blocks, streams); thumbnail_bytes = bytes of thumbnails held (memory store)',
+      labelNames: ['collection'],
+      registers: r,
+      async collect() {
+        const s = await storeStats();
+        if (!s) return;
+        for (const [collection, n] of Object.entries(s.entries)) this.set({ collection }, n ?? 0);
+        this.set({ collection: 'thumbnail_bytes' }, s.thumbnailBytes);
+      },
+    });
+    new Gauge({
+      name: 'msfu_store_dropped',
+      help: 'Store entries dropped by retention since start, by collection and reason (count, age, bytes; queue_full = amber review items refused at the open-item bound)',
+      labelNames: ['collection', 'reason'],
+      registers: r,
+      async collect() {
+        const s = await storeStats();
+        if (s) for (const d of s.dropped) this.set({ collection: d.collection, reason: d.reason }, d.count);
+      },
+    });
+
     this.#eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
     this.#eld.enable();
     const eld = this.#eld;
@@ -189,6 +238,11 @@ export class ServerMetrics {
   /** Where moderation drop counts come from (sums over live streams; read at scrape time). */
   setModerationDrops(source: () => Record<ModerationDropStage, number>): void {
     this.#moderationDrops = source;
+  }
+
+  /** Where store sizes and retention drops come from (read at scrape time). */
+  setStoreStats(source: () => Promise<StoreRetentionStats>): void {
+    this.#storeStats = source;
   }
 
   /** One stage's latency (ms). */
@@ -227,6 +281,19 @@ export class ServerMetrics {
   }
   recordDecision(bucket: string, source: string): void {
     this.#decisions.inc({ bucket, source });
+  }
+  /** A moderation worker thread crashed, was restarted, or let a call time out. */
+  recordWorkerEvent(worker: string, event: 'crash' | 'restart' | 'timeout'): void {
+    this.#workerEvents.inc({ worker, event });
+  }
+  /** A sample timed out, or a stream's kind entered a moderation stall. */
+  recordModerationGap(kind: 'audio' | 'video', cause: 'sample_timeout' | 'stall'): void {
+    this.#moderationGaps.inc({ kind, cause });
+  }
+
+  /** A promise rejection reached the process handler (server/main.ts). */
+  recordUnhandledRejection(): void {
+    this.#unhandled.inc();
   }
 
   /** Prometheus text exposition. */

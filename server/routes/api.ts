@@ -4,11 +4,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type {} from '@fastify/swagger';
 import { z } from 'zod';
 import { createAppeal, diffPolicies, loadPolicyBundle, PolicyError, resolveReview, verifyAuditChain } from '../../policies/index.ts';
-import type { Auth, Principal, Role } from '../auth.ts';
+import { timingSafeEqual } from 'node:crypto';
+import { bearerOf, type Auth, type Principal, type Role } from '../auth.ts';
 import type { StreamControl } from '../control.ts';
 import type { PolicyStore } from '../enforcer.ts';
 import { readPolicyDir } from '../enforcer.ts';
-import { SrvError, forbidden, notFound } from '../errors.ts';
+import { SrvError, forbidden, notFound, unauthorized } from '../errors.ts';
 import type { EventHub } from '../events.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { Store } from '../store/types.ts';
@@ -29,12 +30,20 @@ export interface ApiContext {
   modelStatus: () => unknown;
   /** Readiness of the media engine. */
   sfuReady: () => boolean;
+  /** When set, /metrics requires `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
   }
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 const errors = { 400: doc(ErrorReply), 401: doc(ErrorReply), 403: doc(ErrorReply), 404: doc(ErrorReply), 503: doc(ErrorReply) };
@@ -97,7 +106,8 @@ export async function apiRoutes(app: FastifyInstance, ctx: ApiContext): Promise<
     },
   );
 
-  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics' } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics' } }, async (req, reply) => {
+    if (ctx.metricsToken && !safeEqual(bearerOf(req) ?? '', ctx.metricsToken)) throw unauthorized('GET /metrics needs the metrics bearer token (METRICS_TOKEN)');
     const m = await ctx.metrics.render();
     return reply.type(m.contentType).send(m.body);
   });

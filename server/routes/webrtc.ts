@@ -8,19 +8,24 @@
 // no trickle), Location: /whip/:streamId/:sessionId. DELETE on the Location ends the session. PATCH
 // -> 405 (no trickle, no ICE restart). OPTIONS answers CORS preflights; Location is exposed to
 // browser clients on other origins. The same under /whep/ for viewers.
+// Admission (server/sessions.ts): a full node answers 503 SRV_ERR_CAPACITY, a client holding too many
+// unconnected sessions 429 SRV_ERR_RATE_LIMITED, both with Retry-After; never a 201 that cannot connect.
+// A publisher whose offer carries the credential of the stream's live session (the same publish
+// token: a streamer reconnecting after a crash) replaces that session at once instead of getting 409.
 
-import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type {} from '@fastify/rate-limit';
 import { SfuError, sessionNotFound } from '../../sfu/errors.ts';
 import type { Sfu, Stream, Viewer, ViewerGateState } from '../../sfu/types.ts';
+import { AdmissionError, WebrtcSessions, type AdmissionLimits, type Ticket } from '../sessions.ts';
 
 export interface WebrtcRoutesOptions {
   sfu: Sfu;
   /** Throws a coded 401/403 error to refuse. Also checked on DELETE of a WHIP session. */
-  authorizePublish?(req: FastifyRequest, streamId: string): Promise<void> | void;
+  authorizePublish?(req: FastifyRequest, streamId: string): Promise<PublishAuthorization | void> | PublishAuthorization | void;
   /** Throws a coded 401/403 error to refuse; returns the viewer's jurisdiction and id. */
   authorizeView?(req: FastifyRequest, streamId: string): Promise<ViewAuthorization> | ViewAuthorization;
   /** The gate a new viewer starts with (so a late joiner is filtered from the first frame). */
@@ -29,6 +34,17 @@ export interface WebrtcRoutesOptions {
   onView?(viewer: Viewer, req: FastifyRequest): void;
   /** Largest accepted SDP body (bytes). Default 64 KiB; larger -> 413. */
   maxSdpBytes?: number;
+  /** The node's session registry (shared with the events hub). Default: one of its own with `limits`. */
+  sessions?: WebrtcSessions;
+  /** Admission limits when the plugin makes its own registry. Default: none (the server always passes its registry). */
+  limits?: Partial<AdmissionLimits>;
+  /** WHIP/WHEP offers per client address per minute, enforced by @fastify/rate-limit when the app registered it. 0 = none. Default 0. */
+  offersPerMinute?: number;
+}
+
+export interface PublishAuthorization {
+  /** An opaque key of the credential that authorized this publish (e.g. a hash of the token): an offer with the same key replaces the stream's live session. */
+  credential?: string;
 }
 
 export interface ViewAuthorization {
@@ -36,9 +52,8 @@ export interface ViewAuthorization {
   viewerId?: string;
 }
 
-type Session = { kind: 'whip'; streamId: string; stream: Stream } | { kind: 'whep'; streamId: string; viewer: Viewer };
-
 const SDP = 'application/sdp';
+const NO_LIMITS: AdmissionLimits = { maxStreams: Infinity, maxViewers: Infinity, maxPending: Infinity, maxPendingPerClient: Infinity, retryAfterS: 5 };
 const CORS_HEADERS = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'POST, DELETE, PATCH, OPTIONS',
@@ -57,10 +72,6 @@ class HttpError extends Error {
   }
 }
 
-function sessionId(): string {
-  return randomBytes(12).toString('base64url');
-}
-
 function isSdp(req: FastifyRequest): boolean {
   const ct = req.headers['content-type'];
   return typeof ct === 'string' && ct.split(';')[0]!.trim().toLowerCase() === SDP;
@@ -68,7 +79,8 @@ function isSdp(req: FastifyRequest): boolean {
 
 export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app, opts) => {
   const sfu = opts.sfu;
-  const sessions = new Map<string, Session>();
+  const sessions = opts.sessions ?? new WebrtcSessions(sfu, opts.limits ?? NO_LIMITS);
+  const offerLimit = opts.offersPerMinute ? { rateLimit: { max: opts.offersPerMinute, timeWindow: '1 minute' } } : {};
   const bodyLimit = opts.maxSdpBytes ?? 64 * 1024;
 
   app.addContentTypeParser(SDP, { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
@@ -88,10 +100,19 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
     return reply.code(204).send();
   };
 
-  const sessionLookup = (kind: 'whip' | 'whep', streamId: string, id: string): Session => {
+  const sessionLookup = (kind: 'whip' | 'whep', streamId: string, id: string) => {
     const s = sessions.get(id);
     if (!s || s.kind !== kind || s.streamId !== streamId) throw sessionNotFound(id);
     return s;
+  };
+
+  const admit = (reply: FastifyReply, kind: 'whip' | 'whep', client: string, replacing = false): Ticket => {
+    try {
+      return sessions.admit(kind, client, replacing);
+    } catch (err) {
+      if (err instanceof AdmissionError) reply.header('retry-after', String(err.retryAfterS));
+      throw err;
+    }
   };
 
   const requireSdp = (req: FastifyRequest): string => {
@@ -108,14 +129,23 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
   // ---- WHIP ----
   app.options('/whip/:streamId', preflight('POST, OPTIONS'));
   app.options('/whip/:streamId/:sessionId', preflight('DELETE, PATCH, OPTIONS'));
-  app.post<{ Params: { streamId: string } }>('/whip/:streamId', async (req, reply) => {
+  app.post<{ Params: { streamId: string } }>('/whip/:streamId', { config: offerLimit }, async (req, reply) => {
     const { streamId } = req.params;
     const offer = requireSdp(req);
-    await opts.authorizePublish?.(req, streamId);
-    const { stream, answerSdp } = await sfu.publish(streamId, offer);
-    const id = sessionId();
-    sessions.set(id, { kind: 'whip', streamId, stream });
-    stream.on('close', () => sessions.delete(id));
+    const credential = (await opts.authorizePublish?.(req, streamId))?.credential;
+    const live = sessions.publisherOf(streamId);
+    const replace = credential !== undefined && live?.kind === 'whip' && live.credential === credential;
+    const ticket = admit(reply, 'whip', req.ip, replace);
+    let stream: Stream;
+    let answerSdp: string;
+    try {
+      ({ stream, answerSdp } = await sfu.publish(streamId, offer, { replace }));
+    } catch (err) {
+      ticket.release();
+      throw err;
+    }
+    if (replace) req.log.warn({ streamId }, 'a publisher reconnected with the live session\'s own credential: the old session was replaced');
+    const id = sessions.add(ticket, { kind: 'whip', streamId, stream, client: req.ip, credential });
     try {
       opts.onPublish?.(stream, req);
     } catch (err) {
@@ -136,15 +166,21 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
   // ---- WHEP ----
   app.options('/whep/:streamId', preflight('POST, OPTIONS'));
   app.options('/whep/:streamId/:sessionId', preflight('DELETE, PATCH, OPTIONS'));
-  app.post<{ Params: { streamId: string } }>('/whep/:streamId', async (req, reply) => {
+  app.post<{ Params: { streamId: string } }>('/whep/:streamId', { config: offerLimit }, async (req, reply) => {
     const { streamId } = req.params;
     const offer = requireSdp(req);
     const auth = (await opts.authorizeView?.(req, streamId)) ?? {};
     const initialGate = opts.initialGate?.(streamId, auth.jurisdiction);
-    const { viewer, answerSdp } = await sfu.view(streamId, offer, { jurisdiction: auth.jurisdiction, viewerId: auth.viewerId, initialGate });
-    const id = sessionId();
-    sessions.set(id, { kind: 'whep', streamId, viewer });
-    viewer.on('close', () => sessions.delete(id));
+    const ticket = admit(reply, 'whep', req.ip);
+    let viewer: Viewer;
+    let answerSdp: string;
+    try {
+      ({ viewer, answerSdp } = await sfu.view(streamId, offer, { jurisdiction: auth.jurisdiction, viewerId: auth.viewerId, initialGate }));
+    } catch (err) {
+      ticket.release();
+      throw err;
+    }
+    const id = sessions.add(ticket, { kind: 'whep', streamId, viewer, client: req.ip });
     try {
       opts.onView?.(viewer, req);
     } catch (err) {

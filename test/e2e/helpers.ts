@@ -3,6 +3,7 @@
 // source picture from the SFU's slate and count audio packets, all on the server clock.
 import { buildServer, type Server } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
+import { LOAD_TEST_ENV } from '../../loadtest/server.ts';
 import { WhipPublisher } from '../../loadtest/clients/whip-publisher.ts';
 import { WhepViewer, type ReceivedPacket } from '../../loadtest/clients/whep-viewer.ts';
 import { nowMs } from '../../loadtest/clients/peer.ts';
@@ -40,7 +41,7 @@ export async function startE2EServer(env: Record<string, string> = {}): Promise<
   const config = loadConfig({
     argv: [],
     // werift unless a test names the engine (the moderation suite runs on both)
-    env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'e2e-secret-0123456789-0123456789-0123456789', SFU_ENGINE: 'werift', ...env },
+    env: { ...LOAD_TEST_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'e2e-secret-0123456789-0123456789-0123456789', SFU_ENGINE: 'werift', ...env },
   });
   const server = await buildServer(config);
   const { url } = await server.listen();

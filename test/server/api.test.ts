@@ -217,12 +217,14 @@ describe('API', () => {
   test('manual kill cuts the publisher and every viewer, tells streamer and viewers, is audited and blocks re-publishing until resumed', async () => {
     const pub = await server.auth.sign({ role: 'publisher', streamId: 'k1', sub: 'streamer-k1' });
     assert.equal((await publish('k1', pub)).statusCode, 201);
-    assert.equal((await view('k1', tokens.viewer, {}, '?viewerId=vk')).statusCode, 201);
+    const watching = await view('k1', tokens.viewer);
+    assert.equal(watching.statusCode, 201);
+    const session = String(watching.headers.location).split('/').pop();
     const stream = sfu.getStream('k1') as FakeStream;
     const viewer = [...stream.viewers.values()][0] as FakeViewer;
     const wsBase = server.url.replace('http', 'ws');
     const streamerWs = await openEvents(`${wsBase}/v1/events?role=streamer&streamId=k1&access_token=${pub}`);
-    const viewerWs = await openEvents(`${wsBase}/v1/events?role=viewer&streamId=k1&viewerId=vk&access_token=${tokens.viewer}`);
+    const viewerWs = await openEvents(`${wsBase}/v1/events?role=viewer&streamId=k1&session=${session}&access_token=${tokens.viewer}`);
     const opsWs = await openEvents(`${wsBase}/v1/events?role=ops&access_token=${tokens.reviewer}`);
     try {
       await streamerWs.next((m) => m.type === 'stream.status' && m.state === 'live');

@@ -139,6 +139,7 @@ class FakeViewer extends EventEmitter implements Viewer {
   readonly streamId: string;
   readonly jurisdiction: string | undefined;
   closed = false;
+  connected = true;
   paused = false;
   gate: ViewerGateState;
   closeReason: CloseReason | undefined;
@@ -180,6 +181,7 @@ class FakeViewer extends EventEmitter implements Viewer {
 class FakeStream extends EventEmitter implements Stream {
   readonly id: string;
   closed = false;
+  connected = true;
   readonly createdAt = Date.now();
   readonly tracks: TrackInfo[] = [
     { trackId: 'video0', kind: 'video', codec: 'VP8', payloadType: 96, clockRate: 90000 },
@@ -208,6 +210,15 @@ export class FakeSfu extends EventEmitter implements Sfu {
   readonly slateReady = Promise.resolve();
   readonly #streams = new Map<string, FakeStream>();
   #n = 0;
+  /** New sessions start connected (default), or wait for connectAll() (admission tests). */
+  connectSessions = true;
+  /** Marks every session connected and tells its listeners. */
+  connectAll(): void {
+    for (const s of this.#streams.values()) {
+      for (const v of s.viewers.values()) if (!v.connected) ((v.connected = true), v.emit('connected'));
+      if (!s.connected) ((s.connected = true), s.emit('connected'));
+    }
+  }
   async engineStats(): Promise<EngineStats> {
     let viewers = 0;
     for (const s of this.#streams.values()) viewers += s.viewers.size;
@@ -215,8 +226,10 @@ export class FakeSfu extends EventEmitter implements Sfu {
   }
   async publish(streamId: string, offerSdp: string, options?: PublisherOptions): Promise<{ stream: Stream; answerSdp: string }> {
     if (!offerSdp.startsWith('v=0')) throw Object.assign(new Error('bad SDP'), { code: 'SFU_ERR_BAD_SDP', statusCode: 400 });
-    if (this.#streams.has(streamId)) throw Object.assign(new Error('already live'), { code: 'SFU_ERR_ALREADY_LIVE', statusCode: 409 });
-    const s = new FakeStream(streamId, () => this.#streams.delete(streamId));
+    if (this.#streams.has(streamId) && !options?.replace) throw Object.assign(new Error('already live'), { code: 'SFU_ERR_ALREADY_LIVE', statusCode: 409 });
+    this.#streams.get(streamId)?.close({ code: 'replaced', message: 'replaced' });
+    const s: FakeStream = new FakeStream(streamId, () => this.#streams.get(streamId) === s && this.#streams.delete(streamId));
+    s.connected = this.connectSessions;
     if (options?.onClose) s.on('close', options.onClose);
     this.#streams.set(streamId, s);
     this.emit('stream', s);
@@ -227,6 +240,7 @@ export class FakeSfu extends EventEmitter implements Sfu {
     if (!s) throw Object.assign(new Error('no such stream'), { code: 'SFU_ERR_STREAM_NOT_FOUND', statusCode: 404 });
     if (!offerSdp.startsWith('v=0')) throw Object.assign(new Error('bad SDP'), { code: 'SFU_ERR_BAD_SDP', statusCode: 400 });
     const v = new FakeViewer(streamId, options.viewerId ?? `v${++this.#n}`, options);
+    v.connected = this.connectSessions;
     s.viewers.set(v.id, v);
     v.on('close', () => s.viewers.delete(v.id));
     s.emit('viewer', v);
