@@ -16,12 +16,8 @@ export class SamplerClosedError extends SamplerError {
   }
 }
 
-/** A payload could not be parsed as the codec's RTP payload format. */
-export class PayloadFormatError extends SamplerError {
-  constructor(codec: string, detail: string) {
-    super('SMP_ERR_PAYLOAD', `${codec} payload: ${detail}`);
-  }
-}
+/** A payload could not be parsed as the codec's RTP payload format (media/ owns the formats). */
+export { PayloadFormatError } from '../media/errors.ts';
 
 /** A decode worker could not start (node-av missing, bootstrap failed). */
 export class WorkerStartError extends SamplerError {

@@ -5,8 +5,8 @@
 // packets have arrived for longer than the reorder wait; what follows a drop is flagged so the
 // decoder can wait for a key frame.
 import { PayloadFormatError } from './errors.ts';
-import { H264ParameterSets, h264PacketCanStartFrame } from './rtp/h264.ts';
-import { Vp8PayloadDescriptor, depacketizeVp8 } from './rtp/vp8.ts';
+import { H264ParameterSets, h264PacketCanStartFrame } from '../media/h264.ts';
+import { Vp8PayloadDescriptor, depacketizeVp8 } from '../media/vp8.ts';
 
 export interface AssemblerPacket {
   sequenceNumber: number;

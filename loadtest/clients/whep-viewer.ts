@@ -16,9 +16,9 @@ import { RtcpSrPacket } from 'werift';
 import type { MediaStreamTrack, RTCPeerConnection, RtcpPacket, RtpPacket } from 'werift';
 import { clientPeer, deleteSession, sessionEnded, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
 import type { ClientVideoCodec } from './peer.ts';
-import { isKeyframeStart } from '../../sfu/keyframe.ts';
-import { depacketizeVp8 } from '../../samplers/rtp/vp8.ts';
-import { h264PayloadNals, toAnnexB } from '../../samplers/rtp/h264.ts';
+import { isKeyframeStart } from '../../media/keyframe.ts';
+import { depacketizeVp8 } from '../../media/vp8.ts';
+import { h264PayloadNals, toAnnexB } from '../../media/h264.ts';
 
 export interface WhepViewerOptions {
   url: string;

@@ -4,7 +4,9 @@
 import type { MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RtcpPacket, RtpPacket } from 'werift';
 import { RtcpSrPacket } from 'werift';
 import { SafeEmitter } from '../emitter.ts';
-import { KeyframeThrottle, isKeyframeStart } from '../keyframe.ts';
+import { isKeyframeStart } from '../../media/keyframe.ts';
+import { vp8PictureId } from '../../media/vp8.ts';
+import { KeyframeThrottle } from '../keyframe.ts';
 import type { ChosenCodec } from '../sdp.ts';
 import { TapHub } from '../tap.ts';
 import type { TapPacketSource } from '../tap.ts';
@@ -69,15 +71,6 @@ type StreamEvents = {
 
 function nowMs(): number {
   return performance.timeOrigin + performance.now();
-}
-
-function vp8PictureId(payload: Uint8Array): number | undefined {
-  const b0 = payload[0];
-  if (b0 === undefined || !(b0 & 0x80) || payload.length < 3) return undefined;
-  if (!(payload[1]! & 0x80)) return undefined;
-  const p = payload[2]!;
-  if (p & 0x80) return payload.length > 3 ? ((p & 0x7f) << 8) | payload[3]! : undefined;
-  return p & 0x7f;
 }
 
 export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {

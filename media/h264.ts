@@ -1,4 +1,7 @@
-import { PayloadFormatError } from '../errors.ts';
+// H.264 over RTP (RFC 6184): NAL units out of single, STAP-A and FU-A payloads, keyframe detection,
+// parameter sets, Annex B. One owner for the forwarding path, the samplers and the load tester.
+// (The packetizer is media/packetize.ts.)
+import { PayloadFormatError } from './errors.ts';
 
 export const NAL_SLICE = 1;
 export const NAL_IDR = 5;
@@ -58,6 +61,30 @@ export function h264PayloadNals(payload: Uint8Array, fu: { pending: Uint8Array[]
     return [nal];
   }
   throw new PayloadFormatError('H264', `unsupported NAL/payload type ${type}`);
+}
+
+/** H264 (RFC 6184): an IDR slice or SPS at the start of a single NAL, STAP-A or FU-A start fragment. Never throws. */
+export function isH264KeyframeStart(payload: Uint8Array): boolean {
+  if (payload.length < 2) return false;
+  const type = payload[0]! & 0x1f;
+  if (type === NAL_IDR || type === NAL_SPS) return true;
+  if (type === NAL_STAP_A) {
+    // 16-bit size + NAL, repeated
+    let i = 1;
+    while (i + 2 < payload.length) {
+      const size = (payload[i]! << 8) | payload[i + 1]!;
+      const nal = payload[i + 2]! & 0x1f;
+      if (nal === NAL_IDR || nal === NAL_SPS) return true;
+      i += 2 + size;
+    }
+    return false;
+  }
+  if (type === NAL_FU_A) {
+    const fu = payload[1]!;
+    const nal = fu & 0x1f;
+    return (fu & 0x80) !== 0 && (nal === NAL_IDR || nal === NAL_SPS);
+  }
+  return false;
 }
 
 /** Whether a packet can open an access unit (not an FU-A continuation). */

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { FrameAssembler, h264Format, vp8Format } from '../../samplers/frame-assembler.ts';
 import type { AssembledFrame, AssemblerPacket } from '../../samplers/frame-assembler.ts';
-import { H264ParameterSets, NAL_FU_A, NAL_STAP_A, h264PayloadNals } from '../../samplers/rtp/h264.ts';
-import { Vp8PayloadDescriptor, depacketizeVp8, vp8PacketIsKeyframe } from '../../samplers/rtp/vp8.ts';
+import { H264ParameterSets, NAL_FU_A, NAL_STAP_A, h264PayloadNals } from '../../media/h264.ts';
+import { Vp8PayloadDescriptor, depacketizeVp8, vp8PacketIsKeyframe } from '../../media/vp8.ts';
 import { deSerializeRtp, readDump, serializeRtp } from '../fixtures/rtp/rtpdump.ts';
 import type { RtpRecord } from '../fixtures/rtp/rtpdump.ts';
 
@@ -77,8 +77,8 @@ describe('VP8 payload descriptor (RFC 7741)', () => {
   });
 
   it('rejects truncated descriptors', () => {
-    assert.throws(() => Vp8PayloadDescriptor.deSerialize(new Uint8Array([0x80])), { code: 'SMP_ERR_PAYLOAD' });
-    assert.throws(() => Vp8PayloadDescriptor.deSerialize(new Uint8Array([0x80, 0x80, 0x80])), { code: 'SMP_ERR_PAYLOAD' });
+    assert.throws(() => Vp8PayloadDescriptor.deSerialize(new Uint8Array([0x80])), { code: 'MEDIA_ERR_PAYLOAD' });
+    assert.throws(() => Vp8PayloadDescriptor.deSerialize(new Uint8Array([0x80, 0x80, 0x80])), { code: 'MEDIA_ERR_PAYLOAD' });
   });
 
   it('detects key frames from the first packet of the fixture', () => {
@@ -153,7 +153,7 @@ describe('VP8 frame assembly', () => {
   });
 
   it('depacketizeVp8 refuses a frame that does not start at partition 0', () => {
-    assert.throws(() => depacketizeVp8([new Uint8Array([0x00, 1, 2])]), { code: 'SMP_ERR_PAYLOAD' });
+    assert.throws(() => depacketizeVp8([new Uint8Array([0x00, 1, 2])]), { code: 'MEDIA_ERR_PAYLOAD' });
   });
 });
 
@@ -201,7 +201,7 @@ describe('H264 (RFC 6184)', () => {
     assert.deepEqual(h264PayloadNals(stap, fu), [sps, pps]);
     const slice = new Uint8Array([0x41, 9, 9, 9]);
     assert.deepEqual(h264PayloadNals(slice, fu), [slice]);
-    assert.throws(() => h264PayloadNals(new Uint8Array([0x78, 0, 9, 1]), fu), { code: 'SMP_ERR_PAYLOAD' });
+    assert.throws(() => h264PayloadNals(new Uint8Array([0x78, 0, 9, 1]), fu), { code: 'MEDIA_ERR_PAYLOAD' });
     assert.throws(() => h264PayloadNals(new Uint8Array([0x7c, 0x05, 1]), fu), /continuation/);
   });
 

@@ -1,4 +1,7 @@
-import { PayloadFormatError } from '../errors.ts';
+// VP8 over RTP (RFC 7741): the payload descriptor, keyframe detection, depacketizing. The one parser
+// of the descriptor: the forwarding path (keyframe starts, picture ids), the samplers and the load
+// tester's viewers all read it here. (The packetizer is media/packetize.ts.)
+import { PayloadFormatError } from './errors.ts';
 
 /*
  * VP8 payload descriptor (RFC 7741 section 4.2):
@@ -41,6 +44,15 @@ export class Vp8PayloadDescriptor {
   /** First packet of a frame: start of partition 0. */
   get startOfFrame(): boolean {
     return this.startOfPartition && this.partitionId === 0;
+  }
+
+  /** The descriptor, or undefined for a payload too short to hold one (no throw: the forwarding path asks per packet). */
+  static tryDeSerialize(buf: Uint8Array): Vp8PayloadDescriptor | undefined {
+    try {
+      return Vp8PayloadDescriptor.deSerialize(buf);
+    } catch {
+      return undefined;
+    }
   }
 
   static deSerialize(buf: Uint8Array): Vp8PayloadDescriptor {
@@ -87,10 +99,21 @@ export class Vp8PayloadDescriptor {
   }
 }
 
-/** True when the first packet of a frame (descriptor included) carries a VP8 key frame. */
+/** True when the first packet of a frame (descriptor included) carries a VP8 key frame. Throws on a malformed descriptor. */
 export function vp8PacketIsKeyframe(payload: Uint8Array): boolean {
   const d = Vp8PayloadDescriptor.deSerialize(payload);
   return d.startOfFrame && payload.length > d.length && (payload[d.length] & 0x01) === 0;
+}
+
+/** Whether a decodable picture starts in this packet: start of partition 0 and the payload header's P bit 0. Never throws. */
+export function isVp8KeyframeStart(payload: Uint8Array): boolean {
+  const d = Vp8PayloadDescriptor.tryDeSerialize(payload);
+  return d !== undefined && d.startOfFrame && payload.length > d.length && (payload[d.length]! & 0x01) === 0;
+}
+
+/** The PictureID, when the descriptor carries one. Never throws. */
+export function vp8PictureId(payload: Uint8Array): number | undefined {
+  return Vp8PayloadDescriptor.tryDeSerialize(payload)?.pictureId;
 }
 
 /** Reassembles one frame from its packets' payloads (in sequence order): descriptors stripped, partitions concatenated. */
