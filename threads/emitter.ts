@@ -1,6 +1,6 @@
-// One small typed event system for code that may not import sfu/ (samplers/, models/, threads/): a
-// listener that throws is caught and handed to onListenerError (stderr by default); it never breaks
-// the emitter or whoever emitted. Same shape as sfu/emitter.ts, which predates this folder.
+// The project's one small typed event system (threads/, samplers/, models/; sfu/emitter.ts extends it):
+// a listener that throws is caught and handed to onListenerError (stderr by default); it never breaks
+// the emitter or whoever emitted.
 
 export type EventMap = Record<string, unknown[]>;
 
