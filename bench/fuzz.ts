@@ -1,6 +1,6 @@
 // npm run fuzz — throws malformed input at a running server and counts what comes back.
 //
-//   npm run fuzz -- --count 100000 --seed 1 --duration 900 --engine werift
+//   npm run fuzz -- --count 100000 --seed 1 --duration 1200 --engine werift|mediasoup [--families rtp,sdp] [--out PATH]
 //
 // The server is the real one (server/app.ts buildServer, moderation on) in a child process of its own
 // (this file with --serve), so a crash is an exit the fuzzer sees, and its RSS is the server's alone.
@@ -75,6 +75,8 @@ export interface FuzzOptions {
   concurrency: number;
   /** A request not answered within this long counts as hung (ms). Default 15000. */
   requestTimeoutMs: number;
+  /** Families to run (the others send nothing). Default all. */
+  families: readonly Family[];
   /** Share of accepted fuzzed offers left for the server to reap instead of DELETEd (0..1). Default 0.1. */
   abandonShare: number;
   /** JSON report path; '' writes none. Default bench/results/fuzz.json. */
@@ -93,6 +95,7 @@ export const FUZZ_DEFAULTS: Readonly<FuzzOptions> = Object.freeze({
   concurrency: 6,
   requestTimeoutMs: 15_000,
   abandonShare: 0.1,
+  families: FAMILIES,
   out: join(ROOT, 'bench', 'results', 'fuzz.json'),
   log: (line: string) => process.stdout.write(line + '\n'),
 });
@@ -138,7 +141,7 @@ export interface FuzzReport {
   /** A real publish and view after the fuzzing: video packets the viewer received within the bound. */
   afterwards: { published: boolean; viewerVideoPackets: number; error?: string };
   sessionsLeft: { id: string; viewers: number; ageMs: number }[];
-  /** The fuzzed streams' samplers when the fuzzing stopped: the RTP reached the depacketizers and decoders. */
+  /** Samplers over the run (warm-up excluded): the fuzzed RTP reached the depacketizers and decoders. */
   samplers: { frames: number; drops: number; warnings: number };
   serverExit: { code: number | null; signal: string | null; tail: string } | undefined;
   findings: Finding[];
@@ -318,7 +321,7 @@ interface ChildStats {
   samplerCrashes: number;
   samplerWarnings: number;
   lastSamplerWarning: string | undefined;
-  /** Over the live streams' samplers: frames decoded and packets/frames dropped (loss, lag, undecodable). */
+  /** Over every stream's samplers since start: frames decoded and packets/frames dropped (loss, lag, undecodable). */
   samplerFrames: number;
   samplerDrops: number;
 }
@@ -342,6 +345,16 @@ async function serve(): Promise<void> {
       lastSamplerWarning = message;
     }
   });
+  // per-stream sampler figures vanish with the stream: keep the largest seen of each (bounded)
+  const sampled = new Map<string, { frames: number; drops: number }>();
+  const sample = (): void => {
+    for (const x of server.moderation?.samplers.stats() ?? []) {
+      const had = sampled.get(x.streamId);
+      if (!had && sampled.size >= 10_000) continue;
+      sampled.set(x.streamId, { frames: Math.max(had?.frames ?? 0, x.frames), drops: Math.max(had?.drops ?? 0, x.drops) });
+    }
+  };
+  setInterval(sample, 500).unref();
   const send = (m: Record<string, unknown>): void => {
     process.send?.(m);
   };
@@ -352,10 +365,15 @@ async function serve(): Promise<void> {
         const now = Date.now();
         const streams = [...server.sfu.streams()].filter((s) => !s.closed).map((s) => ({ id: s.id, viewers: s.viewers.size, ageMs: now - s.createdAt }));
         const mem = process.memoryUsage();
-        const sampled = server.moderation?.samplers.stats() ?? [];
+        sample();
+        let samplerFrames = 0;
+        let samplerDrops = 0;
+        for (const x of sampled.values()) {
+          samplerFrames += x.frames;
+          samplerDrops += x.drops;
+        }
         const stats: ChildStats = {
-          rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, streams, workerDeaths: engine?.workerDeaths ?? 0, samplerCrashes, samplerWarnings, lastSamplerWarning,
-          samplerFrames: sampled.reduce((n, x) => n + x.frames, 0), samplerDrops: sampled.reduce((n, x) => n + x.drops, 0),
+          rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, streams, workerDeaths: engine?.workerDeaths ?? 0, samplerCrashes, samplerWarnings, lastSamplerWarning, samplerFrames, samplerDrops,
         };
         send({ id: m.id, ...stats });
       } else if (m.type === 'gc') {
@@ -495,7 +513,7 @@ class Tally {
     const key = `${f.family}:${f.kind}`;
     const n = this.#perKind.get(key) ?? 0;
     this.#perKind.set(key, n + 1);
-    if (n < 8) this.findings.push({ ...f, input: f.input.slice(0, 600), answer: f.answer?.slice(0, 400) });
+    if (n < 8) this.findings.push({ ...f, input: f.input.slice(0, f.family === 'sdp' ? 8000 : 600), answer: f.answer?.slice(0, 400) }); // offers whole: they are the repro
   }
 
   /** Records one HTTP answer: status histogram, 5xx, uncoded error bodies. */
@@ -1311,11 +1329,14 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
   const deadline = t0 + o.durationS * 1000;
   const tally = new Tally();
   const fig = tally.families;
-  const quota = Object.fromEntries(FAMILIES.map((f) => [f, Math.max(1, Math.round(o.count * SHARE[f]))])) as Record<Family, number>;
+  const shareSum = o.families.reduce((n, f) => n + SHARE[f], 0);
+  const quota = Object.fromEntries(FAMILIES.map((f) => [f, o.families.includes(f) ? Math.max(1, Math.round((o.count * SHARE[f]) / shareSum)) : 0])) as Record<Family, number>;
   const scratch = mkdtempSync(join(tmpdir(), 'msfu-fuzz-'));
   const server = await ServerChild.start({
     PORT: '0', HOST: '127.0.0.1', ANNOUNCED_ADDRESS: '127.0.0.1', LOG_LEVEL: 'error', MODE: 'dev', AUTH_SECRET: SECRET, SFU_ENGINE: o.engine,
     MODERATION: String(o.moderation), OCR: String(o.ocr), BANK_DIR: join(scratch, 'banks'), POLICY_DIR: join(ROOT, 'policies'),
+    // every input comes from one loopback client: admission limits off, so inputs reach the routes (a 429 tests nothing)
+    RATE_LIMIT_API: '0', RATE_LIMIT_SESSIONS: '0', MAX_PENDING_SESSIONS: '1000', MAX_PENDING_SESSIONS_PER_CLIENT: '1000', MAX_WS_PER_CLIENT: '1000',
   });
   log(`fuzz: server pid ${server.pid} at ${server.url} (${o.engine}, moderation ${o.moderation ? 'on' : 'off'}); ${o.count} inputs, seed ${o.seed}`);
   const base = new URL(server.url);
@@ -1347,8 +1368,8 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
   let sessionsLeft: FuzzReport['sessionsLeft'] = [];
   let samplers: FuzzReport['samplers'] = { frames: 0, drops: 0, warnings: 0 };
   try {
-    const clip = await syntheticClip({ codec: 'VP8', seconds: 2, fps: 15 });
-    const h264 = await syntheticClip({ codec: 'H264', seconds: 2, fps: 15 });
+    const clip = await syntheticClip({ codec: 'VP8', seconds: 2, fps: 15, keyframeInterval: 3 }); // keyframes often: the decoders restart after each broken frame
+    const h264 = await syntheticClip({ codec: 'H264', seconds: 2, fps: 15, keyframeInterval: 3 });
     const clips: Clips = { vp8: clip.video.frames, h264: h264.video.frames, opus: clip.audio.frames };
 
     // warm-up: a real publish and view (lazy engine paths, sampler workers), then the baseline
@@ -1356,7 +1377,7 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
     await waitNoSessions(server, 30_000);
     await server.ask('gc');
     baseline = await server.stats();
-    log(`fuzz: baseline RSS ${mib(baseline.rssBytes)} MiB, heap ${mib(baseline.heapUsedBytes)} MiB`);
+    log(`fuzz: baseline RSS ${mib(baseline.rssBytes)} MiB, heap ${mib(baseline.heapUsedBytes)} MiB; warm-up stream: samplers decoded ${baseline.samplerFrames} frames, dropped ${baseline.samplerDrops}`);
 
     const openapi = JSON.parse((await http.send({ method: 'GET', path: '/openapi.json', headers: {} })).body) as Parameters<typeof routesOf>[0];
     const routes = routesOf(openapi);
@@ -1504,7 +1525,7 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
       if (!whep) headers.authorization = `Bearer ${r.chance(0.9) ? await tokens.publisher(streamId) : r.pick([tokens.viewer, tokens.expired, await tokens.publisher('other')])}`;
       else if (r.chance(0.5)) headers.authorization = `Bearer ${r.pick([tokens.viewer, tokens.expired, 'junk'])}`;
       const path = `/${whep ? 'whep' : 'whip'}/${streamId}`;
-      const desc = `POST ${path} (${offer.name}) ${JSON.stringify(sdp.slice(0, 500))}`;
+      const desc = `POST ${path} (${offer.name}) ${JSON.stringify(sdp)}`;
       try {
         const a = await http.send({ method: 'POST', path, headers, body: sdp });
         tally.answer('sdp', desc, a.status, a.body);
@@ -1603,7 +1624,7 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
     }
 
     const atEnd = await server.stats().catch(() => undefined);
-    if (atEnd) samplers = { frames: atEnd.samplerFrames, drops: atEnd.samplerDrops, warnings: atEnd.samplerWarnings };
+    if (atEnd) samplers = { frames: atEnd.samplerFrames - (baseline?.samplerFrames ?? 0), drops: atEnd.samplerDrops - (baseline?.samplerDrops ?? 0), warnings: atEnd.samplerWarnings };
 
     // peers gone: every session must go away by the reap time (DELETEd ones at once, abandoned ones at the connect timeout)
     for (const c of clients) await c.stop().catch(() => undefined);
@@ -1757,7 +1778,11 @@ function parseArgs(argv: string[]): Partial<FuzzOptions> {
     else if (a === '--out') out.out = v();
     else if (a === '--no-moderation') out.moderation = false;
     else if (a === '--ocr') out.ocr = true;
-    else throw new Error(`unknown option ${a} (--count N --seed N --duration S --engine werift|mediasoup --concurrency N --request-timeout MS --out PATH --no-moderation --ocr)`);
+    else if (a === '--families') out.families = v().split(',').map((f) => {
+      if (!(FAMILIES as readonly string[]).includes(f)) throw new Error(`unknown family ${f} (${FAMILIES.join(', ')})`);
+      return f as Family;
+    });
+    else throw new Error(`unknown option ${a} (--count N --seed N --duration S --engine werift|mediasoup --concurrency N --request-timeout MS --out PATH --no-moderation --ocr --families http,sdp,...)`);
   }
   return out;
 }
