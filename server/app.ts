@@ -118,8 +118,25 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     // A request must arrive in full within this long (a slow-loris client holds no socket for ever).
     requestTimeout: config.httpRequestTimeoutMs,
     trustProxy: config.trustProxy,
+    // What Node's HTTP parser refuses (unknown method, oversized headers, bad header lines, a chunked
+    // GET) is answered in the house shape too: a coded SRV_ERR_BAD_REQUEST (431 for header overflow).
+    clientErrorHandler: (err: Error & { code?: string }, socket) => {
+      if (!socket.writable || (socket as { bytesWritten?: number }).bytesWritten) {
+        socket.destroy();
+        return;
+      }
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const body = JSON.stringify({ statusCode: status, code: 'SRV_ERR_BAD_REQUEST', error: statusText(status), message: `the request could not be parsed (${err.code ?? 'malformed'})` });
+      socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    },
   });
   const log = app.log;
+  // An Expect other than 100-continue: Node answers an empty 417; say why, coded.
+  app.server.on('checkExpectation', (_req, res) => {
+    const body = JSON.stringify({ statusCode: 417, code: 'SRV_ERR_BAD_REQUEST', error: statusText(417), message: 'only Expect: 100-continue is supported' });
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  });
   const ownStore = !deps.store;
   const store =
     deps.store ??

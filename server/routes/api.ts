@@ -327,8 +327,13 @@ export async function apiRoutes(app: FastifyInstance, ctx: ApiContext): Promise<
   app.get('/v1/audit', { onRequest: admin, schema: { tags: ['audit'], summary: 'Audit log entries with chain verification', security: bearer, querystring: zs(AuditQuery), response: { 200: doc(Any), ...errors } } }, async (req) => {
     const q = req.query as z.output<typeof AuditQuery>;
     const entries = await store.readAudit({ afterSeq: q.afterSeq, limit: q.limit });
-    const anchor = q.afterSeq ? (await store.readAudit({ afterSeq: q.afterSeq - 1, limit: 1 }))[0] : undefined;
-    return { entries, verification: verifyAuditChain(entries, anchor) };
+    let anchor = q.afterSeq ? (await store.readAudit({ afterSeq: q.afterSeq - 1, limit: 1 }))[0] : undefined;
+    // Retention trimmed the log's start (docs/RETENTION.md): the chain is verified from the first kept
+    // entry on, which names its predecessor's hash.
+    const first = entries[0];
+    const trimmed = first !== undefined && first.seq > 1 && (!anchor || anchor.seq !== first.seq - 1);
+    if (trimmed) anchor = { ...first, seq: first.seq - 1, hash: first.prevHash };
+    return { entries, verification: verifyAuditChain(entries, anchor), ...(trimmed ? { verifiedFromSeq: first.seq } : {}) };
   });
 
   app.post('/v1/tokens', { onRequest: admin, schema: { tags: ['auth'], summary: 'Issue a token', security: bearer, body: zs(TokenBody), response: { 201: doc(z.object({ token: z.string() })), ...errors } } }, async (req, reply) => {

@@ -15,7 +15,7 @@ import {
   useSdesMid,
 } from 'werift';
 import type { RTCRtpReceiver, RTCRtpSender } from 'werift';
-import { negotiationFailed, noPorts } from '../errors.ts';
+import { badSdp, negotiationFailed, noPorts } from '../errors.ts';
 import { announceAddress, tidyAnswer } from '../sdp.ts';
 
 export interface PeerNetworkOptions {
@@ -93,11 +93,18 @@ export async function answerOffer(
   setup: 'active' | 'passive',
   beforeAnswer?: () => void,
 ): Promise<string> {
+  // What werift cannot apply or answer is the offer's fault (fuzzed offers without a=ice-pwd or a=mid,
+  // a junk ssrc-group made werift throw TypeErrors that were answered 500): 400. After that, ours.
+  let answer: Awaited<ReturnType<RTCPeerConnection['createAnswer']>>;
   try {
     await pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
     for (const dtls of pc.dtlsTransports) dtls.role = setup === 'active' ? 'client' : 'server';
     beforeAnswer?.();
-    const answer = await pc.createAnswer();
+    answer = await pc.createAnswer();
+  } catch (err) {
+    throw badSdp(`the offer cannot be applied: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
     await pc.setLocalDescription(answer);
     await waitGathered(pc, 3000);
   } catch (err) {
@@ -105,8 +112,12 @@ export async function answerOffer(
   }
   const sdp = pc.localDescription?.sdp;
   if (!sdp) throw negotiationFailed('no local description');
-  // werift answers without a candidate when every port of the range is taken; nobody could connect.
-  if (!/^a=candidate:/m.test(sdp)) throw noPorts(net.udpPortRange ? `every port of ${net.udpPortRange.join('-')} is in use` : 'no socket could be bound');
+  if (!/^a=candidate:/m.test(sdp)) {
+    // no candidate: either nothing of the offer was taken (no transport to gather for) or every port
+    // of the range is in use. Never a 201 that cannot connect.
+    if (pc.dtlsTransports.length === 0 || !/^m=\S+ [1-9]/m.test(sdp)) throw badSdp('nothing in the offer could be answered (every section rejected)');
+    throw noPorts(net.udpPortRange ? `every port of ${net.udpPortRange.join('-')} is in use` : 'no socket could be bound');
+  }
   return tidyAnswer(announceAddress(sdp, net.listenAddress, net.announcedAddress));
 }
 

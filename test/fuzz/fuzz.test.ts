@@ -45,11 +45,10 @@ describe('fuzz (short variant)', () => {
     assert.ok(rep.afterwards.viewerVideoPackets > 30);
   });
 
-  // Known open defects outside this suite's reach, run so their figures show (issue 12):
-  test('WHIP/WHEP offers never answer 5xx', { todo: 'sfu/ answers some mutated offers 500 SFU_ERR_NEGOTIATION (werift setRemoteDescription throws): a 400 for the sfu owner' }, () => {
+  test('WHIP/WHEP offers never answer 5xx (what werift cannot apply is the offer\'s fault: 400)', () => {
     assert.equal(rep.families.sdp.server5xx, 0, failures('5xx', (f) => f.family === 'sdp'));
   });
-  test('what the HTTP parser refuses is answered with a code too', { todo: "server/app.ts: fastify's default clientError reply has no `code` (needs a clientErrorHandler)" }, () => {
+  test('what the HTTP parser refuses is answered with a code too (clientErrorHandler, checkExpectation)', () => {
     assert.equal(rep.totals.uncodedClientError, 0, failures('uncoded_client_error'));
   });
 });

@@ -56,7 +56,7 @@ async function peerProcess(role: 'publish' | 'view', url: string): Promise<PeerP
 
 for (const engine of ENGINES) {
   describe(`vanished peers are reaped [${engine}]`, () => {
-    test('a publisher killed with SIGKILL: its stream ends with "ended" after the idle timeout, its viewers are told, the reconnect succeeds', async () => {
+    test('a publisher killed with SIGKILL: its stream ends with "ended" after the idle timeout, its viewers are told, the reconnect succeeds', async (t) => {
       await using srv = await startServer({ engine, sfu: { idleTimeoutMs: IDLE_MS } });
       const pub = await peerProcess('publish', `${srv.base}/whip/crash`);
       const stream = srv.sfu.getStream('crash');
@@ -73,6 +73,7 @@ for (const engine of ENGINES) {
         const tookMs = performance.now() - killedAt;
         assert.equal(reason?.code, 'ended', reason?.message);
         assert.ok(tookMs >= IDLE_MS - 1000, `closed after the idle timeout, not before (${Math.round(tookMs)} ms)`);
+        t.diagnostic(`publisher SIGKILL -> session closed: ${Math.round(tookMs)} ms (idle timeout ${IDLE_MS} ms)`);
         await Promise.race([viewer.ended, new Promise((_, reject) => setTimeout(() => reject(new Error('the viewer was not told within 10 s')), 10_000))]);
         // the streamer's reconnect
         const clip = await syntheticClip({ codec: 'VP8', width: 160, height: 120, seconds: 1 });
@@ -83,7 +84,7 @@ for (const engine of ENGINES) {
       }
     });
 
-    test('a viewer killed with SIGKILL leaves the stream with "viewer_left" after the idle timeout; the others keep watching', async () => {
+    test('a viewer killed with SIGKILL leaves the stream with "viewer_left" after the idle timeout; the others keep watching', async (t) => {
       await using srv = await startServer({ engine, sfu: { idleTimeoutMs: IDLE_MS } });
       const clip = await syntheticClip({ codec: 'VP8', width: 160, height: 120, seconds: 1 });
       const pub = await WhipPublisher.connect({ url: `${srv.base}/whip/watch`, ...clip });
@@ -100,8 +101,10 @@ for (const engine of ENGINES) {
         await until(() => doomed.connected, 10_000, 'the server side of the doomed viewer to connect');
         let reason: CloseReason | undefined;
         doomed.on('close', (r) => (reason = r));
+        const killedAt = performance.now();
         gone.kill();
         await until(() => reason !== undefined, IDLE_MS + 20_000, 'the dead viewer session to be closed');
+        t.diagnostic(`viewer SIGKILL -> session closed: ${Math.round(performance.now() - killedAt)} ms (idle timeout ${IDLE_MS} ms)`);
         assert.equal(reason?.code, 'viewer_left', `${reason?.code}: ${reason?.message}`);
         assert.equal(stream.viewers.size, 1);
         assert.equal(stream.closed, false, 'the stream goes on');
