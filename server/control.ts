@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Sfu, Stream, ViewerGateState } from '../sfu/types.ts';
 import type { Bucket, ReviewDecision, ReviewItem, StatementOfReasons, Verdict } from '../policies/types.ts';
-import type { Enforcer, PolicyStore } from './enforcer.ts';
+import type { Enforcer, ManualGate, PolicyStore } from './enforcer.ts';
 import type { EventHub } from './events.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { SrvError, notFound } from './errors.ts';
@@ -48,8 +48,8 @@ export class StreamControl {
   readonly #local = new Map<string, { stream: Stream; startedAt: number; state: 'live' | 'ended' | 'killed' }>();
   /** Blocks seen on this node, used when the store cannot be asked. */
   readonly #blockCache = new Map<string, StreamBlock>();
-  /** Manual per-jurisdiction gates ('*' = everyone), applied to late joiners too. */
-  readonly #gates = new Map<string, Map<string, Partial<ViewerGateState>>>();
+  /** Manual per-jurisdiction gates ('*' = everyone), applied to late joiners too; the enforcer gets them as overrides. */
+  readonly #gates = new Map<string, Map<string, ManualGate>>();
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #lastStoreError = 0;
@@ -88,6 +88,8 @@ export class StreamControl {
     const entry = { stream, startedAt: Date.now(), state: 'live' as const };
     this.#local.set(stream.id, { ...entry });
     this.#o.enforcer?.attachStream(stream);
+    const manual = this.#gates.get(stream.id);
+    if (manual) this.#o.enforcer?.setManualGates(stream.id, manual);
     const record: LiveStreamRecord = {
       streamId: stream.id,
       nodeId: this.#o.nodeId,
@@ -150,10 +152,10 @@ export class StreamControl {
   initialGate(streamId: string, jurisdiction: string | undefined): Partial<ViewerGateState> {
     const fromEnforcer = this.#o.enforcer?.gateForNewViewer(streamId, jurisdiction) ?? {};
     const manual = this.#gates.get(streamId);
-    const m = manual?.get(jurisdiction ?? 'default') ?? manual?.get('*') ?? {};
+    const ms = [manual?.get(jurisdiction ?? 'default'), manual?.get('*')];
     return {
-      video: fromEnforcer.video === 'closed' ? 'closed' : m.video === 'blank' || fromEnforcer.video === 'blank' ? 'blank' : 'forward',
-      audio: fromEnforcer.audio === 'closed' ? 'closed' : m.audio === 'mute' || fromEnforcer.audio === 'mute' ? 'mute' : 'forward',
+      video: fromEnforcer.video === 'closed' ? 'closed' : ms.some((m) => m?.video === 'blank') || fromEnforcer.video === 'blank' ? 'blank' : 'forward',
+      audio: fromEnforcer.audio === 'closed' ? 'closed' : ms.some((m) => m?.audio === 'mute') || fromEnforcer.audio === 'mute' ? 'mute' : 'forward',
     };
   }
 
@@ -335,6 +337,11 @@ export class StreamControl {
     this.#gates.delete(streamId);
     const stream = this.#o.sfu.getStream(streamId);
     if (!stream || !gates) return;
+    if (this.#o.enforcer) {
+      // the enforcer re-gates every viewer without them (what the verdict asks stays) and tells each changed one
+      this.#o.enforcer.setManualGates(streamId, new Map());
+      return;
+    }
     for (const v of stream.viewers.values()) {
       const g = this.initialGate(streamId, v.jurisdiction);
       if (g.video === 'forward' && v.gate.video === 'blank') v.setVideoGate('forward');
@@ -349,10 +356,15 @@ export class StreamControl {
   #localGate(m: Extract<ControlMessage, { type: 'gate' }>): void {
     let gates = this.#gates.get(m.streamId);
     if (!gates) this.#gates.set(m.streamId, (gates = new Map()));
-    const prev = gates.get(m.jurisdiction) ?? {};
-    gates.set(m.jurisdiction, { ...prev, ...(m.video ? { video: m.video } : {}), ...(m.audio ? { audio: m.audio } : {}) });
+    const prev = gates.get(m.jurisdiction);
+    gates.set(m.jurisdiction, { ...prev, ...(m.video ? { video: m.video } : {}), ...(m.audio ? { audio: m.audio } : {}), reason: m.reason, statementId: m.statementId });
     const stream = this.#o.sfu.getStream(m.streamId);
     if (!stream) return;
+    if (this.#o.enforcer) {
+      // one owner of viewer gates: the enforcer combines these with the verdict now and at every later change
+      this.#o.enforcer.setManualGates(m.streamId, gates);
+      return;
+    }
     for (const v of stream.viewers.values()) {
       if (m.jurisdiction !== '*' && (v.jurisdiction ?? 'default') !== m.jurisdiction) continue;
       if (m.video) v.setVideoGate(m.video);

@@ -265,7 +265,17 @@ interface StreamEnforcement {
   killed: boolean;
   /** Viewers that joined while a quarantine fail mode was active; they stay blanked until signals recover. */
   quarantined: Set<string>;
+  /** Manual gates set by an admin (server/control.ts owns them; given here so a verdict change keeps them): viewer jurisdiction ('*' all, 'default' none) -> gate. */
+  manual: ReadonlyMap<string, ManualGate>;
   detach: (() => void) | undefined;
+}
+
+/** A manual restriction for one jurisdiction's viewers: it adds to what the verdict asks, never lifts it. */
+export interface ManualGate {
+  video?: 'forward' | 'blank';
+  audio?: 'forward' | 'mute';
+  reason: string;
+  statementId?: string;
 }
 
 export interface StreamBlockInfo {
@@ -402,6 +412,18 @@ export class Enforcer {
    * Includes quarantine while signals are unavailable. `{video:'closed', audio:'closed'}` when
    * the viewer must be refused (use admitViewer to get the reason).
    */
+  /**
+   * The stream's manual gates (all of them, replacing the previous set) are re-applied to every viewer
+   * now and kept through later verdict changes. Before, control.ts set them on the viewers itself and
+   * the next verdict change re-gated every viewer without them: the manual gate was undone.
+   */
+  setManualGates(streamId: string, gates: ReadonlyMap<string, ManualGate>): void {
+    const s = this.#ensure(streamId);
+    s.manual = new Map(gates);
+    const stream = this.#streams.getStream(streamId);
+    if (stream && !stream.closed) this.#guard('manual gate', () => this.#applyGates(s, stream));
+  }
+
   gateForNewViewer(streamId: string, jurisdiction: string | undefined): Partial<ViewerGateState> {
     return this.admitViewer(streamId, jurisdiction).gate;
   }
@@ -506,7 +528,7 @@ export class Enforcer {
   #ensure(streamId: string): StreamEnforcement {
     let s = this.#state.get(streamId);
     if (!s) {
-      s = { streamId, fusion: createFusionState(streamId), verdict: undefined, inForce: new Map(), overrides: new Map(), suppressed: new Set(), killed: false, quarantined: new Set(), detach: undefined };
+      s = { streamId, fusion: createFusionState(streamId), verdict: undefined, inForce: new Map(), overrides: new Map(), suppressed: new Set(), killed: false, quarantined: new Set(), manual: new Map(), detach: undefined };
       this.#state.set(streamId, s);
     }
     return s;
@@ -545,7 +567,14 @@ export class Enforcer {
         applyAction(gate, o.restriction.action);
       }
     }
+    let manualReason: { reason: string; statementId?: string } | undefined;
+    for (const m of [s.manual.get(jurisdiction ?? 'default'), s.manual.get('*')]) {
+      if (!m) continue;
+      if (m.video === 'blank' && gate.video !== 'blank') ((gate.video = 'blank'), (manualReason ??= m));
+      if (m.audio === 'mute' && gate.audio !== 'mute') ((gate.audio = 'mute'), (manualReason ??= m));
+    }
     const first = gate.reasons[0];
+    if (!first && manualReason) return { ...gate, reason: manualReason.reason, statementId: manualReason.statementId };
     const statementId = first ? this.#statementFor(s, first.action, first.jurisdiction) : undefined;
     return { ...gate, reason: first ? `${first.category}: ${first.clause}` : undefined, statementId };
   }
@@ -644,6 +673,9 @@ export class Enforcer {
     const reason = `Stream ended by moderation: ${statement.ground.clause}`;
     this.#blocks.set(s.streamId, { streamId: s.streamId, statementId: statement.id, reason, at: now });
     let sfuActions = 0;
+    // Clients are told first, as on the manual path: the close below drops their media at once. The
+    // stream's 'stream.status killed' is its owner's (control.ts, on the close), said once.
+    this.#emit({ roles: ['streamer', 'viewer', 'ops'], streamId: s.streamId }, { type: 'stream.killed', streamId: s.streamId, reason, statementId: statement.id, appealUrl: statement.redress.appealUrl, at: now });
     const stream = this.#streams.getStream(s.streamId);
     if (stream && !stream.closed) {
       stream.close({ code: 'killed', message: reason, statementId: statement.id });
@@ -657,8 +689,6 @@ export class Enforcer {
     if (!reviewed) this.#recordStatement(statement);
     const st = statement;
     this.#port('records block', () => this.#records?.block?.(s.streamId, reason, st.id));
-    this.#emit({ roles: ['streamer', 'viewer', 'ops'], streamId: s.streamId }, { type: 'stream.killed', streamId: s.streamId, reason, statementId: st.id, appealUrl: st.redress.appealUrl, at: now });
-    this.#emit({ roles: ['streamer', 'viewer', 'ops'], streamId: s.streamId }, { type: 'stream.status', streamId: s.streamId, state: 'killed', at: now });
     if (source !== 'automated') this.#finish(log, true);
     return log;
   }
