@@ -37,6 +37,8 @@ export interface WhipPublisherOptions {
   audioNtpOffsetMs?: number;
   /** Keep per-packet send times for this many packets per kind. Default 65536 (indexed by seq). */
   connectTimeoutMs?: number;
+  /** Ignore keyframe requests, as FFmpeg's whip muxer does (it cannot make a keyframe on request). Default false. */
+  ignorePli?: boolean;
 }
 
 export interface SentPacket {
@@ -102,7 +104,7 @@ export class WhipPublisher {
     for (const out of [this.#video, this.#audio]) if (out) this.#exactSenderReports(out);
     senders.video?.onPictureLossIndication.subscribe(() => {
       this.pliReceived++;
-      this.#forceKeyframe = true;
+      if (!this.opts.ignorePli) this.#forceKeyframe = true;
     });
     this.ended = sessionEnded(pc);
   }

@@ -40,6 +40,8 @@ export interface WeriftSfuOptions {
   idleTimeoutMs?: number;
   /** Slate frames per second while a viewer is blanked. Default 2. */
   slateFps?: number;
+  /** Largest GOP kept per video track so a joining viewer starts at once (payload bytes); 0 = none. Default 4 MiB. */
+  gopCacheBytes?: number;
 }
 
 /** Counters a server can export as metrics. */
@@ -83,6 +85,7 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
       publisherBitrateBps: opts.publisherBitrateBps ?? 2_500_000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 15_000,
       idleTimeoutMs: opts.idleTimeoutMs ?? 15_000,
+      gopCacheBytes: opts.gopCacheBytes ?? 4 * 1024 * 1024,
     };
     this.#slateFps = opts.slateFps ?? 2;
     this.slateReady = this.#slates.ready;

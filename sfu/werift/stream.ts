@@ -27,6 +27,8 @@ export interface StreamTuning {
   connectTimeoutMs: number;
   /** Close a connected session after this long with no STUN, DTLS, RTP or RTCP from its peer (ms). Default 15000. */
   idleTimeoutMs: number;
+  /** Largest GOP kept per video track for joining viewers (bytes of payload); 0 = none. Default 4 MiB. */
+  gopCacheBytes: number;
 }
 
 /** One received track and what the fan-out needs about it. */
@@ -39,6 +41,8 @@ export class IngestTrack {
   lastVp8PictureId: number | undefined;
   packets = 0;
   readonly tapSource: TapPacketSource;
+  #gop: RtpPacket[] | undefined;
+  #gopBytes = 0;
   constructor(
     readonly info: TrackInfo,
     readonly codec: ChosenCodec,
@@ -53,6 +57,29 @@ export class IngestTrack {
     if (!sr) return undefined;
     const diff = (timestamp - sr.rtp) | 0;
     return sr.ntp + BigInt(Math.round((diff * 4294967296) / this.info.clockRate));
+  }
+
+  /**
+   * Video: the packets since the last keyframe start (the current GOP, oldest first), so a viewer that
+   * joins between keyframes starts at once even when the publisher ignores keyframe requests (FFmpeg's
+   * whip muxer never answers PLI; its default GOP is 250 frames, ~8 s). Undefined until a keyframe is
+   * seen, and while the current GOP has outgrown `maxBytes` (then joiners wait for the next keyframe).
+   */
+  get gop(): readonly RtpPacket[] | undefined {
+    return this.#gop;
+  }
+
+  keepGop(rtp: RtpPacket, keyStart: boolean, maxBytes: number): void {
+    if (maxBytes <= 0) return;
+    if (keyStart) {
+      this.#gop = [rtp];
+      this.#gopBytes = rtp.payload.length;
+      return;
+    }
+    if (!this.#gop) return;
+    this.#gopBytes += rtp.payload.length;
+    if (this.#gopBytes > maxBytes) this.#gop = undefined;
+    else this.#gop.push(rtp);
   }
 
   /** Where the publisher's timeline is now, extrapolated from the last packet (for slate timestamps). */
@@ -181,6 +208,7 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
     // werift viewer's 3-byte abs-send-time, and that viewer dropped every video packet)
     rtp.header.extensions = [];
     for (const v of this.#viewers.values()) v.forward(track, rtp, keyStart);
+    if (track.info.kind === 'video') track.keepGop(rtp, keyStart, this.tuning.gopCacheBytes);
     this.tap.offer(track.tapSource, h, rtp.payload, arrivedAt);
   }
 

@@ -22,6 +22,8 @@ class Egress {
   /** The next packet starts after a gap (pause, mute, slate switch): re-base seq/timestamps first. */
   rebase = false;
   waitingKeyframe: boolean;
+  /** Nothing of the live track was sent yet: the first forward may start from the cached GOP. */
+  fresh = true;
   waitingSince = 0;
   lastKeyframeRequest = 0;
   slateSeq = 0;
@@ -52,6 +54,7 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
   readonly #video: Egress | undefined;
   readonly #audio: Egress | undefined;
   readonly #stats: ViewerStats = { packetsForwarded: 0, bytesForwarded: 0, packetsDropped: 0, keyframeRequests: 0 };
+  #gopStarts = 0;
   connected = false;
   #connectTimer: NodeJS.Timeout;
   readonly #liveness: Liveness;
@@ -74,6 +77,7 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
       video: this.#video ? (initialGate?.video === 'blank' ? 'blank' : 'forward') : 'closed',
       audio: this.#audio ? (initialGate?.audio === 'mute' ? 'mute' : 'forward') : 'closed',
     };
+    if (this.#video && this.#gate.video === 'blank') this.#video.fresh = false;
     if (this.#video) {
       this.#video.sender.onPictureLossIndication.subscribe(() => {
         const eg = this.#video!;
@@ -143,15 +147,27 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
     if (eg.kind === 'video') {
       if (this.#gate.video !== 'forward') return;
       if (eg.waitingKeyframe) {
-        if (!keyStart) {
+        // A joining viewer starts from the current GOP (the keyframe and what followed), sent at once:
+        // only on the first start, never after a blank (the GOP may hold what was blanked).
+        const gop = !keyStart && eg.fresh ? track.gop : undefined;
+        if (!keyStart && !gop) {
           this.#stats.packetsDropped++;
           return;
         }
         eg.waitingKeyframe = false;
+        eg.fresh = false;
+        if (gop) {
+          this.#gopStarts++;
+          for (const p of gop) this.#send(eg, track, p);
+        }
       }
     } else if (this.#gate.audio !== 'forward') {
       return;
     }
+    this.#send(eg, track, rtp);
+  }
+
+  #send(eg: Egress, track: IngestTrack, rtp: RtpPacket): void {
     const ts = rtp.header.timestamp;
     if (eg.rebase) {
       this.#rebase(eg, rtp.header.sequenceNumber, ts);
@@ -184,6 +200,7 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
     this.#gate.video = state;
     eg.rebase = true;
     if (state === 'blank') {
+      eg.fresh = false;
       this.#startSlate();
     } else {
       this.#stopSlate();
