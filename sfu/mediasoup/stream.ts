@@ -19,6 +19,7 @@
 // The moderation tap is a DirectTransport consumer per track, made when the first tap subscriber
 // arrives and closed when the last one leaves: the only JavaScript per packet, once per stream.
 
+import { watchTransport, type TransportLife } from './transport-life.ts';
 import type { Consumer, DirectTransport, PlainTransport, Producer, Router, RtpCapabilities, WebRtcTransport } from 'mediasoup/types';
 import { SafeEmitter } from '../emitter.ts';
 import { KeyframeThrottle } from '../keyframe.ts';
@@ -97,7 +98,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
   #gate: { a: PlainTransport; b: PlainTransport; live: Consumer; gated: Producer } | undefined;
   #tapTransport: Promise<{ transport: DirectTransport; consumers: Consumer[] }> | undefined;
   readonly #keyframes: KeyframeThrottle;
-  readonly #connectTimer: NodeJS.Timeout;
+  readonly #life: TransportLife;
   connected = false;
   keyframeRequestsSent = 0;
 
@@ -117,24 +118,14 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     this.#keyframes = new KeyframeThrottle(tuning.minKeyframeIntervalMs, (trackId) => this.#sendKeyframeRequest(trackId));
     worker.streams++;
     this.tap = new TapHub({ onSubscribers: (n) => this.#tapDemand(n) });
-    transport.on('dtlsstatechange', (state) => {
-      if (state === 'connected') {
+    this.#life = watchTransport(transport, 'publisher', tuning.connectTimeoutMs, {
+      connected: () => {
         this.connected = true;
-        clearTimeout(this.#connectTimer);
         this.emit('connected');
-      } else if (state === 'failed') {
-        this.close({ code: 'error', message: 'publisher DTLS failed' });
-      } else if (state === 'closed') {
-        this.close({ code: 'ended', message: 'the publisher closed its connection' });
-      }
-    });
-    transport.on('icestatechange', (state) => {
-      if (state === 'disconnected' || state === 'closed') this.close({ code: 'ended', message: 'the publisher stopped answering (ICE consent expired)' });
+      },
+      close: (reason) => this.close(reason),
     });
     router.on('workerclose', () => this.close({ code: 'error', message: `media worker ${worker.index} (pid ${worker.pid}) died` }));
-    this.#connectTimer = setTimeout(() => {
-      if (!this.connected) this.close({ code: 'error', message: 'publisher never connected' });
-    }, tuning.connectTimeoutMs);
   }
 
   /** Builds the video gate and the stream's own edition. Called once by the engine before the answer goes out. */
@@ -298,7 +289,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     if (this.#closed) return;
     this.#closed = true;
     this.worker.streams--;
-    clearTimeout(this.#connectTimer);
+    this.#life.stop();
     this.#keyframes.close();
     // viewers first: each closes its transport (DTLS close_notify) so every client learns at once
     for (const v of [...this.#viewers.values()]) v.close(reason);

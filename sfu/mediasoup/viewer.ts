@@ -6,6 +6,7 @@
 //   audio forward / mute = resume / pause; pause() / resume() pause and resume both consumers.
 
 import type { Consumer, WebRtcTransport } from 'mediasoup/types';
+import { watchTransport, type TransportLife } from './transport-life.ts';
 import { SafeEmitter } from '../emitter.ts';
 import type { MediaWorker } from './workers.ts';
 import type { CloseReason, Viewer, ViewerGateState, ViewerStats } from '../types.ts';
@@ -25,7 +26,7 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
   #stats: ViewerStats = { packetsForwarded: 0, bytesForwarded: 0, packetsDropped: 0, keyframeRequests: 0 };
   #statsAt = 0;
   #statsPending: Promise<ViewerStats> | undefined;
-  readonly #connectTimer: NodeJS.Timeout;
+  readonly #life: TransportLife;
   connected = false;
 
   constructor(
@@ -43,26 +44,15 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
   ) {
     super();
     this.#gate = initialGate;
-    transport.on('dtlsstatechange', (state) => {
-      if (state === 'connected') {
+    this.#life = watchTransport(transport, 'viewer', connectTimeoutMs, {
+      connected: () => {
         this.connected = true;
-        clearTimeout(this.#connectTimer);
         this.emit('connected');
-      } else if (state === 'failed') {
-        this.close({ code: 'error', message: 'viewer DTLS failed' });
-      } else if (state === 'closed') {
-        this.close({ code: 'viewer_left', message: 'viewer closed its connection' });
-      }
-    });
-    transport.on('icestatechange', (state) => {
-      // ICE consent expired (RFC 7675): the viewer is gone without a word
-      if (state === 'disconnected' || state === 'closed') this.close({ code: 'viewer_left', message: 'viewer stopped answering (ICE consent expired)' });
+      },
+      close: (reason) => this.close(reason),
     });
     // the router closed under the transport (stream ended, or its worker died)
     transport.on('routerclose', () => this.close({ code: 'error', message: 'viewer media router closed' }));
-    this.#connectTimer = setTimeout(() => {
-      if (!this.connected) this.close({ code: 'error', message: 'viewer never connected' });
-    }, connectTimeoutMs);
   }
 
   get closed(): boolean {
@@ -146,7 +136,7 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
     this.#closed = true;
     this.#gate.video = 'closed';
     this.#gate.audio = 'closed';
-    clearTimeout(this.#connectTimer);
+    this.#life.stop();
     // closing the transport sends the DTLS close_notify: the client learns at once
     this.transport.close();
     this.onClosed(this);

@@ -3,7 +3,8 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { AVERROR_EAGAIN, AVERROR_EOF, Codec, CodecContext, FF_DECODER_OPUS, Frame, Packet } from 'node-av';
+import { FF_DECODER_OPUS } from 'node-av';
+import { decodeWith } from '../sfu/helpers.ts';
 
 export interface ClientProcess {
   child: ChildProcess;
@@ -53,44 +54,24 @@ export function startClient(script: string, args: string[], limitMs: number): Cl
 
 /** Decodes Opus packets (48 kHz) with FFmpeg; returns the decoded sample count per channel and the RMS level. */
 export function decodeOpus(packets: Uint8Array[]): { samples: number; rms: number } {
-  const dec = Codec.findDecoderByName(FF_DECODER_OPUS);
-  if (!dec) throw new Error('no Opus decoder');
-  const ctx = new CodecContext();
-  ctx.allocContext3(dec);
-  ctx.sampleRate = 48000;
-  if (ctx.open2Sync(dec, null) < 0) throw new Error('open Opus decoder');
-  const pkt = new Packet();
-  pkt.alloc();
-  const frame = new Frame();
-  frame.alloc();
   let samples = 0;
   let sumSq = 0;
   let n = 0;
-  const drain = (): void => {
-    for (;;) {
-      const ret = ctx.receiveFrameSync(frame);
-      if (ret === AVERROR_EAGAIN || ret === AVERROR_EOF || ret < 0) break;
+  decodeWith(
+    FF_DECODER_OPUS,
+    packets,
+    (frame) => {
       samples += frame.nbSamples;
       // planar float (fltp): the first channel's plane
       const plane = frame.data?.[0];
-      if (plane) {
-        const f = new Float32Array(plane.buffer, plane.byteOffset, Math.min(frame.nbSamples, plane.byteLength >> 2));
-        for (const x of f) {
-          sumSq += x * x;
-          n++;
-        }
+      if (!plane) return;
+      const f = new Float32Array(plane.buffer, plane.byteOffset, Math.min(frame.nbSamples, plane.byteLength >> 2));
+      for (const x of f) {
+        sumSq += x * x;
+        n++;
       }
-      frame.unref();
-    }
-  };
-  for (const p of packets) {
-    pkt.data = Buffer.from(p);
-    const sent = ctx.sendPacketSync(pkt);
-    pkt.unref();
-    if (sent >= 0 || sent === AVERROR_EAGAIN) drain();
-  }
-  ctx.sendPacketSync(null);
-  drain();
-  ctx.freeContext();
+    },
+    (ctx) => (ctx.sampleRate = 48000),
+  );
   return { samples, rms: n > 0 ? Math.sqrt(sumSq / n) : 0 };
 }

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { PolicyReviewItem } from '../../server/store/types.ts';
 import type {
   EngineStats,
   CloseReason,
@@ -322,5 +323,26 @@ export async function startNode(env: Record<string, string>, args: string[] = []
       });
       return exit;
     },
+  };
+}
+
+// ---- store fixtures
+
+let seq = 0;
+/** A review item for store tests (unique id per call). */
+export function reviewItem(over: Partial<PolicyReviewItem> = {}): PolicyReviewItem {
+  seq++;
+  return {
+    id: `rev_${seq}_${Math.random().toString(36).slice(2)}`,
+    streamId: 's1',
+    type: 'amber',
+    priority: 1,
+    createdAt: Date.now() + seq,
+    policyVersion: 'v1',
+    jurisdictions: ['DE'],
+    categories: [{ category: 'sexual_suggestive', score: 0.55, bucket: 'amber' }],
+    evidence: { sampleSeqs: [], timeRange: { from: 1, to: 2 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] },
+    proposedAction: 'blank_video',
+    ...over,
   };
 }

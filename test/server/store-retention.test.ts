@@ -11,25 +11,8 @@ import type { StatementOfReasons } from '../../policies/types.ts';
 import { verifyAuditChain } from '../../policies/audit.ts';
 import { SrvError } from '../../server/errors.ts';
 import { ServerMetrics } from '../../server/metrics.ts';
-import { startRedis, type RedisProcess } from './helpers.ts';
+import { reviewItem, startRedis, type RedisProcess } from './helpers.ts';
 
-let seq = 0;
-function reviewItem(over: Partial<PolicyReviewItem> = {}): PolicyReviewItem {
-  seq++;
-  return {
-    id: `ret_${seq}_${Math.random().toString(36).slice(2)}`,
-    streamId: 's1',
-    type: 'amber',
-    priority: 1,
-    createdAt: Date.now() + seq,
-    policyVersion: 'v1',
-    jurisdictions: ['DE'],
-    categories: [{ category: 'sexual_suggestive', score: 0.55, bucket: 'amber' }],
-    evidence: { sampleSeqs: [], timeRange: { from: 1, to: 2 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] },
-    proposedAction: 'blank_video',
-    ...over,
-  };
-}
 
 function statement(id: string, streamId: string): StatementOfReasons {
   return {

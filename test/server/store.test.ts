@@ -8,25 +8,8 @@ import type { ControlMessage, LiveStreamRecord, PolicyReviewItem, Store } from '
 import { verifyAuditChain } from '../../policies/audit.ts';
 import type { StatementOfReasons } from '../../policies/types.ts';
 import { SrvError } from '../../server/errors.ts';
-import { startRedis, type RedisProcess } from './helpers.ts';
+import { reviewItem, startRedis, type RedisProcess } from './helpers.ts';
 
-let seq = 0;
-export function reviewItem(over: Partial<PolicyReviewItem> = {}): PolicyReviewItem {
-  seq++;
-  return {
-    id: `rev_${seq}_${Math.random().toString(36).slice(2)}`,
-    streamId: 's1',
-    type: 'amber',
-    priority: 1,
-    createdAt: Date.now() + seq,
-    policyVersion: 'v1',
-    jurisdictions: ['DE'],
-    categories: [{ category: 'sexual_suggestive', score: 0.55, bucket: 'amber' }],
-    evidence: { sampleSeqs: [], timeRange: { from: 1, to: 2 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] },
-    proposedAction: 'blank_video',
-    ...over,
-  };
-}
 
 export function statement(id: string, streamId = 's1'): StatementOfReasons {
   return {

@@ -94,43 +94,32 @@ export interface DecodedPicture {
   brightShare: number;
 }
 
-/** Decodes VP8 frames or H264 access units in order with FFmpeg; returns one entry per decoded picture. */
-export function decodePictures(codec: 'VP8' | 'H264', frames: Uint8Array[]): DecodedPicture[] {
-  const dec = Codec.findDecoderByName(codec === 'H264' ? FF_DECODER_H264 : FF_DECODER_VP8);
-  if (!dec) throw new Error(`no ${codec} decoder`);
+/**
+ * Feeds packets in order to an FFmpeg decoder (node-av) and hands every decoded frame to `onFrame`
+ * (the frame is reused: read it there). `setup` may set context fields before the decoder opens.
+ */
+export function decodeWith(decoderName: Parameters<typeof Codec.findDecoderByName>[0], packets: Uint8Array[], onFrame: (frame: Frame) => void, setup?: (ctx: CodecContext) => void): void {
+  const dec = Codec.findDecoderByName(decoderName);
+  if (!dec) throw new Error(`no decoder ${String(decoderName)}`);
   const ctx = new CodecContext();
   ctx.allocContext3(dec);
   ctx.threadCount = 1;
-  if (ctx.open2Sync(dec, null) < 0) throw new Error('open decoder');
+  setup?.(ctx);
+  if (ctx.open2Sync(dec, null) < 0) throw new Error(`open decoder ${String(decoderName)}`);
   const pkt = new Packet();
   pkt.alloc();
   const frame = new Frame();
   frame.alloc();
-  const out: DecodedPicture[] = [];
   const drain = (): void => {
     for (;;) {
       const ret = ctx.receiveFrameSync(frame);
       if (ret === AVERROR_EAGAIN || ret === AVERROR_EOF || ret < 0) break;
-      const y = frame.data?.[0];
-      const stride = frame.linesize[0] ?? frame.width;
-      let sum = 0;
-      let bright = 0;
-      if (y) {
-        for (let r = 0; r < frame.height; r++) {
-          for (let c = 0; c < frame.width; c++) {
-            const v = y[r * stride + c]!;
-            sum += v;
-            if (v > 200) bright++;
-          }
-        }
-      }
-      const n = frame.width * frame.height;
-      out.push({ width: frame.width, height: frame.height, meanLuma: sum / n, brightShare: bright / n });
+      onFrame(frame);
       frame.unref();
     }
   };
-  for (const f of frames) {
-    pkt.data = Buffer.from(f);
+  for (const p of packets) {
+    pkt.data = Buffer.from(p);
     const sent = ctx.sendPacketSync(pkt);
     pkt.unref();
     if (sent >= 0 || sent === AVERROR_EAGAIN) drain();
@@ -138,5 +127,27 @@ export function decodePictures(codec: 'VP8' | 'H264', frames: Uint8Array[]): Dec
   ctx.sendPacketSync(null);
   drain();
   ctx.freeContext();
+}
+
+/** Decodes VP8 frames or H264 access units in order with FFmpeg; returns one entry per decoded picture. */
+export function decodePictures(codec: 'VP8' | 'H264', frames: Uint8Array[]): DecodedPicture[] {
+  const out: DecodedPicture[] = [];
+  decodeWith(codec === 'H264' ? FF_DECODER_H264 : FF_DECODER_VP8, frames, (frame) => {
+    const y = frame.data?.[0];
+    const stride = frame.linesize[0] ?? frame.width;
+    let sum = 0;
+    let bright = 0;
+    if (y) {
+      for (let r = 0; r < frame.height; r++) {
+        for (let c = 0; c < frame.width; c++) {
+          const v = y[r * stride + c]!;
+          sum += v;
+          if (v > 200) bright++;
+        }
+      }
+    }
+    const n = frame.width * frame.height;
+    out.push({ width: frame.width, height: frame.height, meanLuma: sum / n, brightShare: bright / n });
+  });
   return out;
 }
