@@ -146,10 +146,6 @@ export class WebrtcSessions {
     return this.#sessions.get(id);
   }
 
-  delete(id: string): void {
-    this.#sessions.delete(id);
-  }
-
   /** The live publisher session of a stream, if this node holds one. */
   publisherOf(streamId: string): Session | undefined {
     for (const s of this.#sessions.values()) if (s.kind === 'whip' && s.streamId === streamId && !s.stream.closed) return s;

@@ -157,7 +157,7 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
     const { streamId, sessionId: id } = req.params;
     const s = sessionLookup('whip', streamId, id);
     await opts.authorizePublish?.(req, streamId);
-    sessions.delete(id);
+    // the session leaves the registry on its close
     if (s.kind === 'whip') s.stream.close({ code: 'ended', message: 'the publisher ended the stream' });
     return reply.code(200).send();
   });
@@ -191,7 +191,6 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
   app.delete<{ Params: { streamId: string; sessionId: string } }>('/whep/:streamId/:sessionId', async (req, reply) => {
     const { streamId, sessionId: id } = req.params;
     const s = sessionLookup('whep', streamId, id);
-    sessions.delete(id);
     if (s.kind === 'whep') s.viewer.close({ code: 'viewer_left', message: 'the viewer left' });
     return reply.code(200).send();
   });
