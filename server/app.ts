@@ -20,7 +20,16 @@ import { ModerationStack } from './moderation.ts';
 import { ModerationPipeline, type PipelineObserver } from './pipeline.ts';
 import { EventHub, type EventMessage } from './events.ts';
 import { ServerMetrics } from './metrics.ts';
-import { apiRoutes } from './routes/api.ts';
+import { guardOf } from './routes/access.ts';
+import { appealRoutes } from './routes/appeals.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { decisionRoutes } from './routes/decisions.ts';
+import { healthRoutes } from './routes/health.ts';
+import { modelRoutes } from './routes/models.ts';
+import { policyRoutes } from './routes/policies.ts';
+import { reviewRoutes } from './routes/review.ts';
+import { streamRoutes } from './routes/streams.ts';
+import { tokenRoutes } from './routes/tokens.ts';
 import { bankRoutes } from './routes/banks.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { createStore } from './store/index.ts';
@@ -346,24 +355,23 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     await app.register(pageRoutes);
   }
 
-  await app.register(async (scope) => apiRoutes(scope, {
-    store,
-    auth,
-    control: theControl,
-    policies,
-    events,
-    metrics,
-    nodeId: config.nodeId,
-    policyDir: config.policyDir,
-    reviewClaimMs: config.reviewClaimMs,
-    startedAt,
-    modelStatus: deps.modelStatus ?? (moderation ? () => ({ ...moderation.status(), pipeline: pipeline?.stats() ?? [] }) : undefined) ?? (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false })),
-    sfuReady: () => slateDone,
-    metricsToken: config.metricsToken,
-  }));
-
-  await app.register(async (scope) => bankRoutes(scope, { auth, store, moderation }));
-  await app.register(async (scope) => chatRoutes(scope, { auth, store, events, policies, moderation }));
+  // The HTTP API, one plugin per area, all behind the same guard (routes/access.ts).
+  const guard = guardOf(auth);
+  await app.register(healthRoutes, { store, metrics, nodeId: config.nodeId, startedAt, policyLoaded: () => policies.loaded, sfuReady: () => slateDone, metricsToken: config.metricsToken });
+  await app.register(streamRoutes, { guard, store, control: theControl });
+  await app.register(decisionRoutes, { guard, store });
+  await app.register(reviewRoutes, { guard, store, control: theControl, policies, reviewClaimMs: config.reviewClaimMs });
+  await app.register(appealRoutes, { guard, store, control: theControl });
+  await app.register(policyRoutes, { guard, store, policies, policyDir: config.policyDir, nodeId: config.nodeId });
+  const modelStatus =
+    deps.modelStatus ??
+    (moderation ? () => ({ ...moderation.status(), pipeline: pipeline?.stats() ?? [] }) : undefined) ??
+    (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false }));
+  await app.register(modelRoutes, { guard, modelStatus });
+  await app.register(auditRoutes, { guard, store });
+  await app.register(tokenRoutes, { guard, auth, store });
+  await app.register(bankRoutes, { guard, store, moderation });
+  await app.register(chatRoutes, { auth, store, events, policies, moderation });
 
   app.get('/openapi.json', { schema: { hide: true } as Record<string, unknown> }, async () => app.swagger());
   app.get('/ops', { schema: { hide: true } as Record<string, unknown> }, async (_req, reply) => {

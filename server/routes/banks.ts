@@ -4,18 +4,18 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { HashBank } from '../../models/hashbank/bank.ts';
 import { ModelError } from '../../models/errors.ts';
-import type { Auth, Role } from '../auth.ts';
 import { SrvError, notFound } from '../errors.ts';
 import type { ModerationStack } from '../moderation.ts';
 import type { Store } from '../store/types.ts';
-import { ErrorReply, doc, useZod, zs } from './schema.ts';
+import { who, type Guard } from './access.ts';
+import { bearer, errorReplies as errors, useZod, zs } from './schema.ts';
 
 export interface BankRoutesOptions {
-  auth: Auth;
+  guard: Guard;
   store: Store;
   /** Undefined when moderation is off: every route answers 503. */
   moderation: ModerationStack | undefined;
@@ -41,20 +41,14 @@ const RecordingQuery = z
     source: z.string().min(1).max(500).optional(),
   })
   .strict();
-const errors = { 400: doc(ErrorReply), 401: doc(ErrorReply), 403: doc(ErrorReply), 404: doc(ErrorReply), 503: doc(ErrorReply) };
-const bearer = [{ bearerAuth: [] }];
 /** Largest audio upload (bytes): about 10 minutes of 16-bit 16 kHz mono WAV, or much longer compressed. */
 const MAX_AUDIO_BYTES = 20 * 1024 * 1024;
 
 export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions): Promise<void> {
   useZod(app);
-  const { auth, store } = opts;
-  const guard = (roles: readonly Role[]) => async (req: FastifyRequest) => {
-    req.principal = await auth.require(req, roles);
-  };
-  const reviewer = guard(['reviewer']);
-  const admin = guard(['admin']);
-  const who = (req: FastifyRequest): string => req.principal?.subject ?? 'unknown';
+  const { store } = opts;
+  const reviewer = opts.guard(['reviewer']);
+  const admin = opts.guard(['admin']);
   const stack = (): ModerationStack => {
     if (!opts.moderation) throw new SrvError('SRV_ERR_UNAVAILABLE', 'moderation is off on this node (MODERATION=false): no banks');
     return opts.moderation;

@@ -13,7 +13,7 @@ import { SrvError, forbidden, notFound, unauthorized } from '../errors.ts';
 import type { ChatEvent, EventAudience, EventHub } from '../events.ts';
 import type { ModerationStack } from '../moderation.ts';
 import type { Store } from '../store/types.ts';
-import { ErrorReply, StreamIdParam, doc, useZod, zs } from './schema.ts';
+import { ErrorReply, StreamIdParam, bearer, doc, errorReplies, useZod, zs } from './schema.ts';
 
 export interface ChatRoutesOptions {
   auth: Auth;
@@ -36,7 +36,7 @@ const ChatReply = z.object({
   withheldIn: z.array(z.string()),
   hits: z.array(z.object({ category: z.string(), term: z.string() })),
 });
-const errors = { 400: doc(ErrorReply), 401: doc(ErrorReply), 403: doc(ErrorReply), 404: doc(ErrorReply), 429: doc(ErrorReply), 503: doc(ErrorReply) };
+const errors = { ...errorReplies, 429: doc(ErrorReply) };
 
 /** Sliding window per sender: at most `messages` in any `windowMs`. */
 export class SenderRateLimit {
@@ -91,7 +91,7 @@ export async function chatRoutes(app: FastifyInstance, opts: ChatRoutesOptions):
         summary: "Send a chat message to a live stream (moderated per viewer jurisdiction; 5 per 10 s per sender)",
         params: zs(StreamIdParam),
         body: zs(ChatBody),
-        security: [{ bearerAuth: [] }],
+        security: bearer,
         response: { 201: doc(ChatReply), ...errors },
       },
     },
