@@ -1,7 +1,5 @@
 // Decode worker: depacketizes, reassembles and decodes the tracks assigned to it, samples video
 // frames and windows audio, and posts samples back with their buffers transferred.
-import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import {
   Codec, CodecContext, FFmpegError, Frame, Log, Packet, SoftwareResampleContext, SoftwareScaleContext,
 } from 'node-av';
@@ -321,20 +319,6 @@ class AudioTrack extends TrackDecoder {
   }
 }
 
-/**
- * Lowers this thread's scheduling priority (Linux: a thread id is a valid target of setpriority), so
- * that when cores are scarce the forwarding thread wins over decoding. Elsewhere it is a no-op.
- */
-function lowerPriority(nice: number): void {
-  if (nice <= 0 || process.platform !== 'linux') return;
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, nice);
-  } catch {
-    // Not permitted or no procfs: decoding simply runs at normal priority.
-  }
-}
-
 const tracks = new Map<number, TrackDecoder>();
 
 function onPackets(buf: ArrayBuffer, count: number): void {
@@ -375,7 +359,6 @@ port.on('message', (msg: ToWorker) => {
   switch (msg.t) {
     case 'config':
       config = msg.config;
-      lowerPriority(config.nice);
       break;
     case 'track': {
       if (!config) throw new Error('track before config');

@@ -13,8 +13,6 @@ export interface WorkerConfig {
   /** Frames older than this (ms since their last packet arrived) are dropped; the track waits for a key frame. */
   maxLagMs: number;
   reorderWaitMs: number;
-  /** Nice value for the worker thread (Linux); 0 leaves it alone. */
-  nice: number;
 }
 
 export interface TrackInfo {

@@ -7,7 +7,7 @@
 // (counted). Not a RequestWorker: packets stream in and samples stream out without replies, under the
 // pool's own byte-counting flow control (acks), so only the supervision is shared.
 import { availableParallelism } from 'node:os';
-import { SafeEmitter, SupervisedWorker, type WorkerEvent } from '../threads/index.ts';
+import { MODERATION_NICE, SafeEmitter, SupervisedWorker, type WorkerEvent } from '../threads/index.ts';
 import { WorkerStartError } from './errors.ts';
 import { PACKET_HEADER, writePacket } from './protocol.ts';
 import type { FromWorker, ToWorker, TrackInfo, WorkerConfig } from './protocol.ts';
@@ -65,7 +65,7 @@ export const DEFAULT_SAMPLER_POOL_OPTIONS: Readonly<SamplerPoolOptions> = Object
   warningIntervalMs: 5000,
   flushIntervalMs: 5,
   idleReleaseMs: 30000,
-  workerNice: 10,
+  workerNice: MODERATION_NICE,
 });
 
 export interface SamplerStreamStats {
@@ -153,7 +153,6 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
       audioWindowSamples: Math.round((options.audioWindowMs * options.audioSampleRate) / 1000),
       maxLagMs: options.maxLagMs,
       reorderWaitMs: options.reorderWaitMs,
-      nice: options.workerNice,
     };
   }
 
@@ -321,7 +320,7 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
   }
 
   private startWorker(index: number): Promise<void> {
-    const worker = new SupervisedWorker({ entry: new URL('./decode-worker.ts', import.meta.url), name: `sampler-${index}` });
+    const worker = new SupervisedWorker({ entry: new URL('./decode-worker.ts', import.meta.url), name: `sampler-${index}`, nice: this.options.workerNice });
     const slot: WorkerSlot = {
       index, worker, ready: false, inflight: 0, batch: new Uint8Array(BATCH_INITIAL), view: new DataView(new ArrayBuffer(0)),
       used: 0, count: 0, generation: 0,

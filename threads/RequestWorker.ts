@@ -18,6 +18,8 @@ export interface RequestWorkerOptions extends Partial<SupervisionOptions> {
   /** Name of the worker (metrics label, warnings, error messages). */
   name: string;
   workerData?: unknown;
+  /** Nice value of the thread and of the threads it starts (Linux); see spawnThread. Default 0. */
+  nice?: number;
   /** Calls pending at once (queued or in the thread); one beyond it is refused THR_ERR_QUEUE_FULL (counted). Default 64. */
   maxPending?: number;
   /** A call not answered within this long (ms) is rejected THR_ERR_TIMEOUT; per call overridable. Default 10000. */

@@ -36,6 +36,8 @@ export interface SupervisedWorkerOptions extends Partial<SupervisionOptions> {
   /** Name of the thread: metrics label, warnings, error messages. */
   name: string;
   workerData?: unknown;
+  /** Nice value of the thread and of the threads it starts (Linux); see spawnThread. Default 0. */
+  nice?: number;
 }
 
 /** A thread died after it had been ready (or a restart failed to become ready). */
@@ -76,6 +78,7 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
   readonly options: Readonly<SupervisionOptions>;
   readonly #entry: URL;
   readonly #workerData: unknown;
+  readonly #nice: number;
   #worker: Worker | null = null;
   #state: SupervisedState = 'idle';
   #generation = -1;
@@ -94,6 +97,7 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
     this.name = options.name;
     this.#entry = options.entry;
     this.#workerData = options.workerData;
+    this.#nice = options.nice ?? 0;
     this.options = Object.freeze({
       startTimeoutMs: options.startTimeoutMs ?? DEFAULT_SUPERVISION.startTimeoutMs,
       restartDelayMs: options.restartDelayMs ?? DEFAULT_SUPERVISION.restartDelayMs,
@@ -197,7 +201,7 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
     const generation = ++this.#generation;
     let w: Worker;
     try {
-      w = spawnThread(this.#entry, { name: this.name, workerData: this.#workerData });
+      w = spawnThread(this.#entry, { name: this.name, workerData: this.#workerData, nice: this.#nice });
     } catch (err) {
       this.#onDeath(null, generation, new ThreadError('THR_ERR_START', this.name, `cannot create thread: ${(err as Error).message}`, { cause: err }));
       return;

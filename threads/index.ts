@@ -5,7 +5,7 @@ import { SupervisedWorker } from './SupervisedWorker.ts';
 
 export { SafeEmitter, type EventMap } from './emitter.ts';
 export { ThreadError, isThreadError, type ThreadErrorCode } from './errors.ts';
-export { spawnThread } from './spawn.ts';
+export { MODERATION_NICE, spawnThread } from './spawn.ts';
 export {
   SupervisedWorker, DEFAULT_SUPERVISION,
   type SupervisedWorkerOptions, type SupervisionOptions, type SupervisedWorkerEvents, type SupervisedState, type WorkerCrash, type WorkerRestart,

@@ -7,7 +7,7 @@
 // (MOD_ERR_BACKEND_DOWN) and a new thread starts with backoff; a window not answered within
 // timeoutMs is rejected MOD_ERR_TIMEOUT and a thread that answers nothing at all is recycled (pure
 // JavaScript, safe to terminate). It used to stay dead, and every later call waited forever.
-import { RequestWorker, reportWorkerEvents, type WorkerEventListener } from '../../threads/index.ts';
+import { MODERATION_NICE, RequestWorker, reportWorkerEvents, type WorkerEventListener } from '../../threads/index.ts';
 import { modelErrorOf } from '../threads.ts';
 import type { Fingerprint, FingerprintOptions } from './fingerprint.ts';
 import type { FingerprintReply, FingerprintRequest } from './fingerprint-thread.ts';
@@ -31,6 +31,7 @@ export class FingerprintWorker {
     this.#rpc = new RequestWorker<FingerprintRequest, FingerprintReply>({
       entry: new URL('./fingerprint-thread.ts', import.meta.url),
       name: 'audio-fingerprint',
+      nice: MODERATION_NICE,
       workerData: options,
       maxPending: opts.maxQueue ?? 64,
       timeoutMs: opts.timeoutMs ?? 5000,

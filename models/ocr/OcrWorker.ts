@@ -6,7 +6,7 @@
 // (MOD_ERR_BACKEND_DOWN) and a new thread loads the models again after a backoff; a read not answered
 // within timeoutMs is rejected MOD_ERR_TIMEOUT. It is not recycled on silence: the thread may be inside
 // onnxruntime, where terminating it is not safe.
-import { RequestWorker, isThreadError, reportWorkerEvents, type WorkerEventListener } from '../../threads/index.ts';
+import { MODERATION_NICE, RequestWorker, isThreadError, reportWorkerEvents, type WorkerEventListener } from '../../threads/index.ts';
 import { ModelError } from '../errors.ts';
 import { modelErrorOf } from '../threads.ts';
 import type { ImageFrame, ModelRef } from '../types.ts';
@@ -40,6 +40,7 @@ export class OcrWorker {
     const rpc = new RequestWorker<OcrRequest, OcrReply>({
       entry: new URL('./ocr-thread.ts', import.meta.url),
       name: 'ocr',
+      nice: MODERATION_NICE,
       workerData,
       maxPending: maxQueue,
       timeoutMs,

@@ -1,4 +1,7 @@
-// A request/reply thread for the worker-helper tests: echoes, sleeps, throws, exits, or fails setup.
+// A request/reply thread for the worker-helper tests: echoes, sleeps, throws, exits, fails setup, or
+// tells its own nice value and that of a thread it starts (Linux /proc).
+import { readFileSync, readlinkSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { serve } from '../../threads/thread.ts';
 
 export type EchoRequest =
@@ -6,9 +9,25 @@ export type EchoRequest =
   | { op: 'sleep'; ms: number }
   | { op: 'throw'; message: string }
   | { op: 'exit' }
-  | { op: 'pid' };
+  | { op: 'pid' }
+  | { op: 'nice' };
 
 const started = Date.now() + Math.random();
+
+/** Field 19 of /proc/thread-self/stat (after the parenthesised name): the thread's nice value. */
+function ownNice(): number {
+  return Number(readFileSync(`/proc/self/task/${readlinkSync('/proc/thread-self').split('/').pop()}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+}
+
+/** Nice value of a thread this thread starts (as onnxruntime or FFmpeg would start theirs). */
+function childNice(): Promise<number> {
+  const src = `const fs=require('node:fs');const t=fs.readlinkSync('/proc/thread-self').split('/').pop();require('node:worker_threads').parentPort.postMessage(Number(fs.readFileSync('/proc/self/task/'+t+'/stat','utf8').split(') ')[1].split(' ')[16]));`;
+  return new Promise((resolve, reject) => {
+    const w = new Worker(src, { eval: true });
+    w.once('message', (n: number) => void w.terminate().then(() => resolve(n)));
+    w.once('error', reject);
+  });
+}
 
 serve<EchoRequest, unknown>((data) => {
   const opts = (data ?? {}) as { failSetup?: string };
@@ -27,6 +46,8 @@ serve<EchoRequest, unknown>((data) => {
         break;
       case 'pid':
         return started;
+      case 'nice':
+        return { own: ownNice(), child: await childNice() };
     }
     return undefined;
   };

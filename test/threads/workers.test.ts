@@ -94,6 +94,15 @@ describe('RequestWorker', () => {
     await assert.rejects(w.call({ op: 'echo', value: 1 }), (e) => code(e) === 'THR_ERR_CLOSED');
   });
 
+  it('a thread started with nice runs at that priority, and so do the threads it starts; the process does not', { skip: process.platform !== 'linux' && 'nice values per thread are Linux' }, async () => {
+    await using low = new RequestWorker<EchoRequest, { own: number; child: number }>({ entry, name: 'echo', nice: 7 });
+    await using normal = new RequestWorker<EchoRequest, { own: number; child: number }>({ entry, name: 'echo' });
+    await Promise.all([low.started(), normal.started()]);
+    const before = (await normal.call({ op: 'nice' })).own;
+    assert.deepEqual(await low.call({ op: 'nice' }), { own: before + 7, child: before + 7 });
+    assert.deepEqual(await normal.call({ op: 'nice' }), { own: before, child: before });
+  });
+
   it('a thread whose setup fails rejects start and every call THR_ERR_START', async () => {
     await using w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', workerData: { failSetup: 'no models here' } });
     await assert.rejects(w.started(), (e) => code(e) === 'THR_ERR_START' && /no models here/.test((e as Error).message));

@@ -1,7 +1,7 @@
 // Where onnxruntime sessions live: in a worker thread (default; keeps the event loop free) or on the calling
 // thread (for comparison and for tools that do not care about the loop).
 import ort from 'onnxruntime-node';
-import { RequestWorker, isThreadError, reportWorkerEvents, type WorkerEventListener } from '../../../threads/index.ts';
+import { MODERATION_NICE, RequestWorker, isThreadError, reportWorkerEvents, type WorkerEventListener } from '../../../threads/index.ts';
 import { ModelError } from '../../errors.ts';
 import { modelErrorOf } from '../../threads.ts';
 import type { FromOrtWorker, ToOrtWorker } from './ort-worker.ts';
@@ -74,6 +74,7 @@ export class WorkerSessionHost implements SessionHost {
     this.rpc = new RequestWorker<ToOrtWorker, FromOrtWorker>({
       entry: new URL('./ort-worker.ts', import.meta.url),
       name: opts.name ?? 'onnxruntime',
+      nice: MODERATION_NICE,
       maxPending: opts.maxPending ?? 256,
       timeoutMs: this.runTimeoutMs,
       startTimeoutMs: this.loadTimeoutMs,
