@@ -34,6 +34,13 @@ export interface WhepViewerOptions {
   /** Keep at most this many packet records. Default 200000. */
   maxRecords?: number;
   connectTimeoutMs?: number;
+  /**
+   * Load generation: read each RTP packet's header in the clear (RFC 3711 encrypts only the payload)
+   * straight off the socket and skip SRTP decryption and werift's receive path, so one process can
+   * stand in for hundreds of viewers. Packets then carry no payload and `keyframeStart` is false;
+   * sender reports are still decrypted and recorded. Default false.
+   */
+  headersOnly?: boolean;
 }
 
 export interface ReceivedPacket {
@@ -122,6 +129,7 @@ export class WhepViewer {
       const viewer = new WhepViewer(pc, location, opts, answer);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       await waitConnected(pc, opts.connectTimeoutMs ?? 10_000);
+      if (opts.headersOnly) viewer.#readHeadersOnly(answer);
       return viewer;
     } catch (err) {
       await pc.close().catch(() => undefined);
@@ -132,34 +140,70 @@ export class WhepViewer {
   #attach(track: MediaStreamTrack): void {
     const kind = track.kind as 'audio' | 'video';
     const codec = this.codecOf[kind] ?? '';
-    const max = this.opts.maxRecords ?? 200_000;
     track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
       const receivedAt = nowMs();
       const h = rtp.header;
-      const keyframeStart = kind === 'video' && (codec === 'VP8' || codec === 'H264') && isKeyframeStart(codec, rtp.payload);
-      if (keyframeStart) {
-        this.keyframes++;
-        this.#firstKeyframeAt ??= receivedAt;
-      }
-      this.#counts[kind]++;
-      this.#firstPacketAt[kind] ??= receivedAt;
-      const p: ReceivedPacket = {
+      this.#record({
         kind,
         seq: h.sequenceNumber,
         timestamp: h.timestamp,
         marker: h.marker,
         payloadType: h.payloadType,
         receivedAt,
-        keyframeStart,
+        keyframeStart: kind === 'video' && (codec === 'VP8' || codec === 'H264') && isKeyframeStart(codec, rtp.payload),
         size: rtp.payload.length,
         payload: this.opts.recordPayloads ? new Uint8Array(rtp.payload) : undefined,
-      };
-      if (this.packets.length < max) this.packets.push(p);
-      this.onPacket?.(p);
+      });
     });
     track.onReceiveRtcp.subscribe((rtcp: RtcpPacket) => {
       if (rtcp instanceof RtcpSrPacket) this.#srs[kind].push({ ntp: rtcp.senderInfo.ntpTimestamp, rtp: rtcp.senderInfo.rtpTimestamp, receivedAt: nowMs() });
     });
+  }
+
+  #record(p: ReceivedPacket): void {
+    if (p.keyframeStart) {
+      this.keyframes++;
+      this.#firstKeyframeAt ??= p.receivedAt;
+    }
+    this.#counts[p.kind]++;
+    this.#firstPacketAt[p.kind] ??= p.receivedAt;
+    if (this.packets.length < (this.opts.maxRecords ?? 200_000)) this.packets.push(p);
+    this.onPacket?.(p);
+  }
+
+  /** headersOnly: RTP packets are taken off the ICE sockets before werift sees them (see the option). */
+  #readHeadersOnly(answer: string): void {
+    const kindOfPt = new Map<number, 'audio' | 'video'>();
+    let kind: 'audio' | 'video' | undefined;
+    for (const line of answer.split(/\r?\n/)) {
+      const m = /^m=(audio|video) /.exec(line);
+      if (m) kind = m[1] as 'audio' | 'video';
+      const r = /^a=rtpmap:(\d+) /.exec(line);
+      if (r && kind) kindOfPt.set(Number(r[1]), kind);
+    }
+    for (const ice of this.pc.iceTransports) {
+      for (const protocol of (ice.connection as unknown as { protocols: unknown[] }).protocols as { transport?: { onData: (data: Buffer, addr: unknown) => void } }[]) {
+        const transport = protocol.transport;
+        if (!transport) continue;
+        const werift = transport.onData;
+        transport.onData = (data, addr) => {
+          // RTP (RFC 5761 demultiplexing: version 2, second byte outside RTCP's 192-223)
+          const b1 = data.length >= 12 && data[0]! >> 6 === 2 ? data[1]! : -1;
+          const kind = b1 >= 0 && (b1 < 192 || b1 > 223) ? kindOfPt.get(b1 & 0x7f) : undefined;
+          if (!kind) return werift(data, addr);
+          this.#record({
+            kind,
+            seq: data.readUInt16BE(2),
+            timestamp: data.readUInt32BE(4),
+            marker: (b1 & 0x80) !== 0,
+            payloadType: b1 & 0x7f,
+            receivedAt: nowMs(),
+            keyframeStart: false,
+            size: data.length - 12,
+          });
+        };
+      }
+    }
   }
 
   count(kind: 'audio' | 'video'): number {
