@@ -15,7 +15,7 @@ import { Auth } from './auth.ts';
 import { publicUrlOf, type Config } from './config.ts';
 import { StreamControl } from './control.ts';
 import { Enforcer, PolicyStore, type DecisionLog } from './enforcer.ts';
-import { SrvError, statusText } from './errors.ts';
+import { SrvError, replyError, statusText } from './errors.ts';
 import { ModerationStack } from './moderation.ts';
 import { ModerationPipeline, type PipelineObserver } from './pipeline.ts';
 import { EventHub, type EventMessage } from './events.ts';
@@ -102,21 +102,6 @@ function decisionRecordOf(d: DecisionLog): DecisionRecord {
   };
 }
 
-function replyError(err: FastifyError | SrvError | Error): { statusCode: number; code: string; error: string; message: string } {
-  if (err instanceof SrvError) return err.toJSON();
-  const e = err as FastifyError & { statusCode?: number; code?: string };
-  if (e.validation) return new SrvError('SRV_ERR_BAD_REQUEST', e.message).toJSON();
-  const status = typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500;
-  // Fastify's own 4xx (bad JSON, wrong content type, body too large) read as ours, keeping the status.
-  if (status < 500 && (!e.code || e.code.startsWith('FST_'))) {
-    return { statusCode: status, code: 'SRV_ERR_BAD_REQUEST', error: statusText(status), message: e.code ? `${e.message} (${e.code})` : e.message };
-  }
-  if (status >= 500 && (!e.code || e.code.startsWith('FST_') || e.code.startsWith('ERR_'))) {
-    return { statusCode: 500, code: 'SRV_ERR_INTERNAL', error: statusText(500), message: 'internal error' };
-  }
-  return { statusCode: status, code: e.code ?? 'SRV_ERR_INTERNAL', error: statusText(status), message: e.message };
-}
-
 export async function buildServer(config: Config, deps: ServerDeps = {}): Promise<Server> {
   const startedAt = Date.now();
   const app = Fastify({
@@ -135,14 +120,14 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
         return;
       }
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const body = JSON.stringify({ statusCode: status, code: 'SRV_ERR_BAD_REQUEST', error: statusText(status), message: `the request could not be parsed (${err.code ?? 'malformed'})` });
+      const body = JSON.stringify(new SrvError('SRV_ERR_BAD_REQUEST', `the request could not be parsed (${err.code ?? 'malformed'})`, { statusCode: status }));
       socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     },
   });
   const log = app.log;
   // An Expect other than 100-continue: Node answers an empty 417; say why, coded.
   app.server.on('checkExpectation', (_req, res) => {
-    const body = JSON.stringify({ statusCode: 417, code: 'SRV_ERR_BAD_REQUEST', error: statusText(417), message: 'only Expect: 100-continue is supported' });
+    const body = JSON.stringify(new SrvError('SRV_ERR_BAD_REQUEST', 'only Expect: 100-continue is supported', { statusCode: 417 }));
     res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
     res.end(body);
   });

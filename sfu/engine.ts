@@ -31,7 +31,7 @@ export async function createSfu(opts: CreateSfuOptions = {}): Promise<CreatedSfu
   const wanted = opts.engine ?? 'auto';
   const bin = mediasoupWorkerBin();
   if (wanted === 'mediasoup' || (wanted === 'auto' && bin)) {
-    if (!bin) throw new SfuError('SFU_ERR_NO_WORKER', 503, 'SFU_ENGINE=mediasoup but no mediasoup worker binary: run `npm run mediasoup:worker` or set MEDIASOUP_WORKER_BIN');
+    if (!bin) throw new SfuError('SFU_ERR_NO_WORKER', 'SFU_ENGINE=mediasoup but no mediasoup worker binary: run `npm run mediasoup:worker` or set MEDIASOUP_WORKER_BIN');
     const { createMediasoupSfu } = await import('./mediasoup/index.ts');
     try {
       const sfu = await createMediasoupSfu({

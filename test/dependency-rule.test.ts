@@ -1,7 +1,8 @@
 // The dependency rule of DESIGN.md, checked on every import (static and dynamic) of the product's
 // folders: sfu/ imports none of samplers/models/policies/server/loadtest; samplers/ and models/ none
-// of sfu/ or policies/; policies/ is pure (none of the others); media/ and threads/ import nothing else
-// of the project; loadtest/ talks to the server only through its public protocols (it uses media/).
+// of sfu/ or policies/; policies/ is pure (none of the others); media/, threads/ and errors/ (the one
+// error factory, which every folder uses) import nothing else of the project; loadtest/ talks to the
+// server only through its public protocols (it uses media/).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -17,6 +18,7 @@ const FORBIDDEN: Record<string, readonly string[]> = {
   policies: ['sfu', 'samplers', 'models', 'server', 'loadtest', 'media', 'threads'],
   media: ['sfu', 'samplers', 'models', 'policies', 'server', 'loadtest', 'threads'],
   threads: ['sfu', 'samplers', 'models', 'policies', 'server', 'loadtest', 'media'],
+  errors: ['sfu', 'samplers', 'models', 'policies', 'server', 'loadtest', 'media', 'threads'],
   loadtest: ['sfu', 'samplers', 'models', 'policies', 'server'],
 };
 

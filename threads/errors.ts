@@ -1,40 +1,31 @@
-// Coded errors of the worker-thread helper (THR_ERR_*). Callers in models/ and samplers/ map them to
-// their own catalogues where they have one; the code and HTTP status travel either way.
+// Coded errors of the worker-thread helper (THR_ERR_*), from the one factory (errors/coded.ts).
+// Callers in models/ and samplers/ map them to their own catalogues where they have one; the code
+// and HTTP status travel either way.
+import { codedErrors } from '../errors/coded.ts';
 
-export type ThreadErrorCode =
+const ThreadErrors = codedErrors({
   /** The call got no reply within its timeout. */
-  | 'THR_ERR_TIMEOUT'
+  THR_ERR_TIMEOUT: { status: 504 },
   /** The thread died (uncaught exception, exit, or recycled as unresponsive) while the call was pending. */
-  | 'THR_ERR_CRASHED'
+  THR_ERR_CRASHED: { status: 503 },
   /** The worker was closed; the call was never answered. */
-  | 'THR_ERR_CLOSED'
+  THR_ERR_CLOSED: { status: 503 },
   /** Too many calls pending; this one was refused at once (counted). */
-  | 'THR_ERR_QUEUE_FULL'
+  THR_ERR_QUEUE_FULL: { status: 503 },
   /** The thread could not start (bootstrap failed, its setup threw, or it never said ready). */
-  | 'THR_ERR_START'
+  THR_ERR_START: { status: 503 },
   /** The thread's handler threw for this call; the thread itself is fine. */
-  | 'THR_ERR_REMOTE';
+  THR_ERR_REMOTE: { status: 500 },
+});
 
-const STATUS: Record<ThreadErrorCode, number> = {
-  THR_ERR_TIMEOUT: 504,
-  THR_ERR_CRASHED: 503,
-  THR_ERR_CLOSED: 503,
-  THR_ERR_QUEUE_FULL: 503,
-  THR_ERR_START: 503,
-  THR_ERR_REMOTE: 500,
-};
+export type ThreadErrorCode = InstanceType<typeof ThreadErrors>['code'];
 
-export class ThreadError extends Error {
-  readonly code: ThreadErrorCode;
-  readonly statusCode: number;
+export class ThreadError extends ThreadErrors {
   /** Name of the worker (as in metrics and warnings). */
   readonly worker: string;
   constructor(code: ThreadErrorCode, worker: string, message: string, options?: { cause?: unknown }) {
-    super(`${worker}: ${message}`, options);
-    this.name = 'ThreadError';
-    this.code = code;
+    super(code, `${worker}: ${message}`, options);
     this.worker = worker;
-    this.statusCode = STATUS[code];
   }
 }
 

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type {} from '@fastify/rate-limit';
-import { SfuError, sessionNotFound } from '../../sfu/errors.ts';
+import { SfuError, badSdp, sessionNotFound } from '../../sfu/errors.ts';
 import type { Sfu, Stream, Viewer, ViewerGateState } from '../../sfu/types.ts';
 import { AdmissionError, WebrtcSessions, type AdmissionLimits, type Ticket } from '../sessions.ts';
 
@@ -61,16 +61,6 @@ const CORS_HEADERS = {
   'access-control-expose-headers': 'Location, Link, Accept-Post, Accept-Patch',
   'access-control-max-age': '600',
 };
-
-class HttpError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 function isSdp(req: FastifyRequest): boolean {
   const ct = req.headers['content-type'];
@@ -116,14 +106,14 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
   };
 
   const requireSdp = (req: FastifyRequest): string => {
-    if (!isSdp(req)) throw new HttpError(415, 'SFU_ERR_UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${SDP}`);
-    if (typeof req.body !== 'string' || req.body.length === 0) throw new SfuError('SFU_ERR_BAD_SDP', 400, 'Malformed SDP offer: empty body');
+    if (!isSdp(req)) throw new SfuError('SFU_ERR_UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${SDP}`);
+    if (typeof req.body !== 'string' || req.body.length === 0) throw badSdp('empty body');
     return req.body;
   };
 
   const notAllowed = (allow: string) => async (_req: FastifyRequest, reply: FastifyReply) => {
     reply.header('allow', allow);
-    return reply.code(405).send({ statusCode: 405, code: 'SFU_ERR_METHOD_NOT_ALLOWED', error: 'Method Not Allowed', message: 'Trickle ICE and ICE restarts are not supported: the answer carries every candidate (ICE-lite)' });
+    return reply.code(405).send(new SfuError('SFU_ERR_METHOD_NOT_ALLOWED', 'Trickle ICE and ICE restarts are not supported: the answer carries every candidate (ICE-lite)').toJSON());
   };
 
   // ---- WHIP ----
