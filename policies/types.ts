@@ -67,6 +67,23 @@ export interface StatementOfReasons {
   automated: { detection: boolean; decision: boolean };
   ground: { type: 'terms_of_service' | 'law'; clause: string; policyVersion: string; explanation: string };
   redress: { appealUrl: string; options: string[] };
+  /** Media kept around the decision (evidence clips, issue 19), added by the server when it keeps them. */
+  clips?: EvidenceRef[];
+}
+
+/** A stored piece of evidence a statement or review item cites: plain data, the server fills it in. */
+export interface EvidenceRef {
+  id: string;
+  kind: 'clip';
+  /** Where an admin fetches it (relative to the server). */
+  url: string;
+  /** Jurisdiction whose storage and retention hold it ('default' = the default location). */
+  jurisdiction: string;
+  /** Media time covered (server clock ms). */
+  from: number;
+  to: number;
+  /** Deleted after this (server clock ms). */
+  expiresAt: number;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ import { streamRoutes } from './routes/streams.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { bankRoutes } from './routes/banks.ts';
 import { chatRoutes } from './routes/chat.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { WebhookDispatcher, type WebhookEventType } from './webhooks.ts';
 import { createStore } from './store/index.ts';
 import { WebrtcSessions } from './sessions.ts';
 import { bearerOf } from './auth.ts';
@@ -64,6 +66,8 @@ export interface Server {
   readonly sfuSummary: string;
   readonly store: Store;
   readonly events: EventHub;
+  /** Signed webhook deliveries of the hub's events (server/webhooks.ts). */
+  readonly webhooks: WebhookDispatcher;
   readonly metrics: ServerMetrics;
   readonly auth: Auth;
   readonly control: StreamControl;
@@ -196,6 +200,21 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     },
   });
   const metrics = new ServerMetrics({ sfu: theSfu });
+  const webhooks = new WebhookDispatcher({
+    dir: config.webhookDir,
+    nodeId: config.nodeId,
+    endpoints: config.webhooks.map((w) => ({ ...w, events: w.events as WebhookEventType[] | undefined })),
+    backoffMinMs: config.webhookBackoffMinMs,
+    backoffMaxMs: config.webhookBackoffMaxMs,
+    maxAgeMs: config.webhookMaxAgeMs,
+    timeoutMs: config.webhookTimeoutMs,
+    maxQueueBytes: config.webhookMaxQueueBytes,
+    audit: (b) => store.appendAudit(b),
+    onAttempt: (endpoint, outcome, latencyMs) => metrics.recordWebhookAttempt(endpoint, outcome, latencyMs),
+    log: (level, msg, fields) => log[level](fields ?? {}, msg),
+  });
+  webhooks.observe(events);
+  metrics.setWebhookStats(() => webhooks.stats());
   const storeStats = store.retentionStats?.bind(store);
   if (storeStats) metrics.setStoreStats(storeStats);
   const portError = (error: unknown, context: string): void => {
@@ -251,7 +270,9 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       metrics.recordWorkerEvent(e.worker, e.type);
       if (e.type !== 'crash') return;
       log.warn({ worker: e.worker, err: e.message, restartInMs: e.restartInMs }, 'moderation worker crashed');
-      events.emit({ roles: ['ops'] }, { type: 'warning', message: `moderation worker ${e.worker} crashed (${e.message}); restarting in ${e.restartInMs} ms`, at: Date.now() });
+      const message = `moderation worker ${e.worker} crashed (${e.message}); restarting in ${e.restartInMs} ms`;
+      events.emit({ roles: ['ops'] }, { type: 'warning', message, at: Date.now() });
+      events.emit({ roles: ['ops'] }, { type: 'moderation.degraded', cause: 'worker_crash', degraded: true, message, at: Date.now() });
     });
     pipeline = new ModerationPipeline({
       sfu: theSfu, samplers: stack.samplers, moderator: stack.moderator, enforcer, stallMs: config.moderationStallMs,
@@ -357,6 +378,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   await app.register(tokenRoutes, { guard, auth, store });
   await app.register(bankRoutes, { guard, store, moderation });
   await app.register(chatRoutes, { auth, store, events, policies, moderation });
+  await app.register(webhookRoutes, { guard, webhooks });
 
   app.get('/openapi.json', { schema: { hide: true } as Record<string, unknown> }, async () => app.swagger());
   app.get('/ops', { schema: { hide: true } as Record<string, unknown> }, async (_req, reply) => {
@@ -376,6 +398,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       if (ownSfu) await theSfu.close().catch((err: unknown) => log.error({ err }, 'sfu close'));
       await app.close().catch((err: unknown) => log.error({ err }, 'http close'));
       if (ownModeration) await moderation?.close().catch((err: unknown) => log.error({ err }, 'moderation close'));
+      webhooks.close();
       await store.flush();
       if (ownStore) await store.close();
       metrics.close();
@@ -387,6 +410,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     sfuSummary,
     store,
     events,
+    webhooks,
     metrics,
     auth,
     control: theControl,
@@ -433,6 +457,7 @@ function pipelineMetrics(metrics: ServerMetrics, stack: ModerationStack, budgetM
         ? `no ${kind} moderation signal for ${Math.round(sinceMs)} ms: moderation unavailable, the policies' fail mode applies`
         : `${kind} moderation signals are back`;
       events.emit({ roles: ['ops'], streamId }, { type: 'warning', streamId, message, at: Date.now() });
+      events.emit({ roles: ['ops'], streamId }, { type: 'moderation.degraded', streamId, kind, cause: 'stall', degraded: stalled, message, at: Date.now() });
     },
     sample: (_sample, latencyMs) => metrics.observeStage('sample', latencyMs),
     signals: (signals, _outcome, appliedAt) => {

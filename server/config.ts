@@ -11,6 +11,26 @@ const bool = z.union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no
   typeof v === 'boolean' ? v : ['1', 'true', 'yes', 'on'].includes(v),
 );
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A value given as JSON text (environment variables) or as the parsed value (config file, overrides). */
+const jsonOr = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      return v; // the schema then says what was expected
+    }
+  }, schema);
+const WebhookEndpointSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/),
+    url: z.string().url().refine((u) => /^https?:/.test(u), 'http(s) URL'),
+    /** Newest first; two while rotating (both sign). */
+    secrets: z.array(z.string().min(16)).min(1).max(2),
+    events: z.array(z.string()).optional(),
+    enabled: z.boolean().optional(),
+  })
+  .strict();
 
 export const ConfigSchema = z
   .object({
@@ -117,6 +137,20 @@ export const ConfigSchema = z
     storeThumbnailRetentionMs: int(0, 2 ** 40).default(3_600_000),
     /** Decisions, unreferenced statements and resolved review items older than this are dropped (ms); 0 = count bounds only. Default 604800000 (7 days). */
     storeRetentionMs: int(0, 2 ** 40).default(7 * 86_400_000),
+    /** Webhook receivers: [{ id, url, secrets: [newest, previous?], events?: [...] }] (config file, or WEBHOOKS as JSON). More can be added through /v1/webhooks. Default none. */
+    webhooks: jsonOr(z.array(WebhookEndpointSchema).max(100)).default([]),
+    /** Folder of the durable webhook queue and of endpoints added through the API. Default '.data/webhooks'. */
+    webhookDir: z.string().min(1).default('.data/webhooks'),
+    /** First retry delay of a failed webhook delivery (ms); doubles per failure up to webhookBackoffMaxMs. Default 1000. */
+    webhookBackoffMinMs: int(10, 3_600_000).default(1000),
+    /** Longest delay between two retries of one endpoint (ms). Default 60000. */
+    webhookBackoffMaxMs: int(10, 86_400_000).default(60_000),
+    /** A webhook event not delivered this long after it was queued is dropped for that endpoint (ms, audited). Default 86400000 (24 h). */
+    webhookMaxAgeMs: int(1000, 30 * 86_400_000).default(86_400_000),
+    /** One webhook delivery attempt's timeout (ms). Default 5000. */
+    webhookTimeoutMs: int(100, 120_000).default(5000),
+    /** Most bytes of pending webhook bodies on disk; beyond it the oldest are dropped (counted, audited). Default 67108864. */
+    webhookMaxQueueBytes: int(1024, 2 ** 40).default(64 * 1024 * 1024),
   })
   .strict();
 
@@ -175,6 +209,13 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   STORE_MAX_THUMBNAIL_BYTES: 'storeMaxThumbnailBytes',
   STORE_THUMBNAIL_RETENTION_MS: 'storeThumbnailRetentionMs',
   STORE_RETENTION_MS: 'storeRetentionMs',
+  WEBHOOKS: 'webhooks',
+  WEBHOOK_DIR: 'webhookDir',
+  WEBHOOK_BACKOFF_MIN_MS: 'webhookBackoffMinMs',
+  WEBHOOK_BACKOFF_MAX_MS: 'webhookBackoffMaxMs',
+  WEBHOOK_MAX_AGE_MS: 'webhookMaxAgeMs',
+  WEBHOOK_TIMEOUT_MS: 'webhookTimeoutMs',
+  WEBHOOK_MAX_QUEUE_BYTES: 'webhookMaxQueueBytes',
 };
 
 export interface LoadConfigOptions {
@@ -263,6 +304,7 @@ export function summarizeConfig(config: Config, boundPort?: number, engine?: str
     ['model cache', config.modelCacheDir],
     ['stream ttl / heartbeat', `${config.streamTtlMs} ms / ${config.heartbeatMs} ms`],
     ['review claim timeout', `${config.reviewClaimMs} ms`],
+    ['webhooks', config.webhooks.length ? `${config.webhooks.map((w) => w.id).join(', ')} (queue ${config.webhookDir})` : `none configured (queue ${config.webhookDir})`],
     ['demo streams', String(config.demo)],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Sfu, Stream, ViewerGateState } from '../sfu/types.ts';
-import type { Bucket, ReviewDecision, ReviewItem, StatementOfReasons, Verdict } from '../policies/types.ts';
-import type { Enforcer, ManualGate, PolicyStore } from './enforcer.ts';
+import type { Bucket, EvidenceRef, ReviewDecision, ReviewItem, StatementOfReasons, Verdict } from '../policies/types.ts';
+import { statementCreated, type Enforcer, type ManualGate, type PolicyStore } from './enforcer.ts';
 import type { EventHub } from './events.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { SrvError, notFound } from './errors.ts';
@@ -216,6 +216,7 @@ export class StreamControl {
       throw e;
     }
     this.#o.events.emit({ roles: ['ops'] }, { type: 'decision', decision });
+    this.#o.events.emit({ roles: ['ops'] }, statementCreated(statement));
     return { decision, statement, local };
   }
 
@@ -254,6 +255,18 @@ export class StreamControl {
   /** A review decision from policies' resolveReview: applied here and on the node that holds the stream. */
   async applyReviewDecision(decision: ReviewDecision): Promise<void> {
     this.#applyReview(decision, true);
+    const { effect } = decision;
+    this.#o.events.emit({ roles: ['ops'] }, {
+      type: decision.type === 'appeal' ? 'appeal.decided' : 'review.resolved',
+      streamId: decision.streamId,
+      itemId: decision.itemId,
+      decisionId: decision.id,
+      outcome: decision.outcome,
+      effect: effect.kind === 'none' ? { kind: 'none' } : { kind: effect.kind, action: effect.action, jurisdictions: effect.jurisdictions },
+      ...(decision.statement ? { statementId: decision.statement.id } : {}),
+      at: decision.at,
+    });
+    if (decision.statement) this.#o.events.emit({ roles: ['ops'] }, statementCreated(decision.statement));
     await this.#o.store.publishControl({ type: 'review', decision, origin: this.#o.nodeId, at: Date.now() });
     if (decision.effect.kind === 'lift' && decision.effect.action === 'kill_stream') {
       this.#blockCache.delete(decision.streamId);
@@ -272,8 +285,23 @@ export class StreamControl {
   }
 
   /** Enqueues a review item (from the enforcer or an appeal) and tells ops the queue depth. */
-  async enqueueReview(item: ReviewItem, extra: { thumbnail?: string } = {}): Promise<StoredReviewItem> {
+  async enqueueReview(item: ReviewItem, extra: { thumbnail?: string; clips?: EvidenceRef[] } = {}): Promise<StoredReviewItem> {
+    // An appeal cites the evidence its statement cites.
+    if (item.type === 'appeal' && item.statementId && !extra.clips) {
+      const clips = (await this.#o.store.getStatement(item.statementId).catch(() => undefined))?.clips;
+      if (clips?.length) extra = { ...extra, clips };
+    }
     const stored = await this.#o.store.enqueueReview(item, extra);
+    this.#o.events.emit({ roles: ['ops'] }, {
+      type: item.type === 'appeal' ? 'appeal.created' : 'review.created',
+      streamId: item.streamId,
+      itemId: item.id,
+      priority: item.priority,
+      jurisdictions: item.jurisdictions,
+      categories: item.categories.map((c) => c.category),
+      ...(item.statementId ? { statementId: item.statementId } : {}),
+      at: item.createdAt,
+    });
     void this.publishQueueDepth();
     return stored;
   }
@@ -303,7 +331,7 @@ export class StreamControl {
         this.#localGate(m);
         return;
       case 'event':
-        this.#o.events.emit(m.audience, m.message as Parameters<EventHub['emit']>[1]);
+        this.#o.events.emit(m.audience, m.message as Parameters<EventHub['emit']>[1], { relayed: true });
         return;
       case 'policy': {
         const r = this.#o.policies?.load(m.files, m.by);
@@ -348,7 +376,7 @@ export class StreamControl {
       if (g.audio === 'forward' && v.gate.audio === 'mute') v.setAudioGate('forward');
       this.#o.events.emit(
         { roles: ['viewer'], streamId, viewerId: v.id },
-        { type: 'viewer.filtered', streamId, viewerId: v.id, video: v.gate.video === 'blank' ? 'blank' : 'forward', audio: v.gate.audio === 'mute' ? 'mute' : 'forward', reason: 'restriction lifted', at: Date.now() },
+        { type: 'viewer.filtered', streamId, viewerId: v.id, jurisdiction: v.jurisdiction, video: v.gate.video === 'blank' ? 'blank' : 'forward', audio: v.gate.audio === 'mute' ? 'mute' : 'forward', reason: 'restriction lifted', at: Date.now() },
       );
     }
   }
@@ -375,6 +403,7 @@ export class StreamControl {
           type: 'viewer.filtered',
           streamId: m.streamId,
           viewerId: v.id,
+          jurisdiction: v.jurisdiction,
           video: v.gate.video === 'blank' ? 'blank' : 'forward',
           audio: v.gate.audio === 'mute' ? 'mute' : 'forward',
           reason: m.reason,

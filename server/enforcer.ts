@@ -26,6 +26,7 @@ import {
 import type {
   Action,
   Bucket,
+  EvidenceRef,
   FilterMode,
   GateDecision,
   Policy,
@@ -66,7 +67,8 @@ export interface EventAudience {
 export type EnforcerEvent =
   | { type: 'stream.status'; streamId: string; state: 'live' | 'ended' | 'killed'; at: number }
   | { type: 'stream.killed'; streamId: string; reason: string; statementId: string; appealUrl: string; at: number }
-  | { type: 'viewer.filtered'; streamId: string; viewerId: string; video: 'forward' | 'blank'; audio: 'forward' | 'mute'; reason: string; statementId?: string; at: number }
+  | { type: 'viewer.filtered'; streamId: string; viewerId: string; jurisdiction?: string; video: 'forward' | 'blank'; audio: 'forward' | 'mute'; reason: string; statementId?: string; at: number }
+  | { type: 'statement.created'; streamId: string; statementId: string; action: string; jurisdictions: string[]; automated: boolean; clause: string; clips?: string[]; at: number }
   | { type: 'moderation.status'; streamId: string; verdict: { bucket: Bucket; categories: Record<string, number> }; at: number }
   | { type: 'warning'; streamId?: string; message: string; at: number }
   | { type: 'decision'; decision: DecisionLog };
@@ -82,6 +84,15 @@ export interface RecordSink {
   /** The stream may not publish again until unblocked (after a kill). */
   block?(streamId: string, reason: string, statementId: string): unknown;
   unblock?(streamId: string): unknown;
+}
+
+/**
+ * Keeps the media around a restrictive decision (server/evidence.ts fits). Called synchronously as
+ * the statement is issued, so the statement (and its audit entry) cites the clip; the clip itself
+ * is written later, never on this call.
+ */
+export interface EvidencePort {
+  capture(statement: StatementOfReasons): EvidenceRef[];
 }
 
 /** Finds live streams (the Sfu fits). */
@@ -126,6 +137,7 @@ export interface EnforcerOptions {
   review?: ReviewSink;
   events?: EventSink;
   records?: RecordSink;
+  evidence?: EvidencePort;
   /** Server clock (ms). Default performance.timeOrigin + performance.now(). */
   clock?: () => number;
   /** Default 'per_viewer'. */
@@ -309,6 +321,7 @@ export class Enforcer {
   readonly #review: ReviewSink | undefined;
   readonly #events: EventSink | undefined;
   readonly #records: RecordSink | undefined;
+  readonly #evidence: EvidencePort | undefined;
   readonly #clock: () => number;
   readonly #onDecision: ((d: DecisionLog) => void) | undefined;
   readonly #onError: (error: unknown, context: string) => void;
@@ -326,6 +339,7 @@ export class Enforcer {
     this.#review = options.review;
     this.#events = options.events;
     this.#records = options.records;
+    this.#evidence = options.evidence;
     this.#clock = options.clock ?? serverClock;
     this.mode = options.mode ?? 'per_viewer';
     this.#latencyCapacity = options.latencyCapacity ?? 10_000;
@@ -639,7 +653,7 @@ export class Enforcer {
     else s.quarantined.delete(viewer.id);
     if (g.closed) {
       const reason: CloseReason = { code: 'killed', message: `blocked in ${viewer.jurisdiction ?? 'your region'}: ${g.reason ?? 'policy'}`, statementId: g.statementId };
-      this.#emit({ roles: ['viewer'], streamId: stream.id, viewerId: viewer.id }, { type: 'viewer.filtered', streamId: stream.id, viewerId: viewer.id, video: 'blank', audio: 'mute', reason: reason.message, statementId: g.statementId, at: now });
+      this.#emit({ roles: ['viewer'], streamId: stream.id, viewerId: viewer.id }, { type: 'viewer.filtered', streamId: stream.id, viewerId: viewer.id, jurisdiction: viewer.jurisdiction, video: 'blank', audio: 'mute', reason: reason.message, statementId: g.statementId, at: now });
       viewer.close(reason);
       return 1;
     }
@@ -655,7 +669,7 @@ export class Enforcer {
     if (n > 0 || (joining && (g.video !== 'forward' || g.audio !== 'forward'))) {
       this.#emit(
         { roles: ['viewer'], streamId: stream.id, viewerId: viewer.id },
-        { type: 'viewer.filtered', streamId: stream.id, viewerId: viewer.id, video: g.video, audio: g.audio, reason: g.reason ?? 'cleared: the stream is within policy', ...(g.statementId ? { statementId: g.statementId } : {}), at: now },
+        { type: 'viewer.filtered', streamId: stream.id, viewerId: viewer.id, jurisdiction: viewer.jurisdiction, video: g.video, audio: g.audio, reason: g.reason ?? 'cleared: the stream is within policy', ...(g.statementId ? { statementId: g.statementId } : {}), at: now },
       );
     }
     return n;
@@ -694,8 +708,15 @@ export class Enforcer {
   }
 
   #recordStatement(statement: StatementOfReasons): void {
+    const evidence = this.#evidence;
+    if (evidence)
+      this.#guard('evidence capture', () => {
+        const refs = evidence.capture(statement);
+        if (refs.length > 0) statement.clips = refs;
+      });
     this.#port('records statement', () => this.#records?.statement(statement));
     this.#port('audit append', () => this.#audit?.append({ type: 'statement', at: statement.issuedAt, streamId: statement.streamId, statement }));
+    this.#emit({ roles: ['ops'] }, statementCreated(statement));
   }
 
   #log(streamId: string, source: DecisionLog['source'], policyVersion: string, kill: boolean, buckets: Record<string, Bucket>): DecisionLog {
@@ -740,6 +761,21 @@ export class Enforcer {
       this.#onError(error, context);
     }
   }
+}
+
+/** The `statement.created` event of a statement (the enforcer's and the control's statements alike). */
+export function statementCreated(s: StatementOfReasons): Extract<EnforcerEvent, { type: 'statement.created' }> {
+  return {
+    type: 'statement.created',
+    streamId: s.streamId,
+    statementId: s.id,
+    action: s.restriction.action,
+    jurisdictions: s.restriction.jurisdictions,
+    automated: s.automated.decision,
+    clause: s.ground.clause,
+    ...(s.clips?.length ? { clips: s.clips.map((e) => e.id) } : {}),
+    at: s.issuedAt,
+  };
 }
 
 function applyAction(gate: GateDecision, action: Action): void {

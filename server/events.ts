@@ -19,6 +19,8 @@ export type ViewerFilteredEvent = {
   type: 'viewer.filtered';
   streamId: string;
   viewerId: string;
+  /** The viewer's jurisdiction (undefined = none known), so observers can aggregate per jurisdiction. */
+  jurisdiction?: string;
   video: 'forward' | 'blank';
   audio: 'forward' | 'mute';
   reason: string;
@@ -50,6 +52,55 @@ export type ChatEvent = {
   hits?: { category: string; term: string }[];
 };
 
+/** A review item entered the queue: amber (`review.created`) or a streamer's appeal (`appeal.created`). */
+export type ReviewCreatedEvent = {
+  type: 'review.created' | 'appeal.created';
+  streamId: string;
+  itemId: string;
+  priority: number;
+  jurisdictions: string[];
+  categories: string[];
+  /** The statement under appeal (appeals), or the one the item cites. */
+  statementId?: string;
+  at: number;
+};
+/** A reviewer resolved an item: amber (`review.resolved`) or an appeal (`appeal.decided`). */
+export type ReviewResolvedEvent = {
+  type: 'review.resolved' | 'appeal.decided';
+  streamId: string;
+  itemId: string;
+  decisionId: string;
+  outcome: 'uphold' | 'overturn';
+  effect: { kind: 'restrict' | 'lift' | 'none'; action?: string; jurisdictions?: string[] };
+  /** The outcome's statement of reasons, when the decision issued one. */
+  statementId?: string;
+  at: number;
+};
+/** A statement of reasons was issued (automated, manual or on review). */
+export type StatementCreatedEvent = {
+  type: 'statement.created';
+  streamId: string;
+  statementId: string;
+  action: string;
+  jurisdictions: string[];
+  automated: boolean;
+  clause: string;
+  /** Evidence clip ids the statement cites (GET /v1/evidence/:id), when clips are kept. */
+  clips?: string[];
+  at: number;
+};
+/** Moderation of a stream (or of the node) stopped or resumed giving signals: the policies' fail mode applies meanwhile. */
+export type ModerationDegradedEvent = {
+  type: 'moderation.degraded';
+  streamId?: string;
+  kind?: 'audio' | 'video';
+  cause: 'stall' | 'worker_crash';
+  /** false = signals are back. */
+  degraded: boolean;
+  message: string;
+  at: number;
+};
+
 export type EventMessage =
   | StreamStatusEvent
   | StreamKilledEvent
@@ -59,7 +110,18 @@ export type EventMessage =
   | DecisionEvent
   | ReviewQueueEvent
   | BudgetEvent
-  | ChatEvent;
+  | ChatEvent
+  | ReviewCreatedEvent
+  | ReviewResolvedEvent
+  | StatementCreatedEvent
+  | ModerationDegradedEvent;
+
+/**
+ * Monitoring code (the webhook dispatcher) sees every message this node originates, after the
+ * sockets got it; messages relayed from other nodes are theirs to report. A listener that throws is
+ * counted, never allowed to break the emitter.
+ */
+export type EventObserver = (message: EventMessage, audience: EventAudience) => void;
 
 /** Who receives a message. Every given field must match; absent fields match everyone. */
 export interface EventAudience {
@@ -128,8 +190,10 @@ export class EventHub {
   readonly #clients = new Set<EventClient>();
   readonly #packr = new Packr({ useRecords: false });
   readonly #opts: EventHubOptions;
+  readonly #observers = new Set<EventObserver>();
   #sent = 0;
   #dropped = 0;
+  #observerErrors = 0;
   #closed = false;
 
   constructor(options: EventHubOptions) {
@@ -139,12 +203,35 @@ export class EventHub {
   get clientCount(): number {
     return this.#clients.size;
   }
-  get stats(): { clients: number; sent: number; dropped: number } {
-    return { clients: this.#clients.size, sent: this.#sent, dropped: this.#dropped };
+  get stats(): { clients: number; sent: number; dropped: number; observerErrors: number } {
+    return { clients: this.#clients.size, sent: this.#sent, dropped: this.#dropped, observerErrors: this.#observerErrors };
   }
 
-  /** Delivers to matching sockets on this node; returns how many received it. */
-  emit(audience: EventAudience, message: EventMessage): number {
+  /** Adds a monitoring listener (see EventObserver); returns its removal. */
+  observe(listener: EventObserver): () => void {
+    this.#observers.add(listener);
+    return () => this.#observers.delete(listener);
+  }
+
+  /**
+   * Delivers to matching sockets on this node; returns how many received it. `relayed`: the message
+   * came from another node through the store (its observers have seen it there).
+   */
+  emit(audience: EventAudience, message: EventMessage, options: { relayed?: boolean } = {}): number {
+    const n = this.#send(audience, message);
+    if (!options.relayed) {
+      for (const o of this.#observers) {
+        try {
+          o(message, audience);
+        } catch {
+          this.#observerErrors++;
+        }
+      }
+    }
+    return n;
+  }
+
+  #send(audience: EventAudience, message: EventMessage): number {
     let n = 0;
     let json: string | undefined;
     let packed: Buffer | undefined;

@@ -9,6 +9,7 @@ export type ModerationDropStage = 'tap' | 'sampler' | 'inflight';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EngineStats, Sfu } from '../sfu/types.ts';
 import type { StoreRetentionStats } from './store/types.ts';
+import type { WebhookEndpointStats } from './webhooks.ts';
 
 /**
  * 'total' is the budgeted fast path: a sampled frame's last packet at the server -> its classifier and
@@ -41,6 +42,9 @@ export class ServerMetrics {
   #sfu: Sfu | undefined;
   #moderationDrops: (() => Record<ModerationDropStage, number>) | undefined;
   #storeStats: (() => Promise<StoreRetentionStats>) | undefined;
+  #webhookStats: (() => WebhookEndpointStats[]) | undefined;
+  readonly #webhookAttempts: Counter<'endpoint' | 'outcome'>;
+  readonly #webhookLatency: Histogram<'endpoint'>;
 
   constructor(options: { sfu?: Sfu; defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
@@ -210,6 +214,40 @@ export class ServerMetrics {
       },
     });
 
+    this.#webhookAttempts = new Counter({
+      name: 'msfu_webhook_attempts_total',
+      help: 'Webhook delivery attempts by endpoint and outcome (delivered = 2xx, failed = retried later, dropped = given up: too old, queue over its bound, endpoint removed)',
+      labelNames: ['endpoint', 'outcome'],
+      registers: r,
+    });
+    this.#webhookLatency = new Histogram({
+      name: 'msfu_webhook_delivery_latency_ms',
+      help: 'Event time -> 2xx from the receiver (ms), retries included',
+      labelNames: ['endpoint'],
+      buckets: [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000, 900_000],
+      registers: r,
+    });
+    const webhooksOf = (): WebhookEndpointStats[] => this.#webhookStats?.() ?? [];
+    new Gauge({
+      name: 'msfu_webhook_pending',
+      help: 'Webhook events queued (on disk) and not yet delivered, per endpoint',
+      labelNames: ['endpoint'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const e of webhooksOf()) this.set({ endpoint: e.id }, e.pending);
+      },
+    });
+    new Gauge({
+      name: 'msfu_webhook_consecutive_failures',
+      help: 'Failed attempts in a row per webhook endpoint (0 = the last attempt succeeded)',
+      labelNames: ['endpoint'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const e of webhooksOf()) this.set({ endpoint: e.id }, e.consecutiveFailures);
+      },
+    });
     this.#eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
     this.#eld.enable();
     const eld = this.#eld;
@@ -243,6 +281,17 @@ export class ServerMetrics {
   /** Where store sizes and retention drops come from (read at scrape time). */
   setStoreStats(source: () => Promise<StoreRetentionStats>): void {
     this.#storeStats = source;
+  }
+
+  /** Where webhook endpoint figures come from (read at scrape time). */
+  setWebhookStats(source: () => WebhookEndpointStats[]): void {
+    this.#webhookStats = source;
+  }
+
+  /** One finished webhook attempt; `latencyMs` = event time -> 2xx. */
+  recordWebhookAttempt(endpoint: string, outcome: 'delivered' | 'failed' | 'dropped', latencyMs?: number): void {
+    this.#webhookAttempts.inc({ endpoint, outcome });
+    if (latencyMs !== undefined) this.#webhookLatency.observe({ endpoint }, latencyMs);
   }
 
   /** One stage's latency (ms). */

@@ -289,7 +289,7 @@ export class MemoryStore implements Store {
     return clone(this.#audit.slice(from, from + (options.limit ?? 1000)));
   }
 
-  async enqueueReview(item: PolicyReviewItem, extra: { thumbnail?: string } = {}): Promise<StoredReviewItem> {
+  async enqueueReview(item: PolicyReviewItem, extra: { thumbnail?: string; clips?: StoredReviewItem['clips'] } = {}): Promise<StoredReviewItem> {
     this.#check();
     const existing = this.#review.get(item.id);
     if (existing) return clone(existing);

@@ -359,7 +359,7 @@ export class RedisStore implements Store {
 
   // ---- review queue
 
-  enqueueReview(item: PolicyReviewItem, extra: { thumbnail?: string } = {}): Promise<StoredReviewItem> {
+  enqueueReview(item: PolicyReviewItem, extra: { thumbnail?: string; clips?: StoredReviewItem['clips'] } = {}): Promise<StoredReviewItem> {
     return this.#run('enqueueReview', async () => {
       const stored = { ...item, ...extra };
       delete stored.claim;

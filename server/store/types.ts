@@ -3,6 +3,7 @@
 import type {
   AuditEntry as PolicyAuditEntry,
   Bucket,
+  EvidenceRef,
   ReviewItem as PolicyReviewItem,
   ReviewResolution as PolicyReviewResolution,
   ReviewDecision as PolicyReviewDecision,
@@ -77,6 +78,8 @@ export interface StoredReviewItem extends PolicyReviewItem {
   status: ReviewStatus;
   /** Data URL (image/jpeg or png) of a sampled frame, for the console. */
   thumbnail?: string;
+  /** Evidence clips of the decision the item is about (server/evidence.ts). */
+  clips?: EvidenceRef[];
   resolution?: PolicyReviewResolution;
   /** Decision (ReviewDecision id) that resolved it, and the outcome statement if any. */
   decisionId?: string;
@@ -193,7 +196,7 @@ export interface Store {
 
   // review queue (priority desc, then oldest; claims expire)
   /** Adds an item built by policies/ (reviewItemFor, createAppeal). Idempotent on `id`. */
-  enqueueReview(item: PolicyReviewItem, extra?: { thumbnail?: string }): Promise<StoredReviewItem>;
+  enqueueReview(item: PolicyReviewItem, extra?: { thumbnail?: string; clips?: EvidenceRef[] }): Promise<StoredReviewItem>;
   /** Claims `itemId`, or the first claimable item. Undefined when nothing is claimable. SRV_ERR_CONFLICT when held by another. */
   claimReview(reviewer: string, claimMs: number, itemId?: string): Promise<StoredReviewItem | undefined>;
   /** Resolves an item the reviewer holds an active claim on; SRV_ERR_CLAIM_EXPIRED otherwise. */
