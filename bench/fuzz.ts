@@ -45,7 +45,7 @@ import { WhepViewer } from '../loadtest/clients/whep-viewer.ts';
 import type { EncodedFrame } from '../media/encode.ts';
 import { packetizeH264, packetizeOpus, packetizeVp8, splitAnnexB } from '../media/packetize.ts';
 import { Auth } from '../server/auth.ts';
-import { readPolicyDir } from '../server/enforcer.ts';
+import { readPolicyDir } from '../server/policy-store.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OFFER_DIR = join(ROOT, 'test', 'fixtures', 'offers');

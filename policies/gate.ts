@@ -31,7 +31,7 @@ export function gateFor(
     const jv = verdict.perJurisdiction[key];
     if (!jv) continue;
     for (const action of jv.actions) {
-      apply(gate, action);
+      applyAction(gate, action);
       const cat = jv.categories.find((c) => c.action === action);
       if (cat) gate.reasons.push({ jurisdiction: key, category: cat.category, action, clause: cat.clause });
       else gate.reasons.push({ jurisdiction: key, category: 'signals_unavailable', action, clause: `fail mode ${jv.failMode ?? 'fail_closed'}` });
@@ -40,7 +40,8 @@ export function gateFor(
   return gate;
 }
 
-function apply(gate: GateDecision, action: Action): void {
+/** What one action does to a viewer's gate (a block or kill closes it). */
+export function applyAction(gate: GateDecision, action: Action): void {
   if (action === 'blank_video') gate.video = 'blank';
   else if (action === 'mute_audio') gate.audio = 'mute';
   else if (action === 'block' || action === 'kill_stream') {

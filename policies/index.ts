@@ -1,9 +1,9 @@
 // Public surface of the pure policy layer.
 export * from './types.ts';
 export { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
-export { parsePolicy, loadPolicyBundle, loadPolicyDir, lexiconFor, jurisdictionKey } from './loader.ts';
+export { parsePolicy, loadPolicyBundle, lexiconFor, jurisdictionKey } from './loader.ts';
 export { createFusionState, fuse, decisionKey, evidenceFor, strictestAction, ACTION_SEVERITY, GLOBAL_KEY, SIGNALS_UNAVAILABLE, type FusionState, type FusionResult } from './fusion.ts';
-export { gateFor, initialGateFor } from './gate.ts';
+export { applyAction, gateFor, initialGateFor } from './gate.ts';
 export {
   restrictionsOf,
   restrictionKey,

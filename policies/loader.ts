@@ -163,9 +163,6 @@ export function parsePolicy(text: string, filename: string): Policy {
   return loadPolicyBundle([{ filename, text }]);
 }
 
-/** Alias that reads as what the server does: hand over the directory's files. */
-export const loadPolicyDir = loadPolicyBundle;
-
 function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; raw: RawJurisdictionFile }[]): Policy {
   const issues: { code: PolicyErrorCode; issue: PolicyIssue }[] = [];
   const fail = (code: PolicyErrorCode, file: ParsedFile, path: Path, reason: string, atKey = false) =>

@@ -14,11 +14,12 @@ import type { Bucket } from '../policies/types.ts';
 import { Auth } from './auth.ts';
 import { publicUrlOf, type Config } from './config.ts';
 import { StreamControl } from './control.ts';
-import { Enforcer, PolicyStore, type DecisionLog } from './enforcer.ts';
+import { Enforcer, type DecisionLog } from './enforcer.ts';
+import { PolicyStore } from './policy-store.ts';
 import { SrvError, replyError, statusText } from './errors.ts';
 import { ModerationStack } from './moderation.ts';
 import { ModerationPipeline, type PipelineObserver } from './pipeline.ts';
-import { EventHub, type EventMessage } from './events.ts';
+import { EventHub } from './events.ts';
 import { ServerMetrics } from './metrics.ts';
 import { guardOf } from './routes/access.ts';
 import { appealRoutes } from './routes/appeals.ts';
@@ -229,7 +230,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       policies,
       audit: { append: (b) => store.appendAudit(b) },
       review: { enqueue: (item) => control?.enqueueReview(item, { thumbnail: pipeline?.thumbnailFor(item.streamId, item.evidence.thumbnailRefs) }) },
-      events: { emit: (audience, message) => events.broadcast(audience, message as EventMessage) },
+      events: { emit: (audience, message) => events.broadcast(audience, message) },
       records: {
         statement: (s) => store.putStatement(s),
         decision: (d) => store.putDecision(decisionRecordOf(d)),

@@ -5,18 +5,15 @@
 // SFU actions are applied synchronously in the call that delivers the signal (that is the latency
 // that counts); the ports are called afterwards and may be async: their failures go to `onError`,
 // never back into the media path.
-import { readdir, readFile } from 'node:fs/promises';
-import { basename, join, relative } from 'node:path';
 import {
   buildStatement,
   createFusionState,
-  diffPolicies,
   evidenceFor,
   fuse,
   gateFor,
   initialGateFor,
-  loadPolicyBundle,
-  PolicyError,
+  applyAction,
+  jurisdictionKey,
   restrictionKey,
   restrictionsOf,
   reviewItemFor,
@@ -30,8 +27,6 @@ import type {
   FilterMode,
   GateDecision,
   Policy,
-  PolicyChange,
-  PolicyFile,
   ReviewDecision,
   ReviewItem,
   SignalLike,
@@ -39,42 +34,20 @@ import type {
   Verdict,
 } from '../policies/types.ts';
 import type { CloseReason, Stream, Viewer, ViewerGateState } from '../sfu/types.ts';
+import type { EventAudience, EventMessage, StatementCreatedEvent } from './events.ts';
+import type { AuditSink, PolicyStore } from './policy-store.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Ports
-
-/** Append-only audit log (the store's appendAudit fits). */
-export interface AuditSink {
-  append(body: Record<string, unknown>): unknown;
-}
 
 /** Review queue (the store's enqueueReview fits). */
 export interface ReviewSink {
   enqueue(item: ReviewItem): unknown;
 }
 
-export type EventRole = 'streamer' | 'viewer' | 'ops';
-
-/** Who receives an event; every given field must match (the event hub's EventAudience). */
-export interface EventAudience {
-  roles?: EventRole[];
-  streamId?: string;
-  viewerId?: string;
-  jurisdiction?: string;
-}
-
-/** The WebSocket messages of docs/TEAM.md that the enforcer sends. */
-export type EnforcerEvent =
-  | { type: 'stream.status'; streamId: string; state: 'live' | 'ended' | 'killed'; at: number }
-  | { type: 'stream.killed'; streamId: string; reason: string; statementId: string; appealUrl: string; at: number }
-  | { type: 'viewer.filtered'; streamId: string; viewerId: string; jurisdiction?: string; video: 'forward' | 'blank'; audio: 'forward' | 'mute'; reason: string; statementId?: string; at: number }
-  | { type: 'statement.created'; streamId: string; statementId: string; action: string; jurisdictions: string[]; automated: boolean; clause: string; clips?: string[]; at: number }
-  | { type: 'moderation.status'; streamId: string; verdict: { bucket: Bucket; categories: Record<string, number> }; at: number }
-  | { type: 'warning'; streamId?: string; message: string; at: number }
-  | { type: 'decision'; decision: DecisionLog };
-
+/** Where the enforcer's WebSocket messages go (the event hub's broadcast fits). */
 export interface EventSink {
-  emit(audience: EventAudience, message: EnforcerEvent): unknown;
+  emit(audience: EventAudience, message: EventMessage): unknown;
 }
 
 /** Where statements and decisions are kept (the store's putStatement / putDecision, setBlock / clearBlock). */
@@ -142,118 +115,12 @@ export interface EnforcerOptions {
   clock?: () => number;
   /** Default 'per_viewer'. */
   mode?: FilterMode;
-  /** Latency samples kept for `latencies()`. Default 10000. */
-  latencyCapacity?: number;
   onDecision?: (decision: DecisionLog) => void;
   onError?: (error: unknown, context: string) => void;
 }
 
 const serverClock = (): number => performance.timeOrigin + performance.now();
 const QUARANTINE_CLAUSE = 'fail mode quarantine';
-
-// ---------------------------------------------------------------------------------------------
-// Policy store: the active policy, audited activation, last good policy kept on a broken file.
-
-export type PolicyLoadResult =
-  | { ok: true; policy: Policy; previousVersion: string | undefined; changes: PolicyChange[] }
-  | { ok: false; error: PolicyError; activeVersion: string | undefined };
-
-export class PolicyStore {
-  #current: Policy | undefined;
-  readonly #audit: AuditSink | undefined;
-  readonly #clock: () => number;
-  readonly #onError: (error: unknown, context: string) => void;
-  readonly #listeners = new Set<(policy: Policy, changes: PolicyChange[]) => void>();
-
-  constructor(options: { audit?: AuditSink; clock?: () => number; initial?: Policy; onError?: (error: unknown, context: string) => void } = {}) {
-    this.#audit = options.audit;
-    this.#clock = options.clock ?? serverClock;
-    this.#current = options.initial;
-    this.#onError = options.onError ?? (() => undefined);
-  }
-
-  /** The active policy. Throws POL_ERR_NO_BASE before the first successful load. */
-  get current(): Policy {
-    if (!this.#current) throw new PolicyError('POL_ERR_NO_BASE', [{ file: '', line: 0, column: 0, path: '', reason: 'no policy loaded yet' }], 503);
-    return this.#current;
-  }
-
-  get loaded(): boolean {
-    return this.#current !== undefined;
-  }
-
-  onChange(listener: (policy: Policy, changes: PolicyChange[]) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-
-  /**
-   * Validates and activates a bundle. A broken bundle is refused (the error names file, line and
-   * reason) and the active policy stays. Both outcomes are audited with who and when.
-   */
-  load(files: readonly PolicyFile[], by: string): PolicyLoadResult {
-    const at = this.#clock();
-    let policy: Policy;
-    try {
-      policy = loadPolicyBundle(files);
-    } catch (error) {
-      if (!(error instanceof PolicyError)) throw error;
-      this.#append({ type: 'policy.rejected', by, at, activeVersion: this.#current?.version ?? null, code: error.code, issues: error.issues });
-      return { ok: false, error, activeVersion: this.#current?.version };
-    }
-    const previous = this.#current;
-    if (previous && previous.version === policy.version) return { ok: true, policy: previous, previousVersion: previous.version, changes: [] };
-    const changes = diffPolicies(previous, policy);
-    this.#current = policy;
-    this.#append({
-      type: 'policy.activated',
-      by,
-      at,
-      fromVersion: previous?.version ?? null,
-      toVersion: policy.version,
-      files: policy.files,
-      changes: previous ? changes : [],
-    });
-    for (const l of this.#listeners) {
-      try {
-        l(policy, changes);
-      } catch (error) {
-        this.#onError(error, 'policy change listener');
-      }
-    }
-    return { ok: true, policy, previousVersion: previous?.version, changes };
-  }
-
-  /** Reads every *.yaml / *.yml under `dir` (recursively) and loads them as one bundle. */
-  async loadDir(dir: string, by: string): Promise<PolicyLoadResult> {
-    return this.load(await readPolicyDir(dir), by);
-  }
-
-  #append(body: Record<string, unknown>): void {
-    if (!this.#audit) return;
-    try {
-      const r = this.#audit.append(body);
-      if (r instanceof Promise) r.then(undefined, (e: unknown) => this.#onError(e, 'audit append (policy)'));
-    } catch (error) {
-      this.#onError(error, 'audit append (policy)');
-    }
-  }
-}
-
-/** Policy files of a directory, named `<dir name>/<relative path>` (e.g. policies/jurisdictions/DE.yaml). */
-export async function readPolicyDir(dir: string): Promise<PolicyFile[]> {
-  const out: PolicyFile[] = [];
-  const walk = async (d: string): Promise<void> => {
-    const entries = await readdir(d, { withFileTypes: true });
-    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const full = join(d, e.name);
-      if (e.isDirectory()) await walk(full);
-      else if (e.isFile() && /\.ya?ml$/.test(e.name)) out.push({ filename: join(basename(dir), relative(dir, full)), text: await readFile(full, 'utf8') });
-    }
-  };
-  await walk(dir);
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Enforcer
@@ -327,8 +194,6 @@ export class Enforcer {
   readonly #onError: (error: unknown, context: string) => void;
   readonly #state = new Map<string, StreamEnforcement>();
   readonly #blocks = new Map<string, StreamBlockInfo>();
-  readonly #latencies: DecisionLatency[] = [];
-  readonly #latencyCapacity: number;
   #decisions = 0;
   #closed = false;
 
@@ -342,7 +207,6 @@ export class Enforcer {
     this.#evidence = options.evidence;
     this.#clock = options.clock ?? serverClock;
     this.mode = options.mode ?? 'per_viewer';
-    this.#latencyCapacity = options.latencyCapacity ?? 10_000;
     this.#onDecision = options.onDecision;
     this.#onError = options.onError ?? (() => undefined);
   }
@@ -366,21 +230,6 @@ export class Enforcer {
   /** A killed stream may not publish again until the kill is overturned. */
   isBlocked(streamId: string): StreamBlockInfo | undefined {
     return this.#blocks.get(streamId);
-  }
-
-  /** Decision latency samples (oldest first, bounded). */
-  latencies(): readonly DecisionLatency[] {
-    return this.#latencies;
-  }
-
-  /** p50/p99/max of the recorded decision latencies (ms, from sample arrival), all and kills only. */
-  latencySummary(): { count: number; p50: number; p99: number; max: number; kills: { count: number; p50: number; p99: number; max: number } } {
-    const pick = (xs: number[]) => {
-      const sorted = [...xs].sort((a, b) => a - b);
-      const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! : 0);
-      return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 };
-    };
-    return { ...pick(this.#latencies.map((l) => l.fromArrivedMs)), kills: pick(this.#latencies.filter((l) => l.kill).map((l) => l.fromArrivedMs)) };
   }
 
   /**
@@ -572,9 +421,9 @@ export class Enforcer {
       gate.reasons.push(r);
       applyAction(gate, r.action);
     }
-    const key = jurisdictionKeyOf(policy, jurisdiction);
+    const key = jurisdictionKey(policy, jurisdiction);
     const keys = new Set([key]);
-    if (this.mode === 'strictest_intersection') for (const o of others) keys.add(jurisdictionKeyOf(policy, o));
+    if (this.mode === 'strictest_intersection') for (const o of others) keys.add(jurisdictionKey(policy, o));
     for (const o of s.overrides.values()) {
       if (o.restriction.scope === 'stream' || o.restriction.jurisdictions.some((j) => keys.has(j))) {
         gate.reasons.push({ jurisdiction: o.restriction.jurisdictions.join(','), category: o.restriction.categories[0]?.category ?? 'review', action: o.restriction.action, clause: o.restriction.categories[0]?.clause ?? '' });
@@ -734,13 +583,10 @@ export class Enforcer {
 
   #latency(signal: SignalLike, kill: boolean, sfuActions: number): DecisionLatency {
     const now = this.#clock();
-    const l: DecisionLatency = { streamId: signal.streamId, sampleSeq: signal.sampleSeq, kind: signal.kind, fromArrivedMs: now - signal.arrivedAt, fromCompletedMs: now - signal.completedAt, kill, sfuActions };
-    this.#latencies.push(l);
-    if (this.#latencies.length > this.#latencyCapacity) this.#latencies.splice(0, this.#latencies.length - this.#latencyCapacity);
-    return l;
+    return { streamId: signal.streamId, sampleSeq: signal.sampleSeq, kind: signal.kind, fromArrivedMs: now - signal.arrivedAt, fromCompletedMs: now - signal.completedAt, kill, sfuActions };
   }
 
-  #emit(audience: EventAudience, message: EnforcerEvent): void {
+  #emit(audience: EventAudience, message: EventMessage): void {
     this.#port('event emit', () => this.#events?.emit(audience, message));
   }
 
@@ -764,7 +610,7 @@ export class Enforcer {
 }
 
 /** The `statement.created` event of a statement (the enforcer's and the control's statements alike). */
-export function statementCreated(s: StatementOfReasons): Extract<EnforcerEvent, { type: 'statement.created' }> {
+export function statementCreated(s: StatementOfReasons): StatementCreatedEvent {
   return {
     type: 'statement.created',
     streamId: s.streamId,
@@ -776,21 +622,6 @@ export function statementCreated(s: StatementOfReasons): Extract<EnforcerEvent, 
     ...(s.clips?.length ? { clips: s.clips.map((e) => e.id) } : {}),
     at: s.issuedAt,
   };
-}
-
-function applyAction(gate: GateDecision, action: Action): void {
-  if (action === 'blank_video') gate.video = 'blank';
-  else if (action === 'mute_audio') gate.audio = 'mute';
-  else if (action === 'block' || action === 'kill_stream') {
-    gate.video = 'blank';
-    gate.audio = 'mute';
-    gate.closed = true;
-  }
-}
-
-function jurisdictionKeyOf(policy: Policy, jurisdiction: string | undefined): string {
-  const j = jurisdiction?.toUpperCase();
-  return j !== undefined && policy.jurisdictions[j] ? j : 'default';
 }
 
 function bucketsOf(verdict: Verdict | undefined): Record<string, Bucket> {

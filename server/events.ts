@@ -9,7 +9,8 @@ import { z } from 'zod';
 import type { Auth, Principal } from './auth.ts';
 import { SrvError, badRequest, forbidden, notFound } from './errors.ts';
 import type { Bucket } from '../policies/types.ts';
-import type { ControlMessage, Store } from './store/types.ts';
+import type { DecisionLog } from './enforcer.ts';
+import type { ControlMessage, DecisionRecord, Store } from './store/types.ts';
 
 export type EventRole = 'streamer' | 'viewer' | 'ops';
 
@@ -34,7 +35,8 @@ export type ModerationStatusEvent = {
   at: number;
 };
 export type WarningEvent = { type: 'warning'; streamId?: string; message: string; at: number };
-export type DecisionEvent = { type: 'decision'; [key: string]: unknown };
+/** To ops: an applied decision (the enforcer's log, or the record of a manual kill or resume). */
+export type DecisionEvent = { type: 'decision'; decision: DecisionLog | DecisionRecord };
 export type ReviewQueueEvent = { type: 'review.queue'; depth: number; at?: number };
 export type BudgetEvent = { type: 'budget'; [key: string]: unknown };
 /** A chat message that passed moderation for the receiver; ops also get withheld ones, with why. */

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { diffPolicies, loadPolicyBundle, PolicyError } from '../../policies/index.ts';
-import { readPolicyDir, type PolicyStore } from '../enforcer.ts';
+import { readPolicyDir, type PolicyStore } from '../policy-store.ts';
 import type { Store } from '../store/types.ts';
 import { who, type Guard } from './access.ts';
 import { AnyObject, bearer, doc, errorReplies, useZod, zs } from './schema.ts';

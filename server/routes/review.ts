@@ -4,7 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { resolveReview } from '../../policies/index.ts';
 import type { StreamControl } from '../control.ts';
-import type { PolicyStore } from '../enforcer.ts';
+import type { PolicyStore } from '../policy-store.ts';
 import { SrvError, notFound } from '../errors.ts';
 import type { Store } from '../store/types.ts';
 import { who, type Guard } from './access.ts';

@@ -19,6 +19,7 @@ import { bankedPictureHash } from '../../loadtest/register.ts';
 import { protectedAudio, wav } from '../../loadtest/media/scenes.ts';
 import { statementGaps, verifyAuditChain } from '../../policies/index.ts';
 import type { AuditEntry, StatementOfReasons } from '../../policies/types.ts';
+import type { DecisionLog } from '../../server/enforcer.ts';
 import { ENGINES } from '../sfu/helpers.ts';
 import { Broadcast, CLIP, Watcher, clip, nowMs, sleep, startE2EServer, summary, until, type E2EServer } from './helpers.ts';
 
@@ -76,7 +77,14 @@ for (const engine of ENGINES) describe(`moderation end to end through the real S
     for (const x of open.reverse()) await x.close().catch(() => undefined);
     if (!e2e) return;
     const s = e2e.server;
-    const decision = s.enforcer.latencySummary();
+    // Decision latency from the decisions the enforcer logged (each carries its sample's latency).
+    const latencies = (await s.store.listDecisions({ limit: 100_000 })).flatMap((d) => {
+      const l = (d.details as Partial<DecisionLog> | undefined)?.latency;
+      return l ? [l] : [];
+    });
+    const all = summary(latencies.map((l) => l.fromArrivedMs));
+    const kills = summary(latencies.filter((l) => l.kill).map((l) => l.fromArrivedMs));
+    const decision = { count: all.n, p50: all.p50, p99: all.p99, max: all.max, kills: { count: kills.n, p50: kills.p50, p99: kills.p99, max: kills.max } };
     const cascade = s.moderation?.cascade?.stats();
     const killFromSend = summary(figures.killRuns.map((k) => k.lastViewerCutMs));
     const report = {

@@ -7,14 +7,16 @@ import { describe, it } from 'node:test';
 import { chainAuditEntry, verifyAuditChain } from '../../policies/audit.ts';
 import { createAppeal, resolveReview, statementGaps } from '../../policies/statements.ts';
 import type { AuditEntry, ReviewItem, StatementOfReasons } from '../../policies/types.ts';
-import { Enforcer, PolicyStore, type DecisionLog, type EnforcerEvent, type EventAudience } from '../../server/enforcer.ts';
+import { Enforcer, type DecisionLog } from '../../server/enforcer.ts';
+import type { EventAudience, EventMessage } from '../../server/events.ts';
+import { PolicyStore } from '../../server/policy-store.ts';
 import { badMatch, FakeSfu, musicMatch, shippedPolicy, shippedPolicyFiles, signal } from './helpers.ts';
 
 class Harness {
   readonly sfu = new FakeSfu();
   readonly audit: AuditEntry[] = [];
   readonly reviews: ReviewItem[] = [];
-  readonly events: { audience: EventAudience; message: EnforcerEvent }[] = [];
+  readonly events: { audience: EventAudience; message: EventMessage }[] = [];
   readonly statements = new Map<string, StatementOfReasons>();
   readonly decisions: DecisionLog[] = [];
   readonly blocks = new Map<string, string>();
@@ -60,7 +62,7 @@ class Harness {
     }
   }
 
-  eventsOf(type: EnforcerEvent['type']) {
+  eventsOf(type: EventMessage['type']) {
     return this.events.filter((e) => e.message.type === type);
   }
 }
@@ -94,7 +96,7 @@ describe('Enforcer', () => {
     assert.equal(admission.allowed, false);
     assert.equal(admission.statementId, statementId);
     // Latency recorded from the sample's arrival.
-    const lat = h.enforcer.latencies().at(-1);
+    const lat = h.decisions.at(-1)?.latency;
     assert.ok(lat);
     assert.equal(lat.kill, true);
     assert.equal(lat.fromArrivedMs, 25);
