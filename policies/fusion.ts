@@ -6,6 +6,7 @@
 // below (threshold - hysteresis). Known-content matches can be red at once. Pure: the caller owns
 // the state and the clock.
 import { canonicalJson } from './canonical.ts';
+import { BUCKET_RANK } from './summary.ts';
 import type {
   Action,
   Bucket,
@@ -89,7 +90,6 @@ export function createFusionState(streamId?: string): FusionState {
   return { streamId, windows: {}, buckets: {}, unavailable: { audio: 0, video: 0 }, recovering: { audio: 0, video: 0 }, outage: {}, verdict: undefined, decisionKey: undefined, samples: 0 };
 }
 
-const LEVEL: Record<Bucket, number> = { green: 0, amber: 1, red: 2 };
 const BUCKETS: Bucket[] = ['green', 'amber', 'red'];
 
 /** Strictness order, used to pick a jurisdiction's headline action and for intersection mode. */
@@ -205,14 +205,14 @@ function step(
   const cur = prev ?? { bucket: 'green' as Bucket, score: 0, below: 0, since: now };
   let target = level(fused, th.amber, th.red);
   if (th.immediateOnMatch && latest.matched && latestScore >= th.red) target = 'red';
-  if (LEVEL[target] > LEVEL[cur.bucket]) return { bucket: target, score: Math.max(fused, target === 'red' ? latestScore : 0), below: 0, since: now };
+  if (BUCKET_RANK[target] > BUCKET_RANK[cur.bucket]) return { bucket: target, score: Math.max(fused, target === 'red' ? latestScore : 0), below: 0, since: now };
   if (cur.bucket === 'green') return { ...cur, score: fused };
   const threshold = cur.bucket === 'red' ? th.red : th.amber;
   const below = latestScore < threshold - fusion.hysteresis ? cur.below + 1 : 0;
   if (below < fusion.exit) return { ...cur, score: fused, below };
   // Leaving: drop at least one bucket, further if the window (with hysteresis) says so.
   const down = level(fused, th.amber - fusion.hysteresis, th.red - fusion.hysteresis);
-  const next = BUCKETS[Math.min(LEVEL[cur.bucket] - 1, LEVEL[down])] ?? 'green';
+  const next = BUCKETS[Math.min(BUCKET_RANK[cur.bucket] - 1, BUCKET_RANK[down])] ?? 'green';
   return { bucket: next, score: fused, below: 0, since: now };
 }
 
@@ -334,7 +334,7 @@ function buildVerdict(
       const a = b.bucket === 'red' ? rule.actions.red : rule.actions.amber;
       categories.push({ category: name, score: round(b.score), bucket: b.bucket, clause: rule.clause, action: a });
       if (a !== 'allow') actions.add(a);
-      if (LEVEL[b.bucket] > LEVEL[bucket]) bucket = b.bucket;
+      if (BUCKET_RANK[b.bucket] > BUCKET_RANK[bucket]) bucket = b.bucket;
       if (b.bucket === 'amber' && j.reviewAmber) review = true;
       evidenceCategories.set(name, Math.max(evidenceCategories.get(name) ?? 0, b.score));
     }

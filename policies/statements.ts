@@ -129,6 +129,40 @@ export function buildStatement(input: StatementInput): StatementOfReasons {
   };
 }
 
+/** An operator's kill (POST /v1/streams/:id/kill): who, why, and what the stream was scored at. */
+export interface OperatorKill {
+  streamId: string;
+  issuedAt: number;
+  actor: string;
+  reason: string;
+  /** Default 'operator action'. */
+  clause?: string;
+  /** Version of the policy in force ('none' before any loaded). */
+  policyVersion: string;
+  /** The stream's fused scores at the kill (summarizeVerdict's categories), if it was scored. */
+  categories: { category: string; score: number }[];
+  /** Base of the appeal URL; the statement's id is appended. */
+  appealBase: string;
+}
+
+const DURATION_OPERATOR_KILL = 'the live session is ended; the stream may not restart until an operator resumes it or the decision is overturned on appeal';
+
+/** The statement of reasons of an operator's kill (a human decision; redress as for every statement). */
+export function operatorKillStatement(k: OperatorKill): StatementOfReasons {
+  const clause = k.clause ?? 'operator action';
+  const id = contentId('sor', { s: k.streamId, t: k.issuedAt, a: 'kill_stream', by: k.actor, r: k.reason, c: clause, v: k.policyVersion });
+  return {
+    id,
+    streamId: k.streamId,
+    issuedAt: k.issuedAt,
+    restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: DURATION_OPERATOR_KILL },
+    facts: { categories: k.categories, matches: [], text: [], sampleSeqs: [], timeRange: { from: k.issuedAt, to: k.issuedAt } },
+    automated: { detection: false, decision: false },
+    ground: { type: 'terms_of_service', clause, policyVersion: k.policyVersion, explanation: `Live stream ended by an operator (${k.actor}): ${k.reason}` },
+    redress: { appealUrl: `${k.appealBase}/${id}`, options: [...REDRESS_OPTIONS] },
+  };
+}
+
 function describe(action: Action): string {
   switch (action) {
     case 'kill_stream':
@@ -229,9 +263,9 @@ export function createAppeal(statement: StatementOfReasons, appeal: { appellant:
   };
 }
 
-/** Review queue order: priority first, then oldest. */
+/** Review queue order: priority first, then oldest, then by id (a total order: both stores list alike). */
 export function compareReviewItems(a: ReviewItem, b: ReviewItem): number {
-  return b.priority - a.priority || a.createdAt - b.createdAt;
+  return b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 export function isClaimActive(item: ReviewItem, now: number): boolean {

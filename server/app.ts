@@ -10,7 +10,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { createSfu, type CreatedSfu } from '../sfu/engine.ts';
 import type { Sfu } from '../sfu/types.ts';
-import type { Bucket } from '../policies/types.ts';
+import { worstBucket } from '../policies/index.ts';
 import { Auth } from './auth.ts';
 import { publicUrlOf, type Config } from './config.ts';
 import { StreamControl } from './control.ts';
@@ -87,11 +87,8 @@ export interface Server {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-const BUCKET_RANK: Record<Bucket, number> = { green: 0, amber: 1, red: 2 };
-
 function decisionRecordOf(d: DecisionLog): DecisionRecord {
-  let bucket: Bucket = d.kill ? 'red' : 'green';
-  for (const b of Object.values(d.buckets)) if (BUCKET_RANK[b] > BUCKET_RANK[bucket]) bucket = b;
+  const bucket = worstBucket(Object.values(d.buckets), d.kill ? 'red' : 'green');
   const first = d.restrictions[0] ?? d.lifted[0];
   return {
     id: d.id,

@@ -5,29 +5,14 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Sfu, Stream, ViewerGateState } from '../sfu/types.ts';
-import type { Bucket, EvidenceRef, ReviewDecision, ReviewItem, StatementOfReasons, Verdict } from '../policies/types.ts';
+import { operatorKillStatement, summarizeVerdict } from '../policies/index.ts';
+import type { EvidenceRef, ReviewDecision, ReviewItem, StatementOfReasons } from '../policies/types.ts';
 import { statementCreated, type Enforcer, type ManualGate } from './enforcer.ts';
 import type { PolicyStore } from './policy-store.ts';
 import type { EventHub } from './events.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { SrvError, notFound } from './errors.ts';
 import type { ControlMessage, DecisionRecord, LiveStreamRecord, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
-
-const BUCKET_RANK: Record<Bucket, number> = { green: 0, amber: 1, red: 2 };
-
-/** Worst bucket over jurisdictions and the highest fused score per category. */
-export function summarizeVerdict(v: Verdict): StreamVerdictSummary {
-  let bucket: Bucket = 'green';
-  const categories: Record<string, number> = {};
-  const perJurisdiction: Record<string, Bucket> = {};
-  for (const [j, jv] of Object.entries(v.perJurisdiction)) {
-    perJurisdiction[j] = jv.bucket;
-    if (BUCKET_RANK[jv.bucket] > BUCKET_RANK[bucket]) bucket = jv.bucket;
-    for (const c of jv.categories) categories[c.category] = Math.max(categories[c.category] ?? 0, c.score);
-  }
-  if (v.kill) bucket = 'red';
-  return { bucket, categories, perJurisdiction, at: v.at };
-}
 
 export interface StreamControlOptions {
   sfu: Sfu;
@@ -416,28 +401,17 @@ export class StreamControl {
   }
 
   #manualStatement(streamId: string, at: number, input: { reason: string; actor: string; clause?: string }): StatementOfReasons {
-    const id = `sor_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
-    const policyVersion = this.#o.policies?.loaded ? this.#o.policies.current.version : 'none';
     const v = this.#o.enforcer?.verdictOf(streamId);
-    const categories = v ? Object.entries(summarizeVerdict(v).categories).map(([category, score]) => ({ category, score })) : [];
-    return {
-      id,
+    return operatorKillStatement({
       streamId,
       issuedAt: at,
-      restriction: {
-        action: 'kill_stream',
-        scope: 'stream',
-        jurisdictions: [],
-        duration: 'the live session is ended; the stream may not restart until an operator resumes it or the decision is overturned on appeal',
-      },
-      facts: { categories, matches: [], text: [], sampleSeqs: [], timeRange: { from: at, to: at } },
-      automated: { detection: false, decision: false },
-      ground: { type: 'terms_of_service', clause: input.clause ?? 'operator action', policyVersion, explanation: `Live stream ended by an operator (${input.actor}): ${input.reason}` },
-      redress: {
-        appealUrl: this.appealUrlFor(id),
-        options: ['internal complaint (appeal) through the appeal URL, free of charge (DSA Art. 20)', 'out-of-court dispute settlement body (DSA Art. 21)', 'judicial redress before the courts of the member state'],
-      },
-    };
+      actor: input.actor,
+      reason: input.reason,
+      clause: input.clause,
+      policyVersion: this.#o.policies?.loaded ? this.#o.policies.current.version : 'none',
+      categories: v ? Object.entries(summarizeVerdict(v).categories).map(([category, score]) => ({ category, score })) : [],
+      appealBase: this.appealUrlFor(undefined),
+    });
   }
 
   /** Registry entries (cluster-wide), with this node's live verdicts filled in. */

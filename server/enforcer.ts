@@ -14,6 +14,8 @@ import {
   initialGateFor,
   applyAction,
   jurisdictionKey,
+  restrictedBuckets,
+  summarizeVerdict,
   restrictionKey,
   restrictionsOf,
   reviewItemFor,
@@ -456,7 +458,7 @@ export class Enforcer {
     // New restrictions get their statement before any viewer is touched, so events can cite it.
     const wanted = this.#automatedRestrictions(s, policy, verdict);
     const wantedKeys = new Set(wanted.map(restrictionKey));
-    const log = this.#log(s.streamId, source, policy.version, false, bucketsOf(verdict));
+    const log = this.#log(s.streamId, source, policy.version, false, restrictedBuckets(verdict));
     for (const r of wanted) {
       const key = restrictionKey(r);
       if (s.inForce.has(key)) continue;
@@ -475,7 +477,7 @@ export class Enforcer {
     if (stream && !stream.closed) log.sfuActions += this.#applyGates(s, stream);
     if (signal) log.latency = this.#latency(signal, false, log.sfuActions);
     if (verdict && (log.restrictions.length > 0 || log.lifted.length > 0 || source === 'automated')) {
-      this.#emit({ roles: ['streamer', 'ops'], streamId: s.streamId }, { type: 'moderation.status', streamId: s.streamId, verdict: summary(verdict), at: now });
+      this.#emit({ roles: ['streamer', 'ops'], streamId: s.streamId }, { type: 'moderation.status', streamId: s.streamId, verdict: headline(verdict), at: now });
     }
     return log;
   }
@@ -544,7 +546,7 @@ export class Enforcer {
       stream.close({ code: 'killed', message: reason, statementId: statement.id });
       sfuActions++;
     }
-    const log = this.#log(s.streamId, source, policy.version, true, bucketsOf(verdict));
+    const log = this.#log(s.streamId, source, policy.version, true, restrictedBuckets(verdict));
     log.sfuActions = sfuActions;
     log.restrictions.push({ action: 'kill_stream', jurisdictions: statement.restriction.jurisdictions, statementId: statement.id });
     if (signal) log.latency = this.#latency(signal, true, sfuActions);
@@ -624,23 +626,9 @@ export function statementCreated(s: StatementOfReasons): StatementCreatedEvent {
   };
 }
 
-function bucketsOf(verdict: Verdict | undefined): Record<string, Bucket> {
-  const out: Record<string, Bucket> = {};
-  if (!verdict) return out;
-  for (const [k, j] of Object.entries(verdict.perJurisdiction)) if (j.bucket !== 'green') out[k] = j.bucket;
-  if (verdict.kill) out.global = 'red';
-  return out;
-}
-
-function summary(verdict: Verdict): { bucket: Bucket; categories: Record<string, number> } {
-  let bucket: Bucket = 'green';
-  const categories: Record<string, number> = {};
-  for (const j of Object.values(verdict.perJurisdiction)) {
-    if (j.bucket === 'red' || (j.bucket === 'amber' && bucket === 'green')) bucket = j.bucket;
-    for (const c of j.categories) categories[c.category] = Math.max(categories[c.category] ?? 0, c.score);
-  }
-  if (verdict.kill) bucket = 'red';
-  for (const k of verdict.killCategories) categories[k.category] = Math.max(categories[k.category] ?? 0, k.score);
+/** What moderation.status says of a verdict: the worst bucket and the fused score per category. */
+function headline(verdict: Verdict): { bucket: Bucket; categories: Record<string, number> } {
+  const { bucket, categories } = summarizeVerdict(verdict);
   return { bucket, categories };
 }
 

@@ -8,6 +8,7 @@
 import type { StatementOfReasons } from '../../policies/types.ts';
 import { SrvError, notFound } from '../errors.ts';
 import { chainAuditEntry } from '../../policies/audit.ts';
+import { compareReviewItems, isClaimActive } from '../../policies/statements.ts';
 import { DEFAULT_RETENTION } from './types.ts';
 import type {
   AuditEntry,
@@ -92,13 +93,9 @@ class RecentIndex<T extends { id: string; streamId: string }> {
   }
 }
 
-/** Queue order shared with RedisStore: priority desc, then oldest (policies' compareReviewItems). */
-export function reviewOrder(a: StoredReviewItem, b: StoredReviewItem): number {
-  return b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1);
-}
-
+/** A claim holds while the item is claimed and its claim has not lapsed (policies' isClaimActive). */
 export function claimActive(item: StoredReviewItem, t: number): boolean {
-  return item.status === 'claimed' && item.claim !== undefined && item.claim.expiresAt > t;
+  return item.status === 'claimed' && isClaimActive(item, t);
 }
 
 /** A lapsed claim reads as pending (the claim itself stays for the record until re-claimed). */
@@ -311,7 +308,7 @@ export class MemoryStore implements Store {
   }
 
   #ordered(): StoredReviewItem[] {
-    return [...this.#review.values()].sort(reviewOrder);
+    return [...this.#review.values()].sort(compareReviewItems);
   }
 
   async claimReview(reviewer: string, claimMs: number, itemId?: string): Promise<StoredReviewItem | undefined> {

@@ -11,7 +11,8 @@ import { Redis } from 'ioredis';
 import type { StatementOfReasons } from '../../policies/types.ts';
 import { SrvError, notFound } from '../errors.ts';
 import { chainAuditEntry } from '../../policies/audit.ts';
-import { DropCounts, retentionOf, reviewOrder } from './memory.ts';
+import { compareReviewItems } from '../../policies/index.ts';
+import { DropCounts, retentionOf } from './memory.ts';
 import type {
   AuditEntry,
   ControlMessage,
@@ -469,7 +470,7 @@ export class RedisStore implements Store {
             (options.type === undefined || i.type === options.type) &&
             (options.streamId === undefined || i.streamId === options.streamId),
         )
-        .sort(reviewOrder)
+        .sort(compareReviewItems)
         .slice(0, options.limit ?? 200);
     });
   }
