@@ -15,10 +15,9 @@ import { fingerprint } from '../models/audio/fingerprint.ts';
 import { Ocr } from '../models/ocr/ocr.ts';
 import { TextModerator } from '../models/text/moderator.ts';
 import { SileroVad } from '../models/vad/vad.ts';
-import { decodeImage, drawText, filterImage, jpegRoundTrip, opusRoundTrip, solidFrame, vp8RoundTrip } from '../test/matching/media.ts';
+import { PDQ_REFERENCE_DIR as REF, decodeImage, drawText, filterImage, jpegRoundTrip, opusRoundTrip, solidFrame, vp8RoundTrip } from '../test/matching/media.ts';
 import { melody, noise, rng } from '../test/matching/synth.ts';
 
-const REF = process.env.PDQ_REFERENCE_DIR ?? join(dirname(fileURLToPath(import.meta.url)), '../../shared/pdq-reference/');
 const quick = process.argv.includes('--quick');
 
 function stats(xs: number[]): { mean: number; p50: number; p95: number; n: number } {

@@ -20,6 +20,7 @@ import {
   Packet,
   Rational,
 } from 'node-av';
+import { fileURLToPath } from 'node:url';
 import type { AVCodecID } from 'node-av/constants';
 import type { ImageFrame } from '../../models/types.ts';
 import { encodeAudio } from '../../media/encode.ts';
@@ -212,6 +213,14 @@ export async function opusRoundTrip(pcm16k: Float32Array, kbps = 32): Promise<Fl
   }
   return resampleMono(all, 48000, 16000);
 }
+
+/**
+ * The PDQ reference pictures (`hashes.tsv` and the pictures it names): `../shared/pdq-reference/` beside
+ * the repository (the checkout's parent holds shared/), or PDQ_REFERENCE_DIR. Ends with a slash.
+ */
+export const PDQ_REFERENCE_DIR = process.env.PDQ_REFERENCE_DIR
+  ? process.env.PDQ_REFERENCE_DIR.replace(/\/?$/, '/')
+  : fileURLToPath(new URL('../../../shared/pdq-reference/', import.meta.url));
 
 export const DEJAVU_SANS = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf';
 

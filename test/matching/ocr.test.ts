@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ocr } from '../../models/ocr/ocr.ts';
 import { TextModerator } from '../../models/text/moderator.ts';
-import { decodeImage, drawText, filterImage, solidFrame, vp8RoundTrip } from './media.ts';
+import { PDQ_REFERENCE_DIR, decodeImage, drawText, filterImage, solidFrame, vp8RoundTrip } from './media.ts';
 
 const norm = (s: string): string => s.toLowerCase().replace(/\s+/g, '');
 
@@ -28,7 +28,7 @@ test('OCR reads words drawn with a real font (DejaVu Sans via FFmpeg drawtext) i
   assert.ok(r.timings.total >= r.timings.detect && r.timings.detect > 0);
 
   // white text over a photograph, after a VP8 round trip (what the sampler would decode), feeds text moderation
-  const photo = filterImage(await decodeImage('/work/shared/pdq-reference/dih_bridge-1-original.jpg'), 'scale=640:480');
+  const photo = filterImage(await decodeImage(PDQ_REFERENCE_DIR + 'dih_bridge-1-original.jpg'), 'scale=640:480');
   const overlay = await vp8RoundTrip(drawText(photo, [{ text: 'kill yourself', x: 100, y: 300, size: 44, color: 'white' }]), 800);
   const r2 = await ocr.read(overlay);
   assert.ok(r2.lines.some((l) => norm(l.text) === 'killyourself'), JSON.stringify(r2.lines));

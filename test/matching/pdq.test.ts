@@ -11,9 +11,8 @@ import {
   pdqHashDihedral,
   pdqToHex,
 } from '../../models/pdq/pdq.ts';
-import { decodeImage, filterImage, jpegRoundTrip, vp8RoundTrip } from './media.ts';
+import { PDQ_REFERENCE_DIR as REF, decodeImage, filterImage, jpegRoundTrip, vp8RoundTrip } from './media.ts';
 
-const REF = '/work/shared/pdq-reference/';
 const refs = readFileSync(REF + 'hashes.tsv', 'utf8')
   .trim()
   .split('\n')
