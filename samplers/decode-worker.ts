@@ -12,7 +12,7 @@ import { FrameAssembler, h264Format, vp8Format } from './frame-assembler.ts';
 import { PACKET_HEADER } from './protocol.ts';
 import type { FromWorker, ToWorker, TrackCounters, TrackInfo, WorkerConfig } from './protocol.ts';
 import { VideoSamplingRule, lumaThumbnail } from './video-sampling.ts';
-import { announceReady, supervisedPort } from '../threads/thread.ts';
+import { announceReady, onClose, supervisedPort } from '../threads/thread.ts';
 
 // The port answers the supervisor's control messages too (the crash hook of SamplerPool.crashWorkerOf).
 const port = supervisedPort();
@@ -376,12 +376,14 @@ port.on('message', (msg: ToWorker) => {
         tracks.delete(k);
       }
       break;
-    case 'close':
-      for (const t of tracks.values()) t.close();
-      tracks.clear();
-      port.close();
-      break;
   }
+});
+
+// The pool closes the thread after the packets it posted: their decoding has finished; the decoders are
+// freed here, on their own thread, and then the thread ends by itself.
+onClose(() => {
+  for (const t of tracks.values()) t.close();
+  tracks.clear();
 });
 
 announceReady();

@@ -28,9 +28,7 @@ export type ToWorker =
   | { t: 'config'; config: WorkerConfig }
   | { t: 'track'; track: TrackInfo }
   | { t: 'packets'; buf: ArrayBuffer; count: number }
-  | { t: 'release'; keys: number[] }
-  /** Free every decoder and end the thread (what is queued before it is handled first). */
-  | { t: 'close' };
+  | { t: 'release'; keys: number[] };
 
 export interface TrackCounters {
   key: number;

@@ -251,9 +251,9 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
     const slots = this.slots.splice(0);
     this.streams.clear();
     this.tracksByKey.clear();
-    // Workers free their decoders and end by themselves; terminate() is only the fallback. Terminating a
-    // worker in the middle of node-av work aborted the whole process (a native throw during teardown).
-    await Promise.all(slots.map((s) => s.worker.close({ farewell: { t: 'close' } satisfies ToWorker, graceMs: CLOSE_GRACE_MS })));
+    // Workers decode what they hold, free their decoders and end by themselves (threads/ close); being
+    // terminated in the middle of node-av work would abort the whole process.
+    await Promise.all(slots.map((s) => s.worker.close()));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -427,6 +427,3 @@ function sum(m: Map<number, number>): number {
   for (const v of m.values()) s += v;
   return s;
 }
-
-/** How long close() waits for a worker to end by itself before terminating it (ms). */
-const CLOSE_GRACE_MS = 2000;

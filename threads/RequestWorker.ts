@@ -159,8 +159,11 @@ export class RequestWorker<Req, Res> extends SafeEmitter<RequestWorkerEvents> {
     this.supervisor.hang(ms);
   }
 
-  /** Rejects everything pending THR_ERR_CLOSED and ends the thread (see SupervisedWorker.close). Idempotent. */
-  async close(opts: { farewell?: unknown; graceMs?: number } = {}): Promise<void> {
+  /**
+   * Rejects everything pending THR_ERR_CLOSED and ends the thread: it finishes the calls it holds, frees
+   * what it registered with onClose and exits (see SupervisedWorker.close). Idempotent.
+   */
+  async close(opts: { graceMs?: number } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#liveGeneration = -1;

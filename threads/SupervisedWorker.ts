@@ -21,6 +21,8 @@ export interface SupervisionOptions {
   maxRestartDelayMs: number;
   /** A thread that stayed up this long (ms) resets the backoff to restartDelayMs. Default 30000. */
   stableAfterMs: number;
+  /** Time (ms) a closed thread has to end by itself (finish its work, free its native objects) before it is terminated. Default 10000. */
+  closeGraceMs: number;
 }
 
 export const DEFAULT_SUPERVISION: Readonly<SupervisionOptions> = Object.freeze({
@@ -28,6 +30,7 @@ export const DEFAULT_SUPERVISION: Readonly<SupervisionOptions> = Object.freeze({
   restartDelayMs: 100,
   maxRestartDelayMs: 10_000,
   stableAfterMs: 30_000,
+  closeGraceMs: 10_000,
 });
 
 export interface SupervisedWorkerOptions extends Partial<SupervisionOptions> {
@@ -103,6 +106,7 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
       restartDelayMs: options.restartDelayMs ?? DEFAULT_SUPERVISION.restartDelayMs,
       maxRestartDelayMs: options.maxRestartDelayMs ?? DEFAULT_SUPERVISION.maxRestartDelayMs,
       stableAfterMs: options.stableAfterMs ?? DEFAULT_SUPERVISION.stableAfterMs,
+      closeGraceMs: options.closeGraceMs ?? DEFAULT_SUPERVISION.closeGraceMs,
     });
   }
 
@@ -162,30 +166,28 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
   }
 
   /**
-   * Ends the thread and stops supervising. With `farewell`, that message is posted and the thread gets
-   * `graceMs` to exit by itself (it frees native resources first: terminating a thread in the middle
-   * of native work has aborted the process); then it is terminated. Idempotent.
+   * Ends the thread and stops supervising. The thread is asked to end by itself (the control 'close':
+   * it finishes the work in progress, runs its onClose hooks, which free its native objects, and closes
+   * its port); only a thread still alive after `graceMs` is terminated. Terminating a thread inside a
+   * native call (an onnxruntime run, an FFmpeg decode) aborts the whole process, so that is the last
+   * resort for a wedged thread, never the way to close. Idempotent.
    */
-  async close(opts: { farewell?: unknown; graceMs?: number } = {}): Promise<void> {
+  async close(opts: { graceMs?: number } = {}): Promise<void> {
     if (this.#state === 'closed') return;
-    const starting = this.#state === 'starting';
     this.#state = 'closed';
     this.#clearTimers();
     this.#settleFirst(new ThreadError('THR_ERR_CLOSED', this.name, 'closed while starting'));
     const w = this.#worker;
     this.#worker = null;
     if (!w || w.threadId === -1) return;
-    if (opts.farewell === undefined || starting) {
-      await w.terminate().catch(() => undefined);
-      return;
-    }
     await new Promise<void>((resolve) => {
-      const fallback = setTimeout(() => void w.terminate().then(() => resolve(), () => resolve()), opts.graceMs ?? 2000);
+      const fallback = setTimeout(() => void w.terminate().then(() => resolve(), () => resolve()), opts.graceMs ?? this.options.closeGraceMs);
       w.once('exit', () => {
         clearTimeout(fallback);
         resolve();
       });
-      w.postMessage(opts.farewell);
+      // A thread still starting reads it once its setup has installed the port (serve() lets setup finish).
+      w.postMessage({ __thr: 'close' } satisfies ToThreadControl);
     });
   }
 

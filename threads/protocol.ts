@@ -6,7 +6,12 @@ export type ToThreadControl =
   /** Test and chaos hook: the thread throws an uncaught exception, as a real bug would. */
   | { __thr: 'crash' }
   /** Test hook: the thread's event loop is blocked this long (ms), as a wedged native call would. */
-  | { __thr: 'hang'; ms: number };
+  | { __thr: 'hang'; ms: number }
+  /**
+   * The owner closes the thread: it finishes the work in progress, runs its onClose hooks (which free its
+   * native objects: sessions, decoders) and closes its port, so it ends by itself (threads/thread.ts).
+   */
+  | { __thr: 'close' };
 
 export type FromThreadControl =
   | { __thr: 'ready' }

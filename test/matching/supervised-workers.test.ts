@@ -2,10 +2,12 @@
 // worker and the OCR worker are crashed through their test hook (the thread throws, as a bug would);
 // calls pending in the dying thread reject with the coded error, the thread is restarted (reported
 // once as a crash and once as a restart) and later calls give the same answers as before. A wedged
-// fingerprint thread times out MOD_ERR_TIMEOUT and is recycled. A VAD model call that never returns
-// times out and does not hold up the windows behind it.
+// fingerprint thread times out MOD_ERR_TIMEOUT and is recycled. An OCR worker closed while its thread
+// is inside onnxruntime lets the read finish and ends cleanly (the process used to abort). A VAD model
+// call that never returns times out and does not hold up the windows behind it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { AudioFingerprintBank } from '../../models/audio/bank.ts';
 import { FingerprintWorker } from '../../models/audio/FingerprintWorker.ts';
 import { fingerprint } from '../../models/audio/fingerprint.ts';
@@ -81,6 +83,24 @@ test('OCR worker: a crash rejects the pending read MOD_ERR_BACKEND_DOWN; the res
   assert.deepEqual(after, before);
   await waitFor('the restart event', () => events.some((e) => e.type === 'restart'));
   assert.deepEqual(events.map((e) => `${e.type}:${e.worker}`), ['crash:ocr', 'restart:ocr']);
+});
+
+test('OCR worker closed while its thread reads a frame: the read finishes inside the thread, the process exits 0 (no native abort)', { timeout: 300_000 }, async () => {
+  // Before issue 18 close() terminated the thread in the middle of the onnxruntime run: the process
+  // aborted (`terminate called after throwing an instance of 'Napi::Error'`, exit 134) in the first or
+  // second round, on Node 20 and 24.
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./close-ocr-while-reading.ts', import.meta.url).pathname], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const kill = setTimeout(() => child.kill('SIGKILL'), 240_000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
+  clearTimeout(kill);
+  assert.equal(code, 0, `exit ${code} ${signal ?? ''}:\n${out}`);
+  const rounds = out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { round: number; read: string });
+  assert.equal(rounds.length, 4, out);
+  // The caller is told at once that the worker closed (or had its answer already); the thread finished the read.
+  for (const r of rounds) assert.ok(r.read === 'MOD_ERR_CLOSED' || r.read === 'answered', JSON.stringify(r));
 });
 
 test('VAD: a model call that never returns times out MOD_ERR_TIMEOUT and the windows behind it still get answers', { timeout: 120_000 }, async () => {

@@ -1,8 +1,9 @@
 // A request/reply thread for the worker-helper tests: echoes, sleeps, throws, exits, fails setup, or
-// tells its own nice value and that of a thread it starts (Linux /proc).
-import { readFileSync, readlinkSync } from 'node:fs';
+// tells its own nice value and that of a thread it starts (Linux /proc). With `closeLog` (a file),
+// finished sleeps and the thread's onClose hook are appended to it.
+import { appendFileSync, readFileSync, readlinkSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { serve } from '../../threads/thread.ts';
+import { onClose, serve } from '../../threads/thread.ts';
 
 export type EchoRequest =
   | { op: 'echo'; value: unknown }
@@ -30,14 +31,19 @@ function childNice(): Promise<number> {
 }
 
 serve<EchoRequest, unknown>((data) => {
-  const opts = (data ?? {}) as { failSetup?: string };
+  const opts = (data ?? {}) as { failSetup?: string; closeLog?: string };
   if (opts.failSetup) throw new Error(opts.failSetup);
+  const log = (line: string): void => {
+    if (opts.closeLog) appendFileSync(opts.closeLog, `${line}\n`);
+  };
+  onClose(() => log('onClose'));
   return async (req) => {
     switch (req.op) {
       case 'echo':
         return req.value;
       case 'sleep':
         await new Promise((r) => setTimeout(r, req.ms));
+        log(`slept ${req.ms}`);
         return 'slept';
       case 'throw':
         throw new Error(req.message);

@@ -1,9 +1,13 @@
 // The worker-thread helper with real threads: a call that times out rejects THR_ERR_TIMEOUT; a thread
 // that crashes rejects what it held THR_ERR_CRASHED, is restarted (crash and restart events) and later
 // calls work; a wedged thread is recycled; the queue bound refuses and counts; close() rejects what is
-// pending THR_ERR_CLOSED; a thread whose setup fails rejects start THR_ERR_START.
+// pending THR_ERR_CLOSED; a closed thread finishes its calls, runs its onClose hooks and ends by itself,
+// and only one that outlives the grace is terminated; a thread whose setup fails rejects start THR_ERR_START.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RequestWorker, isThreadError, type WorkerCrash, type WorkerRestart } from '../../threads/index.ts';
 import type { EchoRequest } from './echo-thread.ts';
 
@@ -80,7 +84,8 @@ describe('RequestWorker', () => {
   });
 
   it('refuses calls beyond maxPending (counted) and close() rejects what is pending THR_ERR_CLOSED', async () => {
-    const w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', maxPending: 2 });
+    // The sleeps outlast the close grace: the thread is terminated after it.
+    const w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', maxPending: 2, closeGraceMs: 300 });
     await w.started();
     const a = w.call({ op: 'sleep', ms: 10_000 }, { timeoutMs: 60_000 });
     const b = w.call({ op: 'sleep', ms: 10_000 }, { timeoutMs: 60_000 });
@@ -101,6 +106,37 @@ describe('RequestWorker', () => {
     const before = (await normal.call({ op: 'nice' })).own;
     assert.deepEqual(await low.call({ op: 'nice' }), { own: before + 7, child: before + 7 });
     assert.deepEqual(await normal.call({ op: 'nice' }), { own: before, child: before });
+  });
+
+  it('close(): the thread finishes the call in progress, runs its onClose hooks and ends by itself', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'msfu-thread-close-'));
+    try {
+      const closeLog = join(dir, 'log');
+      const w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', workerData: { closeLog } });
+      await w.started();
+      const inProgress = w.call({ op: 'sleep', ms: 300 });
+      // The caller learns at once that the worker is closed; the thread still finishes the sleep first.
+      const closing = w.close();
+      await assert.rejects(inProgress, (e) => code(e) === 'THR_ERR_CLOSED');
+      await closing;
+      assert.deepEqual(readFileSync(closeLog, 'utf8').trim().split('\n'), ['slept 300', 'onClose']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('close(): a thread that does not end within the grace (a wedged loop) is terminated, its hooks never run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'msfu-thread-close-'));
+    try {
+      const closeLog = join(dir, 'log');
+      const w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', workerData: { closeLog } });
+      await w.started();
+      w.hang(60_000);
+      await w.close({ graceMs: 300 });
+      assert.throws(() => readFileSync(closeLog, 'utf8'), /ENOENT/, 'no hook ran in a terminated thread');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a thread whose setup fails rejects start and every call THR_ERR_START', async () => {

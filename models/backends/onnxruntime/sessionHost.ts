@@ -119,8 +119,7 @@ export class WorkerSessionHost implements SessionHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Sessions are released inside the thread (after runs in progress) before it is terminated.
-    await this.rpc.call({ t: 'release' }, { timeoutMs: 10_000 }).catch(() => undefined);
+    // The thread finishes the runs in progress, releases its sessions and ends (threads/ close).
     await this.rpc.close();
   }
 }
