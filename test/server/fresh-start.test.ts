@@ -1,6 +1,7 @@
 // `npm start` on embedded defaults (no Redis, no config file, dev mode): the process prints its
 // configuration and dev tokens, answers /healthz and /readyz, and takes a real WHIP publish with
-// the printed token; SIGTERM ends it cleanly.
+// the printed token; SIGTERM ends it cleanly (exit 0) while a stream is live, its samples decoded and
+// classified (worker threads inside FFmpeg and onnxruntime: terminating one there aborted the process).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -60,8 +61,29 @@ describe('fresh start: npm start', () => {
     }
   });
 
-  test('SIGTERM shuts down cleanly', async () => {
-    assert.equal(await node.stop(), 0, node.output());
+  test('SIGTERM shuts down cleanly with a stream live and being moderated', async () => {
+    const token = /publish token\s+(\S+)/.exec(node.output())?.[1];
+    const clip = await syntheticClip({ codec: 'VP8', seconds: 2 });
+    const pub = await WhipPublisher.connect({ url: `${node.url}/whip/demo`, token, ...clip });
+    try {
+      pub.start();
+      // Samplers and models are at work on this stream: its samples are being classified.
+      const classified = async (): Promise<number> => {
+        const text = await (await fetch(`${node.url}/metrics`)).text();
+        return [...text.matchAll(/^msfu_classified_samples_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      };
+      const before = await classified();
+      let now = before;
+      for (let i = 0; i < 300 && now <= before; i++) {
+        await sleep(100);
+        now = await classified();
+      }
+      assert.ok(now > before, `no sample of the live stream classified within 30 s (msfu_classified_samples_total ${now})`);
+      assert.equal(await node.stop(), 0, node.output());
+    } finally {
+      await pub.stop().catch(() => undefined);
+    }
     assert.match(node.output(), /shutdown complete/);
+    assert.doesNotMatch(node.output(), /terminate called|Napi::Error/);
   });
 });
