@@ -3,7 +3,7 @@
 
 # mediasoup-worker: scripts/mediasoup-worker/build.sh tries mediasoup's prebuilt binary, else builds
 # node_modules/mediasoup/worker against Debian's libraries (mediasoup's own build needs PyPI).
-FROM node:20-bookworm-slim AS mediasoup-worker
+FROM node:24-bookworm-slim AS mediasoup-worker
 RUN apt-get update \
     && apt-get install -y --no-install-recommends meson ninja-build g++ pkg-config patch \
        libuv1-dev libssl-dev libsrtp2-dev libabsl-dev libflatbuffers-dev flatbuffers-compiler \
@@ -16,7 +16,7 @@ COPY scripts/mediasoup-worker scripts/mediasoup-worker
 RUN MEDIASOUP_WORKER_CACHE=/opt/mediasoup-cache bash scripts/mediasoup-worker/build.sh \
     && cp "$(readlink -f node_modules/mediasoup/worker/out/Release/mediasoup-worker)" /opt/mediasoup-worker
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 
 # MODE=production: AUTH_SECRET (32+ characters) is required, no tokens are printed, no anonymous
 # viewers unless ANONYMOUS_VIEWERS=true. `docker run -e MODE=dev` for a local try-out.
@@ -41,7 +41,9 @@ COPY --from=mediasoup-worker /opt/mediasoup-worker /usr/local/bin/mediasoup-work
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # Runtime dependencies only (playwright-core, typescript are for tests); tsx runs the TypeScript.
-# package.json allowScripts denies mediasoup's postinstall (it would fetch or build a worker itself).
+# package.json allowScripts runs esbuild's postinstall only: mediasoup's would fetch or build a worker
+# itself (MEDIASOUP_WORKER_BIN makes it skip that too), node-av's and onnxruntime-node's download extras
+# from GitHub (the FFmpeg CLI; CUDA, which ONNXRUNTIME_NODE_INSTALL=skip also declines).
 RUN npm ci --omit=dev && npm cache clean --force
 COPY . .
 RUN mkdir -p /app/.cache/models && chown -R node:node /app/.cache
