@@ -20,7 +20,7 @@ import { now, WhepReceiver, WhipSender } from './peers.ts';
 import { htmlReport, terminalSummary, type LoadTestReport } from './report.ts';
 import { planRun, VIOLATION_KINDS, type ExpectSpec, type ScriptedViolation, type ViolationKind } from './script.ts';
 import { listenEvents, scrapeMetrics, startServer, TokenMinter, type ServerHandle } from './server.ts';
-import { registerKnownContent, writeBankDir } from './register.ts';
+import { registerKnownContent } from './register.ts';
 import { Pacer, ScriptedStream } from './streamer.ts';
 import type { ServerPoint } from './prometheus.ts';
 
@@ -219,14 +219,8 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   let baseUrl = o.server;
   let secret = o.authSecret ?? process.env.AUTH_SECRET;
   const wantsPicture = plan.streams.some((s) => s.violations.some((v) => v.kind === 'banked_picture'));
-  let pictureInBankDir = false;
   if (!baseUrl) {
     const env: Record<string, string> = { MODERATION: moderation === 'off' ? 'false' : 'true', ...o.serverEnv };
-    if (wantsPicture && !env.BANK_DIR) {
-      env.BANK_DIR = resolve('.cache', 'loadtest', `banks-${process.pid}`);
-      await writeBankDir(env.BANK_DIR, sceneOpts);
-      pictureInBankDir = true;
-    }
     log(`starting server (moderation ${moderation}) ...`);
     server = await startServer({ env, configFile: o.serverConfig });
     baseUrl = server.baseUrl;
@@ -263,7 +257,7 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   });
   if (!events.connected) notes.push('ops event stream (/v1/events?role=ops) not available: decisions are inferred from what viewers received');
 
-  const registered = await registerKnownContent(baseUrl, adminToken, sceneOpts, wantsPicture, plan.streams.some((s) => s.violations.some((v) => v.kind === 'protected_audio')), pictureInBankDir);
+  const registered = await registerKnownContent(baseUrl, adminToken, sceneOpts, wantsPicture, plan.streams.some((s) => s.violations.some((v) => v.kind === 'protected_audio')));
   notes.push(...registered.notes);
 
   let metricsTimer: NodeJS.Timeout | undefined;
@@ -354,7 +348,6 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
     await Promise.all([...receivers, ...senders].map((s) => s.close()));
     await collectEvidence(baseUrl, adminToken, plan.streams.filter((s) => s.violations.length === 0).map((s) => records.get(s.streamId)!));
     await server?.stop();
-    if (pictureInBankDir && o.serverEnv?.BANK_DIR === undefined) await rm(resolve('.cache', 'loadtest', `banks-${process.pid}`), { recursive: true, force: true });
     record = {
       plan, moderation, startedAt: t0, endedAt, steadyFrom, steadyTo: endedAt,
       streams: [...records.values()], viewers: viewerRecords,

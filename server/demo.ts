@@ -6,14 +6,11 @@
 //                   keep everything; the gates reopen when the clip turns clean again
 // Each stream has synthetic viewers in SE, DE and SA so the per-jurisdiction gates act on someone.
 // The streams go through the public WHIP/WHEP endpoints like any other client.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WhepViewer } from '../loadtest/clients/whep-viewer.ts';
 import { WhipPublisher } from '../loadtest/clients/whip-publisher.ts';
 import type { EncodedFrame } from '../media/encode.ts';
 import { loadScene, protectedAudio, wav, SCENE_DEFAULTS, type EncodedScene } from '../loadtest/media/scenes.ts';
-import { bankedPictureHash } from '../loadtest/register.ts';
+import { bankedPicturePpm } from '../loadtest/register.ts';
 import type { Server } from './app.ts';
 
 export interface DemoHandle {
@@ -53,14 +50,15 @@ export async function startDemo(server: Server, options: Partial<DemoOptions> = 
   if (!stack) {
     log.warn('--demo: moderation is off (MODERATION=false); the demo streams play unmoderated');
   } else {
-    // The known content the demo violates with, registered as an operator would through the admin API.
-    stack.hashBanks.bank('known_bad').add({ hash: bankedPictureHash(SCENE_DEFAULTS), id: 'demo-banked-picture', category: 'known_bad_match', source: 'demo' });
-    const dir = await mkdtemp(join(tmpdir(), 'msfu-demo-'));
-    try {
-      await writeFile(join(dir, 'melody.wav'), wav(protectedAudio(12)));
-      await stack.audioBank.registerFile('demo-protected-melody', join(dir, 'melody.wav'), { source: 'demo', title: 'demo protected melody' });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+    // The known content the demo violates with, registered as an operator would: through the admin API.
+    const authorization = `Bearer ${await server.auth.sign({ role: 'admin', sub: 'demo' }, '10m')}`;
+    const registrations = [
+      { url: '/v1/banks/known_bad/pictures?id=demo-banked-picture&category=known_bad_match&source=demo', type: 'image/x-portable-pixmap', body: Buffer.from(bankedPicturePpm(SCENE_DEFAULTS)) },
+      { url: '/v1/audio-banks/protected_music/recordings?name=demo-protected-melody&source=demo', type: 'audio/wav', body: Buffer.from(wav(protectedAudio(12))) },
+    ];
+    for (const r of registrations) {
+      const res = await server.app.inject({ method: 'POST', url: r.url, headers: { authorization, 'content-type': r.type }, payload: r.body });
+      if (res.statusCode !== 201) log.warn({ url: r.url, status: res.statusCode, body: res.body.slice(0, 200) }, '--demo: known content not registered');
     }
   }
 

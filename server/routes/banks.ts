@@ -8,6 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { HashBank } from '../../models/hashbank/bank.ts';
 import { ModelError } from '../../models/errors.ts';
+import { decodePictureFile } from '../../models/pdq/decode.ts';
+import { pdqHash, pdqToHex } from '../../models/pdq/pdq.ts';
 import { SrvError, notFound } from '../errors.ts';
 import type { ModerationStack } from '../moderation.ts';
 import type { Store } from '../store/types.ts';
@@ -32,6 +34,14 @@ const HashEntry = z
     label: z.string().max(500).optional(),
   })
   .strict();
+const PictureQuery = z
+  .object({
+    id: z.string().min(1).max(200).optional(),
+    category: z.string().min(1).max(100).optional(),
+    source: z.string().min(1).max(500).optional(),
+    label: z.string().max(500).optional(),
+  })
+  .strict();
 const BankEntry = BankName.extend({ id: z.string().min(1).max(200) });
 const AddHashes = z.union([HashEntry, z.object({ hashes: z.array(HashEntry).min(1).max(100_000) }).strict()]);
 const RecordingQuery = z
@@ -41,8 +51,20 @@ const RecordingQuery = z
     source: z.string().min(1).max(500).optional(),
   })
   .strict();
-/** Largest audio upload (bytes): about 10 minutes of 16-bit 16 kHz mono WAV, or much longer compressed. */
+/** Largest audio or picture upload (bytes): about 10 minutes of 16-bit 16 kHz mono WAV, or much longer compressed. */
 const MAX_AUDIO_BYTES = 20 * 1024 * 1024;
+
+/** An upload decoded by node-av, which reads files: a private temporary folder holds it meanwhile. */
+async function withUpload<T>(prefix: string, body: Buffer, fn: (file: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    const file = join(dir, 'upload');
+    await writeFile(file, body);
+    return await fn(file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions): Promise<void> {
   useZod(app);
@@ -58,7 +80,7 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
   };
 
   app.addContentTypeParser(['text/plain'], { parseAs: 'string', bodyLimit: 64 * 1024 * 1024 }, (_req, body, done) => done(null, body));
-  app.addContentTypeParser(/^audio\/|^application\/octet-stream$/, { parseAs: 'buffer', bodyLimit: MAX_AUDIO_BYTES }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(/^audio\/|^image\/|^application\/octet-stream$/, { parseAs: 'buffer', bodyLimit: MAX_AUDIO_BYTES }, (_req, body, done) => done(null, body));
 
   app.get('/v1/banks', { onRequest: reviewer, schema: { tags: ['banks'], summary: 'PDQ hash banks and the audio bank', security: bearer } }, async () => {
     const s = stack();
@@ -89,6 +111,30 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
       );
       audit({ type: 'bank.hashes_added', bank: bank.name, by: who(req), ids: added.map((e) => e.id).slice(0, 1000), count: added.length });
       return reply.code(201).send({ bank: bank.name, added: added.length, size: bank.size, ids: added.map((e) => e.id).slice(0, 1000) });
+    },
+  );
+
+  // The picture itself, hashed here with the PDQ the matcher uses: a client needs no PDQ of its own
+  // (the load tester registers its banked picture this way).
+  app.post<{ Params: { bank: string }; Querystring: z.infer<typeof PictureQuery>; Body: Buffer }>(
+    '/v1/banks/:bank/pictures',
+    {
+      onRequest: admin,
+      schema: { tags: ['banks'], summary: 'Add a picture to a hash bank by its PDQ hash (any image format FFmpeg reads, as the request body)', params: zs(BankName), querystring: zs(PictureQuery), security: bearer, response: errors },
+    },
+    async (req, reply) => {
+      if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the picture as the body (image/* or application/octet-stream)');
+      const bank = stack().hashBanks.bank(req.params.bank);
+      const picture = await withUpload('msfu-picture-', req.body, (file) =>
+        decodePictureFile(file).catch((err: unknown) => {
+          throw new SrvError('SRV_ERR_BAD_REQUEST', `the body is not a picture FFmpeg can decode: ${err instanceof Error ? err.message : String(err)}`);
+        }),
+      );
+      const { hash, quality } = pdqHash(picture);
+      const q = req.query;
+      const entry = bank.add({ hash, id: q.id, category: q.category, source: q.source, ...(q.label ? { meta: { label: q.label } } : {}) });
+      audit({ type: 'bank.hashes_added', bank: bank.name, by: who(req), ids: [entry.id], count: 1, from: 'picture' });
+      return reply.code(201).send({ bank: bank.name, added: 1, size: bank.size, ids: [entry.id], hash: pdqToHex(hash), quality, width: picture.width, height: picture.height });
     },
   );
 
@@ -141,21 +187,13 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     async (req, reply) => {
       const bank = audioBankNamed(stack(), req.params.bank);
       if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the recording as the body (audio/* or application/octet-stream)');
-      // node-av reads files: a private temporary folder holds the upload while it is decoded.
-      const dir = await mkdtemp(join(tmpdir(), 'msfu-audio-'));
-      try {
-        const file = join(dir, 'upload');
-        await writeFile(file, req.body);
-        const rec = await bank
-          .registerFile(req.query.name, file, { category: req.query.category, source: req.query.source, title: req.query.name })
-          .catch((err: unknown) => {
-            throw new SrvError('SRV_ERR_BAD_REQUEST', `the body is not audio FFmpeg can decode: ${err instanceof Error ? err.message : String(err)}`);
-          });
-        audit({ type: 'audio_bank.registered', bank: bank.name, by: who(req), id: rec.id, durationSec: rec.durationSec });
-        return reply.code(201).send(rec);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+      const rec = await withUpload('msfu-audio-', req.body, (file) =>
+        bank.registerFile(req.query.name, file, { category: req.query.category, source: req.query.source, title: req.query.name }).catch((err: unknown) => {
+          throw new SrvError('SRV_ERR_BAD_REQUEST', `the body is not audio FFmpeg can decode: ${err instanceof Error ? err.message : String(err)}`);
+        }),
+      );
+      audit({ type: 'audio_bank.registered', bank: bank.name, by: who(req), id: rec.id, durationSec: rec.durationSec });
+      return reply.code(201).send(rec);
     },
   );
 

@@ -5,7 +5,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { verifyAuditChain } from '../../policies/index.ts';
-import { protectedAudio, wav } from '../../loadtest/media/scenes.ts';
+import { bankedPicture, protectedAudio, wav, SCENE_DEFAULTS } from '../../loadtest/media/scenes.ts';
+import { bankedPicturePpm } from '../../loadtest/register.ts';
+import { pdqHash, pdqToHex } from '../../models/pdq/pdq.ts';
+import { solidPng } from '../server/png.ts';
 import { startE2EServer, type E2EServer } from './helpers.ts';
 
 const H1 = 'f'.repeat(16) + '0'.repeat(16) + 'a5'.repeat(16);
@@ -139,6 +142,37 @@ describe('bank routes (moderation on: hashes, text, audio; no classifier)', { ti
     const types = entries.map((e) => (e.body as { type?: string; by?: string }).type);
     for (const t of ['bank.hashes_added', 'bank.imported', 'bank.hash_removed']) assert.ok(types.includes(t), `${t} audited (${types})`);
     assert.ok(entries.every((e) => !(e.body as { type?: string }).type?.startsWith('bank.') || (e.body as { by?: string }).by === 'e2e-admin'));
+  });
+
+  test('a posted picture is hashed server-side with the PDQ the matcher uses (PPM and PNG), audited; a non-picture is 400', async () => {
+    const app = e2e.server.app;
+    const { width, height } = SCENE_DEFAULTS;
+    const want = pdqToHex(pdqHash({ width, height, rgb: bankedPicture(width, height) }).hash);
+    const url = '/v1/banks/pics/pictures?id=banked-1&category=known_bad_match&source=e2e';
+    const ppm = { method: 'POST' as const, url, payload: Buffer.from(bankedPicturePpm(SCENE_DEFAULTS)), headers: { ...auth(admin), 'content-type': 'image/x-portable-pixmap' } };
+    assert.equal((await app.inject({ ...ppm, headers: { ...ppm.headers, ...auth(reviewer) } })).statusCode, 403, 'reviewers add no pictures');
+    const r = await app.inject(ppm);
+    assert.equal(r.statusCode, 201, r.body);
+    const b = r.json();
+    assert.deepEqual({ hash: b.hash, ids: b.ids, width: b.width, height: b.height }, { hash: want, ids: ['banked-1'], width, height });
+    assert.ok(b.quality >= 50, `quality ${b.quality}`);
+    const bank = e2e.server.moderation!.hashBanks.get('pics')!;
+    assert.equal(bank.size, 1);
+    const exported = await app.inject({ method: 'GET', url: '/v1/banks/pics', headers: auth(reviewer) });
+    assert.match(exported.body, new RegExp(`^${want}\tknown_bad_match\te2e\tbanked-1$`, 'm'));
+    // A PNG goes through the same decoder: a flat picture hashes with low quality, which the reply says.
+    const png = await app.inject({ method: 'POST', url: '/v1/banks/pics/pictures?id=flat', payload: solidPng(64, 48, [200, 30, 30]), headers: { ...auth(admin), 'content-type': 'image/png' } });
+    assert.equal(png.statusCode, 201, png.body);
+    assert.deepEqual([png.json().width, png.json().height], [64, 48]);
+    assert.ok(png.json().quality < 50, `flat picture quality ${png.json().quality}`);
+    for (const payload of [Buffer.from('not a picture at all'), Buffer.alloc(0)]) {
+      const bad = await app.inject({ method: 'POST', url, payload, headers: { ...auth(admin), 'content-type': 'image/png' } });
+      assert.equal(bad.statusCode, 400, bad.body);
+      assert.equal(bad.json().code, 'SRV_ERR_BAD_REQUEST');
+    }
+    await new Promise((r2) => setTimeout(r2, 50));
+    const added = (await e2e.server.store.readAudit({ limit: 10_000 })).filter((e) => (e.body as { type?: string; from?: string }).from === 'picture');
+    assert.equal(added.length, 2);
   });
 
   test('an audio recording registered from a real WAV is listed, audited, and removable', async () => {

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { WhipPublisher } from '../../loadtest/clients/whip-publisher.ts';
 import { WhipHttpError } from '../../loadtest/clients/peer.ts';
-import { bankedPictureHash } from '../../loadtest/register.ts';
+import { bankedPicturePpm } from '../../loadtest/register.ts';
 import { protectedAudio, wav } from '../../loadtest/media/scenes.ts';
 import { statementGaps, verifyAuditChain } from '../../policies/index.ts';
 import type { AuditEntry, StatementOfReasons } from '../../policies/types.ts';
@@ -58,11 +58,10 @@ for (const engine of ENGINES) describe(`moderation end to end through the real S
     await Promise.all((['clean', 'banked_picture', 'regional', 'protected_audio'] as const).map((k) => clip(k)));
     e2e = await startE2EServer({ SFU_ENGINE: engine });
     // known content through the admin API, as an operator would register it
-    const hash = bankedPictureHash(CLIP);
-    const r1 = await admin('/v1/banks/known_bad/hashes', {
+    const r1 = await admin('/v1/banks/known_bad/pictures?category=known_bad_match&source=e2e&id=e2e-banked-picture', {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ hash, category: 'known_bad_match', source: 'e2e', id: 'e2e-banked-picture' }),
+      headers: { 'content-type': 'image/x-portable-pixmap' },
+      body: bankedPicturePpm(CLIP),
     });
     assert.equal(r1.status, 201, await r1.text());
     const r2 = await admin('/v1/audio-banks/protected_music/recordings?name=e2e-melody', {
