@@ -46,7 +46,7 @@ COPY package.json package-lock.json .npmrc ./
 # from GitHub (the FFmpeg CLI; CUDA, which ONNXRUNTIME_NODE_INSTALL=skip also declines).
 RUN npm ci --omit=dev && npm cache clean --force
 COPY . .
-RUN mkdir -p /app/.cache/models && chown -R node:node /app/.cache
+RUN mkdir -p /app/.cache/models /app/.data/outbox && chown -R node:node /app/.cache /app/.data
 USER node
 
 EXPOSE 8080/tcp 40000-40199/udp

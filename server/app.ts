@@ -12,7 +12,7 @@ import { createSfu, type CreatedSfu } from '../sfu/engine.ts';
 import type { Sfu } from '../sfu/types.ts';
 import { worstBucket } from '../policies/index.ts';
 import { Auth } from './auth.ts';
-import { publicUrlOf, type Config } from './config.ts';
+import { auditKeyOf, publicUrlOf, type Config } from './config.ts';
 import { StreamControl } from './control.ts';
 import { Enforcer, type DecisionLog } from './enforcer.ts';
 import { PolicyStore } from './policy-store.ts';
@@ -35,7 +35,7 @@ import { bankRoutes } from './routes/banks.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { WebhookDispatcher, type WebhookEventType } from './webhooks.ts';
-import { createStore } from './store/index.ts';
+import { createStore, DurableStore, OutboxQueuedError, type AuditChainAlarm } from './store/index.ts';
 import { WebrtcSessions } from './sessions.ts';
 import { bearerOf } from './auth.ts';
 import type { DecisionRecord, Store } from './store/types.ts';
@@ -45,8 +45,10 @@ const PAGES = join(dirname(fileURLToPath(import.meta.url)), 'pages');
 export interface ServerDeps {
   /** Media engine. Default: the werift engine (sfu/werift) on config.announcedAddress. */
   sfu?: Sfu;
-  /** Store. Default from config (memory, or Redis with REDIS_URL). A given store is not closed by close(). */
+  /** Store. Default from config (memory, or Redis with REDIS_URL, then through this node's outbox). A given store is not closed by close(). */
   store?: Store;
+  /** HMAC key the given store chains its audit log with (its auditKey option). Default: none for a given store (plain sha256); config.ts auditKeyOf for the store made here. */
+  auditKey?: string;
   auth?: Auth;
   policies?: PolicyStore;
   enforcer?: Enforcer;
@@ -134,9 +136,25 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     res.end(body);
   });
   const ownStore = !deps.store;
+  const auditKey = deps.store ? deps.auditKey : auditKeyOf(config).key;
+  // Alarms raised while the store opens (the chain head checked at start) wait for the metrics and the event hub.
+  let alarmSink: ((alarm: AuditChainAlarm) => void) | undefined;
+  const earlyAlarms: AuditChainAlarm[] = [];
   const store =
     deps.store ??
     (await createStore({
+      auditKey,
+      outbox: config.redisUrl
+        ? {
+            dir: config.outboxDir,
+            nodeId: config.nodeId,
+            maxRecords: config.outboxMaxRecords,
+            checkpointEvery: config.auditCheckpointEvery,
+            onAlarm: (a) => (alarmSink ? alarmSink(a) : earlyAlarms.push(a)),
+            onCheckpoint: (c) => log.info({ auditCheckpoint: { seq: c.seq, hash: c.hash, at: c.at } }, 'audit checkpoint'),
+            onDrop: (what, why, err) => log.error({ what, why, err: err instanceof Error ? err.message : err }, `outbox: ${what} record ${why === 'full' ? 'refused, the outbox is full' : 'refused by the store for good'}`),
+          }
+        : undefined,
       redisUrl: config.redisUrl,
       redisPrefix: config.redisPrefix,
       retention: {
@@ -215,7 +233,10 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   metrics.setWebhookStats(() => webhooks.stats());
   const storeStats = store.retentionStats?.bind(store);
   if (storeStats) metrics.setStoreStats(storeStats);
+  if (store instanceof DurableStore) metrics.setOutboxStats(() => store.outboxStats());
   const portError = (error: unknown, context: string): void => {
+    // kept in the outbox and delivered once the store is back: not a failure of the port
+    if (error instanceof OutboxQueuedError) return;
     log.warn({ err: error instanceof Error ? error.message : String(error), context }, 'enforcer port failed');
   };
   const policies = deps.policies ?? new PolicyStore({ audit: { append: (b) => store.appendAudit(b) }, onError: portError });
@@ -303,6 +324,15 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   });
   const theControl = control;
   theControl.start();
+  alarmSink = (alarm) => {
+    // the chain went backwards or was rewritten: loud (log, metric, ops event, an audit entry of the new chain), and this node's blocks written again
+    log.error({ alarm }, alarm.message);
+    metrics.recordAuditAlarm(alarm.kind);
+    events.emit({ roles: ['ops'] }, { type: 'warning', message: `audit chain alarm (${alarm.kind}): ${alarm.message}`, at: Date.now() });
+    store.appendAudit({ type: 'audit.chain_alarm', kind: alarm.kind, expected: alarm.expected, found: alarm.found, nodeId: config.nodeId, at: Date.now() }).catch((err: unknown) => portError(err, 'audit append (chain alarm)'));
+    theControl.restoreBlocks();
+  };
+  for (const a of earlyAlarms.splice(0)) alarmSink(a);
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const body = replyError(err);
@@ -372,7 +402,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     (moderation ? () => ({ ...moderation.status(), pipeline: pipeline?.stats() ?? [] }) : undefined) ??
     (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false }));
   await app.register(modelRoutes, { guard, modelStatus });
-  await app.register(auditRoutes, { guard, store });
+  await app.register(auditRoutes, { guard, store, auditKey, checkpoints: store instanceof DurableStore ? () => store.checkpointFile.list() : undefined });
   await app.register(tokenRoutes, { guard, auth, store });
   await app.register(bankRoutes, { guard, store, moderation });
   await app.register(chatRoutes, { auth, store, events, policies, moderation });

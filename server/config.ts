@@ -2,7 +2,7 @@
 // < explicit overrides (tests, CLI). Validated with zod; `summarizeConfig` prints one screen at start.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SrvError } from './errors.ts';
@@ -63,6 +63,14 @@ export const ConfigSchema = z
     redisPrefix: z.string().default('msfu:'),
     /** HS256 secret for tokens, at least 32 characters. Absent in dev mode = random per start. */
     authSecret: z.string().min(32).optional(),
+    /** HMAC-SHA256 key of the audit chain, at least 32 characters; never written to the store. Default: derived from AUTH_SECRET (HMAC-SHA256(AUTH_SECRET, "msfu-audit-chain/1")); neither set (dev) = random per start. */
+    auditHmacKey: z.string().min(32).optional(),
+    /** Directory of this node's outbox (enforcement records on disk until Redis has them) and audit checkpoints; one per node or host, on a volume. Used with REDIS_URL. Default '.data/outbox'. */
+    outboxDir: z.string().min(1).default('.data/outbox'),
+    /** Most records pending in the outbox; beyond it new records are refused and counted (msfu_outbox_dropped). Default 100000. */
+    outboxMaxRecords: int(1, 100_000_000).default(100_000),
+    /** A checkpoint (seq, hash) of the audit chain head every this many entries a node appends, to the log and the outbox directory. Default 100. */
+    auditCheckpointEvery: int(1, 10_000_000).default(100),
     /** Viewers without a token may watch (jurisdiction unknown unless the header is trusted). Default true in dev mode, false in production. */
     anonymousViewers: bool.optional(),
     /** Trust `X-Viewer-Jurisdiction` / `?jurisdiction=` set by an edge. Explicit opt-in. Default false. */
@@ -172,6 +180,10 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   REDIS_URL: 'redisUrl',
   REDIS_PREFIX: 'redisPrefix',
   AUTH_SECRET: 'authSecret',
+  AUDIT_HMAC_KEY: 'auditHmacKey',
+  OUTBOX_DIR: 'outboxDir',
+  OUTBOX_MAX_RECORDS: 'outboxMaxRecords',
+  AUDIT_CHECKPOINT_EVERY: 'auditCheckpointEvery',
   ANONYMOUS_VIEWERS: 'anonymousViewers',
   TRUST_JURISDICTION_HEADER: 'trustJurisdictionHeader',
   INFERENCE_BACKEND: 'inferenceBackend',
@@ -284,6 +296,21 @@ export function publicUrlOf(config: Config, boundPort?: number): string {
   return `http://${host}:${boundPort ?? config.port}`;
 }
 
+const randomAuditKeys = new WeakMap<Config, string>();
+
+/**
+ * The audit chain's HMAC key and where it came from: AUDIT_HMAC_KEY, else derived from AUTH_SECRET
+ * (so every node of a cluster, and `npm run audit:verify`, agree without a second secret), else
+ * (dev, no secrets) random for this process: such a chain verifies only while it runs.
+ */
+export function auditKeyOf(config: Config): { key: string; source: 'AUDIT_HMAC_KEY' | 'AUTH_SECRET' | 'random' } {
+  if (config.auditHmacKey) return { key: config.auditHmacKey, source: 'AUDIT_HMAC_KEY' };
+  if (config.authSecret) return { key: createHmac('sha256', config.authSecret).update('msfu-audit-chain/1').digest('hex'), source: 'AUTH_SECRET' };
+  let key = randomAuditKeys.get(config);
+  if (!key) randomAuditKeys.set(config, (key = randomBytes(32).toString('hex')));
+  return { key, source: 'random' };
+}
+
 /** One screen: what this process will do, secrets redacted. */
 export function summarizeConfig(config: Config, boundPort?: number, engine?: string): string {
   const redis = config.redisUrl ? config.redisUrl.replace(/\/\/([^@]*)@/, '//***@') : 'off (in-memory store)';
@@ -297,6 +324,8 @@ export function summarizeConfig(config: Config, boundPort?: number, engine?: str
     ['node id', config.nodeId],
     ['store', config.redisUrl ? `redis ${redis} prefix ${config.redisPrefix}` : redis],
     ['auth', config.authSecret ? 'HS256, secret from config' : 'HS256, random dev secret (tokens die with this process)'],
+    ['audit chain', `HMAC-SHA256, key ${{ AUDIT_HMAC_KEY: 'from AUDIT_HMAC_KEY', AUTH_SECRET: 'derived from AUTH_SECRET', random: 'random per start (set AUTH_SECRET or AUDIT_HMAC_KEY to verify across restarts)' }[auditKeyOf(config).source]}`],
+    ['outbox', config.redisUrl ? `${config.outboxDir} (max ${config.outboxMaxRecords} records), checkpoint every ${config.auditCheckpointEvery} entries` : 'off (in-memory store)'],
     ['anonymous viewers', String(config.anonymousViewers)],
     ['trust jurisdiction header', String(config.trustJurisdictionHeader)],
     ['inference backend', config.inferenceBackend + (config.inferenceBackend === 'triton' ? ` @ ${config.tritonUrl ?? '(unset)'}` : '')],

@@ -12,7 +12,18 @@ import type { PolicyStore } from './policy-store.ts';
 import type { EventHub } from './events.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { SrvError, notFound } from './errors.ts';
+import { OutboxQueuedError } from './store/outbox.ts';
 import type { ControlMessage, DecisionRecord, LiveStreamRecord, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
+
+/** A store write that is kept: its result, or undefined when it waits in the outbox (OutboxQueuedError); other failures throw. */
+async function recorded<T>(write: Promise<T>): Promise<T | undefined> {
+  try {
+    return await write;
+  } catch (e) {
+    if (e instanceof OutboxQueuedError) return undefined;
+    throw e;
+  }
+}
 
 export interface StreamControlOptions {
   sfu: Sfu;
@@ -94,6 +105,9 @@ export class StreamControl {
     });
     stream.on('close', (reason) => {
       const state = reason.code === 'killed' ? 'killed' : 'ended';
+      // an automated kill's block is the enforcer's; this node remembers it too (restoreBlocks)
+      if (state === 'killed' && !this.#blockCache.has(stream.id))
+        this.#blockCache.set(stream.id, { streamId: stream.id, reason: reason.message ?? 'killed', statementId: reason.statementId, at: Date.now(), by: 'enforcer' });
       const l = this.#local.get(stream.id);
       if (l && l.stream === stream) this.#local.delete(stream.id);
       this.#gates.delete(stream.id);
@@ -113,6 +127,13 @@ export class StreamControl {
       const patch: Partial<LiveStreamRecord> = { viewers: l.stream.viewers.size, nodeId: this.#o.nodeId, state: 'live' };
       if (verdict) patch.verdict = summarizeVerdict(verdict);
       try {
+        // a kill whose message this node missed (it was away from the store) is applied here, within a heartbeat
+        const block = await this.#o.store.getBlock(id);
+        if (block && !l.stream.closed) {
+          this.#blockCache.set(id, block);
+          this.#localKill(id, block.reason, block.statementId, 'remote');
+          continue;
+        }
         const ok = await this.#o.store.heartbeat(id, this.#o.streamTtlMs, patch);
         // Lost (Redis restarted, or an outage outlived the TTL): register again.
         if (!ok && !l.stream.closed)
@@ -121,6 +142,19 @@ export class StreamControl {
         this.#storeError(e, 'heartbeat');
       }
     }
+  }
+
+  /**
+   * Writes every block this node knows of (kills it made or heard of, automated kills of its
+   * enforcer) into the store again: after the store came back empty (the audit chain alarm), a
+   * killed stream must not become publishable anywhere.
+   */
+  restoreBlocks(): void {
+    for (const b of this.#blockCache.values()) this.#o.store.setBlock(b).catch((e: unknown) => this.#queuedOr(e, 'setBlock(restore)'));
+  }
+
+  #queuedOr(e: unknown, what: string): void {
+    if (!(e instanceof OutboxQueuedError)) this.#storeError(e, what);
   }
 
   /** Streams whose sessions are on this node. */
@@ -150,8 +184,9 @@ export class StreamControl {
     let block: StreamBlock | undefined;
     try {
       block = await this.#o.store.getBlock(streamId);
+      // the cache forgets a block only on a resume this node hears of: a store restarted empty says
+      // "no block" too, and restoreBlocks writes the cache back into it
       if (block) this.#blockCache.set(streamId, block);
-      else this.#blockCache.delete(streamId);
     } catch (e) {
       this.#storeError(e, 'getBlock');
       block = this.#blockCache.get(streamId);
@@ -190,16 +225,24 @@ export class StreamControl {
     };
     const block: StreamBlock = { streamId, reason: input.reason, statementId: statement.id, at, by: input.actor };
     this.#blockCache.set(streamId, block);
+    // The records first (through the outbox, they are kept even while the store is away), then the
+    // message; a node that misses it finds the block at its next heartbeat.
     try {
-      await this.#o.store.publishControl({ type: 'kill', streamId, reason: input.reason, statementId: statement.id, origin: this.#o.nodeId, at });
-      await this.#o.store.putStatement(statement);
-      await this.#o.store.putDecision(decision);
-      await this.#o.store.setBlock(block);
-      await this.#o.store.appendAudit({ type: 'stream.killed', source: 'manual', streamId, by: input.actor, reason: input.reason, statementId: statement.id, decisionId: decision.id, at });
+      await Promise.all([
+        recorded(this.#o.store.putStatement(statement)),
+        recorded(this.#o.store.putDecision(decision)),
+        recorded(this.#o.store.setBlock(block)),
+        recorded(this.#o.store.appendAudit({ type: 'stream.killed', source: 'manual', streamId, by: input.actor, reason: input.reason, statementId: statement.id, decisionId: decision.id, at })),
+      ]);
     } catch (e) {
       if (e instanceof SrvError && e.code === 'SRV_ERR_STORE_UNAVAILABLE')
-        throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `${local ? 'killed on this node, but ' : ''}the kill could not be recorded or propagated: ${e.message}`);
+        throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `${local ? 'killed on this node, but ' : ''}the kill could not be recorded: ${e.message}`);
       throw e;
+    }
+    try {
+      await this.#o.store.publishControl({ type: 'kill', streamId, reason: input.reason, statementId: statement.id, origin: this.#o.nodeId, at });
+    } catch (e) {
+      this.#storeError(e, 'publishControl(kill): other nodes apply the block at their next heartbeat once the store is back');
     }
     this.#o.events.emit({ roles: ['ops'] }, { type: 'decision', decision });
     this.#o.events.emit({ roles: ['ops'] }, statementCreated(statement));
@@ -209,7 +252,9 @@ export class StreamControl {
   /** Lifts a manual block and any manual gates; audited. */
   async resume(streamId: string, input: { actor: string; note?: string }): Promise<{ decision: DecisionRecord; wasBlocked: boolean }> {
     const at = Date.now();
-    const wasBlocked = await this.#o.store.clearBlock(streamId);
+    const cached = this.#blockCache.has(streamId) || this.#o.enforcer?.isBlocked(streamId) !== undefined;
+    // store away: the unblock waits in the outbox; whether a block was held is what this node knew
+    const wasBlocked = (await recorded(this.#o.store.clearBlock(streamId))) ?? cached;
     this.#blockCache.delete(streamId);
     this.#localResume(streamId);
     const decision: DecisionRecord = {
@@ -224,8 +269,8 @@ export class StreamControl {
       note: input.note,
     };
     await this.#o.store.publishControl({ type: 'resume', streamId, origin: this.#o.nodeId, at });
-    await this.#o.store.putDecision(decision);
-    await this.#o.store.appendAudit({ type: 'stream.resumed', source: 'manual', streamId, by: input.actor, note: input.note ?? null, decisionId: decision.id, wasBlocked, at });
+    await recorded(this.#o.store.putDecision(decision));
+    await recorded(this.#o.store.appendAudit({ type: 'stream.resumed', source: 'manual', streamId, by: input.actor, note: input.note ?? null, decisionId: decision.id, wasBlocked, at }));
     this.#o.events.emit({ roles: ['streamer', 'ops'], streamId }, { type: 'warning', streamId, message: 'Your stream was cleared by an operator; you may go live again.', at });
     this.#o.events.emit({ roles: ['ops'] }, { type: 'decision', decision });
     return { decision, wasBlocked };
@@ -347,6 +392,9 @@ export class StreamControl {
   }
 
   #localResume(streamId: string): void {
+    // an automated (or reviewed) kill on this node is lifted too: before, admin resume cleared the
+    // store's block but the node that killed the stream kept refusing it
+    this.#o.enforcer?.liftBlock(streamId);
     const gates = this.#gates.get(streamId);
     this.#gates.delete(streamId);
     const stream = this.#o.sfu.getStream(streamId);

@@ -5,6 +5,7 @@
 // SFU actions are applied synchronously in the call that delivers the signal (that is the latency
 // that counts); the ports are called afterwards and may be async: their failures go to `onError`,
 // never back into the media path.
+import { randomUUID } from 'node:crypto';
 import {
   buildStatement,
   createFusionState,
@@ -232,6 +233,16 @@ export class Enforcer {
   /** A killed stream may not publish again until the kill is overturned. */
   isBlocked(streamId: string): StreamBlockInfo | undefined {
     return this.#blocks.get(streamId);
+  }
+
+  /** An operator resumed the stream (control.ts): this node's kill block goes, automated or reviewed. Returns whether there was one. */
+  liftBlock(streamId: string): boolean {
+    const s = this.#state.get(streamId);
+    if (s) {
+      s.killed = false;
+      s.inForce.delete('kill');
+    }
+    return this.#blocks.delete(streamId);
   }
 
   /**
@@ -572,7 +583,8 @@ export class Enforcer {
 
   #log(streamId: string, source: DecisionLog['source'], policyVersion: string, kill: boolean, buckets: Record<string, Bucket>): DecisionLog {
     this.#decisions++;
-    return { id: `dec_${streamId}_${this.#decisions}`, streamId, at: this.#clock(), source, kill, buckets, restrictions: [], lifted: [], policyVersion, sfuActions: 0 };
+    // unique across restarts and nodes: a restarted node must not reuse (and the store would then ignore) an old id
+    return { id: `dec_${randomUUID()}`, streamId, at: this.#clock(), source, kill, buckets, restrictions: [], lifted: [], policyVersion, sfuActions: 0 };
   }
 
   #finish(log: DecisionLog, changed: boolean): void {

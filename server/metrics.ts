@@ -10,6 +10,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { EngineStats, Sfu } from '../sfu/types.ts';
 import type { StoreRetentionStats } from './store/types.ts';
 import type { WebhookEndpointStats } from './webhooks.ts';
+import type { OutboxStats } from './store/outbox.ts';
 
 /**
  * 'total' is the budgeted fast path: a sampled frame's last packet at the server -> its classifier and
@@ -45,6 +46,8 @@ export class ServerMetrics {
   #webhookStats: (() => WebhookEndpointStats[]) | undefined;
   readonly #webhookAttempts: Counter<'endpoint' | 'outcome'>;
   readonly #webhookLatency: Histogram<'endpoint'>;
+  #outboxStats: (() => OutboxStats) | undefined;
+  readonly #auditAlarms: Counter<'kind'>;
 
   constructor(options: { sfu?: Sfu; defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
@@ -213,6 +216,54 @@ export class ServerMetrics {
         if (s) for (const d of s.dropped) this.set({ collection: d.collection, reason: d.reason }, d.count);
       },
     });
+    const outbox = (): OutboxStats | undefined => this.#outboxStats?.();
+    new Gauge({
+      name: 'msfu_outbox_depth',
+      help: "Enforcement records in this node's outbox not yet acknowledged by the store (0 without an outbox)",
+      registers: r,
+      collect() {
+        this.set(outbox()?.depth ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'msfu_outbox_oldest_age_seconds',
+      help: 'Age of the oldest record waiting in the outbox (s); 0 when empty',
+      registers: r,
+      collect() {
+        this.set(outbox()?.oldestAgeS ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'msfu_outbox_records',
+      help: 'Outbox records since start: delivered (acknowledged by the store), retried (deliveries that failed and were retried), adopted (from outboxes of processes that are gone)',
+      labelNames: ['outcome'],
+      registers: r,
+      collect() {
+        const o = outbox();
+        if (!o) return;
+        this.set({ outcome: 'delivered' }, o.delivered);
+        this.set({ outcome: 'retried' }, o.retries);
+        this.set({ outcome: 'adopted' }, o.adopted);
+      },
+    });
+    new Gauge({
+      name: 'msfu_outbox_dropped',
+      help: 'Outbox records lost since start: full = refused at the outbox bound, refused = the store refused them for good (e.g. a full review queue)',
+      labelNames: ['reason'],
+      registers: r,
+      collect() {
+        const o = outbox();
+        if (!o) return;
+        this.set({ reason: 'full' }, o.dropped.full);
+        this.set({ reason: 'refused' }, o.dropped.refused);
+      },
+    });
+    this.#auditAlarms = new Counter({
+      name: 'msfu_audit_chain_alarms_total',
+      help: "Audit chain alarms: backwards = the store's chain head fell behind a checkpoint (store restarted empty), rewritten = an entry no longer carries its checkpointed hash",
+      labelNames: ['kind'],
+      registers: r,
+    });
 
     this.#webhookAttempts = new Counter({
       name: 'msfu_webhook_attempts_total',
@@ -292,6 +343,15 @@ export class ServerMetrics {
   recordWebhookAttempt(endpoint: string, outcome: 'delivered' | 'failed' | 'dropped', latencyMs?: number): void {
     this.#webhookAttempts.inc({ endpoint, outcome });
     if (latencyMs !== undefined) this.#webhookLatency.observe({ endpoint }, latencyMs);
+  }
+
+  /** Outbox figures (server/store/outbox.ts), read at scrape time. */
+  setOutboxStats(source: () => OutboxStats): void {
+    this.#outboxStats = source;
+  }
+
+  recordAuditAlarm(kind: 'backwards' | 'rewritten'): void {
+    this.#auditAlarms.inc({ kind });
   }
 
   /** One stage's latency (ms). */

@@ -58,9 +58,8 @@ class RecentIndex<T extends { id: string; streamId: string }> {
     return this.#byId.size;
   }
   put(value: T, at: number): void {
-    const e = this.#byId.get(value.id);
-    if (e) e.value = clone(value);
-    else this.#byId.set(value.id, { value: clone(value), storedAt: at });
+    // first write wins, as Redis' SET NX: a retried put never overwrites
+    if (!this.#byId.has(value.id)) this.#byId.set(value.id, { value: clone(value), storedAt: at });
   }
   get(id: string): T | undefined {
     const e = this.#byId.get(id);
@@ -111,7 +110,12 @@ export interface MemoryStoreOptions {
   pruneIntervalMs?: number;
   /** Clock (ms since the epoch). Default Date.now; tests pass their own. */
   now?: () => number;
+  /** HMAC key of the audit chain (policies/audit.ts). Default none (plain sha256). */
+  auditKey?: string;
 }
+
+/** Audit operation ids remembered for idempotent appends (the newest this many). */
+const AUDIT_OPS_KEPT = 10_000;
 
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
@@ -133,10 +137,13 @@ export class MemoryStore implements Store {
   readonly #retention: StoreRetention;
   readonly #now: () => number;
   readonly #timer: NodeJS.Timeout | undefined;
+  readonly #auditKey: string | undefined;
+  readonly #auditOps = new Map<string, number>();
   #closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#retention = retentionOf(options.retention);
+    this.#auditKey = options.auditKey;
     this.#now = options.now ?? Date.now;
     const every = options.pruneIntervalMs ?? 60_000;
     if (every > 0) {
@@ -266,10 +273,20 @@ export class MemoryStore implements Store {
     this.#dropped.add('statements', 'age', d.age);
   }
 
-  async appendAudit(body: Record<string, unknown>): Promise<AuditEntry> {
+  async appendAudit(body: Record<string, unknown>, options: { id?: string } = {}): Promise<AuditEntry> {
     this.#check();
-    const entry = chainAuditEntry(this.#audit.at(-1) ?? this.#auditAnchor, clone(body), this.#now());
+    const done = options.id === undefined ? undefined : this.#auditOps.get(options.id);
+    if (done !== undefined) {
+      const first = this.#audit[0]?.seq ?? 1;
+      const e = this.#audit[done - first];
+      if (e) return clone(e);
+    }
+    const entry = chainAuditEntry(this.#audit.at(-1) ?? this.#auditAnchor, clone(body), this.#now(), this.#auditKey);
     this.#audit.push(entry);
+    if (options.id !== undefined) {
+      this.#auditOps.set(options.id, entry.seq);
+      if (this.#auditOps.size > AUDIT_OPS_KEPT) this.#auditOps.delete(this.#auditOps.keys().next().value!);
+    }
     if (this.#audit.length > this.#retention.maxAudit) {
       // the oldest 1 % at once, so trimming costs one copy per 1 % of appends, not one per append
       const n = this.#audit.length - this.#retention.maxAudit + Math.floor(this.#retention.maxAudit / 100);
@@ -278,6 +295,11 @@ export class MemoryStore implements Store {
       this.#dropped.add('audit', 'count', n);
     }
     return clone(entry);
+  }
+  async auditHead(): Promise<AuditEntry | undefined> {
+    this.#check();
+    const e = this.#audit.at(-1) ?? this.#auditAnchor;
+    return e && clone(e);
   }
   async readAudit(options: { afterSeq?: number; limit?: number } = {}): Promise<AuditEntry[]> {
     this.#check();

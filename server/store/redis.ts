@@ -6,7 +6,10 @@
 // Retention (docs/RETENTION.md): the audit stream is trimmed to its bound (XTRIM, oldest first),
 // decisions expire after the retention (PX), resolved review items lose their thumbnail and then go
 // (a sorted set by resolution time), open amber items are refused beyond the bound. Statements of
-// reasons and blocks are kept: Redis is the durable store they must outlive the node in.
+// reasons and blocks are kept: Redis is the durable store they must outlive the node in. Writes are
+// idempotent (records SET NX, audit appends by operation id, review items HSETNX, all in Lua) so the
+// node's outbox (outbox.ts) may retry any of them; audit hashes are HMACs with a key Redis never sees.
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { StatementOfReasons } from '../../policies/types.ts';
 import { SrvError, notFound } from '../errors.ts';
@@ -73,7 +76,50 @@ redis.call('ZADD', KEYS[4], now, ARGV[3])
 return {'OK', ARGV[3]}
 `;
 
+// Writes a retry may repeat (the outbox retries until it hears an answer) never duplicate or overwrite:
+// a record is SET NX and indexed only when it was new; an audit append carries an operation id whose
+// key says which seq it became, and is added only if the head is still the one it was chained on.
+const PUT_INDEXED_LUA = `
+local ok
+if tonumber(ARGV[2]) > 0 then ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) else ok = redis.call('SET', KEYS[1], ARGV[1], 'NX') end
+if not ok then return 0 end
+local cap = tonumber(ARGV[3]) - 1
+redis.call('LPUSH', KEYS[2], ARGV[4])
+redis.call('LTRIM', KEYS[2], 0, cap)
+redis.call('LPUSH', KEYS[3], ARGV[4])
+redis.call('LTRIM', KEYS[3], 0, cap)
+if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
+return 1
+`;
+
+const AUDIT_APPEND_LUA = `
+local done = redis.call('GET', KEYS[2])
+if done then return {'DUP', done} end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local head = 0
+if #last > 0 then head = tonumber(string.match(last[1][1], '^(%d+)')) end
+if head ~= tonumber(ARGV[1]) then return {'RACE', tostring(head)} end
+redis.call('XADD', KEYS[1], ARGV[2] .. '-0', 'e', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+return {'OK', ARGV[2]}
+`;
+
+const ENQUEUE_LUA = `
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[2], ARGV[1], 'pending')
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+`;
+
+/** An audit operation id is remembered this long (ms): a retry later than that would append twice. */
+const AUDIT_OP_TTL_MS = 7 * 86_400_000;
+
 type RedisWithScripts = Redis & {
+  putIndexed(key: string, list: string, perStream: string, json: string, ttlMs: string, cap: string, id: string): Promise<number>;
+  auditAppend(stream: string, opKey: string, prevSeq: string, seq: string, json: string, opTtlMs: string): Promise<[string, string]>;
+  reviewEnqueue(items: string, state: string, queue: string, id: string, json: string, score: string): Promise<number>;
   reviewClaim(state: string, queue: string, reviewer: string, now: string, claimMs: string, itemId: string): Promise<[string, string]>;
   reviewResolve(state: string, queue: string, outcome: string, resolved: string, reviewer: string, now: string, itemId: string, outcomeJson: string): Promise<[string, string]>;
 };
@@ -90,6 +136,8 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
   /** Called on connection errors (already coded). Default: ignored after the first log line by the caller. */
   onError?: (err: SrvError) => void;
+  /** HMAC key of the audit chain (policies/audit.ts); never written to Redis. Default none (plain sha256). */
+  auditKey?: string;
 }
 
 function parse<T>(raw: string | null | undefined): T | undefined {
@@ -131,6 +179,7 @@ export class RedisStore implements Store {
   readonly #p: string;
   readonly #cap: number;
   readonly #retention: StoreRetention;
+  readonly #auditKey: string | undefined;
   readonly #dropped = new DropCounts();
   readonly #timer: NodeJS.Timeout | undefined;
   #pruning: Promise<void> | undefined;
@@ -148,6 +197,10 @@ export class RedisStore implements Store {
     this.#cap = this.#retention.maxRecords;
     this.#cmd.defineCommand('reviewClaim', { numberOfKeys: 2, lua: CLAIM_LUA });
     this.#cmd.defineCommand('reviewResolve', { numberOfKeys: 4, lua: RESOLVE_LUA });
+    this.#cmd.defineCommand('putIndexed', { numberOfKeys: 3, lua: PUT_INDEXED_LUA });
+    this.#cmd.defineCommand('auditAppend', { numberOfKeys: 2, lua: AUDIT_APPEND_LUA });
+    this.#cmd.defineCommand('reviewEnqueue', { numberOfKeys: 3, lua: ENQUEUE_LUA });
+    this.#auditKey = options.auditKey;
     const every = options.pruneIntervalMs ?? 60_000;
     if (every > 0) {
       this.#timer = setInterval(() => void this.prune().catch((err: unknown) => options.onError?.(err instanceof SrvError ? err : new SrvError('SRV_ERR_STORE_UNAVAILABLE', String(err)))), every);
@@ -284,21 +337,19 @@ export class RedisStore implements Store {
 
   // ---- indexed records (decisions, statements, appeals)
 
+  /** SET NX and indexed when new: a repeated put (an outbox retry) changes nothing. */
   async #putIndexed(kind: string, value: { id: string; streamId: string }): Promise<void> {
-    const key = this.#k(kind, value.id);
-    const existed = await this.#cmd.exists(key);
     // decisions expire after the retention; statements are kept (they back appeals and blocks)
     const ttl = kind === 'decision' && this.#retention.retentionMs > 0 ? this.#retention.retentionMs : 0;
-    const m = ttl ? this.#cmd.multi().set(key, JSON.stringify(value), 'PX', ttl) : this.#cmd.multi().set(key, JSON.stringify(value));
-    if (!existed) {
-      const perStream = this.#k(kind + 's', 'stream', value.streamId);
-      m.lpush(this.#k(kind + 's'), value.id)
-        .ltrim(this.#k(kind + 's'), 0, this.#cap - 1)
-        .lpush(perStream, value.id)
-        .ltrim(perStream, 0, this.#cap - 1);
-      if (ttl) m.pexpire(perStream, ttl);
-    }
-    await m.exec();
+    await this.#cmd.putIndexed(
+      this.#k(kind, value.id),
+      this.#k(kind + 's'),
+      this.#k(kind + 's', 'stream', value.streamId),
+      JSON.stringify(value),
+      String(ttl),
+      String(this.#cap),
+      value.id,
+    );
   }
 
   async #listIndexed<T>(kind: string, filter: { streamId?: string; limit?: number } = {}): Promise<T[]> {
@@ -330,23 +381,32 @@ export class RedisStore implements Store {
 
   // ---- audit (Redis Stream, entry id = `${seq}-0`)
 
-  appendAudit(body: Record<string, unknown>): Promise<AuditEntry> {
+  appendAudit(body: Record<string, unknown>, options: { id?: string } = {}): Promise<AuditEntry> {
     return this.#run('appendAudit', async () => {
       const key = this.#k('audit');
+      const opKey = this.#k('audit', 'op', options.id ?? randomUUID());
       for (let attempt = 0; attempt < 50; attempt++) {
         const last = await this.#cmd.xrevrange(key, '+', '-', 'COUNT', 1);
         const prev = last.length ? parse<AuditEntry>(last[0][1][1]) : undefined;
-        const entry = chainAuditEntry(prev, body, Date.now());
-        try {
-          await this.#cmd.xadd(key, `${entry.seq}-0`, 'e', JSON.stringify(entry));
-          return entry;
-        } catch (err) {
-          // Another node appended first: re-read the head and chain onto it.
-          if (/equal or smaller/i.test((err as Error).message)) continue;
-          throw err;
+        const entry = chainAuditEntry(prev, body, Date.now(), this.#auditKey);
+        const [status, value] = await this.#cmd.auditAppend(key, opKey, String(prev?.seq ?? 0), String(entry.seq), JSON.stringify(entry), String(AUDIT_OP_TTL_MS));
+        if (status === 'OK') return entry;
+        if (status === 'DUP') {
+          // appended by an earlier try whose answer was lost: that entry is the result
+          const rows = await this.#cmd.xrange(key, `${value}-0`, `${value}-0`);
+          return rows.length ? (JSON.parse(rows[0][1][1]) as AuditEntry) : { ...entry, seq: Number(value) };
         }
+        // another node appended first: re-read the head and chain onto it
       }
       throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', 'redis appendAudit: too much contention');
+    });
+  }
+
+  /** The newest audit entry (undefined when the log is empty). */
+  auditHead(): Promise<AuditEntry | undefined> {
+    return this.#run('auditHead', async () => {
+      const last = await this.#cmd.xrevrange(this.#k('audit'), '+', '-', 'COUNT', 1);
+      return last.length ? parse<AuditEntry>(last[0][1][1]) : undefined;
     });
   }
 
@@ -372,14 +432,7 @@ export class RedisStore implements Store {
           throw new SrvError('SRV_ERR_UNAVAILABLE', `review queue full: ${open} open items (storeMaxOpenReview ${this.#retention.maxOpenReview}); item ${item.id} of stream ${item.streamId} refused`);
         }
       }
-      const added = await this.#cmd.hsetnx(this.#k('review', 'items'), item.id, JSON.stringify(stored));
-      if (added) {
-        await this.#cmd
-          .multi()
-          .hset(this.#k('review', 'state'), item.id, 'pending')
-          .zadd(this.#k('review', 'queue'), String(-item.priority * 1e13 + item.createdAt), item.id)
-          .exec();
-      }
+      await this.#cmd.reviewEnqueue(this.#k('review', 'items'), this.#k('review', 'state'), this.#k('review', 'queue'), item.id, JSON.stringify(stored), String(-item.priority * 1e13 + item.createdAt));
       const out = await this.#readReview(item.id);
       if (!out) throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `redis enqueueReview: item ${item.id} vanished`);
       return out;

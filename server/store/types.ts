@@ -182,7 +182,8 @@ export interface Store {
   clearBlock(streamId: string): Promise<boolean>;
   getBlock(streamId: string): Promise<StreamBlock | undefined>;
 
-  // decisions and statements of reasons (by id; newest first in lists)
+  // decisions and statements of reasons (by id; newest first in lists). A put of an id already held
+  // changes nothing (records are append-only; an outbox retry must not overwrite)
   putDecision(decision: DecisionRecord): Promise<void>;
   getDecision(id: string): Promise<DecisionRecord | undefined>;
   listDecisions(filter?: { streamId?: string; limit?: number }): Promise<DecisionRecord[]>;
@@ -190,8 +191,11 @@ export interface Store {
   getStatement(id: string): Promise<StatementOfReasons | undefined>;
   listStatements(filter?: { streamId?: string; limit?: number }): Promise<StatementOfReasons[]>;
 
-  // append-only, hash-chained audit log
-  appendAudit(body: Record<string, unknown>): Promise<AuditEntry>;
+  // append-only, hash-chained audit log (HMAC with the store's audit key, policies/audit.ts)
+  /** Appends an entry; `id` names the operation so a retry of it returns the entry it made instead of appending again. */
+  appendAudit(body: Record<string, unknown>, options?: { id?: string }): Promise<AuditEntry>;
+  /** The newest entry; undefined when the log is empty. */
+  auditHead(): Promise<AuditEntry | undefined>;
   readAudit(options?: { afterSeq?: number; limit?: number }): Promise<AuditEntry[]>;
 
   // review queue (priority desc, then oldest; claims expire)

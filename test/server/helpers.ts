@@ -42,11 +42,16 @@ export interface RedisProcess {
   stop(): Promise<void>;
 }
 
-/** Spawns `redis-server` on a free loopback port, persistence off; resolves when it accepts connections. */
-export async function startRedis(port?: number): Promise<RedisProcess> {
+/**
+ * Spawns `redis-server` on a free loopback port (or `port`); resolves when it accepts connections.
+ * Persistence off unless `aof` (appendonly, appendfsync everysec, as compose runs it) in `dir`
+ * (default a fresh temp directory, removed by stop() unless it was given).
+ */
+export async function startRedis(port?: number, options: { aof?: boolean; dir?: string } = {}): Promise<RedisProcess> {
   const p = port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), 'msfu-redis-'));
-  const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'msfu-redis-'));
+  const persistence = options.aof ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'];
+  const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -79,7 +84,7 @@ export async function startRedis(port?: number): Promise<RedisProcess> {
         process.kill(child.pid, 'SIGKILL');
         await exited;
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
