@@ -5,25 +5,30 @@
 //   werift     this project's werift engine
 // each with moderation off, and mediasoup/werift again with 3 other streams being moderated by the
 // whole server (samplers, models, policies). The SFU runs in a process of its own
-// (bench/forward-sfu.ts); the publisher and viewers run here, so their CPU is not in the figures.
-// Per step: CPU microseconds per forwarded packet of the SFU processes (Node + mediasoup workers),
+// (bench/forward-sfu.ts); the publisher runs here and the viewers in FORWARD_CLIENTS processes of their
+// own (bench/forward-viewers.ts), so none of their CPU is in the SFU's figures.
+// Per step: CPU microseconds per delivered packet (received by a viewer) of the SFU processes (Node + mediasoup workers),
 // forwarding latency p50/p99 (publisher send of a frame's last packet -> viewer receipt, one clock),
-// the SFU's event-loop p99, its RSS, and this client process's own CPU share (when it nears 1 core
-// the client, not the SFU, is what limits the latency figure).
-// Env: FORWARD_STEPS (default 1,10,100,300,500), FORWARD_STEP_S (10), FORWARD_RUNS (default
+// the SFU's event-loop p99, its RSS, and the client processes' CPU (when they near the cores left,
+// the clients, not the SFU, limit the latency figure). The viewers read RTP headers without
+// decrypting (WhepViewer headersOnly), so two processes can play 500 of them.
+// Env: FORWARD_CLIENTS (viewer processes, default 2), FORWARD_STEPS (default 1,10,100,300,500), FORWARD_STEP_S (10), FORWARD_RUNS (default
 // raw,mediasoup,werift,mediasoup+mod,werift+mod). Writes bench/results/forward.json.
 
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { WhipPublisher, syntheticClip } from '../loadtest/clients/whip-publisher.ts';
-import { WhepViewer } from '../loadtest/clients/whep-viewer.ts';
+import { nowMs } from '../loadtest/clients/peer.ts';
 
 const STEPS = (process.env.FORWARD_STEPS ?? '1,10,100,300,500').split(',').map(Number);
 const STEP_S = Number(process.env.FORWARD_STEP_S ?? 10);
 const RUNS = (process.env.FORWARD_RUNS ?? 'raw,mediasoup,werift,mediasoup+mod,werift+mod').split(',');
 const WARMUP_S = 2;
 const MODERATED = ['m1', 'm2', 'm3'];
+const CLIENTS = Number(process.env.FORWARD_CLIENTS ?? 2);
+/** This process's ms clock minus the machine's monotonic clock: send times cross to the viewer processes on the latter. */
+const MONO_OFFSET = nowMs() - Number(process.hrtime.bigint()) / 1e6;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function pct(sorted: number[], p: number): number {
@@ -42,11 +47,12 @@ interface SfuFigures {
   rssMiB: number;
 }
 
-class SfuProcess {
+/** A process of the bench (the SFU, or a share of the viewers) spoken to over IPC. */
+class Child {
   readonly #child: ChildProcess;
   readonly #waiting = new Map<string, (m: Record<string, unknown>) => void>();
-  constructor(env: Record<string, string>) {
-    this.#child = fork(new URL('./forward-sfu.ts', import.meta.url), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(module: string, env: Record<string, string> = {}) {
+    this.#child = fork(new URL(module, import.meta.url), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.#child.on('message', (m: Record<string, unknown>) => {
       const w = this.#waiting.get(String(m.type));
       this.#waiting.delete(String(m.type));
@@ -62,14 +68,17 @@ class SfuProcess {
       });
     });
   }
-  async ask(type: string, reply: string): Promise<Record<string, unknown>> {
-    const p = this.next(reply);
-    this.#child.send({ type });
+  tell(m: Record<string, unknown>): void {
+    if (this.#child.connected) this.#child.send(m);
+  }
+  async ask(m: Record<string, unknown> | string, reply: string, timeoutMs?: number): Promise<Record<string, unknown>> {
+    const p = this.next(reply, timeoutMs);
+    this.#child.send(typeof m === 'string' ? { type: m } : m);
     return p;
   }
-  async stop(): Promise<void> {
+  async stop(type = 'stop'): Promise<void> {
     const exited = new Promise((r) => this.#child.once('exit', r));
-    this.#child.send({ type: 'stop' });
+    this.tell({ type });
     await Promise.race([exited, sleep(10_000)]);
     if (this.#child.exitCode === null) this.#child.kill('SIGKILL');
   }
@@ -81,18 +90,25 @@ const results: Record<string, unknown>[] = [];
 for (const run of RUNS) {
   const [engine, mod] = run.split('+');
   const moderated = mod === 'mod';
-  const sfu = new SfuProcess({ FORWARD_ENGINE: engine!, FORWARD_MODERATION: moderated ? '1' : '0', FORWARD_STREAMS: ['bench', ...MODERATED].join(',') });
+  const sfu = new Child('./forward-sfu.ts', { FORWARD_ENGINE: engine!, FORWARD_MODERATION: moderated ? '1' : '0', FORWARD_STREAMS: ['bench', ...MODERATED].join(',') });
   const ready = (await sfu.next('ready')) as { url: string; tokens: Record<string, string> };
   const base = ready.url;
   const pub = await WhipPublisher.connect({ url: `${base}/whip/bench`, token: ready.tokens.bench, ...clip });
-  // frame (or audio packet) -> when its last packet left the publisher, to time each viewer's receipt
-  const sent = { audio: new Map<number, number>(), video: new Map<number, number>() };
+  const clients = Array.from({ length: CLIENTS }, () => new Child('./forward-viewers.ts'));
+  await Promise.all(clients.map((c) => c.next('ready')));
+  // frame (or audio packet) -> when its last packet left the publisher, told to the viewer processes
+  // every 20 ms to time each viewer's receipt
+  let sentBatch: [number, number, number][] = [];
   pub.onPacket = (p) => {
     if (p.kind === 'video' && !p.marker) return;
-    const m = sent[p.kind];
-    m.set(p.timestamp, p.sentAt);
-    if (m.size > 4000) m.delete(m.keys().next().value!);
+    sentBatch.push([p.kind === 'video' ? 1 : 0, p.timestamp, p.sentAt - MONO_OFFSET]);
   };
+  const flushSent = (): void => {
+    if (!sentBatch.length) return;
+    for (const c of clients) c.tell({ type: 'sent', items: sentBatch });
+    sentBatch = [];
+  };
+  const sentTimer = setInterval(flushSent, 20);
   pub.start();
   const others: WhipPublisher[] = [];
   if (moderated) {
@@ -102,69 +118,62 @@ for (const run of RUNS) {
       others.push(o);
     }
   }
-  const viewers: WhepViewer[] = [];
-  let latencies: number[] = [];
-  let measuring = false;
+  let viewerCount = 0;
   for (const n of STEPS) {
-    let failed = 0;
-    while (viewers.length < n && failed < 20) {
-      const batch = Math.min(10, n - viewers.length);
-      const joined = await Promise.allSettled(Array.from({ length: batch }, () => WhepViewer.connect({ url: `${base}/whep/bench`, maxRecords: 0, connectTimeoutMs: 30_000 })));
-      for (const j of joined) {
-        if (j.status === 'rejected') {
-          failed++;
-          continue;
-        }
-        const v = j.value;
-        v.onPacket = (p) => {
-          if (!measuring || (p.kind === 'video' && !p.marker)) return;
-          const at = sent[p.kind].get(p.timestamp);
-          if (at !== undefined) latencies.push(p.receivedAt - at);
-        };
-        viewers.push(v);
-      }
-    }
+    // the viewers dealt round the client processes
+    const share = (i: number) => Math.floor(n / CLIENTS) + (i < n % CLIENTS ? 1 : 0);
+    const joins = (await Promise.all(clients.map((c, i) => c.ask({ type: 'join', url: `${base}/whep/bench`, n: share(i) }, 'joined', 600_000)))) as unknown as { viewers: number; failed: number; errors: string[] }[];
+    viewerCount = joins.reduce((a, j) => a + j.viewers, 0);
+    for (const j of joins) for (const e of j.errors) console.error(`a viewer did not join (${j.failed} failed in that process): ${e}`);
     await sleep(WARMUP_S * 1000);
-    latencies = [];
     await sfu.ask('mark', 'marked');
-    const client0 = process.cpuUsage();
     const t0 = performance.now();
-    measuring = true;
+    flushSent();
+    for (const c of clients) c.tell({ type: 'start' });
     await sleep(STEP_S * 1000);
-    measuring = false;
-    const clientCpu = process.cpuUsage(client0);
+    flushSent();
+    const measured = (await Promise.all(clients.map((c) => c.ask({ type: 'stop' }, 'measured')))) as unknown as { latencies: number[]; delivered: number; receiving: number; cpuUs: number; wallMs: number }[];
     const wall = (performance.now() - t0) / 1000;
     const f = (await sfu.ask('read', 'figures')) as unknown as SfuFigures;
-    latencies.sort((a, b) => a - b);
+    const latencies = measured.flatMap((m) => m.latencies).sort((a, b) => a - b);
+    const delivered = measured.reduce((a, m) => a + m.delivered, 0);
+    const receiving = measured.reduce((a, m) => a + m.receiving, 0);
+    const clientCpuUs = measured.reduce((a, m) => a + m.cpuUs, 0);
     const cpuUs = f.nodeCpuUs + f.workerCpuUs;
     const r = {
       run,
       engine,
       moderation: moderated ? `${MODERATED.length} other streams moderated` : 'off',
-      viewers: viewers.length,
+      viewers: viewerCount,
       viewersAsked: n,
       seconds: round(f.seconds),
       packetsForwarded: f.forwarded,
       packetsPerSecond: Math.round(f.forwarded / f.seconds),
-      cpuUsPerForwardedPacket: round(cpuUs / Math.max(1, f.forwarded), 1),
-      nodeCpuUsPerForwardedPacket: round(f.nodeCpuUs / Math.max(1, f.forwarded), 1),
+      packetsDeliveredPerSecond: Math.round(delivered / wall),
+      viewersReceiving: receiving,
+      // per packet that reached a viewer: one denominator for every engine (the engines count what
+      // they send differently: mediasoup counts pipe consumers too, and reads its counters late)
+      cpuUsPerDeliveredPacket: round(cpuUs / Math.max(1, delivered), 1),
+      nodeCpuUsPerDeliveredPacket: round(f.nodeCpuUs / Math.max(1, delivered), 1),
       sfuCores: round(cpuUs / 1e6 / f.seconds, 3),
       latencyMs: { p50: round(pct(latencies, 50)), p99: round(pct(latencies, 99)), samples: latencies.length },
       eventLoopP99Ms: round(f.eventLoopP99Ms),
       sfuNodeRssMiB: f.rssMiB,
-      clientCores: round((clientCpu.user + clientCpu.system) / 1e6 / wall, 3),
+      clientCores: round(clientCpuUs / 1e6 / wall, 3),
+      clientProcesses: CLIENTS,
     };
     results.push(r);
     console.log(JSON.stringify(r));
   }
-  for (const v of viewers) await v.close({ deleteSession: false }).catch(() => undefined);
+  clearInterval(sentTimer);
+  await Promise.all(clients.map((c) => c.stop('quit')));
   for (const o of others) await o.stop().catch(() => undefined);
   await pub.stop().catch(() => undefined);
   await sfu.stop();
 }
 
 // ratios the targets are stated in, per viewer count
-const at = (run: string, n: number) => results.find((r) => r.run === run && r.viewersAsked === n) as { cpuUsPerForwardedPacket: number; latencyMs: { p99: number } } | undefined;
+const at = (run: string, n: number) => results.find((r) => r.run === run && r.viewersAsked === n) as { cpuUsPerDeliveredPacket: number; latencyMs: { p99: number } } | undefined;
 const ratios = STEPS.map((n) => {
   const raw = at('raw', n);
   const ms = at('mediasoup', n);
@@ -173,7 +182,7 @@ const ratios = STEPS.map((n) => {
   const wrMod = at('werift+mod', n);
   return {
     viewers: n,
-    mediasoupOverRawCpuPerPacket: raw && ms ? round(ms.cpuUsPerForwardedPacket / raw.cpuUsPerForwardedPacket) : null,
+    mediasoupOverRawCpuPerPacket: raw && ms ? round(ms.cpuUsPerDeliveredPacket / raw.cpuUsPerDeliveredPacket) : null,
     mediasoupP99ModerationOnOverOff: ms && msMod ? round(msMod.latencyMs.p99 / ms.latencyMs.p99) : null,
     weriftP99ModerationOnOverOff: wr && wrMod ? round(wrMod.latencyMs.p99 / wr.latencyMs.p99) : null,
   };

@@ -107,7 +107,7 @@ export async function gatheredOffer(pc: RTCPeerConnection): Promise<string> {
 export function waitConnected(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
   if (pc.connectionState === 'connected') return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`not connected after ${timeoutMs} ms (state ${pc.connectionState})`)), timeoutMs);
+    const t = setTimeout(() => reject(new Error(`not connected after ${timeoutMs} ms (state ${pc.connectionState}, ICE ${pc.iceConnectionState}, DTLS ${pc.dtlsTransports.map((d) => d.state).join('/') || 'none'})`)), timeoutMs);
     pc.connectionStateChange.subscribe((s) => {
       if (s === 'connected') {
         clearTimeout(t);
