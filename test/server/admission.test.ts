@@ -7,7 +7,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildServer, redactUrl, type Server } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
-import { FakeSfu, openEvents, type FakeStream } from './helpers.ts';
+import { FakeSfu, type FakeStream } from '../sfu/fake.ts';
+import { openEvents } from './helpers.ts';
 
 const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n';
 

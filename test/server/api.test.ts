@@ -13,7 +13,8 @@ import { Auth } from '../../server/auth.ts';
 import { loadConfig, summarizeConfig } from '../../server/config.ts';
 import { verifyAuditChain } from '../../policies/audit.ts';
 import type { PolicyReviewItem } from '../../server/store/types.ts';
-import { FakeSfu, WebSocketClient, openEvents, type FakeStream, type FakeViewer } from './helpers.ts';
+import { FakeSfu, type FakeStream, type FakeViewer } from '../sfu/fake.ts';
+import { WebSocketClient, openEvents } from './helpers.ts';
 
 const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n';
 

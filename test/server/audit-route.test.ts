@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildServer } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
-import { FakeSfu } from './helpers.ts';
+import { FakeSfu } from '../sfu/fake.ts';
 
 test('a trimmed audit log verifies from its first kept entry', async () => {
   const config = loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), moderation: false, storeMaxAudit: 100 } });

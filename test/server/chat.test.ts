@@ -7,7 +7,8 @@ import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publis
 import { buildServer } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
 import { startE2EServer, type E2EServer } from '../e2e/helpers.ts';
-import { FakeSfu, openEvents } from './helpers.ts';
+import { FakeSfu } from '../sfu/fake.ts';
+import { openEvents } from './helpers.ts';
 
 type Events = Awaited<ReturnType<typeof openEvents>>;
 const STREAM = 'chat1';

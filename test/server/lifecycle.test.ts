@@ -10,7 +10,7 @@ import { buildServer } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
 import type { EventAudience, EventMessage } from '../../server/events.ts';
 import { badMatch, signal } from '../policies/helpers.ts';
-import { FakeSfu, type FakeStream } from './helpers.ts';
+import { FakeSfu, type FakeStream } from '../sfu/fake.ts';
 
 const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n';
 

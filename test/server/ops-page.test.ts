@@ -10,7 +10,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildServer, type Server } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
 import type { SignalLike } from '../../policies/types.ts';
-import { FakeSfu } from './helpers.ts';
+import { FakeSfu } from '../sfu/fake.ts';
 import { countColor, decodePng, solidPng } from './png.ts';
 
 const SDP = 'v=0\r\ns=-\r\n';

@@ -15,7 +15,8 @@ import type { Signals } from '../../models/types.ts';
 import type { SampleIn } from '../../models/moderator.ts';
 import type { RtpPacketIn } from '../../samplers/types.ts';
 import type { TapPacket } from '../../sfu/types.ts';
-import { FakeSfu, shippedPolicyFiles } from '../policies/helpers.ts';
+import { shippedPolicyFiles } from '../policies/helpers.ts';
+import { FakeSfu } from '../sfu/fake.ts';
 import { encodeVideo, pushPaced, rtpizeVideo, testPicture, waitFor } from '../samplers/helpers.ts';
 
 const W = 64;

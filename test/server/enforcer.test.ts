@@ -10,7 +10,8 @@ import type { AuditEntry, ReviewItem, StatementOfReasons } from '../../policies/
 import { Enforcer, type DecisionLog } from '../../server/enforcer.ts';
 import type { EventAudience, EventMessage } from '../../server/events.ts';
 import { PolicyStore } from '../../server/policy-store.ts';
-import { badMatch, FakeSfu, musicMatch, shippedPolicy, shippedPolicyFiles, signal } from './helpers.ts';
+import { FakeSfu } from '../sfu/fake.ts';
+import { badMatch, musicMatch, shippedPolicy, shippedPolicyFiles, signal } from '../policies/helpers.ts';
 
 class Harness {
   readonly sfu = new FakeSfu();
