@@ -370,6 +370,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       sessions,
       offersPerMinute: config.rateLimitSessions,
       maxSdpBytes: config.maxSdpBytes,
+      iceServers: config.iceServers,
       authorizePublish: async (req, streamId) => {
         await auth.authorizePublish(req, streamId);
         const block = await theControl.blockOf(streamId);

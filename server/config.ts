@@ -21,6 +21,15 @@ const jsonOr = <T extends z.ZodType>(schema: T) =>
       return v; // the schema then says what was expected
     }
   }, schema);
+/** A STUN/TURN server offered to WHIP/WHEP clients (RTCIceServer's shape). */
+const IceServerSchema = z
+  .object({
+    urls: z.union([z.string(), z.array(z.string()).min(1)]).transform((u) => (Array.isArray(u) ? u : [u])).pipe(z.array(z.string().regex(/^(stun|stuns|turn|turns):[^\s<>]+$/, 'a stun:, stuns:, turn: or turns: URI'))),
+    username: z.string().min(1).optional(),
+    credential: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((s) => (s.username === undefined) === (s.credential === undefined), 'username and credential go together');
 const WebhookEndpointSchema = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/),
@@ -51,6 +60,15 @@ export const ConfigSchema = z
       .transform((v) => v.split('-').map(Number) as [number, number])
       .refine(([lo, hi]) => lo >= 1024 && hi <= 65535 && lo <= hi, 'ports 1024..65535, LOW <= HIGH')
       .optional(),
+    /**
+     * STUN/TURN servers offered to WHIP/WHEP clients in `Link: <uri>; rel="ice-server"` headers of the
+     * 201 answer (RFC 9725 section 4.6), e.g. a TURN relay for publishers behind restrictive networks:
+     * JSON `[{"urls":"turn:turn.example.net:3478?transport=udp","username":"u","credential":"p"}]`, or
+     * comma-separated URIs without credentials. The server itself contacts none. Default none.
+     */
+    iceServers: z
+      .preprocess((v) => (typeof v === 'string' && !v.trim().startsWith('[') ? v.split(',').map((u) => u.trim()).filter(Boolean).map((urls) => ({ urls })) : v), jsonOr(z.array(IceServerSchema).max(20)))
+      .default([]),
     /** Forwarding engine: mediasoup (C++ workers, one per core) when a worker binary is present, else werift (pure TypeScript, on the event loop). Default 'auto'. */
     sfuEngine: z.enum(['auto', 'werift', 'mediasoup']).default('auto'),
     /** mediasoup workers (processes). Default: one per core. */
@@ -174,6 +192,7 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   ANNOUNCED_ADDRESS: 'announcedAddress',
   MEDIA_LISTEN_ADDRESS: 'mediaListenAddress',
   UDP_PORT_RANGE: 'udpPortRange',
+  ICE_SERVERS: 'iceServers',
   SFU_ENGINE: 'sfuEngine',
   MEDIASOUP_WORKERS: 'mediasoupWorkers',
   PUBLIC_URL: 'publicUrl',

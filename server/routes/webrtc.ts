@@ -38,8 +38,27 @@ export interface WebrtcRoutesOptions {
   sessions?: WebrtcSessions;
   /** Admission limits when the plugin makes its own registry. Default: none (the server always passes its registry). */
   limits?: Partial<AdmissionLimits>;
+  /** STUN/TURN servers told to clients in Link headers of the 201 answer (RFC 9725 4.6). Default none. */
+  iceServers?: readonly IceServer[];
   /** WHIP/WHEP offers per client address per minute, enforced by @fastify/rate-limit when the app registered it. 0 = none. Default 0. */
   offersPerMinute?: number;
+}
+
+export interface IceServer {
+  urls: readonly string[];
+  username?: string;
+  credential?: string;
+}
+
+/**
+ * One Link header value per ICE server URI (RFC 9725 4.6, RFC 8288 link-params):
+ *   <turn:turn.example.net?transport=udp>; rel="ice-server"; username="u"; credential="p"; credential-type="password"
+ */
+export function iceServerLinks(servers: readonly IceServer[]): string[] {
+  const quoted = (s: string) => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return servers.flatMap((s) =>
+    s.urls.map((u) => `<${u}>; rel="ice-server"${s.username !== undefined && s.credential !== undefined ? `; username=${quoted(s.username)}; credential=${quoted(s.credential)}; credential-type="password"` : ''}`),
+  );
 }
 
 export interface PublishAuthorization {
@@ -72,6 +91,7 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
   const sessions = opts.sessions ?? new WebrtcSessions(sfu, opts.limits ?? NO_LIMITS);
   const offerLimit = opts.offersPerMinute ? { rateLimit: { max: opts.offersPerMinute, timeWindow: '1 minute' } } : {};
   const bodyLimit = opts.maxSdpBytes ?? 64 * 1024;
+  const links = iceServerLinks(opts.iceServers ?? []);
 
   app.addContentTypeParser(SDP, { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
   // so a trickle PATCH reaches its route and gets 405 rather than 415
@@ -141,6 +161,7 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
     } catch (err) {
       req.log.error({ err }, 'onPublish threw');
     }
+    if (links.length) reply.header('link', links);
     return reply.code(201).header('content-type', SDP).header('location', `/whip/${encodeURIComponent(streamId)}/${id}`).send(answerSdp);
   });
   app.delete<{ Params: { streamId: string; sessionId: string } }>('/whip/:streamId/:sessionId', async (req, reply) => {
@@ -176,6 +197,7 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
     } catch (err) {
       req.log.error({ err }, 'onView threw');
     }
+    if (links.length) reply.header('link', links);
     return reply.code(201).header('content-type', SDP).header('location', `/whep/${encodeURIComponent(streamId)}/${id}`).send(answerSdp);
   });
   app.delete<{ Params: { streamId: string; sessionId: string } }>('/whep/:streamId/:sessionId', async (req, reply) => {
