@@ -2,6 +2,8 @@
 //   npm start -- --config server.yaml --demo --port 8080
 // Dev mode (the default) prints ready-to-use tokens and links. SIGINT/SIGTERM shut down gracefully:
 // clients told, sessions closed, audit and store writes flushed.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { buildServer, type Server } from './app.ts';
 import { loadConfig, summarizeConfig, type Config } from './config.ts';
 import { SrvError } from './errors.ts';
@@ -48,7 +50,7 @@ async function main(): Promise<void> {
   const { port } = await server.listen();
   process.stdout.write(summarizeConfig(config, port, server.sfuSummary) + '\n');
   if (config.mode === 'dev') await printDevAccess(server, config);
-  const demo = config.demo ? await (await import('./demo.ts')).startDemo(server) : undefined;
+  const demo = config.demo ? await startDemo(server) : undefined;
   process.stdout.write(`listening on ${server.url} (pid ${process.pid})\n`);
 
   let stopping = false;
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
     watchdog.unref();
     void (async () => {
       try {
-        await demo?.close();
+        await demo?.stop();
         await server.close();
         process.stdout.write('shutdown complete\n');
         process.exit(0);
@@ -85,3 +87,32 @@ main().catch((err: unknown) => {
   process.stderr.write(`startup failed: ${err instanceof SrvError ? `${err.code}: ` : ''}${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });
+
+/**
+ * --demo: the synthetic demo streams (loadtest/demo.ts) in a child process that reaches this server
+ * only through its public protocols, with tokens minted here (the dev secret may be random).
+ */
+async function startDemo(server: Server): Promise<{ stop(): Promise<void> }> {
+  const sign = (claims: Parameters<typeof server.auth.sign>[0]) => server.auth.sign(claims, '24h');
+  const jurisdictions = ['SE', 'DE', 'SA'];
+  // The streams and viewer jurisdictions loadtest/demo.ts plays.
+  const streams = ['demo-clean', 'demo-violating', 'demo-regional'];
+  const tokens = {
+    admin: await sign({ role: 'admin', sub: 'demo' }),
+    publish: Object.fromEntries(await Promise.all(streams.map(async (streamId) => [streamId, await sign({ role: 'publisher', sub: `demo-${streamId}`, streamId })] as const))),
+    view: Object.fromEntries(await Promise.all(jurisdictions.map(async (jurisdiction) => [jurisdiction, await sign({ role: 'viewer', sub: `demo-viewer-${jurisdiction}`, jurisdiction })] as const))),
+  };
+  const script = fileURLToPath(new URL('../loadtest/demo.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, DEMO_URL: server.url, DEMO_TOKENS: JSON.stringify(tokens) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
