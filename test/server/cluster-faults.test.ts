@@ -163,3 +163,30 @@ test('a node SIGKILLed right after a kill made while Redis was down: its records
     rmSync(outboxDir, { recursive: true, force: true });
   }
 });
+
+test('Redis restarted empty under a running node: the chain alarm fires (log, metric), the node keeps enforcing its kills and writes their blocks back', async () => {
+  const port = await freePort();
+  let redis = await startRedis(port);
+  const outboxDir = mkdtempSync(join(tmpdir(), 'msfu-ob-'));
+  const admin = await auth.sign({ role: 'admin', sub: 'ops' });
+  const node = await startNode({ AUTH_SECRET: SECRET, MODE: 'production', REDIS_URL: redis.url, REDIS_PREFIX: `ce${process.pid}:`, OUTBOX_DIR: outboxDir, NODE_ID: 'node-e' });
+  const pubToken = await auth.sign({ role: 'publisher', streamId: 'e1', sub: 'streamer-e1' });
+  const whip = async (): Promise<number> => (await fetch(`${node.url}/whip/e1`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${pubToken}` }, body: 'v=0\r\n' })).status;
+  try {
+    assert.equal((await api(node.url, admin, 'POST', '/v1/streams/e1/kill', { reason: 'before the wipe' })).status, 202);
+    assert.equal(await whip(), 403);
+    await redis.stop();
+    redis = await startRedis(port); // no AOF: empty
+    const alarmed = async (): Promise<boolean> => /msfu_audit_chain_alarms_total\{kind="backwards"\} 1/.test(await (await fetch(`${node.url}/metrics`)).text());
+    await until('the chain alarm in /metrics', alarmed, 30_000);
+    assert.match(node.output(), /audit chain went backwards/);
+    await until('the block written back into the empty Redis', async () => (await api(node.url, admin, 'GET', '/v1/streams/e1')).json.blocked !== undefined, 20_000);
+    assert.equal(await whip(), 403, 'still refused');
+    const audit = (await api(node.url, admin, 'GET', '/v1/audit')).json.entries as { body: { type: string } }[];
+    assert.ok(audit.some((e) => e.body.type === 'audit.chain_alarm'), 'the new chain records the alarm');
+  } finally {
+    await node.stop();
+    await redis.stop();
+    rmSync(outboxDir, { recursive: true, force: true });
+  }
+});
