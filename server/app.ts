@@ -262,6 +262,15 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       onError: portError,
     });
   if (!policies.loaded) {
+    // the cluster's active policy, when the store keeps one (an activation outlives a restart), else POLICY_DIR
+    const active = await store.getActivePolicy().catch((err: unknown) => {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'store: the cluster policy could not be read; loading POLICY_DIR');
+      return undefined;
+    });
+    const fromStore = active ? policies.load(active.files, `${active.by} (restored from the store at startup)`) : undefined;
+    if (fromStore && !fromStore.ok) log.error({ err: fromStore.error.message, version: active?.version }, 'the cluster policy in the store does not load here; loading POLICY_DIR');
+  }
+  if (!policies.loaded) {
     const r = await policies.loadDir(config.policyDir, 'startup').catch((err: unknown) => ({ ok: false as const, error: err as Error }));
     if (!r.ok) log.error({ err: r.error.message, dir: config.policyDir }, 'policy did not load; /readyz reports not ready');
   }

@@ -13,7 +13,7 @@ import type { EventHub } from './events.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { SrvError, notFound } from './errors.ts';
 import { OutboxQueuedError } from './store/outbox.ts';
-import type { ControlMessage, DecisionRecord, LiveStreamRecord, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
+import type { ActivePolicyRecord, ControlMessage, DecisionRecord, LiveStreamRecord, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
 
 /** A store write that is kept: its result, or undefined when it waits in the outbox (OutboxQueuedError); other failures throw. */
 async function recorded<T>(write: Promise<T>): Promise<T | undefined> {
@@ -50,6 +50,8 @@ export class StreamControl {
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #lastStoreError = 0;
+  /** Last store policy version tried here (tried once). */
+  #policyTried: string | undefined;
   #closed = false;
 
   constructor(options: StreamControlOptions) {
@@ -122,6 +124,7 @@ export class StreamControl {
 
   async #heartbeat(): Promise<void> {
     if (this.#closed) return;
+    await this.syncPolicy();
     for (const [id, l] of this.#local) {
       const verdict = this.#o.enforcer?.verdictOf(id);
       const patch: Partial<LiveStreamRecord> = { viewers: l.stream.viewers.size, nodeId: this.#o.nodeId, state: 'live' };
@@ -155,6 +158,28 @@ export class StreamControl {
 
   #queuedOr(e: unknown, what: string): void {
     if (!(e instanceof OutboxQueuedError)) this.#storeError(e, what);
+  }
+
+  /**
+   * Applies the cluster's active policy (the store's) when this node runs another version: a node that
+   * missed the activation message, or restarted, catches up within a heartbeat. A version that does
+   * not load here is tried once (logged), not at every heartbeat.
+   */
+  async syncPolicy(): Promise<void> {
+    const policies = this.#o.policies;
+    if (!policies) return;
+    let active: ActivePolicyRecord | undefined;
+    try {
+      active = await this.#o.store.getActivePolicy();
+    } catch (e) {
+      this.#storeError(e, 'getActivePolicy');
+      return;
+    }
+    if (!active || (policies.loaded && policies.current.version === active.version) || this.#policyTried === active.version) return;
+    this.#policyTried = active.version;
+    const r = policies.load(active.files, `${active.by} (applied from the store)`);
+    if (r.ok) this.#o.log.info({ version: active.version, by: active.by }, 'cluster policy applied from the store');
+    else this.#o.log.error({ err: r.error.message, version: active.version }, 'the cluster policy in the store does not load on this node; the last good policy stays');
   }
 
   /** Streams whose sessions are on this node. */

@@ -1,5 +1,5 @@
 // The policy in force: read it, validate files (file:line issues or the diff) and activate them on
-// every node (the control channel carries the files; audited by the PolicyStore).
+// every node (kept in the store and carried by the control channel; audited by the PolicyStore).
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { diffPolicies, loadPolicyBundle, PolicyError } from '../../policies/index.ts';
@@ -55,6 +55,8 @@ export const policyRoutes: FastifyPluginAsync<PolicyRoutesOptions> = async (app,
       const files = body.files ?? (await readPolicyDir(opts.policyDir));
       const r = policies.load(files, who(req));
       if (!r.ok) throw r.error;
+      // kept in the store: a restarted node, and one that misses the message, apply it too (control.ts)
+      await store.setActivePolicy({ version: r.policy.version, files, by: who(req), at: Date.now() });
       await store.publishControl({ type: 'policy', files, by: who(req), origin: opts.nodeId, at: Date.now() });
       return { version: r.policy.version, previousVersion: r.previousVersion ?? null, changes: r.changes };
     },

@@ -14,6 +14,7 @@ import type { StatementOfReasons } from '../../policies/types.ts';
 import { AuditCheckpointFile, type AuditCheckpoint } from './audit-chain.ts';
 import { Outbox, OutboxQueuedError, type OutboxOp, type OutboxRecord, type OutboxStats } from './outbox.ts';
 import type {
+  ActivePolicyRecord,
   AuditEntry,
   ControlMessage,
   DecisionRecord,
@@ -301,6 +302,12 @@ export class DurableStore implements Store {
   }
   reviewDepth(): Promise<number> {
     return this.#inner.reviewDepth();
+  }
+  setActivePolicy(record: ActivePolicyRecord): Promise<void> {
+    return this.#inner.setActivePolicy(record);
+  }
+  getActivePolicy(): Promise<ActivePolicyRecord | undefined> {
+    return this.#inner.getActivePolicy();
   }
   publishControl(message: ControlMessage): Promise<void> {
     return this.#inner.publishControl(message);

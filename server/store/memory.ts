@@ -11,6 +11,7 @@ import { chainAuditEntry } from '../../policies/audit.ts';
 import { compareReviewItems, isClaimActive } from '../../policies/statements.ts';
 import { DEFAULT_RETENTION } from './types.ts';
 import type {
+  ActivePolicyRecord,
   AuditEntry,
   ControlMessage,
   DecisionRecord,
@@ -139,6 +140,7 @@ export class MemoryStore implements Store {
   readonly #timer: NodeJS.Timeout | undefined;
   readonly #auditKey: string | undefined;
   readonly #auditOps = new Map<string, number>();
+  #activePolicy: ActivePolicyRecord | undefined;
   #closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -470,6 +472,15 @@ export class MemoryStore implements Store {
   async reviewDepth(): Promise<number> {
     this.#check();
     return this.#review.size - this.#resolvedAt.size;
+  }
+
+  async setActivePolicy(record: ActivePolicyRecord): Promise<void> {
+    this.#check();
+    this.#activePolicy = clone(record);
+  }
+  async getActivePolicy(): Promise<ActivePolicyRecord | undefined> {
+    this.#check();
+    return this.#activePolicy && clone(this.#activePolicy);
   }
 
   async publishControl(message: ControlMessage): Promise<void> {

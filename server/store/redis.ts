@@ -17,6 +17,7 @@ import { chainAuditEntry } from '../../policies/audit.ts';
 import { compareReviewItems } from '../../policies/index.ts';
 import { DropCounts, retentionOf } from './memory.ts';
 import type {
+  ActivePolicyRecord,
   AuditEntry,
   ControlMessage,
   DecisionRecord,
@@ -594,6 +595,17 @@ export class RedisStore implements Store {
         auditFirstSeq: first ? Number(first[0].split('-')[0]) : 1,
       };
     });
+  }
+
+  // ---- the cluster's active policy
+
+  setActivePolicy(record: ActivePolicyRecord): Promise<void> {
+    return this.#run('setActivePolicy', async () => {
+      await this.#cmd.set(this.#k('policy', 'active'), JSON.stringify(record));
+    });
+  }
+  getActivePolicy(): Promise<ActivePolicyRecord | undefined> {
+    return this.#run('getActivePolicy', async () => parse<ActivePolicyRecord>(await this.#cmd.get(this.#k('policy', 'active'))));
   }
 
   // ---- control

@@ -86,6 +86,15 @@ export interface StoredReviewItem extends PolicyReviewItem {
   outcomeStatementId?: string;
 }
 
+/** The policy activated last in the cluster: every node applies it (at start and each heartbeat), a restart keeps it. */
+export interface ActivePolicyRecord {
+  /** The bundle's content-hash version (policies/ loadPolicyBundle). */
+  version: string;
+  files: { filename: string; text: string }[];
+  by: string;
+  at: number;
+}
+
 /** Cross-node control messages: a kill or gate change issued on one node reaches the others. */
 export type ControlMessage =
   | { type: 'kill'; streamId: string; reason: string; statementId?: string; origin: string; at: number }
@@ -214,6 +223,10 @@ export interface Store {
   listReview(options?: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number }): Promise<StoredReviewItem[]>;
   /** Items not yet resolved. */
   reviewDepth(): Promise<number>;
+
+  // the cluster's active policy (policy activations outlive a restart and reach nodes that missed the message)
+  setActivePolicy(record: ActivePolicyRecord): Promise<void>;
+  getActivePolicy(): Promise<ActivePolicyRecord | undefined>;
 
   // cross-node control: every handler receives every message, its own node's included (filter on `origin`)
   publishControl(message: ControlMessage): Promise<void>;
