@@ -8,7 +8,7 @@ import { buildServer } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
 import { readPolicyDir } from '../../server/policy-store.ts';
 import { MemoryStore } from '../../server/store/memory.ts';
-import { FakeSfu } from './helpers.ts';
+import { FakeSfu } from '../sfu/fake.ts';
 
 const config = (nodeId: string) =>
   loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'p'.repeat(40), moderation: false, nodeId, heartbeatMs: 100 } });
