@@ -41,7 +41,7 @@ async function join(url: string, n: number): Promise<void> {
   const errors: string[] = [];
   while (viewers.length < n && failed < 20) {
     const batch = Math.min(10, n - viewers.length);
-    const joined = await Promise.allSettled(Array.from({ length: batch }, () => WhepViewer.connect({ url, maxRecords: 0, connectTimeoutMs: 30_000, headersOnly: true })));
+    const joined = await Promise.allSettled(Array.from({ length: batch }, () => WhepViewer.connect({ url, maxRecords: 0, connectTimeoutMs: 30_000, headersOnly: true, setup: 'active' })));
     for (const j of joined) {
       if (j.status === 'rejected') {
         failed++;

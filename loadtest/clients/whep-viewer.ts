@@ -41,6 +41,13 @@ export interface WhepViewerOptions {
    * sender reports are still decrypted and recorded. Default false.
    */
   headersOnly?: boolean;
+  /**
+   * The offer's DTLS setup (RFC 8842). 'actpass' (default, as browsers offer) makes the server the DTLS
+   * client; 'active' makes this viewer the client. Load generation uses 'active': werift's DTLS server
+   * loses handshakes when mediasoup's DTLS client retransmits its last flight under CPU load (the viewer
+   * stays in DTLS 'connecting').
+   */
+  setup?: 'actpass' | 'active';
 }
 
 export interface ReceivedPacket {
@@ -124,7 +131,8 @@ export class WhepViewer {
     if (opts.video !== false) pc.addTransceiver('video', { direction: 'recvonly' });
     if (opts.audio !== false) pc.addTransceiver('audio', { direction: 'recvonly' });
     try {
-      const offer = await gatheredOffer(pc);
+      let offer = await gatheredOffer(pc);
+      if (opts.setup === 'active') offer = offer.replace(/a=setup:actpass/g, 'a=setup:active');
       const { answer, location } = await postOffer(opts.url, offer, opts.token);
       const viewer = new WhepViewer(pc, location, opts, answer);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });

@@ -32,7 +32,8 @@ for (const engine of ENGINES) describe(`headers-only viewer [${engine}]`, () => 
   test('sees the same packets as a decrypting viewer, without payloads, and the sender reports', async () => {
     const full = await WhepViewer.connect({ url: `${srv.base}/whep/hdr` });
     viewers.push(full);
-    const light = await WhepViewer.connect({ url: `${srv.base}/whep/hdr`, headersOnly: true });
+    // as bench:forward plays them: headers only, and the DTLS client (a=setup:active)
+    const light = await WhepViewer.connect({ url: `${srv.base}/whep/hdr`, headersOnly: true, setup: 'active' });
     viewers.push(light);
     const enough = (v: WhepViewer) => v.count('video') > 150 && v.count('audio') > 100;
     await full.waitFor(() => enough(full) && enough(light), 20_000, 'video and audio at both viewers');
