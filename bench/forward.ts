@@ -24,7 +24,9 @@ import { nowMs } from '../loadtest/clients/peer.ts';
 const STEPS = (process.env.FORWARD_STEPS ?? '1,10,100,300,500').split(',').map(Number);
 const STEP_S = Number(process.env.FORWARD_STEP_S ?? 10);
 const RUNS = (process.env.FORWARD_RUNS ?? 'raw,mediasoup,werift,mediasoup+mod,werift+mod').split(',');
+/** Seconds between the last join and the measurement; moderated runs wait for the models' first runs too. */
 const WARMUP_S = 2;
+const MODERATED_WARMUP_S = 10;
 const MODERATED = ['m1', 'm2', 'm3'];
 const CLIENTS = Number(process.env.FORWARD_CLIENTS ?? 2);
 /** This process's ms clock minus the machine's monotonic clock: send times cross to the viewer processes on the latter. */
@@ -125,7 +127,7 @@ for (const run of RUNS) {
     const joins = (await Promise.all(clients.map((c, i) => c.ask({ type: 'join', url: `${base}/whep/bench`, n: share(i) }, 'joined', 600_000)))) as unknown as { viewers: number; failed: number; errors: string[] }[];
     viewerCount = joins.reduce((a, j) => a + j.viewers, 0);
     for (const j of joins) for (const e of j.errors) console.error(`a viewer did not join (${j.failed} failed in that process): ${e}`);
-    await sleep(WARMUP_S * 1000);
+    await sleep((moderated && n === STEPS[0] ? MODERATED_WARMUP_S : WARMUP_S) * 1000);
     await sfu.ask('mark', 'marked');
     const t0 = performance.now();
     flushSent();
@@ -143,7 +145,7 @@ for (const run of RUNS) {
     const r = {
       run,
       engine,
-      moderation: moderated ? `${MODERATED.length} other streams moderated` : 'off',
+      moderation: moderated ? `on: this stream and ${MODERATED.length} others moderated` : 'off',
       viewers: viewerCount,
       viewersAsked: n,
       seconds: round(f.seconds),
