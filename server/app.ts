@@ -35,6 +35,8 @@ import { bankRoutes } from './routes/banks.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { WebhookDispatcher, type WebhookEventType } from './webhooks.ts';
+import { EvidenceRecorder } from './evidence.ts';
+import { evidenceRoutes } from './routes/evidence.ts';
 import { createStore, DurableStore, OutboxQueuedError, type AuditChainAlarm } from './store/index.ts';
 import { WebrtcSessions } from './sessions.ts';
 import { bearerOf } from './auth.ts';
@@ -71,6 +73,8 @@ export interface Server {
   readonly events: EventHub;
   /** Signed webhook deliveries of the hub's events (server/webhooks.ts). */
   readonly webhooks: WebhookDispatcher;
+  /** Evidence clips of restrictive decisions (server/evidence.ts); undefined when config.evidence is off. */
+  readonly evidence: EvidenceRecorder | undefined;
   readonly metrics: ServerMetrics;
   readonly auth: Auth;
   readonly control: StreamControl;
@@ -241,13 +245,38 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   };
   const policies = deps.policies ?? new PolicyStore({ audit: { append: (b) => store.appendAudit(b) }, onError: portError });
   let control: StreamControl | undefined;
+  let pipeline: ModerationPipeline | undefined;
+  const evidence = config.evidence
+    ? new EvidenceRecorder({
+        sfu: theSfu,
+        dir: config.evidenceDir,
+        dirs: config.evidenceDirs,
+        retentionMs: config.evidenceRetentionMs,
+        retention: config.evidenceRetention,
+        beforeMs: config.evidenceBeforeMs,
+        afterMs: config.evidenceAfterMs,
+        maxRingBytes: config.evidenceRingBytes,
+        sweepMs: config.evidenceSweepMs,
+        citedFrames: (streamId, seqs) => pipeline?.citedFrames(streamId, seqs),
+        audit: (b) => store.appendAudit(b),
+        log: (level, msg, fields) => log[level](fields ?? {}, msg),
+      })
+    : undefined;
+  if (evidence) metrics.setEvidenceStats(() => evidence.stats());
   const enforcer =
     deps.enforcer ??
     new Enforcer({
       streams: theSfu,
       policies,
       audit: { append: (b) => store.appendAudit(b) },
-      review: { enqueue: (item) => control?.enqueueReview(item, { thumbnail: pipeline?.thumbnailFor(item.streamId, item.evidence.thumbnailRefs) }) },
+      review: {
+        enqueue: (item) =>
+          control?.enqueueReview(item, {
+            thumbnail: pipeline?.thumbnailFor(item.streamId, item.evidence.thumbnailRefs),
+            clips: evidence?.captureFor({ id: item.id, streamId: item.streamId, action: item.proposedAction ?? 'review', jurisdictions: item.jurisdictions, sampleSeqs: item.evidence.sampleSeqs }),
+          }),
+      },
+      evidence,
       events: { emit: (audience, message) => events.broadcast(audience, message) },
       records: {
         statement: (s) => store.putStatement(s),
@@ -275,7 +304,6 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     if (!r.ok) log.error({ err: r.error.message, dir: config.policyDir }, 'policy did not load; /readyz reports not ready');
   }
   let moderation: ModerationStack | undefined;
-  let pipeline: ModerationPipeline | undefined;
   const ownModeration = deps.moderation === undefined;
   if (deps.moderation !== false && (deps.moderation || config.moderation)) {
     const stack =
@@ -417,6 +445,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   await app.register(bankRoutes, { guard, store, moderation });
   await app.register(chatRoutes, { auth, store, events, policies, moderation });
   await app.register(webhookRoutes, { guard, webhooks });
+  if (evidence) await app.register(evidenceRoutes, { guard, evidence });
 
   app.get('/openapi.json', { schema: { hide: true } as Record<string, unknown> }, async () => app.swagger());
   app.get('/ops', { schema: { hide: true } as Record<string, unknown> }, async (_req, reply) => {
@@ -434,6 +463,9 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       if (!slateDone) await Promise.race([slateReady, new Promise((r) => setTimeout(r, 10_000).unref())]);
       // Sessions end with 'shutdown'; their registry updates are store writes flushed below.
       if (ownSfu) await theSfu.close().catch((err: unknown) => log.error({ err }, 'sfu close'));
+      // clips of decisions taken just before the shutdown are finished (their streams just closed)
+      if (evidence) await Promise.race([evidence.idle(), new Promise((r) => setTimeout(r, 5000).unref())]);
+      evidence?.close();
       await app.close().catch((err: unknown) => log.error({ err }, 'http close'));
       if (ownModeration) await moderation?.close().catch((err: unknown) => log.error({ err }, 'moderation close'));
       webhooks.close();
@@ -449,6 +481,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     store,
     events,
     webhooks,
+    evidence,
     metrics,
     auth,
     control: theControl,

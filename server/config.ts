@@ -177,6 +177,24 @@ export const ConfigSchema = z
     webhookTimeoutMs: int(100, 120_000).default(5000),
     /** Most bytes of pending webhook bodies on disk; beyond it the oldest are dropped (counted, audited). Default 67108864. */
     webhookMaxQueueBytes: int(1024, 2 ** 40).default(64 * 1024 * 1024),
+    /** Keep an evidence clip (RTP remuxed, no transcoding) around every restrictive decision. Each live stream then holds a ring of its forwarded RTP. Default true. */
+    evidence: bool.default(true),
+    /** Default folder of evidence clips. Default '.data/evidence'. */
+    evidenceDir: z.string().min(1).default('.data/evidence'),
+    /** Evidence folder per jurisdiction, so one region's evidence stays there: {"DE": "/srv/eu/evidence"} (EVIDENCE_DIRS as JSON). Default none. */
+    evidenceDirs: jsonOr(z.record(z.string().regex(/^[A-Z]{2}$/, 'ISO 3166-1 alpha-2, upper case'), z.string().min(1))).default({}),
+    /** How long evidence clips are kept (ms); deleted (audited) after. Default 2592000000 (30 days). */
+    evidenceRetentionMs: int(1000, 2 ** 42).default(30 * 86_400_000),
+    /** Retention per jurisdiction (ms): {"DE": 15552000000} (EVIDENCE_RETENTION as JSON); a clip kept for several jurisdictions in one place keeps the longest. Default none. */
+    evidenceRetention: jsonOr(z.record(z.string().regex(/^[A-Z]{2}$/, 'ISO 3166-1 alpha-2, upper case'), int(1000, 2 ** 42))).default({}),
+    /** Media kept before a decision (ms); the clip starts at the keyframe at or before it. Default 10000. */
+    evidenceBeforeMs: int(0, 120_000).default(10_000),
+    /** Media kept after a decision while the stream lives (ms). Default 5000. */
+    evidenceAfterMs: int(0, 120_000).default(5000),
+    /** Most RTP payload bytes one stream's evidence ring holds. Default 16777216. */
+    evidenceRingBytes: int(65_536, 1 << 30).default(16 * 1024 * 1024),
+    /** Expired evidence clips are looked for this often (ms). Default 60000. */
+    evidenceSweepMs: int(100, 86_400_000).default(60_000),
   })
   .strict();
 
@@ -247,6 +265,15 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   WEBHOOK_MAX_AGE_MS: 'webhookMaxAgeMs',
   WEBHOOK_TIMEOUT_MS: 'webhookTimeoutMs',
   WEBHOOK_MAX_QUEUE_BYTES: 'webhookMaxQueueBytes',
+  EVIDENCE: 'evidence',
+  EVIDENCE_DIR: 'evidenceDir',
+  EVIDENCE_DIRS: 'evidenceDirs',
+  EVIDENCE_RETENTION_MS: 'evidenceRetentionMs',
+  EVIDENCE_RETENTION: 'evidenceRetention',
+  EVIDENCE_BEFORE_MS: 'evidenceBeforeMs',
+  EVIDENCE_AFTER_MS: 'evidenceAfterMs',
+  EVIDENCE_RING_BYTES: 'evidenceRingBytes',
+  EVIDENCE_SWEEP_MS: 'evidenceSweepMs',
 };
 
 export interface LoadConfigOptions {
@@ -352,6 +379,7 @@ export function summarizeConfig(config: Config, boundPort?: number, engine?: str
     ['model cache', config.modelCacheDir],
     ['stream ttl / heartbeat', `${config.streamTtlMs} ms / ${config.heartbeatMs} ms`],
     ['review claim timeout', `${config.reviewClaimMs} ms`],
+    ['evidence clips', config.evidence ? `${config.evidenceBeforeMs} ms before / ${config.evidenceAfterMs} ms after, kept ${config.evidenceRetentionMs} ms in ${config.evidenceDir}${Object.keys(config.evidenceDirs).length ? ` (+ ${Object.keys(config.evidenceDirs).join(', ')})` : ''}` : 'off'],
     ['webhooks', config.webhooks.length ? `${config.webhooks.map((w) => w.id).join(', ')} (queue ${config.webhookDir})` : `none configured (queue ${config.webhookDir})`],
     ['demo streams', String(config.demo)],
   ];

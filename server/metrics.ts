@@ -11,6 +11,7 @@ import type { EngineStats, Sfu } from '../sfu/types.ts';
 import type { StoreRetentionStats } from './store/types.ts';
 import type { WebhookEndpointStats } from './webhooks.ts';
 import type { OutboxStats } from './store/outbox.ts';
+import type { EvidenceStats } from './evidence.ts';
 
 /**
  * 'total' is the budgeted fast path: a sampled frame's last packet at the server -> its classifier and
@@ -44,6 +45,7 @@ export class ServerMetrics {
   #moderationDrops: (() => Record<ModerationDropStage, number>) | undefined;
   #storeStats: (() => Promise<StoreRetentionStats>) | undefined;
   #webhookStats: (() => WebhookEndpointStats[]) | undefined;
+  #evidenceStats: (() => EvidenceStats) | undefined;
   readonly #webhookAttempts: Counter<'endpoint' | 'outcome'>;
   readonly #webhookLatency: Histogram<'endpoint'>;
   #outboxStats: (() => OutboxStats) | undefined;
@@ -299,6 +301,24 @@ export class ServerMetrics {
         for (const e of webhooksOf()) this.set({ endpoint: e.id }, e.consecutiveFailures);
       },
     });
+    const evidenceOf = (): EvidenceStats | undefined => this.#evidenceStats?.();
+    new Gauge({
+      name: 'msfu_evidence',
+      help: 'Evidence: ring_bytes = RTP payload bytes held in the per-stream rings now, rings = streams with a ring, clips = clips stored, clip_bytes = their bytes, deleted = clips deleted at retention since start, failed = clips that could not be written',
+      labelNames: ['what'],
+      registers: r,
+      collect() {
+        const e = evidenceOf();
+        if (!e) return;
+        this.set({ what: 'ring_bytes' }, e.ringBytes);
+        this.set({ what: 'rings' }, e.rings);
+        this.set({ what: 'clips' }, e.clips);
+        this.set({ what: 'clip_bytes' }, e.clipBytes);
+        this.set({ what: 'deleted' }, e.deleted);
+        this.set({ what: 'failed' }, e.failed);
+      },
+    });
+
     this.#eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
     this.#eld.enable();
     const eld = this.#eld;
@@ -337,6 +357,11 @@ export class ServerMetrics {
   /** Where webhook endpoint figures come from (read at scrape time). */
   setWebhookStats(source: () => WebhookEndpointStats[]): void {
     this.#webhookStats = source;
+  }
+
+  /** Where evidence ring and clip figures come from (read at scrape time). */
+  setEvidenceStats(source: () => EvidenceStats): void {
+    this.#evidenceStats = source;
   }
 
   /** One finished webhook attempt; `latencyMs` = event time -> 2xx. */

@@ -94,6 +94,8 @@ export interface PipelineStreamStats {
 export class ModerationPipeline {
   readonly #opts: Required<Omit<ModerationPipelineOptions, 'observer'>> & { observer: PipelineObserver };
   readonly #attached = new Map<string, Attached>();
+  /** The newest sampled frames of streams that just closed: a kill's statement is issued after the close and may cite them. */
+  readonly #closedFrames = new Map<string, VideoSample[]>();
   #watchdog: NodeJS.Timeout | null = null;
   #closed = false;
 
@@ -144,6 +146,12 @@ export class ModerationPipeline {
       subscription.close();
       // A stream id can be reused by a new session: only forget the entry that belongs to this one.
       if (this.#attached.get(stream.id) === entry) this.#attached.delete(stream.id);
+      if (entry.frames.length > 0) {
+        this.#closedFrames.set(stream.id, entry.frames);
+        setTimeout(() => {
+          if (this.#closedFrames.get(stream.id) === entry.frames) this.#closedFrames.delete(stream.id);
+        }, 2000).unref();
+      }
       samplers.releaseStream(stream.id);
       moderator.releaseStream(stream.id);
       enforcer.streamEnded(stream.id);
@@ -179,6 +187,18 @@ export class ModerationPipeline {
       return `data:image/jpeg;base64,${Buffer.from(jpegThumbnail(f)).toString('base64')}`;
     }
     return undefined;
+  }
+
+  /**
+   * The sampled frames among `sampleSeqs` this node still holds (a statement's cited samples), as a
+   * snapshot now and JPEGs when the returned function is called, so the caller (evidence) encodes off
+   * the decision path.
+   */
+  citedFrames(streamId: string, sampleSeqs: readonly number[]): (() => { seq: number; jpeg: Uint8Array }[]) | undefined {
+    const wanted = new Set(sampleSeqs);
+    const frames = (this.#attached.get(streamId)?.frames ?? this.#closedFrames.get(streamId) ?? []).filter((f) => wanted.has(f.seq));
+    if (frames.length === 0) return undefined;
+    return () => frames.map((f) => ({ seq: f.seq, jpeg: jpegThumbnail(f) }));
   }
 
   close(): void {

@@ -1,6 +1,9 @@
 // End-to-end helpers: the real server (werift SFU + store + enforcer + moderation pipeline + models),
 // synthetic clips whose content can be switched mid-stream, and probes that tell, per viewer, the
 // source picture from the SFU's slate and count audio packets, all on the server clock.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildServer, type Server } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
 import { LOAD_TEST_ENV } from '../../loadtest/server.ts';
@@ -38,10 +41,12 @@ export interface E2EServer {
 }
 
 export async function startE2EServer(env: Record<string, string> = {}): Promise<E2EServer> {
+  const scratch = await mkdtemp(join(tmpdir(), 'msfu-e2e-'));
   const config = loadConfig({
     argv: [],
     // werift unless a test names the engine (the moderation suite runs on both)
-    env: { ...LOAD_TEST_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'e2e-secret-0123456789-0123456789-0123456789', SFU_ENGINE: 'werift', ...env },
+    // evidence clips and the webhook queue in a folder of this run, not the repository's .data/
+    env: { ...LOAD_TEST_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'e2e-secret-0123456789-0123456789-0123456789', SFU_ENGINE: 'werift', EVIDENCE_DIR: join(scratch, 'evidence'), WEBHOOK_DIR: join(scratch, 'webhooks'), ...env },
   });
   const server = await buildServer(config);
   const { url } = await server.listen();
@@ -51,7 +56,10 @@ export async function startE2EServer(env: Record<string, string> = {}): Promise<
     url,
     adminToken,
     token: (c) => server.auth.sign(c, '1h'),
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      await rm(scratch, { recursive: true, force: true });
+    },
   };
 }
 

@@ -2,7 +2,8 @@
 // (streams, viewers with gates, close cascades, events), no media. The server suites drive it through
 // the WHIP/WHEP routes (publish/view); the enforcer and pipeline suites add streams and viewers directly.
 import { EventEmitter } from 'node:events';
-import type { CloseReason, EngineStats, PublisherOptions, Sfu, Stream, Tap, TrackInfo, Viewer, ViewerGateState, ViewerOptions, ViewerStats } from '../../sfu/types.ts';
+import { TapHub } from '../../sfu/tap.ts';
+import type { CloseReason, EngineStats, PublisherOptions, Sfu, Stream, TrackInfo, Viewer, ViewerGateState, ViewerOptions, ViewerStats } from '../../sfu/types.ts';
 
 export class FakeViewer extends EventEmitter implements Viewer {
   readonly id: string;
@@ -63,7 +64,8 @@ export class FakeStream extends EventEmitter implements Stream {
     { trackId: 'audio0', kind: 'audio', codec: 'opus', payloadType: 111, clockRate: 48000 },
   ];
   readonly viewers = new Map<string, FakeViewer>();
-  readonly tap: Tap = { subscribe: () => ({ delivered: 0, dropped: 0, close() {} }) };
+  /** A real tap: tests may offer packets to it (nothing flows otherwise). */
+  readonly tap = new TapHub();
   closeReason: CloseReason | undefined;
   constructor(id: string, private readonly onGone: () => void) {
     super();
