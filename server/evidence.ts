@@ -122,7 +122,6 @@ interface Capture {
   statement: EvidenceSubject;
   /** Every subject citing this capture's clips (the first is `statement`). */
   subjects: EvidenceSubject[];
-  startedMedia: number;
   refs: EvidenceRef[];
   packets: TapPacket[];
   untilMedia: number;
@@ -133,8 +132,6 @@ interface Capture {
 }
 
 const CONTENT_TYPE = { webm: 'video/webm', matroska: 'video/x-matroska' } as const;
-/** Decisions of one stream this close together (a kill and the blanks fused with it) share their clips. */
-const SHARE_WITHIN_MS = 1000;
 /** A closed stream's ring stays this long, so a kill's statement (issued right after the close) still finds it. */
 const CLOSED_RING_GRACE_MS = 2000;
 
@@ -231,10 +228,18 @@ export class EvidenceRecorder implements EvidencePort {
     const from = now - (nowMedia - first.arrivedAt);
     const to = ring.closed ? now : now + this.#o.afterMs;
     const locations = this.#locations(statement.jurisdictions);
-    const shared = [...ring.captures].find((x) => !x.done && nowMedia - x.startedMedia <= SHARE_WITHIN_MS);
+    const shared = [...ring.captures].find((x) => !x.done && nowMedia <= x.untilMedia);
     if (shared) {
-      // the same media: one clip per location, cited by both (the longest retention of its citers)
+      // a capture still collecting already holds this decision's "before": one clip per location,
+      // cited by both (the longest retention of its citers), collecting until the later "after"
       shared.subjects.push(statement);
+      if (!ring.closed && nowMedia + this.#o.afterMs > shared.untilMedia) {
+        shared.untilMedia = nowMedia + this.#o.afterMs;
+        if (shared.timer) clearTimeout(shared.timer);
+        shared.timer = setTimeout(() => this.#finish(ring, shared), this.#o.afterMs + 50);
+        shared.timer.unref();
+        for (const r of shared.refs) r.to = Math.max(r.to, Math.round(to));
+      }
       const frames = this.#o.citedFrames?.(statement.streamId, statement.sampleSeqs);
       if (frames) shared.frames.push(frames);
       return locations.map(({ location, retentionMs }) => {
@@ -248,7 +253,6 @@ export class EvidenceRecorder implements EvidencePort {
     const c: Capture = {
       statement,
       subjects: [statement],
-      startedMedia: nowMedia,
       refs,
       packets: ring.packets.slice(ring.head),
       untilMedia: nowMedia + this.#o.afterMs,
