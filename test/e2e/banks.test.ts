@@ -2,6 +2,7 @@
 // auth (401 without a token, 403 for the wrong role), validation (400), add / import / export round
 // trip, audio registration from a real WAV, removal, the audit trail of every change, and 503 when
 // moderation is off on the node.
+import { auditKeyOf } from '../../server/config.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { verifyAuditChain } from '../../policies/index.ts';
@@ -138,7 +139,7 @@ describe('bank routes (moderation on: hashes, text, audio; no classifier)', { ti
 
     await new Promise((r) => setTimeout(r, 50)); // audit appends are fire-and-forget
     const entries = await e2e.server.store.readAudit({ limit: 10_000 });
-    assert.ok(verifyAuditChain(entries).ok);
+    assert.ok(verifyAuditChain(entries, undefined, auditKeyOf(e2e.server.config).key).ok);
     const types = entries.map((e) => (e.body as { type?: string; by?: string }).type);
     for (const t of ['bank.hashes_added', 'bank.imported', 'bank.hash_removed']) assert.ok(types.includes(t), `${t} audited (${types})`);
     assert.ok(entries.every((e) => !(e.body as { type?: string }).type?.startsWith('bank.') || (e.body as { by?: string }).by === 'e2e-admin'));

@@ -10,6 +10,7 @@
 //   3. a protected melody (registered in the audio bank) mutes DE viewers only; clean audio unmutes;
 //   4. every restriction has a complete DSA Art. 17(3) statement in the audit log; the chain verifies;
 //   5. the figures issue 6 reports are printed and written to bench/results/e2e-moderation-<engine>.json.
+import { auditKeyOf } from '../../server/config.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -275,7 +276,7 @@ for (const engine of ENGINES) describe(`moderation end to end through the real S
 
   test('every restriction has a complete statement of reasons in the audit log and the chain verifies', async () => {
     const entries = await e2e.server.store.readAudit({ limit: 100_000 });
-    assert.deepEqual(verifyAuditChain(entries), { ok: true });
+    assert.deepEqual(verifyAuditChain(entries, undefined, auditKeyOf(e2e.server.config).key), { ok: true });
     const logged = new Map<string, StatementOfReasons>();
     for (const e of entries) {
       const body = e.body as { type?: string; statement?: StatementOfReasons };
@@ -303,7 +304,7 @@ for (const engine of ENGINES) describe(`moderation end to end through the real S
     if (entries.length > 2) {
       const forged = entries.map((e) => ({ ...e }));
       forged[1] = { ...forged[1]!, body: { ...(forged[1]!.body as object), forged: true } };
-      assert.equal(verifyAuditChain(forged).ok, false);
+      assert.equal(verifyAuditChain(forged, undefined, auditKeyOf(e2e.server.config).key).ok, false);
     }
   });
 
