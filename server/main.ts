@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   }
   const server = await buildServer(config);
   // One stray rejection (a library's, or ours) must not drop every stream of this node: log it, count
-  // it, keep running. (Node 20's default for an unhandled rejection is to exit.)
+  // it, keep running. (Node's default for an unhandled rejection is to exit.)
   process.on('unhandledRejection', (reason) => {
     server.app.log.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : String(reason) }, 'unhandled promise rejection (logged; the server keeps running)');
     server.metrics.recordUnhandledRejection();
