@@ -8,10 +8,10 @@
 //   -> { type: 'measured', latencies, delivered, receiving, cpuUs, wallMs }
 //   <- { type: 'quit' }
 // Times cross processes on the monotonic clock (process.hrtime, one clock per machine): a receipt
-// is converted from this process's ms clock once, at startup.
+// is converted from this process's ms clock (MONO_OFFSET_MS).
 
 import { WhepViewer } from '../loadtest/clients/whep-viewer.ts';
-import { nowMs } from '../loadtest/clients/peer.ts';
+import { MONO_OFFSET_MS } from '../loadtest/clients/peer.ts';
 
 type Msg =
   | { type: 'join'; url: string; n: number }
@@ -20,8 +20,6 @@ type Msg =
   | { type: 'stop' }
   | { type: 'quit' };
 
-/** This process's ms clock minus the machine's monotonic clock (ms). */
-export const MONO_OFFSET = nowMs() - Number(process.hrtime.bigint()) / 1e6;
 
 const send = (m: unknown): void => void process.send?.(m);
 const viewers: WhepViewer[] = [];
@@ -55,8 +53,8 @@ async function join(url: string, n: number): Promise<void> {
         if (p.kind === 'video' && !p.marker) return;
         const r = receipts[p.kind === 'video' ? 1 : 0];
         const list = r.get(p.timestamp);
-        if (list) list.push(p.receivedAt - MONO_OFFSET);
-        else r.set(p.timestamp, [p.receivedAt - MONO_OFFSET]);
+        if (list) list.push(p.receivedAt - MONO_OFFSET_MS);
+        else r.set(p.timestamp, [p.receivedAt - MONO_OFFSET_MS]);
       };
       viewers.push(v);
     }

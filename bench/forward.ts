@@ -21,7 +21,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { WhipPublisher, syntheticClip } from '../loadtest/clients/whip-publisher.ts';
-import { nowMs } from '../loadtest/clients/peer.ts';
+import { MONO_OFFSET_MS } from '../loadtest/clients/peer.ts';
 
 const STEPS = (process.env.FORWARD_STEPS ?? '1,10,100,300,500').split(',').map(Number);
 const STEP_S = Number(process.env.FORWARD_STEP_S ?? 10);
@@ -39,8 +39,6 @@ const WERIFT_MAX = Number(process.env.FORWARD_WERIFT_MAX ?? 300);
 // the packets. Needs privilege below 0. Default 0 (same as the SFU's Node process).
 const CLIENT_NICE = Number(process.env.FORWARD_CLIENT_NICE ?? 0);
 if (CLIENT_NICE) setPriority(process.pid, CLIENT_NICE);
-/** This process's ms clock minus the machine's monotonic clock: send times cross to the viewer processes on the latter. */
-const MONO_OFFSET = nowMs() - Number(process.hrtime.bigint()) / 1e6;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function pct(sorted: number[], p: number): number {
@@ -117,7 +115,7 @@ for (const run of RUNS) {
   let sentBatch: [number, number, number][] = [];
   pub.onPacket = (p) => {
     if (p.kind === 'video' && !p.marker) return;
-    sentBatch.push([p.kind === 'video' ? 1 : 0, p.timestamp, p.sentAt - MONO_OFFSET]);
+    sentBatch.push([p.kind === 'video' ? 1 : 0, p.timestamp, p.sentAt - MONO_OFFSET_MS]);
   };
   const flushSent = (): void => {
     if (!sentBatch.length) return;

@@ -75,15 +75,8 @@ export interface WebhookAttempt {
   error?: string;
 }
 
-export interface WebhookEndpointStats {
-  id: string;
-  url: string;
-  source: 'config' | 'api';
-  events: WebhookEventType[] | 'all';
-  enabled: boolean;
-  /** Fingerprints (sha256, 12 hex) of the signing secrets, newest first; the secrets themselves are never shown. */
-  secrets: string[];
-  pending: number;
+/** What an endpoint's deliveries have done: kept per endpoint and shown as they are in its stats. */
+export interface WebhookDeliveryState {
   delivered: number;
   failedAttempts: number;
   dropped: number;
@@ -94,6 +87,17 @@ export interface WebhookEndpointStats {
   nextAttemptAt: number | null;
   /** Newest last. */
   recent: WebhookAttempt[];
+}
+
+export interface WebhookEndpointStats extends WebhookDeliveryState {
+  id: string;
+  url: string;
+  source: 'config' | 'api';
+  events: WebhookEventType[] | 'all';
+  enabled: boolean;
+  /** Fingerprints (sha256, 12 hex) of the signing secrets, newest first; the secrets themselves are never shown. */
+  secrets: string[];
+  pending: number;
 }
 
 export interface WebhookDispatcherOptions {
@@ -137,21 +141,12 @@ interface QueuedEvent {
   eps: Set<string>;
 }
 
-interface Endpoint {
+interface Endpoint extends WebhookDeliveryState {
   cfg: WebhookEndpointConfig;
   source: 'config' | 'api';
   queue: QueuedEvent[];
   busy: boolean;
   timer: NodeJS.Timeout | undefined;
-  nextAttemptAt: number | null;
-  delivered: number;
-  failedAttempts: number;
-  dropped: number;
-  consecutiveFailures: number;
-  lastSuccessAt: number | null;
-  lastFailureAt: number | null;
-  lastError: string | null;
-  recent: WebhookAttempt[];
 }
 
 interface ViewerAggregate {

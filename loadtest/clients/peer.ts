@@ -10,6 +10,24 @@ export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/**
+ * This process's nowMs() minus the machine's monotonic clock (ms). `t - MONO_OFFSET_MS` puts a nowMs()
+ * time on the one clock every process of the machine shares (each process's timeOrigin differs).
+ */
+export const MONO_OFFSET_MS = nowMs() - Number(process.hrtime.bigint()) / 1e6;
+
+/** The loopback-only ICE set-up of every synthetic client: host candidates on 127.0.0.1, UDP, no STUN. */
+export const loopbackIce = () => ({
+  iceServers: [] as { urls: string }[],
+  // one transport for all m-lines, as browsers offer: werift's close() leaves the sockets of
+  // transports that a BUNDLE answer dropped bound, which kept test processes alive
+  bundlePolicy: 'max-bundle',
+  iceUseIpv6: false,
+  iceUseTcp: false,
+  iceInterfaceAddresses: { udp4: '127.0.0.1' },
+  iceAdditionalHostAddresses: ['127.0.0.1'],
+}) satisfies Partial<ConstructorParameters<typeof RTCPeerConnection>[0]>;
+
 export function clientCodecs(video: ClientVideoCodec[]): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } {
   const fb = () => [useNACK(), usePLI(), useFIR(), useREMB()];
   const v: RTCRtpCodecParameters[] = [];
@@ -27,14 +45,7 @@ export function clientCodecs(video: ClientVideoCodec[]): { audio: RTCRtpCodecPar
 
 export function clientPeer(video: ClientVideoCodec[]): RTCPeerConnection {
   return new RTCPeerConnection({
-    iceServers: [],
-    // one transport for all m-lines, as browsers offer: werift's close() leaves the sockets of
-    // transports that a BUNDLE answer dropped bound, which kept test processes alive
-    bundlePolicy: 'max-bundle',
-    iceUseIpv6: false,
-    iceUseTcp: false,
-    iceInterfaceAddresses: { udp4: '127.0.0.1' },
-    iceAdditionalHostAddresses: ['127.0.0.1'],
+    ...loopbackIce(),
     codecs: clientCodecs(video),
     headerExtensions: { video: [useSdesMid(), useAbsSendTime()], audio: [useSdesMid()] },
   });

@@ -16,17 +16,12 @@ import type { Packet } from 'node-av';
 import { encodeAudio, rgbTestPattern, rgbToI420, sine48k } from '../../media/encode.ts';
 import type { EncodedFrame } from '../../media/encode.ts';
 import { packetizeH264, packetizeOpus } from '../../media/packetize.ts';
-import { deleteSession, gatheredOffer, postOffer, waitConnected } from '../../loadtest/clients/peer.ts';
+import { loopbackIce, deleteSession, gatheredOffer, postOffer, waitConnected } from '../../loadtest/clients/peer.ts';
 
 /** The peer connection OBS's WHIP output amounts to, on werift. */
 export function obsShapedPeer(): RTCPeerConnection {
   return new RTCPeerConnection({
-    iceServers: [],
-    bundlePolicy: 'max-bundle',
-    iceUseIpv6: false,
-    iceUseTcp: false,
-    iceInterfaceAddresses: { udp4: '127.0.0.1' },
-    iceAdditionalHostAddresses: ['127.0.0.1'],
+    ...loopbackIce(),
     codecs: {
       audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111, parameters: 'minptime=10;maxaveragebitrate=96000;stereo=1;sprop-stereo=1;useinbandfec=1' })],
       video: [

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PolicyReviewItem } from '../../server/store/types.ts';
+import type { StatementOfReasons } from '../../policies/types.ts';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -195,6 +196,20 @@ export async function startNode(env: Record<string, string>, args: string[] = []
 
 let seq = 0;
 /** A review item for store tests (unique id per call). */
+/** A statement of reasons for the store tests. */
+export function statement(id: string, streamId = 's1'): StatementOfReasons {
+  return {
+    id,
+    streamId,
+    issuedAt: Date.now(),
+    restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: 'until appeal' },
+    facts: { categories: [{ category: 'sexual_explicit', score: 0.97 }], matches: [], text: [], sampleSeqs: [1, 2], timeRange: { from: 1, to: 2 } },
+    automated: { detection: true, decision: true },
+    ground: { type: 'terms_of_service', clause: 'ToS 4.2', policyVersion: 'v1', explanation: 'test' },
+    redress: { appealUrl: 'http://x/appeal/' + id, options: ['appeal'] },
+  };
+}
+
 export function reviewItem(over: Partial<PolicyReviewItem> = {}): PolicyReviewItem {
   seq++;
   return {

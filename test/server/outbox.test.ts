@@ -12,21 +12,7 @@ import { RedisStore } from '../../server/store/redis.ts';
 import { DurableStore, OutboxQueuedError, type AuditChainAlarm } from '../../server/store/durable.ts';
 import { walkAuditChain } from '../../server/store/audit-chain.ts';
 import { auditHash } from '../../policies/audit.ts';
-import { freePort, reviewItem, startRedis } from './helpers.ts';
-import type { StatementOfReasons } from '../../policies/types.ts';
-
-function statement(id: string, streamId = 's1'): StatementOfReasons {
-  return {
-    id,
-    streamId,
-    issuedAt: Date.now(),
-    restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: 'until appeal' },
-    facts: { categories: [{ category: 'sexual_explicit', score: 0.97 }], matches: [], text: [], sampleSeqs: [1, 2], timeRange: { from: 1, to: 2 } },
-    automated: { detection: true, decision: true },
-    ground: { type: 'terms_of_service', clause: 'ToS 4.2', policyVersion: 'v1', explanation: 'test' },
-    redress: { appealUrl: 'http://x/appeal/' + id, options: ['appeal'] },
-  };
-}
+import { freePort, reviewItem, startRedis, statement } from './helpers.ts';
 
 const KEY = 'k'.repeat(48);
 

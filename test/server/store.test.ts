@@ -6,23 +6,10 @@ import { MemoryStore } from '../../server/store/memory.ts';
 import { RedisStore } from '../../server/store/redis.ts';
 import type { ControlMessage, LiveStreamRecord, PolicyReviewItem, Store } from '../../server/store/types.ts';
 import { verifyAuditChain } from '../../policies/audit.ts';
-import type { StatementOfReasons } from '../../policies/types.ts';
 import { SrvError } from '../../server/errors.ts';
-import { reviewItem, startRedis, type RedisProcess } from './helpers.ts';
+import { reviewItem, startRedis, statement, type RedisProcess } from './helpers.ts';
 
 
-export function statement(id: string, streamId = 's1'): StatementOfReasons {
-  return {
-    id,
-    streamId,
-    issuedAt: Date.now(),
-    restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: 'until appeal' },
-    facts: { categories: [{ category: 'sexual_explicit', score: 0.97 }], matches: [], text: [], sampleSeqs: [1, 2], timeRange: { from: 1, to: 2 } },
-    automated: { detection: true, decision: true },
-    ground: { type: 'terms_of_service', clause: 'ToS 4.2', policyVersion: 'v1', explanation: 'test' },
-    redress: { appealUrl: 'http://x/appeal/' + id, options: ['appeal'] },
-  };
-}
 
 const live = (streamId: string, nodeId = 'n1'): LiveStreamRecord => ({
   streamId,

@@ -15,7 +15,7 @@ import { pageRoutes, webrtcRoutes } from '../../server/routes/webrtc.ts';
 import Fastify from 'fastify';
 import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid } from 'werift';
 import type { MediaStreamTrack, RtpPacket } from 'werift';
-import { gatheredOffer, postOffer, waitConnected } from '../../loadtest/clients/peer.ts';
+import { loopbackIce, gatheredOffer, postOffer, waitConnected } from '../../loadtest/clients/peer.ts';
 import type { FastifyInstance } from 'fastify';
 import { ENGINES, until } from './helpers.ts';
 
@@ -89,12 +89,7 @@ describe('mediasoup engine: workers', { skip }, () => {
     await publish('pts');
     // VP8 as 100 and Opus as 109, where the publisher (and mediasoup's router for it) use 96 and 111
     const pc = new RTCPeerConnection({
-      iceServers: [],
-      bundlePolicy: 'max-bundle',
-      iceUseIpv6: false,
-      iceUseTcp: false,
-      iceInterfaceAddresses: { udp4: '127.0.0.1' },
-      iceAdditionalHostAddresses: ['127.0.0.1'],
+      ...loopbackIce(),
       codecs: {
         video: [new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 100, rtcpFeedback: [useNACK(), usePLI()] })],
         audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 109 })],
