@@ -107,6 +107,8 @@ export class WhepViewer {
   #closed = false;
   #firstPacketAt: { audio?: number; video?: number } = {};
   #firstKeyframeAt: number | undefined;
+  /** Payload type -> kind, from the answer. */
+  readonly #kindOfPt = new Map<number, 'audio' | 'video'>();
 
   private constructor(
     readonly pc: RTCPeerConnection,
@@ -119,8 +121,10 @@ export class WhepViewer {
     for (const line of m) {
       const mm = /^m=(audio|video) (\d+)/.exec(line);
       if (mm) kind = mm[2] === '0' ? undefined : (mm[1] as 'audio' | 'video');
-      const r = /^a=rtpmap:\d+ ([^/]+)\//.exec(line);
-      if (r && kind && !this.codecOf[kind] && r[1]!.toLowerCase() !== 'rtx') this.codecOf[kind] = r[1]!.toUpperCase() === 'OPUS' ? 'opus' : r[1]!.toUpperCase();
+      const r = /^a=rtpmap:(\d+) ([^/]+)\//.exec(line);
+      if (!r || !kind) continue;
+      this.#kindOfPt.set(Number(r[1]), kind);
+      if (!this.codecOf[kind] && r[2]!.toLowerCase() !== 'rtx') this.codecOf[kind] = r[2]!.toUpperCase() === 'OPUS' ? 'opus' : r[2]!.toUpperCase();
     }
     pc.onTrack.subscribe((track: MediaStreamTrack) => this.#attach(track));
     this.ended = sessionEnded(pc);
@@ -137,7 +141,7 @@ export class WhepViewer {
       const viewer = new WhepViewer(pc, location, opts, answer);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       await waitConnected(pc, opts.connectTimeoutMs ?? 10_000);
-      if (opts.headersOnly) viewer.#readHeadersOnly(answer);
+      if (opts.headersOnly) viewer.#readHeadersOnly();
       return viewer;
     } catch (err) {
       await pc.close().catch(() => undefined);
@@ -180,15 +184,8 @@ export class WhepViewer {
   }
 
   /** headersOnly: RTP packets are taken off the ICE sockets before werift sees them (see the option). */
-  #readHeadersOnly(answer: string): void {
-    const kindOfPt = new Map<number, 'audio' | 'video'>();
-    let kind: 'audio' | 'video' | undefined;
-    for (const line of answer.split(/\r?\n/)) {
-      const m = /^m=(audio|video) /.exec(line);
-      if (m) kind = m[1] as 'audio' | 'video';
-      const r = /^a=rtpmap:(\d+) /.exec(line);
-      if (r && kind) kindOfPt.set(Number(r[1]), kind);
-    }
+  #readHeadersOnly(): void {
+    const kindOfPt = this.#kindOfPt;
     for (const ice of this.pc.iceTransports) {
       for (const protocol of (ice.connection as unknown as { protocols: unknown[] }).protocols as { transport?: { onData: (data: Buffer, addr: unknown) => void } }[]) {
         const transport = protocol.transport;
