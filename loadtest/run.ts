@@ -12,7 +12,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { analyze, type RunRecord, type RunResult, type StreamRecord } from './analyze.ts';
-import { checkBudget, parseBudget, type Budget } from './budget.ts';
+import { parseBudget, runChecks, type Budget } from './budget.ts';
 import { applyEvent, summarizeStatement } from './events.ts';
 import { loadScene, SCENE_DEFAULTS, type EncodedScene, type SceneKind, type SceneOptions } from './media/scenes.ts';
 import { ForwardingRecorder, newViewerRecord, SendLedger, type ViewerRecord } from './observe.ts';
@@ -399,7 +399,7 @@ export async function runLoadTest(o: LoadTestOptions, log: (line: string) => voi
       }
     : undefined;
   main.result.figures.fwd_ratio = forwardingRatio?.p50 ?? null;
-  const budgets = checkBudget(o.budget, main.result.figures);
+  const budgets = runChecks(o.budget, main.result.figures, o.moderation);
   const report: LoadTestReport = {
     tool: 'loadtest',
     version: 1,

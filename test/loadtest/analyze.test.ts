@@ -4,7 +4,7 @@ import { analyze, type RunRecord, type StreamRecord } from '../../loadtest/analy
 import { newViewerRecord, SendLedger, ForwardingRecorder, type ViewerRecord } from '../../loadtest/observe.ts';
 import { planRun, parseExpect, violatingCount } from '../../loadtest/script.ts';
 import { htmlReport, terminalSummary, type LoadTestReport } from '../../loadtest/report.ts';
-import { checkBudget } from '../../loadtest/budget.ts';
+import { checkBudget, runChecks } from '../../loadtest/budget.ts';
 
 test('plans are deterministic and give regional streams viewers on both sides of the border', () => {
   const a = planRun({ streams: 8, viewers: 16, durationSec: 20, violating: 0.5, jurisdictions: ['SE', 'SA', 'DE'] });
@@ -102,6 +102,22 @@ test('analysis catches a false kill and a missed blank', () => {
   assert.equal(missed.kind, 'regional');
   assert.deepEqual(missed.viewers.map((v) => v.observed), ['forward', 'forward']);
   assert.deepEqual(checkBudget({ false_kills: 0, missed: 0 }, r.figures).map((c) => c.ok), [false, false]);
+});
+
+test('without --budget a moderated run still fails on a missed violation, a false kill or a blanked clean viewer', () => {
+  const passes = (run: RunRecord, budget = {}, moderation: 'on' | 'off' = 'on') => runChecks(budget, analyze(run).figures, moderation).every((c) => c.ok);
+  assert.equal(passes(scenario()), true, 'a run that matches its ground truth passes');
+  assert.equal(passes(scenario({ missBlank: true })), false, 'a missed scripted violation fails the run');
+  assert.equal(passes(scenario({ killClean: true })), false, 'a killed clean stream fails the run');
+  const blanked = scenario();
+  const clean = blanked.viewers.find((v) => v.streamId === blanked.plan.streams[4]!.streamId)!;
+  for (let t = blanked.startedAt + 500; t < blanked.endedAt; t += 500) clean.video.add('foreign', t);
+  assert.equal(passes(blanked), false, 'a clean viewer on the slate fails the run');
+  // a given limit cannot relax the ground truth; with moderation off nothing is expected to be caught
+  assert.equal(passes(scenario({ missBlank: true }), { missed: 5 }), false);
+  assert.equal(passes(scenario({ missBlank: true }), {}, 'off'), true);
+  const checks = runChecks({ decision_p99: 100 }, analyze(scenario({ missBlank: true })).figures, 'on');
+  assert.deepEqual(checks.filter((c) => !c.ok).map((c) => c.name), ['missed']);
 });
 
 test('ledger recognises our packets, tells the slate apart and times them', () => {
