@@ -410,6 +410,19 @@ export function evidenceFor(verdict: Verdict, categories: Iterable<string>): Evi
   return out;
 }
 
+/**
+ * Facts of every sample the stream's windows hold (each category at its highest score there), for a
+ * decision that is not the verdict's own: an operator acts on a stream whatever its buckets.
+ */
+export function windowEvidence(state: FusionState): Evidence {
+  const categories = new Map<string, number>();
+  for (const [name, records] of Object.entries(state.windows)) {
+    if (records.length === 0) continue;
+    categories.set(name, records.reduce((m, r) => Math.max(m, r.score), 0));
+  }
+  return gatherEvidence(state.windows, categories);
+}
+
 function gatherEvidence(windows: Record<string, readonly SampleRecord[]>, categories: Map<string, number>): Evidence {
   const seqs = new Set<number>();
   const matches: Evidence['matches'] = [];

@@ -2,15 +2,16 @@
 export * from './types.ts';
 export { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
 export { parsePolicy, loadPolicyBundle, lexiconFor, jurisdictionKey } from './loader.ts';
-export { createFusionState, fuse, decisionKey, evidenceFor, strictestAction, ACTION_SEVERITY, GLOBAL_KEY, SIGNALS_UNAVAILABLE, type FusionState, type FusionResult } from './fusion.ts';
+export { createFusionState, fuse, decisionKey, evidenceFor, windowEvidence, strictestAction, ACTION_SEVERITY, GLOBAL_KEY, SIGNALS_UNAVAILABLE, type FusionState, type FusionResult } from './fusion.ts';
 export { applyAction, gateFor, initialGateFor } from './gate.ts';
 export { BUCKET_RANK, worstBucket, summarizeVerdict, restrictedBuckets, type VerdictSummary } from './summary.ts';
 export {
   restrictionsOf,
   restrictionKey,
   buildStatement,
-  operatorKillStatement,
-  type OperatorKill,
+  operatorStatement,
+  type OperatorAction,
+  OPERATOR_REPORT,
   statementGaps,
   reviewItemFor,
   createAppeal,

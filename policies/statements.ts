@@ -11,6 +11,7 @@ import type {
   ReviewDecision,
   ReviewItem,
   ReviewResolution,
+  StatementBasis,
   StatementOfReasons,
   Verdict,
 } from './types.ts';
@@ -31,6 +32,14 @@ const REDRESS_OPTIONS = [
   'out-of-court dispute settlement body (DSA Art. 21)',
   'judicial redress before the courts of the member state',
 ];
+/** After an appeal was decided the internal route is spent; what remains is external. */
+const REDRESS_AFTER_APPEAL = REDRESS_OPTIONS.slice(1);
+const REDRESS_NONE_NEEDED = ['no redress needed: this decision applied no restriction'];
+
+const OWN_INITIATIVE: StatementBasis = { kind: 'own_initiative' };
+
+/** Pseudo-category of an operator's action on a stream no model scored (the operator's own finding). */
+export const OPERATOR_REPORT = 'operator_report';
 
 const DURATION_KILL = 'the live session is ended; the stream may not restart until the decision is overturned on review or appeal';
 const DURATION_FILTER = 'while the stream stays in this bucket (re-evaluated continuously); lifted automatically when it returns to green';
@@ -87,19 +96,29 @@ export function restrictionKey(r: Restriction): string {
 export interface StatementInput {
   streamId: string;
   restriction: Restriction;
-  policy: Policy;
+  /** The policy in force: its version is cited, its appealUrl is the appeal route. */
+  policy: Pick<Policy, 'version' | 'appealUrl'>;
   /** Facts of the restriction's categories: `evidenceFor(verdict, categories)`. */
   evidence: Evidence;
   issuedAt: number;
   automated?: { detection: boolean; decision: boolean };
+  /** A notice the decision followed, or own initiative. Default own initiative. */
+  basis?: StatementBasis;
   /** Overrides the generated explanation. */
   explanation?: string;
   duration?: string;
+  /** Redress offered. Default: appeal, out-of-court settlement, courts. */
+  redress?: string[];
+  /** Base of the appeal URL; the statement's id is appended. Default policy.appealUrl. */
+  appealBase?: string;
+  /** The person who decided (operator, reviewer), part of the id: two people's decisions in one ms differ. */
+  decidedBy?: string;
 }
 
+/** The one builder of statements: automated, operator, review and appeal decisions alike. */
 export function buildStatement(input: StatementInput): StatementOfReasons {
   const { restriction: r, policy, evidence } = input;
-  const id = contentId('sor', { s: input.streamId, t: input.issuedAt, a: r.action, j: r.jurisdictions, v: policy.version, c: r.categories.map((c) => c.category) });
+  const id = contentId('sor', { s: input.streamId, t: input.issuedAt, a: r.action, j: r.jurisdictions, v: policy.version, c: r.categories.map((c) => c.category), ...(input.decidedBy ? { by: input.decidedBy } : {}) });
   const ground: GroundType = r.categories.some((c) => c.ground === 'law') ? 'law' : 'terms_of_service';
   const clause = [...new Set(r.categories.map((c) => c.clause))].join('; ');
   const cats = r.categories.map((c) => `${c.category} (score ${c.score.toFixed(2)})`).join(', ');
@@ -123,44 +142,68 @@ export function buildStatement(input: StatementInput): StatementOfReasons {
       sampleSeqs: [...evidence.sampleSeqs],
       timeRange: { ...evidence.timeRange },
     },
+    basis: { ...(input.basis ?? OWN_INITIATIVE) },
     automated,
     ground: { type: ground, clause, policyVersion: policy.version, explanation },
-    redress: { appealUrl: `${policy.appealUrl}/${id}`, options: [...REDRESS_OPTIONS] },
+    redress: { appealUrl: `${input.appealBase ?? policy.appealUrl}/${id}`, options: [...(input.redress ?? REDRESS_OPTIONS)] },
   };
 }
 
-/** An operator's kill (POST /v1/streams/:id/kill): who, why, and what the stream was scored at. */
-export interface OperatorKill {
+/** An operator's action (POST /v1/streams/:id/kill, /gate): who, why, on what, following what. */
+export interface OperatorAction {
   streamId: string;
   issuedAt: number;
   actor: string;
   reason: string;
-  /** Default 'operator action'. */
+  action: 'kill_stream' | 'blank_video' | 'mute_audio';
+  /** Viewer jurisdictions it covers; a kill, or ['global'], covers every viewer. */
+  jurisdictions: string[];
+  /** Clause cited. Default 'operator action'. */
   clause?: string;
-  /** Version of the policy in force ('none' before any loaded). */
-  policyVersion: string;
-  /** The stream's fused scores at the kill (summarizeVerdict's categories), if it was scored. */
+  /** Default 'terms_of_service'. */
+  ground?: GroundType;
+  /** The policy in force (version 'none' before any loaded). */
+  policy: Pick<Policy, 'version' | 'appealUrl'>;
+  /** The stream's fused scores at the action (summarizeVerdict's categories), if it was scored; plus the category the operator cites. */
   categories: { category: string; score: number }[];
-  /** Base of the appeal URL; the statement's id is appended. */
-  appealBase: string;
+  /** What the stream's moderation holds at the action (the samples of its windows): the facts the operator had before them. */
+  evidence: Evidence;
+  /** Default own initiative. */
+  basis?: StatementBasis;
+  /** Base of the appeal URL. Default policy.appealUrl. */
+  appealBase?: string;
 }
 
 const DURATION_OPERATOR_KILL = 'the live session is ended; the stream may not restart until an operator resumes it or the decision is overturned on appeal';
+const DURATION_OPERATOR_GATE = 'for the rest of this live session, until an operator lifts it or it is overturned on appeal';
 
-/** The statement of reasons of an operator's kill (a human decision; redress as for every statement). */
-export function operatorKillStatement(k: OperatorKill): StatementOfReasons {
+/** The statement of reasons of an operator's action (a human decision; redress as for every statement). */
+export function operatorStatement(k: OperatorAction): StatementOfReasons {
   const clause = k.clause ?? 'operator action';
-  const id = contentId('sor', { s: k.streamId, t: k.issuedAt, a: 'kill_stream', by: k.actor, r: k.reason, c: clause, v: k.policyVersion });
-  return {
-    id,
-    streamId: k.streamId,
-    issuedAt: k.issuedAt,
-    restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: DURATION_OPERATOR_KILL },
-    facts: { categories: k.categories, matches: [], text: [], sampleSeqs: [], timeRange: { from: k.issuedAt, to: k.issuedAt } },
-    automated: { detection: false, decision: false },
-    ground: { type: 'terms_of_service', clause, policyVersion: k.policyVersion, explanation: `Live stream ended by an operator (${k.actor}): ${k.reason}` },
-    redress: { appealUrl: `${k.appealBase}/${id}`, options: [...REDRESS_OPTIONS] },
+  const ground = k.ground ?? 'terms_of_service';
+  const stream = k.action === 'kill_stream' || k.jurisdictions.length === 0 || k.jurisdictions.includes('global');
+  const categories = k.categories.length > 0 ? k.categories : [{ category: OPERATOR_REPORT, score: 0 }];
+  const restriction: Restriction = {
+    action: k.action,
+    scope: stream ? 'stream' : 'jurisdictions',
+    jurisdictions: stream ? ['global'] : [...k.jurisdictions].sort(),
+    categories: categories.map((c) => ({ ...c, clause, ground })),
   };
+  const where = stream ? (k.action === 'kill_stream' ? '' : ' for all viewers') : ` for viewers in ${restriction.jurisdictions.join(', ')}`;
+  const notice = k.basis?.kind === 'notice' ? ` following notice ${k.basis.noticeId}${k.basis.trustedFlagger ? ' from a trusted flagger' : ''}` : '';
+  return buildStatement({
+    streamId: k.streamId,
+    restriction,
+    policy: k.policy,
+    evidence: k.evidence,
+    issuedAt: k.issuedAt,
+    automated: { detection: false, decision: false },
+    basis: k.basis,
+    explanation: `${describe(k.action)}${where} by an operator (${k.actor})${notice}: ${k.reason}`,
+    duration: k.action === 'kill_stream' ? DURATION_OPERATOR_KILL : DURATION_OPERATOR_GATE,
+    appealBase: k.appealBase,
+    decidedBy: `${k.actor}|${k.reason}|${clause}`,
+  });
 }
 
 function describe(action: Action): string {
@@ -189,8 +232,10 @@ export function statementGaps(s: StatementOfReasons): string[] {
   if (!s.restriction?.jurisdictions?.length) gaps.push('restriction.jurisdictions');
   if (!s.restriction?.duration) gaps.push('restriction.duration');
   if (!s.facts?.categories?.length) gaps.push('facts.categories');
-  if (!s.facts?.sampleSeqs?.length && !s.facts?.matches?.length) gaps.push('facts.sampleSeqs');
+  // the references the decision relied on: samples, bank matches, or the media kept around it
+  if (!s.facts?.sampleSeqs?.length && !s.facts?.matches?.length && !s.clips?.length) gaps.push('facts.evidence');
   if (!s.facts?.timeRange || !(s.facts.timeRange.to >= s.facts.timeRange.from)) gaps.push('facts.timeRange');
+  if (s.basis?.kind !== 'own_initiative' && !(s.basis?.kind === 'notice' && s.basis.noticeId)) gaps.push('basis');
   if (typeof s.automated?.detection !== 'boolean' || typeof s.automated?.decision !== 'boolean') gaps.push('automated');
   if (!s.ground?.type) gaps.push('ground.type');
   if (!s.ground?.clause) gaps.push('ground.clause');
@@ -260,6 +305,7 @@ export function createAppeal(statement: StatementOfReasons, appeal: { appellant:
     proposedAction: statement.restriction.action,
     statementId: statement.id,
     appeal: { appellant: appeal.appellant, grounds: appeal.grounds, submittedAt: appeal.at },
+    appealed: { basis: { ...(statement.basis ?? OWN_INITIATIVE) }, automated: { ...statement.automated }, ground: { ...statement.ground }, restriction: { ...statement.restriction, jurisdictions: [...statement.restriction.jurisdictions] } },
   };
 }
 
@@ -281,8 +327,11 @@ export function claimReview(item: ReviewItem, reviewer: string, now: number, ttl
 }
 
 /**
- * A reviewer's outcome -> a decision (and, where something is restricted or an appeal decided,
- * its statement). Requires an active claim by the same reviewer when the item is claimed.
+ * A reviewer's outcome -> a decision and its statement. Every outcome has one: an upheld amber
+ * restricts (or, where the policy applies no restriction, records the confirmed violation); a
+ * cleared amber and a granted appeal tell the streamer why no restriction is (any longer) in force;
+ * a rejected appeal restates the restriction with the redress that remains. Requires an active
+ * claim by the same reviewer when the item is claimed.
  */
 export function resolveReview(item: ReviewItem, resolution: ReviewResolution, policy: Policy): ReviewDecision {
   if (isClaimActive(item, resolution.at) && item.claim?.reviewer !== resolution.reviewer) {
@@ -291,27 +340,55 @@ export function resolveReview(item: ReviewItem, resolution: ReviewResolution, po
   const id = contentId('dec', { i: item.id, o: resolution.outcome, r: resolution.reviewer, t: resolution.at });
   const base = { id, itemId: item.id, streamId: item.streamId, type: item.type, outcome: resolution.outcome, reviewer: resolution.reviewer, at: resolution.at };
   const action = item.proposedAction ?? 'allow';
+  const appealed = item.appealed;
   const categories = item.categories.map((c) => {
+    if (appealed) return { category: c.category, score: c.score, clause: appealed.ground.clause, ground: appealed.ground.type };
     const rule = item.jurisdictions.map((j) => policy.jurisdictions[j]?.categories[c.category]).find((x) => x !== undefined);
     const g = policy.global[c.category];
     const def = policy.taxonomy[c.category];
     const clause = action === 'kill_stream' && g ? g.clause : (rule?.clause ?? def?.clause ?? c.category);
     return { category: c.category, score: c.score, clause, ground: rule?.ground ?? def?.ground ?? ('terms_of_service' as GroundType) };
   });
-  const scope: 'stream' | 'jurisdictions' = action === 'kill_stream' ? 'stream' : 'jurisdictions';
+  const scope: 'stream' | 'jurisdictions' = appealed?.restriction.scope ?? (action === 'kill_stream' ? 'stream' : 'jurisdictions');
   const restriction: Restriction = { action, scope, jurisdictions: [...item.jurisdictions], categories };
   const note = resolution.note ? ` Reviewer note: ${resolution.note}` : '';
+  const where = scope === 'stream' ? 'for all viewers' : `for viewers in ${item.jurisdictions.join(', ')}`;
+  const common = {
+    streamId: item.streamId,
+    policy,
+    evidence: item.evidence,
+    issuedAt: resolution.at,
+    automated: { detection: appealed?.automated.detection ?? true, decision: false },
+    basis: appealed?.basis,
+    decidedBy: resolution.reviewer,
+  };
+  const names = categories.map((c) => c.category).join(', ');
 
   if (item.type === 'amber') {
-    if (resolution.outcome === 'overturn' || action === 'allow') return { ...base, effect: { kind: 'none' } };
+    if (resolution.outcome === 'overturn') {
+      const statement = buildStatement({
+        ...common,
+        restriction: { ...restriction, action: 'allow' },
+        duration: 'no restriction applies: the review found no violation',
+        redress: REDRESS_NONE_NEEDED,
+        explanation: `Review cleared ${where}: automated detection placed ${names} in the review band and a human reviewer found no violation; no restriction was applied.${note}`,
+      });
+      return { ...base, effect: { kind: 'none' }, statement };
+    }
+    if (action === 'allow') {
+      const statement = buildStatement({
+        ...common,
+        restriction,
+        duration: 'no restriction applies: the policy of these jurisdictions restricts none for it',
+        redress: REDRESS_OPTIONS,
+        explanation: `Violation confirmed ${where}: automated detection placed ${names} in the review band and a human reviewer confirmed it; the policy applies no restriction to it, the finding is recorded.${note}`,
+      });
+      return { ...base, effect: { kind: 'none' }, statement };
+    }
     const statement = buildStatement({
-      streamId: item.streamId,
+      ...common,
       restriction,
-      policy,
-      evidence: item.evidence,
-      issuedAt: resolution.at,
-      automated: { detection: true, decision: false },
-      explanation: `${describe(action)} for viewers in ${item.jurisdictions.join(', ')}: automated detection placed ${categories.map((c) => c.category).join(', ')} in the review band and a human reviewer confirmed the violation.${note}`,
+      explanation: `${describe(action)} ${where}: automated detection placed ${names} in the review band and a human reviewer confirmed the violation.${note}`,
     });
     return { ...base, effect: { kind: 'restrict', action, jurisdictions: [...item.jurisdictions] }, statement };
   }
@@ -319,18 +396,13 @@ export function resolveReview(item: ReviewItem, resolution: ReviewResolution, po
   // Appeal: the outcome gets its own statement either way.
   const upheld = resolution.outcome === 'uphold';
   const statement = buildStatement({
-    streamId: item.streamId,
+    ...common,
     restriction: upheld ? restriction : { ...restriction, action: 'allow' },
-    policy,
-    evidence: item.evidence,
-    issuedAt: resolution.at,
-    automated: { detection: true, decision: false },
-    duration: upheld ? undefined : 'lifted with immediate effect',
+    duration: upheld ? appealed?.restriction.duration : 'lifted with immediate effect',
+    redress: upheld ? REDRESS_AFTER_APPEAL : ['no further redress needed: the restriction was lifted'],
     explanation: upheld
       ? `Appeal against statement ${item.statementId} rejected after human review: ${describe(action).toLowerCase()} upheld.${note}`
       : `Appeal against statement ${item.statementId} granted after human review: ${describe(action).toLowerCase()} lifted.${note}`,
   });
-  if (!upheld) statement.redress.options = ['no further redress needed: the restriction was lifted'];
-  else statement.redress.options = REDRESS_OPTIONS.slice(1);
   return { ...base, effect: upheld ? { kind: 'none' } : { kind: 'lift', action, jurisdictions: [...item.jurisdictions] }, statement };
 }

@@ -51,6 +51,24 @@ export interface Verdict {
   evidenceByCategory: Record<string, Evidence>;
 }
 
+/**
+ * What a decision followed (DSA Art. 17(3)(b)): a notice (Art. 16: a user's or trusted flagger's
+ * report, cited by its id) or the provider's own initiative (automated detection, an operator's
+ * own finding).
+ */
+export type StatementBasis =
+  | {
+      kind: 'notice';
+      noticeId: string;
+      /** Who sent it, only where strictly necessary (Art. 17(3)(b)). */
+      notifier?: string;
+      /** Sent by a trusted flagger (Art. 22). */
+      trustedFlagger?: boolean;
+      /** When it was received (ms since the epoch). */
+      receivedAt?: number;
+    }
+  | { kind: 'own_initiative' };
+
 /** EU DSA Art. 17(3) statement of reasons. */
 export interface StatementOfReasons {
   id: string;
@@ -64,6 +82,8 @@ export interface StatementOfReasons {
     sampleSeqs: number[];
     timeRange: { from: number; to: number };
   };
+  /** Notice or own initiative (Art. 17(3)(b)). */
+  basis: StatementBasis;
   automated: { detection: boolean; decision: boolean };
   ground: { type: 'terms_of_service' | 'law'; clause: string; policyVersion: string; explanation: string };
   redress: { appealUrl: string; options: string[] };
@@ -241,6 +261,8 @@ export interface ReviewItem {
   proposedAction?: Action;
   statementId?: string;
   appeal?: { appellant: string; grounds: string; submittedAt: number };
+  /** Appeals: what the appealed statement said, so the outcome's statement cites the same ground, scope, basis and detection. */
+  appealed?: Pick<StatementOfReasons, 'basis' | 'automated' | 'ground' | 'restriction'>;
   claim?: { reviewer: string; claimedAt: number; expiresAt: number };
 }
 

@@ -352,6 +352,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     events,
     metrics,
     enforcer,
+    evidence,
     policies,
     nodeId: config.nodeId,
     streamTtlMs: config.streamTtlMs,

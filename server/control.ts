@@ -1,17 +1,18 @@
-// Stream control for the cluster: the live-stream registry (heartbeats), manual kill/resume
-// (audited, with a statement of reasons), review-queue intake with queue-depth events, and the
+// Stream control for the cluster: the live-stream registry (heartbeats), manual kill/resume and
+// gates (audited, each restriction with its statement of reasons, citing the samples this node's
+// moderation holds and the notice it followed, if any), review-queue intake with queue-depth events, and the
 // control channel that carries kills, gate changes, policies, review decisions and events from
 // the node that issued them to the node(s) that hold the sessions.
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Sfu, Stream, ViewerGateState } from '../sfu/types.ts';
-import { operatorKillStatement, summarizeVerdict } from '../policies/index.ts';
-import type { EvidenceRef, ReviewDecision, ReviewItem, StatementOfReasons } from '../policies/types.ts';
-import { statementCreated, type Enforcer, type ManualGate } from './enforcer.ts';
+import { operatorStatement, summarizeVerdict, type OperatorAction } from '../policies/index.ts';
+import type { EvidenceRef, GroundType, ReviewDecision, ReviewItem, StatementBasis, StatementOfReasons } from '../policies/types.ts';
+import { statementCreated, type Enforcer, type EvidencePort, type ManualGate } from './enforcer.ts';
 import type { PolicyStore } from './policy-store.ts';
 import type { EventHub } from './events.ts';
 import type { ServerMetrics } from './metrics.ts';
-import { SrvError, notFound } from './errors.ts';
+import { SrvError, badRequest, notFound } from './errors.ts';
 import { OutboxQueuedError } from './store/outbox.ts';
 import type { ActivePolicyRecord, ControlMessage, DecisionRecord, LiveStreamRecord, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
 
@@ -25,12 +26,26 @@ async function recorded<T>(write: Promise<T>): Promise<T | undefined> {
   }
 }
 
+/** Who acts and why, for a manual kill or gate (the API's body, the actor from the token). */
+export interface OperatorInput {
+  reason: string;
+  actor: string;
+  /** Clause cited. Default: the category's clause in the policy in force, else 'operator action'. */
+  clause?: string;
+  /** Category of the policy's taxonomy the operator cites (its clause and ground). */
+  category?: string;
+  /** The notice the action follows. Default own initiative. */
+  basis?: StatementBasis;
+}
+
 export interface StreamControlOptions {
   sfu: Sfu;
   store: Store;
   events: EventHub;
   metrics: ServerMetrics;
   enforcer?: Enforcer;
+  /** Keeps the media around an operator's decision, as around the enforcer's (server/evidence.ts). */
+  evidence?: EvidencePort;
   policies?: PolicyStore;
   nodeId: string;
   streamTtlMs: number;
@@ -231,9 +246,10 @@ export class StreamControl {
    * Manual kill (admin): the session is closed on whichever node holds it, the stream is blocked
    * from publishing again until resumed, and a statement, a decision and an audit entry are kept.
    */
-  async kill(streamId: string, input: { reason: string; actor: string; clause?: string }): Promise<{ decision: DecisionRecord; statement: StatementOfReasons; local: boolean }> {
+  async kill(streamId: string, input: OperatorInput): Promise<{ decision: DecisionRecord; statement: StatementOfReasons; local: boolean }> {
     const at = Date.now();
-    const statement = this.#manualStatement(streamId, at, input);
+    // before the close: the evidence ring still has the stream's last seconds
+    const statement = this.#operatorStatement(streamId, at, input, 'kill_stream', ['global']);
     const local = this.#localKill(streamId, input.reason, statement.id, 'manual');
     const decision: DecisionRecord = {
       id: `dec_${randomUUID()}`,
@@ -257,7 +273,8 @@ export class StreamControl {
         recorded(this.#o.store.putStatement(statement)),
         recorded(this.#o.store.putDecision(decision)),
         recorded(this.#o.store.setBlock(block)),
-        recorded(this.#o.store.appendAudit({ type: 'stream.killed', source: 'manual', streamId, by: input.actor, reason: input.reason, statementId: statement.id, decisionId: decision.id, at })),
+        recorded(this.#o.store.appendAudit({ type: 'stream.killed', source: 'manual', streamId, by: input.actor, reason: input.reason, statementId: statement.id, decisionId: decision.id, basis: statement.basis, at })),
+        recorded(this.#o.store.appendAudit({ type: 'statement', at, streamId, statement })),
       ]);
     } catch (e) {
       if (e instanceof SrvError && e.code === 'SRV_ERR_STORE_UNAVAILABLE')
@@ -301,11 +318,22 @@ export class StreamControl {
     return { decision, wasBlocked };
   }
 
-  /** Manual gate for a jurisdiction ('*' = all, 'default' = unknown) of a stream, on every node. */
-  async setGate(streamId: string, jurisdiction: string, gate: { video?: 'forward' | 'blank'; audio?: 'forward' | 'mute'; reason: string; statementId?: string }): Promise<void> {
-    const msg: ControlMessage = { type: 'gate', streamId, jurisdiction, ...gate, origin: this.#o.nodeId, at: Date.now() };
+  /**
+   * Manual gate for a jurisdiction ('*' = all, 'default' = unknown) of a stream, on every node. Each
+   * restriction it adds (blank, mute) gets its statement, recorded before the message goes out.
+   */
+  async setGate(streamId: string, jurisdiction: string, gate: { video?: 'forward' | 'blank'; audio?: 'forward' | 'mute' } & OperatorInput): Promise<{ statements: StatementOfReasons[] }> {
+    const at = Date.now();
+    const scope = jurisdiction === '*' ? ['global'] : [jurisdiction];
+    const statements: StatementOfReasons[] = [];
+    if (gate.video === 'blank') statements.push(this.#operatorStatement(streamId, at, gate, 'blank_video', scope));
+    if (gate.audio === 'mute') statements.push(this.#operatorStatement(streamId, at, gate, 'mute_audio', scope));
+    await Promise.all(statements.flatMap((st) => [recorded(this.#o.store.putStatement(st)), recorded(this.#o.store.appendAudit({ type: 'statement', at, streamId, statement: st }))]));
+    const msg: ControlMessage = { type: 'gate', streamId, jurisdiction, video: gate.video, audio: gate.audio, reason: gate.reason, statementId: statements[0]?.id, origin: this.#o.nodeId, at };
     this.apply(msg);
     await this.#o.store.publishControl(msg);
+    for (const st of statements) this.#o.events.emit({ roles: ['ops'] }, statementCreated(st));
+    return { statements };
   }
 
   /** A review decision from policies' resolveReview: applied here and on the node that holds the stream. */
@@ -331,6 +359,9 @@ export class StreamControl {
   }
 
   #applyReview(decision: ReviewDecision, origin: boolean): void {
+    const { effect } = decision;
+    // an overturned manual gate is one of these (the enforcer only sees them as overrides)
+    if (effect.kind === 'lift' && effect.action !== 'kill_stream') this.#liftManualGates(decision.streamId, effect.action, effect.jurisdictions);
     const enforcer = this.#o.enforcer;
     if (!enforcer) return;
     const liftKill = decision.effect.kind === 'lift' && decision.effect.action === 'kill_stream';
@@ -422,11 +453,36 @@ export class StreamControl {
     this.#o.enforcer?.liftBlock(streamId);
     const gates = this.#gates.get(streamId);
     this.#gates.delete(streamId);
+    if (gates) this.#regate(streamId, new Map());
+  }
+
+  /** Drops the part of a stream's manual gates that a granted appeal lifted ('global' = the '*' gate). */
+  #liftManualGates(streamId: string, action: string, jurisdictions: string[]): void {
+    const gates = this.#gates.get(streamId);
+    if (!gates) return;
+    let changed = false;
+    for (const j of jurisdictions) {
+      const key = j === 'global' ? '*' : j;
+      const g = gates.get(key);
+      if (!g) continue;
+      const next: ManualGate = { ...g };
+      if (action === 'blank_video' && g.video === 'blank') delete next.video;
+      else if (action === 'mute_audio' && g.audio === 'mute') delete next.audio;
+      else continue;
+      changed = true;
+      if (next.video === 'blank' || next.audio === 'mute') gates.set(key, next);
+      else gates.delete(key);
+    }
+    if (changed) this.#regate(streamId, gates);
+  }
+
+  /** Re-gates a stream's viewers after its manual gates changed to `gates`. */
+  #regate(streamId: string, gates: ReadonlyMap<string, ManualGate>): void {
     const stream = this.#o.sfu.getStream(streamId);
-    if (!stream || !gates) return;
+    if (!stream) return;
     if (this.#o.enforcer) {
-      // the enforcer re-gates every viewer without them (what the verdict asks stays) and tells each changed one
-      this.#o.enforcer.setManualGates(streamId, new Map());
+      // the enforcer re-gates every viewer with them (what the verdict asks stays) and tells each changed one
+      this.#o.enforcer.setManualGates(streamId, gates);
       return;
     }
     for (const v of stream.viewers.values()) {
@@ -473,18 +529,49 @@ export class StreamControl {
     }
   }
 
-  #manualStatement(streamId: string, at: number, input: { reason: string; actor: string; clause?: string }): StatementOfReasons {
+  /**
+   * The statement of an operator's action: the stream's scores and the samples this node's moderation
+   * holds (none when another node holds the stream), the clause and ground of the category cited,
+   * the notice followed; the evidence clip is started here, so the statement cites it.
+   */
+  #operatorStatement(streamId: string, at: number, input: OperatorInput, action: OperatorAction['action'], jurisdictions: string[]): StatementOfReasons {
+    const policy = this.#o.policies?.loaded ? this.#o.policies.current : undefined;
+    let clause = input.clause;
+    let ground: GroundType | undefined;
+    if (input.category !== undefined) {
+      const def = policy?.taxonomy[input.category];
+      if (!def) throw badRequest(`category ${input.category} is not in the policy in force (${policy ? policy.version : 'none loaded'})`);
+      clause ??= def.clause;
+      ground = def.ground;
+    }
     const v = this.#o.enforcer?.verdictOf(streamId);
-    return operatorKillStatement({
+    const evidence = this.#o.enforcer?.evidenceOf(streamId) ?? { sampleSeqs: [], timeRange: { from: at, to: at }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] };
+    // the fused score where the verdict has one (a category out of green), else the window's highest sample score
+    const scores = v ? summarizeVerdict(v).categories : {};
+    for (const e of evidence.scores) scores[e.category] ??= e.score;
+    if (input.category !== undefined) scores[input.category] ??= 0;
+    const statement = operatorStatement({
       streamId,
       issuedAt: at,
       actor: input.actor,
       reason: input.reason,
-      clause: input.clause,
-      policyVersion: this.#o.policies?.loaded ? this.#o.policies.current.version : 'none',
-      categories: v ? Object.entries(summarizeVerdict(v).categories).map(([category, score]) => ({ category, score })) : [],
+      action,
+      jurisdictions,
+      clause,
+      ground,
+      policy: { version: policy?.version ?? 'none', appealUrl: policy?.appealUrl ?? '/v1/appeals' },
+      categories: Object.entries(scores).map(([category, score]) => ({ category, score })),
+      evidence,
+      basis: input.basis,
       appealBase: this.appealUrlFor(undefined),
     });
+    try {
+      const clips = this.#o.evidence?.capture(statement);
+      if (clips?.length) statement.clips = clips;
+    } catch (err) {
+      this.#o.log.warn({ err, streamId, statementId: statement.id }, 'evidence capture failed; the statement cites no clip');
+    }
+    return statement;
   }
 
   /** Registry entries (cluster-wide), with this node's live verdicts filled in. */

@@ -20,12 +20,14 @@ import {
   restrictionKey,
   restrictionsOf,
   reviewItemFor,
+  windowEvidence,
   type FusionState,
   type Restriction,
 } from '../policies/index.ts';
 import type {
   Action,
   Bucket,
+  Evidence,
   EvidenceRef,
   FilterMode,
   GateDecision,
@@ -221,6 +223,12 @@ export class Enforcer {
   /** Current verdict of a stream (undefined before its first signal). */
   verdictOf(streamId: string): Verdict | undefined {
     return this.#state.get(streamId)?.verdict;
+  }
+
+  /** The samples this node's moderation holds for a stream (its fusion windows); undefined before its first signal. An operator's statement cites them. */
+  evidenceOf(streamId: string): Evidence | undefined {
+    const s = this.#state.get(streamId);
+    return s && s.fusion.samples > 0 ? windowEvidence(s.fusion) : undefined;
   }
 
   /** Statements of the restrictions in force on a stream. */

@@ -43,14 +43,15 @@ export const appealRoutes: FastifyPluginAsync<AppealRoutesOptions> = async (app,
 
   app.get(
     '/v1/appeals/:id',
-    { onRequest: opts.guard(['reviewer', 'publisher']), schema: { tags: ['appeals'], summary: 'Appeals of a statement and their outcomes', security: bearer, params: zs(IdParam), response: { 200: doc(AnyObject), ...errorReplies } } },
+    { onRequest: opts.guard(['reviewer', 'publisher']), schema: { tags: ['appeals'], summary: 'A statement of reasons, its appeals and their outcomes', security: bearer, params: zs(IdParam), response: { 200: doc(AnyObject), ...errorReplies } } },
     async (req) => {
       const { id } = req.params as z.output<typeof IdParam>;
       const statement = await store.getStatement(id);
       if (!statement) throw notFound(`statement ${id} not found`);
       if (req.principal?.role === 'publisher' && req.principal.streamId !== statement.streamId) throw forbidden(`statement ${id} concerns another stream`);
       const items = (await store.listReview({ includeResolved: true, type: 'appeal', streamId: statement.streamId, limit: 1000 })).filter((i) => i.statementId === id);
-      return { statementId: id, appeals: items };
+      // the statement itself answers at its appeal URL too, whoever issued it (enforcer, operator, reviewer)
+      return { statementId: id, statement, appeals: items };
     },
   );
 

@@ -13,10 +13,25 @@ export interface StreamRoutesOptions {
   control: StreamControl;
 }
 
-const KillBody = z.object({ reason: z.string().min(1).max(1000), clause: z.string().min(1).max(200).optional() }).strict();
+/** What an operator's action follows (DSA Art. 17(3)(b)): a notice, cited by its id, or (omitted) own initiative. */
+const Basis = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('notice'),
+      noticeId: z.string().min(1).max(200),
+      notifier: z.string().min(1).max(200).optional(),
+      trustedFlagger: z.boolean().optional(),
+      receivedAt: z.number().int().nonnegative().optional(),
+    })
+    .strict(),
+  z.object({ kind: z.literal('own_initiative') }).strict(),
+]);
+/** Who-why fields of a manual kill or gate; the category is checked against the policy in force (400 if absent). */
+const OperatorFields = { clause: z.string().min(1).max(200).optional(), category: z.string().min(1).max(100).optional(), basis: Basis.optional() };
+const KillBody = z.object({ reason: z.string().min(1).max(1000), ...OperatorFields }).strict();
 const ResumeBody = z.object({ note: z.string().max(1000).optional() }).strict();
 const GateBody = z
-  .object({ jurisdiction: Jurisdiction, video: z.enum(['forward', 'blank']).optional(), audio: z.enum(['forward', 'mute']).optional(), reason: z.string().min(1).max(500) })
+  .object({ jurisdiction: Jurisdiction, video: z.enum(['forward', 'blank']).optional(), audio: z.enum(['forward', 'mute']).optional(), reason: z.string().min(1).max(500), ...OperatorFields })
   .strict()
   .refine((b) => b.video !== undefined || b.audio !== undefined, 'give video and/or audio');
 
@@ -45,7 +60,7 @@ export const streamRoutes: FastifyPluginAsync<StreamRoutesOptions> = async (app,
     async (req, reply) => {
       const { streamId } = req.params as z.output<typeof StreamIdParam>;
       const body = req.body as z.output<typeof KillBody>;
-      const r = await control.kill(streamId, { reason: body.reason, clause: body.clause, actor: who(req) });
+      const r = await control.kill(streamId, { reason: body.reason, clause: body.clause, category: body.category, basis: body.basis, actor: who(req) });
       return reply.code(202).send({ killed: true, local: r.local, decision: r.decision, statement: r.statement });
     },
   );
@@ -66,9 +81,9 @@ export const streamRoutes: FastifyPluginAsync<StreamRoutesOptions> = async (app,
     async (req) => {
       const { streamId } = req.params as z.output<typeof StreamIdParam>;
       const b = req.body as z.output<typeof GateBody>;
-      await control.setGate(streamId, b.jurisdiction, { video: b.video, audio: b.audio, reason: b.reason });
-      await store.appendAudit({ type: 'gate.manual', streamId, by: who(req), jurisdiction: b.jurisdiction, video: b.video ?? null, audio: b.audio ?? null, reason: b.reason, at: Date.now() });
-      return { ok: true };
+      const { statements } = await control.setGate(streamId, b.jurisdiction, { video: b.video, audio: b.audio, reason: b.reason, clause: b.clause, category: b.category, basis: b.basis, actor: who(req) });
+      await store.appendAudit({ type: 'gate.manual', streamId, by: who(req), jurisdiction: b.jurisdiction, video: b.video ?? null, audio: b.audio ?? null, reason: b.reason, statementIds: statements.map((st) => st.id), at: Date.now() });
+      return { ok: true, statements };
     },
   );
 };

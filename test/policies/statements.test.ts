@@ -2,13 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { chainAuditEntry, GENESIS_HASH, verifyAuditChain } from '../../policies/audit.ts';
 import { PolicyError } from '../../policies/errors.ts';
-import { createFusionState, evidenceFor, fuse } from '../../policies/fusion.ts';
+import { createFusionState, evidenceFor, fuse, windowEvidence, type FusionState } from '../../policies/fusion.ts';
 import { gateFor } from '../../policies/gate.ts';
 import {
   buildStatement,
   claimReview,
   compareReviewItems,
   createAppeal,
+  OPERATOR_REPORT,
+  operatorStatement,
   PRIORITY_APPEAL,
   resolveReview,
   restrictionKey,
@@ -16,12 +18,12 @@ import {
   reviewItemFor,
   statementGaps,
 } from '../../policies/statements.ts';
-import type { AuditEntry, SignalLike, Verdict } from '../../policies/types.ts';
+import type { AuditEntry, ReviewItem, SignalLike, StatementOfReasons, Verdict } from '../../policies/types.ts';
 import { badMatch, musicMatch, shippedPolicy, signal } from './helpers.ts';
 
 const policy = shippedPolicy();
 
-function verdictAfter(signals: SignalLike[]): { verdict: Verdict; entered: { jurisdiction: string; category: string }[] } {
+function verdictAfter(signals: SignalLike[]): { verdict: Verdict; entered: { jurisdiction: string; category: string }[]; state: FusionState } {
   let state = createFusionState('s1');
   let verdict: Verdict | undefined;
   const entered: { jurisdiction: string; category: string }[] = [];
@@ -32,7 +34,7 @@ function verdictAfter(signals: SignalLike[]): { verdict: Verdict; entered: { jur
     entered.push(...r.enteredAmber);
   }
   assert.ok(verdict);
-  return { verdict, entered };
+  return { verdict, entered, state };
 }
 
 const scenarios: { name: string; signals: SignalLike[]; expect: { action: string; jurisdictions: string[] }[] }[] = [
@@ -137,7 +139,9 @@ describe('review items, claims, resolution and appeals', () => {
     assert.match(up.statement.ground.explanation, /nudity confirmed/);
     const down = resolveReview(item, { outcome: 'overturn', reviewer: 'alice', at: 5000 }, policy);
     assert.deepEqual(down.effect, { kind: 'none' });
-    assert.equal(down.statement, undefined);
+    // cleared: the streamer is told no restriction was applied, and why
+    assert.equal(down.statement?.restriction.action, 'allow');
+    assert.match(down.statement?.ground.explanation ?? '', /found no violation/);
   });
 
   it('an appeal is a priority item; its outcome has its own statement; overturning a kill lifts it', () => {
@@ -225,4 +229,93 @@ it('gateFor of a kill closes everyone with the global reason', () => {
   const g = gateFor(verdict, 'SE');
   assert.equal(g.closed, true);
   assert.equal(g.reasons[0]?.action, 'kill_stream');
+});
+
+// DSA Art. 17(3) (a)-(f) for every kind of decision the server takes: automated (kill, blank, mute),
+// an operator's (kill, gate; own initiative or following a notice), a review's (restrict, confirm,
+// clear) and an appeal's (upheld, overturned; of an automated and of an operator's statement).
+describe('every kind of decision has a complete statement', () => {
+  const operatorBase = { streamId: 's1', issuedAt: 9000, actor: 'admin-1', reason: 'doxxing on camera', policy, appealBase: 'https://sfu.example/v1/appeals' };
+  const scored = verdictAfter([1, 2, 3].map((i) => signal(i, { 'nsfw.sexy': 0.6 }, { thumbnailRef: `thumb/${i}` })));
+  const amber = verdictAfter([1, 2, 3].map((i) => signal(i, { 'nsfw.porn': 0.5 })));
+  const amberItem = claimReview(reviewItemFor(amber.verdict, policy, amber.entered, 3000)!, 'alice', 4000);
+  const automated = (signals: SignalLike[], action: string): StatementOfReasons => {
+    const { verdict } = verdictAfter(signals);
+    const r = restrictionsOf(verdict, policy).find((x) => x.action === action);
+    assert.ok(r, `a ${action} restriction`);
+    return buildStatement({ streamId: 's1', restriction: r, policy, evidence: evidenceFor(verdict, r.categories.map((c) => c.category)), issuedAt: 5000 });
+  };
+  const manualKill = operatorStatement({ ...operatorBase, action: 'kill_stream', jurisdictions: ['global'], clause: 'ToS 3.1', categories: [{ category: 'sexual_suggestive', score: 0.6 }], evidence: windowEvidence(scored.state) });
+  const noticeGate = operatorStatement({
+    ...operatorBase,
+    action: 'blank_video',
+    jurisdictions: ['DE'],
+    categories: [],
+    evidence: windowEvidence(scored.state),
+    basis: { kind: 'notice', noticeId: 'ntc-77', trustedFlagger: true, receivedAt: 8000 },
+  });
+  const { verdict: killVerdict } = verdictAfter([signal(1, {}, { matches: [badMatch] })]);
+  const killStatement = buildStatement({ streamId: 's1', restriction: restrictionsOf(killVerdict, policy)[0]!, policy, evidence: killVerdict.evidence, issuedAt: 1000 });
+  const appealOf = (st: StatementOfReasons): ReviewItem => claimReview(createAppeal(st, { appellant: 'streamer-1', grounds: 'not what it looks like', at: 10_000 }), 'carol', 10_500);
+  const confirmItem: ReviewItem = { ...amberItem, id: 'rev_confirm', proposedAction: 'allow' };
+
+  const kinds: { kind: string; statement: () => StatementOfReasons | undefined; action: string; automated: { detection: boolean; decision: boolean }; basis: string }[] = [
+    { kind: 'automated kill', statement: () => killStatement, action: 'kill_stream', automated: { detection: true, decision: true }, basis: 'own_initiative' },
+    { kind: 'automated blank', statement: () => automated([1, 2, 3].map((i) => signal(i, { 'nsfw.sexy': 0.6 })), 'blank_video'), action: 'blank_video', automated: { detection: true, decision: true }, basis: 'own_initiative' },
+    { kind: 'automated mute', statement: () => automated([1, 2].map((i) => signal(i, {}, { kind: 'audio', matches: [musicMatch] })), 'mute_audio'), action: 'mute_audio', automated: { detection: true, decision: true }, basis: 'own_initiative' },
+    { kind: 'manual kill', statement: () => manualKill, action: 'kill_stream', automated: { detection: false, decision: false }, basis: 'own_initiative' },
+    { kind: 'manual gate after a notice', statement: () => noticeGate, action: 'blank_video', automated: { detection: false, decision: false }, basis: 'notice' },
+    { kind: 'review restricts', statement: () => resolveReview(amberItem, { outcome: 'uphold', reviewer: 'alice', at: 5000 }, policy).statement, action: 'blank_video', automated: { detection: true, decision: false }, basis: 'own_initiative' },
+    { kind: 'review confirms (no restriction in the policy)', statement: () => resolveReview(confirmItem, { outcome: 'uphold', reviewer: 'alice', at: 5000 }, policy).statement, action: 'allow', automated: { detection: true, decision: false }, basis: 'own_initiative' },
+    { kind: 'review clears', statement: () => resolveReview(amberItem, { outcome: 'overturn', reviewer: 'alice', at: 5000 }, policy).statement, action: 'allow', automated: { detection: true, decision: false }, basis: 'own_initiative' },
+    { kind: 'appeal upheld (automated kill)', statement: () => resolveReview(appealOf(killStatement), { outcome: 'uphold', reviewer: 'carol', at: 11_000 }, policy).statement, action: 'kill_stream', automated: { detection: true, decision: false }, basis: 'own_initiative' },
+    { kind: 'appeal overturned (automated kill)', statement: () => resolveReview(appealOf(killStatement), { outcome: 'overturn', reviewer: 'carol', at: 11_000 }, policy).statement, action: 'allow', automated: { detection: true, decision: false }, basis: 'own_initiative' },
+    { kind: 'appeal upheld (manual kill)', statement: () => resolveReview(appealOf(manualKill), { outcome: 'uphold', reviewer: 'carol', at: 11_000 }, policy).statement, action: 'kill_stream', automated: { detection: false, decision: false }, basis: 'own_initiative' },
+    { kind: 'appeal overturned (gate after a notice)', statement: () => resolveReview(appealOf(noticeGate), { outcome: 'overturn', reviewer: 'carol', at: 11_000 }, policy).statement, action: 'allow', automated: { detection: false, decision: false }, basis: 'notice' },
+  ];
+  for (const k of kinds) {
+    it(`${k.kind}: no gap, ${k.action}, automated ${k.automated.detection}/${k.automated.decision}, ${k.basis}`, () => {
+      const st = k.statement();
+      assert.ok(st, 'a statement');
+      assert.deepEqual(statementGaps(st), [], JSON.stringify(st));
+      assert.equal(st.restriction.action, k.action);
+      assert.deepEqual(st.automated, k.automated);
+      assert.equal(st.basis.kind, k.basis);
+      assert.equal(st.ground.policyVersion, policy.version);
+      assert.ok(st.redress.appealUrl.endsWith(`/${st.id}`));
+    });
+  }
+
+  it('an operator statement: the window samples, the clause, the territorial scope, the notice', () => {
+    assert.deepEqual(manualKill.restriction.jurisdictions, ['global']);
+    assert.equal(manualKill.restriction.scope, 'stream');
+    assert.deepEqual(manualKill.facts.sampleSeqs, [1, 2, 3], 'the samples the stream was scored on');
+    assert.equal(manualKill.ground.clause, 'ToS 3.1');
+    assert.equal(manualKill.ground.explanation, 'Live stream ended by an operator (admin-1): doxxing on camera');
+    assert.equal(manualKill.redress.appealUrl, `https://sfu.example/v1/appeals/${manualKill.id}`);
+    assert.deepEqual(manualKill.redress.options, killStatement.redress.options, 'the redress every statement offers');
+    assert.deepEqual([noticeGate.restriction.scope, noticeGate.restriction.jurisdictions], ['jurisdictions', ['DE']]);
+    assert.deepEqual(noticeGate.basis, { kind: 'notice', noticeId: 'ntc-77', trustedFlagger: true, receivedAt: 8000 });
+    assert.match(noticeGate.ground.explanation, /viewers in DE by an operator \(admin-1\) following notice ntc-77 from a trusted flagger: doxxing/);
+    assert.deepEqual(noticeGate.facts.categories, [{ category: OPERATOR_REPORT, score: 0 }], 'no category given: the operator\'s own finding');
+    assert.notEqual(operatorStatement({ ...operatorBase, actor: 'admin-2', action: 'kill_stream', jurisdictions: ['global'], clause: 'ToS 3.1', categories: [], evidence: windowEvidence(scored.state) }).id, manualKill.id, 'two operators, two statements');
+  });
+
+  it('an operator statement with nothing to cite reports it; the server attaches the evidence clip', () => {
+    const bare = operatorStatement({ ...operatorBase, action: 'kill_stream', jurisdictions: [], categories: [], evidence: windowEvidence(createFusionState('s1')) });
+    assert.deepEqual(statementGaps(bare), ['facts.evidence']);
+    assert.deepEqual(statementGaps({ ...bare, clips: [{ id: 'clip-1', kind: 'clip', url: '/v1/evidence/clip-1', jurisdiction: 'default', from: 1, to: 2, expiresAt: 3 }] }), []);
+    assert.deepEqual(statementGaps({ ...bare, basis: { kind: 'notice', noticeId: '' } }), ['facts.evidence', 'basis']);
+  });
+
+  it('an appeal outcome cites the appealed statement: scope, clause, basis, detection', () => {
+    const up = resolveReview(appealOf(noticeGate), { outcome: 'uphold', reviewer: 'carol', at: 11_000 }, policy);
+    assert.deepEqual(up.statement?.restriction.jurisdictions, ['DE']);
+    assert.equal(up.statement?.ground.clause, 'operator action');
+    assert.deepEqual(up.statement?.basis, noticeGate.basis);
+    assert.equal(up.statement?.restriction.duration, noticeGate.restriction.duration);
+    const down = resolveReview(appealOf(manualKill), { outcome: 'overturn', reviewer: 'carol', at: 11_000 }, policy);
+    assert.deepEqual(down.effect, { kind: 'lift', action: 'kill_stream', jurisdictions: ['global'] });
+    assert.match(down.statement?.restriction.duration ?? '', /lifted/);
+  });
 });

@@ -1,10 +1,9 @@
 // policies/summary.ts: one verdict summary (the registry's, the ops console's and moderation.status
-// agree, a kill's categories included) and one bucket ranking; the operator kill's statement.
+// agree, a kill's categories included) and one bucket ranking. (The operator's statement: statements.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildStatement, compareReviewItems, operatorKillStatement, restrictedBuckets, statementGaps, summarizeVerdict, worstBucket, type Restriction } from '../../policies/index.ts';
+import { compareReviewItems, restrictedBuckets, summarizeVerdict, worstBucket } from '../../policies/index.ts';
 import type { Bucket, JurisdictionVerdict, ReviewItem, Verdict } from '../../policies/types.ts';
-import { shippedPolicy } from './helpers.ts';
 
 function jv(bucket: Bucket, categories: [string, number][]): JurisdictionVerdict {
   const action = bucket === 'green' ? 'allow' : 'blank_video';
@@ -39,23 +38,6 @@ test('summarizeVerdict: worst bucket, highest score per category, kill categorie
   assert.deepEqual(summarizeVerdict(kill), { bucket: 'red', categories: { 'nsfw.porn': 0.1, known_bad_match: 0.875 }, perJurisdiction: { default: 'green' }, at: 5000 });
   assert.deepEqual(restrictedBuckets(kill), { global: 'red' });
   assert.deepEqual(restrictedBuckets(undefined), {});
-});
-
-test('operatorKillStatement: a complete statement with the redress every statement offers', () => {
-  const policy = shippedPolicy();
-  const s = operatorKillStatement({ streamId: 's1', issuedAt: 9000, actor: 'admin-1', reason: 'doxxing', policyVersion: policy.version, categories: [{ category: 'nsfw.porn', score: 0.3 }], appealBase: 'https://sfu.example/v1/appeals' });
-  // As control.ts built it before: an operator's kill names no jurisdiction list and cites no sample
-  // (a human decision); every other DSA Art. 17(3) part is there.
-  assert.deepEqual(statementGaps(s), ['restriction.jurisdictions', 'facts.sampleSeqs']);
-  assert.equal(s.redress.appealUrl, `https://sfu.example/v1/appeals/${s.id}`);
-  assert.deepEqual(s.automated, { detection: false, decision: false });
-  assert.equal(s.ground.clause, 'operator action');
-  assert.equal(s.ground.explanation, 'Live stream ended by an operator (admin-1): doxxing');
-  assert.deepEqual(s.facts.categories, [{ category: 'nsfw.porn', score: 0.3 }]);
-  const r: Restriction = { action: 'kill_stream', scope: 'stream', jurisdictions: ['global'], categories: [] };
-  const automated = buildStatement({ streamId: 's1', restriction: r, policy, evidence: verdict({}).evidence, issuedAt: 9000 });
-  assert.deepEqual(s.redress.options, automated.redress.options);
-  assert.notEqual(operatorKillStatement({ streamId: 's1', issuedAt: 9000, actor: 'admin-2', reason: 'doxxing', policyVersion: policy.version, categories: [], appealBase: '' }).id, s.id);
 });
 
 test('compareReviewItems is a total order: priority, then age, then id', () => {

@@ -48,6 +48,7 @@ function statement(streamId: string, jurisdictions: string[]): StatementOfReason
     issuedAt: Date.now(),
     restriction: { action: 'blank_video', scope: 'jurisdictions', jurisdictions, duration: 'while the content is shown' },
     facts: { categories: [{ category: 'banned_text', score: 1 }], matches: [], text: [], sampleSeqs: [], timeRange: { from: 0, to: 0 } },
+    basis: { kind: 'own_initiative' },
     automated: { detection: true, decision: true },
     ground: { type: 'terms_of_service', clause: 'test', policyVersion: 'v', explanation: 'test' },
     redress: { appealUrl: '/v1/appeals/x', options: ['appeal'] },

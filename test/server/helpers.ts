@@ -204,6 +204,7 @@ export function statement(id: string, streamId = 's1'): StatementOfReasons {
     issuedAt: Date.now(),
     restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: 'until appeal' },
     facts: { categories: [{ category: 'sexual_explicit', score: 0.97 }], matches: [], text: [], sampleSeqs: [1, 2], timeRange: { from: 1, to: 2 } },
+    basis: { kind: 'own_initiative' },
     automated: { detection: true, decision: true },
     ground: { type: 'terms_of_service', clause: 'ToS 4.2', policyVersion: 'v1', explanation: 'test' },
     redress: { appealUrl: 'http://x/appeal/' + id, options: ['appeal'] },

@@ -21,6 +21,7 @@ function statement(id: string, streamId: string): StatementOfReasons {
     issuedAt: Date.now(),
     restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: 'until appeal' },
     facts: { categories: [{ category: 'sexual_explicit', score: 0.97 }], matches: [], text: [], sampleSeqs: [1], timeRange: { from: 1, to: 2 } },
+    basis: { kind: 'own_initiative' },
     automated: { detection: true, decision: true },
     ground: { type: 'terms_of_service', clause: 'ToS 4.2', policyVersion: 'v1', explanation: 'test' },
     redress: { appealUrl: 'http://127.0.0.1/v1/appeals/' + id, options: ['appeal'] },
