@@ -28,3 +28,21 @@ export { chainAuditEntry, verifyAuditChain, auditHash, GENESIS_HASH } from './au
 export { diffPolicies, thresholdChanges } from './diff.ts';
 export { canonicalJson, sha256Hex } from './canonical.ts';
 export { chatVisibility, type ChatHit, type ChatRestriction, type ChatVisibility } from './chat.ts';
+export {
+  outcomesOf,
+  compareShadow,
+  shadowReport,
+  withThresholds,
+  shadowFreshness,
+  EMPTY_SHADOW_TRACK,
+  SHADOW_OUTCOMES,
+  type ShadowOutcome,
+  type OutcomeOf,
+  type ShadowDifference,
+  type ShadowTrack,
+  type ShadowCell,
+  type ShadowReport,
+  type ShadowRun,
+  type ThresholdEdit,
+  type OutcomeCounts,
+} from './shadow.ts';
