@@ -277,6 +277,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
           }),
       },
       evidence,
+      shadow: { record: (differences) => store.appendShadowDifferences(differences) },
       events: { emit: (audience, message) => events.broadcast(audience, message) },
       records: {
         statement: (s) => store.putStatement(s),
@@ -303,6 +304,16 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     const r = await policies.loadDir(config.policyDir, 'startup').catch((err: unknown) => ({ ok: false as const, error: err as Error }));
     if (!r.ok) log.error({ err: r.error.message, dir: config.policyDir }, 'policy did not load; /readyz reports not ready');
   }
+  if (policies.loaded && !policies.shadow) {
+    // the cluster's shadow run (issue 17) goes on on a node that (re)starts during it
+    const shadow = await store.getShadowPolicy().catch((err: unknown) => {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'store: the shadow candidate could not be read');
+      return undefined;
+    });
+    const r = shadow ? policies.startShadow(shadow.files ? { files: shadow.files } : { thresholds: shadow.thresholds ?? [] }, `${shadow.by} (restored from the store at startup)`) : undefined;
+    if (r && !r.ok) log.error({ err: r.error.message, version: shadow?.version }, 'the shadow candidate in the store does not load here');
+  }
+
   let moderation: ModerationStack | undefined;
   const ownModeration = deps.moderation === undefined;
   if (deps.moderation !== false && (deps.moderation || config.moderation)) {

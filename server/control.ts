@@ -428,6 +428,17 @@ export class StreamControl {
       case 'review':
         this.#applyReview(m.decision, false);
         return;
+      case 'shadow': {
+        const policies = this.#o.policies;
+        if (!policies) return;
+        if (!m.record) {
+          policies.stopShadow(m.origin, 'stopped on another node');
+          return;
+        }
+        const r = policies.startShadow(m.record.files ? { files: m.record.files } : { thresholds: m.record.thresholds ?? [] }, m.record.by);
+        if (!r.ok) this.#o.log.error({ err: r.error.message, version: m.record.version }, 'shadow candidate from another node did not load here');
+        return;
+      }
     }
   }
 

@@ -8,7 +8,9 @@
 import { randomUUID } from 'node:crypto';
 import {
   buildStatement,
+  compareShadow,
   createFusionState,
+  EMPTY_SHADOW_TRACK,
   evidenceFor,
   fuse,
   gateFor,
@@ -21,8 +23,11 @@ import {
   restrictionsOf,
   reviewItemFor,
   windowEvidence,
+  type FusionResult,
   type FusionState,
   type Restriction,
+  type ShadowDifference,
+  type ShadowTrack,
 } from '../policies/index.ts';
 import type {
   Action,
@@ -73,6 +78,11 @@ export interface EvidencePort {
   capture(statement: StatementOfReasons): EvidenceRef[];
 }
 
+/** Where a shadow candidate's differences go (the store's appendShadowDifferences fits). */
+export interface ShadowSink {
+  record(differences: readonly ShadowDifference[]): unknown;
+}
+
 /** Finds live streams (the Sfu fits). */
 export interface StreamDirectory {
   getStream(streamId: string): Stream | undefined;
@@ -116,6 +126,7 @@ export interface EnforcerOptions {
   events?: EventSink;
   records?: RecordSink;
   evidence?: EvidencePort;
+  shadow?: ShadowSink;
   /** Server clock (ms). Default performance.timeOrigin + performance.now(). */
   clock?: () => number;
   /** Default 'per_viewer'. */
@@ -152,6 +163,8 @@ interface StreamEnforcement {
   /** Manual gates set by an admin (server/control.ts owns them; given here so a verdict change keeps them): viewer jurisdiction ('*' all, 'default' none) -> gate. */
   manual: ReadonlyMap<string, ManualGate>;
   detach: (() => void) | undefined;
+  /** The shadow candidate's fusion and open differences (issue 17); undefined while none runs. */
+  shadow?: { version: string; fusion: FusionState; track: ShadowTrack };
 }
 
 /** A manual restriction for one jurisdiction's viewers: it adds to what the verdict asks, never lifts it. */
@@ -194,6 +207,7 @@ export class Enforcer {
   readonly #events: EventSink | undefined;
   readonly #records: RecordSink | undefined;
   readonly #evidence: EvidencePort | undefined;
+  readonly #shadow: ShadowSink | undefined;
   readonly #clock: () => number;
   readonly #onDecision: ((d: DecisionLog) => void) | undefined;
   readonly #onError: (error: unknown, context: string) => void;
@@ -210,6 +224,7 @@ export class Enforcer {
     this.#events = options.events;
     this.#records = options.records;
     this.#evidence = options.evidence;
+    this.#shadow = options.shadow;
     this.#clock = options.clock ?? serverClock;
     this.mode = options.mode ?? 'per_viewer';
     this.#onDecision = options.onDecision;
@@ -334,6 +349,13 @@ export class Enforcer {
     const result = fuse(s.fusion, signal, policy, now);
     s.fusion = result.state;
     s.verdict = result.verdict;
+    const outcome = this.#enforce(s, signal, policy, result, now);
+    // the candidate's turn comes after the active policy's actions are applied: it never delays them
+    if (this.policies.shadow || s.shadow) this.#guard('shadow evaluation', () => this.#shadowStep(s, signal, policy, result.verdict, now));
+    return outcome;
+  }
+
+  #enforce(s: StreamEnforcement, signal: SignalLike, policy: Policy, result: FusionResult, now: number): EnforcementOutcome {
     // A killed stream is not acted on again (late signals of the ended session).
     if (s.killed || this.#closed || this.#blocks.has(signal.streamId)) return { verdict: result.verdict, changed: false };
 
@@ -399,6 +421,26 @@ export class Enforcer {
     const log = this.#apply(s, policy, s.verdict, decision.type === 'appeal' ? 'appeal' : 'review', undefined);
     this.#finish(log, true);
     return log;
+  }
+
+  /**
+   * Fuses the signal under the shadow candidate and records what it would have done differently
+   * (policies/ compareShadow). The candidate's state restarts when the candidate changes.
+   */
+  #shadowStep(s: StreamEnforcement, signal: SignalLike, policy: Policy, active: Verdict, now: number): void {
+    const candidate = this.policies.shadow;
+    if (!candidate) {
+      s.shadow = undefined;
+      return;
+    }
+    if (s.shadow?.version !== candidate.version) s.shadow = { version: candidate.version, fusion: createFusionState(s.streamId), track: EMPTY_SHADOW_TRACK };
+    const r = fuse(s.shadow.fusion, signal, candidate, now);
+    const cmp = compareShadow(s.shadow.track, s.streamId, now, { verdict: active, policy }, { verdict: r.verdict, policy: candidate });
+    s.shadow.fusion = r.state;
+    s.shadow.track = cmp.track;
+    if (cmp.differences.length === 0) return;
+    const differences = cmp.differences;
+    this.#port('shadow record', () => this.#shadow?.record(differences));
   }
 
   /** Stops acting (state is kept for inspection). */

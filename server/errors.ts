@@ -20,6 +20,8 @@ export class SrvError extends codedErrors({
   SRV_ERR_RATE_LIMITED: { status: 429 },
   SRV_ERR_CAPACITY: { status: 503 },
   SRV_ERR_INTERNAL: { status: 500 },
+  /** A policy activation without a fresh shadow report and without `force` (issue 17). */
+  SRV_ERR_SHADOW_REQUIRED: { status: 409 },
 }) {}
 
 export type SrvErrorCode = SrvError['code'];

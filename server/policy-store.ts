@@ -4,8 +4,9 @@
 // API; policies/ parses and checks them (pure), this store holds the one that applies.
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
-import { diffPolicies, loadPolicyBundle, PolicyError } from '../policies/index.ts';
+import { diffPolicies, loadPolicyBundle, PolicyError, withThresholds, type ThresholdEdit } from '../policies/index.ts';
 import type { Policy, PolicyChange, PolicyFile } from '../policies/types.ts';
+import { badRequest } from './errors.ts';
 
 /** Append-only audit log (the store's appendAudit fits). */
 export interface AuditSink {
@@ -26,8 +27,17 @@ export type PolicyLoadResult =
   | { ok: true; policy: Policy; previousVersion: string | undefined; changes: PolicyChange[] }
   | { ok: false; error: PolicyError; activeVersion: string | undefined };
 
+/** A shadow candidate: policy files, or threshold edits of the active policy (exactly one of them). */
+export interface ShadowCandidate {
+  files?: readonly PolicyFile[];
+  thresholds?: readonly ThresholdEdit[];
+}
+
+export type ShadowStartResult = { ok: true; policy: Policy; activeVersion: string; changes: PolicyChange[] } | { ok: false; error: PolicyError };
+
 export class PolicyStore {
   #current: Policy | undefined;
+  #shadow: Policy | undefined;
   readonly #audit: AuditSink | undefined;
   readonly #clock: () => number;
   readonly #onError: (error: unknown, context: string) => void;
@@ -59,7 +69,7 @@ export class PolicyStore {
    * Validates and activates a bundle. A broken bundle is refused (the error names file, line and
    * reason) and the active policy stays. Both outcomes are audited with who and when.
    */
-  load(files: readonly PolicyFile[], by: string): PolicyLoadResult {
+  load(files: readonly PolicyFile[], by: string, auditExtra: Record<string, unknown> = {}): PolicyLoadResult {
     const at = this.#clock();
     let policy: Policy;
     try {
@@ -81,6 +91,7 @@ export class PolicyStore {
       toVersion: policy.version,
       files: policy.files,
       changes: previous ? changes : [],
+      ...auditExtra,
     });
     for (const l of this.#listeners) {
       try {
@@ -90,6 +101,43 @@ export class PolicyStore {
       }
     }
     return { ok: true, policy, previousVersion: previous?.version, changes };
+  }
+
+  /** The candidate evaluated in the shadow of the active policy (issue 17); it enforces nothing. */
+  get shadow(): Policy | undefined {
+    return this.#shadow;
+  }
+
+  /**
+   * Starts evaluating a candidate beside the active policy (replacing any candidate before it). A
+   * candidate that does not load is refused and the one before stays. Audited either way.
+   */
+  startShadow(candidate: ShadowCandidate, by: string): ShadowStartResult {
+    const at = this.#clock();
+    const active = this.current;
+    if ((candidate.files === undefined) === (candidate.thresholds === undefined)) throw badRequest('a shadow candidate is either policy files or threshold edits');
+    let policy: Policy;
+    try {
+      policy = candidate.files ? loadPolicyBundle(candidate.files) : withThresholds(active, candidate.thresholds ?? []);
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      this.#append({ type: 'policy.shadow_rejected', by, at, activeVersion: active.version, code: error.code, issues: error.issues });
+      return { ok: false, error };
+    }
+    const changes = diffPolicies(active, policy);
+    const previous = this.#shadow?.version ?? null;
+    this.#shadow = policy;
+    this.#append({ type: 'policy.shadow_started', by, at, candidateVersion: policy.version, activeVersion: active.version, previousCandidate: previous, files: candidate.files ? policy.files : null, thresholds: candidate.thresholds ?? null, changes });
+    return { ok: true, policy, activeVersion: active.version, changes };
+  }
+
+  /** Stops the shadow run (audited); false when none ran. */
+  stopShadow(by: string, reason = 'stopped'): boolean {
+    const candidate = this.#shadow;
+    if (!candidate) return false;
+    this.#shadow = undefined;
+    this.#append({ type: 'policy.shadow_stopped', by, at: this.#clock(), candidateVersion: candidate.version, reason });
+    return true;
   }
 
   /** Reads every *.yaml / *.yml under `dir` (recursively) and loads them as one bundle. */

@@ -11,10 +11,12 @@
 // that no longer carries its checkpoint's hash raises an alarm instead of the chain restarting at
 // seq 1 unnoticed.
 import type { StatementOfReasons } from '../../policies/types.ts';
+import type { ShadowDifference } from '../../policies/shadow.ts';
 import { AuditCheckpointFile, type AuditCheckpoint } from './audit-chain.ts';
 import { Outbox, OutboxQueuedError, type OutboxOp, type OutboxRecord, type OutboxStats } from './outbox.ts';
 import type {
   ActivePolicyRecord,
+  ShadowPolicyRecord,
   AuditEntry,
   ControlMessage,
   DecisionRecord,
@@ -308,6 +310,21 @@ export class DurableStore implements Store {
   }
   getActivePolicy(): Promise<ActivePolicyRecord | undefined> {
     return this.#inner.getActivePolicy();
+  }
+  setShadowPolicy(record: ShadowPolicyRecord | undefined): Promise<void> {
+    return this.#inner.setShadowPolicy(record);
+  }
+  getShadowPolicy(): Promise<ShadowPolicyRecord | undefined> {
+    return this.#inner.getShadowPolicy();
+  }
+  getShadowRun(version: string): Promise<ShadowPolicyRecord | undefined> {
+    return this.#inner.getShadowRun(version);
+  }
+  appendShadowDifferences(differences: readonly ShadowDifference[]): Promise<void> {
+    return this.#inner.appendShadowDifferences(differences);
+  }
+  listShadowDifferences(candidateVersion: string): Promise<ShadowDifference[]> {
+    return this.#inner.listShadowDifferences(candidateVersion);
   }
   publishControl(message: ControlMessage): Promise<void> {
     return this.#inner.publishControl(message);

@@ -9,9 +9,11 @@ import type { StatementOfReasons } from '../../policies/types.ts';
 import { SrvError, notFound } from '../errors.ts';
 import { chainAuditEntry } from '../../policies/audit.ts';
 import { compareReviewItems, isClaimActive } from '../../policies/statements.ts';
-import { DEFAULT_RETENTION } from './types.ts';
+import type { ShadowDifference } from '../../policies/shadow.ts';
+import { DEFAULT_RETENTION, SHADOW_DIFFERENCES_KEPT, SHADOW_RUNS_KEPT } from './types.ts';
 import type {
   ActivePolicyRecord,
+  ShadowPolicyRecord,
   AuditEntry,
   ControlMessage,
   DecisionRecord,
@@ -141,6 +143,10 @@ export class MemoryStore implements Store {
   readonly #auditKey: string | undefined;
   readonly #auditOps = new Map<string, number>();
   #activePolicy: ActivePolicyRecord | undefined;
+  #shadow: ShadowPolicyRecord | undefined;
+  /** Insertion order = run order (a re-run moves to the end). */
+  readonly #shadowRuns = new Map<string, ShadowPolicyRecord>();
+  readonly #shadowDifferences = new Map<string, ShadowDifference[]>();
   #closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -481,6 +487,41 @@ export class MemoryStore implements Store {
   async getActivePolicy(): Promise<ActivePolicyRecord | undefined> {
     this.#check();
     return this.#activePolicy && clone(this.#activePolicy);
+  }
+
+  async setShadowPolicy(record: ShadowPolicyRecord | undefined): Promise<void> {
+    this.#check();
+    this.#shadow = record && clone(record);
+    if (!record) return;
+    this.#shadowRuns.delete(record.version);
+    this.#shadowRuns.set(record.version, clone(record));
+    for (const version of this.#shadowRuns.keys()) {
+      if (this.#shadowRuns.size <= SHADOW_RUNS_KEPT) break;
+      this.#shadowRuns.delete(version);
+      this.#shadowDifferences.delete(version);
+    }
+  }
+  async getShadowPolicy(): Promise<ShadowPolicyRecord | undefined> {
+    this.#check();
+    return this.#shadow && clone(this.#shadow);
+  }
+  async getShadowRun(version: string): Promise<ShadowPolicyRecord | undefined> {
+    this.#check();
+    const r = this.#shadowRuns.get(version);
+    return r && clone(r);
+  }
+  async appendShadowDifferences(differences: readonly ShadowDifference[]): Promise<void> {
+    this.#check();
+    for (const d of differences) {
+      const list = this.#shadowDifferences.get(d.candidateVersion) ?? [];
+      list.push(clone(d));
+      if (list.length > SHADOW_DIFFERENCES_KEPT) list.splice(0, list.length - SHADOW_DIFFERENCES_KEPT);
+      this.#shadowDifferences.set(d.candidateVersion, list);
+    }
+  }
+  async listShadowDifferences(candidateVersion: string): Promise<ShadowDifference[]> {
+    this.#check();
+    return clone(this.#shadowDifferences.get(candidateVersion) ?? []);
   }
 
   async publishControl(message: ControlMessage): Promise<void> {

@@ -15,9 +15,12 @@ import type { StatementOfReasons } from '../../policies/types.ts';
 import { SrvError, notFound } from '../errors.ts';
 import { chainAuditEntry } from '../../policies/audit.ts';
 import { compareReviewItems } from '../../policies/index.ts';
+import type { ShadowDifference } from '../../policies/shadow.ts';
 import { DropCounts, retentionOf } from './memory.ts';
+import { SHADOW_DIFFERENCES_KEPT, SHADOW_RUNS_KEPT } from './types.ts';
 import type {
   ActivePolicyRecord,
+  ShadowPolicyRecord,
   AuditEntry,
   ControlMessage,
   DecisionRecord,
@@ -606,6 +609,50 @@ export class RedisStore implements Store {
   }
   getActivePolicy(): Promise<ActivePolicyRecord | undefined> {
     return this.#run('getActivePolicy', async () => parse<ActivePolicyRecord>(await this.#cmd.get(this.#k('policy', 'active'))));
+  }
+
+  // ---- shadow evaluation: the current candidate (a key), runs (a hash by version, ordered by a sorted set), differences (a list per candidate)
+
+  setShadowPolicy(record: ShadowPolicyRecord | undefined): Promise<void> {
+    return this.#run('setShadowPolicy', async () => {
+      if (!record) {
+        await this.#cmd.del(this.#k('shadow', 'current'));
+        return;
+      }
+      const json = JSON.stringify(record);
+      const order = this.#k('shadow', 'order');
+      await this.#cmd.multi().set(this.#k('shadow', 'current'), json).hset(this.#k('shadow', 'runs'), record.version, json).zadd(order, String(record.at), record.version).exec();
+      const over = (await this.#cmd.zcard(order)) - SHADOW_RUNS_KEPT;
+      if (over <= 0) return;
+      const old = await this.#cmd.zrange(order, '0', String(over - 1));
+      if (old.length === 0) return;
+      await this.#cmd
+        .multi()
+        .zrem(order, ...old)
+        .hdel(this.#k('shadow', 'runs'), ...old)
+        .del(...old.map((v) => this.#k('shadow', 'diff', v)))
+        .exec();
+    });
+  }
+  getShadowPolicy(): Promise<ShadowPolicyRecord | undefined> {
+    return this.#run('getShadowPolicy', async () => parse<ShadowPolicyRecord>(await this.#cmd.get(this.#k('shadow', 'current'))));
+  }
+  getShadowRun(version: string): Promise<ShadowPolicyRecord | undefined> {
+    return this.#run('getShadowRun', async () => parse<ShadowPolicyRecord>(await this.#cmd.hget(this.#k('shadow', 'runs'), version)));
+  }
+  appendShadowDifferences(differences: readonly ShadowDifference[]): Promise<void> {
+    return this.#run('appendShadowDifferences', async () => {
+      if (differences.length === 0) return;
+      const m = this.#cmd.multi();
+      for (const version of new Set(differences.map((d) => d.candidateVersion))) {
+        const key = this.#k('shadow', 'diff', version);
+        m.rpush(key, ...differences.filter((d) => d.candidateVersion === version).map((d) => JSON.stringify(d))).ltrim(key, -SHADOW_DIFFERENCES_KEPT, -1);
+      }
+      await m.exec();
+    });
+  }
+  listShadowDifferences(candidateVersion: string): Promise<ShadowDifference[]> {
+    return this.#run('listShadowDifferences', async () => (await this.#cmd.lrange(this.#k('shadow', 'diff', candidateVersion), 0, -1)).map((j) => JSON.parse(j) as ShadowDifference));
   }
 
   // ---- control

@@ -9,6 +9,7 @@ import type {
   ReviewDecision as PolicyReviewDecision,
   StatementOfReasons,
 } from '../../policies/types.ts';
+import type { ShadowDifference, ThresholdEdit } from '../../policies/shadow.ts';
 
 export type { PolicyReviewItem, PolicyReviewResolution, PolicyReviewDecision };
 
@@ -95,6 +96,22 @@ export interface ActivePolicyRecord {
   at: number;
 }
 
+/**
+ * A candidate policy evaluated in the shadow of the active one (issue 17): its files, or threshold
+ * edits of the active policy. The one in the shadow now is the store's current; every run is kept by
+ * its version, so an activation can ask whether the candidate it activates had one.
+ */
+export interface ShadowPolicyRecord {
+  /** The candidate's version (a bundle's content hash, or withThresholds' id). */
+  version: string;
+  /** Active version when the run started: the report compares the candidate with it. */
+  activeVersion: string;
+  files?: { filename: string; text: string }[];
+  thresholds?: ThresholdEdit[];
+  by: string;
+  at: number;
+}
+
 /** Cross-node control messages: a kill or gate change issued on one node reaches the others. */
 export type ControlMessage =
   | { type: 'kill'; streamId: string; reason: string; statementId?: string; origin: string; at: number }
@@ -115,7 +132,9 @@ export type ControlMessage =
   /** A policy activated on one node: every node loads the same files. */
   | { type: 'policy'; files: { filename: string; text: string }[]; by: string; origin: string; at: number }
   /** A reviewer's decision (policies' ReviewDecision) for the node that holds the stream (and, for a lifted kill, every node). */
-  | { type: 'review'; decision: PolicyReviewDecision; origin: string; at: number };
+  | { type: 'review'; decision: PolicyReviewDecision; origin: string; at: number }
+  /** A shadow candidate started (record) or stopped (null) on one node: every node evaluates the same. */
+  | { type: 'shadow'; record: ShadowPolicyRecord | null; origin: string; at: number };
 
 /** Serializable form of an events audience (see events.ts). */
 export interface EventAudienceWire {
@@ -164,6 +183,10 @@ export interface StoreRetention {
   /** Decisions, unreferenced statements and resolved review items older than this are dropped (ms); 0 = bounded by count only. Default 604800000 (7 days). */
   retentionMs: number;
 }
+
+/** Differences kept per shadow candidate; shadow runs kept (the oldest go first). */
+export const SHADOW_DIFFERENCES_KEPT = 10_000;
+export const SHADOW_RUNS_KEPT = 50;
 
 export const DEFAULT_RETENTION: Readonly<StoreRetention> = Object.freeze({
   maxAudit: 100_000,
@@ -227,6 +250,17 @@ export interface Store {
   // the cluster's active policy (policy activations outlive a restart and reach nodes that missed the message)
   setActivePolicy(record: ActivePolicyRecord): Promise<void>;
   getActivePolicy(): Promise<ActivePolicyRecord | undefined>;
+
+  // shadow evaluation (issue 17): the candidate in the shadow now, every run by version, and what each would have done differently
+  /** Sets (or, with undefined, stops) the candidate in the shadow; a record is also kept as its version's run. */
+  setShadowPolicy(record: ShadowPolicyRecord | undefined): Promise<void>;
+  getShadowPolicy(): Promise<ShadowPolicyRecord | undefined>;
+  /** The run of a candidate version (the latest, if it was shadowed more than once). */
+  getShadowRun(version: string): Promise<ShadowPolicyRecord | undefined>;
+  /** Keeps differences (policies/ compareShadow), the newest SHADOW_DIFFERENCES_KEPT per candidate. */
+  appendShadowDifferences(differences: readonly ShadowDifference[]): Promise<void>;
+  /** A candidate's differences, oldest first. */
+  listShadowDifferences(candidateVersion: string): Promise<ShadowDifference[]>;
 
   // cross-node control: every handler receives every message, its own node's included (filter on `origin`)
   publishControl(message: ControlMessage): Promise<void>;

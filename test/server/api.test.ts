@@ -71,7 +71,7 @@ describe('API', () => {
     assert.equal(o.statusCode, 200);
     const doc = o.json() as { openapi: string; paths: Record<string, Record<string, { requestBody?: unknown }>> };
     assert.equal(doc.openapi, '3.0.3');
-    for (const p of ['/v1/streams', '/v1/streams/{streamId}/kill', '/v1/review/claim', '/v1/review/{id}/resolve', '/v1/appeals/{id}', '/v1/policies/activate', '/v1/models', '/whip/{streamId}', '/whep/{streamId}']) assert.ok(doc.paths[p], p);
+    for (const p of ['/v1/streams', '/v1/streams/{streamId}/kill', '/v1/review/claim', '/v1/review/{id}/resolve', '/v1/appeals/{id}', '/v1/policies/activate', '/v1/policies/shadow', '/v1/policies/shadow/report', '/v1/models', '/whip/{streamId}', '/whep/{streamId}']) assert.ok(doc.paths[p], p);
     assert.ok(doc.paths['/v1/streams/{streamId}/kill'].post.requestBody, 'request schema documented');
     const ops = await req('GET', '/ops');
     assert.equal(ops.statusCode, 200);
@@ -87,7 +87,7 @@ describe('API', () => {
     assert.doesNotMatch(text, /xxxxxxxx/, 'the secret is not printed');
   });
 
-  const protectedRoutes: { method: 'GET' | 'POST'; url: string; role: 'reviewer' | 'admin'; body?: unknown }[] = [
+  const protectedRoutes: { method: 'GET' | 'POST' | 'DELETE'; url: string; role: 'reviewer' | 'admin'; body?: unknown }[] = [
     { method: 'GET', url: '/v1/streams', role: 'reviewer' },
     { method: 'GET', url: '/v1/streams/s1', role: 'reviewer' },
     { method: 'POST', url: '/v1/streams/s1/kill', role: 'admin', body: { reason: 'x' } },
@@ -104,6 +104,10 @@ describe('API', () => {
     { method: 'GET', url: '/v1/policies', role: 'reviewer' },
     { method: 'POST', url: '/v1/policies/validate', role: 'admin', body: { files: [{ filename: 'a.yaml', text: 'x' }] } },
     { method: 'POST', url: '/v1/policies/activate', role: 'admin', body: {} },
+    { method: 'POST', url: '/v1/policies/shadow', role: 'admin', body: { thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }] } },
+    { method: 'DELETE', url: '/v1/policies/shadow', role: 'admin' },
+    { method: 'GET', url: '/v1/policies/shadow', role: 'reviewer' },
+    { method: 'GET', url: '/v1/policies/shadow/report', role: 'reviewer' },
     { method: 'GET', url: '/v1/models', role: 'reviewer' },
     { method: 'GET', url: '/v1/audit', role: 'admin' },
     { method: 'POST', url: '/v1/tokens', role: 'admin', body: { role: 'viewer' } },
@@ -421,15 +425,19 @@ describe('API', () => {
     assert.match(broken.code, /^POL_ERR_/);
     assert.ok(broken.issues.length >= 1);
     const before = p.version;
-    const act = await req('POST', '/v1/policies/activate', tokens.admin, { files });
+    const unshadowed = await req('POST', '/v1/policies/activate', tokens.admin, { files });
+    assert.equal(unshadowed.statusCode, 409, 'a new version without a shadow report needs force');
+    assert.equal(unshadowed.json().code, 'SRV_ERR_SHADOW_REQUIRED');
+    const act = await req('POST', '/v1/policies/activate', tokens.admin, { files, force: true });
     assert.equal(act.statusCode, 200, act.body);
+    assert.equal(act.json().forced, true);
     assert.equal(act.json().previousVersion, before);
     assert.equal((await req('GET', '/v1/policies', tokens.reviewer)).json().version, ok.version);
     const bad = await req('POST', '/v1/policies/activate', tokens.admin, { files: [{ filename: 'bad.yaml', text: 'kind: nope' }] });
     assert.ok(bad.statusCode >= 400 && bad.statusCode < 500);
     assert.match(bad.json().code, /^POL_ERR_/);
     assert.equal((await req('GET', '/v1/policies', tokens.reviewer)).json().version, ok.version, 'last good policy stays');
-    const reload = await req('POST', '/v1/policies/activate', tokens.admin, {});
+    const reload = await req('POST', '/v1/policies/activate', tokens.admin, { force: true });
     assert.equal(reload.statusCode, 200);
     assert.equal(reload.json().version, before, 'reloading the directory restores the original');
   });

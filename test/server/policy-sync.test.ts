@@ -22,7 +22,7 @@ test('an activated policy outlives a restart and reaches a node that missed the 
     await using one = await buildServer(config('n1'), { sfu: new FakeSfu(), store });
     const dirVersion = one.policies.current.version;
     const admin = await one.auth.sign({ role: 'admin', sub: 'ops' });
-    const r = await one.app.inject({ method: 'POST', url: '/v1/policies/activate', headers: { authorization: `Bearer ${admin}` }, payload: { files: edited } });
+    const r = await one.app.inject({ method: 'POST', url: '/v1/policies/activate', headers: { authorization: `Bearer ${admin}` }, payload: { files: edited, force: true } });
     assert.equal(r.statusCode, 200, r.body);
     activated = (r.json() as { version: string }).version;
     assert.notEqual(activated, dirVersion);

@@ -170,6 +170,25 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
       }
     });
 
+    test('shadow evaluation: the current candidate, its run kept by version after it stops, differences per candidate in order', async () => {
+      const run = (version: string, at: number) => ({ version, activeVersion: 'active-1', thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }], by: 'admin', at });
+      assert.equal(await store.getShadowPolicy(), undefined);
+      await store.setShadowPolicy(run('cand-1', 1));
+      await store.setShadowPolicy(run('cand-2', 2));
+      assert.equal((await store.getShadowPolicy())?.version, 'cand-2');
+      await store.setShadowPolicy(undefined);
+      assert.equal(await store.getShadowPolicy(), undefined, 'stopped');
+      assert.deepEqual(await store.getShadowRun('cand-1'), run('cand-1', 1), 'an earlier run stays readable');
+      assert.equal(await store.getShadowRun('never'), undefined);
+      const d = (candidateVersion: string, at: number) => ({ side: 'shadow_only' as const, jurisdiction: 'global', category: 'sexual_explicit', outcome: 'kill' as const, streamId: 's', at, score: 0.7, sampleSeqs: [1, 2], candidateVersion, activeVersion: 'active-1' });
+      await store.appendShadowDifferences([d('cand-1', 1), d('cand-2', 2)]);
+      await store.appendShadowDifferences([d('cand-1', 3)]);
+      await store.appendShadowDifferences([]);
+      assert.deepEqual((await store.listShadowDifferences('cand-1')).map((x) => x.at), [1, 3]);
+      assert.deepEqual(await store.listShadowDifferences('cand-2'), [d('cand-2', 2)]);
+      assert.deepEqual(await store.listShadowDifferences('none'), []);
+    });
+
     test('ping and flush', async () => {
       assert.equal(await store.ping(), true);
       await store.flush();
