@@ -28,7 +28,7 @@ const sent = [new Map<number, number>(), new Map<number, number>()] as const;
 let measuring = false;
 // receipts of frames' last packets in the measurement, joined with the send times at its end (a
 // frame can arrive here before the IPC message that says when it left)
-let receipts: [Map<number, number[]>, Map<number, number[]>] = [new Map(), new Map()];
+let receipts: [Map<number, number[]>, Map<number, number[]>] = [new Map<number, number[]>(), new Map<number, number[]>()];
 let delivered = 0;
 let counted: number[] = [];
 let cpu0 = process.cpuUsage();
@@ -71,7 +71,7 @@ process.on('message', (m: Msg) => {
       if (map.size > 4000) map.delete(map.keys().next().value!);
     }
   } else if (m.type === 'start') {
-    receipts = [new Map(), new Map()];
+    receipts = [new Map<number, number[]>(), new Map<number, number[]>()];
     delivered = 0;
     counted = viewers.map((v) => v.count('video') + v.count('audio'));
     cpu0 = process.cpuUsage();

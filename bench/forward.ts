@@ -132,7 +132,6 @@ for (const run of RUNS) {
       others.push(o);
     }
   }
-  let viewerCount = 0;
   for (const n of STEPS) {
     if (engine === 'werift' && n > WERIFT_MAX) {
       console.log(JSON.stringify({ run, viewersAsked: n, skipped: `werift runs stop at FORWARD_WERIFT_MAX=${WERIFT_MAX} viewers` }));
@@ -141,7 +140,7 @@ for (const run of RUNS) {
     // the viewers dealt round the client processes
     const share = (i: number) => Math.floor(n / CLIENTS) + (i < n % CLIENTS ? 1 : 0);
     const joins = (await Promise.all(clients.map((c, i) => c.ask({ type: 'join', url: `${base}/whep/bench`, n: share(i) }, 'joined', 600_000)))) as unknown as { viewers: number; failed: number; errors: string[] }[];
-    viewerCount = joins.reduce((a, j) => a + j.viewers, 0);
+    const viewerCount = joins.reduce((a, j) => a + j.viewers, 0);
     for (const j of joins) for (const e of j.errors) console.error(`a viewer did not join (${j.failed} failed in that process): ${e}`);
     await sleep((moderated && n === STEPS[0] ? MODERATED_WARMUP_S : WARMUP_S) * 1000);
     await sfu.ask('mark', 'marked');

@@ -293,9 +293,10 @@ function fromSchema(s: JsonSchema | undefined, r: Rng, ids: string[], depth = 0)
 function mutateJson(v: unknown, r: Rng, depth = 0): unknown {
   if (v === null || typeof v !== 'object' || depth > 5 || r.chance(0.25)) return r.chance(0.5) ? interestingValue(r, depth) : v;
   if (Array.isArray(v)) {
-    if (v.length === 0 || r.chance(0.2)) return [...v, interestingValue(r, depth)];
-    const i = r.int(v.length);
-    const out = [...v];
+    const items: unknown[] = v;
+    if (items.length === 0 || r.chance(0.2)) return [...items, interestingValue(r, depth)];
+    const i = r.int(items.length);
+    const out = [...items];
     out[i] = mutateJson(out[i], r, depth + 1);
     return out;
   }

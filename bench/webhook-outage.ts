@@ -23,12 +23,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const dir = await mkdtemp(join(tmpdir(), 'msfu-webhook-outage-'));
 const received: { p: WebhookPayload; at: number }[] = [];
-let attempts = 0;
 const hook = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
-    attempts++;
     received.push({ p: JSON.parse(Buffer.concat(chunks).toString('utf8')) as WebhookPayload, at: Date.now() });
     res.writeHead(204).end();
   });
@@ -51,17 +49,26 @@ const kill = async (): Promise<void> => {
   const r = await fetch(`${server.url}/v1/streams/bench-${n++}/kill`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'outage bench' }) });
   if (r.status !== 202) throw new Error(`kill: ${r.status} ${await r.text()}`);
 };
-for (let i = 0; i < beforeS; i++) (await kill(), await sleep(1000));
+for (let i = 0; i < beforeS; i++) {
+  await kill();
+  await sleep(1000);
+}
 const sentBefore = n;
 hook.closeAllConnections();
 await new Promise<void>((r) => hook.close(() => r()));
 const downAt = Date.now();
 console.log(`receiver down for ${outageS} s`);
-for (let i = 0; i < outageS; i++) (await kill(), await sleep(1000));
+for (let i = 0; i < outageS; i++) {
+  await kill();
+  await sleep(1000);
+}
 const failedDuringOutage = server.webhooks.get('platform').failedAttempts;
 await new Promise<void>((r) => hook.listen(port, '127.0.0.1', r));
 const upAt = Date.now();
-for (let i = 0; i < afterS; i++) (await kill(), await sleep(1000));
+for (let i = 0; i < afterS; i++) {
+  await kill();
+  await sleep(1000);
+}
 const deadline = Date.now() + 120_000;
 while (server.webhooks.get('platform').pending > 0 && Date.now() < deadline) await sleep(200);
 const stats = server.webhooks.get('platform');

@@ -96,7 +96,7 @@ export function summarizeStatement(st: unknown): string {
   if (!isObj(st)) return 'statement unavailable';
   const r = isObj(st.restriction) ? st.restriction : {};
   const f = isObj(st.facts) ? st.facts : {};
-  const cats = Array.isArray(f.categories) ? f.categories.filter(isObj).map((c) => `${String(c.category)} ${typeof c.score === 'number' ? c.score.toFixed(2) : c.score}`) : [];
+  const cats = Array.isArray(f.categories) ? f.categories.filter(isObj).map((c) => `${String(c.category)} ${typeof c.score === 'number' ? c.score.toFixed(2) : String(c.score)}`) : [];
   const text = Array.isArray(f.text) ? f.text.filter(isObj).map((t) => `"${String(t.term)}" (${String(t.source)})`) : [];
   const matches = Array.isArray(f.matches) ? f.matches.filter(isObj).map((m) => `${String(m.bank)}:${String(m.entryId)}${typeof m.distance === 'number' ? ` d=${m.distance}` : ''}`) : [];
   const juris = Array.isArray(r.jurisdictions) ? r.jurisdictions.join(',') : '';

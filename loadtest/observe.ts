@@ -28,7 +28,7 @@ export class SendLedger {
   sent(streamId: string, kind: 'audio' | 'video', payload: Uint8Array, at: number): void {
     const id = `${streamId}/${kind}`;
     let m = this.maps.get(id);
-    if (!m) this.maps.set(id, (m = new Map()));
+    if (!m) this.maps.set(id, (m = new Map<number, number>()));
     const key = payloadKey(payload);
     // Map keeps insertion order; re-insert so the oldest entries stay at the front for pruning
     m.delete(key);

@@ -7,7 +7,7 @@
 // and kill latency, exposure, per-viewer filtering and the server's own figures, then checks them
 // against the script. Loopback only, bounded in count and time; it stops by itself.
 
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -169,7 +169,7 @@ export async function parseArgs(argv: string[]): Promise<LoadTestOptions> {
   if (cfg) {
     const text = await readFile(String(cfg[1]), 'utf8');
     const parsed: unknown = String(cfg[1]).endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-    if (parsed === null || typeof parsed !== 'object') throw new RangeError(`config ${cfg[1]} must hold an object`);
+    if (parsed === null || typeof parsed !== 'object') throw new RangeError(`config ${String(cfg[1])} must hold an object`);
     for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) setOption(o, k, v);
   }
   for (const [n, v] of pairs) if (n !== 'config') setOption(o, n, v);
@@ -260,13 +260,12 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   const registered = await registerKnownContent(baseUrl, adminToken, sceneOpts, wantsPicture, plan.streams.some((s) => s.violations.some((v) => v.kind === 'protected_audio')));
   notes.push(...registered.notes);
 
-  let metricsTimer: NodeJS.Timeout | undefined;
   const scrape = async () => {
     const p = await scrapeMetrics(baseUrl!, adminToken, o.eventLoopResolutionMs);
     if (p) serverPoints.push(p);
   };
   await scrape();
-  metricsTimer = setInterval(() => void scrape(), 1000);
+  const metricsTimer = setInterval(() => void scrape(), 1000);
 
   const t0 = now();
   const setupDeadline = t0 + o.setupTimeoutSec * 1000;
@@ -447,7 +446,7 @@ async function main(): Promise<void> {
     console.log(`report: ${files.html}\nresult: ${files.json}`);
     process.exitCode = report.passed ? 0 : 1;
   } catch (err) {
-    console.error(`loadtest failed: ${(err as Error).stack ?? err}`);
+    console.error(`loadtest failed: ${(err as Error).stack ?? String(err)}`);
     process.exitCode = 2;
   }
   // werift leaves sockets and timers behind; the run is over, so leave deliberately

@@ -29,13 +29,6 @@ function check(ret: number, what: string): void {
   FFmpegError.throwIfError(ret, what);
 }
 
-/** Copies a node-av buffer into a fresh, transferable one. */
-function own(src: Uint8Array, length = src.length): Uint8Array {
-  const out = new Uint8Array(length);
-  out.set(src.subarray(0, length));
-  return out;
-}
-
 abstract class TrackDecoder {
   frames = 0;
   drops = 0;

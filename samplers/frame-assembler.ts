@@ -184,7 +184,7 @@ export class FrameAssembler {
     for (const p of this.pending.values()) {
       if (p.ext <= after || p.timestamp === skipTimestamp) continue;
       if (best !== undefined && p.ext >= best) continue;
-      let ok = false;
+      let ok: boolean;
       try {
         ok = this.format.canStartFrame(p.payload);
       } catch {

@@ -509,7 +509,7 @@ export class StreamControl {
 
   #localGate(m: Extract<ControlMessage, { type: 'gate' }>): void {
     let gates = this.#gates.get(m.streamId);
-    if (!gates) this.#gates.set(m.streamId, (gates = new Map()));
+    if (!gates) this.#gates.set(m.streamId, (gates = new Map<string, ManualGate>()));
     const prev = gates.get(m.jurisdiction);
     gates.set(m.jurisdiction, { ...prev, ...(m.video ? { video: m.video } : {}), ...(m.audio ? { audio: m.audio } : {}), reason: m.reason, statementId: m.statementId });
     const stream = this.#o.sfu.getStream(m.streamId);

@@ -213,7 +213,6 @@ export class Enforcer {
   readonly #onError: (error: unknown, context: string) => void;
   readonly #state = new Map<string, StreamEnforcement>();
   readonly #blocks = new Map<string, StreamBlockInfo>();
-  #decisions = 0;
   #closed = false;
 
   constructor(options: EnforcerOptions) {
@@ -496,8 +495,14 @@ export class Enforcer {
     let manualReason: { reason: string; statementId?: string } | undefined;
     for (const m of [s.manual.get(jurisdiction ?? 'default'), s.manual.get('*')]) {
       if (!m) continue;
-      if (m.video === 'blank' && gate.video !== 'blank') ((gate.video = 'blank'), (manualReason ??= m));
-      if (m.audio === 'mute' && gate.audio !== 'mute') ((gate.audio = 'mute'), (manualReason ??= m));
+      if (m.video === 'blank' && gate.video !== 'blank') {
+        gate.video = 'blank';
+        manualReason ??= m;
+      }
+      if (m.audio === 'mute' && gate.audio !== 'mute') {
+        gate.audio = 'mute';
+        manualReason ??= m;
+      }
     }
     const first = gate.reasons[0];
     if (!first && manualReason) return { ...gate, reason: manualReason.reason, statementId: manualReason.statementId };
@@ -632,7 +637,6 @@ export class Enforcer {
   }
 
   #log(streamId: string, source: DecisionLog['source'], policyVersion: string, kill: boolean, buckets: Record<string, Bucket>): DecisionLog {
-    this.#decisions++;
     // unique across restarts and nodes: a restarted node must not reuse (and the store would then ignore) an old id
     return { id: `dec_${randomUUID()}`, streamId, at: this.#clock(), source, kill, buckets, restrictions: [], lifted: [], policyVersion, sfuActions: 0 };
   }

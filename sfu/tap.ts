@@ -13,7 +13,7 @@ class Ring {
   #head = 0;
   #size = 0;
   constructor(readonly capacity: number) {
-    this.#buf = new Array(capacity);
+    this.#buf = new Array<TapPacket | undefined>(capacity);
   }
   get size(): number {
     return this.#size;

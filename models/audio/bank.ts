@@ -147,7 +147,7 @@ export class AudioFingerprintBank {
         if (this.removed.has(rec)) continue;
         const off = (packed % 4194304) - qf;
         let m = votes.get(rec);
-        if (!m) votes.set(rec, (m = new Map()));
+        if (!m) votes.set(rec, (m = new Map<number, number>()));
         m.set(off, (m.get(off) ?? 0) + 1);
       }
     }

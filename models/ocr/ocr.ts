@@ -202,10 +202,22 @@ export class Ocr {
         if (x > maxX) maxX = x;
         if (y < minY) minY = y;
         if (y > maxY) maxY = y;
-        if (x > 0 && mask[p - 1] && !seen[p - 1]) (seen[p - 1] = 1), stack.push(p - 1);
-        if (x < w - 1 && mask[p + 1] && !seen[p + 1]) (seen[p + 1] = 1), stack.push(p + 1);
-        if (y > 0 && mask[p - w] && !seen[p - w]) (seen[p - w] = 1), stack.push(p - w);
-        if (y < h - 1 && mask[p + w] && !seen[p + w]) (seen[p + w] = 1), stack.push(p + w);
+        if (x > 0 && mask[p - 1] && !seen[p - 1]) {
+          seen[p - 1] = 1;
+          stack.push(p - 1);
+        }
+        if (x < w - 1 && mask[p + 1] && !seen[p + 1]) {
+          seen[p + 1] = 1;
+          stack.push(p + 1);
+        }
+        if (y > 0 && mask[p - w] && !seen[p - w]) {
+          seen[p - w] = 1;
+          stack.push(p - w);
+        }
+        if (y < h - 1 && mask[p + w] && !seen[p + w]) {
+          seen[p + w] = 1;
+          stack.push(p + w);
+        }
       }
       const bw = maxX - minX + 1;
       const bh = maxY - minY + 1;

@@ -25,7 +25,7 @@ const HOMOGLYPHS: Record<string, string> = {
   ı: 'i', ł: 'l', ø: 'o', đ: 'd', ß: 'ss', æ: 'ae', œ: 'oe',
 };
 
-const INVISIBLE = /[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff]/u;
+const INVISIBLE = /[\u034f\u17b4\u17b5\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff]/u;
 const COMBINING = /\p{M}/gu;
 
 function foldChar(ch: string): string {
@@ -113,7 +113,7 @@ const LEET: Record<string, string> = {
 };
 
 function escapeClass(chars: string): string {
-  return chars.replace(/[\\\]\[^-]/g, (c) => `\\${c}`);
+  return chars.replace(/[\\\][^-]/g, (c) => `\\${c}`);
 }
 
 /**

@@ -75,7 +75,7 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
       workerBin: opts.workerBin ?? mediasoupWorkerBin(),
       workerNice: opts.workerNice ?? -10,
     };
-    this.#slots = new Array(this.#opts.workers).fill(undefined);
+    this.#slots = new Array<MediaWorker | undefined>(this.#opts.workers).fill(undefined);
   }
 
   static async start(opts: WorkerPoolOptions = {}): Promise<WorkerPool> {

@@ -54,7 +54,6 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
   readonly #video: Egress | undefined;
   readonly #audio: Egress | undefined;
   readonly #stats: ViewerStats = { packetsForwarded: 0, bytesForwarded: 0, packetsDropped: 0, keyframeRequests: 0 };
-  #gopStarts = 0;
   connected = false;
   #connectTimer: NodeJS.Timeout;
   readonly #liveness: Liveness;
@@ -156,10 +155,7 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
         }
         eg.waitingKeyframe = false;
         eg.fresh = false;
-        if (gop) {
-          this.#gopStarts++;
-          for (const p of gop) this.#send(eg, track, p);
-        }
+        if (gop) for (const p of gop) this.#send(eg, track, p);
       }
     } else if (this.#gate.audio !== 'forward') {
       return;

@@ -62,7 +62,7 @@ for (const engine of ENGINES) {
         await viewer?.close();
         const status = await pub.stop();
         assert.equal(status, 200, "OBS's DELETE is answered 200");
-        pool.close();
+        await pool.close();
       }
       await until(() => srv.sfu.getStream('obs') === undefined, 5000, 'the stream to end on the DELETE');
     });

@@ -5,10 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publisher.ts';
-import { WhepViewer, type ReceivedPacket } from '../../loadtest/clients/whep-viewer.ts';
+import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
 import { ENGINES, startServer, type TestServer } from '../sfu/helpers.ts';
-
-const key = (p: ReceivedPacket): string => `${p.kind}:${p.seq}:${p.timestamp}:${p.marker ? 1 : 0}`;
 
 for (const engine of ENGINES) describe(`headers-only viewer [${engine}]`, () => {
   let srv: TestServer;

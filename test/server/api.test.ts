@@ -11,7 +11,6 @@ import { pack, unpack } from 'msgpackr';
 import { buildServer, type Server } from '../../server/app.ts';
 import { Auth } from '../../server/auth.ts';
 import { loadConfig, summarizeConfig } from '../../server/config.ts';
-import { verifyAuditChain } from '../../policies/audit.ts';
 import type { PolicyReviewItem } from '../../server/store/types.ts';
 import { FakeSfu, type FakeStream, type FakeViewer } from '../sfu/fake.ts';
 import { WebSocketClient, openEvents } from './helpers.ts';

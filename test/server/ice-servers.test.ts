@@ -21,7 +21,7 @@ async function linksOf(iceServers: string | undefined): Promise<{ whip: string[]
     const whep = await post('whep');
     assert.equal(whip.statusCode, 201, whip.body);
     assert.equal(whep.statusCode, 201, whep.body);
-    const list = (v: unknown) => (v === undefined ? [] : Array.isArray(v) ? (v as string[]) : [String(v)]);
+    const list = (v: number | string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [String(v)]);
     return { whip: list(whip.headers.link), whep: list(whep.headers.link) };
   } finally {
     await server.close();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryStore } from '../../server/store/memory.ts';
 import { RedisStore } from '../../server/store/redis.ts';
-import type { PolicyReviewItem, Store, StoreRetention, StoreRetentionStats } from '../../server/store/types.ts';
+import type { Store, StoreRetention, StoreRetentionStats } from '../../server/store/types.ts';
 import type { StatementOfReasons } from '../../policies/types.ts';
 import { verifyAuditChain } from '../../policies/audit.ts';
 import { SrvError } from '../../server/errors.ts';

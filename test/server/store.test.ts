@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryStore } from '../../server/store/memory.ts';
 import { RedisStore } from '../../server/store/redis.ts';
-import type { ControlMessage, LiveStreamRecord, PolicyReviewItem, Store } from '../../server/store/types.ts';
+import type { ControlMessage, LiveStreamRecord, Store } from '../../server/store/types.ts';
 import { verifyAuditChain } from '../../policies/audit.ts';
 import { SrvError } from '../../server/errors.ts';
 import { reviewItem, startRedis, statement, type RedisProcess } from './helpers.ts';

@@ -21,7 +21,7 @@ for (const engine of ENGINES) {
     async function post(path: string, body: string, contentType = 'application/sdp'): Promise<{ status: number; json: { statusCode?: number; code?: string; message?: string } }> {
       const res = await fetch(`${srv.base}${path}`, { method: 'POST', headers: { 'content-type': contentType }, body });
       const text = await res.text();
-      let json = {};
+      let json: { statusCode?: number; code?: string; message?: string };
       try {
         json = JSON.parse(text);
       } catch {

@@ -100,8 +100,15 @@ export class FakeSfu extends EventEmitter implements Sfu {
   /** Marks every session connected and tells its listeners. */
   connectAll(): void {
     for (const s of this.#streams.values()) {
-      for (const v of s.viewers.values()) if (!v.connected) ((v.connected = true), v.emit('connected'));
-      if (!s.connected) ((s.connected = true), s.emit('connected'));
+      for (const v of s.viewers.values()) {
+        if (v.connected) continue;
+        v.connected = true;
+        v.emit('connected');
+      }
+      if (!s.connected) {
+        s.connected = true;
+        s.emit('connected');
+      }
     }
   }
   async engineStats(): Promise<EngineStats> {
