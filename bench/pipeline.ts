@@ -6,7 +6,7 @@
 // real policy, without the SFU: forwarding is what bench:forward measures (17-64 us per packet).
 //   npm run bench:pipeline   PIPELINE_STREAMS=4 PIPELINE_SECONDS=20 PIPELINE_ROUNDS=2
 //   PIPELINE_VARIANTS=name:json;name:json   SampleModerator options per variant, run in alternating
-//                                           rounds (A/B within one run), e.g. 'window:{};incremental:{"audioMatcher":{"incremental":true}}'
+//                                           rounds (A/B within one run), e.g. 'window:{"audioMatcher":{"incremental":false}};incremental:{}'
 //   PIPELINE_OUT=bench/results/pipeline.json  PIPELINE_BUDGET_MS=100 (the classifier's deadline: on a
 //   loaded machine samples past it are skipped, which makes the classifier look cheaper than it is)
 //
@@ -117,9 +117,8 @@ function packetsOf(scene: EncodedScene, streamId: string): { at: number; p: Omit
 interface StreamOutcome {
   streamId: string;
   scene: SceneKind;
-  /** Seconds from the stream's start to its first restrictive verdict, or null. */
-  restrictedAfterSec: number | null;
-  restriction: string | null;
+  /** Each distinct restriction the fused verdict held (action and why), with the second it first appeared. */
+  restrictions: Record<string, number>;
   videoSamples: number;
   audioSamples: number;
 }
@@ -174,7 +173,7 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
     return { streamId, scene, packets: packetsOf(scenes.get(scene)!, streamId), loopMs: scenes.get(scene)!.video.length * (1000 / scenes.get(scene)!.fps), seq: { video: 1000, audio: 5000 } as Record<string, number> };
   });
   const fusion = new Map<string, FusionState>(streams.map((s) => [s.streamId, createFusionState(s.streamId)]));
-  const outcomes = new Map<string, StreamOutcome>(streams.map((s) => [s.streamId, { streamId: s.streamId, scene: s.scene, restrictedAfterSec: null, restriction: null, videoSamples: 0, audioSamples: 0 }]));
+  const outcomes = new Map<string, StreamOutcome>(streams.map((s) => [s.streamId, { streamId: s.streamId, scene: s.scene, restrictions: {}, videoSamples: 0, audioSamples: 0 }]));
   const main = { pacing: 0, fusion: 0, vadWindows: 0, classified: 0 };
   const ocr = { detectMs: 0, recognizeMs: 0 };
   const decision: number[] = [];
@@ -189,14 +188,11 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
     if (!out || !state) return;
     const r = fuse(state, signals, policy, wall());
     fusion.set(signals.streamId, r.state);
-    if (out.restrictedAfterSec === null) {
-      const restrictive = Object.entries(r.verdict.perJurisdiction).filter(([, v]) => v.action !== 'allow');
-      if (r.verdict.kill || restrictive.length) {
-        out.restrictedAfterSec = round((performance.now() - t0) / 1000, 2);
-        const why = (cats: { category: string }[]): string => cats.map((c) => c.category).join('+');
-        out.restriction = r.verdict.kill ? `kill(${r.verdict.killCategories.map((c) => c.category).join('+')})` : restrictive.map(([j, v]) => `${j}:${v.action}(${why(v.categories) || r.verdict.degraded.map((k) => `${k} unavailable`).join('+')})`).join(',');
-      }
-    }
+    // every distinct restriction the round saw, with when it first appeared
+    const why = (cats: { category: string }[]): string => cats.map((c) => c.category).join('+') || r.verdict.degraded.map((k) => `${k} unavailable`).join('+');
+    const now = [...(r.verdict.kill ? [`kill(${r.verdict.killCategories.map((c) => c.category).join('+')})`] : []),
+      ...Object.entries(r.verdict.perJurisdiction).filter(([, v]) => v.action !== 'allow').map(([j, v]) => `${j}:${v.action}(${why(v.categories)})`)];
+    for (const k of now) if (!(k in out.restrictions)) out.restrictions[k] = round((performance.now() - t0) / 1000, 2);
     if (measuring) {
       main.fusion += cpuSecOf(threadCpuUsage(c));
       if (signals.timings.preprocess !== undefined) main.classified++;
@@ -322,7 +318,7 @@ async function main(): Promise<void> {
         const res = await runRound(stack, policy, scenes, v, r, costs);
         rounds.push(res);
         console.log(`[${v.name} #${r}] ${res.totalPerStream.toFixed(3)} core/stream: ${Object.entries(res.perStream).map(([k, x]) => `${k} ${x.toFixed(4)}`).join('  ')}  decision p99 ${res.decisionP99Ms ?? '-'} ms`);
-        for (const s of res.outcomes) console.log(`    ${s.scene.padEnd(15)} ${s.restriction ? `${s.restriction} after ${s.restrictedAfterSec} s` : 'not restricted'} (${s.videoSamples} video, ${s.audioSamples} audio samples)`);
+        for (const s of res.outcomes) console.log(`    ${s.scene.padEnd(15)} ${Object.entries(s.restrictions).map(([k, t]) => `${k} at ${t} s`).join(', ') || 'not restricted'} (${s.videoSamples} video, ${s.audioSamples} audio samples)`);
         console.log(`    moderator: ${JSON.stringify(res.moderator)}`);
       }
     }

@@ -5,9 +5,8 @@
 //
 // It takes plain data (a sampler's VideoSample/AudioSample fits structurally) and its parts by
 // injection, so models/ stays free of the other folders and each part can be swapped or left out.
-import { AudioStreamMatcher, type AudioStreamMatcherOptions } from './audio/stream.ts';
+import { AudioStreamMatcher, type AudioStreamMatcherOptions, type Fingerprinter } from './audio/stream.ts';
 import type { AudioFingerprintBank } from './audio/bank.ts';
-import type { Fingerprint } from './audio/fingerprint.ts';
 import type { HashBankSet } from './hashbank/bank.ts';
 import { pdqHash, pdqToHex } from './pdq/pdq.ts';
 import type { AudioWindow, Category, ContentMatch, ImageFrame, ModelRef, SignalStatus, Signals, TextHit } from './types.ts';
@@ -69,7 +68,7 @@ export interface SampleModeratorOptions {
   text?: TextChecker;
   audioBank?: AudioFingerprintBank;
   /** Computes audio fingerprints off this thread (a FingerprintWorker made with the bank's options); without it they are computed inline. */
-  fingerprinter?: { fingerprint(pcm: Float32Array): Promise<Fingerprint> };
+  fingerprinter?: Fingerprinter;
   vad?: SpeechDetector;
   /** Budget from a sample's last packet to its signals (ms). Default 100. */
   budgetMs: number;

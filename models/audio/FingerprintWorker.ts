@@ -1,6 +1,8 @@
-// Audio fingerprints in a worker thread. A live stream's matcher re-fingerprints its last few seconds
-// after every 1 s window: 25-100 ms of FFTs and peak picking per window per stream, which on the main
-// thread stalled the event loop that forwards media (seen: 48-130 ms gaps each second with one stream).
+// Audio fingerprints in a worker thread. A live stream's matcher fingerprints its last few seconds
+// after every 1 s window: 25-100 ms of FFTs and peak picking per window per stream (when every window
+// re-transformed the whole history), which on the main thread stalled the event loop that forwards
+// media (seen: 48-130 ms gaps each second with one stream). Live streams now keep their spectrogram
+// in the thread (fingerprintStream), so each window is transformed once.
 // Matching the landmarks against the bank stays on the caller's thread (about 1 ms).
 //
 // The thread is supervised (threads/RequestWorker): a crash rejects the windows it held
@@ -63,6 +65,20 @@ export class FingerprintWorker {
     const copy = pcm.slice().buffer as ArrayBuffer;
     try {
       return await this.#rpc.call({ pcm: copy }, { transfer: [copy] });
+    } catch (err) {
+      throw modelErrorOf(err);
+    }
+  }
+
+  /**
+   * Landmarks over the last `historySec` of a live stream after its next window: the thread keeps the
+   * stream's spectrogram ring under `stream` (a key unique to one matcher), so each window is
+   * transformed once. Copies the samples at the call, like fingerprint().
+   */
+  async fingerprintStream(stream: string, pcm: Float32Array, historySec: number): Promise<Fingerprint> {
+    const copy = pcm.slice().buffer as ArrayBuffer;
+    try {
+      return await this.#rpc.call({ stream, historySec, pcm: copy }, { transfer: [copy] });
     } catch (err) {
       throw modelErrorOf(err);
     }

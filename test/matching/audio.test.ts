@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { AudioFingerprintBank } from '../../models/audio/bank.ts';
 import { AudioStreamMatcher } from '../../models/audio/stream.ts';
 import { FingerprintWorker } from '../../models/audio/FingerprintWorker.ts';
-import { fingerprint } from '../../models/audio/fingerprint.ts';
+import { fingerprint, StreamingFingerprinter } from '../../models/audio/fingerprint.ts';
 import { melody, noise, rng } from './synth.ts';
 import { opusRoundTrip } from './media.ts';
 
@@ -121,6 +121,57 @@ test('fingerprinting in a worker thread gives the same landmarks and the same st
     await worker.close();
   }
   await assert.rejects(worker.fingerprint(new Float32Array(SR)), /closed/);
+});
+
+test('incremental fingerprints: each window transformed once, the same songs named at the same positions as re-fingerprinting the history', async () => {
+  const start = 4.6;
+  const live = await opusRoundTrip(songs[3].slice(Math.round(start * SR), Math.round((start + 9) * SR)), 32);
+  const whole = new AudioStreamMatcher(bank, { historySec: 5, minSec: 3, incremental: false });
+  const incremental = new AudioStreamMatcher(bank, { historySec: 5, minSec: 3 });
+  const rings = new StreamingFingerprinter(5, bank.fingerprintOptions);
+  for (let w = 0; w < 9; w++) {
+    const win = { sampleRate: SR, pcm: live.slice(w * SR, (w + 1) * SR) };
+    rings.push(win.pcm);
+    const a = whole.push(win);
+    const b = incremental.push(win);
+    assert.deepEqual(b.map((m) => m.entryId), a.map((m) => m.entryId), `window ${w}`);
+    if (w >= 2) assert.deepEqual(b.map((m) => m.entryId), ['song3'], `window ${w}`);
+    for (const [i, m] of b.entries()) {
+      assert.ok(Math.abs((m.offsetSec ?? 0) + incremental.historySeconds - ((a[i]!.offsetSec ?? 0) + whole.historySeconds)) < 0.05, `window ${w}: position in the recording`);
+      assert.ok(Math.abs((m.offsetSec ?? 0) + incremental.historySeconds - (start + w + 1)) < 0.15, `window ${w}: ${(m.offsetSec ?? 0) + incremental.historySeconds}`);
+    }
+  }
+  // 9 s of audio: every frame of the stream transformed once (re-fingerprinting 5 s per window ran ~5x as many FFTs)
+  assert.equal(rings.transformedFrames, Math.floor((9 * SR - 1024) / 256) + 1);
+  // unregistered music stays unmatched
+  const quiet = new AudioStreamMatcher(bank);
+  for (let w = 0; w < 6; w++) assert.deepEqual(quiet.push({ sampleRate: SR, pcm: melody(78, 1) }), []);
+});
+
+test('incremental fingerprints in the worker thread: each stream keeps its own ring there, matches equal the inline ones', async () => {
+  const worker = new FingerprintWorker(bank.fingerprintOptions);
+  try {
+    const clips = await Promise.all([1, 5].map((id) => opusRoundTrip(songs[id].slice(3 * SR, 10 * SR), 32)));
+    const inline = clips.map(() => new AudioStreamMatcher(bank));
+    const remote = clips.map(() => new AudioStreamMatcher(bank));
+    const named: (string | undefined)[] = [];
+    for (let w = 0; w < 7; w++) {
+      // two streams interleaved window by window through one thread
+      const pending = clips.map((clip, s) => {
+        const win = { sampleRate: SR, pcm: clip.slice(w * SR, (w + 1) * SR) };
+        const sync = inline[s]!.push(win);
+        return remote[s]!.pushAsync(win, worker).then((m) => {
+          assert.deepEqual(m, sync, `stream ${s} window ${w}`);
+          assert.ok(Math.abs(remote[s]!.historySeconds - inline[s]!.historySeconds) < 1e-9, `stream ${s} window ${w}: history ${remote[s]!.historySeconds} vs ${inline[s]!.historySeconds}`);
+          named[s] = m[0]?.entryId;
+        });
+      });
+      await Promise.all(pending);
+    }
+    assert.deepEqual(named, ['song1', 'song5'], 'each stream named its own song at the end');
+  } finally {
+    await worker.close();
+  }
 });
 
 test('register from a file (decoded by node-av), unregister, and sample-rate checks', async () => {
