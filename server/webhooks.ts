@@ -9,7 +9,8 @@
 // the file is replayed on start. Receivers deduplicate by `id`; `seq` counts the events of one
 // stream on this node, so a receiver also sees what is missing or repeated.
 //
-// The queue is an append-only JSON-lines file (the shape of the store outbox, kept small):
+// The queue is an append-only JSON-lines journal (store/journal.ts, the file owner it shares with the
+// store outbox; the queue stays its own because it fans out to receivers with a head each):
 //   {"o":"e", id, eps, body, q}   an event for endpoints `eps`, `body` the exact bytes sent, queued at q
 //   {"o":"a", id, ep}             delivered to ep (2xx)
 //   {"o":"d", id, ep, why}        given up for ep (too old, queue over its byte bound, endpoint removed)
@@ -20,10 +21,11 @@
 // v1 = HMAC-SHA256(secret, `${t}.${body}`), one v1 per secret: during a rotation both secrets sign, so
 // a receiver holding either verifies. `webhook-id` and `webhook-timestamp` repeat the id and t.
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SrvError, badRequest, notFound } from './errors.ts';
 import type { EventAudience, EventHub, EventMessage } from './events.ts';
+import { Journal } from './store/journal.ts';
 
 export const WEBHOOK_EVENTS = [
   'stream.started',
@@ -130,6 +132,18 @@ export interface WebhookDispatcherOptions {
   now?: () => number;
 }
 
+/** One line of the queue file (see the header). */
+interface QueueRow {
+  o: 'e' | 'a' | 'd' | 's';
+  id?: string;
+  ep?: string;
+  eps?: string[];
+  body?: string;
+  q?: number;
+  why?: string;
+  seqs?: Record<string, number>;
+}
+
 interface QueuedEvent {
   id: string;
   body: string;
@@ -190,10 +204,8 @@ export class WebhookDispatcher {
   readonly #aggregates = new Map<string, ViewerAggregate>();
   /** `${streamId}|${jurisdiction}` -> the last viewer.filtered state sent. */
   readonly #announced = new Map<string, string>();
-  readonly #queuePath: string;
+  readonly #file: Journal;
   readonly #endpointsPath: string;
-  #fd: number | undefined;
-  #fileBytes = 0;
   #pendingBytes = 0;
   #unobserve: (() => void) | undefined;
   #closed = false;
@@ -211,7 +223,7 @@ export class WebhookDispatcher {
       now: Date.now,
       ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
     } as ResolvedOptions;
-    this.#queuePath = join(options.dir, 'webhook-queue.jsonl');
+    this.#file = new Journal(join(options.dir, 'webhook-queue.jsonl'));
     this.#endpointsPath = join(options.dir, 'webhook-endpoints.json');
     for (const cfg of options.endpoints ?? []) this.#addEndpoint(checkEndpoint(cfg), 'config');
     if (existsSync(this.#endpointsPath)) {
@@ -219,7 +231,7 @@ export class WebhookDispatcher {
       for (const cfg of saved) if (!this.#endpoints.has(cfg.id)) this.#addEndpoint(cfg, 'api');
     }
     // Nothing is written until there is something to keep: a server without webhooks leaves no files.
-    if (existsSync(this.#queuePath)) {
+    if (existsSync(this.#file.path)) {
       this.#replay();
       this.#compact();
     }
@@ -309,8 +321,7 @@ export class WebhookDispatcher {
     this.#unobserve?.();
     for (const a of this.#aggregates.values()) clearTimeout(a.timer);
     for (const ep of this.#endpoints.values()) if (ep.timer) clearTimeout(ep.timer);
-    if (this.#fd !== undefined) closeSync(this.#fd);
-    this.#fd = undefined;
+    this.#file.close();
   }
 
   // ---- events in
@@ -394,7 +405,7 @@ export class WebhookDispatcher {
     if (eps.length === 0) return id;
     const body = JSON.stringify(payload);
     const e: QueuedEvent = { id, body, q: this.#o.now(), at, type, eps: new Set(eps.map((ep) => ep.cfg.id)) };
-    this.#append({ o: 'e', id, eps: [...e.eps], body, q: e.q });
+    this.#file.append({ o: 'e', id, eps: [...e.eps], body, q: e.q } satisfies QueueRow);
     this.#events.set(id, e);
     this.#pendingBytes += body.length * e.eps.size;
     for (const ep of eps) {
@@ -487,10 +498,10 @@ export class WebhookDispatcher {
   /** An endpoint is done with an event (delivered or dropped): on disk first, then in memory. */
   #settle(e: QueuedEvent, epId: string, o: 'a' | 'd', why?: string): void {
     if (!e.eps.delete(epId)) return;
-    this.#append(o === 'a' ? { o, id: e.id, ep: epId } : { o, id: e.id, ep: epId, why });
+    this.#file.append((o === 'a' ? { o, id: e.id, ep: epId } : { o, id: e.id, ep: epId, why }) satisfies QueueRow);
     this.#pendingBytes -= e.body.length;
     if (e.eps.size === 0) this.#events.delete(e.id);
-    if (this.#fileBytes > this.#o.compactBytes) this.#compact();
+    if (this.#file.bytes > this.#o.compactBytes) this.#compact();
   }
 
   /** Over the byte bound: the oldest pending events go first. */
@@ -509,27 +520,8 @@ export class WebhookDispatcher {
 
   // ---- the file
 
-  #append(record: Record<string, unknown>): void {
-    const line = `${JSON.stringify(record)}\n`;
-    if (this.#fd === undefined) {
-      mkdirSync(this.#o.dir, { recursive: true });
-      this.#fd = openSync(this.#queuePath, 'a');
-    }
-    writeSync(this.#fd, line);
-    this.#fileBytes += Buffer.byteLength(line);
-  }
-
   #replay(): void {
-    if (!existsSync(this.#queuePath)) return;
-    const text = readFileSync(this.#queuePath, 'utf8');
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      let r: { o?: string; id?: string; ep?: string; eps?: string[]; body?: string; q?: number; seqs?: Record<string, number> };
-      try {
-        r = JSON.parse(line) as typeof r;
-      } catch {
-        continue; // a line cut short by a crash
-      }
+    for (const r of Journal.read<QueueRow>(this.#file.path)) {
       if (r.o === 's' && r.seqs) for (const [k, v] of Object.entries(r.seqs)) this.#seqs.set(k, v);
       else if (r.o === 'e' && r.id && r.body && r.eps) {
         const p = JSON.parse(r.body) as WebhookPayload;
@@ -557,19 +549,12 @@ export class WebhookDispatcher {
     this.#o.log?.('info', 'webhook queue replayed', { pending: this.#events.size });
   }
 
-  /** Rewrites the file with the sequence numbers and what is still pending (tmp + rename). */
+  /** Rewrites the file with the sequence numbers and what is still pending. */
   #compact(): void {
     const seqs = Object.fromEntries([...this.#seqs].slice(-MAX_SEQ_STREAMS));
-    const lines = [JSON.stringify({ o: 's', seqs })];
-    for (const e of this.#events.values()) lines.push(JSON.stringify({ o: 'e', id: e.id, eps: [...e.eps], body: e.body, q: e.q }));
-    const text = `${lines.join('\n')}\n`;
-    const tmp = `${this.#queuePath}.tmp`;
-    mkdirSync(this.#o.dir, { recursive: true });
-    writeFileSync(tmp, text);
-    if (this.#fd !== undefined) closeSync(this.#fd);
-    renameSync(tmp, this.#queuePath);
-    this.#fd = openSync(this.#queuePath, 'a');
-    this.#fileBytes = statSync(this.#queuePath).size;
+    const rows: QueueRow[] = [{ o: 's', seqs }];
+    for (const e of this.#events.values()) rows.push({ o: 'e', id: e.id, eps: [...e.eps], body: e.body, q: e.q });
+    this.#file.rewrite(rows);
     // trimmed sequence map: the streams a compaction forgot start again at 1 (their events are long delivered)
     if (this.#seqs.size > MAX_SEQ_STREAMS) for (const k of [...this.#seqs.keys()].slice(0, this.#seqs.size - MAX_SEQ_STREAMS)) this.#seqs.delete(k);
   }

@@ -3,10 +3,11 @@
 // backoff until the store acknowledges it. Before, these writes were fire-and-forget: during a Redis
 // outage they were dropped and a kill notice's appeal URL answered 404.
 //
-// File: one append-only JSON-lines file per node (`<dir>/<nodeId>.outbox.jsonl`): a header line, then
-// `{"r":record}` when a record is taken and `{"ack":n}` when the store has it. write(2) without
-// fsync on each record (a SIGKILLed process loses nothing: the kernel has the bytes), fsync once a
-// second (a host crash loses at most that second, as Redis' appendfsync everysec). The file is
+// File: one append-only JSON-lines journal per node (`<dir>/<nodeId>.outbox.jsonl`, kept by journal.ts,
+// which the webhook queue shares): a header line, then `{"r":record}` when a record is taken and
+// `{"ack":n}` when the store has it. write(2) without fsync on each record (a SIGKILLed process
+// loses nothing: the kernel has the bytes), fsync once a second (a host crash loses at most that
+// second, as Redis' appendfsync everysec). The file is
 // rewritten with only what is pending once it grows past `compactBytes`. A node that starts adopts
 // the outboxes its directory holds from processes that are gone (a SIGKILLed node comes back under
 // a new NODE_ID by default) and delivers their records too.
@@ -15,12 +16,13 @@
 // entries in the order they were taken). A refusal that is not an outage (a full review queue) is
 // dropped and counted, never retried for ever. Bounded: beyond `maxRecords` pending a new record is
 // refused and counted (the node keeps enforcing; the count says what was lost).
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SrvError } from '../errors.ts';
 import type { DecisionRecord, PolicyReviewItem, StreamBlock } from './types.ts';
 import type { StatementOfReasons } from '../../policies/types.ts';
+import { Journal } from './journal.ts';
 
 export type OutboxOp =
   | { kind: 'statement'; value: StatementOfReasons }
@@ -104,19 +106,13 @@ function fileSafe(id: string): string {
   return id.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
+type OutboxRow = { h?: string; storeId?: string; nodeId?: string; pid?: number; r?: OutboxRecord; ack?: number };
+
 /** Pending records of an outbox file, in order (records without their ack line). */
 export function readOutboxFile(path: string): { header: { storeId?: string; nodeId?: string; pid?: number } | undefined; pending: OutboxRecord[] } {
-  const text = readFileSync(path, 'utf8');
   const records = new Map<number, OutboxRecord>();
   let header: { storeId?: string; nodeId?: string; pid?: number } | undefined;
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    let row: { h?: string; storeId?: string; nodeId?: string; pid?: number; r?: OutboxRecord; ack?: number };
-    try {
-      row = JSON.parse(line) as typeof row;
-    } catch {
-      continue; // a line cut by a crash mid-write: the record was never acknowledged to anyone
-    }
+  for (const row of Journal.read<OutboxRow>(path)) {
     if (row.h === HEADER) header = { storeId: row.storeId, nodeId: row.nodeId, pid: row.pid };
     else if (row.r) records.set(row.r.n, row.r);
     else if (typeof row.ack === 'number') records.delete(row.ack);
@@ -126,9 +122,7 @@ export function readOutboxFile(path: string): { header: { storeId?: string; node
 
 export class Outbox {
   readonly #o: Required<Omit<OutboxOptions, 'onDrop'>> & Pick<OutboxOptions, 'onDrop'>;
-  readonly #path: string;
-  #fd: number;
-  #bytes = 0;
+  readonly #journal: Journal;
   #n = 0;
   readonly #queue: Pending[] = [];
   /** The delivery loop runs (set and cleared synchronously, so a record taken as it ends is never left behind). */
@@ -137,37 +131,25 @@ export class Outbox {
   #failing = false;
   #failures = 0;
   #wake: (() => void) | undefined;
-  #dirty = false;
   /** Acks written since the file was last rewritten. */
   #acked = 0;
-  readonly #sync: NodeJS.Timeout;
   #closed = false;
   readonly #stats = { delivered: 0, retries: 0, adopted: 0, full: 0, refused: 0 };
 
   constructor(options: OutboxOptions) {
     this.#o = { maxRecords: 100_000, compactBytes: 8 * 1024 * 1024, minBackoffMs: 100, maxBackoffMs: 2000, onDrop: undefined, ...options };
     mkdirSync(options.dir, { recursive: true });
-    this.#path = join(options.dir, `${fileSafe(options.nodeId)}.outbox.jsonl`);
-    const own = existsSync(this.#path) ? readOutboxFile(this.#path).pending : [];
+    this.#journal = new Journal(join(options.dir, `${fileSafe(options.nodeId)}.outbox.jsonl`), { syncMs: 1000 });
+    const own = readOutboxFile(this.#journal.path).pending;
     const adopted = this.#adoptOthers();
-    this.#fd = this.#rewrite([...own, ...adopted]);
+    this.#rewrite([...own, ...adopted]);
     this.#stats.adopted = adopted.length;
-    this.#sync = setInterval(() => {
-      if (!this.#dirty) return;
-      this.#dirty = false;
-      try {
-        fsyncSync(this.#fd);
-      } catch {
-        // closed meanwhile
-      }
-    }, 1000);
-    this.#sync.unref();
     if (this.#queue.length) this.#kick();
   }
 
   /** The file this node writes. */
   get path(): string {
-    return this.#path;
+    return this.#journal.path;
   }
 
   stats(): OutboxStats {
@@ -194,7 +176,7 @@ export class Outbox {
       return Promise.reject(new SrvError('SRV_ERR_STORE_UNAVAILABLE', `outbox full (${this.#queue.length} records pending, outboxMaxRecords ${this.#o.maxRecords}): ${op.kind} not kept`));
     }
     const record: OutboxRecord = { n: ++this.#n, id: randomUUID(), at: Date.now(), op };
-    this.#append({ r: record });
+    this.#journal.append({ r: record });
     const p: Pending = { record };
     this.#queue.push(p);
     let result: Promise<unknown>;
@@ -218,57 +200,29 @@ export class Outbox {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#sync);
     this.#wake?.();
     for (const p of this.#queue) p.waiter?.reject(new OutboxQueuedError('outbox closed: the record stays in the file for the next start'));
-    try {
-      fsyncSync(this.#fd);
-      closeSync(this.#fd);
-    } catch {
-      // already closed
-    }
-    if (this.#queue.length === 0) {
-      try {
-        unlinkSync(this.#path);
-      } catch {
-        // gone already
-      }
-    }
+    if (this.#queue.length === 0) this.#journal.remove();
+    else this.#journal.close();
   }
 
-  #append(row: unknown): void {
-    const line = JSON.stringify(row) + '\n';
-    writeSync(this.#fd, line);
-    this.#bytes += Buffer.byteLength(line);
-    this.#dirty = true;
-  }
-
-  /** Writes a fresh file with the header and `records` (renumbered), atomically; returns its fd. */
-  #rewrite(records: OutboxRecord[]): number {
-    const tmp = `${this.#path}.tmp`;
-    const lines = [JSON.stringify({ h: HEADER, storeId: this.#o.storeId, nodeId: this.#o.nodeId, pid: process.pid })];
+  /** Writes a fresh file with the header and `records` (renumbered), atomically. */
+  #rewrite(records: OutboxRecord[]): void {
+    const rows: OutboxRow[] = [{ h: HEADER, storeId: this.#o.storeId, nodeId: this.#o.nodeId, pid: process.pid }];
     this.#queue.length = 0;
     for (const r of records) {
       const record = { ...r, n: ++this.#n };
-      lines.push(JSON.stringify({ r: record }));
+      rows.push({ r: record });
       this.#queue.push({ record });
     }
-    const text = lines.join('\n') + '\n';
-    writeFileSync(tmp, text);
-    const fd = openSync(tmp, 'a');
-    fsyncSync(fd);
-    renameSync(tmp, this.#path);
-    this.#bytes = Buffer.byteLength(text);
+    this.#journal.rewrite(rows);
     this.#acked = 0;
-    return fd;
   }
 
   #compact(): void {
     const waiters = new Map(this.#queue.map((p) => [p.record.id, p.waiter]));
-    const old = this.#fd;
-    this.#fd = this.#rewrite(this.#queue.map((p) => p.record));
+    this.#rewrite(this.#queue.map((p) => p.record));
     for (const p of this.#queue) p.waiter = waiters.get(p.record.id);
-    closeSync(old);
   }
 
   /** Pending records of other outbox files in the directory whose process is gone (their files removed). */
@@ -276,7 +230,7 @@ export class Outbox {
     const out: OutboxRecord[] = [];
     for (const name of readdirSync(this.#o.dir)) {
       const path = join(this.#o.dir, name);
-      if (!name.endsWith('.outbox.jsonl') || path === this.#path) continue;
+      if (!name.endsWith('.outbox.jsonl') || path === this.#journal.path) continue;
       let read: ReturnType<typeof readOutboxFile>;
       try {
         if (!statSync(path).isFile()) continue;
@@ -354,9 +308,9 @@ export class Outbox {
       this.#failing = false;
       this.#failures = 0;
       if (this.#closed) break;
-      this.#append({ ack: p.record.n });
+      this.#journal.append({ ack: p.record.n });
       // rewritten once more has been acknowledged than is pending, so a rewrite costs O(acks)
-      if (++this.#acked > this.#queue.length && this.#bytes > this.#o.compactBytes) this.#compact();
+      if (++this.#acked > this.#queue.length && this.#journal.bytes > this.#o.compactBytes) this.#compact();
     }
   }
 }
