@@ -146,3 +146,124 @@ export function toAnnexB(nals: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** Exp-Golomb reader over an RBSP (H.264 7.2: emulation prevention bytes 00 00 03 removed first). */
+class BitReader {
+  readonly #bytes: Uint8Array;
+  #bit = 0;
+  constructor(nal: Uint8Array) {
+    const out: number[] = [];
+    for (let i = 0; i < nal.length; i++) {
+      if (i >= 2 && nal[i] === 3 && nal[i - 1] === 0 && nal[i - 2] === 0 && out.length >= 2 && out[out.length - 1] === 0 && out[out.length - 2] === 0) continue;
+      out.push(nal[i]!);
+    }
+    this.#bytes = Uint8Array.from(out);
+  }
+  u(n: number): number {
+    let v = 0;
+    for (let i = 0; i < n; i++) {
+      const byte = this.#bytes[this.#bit >> 3];
+      if (byte === undefined) throw new PayloadFormatError('H264', 'SPS truncated');
+      v = (v << 1) | ((byte >> (7 - (this.#bit & 7))) & 1);
+      this.#bit++;
+    }
+    return v >>> 0;
+  }
+  ue(): number {
+    let zeros = 0;
+    while (this.u(1) === 0) if (++zeros > 31) throw new PayloadFormatError('H264', 'bad exp-Golomb code in SPS');
+    return zeros === 0 ? 0 : (2 ** zeros - 1 + this.u(zeros));
+  }
+  se(): number {
+    const k = this.ue();
+    return k & 1 ? (k + 1) / 2 : -(k / 2);
+  }
+}
+
+const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
+
+/**
+ * The picture size an SPS NAL unit (header byte included) declares, after frame cropping
+ * (H.264 7.3.2.1.1 and 7.4.2.1.1). Throws PayloadFormatError on a truncated or malformed SPS.
+ */
+export function h264SpsSize(sps: Uint8Array): { width: number; height: number } {
+  if (sps.length < 4 || (sps[0]! & 0x1f) !== NAL_SPS) throw new PayloadFormatError('H264', 'not an SPS');
+  const r = new BitReader(sps.subarray(1));
+  const profile = r.u(8);
+  r.u(16); // constraint flags, level_idc
+  r.ue(); // seq_parameter_set_id
+  let chroma = 1;
+  let separatePlanes = 0;
+  if (HIGH_PROFILES.has(profile)) {
+    chroma = r.ue();
+    if (chroma === 3) separatePlanes = r.u(1);
+    r.ue(); // bit_depth_luma_minus8
+    r.ue(); // bit_depth_chroma_minus8
+    r.u(1); // qpprime_y_zero_transform_bypass_flag
+    if (r.u(1)) {
+      for (let i = 0; i < (chroma !== 3 ? 8 : 12); i++) {
+        if (!r.u(1)) continue;
+        let last = 8;
+        let next = 8;
+        for (let j = 0; j < (i < 6 ? 16 : 64); j++) {
+          if (next !== 0) next = (last + r.se() + 256) % 256;
+          last = next === 0 ? last : next;
+        }
+      }
+    }
+  }
+  r.ue(); // log2_max_frame_num_minus4
+  const pocType = r.ue();
+  if (pocType === 0) r.ue();
+  else if (pocType === 1) {
+    r.u(1);
+    r.se();
+    r.se();
+    const cycle = r.ue();
+    for (let i = 0; i < cycle; i++) r.se();
+  }
+  r.ue(); // max_num_ref_frames
+  r.u(1); // gaps_in_frame_num_value_allowed_flag
+  const widthMbs = r.ue() + 1;
+  const heightMapUnits = r.ue() + 1;
+  const frameMbsOnly = r.u(1);
+  if (!frameMbsOnly) r.u(1); // mb_adaptive_frame_field_flag
+  r.u(1); // direct_8x8_inference_flag
+  let width = widthMbs * 16;
+  let height = (2 - frameMbsOnly) * heightMapUnits * 16;
+  if (r.u(1)) {
+    const [left, right, top, bottom] = [r.ue(), r.ue(), r.ue(), r.ue()];
+    const arrayType = separatePlanes ? 0 : chroma;
+    const subW = arrayType === 1 || arrayType === 2 ? 2 : 1;
+    const subH = arrayType === 1 ? 2 : 1;
+    const cropX = arrayType === 0 ? 1 : subW;
+    const cropY = (arrayType === 0 ? 1 : subH) * (2 - frameMbsOnly);
+    width -= cropX * (left + right);
+    height -= cropY * (top + bottom);
+  }
+  if (width <= 0 || height <= 0) throw new PayloadFormatError('H264', 'SPS crops the picture away');
+  return { width, height };
+}
+
+/** The SPS carried by a single-NAL or STAP-A payload, or the start of one in an FU-A first fragment. */
+export function h264PayloadSps(payload: Uint8Array): Uint8Array | undefined {
+  if (payload.length < 2) return undefined;
+  const type = payload[0]! & 0x1f;
+  if (type === NAL_SPS) return payload;
+  if (type === NAL_STAP_A) {
+    let i = 1;
+    while (i + 2 < payload.length) {
+      const size = (payload[i]! << 8) | payload[i + 1]!;
+      if ((payload[i + 2]! & 0x1f) === NAL_SPS) return payload.subarray(i + 2, Math.min(payload.length, i + 2 + size));
+      i += 2 + size;
+    }
+    return undefined;
+  }
+  if (type === NAL_FU_A && (payload[1]! & 0x80) !== 0 && (payload[1]! & 0x1f) === NAL_SPS) {
+    const nal = new Uint8Array(payload.length - 1);
+    nal[0] = (payload[0]! & 0xe0) | NAL_SPS;
+    nal.set(payload.subarray(2), 1);
+    return nal;
+  }
+  return undefined;
+}

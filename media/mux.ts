@@ -25,6 +25,7 @@ import {
 } from 'node-av';
 import { statSync } from 'node:fs';
 import { splitAnnexB } from './packetize.ts';
+import { vp8FrameSize } from './vp8.ts';
 
 export interface MuxFrame {
   data: Uint8Array;
@@ -59,13 +60,6 @@ export class MuxError extends Error {
 }
 
 const MS = { num: 1, den: 1000 };
-
-/** Picture size of a VP8 keyframe (RFC 6386 9.1: 3-byte tag, start code 9d 01 2a, 14-bit width and height). */
-export function vp8FrameSize(frame: Uint8Array): { width: number; height: number } | undefined {
-  if (frame.length < 10 || (frame[0]! & 1) !== 0) return undefined;
-  if (frame[3] !== 0x9d || frame[4] !== 0x01 || frame[5] !== 0x2a) return undefined;
-  return { width: (frame[6]! | (frame[7]! << 8)) & 0x3fff, height: (frame[8]! | (frame[9]! << 8)) & 0x3fff };
-}
 
 /** Picture size of an H.264 keyframe access unit: decoded once (the SPS's cropping rules are FFmpeg's to apply). */
 function h264FrameSize(keyframe: Uint8Array): { width: number; height: number } | undefined {

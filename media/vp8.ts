@@ -137,3 +137,10 @@ export function depacketizeVp8(payloads: Uint8Array[]): { data: Uint8Array; keyf
   }
   return { data, keyframe: data.length > 0 && (data[0] & 0x01) === 0 };
 }
+
+/** Picture size of a VP8 keyframe (RFC 6386 9.1: 3-byte tag, start code 9d 01 2a, 14-bit width and height). */
+export function vp8FrameSize(frame: Uint8Array): { width: number; height: number } | undefined {
+  if (frame.length < 10 || (frame[0]! & 1) !== 0) return undefined;
+  if (frame[3] !== 0x9d || frame[4] !== 0x01 || frame[5] !== 0x2a) return undefined;
+  return { width: (frame[6]! | (frame[7]! << 8)) & 0x3fff, height: (frame[8]! | (frame[9]! << 8)) & 0x3fff };
+}

@@ -142,6 +142,27 @@ export function activeSections(offer: ParsedOffer): MediaSection[] {
   return offer.media.filter((m) => (m.kind === 'audio' || m.kind === 'video') && (m.port !== 0 || (m.bundleOnly && inBundle(offer, m))));
 }
 
+/**
+ * The rids a publisher sends in one m-section (RFC 8853 simulcast, RFC 8851 rid), in the order of its
+ * a=simulcast:send line: the first of each alternative list, paused (~) layers included, only rids that
+ * an a=rid:<id> send line declares. Empty for a section without simulcast. OBS's WHIP output with
+ * simulcast on offers a=rid:0/1/2 send and a=simulcast:send 0;1;2 (rid 0 its full output resolution)
+ * and errors unless the answer takes every layer.
+ */
+export function simulcastRids(section: MediaSection): string[] {
+  const declared = new Set(
+    section.lines
+      .map((l) => /^a=rid:(\S+) send(?: |$)/.exec(l)?.[1])
+      .filter((r): r is string => r !== undefined),
+  );
+  const line = section.lines.find((l) => l.startsWith('a=simulcast:'));
+  if (!line || declared.size === 0) return [];
+  const m = /(?:^a=simulcast:|\s)send\s+(\S+)/.exec(line);
+  if (!m) return [];
+  const rids = m[1]!.split(';').map((alternatives) => alternatives.split(',')[0]!.replace(/^~/, ''));
+  return [...new Set(rids.filter((r) => declared.has(r)))];
+}
+
 /** The offerer's DTLS setup and the one the answer takes (RFC 8842 5.3: actpass -> active, so DTLS starts with the answer). */
 export interface OfferSetup {
   offered: 'active' | 'passive' | 'actpass';
@@ -356,7 +377,8 @@ export function announceAddress(sdp: string, listen: string, announced: string):
 export function tidyAnswer(sdp: string): string {
   const session: string[] = [];
   const sections: string[][] = [];
-  for (const line of sdp.split('\r\n')) {
+  // werift ends some lines with a space (a=simulcast:recv 0;1;2 ), which strict parsers refuse
+  for (const line of sdp.split('\r\n').map((l) => l.trimEnd())) {
     if (line.startsWith('m=')) sections.push([line]);
     else (sections.at(-1) ?? session).push(line);
   }

@@ -33,6 +33,12 @@ export interface TrackInfo {
   payloadType: number;
   clockRate: number;
   ssrc?: number;
+  /**
+   * A simulcast video track (RFC 8853): the rids the publisher sends, lowest layer first where the
+   * engine knows the order, and the one forwarded to viewers and the tap (undefined until chosen).
+   * Viewers and moderation get the same layer: what is judged is what is watched.
+   */
+  simulcast?: { rids: readonly string[]; forwarded?: string };
 }
 
 /**

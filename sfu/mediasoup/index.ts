@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { Consumer, Router, WebRtcTransport } from 'mediasoup/types';
 import { SafeEmitter } from '../emitter.ts';
 import { alreadyLive, negotiationFailed, noCommonCodec, sfuClosed, streamNotFound } from '../errors.ts';
-import { parseOffer, publisherCodecs, viewerCodecs } from '../sdp.ts';
+import { parseOffer, publisherCodecs, simulcastRids, viewerCodecs } from '../sdp.ts';
 import { Slates } from '../slate.ts';
 import type { EngineStats, MediaKind, PublisherOptions, Sfu, Stream, ViewerGateState, ViewerOptions } from '../types.ts';
 import { audioFirst, codecSignature, editionCodec, offeredCname, offerTransport, producerParameters, routerCodec, viewerCapabilities, writeAnswer } from './sdp.ts';
@@ -113,8 +113,10 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
           throw noCommonCodec(`the ${codec.kind} section cannot be received: ${err instanceof Error ? err.message : String(err)}`);
         }
         const trackId = section.mid ?? `${codec.kind}${kindIndex[codec.kind]++}`;
-        published.push({ info: { trackId, kind: codec.kind, codec: codec.name, payloadType: codec.payloadType, clockRate: codec.clockRate, ssrc: rtpParameters.encodings?.[0]?.ssrc }, codec, producer });
-        answered.push({ section, direction: 'recvonly', rtpParameters });
+        const rids = producer.type === 'simulcast' ? (rtpParameters.encodings ?? []).map((e) => e.rid ?? '') : [];
+        const info = { trackId, kind: codec.kind, codec: codec.name, payloadType: codec.payloadType, clockRate: codec.clockRate, ssrc: rtpParameters.encodings?.[0]?.ssrc, ...(rids.length > 0 ? { simulcast: { rids } } : {}) };
+        published.push({ info, codec, producer });
+        answered.push({ section, direction: 'recvonly', rtpParameters, rids: codec.kind === 'video' ? simulcastRids(section) : undefined });
       }
       const stream = new MediasoupStream(streamId, worker, router, transport, published, this.#tuning, this.pool, this.#slate, options, (s) => {
         if (this.#streams.get(streamId) === s) this.#streams.delete(streamId);

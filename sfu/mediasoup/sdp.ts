@@ -13,7 +13,7 @@
 
 import type { DtlsParameters, IceCandidate, IceParameters, MediaKind as MsKind, RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpHeaderExtensionParameters, RtpHeaderExtensionUri, RtpParameters, RtcpFeedback } from 'mediasoup/types';
 import { badSdp } from '../errors.ts';
-import { fmtpParams, offerSetup, transportAttribute } from '../sdp.ts';
+import { fmtpParams, offerSetup, simulcastRids, transportAttribute } from '../sdp.ts';
 import type { ChosenCodec, MediaSection, ParsedOffer } from '../sdp.ts';
 
 /** The remote side's DTLS and ICE parameters from an offer. */
@@ -86,6 +86,8 @@ const VIEWER_FEEDBACK = new Set(['nack', 'nack pli', 'ccm fir']);
 /** Header extensions the SFU accepts from publishers (mediasoup reads mid for demux, the rest for BWE and timing). */
 const PUBLISHER_EXTENSIONS: ReadonlySet<string> = new Set<RtpHeaderExtensionUri>([
   'urn:ietf:params:rtp-hdrext:sdes:mid',
+  'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id',
+  'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id',
   'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
   'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
   'urn:ietf:params:rtp-hdrext:ssrc-audio-level',
@@ -141,16 +143,31 @@ export function producerParameters(section: MediaSection, chosen: ChosenCodec, c
   const codecs: RtpCodecParameters[] = [
     { mimeType: mimeOf(chosen), payloadType: chosen.payloadType, clockRate: chosen.clockRate, channels: kind === 'audio' ? (chosen.channels ?? 2) : undefined, parameters: codecParameters(chosen.fmtp), rtcpFeedback: fb },
   ];
-  const { ssrc, rtxSsrc } = offeredSsrcs(section);
+  const rids = kind === 'video' ? simulcastRids(section) : [];
+  const { ssrc, rtxSsrc } = rids.length > 0 ? {} : offeredSsrcs(section);
   const useRtx = chosen.rtxPayloadType !== undefined && (rtxSsrc !== undefined || ssrc === undefined);
   if (useRtx) codecs.push({ mimeType: `${kind}/rtx`, payloadType: chosen.rtxPayloadType!, clockRate: chosen.clockRate, parameters: { apt: chosen.payloadType }, rtcpFeedback: [] });
+  const single = ssrc !== undefined ? { ssrc, ...(useRtx && rtxSsrc !== undefined ? { rtx: { ssrc: rtxSsrc } } : {}) } : {};
   return {
     mid: section.mid,
     codecs,
-    headerExtensions: offeredExtensions(section).filter((e) => kind === 'video' || e.uri !== 'urn:3gpp:video-orientation'),
-    encodings: [ssrc !== undefined ? { ssrc, ...(useRtx && rtxSsrc !== undefined ? { rtx: { ssrc: rtxSsrc } } : {}) } : {}],
+    headerExtensions: offeredExtensions(section).filter((e) => (kind === 'video' || e.uri !== 'urn:3gpp:video-orientation') && (rids.length > 0 || !e.uri.includes('rtp-stream-id'))),
+    // a simulcast section's layers are told apart by rid (RFC 8852); OBS announces one a=ssrc for three
+    encodings: rids.length > 0 ? simulcastLayerOrder(rids).map((rid) => ({ rid })) : [single],
     rtcp: { cname, reducedSize: section.lines.includes('a=rtcp-rsize') },
   };
+}
+
+/**
+ * The rids of a simulcast section from the lowest layer to the highest, mediasoup's encoding order
+ * (spatial layer 0 the smallest). SDP does not say which layer is which: numeric rids are read as
+ * OBS writes them (the encoder index, rid 0 the full output resolution, each next one smaller),
+ * others in the offered order (mediasoup-client and LiveKit offer low to high). The stream corrects
+ * a wrong guess from the layers' measured bitrates (MediasoupStream #pickLayer).
+ */
+export function simulcastLayerOrder(rids: readonly string[]): string[] {
+  if (rids.every((r) => /^\d+$/.test(r))) return [...rids].sort((a, b) => Number(b) - Number(a));
+  return [...rids];
 }
 
 /**
@@ -196,6 +213,8 @@ export interface AnswerSection {
   section: MediaSection;
   direction: 'recvonly' | 'sendonly';
   rtpParameters: RtpParameters;
+  /** For recvonly simulcast sections: the rids taken, in the offer's order (every one, or OBS fails). */
+  rids?: readonly string[];
   /** For sendonly sections: the SSRC the viewer receives, with its stream and track ids. */
   send?: { ssrc: number; cname: string; streamId: string; trackId: string };
 }
@@ -245,6 +264,10 @@ export function writeAnswer(offer: ParsedOffer, answered: readonly AnswerSection
     if (section.mid !== undefined) lines.push(`a=mid:${section.mid}`);
     for (const e of p.headerExtensions ?? []) lines.push(`a=extmap:${e.id} ${e.uri}`);
     lines.push(`a=${a.direction}`);
+    if (a.rids && a.rids.length > 0) {
+      for (const rid of a.rids) lines.push(`a=rid:${rid} recv`);
+      lines.push(`a=simulcast:recv ${a.rids.join(';')}`);
+    }
     if (a.send) lines.push(`a=msid:${a.send.streamId} ${a.send.trackId}`);
     lines.push('a=rtcp-mux', 'a=rtcp-rsize');
     for (const c of p.codecs) {

@@ -22,7 +22,9 @@
 import { watchTransport, type TransportLife } from './transport-life.ts';
 import type { Consumer, DirectTransport, PlainTransport, Producer, Router, RtpCapabilities, WebRtcTransport } from 'mediasoup/types';
 import { SafeEmitter } from '../emitter.ts';
+import { isKeyframeStart, keyframePictureSize } from '../../media/keyframe.ts';
 import { KeyframeThrottle } from '../keyframe.ts';
+import { LayerSizes } from '../simulcast.ts';
 import { TapHub } from '../tap.ts';
 import type { TapPacketSource } from '../tap.ts';
 import type { ChosenCodec } from '../sdp.ts';
@@ -63,6 +65,9 @@ export class Edition {
   ) {}
 }
 
+/** Longest a simulcast stream's layers are probed for their keyframe sizes (ms); a GOP of OBS's is 2 s. */
+const LAYER_PROBE_MS = 5000;
+
 type StreamEvents = { close: [CloseReason]; track: [TrackInfo]; viewer: [Viewer]; connected: [] };
 
 function nowMs(): number {
@@ -97,6 +102,10 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
   #closed = false;
   #gate: { a: PlainTransport; b: PlainTransport; live: Consumer; gated: Producer } | undefined;
   #tapTransport: Promise<{ transport: DirectTransport; consumers: Consumer[] }> | undefined;
+  /** The tap's video consumer when the video is simulcast (it follows the forwarded layer). */
+  #tapVideo: Consumer | undefined;
+  /** Simulcast: the producer's spatial layer (encoding index) viewers and the tap get. */
+  #layer: number | undefined;
   readonly #keyframes: KeyframeThrottle;
   readonly #life: TransportLife;
   connected = false;
@@ -132,6 +141,8 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
   async init(homeKey: string, withGate: boolean): Promise<void> {
     const video = this.published.find((t) => t.info.kind === 'video');
     const audio = this.published.find((t) => t.info.kind === 'audio');
+    // simulcast: the highest layer of the guessed order (sfu/mediasoup/sdp.ts simulcastLayerOrder) to start with
+    if (video?.info.simulcast) this.#forwardLayer(video, video.info.simulcast.rids.length - 1);
     let gated: Producer | undefined = withGate ? undefined : video?.producer;
     if (video && withGate) {
       const caps = internalCaps(this.router);
@@ -142,7 +153,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
       await b.connect({ ip: a.tuple.localAddress, port: a.tuple.localPort });
       const slateProducer = await this.slate.pipeInto(this.worker, this.router, video.codec);
       const slate = await a.consume({ producerId: slateProducer.id, rtpCapabilities: caps });
-      const live = await a.consume({ producerId: video.producer.id, rtpCapabilities: caps });
+      const live = await a.consume({ producerId: video.producer.id, rtpCapabilities: caps, ...this.#layerPreference() });
       const ssrcOf = (c: Consumer): number => c.rtpParameters.encodings![0]!.ssrc!;
       gated = await b.produce({
         kind: 'video',
@@ -154,6 +165,11 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
         },
       });
       this.#gate = { a, b, live, gated };
+    }
+    if (video?.info.simulcast) {
+      this.#probeLayers(video).catch((err: unknown) => {
+        if (!this.#closed) console.error(`sfu/mediasoup: stream ${this.id}: simulcast layer probe failed; forwarding layer ${this.#layer}`, err);
+      });
     }
     const home = new Edition(homeKey, this.worker, this.router, gated, audio?.producer, false);
     this.#home = home;
@@ -250,6 +266,58 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     consumer.requestKeyFrame().catch((err: unknown) => void err);
   }
 
+  /** The spatial layer new internal consumers (gate, tap) start on: the one forwarded now. */
+  #layerPreference(): { preferredLayers: { spatialLayer: number } } | Record<string, never> {
+    return this.#layer === undefined ? {} : { preferredLayers: { spatialLayer: this.#layer } };
+  }
+
+  #forwardLayer(video: PublishedTrack, layer: number): void {
+    this.#layer = layer;
+    const rids = video.info.simulcast?.rids ?? [];
+    video.info.simulcast = { rids, forwarded: rids[layer] };
+  }
+
+  /**
+   * Simulcast: viewers (through the gate's live consumer) and the tap get the largest layer. The
+   * encoding order is a guess from the rids (sfu/mediasoup/sdp.ts simulcastLayerOrder); this measures
+   * it once, at the start: one DirectTransport consumer per layer reads that layer's first keyframe
+   * size (sfu/simulcast.ts), for at most LAYER_PROBE_MS, then closes (JavaScript per packet only
+   * during the probe). A size is credited to the layer the consumer really forwards (its current
+   * layers), not the one it asked for, as a layer that has not started yet falls back to a lower one.
+   */
+  async #probeLayers(video: PublishedTrack): Promise<void> {
+    const rids = video.info.simulcast?.rids ?? [];
+    const sizes = new LayerSizes(rids);
+    const transport = await this.router.createDirectTransport();
+    try {
+      const caps = internalCaps(this.router);
+      let finish: () => void = () => undefined;
+      const done = new Promise<void>((resolve) => (finish = resolve));
+      const timer = setTimeout(finish, LAYER_PROBE_MS);
+      for (let layer = 0; layer < rids.length; layer++) {
+        const consumer = await transport.consume({ producerId: video.producer.id, rtpCapabilities: caps, preferredLayers: { spatialLayer: layer } });
+        consumer.on('rtp', (packet: Buffer) => {
+          const rtp = rtpView(packet);
+          const current = consumer.currentLayers?.spatialLayer;
+          if (!rtp || current === undefined || !isKeyframeStart(video.info.codec, rtp.payload)) return;
+          sizes.note(rids[current]!, rtp.payload.length, keyframePictureSize(video.info.codec, rtp.payload));
+          if (sizes.complete) finish();
+        });
+      }
+      this.on('close', () => finish());
+      await done;
+      clearTimeout(timer);
+    } finally {
+      transport.close();
+    }
+    const best = rids.indexOf(sizes.largest() ?? '');
+    if (this.#closed || best < 0 || best === this.#layer) return;
+    this.#forwardLayer(video, best);
+    for (const c of [this.#gate?.live, this.#tapVideo]) {
+      if (c && !c.closed) await c.setPreferredLayers({ spatialLayer: best });
+    }
+  }
+
   #tapDemand(subscribers: number): void {
     if (this.#closed) return;
     if (subscribers > 0 && !this.#tapTransport) {
@@ -270,7 +338,12 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     const consumers: Consumer[] = [];
     const caps = internalCaps(this.router);
     for (const t of this.published) {
-      const consumer = await transport.consume({ producerId: t.producer.id, rtpCapabilities: caps });
+      const consumer = await transport.consume({ producerId: t.producer.id, rtpCapabilities: caps, ...(t.info.kind === 'video' ? this.#layerPreference() : {}) });
+      if (t.info.kind === 'video' && consumer.type === 'simulcast') {
+        this.#tapVideo = consumer;
+        // the layer probe may have moved on while this consumer was being made
+        if (this.#layer !== undefined && consumer.preferredLayers?.spatialLayer !== this.#layer) await consumer.setPreferredLayers({ spatialLayer: this.#layer });
+      }
       const src: TapPacketSource = { streamId: this.id, trackId: t.info.trackId, kind: t.info.kind, codec: t.info.codec, clockRate: t.info.clockRate };
       consumer.on('rtp', (packet: Buffer) => {
         const rtp = rtpView(packet);

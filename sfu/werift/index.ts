@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { RTCRtpSender } from 'werift';
 import { SafeEmitter } from '../emitter.ts';
 import { alreadyLive, sfuClosed, streamNotFound } from '../errors.ts';
-import { offerSetup, parseOffer, publisherCodecs, rebuildOffer, viewerCodecs } from '../sdp.ts';
+import { offerSetup, parseOffer, publisherCodecs, rebuildOffer, simulcastRids, viewerCodecs } from '../sdp.ts';
 import type { ChosenCodec, MediaSection } from '../sdp.ts';
 import { Slates } from '../slate.ts';
 import type { EngineStats, MediaKind, PublisherOptions, Sfu, Stream, ViewerOptions } from '../types.ts';
@@ -106,7 +106,9 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
       const kind = c.kind;
       const trackId = s.mid ?? `${kind}${kindIndex[kind]}`;
       kindIndex = { ...kindIndex, [kind]: kindIndex[kind] + 1 };
-      tracks.push(new IngestTrack({ trackId, kind, codec: c.name, payloadType: c.payloadType, clockRate: c.clockRate }, c, streamId));
+      const rids = kind === 'video' ? simulcastRids(s) : [];
+      const info = { trackId, kind, codec: c.name, payloadType: c.payloadType, clockRate: c.clockRate, ...(rids.length > 0 ? { simulcast: { rids } } : {}) };
+      tracks.push(new IngestTrack(info, c, streamId));
     }
     // hold the id while negotiating, so two publishers of one stream cannot both go live
     if (this.#negotiating.has(streamId)) throw alreadyLive(streamId);

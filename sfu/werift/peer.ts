@@ -13,6 +13,7 @@ import {
   usePLI,
   useREMB,
   useSdesMid,
+  useSdesRTPStreamId,
 } from 'werift';
 import type { RTCRtpReceiver, RTCRtpSender } from 'werift';
 import { badSdp, negotiationFailed, noPorts } from '../errors.ts';
@@ -60,7 +61,8 @@ export function createPeer(net: PeerNetworkOptions): RTCPeerConnection {
     iceAdditionalHostAddresses: [net.listenAddress],
     icePortRange: net.udpPortRange,
     codecs: sfuCodecs(),
-    headerExtensions: { video: [useSdesMid(), useAbsSendTime()], audio: [useSdesMid()] },
+    // rtp-stream-id: simulcast publishers' layers are told apart by rid (OBS, browsers)
+    headerExtensions: { video: [useSdesMid(), useAbsSendTime(), useSdesRTPStreamId()], audio: [useSdesMid()] },
   });
 }
 

@@ -14,6 +14,10 @@ import type { CloseReason, PublisherOptions, Stream, TrackInfo, Viewer } from '.
 import { closeWithNotify } from './close-notify.ts';
 import { watchLiveness, type Liveness } from './liveness.ts';
 import { sendRemb } from './peer.ts';
+import { SimulcastChoice } from './simulcast.ts';
+
+/** Longest wait for a simulcast publisher's layers to show their sizes before the largest seen is forwarded (ms). */
+const SIMULCAST_WINDOW_MS = 3000;
 import type { WeriftViewer } from './viewer.ts';
 
 export interface StreamTuning {
@@ -41,6 +45,8 @@ export class IngestTrack {
   lastVp8PictureId: number | undefined;
   packets = 0;
   readonly tapSource: TapPacketSource;
+  /** A simulcast track's layer choice; undefined for a single-layer track. */
+  readonly simulcast: SimulcastChoice | undefined;
   #gop: RtpPacket[] | undefined;
   #gopBytes = 0;
   constructor(
@@ -49,6 +55,7 @@ export class IngestTrack {
     streamId: string,
   ) {
     this.tapSource = { streamId, trackId: info.trackId, kind: info.kind, codec: info.codec, clockRate: info.clockRate };
+    this.simulcast = info.simulcast ? new SimulcastChoice(info.simulcast.rids, info.codec, SIMULCAST_WINDOW_MS, 4 * 1024 * 1024) : undefined;
   }
 
   /** The publisher's NTP time for an RTP timestamp of this track, or undefined before its first SR. */
@@ -108,6 +115,7 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
   #closed = false;
   #receivers = new Map<string, RTCRtpReceiver>();
   readonly #attached = new WeakSet<MediaStreamTrack>();
+  readonly #announced = new WeakSet<IngestTrack>();
   readonly #keyframes: KeyframeThrottle;
   #timers: NodeJS.Timeout[] = [];
   readonly #liveness: Liveness;
@@ -176,6 +184,22 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
 
   #attach(track: IngestTrack, mst: MediaStreamTrack, receiver: RTCRtpReceiver): void {
     this.#attached.add(mst);
+    if (track.simulcast) {
+      // werift also makes a track for the announced SSRC; a simulcast layer is known by its rid
+      const rid = mst.rid;
+      if (rid === undefined) return;
+      // one of a simulcast track's layers (sfu/werift/simulcast.ts): only the chosen one goes on
+      mst.onReceiveRtp.subscribe((rtp: RtpPacket) => this.#onLayerRtp(track, rid, rtp, receiver));
+      mst.onReceiveRtcp.subscribe((rtcp: RtcpPacket) => {
+        if (rtcp instanceof RtcpSrPacket && track.simulcast?.chosen === rid) track.sr = { ntp: rtcp.senderInfo.ntpTimestamp, rtp: rtcp.senderInfo.rtpTimestamp };
+      });
+      // one 'track' event for the track, not one per layer
+      if (!this.#announced.has(track)) {
+        this.#announced.add(track);
+        this.emit('track', track.info);
+      }
+      return;
+    }
     if (mst.ssrc !== undefined) track.ssrc = mst.ssrc;
     track.info.ssrc = track.ssrc;
     this.emit('track', track.info);
@@ -188,6 +212,23 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
       this.requestKeyFrame(track.info.trackId);
     }
     void receiver;
+  }
+
+  #onLayerRtp(track: IngestTrack, rid: string, rtp: RtpPacket, receiver: RTCRtpReceiver): void {
+    const layers = track.simulcast!;
+    if (layers.chosen === rid) return this.#onRtp(track, rtp);
+    if (layers.chosen !== undefined || this.#closed) {
+      layers.dropped++;
+      return;
+    }
+    const decided = layers.observe(rid, rtp, isKeyframeStart(track.codec.name, rtp.payload), nowMs(), (ssrc) => {
+      this.keyframeRequestsSent++;
+      receiver.sendRtcpPLI(ssrc).catch((err: unknown) => void err);
+    });
+    if (!decided) return;
+    track.info.simulcast = { rids: track.info.simulcast?.rids ?? [], forwarded: decided.rid };
+    for (const p of decided.backlog) this.#onRtp(track, p);
+    if (decided.backlog.length === 0) this.requestKeyFrame(track.info.trackId);
   }
 
   #onRtp(track: IngestTrack, rtp: RtpPacket): void {

@@ -8,8 +8,14 @@
 //
 //   const pub = await ObsShapedPublisher.connect(`${base}/whip/obs`, { profile: 'high' });
 //   pub.start(); ...; const status = await pub.stop();   // status of the DELETE
+//
+// With `simulcast: true` it sends what OBS 31's WHIP simulcast sends (whip-output.cpp): one video m-line
+// with a=rid:0/1/2 send and a=simulcast:send 0;1;2, one a=ssrc announced, each layer its own SSRC
+// (base + index) with the mid and rid header extensions in every packet, rid 0 the full output size and
+// each next layer smaller (OBS's steps of 1/layers). werift cannot send simulcast, so the layers go
+// straight to the peer connection's SRTP transport, each with its own sender reports.
 
-import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, useNACK, usePLI, useREMB, useSdesMid, useSdesRTPStreamId } from 'werift';
+import { RTCPeerConnection, RTCRtpCodecParameters, RtcpSenderInfo, RtcpSrPacket, RtpHeader, RtpPacket, serializeSdesMid, serializeSdesRTPStreamID, useNACK, usePLI, useREMB, useSdesMid, useSdesRTPStreamId } from 'werift';
 import type { RTCRtpSender } from 'werift';
 import { AV_PIX_FMT_YUV420P, Encoder, FF_ENCODER_LIBX264, Frame } from 'node-av';
 import type { Packet } from 'node-av';
@@ -67,8 +73,25 @@ export async function encodeH264Profile(profile: 'high' | 'baseline', frames: nu
   return out;
 }
 
+/** OBS's simulcast sizes for a 384x216 output with 3 layers: rid 0 full size, then steps of 1/3 down. */
+const SIMULCAST_SIZES = [
+  [384, 216],
+  [256, 144],
+  [128, 72],
+] as const;
+
+interface SimulcastLayer {
+  rid: string;
+  clip: EncodedFrame[];
+  ssrc: number;
+  seq: number;
+  packets: number;
+  octets: number;
+}
+
 export class ObsShapedPublisher {
   #timer: NodeJS.Timeout | undefined;
+  #layers: SimulcastLayer[] | undefined;
   #stopped = false;
   readonly offer: string;
 
@@ -83,17 +106,27 @@ export class ObsShapedPublisher {
     this.offer = offer;
   }
 
-  static async connect(url: string, opts: { profile?: 'high' | 'baseline'; connectTimeoutMs?: number } = {}): Promise<ObsShapedPublisher> {
-    const [video, audio] = await Promise.all([encodeH264Profile(opts.profile ?? 'high', 60), encodeAudio(sine48k(2))]);
+  /**
+   * `simulcast`: three layers, largest first, named by `rids` (OBS: 0, 1, 2; a browser page may name
+   * them otherwise, e.g. f, h, q).
+   */
+  static async connect(url: string, opts: { profile?: 'high' | 'baseline'; connectTimeoutMs?: number; simulcast?: boolean; rids?: readonly string[] } = {}): Promise<ObsShapedPublisher> {
+    const rids = opts.rids ?? ['0', '1', '2'];
+    const profile = opts.profile ?? 'high';
+    const sizes = opts.simulcast ? SIMULCAST_SIZES : [[320, 240] as const];
+    const [audio, ...layers] = await Promise.all([encodeAudio(sine48k(2)), ...sizes.map(([w, h]) => encodeH264Profile(profile, 60, w, h))]);
     const pc = obsShapedPeer();
     const audioSender = pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
-    const videoSender = pc.addTransceiver('video', { direction: 'sendonly' }).sender;
+    const videoSender = pc.addTransceiver('video', { direction: 'sendonly', ...(opts.simulcast ? { sendEncodings: sizes.map((_, i) => ({ rid: rids[i]! })) } : {}) }).sender;
     try {
       const offer = await gatheredOffer(pc);
       const { answer, location } = await postOffer(url, offer);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       await waitConnected(pc, opts.connectTimeoutMs ?? 10_000);
-      return new ObsShapedPublisher(pc, location, offer, answer, { audio: audioSender, video: videoSender }, { video, audio });
+      const pub = new ObsShapedPublisher(pc, location, offer, answer, { audio: audioSender, video: videoSender }, { video: layers[0]!, audio });
+      // OBS: layer i on SSRC base + i, only the base announced in the offer
+      if (opts.simulcast) pub.#layers = layers.map((clip, i) => ({ rid: rids[i]!, clip, ssrc: (videoSender.ssrc + i) >>> 0, seq: Math.floor(Math.random() * 0xffff), packets: 0, octets: 0 }));
+      return pub;
     } catch (err) {
       await pc.close().catch(() => undefined);
       throw err;
@@ -117,10 +150,18 @@ export class ObsShapedPublisher {
       if (this.#stopped) return;
       const elapsed = performance.now() - t0;
       while ((v * 1000) / 30 <= elapsed) {
-        const frame = this.clip.video[v % this.clip.video.length]!;
-        const payloads = packetizeH264(frame.data, 1200);
         const ts = (base.video + Math.round((v * 90000) / 30)) >>> 0;
-        payloads.forEach((p, i) => send('video', p, ts, i === payloads.length - 1));
+        if (this.#layers) {
+          for (const layer of this.#layers) {
+            const payloads = packetizeH264(layer.clip[v % layer.clip.length]!.data, 1200);
+            payloads.forEach((p, i) => this.#sendLayer(layer, p, ts, i === payloads.length - 1));
+          }
+          if (v % 30 === 0) this.#senderReports(ts);
+        } else {
+          const frame = this.clip.video[v % this.clip.video.length]!;
+          const payloads = packetizeH264(frame.data, 1200);
+          payloads.forEach((p, i) => send('video', p, ts, i === payloads.length - 1));
+        }
         v++;
       }
       while (a * 20 <= elapsed) {
@@ -131,6 +172,33 @@ export class ObsShapedPublisher {
       this.#timer = setTimeout(tick, 10);
     };
     tick();
+  }
+
+  /** The negotiated id of a header extension in the video section of the answer (RFC 8285). */
+  #extensionId(uri: string): number {
+    const video = this.answer.split(/\r?\n/).slice(this.answer.split(/\r?\n/).findIndex((l) => l.startsWith('m=video')));
+    const line = video.find((l) => l.startsWith('a=extmap:') && l.endsWith(` ${uri}`));
+    return line ? Number(/^a=extmap:(\d+)/.exec(line)![1]) : 0;
+  }
+
+  #sendLayer(layer: SimulcastLayer, payload: Uint8Array, timestamp: number, marker: boolean): void {
+    layer.seq = (layer.seq + 1) & 0xffff;
+    layer.packets++;
+    layer.octets += payload.length;
+    const extensions = [
+      { id: this.#extensionId('urn:ietf:params:rtp-hdrext:sdes:mid'), payload: serializeSdesMid('1') },
+      { id: this.#extensionId('urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id'), payload: serializeSdesRTPStreamID(layer.rid) },
+    ].filter((e) => e.id > 0);
+    const header = new RtpHeader({ payloadType: 96, sequenceNumber: layer.seq, timestamp, marker, ssrc: layer.ssrc, extensions });
+    this.senders.video.dtlsTransport.sendRtp(Buffer.from(payload), header).catch(() => undefined);
+  }
+
+  /** One sender report per layer (the SFU relates the layers' timelines through them). */
+  #senderReports(timestamp: number): void {
+    const ms = performance.timeOrigin + performance.now();
+    const ntp = (BigInt(Math.floor(ms / 1000) + 2_208_988_800) << 32n) | BigInt(Math.floor(((ms % 1000) / 1000) * 2 ** 32));
+    const reports = this.#layers!.map((l) => new RtcpSrPacket({ ssrc: l.ssrc, senderInfo: new RtcpSenderInfo({ ntpTimestamp: ntp, rtpTimestamp: timestamp, packetCount: l.packets, octetCount: l.octets }) }));
+    this.senders.video.dtlsTransport.sendRtcp(reports).catch(() => undefined);
   }
 
   /** Stops, sends the DELETE (returns its status) and closes the connection. */

@@ -68,3 +68,50 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+for (const engine of ENGINES) {
+  describe(`simulcast WHIP publisher [${engine}]`, () => {
+    // OBS numbers its layers from the full size down; a page may name them otherwise (the mediasoup
+    // engine's first guess of the order is wrong there and its probe must correct it)
+    for (const rids of [['0', '1', '2'], ['f', 'h', 'q']] as const) test(`rids ${rids.join('/')}, largest first: every layer accepted in the answer; viewers and the samplers get the largest layer`, async () => {
+      await using srv = await startServer({ engine });
+      await srv.sfu.slateReady;
+      const pool = await SamplerPool.create({ workers: 1, maxLagMs: 60_000 });
+      const samples: Sample[] = [];
+      pool.on('sample', (s) => samples.push(s));
+      const pub = await ObsShapedPublisher.connect(`${srv.base}/whip/obs-sim`, { profile: 'high', simulcast: true, rids });
+      let viewer: WhepViewer | undefined;
+      try {
+        const video = parseOffer(pub.offer).media.find((m) => m.kind === 'video')!;
+        assert.ok(video.lines.includes(`a=simulcast:send ${rids.join(';')}`), `the offer is a simulcast offer: ${video.lines.filter((l) => /rid|simulcast/.test(l)).join(' | ')}`);
+        const answered = parseOffer(pub.answer).media.find((m) => m.kind === 'video')!;
+        assert.deepEqual(answered.lines.filter((l) => /^a=(rid|simulcast):/.test(l)), [...rids.map((r) => `a=rid:${r} recv`), `a=simulcast:recv ${rids.join(';')}`], 'every layer taken (OBS fails otherwise)');
+        assert.ok(answered.lines.some((l) => /^a=extmap:\d+ urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id$/.test(l)), 'the rid header extension is negotiated');
+        const stream = srv.sfu.getStream('obs-sim')!;
+        const sub = stream.tap.subscribe((p) => pool.push(p));
+        pub.start();
+        viewer = await WhepViewer.connect({ url: `${srv.base}/whep/obs-sim`, recordPayloads: true });
+        const v = viewer;
+        const track = (): string => JSON.stringify(stream.tracks.find((t) => t.kind === 'video'));
+        await until(() => stream.tracks.find((t) => t.kind === 'video')?.simulcast?.forwarded === rids[0], 15_000, `rid ${rids[0]} (the largest) forwarded: ${track()}`);
+        await v.waitFor(() => v.keyframes > 0 && v.frames('video').length >= 60 && v.count('audio') >= 50, 15_000, 'a keyframe, 60 frames and 1 s of audio at the viewer').catch((err: unknown) => {
+          throw new Error(`${err instanceof Error ? err.message : String(err)}: ${v.keyframes} keyframes, ${v.frames('video').length} frames, ${v.count('audio')} audio packets; ${track()}`);
+        });
+        const frames = v.frames('video');
+        const key = [...frames].reverse().find((f) => f.keyframe && spsProfile(f.data) === 100);
+        assert.ok(key, 'a High-profile keyframe of the publisher reached the viewer');
+        const pictures = decodePictures('H264', frames.slice(frames.indexOf(key!)).map((f) => f.data));
+        const sizes = [...new Set(pictures.map((p) => `${p.width}x${p.height}`))];
+        assert.ok(pictures.length >= 10, `the viewer decodes ${pictures.length} pictures`);
+        assert.deepEqual(sizes, ['384x216'], 'only the largest layer reaches the viewer, never a mix of layers');
+        await until(() => samples.some((s) => s.kind === 'video' && s.width === 384), 15_000, `a 384x216 video sample (the forwarded layer) from the samplers; got ${[...new Set(samples.filter((s): s is VideoSample => s.kind === 'video').map((s) => `${s.width}x${s.height}`))].join(', ') || 'none'}`);
+        sub.close();
+      } finally {
+        await viewer?.close();
+        const status = await pub.stop();
+        assert.equal(status, 200, "OBS's DELETE is answered 200");
+        await pool.close();
+      }
+    });
+  });
+}

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AVMEDIA_TYPE_VIDEO, AV_CODEC_ID_H264, AV_CODEC_ID_OPUS, AV_CODEC_ID_VP8, FF_DECODER_H264, FF_DECODER_VP8, FormatContext, Packet } from 'node-av';
 import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../../media/encode.ts';
-import { MuxError, muxFrames, vp8FrameSize } from '../../media/mux.ts';
+import { MuxError, muxFrames } from '../../media/mux.ts';
+import { vp8FrameSize } from '../../media/vp8.ts';
 import { decodeWith } from '../sfu/helpers.ts';
 
 async function readBack(path: string): Promise<{ format: string; codecs: number[]; width: number; extradata: Buffer | null; video: Uint8Array[]; audio: number }> {
