@@ -99,7 +99,7 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
     const keep = new Map<MediaSection, number[]>();
     for (const [s, c] of chosen) keep.set(s, c.rtxPayloadType !== undefined ? [c.payloadType, c.rtxPayloadType] : [c.payloadType]);
     const narrowed = rebuildOffer(offer, keep);
-    const pc = createPeer(this.#net);
+    const pc = createPeer(this.#net, [...chosen.keys()].some((s) => simulcastRids(s).length > 0));
     const tracks: IngestTrack[] = [];
     let kindIndex: Record<MediaKind, number> = { audio: 0, video: 0 };
     for (const [s, c] of chosen) {

@@ -51,7 +51,12 @@ export function sfuCodecs(): { audio: RTCRtpCodecParameters[]; video: RTCRtpCode
   };
 }
 
-export function createPeer(net: PeerNetworkOptions): RTCPeerConnection {
+/**
+ * `simulcast`: also take the rid header extension (RFC 8852), only for a publisher whose offer has
+ * simulcast layers: werift routes every packet that carries a rid by rid, so a single-layer client
+ * that tags its packets with one would have them all dropped.
+ */
+export function createPeer(net: PeerNetworkOptions, simulcast = false): RTCPeerConnection {
   return new RTCPeerConnection({
     iceLite: true,
     iceServers: [],
@@ -61,8 +66,7 @@ export function createPeer(net: PeerNetworkOptions): RTCPeerConnection {
     iceAdditionalHostAddresses: [net.listenAddress],
     icePortRange: net.udpPortRange,
     codecs: sfuCodecs(),
-    // rtp-stream-id: simulcast publishers' layers are told apart by rid (OBS, browsers)
-    headerExtensions: { video: [useSdesMid(), useAbsSendTime(), useSdesRTPStreamId()], audio: [useSdesMid()] },
+    headerExtensions: { video: [useSdesMid(), useAbsSendTime(), ...(simulcast ? [useSdesRTPStreamId()] : [])], audio: [useSdesMid()] },
   });
 }
 
