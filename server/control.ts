@@ -14,7 +14,7 @@ import type { EventHub } from './events.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { SrvError, badRequest, notFound } from './errors.ts';
 import { OutboxQueuedError } from './store/outbox.ts';
-import type { ActivePolicyRecord, ControlMessage, DecisionRecord, LiveStreamRecord, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
+import type { ActivePolicyRecord, ControlMessage, DecisionRecord, LiveStreamRecord, RegistryEvidence, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
 
 /** A store write that is kept: its result, or undefined when it waits in the outbox (OutboxQueuedError); other failures throw. */
 async function recorded<T>(write: Promise<T>): Promise<T | undefined> {
@@ -144,6 +144,8 @@ export class StreamControl {
       const verdict = this.#o.enforcer?.verdictOf(id);
       const patch: Partial<LiveStreamRecord> = { viewers: l.stream.viewers.size, nodeId: this.#o.nodeId, state: 'live' };
       if (verdict) patch.verdict = summarizeVerdict(verdict);
+      const evidence = this.#o.enforcer?.evidenceOf(id);
+      if (evidence) patch.evidence = { sampleSeqs: evidence.sampleSeqs, timeRange: evidence.timeRange, scores: evidence.scores };
       try {
         // a kill whose message this node missed (it was away from the store) is applied here, within a heartbeat
         const block = await this.#o.store.getBlock(id);
@@ -247,9 +249,10 @@ export class StreamControl {
    * from publishing again until resumed, and a statement, a decision and an audit entry are kept.
    */
   async kill(streamId: string, input: OperatorInput): Promise<{ decision: DecisionRecord; statement: StatementOfReasons; local: boolean }> {
+    const remote = await this.#registryFacts(streamId);
     const at = Date.now();
     // before the close: the evidence ring still has the stream's last seconds
-    const statement = this.#operatorStatement(streamId, at, input, 'kill_stream', ['global']);
+    const statement = this.#operatorStatement(streamId, at, input, 'kill_stream', ['global'], remote);
     const local = this.#localKill(streamId, input.reason, statement.id, 'manual');
     const decision: DecisionRecord = {
       id: `dec_${randomUUID()}`,
@@ -323,11 +326,12 @@ export class StreamControl {
    * restriction it adds (blank, mute) gets its statement, recorded before the message goes out.
    */
   async setGate(streamId: string, jurisdiction: string, gate: { video?: 'forward' | 'blank'; audio?: 'forward' | 'mute' } & OperatorInput): Promise<{ statements: StatementOfReasons[] }> {
+    const remote = gate.video === 'blank' || gate.audio === 'mute' ? await this.#registryFacts(streamId) : undefined;
     const at = Date.now();
     const scope = jurisdiction === '*' ? ['global'] : [jurisdiction];
     const statements: StatementOfReasons[] = [];
-    if (gate.video === 'blank') statements.push(this.#operatorStatement(streamId, at, gate, 'blank_video', scope));
-    if (gate.audio === 'mute') statements.push(this.#operatorStatement(streamId, at, gate, 'mute_audio', scope));
+    if (gate.video === 'blank') statements.push(this.#operatorStatement(streamId, at, gate, 'blank_video', scope, remote));
+    if (gate.audio === 'mute') statements.push(this.#operatorStatement(streamId, at, gate, 'mute_audio', scope, remote));
     await Promise.all(statements.flatMap((st) => [recorded(this.#o.store.putStatement(st)), recorded(this.#o.store.appendAudit({ type: 'statement', at, streamId, statement: st }))]));
     const msg: ControlMessage = { type: 'gate', streamId, jurisdiction, video: gate.video, audio: gate.audio, reason: gate.reason, statementId: statements[0]?.id, origin: this.#o.nodeId, at };
     this.apply(msg);
@@ -541,11 +545,34 @@ export class StreamControl {
   }
 
   /**
-   * The statement of an operator's action: the stream's scores and the samples this node's moderation
-   * holds (none when another node holds the stream), the clause and ground of the category cited,
-   * the notice followed; the evidence clip is started here, so the statement cites it.
+   * What the registry says of a stream another node holds (its verdict summary and samples at that
+   * node's last heartbeat), for an operator's statement issued here; undefined when it is local or
+   * the store cannot say (the statement then cites what this node has).
    */
-  #operatorStatement(streamId: string, at: number, input: OperatorInput, action: OperatorAction['action'], jurisdictions: string[]): StatementOfReasons {
+  async #registryFacts(streamId: string): Promise<{ verdict?: StreamVerdictSummary; evidence?: RegistryEvidence } | undefined> {
+    if (this.#local.has(streamId)) return undefined;
+    try {
+      const r = await this.#o.store.getStream(streamId);
+      return r && { verdict: r.verdict, evidence: r.evidence };
+    } catch (e) {
+      this.#storeError(e, 'getStream (facts of an operator action)');
+      return undefined;
+    }
+  }
+
+  /**
+   * The statement of an operator's action: the stream's scores and the samples its moderation holds
+   * (this node's, else the registry's from the holder's last heartbeat), the clause and ground of the
+   * category cited, the notice followed; the evidence clip is started here, so the statement cites it.
+   */
+  #operatorStatement(
+    streamId: string,
+    at: number,
+    input: OperatorInput,
+    action: OperatorAction['action'],
+    jurisdictions: string[],
+    remote: { verdict?: StreamVerdictSummary; evidence?: RegistryEvidence } | undefined,
+  ): StatementOfReasons {
     const policy = this.#o.policies?.loaded ? this.#o.policies.current : undefined;
     let clause = input.clause;
     let ground: GroundType | undefined;
@@ -556,9 +583,11 @@ export class StreamControl {
       ground = def.ground;
     }
     const v = this.#o.enforcer?.verdictOf(streamId);
-    const evidence = this.#o.enforcer?.evidenceOf(streamId) ?? { sampleSeqs: [], timeRange: { from: at, to: at }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] };
+    const held = remote?.evidence;
+    const evidence = this.#o.enforcer?.evidenceOf(streamId) ??
+      (held ? { ...held, matches: [], text: [], textContext: [], thumbnailRefs: [] } : { sampleSeqs: [], timeRange: { from: at, to: at }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] });
     // the fused score where the verdict has one (a category out of green), else the window's highest sample score
-    const scores = v ? summarizeVerdict(v).categories : {};
+    const scores = v ? summarizeVerdict(v).categories : { ...remote?.verdict?.categories };
     for (const e of evidence.scores) scores[e.category] ??= e.score;
     if (input.category !== undefined) scores[input.category] ??= 0;
     const statement = operatorStatement({

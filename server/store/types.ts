@@ -3,6 +3,7 @@
 import type {
   AuditEntry as PolicyAuditEntry,
   Bucket,
+  Evidence,
   EvidenceRef,
   ReviewItem as PolicyReviewItem,
   ReviewResolution as PolicyReviewResolution,
@@ -34,9 +35,14 @@ export interface LiveStreamRecord {
   heartbeatAt: number;
   viewers: number;
   verdict?: StreamVerdictSummary;
+  /** The samples the holder's moderation held at its last heartbeat: what a kill or gate issued on another node cites. */
+  evidence?: RegistryEvidence;
   /** Statement id of the kill, when killed. */
   statementId?: string;
 }
+
+/** A registry entry's facts: sample numbers, their time range, each category's highest sample score. */
+export type RegistryEvidence = Pick<Evidence, 'sampleSeqs' | 'timeRange' | 'scores'>;
 
 /** A stream that may not publish again until resumed (after a kill). */
 export interface StreamBlock {

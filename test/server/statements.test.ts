@@ -5,6 +5,10 @@
 // stream's moderation held, and answers at its appeal URL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { statementGaps } from '../../policies/statements.ts';
 import type { StatementOfReasons } from '../../policies/types.ts';
 import { buildServer } from '../../server/app.ts';
@@ -12,12 +16,13 @@ import { loadConfig } from '../../server/config.ts';
 import type { PolicyReviewItem } from '../../server/store/types.ts';
 import { signal } from '../policies/helpers.ts';
 import { FakeSfu, type FakeStream } from '../sfu/fake.ts';
+import { startRedis } from './helpers.ts';
 
 const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n';
 
-async function makeServer() {
+async function makeServer(overrides: Record<string, unknown> = {}) {
   const sfu = new FakeSfu();
-  const config = loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), moderation: false } });
+  const config = loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), moderation: false, ...overrides } });
   const server = await buildServer(config, { sfu });
   const inject = async (method: 'GET' | 'POST', url: string, token: string, payload?: unknown, sdp = false) =>
     server.app.inject({ method, url, headers: { authorization: `Bearer ${token}`, ...(sdp ? { 'content-type': 'application/sdp' } : {}) }, ...(payload !== undefined ? { payload: payload as string } : {}) });
@@ -138,4 +143,39 @@ test('an operator gate after a notice, its appeal granted; a kill on own initiat
   assert.equal(rejected.statement.ground.clause, 'ToS 3.1', 'the outcome cites the clause of the appealed statement');
   assert.ok(rejected.statement.redress.options.every((o) => !/internal complaint/.test(o)));
   assert.equal((await h.inject('POST', '/whip/s1', pub, SDP, true)).statusCode, 403, 'still blocked');
+});
+
+test('a kill issued on the node that does not hold the stream cites the samples the holder reported at its heartbeat (real Redis, two servers)', async () => {
+  const redis = await startRedis();
+  const dir = mkdtempSync(join(tmpdir(), 'msfu-stm-'));
+  const common = { redisUrl: redis.url, redisPrefix: `stm${process.pid}:`, heartbeatMs: 200, evidence: false, webhookDir: join(dir, 'wh') };
+  try {
+    await using holder = await makeServer({ ...common, nodeId: 'node-a', outboxDir: join(dir, 'a') });
+    await using other = await makeServer({ ...common, nodeId: 'node-b', outboxDir: join(dir, 'b') });
+    const pub = await holder.server.auth.sign({ role: 'publisher', streamId: 'r1', sub: 'streamer-r1' });
+    const admin = await holder.server.auth.sign({ role: 'admin', sub: 'root' });
+    assert.equal((await holder.inject('POST', '/whip/r1', pub, SDP, true)).statusCode, 201);
+    for (const seq of [4, 5, 6]) holder.server.enforcer.onSignal(signal(seq, { 'nsfw.sexy': 0.05 }, { streamId: 'r1' }));
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const r = (await other.inject('GET', '/v1/streams/r1', admin)).json() as { local?: boolean; evidence?: { sampleSeqs: number[] } };
+      if (r.local === false && r.evidence?.sampleSeqs.length === 3) break;
+      if (Date.now() > until) throw new Error(`timed out waiting for the holder's heartbeat to report its samples: ${JSON.stringify(r)}`);
+      await sleep(50);
+    }
+    const kill = await other.inject('POST', '/v1/streams/r1/kill', admin, { reason: 'reported by a viewer', basis: { kind: 'notice', noticeId: 'ntc-r1' } });
+    assert.equal(kill.statusCode, 202, kill.body);
+    const st = kill.json().statement as StatementOfReasons;
+    assert.deepEqual(statementGaps(st), [], JSON.stringify(st));
+    assert.deepEqual(st.facts.sampleSeqs, [4, 5, 6]);
+    assert.deepEqual(st.basis, { kind: 'notice', noticeId: 'ntc-r1' });
+    const stream = holder.sfu.getStream('r1') as FakeStream;
+    for (let i = 0; i < 300 && !stream.closed; i++) await sleep(50);
+    assert.equal(stream.closed, true, 'the holder ended the stream');
+    // the statement answers at its appeal URL on either node (the store's)
+    for (const h of [holder, other]) await atAppealUrl(h, st, pub);
+  } finally {
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
