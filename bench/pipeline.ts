@@ -121,6 +121,9 @@ interface StreamOutcome {
   restrictions: Record<string, number>;
   videoSamples: number;
   audioSamples: number;
+  /** OCR passes of this stream and the lexicon hits they found. */
+  ocrPasses: number;
+  textHits: number;
 }
 
 interface RoundResult {
@@ -173,7 +176,7 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
     return { streamId, scene, packets: packetsOf(scenes.get(scene)!, streamId), loopMs: scenes.get(scene)!.video.length * (1000 / scenes.get(scene)!.fps), seq: { video: 1000, audio: 5000 } as Record<string, number> };
   });
   const fusion = new Map<string, FusionState>(streams.map((s) => [s.streamId, createFusionState(s.streamId)]));
-  const outcomes = new Map<string, StreamOutcome>(streams.map((s) => [s.streamId, { streamId: s.streamId, scene: s.scene, restrictions: {}, videoSamples: 0, audioSamples: 0 }]));
+  const outcomes = new Map<string, StreamOutcome>(streams.map((s) => [s.streamId, { streamId: s.streamId, scene: s.scene, restrictions: {}, videoSamples: 0, audioSamples: 0, ocrPasses: 0, textHits: 0 }]));
   const main = { pacing: 0, fusion: 0, vadWindows: 0, classified: 0 };
   const ocr = { detectMs: 0, recognizeMs: 0 };
   const decision: number[] = [];
@@ -186,6 +189,10 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
     const out = outcomes.get(signals.streamId);
     const state = fusion.get(signals.streamId);
     if (!out || !state) return;
+    if (signals.timings.ocr !== undefined) {
+      out.ocrPasses++;
+      out.textHits += signals.text.length;
+    }
     const r = fuse(state, signals, policy, wall());
     fusion.set(signals.streamId, r.state);
     // every distinct restriction the round saw, with when it first appeared
@@ -212,8 +219,8 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
   const reader = stack.ocr;
   const read = reader?.read.bind(reader);
   if (reader && read) {
-    reader.read = async (frame) => {
-      const r = await read(frame);
+    reader.read = async (frame, opts) => {
+      const r = await read(frame, opts);
       if (measuring) { ocr.detectMs += r.timings.detect; ocr.recognizeMs += r.timings.recognize; }
       return r;
     };
@@ -318,7 +325,7 @@ async function main(): Promise<void> {
         const res = await runRound(stack, policy, scenes, v, r, costs);
         rounds.push(res);
         console.log(`[${v.name} #${r}] ${res.totalPerStream.toFixed(3)} core/stream: ${Object.entries(res.perStream).map(([k, x]) => `${k} ${x.toFixed(4)}`).join('  ')}  decision p99 ${res.decisionP99Ms ?? '-'} ms`);
-        for (const s of res.outcomes) console.log(`    ${s.scene.padEnd(15)} ${Object.entries(s.restrictions).map(([k, t]) => `${k} at ${t} s`).join(', ') || 'not restricted'} (${s.videoSamples} video, ${s.audioSamples} audio samples)`);
+        for (const s of res.outcomes) console.log(`    ${s.scene.padEnd(15)} ${Object.entries(s.restrictions).map(([k, t]) => `${k} at ${t} s`).join(', ') || 'not restricted'} (${s.videoSamples} video, ${s.audioSamples} audio samples, ${s.ocrPasses} OCR passes, ${s.textHits} text hits)`);
         console.log(`    moderator: ${JSON.stringify(res.moderator)}`);
       }
     }

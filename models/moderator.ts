@@ -18,6 +18,8 @@ export interface VideoSampleIn extends ImageFrame {
   seq: number;
   rtpTimestamp: number;
   reason: string;
+  /** The sampler's 16x9 luma thumbnail of the frame (0..1), when it computed one: lets OCR skip a static picture. */
+  thumbnail?: Float32Array;
   timings: { arrivedAt: number };
 }
 
@@ -47,7 +49,8 @@ export interface FrameClassifier {
 /** On-screen text reader (the OCR fits). */
 export interface TextReader {
   readonly ref?: ModelRef;
-  read(frame: ImageFrame): Promise<{ lines: { text: string; score?: number }[] }>;
+  /** `detLimitSide`: longest side (px) of the picture text detection looks at; recognition reads the full-resolution crops. */
+  read(frame: ImageFrame, opts?: { detLimitSide?: number }): Promise<{ lines: { text: string; score?: number }[] }>;
 }
 
 /** Text moderation of what OCR read (TextModerator fits). */
@@ -78,6 +81,12 @@ export interface SampleModeratorOptions {
   ocrIntervalMs: number;
   /** OCR passes in flight at once across all streams; a frame that finds them busy is skipped (counted). Default 1. */
   ocrConcurrency: number;
+  /** Longest side (px) of the frame OCR detection runs on; recognition reads the boxes at full resolution. Default 320 (640x360: 122 -> 41 ms of CPU per pass, the load test's 51 px overlay still read). */
+  ocrDetectSide: number;
+  /** A picture that has not changed since the last OCR pass, which read no text, is read again only after this long (ms); 0 = read at ocrIntervalMs regardless. Default 6000. */
+  ocrStaticRecheckMs: number;
+  /** Largest change of one 16x9 luma thumbnail cell (0..1) under which the picture counts as unchanged. Default 0.03 (a 20 px caption moves its cells by far more; a static picture's coding noise stays under 0.01). */
+  ocrStaticThreshold: number;
   audioMatcher: Partial<AudioStreamMatcherOptions>;
   /** Server clock (ms). */
   clock: () => number;
@@ -88,6 +97,9 @@ const DEFAULTS: Readonly<Omit<SampleModeratorOptions, 'clock'>> = Object.freeze(
   pdqIntervalMs: 900,
   ocrIntervalMs: 2000,
   ocrConcurrency: 1,
+  ocrDetectSide: 320,
+  ocrStaticRecheckMs: 6000,
+  ocrStaticThreshold: 0.03,
   audioMatcher: {},
 });
 
@@ -97,6 +109,9 @@ const FINGERPRINT_REF: ModelRef = Object.freeze({ name: 'audio-landmarks', versi
 interface TrackState {
   lastPdqAt: number;
   lastOcrAt: number;
+  /** Thumbnail of the frame the last OCR pass read, and whether that pass found any text. */
+  ocrThumbnail?: Float32Array;
+  ocrFoundText: boolean;
   audio?: AudioStreamMatcher;
 }
 
@@ -106,6 +121,8 @@ export interface SampleModeratorStats {
   pdqHashes: number;
   ocrPasses: number;
   ocrSkippedBusy: number;
+  /** OCR passes left out because the picture had not changed since a pass that read no text. */
+  ocrSkippedStatic: number;
   ocrErrors: number;
   audioMatches: number;
   /** Audio windows the fingerprint worker could not handle (no match signal for them). */
@@ -116,7 +133,7 @@ export class SampleModerator {
   readonly options: Readonly<SampleModeratorOptions>;
   private readonly tracks = new Map<string, TrackState>();
   private ocrInFlight = 0;
-  private readonly counters: SampleModeratorStats = { videoSamples: 0, audioSamples: 0, pdqHashes: 0, ocrPasses: 0, ocrSkippedBusy: 0, ocrErrors: 0, audioMatches: 0, fingerprintErrors: 0 };
+  private readonly counters: SampleModeratorStats = { videoSamples: 0, audioSamples: 0, pdqHashes: 0, ocrPasses: 0, ocrSkippedBusy: 0, ocrSkippedStatic: 0, ocrErrors: 0, audioMatches: 0, fingerprintErrors: 0 };
 
   constructor(options: Partial<SampleModeratorOptions> = {}) {
     this.options = Object.freeze({ ...DEFAULTS, clock: () => performance.timeOrigin + performance.now(), ...options });
@@ -144,7 +161,7 @@ export class SampleModerator {
     const key = `${sample.streamId}\u0000${sample.trackId}`;
     let state = this.tracks.get(key);
     if (!state) {
-      state = { lastPdqAt: -Infinity, lastOcrAt: -Infinity };
+      state = { lastPdqAt: -Infinity, lastOcrAt: -Infinity, ocrFoundText: false };
       this.tracks.set(key, state);
     }
     return state;
@@ -205,18 +222,38 @@ export class SampleModerator {
     emit(signals);
 
     if (this.options.ocr && this.options.text && (eager || arrivedAt - state.lastOcrAt >= this.options.ocrIntervalMs)) {
-      if (this.ocrInFlight >= this.options.ocrConcurrency) {
+      if (!eager && this.staticSinceLastRead(sample, state, arrivedAt)) {
+        this.counters.ocrSkippedStatic++;
+      } else if (this.ocrInFlight >= this.options.ocrConcurrency) {
         this.counters.ocrSkippedBusy++;
       } else {
         state.lastOcrAt = arrivedAt;
+        state.ocrThumbnail = sample.thumbnail;
         this.ocrInFlight++;
         // Not awaited by the caller's fast path: on-screen text is a slower signal of its own.
-        void this.readText(sample, emit).finally(() => this.ocrInFlight--);
+        void this.readText(sample, emit, state).finally(() => this.ocrInFlight--);
       }
     }
   }
 
-  private async readText(sample: VideoSampleIn, emit: (signals: Signals) => void): Promise<void> {
+  /**
+   * OCR is the costliest signal (issue 16: more than half of a stream's moderation CPU). A picture
+   * that has not changed since a pass that read nothing cannot have gained text, so it is read again
+   * only every ocrStaticRecheckMs. A pass that read text keeps the regular rate (the policies count
+   * OCR'd samples: 2 of 6 to enter), and any change of the picture, a new text overlay included,
+   * reads at once.
+   */
+  private staticSinceLastRead(sample: VideoSampleIn, state: TrackState, arrivedAt: number): boolean {
+    const { ocrStaticRecheckMs, ocrStaticThreshold } = this.options;
+    const before = state.ocrThumbnail;
+    const now = sample.thumbnail;
+    if (ocrStaticRecheckMs <= 0 || state.ocrFoundText || !before || !now || before.length !== now.length) return false;
+    if (arrivedAt - state.lastOcrAt >= ocrStaticRecheckMs) return false;
+    for (let i = 0; i < now.length; i++) if (Math.abs(now[i]! - before[i]!) > ocrStaticThreshold) return false;
+    return true;
+  }
+
+  private async readText(sample: VideoSampleIn, emit: (signals: Signals) => void, state: TrackState): Promise<void> {
     const { clock } = this.options;
     const ocr = this.options.ocr;
     const text = this.options.text;
@@ -224,8 +261,9 @@ export class SampleModerator {
     const signals = this.base(sample);
     const t0 = clock();
     try {
-      const { lines } = await ocr.read(sample);
+      const { lines } = await ocr.read(sample, { detLimitSide: this.options.ocrDetectSide });
       this.counters.ocrPasses++;
+      state.ocrFoundText = lines.some((l) => l.text.trim() !== '');
       const hits: TextHit[] = [];
       for (const line of lines) hits.push(...text.moderate(line.text, { source: 'ocr' }));
       signals.text = hits;

@@ -151,6 +151,7 @@ class VideoTrack extends TrackDecoder {
     const { rgb, w, h } = this.toRgb(f);
     post({
       t: 'video', key: this.info.key, rtpTimestamp: ts, reason, width: w, height: h, rgb,
+      ...(thumb ? { thumbnail: thumb } : {}),
       timings: { arrivedAt, queuedAt, decodedAt },
     }, [rgb.buffer as ArrayBuffer]);
   }

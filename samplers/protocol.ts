@@ -53,6 +53,8 @@ export type FromWorker =
     width: number;
     height: number;
     rgb: Uint8Array;
+    /** The frame's 16x9 luma thumbnail (video-sampling.ts), when scene detection computed one. */
+    thumbnail?: Float32Array;
     timings: WireTimings;
   }
   | { t: 'audio'; key: number; rtpTimestamp: number; sampleRate: number; pcm: Float32Array; timings: WireTimings }

@@ -392,7 +392,7 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
         const timings = { arrivedAt, queuedAt, decodedAt, readyAt: Math.max(decodedAt, readyAt) };
         const base = { streamId: t.info.streamId, trackId: t.info.trackId, rtpTimestamp: msg.rtpTimestamp, seq: t.seq++, timings };
         const sample: Sample = msg.t === 'video'
-          ? { kind: 'video', ...base, reason: msg.reason, width: msg.width, height: msg.height, rgb: msg.rgb }
+          ? { kind: 'video', ...base, reason: msg.reason, width: msg.width, height: msg.height, rgb: msg.rgb, ...(msg.thumbnail ? { thumbnail: msg.thumbnail } : {}) }
           : { kind: 'audio', ...base, sampleRate: msg.sampleRate, pcm: msg.pcm };
         t.stream.samples++;
         t.stream.sampleLatencyMs = timings.readyAt - arrivedAt;

@@ -41,6 +41,8 @@ export interface VideoSample {
   height: number;
   /** RGB24, row-major, width*height*3 bytes. */
   rgb: Uint8Array;
+  /** 16x9 luma thumbnail (0..1, row-major) the scene detection computed (video-sampling.ts lumaThumbnail); absent when it is off. */
+  thumbnail?: Float32Array;
   /** Monotonic sample counter per track. */
   seq: number;
   timings: SampleTimings;

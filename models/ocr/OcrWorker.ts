@@ -10,7 +10,7 @@ import { MODERATION_NICE, RequestWorker, isThreadError, reportWorkerEvents, type
 import { ModelError } from '../errors.ts';
 import { modelErrorOf } from '../threads.ts';
 import type { ImageFrame, ModelRef } from '../types.ts';
-import type { OcrOptions, OcrResult } from './ocr.ts';
+import type { OcrOptions, OcrReadOptions, OcrResult } from './ocr.ts';
 import type { OcrReply, OcrRequest } from './ocr-thread.ts';
 
 export interface OcrWorkerOptions extends Partial<OcrOptions> {
@@ -67,10 +67,10 @@ export class OcrWorker {
   }
 
   /** Text lines in the frame. The pixels are copied once into a buffer handed to the worker. */
-  async read(frame: ImageFrame): Promise<OcrResult> {
+  async read(frame: ImageFrame, opts: OcrReadOptions = {}): Promise<OcrResult> {
     const rgb = frame.rgb.slice().buffer as ArrayBuffer;
     try {
-      const r = await this.#rpc.call({ width: frame.width, height: frame.height, rgb }, { transfer: [rgb] });
+      const r = await this.#rpc.call({ width: frame.width, height: frame.height, rgb, ...(opts.detLimitSide !== undefined ? { detLimitSide: opts.detLimitSide } : {}) }, { transfer: [rgb] });
       return { lines: r.lines, timings: { detect: r.timings.detect ?? 0, recognize: r.timings.recognize ?? 0, total: r.timings.total ?? 0 } };
     } catch (err) {
       throw modelErrorOf(err);

@@ -42,6 +42,12 @@ export interface OcrLine {
   box: [number, number, number, number];
 }
 
+/** Per-read overrides. */
+export interface OcrReadOptions {
+  /** Longest side of the detection input for this read (see OcrOptions.detLimitSide). */
+  detLimitSide?: number;
+}
+
 export interface OcrResult {
   lines: OcrLine[];
   /** Milliseconds per stage: detection (incl. pre/post), recognition, total. */
@@ -115,11 +121,11 @@ export class Ocr {
   }
 
   /** Text lines in the frame, top to bottom, left to right. */
-  async read(frame: ImageFrame): Promise<OcrResult> {
+  async read(frame: ImageFrame, opts: OcrReadOptions = {}): Promise<OcrResult> {
     if (this.closed) throw new ModelError('MOD_ERR_CLOSED', 'OCR is closed');
     if (frame.rgb.length < frame.width * frame.height * 3) throw new ModelError('MOD_ERR_BAD_SHAPE', 'rgb buffer too small');
     const t0 = performance.now();
-    const boxes = await this.detect(frame);
+    const boxes = await this.detect(frame, opts.detLimitSide ?? this.opts.detLimitSide);
     const t1 = performance.now();
     const lines: OcrLine[] = [];
     for (const box of boxes) {
@@ -140,9 +146,9 @@ export class Ocr {
     await this.close();
   }
 
-  private async detect(frame: ImageFrame): Promise<[number, number, number, number][]> {
+  private async detect(frame: ImageFrame, limitSide: number): Promise<[number, number, number, number][]> {
     const { width: W, height: H, rgb } = frame;
-    const scale = Math.min(1, this.opts.detLimitSide / Math.max(W, H));
+    const scale = Math.min(1, limitSide / Math.max(W, H));
     const w = Math.max(32, Math.round((W * scale) / 32) * 32);
     const h = Math.max(32, Math.round((H * scale) / 32) * 32);
     const input = new Float32Array(3 * w * h);
