@@ -13,8 +13,8 @@ import { KServeBackend } from '../models/backends/kserve/KServeBackend.ts';
 import type { Backend } from '../models/backends/types.ts';
 import { NsfwCascade } from '../models/NsfwCascade.ts';
 import { resizeBilinearAlignCorners } from '../samplers/preprocess.ts';
-import { startInferenceServer } from '../test/inference/server-process.ts';
-import { syntheticImage, PATTERNS } from '../test/inference/synthetic.ts';
+import { startInferenceServer } from '../test/models/server-process.ts';
+import { syntheticImage, PATTERNS } from '../test/models/synthetic.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

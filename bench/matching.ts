@@ -15,8 +15,8 @@ import { fingerprint } from '../models/audio/fingerprint.ts';
 import { Ocr } from '../models/ocr/ocr.ts';
 import { TextModerator } from '../models/text/moderator.ts';
 import { SileroVad } from '../models/vad/vad.ts';
-import { PDQ_REFERENCE_DIR as REF, decodeImage, drawText, filterImage, jpegRoundTrip, opusRoundTrip, vp8RoundTrip } from '../test/matching/media.ts';
-import { melody, noise, rng } from '../test/matching/synth.ts';
+import { PDQ_REFERENCE_DIR as REF, decodeImage, drawText, filterImage, jpegRoundTrip, opusRoundTrip, vp8RoundTrip } from '../test/models/media.ts';
+import { melody, noise, rng } from '../test/models/synth.ts';
 
 const quick = process.argv.includes('--quick');
 

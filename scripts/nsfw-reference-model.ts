@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PATTERNS, syntheticImage } from '../test/inference/synthetic.ts';
+import { PATTERNS, syntheticImage } from '../test/models/synthetic.ts';
 
 const TFJS_VERSION = '4.22.0';
 const NSFWJS_VERSION = '4.4.0';

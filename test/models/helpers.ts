@@ -1,4 +1,4 @@
-// Shared test helpers for test/inference.
+// Shared test helpers for test/models (the inference tests).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ImageFrame } from '../../models/types.ts';
@@ -16,7 +16,7 @@ export async function loadPreprocess(): Promise<{ fn: Preprocess; source: string
     const mod = (await import(LEAD_PREPROCESS)) as { resizeBilinearAlignCorners?: Preprocess };
     if (typeof mod.resizeBilinearAlignCorners === 'function') return { fn: mod.resizeBilinearAlignCorners, source: 'samplers/preprocess.ts' };
   }
-  return { fn: resizeAlignCornersReference, source: 'test/inference/helpers.ts' };
+  return { fn: resizeAlignCornersReference, source: 'test/models/helpers.ts' };
 }
 
 export function resizeAlignCornersReference(frame: ImageFrame, size: number): Float32Array {
