@@ -46,3 +46,18 @@ export {
   type ThresholdEdit,
   type OutcomeCounts,
 } from './shadow.ts';
+export {
+  mayJudge,
+  mayVote,
+  reviewQueueStats,
+  requiredReviewers,
+  tallyVotes,
+  castVote,
+  agreedLabel,
+  PRIORITY_ESCALATED,
+  type ReviewerScope,
+  type QueueStats,
+  type ReviewVote,
+  type Tally,
+  type AgreedLabel,
+} from './review.ts';

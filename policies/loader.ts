@@ -178,7 +178,7 @@ function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; ra
       fail('POL_ERR_SCHEMA', baseFile, ['taxonomy', name, 'signals'], 'category is fed by no signal');
     }
     for (const t of c.signals.text) textCategories.add(t);
-    taxonomy[name] = { name, description: c.description, kinds: [...new Set(c.kinds)], ground: c.ground, clause: c.clause, signals: c.signals, fusion };
+    taxonomy[name] = { name, description: c.description, kinds: [...new Set(c.kinds)], ground: c.ground, clause: c.clause, signals: c.signals, fusion, ...(c.reviewers !== undefined ? { reviewers: c.reviewers } : {}) };
   }
   if (raw.reviewDeadZone[0] >= raw.reviewDeadZone[1]) fail('POL_ERR_SCHEMA', baseFile, ['reviewDeadZone'], 'dead zone lower bound must be below its upper bound');
 

@@ -27,6 +27,8 @@ const categorySchema = z.strictObject({
     text: z.array(z.string().min(1)).default([]),
   }),
   fusion: fusionSchema.partial().optional(),
+  /** Agreeing reviewers a review item of the category needs (issue 17). */
+  reviewers: z.int().min(1).max(9).optional(),
 });
 
 const ruleSchema = z.strictObject({

@@ -157,6 +157,8 @@ export interface CategoryDef {
   clause: string;
   signals: CategorySignals;
   fusion: FusionParams;
+  /** Agreeing reviewers a review item of this category needs (e.g. 3 for labels exported for calibration). Default 1. */
+  reviewers?: number;
 }
 
 export interface CategoryRule {
