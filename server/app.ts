@@ -10,7 +10,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { createSfu, type CreatedSfu } from '../sfu/engine.ts';
 import type { Sfu } from '../sfu/types.ts';
-import { worstBucket } from '../policies/index.ts';
+import { reviewQueueStats, worstBucket } from '../policies/index.ts';
 import { Auth } from './auth.ts';
 import { auditKeyOf, publicUrlOf, type Config } from './config.ts';
 import { StreamControl } from './control.ts';
@@ -237,6 +237,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   metrics.setWebhookStats(() => webhooks.stats());
   const storeStats = store.retentionStats?.bind(store);
   if (storeStats) metrics.setStoreStats(storeStats);
+  metrics.setReviewQueueStats(async () => reviewQueueStats(await store.listReview({ limit: 5000 }), Date.now()));
   if (store instanceof DurableStore) metrics.setOutboxStats(() => store.outboxStats());
   const portError = (error: unknown, context: string): void => {
     // kept in the outbox and delivered once the store is back: not a failure of the port

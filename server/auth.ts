@@ -19,6 +19,10 @@ export interface Principal {
   /** ISO 3166-1 alpha-2, upper case. */
   jurisdiction?: string;
   viewerId?: string;
+  /** Reviewer tokens: the jurisdictions whose cases they may judge (ISO 3166-1 alpha-2); absent = all. */
+  jurisdictions?: string[];
+  /** Reviewer tokens: the languages they may judge (BCP 47, e.g. 'de'); absent = all. */
+  languages?: string[];
   /** Expiry (epoch s). */
   expiresAt?: number;
 }
@@ -29,6 +33,8 @@ export interface TokenClaims {
   streamId?: string;
   jurisdiction?: string;
   viewerId?: string;
+  jurisdictions?: string[];
+  languages?: string[];
 }
 
 /** What the header-bearing request looks like to the auth checks (a fastify request fits). */
@@ -40,6 +46,7 @@ export interface AuthRequest {
 const ISSUER = 'moderating-sfu';
 const AUDIENCE = 'moderating-sfu';
 const JURISDICTION = /^[A-Z]{2}$/;
+const LANGUAGE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/;
 
 const ClaimsSchema = z.object({
   role: z.enum(['publisher', 'viewer', 'reviewer', 'admin']),
@@ -47,6 +54,8 @@ const ClaimsSchema = z.object({
   streamId: z.string().optional(),
   jurisdiction: z.string().regex(JURISDICTION).optional(),
   viewerId: z.string().optional(),
+  jurisdictions: z.array(z.string().regex(JURISDICTION)).max(300).optional(),
+  languages: z.array(z.string().regex(LANGUAGE)).max(300).optional(),
   exp: z.number().optional(),
 });
 
@@ -92,10 +101,14 @@ export class Auth {
     if (claims.role === 'publisher' && !claims.streamId) throw new SrvError('SRV_ERR_BAD_REQUEST', 'a publish token needs a streamId');
     if (claims.jurisdiction !== undefined && !JURISDICTION.test(claims.jurisdiction))
       throw new SrvError('SRV_ERR_BAD_REQUEST', 'jurisdiction must be an ISO 3166-1 alpha-2 code');
-    const body: Record<string, string> = { role: claims.role };
+    if (claims.jurisdictions?.some((j) => !JURISDICTION.test(j))) throw new SrvError('SRV_ERR_BAD_REQUEST', 'jurisdictions must be ISO 3166-1 alpha-2 codes');
+    if (claims.languages?.some((l) => !LANGUAGE.test(l))) throw new SrvError('SRV_ERR_BAD_REQUEST', "languages must be BCP 47 tags (e.g. 'de', 'pt-BR')");
+    const body: Record<string, string | string[]> = { role: claims.role };
     if (claims.streamId) body.streamId = claims.streamId;
     if (claims.jurisdiction) body.jurisdiction = claims.jurisdiction;
     if (claims.viewerId) body.viewerId = claims.viewerId;
+    if (claims.jurisdictions) body.jurisdictions = [...claims.jurisdictions];
+    if (claims.languages) body.languages = [...claims.languages];
     const jwt = new SignJWT(body)
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setIssuer(ISSUER)
@@ -126,6 +139,8 @@ export class Auth {
       streamId: c.streamId,
       jurisdiction: c.jurisdiction,
       viewerId: c.viewerId,
+      ...(c.jurisdictions ? { jurisdictions: c.jurisdictions } : {}),
+      ...(c.languages ? { languages: c.languages } : {}),
       expiresAt: c.exp,
     };
   }

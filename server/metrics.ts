@@ -12,6 +12,7 @@ import type { StoreRetentionStats } from './store/types.ts';
 import type { WebhookEndpointStats } from './webhooks.ts';
 import type { OutboxStats } from './store/outbox.ts';
 import type { EvidenceStats } from './evidence.ts';
+import type { QueueStats } from '../policies/review.ts';
 
 /**
  * 'total' is the budgeted fast path: a sampled frame's last packet at the server -> its classifier and
@@ -44,6 +45,7 @@ export class ServerMetrics {
   #sfu: Sfu | undefined;
   #moderationDrops: (() => Record<ModerationDropStage, number>) | undefined;
   #storeStats: (() => Promise<StoreRetentionStats>) | undefined;
+  #reviewQueues: (() => Promise<QueueStats[]>) | undefined;
   #webhookStats: (() => WebhookEndpointStats[]) | undefined;
   #evidenceStats: (() => EvidenceStats) | undefined;
   readonly #webhookAttempts: Counter<'endpoint' | 'outcome'>;
@@ -93,6 +95,33 @@ export class ServerMetrics {
       },
     });
     this.#reviewDepth = new Gauge({ name: 'msfu_review_queue_depth', help: 'Unresolved review items', registers: r });
+    // per-jurisdiction queues (issue 17): read from the store at most every 250 ms, however many scrapes
+    let queuesRead: { at: number; stats: Promise<QueueStats[] | undefined> } | undefined;
+    const queues = (): Promise<QueueStats[] | undefined> => {
+      const now = performance.now();
+      if (!queuesRead || now - queuesRead.at > 250) queuesRead = { at: now, stats: this.#reviewQueues ? this.#reviewQueues().then((x) => x, () => undefined) : Promise.resolve(undefined) };
+      return queuesRead.stats;
+    };
+    new Gauge({
+      name: 'msfu_review_queue_depth_by_jurisdiction',
+      help: "Open review items per jurisdiction's queue (an item naming two jurisdictions is in both)",
+      labelNames: ['jurisdiction'],
+      registers: r,
+      async collect() {
+        this.reset();
+        for (const q of (await queues()) ?? []) this.set({ jurisdiction: q.jurisdiction }, q.depth);
+      },
+    });
+    new Gauge({
+      name: 'msfu_review_queue_oldest_age_seconds',
+      help: "Age of the oldest open item of each jurisdiction's review queue (s)",
+      labelNames: ['jurisdiction'],
+      registers: r,
+      async collect() {
+        this.reset();
+        for (const q of (await queues()) ?? []) this.set({ jurisdiction: q.jurisdiction }, q.oldestAgeS);
+      },
+    });
     this.#lag = new Gauge({ name: 'msfu_classification_lag_ms', help: 'Now minus arrival of the newest classified sample, per stream (ms)', labelNames: ['stream'], registers: r });
     this.#breaker = new Gauge({ name: 'msfu_breaker_state', help: 'Inference circuit breaker: 0 closed, 1 half-open, 2 open', labelNames: ['backend'], registers: r });
     this.#inference = new Counter({
@@ -350,6 +379,11 @@ export class ServerMetrics {
   }
 
   /** Where store sizes and retention drops come from (read at scrape time). */
+  /** Per-jurisdiction review queue figures (policies/ reviewQueueStats over the store's open items). */
+  setReviewQueueStats(source: () => Promise<QueueStats[]>): void {
+    this.#reviewQueues = source;
+  }
+
   setStoreStats(source: () => Promise<StoreRetentionStats>): void {
     this.#storeStats = source;
   }

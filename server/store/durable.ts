@@ -12,6 +12,7 @@
 // seq 1 unnoticed.
 import type { StatementOfReasons } from '../../policies/types.ts';
 import type { ShadowDifference } from '../../policies/shadow.ts';
+import type { ReviewVote } from '../../policies/review.ts';
 import { AuditCheckpointFile, type AuditCheckpoint } from './audit-chain.ts';
 import { Outbox, OutboxQueuedError, type OutboxOp, type OutboxRecord, type OutboxStats } from './outbox.ts';
 import type {
@@ -295,6 +296,9 @@ export class DurableStore implements Store {
   }
   resolveReview(itemId: string, reviewer: string, resolution: PolicyReviewResolution, extra?: { decisionId?: string; outcomeStatementId?: string }): Promise<StoredReviewItem> {
     return this.#inner.resolveReview(itemId, reviewer, resolution, extra);
+  }
+  voteReview(itemId: string, reviewer: string, votes: readonly ReviewVote[], options: { release: boolean; escalate: boolean }): Promise<StoredReviewItem> {
+    return this.#inner.voteReview(itemId, reviewer, votes, options);
   }
   getReview(itemId: string): Promise<StoredReviewItem | undefined> {
     return this.#inner.getReview(itemId);

@@ -9,6 +9,7 @@ import type { StatementOfReasons } from '../../policies/types.ts';
 import { SrvError, notFound } from '../errors.ts';
 import { chainAuditEntry } from '../../policies/audit.ts';
 import { compareReviewItems, isClaimActive } from '../../policies/statements.ts';
+import { PRIORITY_ESCALATED, type ReviewVote } from '../../policies/review.ts';
 import type { ShadowDifference } from '../../policies/shadow.ts';
 import { DEFAULT_RETENTION, SHADOW_DIFFERENCES_KEPT, SHADOW_RUNS_KEPT } from './types.ts';
 import type {
@@ -380,6 +381,25 @@ export class MemoryStore implements Store {
     const out = clone(item);
     if (this.#resolvedAt.size > this.#retention.maxResolvedReview) this.#pruneResolved();
     return out;
+  }
+
+  async voteReview(itemId: string, reviewer: string, votes: readonly ReviewVote[], options: { release: boolean; escalate: boolean }): Promise<StoredReviewItem> {
+    this.#check();
+    const item = this.#review.get(itemId);
+    if (!item) throw notFound(`review item ${itemId} not found`);
+    if (item.status === 'resolved') throw new SrvError('SRV_ERR_CONFLICT', `review item ${itemId} is already resolved`);
+    if (!claimActive(item, this.#now()) || item.claim?.reviewer !== reviewer)
+      throw new SrvError('SRV_ERR_CLAIM_EXPIRED', `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`);
+    item.votes = clone([...votes]);
+    if (options.escalate) {
+      item.escalated = true;
+      item.priority = PRIORITY_ESCALATED;
+    }
+    if (options.release) {
+      delete item.claim;
+      item.status = 'pending';
+    }
+    return clone(item);
   }
 
   #dropThumbnail(item: StoredReviewItem, reason: StoreDropReason): void {

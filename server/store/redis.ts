@@ -16,6 +16,7 @@ import { SrvError, notFound } from '../errors.ts';
 import { chainAuditEntry } from '../../policies/audit.ts';
 import { compareReviewItems } from '../../policies/index.ts';
 import type { ShadowDifference } from '../../policies/shadow.ts';
+import { PRIORITY_ESCALATED, type ReviewVote } from '../../policies/review.ts';
 import { DropCounts, retentionOf } from './memory.ts';
 import { SHADOW_DIFFERENCES_KEPT, SHADOW_RUNS_KEPT } from './types.ts';
 import type {
@@ -80,6 +81,19 @@ redis.call('ZADD', KEYS[4], now, ARGV[3])
 return {'OK', ARGV[3]}
 `;
 
+// A vote (issue 17): kept in its own hash (votes + escalated, JSON the client built from what it read
+// under its claim); the claim is checked here, released when asked, the queue score raised on escalation.
+const VOTE_LUA = `${STATE_LUA_PRELUDE}
+local status, exp, _, who = parse(redis.call('HGET', KEYS[1], ARGV[3]))
+if not status then return {'ERR', 'notfound'} end
+if status == 'resolved' then return {'ERR', 'resolved'} end
+if status ~= 'claimed' or who ~= ARGV[1] or exp <= now then return {'ERR', 'claim'} end
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+if ARGV[5] == '1' then redis.call('HSET', KEYS[1], ARGV[3], 'pending') end
+if ARGV[6] ~= '' then redis.call('ZADD', KEYS[2], ARGV[6], ARGV[3]) end
+return {'OK', ARGV[3]}
+`;
+
 // Writes a retry may repeat (the outbox retries until it hears an answer) never duplicate or overwrite:
 // a record is SET NX and indexed only when it was new; an audit append carries an operation id whose
 // key says which seq it became, and is added only if the head is still the one it was chained on.
@@ -126,6 +140,7 @@ type RedisWithScripts = Redis & {
   reviewEnqueue(items: string, state: string, queue: string, id: string, json: string, score: string): Promise<number>;
   reviewClaim(state: string, queue: string, reviewer: string, now: string, claimMs: string, itemId: string): Promise<[string, string]>;
   reviewResolve(state: string, queue: string, outcome: string, resolved: string, reviewer: string, now: string, itemId: string, outcomeJson: string): Promise<[string, string]>;
+  reviewVote(state: string, queue: string, votes: string, reviewer: string, now: string, itemId: string, votesJson: string, release: string, score: string): Promise<[string, string]>;
 };
 
 export interface RedisStoreOptions {
@@ -155,8 +170,21 @@ interface ReviewOutcome {
 }
 
 /** Item JSON + state string + outcome JSON -> the stored view (a lapsed claim reads as pending). */
-function reviewFrom(itemJson: string, state: string | null, outcomeJson: string | null, t: number): StoredReviewItem {
+interface ReviewVotes {
+  votes: ReviewVote[];
+  escalated: boolean;
+}
+
+function reviewFrom(itemJson: string, state: string | null, outcomeJson: string | null, t: number, votesJson: string | null = null): StoredReviewItem {
   const item = JSON.parse(itemJson) as StoredReviewItem & { thumbnail?: string };
+  if (votesJson) {
+    const v = JSON.parse(votesJson) as ReviewVotes;
+    item.votes = v.votes;
+    if (v.escalated) {
+      item.escalated = true;
+      item.priority = PRIORITY_ESCALATED;
+    }
+  }
   delete item.claim;
   item.status = 'pending';
   if (state === 'resolved') item.status = 'resolved';
@@ -201,6 +229,7 @@ export class RedisStore implements Store {
     this.#cap = this.#retention.maxRecords;
     this.#cmd.defineCommand('reviewClaim', { numberOfKeys: 2, lua: CLAIM_LUA });
     this.#cmd.defineCommand('reviewResolve', { numberOfKeys: 4, lua: RESOLVE_LUA });
+    this.#cmd.defineCommand('reviewVote', { numberOfKeys: 3, lua: VOTE_LUA });
     this.#cmd.defineCommand('putIndexed', { numberOfKeys: 3, lua: PUT_INDEXED_LUA });
     this.#cmd.defineCommand('auditAppend', { numberOfKeys: 2, lua: AUDIT_APPEND_LUA });
     this.#cmd.defineCommand('reviewEnqueue', { numberOfKeys: 3, lua: ENQUEUE_LUA });
@@ -444,12 +473,13 @@ export class RedisStore implements Store {
   }
 
   async #readReview(itemId: string): Promise<StoredReviewItem | undefined> {
-    const [raw, state, outcome] = await Promise.all([
+    const [raw, state, outcome, votes] = await Promise.all([
       this.#cmd.hget(this.#k('review', 'items'), itemId),
       this.#cmd.hget(this.#k('review', 'state'), itemId),
       this.#cmd.hget(this.#k('review', 'outcome'), itemId),
+      this.#cmd.hget(this.#k('review', 'votes'), itemId),
     ]);
-    return raw == null ? undefined : reviewFrom(raw, state, outcome, Date.now());
+    return raw == null ? undefined : reviewFrom(raw, state, outcome, Date.now(), votes);
   }
 
   claimReview(reviewer: string, claimMs: number, itemId?: string): Promise<StoredReviewItem | undefined> {
@@ -499,6 +529,33 @@ export class RedisStore implements Store {
     });
   }
 
+  voteReview(itemId: string, reviewer: string, votes: readonly ReviewVote[], options: { release: boolean; escalate: boolean }): Promise<StoredReviewItem> {
+    return this.#run('voteReview', async () => {
+      const before = await this.#readReview(itemId);
+      const escalated = options.escalate || before?.escalated === true;
+      const record: ReviewVotes = { votes: [...votes], escalated };
+      const [status, value] = await this.#cmd.reviewVote(
+        this.#k('review', 'state'),
+        this.#k('review', 'queue'),
+        this.#k('review', 'votes'),
+        reviewer,
+        String(Date.now()),
+        itemId,
+        JSON.stringify(record),
+        options.release ? '1' : '0',
+        options.escalate && before ? String(-PRIORITY_ESCALATED * 1e13 + before.createdAt) : '',
+      );
+      if (status !== 'OK') {
+        if (value === 'notfound') throw notFound(`review item ${itemId} not found`);
+        if (value === 'resolved') throw new SrvError('SRV_ERR_CONFLICT', `review item ${itemId} is already resolved`);
+        throw new SrvError('SRV_ERR_CLAIM_EXPIRED', `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`);
+      }
+      const out = await this.#readReview(itemId);
+      if (!out) throw notFound(`review item ${itemId} not found`);
+      return out;
+    });
+  }
+
   getReview(itemId: string): Promise<StoredReviewItem | undefined> {
     return this.#run('getReview', () => this.#readReview(itemId));
   }
@@ -509,16 +566,17 @@ export class RedisStore implements Store {
         ? await this.#cmd.hkeys(this.#k('review', 'items'))
         : await this.#cmd.zrange(this.#k('review', 'queue'), '0', '-1');
       if (ids.length === 0) return [];
-      const [raws, states, outcomes] = await Promise.all([
+      const [raws, states, outcomes, votes] = await Promise.all([
         this.#cmd.hmget(this.#k('review', 'items'), ...ids),
         this.#cmd.hmget(this.#k('review', 'state'), ...ids),
         this.#cmd.hmget(this.#k('review', 'outcome'), ...ids),
+        this.#cmd.hmget(this.#k('review', 'votes'), ...ids),
       ]);
       const t = Date.now();
       const items: StoredReviewItem[] = [];
       ids.forEach((_, i) => {
         const raw = raws[i];
-        if (raw != null) items.push(reviewFrom(raw, states[i] ?? null, outcomes[i] ?? null, t));
+        if (raw != null) items.push(reviewFrom(raw, states[i] ?? null, outcomes[i] ?? null, t, votes[i] ?? null));
       });
       return items
         .filter(
@@ -567,6 +625,7 @@ export class RedisStore implements Store {
           .hdel(items, ...ids)
           .hdel(this.#k('review', 'state'), ...ids)
           .hdel(this.#k('review', 'outcome'), ...ids)
+          .hdel(this.#k('review', 'votes'), ...ids)
           .exec();
         this.#dropped.add('review_resolved', reason, Number(res?.[0]?.[1] ?? 0));
       };

@@ -11,6 +11,7 @@ import type {
   StatementOfReasons,
 } from '../../policies/types.ts';
 import type { ShadowDifference, ThresholdEdit } from '../../policies/shadow.ts';
+import type { ReviewVote } from '../../policies/review.ts';
 
 export type { PolicyReviewItem, PolicyReviewResolution, PolicyReviewDecision };
 
@@ -91,6 +92,10 @@ export interface StoredReviewItem extends PolicyReviewItem {
   /** Decision (ReviewDecision id) that resolved it, and the outcome statement if any. */
   decisionId?: string;
   outcomeStatementId?: string;
+  /** Every reviewer's decision on the item (issue 17: items may need N agreeing reviewers). */
+  votes?: ReviewVote[];
+  /** The reviewers disagreed: the item waits for a senior's decision (priority PRIORITY_ESCALATED). */
+  escalated?: boolean;
 }
 
 /** The policy activated last in the cluster: every node applies it (at start and each heartbeat), a restart keeps it. */
@@ -248,6 +253,12 @@ export interface Store {
     resolution: PolicyReviewResolution,
     extra?: { decisionId?: string; outcomeStatementId?: string },
   ): Promise<StoredReviewItem>;
+  /**
+   * Keeps the votes of an item the reviewer holds an active claim on (SRV_ERR_CLAIM_EXPIRED otherwise;
+   * SRV_ERR_CONFLICT when resolved). `release` frees the claim for the next reviewer; `escalate` marks
+   * the item escalated and raises it to PRIORITY_ESCALATED.
+   */
+  voteReview(itemId: string, reviewer: string, votes: readonly ReviewVote[], options: { release: boolean; escalate: boolean }): Promise<StoredReviewItem>;
   getReview(itemId: string): Promise<StoredReviewItem | undefined>;
   listReview(options?: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number }): Promise<StoredReviewItem[]>;
   /** Items not yet resolved. */

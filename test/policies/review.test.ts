@@ -80,7 +80,7 @@ test('castVote: one vote per reviewer, none after agreement, an escalated item o
 });
 
 test('requiredReviewers: the most any category of the item asks for (taxonomy reviewers), 1 by default', () => {
-  const files = shippedPolicyFiles().map((f) => (f.filename.endsWith('default.yaml') ? { ...f, text: f.text.replace(/(\n  sexual_explicit:\n(?:    [^\n]*\n)+?    clause:[^\n]*\n)/, '$1    reviewers: 3\n') } : f));
+  const files = shippedPolicyFiles().map((f) => (f.filename.endsWith('default.yaml') ? { ...f, text: f.text.replace(/(\n {2}sexual_explicit:\n(?: {4}[^\n]*\n)+? {4}clause:[^\n]*\n)/, '$1    reviewers: 3\n') } : f));
   const policy = loadPolicyBundle(files);
   assert.equal(policy.taxonomy.sexual_explicit?.reviewers, 3, 'the setting loads');
   const item = (cats: string[]) => ({ categories: cats.map((category) => ({ category, score: 0.5, bucket: 'amber' as const })) });
