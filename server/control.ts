@@ -371,7 +371,7 @@ export class StreamControl {
     const liftKill = decision.effect.kind === 'lift' && decision.effect.action === 'kill_stream';
     // Records and audit are written once (by the origin); other nodes apply only what touches them.
     if (origin || this.#local.has(decision.streamId) || (liftKill && enforcer.isBlocked(decision.streamId))) {
-      enforcer.applyReviewDecision(decision);
+      enforcer.applyReviewDecision(decision, { record: origin });
     }
   }
 

@@ -376,22 +376,27 @@ export class Enforcer {
   /**
    * Applies a reviewer's decision (policies/ resolveReview): an upheld amber restricts the listed
    * jurisdictions for the rest of the session; an overturned restriction is lifted (an overturned
-   * kill lets the streamer publish again).
+   * kill lets the streamer publish again). `record: false` (a node applying a decision another node
+   * took) applies the effect only: the decision's statement, audit entry and unblock are the
+   * deciding node's, written once.
    */
-  applyReviewDecision(decision: ReviewDecision): DecisionLog | undefined {
+  applyReviewDecision(decision: ReviewDecision, options: { record?: boolean } = {}): DecisionLog | undefined {
     const policy = this.policies.current;
     const at = this.#clock();
-    if (decision.statement) {
+    const record = options.record ?? true;
+    if (decision.statement && record) {
       const st = decision.statement;
       this.#port('records statement', () => this.#records?.statement(st));
     }
-    this.#port('audit append', () => this.#audit?.append({ type: 'review.decision', at, decision: { ...decision, statement: undefined }, statement: decision.statement ?? null }));
+    if (record) this.#port('audit append', () => this.#audit?.append({ type: 'review.decision', at, decision: { ...decision, statement: undefined }, statement: decision.statement ?? null }));
     const effect = decision.effect;
     if (effect.kind === 'none') return undefined;
     if (effect.kind === 'lift' && effect.action === 'kill_stream') {
       this.#blocks.delete(decision.streamId);
-      this.#port('records unblock', () => this.#records?.unblock?.(decision.streamId));
-      this.#port('audit append', () => this.#audit?.append({ type: 'stream.unblocked', streamId: decision.streamId, at, by: decision.reviewer, decisionId: decision.id }));
+      if (record) {
+        this.#port('records unblock', () => this.#records?.unblock?.(decision.streamId));
+        this.#port('audit append', () => this.#audit?.append({ type: 'stream.unblocked', streamId: decision.streamId, at, by: decision.reviewer, decisionId: decision.id }));
+      }
       this.#emit({ roles: ['streamer', 'ops'], streamId: decision.streamId }, { type: 'warning', streamId: decision.streamId, message: 'The kill was overturned on review; you may go live again.', at });
       const s = this.#state.get(decision.streamId);
       if (s) s.killed = false;

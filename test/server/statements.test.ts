@@ -2,7 +2,8 @@
 // (routes, control, enforcer, store) with a fake SFU and real verdicts from signals: an operator's
 // gate and kill, a review that clears, appeals upheld and granted. Each statement is as complete as
 // an automated one (statementGaps), says whether it followed a notice, cites the samples the
-// stream's moderation held, and answers at its appeal URL.
+// stream's moderation held (the holder's, through the registry, when another node acts), and answers
+// at its appeal URL; a review decision taken on one node is recorded once, applied where the stream is.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -45,7 +46,7 @@ async function resolve(h: Harness, itemId: string, reviewer: string, outcome: 'u
   assert.equal((await h.inject('POST', '/v1/review/claim', reviewer, { itemId })).statusCode, 200);
   const r = await h.inject('POST', `/v1/review/${itemId}/resolve`, reviewer, { outcome });
   assert.equal(r.statusCode, 200, r.body);
-  return r.json().decision as { effect: { kind: string; action?: string }; statement: StatementOfReasons };
+  return r.json().decision as { id: string; effect: { kind: string; action?: string }; statement: StatementOfReasons };
 }
 
 test('an operator gate after a notice, its appeal granted; a kill on own initiative, its appeal rejected; a review that clears: every one a complete statement', async () => {
@@ -174,6 +175,52 @@ test('a kill issued on the node that does not hold the stream cites the samples 
     assert.equal(stream.closed, true, 'the holder ended the stream');
     // the statement answers at its appeal URL on either node (the store's)
     for (const h of [holder, other]) await atAppealUrl(h, st, pub);
+  } finally {
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a granted appeal decided on one node lifts the manual gate on the node holding the stream, and is recorded once (real Redis, two servers)', async () => {
+  const redis = await startRedis();
+  const dir = mkdtempSync(join(tmpdir(), 'msfu-stm-'));
+  const common = { redisUrl: redis.url, redisPrefix: `stm2${process.pid}:`, heartbeatMs: 200, evidence: false, webhookDir: join(dir, 'wh') };
+  try {
+    await using holder = await makeServer({ ...common, nodeId: 'node-a', outboxDir: join(dir, 'a') });
+    await using other = await makeServer({ ...common, nodeId: 'node-b', outboxDir: join(dir, 'b') });
+    const pub = await holder.server.auth.sign({ role: 'publisher', streamId: 'g2', sub: 'streamer-g2' });
+    const admin = await holder.server.auth.sign({ role: 'admin', sub: 'root' });
+    const reviewer = await holder.server.auth.sign({ role: 'reviewer', sub: 'rita' });
+    assert.equal((await holder.inject('POST', '/whip/g2', pub, SDP, true)).statusCode, 201);
+    const de = await holder.server.auth.sign({ role: 'viewer', jurisdiction: 'DE', viewerId: 'v-de' });
+    assert.equal((await holder.inject('POST', '/whep/g2', de, SDP, true)).statusCode, 201);
+    const viewer = (holder.sfu.getStream('g2') as FakeStream).viewers.get('v-de');
+    assert.ok(viewer);
+    const waitFor = async (what: string, pred: () => boolean | Promise<boolean>) => {
+      const until = Date.now() + 15_000;
+      while (!(await pred())) {
+        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+        await sleep(25);
+      }
+    };
+    for (const seq of [1, 2]) holder.server.enforcer.onSignal(signal(seq, { 'nsfw.sexy': 0.05 }, { streamId: 'g2' }));
+    await waitFor("the holder's heartbeat to report its samples", async () => ((await other.inject('GET', '/v1/streams/g2', admin)).json() as { evidence?: { sampleSeqs: number[] } }).evidence?.sampleSeqs.length === 2);
+    const gate = await other.inject('POST', '/v1/streams/g2/gate', admin, { jurisdiction: 'DE', video: 'blank', reason: 'court order', basis: { kind: 'notice', noticeId: 'ntc-g2' } });
+    assert.equal(gate.statusCode, 200, gate.body);
+    const [blank] = gate.json().statements as StatementOfReasons[];
+    assert.ok(blank);
+    await waitFor('the gate on the holder', () => viewer.gate.video === 'blank');
+    const ap = await other.inject('POST', `/v1/appeals/${blank.id}`, pub, { grounds: 'the order was lifted' });
+    assert.equal(ap.statusCode, 201, ap.body);
+    const granted = await resolve(other, ap.json().id as string, reviewer, 'overturn');
+    assert.deepEqual(statementGaps(granted.statement), []);
+    await waitFor('the holder to lift the blank', () => viewer.gate.video === 'forward');
+    // both nodes have applied it; the decision's audit entry and statement were written by the deciding node only
+    await sleep(300);
+    const entries = (await other.inject('GET', '/v1/audit?limit=1000', admin)).json().entries as { body: { type: string; decision?: { id: string } } }[];
+    const ofDecision = entries.filter((e) => e.body.type === 'review.decision' && e.body.decision?.id === granted.id);
+    assert.equal(ofDecision.length, 1, 'one review.decision audit entry for the decision');
+    for (const h of [holder, other]) await atAppealUrl(h, granted.statement, pub);
   } finally {
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
