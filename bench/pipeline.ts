@@ -36,6 +36,7 @@ import { loadScene, bankedPicture, protectedAudio, SCENE_DEFAULTS, type EncodedS
 import { ModerationStack } from '../server/moderation.ts';
 import { readPolicyDir } from '../server/policy-store.ts';
 import { resizeBilinearAlignCorners } from '../samplers/preprocess.ts';
+import { lumaPlane } from '../samplers/video-sampling.ts';
 import type { RtpPacketIn, Sample } from '../samplers/types.ts';
 
 const STREAMS = Number(process.env.PIPELINE_STREAMS ?? 4);
@@ -165,7 +166,7 @@ async function vadCostPerWindow(stack: ModerationStack): Promise<number> {
 }
 
 /** Main-thread CPU per call of the stages that run synchronously there (s), each measured alone. */
-interface MainCosts { vad: number; pdq: number; preprocess: number }
+interface MainCosts { vad: number; pdq: number; pdqLuma: number; preprocess: number }
 
 async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<SceneKind, EncodedScene>, variant: Variant, index: number, costs: MainCosts): Promise<RoundResult> {
   const moderator = new SampleModerator({ ...stack.moderator.options, ...variant.options });
@@ -270,7 +271,7 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
   const threads = threadDelta(before, after);
   const ocrCpu = threads.ocr ?? 0;
   const ocrWall = ocr.detectMs + ocr.recognizeMs;
-  const pdq = pdqHashes * costs.pdq;
+  const pdq = pdqHashes * (moderator.options.pdqFromLuma ? costs.pdqLuma : costs.pdq);
   const preprocess = main.classified * costs.preprocess;
   const vad = main.vadWindows * costs.vad;
   const stages: Record<string, number> = {
@@ -315,8 +316,16 @@ async function main(): Promise<void> {
     for (let i = 0; i < melody.length; i++) melody[i] = melody48k[i * 3]!;
     stack.audioBank.register('bench-melody', melody, { category: 'copyright_audio' });
     const frame = { width: o.width, height: o.height, rgb: bankedPicture(o.width, o.height) };
-    const costs: MainCosts = { vad: await vadCostPerWindow(stack), pdq: cpuPerCall(() => pdqHash(frame)), preprocess: cpuPerCall(() => resizeBilinearAlignCorners(frame, 224)) };
-    console.log(`main-thread CPU per call, measured alone: vad ${(costs.vad * 1000).toFixed(2)} ms per 1 s window, pdq ${(costs.pdq * 1000).toFixed(2)} ms per ${o.width}x${o.height} frame, preprocess ${(costs.preprocess * 1000).toFixed(2)} ms per 224x224 input`);
+    const y = new Uint8Array(o.width * o.height).map((_, i) => frame.rgb[i * 3]!);
+    const plane = lumaPlane(y, o.width, o.height, o.width, stack.samplers.options.lumaMaxSide || 256);
+    const costs: MainCosts = {
+      vad: await vadCostPerWindow(stack),
+      pdq: cpuPerCall(() => pdqHash(frame)),
+      // as the moderator hashes a sample's prescaled plane: widened to float, then hashed
+      pdqLuma: cpuPerCall(() => pdqHash({ width: plane.width, height: plane.height, luma: Float64Array.from(plane.data) })),
+      preprocess: cpuPerCall(() => resizeBilinearAlignCorners(frame, 224)),
+    };
+    console.log(`main-thread CPU per call, measured alone: vad ${(costs.vad * 1000).toFixed(2)} ms per 1 s window, pdq ${(costs.pdq * 1000).toFixed(2)} ms per ${o.width}x${o.height} RGB frame, ${(costs.pdqLuma * 1000).toFixed(2)} ms per ${plane.width}x${plane.height} luma plane, preprocess ${(costs.preprocess * 1000).toFixed(2)} ms per 224x224 input`);
     const vs = variants();
     console.log(`pipeline bench: ${STREAMS} streams (${SCENES.join(', ')} in rotation), ${o.width}x${o.height} VP8 ${o.fps} fps + Opus, ${SECONDS} s per round after ${WARMUP_SEC} s warm-up, ${ROUNDS} round(s) of ${vs.map((v) => v.name).join(' / ')}; ${availableParallelism()} cores, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
     const rounds: RoundResult[] = [];

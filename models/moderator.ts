@@ -20,6 +20,8 @@ export interface VideoSampleIn extends ImageFrame {
   reason: string;
   /** The sampler's 16x9 luma thumbnail of the frame (0..1), when it computed one: lets OCR skip a static picture. */
   thumbnail?: Float32Array;
+  /** The decoded luma plane, prescaled by the sampler: PDQ hashes it instead of the RGB frame when pdqFromLuma. */
+  lumaPlane?: { width: number; height: number; data: Uint8Array };
   timings: { arrivedAt: number };
 }
 
@@ -77,6 +79,8 @@ export interface SampleModeratorOptions {
   budgetMs: number;
   /** Least time between two PDQ hashes of a track (ms of arrival time); first and scene-change frames always. Default 900 (~1 fps, as vPDQ). */
   pdqIntervalMs: number;
+  /** Hash the sample's prescaled luma plane when it has one (~1.3 ms on this thread instead of ~10 ms for 640x360 RGB). Default true. */
+  pdqFromLuma: boolean;
   /** Least time between two OCR passes of a track (ms); first and scene-change frames are preferred. Default 2000 (0.5 fps). */
   ocrIntervalMs: number;
   /** OCR passes in flight at once across all streams; a frame that finds them busy is skipped (counted). Default 1. */
@@ -95,6 +99,7 @@ export interface SampleModeratorOptions {
 const DEFAULTS: Readonly<Omit<SampleModeratorOptions, 'clock'>> = Object.freeze({
   budgetMs: 100,
   pdqIntervalMs: 900,
+  pdqFromLuma: true,
   ocrIntervalMs: 2000,
   ocrConcurrency: 1,
   ocrDetectSide: 320,
@@ -202,7 +207,9 @@ export class SampleModerator {
     if (banks && (eager || arrivedAt - state.lastPdqAt >= this.options.pdqIntervalMs)) {
       state.lastPdqAt = arrivedAt;
       const t0 = clock();
-      const { hash, quality } = pdqHash(sample);
+      const plane = this.options.pdqFromLuma ? sample.lumaPlane : undefined;
+      const picture = plane ? { width: plane.width, height: plane.height, luma: Float64Array.from(plane.data) } : { width: sample.width, height: sample.height, rgb: sample.rgb };
+      const { hash, quality } = pdqHash(picture);
       this.counters.pdqHashes++;
       signals.matches.push(...banks.match(hash).map((m): ContentMatch => ({ ...m, source: m.source ?? `pdq:${pdqToHex(hash)}:q${quality}` })));
       signals.models.push(PDQ_REF);

@@ -11,7 +11,7 @@ import type { AVPixelFormat } from 'node-av/constants';
 import { FrameAssembler, h264Format, vp8Format } from './frame-assembler.ts';
 import { PACKET_HEADER } from './protocol.ts';
 import type { FromWorker, ToWorker, TrackCounters, TrackInfo, WorkerConfig } from './protocol.ts';
-import { VideoSamplingRule, lumaThumbnail } from './video-sampling.ts';
+import { VideoSamplingRule, lumaPlane, lumaThumbnail } from './video-sampling.ts';
 import { announceReady, onClose, supervisedPort } from '../threads/thread.ts';
 
 // The port answers the supervisor's control messages too (the crash hook of SamplerPool.crashWorkerOf).
@@ -149,11 +149,13 @@ class VideoTrack extends TrackDecoder {
     if (!reason) return;
     const decodedAt = now();
     const { rgb, w, h } = this.toRgb(f);
+    const luma = this.cfg.lumaMaxSide > 0 ? lumaPlane(planes[0], f.width, f.height, f.linesize[0], this.cfg.lumaMaxSide) : undefined;
     post({
       t: 'video', key: this.info.key, rtpTimestamp: ts, reason, width: w, height: h, rgb,
       ...(thumb ? { thumbnail: thumb } : {}),
+      ...(luma ? { lumaPlane: luma } : {}),
       timings: { arrivedAt, queuedAt, decodedAt },
-    }, [rgb.buffer as ArrayBuffer]);
+    }, luma ? [rgb.buffer as ArrayBuffer, luma.data.buffer as ArrayBuffer] : [rgb.buffer as ArrayBuffer]);
   }
 
   private toRgb(src: Frame): { rgb: Uint8Array; w: number; h: number } {

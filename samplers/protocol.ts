@@ -2,12 +2,14 @@
 // batches (one transferred ArrayBuffer per flush); samples come back with their pixel/PCM buffers
 // transferred, not copied.
 import type { MediaKind, RtpPacketIn } from './types.ts';
-import type { VideoSamplingOptions } from './video-sampling.ts';
+import type { LumaPlane, VideoSamplingOptions } from './video-sampling.ts';
 
 export interface WorkerConfig {
   video: VideoSamplingOptions;
   /** Largest output width (px); larger frames are scaled down, aspect kept. */
   maxWidth: number;
+  /** Longest side (px) of the prescaled luma plane sent with each video sample; 0 = none. */
+  lumaMaxSide: number;
   audioSampleRate: number;
   audioWindowSamples: number;
   /** Frames older than this (ms since their last packet arrived) are dropped; the track waits for a key frame. */
@@ -55,6 +57,8 @@ export type FromWorker =
     rgb: Uint8Array;
     /** The frame's 16x9 luma thumbnail (video-sampling.ts), when scene detection computed one. */
     thumbnail?: Float32Array;
+    /** The frame's prescaled luma plane (for PDQ), when configured. */
+    lumaPlane?: LumaPlane;
     timings: WireTimings;
   }
   | { t: 'audio'; key: number; rtpTimestamp: number; sampleRate: number; pcm: Float32Array; timings: WireTimings }

@@ -27,6 +27,8 @@ export interface SamplerPoolOptions {
   sceneMinGapMs: number;
   /** Largest width (px) of a video sample; larger frames are scaled down, aspect kept. Default 640. */
   maxWidth: number;
+  /** Longest side (px) of the prescaled luma plane each video sample carries for PDQ (integer box average of the decoded Y plane); 0 = none. Default 256. */
+  lumaMaxSide: number;
   /** Audio window length (ms). Default 1000. */
   audioWindowMs: number;
   /** Audio sample rate of windows (Hz, mono). Default 16000. */
@@ -56,6 +58,7 @@ export const DEFAULT_SAMPLER_POOL_OPTIONS: Readonly<SamplerPoolOptions> = Object
   sceneThreshold: DEFAULT_VIDEO_SAMPLING.sceneThreshold,
   sceneMinGapMs: DEFAULT_VIDEO_SAMPLING.sceneMinGapMs,
   maxWidth: 640,
+  lumaMaxSide: 256,
   audioWindowMs: 1000,
   audioSampleRate: 16000,
   maxQueueBytes: 8 * 1024 * 1024,
@@ -149,6 +152,7 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
         sceneMinGapMs: options.sceneMinGapMs,
       },
       maxWidth: options.maxWidth,
+      lumaMaxSide: options.lumaMaxSide,
       audioSampleRate: options.audioSampleRate,
       audioWindowSamples: Math.round((options.audioWindowMs * options.audioSampleRate) / 1000),
       maxLagMs: options.maxLagMs,
@@ -392,7 +396,7 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
         const timings = { arrivedAt, queuedAt, decodedAt, readyAt: Math.max(decodedAt, readyAt) };
         const base = { streamId: t.info.streamId, trackId: t.info.trackId, rtpTimestamp: msg.rtpTimestamp, seq: t.seq++, timings };
         const sample: Sample = msg.t === 'video'
-          ? { kind: 'video', ...base, reason: msg.reason, width: msg.width, height: msg.height, rgb: msg.rgb, ...(msg.thumbnail ? { thumbnail: msg.thumbnail } : {}) }
+          ? { kind: 'video', ...base, reason: msg.reason, width: msg.width, height: msg.height, rgb: msg.rgb, ...(msg.thumbnail ? { thumbnail: msg.thumbnail } : {}), ...(msg.lumaPlane ? { lumaPlane: msg.lumaPlane } : {}) }
           : { kind: 'audio', ...base, sampleRate: msg.sampleRate, pcm: msg.pcm };
         t.stream.samples++;
         t.stream.sampleLatencyMs = timings.readyAt - arrivedAt;

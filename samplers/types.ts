@@ -43,6 +43,11 @@ export interface VideoSample {
   rgb: Uint8Array;
   /** 16x9 luma thumbnail (0..1, row-major) the scene detection computed (video-sampling.ts lumaThumbnail); absent when it is off. */
   thumbnail?: Float32Array;
+  /**
+   * The decoded luma plane, box-shrunk to SamplerPoolOptions.lumaMaxSide (video-sampling.ts
+   * lumaPlane): what PDQ hashes. Not named `luma`: PDQ takes any object with `luma` for a LumaImage.
+   */
+  lumaPlane?: { width: number; height: number; data: Uint8Array };
   /** Monotonic sample counter per track. */
   seq: number;
   timings: SampleTimings;
