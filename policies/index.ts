@@ -61,3 +61,4 @@ export {
   type Tally,
   type AgreedLabel,
 } from './review.ts';
+export { transparencyReport, ESCALATION_TARGETS, type AuditLike, type TransparencyReport, type TransparencyCell, type EscalationRate, type Percentiles, type RestrictionCounts } from './transparency.ts';

@@ -28,6 +28,7 @@ import { decisionRoutes } from './routes/decisions.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
 import { policyRoutes } from './routes/policies.ts';
+import { reportRoutes } from './routes/reports.ts';
 import { reviewRoutes } from './routes/review.ts';
 import { streamRoutes } from './routes/streams.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -453,6 +454,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     (moderation ? () => ({ ...moderation.status(), pipeline: pipeline?.stats() ?? [] }) : undefined) ??
     (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false }));
   await app.register(modelRoutes, { guard, modelStatus });
+  await app.register(reportRoutes, { guard, store });
   await app.register(auditRoutes, { guard, store, auditKey, checkpoints: store instanceof DurableStore ? () => store.checkpointFile.list() : undefined });
   await app.register(tokenRoutes, { guard, auth, store });
   await app.register(bankRoutes, { guard, store, moderation });
