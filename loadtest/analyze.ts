@@ -47,6 +47,8 @@ export interface RunRecord {
   forwardingLatencyMs: ArrayLike<number>;
   foreignPackets: number;
   server: ServerPoint[];
+  /** CPU of the load generator's own process (publishers, viewers, analysis) over the steady window. */
+  generator?: { cpuSeconds: number; wallSeconds: number };
 }
 
 export type ViewerExpect = 'cut' | 'blank' | 'mute' | 'forward';
@@ -98,8 +100,12 @@ export interface RunResult {
   serverDecisionLatencyMs: Summary;
   killLatencyMs: Summary;
   exposureMs: Summary;
+  /** The load generator's own process (not the server's): CPU as % of one core over the steady window. */
+  generator: { cpuPercent?: number };
   server: {
     cpuPercent?: number;
+    /** cpuPercent divided by the streams that published: what one stream costs the server process alone. */
+    cpuPercentPerStream?: number;
     rssMaxMb?: number;
     eventLoopP99Ms?: number;
     eventLoopP99MaxMs?: number;
@@ -287,6 +293,8 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
     if (first.cpuSeconds !== undefined && last.cpuSeconds !== undefined) {
       server.cpuPercent = (100 * (last.cpuSeconds - first.cpuSeconds)) / ((last.at - first.at) / 1000);
     }
+    const published = run.streams.filter((s) => !s.error).length;
+    if (server.cpuPercent !== undefined && published > 0) server.cpuPercentPerStream = server.cpuPercent / published;
     if (first.samplerDrops !== undefined && last.samplerDrops !== undefined) server.samplerDrops = last.samplerDrops - first.samplerDrops;
     if (first.deadlineMisses !== undefined && last.deadlineMisses !== undefined) server.deadlineMisses = last.deadlineMisses - first.deadlineMisses;
     if (last.decisionHistogram) {
@@ -337,6 +345,7 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
     serverDecisionLatencyMs: summarize(finite(violations.map((v) => v.serverDecisionLatencyMs))),
     killLatencyMs: summarize(finite(violations.map((v) => v.killLatencyMs))),
     exposureMs: summarize(finite(violations.map((v) => v.exposureMs))),
+    generator: run.generator && run.generator.wallSeconds > 0 ? { cpuPercent: (100 * run.generator.cpuSeconds) / run.generator.wallSeconds } : {},
     server,
     counts: {
       violations: violations.length,
@@ -378,6 +387,8 @@ export function figuresOf(r: RunResult): Record<string, number | null> {
     eventloop_p99: nul(r.server.eventLoopP99Ms),
     eventloop_p99_max: nul(r.server.eventLoopP99MaxMs),
     cpu_percent: nul(r.server.cpuPercent),
+    server_cpu_per_stream: nul(r.server.cpuPercentPerStream),
+    generator_cpu_percent: nul(r.generator.cpuPercent),
     rss_mb: nul(r.server.rssMaxMb),
     sampler_drops: nul(r.server.samplerDrops),
     deadline_misses: nul(r.server.deadlineMisses),

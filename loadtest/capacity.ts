@@ -6,11 +6,14 @@
 // server, so steps do not share state. Prints one line per step and the answer with its command line.
 
 import { join, resolve } from 'node:path';
+import { serverOnlyStreams } from './report.ts';
 import { parseArgs, runLoadTest, writeReport, type LoadTestOptions } from './run.ts';
 
 interface Step {
   n: number;
   passed: boolean;
+  /** Streams the server process alone would carry at this step's server CPU per stream. */
+  serverOnly: number | undefined;
   figures: Record<string, number | null>;
   command: string;
 }
@@ -42,9 +45,9 @@ async function main(): Promise<void> {
     const report = await runLoadTest(o, () => undefined);
     const out = resolve(join('loadtest', 'reports', `capacity-${vary}-${n}-${report.generatedAt.replace(/[:.]/g, '-')}`));
     await writeReport(report, out);
-    const step = { n, passed: report.passed, figures: report.result.figures, command: o.command };
+    const step = { n, passed: report.passed, serverOnly: serverOnlyStreams(report), figures: report.result.figures, command: o.command };
     const shown = Object.keys(base.budget).map((k) => `${k}=${step.figures[k]?.toFixed(2) ?? '-'}`).join(' ');
-    console.log(`${vary}=${n}: ${step.passed ? 'pass' : 'MISS'}  ${shown}  fwd_p50=${step.figures.fwd_p50?.toFixed(2)} cpu=${step.figures.cpu_percent?.toFixed(0)}% decision_p50=${step.figures.decision_p50?.toFixed(1) ?? '-'} eventloop_p99=${step.figures.eventloop_p99?.toFixed(1) ?? '-'} decision_e2e_p99=${step.figures.decision_e2e_p99?.toFixed(0) ?? '-'}  (${out})`);
+    console.log(`${vary}=${n}: ${step.passed ? 'pass' : 'MISS'}  ${shown}  fwd_p50=${step.figures.fwd_p50?.toFixed(2)} cpu=${step.figures.cpu_percent?.toFixed(0)}% (${step.figures.server_cpu_per_stream?.toFixed(1) ?? '-'}%/stream) generator_cpu=${step.figures.generator_cpu_percent?.toFixed(0) ?? '-'}% server_alone~${step.serverOnly?.toFixed(1) ?? '-'} decision_p50=${step.figures.decision_p50?.toFixed(1) ?? '-'} eventloop_p99=${step.figures.eventloop_p99?.toFixed(1) ?? '-'} decision_e2e_p99=${step.figures.decision_e2e_p99?.toFixed(0) ?? '-'}  (${out})`);
     steps.push(step);
     return step;
   };
@@ -62,6 +65,10 @@ async function main(): Promise<void> {
     else hi = s;
   }
   console.log(lo ? `capacity: ${vary} = ${lo.n} within ${budgetSpec}${hi ? ` (${hi.n} missed)` : ' (upper end of the search)'}\n  command: ${lo.command}` : `capacity: even ${vary} = ${from} missed ${budgetSpec}`);
+  // The synthetic clients run in this process, on the same cores: the measured figure is for server +
+  // generator; the server's own CPU per stream says what the server alone would carry.
+  const last = lo ?? hi;
+  if (vary === 'streams' && last?.serverOnly !== undefined) console.log(`  server alone (its CPU per stream at ${vary} = ${last.n}, this host's cores): ~${last.serverOnly.toFixed(1)} streams; load generator CPU ${last.figures.generator_cpu_percent?.toFixed(0) ?? '-'}% at that step`);
 }
 
 main().then(

@@ -47,6 +47,7 @@ export function terminalSummary(r: LoadTestReport): string {
   for (const row of rows) lines.push('  ' + row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
   const s = res.server;
   lines.push(`  server: cpu ${f(s.cpuPercent)}%  rss ${f(s.rssMaxMb)} MB  event-loop p99 ${f(s.eventLoopP99Ms, 2)} ms beyond the monitor interval (worst interval ${f(s.eventLoopP99MaxMs, 2)}, raw ${f(s.eventLoopP99RawMs, 2)})  decision (frames' fast path, /metrics) p50/p95/p99 ${f(s.histogramDecisionP50Ms)}/${f(s.histogramDecisionP95Ms)}/${f(s.histogramDecisionP99Ms)} ms (n=${s.histogramDecisionCount ?? '-'})  moderation drops ${s.samplerDrops ?? '-'}  deadline misses ${s.deadlineMisses ?? '-'}`);
+  lines.push(`  ${capacityLine(r)}`);
   if (r.forwardingRatio) lines.push(`  forwarding latency ratio moderation on/off: p50 ${f(r.forwardingRatio.p50, 3)}  p99 ${f(r.forwardingRatio.p99, 3)}  mean ${f(r.forwardingRatio.mean, 3)}`);
   const c = res.counts;
   lines.push(`  ground truth: ${c.detected}/${c.violations} scripted violations handled as expected, missed ${c.missed}; false kills ${c.falseKills}, false blanks ${c.falseBlanks}, false mutes ${c.falseMutes}, over-blocked viewers ${c.overblocked}; viewer errors ${c.viewerErrors}, stream errors ${c.streamErrors}`);
@@ -60,6 +61,21 @@ export function terminalSummary(r: LoadTestReport): string {
   for (const n of r.notes) lines.push(`  note: ${n}`);
   lines.push(r.passed ? 'PASS' : 'FAIL');
   return lines.join('\n');
+}
+
+/**
+ * What the server process alone would carry: the load generator runs on the same cores here, so the
+ * measured capacity understates the server's. Streams = the host's cores / the server's CPU per stream.
+ */
+export function serverOnlyStreams(r: LoadTestReport): number | undefined {
+  const per = r.result.server.cpuPercentPerStream;
+  return per !== undefined && per > 0 ? (r.host.cpus * 100) / per : undefined;
+}
+
+function capacityLine(r: LoadTestReport): string {
+  const s = r.result.server;
+  const alone = serverOnlyStreams(r);
+  return `CPU apart: server ${f(s.cpuPercent)}% (${f(s.cpuPercentPerStream)}% of a core per stream), load generator ${f(r.result.generator.cpuPercent)}% (its own process)${alone !== undefined ? `; the server alone would carry ~${alone.toFixed(1)} streams on ${r.host.cpus} cores at this CPU per stream` : ''}`;
 }
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -147,6 +163,9 @@ export function htmlReport(r: LoadTestReport): string {
   const serverRows = [
     ['server figure', 'value'],
     ['CPU (% of one core)', f(s.cpuPercent)],
+    ['CPU per published stream (% of one core)', f(s.cpuPercentPerStream)],
+    ['load generator CPU, its own process (% of one core)', f(res.generator.cpuPercent)],
+    ['streams the server alone would carry at this CPU per stream (host cores / CPU per stream)', f(serverOnlyStreams(r))],
     ['RSS max (MB)', f(s.rssMaxMb)],
     ['event-loop delay p99 beyond the monitor interval, median scrape interval (ms)', f(s.eventLoopP99Ms, 2)],
     ['event-loop delay p99, worst interval (ms)', f(s.eventLoopP99MaxMs, 2)],

@@ -240,6 +240,7 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   const progress: Progress = { phase: 'setup', publishers: 0, viewers: 0, kills: 0, decisions: 0 };
   let stopping = false;
   let record: RunRecord | undefined;
+  let generatorFrom: { cpu: NodeJS.CpuUsage; at: number } | undefined;
 
   const pacer = new Pacer(5);
   const senders: WhipSender[] = [];
@@ -315,6 +316,8 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
     });
     steadyFrom = now() + 1000;
     forwarding.recordFrom = steadyFrom;
+    // the generator's own CPU over (about) the same window as the server's figures
+    setTimeout(() => { generatorFrom = { cpu: process.cpuUsage(), at: now() }; }, 1000).unref();
     progress.phase = 'running';
 
     // run until the last stream has played its duration (bounded by the setup deadline + duration)
@@ -340,6 +343,7 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   } finally {
     stopping = true;
     const endedAt = now();
+    const generatorCpu = generatorFrom ? process.cpuUsage(generatorFrom.cpu) : undefined;
     pacer.stop();
     clearInterval(metricsTimer);
     await scrape();
@@ -351,6 +355,7 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
       plan, moderation, startedAt: t0, endedAt, steadyFrom, steadyTo: endedAt,
       streams: [...records.values()], viewers: viewerRecords,
       forwardingLatencyMs: forwarding.latency.values(), foreignPackets: forwarding.foreign, server: serverPoints,
+      ...(generatorFrom && generatorCpu ? { generator: { cpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6, wallSeconds: (endedAt - generatorFrom.at) / 1000 } } : {}),
     };
   }
   const result = analyze(record!);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { analyze, type RunRecord, type StreamRecord } from '../../loadtest/analyze.ts';
 import { newViewerRecord, SendLedger, ForwardingRecorder, type ViewerRecord } from '../../loadtest/observe.ts';
 import { planRun, parseExpect, violatingCount } from '../../loadtest/script.ts';
-import { htmlReport, terminalSummary, type LoadTestReport } from '../../loadtest/report.ts';
+import { htmlReport, serverOnlyStreams, terminalSummary, type LoadTestReport } from '../../loadtest/report.ts';
 import { checkBudget, runChecks } from '../../loadtest/budget.ts';
 
 test('plans are deterministic and give regional streams viewers on both sides of the border', () => {
@@ -118,6 +118,29 @@ test('without --budget a moderated run still fails on a missed violation, a fals
   assert.equal(passes(scenario({ missBlank: true }), {}, 'off'), true);
   const checks = runChecks({ decision_p99: 100 }, analyze(scenario({ missBlank: true })).figures, 'on');
   assert.deepEqual(checks.filter((c) => !c.ok).map((c) => c.name), ['missed']);
+});
+
+test('server CPU is reported apart from the load generator\'s, per stream, with what the server alone would carry', () => {
+  const run = scenario();
+  run.generator = { cpuSeconds: 6, wallSeconds: 20 };
+  const result = analyze(run);
+  assert.equal(result.server.cpuPercent, 50);
+  assert.equal(result.server.cpuPercentPerStream, 10, '50% over 5 published streams');
+  assert.equal(result.generator.cpuPercent, 30);
+  assert.equal(result.figures.server_cpu_per_stream, 10);
+  assert.equal(result.figures.generator_cpu_percent, 30);
+  const report: LoadTestReport = {
+    tool: 'loadtest', version: 1, generatedAt: '2026-01-01T00:00:00Z', command: 'x', server: 'http://127.0.0.1:1',
+    host: { cpus: 2, node: 'v24', loadavg: [0, 0, 0] }, result, budgets: [], passed: true, notes: [],
+  };
+  assert.equal(serverOnlyStreams(report), 20, '2 cores / 10% of a core per stream');
+  assert.match(terminalSummary(report), /server 50\.0% \(10\.0% of a core per stream\), load generator 30\.0% .*alone would carry ~20\.0 streams on 2 cores/);
+  assert.match(htmlReport(report), /load generator CPU, its own process/);
+  // a stream that never published does not dilute the per-stream figure
+  const failed = scenario();
+  failed.streams[4]!.error = 'setup timeout';
+  assert.equal(analyze(failed).server.cpuPercentPerStream, 12.5);
+  assert.equal(analyze(failed).generator.cpuPercent, undefined, 'not measured: absent');
 });
 
 test('ledger recognises our packets, tells the slate apart and times them', () => {
