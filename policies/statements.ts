@@ -155,7 +155,8 @@ export interface OperatorAction {
   issuedAt: number;
   actor: string;
   reason: string;
-  action: 'kill_stream' | 'blank_video' | 'mute_audio';
+  /** 'allow': the operator lifted restrictions (resume); the user is told why they ended. */
+  action: 'kill_stream' | 'blank_video' | 'mute_audio' | 'allow';
   /** Viewer jurisdictions it covers; a kill, or ['global'], covers every viewer. */
   jurisdictions: string[];
   /** Clause cited. Default 'operator action'. */
@@ -181,7 +182,7 @@ const DURATION_OPERATOR_GATE = 'for the rest of this live session, until an oper
 export function operatorStatement(k: OperatorAction): StatementOfReasons {
   const clause = k.clause ?? 'operator action';
   const ground = k.ground ?? 'terms_of_service';
-  const stream = k.action === 'kill_stream' || k.jurisdictions.length === 0 || k.jurisdictions.includes('global');
+  const stream = k.action === 'kill_stream' || k.action === 'allow' || k.jurisdictions.length === 0 || k.jurisdictions.includes('global');
   const categories = k.categories.length > 0 ? k.categories : [{ category: OPERATOR_REPORT, score: 0 }];
   const restriction: Restriction = {
     action: k.action,
@@ -191,6 +192,7 @@ export function operatorStatement(k: OperatorAction): StatementOfReasons {
   };
   const where = stream ? (k.action === 'kill_stream' ? '' : ' for all viewers') : ` for viewers in ${restriction.jurisdictions.join(', ')}`;
   const notice = k.basis?.kind === 'notice' ? ` following notice ${k.basis.noticeId}${k.basis.trustedFlagger ? ' from a trusted flagger' : ''}` : '';
+  const lift = k.action === 'allow';
   return buildStatement({
     streamId: k.streamId,
     restriction,
@@ -199,8 +201,9 @@ export function operatorStatement(k: OperatorAction): StatementOfReasons {
     issuedAt: k.issuedAt,
     automated: { detection: false, decision: false },
     basis: k.basis,
-    explanation: `${describe(k.action)}${where} by an operator (${k.actor})${notice}: ${k.reason}`,
-    duration: k.action === 'kill_stream' ? DURATION_OPERATOR_KILL : DURATION_OPERATOR_GATE,
+    explanation: lift ? `Restrictions on the stream lifted by an operator (${k.actor}): ${k.reason}` : `${describe(k.action)}${where} by an operator (${k.actor})${notice}: ${k.reason}`,
+    duration: lift ? 'lifted with immediate effect' : k.action === 'kill_stream' ? DURATION_OPERATOR_KILL : DURATION_OPERATOR_GATE,
+    redress: lift ? ['no further redress needed: the restriction was lifted'] : undefined,
     appealBase: k.appealBase,
     decidedBy: `${k.actor}|${k.reason}|${clause}`,
   });

@@ -294,14 +294,31 @@ export class StreamControl {
     return { decision, statement, local };
   }
 
-  /** Lifts a manual block and any manual gates; audited. */
-  async resume(streamId: string, input: { actor: string; note?: string }): Promise<{ decision: DecisionRecord; wasBlocked: boolean }> {
+  /**
+   * Lifts a manual block and any manual gates; audited. When something was lifted the streamer gets
+   * a statement saying so and why (citing the kill's facts when the kill's statement can be read).
+   */
+  async resume(streamId: string, input: { actor: string; note?: string }): Promise<{ decision: DecisionRecord; wasBlocked: boolean; statement?: StatementOfReasons }> {
+    const block = await this.blockOf(streamId);
+    const hadGates = this.#gates.has(streamId);
+    let prior: StatementOfReasons | undefined;
+    try {
+      if (block?.statementId) prior = await this.#o.store.getStatement(block.statementId);
+    } catch (e) {
+      this.#storeError(e, 'getStatement (resume): the lift cites what this node has');
+    }
+    const remote = block || hadGates ? await this.#registryFacts(streamId) : undefined;
     const at = Date.now();
     const cached = this.#blockCache.has(streamId) || this.#o.enforcer?.isBlocked(streamId) !== undefined;
     // store away: the unblock waits in the outbox; whether a block was held is what this node knew
     const wasBlocked = (await recorded(this.#o.store.clearBlock(streamId))) ?? cached;
     this.#blockCache.delete(streamId);
     this.#localResume(streamId);
+    const statement =
+      wasBlocked || hadGates
+        ? this.#operatorStatement(streamId, at, { actor: input.actor, reason: input.note ?? 'resumed by an operator', clause: prior?.ground.clause, basis: prior?.basis }, 'allow', ['global'], remote, prior)
+        : undefined;
+    if (statement) await Promise.all([recorded(this.#o.store.putStatement(statement)), recorded(this.#o.store.appendAudit({ type: 'statement', at, streamId, statement }))]);
     const decision: DecisionRecord = {
       id: `dec_${randomUUID()}`,
       streamId,
@@ -312,13 +329,15 @@ export class StreamControl {
       jurisdictions: [],
       actor: input.actor,
       note: input.note,
+      ...(statement ? { statementId: statement.id } : {}),
     };
     await this.#o.store.publishControl({ type: 'resume', streamId, origin: this.#o.nodeId, at });
     await recorded(this.#o.store.putDecision(decision));
-    await recorded(this.#o.store.appendAudit({ type: 'stream.resumed', source: 'manual', streamId, by: input.actor, note: input.note ?? null, decisionId: decision.id, wasBlocked, at }));
+    await recorded(this.#o.store.appendAudit({ type: 'stream.resumed', source: 'manual', streamId, by: input.actor, note: input.note ?? null, decisionId: decision.id, wasBlocked, statementId: statement?.id ?? null, at }));
     this.#o.events.emit({ roles: ['streamer', 'ops'], streamId }, { type: 'warning', streamId, message: 'Your stream was cleared by an operator; you may go live again.', at });
     this.#o.events.emit({ roles: ['ops'] }, { type: 'decision', decision });
-    return { decision, wasBlocked };
+    if (statement) this.#o.events.emit({ roles: ['ops'] }, statementCreated(statement));
+    return { decision, wasBlocked, ...(statement ? { statement } : {}) };
   }
 
   /**
@@ -572,6 +591,8 @@ export class StreamControl {
     action: OperatorAction['action'],
     jurisdictions: string[],
     remote: { verdict?: StreamVerdictSummary; evidence?: RegistryEvidence } | undefined,
+    /** A lift cites the facts of the restriction it ends. */
+    lifted?: StatementOfReasons,
   ): StatementOfReasons {
     const policy = this.#o.policies?.loaded ? this.#o.policies.current : undefined;
     let clause = input.clause;
@@ -582,12 +603,14 @@ export class StreamControl {
       clause ??= def.clause;
       ground = def.ground;
     }
-    const v = this.#o.enforcer?.verdictOf(streamId);
+    const v = lifted ? undefined : this.#o.enforcer?.verdictOf(streamId);
     const held = remote?.evidence;
-    const evidence = this.#o.enforcer?.evidenceOf(streamId) ??
-      (held ? { ...held, matches: [], text: [], textContext: [], thumbnailRefs: [] } : { sampleSeqs: [], timeRange: { from: at, to: at }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] });
+    const evidence = lifted
+      ? { sampleSeqs: lifted.facts.sampleSeqs, timeRange: lifted.facts.timeRange, scores: lifted.facts.categories, matches: lifted.facts.matches, text: lifted.facts.text, textContext: [], thumbnailRefs: [] }
+      : (this.#o.enforcer?.evidenceOf(streamId) ??
+        (held ? { ...held, matches: [], text: [], textContext: [], thumbnailRefs: [] } : { sampleSeqs: [], timeRange: { from: at, to: at }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] }));
     // the fused score where the verdict has one (a category out of green), else the window's highest sample score
-    const scores = v ? summarizeVerdict(v).categories : { ...remote?.verdict?.categories };
+    const scores = v ? summarizeVerdict(v).categories : lifted ? {} : { ...remote?.verdict?.categories };
     for (const e of evidence.scores) scores[e.category] ??= e.score;
     if (input.category !== undefined) scores[input.category] ??= 0;
     const statement = operatorStatement({
@@ -605,6 +628,11 @@ export class StreamControl {
       basis: input.basis,
       appealBase: this.appealUrlFor(undefined),
     });
+    if (lifted) {
+      // a lift keeps no new media: it cites the clips of the restriction it ends
+      if (lifted.clips?.length) statement.clips = lifted.clips.map((c) => ({ ...c }));
+      return statement;
+    }
     try {
       const clips = this.#o.evidence?.capture(statement);
       if (clips?.length) statement.clips = clips;

@@ -265,6 +265,13 @@ describe('every kind of decision has a complete statement', () => {
     { kind: 'automated mute', statement: () => automated([1, 2].map((i) => signal(i, {}, { kind: 'audio', matches: [musicMatch] })), 'mute_audio'), action: 'mute_audio', automated: { detection: true, decision: true }, basis: 'own_initiative' },
     { kind: 'manual kill', statement: () => manualKill, action: 'kill_stream', automated: { detection: false, decision: false }, basis: 'own_initiative' },
     { kind: 'manual gate after a notice', statement: () => noticeGate, action: 'blank_video', automated: { detection: false, decision: false }, basis: 'notice' },
+    {
+      kind: 'manual lift (resume)',
+      statement: () => operatorStatement({ ...operatorBase, reason: 'false positive', action: 'allow', jurisdictions: ['global'], clause: manualKill.ground.clause, categories: manualKill.facts.categories, evidence: windowEvidence(scored.state) }),
+      action: 'allow',
+      automated: { detection: false, decision: false },
+      basis: 'own_initiative',
+    },
     { kind: 'review restricts', statement: () => resolveReview(amberItem, { outcome: 'uphold', reviewer: 'alice', at: 5000 }, policy).statement, action: 'blank_video', automated: { detection: true, decision: false }, basis: 'own_initiative' },
     { kind: 'review confirms (no restriction in the policy)', statement: () => resolveReview(confirmItem, { outcome: 'uphold', reviewer: 'alice', at: 5000 }, policy).statement, action: 'allow', automated: { detection: true, decision: false }, basis: 'own_initiative' },
     { kind: 'review clears', statement: () => resolveReview(amberItem, { outcome: 'overturn', reviewer: 'alice', at: 5000 }, policy).statement, action: 'allow', automated: { detection: true, decision: false }, basis: 'own_initiative' },

@@ -144,6 +144,19 @@ test('an operator gate after a notice, its appeal granted; a kill on own initiat
   assert.equal(rejected.statement.ground.clause, 'ToS 3.1', 'the outcome cites the clause of the appealed statement');
   assert.ok(rejected.statement.redress.options.every((o) => !/internal complaint/.test(o)));
   assert.equal((await h.inject('POST', '/whip/s1', pub, SDP, true)).statusCode, 403, 'still blocked');
+
+  // the operator resumes: the streamer is told why the kill ended, with the kill's facts
+  const resume = await h.inject('POST', '/v1/streams/s1/resume', admin, { note: 'threat was a quote from a film' });
+  assert.equal(resume.statusCode, 200, resume.body);
+  const lift = resume.json().statement as StatementOfReasons;
+  await atAppealUrl(h, lift, pub);
+  assert.deepEqual([lift.restriction.action, lift.restriction.duration], ['allow', 'lifted with immediate effect']);
+  assert.equal(lift.ground.clause, 'ToS 3.1');
+  assert.deepEqual(lift.facts.sampleSeqs, killSt.facts.sampleSeqs);
+  assert.equal(resume.json().decision.statementId, lift.id);
+  assert.equal((await h.inject('POST', '/whip/s1', pub, SDP, true)).statusCode, 201);
+  const nothing = await h.inject('POST', '/v1/streams/s1/resume', admin, {});
+  assert.equal(nothing.json().statement, undefined, 'nothing lifted, no statement');
 });
 
 test('a kill issued on the node that does not hold the stream cites the samples the holder reported at its heartbeat (real Redis, two servers)', async () => {
