@@ -40,27 +40,29 @@ abstract class TrackDecoder {
 }
 
 class VideoTrack extends TrackDecoder {
-  private readonly assembler: FrameAssembler;
-  private readonly rule: VideoSamplingRule;
-  private ctx: CodecContext | null = null;
-  private readonly pkt = new Packet();
-  private readonly frame = new Frame();
-  private waitingForKeyframe = true;
+  readonly #assembler: FrameAssembler;
+  readonly #rule: VideoSamplingRule;
+  #ctx: CodecContext | null = null;
+  readonly #pkt = new Packet();
+  readonly #frame = new Frame();
+  #waitingForKeyframe = true;
   /** Frames sent to the decoder and not yet returned, by RTP timestamp. */
-  private readonly inDecoder = new Map<number, { arrivedAt: number; queuedAt: number }>();
-  private scaler: { ctx: SoftwareScaleContext; key: string; dst: Frame; w: number; h: number } | null = null;
+  readonly #inDecoder = new Map<number, { arrivedAt: number; queuedAt: number }>();
+  #scaler: { ctx: SoftwareScaleContext; key: string; dst: Frame; w: number; h: number } | null = null;
+  readonly #cfg: WorkerConfig;
 
-  constructor(info: TrackInfo, private readonly cfg: WorkerConfig) {
+  constructor(info: TrackInfo, cfg: WorkerConfig) {
     super(info);
-    this.assembler = new FrameAssembler(info.codec === 'H264' ? h264Format() : vp8Format(), {
+    this.#cfg = cfg;
+    this.#assembler = new FrameAssembler(info.codec === 'H264' ? h264Format() : vp8Format(), {
       reorderWaitMs: cfg.reorderWaitMs,
     });
-    this.rule = new VideoSamplingRule(cfg.video, info.clockRate);
-    this.pkt.alloc();
-    this.frame.alloc();
+    this.#rule = new VideoSamplingRule(cfg.video, info.clockRate);
+    this.#pkt.alloc();
+    this.#frame.alloc();
   }
 
-  private open(): CodecContext {
+  #open(): CodecContext {
     const codec = Codec.findDecoderByName(this.info.codec === 'H264' ? FF_DECODER_H264 : FF_DECODER_VP8);
     if (!codec) throw new Error(`no ${this.info.codec} decoder`);
     const ctx = new CodecContext();
@@ -71,85 +73,85 @@ class VideoTrack extends TrackDecoder {
   }
 
   onPacket(seq: number, ts: number, marker: boolean, payload: Uint8Array, arrivedAt: number): void {
-    const before = this.assembler.droppedFrames;
-    const frames = this.assembler.push({ sequenceNumber: seq, timestamp: ts, marker, payload, arrivedAt });
-    if (this.assembler.droppedFrames > before) {
-      this.drops += this.assembler.droppedFrames - before;
-      this.needKeyframe();
+    const before = this.#assembler.droppedFrames;
+    const frames = this.#assembler.push({ sequenceNumber: seq, timestamp: ts, marker, payload, arrivedAt });
+    if (this.#assembler.droppedFrames > before) {
+      this.drops += this.#assembler.droppedFrames - before;
+      this.#needKeyframe();
     }
     for (const f of frames) {
       const queuedAt = now();
       this.lagMs = queuedAt - f.arrivedAt;
-      if (this.lagMs > this.cfg.maxLagMs) {
+      if (this.lagMs > this.#cfg.maxLagMs) {
         // Behind real time: drop the backlog (newest wins) and resync on a fresh key frame.
         this.drops++;
-        this.needKeyframe();
+        this.#needKeyframe();
         continue;
       }
-      if (f.afterLoss && !f.keyframe) this.waitingForKeyframe = true;
-      if (this.waitingForKeyframe && !f.keyframe) {
+      if (f.afterLoss && !f.keyframe) this.#waitingForKeyframe = true;
+      if (this.#waitingForKeyframe && !f.keyframe) {
         this.drops++;
-        this.needKeyframe();
+        this.#needKeyframe();
         continue;
       }
-      this.waitingForKeyframe = false;
-      this.decode(f.data, f.timestamp, f.arrivedAt, queuedAt);
+      this.#waitingForKeyframe = false;
+      this.#decode(f.data, f.timestamp, f.arrivedAt, queuedAt);
     }
   }
 
-  private needKeyframe(): void {
-    this.waitingForKeyframe = true;
+  #needKeyframe(): void {
+    this.#waitingForKeyframe = true;
     post({ t: 'keyframe', key: this.info.key });
   }
 
-  private decode(data: Uint8Array, ts: number, arrivedAt: number, queuedAt: number): void {
-    this.ctx ??= this.open();
-    const ctx = this.ctx;
-    this.pkt.data = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  #decode(data: Uint8Array, ts: number, arrivedAt: number, queuedAt: number): void {
+    this.#ctx ??= this.#open();
+    const ctx = this.#ctx;
+    this.#pkt.data = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     // The RTP timestamp rides along as pts: a decoder that holds frames back still reports which one it returns.
-    this.pkt.pts = BigInt(ts);
-    this.inDecoder.set(ts, { arrivedAt, queuedAt });
-    if (this.inDecoder.size > 32) this.inDecoder.delete(this.inDecoder.keys().next().value!);
-    const sent = ctx.sendPacketSync(this.pkt);
-    this.pkt.unref();
+    this.#pkt.pts = BigInt(ts);
+    this.#inDecoder.set(ts, { arrivedAt, queuedAt });
+    if (this.#inDecoder.size > 32) this.#inDecoder.delete(this.#inDecoder.keys().next().value!);
+    const sent = ctx.sendPacketSync(this.#pkt);
+    this.#pkt.unref();
     if (sent < 0 && sent !== AVERROR_EAGAIN) {
       this.drops++;
       ctx.flushBuffers();
-      this.needKeyframe();
+      this.#needKeyframe();
       return;
     }
     for (;;) {
-      const ret = ctx.receiveFrameSync(this.frame);
+      const ret = ctx.receiveFrameSync(this.#frame);
       if (ret === AVERROR_EAGAIN || ret === AVERROR_EOF) break;
       if (ret < 0) {
         this.drops++;
-        this.needKeyframe();
+        this.#needKeyframe();
         break;
       }
       this.frames++;
-      const pts = Number(this.frame.pts);
-      const t = this.inDecoder.get(pts);
+      const pts = Number(this.#frame.pts);
+      const t = this.#inDecoder.get(pts);
       if (t) {
-        this.inDecoder.delete(pts);
-        this.onDecoded(pts, t.arrivedAt, t.queuedAt);
+        this.#inDecoder.delete(pts);
+        this.#onDecoded(pts, t.arrivedAt, t.queuedAt);
       } else {
-        this.onDecoded(ts, arrivedAt, queuedAt);
+        this.#onDecoded(ts, arrivedAt, queuedAt);
       }
-      this.frame.unref();
+      this.#frame.unref();
     }
   }
 
-  private onDecoded(ts: number, arrivedAt: number, queuedAt: number): void {
-    const f = this.frame;
+  #onDecoded(ts: number, arrivedAt: number, queuedAt: number): void {
+    const f = this.#frame;
     const planes = f.data;
     if (!planes) return;
     let thumb: Float32Array | undefined;
-    if (this.rule.wantsThumbnail) thumb = lumaThumbnail(planes[0], f.width, f.height, f.linesize[0]);
-    const reason = this.rule.decide(ts, thumb);
+    if (this.#rule.wantsThumbnail) thumb = lumaThumbnail(planes[0], f.width, f.height, f.linesize[0]);
+    const reason = this.#rule.decide(ts, thumb);
     if (!reason) return;
     const decodedAt = now();
-    const { rgb, w, h } = this.toRgb(f);
-    const luma = this.cfg.lumaMaxSide > 0 ? lumaPlane(planes[0], f.width, f.height, f.linesize[0], this.cfg.lumaMaxSide) : undefined;
+    const { rgb, w, h } = this.#toRgb(f);
+    const luma = this.#cfg.lumaMaxSide > 0 ? lumaPlane(planes[0], f.width, f.height, f.linesize[0], this.#cfg.lumaMaxSide) : undefined;
     post({
       t: 'video', key: this.info.key, rtpTimestamp: ts, reason, width: w, height: h, rgb,
       ...(thumb ? { thumbnail: thumb } : {}),
@@ -158,17 +160,17 @@ class VideoTrack extends TrackDecoder {
     }, luma ? [rgb.buffer as ArrayBuffer, luma.data.buffer as ArrayBuffer] : [rgb.buffer as ArrayBuffer]);
   }
 
-  private toRgb(src: Frame): { rgb: Uint8Array; w: number; h: number } {
+  #toRgb(src: Frame): { rgb: Uint8Array; w: number; h: number } {
     const sw = src.width;
     const sh = src.height;
-    let w = Math.min(sw, this.cfg.maxWidth);
+    let w = Math.min(sw, this.#cfg.maxWidth);
     let h = Math.round((sh * w) / sw);
     w -= w & 1;
     h -= h & 1;
     const key = `${sw}x${sh}:${src.format}->${w}x${h}`;
-    if (!this.scaler || this.scaler.key !== key) {
-      this.scaler?.ctx.freeContext();
-      this.scaler?.dst.free();
+    if (!this.#scaler || this.#scaler.key !== key) {
+      this.#scaler?.ctx.freeContext();
+      this.#scaler?.dst.free();
       const ctx = new SoftwareScaleContext();
       ctx.getContext(sw, sh, src.format as AVPixelFormat, w, h, AV_PIX_FMT_RGB24, SWS_BILINEAR);
       check(ctx.initContext(), 'sws init');
@@ -178,9 +180,9 @@ class VideoTrack extends TrackDecoder {
       dst.height = h;
       dst.format = AV_PIX_FMT_RGB24;
       check(dst.allocBuffer(), 'rgb frame');
-      this.scaler = { ctx, key, dst, w, h };
+      this.#scaler = { ctx, key, dst, w, h };
     }
-    const s = this.scaler;
+    const s = this.#scaler;
     s.ctx.scaleFrameSync(s.dst, src);
     const plane = s.dst.data![0];
     const stride = s.dst.linesize[0];
@@ -191,35 +193,37 @@ class VideoTrack extends TrackDecoder {
   }
 
   close(): void {
-    this.ctx?.freeContext();
-    this.ctx = null;
-    this.scaler?.ctx.freeContext();
-    this.scaler?.dst.free();
-    this.scaler = null;
-    this.pkt.free();
-    this.frame.free();
+    this.#ctx?.freeContext();
+    this.#ctx = null;
+    this.#scaler?.ctx.freeContext();
+    this.#scaler?.dst.free();
+    this.#scaler = null;
+    this.#pkt.free();
+    this.#frame.free();
   }
 }
 
 class AudioTrack extends TrackDecoder {
-  private ctx: CodecContext | null = null;
-  private resampler: SoftwareResampleContext | null = null;
-  private readonly pkt = new Packet();
-  private readonly frame = new Frame();
-  private lastExtSeq = -1;
-  private window: Float32Array;
-  private filled = 0;
-  private windowTs = 0;
-  private out = Buffer.alloc(0);
+  #ctx: CodecContext | null = null;
+  #resampler: SoftwareResampleContext | null = null;
+  readonly #pkt = new Packet();
+  readonly #frame = new Frame();
+  #lastExtSeq = -1;
+  #window: Float32Array;
+  #filled = 0;
+  #windowTs = 0;
+  #out = Buffer.alloc(0);
+  readonly #cfg: WorkerConfig;
 
-  constructor(info: TrackInfo, private readonly cfg: WorkerConfig) {
+  constructor(info: TrackInfo, cfg: WorkerConfig) {
     super(info);
-    this.window = new Float32Array(cfg.audioWindowSamples);
-    this.pkt.alloc();
-    this.frame.alloc();
+    this.#cfg = cfg;
+    this.#window = new Float32Array(cfg.audioWindowSamples);
+    this.#pkt.alloc();
+    this.#frame.alloc();
   }
 
-  private open(): CodecContext {
+  #open(): CodecContext {
     const codec = Codec.findDecoderByName(FF_DECODER_OPUS);
     if (!codec) throw new Error('no opus decoder');
     const ctx = new CodecContext();
@@ -232,73 +236,73 @@ class AudioTrack extends TrackDecoder {
 
   onPacket(seq: number, ts: number, _marker: boolean, payload: Uint8Array, arrivedAt: number): void {
     // Opus packets are whole frames: no reassembly, only late ones are discarded.
-    const ext = this.extend(seq);
-    if (ext <= this.lastExtSeq) {
+    const ext = this.#extend(seq);
+    if (ext <= this.#lastExtSeq) {
       this.drops++;
       return;
     }
-    this.lastExtSeq = ext;
+    this.#lastExtSeq = ext;
     const queuedAt = now();
     this.lagMs = queuedAt - arrivedAt;
-    if (this.lagMs > this.cfg.maxLagMs) {
+    if (this.lagMs > this.#cfg.maxLagMs) {
       this.drops++;
-      this.filled = 0;
+      this.#filled = 0;
       return;
     }
-    this.ctx ??= this.open();
-    this.pkt.data = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    const sent = this.ctx.sendPacketSync(this.pkt);
-    this.pkt.unref();
+    this.#ctx ??= this.#open();
+    this.#pkt.data = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    const sent = this.#ctx.sendPacketSync(this.#pkt);
+    this.#pkt.unref();
     if (sent < 0) {
       this.drops++;
       return;
     }
     for (;;) {
-      const ret = this.ctx.receiveFrameSync(this.frame);
+      const ret = this.#ctx.receiveFrameSync(this.#frame);
       if (ret < 0) break;
       this.frames++;
-      this.resample(ts, arrivedAt, queuedAt);
-      this.frame.unref();
+      this.#resample(ts, arrivedAt, queuedAt);
+      this.#frame.unref();
     }
   }
 
-  private extend(seq: number): number {
-    if (this.lastExtSeq < 0) return seq + 0x10000;
-    const base = this.lastExtSeq - (this.lastExtSeq & 0xffff);
+  #extend(seq: number): number {
+    if (this.#lastExtSeq < 0) return seq + 0x10000;
+    const base = this.#lastExtSeq - (this.#lastExtSeq & 0xffff);
     let ext = base + seq;
-    if (ext - this.lastExtSeq > 0x8000) ext -= 0x10000;
-    else if (this.lastExtSeq - ext > 0x8000) ext += 0x10000;
+    if (ext - this.#lastExtSeq > 0x8000) ext -= 0x10000;
+    else if (this.#lastExtSeq - ext > 0x8000) ext += 0x10000;
     return ext;
   }
 
-  private resample(ts: number, arrivedAt: number, queuedAt: number): void {
-    const f = this.frame;
-    if (!this.resampler) {
+  #resample(ts: number, arrivedAt: number, queuedAt: number): void {
+    const f = this.#frame;
+    if (!this.#resampler) {
       const r = new SoftwareResampleContext();
-      check(r.allocSetOpts2(AV_CHANNEL_LAYOUT_MONO, AV_SAMPLE_FMT_FLT, this.cfg.audioSampleRate, f.channelLayout,
+      check(r.allocSetOpts2(AV_CHANNEL_LAYOUT_MONO, AV_SAMPLE_FMT_FLT, this.#cfg.audioSampleRate, f.channelLayout,
         f.format as Parameters<SoftwareResampleContext['allocSetOpts2']>[4], f.sampleRate), 'swr alloc');
       check(r.init(), 'swr init');
-      this.resampler = r;
+      this.#resampler = r;
     }
-    const maxOut = this.resampler.getOutSamples(f.nbSamples) + 32;
-    if (this.out.length < maxOut * 4) this.out = Buffer.alloc(maxOut * 4);
-    const got = this.resampler.convertSync([this.out], maxOut, f.extendedData ?? f.data, f.nbSamples);
+    const maxOut = this.#resampler.getOutSamples(f.nbSamples) + 32;
+    if (this.#out.length < maxOut * 4) this.#out = Buffer.alloc(maxOut * 4);
+    const got = this.#resampler.convertSync([this.#out], maxOut, f.extendedData ?? f.data, f.nbSamples);
     if (got <= 0) return;
-    const samples = new Float32Array(this.out.buffer, this.out.byteOffset, got);
-    const ratio = this.info.clockRate / this.cfg.audioSampleRate;
+    const samples = new Float32Array(this.#out.buffer, this.#out.byteOffset, got);
+    const ratio = this.info.clockRate / this.#cfg.audioSampleRate;
     let used = 0;
     while (used < got) {
-      if (this.filled === 0) this.windowTs = (ts + Math.round(used * ratio)) >>> 0;
-      const n = Math.min(got - used, this.window.length - this.filled);
-      this.window.set(samples.subarray(used, used + n), this.filled);
-      this.filled += n;
+      if (this.#filled === 0) this.#windowTs = (ts + Math.round(used * ratio)) >>> 0;
+      const n = Math.min(got - used, this.#window.length - this.#filled);
+      this.#window.set(samples.subarray(used, used + n), this.#filled);
+      this.#filled += n;
       used += n;
-      if (this.filled === this.window.length) {
-        const pcm = this.window;
-        this.window = new Float32Array(this.cfg.audioWindowSamples);
-        this.filled = 0;
+      if (this.#filled === this.#window.length) {
+        const pcm = this.#window;
+        this.#window = new Float32Array(this.#cfg.audioWindowSamples);
+        this.#filled = 0;
         post({
-          t: 'audio', key: this.info.key, rtpTimestamp: this.windowTs, sampleRate: this.cfg.audioSampleRate, pcm,
+          t: 'audio', key: this.info.key, rtpTimestamp: this.#windowTs, sampleRate: this.#cfg.audioSampleRate, pcm,
           timings: { arrivedAt, queuedAt, decodedAt: now() },
         }, [pcm.buffer as ArrayBuffer]);
       }
@@ -306,12 +310,12 @@ class AudioTrack extends TrackDecoder {
   }
 
   close(): void {
-    this.ctx?.freeContext();
-    this.ctx = null;
-    this.resampler?.free();
-    this.resampler = null;
-    this.pkt.free();
-    this.frame.free();
+    this.#ctx?.freeContext();
+    this.#ctx = null;
+    this.#resampler?.free();
+    this.#resampler = null;
+    this.#pkt.free();
+    this.#frame.free();
   }
 }
 

@@ -58,34 +58,36 @@ interface Held extends AssemblerPacket {
 }
 
 export class FrameAssembler {
-  private readonly pending = new Map<number, Held>();
+  readonly #pending = new Map<number, Held>();
   /** Extended sequence number of the last packet consumed (emitted or dropped); NaN before the first frame. */
-  private doneExt = Number.NaN;
-  private highestExt = Number.NaN;
-  private lossPending = true;
-  private readonly reorderWaitMs: number;
-  private readonly maxPending: number;
+  #doneExt = Number.NaN;
+  #highestExt = Number.NaN;
+  #lossPending = true;
+  readonly #reorderWaitMs: number;
+  readonly #maxPending: number;
   /** Frames given up (incomplete or undecodable payload). */
   droppedFrames = 0;
   /** Packets that came after their frame was already emitted or dropped. */
   latePackets = 0;
+  readonly #format: FramePayloadFormat;
 
-  constructor(private readonly format: FramePayloadFormat, opts: FrameAssemblerOptions = {}) {
-    this.reorderWaitMs = opts.reorderWaitMs ?? 60;
-    this.maxPending = opts.maxPendingPackets ?? 1024;
+  constructor(format: FramePayloadFormat, opts: FrameAssemblerOptions = {}) {
+    this.#format = format;
+    this.#reorderWaitMs = opts.reorderWaitMs ?? 60;
+    this.#maxPending = opts.maxPendingPackets ?? 1024;
   }
 
   /** Adds a packet; returns the frames it completed, oldest first. */
   push(pkt: AssemblerPacket): AssembledFrame[] {
-    const ext = this.extend(pkt.sequenceNumber);
-    if (ext <= this.doneExt || this.pending.has(ext)) {
+    const ext = this.#extend(pkt.sequenceNumber);
+    if (ext <= this.#doneExt || this.#pending.has(ext)) {
       this.latePackets++;
       return [];
     }
-    this.pending.set(ext, { ...pkt, ext });
+    this.#pending.set(ext, { ...pkt, ext });
     const out: AssembledFrame[] = [];
     for (;;) {
-      const f = this.tryComplete(pkt.arrivedAt);
+      const f = this.#tryComplete(pkt.arrivedAt);
       if (f === 'wait') break;
       if (f !== 'dropped') out.push(f);
     }
@@ -94,99 +96,99 @@ export class FrameAssembler {
 
   /** Forgets everything; the next frame starts afresh (and is flagged afterLoss). */
   reset(): void {
-    this.pending.clear();
-    this.doneExt = Number.NaN;
-    this.highestExt = Number.NaN;
-    this.lossPending = true;
+    this.#pending.clear();
+    this.#doneExt = Number.NaN;
+    this.#highestExt = Number.NaN;
+    this.#lossPending = true;
   }
 
-  private extend(seq: number): number {
-    if (Number.isNaN(this.highestExt)) {
-      this.highestExt = seq + 0x10000; // room below for late packets
-      return this.highestExt;
+  #extend(seq: number): number {
+    if (Number.isNaN(this.#highestExt)) {
+      this.#highestExt = seq + 0x10000; // room below for late packets
+      return this.#highestExt;
     }
-    const base = this.highestExt - (this.highestExt & 0xffff);
+    const base = this.#highestExt - (this.#highestExt & 0xffff);
     let ext = base + seq;
-    if (ext - this.highestExt > 0x8000) ext -= 0x10000;
-    else if (this.highestExt - ext > 0x8000) ext += 0x10000;
-    if (ext > this.highestExt) this.highestExt = ext;
+    if (ext - this.#highestExt > 0x8000) ext -= 0x10000;
+    else if (this.#highestExt - ext > 0x8000) ext += 0x10000;
+    if (ext > this.#highestExt) this.#highestExt = ext;
     return ext;
   }
 
-  private tryComplete(now: number): AssembledFrame | 'dropped' | 'wait' {
-    if (this.pending.size === 0) return 'wait';
-    let start = this.doneExt + 1;
-    if (Number.isNaN(this.doneExt)) {
-      const s = this.findStart(Number.NEGATIVE_INFINITY, undefined);
-      if (s === undefined) return this.maybeGiveUp(now, undefined);
+  #tryComplete(now: number): AssembledFrame | 'dropped' | 'wait' {
+    if (this.#pending.size === 0) return 'wait';
+    let start = this.#doneExt + 1;
+    if (Number.isNaN(this.#doneExt)) {
+      const s = this.#findStart(Number.NEGATIVE_INFINITY, undefined);
+      if (s === undefined) return this.#maybeGiveUp(now, undefined);
       start = s;
     }
-    const first = this.pending.get(start);
+    const first = this.#pending.get(start);
     if (first) {
       const run: Held[] = [];
       for (let e = start; ; e++) {
-        const p = this.pending.get(e);
+        const p = this.#pending.get(e);
         if (!p || p.timestamp !== first.timestamp) break;
         run.push(p);
-        if (p.marker) return this.emit(run);
+        if (p.marker) return this.#emit(run);
       }
     }
-    return this.maybeGiveUp(now, first?.timestamp);
+    return this.#maybeGiveUp(now, first?.timestamp);
   }
 
-  private emit(run: Held[]): AssembledFrame | 'dropped' {
-    for (const p of run) this.pending.delete(p.ext);
+  #emit(run: Held[]): AssembledFrame | 'dropped' {
+    for (const p of run) this.#pending.delete(p.ext);
     const last = run[run.length - 1];
-    this.doneExt = last.ext;
-    for (const e of this.pending.keys()) if (e <= this.doneExt) this.pending.delete(e);
-    const afterLoss = this.lossPending;
+    this.#doneExt = last.ext;
+    for (const e of this.#pending.keys()) if (e <= this.#doneExt) this.#pending.delete(e);
+    const afterLoss = this.#lossPending;
     let arrivedAt = 0;
     for (const p of run) if (p.arrivedAt > arrivedAt) arrivedAt = p.arrivedAt;
     try {
-      if (!this.format.canStartFrame(run[0].payload)) throw new PayloadFormatError('frame', 'does not begin a frame');
-      const { data, keyframe } = this.format.depacketize(run.map((p) => p.payload));
-      this.lossPending = false;
+      if (!this.#format.canStartFrame(run[0].payload)) throw new PayloadFormatError('frame', 'does not begin a frame');
+      const { data, keyframe } = this.#format.depacketize(run.map((p) => p.payload));
+      this.#lossPending = false;
       return {
         timestamp: run[0].timestamp, data, keyframe, arrivedAt, firstSeq: run[0].sequenceNumber,
         lastSeq: last.sequenceNumber, afterLoss,
       };
     } catch {
       this.droppedFrames++;
-      this.lossPending = true;
+      this.#lossPending = true;
       return 'dropped';
     }
   }
 
   /** Gives the head frame up when newer packets have waited long enough, resuming at the next frame start. */
-  private maybeGiveUp(now: number, headTimestamp: number | undefined): 'dropped' | 'wait' {
+  #maybeGiveUp(now: number, headTimestamp: number | undefined): 'dropped' | 'wait' {
     let oldest = Number.POSITIVE_INFINITY;
-    for (const p of this.pending.values()) if (p.arrivedAt < oldest) oldest = p.arrivedAt;
-    if (now - oldest < this.reorderWaitMs && this.pending.size < this.maxPending) return 'wait';
-    const after = Number.isNaN(this.doneExt) ? Number.NEGATIVE_INFINITY : this.doneExt;
-    const next = this.findStart(after, headTimestamp);
+    for (const p of this.#pending.values()) if (p.arrivedAt < oldest) oldest = p.arrivedAt;
+    if (now - oldest < this.#reorderWaitMs && this.#pending.size < this.#maxPending) return 'wait';
+    const after = Number.isNaN(this.#doneExt) ? Number.NEGATIVE_INFINITY : this.#doneExt;
+    const next = this.#findStart(after, headTimestamp);
     if (next === undefined) {
-      if (this.pending.size < this.maxPending) return 'wait';
-      this.pending.clear();
+      if (this.#pending.size < this.#maxPending) return 'wait';
+      this.#pending.clear();
       this.droppedFrames++;
-      this.lossPending = true;
+      this.#lossPending = true;
       return 'dropped';
     }
-    for (const e of [...this.pending.keys()]) if (e < next) this.pending.delete(e);
-    if (!Number.isNaN(this.doneExt) || headTimestamp !== undefined) this.droppedFrames++;
-    this.doneExt = next - 1;
-    this.lossPending = true;
+    for (const e of [...this.#pending.keys()]) if (e < next) this.#pending.delete(e);
+    if (!Number.isNaN(this.#doneExt) || headTimestamp !== undefined) this.droppedFrames++;
+    this.#doneExt = next - 1;
+    this.#lossPending = true;
     return 'dropped';
   }
 
   /** Smallest held packet after `after` that can open a frame and is not part of `skipTimestamp`. */
-  private findStart(after: number, skipTimestamp: number | undefined): number | undefined {
+  #findStart(after: number, skipTimestamp: number | undefined): number | undefined {
     let best: number | undefined;
-    for (const p of this.pending.values()) {
+    for (const p of this.#pending.values()) {
       if (p.ext <= after || p.timestamp === skipTimestamp) continue;
       if (best !== undefined && p.ext >= best) continue;
       let ok: boolean;
       try {
-        ok = this.format.canStartFrame(p.payload);
+        ok = this.#format.canStartFrame(p.payload);
       } catch {
         ok = false;
       }

@@ -133,20 +133,20 @@ const BATCH_INITIAL = 64 * 1024;
 
 export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
   readonly options: Readonly<SamplerPoolOptions>;
-  private readonly slots: WorkerSlot[] = [];
-  private readonly streams = new Map<string, StreamState>();
-  private readonly tracksByKey = new Map<number, TrackState>();
-  private nextKey = 1;
-  private flushTimer: NodeJS.Timeout | null = null;
-  private idleTimer: NodeJS.Timeout | null = null;
-  private lastWarning = Number.NEGATIVE_INFINITY;
-  private closedFlag = false;
-  private readonly workerConfig: WorkerConfig;
+  readonly #slots: WorkerSlot[] = [];
+  readonly #streams = new Map<string, StreamState>();
+  readonly #tracksByKey = new Map<number, TrackState>();
+  #nextKey = 1;
+  #flushTimer: NodeJS.Timeout | null = null;
+  #idleTimer: NodeJS.Timeout | null = null;
+  #lastWarning = Number.NEGATIVE_INFINITY;
+  #closedFlag = false;
+  readonly #workerConfig: WorkerConfig;
 
   private constructor(options: SamplerPoolOptions) {
     super();
     this.options = Object.freeze({ ...options });
-    this.workerConfig = {
+    this.#workerConfig = {
       video: {
         fps: options.videoFps, sceneChange: options.sceneChange, sceneThreshold: options.sceneThreshold,
         sceneMinGapMs: options.sceneMinGapMs,
@@ -164,21 +164,21 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
   static async create(opts: Partial<SamplerPoolOptions> = {}): Promise<SamplerPool> {
     const pool = new SamplerPool({ ...DEFAULT_SAMPLER_POOL_OPTIONS, ...opts });
     try {
-      await Promise.all(Array.from({ length: pool.options.workers }, (_, i) => pool.startWorker(i)));
+      await Promise.all(Array.from({ length: pool.options.workers }, (_, i) => pool.#startWorker(i)));
     } catch (err) {
       await pool.close();
       throw new WorkerStartError((err as Error).message);
     }
     const idle = pool.options.idleReleaseMs;
     if (idle > 0) {
-      pool.idleTimer = setInterval(() => pool.releaseIdle(idle), Math.min(idle, 5000));
-      pool.idleTimer.unref();
+      pool.#idleTimer = setInterval(() => pool.#releaseIdle(idle), Math.min(idle, 5000));
+      pool.#idleTimer.unref();
     }
     return pool;
   }
 
   get closed(): boolean {
-    return this.closedFlag;
+    return this.#closedFlag;
   }
 
   /**
@@ -186,44 +186,44 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
    * the payload into the stream's worker batch, or drops it (counted) when that worker is behind.
    */
   push(packet: RtpPacketIn): void {
-    if (this.closedFlag) return;
-    const track = this.track(packet);
+    if (this.#closedFlag) return;
+    const track = this.#track(packet);
     track.stream.lastPacketAt = packet.arrivedAt;
-    const slot = this.slots[track.stream.worker];
+    const slot = this.#slots[track.stream.worker];
     const size = PACKET_HEADER + packet.payload.length;
     if (!slot.ready || slot.inflight + slot.used + size > this.options.maxQueueBytes) {
       track.stream.inDrops++;
-      this.warnBehind();
+      this.#warnBehind();
       return;
     }
-    if (slot.used + size > slot.batch.length) this.grow(slot, size);
+    if (slot.used + size > slot.batch.length) this.#grow(slot, size);
     slot.used = writePacket(slot.view, slot.batch, slot.used, track.info.key, packet);
     slot.count++;
-    if (this.flushTimer === null) this.flushTimer = setTimeout(() => this.flush(), this.options.flushIntervalMs);
+    if (this.#flushTimer === null) this.#flushTimer = setTimeout(() => this.#flush(), this.options.flushIntervalMs);
   }
 
   /** Forgets a stream that ended: its decoders are released in the worker. */
   releaseStream(streamId: string): void {
-    const stream = this.streams.get(streamId);
+    const stream = this.#streams.get(streamId);
     if (!stream) return;
-    this.streams.delete(streamId);
+    this.#streams.delete(streamId);
     const keys: number[] = [];
     for (const t of stream.tracks.values()) {
       keys.push(t.info.key);
-      this.tracksByKey.delete(t.info.key);
+      this.#tracksByKey.delete(t.info.key);
     }
-    this.flushSlot(this.slots[stream.worker]);
-    this.send(this.slots[stream.worker], { t: 'release', keys });
+    this.#flushSlot(this.#slots[stream.worker]);
+    this.#send(this.#slots[stream.worker], { t: 'release', keys });
   }
 
-  private releaseIdle(idleMs: number): void {
+  #releaseIdle(idleMs: number): void {
     const cutoff = now() - idleMs;
-    for (const s of [...this.streams.values()]) if (s.lastPacketAt < cutoff) this.releaseStream(s.streamId);
+    for (const s of [...this.#streams.values()]) if (s.lastPacketAt < cutoff) this.releaseStream(s.streamId);
   }
 
   /** Per-stream counters. */
   stats(): SamplerStreamStats[] {
-    return [...this.streams.values()].map((s) => ({
+    return [...this.#streams.values()].map((s) => ({
       streamId: s.streamId,
       frames: sum(s.workerFrames),
       samples: s.samples,
@@ -236,25 +236,25 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
 
   /** Makes the worker of a stream crash (for tests and chaos drills); it is replaced like any crashed worker. */
   crashWorkerOf(streamId: string): void {
-    const stream = this.streams.get(streamId);
-    if (stream) this.slots[stream.worker]?.worker.crash();
+    const stream = this.#streams.get(streamId);
+    if (stream) this.#slots[stream.worker]?.worker.crash();
   }
 
   /** Crashes and restarts of each decode thread. */
   workerStats(): { worker: string; crashes: number; restarts: number; state: string }[] {
-    return this.slots.map((s) => ({ worker: s.worker.name, ...s.worker.stats() }));
+    return this.#slots.map((s) => ({ worker: s.worker.name, ...s.worker.stats() }));
   }
 
   async close(): Promise<void> {
-    if (this.closedFlag) return;
-    this.closedFlag = true;
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    if (this.idleTimer) clearInterval(this.idleTimer);
-    this.flushTimer = null;
-    this.idleTimer = null;
-    const slots = this.slots.splice(0);
-    this.streams.clear();
-    this.tracksByKey.clear();
+    if (this.#closedFlag) return;
+    this.#closedFlag = true;
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    if (this.#idleTimer) clearInterval(this.#idleTimer);
+    this.#flushTimer = null;
+    this.#idleTimer = null;
+    const slots = this.#slots.splice(0);
+    this.#streams.clear();
+    this.#tracksByKey.clear();
     // Workers decode what they hold, free their decoders and end by themselves (threads/ close); being
     // terminated in the middle of node-av work would abort the whole process.
     await Promise.all(slots.map((s) => s.worker.close()));
@@ -264,112 +264,112 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
     await this.close();
   }
 
-  private track(p: RtpPacketIn): TrackState {
-    let stream = this.streams.get(p.streamId);
+  #track(p: RtpPacketIn): TrackState {
+    let stream = this.#streams.get(p.streamId);
     if (!stream) {
       stream = {
-        streamId: p.streamId, worker: this.pickWorker(), tracks: new Map(), inDrops: 0, workerDrops: new Map(),
+        streamId: p.streamId, worker: this.#pickWorker(), tracks: new Map(), inDrops: 0, workerDrops: new Map(),
         workerFrames: new Map(), samples: 0, lagMs: 0, sampleLatencyMs: 0, lastPacketAt: p.arrivedAt,
       };
-      this.streams.set(p.streamId, stream);
+      this.#streams.set(p.streamId, stream);
     }
     let track = stream.tracks.get(p.trackId);
     if (!track) {
       const info: TrackInfo = {
-        key: this.nextKey++, streamId: p.streamId, trackId: p.trackId, kind: p.kind, codec: p.codec,
+        key: this.#nextKey++, streamId: p.streamId, trackId: p.trackId, kind: p.kind, codec: p.codec,
         clockRate: p.clockRate,
       };
       track = { info, stream, seq: 0, lastKeyframeRequest: Number.NEGATIVE_INFINITY };
       stream.tracks.set(p.trackId, track);
-      this.tracksByKey.set(info.key, track);
-      const slot = this.slots[stream.worker];
-      this.flushSlot(slot); // packets of other tracks first, then the new track, then its packets
-      this.send(slot, { t: 'track', track: info });
+      this.#tracksByKey.set(info.key, track);
+      const slot = this.#slots[stream.worker];
+      this.#flushSlot(slot); // packets of other tracks first, then the new track, then its packets
+      this.#send(slot, { t: 'track', track: info });
     }
     return track;
   }
 
-  private pickWorker(): number {
-    const load = this.slots.map(() => 0);
-    for (const s of this.streams.values()) load[s.worker]++;
+  #pickWorker(): number {
+    const load = this.#slots.map(() => 0);
+    for (const s of this.#streams.values()) load[s.worker]++;
     let best = 0;
     for (let i = 1; i < load.length; i++) if (load[i] < load[best]) best = i;
     return best;
   }
 
-  private grow(slot: WorkerSlot, need: number): void {
+  #grow(slot: WorkerSlot, need: number): void {
     const next = new Uint8Array(Math.max(slot.batch.length * 2, slot.used + need));
     next.set(slot.batch.subarray(0, slot.used));
     slot.batch = next;
     slot.view = new DataView(next.buffer);
   }
 
-  private flush(): void {
-    this.flushTimer = null;
-    for (const slot of this.slots) this.flushSlot(slot);
+  #flush(): void {
+    this.#flushTimer = null;
+    for (const slot of this.#slots) this.#flushSlot(slot);
   }
 
-  private flushSlot(slot: WorkerSlot): void {
+  #flushSlot(slot: WorkerSlot): void {
     if (slot.count === 0) return;
     const buf = slot.batch.buffer.slice(0, slot.used) as ArrayBuffer;
     slot.inflight += buf.byteLength;
-    this.send(slot, { t: 'packets', buf, count: slot.count }, [buf]);
+    this.#send(slot, { t: 'packets', buf, count: slot.count }, [buf]);
     slot.used = 0;
     slot.count = 0;
   }
 
-  private send(slot: WorkerSlot, msg: ToWorker, transfer: ArrayBuffer[] = []): void {
+  #send(slot: WorkerSlot, msg: ToWorker, transfer: ArrayBuffer[] = []): void {
     // False while the thread is down: a restarted thread is told everything it needs again.
     slot.worker.post(msg, transfer);
   }
 
-  private startWorker(index: number): Promise<void> {
+  #startWorker(index: number): Promise<void> {
     const worker = new SupervisedWorker({ entry: new URL('./decode-worker.ts', import.meta.url), name: `sampler-${index}`, nice: this.options.workerNice });
     const slot: WorkerSlot = {
       index, worker, ready: false, inflight: 0, batch: new Uint8Array(BATCH_INITIAL), view: new DataView(new ArrayBuffer(0)),
       used: 0, count: 0, generation: 0,
     };
     slot.view = new DataView(slot.batch.buffer);
-    this.slots[index] = slot;
+    this.#slots[index] = slot;
     worker.on('spawn', (generation) => {
       slot.generation = generation;
       slot.ready = false;
       slot.inflight = 0;
       slot.used = 0;
       slot.count = 0;
-      worker.post({ t: 'config', config: this.workerConfig } satisfies ToWorker);
+      worker.post({ t: 'config', config: this.#workerConfig } satisfies ToWorker);
       // Tracks already assigned to this slot (after a crash) are registered again; they resync on a key frame.
-      for (const t of this.tracksByKey.values()) {
+      for (const t of this.#tracksByKey.values()) {
         if (t.stream.worker === index) worker.post({ t: 'track', track: t.info } satisfies ToWorker);
       }
     });
     worker.on('ready', (generation) => {
       slot.ready = true;
       if (generation === 0) return;
-      for (const t of this.tracksByKey.values()) {
-        if (t.stream.worker === index && t.info.kind === 'video') this.requestKeyframe(t);
+      for (const t of this.#tracksByKey.values()) {
+        if (t.stream.worker === index && t.info.kind === 'video') this.#requestKeyframe(t);
       }
     });
-    worker.on('message', (msg) => this.onWorkerMessage(slot, msg as FromWorker));
+    worker.on('message', (msg) => this.#onWorkerMessage(slot, msg as FromWorker));
     worker.on('crash', (c) => {
       slot.ready = false;
-      if (this.closedFlag) return;
+      if (this.#closedFlag) return;
       this.emit('warning', `sampler worker ${index} crashed: ${c.error.message}; restarting in ${c.restartInMs} ms`);
       this.emit('worker', { type: 'crash', worker: c.worker, message: c.error.message, restartInMs: c.restartInMs, consecutive: c.consecutive });
     });
     worker.on('restart', (r) => {
-      if (!this.closedFlag) this.emit('worker', { type: 'restart', worker: r.worker, restarts: r.restarts });
+      if (!this.#closedFlag) this.emit('worker', { type: 'restart', worker: r.worker, restarts: r.restarts });
     });
     return worker.start();
   }
 
-  private onWorkerMessage(slot: WorkerSlot, msg: FromWorker): void {
-    if (this.closedFlag) return;
+  #onWorkerMessage(slot: WorkerSlot, msg: FromWorker): void {
+    if (this.#closedFlag) return;
     switch (msg.t) {
       case 'ack': {
         slot.inflight = Math.max(0, slot.inflight - msg.bytes);
         for (const c of msg.counters) {
-          const t = this.tracksByKey.get(c.key);
+          const t = this.#tracksByKey.get(c.key);
           if (!t) continue;
           // Counters restart with a replaced worker: keep per-generation figures additive.
           const k = c.key * 1024 + slot.generation;
@@ -377,17 +377,17 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
           t.stream.workerDrops.set(k, c.drops);
           t.stream.lagMs = c.lagMs;
         }
-        if (msg.behind) this.warnBehind();
+        if (msg.behind) this.#warnBehind();
         break;
       }
       case 'keyframe': {
-        const t = this.tracksByKey.get(msg.key);
-        if (t) this.requestKeyframe(t);
+        const t = this.#tracksByKey.get(msg.key);
+        if (t) this.#requestKeyframe(t);
         break;
       }
       case 'video':
       case 'audio': {
-        const t = this.tracksByKey.get(msg.key);
+        const t = this.#tracksByKey.get(msg.key);
         if (!t) return;
         const readyAt = now();
         const { arrivedAt } = msg.timings;
@@ -406,17 +406,17 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
     }
   }
 
-  private requestKeyframe(t: TrackState): void {
+  #requestKeyframe(t: TrackState): void {
     const at = now();
     if (at - t.lastKeyframeRequest < this.options.keyframeRequestIntervalMs) return;
     t.lastKeyframeRequest = at;
     this.emit('keyframeNeeded', t.info.streamId, t.info.trackId);
   }
 
-  private warnBehind(): void {
+  #warnBehind(): void {
     const at = now();
-    if (at - this.lastWarning < this.options.warningIntervalMs) return;
-    this.lastWarning = at;
+    if (at - this.#lastWarning < this.options.warningIntervalMs) return;
+    this.#lastWarning = at;
     this.emit('warning', 'sampling is slower than realtime: dropping to catch up');
   }
 

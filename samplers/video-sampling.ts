@@ -91,45 +91,47 @@ export function thumbnailDistance(a: Float32Array, b: Float32Array): number {
 
 /** Per-track state of the sampling rule. Times are RTP timestamps at the given clock rate. */
 export class VideoSamplingRule {
-  private lastSampleTs: number | undefined;
-  private lastSceneTs: number | undefined;
-  private previous: Float32Array | undefined;
-  private readonly interval: number;
-  private readonly sceneGap: number;
+  #lastSampleTs: number | undefined;
+  #lastSceneTs: number | undefined;
+  #previous: Float32Array | undefined;
+  readonly #interval: number;
+  readonly #sceneGap: number;
+  readonly #opts: VideoSamplingOptions;
 
-  constructor(private readonly opts: VideoSamplingOptions, clockRate = 90000) {
-    this.interval = opts.fps > 0 ? clockRate / opts.fps : Number.POSITIVE_INFINITY;
-    this.sceneGap = (opts.sceneMinGapMs * clockRate) / 1000;
+  constructor(opts: VideoSamplingOptions, clockRate = 90000) {
+    this.#opts = opts;
+    this.#interval = opts.fps > 0 ? clockRate / opts.fps : Number.POSITIVE_INFINITY;
+    this.#sceneGap = (opts.sceneMinGapMs * clockRate) / 1000;
   }
 
   /** Whether the frame needs a thumbnail at all (scene detection on). */
   get wantsThumbnail(): boolean {
-    return this.opts.sceneChange;
+    return this.#opts.sceneChange;
   }
 
   /** Decides for one decoded frame; `thumb` is its luma thumbnail when wantsThumbnail. */
   decide(rtpTimestamp: number, thumb?: Float32Array): SampleReason | null {
-    const prev = this.previous;
-    if (thumb) this.previous = thumb;
-    if (this.lastSampleTs === undefined) {
-      this.take(rtpTimestamp);
+    const prev = this.#previous;
+    if (thumb) this.#previous = thumb;
+    if (this.#lastSampleTs === undefined) {
+      this.#take(rtpTimestamp);
       return 'first';
     }
-    const since = elapsed(this.lastSampleTs, rtpTimestamp);
+    const since = elapsed(this.#lastSampleTs, rtpTimestamp);
     if (since < 0) {
-      this.lastSampleTs = rtpTimestamp; // timestamp jumped back (new source): restart the clock
+      this.#lastSampleTs = rtpTimestamp; // timestamp jumped back (new source): restart the clock
       return null;
     }
     // A cut is reported as such even when the frame is also due by the interval: later stages do
     // more for a new scene (hash matching at once), and a cut that lands on an interval frame is no less one.
     let scene = false;
-    if (this.opts.sceneChange && thumb && prev) {
-      const sinceScene = this.lastSceneTs === undefined ? Infinity : elapsed(this.lastSceneTs, rtpTimestamp);
-      scene = sinceScene >= this.sceneGap && thumbnailDistance(prev, thumb) >= this.opts.sceneThreshold;
+    if (this.#opts.sceneChange && thumb && prev) {
+      const sinceScene = this.#lastSceneTs === undefined ? Infinity : elapsed(this.#lastSceneTs, rtpTimestamp);
+      scene = sinceScene >= this.#sceneGap && thumbnailDistance(prev, thumb) >= this.#opts.sceneThreshold;
     }
-    if (scene) this.lastSceneTs = rtpTimestamp;
-    if (since >= this.interval) {
-      this.take(rtpTimestamp);
+    if (scene) this.#lastSceneTs = rtpTimestamp;
+    if (since >= this.#interval) {
+      this.#take(rtpTimestamp);
       return scene ? 'scene' : 'interval';
     }
     // The interval clock is left alone: scene samples come on top of the regular rate.
@@ -139,12 +141,12 @@ export class VideoSamplingRule {
 
   /** A new source after loss or a restart: the next decodable frame counts as first again. */
   reset(): void {
-    this.lastSampleTs = undefined;
-    this.previous = undefined;
+    this.#lastSampleTs = undefined;
+    this.#previous = undefined;
   }
 
-  private take(ts: number): void {
-    this.lastSampleTs = ts;
+  #take(ts: number): void {
+    this.#lastSampleTs = ts;
   }
 }
 
