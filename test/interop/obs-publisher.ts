@@ -45,7 +45,10 @@ export function obsShapedPeer(): RTCPeerConnection {
 }
 
 /** H.264 access units (Annex-B) from x264 with the given profile, a keyframe every `fps` frames, no B-frames. */
-export async function encodeH264Profile(profile: 'high' | 'baseline', frames: number, width = 320, height = 240, fps = 30): Promise<EncodedFrame[]> {
+/**
+ * `picture`: an RGB picture of width x height shown in every frame instead of the moving test pattern.
+ */
+export async function encodeH264Profile(profile: 'high' | 'baseline', frames: number, width = 320, height = 240, fps = 30, picture?: Uint8Array): Promise<EncodedFrame[]> {
   const encoder = await Encoder.create(FF_ENCODER_LIBX264, {
     timeBase: { num: 1, den: fps },
     frameRate: { num: fps, den: 1 },
@@ -62,7 +65,7 @@ export async function encodeH264Profile(profile: 'high' | 'baseline', frames: nu
   };
   try {
     for (let i = 0; i < frames; i++) {
-      const f = Frame.fromVideoBuffer(rgbToI420(rgbTestPattern(width, height, i).rgb, width, height), { width, height, format: AV_PIX_FMT_YUV420P, timeBase: { num: 1, den: fps }, pts: BigInt(i) });
+      const f = Frame.fromVideoBuffer(rgbToI420(picture ?? rgbTestPattern(width, height, i).rgb, width, height), { width, height, format: AV_PIX_FMT_YUV420P, timeBase: { num: 1, den: fps }, pts: BigInt(i) });
       push(await encoder.encodeAll(f));
       f.free();
     }
@@ -110,17 +113,20 @@ export class ObsShapedPublisher {
    * `simulcast`: three layers, largest first, named by `rids` (OBS: 0, 1, 2; a browser page may name
    * them otherwise, e.g. f, h, q).
    */
-  static async connect(url: string, opts: { profile?: 'high' | 'baseline'; connectTimeoutMs?: number; simulcast?: boolean; rids?: readonly string[] } = {}): Promise<ObsShapedPublisher> {
+  static async connect(
+    url: string,
+    opts: { profile?: 'high' | 'baseline'; connectTimeoutMs?: number; simulcast?: boolean; rids?: readonly string[]; token?: string; picture?: { rgb: Uint8Array; width: number; height: number } } = {},
+  ): Promise<ObsShapedPublisher> {
     const rids = opts.rids ?? ['0', '1', '2'];
     const profile = opts.profile ?? 'high';
-    const sizes = opts.simulcast ? SIMULCAST_SIZES : [[320, 240] as const];
-    const [audio, ...layers] = await Promise.all([encodeAudio(sine48k(2)), ...sizes.map(([w, h]) => encodeH264Profile(profile, 60, w, h))]);
+    const sizes: readonly (readonly [number, number])[] = opts.simulcast ? SIMULCAST_SIZES : [opts.picture ? [opts.picture.width, opts.picture.height] : [320, 240]];
+    const [audio, ...layers] = await Promise.all([encodeAudio(sine48k(2)), ...sizes.map(([w, h]) => encodeH264Profile(profile, 60, w, h, 30, opts.picture?.rgb))]);
     const pc = obsShapedPeer();
     const audioSender = pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
     const videoSender = pc.addTransceiver('video', { direction: 'sendonly', ...(opts.simulcast ? { sendEncodings: sizes.map((_, i) => ({ rid: rids[i]! })) } : {}) }).sender;
     try {
       const offer = await gatheredOffer(pc);
-      const { answer, location } = await postOffer(url, offer);
+      const { answer, location } = await postOffer(url, offer, opts.token);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       await waitConnected(pc, opts.connectTimeoutMs ?? 10_000);
       const pub = new ObsShapedPublisher(pc, location, offer, answer, { audio: audioSender, video: videoSender }, { video: layers[0]!, audio });
