@@ -20,32 +20,35 @@ export function payloadKey(payload: Uint8Array): number {
  * Entries older than `horizonMs` are pruned so memory stays bounded.
  */
 export class SendLedger {
-  private readonly maps = new Map<string, Map<number, number>>();
-  private lastPrune = 0;
+  readonly #maps = new Map<string, Map<number, number>>();
+  #lastPrune = 0;
+  readonly #horizonMs: number;
 
-  constructor(private readonly horizonMs = 5000) {}
+  constructor(horizonMs = 5000) {
+    this.#horizonMs = horizonMs;
+  }
 
   sent(streamId: string, kind: 'audio' | 'video', payload: Uint8Array, at: number): void {
     const id = `${streamId}/${kind}`;
-    let m = this.maps.get(id);
-    if (!m) this.maps.set(id, (m = new Map<number, number>()));
+    let m = this.#maps.get(id);
+    if (!m) this.#maps.set(id, (m = new Map<number, number>()));
     const key = payloadKey(payload);
     // Map keeps insertion order; re-insert so the oldest entries stay at the front for pruning
     m.delete(key);
     m.set(key, at);
-    if (at - this.lastPrune > this.horizonMs) this.prune(at);
+    if (at - this.#lastPrune > this.#horizonMs) this.#prune(at);
   }
 
   /** When this payload was last sent on that stream, or undefined when we never sent it (a slate, silence). */
   lookup(streamId: string, kind: 'audio' | 'video', payload: Uint8Array): number | undefined {
-    return this.maps.get(`${streamId}/${kind}`)?.get(payloadKey(payload));
+    return this.#maps.get(`${streamId}/${kind}`)?.get(payloadKey(payload));
   }
 
-  private prune(now: number): void {
-    this.lastPrune = now;
-    for (const m of this.maps.values()) {
+  #prune(now: number): void {
+    this.#lastPrune = now;
+    for (const m of this.#maps.values()) {
       for (const [k, t] of m) {
-        if (now - t <= this.horizonMs) break;
+        if (now - t <= this.#horizonMs) break;
         m.delete(k);
       }
     }
@@ -68,11 +71,14 @@ export interface Segment {
  */
 export class KindTimeline {
   readonly segments: Segment[] = [];
-  constructor(private readonly gapMs = 400) {}
+  readonly #gapMs: number;
+  constructor(gapMs = 400) {
+    this.#gapMs = gapMs;
+  }
 
   add(origin: MediaOrigin, at: number): void {
     const last = this.segments[this.segments.length - 1];
-    if (last && last.origin === origin && at - last.to <= this.gapMs) {
+    if (last && last.origin === origin && at - last.to <= this.#gapMs) {
       last.to = at;
       last.packets++;
       return;
@@ -128,12 +134,15 @@ export class ForwardingRecorder {
   foreign = 0;
   /** Latency is recorded from this instant on (connection setup bursts are not the steady state). */
   recordFrom = 0;
+  readonly #ledger: SendLedger;
 
-  constructor(private readonly ledger: SendLedger) {}
+  constructor(ledger: SendLedger) {
+    this.#ledger = ledger;
+  }
 
   /** Classifies a packet a viewer received and records its latency when it is ours. */
   received(v: ViewerRecord, kind: 'audio' | 'video', payload: Uint8Array, at: number): MediaOrigin {
-    const sentAt = this.ledger.lookup(v.streamId, kind, payload);
+    const sentAt = this.#ledger.lookup(v.streamId, kind, payload);
     if (sentAt === undefined) {
       this.foreign++;
       v[kind].add('foreign', at);

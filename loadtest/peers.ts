@@ -54,7 +54,7 @@ abstract class Session {
   closed = false;
   closedAt: number | undefined;
   closeReason: string | undefined;
-  private readonly closeListeners: ((reason: string) => void)[] = [];
+  readonly #closeListeners: ((reason: string) => void)[] = [];
   protected sessionUrl: string | undefined;
 
   constructor(protected readonly pc: RTCPeerConnection, protected readonly options: PeerOptions) {
@@ -64,7 +64,7 @@ abstract class Session {
   }
 
   onClose(listener: (reason: string) => void): void {
-    this.closeListeners.push(listener);
+    this.#closeListeners.push(listener);
   }
 
   /** Records the end of the session (the server ended it, or we did) once. */
@@ -73,7 +73,7 @@ abstract class Session {
     this.closed = true;
     this.closedAt = now();
     this.closeReason = reason;
-    for (const l of this.closeListeners) {
+    for (const l of this.#closeListeners) {
       try { l(reason); } catch (err) { console.error('loadtest: close listener failed', err); }
     }
   }
@@ -101,19 +101,19 @@ abstract class Session {
 
 /** A WHIP publisher that sends caller-paced RTP payloads (VP8 pt 96, Opus pt 111). */
 export class WhipSender extends Session {
-  private readonly tx: Record<Kind, RTCRtpTransceiver>;
-  private readonly seq: Record<Kind, number> = { audio: Math.floor(Math.random() * 30000), video: Math.floor(Math.random() * 30000) };
+  readonly #tx: Record<Kind, RTCRtpTransceiver>;
+  readonly #seq: Record<Kind, number> = { audio: Math.floor(Math.random() * 30000), video: Math.floor(Math.random() * 30000) };
   /** Keyframe requests (PLI) received from the server. */
   pliCount = 0;
   sendErrors = 0;
 
   private constructor(pc: RTCPeerConnection, options: PeerOptions) {
     super(pc, options);
-    this.tx = {
+    this.#tx = {
       video: pc.addTransceiver('video', { direction: 'sendonly' }),
       audio: pc.addTransceiver('audio', { direction: 'sendonly' }),
     };
-    this.tx.video.sender.onRtcp.subscribe((rtcp) => { if (rtcp.type === 206) this.pliCount++; });
+    this.#tx.video.sender.onRtcp.subscribe((rtcp) => { if (rtcp.type === 206) this.pliCount++; });
   }
 
   static async connect(options: PeerOptions): Promise<WhipSender> {
@@ -131,12 +131,12 @@ export class WhipSender extends Session {
   send(kind: Kind, payload: Uint8Array, rtpTimestamp: number, marker: boolean): number {
     const header = new RtpHeader({
       payloadType: kind === 'video' ? 96 : 111,
-      sequenceNumber: (this.seq[kind] = (this.seq[kind] + 1) & 0xffff),
+      sequenceNumber: (this.#seq[kind] = (this.#seq[kind] + 1) & 0xffff),
       timestamp: rtpTimestamp >>> 0,
       marker,
     });
     const at = now();
-    this.tx[kind].sender.sendRtp(new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength))).catch(() => { this.sendErrors++; });
+    this.#tx[kind].sender.sendRtp(new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength))).catch(() => { this.sendErrors++; });
     return at;
   }
 }

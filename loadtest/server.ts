@@ -117,9 +117,9 @@ export async function startServer(o: StartOptions = {}): Promise<ServerHandle> {
 
 /** Tokens in the shape server/auth.ts verifies (HS256, issuer and audience 'moderating-sfu'). */
 export class TokenMinter {
-  private readonly key: Uint8Array;
+  readonly #key: Uint8Array;
   constructor(secret: string) {
-    this.key = new TextEncoder().encode(secret);
+    this.#key = new TextEncoder().encode(secret);
   }
 
   sign(claims: { role: 'publisher' | 'viewer' | 'reviewer' | 'admin'; streamId?: string; jurisdiction?: string; viewerId?: string }, sub = `loadtest-${claims.role}`): Promise<string> {
@@ -134,7 +134,7 @@ export class TokenMinter {
       .setSubject(sub)
       .setIssuedAt()
       .setExpirationTime('2h')
-      .sign(this.key);
+      .sign(this.#key);
   }
 }
 

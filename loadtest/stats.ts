@@ -49,31 +49,31 @@ export function summarize(values: ArrayLike<number>): Summary {
 /** Fixed-capacity uniform sample of a stream of values (Vitter's algorithm R), with a seeded PRNG. */
 export class Reservoir {
   readonly capacity: number;
-  private readonly items: Float64Array;
-  private size = 0;
+  readonly #items: Float64Array;
+  #size = 0;
   /** Values offered so far (kept or not). */
   seen = 0;
-  private rng: () => number;
+  #rng: () => number;
 
   constructor(capacity = 100_000, seed = 1) {
     if (!(capacity > 0)) throw new RangeError('capacity must be > 0');
     this.capacity = capacity;
-    this.items = new Float64Array(capacity);
-    this.rng = mulberry32(seed);
+    this.#items = new Float64Array(capacity);
+    this.#rng = mulberry32(seed);
   }
 
   add(value: number): void {
     this.seen++;
-    if (this.size < this.capacity) {
-      this.items[this.size++] = value;
+    if (this.#size < this.capacity) {
+      this.#items[this.#size++] = value;
       return;
     }
-    const j = Math.floor(this.rng() * this.seen);
-    if (j < this.capacity) this.items[j] = value;
+    const j = Math.floor(this.#rng() * this.seen);
+    if (j < this.capacity) this.#items[j] = value;
   }
 
   values(): Float64Array {
-    return this.items.slice(0, this.size);
+    return this.#items.slice(0, this.#size);
   }
 }
 
@@ -95,17 +95,17 @@ export function mulberry32(seed: number): () => number {
  * from the same clock, so transit is the true one-way delay.
  */
 export class JitterEstimator {
-  private lastTransit: number | undefined;
+  #lastTransit: number | undefined;
   jitter = 0;
   packets = 0;
 
   add(sentAt: number, receivedAt: number): void {
     const transit = receivedAt - sentAt;
-    if (this.lastTransit !== undefined) {
-      const d = Math.abs(transit - this.lastTransit);
+    if (this.#lastTransit !== undefined) {
+      const d = Math.abs(transit - this.#lastTransit);
       this.jitter += (d - this.jitter) / 16;
     }
-    this.lastTransit = transit;
+    this.#lastTransit = transit;
     this.packets++;
   }
 }

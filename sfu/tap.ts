@@ -51,11 +51,13 @@ class Subscription implements TapSubscription {
   closed = false;
   readonly ring: Ring;
   readonly kinds: ReadonlySet<MediaKind>;
+  readonly #onClose: (s: Subscription) => void;
   constructor(
     readonly handler: (packet: TapPacket) => void,
     options: TapSubscriptionOptions,
-    private readonly onClose: (s: Subscription) => void,
+    onClose: (s: Subscription) => void,
   ) {
+    this.#onClose = onClose;
     this.ring = new Ring(Math.max(1, Math.floor(options.capacity ?? DEFAULT_CAPACITY)));
     this.kinds = new Set(options.kinds ?? ['audio', 'video']);
   }
@@ -63,7 +65,7 @@ class Subscription implements TapSubscription {
     if (this.closed) return;
     this.closed = true;
     this.ring.clear();
-    this.onClose(this);
+    this.#onClose(this);
   }
 }
 

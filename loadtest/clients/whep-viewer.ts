@@ -109,13 +109,15 @@ export class WhepViewer {
   #firstKeyframeAt: number | undefined;
   /** Payload type -> kind, from the answer. */
   readonly #kindOfPt = new Map<number, 'audio' | 'video'>();
+  readonly #opts: WhepViewerOptions;
 
   private constructor(
     readonly pc: RTCPeerConnection,
     readonly location: string,
-    private readonly opts: WhepViewerOptions,
+    opts: WhepViewerOptions,
     answer: string,
   ) {
+    this.#opts = opts;
     const m = answer.split(/\r?\n/);
     let kind: 'audio' | 'video' | undefined;
     for (const line of m) {
@@ -164,7 +166,7 @@ export class WhepViewer {
         receivedAt,
         keyframeStart: kind === 'video' && (codec === 'VP8' || codec === 'H264') && isKeyframeStart(codec, rtp.payload),
         size: rtp.payload.length,
-        payload: this.opts.recordPayloads ? new Uint8Array(rtp.payload) : undefined,
+        payload: this.#opts.recordPayloads ? new Uint8Array(rtp.payload) : undefined,
       });
     });
     track.onReceiveRtcp.subscribe((rtcp: RtcpPacket) => {
@@ -179,7 +181,7 @@ export class WhepViewer {
     }
     this.#counts[p.kind]++;
     this.#firstPacketAt[p.kind] ??= p.receivedAt;
-    if (this.packets.length < (this.opts.maxRecords ?? 200_000)) this.packets.push(p);
+    if (this.packets.length < (this.#opts.maxRecords ?? 200_000)) this.packets.push(p);
     this.onPacket?.(p);
   }
 
@@ -270,7 +272,7 @@ export class WhepViewer {
   async close(options: { deleteSession?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (options.deleteSession !== false) await deleteSession(this.location, this.opts.token);
+    if (options.deleteSession !== false) await deleteSession(this.location, this.#opts.token);
     await this.pc.close().catch(() => undefined);
   }
 }

@@ -86,13 +86,15 @@ export class WhipPublisher {
   #pictureId = Math.floor(Math.random() * 0x7fff);
   #stopped = false;
   #startedAt = 0;
+  readonly #opts: WhipPublisherOptions;
 
   private constructor(
     readonly pc: RTCPeerConnection,
     readonly location: string,
-    private readonly opts: WhipPublisherOptions,
+    opts: WhipPublisherOptions,
     senders: { video?: RTCRtpSender; audio?: RTCRtpSender },
   ) {
+    this.#opts = opts;
     const ntpBase = ntpTime();
     this.#ntpBase = ntpBase;
     const offsetMs = opts.audioNtpOffsetMs ?? 0;
@@ -104,7 +106,7 @@ export class WhipPublisher {
     for (const out of [this.#video, this.#audio]) if (out) this.#exactSenderReports(out);
     senders.video?.onPictureLossIndication.subscribe(() => {
       this.pliReceived++;
-      if (!this.opts.ignorePli) this.#forceKeyframe = true;
+      if (!this.#opts.ignorePli) this.#forceKeyframe = true;
     });
     this.ended = sessionEnded(pc);
   }
@@ -166,8 +168,8 @@ export class WhipPublisher {
     let videoFrame = 0;
     let audioFrame = 0;
     let clipIndex = 0;
-    const video = this.opts.video;
-    const audio = this.opts.audio;
+    const video = this.#opts.video;
+    const audio = this.#opts.audio;
     const videoStep = video ? 1000 / video.fps : Infinity;
     const tick = (): void => {
       if (this.#stopped) return;
@@ -229,7 +231,7 @@ export class WhipPublisher {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
-    if (options.deleteSession !== false) await deleteSession(this.location, this.opts.token);
+    if (options.deleteSession !== false) await deleteSession(this.location, this.#opts.token);
     await this.pc.close().catch(() => undefined);
   }
 }

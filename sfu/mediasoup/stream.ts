@@ -110,6 +110,10 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
   readonly #life: TransportLife;
   connected = false;
   keyframeRequestsSent = 0;
+  readonly #pool: WorkerPool;
+  readonly #slate: SlateSource;
+  readonly #options: PublisherOptions;
+  readonly #onClosed: (s: MediasoupStream) => void;
 
   constructor(
     readonly id: string,
@@ -118,12 +122,16 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     readonly transport: WebRtcTransport,
     readonly published: readonly PublishedTrack[],
     readonly tuning: StreamTuning,
-    private readonly pool: WorkerPool,
-    private readonly slate: SlateSource,
-    private readonly options: PublisherOptions,
-    private readonly onClosed: (s: MediasoupStream) => void,
+    pool: WorkerPool,
+    slate: SlateSource,
+    options: PublisherOptions,
+    onClosed: (s: MediasoupStream) => void,
   ) {
     super();
+    this.#pool = pool;
+    this.#slate = slate;
+    this.#options = options;
+    this.#onClosed = onClosed;
     this.#keyframes = new KeyframeThrottle(tuning.minKeyframeIntervalMs, (trackId) => this.#sendKeyframeRequest(trackId));
     worker.streams++;
     this.tap = new TapHub({ onSubscribers: (n) => this.#tapDemand(n) });
@@ -151,7 +159,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
       const b = await this.router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: false });
       await a.connect({ ip: b.tuple.localAddress, port: b.tuple.localPort });
       await b.connect({ ip: a.tuple.localAddress, port: a.tuple.localPort });
-      const slateProducer = await this.slate.pipeInto(this.worker, this.router, video.codec);
+      const slateProducer = await this.#slate.pipeInto(this.worker, this.router, video.codec);
       const slate = await a.consume({ producerId: slateProducer.id, rtpCapabilities: caps });
       const live = await a.consume({ producerId: video.producer.id, rtpCapabilities: caps, ...this.#layerPreference() });
       const ssrcOf = (c: Consumer): number => c.rtpParameters.encodings![0]!.ssrc!;
@@ -198,7 +206,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
    * fits and its worker is the least loaded (counting homeBias), else one on the chosen worker.
    */
   async editionFor(signature: string, codecs: readonly ChosenCodec[], homeSignature: string): Promise<Edition> {
-    const worker = this.pool.pick(this.worker, this.tuning.homeBias);
+    const worker = this.#pool.pick(this.worker, this.tuning.homeBias);
     if (worker === this.worker && signature === homeSignature && this.#home) return this.#home;
     const key = `${worker.index}:${worker.pid}|${signature}`;
     let edition = this.#editions.get(key);
@@ -372,9 +380,9 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     for (const pending of this.#editions.values()) void pending.then((e) => e.ownsRouter && e.router.close(), () => undefined);
     this.#editions.clear();
     this.router.close();
-    this.onClosed(this);
+    this.#onClosed(this);
     try {
-      this.options.onClose?.(reason);
+      this.#options.onClose?.(reason);
     } catch (err) {
       console.error('sfu: publisher onClose threw', err);
     }

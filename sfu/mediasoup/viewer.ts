@@ -28,6 +28,7 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
   #statsPending: Promise<ViewerStats> | undefined;
   readonly #life: TransportLife;
   connected = false;
+  readonly #onClosed: (v: MediasoupViewer) => void;
 
   constructor(
     readonly id: string,
@@ -40,9 +41,10 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
     readonly audio: Consumer | undefined,
     initialGate: ViewerGateState,
     connectTimeoutMs: number,
-    private readonly onClosed: (v: MediasoupViewer) => void,
+    onClosed: (v: MediasoupViewer) => void,
   ) {
     super();
+    this.#onClosed = onClosed;
     this.#gate = initialGate;
     this.#life = watchTransport(transport, 'viewer', connectTimeoutMs, {
       connected: () => {
@@ -139,7 +141,7 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
     this.#life.stop();
     // closing the transport sends the DTLS close_notify: the client learns at once
     this.transport.close();
-    this.onClosed(this);
+    this.#onClosed(this);
     this.emit('close', reason);
     this.removeAllListeners();
   }

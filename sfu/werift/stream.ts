@@ -121,16 +121,20 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
   readonly #liveness: Liveness;
   keyframeRequestsSent = 0;
   connected = false;
+  readonly #options: PublisherOptions;
+  readonly #onClosed: (s: WeriftStream) => void;
 
   constructor(
     readonly id: string,
     readonly pc: RTCPeerConnection,
     tracks: IngestTrack[],
     readonly tuning: StreamTuning,
-    private readonly options: PublisherOptions,
-    private readonly onClosed: (s: WeriftStream) => void,
+    options: PublisherOptions,
+    onClosed: (s: WeriftStream) => void,
   ) {
     super();
+    this.#options = options;
+    this.#onClosed = onClosed;
     this.#keyframes = new KeyframeThrottle(tuning.minKeyframeIntervalMs, (trackId) => this.#sendPli(trackId));
     this.#tracks = tracks;
     for (const t of pc.getTransceivers()) {
@@ -305,9 +309,9 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
     this.#viewers.clear();
     this.tap.close();
     closeWithNotify(this.pc);
-    this.onClosed(this);
+    this.#onClosed(this);
     try {
-      this.options.onClose?.(reason);
+      this.#options.onClose?.(reason);
     } catch (err) {
       console.error('sfu: publisher onClose threw', err);
     }

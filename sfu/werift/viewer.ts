@@ -57,6 +57,7 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
   connected = false;
   #connectTimer: NodeJS.Timeout;
   readonly #liveness: Liveness;
+  readonly #slate: ViewerSlate;
 
   constructor(
     readonly id: string,
@@ -65,9 +66,10 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
     egress: { kind: MediaKind; sender: RTCRtpSender; codec: ChosenCodec }[],
     readonly jurisdiction: string | undefined,
     initialGate: Partial<ViewerGateState> | undefined,
-    private readonly slate: ViewerSlate,
+    slate: ViewerSlate,
   ) {
     super();
+    this.#slate = slate;
     const v = egress.find((e) => e.kind === 'video');
     const a = egress.find((e) => e.kind === 'audio');
     this.#video = v ? new Egress('video', v.sender, v.codec) : undefined;
@@ -238,7 +240,7 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
   #startSlate(): void {
     if (this.#slateTimer || !this.connected || this.#paused || this.#closed) return;
     this.#sendSlateFrame();
-    this.#slateTimer = setInterval(() => this.#sendSlateFrame(), Math.round(1000 / Math.max(0.5, this.slate.fps)));
+    this.#slateTimer = setInterval(() => this.#sendSlateFrame(), Math.round(1000 / Math.max(0.5, this.#slate.fps)));
   }
 
   #stopSlate(): void {
@@ -250,7 +252,7 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
     const eg = this.#video;
     if (!eg || this.#closed || this.#paused || this.#gate.video !== 'blank') return;
     const codec = eg.codec.name === 'H264' ? 'H264' : 'VP8';
-    const frames = this.slate.get(codec);
+    const frames = this.#slate.get(codec);
     if (!frames) return;
     const track = this.stream.trackOfKind('video');
     const now = performance.timeOrigin + performance.now();

@@ -97,15 +97,19 @@ export class ObsShapedPublisher {
   #layers: SimulcastLayer[] | undefined;
   #stopped = false;
   readonly offer: string;
+  readonly #senders: { audio: RTCRtpSender; video: RTCRtpSender };
+  readonly #clip: { video: EncodedFrame[]; audio: EncodedFrame[] };
 
   private constructor(
     readonly pc: RTCPeerConnection,
     readonly location: string,
     offer: string,
     readonly answer: string,
-    private readonly senders: { audio: RTCRtpSender; video: RTCRtpSender },
-    private readonly clip: { video: EncodedFrame[]; audio: EncodedFrame[] },
+    senders: { audio: RTCRtpSender; video: RTCRtpSender },
+    clip: { video: EncodedFrame[]; audio: EncodedFrame[] },
   ) {
+    this.#senders = senders;
+    this.#clip = clip;
     this.offer = offer;
   }
 
@@ -150,7 +154,7 @@ export class ObsShapedPublisher {
     const send = (kind: 'audio' | 'video', payload: Uint8Array, timestamp: number, marker: boolean): void => {
       seq[kind] = (seq[kind] + 1) & 0xffff;
       const header = new RtpHeader({ payloadType: 0, sequenceNumber: seq[kind], timestamp, marker, ssrc: 0 });
-      this.senders[kind].sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
+      this.#senders[kind].sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
     };
     const tick = (): void => {
       if (this.#stopped) return;
@@ -164,7 +168,7 @@ export class ObsShapedPublisher {
           }
           if (v % 30 === 0) this.#senderReports(ts);
         } else {
-          const frame = this.clip.video[v % this.clip.video.length]!;
+          const frame = this.#clip.video[v % this.#clip.video.length]!;
           const payloads = packetizeH264(frame.data, 1200);
           payloads.forEach((p, i) => send('video', p, ts, i === payloads.length - 1));
         }
@@ -172,7 +176,7 @@ export class ObsShapedPublisher {
       }
       while (a * 20 <= elapsed) {
         const ts = (base.audio + a * 960) >>> 0;
-        for (const p of packetizeOpus(this.clip.audio[a % this.clip.audio.length]!.data)) send('audio', p, ts, false);
+        for (const p of packetizeOpus(this.#clip.audio[a % this.#clip.audio.length]!.data)) send('audio', p, ts, false);
         a++;
       }
       this.#timer = setTimeout(tick, 10);
@@ -196,7 +200,7 @@ export class ObsShapedPublisher {
       { id: this.#extensionId('urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id'), payload: serializeSdesRTPStreamID(layer.rid) },
     ].filter((e) => e.id > 0);
     const header = new RtpHeader({ payloadType: 96, sequenceNumber: layer.seq, timestamp, marker, ssrc: layer.ssrc, extensions });
-    this.senders.video.dtlsTransport.sendRtp(Buffer.from(payload), header).catch(() => undefined);
+    this.#senders.video.dtlsTransport.sendRtp(Buffer.from(payload), header).catch(() => undefined);
   }
 
   /** One sender report per layer (the SFU relates the layers' timelines through them). */
@@ -204,7 +208,7 @@ export class ObsShapedPublisher {
     const ms = performance.timeOrigin + performance.now();
     const ntp = (BigInt(Math.floor(ms / 1000) + 2_208_988_800) << 32n) | BigInt(Math.floor(((ms % 1000) / 1000) * 2 ** 32));
     const reports = this.#layers!.map((l) => new RtcpSrPacket({ ssrc: l.ssrc, senderInfo: new RtcpSenderInfo({ ntpTimestamp: ntp, rtpTimestamp: timestamp, packetCount: l.packets, octetCount: l.octets }) }));
-    this.senders.video.dtlsTransport.sendRtcp(reports).catch(() => undefined);
+    this.#senders.video.dtlsTransport.sendRtcp(reports).catch(() => undefined);
   }
 
   /** Stops, sends the DELETE (returns its status) and closes the connection. */

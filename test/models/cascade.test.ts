@@ -19,7 +19,10 @@ const LABELS = ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'];
 class ScriptedBackend implements Backend {
   readonly name = 'scripted';
   calls: { model: string; n: number }[] = [];
-  constructor(private readonly deepPorn: number) {}
+  readonly #deepPorn: number;
+  constructor(deepPorn: number) {
+    this.#deepPorn = deepPorn;
+  }
   async load(): Promise<void> {}
   async infer(model: string, input: Tensor): Promise<InferOutput> {
     const n = input.shape[0]!;
@@ -28,7 +31,7 @@ class ScriptedBackend implements Backend {
     const out = new Float32Array(n * 5);
     for (let i = 0; i < n; i++) {
       // preprocess below is the identity on a 1x1 frame: data[i*per] = byte/255.
-      const porn = model === 'nsfw-inception-v3' ? this.deepPorn : Math.round(input.data[i * per]! * 255) / 100;
+      const porn = model === 'nsfw-inception-v3' ? this.#deepPorn : Math.round(input.data[i * per]! * 255) / 100;
       out[i * 5 + 3] = porn;
       out[i * 5 + 2] = 1 - porn;
     }

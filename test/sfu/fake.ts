@@ -67,8 +67,10 @@ export class FakeStream extends EventEmitter implements Stream {
   /** A real tap: tests may offer packets to it (nothing flows otherwise). */
   readonly tap = new TapHub();
   closeReason: CloseReason | undefined;
-  constructor(id: string, private readonly onGone: () => void) {
+  readonly #onGone: () => void;
+  constructor(id: string, onGone: () => void) {
     super();
+    this.#onGone = onGone;
     this.id = id;
   }
   /** What the WHEP route does, without SDP: create the viewer with its initial gate, then announce it. */
@@ -85,7 +87,7 @@ export class FakeStream extends EventEmitter implements Stream {
     this.closed = true;
     this.closeReason = reason;
     for (const v of [...this.viewers.values()]) v.close(reason);
-    this.onGone();
+    this.#onGone();
     this.emit('close', reason);
   }
 }
