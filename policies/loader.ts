@@ -284,6 +284,7 @@ function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; ra
     appealUrl: raw.appealUrl.replace(/\/+$/, ''),
     failAfter: raw.failAfter,
     reviewDeadZone: raw.reviewDeadZone,
+    reviewDue: { amberMs: raw.review.amberDueMinutes * 60_000, appealMs: raw.review.appealDueMinutes * 60_000 },
     taxonomy,
     global,
     lexicon,

@@ -35,22 +35,53 @@ export interface QueueStats {
   depth: number;
   /** Age of the oldest open item (s); 0 when none. */
   oldestAgeS: number;
+  /** Open items past their due time. */
+  overdue: number;
 }
 
 /** Per-jurisdiction depth and oldest age of the open items; an item naming two jurisdictions is in both queues. */
-export function reviewQueueStats(items: readonly (Pick<ReviewItem, 'jurisdictions' | 'createdAt'> & { status?: string })[], now: number): QueueStats[] {
+export function reviewQueueStats(items: readonly (Pick<ReviewItem, 'jurisdictions' | 'createdAt' | 'dueAt'> & { status?: string })[], now: number): QueueStats[] {
   const by = new Map<string, QueueStats>();
   for (const item of items) {
     if (item.status === 'resolved') continue;
     const keys = item.jurisdictions.length > 0 ? item.jurisdictions : ['default'];
     for (const j of new Set(keys)) {
-      const s = by.get(j) ?? { jurisdiction: j, depth: 0, oldestAgeS: 0 };
+      const s = by.get(j) ?? { jurisdiction: j, depth: 0, oldestAgeS: 0, overdue: 0 };
       s.depth++;
+      if (isOverdue(item, now)) s.overdue++;
       s.oldestAgeS = Math.max(s.oldestAgeS, Math.max(0, now - item.createdAt) / 1000);
       by.set(j, s);
     }
   }
   return [...by.values()].sort((a, b) => (a.jurisdiction < b.jurisdiction ? -1 : 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deadlines
+
+const DEFAULT_DUE = { amberMs: 60 * 60_000, appealMs: 4 * 60 * 60_000 };
+
+/** The item with its due time from the policy (appeals within 4 hours, amber within 1 hour by default). */
+export function withDueAt<T extends Pick<ReviewItem, 'type' | 'createdAt'>>(item: T, policy: Pick<Policy, 'reviewDue'>): T & { dueAt: number } {
+  const due = policy.reviewDue ?? DEFAULT_DUE;
+  return { ...item, dueAt: item.createdAt + (item.type === 'appeal' ? due.appealMs : due.amberMs) };
+}
+
+export function isOverdue(item: Pick<ReviewItem, 'dueAt'> & { status?: string }, now: number): boolean {
+  return item.status !== 'resolved' && item.dueAt !== undefined && item.dueAt <= now;
+}
+
+/** What an overdue item adds to its priority: it rises above every item that is not overdue. */
+export const PRIORITY_OVERDUE_BOOST = 100;
+
+/** The priority an item is served at now: overdue items rise (the stored priority is kept as it was). */
+export function effectivePriority(item: Pick<ReviewItem, 'priority' | 'dueAt'> & { status?: string }, now: number): number {
+  return item.priority + (isOverdue(item, now) ? PRIORITY_OVERDUE_BOOST : 0);
+}
+
+/** Queue order at `now`: effective priority first, then oldest, then id (compareReviewItems with deadlines). */
+export function compareByUrgency(now: number): (a: ReviewItem & { status?: string }, b: ReviewItem & { status?: string }) => number {
+  return (a, b) => effectivePriority(b, now) - effectivePriority(a, now) || a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ export const baseFileSchema = z.strictObject({
   appealUrl: z.string().min(1),
   failAfter: z.int().min(1).max(1000).default(3),
   reviewDeadZone: z.tuple([score, score]).default([0.4, 0.7]),
+  /** Review deadlines (issue 17): minutes from an item's creation to its due time. */
+  review: z.strictObject({ amberDueMinutes: z.number().min(1).max(100_000).default(60), appealDueMinutes: z.number().min(1).max(100_000).default(240) }).default({ amberDueMinutes: 60, appealDueMinutes: 240 }),
   fusion: fusionSchema,
   taxonomy: z.record(categoryName, categorySchema),
   global: z.record(categoryName, globalRuleSchema).default({}),

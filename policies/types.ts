@@ -204,6 +204,8 @@ export interface Policy {
   failAfter: number;
   /** Review dead zone (documentation of the default amber band; jurisdictions carry their own). */
   reviewDeadZone: [number, number];
+  /** Time from a review item's creation to its due time (ms), by type (base `review.*DueMinutes`; 60 min / 4 h by default). */
+  reviewDue?: { amberMs: number; appealMs: number };
   taxonomy: Record<string, CategoryDef>;
   global: Record<string, GlobalRule>;
   /** Global lexicon: lexicon category -> terms (lower case). */
@@ -266,6 +268,8 @@ export interface ReviewItem {
   /** Appeals: what the appealed statement said, so the outcome's statement cites the same ground, scope, basis and detection. */
   appealed?: Pick<StatementOfReasons, 'basis' | 'automated' | 'ground' | 'restriction'>;
   claim?: { reviewer: string; claimedAt: number; expiresAt: number };
+  /** When a decision is due (server ms; policies/ withDueAt from the policy's review deadlines). */
+  dueAt?: number;
 }
 
 export interface ReviewResolution {

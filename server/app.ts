@@ -29,6 +29,7 @@ import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
 import { policyRoutes } from './routes/policies.ts';
 import { reportRoutes } from './routes/reports.ts';
+import { ReviewDeadlineWatch } from './review-deadlines.ts';
 import { reviewRoutes } from './routes/review.ts';
 import { streamRoutes } from './routes/streams.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -81,6 +82,8 @@ export interface Server {
   readonly control: StreamControl;
   readonly enforcer: Enforcer;
   readonly policies: PolicyStore;
+  /** Announces review items past their due time (issue 17). */
+  readonly reviewDeadlines: ReviewDeadlineWatch;
   /** Samplers and models, when moderation is on. */
   readonly moderation: ModerationStack | undefined;
   readonly pipeline: ModerationPipeline | undefined;
@@ -375,6 +378,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   });
   const theControl = control;
   theControl.start();
+  const reviewDeadlines = new ReviewDeadlineWatch({ store, events, onError: (err) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'review deadline check failed') });
+  reviewDeadlines.start();
   alarmSink = (alarm) => {
     // the chain went backwards or was rewritten: loud (log, metric, ops event, an audit entry of the new chain), and this node's blocks written again
     log.error({ alarm }, alarm.message);
@@ -447,7 +452,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   await app.register(streamRoutes, { guard, store, control: theControl });
   await app.register(decisionRoutes, { guard, store });
   await app.register(reviewRoutes, { guard, store, control: theControl, policies, reviewClaimMs: config.reviewClaimMs });
-  await app.register(appealRoutes, { guard, store, control: theControl });
+  await app.register(appealRoutes, { guard, store, control: theControl, policies });
   await app.register(policyRoutes, { guard, store, policies, policyDir: config.policyDir, nodeId: config.nodeId });
   const modelStatus =
     deps.modelStatus ??
@@ -472,6 +477,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       await theControl.close();
+      reviewDeadlines.close();
       pipeline?.close();
       events.close();
       enforcer.close();
@@ -502,6 +508,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     control: theControl,
     enforcer,
     policies,
+    reviewDeadlines,
     moderation,
     pipeline,
     config,

@@ -23,6 +23,7 @@ import {
   restrictionsOf,
   reviewItemFor,
   windowEvidence,
+  withDueAt,
   type FusionResult,
   type FusionState,
   type Restriction,
@@ -359,7 +360,10 @@ export class Enforcer {
     if (s.killed || this.#closed || this.#blocks.has(signal.streamId)) return { verdict: result.verdict, changed: false };
 
     let reviewItem: ReviewItem | undefined;
-    if (result.enteredAmber.length > 0) reviewItem = reviewItemFor(result.verdict, policy, result.enteredAmber, now);
+    if (result.enteredAmber.length > 0) {
+      const item = reviewItemFor(result.verdict, policy, result.enteredAmber, now);
+      reviewItem = item && withDueAt(item, policy);
+    }
     if (!result.changed && !reviewItem) return { verdict: result.verdict, changed: false };
 
     const decision = this.#apply(s, policy, result.verdict, 'automated', signal);
@@ -367,7 +371,7 @@ export class Enforcer {
       decision.reviewItemId = reviewItem.id;
       const item = reviewItem;
       this.#port('review enqueue', () => this.#review?.enqueue(item));
-      this.#port('audit append', () => this.#audit?.append({ type: 'review.enqueued', itemId: item.id, streamId: item.streamId, at: item.createdAt, jurisdictions: item.jurisdictions, categories: item.categories, policyVersion: item.policyVersion }));
+      this.#port('audit append', () => this.#audit?.append({ type: 'review.enqueued', itemId: item.id, streamId: item.streamId, at: item.createdAt, jurisdictions: item.jurisdictions, categories: item.categories, policyVersion: item.policyVersion, dueAt: item.dueAt ?? null }));
     }
     this.#finish(decision, result.changed);
     return { verdict: result.verdict, changed: result.changed, decision, reviewItem };

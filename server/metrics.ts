@@ -113,6 +113,16 @@ export class ServerMetrics {
       },
     });
     new Gauge({
+      name: 'msfu_review_overdue',
+      help: "Open review items past their due time, per jurisdiction's queue",
+      labelNames: ['jurisdiction'],
+      registers: r,
+      async collect() {
+        this.reset();
+        for (const q of (await queues()) ?? []) this.set({ jurisdiction: q.jurisdiction }, q.overdue);
+      },
+    });
+    new Gauge({
       name: 'msfu_review_queue_oldest_age_seconds',
       help: "Age of the oldest open item of each jurisdiction's review queue (s)",
       labelNames: ['jurisdiction'],

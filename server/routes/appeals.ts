@@ -2,7 +2,8 @@
 // statement's redress.appealUrl is /v1/appeals/:statementId); the appeal is a priority review item.
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { createAppeal } from '../../policies/index.ts';
+import { createAppeal, withDueAt } from '../../policies/index.ts';
+import type { PolicyStore } from '../policy-store.ts';
 import type { StreamControl } from '../control.ts';
 import { forbidden, notFound } from '../errors.ts';
 import type { Store } from '../store/types.ts';
@@ -13,6 +14,8 @@ export interface AppealRoutesOptions {
   guard: Guard;
   store: Store;
   control: StreamControl;
+  /** For the appeal's due time (the policy's review deadlines; 4 hours without a policy). */
+  policies?: PolicyStore;
 }
 
 const AppealBody = z.object({ grounds: z.string().min(1).max(5000) }).strict();
@@ -34,9 +37,9 @@ export const appealRoutes: FastifyPluginAsync<AppealRoutesOptions> = async (app,
       if (!statement) throw notFound(`statement ${id} not found`);
       if (req.principal?.role === 'publisher' && req.principal.streamId !== statement.streamId) throw forbidden(`statement ${id} concerns another stream`);
       const at = Date.now();
-      const item = createAppeal(statement, { appellant: who(req), grounds: body.grounds, at });
+      const item = withDueAt(createAppeal(statement, { appellant: who(req), grounds: body.grounds, at }), opts.policies?.loaded ? opts.policies.current : {});
       const stored = await control.enqueueReview(item);
-      await store.appendAudit({ type: 'appeal.filed', statementId: id, streamId: statement.streamId, itemId: item.id, by: who(req), at });
+      await store.appendAudit({ type: 'appeal.filed', statementId: id, streamId: statement.streamId, itemId: item.id, by: who(req), dueAt: item.dueAt, at });
       return reply.code(201).send(stored);
     },
   );

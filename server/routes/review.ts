@@ -6,7 +6,7 @@
 // escalates it to a senior (admin); GET /v1/review/export gives the agreed labels for calibration.
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { agreedLabel, castVote, mayJudge, mayVote, requiredReviewers, resolveReview, reviewQueueStats, type ReviewerScope } from '../../policies/index.ts';
+import { agreedLabel, castVote, compareByUrgency, isOverdue, mayJudge, mayVote, requiredReviewers, resolveReview, reviewQueueStats, type ReviewerScope } from '../../policies/index.ts';
 import type { StreamControl } from '../control.ts';
 import type { PolicyStore } from '../policy-store.ts';
 import { SrvError, forbidden, notFound } from '../errors.ts';
@@ -60,7 +60,7 @@ export const reviewRoutes: FastifyPluginAsync<ReviewRoutesOptions> = async (app,
       onRequest: reviewer,
       schema: {
         tags: ['review'],
-        summary: "Review queue (escalated, then appeals, then oldest) as far as the caller may judge it (token jurisdictions/languages), with each jurisdiction's depth and oldest age",
+        summary: "Review queue (overdue first, then escalated, appeals, oldest) as far as the caller may judge it (token jurisdictions/languages), with each jurisdiction's depth, oldest age and overdue items",
         security: bearer,
         querystring: zs(ReviewQuery),
         response: { 200: doc(z.object({ items: z.array(AnyObject), depth: z.number(), queues: z.array(AnyObject) })), ...errorReplies },
@@ -75,9 +75,14 @@ export const reviewRoutes: FastifyPluginAsync<ReviewRoutesOptions> = async (app,
         store.listReview({ limit: SCAN }),
       ]);
       const mine = (i: StoredReviewItem) => visible(req, i) && (q.jurisdiction === undefined || i.jurisdictions.includes(q.jurisdiction));
-      const items = filtered ? listed.filter(mine).slice(0, q.limit ?? 200) : listed;
+      // overdue items rise (issue 17 item 3): the queue is served by urgency, not the stored priority alone
+      const now = Date.now();
+      const items = (filtered ? listed.filter(mine) : listed)
+        .sort(compareByUrgency(now))
+        .slice(0, q.limit ?? 200)
+        .map((i) => ({ ...i, overdue: isOverdue(i, now) }));
       const queue = open.filter(mine);
-      return { items, depth: queue.length, queues: reviewQueueStats(queue, Date.now()) };
+      return { items, depth: queue.length, queues: reviewQueueStats(queue, now) };
     },
   );
 
@@ -128,7 +133,7 @@ export const reviewRoutes: FastifyPluginAsync<ReviewRoutesOptions> = async (app,
       } else {
         // the next item this reviewer may judge and vote on, in queue order; one taken meanwhile by another is skipped
         const now = Date.now();
-        for (const candidate of await store.listReview({ limit: SCAN })) {
+        for (const candidate of (await store.listReview({ limit: SCAN })).sort(compareByUrgency(now))) {
           if (!visible(req, candidate) || !mayVote(candidate.votes, me, senior)) continue;
           if (candidate.claim && candidate.claim.expiresAt > now && candidate.claim.reviewer !== me) continue;
           try {

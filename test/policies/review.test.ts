@@ -3,7 +3,23 @@
 // labels are exported).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agreedLabel, castVote, loadPolicyBundle, mayJudge, mayVote, PolicyError, requiredReviewers, reviewQueueStats, tallyVotes, type ReviewVote } from '../../policies/index.ts';
+import {
+  agreedLabel,
+  castVote,
+  compareByUrgency,
+  effectivePriority,
+  isOverdue,
+  loadPolicyBundle,
+  mayJudge,
+  mayVote,
+  PolicyError,
+  PRIORITY_OVERDUE_BOOST,
+  requiredReviewers,
+  reviewQueueStats,
+  tallyVotes,
+  withDueAt,
+  type ReviewVote,
+} from '../../policies/index.ts';
 import type { ReviewItem } from '../../policies/types.ts';
 import { shippedPolicyFiles } from './helpers.ts';
 
@@ -27,17 +43,17 @@ test('mayJudge: a scoped reviewer holds every jurisdiction of the item; default/
 test('reviewQueueStats: per jurisdiction, an item in every queue it names, resolved items left out, oldest age in seconds', () => {
   const stats = reviewQueueStats(
     [
-      { jurisdictions: ['DE'], createdAt: 1_000 },
-      { jurisdictions: ['DE', 'SE'], createdAt: 4_000 },
+      { jurisdictions: ['DE'], createdAt: 1_000, dueAt: 10_000 },
+      { jurisdictions: ['DE', 'SE'], createdAt: 4_000, dueAt: 10_001 },
       { jurisdictions: ['SE'], createdAt: 0, status: 'resolved' },
       { jurisdictions: [], createdAt: 9_000 },
     ],
     10_000,
   );
   assert.deepEqual(stats, [
-    { jurisdiction: 'DE', depth: 2, oldestAgeS: 9 },
-    { jurisdiction: 'SE', depth: 1, oldestAgeS: 6 },
-    { jurisdiction: 'default', depth: 1, oldestAgeS: 1 },
+    { jurisdiction: 'DE', depth: 2, oldestAgeS: 9, overdue: 1 },
+    { jurisdiction: 'SE', depth: 1, oldestAgeS: 6, overdue: 0 },
+    { jurisdiction: 'default', depth: 1, oldestAgeS: 1, overdue: 0 },
   ]);
   assert.deepEqual(reviewQueueStats([], 0), []);
 });
@@ -106,4 +122,28 @@ test('agreedLabel: only items whose reviewers all agreed, at least minReviewers 
     sampleSeqs: [4, 5, 6], timeRange: { from: 10, to: 20 }, thumbnailRefs: ['t1'], agreedAt: 9,
   });
   assert.ok(agreedLabel({ ...item, votes: [v('a', 'overturn')] }, 1));
+});
+
+test('deadlines: due times from the policy (defaults 1 h amber, 4 h appeals), overdue items rise above every other', () => {
+  const amber = { id: 'a', type: 'amber' as const, createdAt: 1_000, priority: 1 };
+  const appeal = { id: 'p', type: 'appeal' as const, createdAt: 1_000, priority: 10 };
+  assert.equal(withDueAt(amber, {}).dueAt, 1_000 + 3_600_000);
+  assert.equal(withDueAt(appeal, {}).dueAt, 1_000 + 4 * 3_600_000);
+  const files = shippedPolicyFiles().map((f) => (f.filename.endsWith('default.yaml') ? { ...f, text: `${f.text}\nreview:\n  amberDueMinutes: 30\n  appealDueMinutes: 120\n` } : f));
+  const policy = loadPolicyBundle(files);
+  assert.deepEqual(policy.reviewDue, { amberMs: 1_800_000, appealMs: 7_200_000 });
+  assert.equal(withDueAt(appeal, policy).dueAt, 1_000 + 7_200_000);
+  const cases: [{ dueAt?: number; status?: string }, number, boolean][] = [
+    [{}, 10, false],
+    [{ dueAt: 10 }, 9, false],
+    [{ dueAt: 10 }, 10, true],
+    [{ dueAt: 10, status: 'resolved' }, 99, false],
+  ];
+  for (const [item, now, want] of cases) assert.equal(isOverdue(item, now), want, `${JSON.stringify(item)} at ${now}`);
+  const ev = { sampleSeqs: [], timeRange: { from: 0, to: 0 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] };
+  const item = (id: string, priority: number, createdAt: number, dueAt: number): ReviewItem => ({ id, streamId: 's', type: 'amber', priority, createdAt, dueAt, policyVersion: 'p', jurisdictions: ['DE'], categories: [], evidence: ev });
+  const queue = [item('fresh-appeal', 10, 500, 9_000), item('old-amber', 1, 100, 1_000), item('new-amber', 1, 600, 8_000), item('escalated', 20, 700, 9_000)];
+  assert.deepEqual([...queue].sort(compareByUrgency(500)).map((i) => i.id), ['escalated', 'fresh-appeal', 'old-amber', 'new-amber'], 'nothing overdue: stored priorities');
+  assert.deepEqual([...queue].sort(compareByUrgency(2_000)).map((i) => i.id), ['old-amber', 'escalated', 'fresh-appeal', 'new-amber'], 'overdue amber first');
+  assert.equal(effectivePriority(queue[1]!, 2_000), 1 + PRIORITY_OVERDUE_BOOST);
 });
