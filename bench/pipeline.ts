@@ -7,6 +7,7 @@
 //   npm run bench:pipeline   PIPELINE_STREAMS=4 PIPELINE_SECONDS=20 PIPELINE_ROUNDS=2
 //   PIPELINE_VARIANTS=name:json;name:json   SampleModerator options per variant, run in alternating
 //                                           rounds (A/B within one run), e.g. 'window:{"audioMatcher":{"incremental":false}};incremental:{}'
+//   PIPELINE_LUMA_MAX_SIDE=0 the samplers' luma plane for PDQ (0 = none, the default; 256 for the A/B)
 //   PIPELINE_OUT=bench/results/pipeline.json  PIPELINE_BUDGET_MS=100 (the classifier's deadline: on a
 //   loaded machine samples past it are skipped, which makes the classifier look cheaper than it is)
 //
@@ -271,7 +272,8 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
   const threads = threadDelta(before, after);
   const ocrCpu = threads.ocr ?? 0;
   const ocrWall = ocr.detectMs + ocr.recognizeMs;
-  const pdq = pdqHashes * (moderator.options.pdqFromLuma ? costs.pdqLuma : costs.pdq);
+  // the plane is hashed only when the samplers send one (lumaMaxSide, off by default)
+  const pdq = pdqHashes * (moderator.options.pdqFromLuma && stack.samplers.options.lumaMaxSide > 0 ? costs.pdqLuma : costs.pdq);
   const preprocess = main.classified * costs.preprocess;
   const vad = main.vadWindows * costs.vad;
   const stages: Record<string, number> = {
@@ -307,7 +309,7 @@ async function main(): Promise<void> {
   const o = { ...SCENE_DEFAULTS };
   const scenes = new Map<SceneKind, EncodedScene>();
   for (const k of SCENES) scenes.set(k, await loadScene(k, o));
-  const stack = await ModerationStack.load({ backend: 'onnx', policy, budgetMs: BUDGET_MS, log: (level, msg) => console.log(`${level}: ${msg}`) });
+  const stack = await ModerationStack.load({ backend: 'onnx', policy, budgetMs: BUDGET_MS, samplers: { lumaMaxSide: Number(process.env.PIPELINE_LUMA_MAX_SIDE ?? 0) }, log: (level, msg) => console.log(`${level}: ${msg}`) });
   try {
     // the banks hold what the violating scenes show and play, as the load test registers them
     stack.hashBanks.bank('known_bad').add({ hash: pdqHash({ width: o.width, height: o.height, rgb: bankedPicture(o.width, o.height) }).hash, id: 'bench-banked-picture', category: 'known_bad_match' });

@@ -60,9 +60,11 @@ export interface LumaPlane {
 
 /**
  * The luma plane box-averaged by the smallest integer factor that brings its longest side to at most
- * `maxSide`. PDQ from it costs ~1.1-1.7 ms instead of ~10 ms from the 640x360 RGB frame on the main
- * thread (measured, issue 16), at 6-14 bits from the full-resolution hash; bicubic RGB prescaling
- * as Meta's Python reference does costs more than hashing at full size (15-25 ms).
+ * `maxSide`. PDQ from it costs ~0.6-1.7 ms instead of ~8-10 ms from the 640x360 RGB frame on the main
+ * thread (measured, issue 16), but drifts from the full-resolution hash: 6-14 bits on a photo, 26-66
+ * on the load test's synthetic banked picture (PDQ's own tent filter then sees other frequencies), so
+ * it is off by default (SamplerPoolOptions.lumaMaxSide). Bicubic RGB prescaling as Meta's Python
+ * reference does costs more than hashing at full size (15-25 ms).
  */
 export function lumaPlane(y: Uint8Array, width: number, height: number, stride: number, maxSide: number): LumaPlane {
   const f = Math.max(1, Math.ceil(Math.max(width, height) / maxSide));
