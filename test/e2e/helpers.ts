@@ -12,6 +12,7 @@ import { WhepViewer, type ReceivedPacket } from '../../loadtest/clients/whep-vie
 import { nowMs } from '../../loadtest/clients/peer.ts';
 import { encodeAudio, encodeVideo, type EncodedFrame } from '../../media/encode.ts';
 import { SCENE_DEFAULTS, renderScene, type SceneKind } from '../../loadtest/media/scenes.ts';
+import { keyframePictureSize } from '../../media/keyframe.ts';
 
 export { nowMs };
 
@@ -147,23 +148,6 @@ export class Broadcast {
   }
 }
 
-/** Size of a VP8 keyframe whose first RTP packet this is (RFC 7741 descriptor, then the frame header). */
-export function vp8KeyframeSize(payload: Uint8Array): { width: number; height: number } | undefined {
-  const b0 = payload[0] ?? 0;
-  let i = 1;
-  if (b0 & 0x80) {
-    const x = payload[1] ?? 0;
-    i = 2;
-    if (x & 0x80) i += (payload[i] ?? 0) & 0x80 ? 2 : 1;
-    if (x & 0x40) i += 1;
-    if (x & 0x30) i += 1;
-  }
-  const f = payload.subarray(i);
-  if (f.length < 10 || (f[0]! & 1) !== 0) return undefined;
-  if (f[3] !== 0x9d || f[4] !== 0x01 || f[5] !== 0x2a) return undefined;
-  return { width: (f[6]! | (f[7]! << 8)) & 0x3fff, height: (f[8]! | (f[9]! << 8)) & 0x3fff };
-}
-
 export type PictureKind = 'source' | 'slate' | 'other';
 
 /** A WHEP viewer with a jurisdiction, recording what it sees: source vs slate pictures and audio packets. */
@@ -183,7 +167,7 @@ export class Watcher {
         return;
       }
       if (!p.keyframeStart) return;
-      const size = p.payload ? vp8KeyframeSize(p.payload) : undefined;
+      const size = p.payload ? keyframePictureSize('VP8', p.payload) : undefined;
       const kind: PictureKind = !size ? 'other' : size.width === CLIP.width ? 'source' : size.width === SLATE_WIDTH ? 'slate' : 'other';
       this.pictures.push({ at: p.receivedAt, kind });
       // payloads are only needed for the size of a keyframe's first packet
