@@ -18,6 +18,12 @@
 //
 // The moderation tap is a DirectTransport consumer per track, made when the first tap subscriber
 // arrives and closed when the last one leaves: the only JavaScript per packet, once per stream.
+//
+// A joining viewer starts from the current GOP, not the publisher's next keyframe: the worker's
+// routers keep each video producer's packets since its last keyframe and replay them to a consumer's
+// first keyframe request (scripts/mediasoup-worker/worker.patch), so publishers that never answer PLI
+// (FFmpeg's whip muxer) play at once. A simulcast publisher's largest layer is the one forwarded
+// (#probeLayers).
 
 import { watchTransport, type TransportLife } from './transport-life.ts';
 import type { Consumer, DirectTransport, PlainTransport, Producer, Router, RtpCapabilities, WebRtcTransport } from 'mediasoup/types';
