@@ -31,8 +31,8 @@ async function speech(text: string): Promise<Float32Array> {
   }
 }
 
-test('silero VAD marks speech windows and leaves silence and noise unmarked', { skip: hasEspeak() ? false : 'espeak-ng is not installed (CI installs it: apt-get install espeak-ng)' }, async () => {
-  await using vad = await SileroVad.load();
+for (const frames of [undefined, { frameSamples: 512, minSpeechFrames: 3 }]) test(`silero VAD marks speech windows and leaves silence and noise unmarked (${frames ? `${frames.frameSamples}-sample frames` : 'default frames'})`, { skip: hasEspeak() ? false : 'espeak-ng is not installed (CI installs it: apt-get install espeak-ng)' }, async () => {
+  await using vad = await SileroVad.load(frames ?? {});
   const talk = await speech('Hello everyone, welcome to the stream. Today we are testing voice activity detection on live audio.');
   assert.ok(talk.length > 3 * SR);
   // a stream of 1 s windows: 2 s silence, speech, 2 s low noise
