@@ -14,7 +14,7 @@ import type { EventHub } from './events.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { SrvError, badRequest, notFound } from './errors.ts';
 import { OutboxQueuedError } from './store/outbox.ts';
-import type { ActivePolicyRecord, ControlMessage, DecisionRecord, LiveStreamRecord, RegistryEvidence, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
+import type { ActivePolicyRecord, ShadowPolicyRecord, ControlMessage, DecisionRecord, LiveStreamRecord, RegistryEvidence, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
 
 /** A store write that is kept: its result, or undefined when it waits in the outbox (OutboxQueuedError); other failures throw. */
 async function recorded<T>(write: Promise<T>): Promise<T | undefined> {
@@ -67,6 +67,8 @@ export class StreamControl {
   #lastStoreError = 0;
   /** Last store policy version tried here (tried once). */
   #policyTried: string | undefined;
+  /** Last shadow record (version@at) tried here. */
+  #shadowTried: string | undefined;
   #closed = false;
 
   constructor(options: StreamControlOptions) {
@@ -140,6 +142,7 @@ export class StreamControl {
   async #heartbeat(): Promise<void> {
     if (this.#closed) return;
     await this.syncPolicy();
+    await this.syncShadow();
     for (const [id, l] of this.#local) {
       const verdict = this.#o.enforcer?.verdictOf(id);
       const patch: Partial<LiveStreamRecord> = { viewers: l.stream.viewers.size, nodeId: this.#o.nodeId, state: 'live' };
@@ -197,6 +200,32 @@ export class StreamControl {
     const r = policies.load(active.files, `${active.by} (applied from the store)`);
     if (r.ok) this.#o.log.info({ version: active.version, by: active.by }, 'cluster policy applied from the store');
     else this.#o.log.error({ err: r.error.message, version: active.version }, 'the cluster policy in the store does not load on this node; the last good policy stays');
+  }
+
+  /**
+   * Follows the cluster's shadow run (issue 17) as syncPolicy follows the active policy: a node that
+   * missed the start or stop message catches up within a heartbeat. A record is tried once here.
+   */
+  async syncShadow(): Promise<void> {
+    const policies = this.#o.policies;
+    if (!policies?.loaded) return;
+    let record: ShadowPolicyRecord | undefined;
+    try {
+      record = await this.#o.store.getShadowPolicy();
+    } catch (e) {
+      this.#storeError(e, 'getShadowPolicy');
+      return;
+    }
+    if (!record) {
+      this.#shadowTried = undefined;
+      if (policies.shadow) policies.stopShadow('cluster', 'stopped in the store');
+      return;
+    }
+    const key = `${record.version}@${record.at}`;
+    if (policies.shadow?.version === record.version || this.#shadowTried === key) return;
+    this.#shadowTried = key;
+    const r = policies.startShadow(record.files ? { files: record.files } : { thresholds: record.thresholds ?? [] }, `${record.by} (applied from the store)`);
+    if (!r.ok) this.#o.log.error({ err: r.error.message, version: record.version }, 'the shadow candidate in the store does not load on this node');
   }
 
   /** Streams whose sessions are on this node. */

@@ -115,20 +115,30 @@ export class PolicyStore {
   startShadow(candidate: ShadowCandidate, by: string): ShadowStartResult {
     const at = this.#clock();
     const active = this.current;
-    if ((candidate.files === undefined) === (candidate.thresholds === undefined)) throw badRequest('a shadow candidate is either policy files or threshold edits');
-    let policy: Policy;
-    try {
-      policy = candidate.files ? loadPolicyBundle(candidate.files) : withThresholds(active, candidate.thresholds ?? []);
-    } catch (error) {
-      if (!(error instanceof PolicyError)) throw error;
+    const checked = this.checkShadow(candidate);
+    if (!checked.ok) {
+      const error = checked.error;
       this.#append({ type: 'policy.shadow_rejected', by, at, activeVersion: active.version, code: error.code, issues: error.issues });
-      return { ok: false, error };
+      return checked;
     }
-    const changes = diffPolicies(active, policy);
+    const { policy, changes } = checked;
     const previous = this.#shadow?.version ?? null;
     this.#shadow = policy;
     this.#append({ type: 'policy.shadow_started', by, at, candidateVersion: policy.version, activeVersion: active.version, previousCandidate: previous, files: candidate.files ? policy.files : null, thresholds: candidate.thresholds ?? null, changes });
     return { ok: true, policy, activeVersion: active.version, changes };
+  }
+
+  /** Loads a candidate against the active policy without running it or auditing anything. */
+  checkShadow(candidate: ShadowCandidate): ShadowStartResult {
+    const active = this.current;
+    if ((candidate.files === undefined) === (candidate.thresholds === undefined)) throw badRequest('a shadow candidate is either policy files or threshold edits');
+    try {
+      const policy = candidate.files ? loadPolicyBundle(candidate.files) : withThresholds(active, candidate.thresholds ?? []);
+      return { ok: true, policy, activeVersion: active.version, changes: diffPolicies(active, policy) };
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      return { ok: false, error };
+    }
   }
 
   /** Stops the shadow run (audited); false when none ran. */

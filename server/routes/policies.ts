@@ -110,9 +110,11 @@ export const policyRoutes: FastifyPluginAsync<PolicyRoutesOptions> = async (app,
     },
   );
 
+  // The store is written before this node changes its own run: a heartbeat's syncShadow (control.ts)
+  // in between then agrees with what this node is about to do instead of undoing it.
   const stopShadow = async (by: string, reason: string): Promise<boolean> => {
-    const stopped = policies.stopShadow(by, reason);
     await store.setShadowPolicy(undefined);
+    const stopped = policies.stopShadow(by, reason);
     await store.publishControl({ type: 'shadow', record: null, origin: opts.nodeId, at: Date.now() });
     return stopped;
   };
@@ -131,11 +133,18 @@ export const policyRoutes: FastifyPluginAsync<PolicyRoutesOptions> = async (app,
     },
     async (req) => {
       const body = req.body as z.output<typeof ShadowBody>;
-      const r = policies.startShadow(body.files ? { files: body.files } : { thresholds: body.thresholds }, who(req));
-      if (!r.ok) throw r.error;
-      const record: ShadowPolicyRecord = { version: r.policy.version, activeVersion: r.activeVersion, ...(body.files ? { files: body.files } : { thresholds: body.thresholds }), by: who(req), at: Date.now() };
-      // kept in the store (the run outlives the candidate, for the activation check) and carried to every node
+      const candidate = body.files ? { files: body.files } : { thresholds: body.thresholds };
+      const checked = policies.checkShadow(candidate);
+      // a candidate that does not load is refused by startShadow, which audits the refusal
+      if (!checked.ok) {
+        const refused = policies.startShadow(candidate, who(req));
+        throw refused.ok ? checked.error : refused.error;
+      }
+      const record: ShadowPolicyRecord = { version: checked.policy.version, activeVersion: checked.activeVersion, ...candidate, by: who(req), at: Date.now() };
+      // kept in the store (the run outlives the candidate, for the activation check), then run here and on every node
       await store.setShadowPolicy(record);
+      const r = policies.startShadow(candidate, who(req));
+      if (!r.ok) throw r.error;
       await store.publishControl({ type: 'shadow', record, origin: opts.nodeId, at: Date.now() });
       return { ...runOf(record), changes: thresholdChanges(r.changes), allChanges: r.changes.length };
     },

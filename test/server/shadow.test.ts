@@ -112,6 +112,17 @@ function suite(name: string, nodes: () => Promise<[Node, Node]>, closeAll: () =>
       assert.ok(entries.some((e) => e.body.type === 'policy.shadow_stopped' && e.body.candidateVersion === candidate));
     });
 
+    test('a node that missed the start or stop message follows the store within a heartbeat', async () => {
+      const thresholds = [{ jurisdiction: 'default', category: 'sexual_explicit', red: 0.65 }];
+      const checked = one.server.policies.checkShadow({ thresholds });
+      assert.ok(checked.ok);
+      // written to the store only: no control message
+      await one.server.store.setShadowPolicy({ version: checked.policy.version, activeVersion: checked.activeVersion, thresholds, by: 'another-node', at: Date.now() });
+      await until(() => two.server.policies.shadow?.version === checked.policy.version, 'the second node to start the run from the store');
+      await one.server.store.setShadowPolicy(undefined);
+      await until(() => two.server.policies.shadow === undefined && one.server.policies.shadow === undefined, 'both nodes to stop it from the store');
+    });
+
     test('bad candidates are refused: both kinds at once, a rule the policy lacks, broken files', async () => {
       const both = await req(one, 'POST', '/v1/policies/shadow', admin, { thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }], files: [{ filename: 'a.yaml', text: 'x' }] });
       assert.equal(both.statusCode, 400, both.body);
