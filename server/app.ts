@@ -282,7 +282,12 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
           }),
       },
       evidence,
-      shadow: { record: (differences) => store.appendShadowDifferences(differences) },
+      shadow: {
+        record: (differences) => {
+          metrics.recordShadowDifferences(differences);
+          return store.appendShadowDifferences(differences);
+        },
+      },
       events: { emit: (audience, message) => events.broadcast(audience, message) },
       records: {
         statement: (s) => store.putStatement(s),

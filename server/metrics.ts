@@ -30,6 +30,7 @@ export class ServerMetrics {
   readonly #stage: Histogram<'stage'>;
   readonly #budgetMiss: Counter<'stage'>;
   readonly #kills: Counter<'source'>;
+  readonly #shadow: Counter<'side' | 'outcome'>;
   readonly #killLatency: Histogram;
   readonly #exposure: Histogram;
   readonly #samples: Counter<'escalated'>;
@@ -65,6 +66,12 @@ export class ServerMetrics {
     });
     this.#budgetMiss = new Counter({ name: 'msfu_budget_misses_total', help: 'Samples that missed the latency budget', labelNames: ['stage'], registers: r });
     this.#kills = new Counter({ name: 'msfu_kills_total', help: 'Streams killed', labelNames: ['source'], registers: r });
+    this.#shadow = new Counter({
+      name: 'msfu_shadow_differences_total',
+      help: 'What the shadow candidate would have done differently on this node (issue 17): side shadow_only / active_only, outcome kill, block, blank, mute, review; counted when a difference opens',
+      labelNames: ['side', 'outcome'],
+      registers: r,
+    });
     this.#killLatency = new Histogram({
       name: 'msfu_kill_latency_ms',
       help: 'First violating frame -> publisher closed and viewers cut (ms)',
@@ -435,6 +442,9 @@ export class ServerMetrics {
   recordKill(source: 'automated' | 'manual' | 'review' | 'remote', latencyMs?: number): void {
     this.#kills.inc({ source });
     if (latencyMs !== undefined) this.#killLatency.observe(latencyMs);
+  }
+  recordShadowDifferences(differences: readonly { side: string; outcome: string }[]): void {
+    for (const d of differences) this.#shadow.inc({ side: d.side, outcome: d.outcome });
   }
   recordExposure(ms: number): void {
     this.#exposure.observe(ms);

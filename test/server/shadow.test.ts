@@ -92,6 +92,8 @@ function suite(name: string, nodes: () => Promise<[Node, Node]>, closeAll: () =>
       assert.ok((report.report?.activeOnly.blank ?? 0) >= 2, JSON.stringify(report.report?.activeOnly));
       assert.ok((report.report?.jurisdictions.default?.sexual_explicit?.activeOnly.blank ?? 0) >= 2);
 
+      const metrics = await one.server.app.inject({ method: 'GET', url: '/metrics' });
+      assert.match(metrics.body, /msfu_shadow_differences_total\{side="shadow_only",outcome="kill"\} 1\b/, 'this node counts its own stream');
       // more samples of the same do not count the same kill again
       for (let i = 11; i <= 14; i++) one.server.enforcer.onSignal(signal(i, { sexual_explicit: 0.75 }, { streamId: 'sh-one', arrivedAt: t0 + i, completedAt: t0 + i }));
       await one.server.store.flush();
