@@ -5,12 +5,24 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { OnnxRuntimeBackend } from '../../models/backends/onnxruntime/OnnxRuntimeBackend.ts';
+import { OnnxRuntimeBackend, sessionOptionsOf } from '../../models/backends/onnxruntime/OnnxRuntimeBackend.ts';
 import { ModelRegistry, normalizeInput, postprocess } from '../../models/registry.ts';
 import { ModelStore } from '../../models/ModelStore.ts';
 import { isModelError } from '../../models/errors.ts';
 import { syntheticImage, toUnitFloat } from './synthetic.ts';
 import { maxAbsDiff } from './helpers.ts';
+
+test('intra-op threads do not spin between runs unless asked (issue 16), and sessions so made infer the same', { timeout: 120_000 }, async () => {
+  const extraOf = (o: object) => JSON.stringify((o as { extra?: unknown }).extra);
+  await using quiet = new OnnxRuntimeBackend({});
+  assert.equal(extraOf(sessionOptionsOf(quiet.options)), JSON.stringify({ session: { intra_op: { allow_spinning: '0' } } }));
+  await using spinning = new OnnxRuntimeBackend({ intraOpSpinning: true });
+  assert.equal(extraOf(sessionOptionsOf(spinning.options)), JSON.stringify({ session: { intra_op: { allow_spinning: '1' } } }));
+  const x = new Float32Array(224 * 224 * 3).map((_, i) => (i % 97) / 97);
+  const a = await quiet.infer('nsfw-mobilenet-v2', { data: x, shape: [1, 224, 224, 3] });
+  const b = await spinning.infer('nsfw-mobilenet-v2', { data: x, shape: [1, 224, 224, 3] });
+  assert.deepEqual(Array.from(a.data), Array.from(b.data));
+});
 
 test('unknown model and wrong shapes are coded errors', { timeout: 120_000 }, async () => {
   await using backend = new OnnxRuntimeBackend({ intraOpNumThreads: 1 });
