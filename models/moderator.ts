@@ -83,6 +83,8 @@ export interface SampleModeratorOptions {
   pdqFromLuma: boolean;
   /** Least time between two OCR passes of a track (ms); first and scene-change frames are preferred. Default 2000 (0.5 fps). */
   ocrIntervalMs: number;
+  /** Least time between two OCR passes of a track while its last pass found restricted text (ms): the policies count OCR'd samples (2 of 6 to enter), so the second look comes sooner. Default 1000. */
+  ocrConfirmIntervalMs: number;
   /** OCR passes in flight at once across all streams; a frame that finds them busy is skipped (counted). Default 1. */
   ocrConcurrency: number;
   /** Longest side (px) of the frame OCR detection runs on; recognition reads the boxes at full resolution. Default 320 (640x360: 122 -> 41 ms of CPU per pass, the load test's 51 px overlay still read). */
@@ -101,6 +103,7 @@ const DEFAULTS: Readonly<Omit<SampleModeratorOptions, 'clock'>> = Object.freeze(
   pdqIntervalMs: 900,
   pdqFromLuma: true,
   ocrIntervalMs: 2000,
+  ocrConfirmIntervalMs: 1000,
   ocrConcurrency: 1,
   ocrDetectSide: 320,
   ocrStaticRecheckMs: 6000,
@@ -117,6 +120,8 @@ interface TrackState {
   /** Thumbnail of the frame the last OCR pass read, and whether that pass found any text. */
   ocrThumbnail?: Float32Array;
   ocrFoundText: boolean;
+  /** The last pass's text hit a lexicon. */
+  ocrFoundHits: boolean;
   audio?: AudioStreamMatcher;
 }
 
@@ -166,7 +171,7 @@ export class SampleModerator {
     const key = `${sample.streamId}\u0000${sample.trackId}`;
     let state = this.tracks.get(key);
     if (!state) {
-      state = { lastPdqAt: -Infinity, lastOcrAt: -Infinity, ocrFoundText: false };
+      state = { lastPdqAt: -Infinity, lastOcrAt: -Infinity, ocrFoundText: false, ocrFoundHits: false };
       this.tracks.set(key, state);
     }
     return state;
@@ -228,7 +233,8 @@ export class SampleModerator {
     signals.completedAt = clock();
     emit(signals);
 
-    if (this.options.ocr && this.options.text && (eager || arrivedAt - state.lastOcrAt >= this.options.ocrIntervalMs)) {
+    const ocrInterval = state.ocrFoundHits ? this.options.ocrConfirmIntervalMs : this.options.ocrIntervalMs;
+    if (this.options.ocr && this.options.text && (eager || arrivedAt - state.lastOcrAt >= ocrInterval)) {
       if (!eager && this.staticSinceLastRead(sample, state, arrivedAt)) {
         this.counters.ocrSkippedStatic++;
       } else if (this.ocrInFlight >= this.options.ocrConcurrency) {
@@ -274,6 +280,7 @@ export class SampleModerator {
       const hits: TextHit[] = [];
       for (const line of lines) hits.push(...text.moderate(line.text, { source: 'ocr' }));
       signals.text = hits;
+      state.ocrFoundHits = hits.length > 0;
       if (ocr.ref) signals.models.push(ocr.ref);
     } catch {
       // A failed read is a missing text signal, not an outage of the classifiers: it must not drive

@@ -71,6 +71,29 @@ test('a static picture without text is read again only every ocrStaticRecheckMs;
   assert.equal(reads.length, 4);
 });
 
+test('while the last pass found restricted text the next comes after ocrConfirmIntervalMs (the policies count 2 of 6 OCR\'d samples to enter)', async () => {
+  const reads: number[] = [];
+  let restricted = true;
+  const reader: TextReader = { async read(f) { reads.push((f as VideoSampleIn).timings.arrivedAt); return { lines: [{ text: 'bad words' }] }; } };
+  const m = new SampleModerator({
+    ocr: reader,
+    text: { moderate: (t) => (restricted ? [{ category: 'profanity', term: 'bad', source: 'ocr', start: 0, end: t.length, text: t }] : []) },
+    ocrIntervalMs: 2000, ocrConfirmIntervalMs: 1000,
+  });
+  for (let i = 0; i <= 8; i++) {
+    if (i === 5) restricted = false; // the text is still there but no longer restricted: back to the regular rate
+    await m.moderate(frame(i, i * 500, 100 + i * 20, i === 0 ? 'first' : 'interval'), () => undefined);
+    await tick();
+  }
+  // hits at 0, 1000, 2000; the 3000 pass finds none (no longer restricted), so the next is 2 s later
+  assert.deepEqual(reads, [0, 1000, 2000, 3000]);
+  for (let i = 9; i <= 12; i++) {
+    await m.moderate(frame(i, i * 500, 100 + i * 20), () => undefined);
+    await tick();
+  }
+  assert.deepEqual(reads.slice(4), [5000], 'after a pass without hits the 2 s rate is back');
+});
+
 test('the real OCR worker at the moderation\'s detection side: the SA viewer is blanked within 5 s of profanity appearing, on a moving picture and on a static one', { timeout: 240_000 }, async () => {
   const policy = loadPolicyBundle(await readPolicyDir('policies'));
   const lexicons = Object.fromEntries(Object.entries(lexiconFor(policy)).map(([c, terms]) => [c, { terms }]));
@@ -120,6 +143,7 @@ test('the real OCR worker at the moderation\'s detection side: the SA viewer is 
       const stats = moderator.stats();
       assert.ok(blankedAt !== undefined, `${c.name}: SA never blanked (${JSON.stringify(stats)})`);
       assert.ok(blankedAt - onsetAt <= 5000, `${c.name}: SA blanked ${(blankedAt - onsetAt).toFixed(0)} ms after the text appeared (${JSON.stringify(stats)})`);
+      console.log(`${c.name} picture: SA blanked ${(blankedAt - onsetAt).toFixed(0)} ms after the text appeared; ${JSON.stringify(stats)}`);
       if (c.name === 'static') assert.ok(stats.ocrSkippedStatic >= 1, `the still picture before the text was not re-read every 2 s (${JSON.stringify(stats)})`);
     }
   } finally {
