@@ -375,6 +375,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     enforcer,
     evidence,
     policies,
+    banks: moderation,
     nodeId: config.nodeId,
     streamTtlMs: config.streamTtlMs,
     heartbeatMs: config.heartbeatMs,
@@ -382,6 +383,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     log,
   });
   const theControl = control;
+  // the cluster's bank edits before the first stream: a restarted node matches what was added meanwhile
+  await theControl.syncBanks();
   theControl.start();
   const reviewDeadlines = new ReviewDeadlineWatch({ store, events, onError: (err) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'review deadline check failed') });
   reviewDeadlines.start();
@@ -467,7 +470,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   await app.register(reportRoutes, { guard, store });
   await app.register(auditRoutes, { guard, store, auditKey, checkpoints: store instanceof DurableStore ? () => store.checkpointFile.list() : undefined });
   await app.register(tokenRoutes, { guard, auth, store });
-  await app.register(bankRoutes, { guard, store, moderation });
+  await app.register(bankRoutes, { guard, store, moderation, nodeId: config.nodeId, syncBanks: () => theControl.syncBanks() });
   await app.register(chatRoutes, { auth, store, events, policies, moderation });
   await app.register(webhookRoutes, { guard, webhooks });
   if (evidence) await app.register(evidenceRoutes, { guard, evidence });

@@ -3,6 +3,7 @@
 // moderation holds and the notice it followed, if any), review-queue intake with queue-depth events, and the
 // control channel that carries kills, gate changes, policies, review decisions and events from
 // the node that issued them to the node(s) that hold the sessions.
+import type { ModerationStack } from './moderation.ts';
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Sfu, Stream, ViewerGateState } from '../sfu/types.ts';
@@ -47,6 +48,8 @@ export interface StreamControlOptions {
   /** Keeps the media around an operator's decision, as around the enforcer's (server/evidence.ts). */
   evidence?: EvidencePort;
   policies?: PolicyStore;
+  /** This node's hash banks, kept in step with the cluster's bank edits (undefined: moderation off). */
+  banks?: Pick<ModerationStack, 'applyBankEdit' | 'bankSeq'>;
   nodeId: string;
   streamTtlMs: number;
   heartbeatMs: number;
@@ -143,6 +146,7 @@ export class StreamControl {
     if (this.#closed) return;
     await this.syncPolicy();
     await this.syncShadow();
+    await this.syncBanks();
     for (const [id, l] of this.#local) {
       const verdict = this.#o.enforcer?.verdictOf(id);
       const patch: Partial<LiveStreamRecord> = { viewers: l.stream.viewers.size, nodeId: this.#o.nodeId, state: 'live' };
@@ -200,6 +204,26 @@ export class StreamControl {
     const r = policies.load(active.files, `${active.by} (applied from the store)`);
     if (r.ok) this.#o.log.info({ version: active.version, by: active.by }, 'cluster policy applied from the store');
     else this.#o.log.error({ err: r.error.message, version: active.version }, 'the cluster policy in the store does not load on this node; the last good policy stays');
+  }
+
+  /**
+   * Applies the cluster's hash bank edits this node has not applied yet (an entry added or removed
+   * through another node's API, or before this node restarted), in seq order, a page at a time.
+   */
+  async syncBanks(): Promise<void> {
+    const banks = this.#o.banks;
+    if (!banks) return;
+    for (;;) {
+      let edits;
+      try {
+        edits = await this.#o.store.listBankEdits(banks.bankSeq, 1000);
+      } catch (e) {
+        this.#storeError(e, 'listBankEdits');
+        return;
+      }
+      for (const edit of edits) banks.applyBankEdit(edit);
+      if (edits.length < 1000) return;
+    }
   }
 
   /**

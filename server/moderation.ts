@@ -3,6 +3,7 @@
 // Everything here is loaded once at start; banks and lexicons change at run time.
 // Every worker thread of the stack (decoders, onnxruntime sessions, OCR, fingerprints) is supervised;
 // their crashes, restarts and call timeouts come out of the stack as one 'worker' event stream.
+import type { BankEdit } from './store/types.ts';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AudioFingerprintBank } from '../models/audio/bank.ts';
@@ -69,6 +70,8 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
   readonly ocr: OcrWorker | undefined;
   readonly vad: SileroVad | undefined;
   readonly backendName: string;
+  /** The last cluster bank edit applied here (server/store BankEdit seq); 0 before any. */
+  bankSeq = 0;
   #closed = false;
 
   private constructor(parts: {
@@ -159,6 +162,21 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
     };
   }
 
+
+  /**
+   * Applies one of the cluster's hash bank edits (idempotent: an entry is filed under its id, so an
+   * edit applied twice, as by the node that made it, leaves the bank as once). Edits come in seq order.
+   */
+  applyBankEdit(edit: BankEdit): void {
+    if (edit.seq <= this.bankSeq) return;
+    if (edit.kind === 'hashes_added') {
+      const bank = this.hashBanks.bank(edit.bank);
+      for (const e of edit.entries) bank.add({ hash: e.hash, id: e.id, category: e.category, source: e.source, meta: e.meta });
+    } else {
+      this.hashBanks.get(edit.bank)?.remove(edit.id);
+    }
+    this.bankSeq = edit.seq;
+  }
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

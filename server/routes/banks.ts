@@ -1,6 +1,9 @@
 // Known-content admin API: PDQ hash banks and the audio-fingerprint bank of protected recordings.
-// Reviewers read, admins change; every change is audited. Banks live in this node's memory (loaded
-// from BANK_DIR at start); hash lists from hash-sharing programmes come in through the text format.
+// Reviewers read, admins change; every change is audited. Hash bank changes are the cluster's: each is
+// an edit in the store (appended first, 503 and nothing changed when the store is away) that every
+// node applies in order (server/control.ts syncBanks), so an entry added through one node matches on
+// all of them and outlives restarts. BANK_DIR's files are loaded at start beneath those edits; hash
+// lists from hash-sharing programmes come in through the text format. The audio bank is per node.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,13 +15,18 @@ import { decodePictureFile } from '../../models/pdq/decode.ts';
 import { pdqHash, pdqToHex } from '../../models/pdq/pdq.ts';
 import { SrvError, notFound } from '../errors.ts';
 import type { ModerationStack } from '../moderation.ts';
-import type { Store } from '../store/types.ts';
+import type { BankEditInput, BankHashEntry, Store } from '../store/types.ts';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 import { who, type Guard } from './access.ts';
 import { bearer, errorReplies as errors, useZod, zs } from './schema.ts';
 
 export interface BankRoutesOptions {
   guard: Guard;
   store: Store;
+  /** Applies the cluster's bank edits not yet applied on this node (the one just appended among them). */
+  syncBanks: () => Promise<void>;
+  nodeId: string;
   /** Undefined when moderation is off: every route answers 503. */
   moderation: ModerationStack | undefined;
 }
@@ -75,6 +83,20 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     if (!opts.moderation) throw new SrvError('SRV_ERR_UNAVAILABLE', 'moderation is off on this node (MODERATION=false): no banks');
     return opts.moderation;
   };
+  /** Appends a hash bank edit to the cluster's, then applies every edit this node has not (ours among them). */
+  const edit = async (e: DistributiveOmit<BankEditInput, 'at' | 'origin'>): Promise<void> => {
+    stack();
+    try {
+      await store.appendBankEdit({ ...e, at: Date.now(), origin: opts.nodeId } as BankEditInput);
+    } catch (err) {
+      throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `the bank edit was not stored, nothing changed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await opts.syncBanks();
+  };
+  const entryOf = (e: { hash: string; id?: string; category?: string; source?: string; label?: string }): BankHashEntry => {
+    const hash = e.hash.toLowerCase();
+    return { hash, id: e.id ?? hash, ...(e.category ? { category: e.category } : {}), ...(e.source ? { source: e.source } : {}), ...(e.label ? { meta: { label: e.label } } : {}) };
+  };
   const audit = (body: Record<string, unknown>): void => {
     void store.appendAudit(body).catch((err: unknown) => app.log.warn({ err }, 'bank audit append'));
   };
@@ -104,11 +126,9 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     '/v1/banks/:bank/hashes',
     { onRequest: admin, schema: { tags: ['banks'], summary: 'Add PDQ hashes to a bank (created on first use)', params: zs(BankName), body: zs(AddHashes), security: bearer, response: errors } },
     async (req, reply) => {
+      const added = ('hashes' in req.body ? req.body.hashes : [req.body]).map(entryOf);
+      await edit({ kind: 'hashes_added', bank: req.params.bank, entries: added, by: who(req) });
       const bank = stack().hashBanks.bank(req.params.bank);
-      const entries = 'hashes' in req.body ? req.body.hashes : [req.body];
-      const added = entries.map((e) =>
-        bank.add({ hash: e.hash.toLowerCase(), id: e.id, category: e.category, source: e.source, ...(e.label ? { meta: { label: e.label } } : {}) }),
-      );
       audit({ type: 'bank.hashes_added', bank: bank.name, by: who(req), ids: added.map((e) => e.id).slice(0, 1000), count: added.length });
       return reply.code(201).send({ bank: bank.name, added: added.length, size: bank.size, ids: added.map((e) => e.id).slice(0, 1000) });
     },
@@ -124,7 +144,7 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     },
     async (req, reply) => {
       if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the picture as the body (image/* or application/octet-stream)');
-      const bank = stack().hashBanks.bank(req.params.bank);
+      stack();
       const picture = await withUpload('msfu-picture-', req.body, (file) =>
         decodePictureFile(file).catch((err: unknown) => {
           throw new SrvError('SRV_ERR_BAD_REQUEST', `the body is not a picture FFmpeg can decode: ${err instanceof Error ? err.message : String(err)}`);
@@ -132,7 +152,9 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
       );
       const { hash, quality } = pdqHash(picture);
       const q = req.query;
-      const entry = bank.add({ hash, id: q.id, category: q.category, source: q.source, ...(q.label ? { meta: { label: q.label } } : {}) });
+      const entry = entryOf({ hash: pdqToHex(hash), ...q });
+      await edit({ kind: 'hashes_added', bank: req.params.bank, entries: [entry], by: who(req) });
+      const bank = stack().hashBanks.bank(req.params.bank);
       audit({ type: 'bank.hashes_added', bank: bank.name, by: who(req), ids: [entry.id], count: 1, from: 'picture' });
       return reply.code(201).send({ bank: bank.name, added: 1, size: bank.size, ids: [entry.id], hash: pdqToHex(hash), quality, width: picture.width, height: picture.height });
     },
@@ -150,12 +172,16 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
         if (err instanceof ModelError) throw new SrvError('SRV_ERR_BAD_REQUEST', err.message);
         throw err;
       }
+      const entries: BankHashEntry[] = [...parsed.entries()].map((e) => ({
+        hash: pdqToHex(e.hash),
+        id: e.id,
+        category: e.category,
+        ...(e.source !== undefined ? { source: e.source } : {}),
+        ...(e.meta ? { meta: e.meta } : {}),
+      }));
+      await edit({ kind: 'hashes_added', bank: req.params.bank, entries, by: who(req) });
       const bank = stack().hashBanks.bank(req.params.bank);
-      let added = 0;
-      for (const e of parsed.entries()) {
-        bank.add(e);
-        added++;
-      }
+      const added = entries.length;
       audit({ type: 'bank.imported', bank: bank.name, by: who(req), count: added });
       return reply.code(201).send({ bank: bank.name, added, size: bank.size });
     },
@@ -166,7 +192,8 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     { onRequest: admin, schema: { tags: ['banks'], summary: 'Remove one entry from a hash bank', params: zs(BankEntry), security: bearer, response: errors } },
     async (req, reply) => {
       const bank = stack().hashBanks.get(req.params.bank);
-      if (!bank || !bank.remove(req.params.id)) throw notFound(`no entry ${req.params.id} in hash bank ${req.params.bank}`);
+      if (!bank?.get(req.params.id)) throw notFound(`no entry ${req.params.id} in hash bank ${req.params.bank}`);
+      await edit({ kind: 'hash_removed', bank: req.params.bank, id: req.params.id, by: who(req) });
       audit({ type: 'bank.hash_removed', bank: bank.name, by: who(req), id: req.params.id });
       return reply.code(204).send();
     },

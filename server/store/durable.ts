@@ -17,6 +17,8 @@ import { AuditCheckpointFile, type AuditCheckpoint } from './audit-chain.ts';
 import { Outbox, OutboxQueuedError, type OutboxOp, type OutboxRecord, type OutboxStats } from './outbox.ts';
 import type {
   ActivePolicyRecord,
+  BankEdit,
+  BankEditInput,
   ShadowPolicyRecord,
   AuditEntry,
   ControlMessage,
@@ -308,6 +310,13 @@ export class DurableStore implements Store {
   }
   reviewDepth(): Promise<number> {
     return this.#inner.reviewDepth();
+  }
+  // a bank edit is the caller's to retry: the route answers 503 and applies nothing when the store is away
+  appendBankEdit(edit: BankEditInput): Promise<BankEdit> {
+    return this.#inner.appendBankEdit(edit);
+  }
+  listBankEdits(after: number, limit?: number): Promise<BankEdit[]> {
+    return this.#inner.listBankEdits(after, limit);
   }
   setActivePolicy(record: ActivePolicyRecord): Promise<void> {
     return this.#inner.setActivePolicy(record);

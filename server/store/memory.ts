@@ -14,6 +14,8 @@ import type { ShadowDifference } from '../../policies/shadow.ts';
 import { DEFAULT_RETENTION, SHADOW_DIFFERENCES_KEPT, SHADOW_RUNS_KEPT } from './types.ts';
 import type {
   ActivePolicyRecord,
+  BankEdit,
+  BankEditInput,
   ShadowPolicyRecord,
   AuditEntry,
   ControlMessage,
@@ -144,6 +146,7 @@ export class MemoryStore implements Store {
   readonly #auditKey: string | undefined;
   readonly #auditOps = new Map<string, number>();
   #activePolicy: ActivePolicyRecord | undefined;
+  readonly #bankEdits: BankEdit[] = [];
   #shadow: ShadowPolicyRecord | undefined;
   /** Insertion order = run order (a re-run moves to the end). */
   readonly #shadowRuns = new Map<string, ShadowPolicyRecord>();
@@ -498,6 +501,16 @@ export class MemoryStore implements Store {
   async reviewDepth(): Promise<number> {
     this.#check();
     return this.#review.size - this.#resolvedAt.size;
+  }
+
+  async appendBankEdit(edit: BankEditInput): Promise<BankEdit> {
+    const stored = { ...edit, seq: this.#bankEdits.length + 1 } as BankEdit;
+    this.#bankEdits.push(structuredClone(stored));
+    return stored;
+  }
+
+  async listBankEdits(after: number, limit = 1000): Promise<BankEdit[]> {
+    return this.#bankEdits.slice(Math.max(0, after), Math.max(0, after) + limit).map((e) => structuredClone(e));
   }
 
   async setActivePolicy(record: ActivePolicyRecord): Promise<void> {

@@ -21,6 +21,8 @@ import { DropCounts, retentionOf } from './memory.ts';
 import { SHADOW_DIFFERENCES_KEPT, SHADOW_RUNS_KEPT } from './types.ts';
 import type {
   ActivePolicyRecord,
+  BankEdit,
+  BankEditInput,
   ShadowPolicyRecord,
   AuditEntry,
   ControlMessage,
@@ -134,7 +136,15 @@ return 0
 /** An audit operation id is remembered this long (ms): a retry later than that would append twice. */
 const AUDIT_OP_TTL_MS = 7 * 86_400_000;
 
+// A bank edit gets the next seq and is kept under it, in one step: two nodes' edits never share a seq.
+const BANK_EDIT_LUA = `
+local seq = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], seq, seq .. '|' .. ARGV[1])
+return seq
+`;
+
 type RedisWithScripts = Redis & {
+  bankEdit(seqKey: string, edits: string, json: string): Promise<number>;
   putIndexed(key: string, list: string, perStream: string, json: string, ttlMs: string, cap: string, id: string): Promise<number>;
   auditAppend(stream: string, opKey: string, prevSeq: string, seq: string, json: string, opTtlMs: string): Promise<[string, string]>;
   reviewEnqueue(items: string, state: string, queue: string, id: string, json: string, score: string): Promise<number>;
@@ -233,6 +243,7 @@ export class RedisStore implements Store {
     this.#cmd.defineCommand('putIndexed', { numberOfKeys: 3, lua: PUT_INDEXED_LUA });
     this.#cmd.defineCommand('auditAppend', { numberOfKeys: 2, lua: AUDIT_APPEND_LUA });
     this.#cmd.defineCommand('reviewEnqueue', { numberOfKeys: 3, lua: ENQUEUE_LUA });
+    this.#cmd.defineCommand('bankEdit', { numberOfKeys: 2, lua: BANK_EDIT_LUA });
     this.#auditKey = options.auditKey;
     const every = options.pruneIntervalMs ?? 60_000;
     if (every > 0) {
@@ -668,6 +679,24 @@ export class RedisStore implements Store {
   }
   getActivePolicy(): Promise<ActivePolicyRecord | undefined> {
     return this.#run('getActivePolicy', async () => parse<ActivePolicyRecord>(await this.#cmd.get(this.#k('policy', 'active'))));
+  }
+
+  // ---- hash bank edits: a sorted set by seq ('<seq>|<json>' members), the seq a counter
+
+  appendBankEdit(edit: BankEditInput): Promise<BankEdit> {
+    return this.#run('appendBankEdit', async () => {
+      const seq = await this.#cmd.bankEdit(this.#k('banks', 'seq'), this.#k('banks', 'edits'), JSON.stringify(edit));
+      return { ...edit, seq: Number(seq) } as BankEdit;
+    });
+  }
+  listBankEdits(after: number, limit = 1000): Promise<BankEdit[]> {
+    return this.#run('listBankEdits', async () => {
+      const members = await this.#cmd.zrangebyscore(this.#k('banks', 'edits'), `(${after}`, '+inf', 'LIMIT', 0, limit);
+      return members.map((m) => {
+        const bar = m.indexOf('|');
+        return { ...(JSON.parse(m.slice(bar + 1)) as BankEditInput), seq: Number(m.slice(0, bar)) } as BankEdit;
+      });
+    });
   }
 
   // ---- shadow evaluation: the current candidate (a key), runs (a hash by version, ordered by a sorted set), differences (a list per candidate)

@@ -107,6 +107,25 @@ export interface ActivePolicyRecord {
   at: number;
 }
 
+/** A PDQ hash bank entry as the cluster keeps it: the hash as hex, the id the bank files it under. */
+export interface BankHashEntry {
+  hash: string;
+  id: string;
+  category?: string;
+  source?: string;
+  meta?: Record<string, string>;
+}
+
+/**
+ * One change to a known-content hash bank, numbered in the order the cluster made it (seq from 1).
+ * Every node applies the edits it has not seen (at start and each heartbeat), so an entry added or
+ * removed through any node's API is on every node, also after a restart.
+ */
+export type BankEditInput =
+  | { kind: 'hashes_added'; bank: string; entries: BankHashEntry[]; by: string; origin: string; at: number }
+  | { kind: 'hash_removed'; bank: string; id: string; by: string; origin: string; at: number };
+export type BankEdit = BankEditInput & { seq: number };
+
 /**
  * A candidate policy evaluated in the shadow of the active one (issue 17): its files, or threshold
  * edits of the active policy. The one in the shadow now is the store's current; every run is kept by
@@ -267,6 +286,12 @@ export interface Store {
   // the cluster's active policy (policy activations outlive a restart and reach nodes that missed the message)
   setActivePolicy(record: ActivePolicyRecord): Promise<void>;
   getActivePolicy(): Promise<ActivePolicyRecord | undefined>;
+
+  // hash bank edits, in the cluster's order (every node applies them; a restart replays them)
+  /** Appends an edit; returns it with its seq (1, 2, ...). */
+  appendBankEdit(edit: BankEditInput): Promise<BankEdit>;
+  /** Edits with seq > `after`, oldest first, at most `limit` (default 1000). */
+  listBankEdits(after: number, limit?: number): Promise<BankEdit[]>;
 
   // shadow evaluation (issue 17): the candidate in the shadow now, every run by version, and what each would have done differently
   /** Sets (or, with undefined, stops) the candidate in the shadow; a record is also kept as its version's run. */

@@ -46,6 +46,24 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
       assert.equal(await store.getStream('reg-a'), undefined);
     });
 
+    test('bank edits: numbered in order from 1, listed after a seq, two stores (nodes) share one sequence', async () => {
+      const second = await makeSecond();
+      try {
+        const before = (await store.listBankEdits(0)).length;
+        const a = await store.appendBankEdit({ kind: 'hashes_added', bank: 'kb', entries: [{ hash: 'ab'.repeat(32), id: 'x1', category: 'known_bad_match' }], by: 'ops', origin: 'n1', at: 1 });
+        const b = await second.appendBankEdit({ kind: 'hash_removed', bank: 'kb', id: 'x1', by: 'ops', origin: 'n2', at: 2 });
+        assert.equal(b.seq, a.seq + 1, 'one sequence for the cluster');
+        assert.equal(a.seq, before + 1);
+        const all = await second.listBankEdits(before);
+        assert.deepEqual(all.map((e) => [e.seq, e.kind, e.origin]), [[a.seq, 'hashes_added', 'n1'], [b.seq, 'hash_removed', 'n2']]);
+        assert.deepEqual(all[0], a, 'an edit reads back as it was stored');
+        assert.deepEqual(await store.listBankEdits(a.seq), [b], 'after a seq: only the later edits');
+        assert.equal((await store.listBankEdits(before, 1)).length, 1, 'limit');
+      } finally {
+        if (second !== store) await second.close();
+      }
+    });
+
     test('blocks: set, get, clear', async () => {
       await store.setBlock({ streamId: 'blk', reason: 'killed', at: 1, by: 'admin' });
       assert.equal((await store.getBlock('blk'))?.reason, 'killed');
