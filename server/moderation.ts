@@ -4,6 +4,7 @@
 // Every worker thread of the stack (decoders, onnxruntime sessions, OCR, fingerprints) is supervised;
 // their crashes, restarts and call timeouts come out of the stack as one 'worker' event stream.
 import type { BankEdit } from './store/types.ts';
+import { fingerprintFromWire } from '../models/audio/fingerprint.ts';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AudioFingerprintBank } from '../models/audio/bank.ts';
@@ -169,11 +170,23 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
    */
   applyBankEdit(edit: BankEdit): void {
     if (edit.seq <= this.bankSeq) return;
-    if (edit.kind === 'hashes_added') {
-      const bank = this.hashBanks.bank(edit.bank);
-      for (const e of edit.entries) bank.add({ hash: e.hash, id: e.id, category: e.category, source: e.source, meta: e.meta });
-    } else {
-      this.hashBanks.get(edit.bank)?.remove(edit.id);
+    try {
+      if (edit.kind === 'hashes_added') {
+        const bank = this.hashBanks.bank(edit.bank);
+        for (const e of edit.entries) bank.add({ hash: e.hash, id: e.id, category: e.category, source: e.source, meta: e.meta });
+      } else if (edit.kind === 'hash_removed') {
+        this.hashBanks.get(edit.bank)?.remove(edit.id);
+      } else if (edit.bank === this.audioBank.name) {
+        // a node with another audio bank (AUDIO_BANK_NAME) keeps its own
+        if (edit.kind === 'recording_removed') this.audioBank.unregister(edit.id);
+        else {
+          const r = edit.recording;
+          this.audioBank.registerFingerprint(r.id, fingerprintFromWire(r.fingerprint), r.durationSec, { category: r.category, source: r.source, title: r.title });
+        }
+      }
+    } catch (err) {
+      // one edit this node cannot apply (a malformed entry) must not stop the ones after it
+      console.error(`moderation: bank edit ${edit.seq} (${edit.kind} ${edit.bank}) not applied`, err);
     }
     this.bankSeq = edit.seq;
   }

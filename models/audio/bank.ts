@@ -77,18 +77,36 @@ export class AudioFingerprintBank {
     pcm: Float32Array | AudioWindow,
     meta: { category?: Category; source?: string; title?: string } = {},
   ): AudioRecording {
+    const { fingerprint: fp, durationSec } = this.fingerprintOf(pcm);
+    return this.registerFingerprint(id, fp, durationSec, meta);
+  }
+
+  /** A recording's fingerprint, as this bank indexes it, without registering it. */
+  fingerprintOf(pcm: Float32Array | AudioWindow): { fingerprint: Fingerprint; durationSec: number } {
     const window = pcm instanceof Float32Array ? { sampleRate: this.sampleRate, pcm } : pcm;
     if (window.sampleRate !== this.sampleRate) {
       throw new ModelError('MOD_ERR_BAD_SHAPE', `audio bank expects ${this.sampleRate} Hz, got ${window.sampleRate}`);
     }
+    return { fingerprint: fingerprint(window.pcm, this.opts.fingerprint), durationSec: window.pcm.length / window.sampleRate };
+  }
+
+  /** The fingerprint of an audio file (any format FFmpeg reads), resampled to mono 16 kHz. */
+  async fingerprintFile(path: string): Promise<{ fingerprint: Fingerprint; durationSec: number }> {
+    return this.fingerprintOf(await decodeAudioFile(path, this.sampleRate));
+  }
+
+  /**
+   * Register a recording from its fingerprint (fingerprintOf, on this node or another with the same
+   * fingerprint options): how a cluster shares a registration without the audio.
+   */
+  registerFingerprint(id: string, fp: Fingerprint, durationSec: number, meta: { category?: Category; source?: string; title?: string } = {}): AudioRecording {
     this.unregister(id);
-    const fp = fingerprint(window.pcm, this.opts.fingerprint);
     const idx = this.recordings.length;
     if (idx >= 1 << 30 || fp.frameCount >= 1 << 22) throw new ModelError('MOD_ERR_BAD_SHAPE', 'recording too long for the audio bank');
     const rec: AudioRecording = {
       id,
       category: meta.category ?? this.opts.defaultCategory,
-      durationSec: window.pcm.length / window.sampleRate,
+      durationSec,
       landmarkCount: fp.hashes.length,
     };
     if (meta.source !== undefined) rec.source = meta.source;
@@ -106,8 +124,8 @@ export class AudioFingerprintBank {
 
   /** Register a recording from an audio file (any format FFmpeg reads), resampled to mono 16 kHz. */
   async registerFile(id: string, path: string, meta: { category?: Category; source?: string; title?: string } = {}): Promise<AudioRecording> {
-    const pcm = await decodeAudioFile(path, this.sampleRate);
-    return this.register(id, pcm, { title: path, ...meta });
+    const { fingerprint: fp, durationSec } = await this.fingerprintFile(path);
+    return this.registerFingerprint(id, fp, durationSec, { title: path, ...meta });
   }
 
   unregister(id: string): boolean {

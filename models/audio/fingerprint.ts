@@ -4,6 +4,8 @@
 // anchor's time. Pairs survive codecs (Opus at 32 kbit/s keeps the strongest peaks in place) and the
 // time of a pair is what lets a match also say where in the recording the excerpt comes from.
 
+import { ModelError } from '../errors.ts';
+
 export interface FingerprintOptions {
   /** Expected sample rate (Hz). Default 16000. */
   sampleRate: number;
@@ -65,6 +67,39 @@ export interface Fingerprint {
   frameCount: number;
   /** Seconds per frame (hop / sampleRate). */
   frameSec: number;
+}
+
+/** A fingerprint as JSON carries it (a bank registration shared through the cluster's store). */
+export interface FingerprintWire {
+  /** The landmark hashes, then their frames: each a Uint32Array, little-endian, base64. */
+  hashes: string;
+  frames: string;
+  frameCount: number;
+  frameSec: number;
+}
+
+function u32ToBase64(a: Uint32Array): string {
+  const out = Buffer.alloc(a.length * 4);
+  for (let i = 0; i < a.length; i++) out.writeUInt32LE(a[i]!, i * 4);
+  return out.toString('base64');
+}
+
+function base64ToU32(s: string): Uint32Array {
+  const b = Buffer.from(s, 'base64');
+  if (b.length % 4 !== 0) throw new ModelError('MOD_ERR_BAD_SHAPE', 'a fingerprint array is not a whole number of 32-bit words');
+  const out = new Uint32Array(b.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = b.readUInt32LE(i * 4);
+  return out;
+}
+
+export function fingerprintToWire(fp: Fingerprint): FingerprintWire {
+  return { hashes: u32ToBase64(fp.hashes), frames: u32ToBase64(fp.frames), frameCount: fp.frameCount, frameSec: fp.frameSec };
+}
+
+export function fingerprintFromWire(w: FingerprintWire): Fingerprint {
+  const fp = { hashes: base64ToU32(w.hashes), frames: base64ToU32(w.frames), frameCount: w.frameCount, frameSec: w.frameSec };
+  if (fp.hashes.length !== fp.frames.length) throw new ModelError('MOD_ERR_BAD_SHAPE', 'a fingerprint needs one frame per landmark hash');
+  return fp;
 }
 
 // In-place iterative radix-2 FFT over interleaved arrays.

@@ -2,8 +2,9 @@
 // Reviewers read, admins change; every change is audited. Hash bank changes are the cluster's: each is
 // an edit in the store (appended first, 503 and nothing changed when the store is away) that every
 // node applies in order (server/control.ts syncBanks), so an entry added through one node matches on
-// all of them and outlives restarts. BANK_DIR's files are loaded at start beneath those edits; hash
-// lists from hash-sharing programmes come in through the text format. The audio bank is per node.
+// all of them and outlives restarts; an audio registration travels as its fingerprint, never the audio.
+// BANK_DIR's files are loaded at start beneath those edits; hash lists from hash-sharing programmes
+// come in through the text format.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { HashBank } from '../../models/hashbank/bank.ts';
 import { ModelError } from '../../models/errors.ts';
 import { decodePictureFile } from '../../models/pdq/decode.ts';
 import { pdqHash, pdqToHex } from '../../models/pdq/pdq.ts';
+import { fingerprintToWire } from '../../models/audio/fingerprint.ts';
 import { SrvError, notFound } from '../errors.ts';
 import type { ModerationStack } from '../moderation.ts';
 import type { BankEditInput, BankHashEntry, Store } from '../store/types.ts';
@@ -214,11 +216,16 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     async (req, reply) => {
       const bank = audioBankNamed(stack(), req.params.bank);
       if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the recording as the body (audio/* or application/octet-stream)');
-      const rec = await withUpload('msfu-audio-', req.body, (file) =>
-        bank.registerFile(req.query.name, file, { category: req.query.category, source: req.query.source, title: req.query.name }).catch((err: unknown) => {
+      const { fingerprint, durationSec } = await withUpload('msfu-audio-', req.body, (file) =>
+        bank.fingerprintFile(file).catch((err: unknown) => {
           throw new SrvError('SRV_ERR_BAD_REQUEST', `the body is not audio FFmpeg can decode: ${err instanceof Error ? err.message : String(err)}`);
         }),
       );
+      const q = req.query;
+      const recording = { id: q.name, title: q.name, durationSec, fingerprint: fingerprintToWire(fingerprint), ...(q.category ? { category: q.category } : {}), ...(q.source ? { source: q.source } : {}) };
+      await edit({ kind: 'recording_added', bank: bank.name, recording, by: who(req) });
+      const rec = bank.list().find((r) => r.id === q.name);
+      if (!rec) throw new SrvError('SRV_ERR_INTERNAL', `recording ${q.name} was stored but is not in the bank`);
       audit({ type: 'audio_bank.registered', bank: bank.name, by: who(req), id: rec.id, durationSec: rec.durationSec });
       return reply.code(201).send(rec);
     },
@@ -229,7 +236,8 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     { onRequest: admin, schema: { tags: ['banks'], summary: 'Remove a protected recording', params: zs(BankEntry), security: bearer, response: errors } },
     async (req, reply) => {
       const bank = audioBankNamed(stack(), req.params.bank);
-      if (!bank.unregister(req.params.id)) throw notFound(`no recording ${req.params.id} in audio bank ${bank.name}`);
+      if (!bank.list().some((r) => r.id === req.params.id)) throw notFound(`no recording ${req.params.id} in audio bank ${bank.name}`);
+      await edit({ kind: 'recording_removed', bank: bank.name, id: req.params.id, by: who(req) });
       audit({ type: 'audio_bank.removed', bank: bank.name, by: who(req), id: req.params.id });
       return reply.code(204).send();
     },

@@ -12,6 +12,7 @@ import type {
 } from '../../policies/types.ts';
 import type { ShadowDifference, ThresholdEdit } from '../../policies/shadow.ts';
 import type { ReviewVote } from '../../policies/review.ts';
+import type { FingerprintWire } from '../../models/audio/fingerprint.ts';
 
 export type { PolicyReviewItem, PolicyReviewResolution, PolicyReviewDecision };
 
@@ -117,13 +118,25 @@ export interface BankHashEntry {
 }
 
 /**
- * One change to a known-content hash bank, numbered in the order the cluster made it (seq from 1).
+ * One change to a known-content bank (hash or audio), numbered in the order the cluster made it (seq from 1).
  * Every node applies the edits it has not seen (at start and each heartbeat), so an entry added or
  * removed through any node's API is on every node, also after a restart.
  */
 export type BankEditInput =
   | { kind: 'hashes_added'; bank: string; entries: BankHashEntry[]; by: string; origin: string; at: number }
-  | { kind: 'hash_removed'; bank: string; id: string; by: string; origin: string; at: number };
+  | { kind: 'hash_removed'; bank: string; id: string; by: string; origin: string; at: number }
+  | { kind: 'recording_added'; bank: string; recording: BankRecording; by: string; origin: string; at: number }
+  | { kind: 'recording_removed'; bank: string; id: string; by: string; origin: string; at: number };
+
+/** A protected recording as the cluster keeps it: its fingerprint (never the audio), as the registering node computed it. */
+export interface BankRecording {
+  id: string;
+  category?: string;
+  source?: string;
+  title?: string;
+  durationSec: number;
+  fingerprint: FingerprintWire;
+}
 export type BankEdit = BankEditInput & { seq: number };
 
 /**
@@ -287,7 +300,7 @@ export interface Store {
   setActivePolicy(record: ActivePolicyRecord): Promise<void>;
   getActivePolicy(): Promise<ActivePolicyRecord | undefined>;
 
-  // hash bank edits, in the cluster's order (every node applies them; a restart replays them)
+  // known-content bank edits, in the cluster's order (every node applies them; a restart replays them)
   /** Appends an edit; returns it with its seq (1, 2, ...). */
   appendBankEdit(edit: BankEditInput): Promise<BankEdit>;
   /** Edits with seq > `after`, oldest first, at most `limit` (default 1000). */

@@ -1,13 +1,19 @@
-// Hash bank edits are the cluster's (issue 13 item 4): an entry added through one node's API matches on
-// another node within a heartbeat, a removal reaches it too, and a node started later (a restart) has
-// every edit before it serves; with the store away an edit is refused (503) and changes nothing.
+// Known-content bank edits are the cluster's (issue 13 item 4): a hash or a protected recording added
+// through one node's API matches on another node within a heartbeat, a removal reaches it too, a node
+// started later (a restart) has every edit before it serves, and with the store away an edit is
+// refused (503) and changes nothing. A recording travels as its fingerprint, not its audio.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildServer } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
 import { MemoryStore } from '../../server/store/memory.ts';
+import { protectedAudio, wav } from '../../loadtest/media/scenes.ts';
+import { decodeAudioFile } from '../../models/audio/decode.ts';
 import { FakeSfu } from '../sfu/fake.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const config = (nodeId: string) =>
   loadConfig({
@@ -59,3 +65,31 @@ test('a hash added or removed through one node reaches the others; a later node 
     store.appendBankEdit = append;
   }
 });
+
+test('a protected recording registered on one node matches on another; its removal reaches it too', async () => {
+  const store = new MemoryStore();
+  await using one = await buildServer(config('n1'), { sfu: new FakeSfu(), store });
+  await using two = await buildServer(config('n2'), { sfu: new FakeSfu(), store });
+  const admin = { authorization: `Bearer ${await one.auth.sign({ role: 'admin', sub: 'ops' })}` };
+  const bank = one.moderation!.audioBank.name;
+  const body = wav(protectedAudio(8));
+  const r = await one.app.inject({ method: 'POST', url: `/v1/audio-banks/${bank}/recordings?name=melody`, headers: { ...admin, 'content-type': 'audio/wav' }, payload: body });
+  assert.equal(r.statusCode, 201, r.body);
+  const registered = r.json() as { landmarkCount: number };
+  await until('node 2 has the recording', () => two.moderation!.audioBank.list().some((x) => x.id === 'melody'));
+  assert.equal(two.moderation!.audioBank.list().find((x) => x.id === 'melody')?.landmarkCount, registered.landmarkCount, 'the same fingerprint');
+  // an excerpt of the melody, as the samplers hand it (16 kHz mono), names it on node 2
+  const dir = await mkdtemp(join(tmpdir(), 'bank-sync-'));
+  try {
+    await writeFile(join(dir, 'x.wav'), wav(protectedAudio(8)));
+    const pcm = await decodeAudioFile(join(dir, 'x.wav'), two.moderation!.audioBank.sampleRate);
+    const excerpt = pcm.subarray(2 * 16000, 6 * 16000);
+    assert.ok(two.moderation!.audioBank.match(excerpt).some((m) => m.entryId === 'melody'), 'node 2 matches the excerpt');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  const del = await two.app.inject({ method: 'DELETE', url: `/v1/audio-banks/${bank}/recordings/melody`, headers: admin });
+  assert.equal(del.statusCode, 204, del.body);
+  await until('the removal reaches node 1', () => !one.moderation!.audioBank.list().some((x) => x.id === 'melody'));
+});
+
