@@ -13,7 +13,7 @@ import { Codec } from 'node-av';
 import { FF_DECODER_AV1_CUVID, FF_DECODER_H264_CUVID, FF_DECODER_VP8_CUVID, FF_DECODER_VP9_CUVID } from 'node-av/constants';
 import * as ort from 'onnxruntime-node';
 import { ModelRegistry } from '../models/registry.ts';
-import { ModelStore } from '../models/ModelStore.ts';
+import { ModelStore } from '../models/model-store.ts';
 
 const SECONDS = Number(process.env.GPU_SCALE_SECONDS ?? 3);
 const OUT = process.env.GPU_SCALE_OUT ?? 'bench/results/gpu-scale.json';

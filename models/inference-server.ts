@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pathToFileURL } from 'node:url';
 import { ModelError, isModelError } from './errors.ts';
 import { ModelRegistry, inputShape } from './registry.ts';
-import { OnnxRuntimeBackend, checkShape, type ExecutionProvider } from './backends/onnxruntime/OnnxRuntimeBackend.ts';
+import { OnnxRuntimeBackend, checkShape, type ExecutionProvider } from './backends/onnxruntime/onnxruntime-backend.ts';
 import { shapeSize } from './backends/types.ts';
 import { MAX_MESSAGE_BYTES, bytesFromFloats, floatsFromBytes, inferenceService, type Methods, type MethodName } from './backends/kserve/protocol.ts';
 

@@ -2,7 +2,7 @@
 // the conversion time of each. `npm run models:prepare [-- --force]`
 import { rmSync, existsSync } from 'node:fs';
 import { ModelRegistry } from '../models/registry.ts';
-import { ModelStore } from '../models/ModelStore.ts';
+import { ModelStore } from '../models/model-store.ts';
 
 const registry = ModelRegistry.load();
 const store = new ModelStore({ baseDir: registry.baseDir });

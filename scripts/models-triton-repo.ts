@@ -4,7 +4,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelRegistry, type ModelSpec } from '../models/registry.ts';
-import { ModelStore } from '../models/ModelStore.ts';
+import { ModelStore } from '../models/model-store.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

@@ -1,7 +1,7 @@
 // Worker threads for models/ and samplers/: spawning (tsx bootstrap), supervision with restarts, and
 // typed request/reply. Imports nothing else of the project (like media/), so both may use it.
-import { RequestWorker } from './RequestWorker.ts';
-import { SupervisedWorker } from './SupervisedWorker.ts';
+import { RequestWorker } from './request-worker.ts';
+import { SupervisedWorker } from './supervised-worker.ts';
 
 export { SafeEmitter, type EventMap } from './emitter.ts';
 export { ThreadError, isThreadError, type ThreadErrorCode } from './errors.ts';
@@ -9,8 +9,8 @@ export { MODERATION_NICE, spawnThread } from './spawn.ts';
 export {
   SupervisedWorker, DEFAULT_SUPERVISION,
   type SupervisedWorkerOptions, type SupervisionOptions, type SupervisedWorkerEvents, type SupervisedState, type WorkerCrash, type WorkerRestart,
-} from './SupervisedWorker.ts';
-export { RequestWorker, type RequestWorkerOptions, type RequestWorkerStats, type RequestWorkerEvents, type CallOptions } from './RequestWorker.ts';
+} from './supervised-worker.ts';
+export { RequestWorker, type RequestWorkerOptions, type RequestWorkerStats, type RequestWorkerEvents, type CallOptions } from './request-worker.ts';
 
 /** What an owner of worker threads reports to the server (metrics, warning events). */
 export type WorkerEvent =

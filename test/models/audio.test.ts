@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AudioFingerprintBank } from '../../models/audio/bank.ts';
 import { AudioStreamMatcher } from '../../models/audio/stream.ts';
-import { FingerprintWorker } from '../../models/audio/FingerprintWorker.ts';
+import { FingerprintWorker } from '../../models/audio/fingerprint-worker.ts';
 import { fingerprint, StreamingFingerprinter } from '../../models/audio/fingerprint.ts';
 import { melody, noise, rng } from './synth.ts';
 import { opusRoundTrip } from './media.ts';

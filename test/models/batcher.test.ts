@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DeadlineBatcher, BatchTimeEstimator } from '../../models/DeadlineBatcher.ts';
+import { DeadlineBatcher, BatchTimeEstimator } from '../../models/deadline-batcher.ts';
 import { ModelError } from '../../models/errors.ts';
 import { now } from '../../models/backends/types.ts';
 

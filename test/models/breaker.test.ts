@@ -3,10 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CircuitBreaker, GuardedBackend, type BreakerState } from '../../models/CircuitBreaker.ts';
+import { CircuitBreaker, GuardedBackend, type BreakerState } from '../../models/circuit-breaker.ts';
 import { ModelError, isModelError } from '../../models/errors.ts';
-import { KServeBackend } from '../../models/backends/kserve/KServeBackend.ts';
-import { NsfwCascade } from '../../models/NsfwCascade.ts';
+import { KServeBackend } from '../../models/backends/kserve/kserve-backend.ts';
+import { NsfwCascade } from '../../models/nsfw-cascade.ts';
 import { ModelRegistry } from '../../models/registry.ts';
 import { now, type Backend } from '../../models/backends/types.ts';
 import { syntheticImage } from './synthetic.ts';

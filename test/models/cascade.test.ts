@@ -1,10 +1,10 @@
 // The cascade escalates uncertain frames, and only those, to the deep model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NsfwCascade } from '../../models/NsfwCascade.ts';
+import { NsfwCascade } from '../../models/nsfw-cascade.ts';
 import { ModelRegistry } from '../../models/registry.ts';
 import { ModelError } from '../../models/errors.ts';
-import { OnnxRuntimeBackend } from '../../models/backends/onnxruntime/OnnxRuntimeBackend.ts';
+import { OnnxRuntimeBackend } from '../../models/backends/onnxruntime/onnxruntime-backend.ts';
 import { now, type Backend, type InferOutput, type Tensor } from '../../models/backends/types.ts';
 import type { ImageFrame } from '../../models/types.ts';
 import { PATTERNS, syntheticImage } from './synthetic.ts';

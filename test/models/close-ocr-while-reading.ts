@@ -2,7 +2,7 @@
 // closes an OCR worker while its thread is reading a frame, inside onnxruntime, once per round, and prints
 // one JSON line per round. Terminating that thread aborted the whole process (issue 18).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { OcrWorker } from '../../models/ocr/OcrWorker.ts';
+import { OcrWorker } from '../../models/ocr/ocr-worker.ts';
 import { drawText, solidFrame } from './media.ts';
 
 const delaysMs = [0, 50, 100, 200];

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelRegistry } from '../../models/registry.ts';
-import { OnnxRuntimeBackend } from '../../models/backends/onnxruntime/OnnxRuntimeBackend.ts';
+import { OnnxRuntimeBackend } from '../../models/backends/onnxruntime/onnxruntime-backend.ts';
 import { syntheticImage, toUnitFloat, type Pattern } from './synthetic.ts';
 import { loadPreprocess, maxAbsDiff } from './helpers.ts';
 

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SampleModerator, type TextReader, type VideoSampleIn } from '../../models/moderator.ts';
-import { OcrWorker } from '../../models/ocr/OcrWorker.ts';
+import { OcrWorker } from '../../models/ocr/ocr-worker.ts';
 import { TextModerator } from '../../models/text/moderator.ts';
 import type { Signals } from '../../models/types.ts';
 import { createFusionState, fuse } from '../../policies/fusion.ts';

@@ -3,7 +3,7 @@
 // a new thread loads the sessions again by itself, and the next inference gives the same numbers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OnnxRuntimeBackend } from '../../models/backends/onnxruntime/OnnxRuntimeBackend.ts';
+import { OnnxRuntimeBackend } from '../../models/backends/onnxruntime/onnxruntime-backend.ts';
 import { isModelError } from '../../models/errors.ts';
 import type { WorkerEvent } from '../../threads/index.ts';
 import { syntheticImage, toUnitFloat } from './synthetic.ts';

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelError } from '../errors.ts';
-import type { TfjsModelJson } from './tfjsToOnnx.ts';
+import type { TfjsModelJson } from './tfjs-to-onnx.ts';
 
 const require = createRequire(import.meta.url);
 

@@ -1,6 +1,6 @@
 // One image model behind a DeadlineBatcher: frames in, label probabilities and category scores out.
 // Preprocessing is injected (models/ does not import samplers/): (frame, size) -> NHWC float32 in [0,1].
-import { DeadlineBatcher, type BatchAnswer, type DeadlineBatcherOptions } from './DeadlineBatcher.ts';
+import { DeadlineBatcher, type BatchAnswer, type DeadlineBatcherOptions } from './deadline-batcher.ts';
 import { inputShape, modelRef, normalizeInput, postprocess, type ModelSpec } from './registry.ts';
 import { now, type Backend } from './backends/types.ts';
 import type { Category, ImageFrame, ModelRef } from './types.ts';

@@ -4,8 +4,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelError } from './errors.ts';
-import { locateNsfwjs, readNsfwjsModel } from './convert/nsfwjsFiles.ts';
-import { convertTfjs } from './convert/tfjsToOnnx.ts';
+import { locateNsfwjs, readNsfwjsModel } from './convert/nsfwjs-files.ts';
+import { convertTfjs } from './convert/tfjs-to-onnx.ts';
 import type { ModelSpec } from './registry.ts';
 
 export const DEFAULT_CACHE_DIR = path.resolve(import.meta.dirname, '..', '.cache', 'models');

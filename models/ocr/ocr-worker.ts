@@ -2,7 +2,7 @@
 // finding, CTC decoding) is plain JavaScript that takes tens of milliseconds per frame; on the main
 // thread it would stall the event loop that forwards media. Same read() contract as Ocr.
 //
-// The thread is supervised (threads/RequestWorker): a crash rejects the frames it held
+// The thread is supervised (threads/request-worker): a crash rejects the frames it held
 // (MOD_ERR_BACKEND_DOWN) and a new thread loads the models again after a backoff; a read not answered
 // within timeoutMs is rejected MOD_ERR_TIMEOUT. It is not recycled on silence: the thread may be inside
 // onnxruntime, where terminating it is not safe.

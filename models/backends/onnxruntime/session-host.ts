@@ -56,7 +56,7 @@ export interface WorkerSessionHostOptions {
 }
 
 /**
- * One supervised worker thread holding sessions (threads/RequestWorker). A crash rejects the runs it
+ * One supervised worker thread holding sessions (threads/request-worker). A crash rejects the runs it
  * held MOD_ERR_BACKEND_DOWN (a backend fault: the circuit breaker counts it); the replacement thread
  * loads every session again before it takes new runs. It is not recycled on silence: terminating a
  * thread inside onnxruntime is not safe.

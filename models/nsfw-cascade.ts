@@ -1,11 +1,11 @@
 // The fast-to-deep cascade: the fast model (MobileNetV2) scores every frame; frames whose score for any
 // violating category lands in the uncertain band are re-scored by the deep model (InceptionV3); what the
 // deep model leaves in the band is marked `uncertain` for human review.
-import { GuardedBackend, type BreakerStats, type CircuitBreakerOptions } from './CircuitBreaker.ts';
-import type { BatcherStats, DeadlineBatcherOptions } from './DeadlineBatcher.ts';
-import { ImageClassifier, type Classification, type PreprocessFn } from './ImageClassifier.ts';
+import { GuardedBackend, type BreakerStats, type CircuitBreakerOptions } from './circuit-breaker.ts';
+import type { BatcherStats, DeadlineBatcherOptions } from './deadline-batcher.ts';
+import { ImageClassifier, type Classification, type PreprocessFn } from './image-classifier.ts';
 import { ModelRegistry } from './registry.ts';
-import { OnnxRuntimeBackend, type OnnxRuntimeBackendOptions } from './backends/onnxruntime/OnnxRuntimeBackend.ts';
+import { OnnxRuntimeBackend, type OnnxRuntimeBackendOptions } from './backends/onnxruntime/onnxruntime-backend.ts';
 import { now, type Backend } from './backends/types.ts';
 import type { Category, ImageFrame, ModelRef, SignalStatus } from './types.ts';
 

@@ -5,7 +5,7 @@
 // Layout: TF.js is NHWC, ONNX's Conv/Pool are NCHW. The graph transposes the NHWC input once,
 // runs NCHW throughout and transposes back before Flatten (whose element order is NHWC in Keras).
 import { ModelError } from '../errors.ts';
-import { OnnxGraphBuilder } from './OnnxGraphBuilder.ts';
+import { OnnxGraphBuilder } from './onnx-graph-builder.ts';
 
 export interface WeightSpec {
   name: string;

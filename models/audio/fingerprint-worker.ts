@@ -5,7 +5,7 @@
 // in the thread (fingerprintStream), so each window is transformed once.
 // Matching the landmarks against the bank stays on the caller's thread (about 1 ms).
 //
-// The thread is supervised (threads/RequestWorker): a crash rejects the windows it held
+// The thread is supervised (threads/request-worker): a crash rejects the windows it held
 // (MOD_ERR_BACKEND_DOWN) and a new thread starts with backoff; a window not answered within
 // timeoutMs is rejected MOD_ERR_TIMEOUT and a thread that answers nothing at all is recycled (pure
 // JavaScript, safe to terminate). It used to stay dead, and every later call waited forever.

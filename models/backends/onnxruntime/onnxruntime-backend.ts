@@ -1,11 +1,11 @@
 // In-process inference with onnxruntime-node. Its session.run() blocks the calling thread for the whole
 // inference (measured: 140 ms event-loop gaps during InceptionV3 batches), so by default the sessions live
-// in a worker thread (sessionHost.ts) and the event loop only exchanges messages.
+// in a worker thread (session-host.ts) and the event loop only exchanges messages.
 import type ort from 'onnxruntime-node';
 import type { WorkerEventListener } from '../../../threads/index.ts';
-import { InlineSessionHost, WorkerSessionHost, type SessionHost } from './sessionHost.ts';
+import { InlineSessionHost, WorkerSessionHost, type SessionHost } from './session-host.ts';
 import { ModelError, isModelError } from '../../errors.ts';
-import { ModelStore } from '../../ModelStore.ts';
+import { ModelStore } from '../../model-store.ts';
 import { ModelRegistry, inputShape, type ModelSpec } from '../../registry.ts';
 import { now, shapeSize, type Backend, type BackendStatus, type InferOptions, type InferOutput, type Tensor } from '../types.ts';
 

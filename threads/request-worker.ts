@@ -10,7 +10,7 @@ import type { TransferListItem } from 'node:worker_threads';
 import { SafeEmitter } from './emitter.ts';
 import { ThreadError } from './errors.ts';
 import type { FromThreadControl, ToThreadControl } from './protocol.ts';
-import { SupervisedWorker, type SupervisionOptions, type WorkerCrash, type WorkerRestart } from './SupervisedWorker.ts';
+import { SupervisedWorker, type SupervisionOptions, type WorkerCrash, type WorkerRestart } from './supervised-worker.ts';
 
 export interface RequestWorkerOptions extends Partial<SupervisionOptions> {
   /** Thread module; it calls serve() from threads/thread.ts. */
