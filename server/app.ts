@@ -263,6 +263,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
         maxRingBytes: config.evidenceRingBytes,
         sweepMs: config.evidenceSweepMs,
         citedFrames: (streamId, seqs) => pipeline?.citedFrames(streamId, seqs),
+        citedAudio: (streamId, seqs) => pipeline?.citedAudio(streamId, seqs),
         audit: (b) => store.appendAudit(b),
         log: (level, msg, fields) => log[level](fields ?? {}, msg),
       })

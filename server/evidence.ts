@@ -10,7 +10,9 @@
 // until the stream closes: a killed stream has no "after"). The packets are then reassembled into
 // frames (samplers' FrameAssembler, the same one the samplers use) and remuxed by media/mux.ts,
 // without transcoding: VP8 + Opus as WebM, H.264 + Opus as Matroska. The sampled frames the
-// statement cites are kept beside the clip as JPEGs when the pipeline still holds them.
+// statement cites are kept beside the clip as JPEGs, and the audio windows it cites as WAVs (mono
+// PCM at the samplers' rate, 16 kHz by default: what the models heard), when the pipeline still holds
+// them.
 //
 // Storage: `dirs[J]` for a jurisdiction J that has one, else `dir`; a statement whose jurisdictions
 // live in two places gets one clip in each. Retention: `retention[J]` else `retentionMs`, the longest
@@ -19,6 +21,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync,
 import { join } from 'node:path';
 import { isKeyframeStart } from '../media/keyframe.ts';
 import { muxFrames, type MuxFrame, type MuxTrack } from '../media/mux.ts';
+import { encodeWav } from '../media/wav.ts';
 import { H264ParameterSets, NAL_PPS, NAL_SPS, NAL_STAP_A, h264PacketCanStartFrame, h264PayloadNals } from '../media/h264.ts';
 import { FrameAssembler, vp8Format } from '../samplers/frame-assembler.ts';
 import type { EvidenceRef, StatementOfReasons } from '../policies/types.ts';
@@ -45,12 +48,23 @@ export interface EvidenceOptions {
   sweepMs?: number;
   /** The sampled frames a statement cites, as JPEG: a snapshot taken at capture, encoded later. */
   citedFrames?: (streamId: string, sampleSeqs: readonly number[]) => (() => { seq: number; jpeg: Uint8Array }[]) | undefined;
+  /** The audio windows a statement cites (mono float PCM): a snapshot taken at capture, kept as WAV. */
+  citedAudio?: (streamId: string, sampleSeqs: readonly number[]) => CitedAudio[] | undefined;
   audit?: (body: Record<string, unknown>) => unknown;
   log?: (level: 'warn' | 'info', msg: string, fields?: Record<string, unknown>) => void;
   /** Clock (ms since the epoch). Default Date.now. */
   now?: () => number;
   /** Clock of TapPacket.arrivedAt (ms). Default performance.timeOrigin + performance.now(). */
   mediaClock?: () => number;
+}
+
+/** An audio window a statement cites, as the samplers handed it to the models. */
+export interface CitedAudio {
+  seq: number;
+  /** Hz. */
+  sampleRate: number;
+  /** Mono float PCM in [-1, 1]. */
+  pcm: Float32Array;
 }
 
 /** What is kept of a clip beside it (`<id>.json`). */
@@ -73,6 +87,8 @@ export interface EvidenceMeta {
   height?: number;
   /** JPEGs of the sampled frames the statement cites (file names beside the clip). */
   citedFrames: { seq: number; file: string }[];
+  /** WAVs of the audio windows the statement cites (file names beside the clip). */
+  citedAudio: { seq: number; file: string; sampleRate: number; durationMs: number }[];
   createdAt: number;
 }
 
@@ -128,6 +144,8 @@ interface Capture {
   timer: NodeJS.Timeout | undefined;
   /** Snapshots of the sampled frames the subjects cite, encoded when the clip is written. */
   frames: (() => { seq: number; jpeg: Uint8Array }[])[];
+  /** The audio windows the subjects cite. */
+  audio: CitedAudio[];
   done: boolean;
 }
 
@@ -135,8 +153,8 @@ const CONTENT_TYPE = { webm: 'video/webm', matroska: 'video/x-matroska' } as con
 /** A closed stream's ring stays this long, so a kill's statement (issued right after the close) still finds it. */
 const CLOSED_RING_GRACE_MS = 2000;
 
-type ResolvedOptions = Required<Omit<EvidenceOptions, 'citedFrames' | 'audit' | 'log' | 'dirs' | 'retention'>> &
-  Pick<EvidenceOptions, 'citedFrames' | 'audit' | 'log'> & { dirs: Record<string, string>; retention: Record<string, number> };
+type ResolvedOptions = Required<Omit<EvidenceOptions, 'citedFrames' | 'citedAudio' | 'audit' | 'log' | 'dirs' | 'retention'>> &
+  Pick<EvidenceOptions, 'citedFrames' | 'citedAudio' | 'audit' | 'log'> & { dirs: Record<string, string>; retention: Record<string, number> };
 
 export class EvidenceRecorder implements EvidencePort {
   readonly #o: ResolvedOptions;
@@ -242,6 +260,7 @@ export class EvidenceRecorder implements EvidencePort {
       }
       const frames = this.#o.citedFrames?.(statement.streamId, statement.sampleSeqs);
       if (frames) shared.frames.push(frames);
+      shared.audio.push(...(this.#o.citedAudio?.(statement.streamId, statement.sampleSeqs) ?? []));
       return locations.map(({ location, retentionMs }) => {
         let ref = shared.refs.find((r) => r.jurisdiction === location);
         if (!ref) shared.refs.push((ref = this.#ref(statement.id, location, from, shared.refs[0]?.to ?? to, now + retentionMs)));
@@ -258,6 +277,7 @@ export class EvidenceRecorder implements EvidencePort {
       untilMedia: nowMedia + this.#o.afterMs,
       timer: undefined,
       frames: [this.#o.citedFrames?.(statement.streamId, statement.sampleSeqs)].filter((f) => f !== undefined),
+      audio: [...(this.#o.citedAudio?.(statement.streamId, statement.sampleSeqs) ?? [])],
       done: false,
     };
     ring.captures.add(c);
@@ -281,7 +301,7 @@ export class EvidenceRecorder implements EvidencePort {
     let n = 0;
     for (const [id, c] of this.#clips) {
       if (c.ref.expiresAt > now) continue;
-      for (const f of [c.file, `${id}.json`, ...c.citedFrames.map((x) => x.file)]) {
+      for (const f of [c.file, `${id}.json`, ...c.citedFrames.map((x) => x.file), ...c.citedAudio.map((x) => x.file)]) {
         try {
           unlinkSync(join(c.dir, f));
         } catch (err) {
@@ -420,6 +440,8 @@ export class EvidenceRecorder implements EvidencePort {
     const bySeq = new Map<number, Uint8Array>();
     for (const snapshot of c.frames) for (const f of snapshot()) if (!bySeq.has(f.seq)) bySeq.set(f.seq, f.jpeg);
     const frames = [...bySeq].map(([seq, jpeg]) => ({ seq, jpeg }));
+    const audioBySeq = new Map<number, { seq: number; sampleRate: number; wav: Buffer; durationMs: number }>();
+    for (const a of c.audio) if (!audioBySeq.has(a.seq)) audioBySeq.set(a.seq, { seq: a.seq, sampleRate: a.sampleRate, wav: encodeWav(a.pcm, a.sampleRate), durationMs: Math.round((a.pcm.length * 1000) / a.sampleRate) });
     for (const ref of c.refs) {
       const dir = this.#dirOf(ref.jurisdiction);
       mkdirSync(dir, { recursive: true });
@@ -431,6 +453,11 @@ export class EvidenceRecorder implements EvidencePort {
         const name = `${ref.id}.frame-${f.seq}.jpg`;
         writeFileSync(join(dir, name), f.jpeg);
         return { seq: f.seq, file: name };
+      });
+      const citedAudio = [...audioBySeq.values()].map((a) => {
+        const name = `${ref.id}.audio-${a.seq}.wav`;
+        writeFileSync(join(dir, name), a.wav);
+        return { seq: a.seq, file: name, sampleRate: a.sampleRate, durationMs: a.durationMs };
       });
       const video = tracks.find((t) => t.kind === 'video');
       const meta: EvidenceMeta = {
@@ -447,6 +474,7 @@ export class EvidenceRecorder implements EvidencePort {
         ...(video ? { videoCodec: video.codec } : {}),
         ...(r.width ? { width: r.width, height: r.height } : {}),
         citedFrames: cited,
+        citedAudio,
         createdAt: this.#o.now(),
       };
       writeFileSync(join(dir, `${ref.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
@@ -463,7 +491,7 @@ export class EvidenceRecorder implements EvidencePort {
         if (!name.endsWith('.json')) continue;
         try {
           const meta = JSON.parse(readFileSync(join(dir, name), 'utf8')) as EvidenceMeta;
-          if (meta.ref?.id && existsSync(join(dir, meta.file))) this.#clips.set(meta.ref.id, { ...meta, statementIds: meta.statementIds ?? [meta.statementId], bytes: statSync(join(dir, meta.file)).size, dir });
+          if (meta.ref?.id && existsSync(join(dir, meta.file))) this.#clips.set(meta.ref.id, { ...meta, statementIds: meta.statementIds ?? [meta.statementId], citedAudio: meta.citedAudio ?? [], bytes: statSync(join(dir, meta.file)).size, dir });
         } catch {
           // not ours, or cut short: left alone
         }

@@ -12,7 +12,7 @@
 import type { SampleModerator } from '../models/moderator.ts';
 import type { Signals } from '../models/types.ts';
 import { jpegThumbnail, type SamplerPool } from '../samplers/index.ts';
-import type { Sample, VideoSample } from '../samplers/types.ts';
+import type { AudioSample, Sample, VideoSample } from '../samplers/types.ts';
 import type { Sfu, Stream, TapSubscription } from '../sfu/types.ts';
 import type { EnforcementOutcome, Enforcer } from './enforcer.ts';
 
@@ -40,6 +40,8 @@ export interface ModerationPipelineOptions {
   tapCapacity?: number;
   /** Recent video samples kept per stream so a review item can show the frame it is about. Default 4. */
   evidenceFrames?: number;
+  /** Recent audio windows kept per stream so a statement's evidence keeps the ones it cites. Default 8 (8 s of 1 s windows, 512 KiB of 16 kHz PCM). */
+  evidenceAudio?: number;
   /** A sample whose moderation has not finished after this long (ms) counts as 'unavailable' and frees its in-flight slot. Default 3000. */
   sampleTimeoutMs?: number;
   /** Packets of a kind flowing with no signal of that kind reaching the enforcer for this long (ms) is a stall: 'unavailable' signals are fed until one comes. Default 5000; 0 = no watchdog. */
@@ -73,6 +75,8 @@ interface Attached {
   watch: Partial<Record<Kind, KindWatch>>;
   /** Newest video samples, oldest first (evidence for reviewers). */
   frames: VideoSample[];
+  /** Newest audio windows, oldest first (evidence). */
+  audio: AudioSample[];
 }
 
 export interface PipelineStreamStats {
@@ -95,7 +99,7 @@ export class ModerationPipeline {
   readonly #opts: Required<Omit<ModerationPipelineOptions, 'observer'>> & { observer: PipelineObserver };
   readonly #attached = new Map<string, Attached>();
   /** The newest sampled frames of streams that just closed: a kill's statement is issued after the close and may cite them. */
-  readonly #closedFrames = new Map<string, VideoSample[]>();
+  readonly #closedFrames = new Map<string, Pick<Attached, 'frames' | 'audio'>>();
   #watchdog: NodeJS.Timeout | null = null;
   #closed = false;
 
@@ -104,6 +108,7 @@ export class ModerationPipeline {
       maxInFlightPerStream: 6,
       tapCapacity: 2048,
       evidenceFrames: 4,
+      evidenceAudio: 8,
       sampleTimeoutMs: 3000,
       stallMs: 5000,
       clock: () => performance.timeOrigin + performance.now(),
@@ -140,16 +145,17 @@ export class ModerationPipeline {
       }
       samplers.push(packet);
     }, { capacity: this.#opts.tapCapacity });
-    const entry: Attached = { stream, subscription, inFlight: 0, dropped: 0, timedOut: 0, late: 0, stalls: 0, watchdogSignals: 0, watch, frames: [] };
+    const entry: Attached = { stream, subscription, inFlight: 0, dropped: 0, timedOut: 0, late: 0, stalls: 0, watchdogSignals: 0, watch, frames: [], audio: [] };
     this.#attached.set(stream.id, entry);
     stream.on('close', () => {
       subscription.close();
       // A stream id can be reused by a new session: only forget the entry that belongs to this one.
       if (this.#attached.get(stream.id) === entry) this.#attached.delete(stream.id);
-      if (entry.frames.length > 0) {
-        this.#closedFrames.set(stream.id, entry.frames);
+      if (entry.frames.length > 0 || entry.audio.length > 0) {
+        const kept = { frames: entry.frames, audio: entry.audio };
+        this.#closedFrames.set(stream.id, kept);
         setTimeout(() => {
-          if (this.#closedFrames.get(stream.id) === entry.frames) this.#closedFrames.delete(stream.id);
+          if (this.#closedFrames.get(stream.id) === kept) this.#closedFrames.delete(stream.id);
         }, 2000).unref();
       }
       samplers.releaseStream(stream.id);
@@ -196,9 +202,15 @@ export class ModerationPipeline {
    */
   citedFrames(streamId: string, sampleSeqs: readonly number[]): (() => { seq: number; jpeg: Uint8Array }[]) | undefined {
     const wanted = new Set(sampleSeqs);
-    const frames = (this.#attached.get(streamId)?.frames ?? this.#closedFrames.get(streamId) ?? []).filter((f) => wanted.has(f.seq));
+    const frames = (this.#attached.get(streamId)?.frames ?? this.#closedFrames.get(streamId)?.frames ?? []).filter((f) => wanted.has(f.seq));
     if (frames.length === 0) return undefined;
     return () => frames.map((f) => ({ seq: f.seq, jpeg: jpegThumbnail(f) }));
+  }
+
+  /** The audio windows among `sampleSeqs` this node still holds (a statement's cited samples), as the models heard them. */
+  citedAudio(streamId: string, sampleSeqs: readonly number[]): { seq: number; sampleRate: number; pcm: Float32Array }[] {
+    const wanted = new Set(sampleSeqs);
+    return (this.#attached.get(streamId)?.audio ?? this.#closedFrames.get(streamId)?.audio ?? []).filter((a) => wanted.has(a.seq)).map((a) => ({ seq: a.seq, sampleRate: a.sampleRate, pcm: a.pcm }));
   }
 
   close(): void {
@@ -221,6 +233,7 @@ export class ModerationPipeline {
       return;
     }
     entry.inFlight++;
+    if (sample.kind === 'audio') this.#keepAudio(entry, sample);
     const thumbnailRef = sample.kind === 'video' ? this.#keepFrame(entry, sample) : undefined;
     let emitted = false;
     let timedOut = false;
@@ -340,6 +353,11 @@ export class ModerationPipeline {
     entry.frames.push(sample);
     if (entry.frames.length > this.#opts.evidenceFrames) entry.frames.shift();
     return frameRef(sample);
+  }
+
+  #keepAudio(entry: Attached, sample: AudioSample): void {
+    entry.audio.push(sample);
+    if (entry.audio.length > this.#opts.evidenceAudio) entry.audio.shift();
   }
 }
 

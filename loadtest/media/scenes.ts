@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { FilterAPI, Frame } from 'node-av';
 import { AV_PIX_FMT_RGB24 } from 'node-av/constants';
 import { encodeAudio, encodeVideo, type EncodedFrame, type RgbFrame } from '../../media/encode.ts';
+import { encodeWav } from '../../media/wav.ts';
 import type { ViolationKind } from '../script.ts';
 
 export type SceneKind = 'clean' | ViolationKind;
@@ -193,14 +194,7 @@ export function protectedAudio(seconds: number): Float32Array {
 
 /** 16-bit PCM WAV (for registering audio with an API that takes files). */
 export function wav(pcm: Float32Array, sampleRate = 48000): Buffer {
-  const data = Buffer.alloc(pcm.length * 2);
-  for (let i = 0; i < pcm.length; i++) data.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(pcm[i]! * 32767))), i * 2);
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0); h.writeUInt32LE(36 + data.length, 4); h.write('WAVE', 8);
-  h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(sampleRate, 24); h.writeUInt32LE(sampleRate * 2, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34);
-  h.write('data', 36); h.writeUInt32LE(data.length, 40);
-  return Buffer.concat([h, data]);
+  return encodeWav(pcm, sampleRate);
 }
 
 // ---------------------------------------------------------------- scenes

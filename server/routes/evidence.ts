@@ -1,6 +1,6 @@
 // Evidence clips under /v1/evidence (reviewers and admins): the list, one clip's metadata, the clip
-// itself (WebM or Matroska; the ops console plays WebM from a fetched blob) and the sampled frames
-// the statement cites. server/evidence.ts owns the files.
+// itself (WebM or Matroska; the ops console plays WebM from a fetched blob), the sampled frames
+// the statement cites (JPEG) and the audio windows it cites (WAV). server/evidence.ts owns the files.
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
@@ -51,5 +51,14 @@ export const evidenceRoutes: FastifyPluginAsync<EvidenceRoutesOptions> = async (
     if (!f) throw notFound(`clip ${id} keeps no sampled frame ${seq} (kept: ${c.citedFrames.map((x) => x.seq).join(', ') || 'none'})`);
     reply.header('cache-control', 'private, no-store');
     return reply.type('image/jpeg').send(createReadStream(join(c.dir, f.file)));
+  });
+
+  app.get('/v1/evidence/:id/audio/:seq', { onRequest: reviewer, schema: { tags: ['evidence'], summary: 'An audio window the statement cites (WAV, mono 16-bit PCM at the samplers\' rate)', security: bearer, params: zs(FrameParams), response: errorReplies } }, async (req, reply) => {
+    const { id, seq } = req.params as z.output<typeof FrameParams>;
+    const c = clip(id);
+    const a = c.citedAudio.find((x) => x.seq === seq);
+    if (!a) throw notFound(`clip ${id} keeps no audio window ${seq} (kept: ${c.citedAudio.map((x) => x.seq).join(', ') || 'none'})`);
+    reply.header('cache-control', 'private, no-store');
+    return reply.type('audio/wav').send(createReadStream(join(c.dir, a.file)));
   });
 };

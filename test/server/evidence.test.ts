@@ -3,17 +3,19 @@
 // ring is bounded (10 s before, from a keyframe), a statement for SA, SE and DE yields one clip in
 // SA's own folder and one in the default folder, each with its jurisdictions' retention; the clips
 // remux without transcoding and demux with FFmpeg; a restart finds them; the sweep deletes each when
-// its retention ends (audited). Prints the ring's memory per stream.
+// its retention ends (audited). Prints the ring's memory per stream. A statement citing an audio
+// window keeps it as a WAV beside the clip (16 kHz mono, as the samplers hand it), which FFmpeg
+// decodes to the window's duration and rate, and the sweep deletes it with the clip.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AVMEDIA_TYPE_AUDIO, AVMEDIA_TYPE_VIDEO, AV_CODEC_ID_OPUS, AV_CODEC_ID_VP8, FormatContext, Packet } from 'node-av';
+import { AVMEDIA_TYPE_AUDIO, AVMEDIA_TYPE_VIDEO, AV_CODEC_ID_OPUS, AV_CODEC_ID_PCM_S16LE, AV_CODEC_ID_VP8, FormatContext, Packet } from 'node-av';
 import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../../media/encode.ts';
 import { packetizeVp8 } from '../../media/packetize.ts';
-import { EvidenceRecorder } from '../../server/evidence.ts';
+import { EvidenceRecorder, type CitedAudio } from '../../server/evidence.ts';
 import type { StatementOfReasons } from '../../policies/types.ts';
 import { FakeSfu, type FakeStream } from '../sfu/fake.ts';
 
@@ -63,10 +65,14 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
   let now = 1_000_000_000_000;
   const audit: Record<string, unknown>[] = [];
   let rec: EvidenceRecorder;
+  /** The audio windows the "pipeline" holds, by stream. */
+  const heldAudio = new Map<string, CitedAudio[]>();
   const make = (): EvidenceRecorder =>
     new EvidenceRecorder({
       sfu, dir: join(dir, 'default'), dirs: { SA: join(dir, 'sa') }, retentionMs: HOUR / 2, retention: { SA: HOUR, DE: 2 * HOUR },
-      beforeMs: 10_000, afterMs: 300, sweepMs: 0, audit: (b) => audit.push(b), now: () => now, mediaClock: () => mediaNow,
+      beforeMs: 10_000, afterMs: 300, sweepMs: 0,
+      citedAudio: (streamId, seqs) => heldAudio.get(streamId)?.filter((a) => seqs.includes(a.seq)),
+      audit: (b) => audit.push(b), now: () => now, mediaClock: () => mediaNow,
     });
 
   before(async () => {
@@ -159,5 +165,57 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
     assert.equal(rec.sweep(), 1);
     assert.equal(rec.list().length, 0);
     assert.deepEqual(audit.filter((a) => a.type === 'evidence.deleted').map((a) => a.clipId), [sa.ref.id, def.ref.id]);
+  });
+
+  test('a statement citing an audio window keeps it as a WAV that decodes to 1 s of 16 kHz mono; the sweep deletes it', async () => {
+    // a 1 s window at the samplers' rate (a 440 Hz tone), and one the statement does not cite
+    const tone = new Float32Array(16_000).map((_, i) => 0.5 * Math.sin((2 * Math.PI * 440 * i) / 16_000));
+    heldAudio.set('ev-1', [{ seq: 41, sampleRate: 16_000, pcm: new Float32Array(16_000) }, { seq: 42, sampleRate: 16_000, pcm: tone }]);
+    const mute = { ...statement('ev-1', ['DE']), id: 'sor_test_melody' };
+    mute.restriction.action = 'mute_audio';
+    mute.facts.sampleSeqs = [42];
+    // a second of media in the (restarted) recorder's ring
+    const video = await encodeVideo(Array.from({ length: FPS }, (_, i) => rgbTestPattern(160, 90, i)), { codec: 'VP8', width: 160, height: 90, fps: FPS, keyframeInterval: FPS });
+    const t0 = mediaNow;
+    let seq = 0;
+    for (const f of video) {
+      const parts = packetizeVp8(f.data);
+      parts.forEach((p, i) => stream.tap.offer({ streamId: 'ev-1', trackId: 'video0', kind: 'video', codec: 'VP8', clockRate: 90000 }, { payloadType: 96, sequenceNumber: seq++, timestamp: ((t0 + f.ptsMs) * 90) >>> 0, marker: i === parts.length - 1, ssrc: 1 }, p, t0 + f.ptsMs));
+    }
+    mediaNow = t0 + 1000;
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    const [ref] = rec.capture(mute);
+    assert.ok(ref, 'the ring still holds media: a clip is kept');
+    await rec.idle();
+    const meta = rec.get(ref.id)!;
+    assert.deepEqual(meta.citedAudio.map((a) => ({ seq: a.seq, sampleRate: a.sampleRate, durationMs: a.durationMs })), [{ seq: 42, sampleRate: 16_000, durationMs: 1000 }], 'only the cited window');
+    const wavPath = join(meta.dir, meta.citedAudio[0]!.file);
+    // FFmpeg reads it back: 16 kHz, mono, 16000 samples, the tone's level
+    const fmt = new FormatContext();
+    assert.ok((await fmt.openInput(wavPath, null, null)) >= 0, `FFmpeg opens ${wavPath}`);
+    await fmt.findStreamInfo(null);
+    const [st] = fmt.streams;
+    assert.equal(st!.codecpar.codecType, AVMEDIA_TYPE_AUDIO);
+    assert.equal(st!.codecpar.codecId, AV_CODEC_ID_PCM_S16LE);
+    assert.equal(st!.codecpar.sampleRate, 16_000);
+    assert.equal(st!.codecpar.channels, 1);
+    const pkt = new Packet();
+    pkt.alloc();
+    const pcm: Buffer[] = [];
+    while ((await fmt.readFrame(pkt)) >= 0) {
+      if (pkt.data) pcm.push(Buffer.from(pkt.data));
+      pkt.unref();
+    }
+    pkt.free();
+    await fmt.closeInput();
+    const samples = Buffer.concat(pcm);
+    assert.equal(samples.length / 2, 16_000, '1 s of samples');
+    let peak = 0;
+    for (let i = 0; i < samples.length; i += 2) peak = Math.max(peak, Math.abs(samples.readInt16LE(i)));
+    assert.ok(Math.abs(peak / 32767 - 0.5) < 0.01, `the tone as the models heard it (peak ${(peak / 32767).toFixed(3)})`);
+    now += 3 * HOUR;
+    assert.equal(rec.sweep(), 1);
+    assert.equal(existsSync(wavPath), false, 'the WAV goes with its clip');
   });
 });

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModerationPipeline } from '../../server/pipeline.ts';
 import type { Signals } from '../../models/types.ts';
-import type { VideoSample } from '../../samplers/types.ts';
+import type { AudioSample, VideoSample } from '../../samplers/types.ts';
 import { decodeJpeg } from '../samplers/helpers.ts';
 
 function videoSample(seq: number, shade: number): VideoSample {
@@ -68,5 +68,29 @@ test('video signals carry their frame reference; the newest frames give review t
 
   stream.emit('close');
   assert.equal(pipeline.thumbnailFor('s1', ['frame:v:5']), undefined, 'an ended stream holds no frames');
+  pipeline.close();
+});
+
+test("audio windows a statement cites are held for evidence: the newest few, and a closed stream's for a kill's statement", async () => {
+  const stream = Object.assign(new EventEmitter(), {
+    id: 's1',
+    closed: false,
+    tap: { subscribe: () => ({ close() {}, delivered: 0, dropped: 0 }) },
+    requestKeyFrame() {},
+  });
+  const sfu = Object.assign(new EventEmitter(), { streams: () => [stream], getStream: () => stream });
+  const samplers = Object.assign(new EventEmitter(), { push() {}, releaseStream() {} });
+  const moderator = { moderate: async () => undefined, releaseStream() {} };
+  const enforcer = { attachStream() {}, streamEnded() {}, onSignal: () => undefined };
+  const pipeline = new ModerationPipeline({ sfu, samplers, moderator, enforcer, evidenceAudio: 2 } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
+  const at = performance.timeOrigin + performance.now();
+  const window = (seq: number): AudioSample => ({ kind: 'audio', streamId: 's1', trackId: 'a', rtpTimestamp: seq * 48000, sampleRate: 16000, pcm: new Float32Array(16000).fill(seq / 10), seq, timings: { arrivedAt: at, queuedAt: at, decodedAt: at, readyAt: at } });
+  for (let seq = 1; seq <= 3; seq++) samplers.emit('sample', window(seq));
+  await new Promise((r) => setImmediate(r));
+  const cited = pipeline.citedAudio('s1', [1, 3]);
+  assert.deepEqual(cited.map((a) => [a.seq, a.sampleRate, a.pcm.length, a.pcm[0]]), [[3, 16000, 16000, Math.fround(0.3)]], 'window 1 was let go (2 kept); window 3 as the models heard it');
+  stream.emit('close');
+  assert.deepEqual(pipeline.citedAudio('s1', [2, 3]).map((a) => a.seq), [2, 3], "a closed stream's windows stay for its kill's statement");
+  assert.deepEqual(pipeline.citedAudio('other', [3]), []);
   pipeline.close();
 });
