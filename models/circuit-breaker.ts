@@ -45,79 +45,79 @@ type Listener = (state: BreakerState, previous: BreakerState) => void;
 
 export class CircuitBreaker {
   readonly options: Readonly<CircuitBreakerOptions>;
-  private current: BreakerState = 'closed';
-  private failures = 0;
-  private openedAt = 0;
-  private probes = 0;
-  private opened = 0;
-  private rejected = 0;
-  private lastError: string | null = null;
-  private since: number;
-  private readonly listeners = new Set<Listener>();
+  #current: BreakerState = 'closed';
+  #failures = 0;
+  #openedAt = 0;
+  #probes = 0;
+  #opened = 0;
+  #rejected = 0;
+  #lastError: string | null = null;
+  #since: number;
+  readonly #listeners = new Set<Listener>();
 
   constructor(readonly name: string, opts: Partial<CircuitBreakerOptions> = {}) {
     this.options = Object.freeze({ ...DEFAULTS, ...opts });
-    this.since = this.options.now();
+    this.#since = this.options.now();
   }
 
   get state(): BreakerState {
-    if (this.current === 'open' && this.options.now() - this.openedAt >= this.options.openMs) this.transition('half_open');
-    return this.current;
+    if (this.#current === 'open' && this.options.now() - this.#openedAt >= this.options.openMs) this.#transition('half_open');
+    return this.#current;
   }
 
   stats(): BreakerStats {
-    return { name: this.name, state: this.state, consecutiveFailures: this.failures, opened: this.opened,
-      rejected: this.rejected, lastError: this.lastError, since: this.since };
+    return { name: this.name, state: this.state, consecutiveFailures: this.#failures, opened: this.#opened,
+      rejected: this.#rejected, lastError: this.#lastError, since: this.#since };
   }
 
   /** Subscribes to state changes; returns the unsubscribe function. A throwing listener is ignored. */
   onStateChange(listener: Listener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
     const state = this.state;
-    if (state === 'open' || (state === 'half_open' && this.probes >= this.options.halfOpenProbes)) {
-      this.rejected++;
-      throw new ModelError('MOD_ERR_UNAVAILABLE', `circuit ${this.name} is ${state}${this.lastError ? `: ${this.lastError}` : ''}`);
+    if (state === 'open' || (state === 'half_open' && this.#probes >= this.options.halfOpenProbes)) {
+      this.#rejected++;
+      throw new ModelError('MOD_ERR_UNAVAILABLE', `circuit ${this.name} is ${state}${this.#lastError ? `: ${this.#lastError}` : ''}`);
     }
     const probe = state === 'half_open';
-    if (probe) this.probes++;
+    if (probe) this.#probes++;
     try {
       const v = await fn();
-      this.onSuccess();
+      this.#onSuccess();
       return v;
     } catch (err) {
-      if (this.options.isFault(err)) this.onFault(err);
-      else if (probe) this.onSuccess(); // the backend answered (e.g. bad shape): it is up
+      if (this.options.isFault(err)) this.#onFault(err);
+      else if (probe) this.#onSuccess(); // the backend answered (e.g. bad shape): it is up
       throw err;
     } finally {
-      if (probe) this.probes--;
+      if (probe) this.#probes--;
     }
   }
 
-  private onSuccess(): void {
-    this.failures = 0;
-    if (this.current !== 'closed') this.transition('closed');
+  #onSuccess(): void {
+    this.#failures = 0;
+    if (this.#current !== 'closed') this.#transition('closed');
   }
 
-  private onFault(err: unknown): void {
-    this.failures++;
-    this.lastError = err instanceof Error ? err.message : String(err);
-    if (this.current === 'half_open' || (this.current === 'closed' && this.failures >= this.options.failureThreshold)) {
-      this.openedAt = this.options.now();
-      this.opened++;
-      this.transition('open');
+  #onFault(err: unknown): void {
+    this.#failures++;
+    this.#lastError = err instanceof Error ? err.message : String(err);
+    if (this.#current === 'half_open' || (this.#current === 'closed' && this.#failures >= this.options.failureThreshold)) {
+      this.#openedAt = this.options.now();
+      this.#opened++;
+      this.#transition('open');
     }
   }
 
-  private transition(to: BreakerState): void {
-    const from = this.current;
+  #transition(to: BreakerState): void {
+    const from = this.#current;
     if (from === to) return;
-    this.current = to;
-    this.since = this.options.now();
-    for (const l of this.listeners) {
+    this.#current = to;
+    this.#since = this.options.now();
+    for (const l of this.#listeners) {
       try {
         l(to, from);
       } catch {

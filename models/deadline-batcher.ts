@@ -61,21 +61,26 @@ const DEFAULTS: Readonly<DeadlineBatcherOptions> = Object.freeze({
  * never seen are scaled from the nearest seen size, or taken from the prior.
  */
 export class BatchTimeEstimator {
-  private readonly mean = new Map<number, number>();
-  private readonly dev = new Map<number, number>();
+  readonly #mean = new Map<number, number>();
+  readonly #dev = new Map<number, number>();
+  readonly #prior: { fixedMs: number; perItemMs: number };
+  readonly #alpha: number;
 
-  constructor(private readonly prior: { fixedMs: number; perItemMs: number }, private readonly alpha = 0.2) {}
+  constructor(prior: { fixedMs: number; perItemMs: number }, alpha = 0.2) {
+    this.#prior = prior;
+    this.#alpha = alpha;
+  }
 
   observe(n: number, ms: number): void {
-    const m = this.mean.get(n);
+    const m = this.#mean.get(n);
     if (m === undefined) {
-      this.mean.set(n, ms);
-      this.dev.set(n, ms * 0.1);
+      this.#mean.set(n, ms);
+      this.#dev.set(n, ms * 0.1);
       return;
     }
-    const d = this.dev.get(n)!;
-    this.mean.set(n, m + this.alpha * (ms - m));
-    this.dev.set(n, d + this.alpha * (Math.abs(ms - m) - d));
+    const d = this.#dev.get(n)!;
+    this.#mean.set(n, m + this.#alpha * (ms - m));
+    this.#dev.set(n, d + this.#alpha * (Math.abs(ms - m) - d));
   }
 
   /**
@@ -83,28 +88,28 @@ export class BatchTimeEstimator {
    * learn from runs, so a pessimistic one (say, seeded by a slow first run) would otherwise refuse forever.
    */
   relax(factor = 0.9): void {
-    for (const [n, m] of this.mean) {
-      this.mean.set(n, m * factor);
-      this.dev.set(n, this.dev.get(n)! * factor);
+    for (const [n, m] of this.#mean) {
+      this.#mean.set(n, m * factor);
+      this.#dev.set(n, this.#dev.get(n)! * factor);
     }
   }
 
   /** A cautious estimate (mean + 2 deviations) of a batch of n (ms). */
   estimate(n: number): number {
-    const m = this.mean.get(n);
-    if (m !== undefined) return m + 2 * this.dev.get(n)!;
+    const m = this.#mean.get(n);
+    if (m !== undefined) return m + 2 * this.#dev.get(n)!;
     let nearest: number | undefined;
-    for (const k of this.mean.keys()) if (nearest === undefined || Math.abs(k - n) < Math.abs(nearest - n)) nearest = k;
+    for (const k of this.#mean.keys()) if (nearest === undefined || Math.abs(k - n) < Math.abs(nearest - n)) nearest = k;
     if (nearest !== undefined) {
-      const scaled = (this.mean.get(nearest)! + 2 * this.dev.get(nearest)!) * (n > nearest ? n / nearest : 1);
+      const scaled = (this.#mean.get(nearest)! + 2 * this.#dev.get(nearest)!) * (n > nearest ? n / nearest : 1);
       return scaled;
     }
-    return this.prior.fixedMs + this.prior.perItemMs * n;
+    return this.#prior.fixedMs + this.#prior.perItemMs * n;
   }
 
   snapshot(): Record<number, { meanMs: number; devMs: number }> {
     const out: Record<number, { meanMs: number; devMs: number }> = {};
-    for (const [n, m] of [...this.mean.entries()].sort((a, b) => a[0] - b[0])) out[n] = { meanMs: m, devMs: this.dev.get(n)! };
+    for (const [n, m] of [...this.#mean.entries()].sort((a, b) => a[0] - b[0])) out[n] = { meanMs: m, devMs: this.#dev.get(n)! };
     return out;
   }
 }
@@ -137,15 +142,17 @@ export interface BatcherStats {
 export class DeadlineBatcher<I, O> {
   readonly options: Readonly<DeadlineBatcherOptions>;
   readonly estimator: BatchTimeEstimator;
-  private queue: Pending<I, O>[] = [];
-  private inflight = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private timerAt = Infinity;
-  private closed = false;
-  private readonly counters = { submitted: 0, ok: 0, missedBeforeRun: 0, missedLate: 0, unavailable: 0, errors: 0, queueFull: 0, batches: 0 };
-  private readonly sizes: Record<number, number> = {};
+  #queue: Pending<I, O>[] = [];
+  #inflight = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #timerAt = Infinity;
+  #closed = false;
+  readonly #counters = { submitted: 0, ok: 0, missedBeforeRun: 0, missedLate: 0, unavailable: 0, errors: 0, queueFull: 0, batches: 0 };
+  readonly #sizes: Record<number, number> = {};
+  readonly #executor: BatchExecutor<I, O>;
 
-  constructor(private readonly executor: BatchExecutor<I, O>, opts: Partial<DeadlineBatcherOptions> = {}) {
+  constructor(executor: BatchExecutor<I, O>, opts: Partial<DeadlineBatcherOptions> = {}) {
+    this.#executor = executor;
     this.options = Object.freeze({ ...DEFAULTS, ...opts });
     this.estimator = new BatchTimeEstimator(this.options.prior);
   }
@@ -153,118 +160,118 @@ export class DeadlineBatcher<I, O> {
   /** Queues one item; the promise always resolves (never rejects) with an answer carrying its status. */
   submit(item: I, deadline: number): Promise<BatchAnswer<O>> {
     const now = this.options.now();
-    this.counters.submitted++;
-    if (this.closed) return Promise.resolve(this.fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), 0));
+    this.#counters.submitted++;
+    if (this.#closed) return Promise.resolve(this.#fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), 0));
     if (now + this.estimator.estimate(1) + this.options.marginMs > deadline) {
-      this.counters.missedBeforeRun++;
+      this.#counters.missedBeforeRun++;
       if (deadline > now) this.estimator.relax();
-      return Promise.resolve(this.fail('deadline_missed',
+      return Promise.resolve(this.#fail('deadline_missed',
         new ModelError('MOD_ERR_DEADLINE_MISSED', `deadline in ${(deadline - now).toFixed(1)} ms cannot be met`), 0));
     }
-    if (this.queue.length >= this.options.maxQueue) {
-      this.counters.queueFull++;
-      return Promise.resolve(this.fail('unavailable', new ModelError('MOD_ERR_QUEUE_FULL', `queue full (${this.options.maxQueue})`), 0));
+    if (this.#queue.length >= this.options.maxQueue) {
+      this.#counters.queueFull++;
+      return Promise.resolve(this.#fail('unavailable', new ModelError('MOD_ERR_QUEUE_FULL', `queue full (${this.options.maxQueue})`), 0));
     }
     return new Promise((resolve) => {
-      this.queue.push({ item, deadline, enqueuedAt: now, resolve });
-      this.schedule();
+      this.#queue.push({ item, deadline, enqueuedAt: now, resolve });
+      this.#schedule();
     });
   }
 
   stats(): BatcherStats {
-    const c = this.counters;
-    return { ...c, deadlineMissed: c.missedBeforeRun + c.missedLate, queued: this.queue.length, inflight: this.inflight,
-      batchSizes: { ...this.sizes }, estimateMs: this.estimator.snapshot() };
+    const c = this.#counters;
+    return { ...c, deadlineMissed: c.missedBeforeRun + c.missedLate, queued: this.#queue.length, inflight: this.#inflight,
+      batchSizes: { ...this.#sizes }, estimateMs: this.estimator.snapshot() };
   }
 
   /** Answers everything queued 'unavailable' (MOD_ERR_CLOSED); batches in flight finish. Idempotent. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.clearTimer();
-    const q = this.queue;
-    this.queue = [];
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clearTimer();
+    const q = this.#queue;
+    this.#queue = [];
     for (const p of q) {
-      this.counters.unavailable++;
-      p.resolve(this.fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), this.options.now() - p.enqueuedAt));
+      this.#counters.unavailable++;
+      p.resolve(this.#fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), this.options.now() - p.enqueuedAt));
     }
   }
 
-  private fail(status: SignalStatus, error: ModelError, queueMs: number): BatchAnswer<O> {
+  #fail(status: SignalStatus, error: ModelError, queueMs: number): BatchAnswer<O> {
     return { status, error, timings: { queue: queueMs }, batchSize: 0 };
   }
 
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.timerAt = Infinity;
+  #clearTimer(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timerAt = Infinity;
   }
 
   /** Decides whether to dispatch now or when; called on every submit and batch completion. */
-  private schedule(): void {
-    if (!this.closed) this.expire();
-    while (!this.closed && this.queue.length > 0 && this.inflight < this.options.concurrency) {
-      this.expire();
-      if (this.queue.length === 0) break;
+  #schedule(): void {
+    if (!this.#closed) this.#expire();
+    while (!this.#closed && this.#queue.length > 0 && this.#inflight < this.options.concurrency) {
+      this.#expire();
+      if (this.#queue.length === 0) break;
       const now = this.options.now();
-      const n = Math.min(this.queue.length, this.options.maxBatchSize);
+      const n = Math.min(this.#queue.length, this.options.maxBatchSize);
       if (n < this.options.maxBatchSize) {
         // Waiting to grow the batch to n+1 is allowed only while that larger batch still meets every deadline.
-        const earliest = Math.min(...this.queue.map((p) => p.deadline));
-        const oldest = Math.min(...this.queue.map((p) => p.enqueuedAt));
+        const earliest = Math.min(...this.#queue.map((p) => p.deadline));
+        const oldest = Math.min(...this.#queue.map((p) => p.enqueuedAt));
         const closeAt = Math.min(earliest - this.estimator.estimate(n + 1) - this.options.marginMs, oldest + this.options.maxWaitMs);
         if (closeAt > now) {
-          this.armTimer(closeAt);
+          this.#armTimer(closeAt);
           return;
         }
       }
-      this.dispatch(n);
+      this.#dispatch(n);
     }
-    if (!this.closed && this.queue.length > 0 && this.inflight >= this.options.concurrency) {
+    if (!this.#closed && this.#queue.length > 0 && this.#inflight >= this.options.concurrency) {
       // The model is busy: answer each queued request as soon as its deadline becomes unreachable.
       const floor = this.estimator.estimate(1) + this.options.marginMs;
-      this.armTimer(Math.min(...this.queue.map((p) => p.deadline)) - floor);
+      this.#armTimer(Math.min(...this.#queue.map((p) => p.deadline)) - floor);
     }
   }
 
-  private armTimer(at: number): void {
-    if (this.timer && this.timerAt <= at) return;
-    this.clearTimer();
-    this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.timerAt = Infinity;
-      this.schedule();
+  #armTimer(at: number): void {
+    if (this.#timer && this.#timerAt <= at) return;
+    this.#clearTimer();
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#timerAt = Infinity;
+      this.#schedule();
     }, Math.max(0, at - this.options.now()));
   }
 
   /** Answers deadline_missed to every queued request that a batch of one could no longer serve in time. */
-  private expire(): void {
+  #expire(): void {
     const now = this.options.now();
     const floor = this.estimator.estimate(1) + this.options.marginMs;
     const keep: Pending<I, O>[] = [];
-    for (const p of this.queue) {
+    for (const p of this.#queue) {
       if (now + floor >= p.deadline) {
-        this.counters.missedBeforeRun++;
-        p.resolve(this.fail('deadline_missed', new ModelError('MOD_ERR_DEADLINE_MISSED', 'deadline passed while queued'), now - p.enqueuedAt));
+        this.#counters.missedBeforeRun++;
+        p.resolve(this.#fail('deadline_missed', new ModelError('MOD_ERR_DEADLINE_MISSED', 'deadline passed while queued'), now - p.enqueuedAt));
       } else keep.push(p);
     }
-    this.queue = keep;
+    this.#queue = keep;
   }
 
-  private dispatch(n: number): void {
-    this.clearTimer();
+  #dispatch(n: number): void {
+    this.#clearTimer();
     // Earliest deadline first.
-    this.queue.sort((a, b) => a.deadline - b.deadline);
-    const batch = this.queue.splice(0, n);
-    this.inflight++;
-    this.counters.batches++;
-    this.sizes[n] = (this.sizes[n] ?? 0) + 1;
+    this.#queue.sort((a, b) => a.deadline - b.deadline);
+    const batch = this.#queue.splice(0, n);
+    this.#inflight++;
+    this.#counters.batches++;
+    this.#sizes[n] = (this.#sizes[n] ?? 0) + 1;
     const started = this.options.now();
     const deadline = Math.max(...batch.map((p) => p.deadline));
     let run: Promise<BatchRun<O>>;
     try {
-      run = this.executor(batch.map((p) => p.item), { deadline });
+      run = this.#executor(batch.map((p) => p.item), { deadline });
     } catch (err) {
       run = Promise.reject(err);
     }
@@ -277,11 +284,11 @@ export class DeadlineBatcher<I, O> {
           const p = batch[i]!;
           const timings = { queue: started - p.enqueuedAt, ...result.timings };
           if (done > p.deadline) {
-            this.counters.missedLate++;
+            this.#counters.missedLate++;
             p.resolve({ status: 'deadline_missed', value: result.outputs[i], timings, batchSize: n,
               error: new ModelError('MOD_ERR_DEADLINE_MISSED', `answer ${(done - p.deadline).toFixed(1)} ms late`) });
           } else {
-            this.counters.ok++;
+            this.#counters.ok++;
             p.resolve({ status: 'ok', value: result.outputs[i], timings, batchSize: n });
           }
         }
@@ -292,14 +299,14 @@ export class DeadlineBatcher<I, O> {
         ? 'unavailable'
         : e.code === 'MOD_ERR_TIMEOUT' ? 'deadline_missed' : 'error';
       for (const p of batch) {
-        if (status === 'unavailable') this.counters.unavailable++;
-        else if (status === 'deadline_missed') this.counters.missedLate++;
-        else this.counters.errors++;
+        if (status === 'unavailable') this.#counters.unavailable++;
+        else if (status === 'deadline_missed') this.#counters.missedLate++;
+        else this.#counters.errors++;
         p.resolve({ status, error: e, timings: { queue: started - p.enqueuedAt }, batchSize: n });
       }
     }).finally(() => {
-      this.inflight--;
-      this.schedule();
+      this.#inflight--;
+      this.#schedule();
     });
   }
 }

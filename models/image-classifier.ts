@@ -15,11 +15,15 @@ export interface Classification {
 export class ImageClassifier {
   readonly batcher: DeadlineBatcher<ImageFrame, Classification>;
   readonly ref: ModelRef;
+  readonly #backend: Backend;
+  readonly #preprocess: PreprocessFn;
 
-  constructor(readonly spec: ModelSpec, private readonly backend: Backend, private readonly preprocess: PreprocessFn,
+  constructor(readonly spec: ModelSpec, backend: Backend, preprocess: PreprocessFn,
     batcher: Partial<DeadlineBatcherOptions> = {}) {
+    this.#backend = backend;
+    this.#preprocess = preprocess;
     this.ref = modelRef(spec);
-    this.batcher = new DeadlineBatcher<ImageFrame, Classification>((frames, ctx) => this.runBatch(frames, ctx.deadline),
+    this.batcher = new DeadlineBatcher<ImageFrame, Classification>((frames, ctx) => this.#runBatch(frames, ctx.deadline),
       { maxBatchSize: spec.maxBatchSize, ...batcher });
   }
 
@@ -29,27 +33,27 @@ export class ImageClassifier {
 
   /** Runs a batch of `n` black frames once: loads the model and seeds the batch-time estimate. */
   async warmUp(sizes: number[] = [1]): Promise<void> {
-    await this.backend.load(this.spec.name);
+    await this.#backend.load(this.spec.name);
     const size = this.spec.input.size;
     for (const n of sizes) {
       const input = { data: new Float32Array(n * size * size * 3), shape: inputShape(this.spec, n) };
       // The first run of a fresh session pays one-off initialisation: observe the second.
-      await this.backend.infer(this.spec.name, input);
+      await this.#backend.infer(this.spec.name, input);
       const t0 = now();
-      await this.backend.infer(this.spec.name, input);
+      await this.#backend.infer(this.spec.name, input);
       this.batcher.estimator.observe(n, now() - t0);
     }
   }
 
-  private async runBatch(frames: ImageFrame[], deadline: number): Promise<{ outputs: Classification[]; timings: Record<string, number> }> {
+  async #runBatch(frames: ImageFrame[], deadline: number): Promise<{ outputs: Classification[]; timings: Record<string, number> }> {
     const size = this.spec.input.size;
     const per = size * size * 3;
     const t0 = now();
     const unit = new Float32Array(frames.length * per);
-    frames.forEach((f, i) => unit.set(this.preprocess(f, size), i * per));
+    frames.forEach((f, i) => unit.set(this.#preprocess(f, size), i * per));
     const input = normalizeInput(this.spec, unit, frames.length);
     const t1 = now();
-    const out = await this.backend.infer(this.spec.name, { data: input, shape: inputShape(this.spec, frames.length) }, { deadline });
+    const out = await this.#backend.infer(this.spec.name, { data: input, shape: inputShape(this.spec, frames.length) }, { deadline });
     const t2 = now();
     const width = out.shape[out.shape.length - 1] ?? this.spec.labels.length;
     const outputs = frames.map((_, i) => postprocess(this.spec, out.data.subarray(i * width, (i + 1) * width)));

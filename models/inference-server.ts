@@ -27,7 +27,7 @@ export interface InferenceServerOptions {
 type Handler<K extends MethodName> = grpc.handleUnaryCall<Methods[K][0], Methods[K][1]>;
 
 export class InferenceServer {
-  private closed = false;
+  #closed = false;
 
   private constructor(readonly server: grpc.Server, readonly backend: OnnxRuntimeBackend, readonly host: string,
     readonly port: number, readonly models: string[]) {}
@@ -116,8 +116,8 @@ export class InferenceServer {
 
   /** Idempotent: stops accepting calls, lets running ones finish (1 s), then releases the sessions. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.#closed) return;
+    this.#closed = true;
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.server.forceShutdown();

@@ -29,7 +29,7 @@ export interface ModelStoreOptions {
 export class ModelStore {
   readonly cacheDir: string;
   readonly baseDir: string;
-  private readonly pending = new Map<string, Promise<string>>();
+  readonly #pending = new Map<string, Promise<string>>();
 
   constructor(opts: Partial<ModelStoreOptions> = {}) {
     this.cacheDir = opts.cacheDir ?? process.env.MODEL_CACHE_DIR ?? DEFAULT_CACHE_DIR;
@@ -48,11 +48,11 @@ export class ModelStore {
     const dir = path.join(this.cacheDir, `nsfwjs-${version}`);
     const file = this.cachedPath(spec)!;
     if (existsSync(file)) return file;
-    let p = this.pending.get(file);
+    let p = this.#pending.get(file);
     if (!p) {
-      p = Promise.resolve().then(() => this.convert(src.model, version, dir, file));
-      this.pending.set(file, p);
-      p.finally(() => this.pending.delete(file)).catch(() => undefined);
+      p = Promise.resolve().then(() => this.#convert(src.model, version, dir, file));
+      this.#pending.set(file, p);
+      p.finally(() => this.#pending.delete(file)).catch(() => undefined);
     }
     return p;
   }
@@ -71,7 +71,7 @@ export class ModelStore {
     return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as ConversionRecord) : null;
   }
 
-  private convert(model: string, version: string, dir: string, file: string): string {
+  #convert(model: string, version: string, dir: string, file: string): string {
     const t0 = performance.now();
     const { json, weights } = readNsfwjsModel(model);
     const converted = convertTfjs(json, weights);

@@ -141,9 +141,9 @@ export interface SampleModeratorStats {
 
 export class SampleModerator {
   readonly options: Readonly<SampleModeratorOptions>;
-  private readonly tracks = new Map<string, TrackState>();
-  private ocrInFlight = 0;
-  private readonly counters: SampleModeratorStats = { videoSamples: 0, audioSamples: 0, pdqHashes: 0, ocrPasses: 0, ocrSkippedBusy: 0, ocrSkippedStatic: 0, ocrErrors: 0, audioMatches: 0, fingerprintErrors: 0 };
+  readonly #tracks = new Map<string, TrackState>();
+  #ocrInFlight = 0;
+  readonly #counters: SampleModeratorStats = { videoSamples: 0, audioSamples: 0, pdqHashes: 0, ocrPasses: 0, ocrSkippedBusy: 0, ocrSkippedStatic: 0, ocrErrors: 0, audioMatches: 0, fingerprintErrors: 0 };
 
   constructor(options: Partial<SampleModeratorOptions> = {}) {
     this.options = Object.freeze({ ...DEFAULTS, clock: () => performance.timeOrigin + performance.now(), ...options });
@@ -154,30 +154,30 @@ export class SampleModerator {
    * OCR results arrive later as Signals of their own (same sampleSeq) when a pass ran.
    */
   async moderate(sample: SampleIn, emit: (signals: Signals) => void): Promise<void> {
-    if (sample.kind === 'video') await this.moderateVideo(sample, emit);
-    else await this.moderateAudio(sample, emit);
+    if (sample.kind === 'video') await this.#moderateVideo(sample, emit);
+    else await this.#moderateAudio(sample, emit);
   }
 
   /** Forget a stream's per-track state (its audio history, rates). */
   releaseStream(streamId: string): void {
-    for (const key of this.tracks.keys()) if (key.startsWith(`${streamId}\u0000`)) this.tracks.delete(key);
+    for (const key of this.#tracks.keys()) if (key.startsWith(`${streamId}\u0000`)) this.#tracks.delete(key);
   }
 
   stats(): SampleModeratorStats {
-    return { ...this.counters };
+    return { ...this.#counters };
   }
 
-  private track(sample: SampleIn): TrackState {
+  #track(sample: SampleIn): TrackState {
     const key = `${sample.streamId}\u0000${sample.trackId}`;
-    let state = this.tracks.get(key);
+    let state = this.#tracks.get(key);
     if (!state) {
       state = { lastPdqAt: -Infinity, lastOcrAt: -Infinity, ocrFoundText: false, ocrFoundHits: false };
-      this.tracks.set(key, state);
+      this.#tracks.set(key, state);
     }
     return state;
   }
 
-  private base(sample: SampleIn): Signals {
+  #base(sample: SampleIn): Signals {
     return {
       streamId: sample.streamId,
       trackId: sample.trackId,
@@ -197,13 +197,13 @@ export class SampleModerator {
     };
   }
 
-  private async moderateVideo(sample: VideoSampleIn, emit: (signals: Signals) => void): Promise<void> {
+  async #moderateVideo(sample: VideoSampleIn, emit: (signals: Signals) => void): Promise<void> {
     const { clock } = this.options;
-    const state = this.track(sample);
+    const state = this.#track(sample);
     const arrivedAt = sample.timings.arrivedAt;
     const eager = sample.reason === 'first' || sample.reason === 'scene';
-    this.counters.videoSamples++;
-    const signals = this.base(sample);
+    this.#counters.videoSamples++;
+    const signals = this.#base(sample);
 
     // Start the classifier first: its inference runs on onnxruntime's threads while PDQ runs here.
     const classified = this.options.classifier?.classify(sample, { arrivedAt, deadline: arrivedAt + this.options.budgetMs });
@@ -215,7 +215,7 @@ export class SampleModerator {
       const plane = this.options.pdqFromLuma ? sample.lumaPlane : undefined;
       const picture = plane ? { width: plane.width, height: plane.height, luma: Float64Array.from(plane.data) } : { width: sample.width, height: sample.height, rgb: sample.rgb };
       const { hash, quality } = pdqHash(picture);
-      this.counters.pdqHashes++;
+      this.#counters.pdqHashes++;
       signals.matches.push(...banks.match(hash).map((m): ContentMatch => ({ ...m, source: m.source ?? `pdq:${pdqToHex(hash)}:q${quality}` })));
       signals.models.push(PDQ_REF);
       signals.timings.hash = clock() - t0;
@@ -235,16 +235,16 @@ export class SampleModerator {
 
     const ocrInterval = state.ocrFoundHits ? this.options.ocrConfirmIntervalMs : this.options.ocrIntervalMs;
     if (this.options.ocr && this.options.text && (eager || arrivedAt - state.lastOcrAt >= ocrInterval)) {
-      if (!eager && this.staticSinceLastRead(sample, state, arrivedAt)) {
-        this.counters.ocrSkippedStatic++;
-      } else if (this.ocrInFlight >= this.options.ocrConcurrency) {
-        this.counters.ocrSkippedBusy++;
+      if (!eager && this.#staticSinceLastRead(sample, state, arrivedAt)) {
+        this.#counters.ocrSkippedStatic++;
+      } else if (this.#ocrInFlight >= this.options.ocrConcurrency) {
+        this.#counters.ocrSkippedBusy++;
       } else {
         state.lastOcrAt = arrivedAt;
         state.ocrThumbnail = sample.thumbnail;
-        this.ocrInFlight++;
+        this.#ocrInFlight++;
         // Not awaited by the caller's fast path: on-screen text is a slower signal of its own.
-        void this.readText(sample, emit, state).finally(() => this.ocrInFlight--);
+        void this.#readText(sample, emit, state).finally(() => this.#ocrInFlight--);
       }
     }
   }
@@ -256,7 +256,7 @@ export class SampleModerator {
    * OCR'd samples: 2 of 6 to enter), and any change of the picture, a new text overlay included,
    * reads at once.
    */
-  private staticSinceLastRead(sample: VideoSampleIn, state: TrackState, arrivedAt: number): boolean {
+  #staticSinceLastRead(sample: VideoSampleIn, state: TrackState, arrivedAt: number): boolean {
     const { ocrStaticRecheckMs, ocrStaticThreshold } = this.options;
     const before = state.ocrThumbnail;
     const now = sample.thumbnail;
@@ -266,16 +266,16 @@ export class SampleModerator {
     return true;
   }
 
-  private async readText(sample: VideoSampleIn, emit: (signals: Signals) => void, state: TrackState): Promise<void> {
+  async #readText(sample: VideoSampleIn, emit: (signals: Signals) => void, state: TrackState): Promise<void> {
     const { clock } = this.options;
     const ocr = this.options.ocr;
     const text = this.options.text;
     if (!ocr || !text) return;
-    const signals = this.base(sample);
+    const signals = this.#base(sample);
     const t0 = clock();
     try {
       const { lines } = await ocr.read(sample, { detLimitSide: this.options.ocrDetectSide });
-      this.counters.ocrPasses++;
+      this.#counters.ocrPasses++;
       state.ocrFoundText = lines.some((l) => l.text.trim() !== '');
       const hits: TextHit[] = [];
       for (const line of lines) hits.push(...text.moderate(line.text, { source: 'ocr' }));
@@ -285,7 +285,7 @@ export class SampleModerator {
     } catch {
       // A failed read is a missing text signal, not an outage of the classifiers: it must not drive
       // the policies' fail mode, so nothing is emitted (counted instead).
-      this.counters.ocrErrors++;
+      this.#counters.ocrErrors++;
       return;
     }
     signals.timings.ocr = clock() - t0;
@@ -293,11 +293,11 @@ export class SampleModerator {
     emit(signals);
   }
 
-  private async moderateAudio(sample: AudioSampleIn, emit: (signals: Signals) => void): Promise<void> {
+  async #moderateAudio(sample: AudioSampleIn, emit: (signals: Signals) => void): Promise<void> {
     const { clock } = this.options;
-    const state = this.track(sample);
-    this.counters.audioSamples++;
-    const signals = this.base(sample);
+    const state = this.#track(sample);
+    this.#counters.audioSamples++;
+    const signals = this.#base(sample);
     const bank = this.options.audioBank;
     if (bank) {
       state.audio ??= new AudioStreamMatcher(bank, this.options.audioMatcher);
@@ -309,10 +309,10 @@ export class SampleModerator {
       } catch {
         // A window the worker could not fingerprint (queue full, worker gone) is a missing match
         // signal, counted; the window's other signals still go out.
-        this.counters.fingerprintErrors++;
+        this.#counters.fingerprintErrors++;
       }
       if (matches) {
-        if (matches.length > 0) this.counters.audioMatches++;
+        if (matches.length > 0) this.#counters.audioMatches++;
         signals.matches.push(...matches);
         signals.models.push(FINGERPRINT_REF);
         signals.timings.fingerprint = clock() - t0;

@@ -74,10 +74,12 @@ export class NsfwCascade {
   readonly fast: ImageClassifier;
   readonly deep: ImageClassifier;
   readonly backend: GuardedBackend;
-  private readonly counters = { frames: 0, escalated: 0, uncertain: 0 };
-  private closed = false;
+  readonly #counters = { frames: 0, escalated: 0, uncertain: 0 };
+  #closed = false;
+  readonly #ownsBackend: boolean;
 
-  private constructor(readonly options: Readonly<Omit<NsfwCascadeOptions, 'backend'>>, backend: GuardedBackend, private readonly ownsBackend: boolean) {
+  private constructor(readonly options: Readonly<Omit<NsfwCascadeOptions, 'backend'>>, backend: GuardedBackend, ownsBackend: boolean) {
+    this.#ownsBackend = ownsBackend;
     this.backend = backend;
     const { registry, preprocess, batcher } = options;
     this.fast = new ImageClassifier(registry.get(options.fastModel), backend, preprocess, batcher);
@@ -116,7 +118,7 @@ export class NsfwCascade {
   async classify(frame: ImageFrame, opts: ClassifyOptions = {}): Promise<CascadeResult> {
     const t0 = now();
     const deadline = opts.deadline ?? (opts.arrivedAt ?? t0) + this.options.budgetMs;
-    this.counters.frames++;
+    this.#counters.frames++;
     const first = await this.fast.classify(frame, deadline);
     const timings: Record<string, number> = { ...first.timings };
     if (first.status !== 'ok' || !first.value) {
@@ -131,7 +133,7 @@ export class NsfwCascade {
     let deepStatus: SignalStatus | undefined;
     if (this.isUncertain(first.value.scores)) {
       escalated = true;
-      this.counters.escalated++;
+      this.#counters.escalated++;
       const second = await this.deep.classify(frame, deadline);
       deepStatus = second.status;
       for (const [k, v] of Object.entries(second.timings)) {
@@ -147,23 +149,23 @@ export class NsfwCascade {
         uncertain = true;
       }
     }
-    if (uncertain) this.counters.uncertain++;
+    if (uncertain) this.#counters.uncertain++;
     timings.total = now() - t0;
     return { status: 'ok', scores: chosen.scores, labels: chosen.labels, escalated, uncertain, models, timings,
       ...(deepStatus ? { deepStatus } : {}) };
   }
 
   stats(): { frames: number; escalated: number; uncertain: number; fast: BatcherStats; deep: BatcherStats; breaker: BreakerStats } {
-    return { ...this.counters, fast: this.fast.batcher.stats(), deep: this.deep.batcher.stats(), breaker: this.backend.breaker.stats() };
+    return { ...this.#counters, fast: this.fast.batcher.stats(), deep: this.deep.batcher.stats(), breaker: this.backend.breaker.stats() };
   }
 
   /** Idempotent: answers queued frames 'unavailable', releases the backend if the cascade created it. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.#closed) return;
+    this.#closed = true;
     this.fast.close();
     this.deep.close();
-    if (this.ownsBackend) await this.backend.close();
+    if (this.#ownsBackend) await this.backend.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

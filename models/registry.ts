@@ -49,15 +49,15 @@ export type ModelSource = z.infer<typeof Source>;
 export const DEFAULT_REGISTRY_FILE = path.join(import.meta.dirname, 'models.yaml');
 
 export class ModelRegistry {
-  private readonly byName = new Map<string, ModelSpec>();
+  readonly #byName = new Map<string, ModelSpec>();
 
   constructor(specs: ModelSpec[], readonly baseDir: string = import.meta.dirname) {
     for (const s of specs) {
-      if (this.byName.has(s.name)) throw new ModelError('MOD_ERR_CONFIG', `model ${s.name} listed twice`);
+      if (this.#byName.has(s.name)) throw new ModelError('MOD_ERR_CONFIG', `model ${s.name} listed twice`);
       for (const label of Object.keys(s.categories)) {
         if (!s.labels.includes(label)) throw new ModelError('MOD_ERR_CONFIG', `model ${s.name}: category for unknown label ${label}`);
       }
-      this.byName.set(s.name, s);
+      this.#byName.set(s.name, s);
     }
   }
 
@@ -86,22 +86,22 @@ export class ModelRegistry {
 
   /** The spec of `name`; MOD_ERR_UNKNOWN_MODEL when there is none. */
   get(name: string): ModelSpec {
-    const s = this.byName.get(name);
+    const s = this.#byName.get(name);
     if (!s) throw new ModelError('MOD_ERR_UNKNOWN_MODEL', `unknown model '${name}'`);
     return s;
   }
 
   has(name: string): boolean {
-    return this.byName.has(name);
+    return this.#byName.has(name);
   }
 
   list(): ModelSpec[] {
-    return [...this.byName.values()];
+    return [...this.#byName.values()];
   }
 
   /** With another registry's entries added (operator files extend the defaults). */
   merge(other: ModelRegistry): ModelRegistry {
-    const merged = new Map(this.byName);
+    const merged = new Map(this.#byName);
     for (const s of other.list()) merged.set(s.name, s);
     return new ModelRegistry([...merged.values()], this.baseDir);
   }

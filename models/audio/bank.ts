@@ -47,11 +47,11 @@ export interface AudioMatchDetail {
 export class AudioFingerprintBank {
   readonly name: string;
   readonly opts: AudioBankOptions;
-  private readonly recordings: AudioRecording[] = [];
-  private readonly byId = new Map<string, number>();
-  private readonly removed = new Set<number>();
+  readonly #recordings: AudioRecording[] = [];
+  readonly #byId = new Map<string, number>();
+  readonly #removed = new Set<number>();
   /** hash -> packed (recording index * 2^22 + anchor frame) */
-  private readonly index = new Map<number, number[]>();
+  readonly #index = new Map<number, number[]>();
 
   constructor(opts: Partial<AudioBankOptions> = {}) {
     this.opts = { ...AUDIO_BANK_DEFAULTS, ...opts, fingerprint: { ...opts.fingerprint } };
@@ -59,11 +59,11 @@ export class AudioFingerprintBank {
   }
 
   get size(): number {
-    return this.byId.size;
+    return this.#byId.size;
   }
 
   list(): AudioRecording[] {
-    return [...this.byId.values()].map((i) => ({ ...this.recordings[i] }));
+    return [...this.#byId.values()].map((i) => ({ ...this.#recordings[i] }));
   }
 
   /** The fingerprint options queries must use (a FingerprintWorker is created with them). */
@@ -101,7 +101,7 @@ export class AudioFingerprintBank {
    */
   registerFingerprint(id: string, fp: Fingerprint, durationSec: number, meta: { category?: Category; source?: string; title?: string } = {}): AudioRecording {
     this.unregister(id);
-    const idx = this.recordings.length;
+    const idx = this.#recordings.length;
     if (idx >= 1 << 30 || fp.frameCount >= 1 << 22) throw new ModelError('MOD_ERR_BAD_SHAPE', 'recording too long for the audio bank');
     const rec: AudioRecording = {
       id,
@@ -111,13 +111,13 @@ export class AudioFingerprintBank {
     };
     if (meta.source !== undefined) rec.source = meta.source;
     if (meta.title !== undefined) rec.title = meta.title;
-    this.recordings.push(rec);
-    this.byId.set(id, idx);
+    this.#recordings.push(rec);
+    this.#byId.set(id, idx);
     for (let i = 0; i < fp.hashes.length; i++) {
       const packed = idx * 4194304 + fp.frames[i];
-      const list = this.index.get(fp.hashes[i]);
+      const list = this.#index.get(fp.hashes[i]);
       if (list) list.push(packed);
-      else this.index.set(fp.hashes[i], [packed]);
+      else this.#index.set(fp.hashes[i], [packed]);
     }
     return { ...rec };
   }
@@ -129,11 +129,11 @@ export class AudioFingerprintBank {
   }
 
   unregister(id: string): boolean {
-    const idx = this.byId.get(id);
+    const idx = this.#byId.get(id);
     if (idx === undefined) return false;
     // Postings stay in the index and are skipped at query time; the bank is append-mostly.
-    this.removed.add(idx);
-    this.byId.delete(id);
+    this.#removed.add(idx);
+    this.#byId.delete(id);
     return true;
   }
 
@@ -153,16 +153,16 @@ export class AudioFingerprintBank {
   /** Vote with precomputed landmarks (e.g. a streaming matcher's accumulated ones). */
   matchFingerprint(fp: Fingerprint): AudioMatchDetail[] {
     const q = fp.hashes.length;
-    if (q === 0 || this.byId.size === 0) return [];
+    if (q === 0 || this.#byId.size === 0) return [];
     // votes: recording -> (offset frame -> count); offset = ref frame - query frame (may be negative).
     const votes = new Map<number, Map<number, number>>();
     for (let i = 0; i < q; i++) {
-      const postings = this.index.get(fp.hashes[i]);
+      const postings = this.#index.get(fp.hashes[i]);
       if (!postings) continue;
       const qf = fp.frames[i];
       for (const packed of postings) {
         const rec = Math.floor(packed / 4194304);
-        if (this.removed.has(rec)) continue;
+        if (this.#removed.has(rec)) continue;
         const off = (packed % 4194304) - qf;
         let m = votes.get(rec);
         if (!m) votes.set(rec, (m = new Map<number, number>()));
@@ -182,7 +182,7 @@ export class AudioFingerprintBank {
         }
       }
       if (best < this.opts.minAligned || best < this.opts.minRatio * q) continue;
-      const r = this.recordings[rec];
+      const r = this.#recordings[rec];
       const match: ContentMatch = {
         category: r.category,
         kind: 'audio_fingerprint',

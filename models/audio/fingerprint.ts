@@ -104,33 +104,33 @@ export function fingerprintFromWire(w: FingerprintWire): Fingerprint {
 
 // In-place iterative radix-2 FFT over interleaved arrays.
 class Fft {
-  private readonly n: number;
-  private readonly cos: Float64Array;
-  private readonly sin: Float64Array;
-  private readonly rev: Uint32Array;
+  readonly #n: number;
+  readonly #cos: Float64Array;
+  readonly #sin: Float64Array;
+  readonly #rev: Uint32Array;
 
   constructor(n: number) {
     if (n & (n - 1)) throw new RangeError('FFT size must be a power of two');
-    this.n = n;
-    this.cos = new Float64Array(n / 2);
-    this.sin = new Float64Array(n / 2);
+    this.#n = n;
+    this.#cos = new Float64Array(n / 2);
+    this.#sin = new Float64Array(n / 2);
     for (let i = 0; i < n / 2; i++) {
-      this.cos[i] = Math.cos((2 * Math.PI * i) / n);
-      this.sin[i] = -Math.sin((2 * Math.PI * i) / n);
+      this.#cos[i] = Math.cos((2 * Math.PI * i) / n);
+      this.#sin[i] = -Math.sin((2 * Math.PI * i) / n);
     }
-    this.rev = new Uint32Array(n);
+    this.#rev = new Uint32Array(n);
     const bits = Math.log2(n);
     for (let i = 0; i < n; i++) {
       let r = 0;
       for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
-      this.rev[i] = r;
+      this.#rev[i] = r;
     }
   }
 
   transform(re: Float64Array, im: Float64Array): void {
-    const n = this.n;
+    const n = this.#n;
     for (let i = 0; i < n; i++) {
-      const j = this.rev[i];
+      const j = this.#rev[i];
       if (j > i) {
         let t = re[i];
         re[i] = re[j];
@@ -145,8 +145,8 @@ class Fft {
       const step = n / size;
       for (let start = 0; start < n; start += size) {
         for (let k = 0; k < half; k++) {
-          const wr = this.cos[k * step];
-          const wi = this.sin[k * step];
+          const wr = this.#cos[k * step];
+          const wi = this.#sin[k * step];
           const a = start + k;
           const b = a + half;
           const xr = re[b] * wr - im[b] * wi;
@@ -167,11 +167,11 @@ const fftCache = new Map<number, Fft>();
 class SpectrumFrames {
   readonly bins: number;
   readonly firstBin: number;
-  private readonly n: number;
-  private readonly fft: Fft;
-  private readonly win: Float64Array;
-  private readonly re: Float64Array;
-  private readonly im: Float64Array;
+  readonly #n: number;
+  readonly #fft: Fft;
+  readonly #win: Float64Array;
+  readonly #re: Float64Array;
+  readonly #im: Float64Array;
 
   constructor(o: FingerprintOptions) {
     const n = o.fftSize;
@@ -180,25 +180,28 @@ class SpectrumFrames {
       fft = new Fft(n);
       fftCache.set(n, fft);
     }
-    this.n = n;
-    this.fft = fft;
+    this.#n = n;
+    this.#fft = fft;
     this.firstBin = Math.max(1, Math.floor((o.minHz * n) / o.sampleRate));
     const lastBin = Math.min(n / 2 - 1, Math.ceil((o.maxHz * n) / o.sampleRate));
     this.bins = lastBin - this.firstBin + 1;
-    this.win = new Float64Array(n);
-    for (let i = 0; i < n; i++) this.win[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n);
-    this.re = new Float64Array(n);
-    this.im = new Float64Array(n);
+    this.#win = new Float64Array(n);
+    for (let i = 0; i < n; i++) this.#win[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n);
+    this.#re = new Float64Array(n);
+    this.#im = new Float64Array(n);
   }
 
   /** Log power of the band for the frame starting at pcm[off], written to out[outOff .. outOff + bins). */
   frame(pcm: Float32Array, off: number, out: Float32Array, outOff: number): void {
-    const { n, re, im, win } = this;
+    const n = this.#n;
+    const re = this.#re;
+    const im = this.#im;
+    const win = this.#win;
     for (let i = 0; i < n; i++) {
       re[i] = pcm[off + i] * win[i];
       im[i] = 0;
     }
-    this.fft.transform(re, im);
+    this.#fft.transform(re, im);
     for (let b = 0; b < this.bins; b++) {
       const k = b + this.firstBin;
       out[outOff + b] = Math.log(re[k] * re[k] + im[k] * im[k] + 1e-10);
@@ -333,75 +336,75 @@ function landmarksOf(peaks: Peak[], frameCount: number, o: FingerprintOptions): 
  */
 export class StreamingFingerprinter {
   readonly options: Readonly<FingerprintOptions>;
-  private readonly sf: SpectrumFrames;
+  readonly #sf: SpectrumFrames;
   /** Frames the ring holds: as many as fingerprint() finds in historySec of audio. */
-  private readonly capacity: number;
-  private readonly ring: Float32Array;
+  readonly #capacity: number;
+  readonly #ring: Float32Array;
   /** Frames computed since the start (the next frame's index on the stream's grid). */
-  private framesDone = 0;
+  #framesDone = 0;
   /** Samples not yet consumed by a frame, starting at stream sample tailStart. */
-  private tail: Float32Array = new Float32Array(0);
-  private tailStart = 0;
+  #tail: Float32Array = new Float32Array(0);
+  #tailStart = 0;
   /** Samples pushed since the start. */
-  private samples = 0;
+  #samples = 0;
 
   constructor(historySec: number, opts: Partial<FingerprintOptions> = {}) {
     this.options = Object.freeze({ ...FINGERPRINT_DEFAULTS, ...opts });
     const o = this.options;
-    this.sf = new SpectrumFrames(o);
+    this.#sf = new SpectrumFrames(o);
     const span = Math.round(historySec * o.sampleRate);
-    this.capacity = span >= o.fftSize ? Math.floor((span - o.fftSize) / o.hop) + 1 : 1;
-    this.ring = new Float32Array(this.capacity * this.sf.bins);
+    this.#capacity = span >= o.fftSize ? Math.floor((span - o.fftSize) / o.hop) + 1 : 1;
+    this.#ring = new Float32Array(this.#capacity * this.#sf.bins);
   }
 
   /** Spectrogram frames transformed since the start: each frame of the stream once. */
   get transformedFrames(): number {
-    return this.framesDone;
+    return this.#framesDone;
   }
 
   /** Seconds of audio the ring's frames span, from the first held frame to the newest sample. */
   get historySeconds(): number {
-    const first = Math.max(0, this.framesDone - this.capacity);
-    return this.framesDone === 0 ? this.samples / this.options.sampleRate : (this.samples - first * this.options.hop) / this.options.sampleRate;
+    const first = Math.max(0, this.#framesDone - this.#capacity);
+    return this.#framesDone === 0 ? this.#samples / this.options.sampleRate : (this.#samples - first * this.options.hop) / this.options.sampleRate;
   }
 
   /** Appends samples; transforms every frame they complete. */
   push(pcm: Float32Array): void {
     const o = this.options;
-    const joined = new Float32Array(this.tail.length + pcm.length);
-    joined.set(this.tail);
-    joined.set(pcm, this.tail.length);
-    this.samples += pcm.length;
-    const bins = this.sf.bins;
+    const joined = new Float32Array(this.#tail.length + pcm.length);
+    joined.set(this.#tail);
+    joined.set(pcm, this.#tail.length);
+    this.#samples += pcm.length;
+    const bins = this.#sf.bins;
     for (;;) {
-      const off = this.framesDone * o.hop - this.tailStart;
+      const off = this.#framesDone * o.hop - this.#tailStart;
       if (off + o.fftSize > joined.length) break;
-      this.sf.frame(joined, off, this.ring, (this.framesDone % this.capacity) * bins);
-      this.framesDone++;
+      this.#sf.frame(joined, off, this.#ring, (this.#framesDone % this.#capacity) * bins);
+      this.#framesDone++;
     }
-    const keepFrom = Math.min(joined.length, this.framesDone * o.hop - this.tailStart);
-    this.tail = joined.slice(keepFrom);
-    this.tailStart += keepFrom;
+    const keepFrom = Math.min(joined.length, this.#framesDone * o.hop - this.#tailStart);
+    this.#tail = joined.slice(keepFrom);
+    this.#tailStart += keepFrom;
   }
 
   /** Landmarks over the ring, frames counted from its first (oldest) frame. */
   fingerprint(): Fingerprint {
-    const bins = this.sf.bins;
-    const frames = Math.min(this.framesDone, this.capacity);
+    const bins = this.#sf.bins;
+    const frames = Math.min(this.#framesDone, this.#capacity);
     const data = new Float32Array(frames * bins);
-    const first = this.framesDone - frames;
+    const first = this.#framesDone - frames;
     for (let f = 0; f < frames; f++) {
-      const slot = ((first + f) % this.capacity) * bins;
-      data.set(this.ring.subarray(slot, slot + bins), f * bins);
+      const slot = ((first + f) % this.#capacity) * bins;
+      data.set(this.#ring.subarray(slot, slot + bins), f * bins);
     }
     const o = this.options;
-    return landmarksOf(peaksOf({ data, frames, bins, firstBin: this.sf.firstBin }, o), frames, o);
+    return landmarksOf(peaksOf({ data, frames, bins, firstBin: this.#sf.firstBin }, o), frames, o);
   }
 
   reset(): void {
-    this.framesDone = 0;
-    this.tail = new Float32Array(0);
-    this.tailStart = 0;
-    this.samples = 0;
+    this.#framesDone = 0;
+    this.#tail = new Float32Array(0);
+    this.#tailStart = 0;
+    this.#samples = 0;
   }
 }

@@ -32,35 +32,35 @@ export interface Fingerprinter {
 let nextStreamKey = 0;
 
 export class AudioStreamMatcher {
-  private readonly bank: AudioFingerprintBank;
-  private readonly opts: AudioStreamMatcherOptions;
-  private buffer: Float32Array;
-  private filled = 0;
+  readonly #bank: AudioFingerprintBank;
+  readonly #opts: AudioStreamMatcherOptions;
+  #buffer: Float32Array;
+  #filled = 0;
   /** Seconds of audio pushed since the start (or reset). */
-  private pushedSec = 0;
+  #pushedSec = 0;
   /** Incremental, fingerprinted here (push()). */
-  private local: StreamingFingerprinter | undefined;
+  #local: StreamingFingerprinter | undefined;
   /** Incremental, fingerprinted by a fingerprinter's thread: this matcher's key there (new after reset()). */
-  private streamKey: string;
+  #streamKey: string;
   /** Span of the history the last remote fingerprint covered (s). */
-  private remoteSpanSec = 0;
+  #remoteSpanSec = 0;
 
   constructor(bank: AudioFingerprintBank, opts: Partial<AudioStreamMatcherOptions> = {}) {
-    this.bank = bank;
-    this.opts = { ...DEFAULTS, ...opts };
-    this.buffer = new Float32Array(Math.round(this.opts.historySec * bank.sampleRate));
-    this.streamKey = `audio-matcher-${++nextStreamKey}`;
+    this.#bank = bank;
+    this.#opts = { ...DEFAULTS, ...opts };
+    this.#buffer = new Float32Array(Math.round(this.#opts.historySec * bank.sampleRate));
+    this.#streamKey = `audio-matcher-${++nextStreamKey}`;
   }
 
   /** Seconds since the start of the stream covered by the windows pushed so far. */
   get streamTimeSec(): number {
-    return this.pushedSec;
+    return this.#pushedSec;
   }
 
   /** Seconds of audio currently held (and matched). */
   get historySeconds(): number {
-    if (!this.opts.incremental) return this.filled / this.bank.sampleRate;
-    return this.local ? this.local.historySeconds : this.remoteSpanSec;
+    if (!this.#opts.incremental) return this.#filled / this.#bank.sampleRate;
+    return this.#local ? this.#local.historySeconds : this.#remoteSpanSec;
   }
 
   /**
@@ -69,16 +69,16 @@ export class AudioStreamMatcher {
    * position at the end of this window is offsetSec + historySeconds.
    */
   push(window: AudioWindow): ContentMatch[] {
-    if (this.opts.incremental) {
-      this.check(window);
-      this.local ??= new StreamingFingerprinter(this.opts.historySec, this.bank.fingerprintOptions);
-      this.local.push(window.pcm);
-      this.pushedSec += window.pcm.length / window.sampleRate;
-      if (this.pushedSec < this.opts.minSec) return [];
-      return this.bank.matchFingerprint(this.local.fingerprint()).map((d) => d.match);
+    if (this.#opts.incremental) {
+      this.#check(window);
+      this.#local ??= new StreamingFingerprinter(this.#opts.historySec, this.#bank.fingerprintOptions);
+      this.#local.push(window.pcm);
+      this.#pushedSec += window.pcm.length / window.sampleRate;
+      if (this.#pushedSec < this.#opts.minSec) return [];
+      return this.#bank.matchFingerprint(this.#local.fingerprint()).map((d) => d.match);
     }
-    const history = this.append(window);
-    return history ? this.bank.match(history) : [];
+    const history = this.#append(window);
+    return history ? this.#bank.match(history) : [];
   }
 
   /**
@@ -87,57 +87,57 @@ export class AudioStreamMatcher {
    * awaits (FingerprintWorker does), so windows pushed meanwhile do not change what this call matches.
    */
   async pushAsync(window: AudioWindow, fingerprinter: Fingerprinter): Promise<ContentMatch[]> {
-    if (this.opts.incremental && fingerprinter.fingerprintStream) {
-      this.check(window);
-      this.pushedSec += window.pcm.length / window.sampleRate;
-      const enough = this.pushedSec >= this.opts.minSec;
+    if (this.#opts.incremental && fingerprinter.fingerprintStream) {
+      this.#check(window);
+      this.#pushedSec += window.pcm.length / window.sampleRate;
+      const enough = this.#pushedSec >= this.#opts.minSec;
       // every window goes to the thread (its ring needs them all); matched once minSec are in
-      const fp = await fingerprinter.fingerprintStream(this.streamKey, window.pcm, this.opts.historySec);
+      const fp = await fingerprinter.fingerprintStream(this.#streamKey, window.pcm, this.#opts.historySec);
       // the ring's first frame on the stream's grid, and from it to the newest sample
-      const { fftSize, hop } = { ...FINGERPRINT_DEFAULTS, ...this.bank.fingerprintOptions };
-      const samples = Math.round(this.pushedSec * this.bank.sampleRate);
+      const { fftSize, hop } = { ...FINGERPRINT_DEFAULTS, ...this.#bank.fingerprintOptions };
+      const samples = Math.round(this.#pushedSec * this.#bank.sampleRate);
       const framesDone = samples >= fftSize ? Math.floor((samples - fftSize) / hop) + 1 : 0;
-      this.remoteSpanSec = (samples - Math.max(0, framesDone - fp.frameCount) * hop) / this.bank.sampleRate;
+      this.#remoteSpanSec = (samples - Math.max(0, framesDone - fp.frameCount) * hop) / this.#bank.sampleRate;
       if (!enough) return [];
-      return this.bank.matchFingerprint(fp).map((d) => d.match);
+      return this.#bank.matchFingerprint(fp).map((d) => d.match);
     }
-    const history = this.append(window);
+    const history = this.#append(window);
     if (!history) return [];
     const fp = await fingerprinter.fingerprint(history);
-    return this.bank.matchFingerprint(fp).map((d) => d.match);
+    return this.#bank.matchFingerprint(fp).map((d) => d.match);
   }
 
   /** Appends a window; a view of the history to match once minSec have come in, else undefined. */
-  private append(window: AudioWindow): Float32Array | undefined {
-    this.check(window);
+  #append(window: AudioWindow): Float32Array | undefined {
+    this.#check(window);
     const pcm = window.pcm;
-    const cap = this.buffer.length;
+    const cap = this.#buffer.length;
     if (pcm.length >= cap) {
-      this.buffer.set(pcm.subarray(pcm.length - cap));
-      this.filled = cap;
+      this.#buffer.set(pcm.subarray(pcm.length - cap));
+      this.#filled = cap;
     } else {
-      const keep = Math.min(this.filled, cap - pcm.length);
-      this.buffer.copyWithin(0, this.filled - keep, this.filled);
-      this.buffer.set(pcm, keep);
-      this.filled = keep + pcm.length;
+      const keep = Math.min(this.#filled, cap - pcm.length);
+      this.#buffer.copyWithin(0, this.#filled - keep, this.#filled);
+      this.#buffer.set(pcm, keep);
+      this.#filled = keep + pcm.length;
     }
-    this.pushedSec += pcm.length / window.sampleRate;
-    if (this.filled < this.opts.minSec * this.bank.sampleRate) return undefined;
-    return this.buffer.subarray(0, this.filled);
+    this.#pushedSec += pcm.length / window.sampleRate;
+    if (this.#filled < this.#opts.minSec * this.#bank.sampleRate) return undefined;
+    return this.#buffer.subarray(0, this.#filled);
   }
 
-  private check(window: AudioWindow): void {
-    if (window.sampleRate !== this.bank.sampleRate) {
-      throw new ModelError('MOD_ERR_BAD_SHAPE', `audio stream expects ${this.bank.sampleRate} Hz, got ${window.sampleRate}`);
+  #check(window: AudioWindow): void {
+    if (window.sampleRate !== this.#bank.sampleRate) {
+      throw new ModelError('MOD_ERR_BAD_SHAPE', `audio stream expects ${this.#bank.sampleRate} Hz, got ${window.sampleRate}`);
     }
   }
 
   reset(): void {
-    this.filled = 0;
-    this.pushedSec = 0;
-    this.local?.reset();
-    this.remoteSpanSec = 0;
+    this.#filled = 0;
+    this.#pushedSec = 0;
+    this.#local?.reset();
+    this.#remoteSpanSec = 0;
     // the thread's ring of the old key ages out there
-    this.streamKey = `audio-matcher-${++nextStreamKey}`;
+    this.#streamKey = `audio-matcher-${++nextStreamKey}`;
   }
 }

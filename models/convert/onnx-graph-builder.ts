@@ -13,34 +13,34 @@ export interface TensorShape {
 }
 
 export class OnnxGraphBuilder {
-  private readonly nodes: onnxProto.onnx.INodeProto[] = [];
-  private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
-  private readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
-  private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
-  private readonly used = new Set<string>();
-  private counter = 0;
+  readonly #nodes: onnxProto.onnx.INodeProto[] = [];
+  readonly #initializers: onnxProto.onnx.ITensorProto[] = [];
+  readonly #inputs: onnxProto.onnx.IValueInfoProto[] = [];
+  readonly #outputs: onnxProto.onnx.IValueInfoProto[] = [];
+  readonly #used = new Set<string>();
+  #counter = 0;
 
   /** A fresh, unique tensor name derived from `hint`. */
   name(hint: string): string {
     let n = hint.replace(/[^A-Za-z0-9_./-]/g, '_');
-    while (this.used.has(n)) n = `${hint}__${++this.counter}`;
-    this.used.add(n);
+    while (this.#used.has(n)) n = `${hint}__${++this.#counter}`;
+    this.#used.add(n);
     return n;
   }
 
   addInput(name: string, shape: TensorShape): void {
-    this.used.add(name);
-    this.inputs.push(valueInfo(name, shape));
+    this.#used.add(name);
+    this.#inputs.push(valueInfo(name, shape));
   }
 
   addOutput(name: string, shape: TensorShape): void {
-    this.outputs.push(valueInfo(name, shape));
+    this.#outputs.push(valueInfo(name, shape));
   }
 
   /** A float32 constant (weights). Returns its tensor name. */
   float(hint: string, dims: number[], data: Float32Array): string {
     const name = this.name(hint);
-    this.initializers.push({
+    this.#initializers.push({
       name,
       dims,
       dataType: onnx.TensorProto.DataType.FLOAT,
@@ -52,7 +52,7 @@ export class OnnxGraphBuilder {
   int64(hint: string, values: number[]): string {
     const name = this.name(hint);
     const buf = new BigInt64Array(values.map((v) => BigInt(v)));
-    this.initializers.push({
+    this.#initializers.push({
       name,
       dims: [values.length],
       dataType: onnx.TensorProto.DataType.INT64,
@@ -64,7 +64,7 @@ export class OnnxGraphBuilder {
   /** Adds a node with one output; returns the output's name. */
   op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, hint = opType): string {
     const out = this.name(hint);
-    this.nodes.push({
+    this.#nodes.push({
       opType,
       name: this.name(`${hint}_node`),
       input: inputs,
@@ -84,10 +84,10 @@ export class OnnxGraphBuilder {
       opsetImport: [{ domain: '', version: OPSET }],
       graph: {
         name: graphName,
-        node: this.nodes,
-        initializer: this.initializers,
-        input: this.inputs,
-        output: this.outputs,
+        node: this.#nodes,
+        initializer: this.#initializers,
+        input: this.#inputs,
+        output: this.#outputs,
       },
     });
     return onnx.ModelProto.encode(model).finish();

@@ -57,9 +57,9 @@ export class HashBank {
   readonly defaultCategory: Category;
   readonly defaultSource: string | undefined;
   maxDistance: number;
-  private readonly index = new MultiIndexHashTable();
-  private readonly byId = new Map<string, { entry: HashBankEntry; slot: number }>();
-  private readonly bySlot = new Map<number, HashBankEntry>();
+  readonly #index = new MultiIndexHashTable();
+  readonly #byId = new Map<string, { entry: HashBankEntry; slot: number }>();
+  readonly #bySlot = new Map<number, HashBankEntry>();
 
   constructor(opts: Partial<HashBankOptions> & { name: string }) {
     this.name = opts.name;
@@ -69,7 +69,7 @@ export class HashBank {
   }
 
   get size(): number {
-    return this.byId.size;
+    return this.#byId.size;
   }
 
   /** Add (or replace, same id) an entry. Hash as hex or 32 bytes. */
@@ -84,62 +84,62 @@ export class HashBank {
     if (source !== undefined) entry.source = source;
     if (e.meta && Object.keys(e.meta).length > 0) entry.meta = { ...e.meta };
     this.remove(entry.id);
-    const slot = this.index.add(entry.hash);
-    this.byId.set(entry.id, { entry, slot });
-    this.bySlot.set(slot, entry);
+    const slot = this.#index.add(entry.hash);
+    this.#byId.set(entry.id, { entry, slot });
+    this.#bySlot.set(slot, entry);
     return entry;
   }
 
   /** Remove by id; returns whether it was there. */
   remove(id: string): boolean {
-    const found = this.byId.get(id);
+    const found = this.#byId.get(id);
     if (!found) return false;
-    this.index.remove(found.slot);
-    this.bySlot.delete(found.slot);
-    this.byId.delete(id);
+    this.#index.remove(found.slot);
+    this.#bySlot.delete(found.slot);
+    this.#byId.delete(id);
     // Churn (lists re-imported, entries retracted) would otherwise leave the index mostly tombstones.
-    if (this.index.dead > 4096 && this.index.dead > this.byId.size) this.compact();
+    if (this.#index.dead > 4096 && this.#index.dead > this.#byId.size) this.compact();
     return true;
   }
 
   /** Reclaim the space of removed entries now. */
   compact(): void {
-    const remap = this.index.compact();
-    const moved = [...this.byId.values()];
-    this.bySlot.clear();
+    const remap = this.#index.compact();
+    const moved = [...this.#byId.values()];
+    this.#bySlot.clear();
     for (const rec of moved) {
       rec.slot = remap[rec.slot];
-      this.bySlot.set(rec.slot, rec.entry);
+      this.#bySlot.set(rec.slot, rec.entry);
     }
   }
 
   get(id: string): HashBankEntry | undefined {
-    return this.byId.get(id)?.entry;
+    return this.#byId.get(id)?.entry;
   }
 
   entries(): IterableIterator<HashBankEntry> {
-    return this.bySlot.values();
+    return this.#bySlot.values();
   }
 
   /** Build the index now (otherwise it is rebuilt lazily when many additions are pending). */
   reindex(): void {
-    this.index.rebuild();
+    this.#index.rebuild();
   }
 
   /** Entries within maxDistance (default: the bank's) of the hash, nearest first. */
   match(hash: PdqHash | string, maxDistance = this.maxDistance): ContentMatch[] {
     const q = typeof hash === 'string' ? parseHash(hash) : checkHash(hash);
-    return this.index.search(q, maxDistance).map((h) => this.toMatch(h.slot, h.distance));
+    return this.#index.search(q, maxDistance).map((h) => this.#toMatch(h.slot, h.distance));
   }
 
   /** The same answer as match() by comparing against every entry (for tests and audits). */
   matchLinear(hash: PdqHash | string, maxDistance = this.maxDistance): ContentMatch[] {
     const q = typeof hash === 'string' ? parseHash(hash) : checkHash(hash);
-    return this.index.linearSearch(q, maxDistance).map((h) => this.toMatch(h.slot, h.distance));
+    return this.#index.linearSearch(q, maxDistance).map((h) => this.#toMatch(h.slot, h.distance));
   }
 
-  private toMatch(slot: number, distance: number): ContentMatch {
-    const e = this.bySlot.get(slot);
+  #toMatch(slot: number, distance: number): ContentMatch {
+    const e = this.#bySlot.get(slot);
     if (!e) throw new ModelError('MOD_ERR_INFERENCE', `hash bank ${this.name}: slot ${slot} has no entry`);
     const m: ContentMatch = {
       category: e.category,
@@ -209,35 +209,35 @@ export class HashBank {
 
 /** Several named banks searched together. */
 export class HashBankSet {
-  private readonly banks = new Map<string, HashBank>();
+  readonly #banks = new Map<string, HashBank>();
 
   add(bank: HashBank): HashBank {
-    this.banks.set(bank.name, bank);
+    this.#banks.set(bank.name, bank);
     return bank;
   }
 
   /** The named bank, created empty on first use. */
   bank(name: string, opts: Partial<Omit<HashBankOptions, 'name'>> = {}): HashBank {
-    return this.banks.get(name) ?? this.add(new HashBank({ ...opts, name }));
+    return this.#banks.get(name) ?? this.add(new HashBank({ ...opts, name }));
   }
 
   get(name: string): HashBank | undefined {
-    return this.banks.get(name);
+    return this.#banks.get(name);
   }
 
   delete(name: string): boolean {
-    return this.banks.delete(name);
+    return this.#banks.delete(name);
   }
 
   names(): string[] {
-    return [...this.banks.keys()];
+    return [...this.#banks.keys()];
   }
 
   /** Matches in every bank; pass several hashes (e.g. dihedral variants) to keep each entry's best. */
   match(hashes: PdqHash | readonly PdqHash[]): ContentMatch[] {
     const list = hashes instanceof Uint8Array ? [hashes] : hashes;
     const best = new Map<string, ContentMatch>();
-    for (const bank of this.banks.values()) {
+    for (const bank of this.#banks.values()) {
       for (const h of list) {
         for (const m of bank.match(h)) {
           const key = `${m.bank}\u0000${m.entryId}`;

@@ -86,17 +86,17 @@ const DET_STD = [0.229, 0.224, 0.225];
 export class Ocr {
   readonly ref: ModelRef = { name: 'paddleocr', version: 'ch_PP-OCRv4_det+rec' };
   readonly opts: OcrOptions;
-  private readonly det: ort.InferenceSession;
-  private readonly rec: ort.InferenceSession;
+  readonly #det: ort.InferenceSession;
+  readonly #rec: ort.InferenceSession;
   /** CTC classes: 0 = blank, 1..n = dictionary, n+1 = space. */
-  private readonly charset: string[];
-  private closed = false;
+  readonly #charset: string[];
+  #closed = false;
 
   private constructor(opts: OcrOptions, det: ort.InferenceSession, rec: ort.InferenceSession, charset: string[]) {
     this.opts = opts;
-    this.det = det;
-    this.rec = rec;
-    this.charset = charset;
+    this.#det = det;
+    this.#rec = rec;
+    this.#charset = charset;
   }
 
   static async load(opts: Partial<OcrOptions> = {}): Promise<Ocr> {
@@ -122,14 +122,14 @@ export class Ocr {
 
   /** Text lines in the frame, top to bottom, left to right. */
   async read(frame: ImageFrame, opts: OcrReadOptions = {}): Promise<OcrResult> {
-    if (this.closed) throw new ModelError('MOD_ERR_CLOSED', 'OCR is closed');
+    if (this.#closed) throw new ModelError('MOD_ERR_CLOSED', 'OCR is closed');
     if (frame.rgb.length < frame.width * frame.height * 3) throw new ModelError('MOD_ERR_BAD_SHAPE', 'rgb buffer too small');
     const t0 = performance.now();
-    const boxes = await this.detect(frame, opts.detLimitSide ?? this.opts.detLimitSide);
+    const boxes = await this.#detect(frame, opts.detLimitSide ?? this.opts.detLimitSide);
     const t1 = performance.now();
     const lines: OcrLine[] = [];
     for (const box of boxes) {
-      const line = await this.recognize(frame, box);
+      const line = await this.#recognize(frame, box);
       if (line.text.trim() !== '' && line.score >= this.opts.minLineScore) lines.push({ ...line, text: line.text.trim() });
     }
     const t2 = performance.now();
@@ -137,16 +137,16 @@ export class Ocr {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.all([this.det.release(), this.rec.release()]);
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([this.#det.release(), this.#rec.release()]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 
-  private async detect(frame: ImageFrame, limitSide: number): Promise<[number, number, number, number][]> {
+  async #detect(frame: ImageFrame, limitSide: number): Promise<[number, number, number, number][]> {
     const { width: W, height: H, rgb } = frame;
     const scale = Math.min(1, limitSide / Math.max(W, H));
     const w = Math.max(32, Math.round((W * scale) / 32) * 32);
@@ -176,13 +176,13 @@ export class Ocr {
         }
       }
     }
-    const out = await this.det.run({ [this.det.inputNames[0]]: new ort.Tensor('float32', input, [1, 3, h, w]) });
-    const prob = out[this.det.outputNames[0]].data as Float32Array;
-    return this.boxesFromMap(prob, w, h, W / w, H / h);
+    const out = await this.#det.run({ [this.#det.inputNames[0]]: new ort.Tensor('float32', input, [1, 3, h, w]) });
+    const prob = out[this.#det.outputNames[0]].data as Float32Array;
+    return this.#boxesFromMap(prob, w, h, W / w, H / h);
   }
 
   // Connected regions of the binarised map (4-connectivity), scored and grown as DB does.
-  private boxesFromMap(prob: Float32Array, w: number, h: number, rx: number, ry: number): [number, number, number, number][] {
+  #boxesFromMap(prob: Float32Array, w: number, h: number, rx: number, ry: number): [number, number, number, number][] {
     const mask = new Uint8Array(w * h);
     for (let i = 0; i < mask.length; i++) mask[i] = prob[i] > this.opts.detThreshold ? 1 : 0;
     const seen = new Uint8Array(w * h);
@@ -245,7 +245,7 @@ export class Ocr {
     return boxes;
   }
 
-  private async recognize(frame: ImageFrame, box: [number, number, number, number]): Promise<OcrLine> {
+  async #recognize(frame: ImageFrame, box: [number, number, number, number]): Promise<OcrLine> {
     const { width: W, rgb } = frame;
     const [x0, y0, x1, y1] = box;
     const bw = Math.max(1, x1 - x0);
@@ -274,8 +274,8 @@ export class Ocr {
         }
       }
     }
-    const out = await this.rec.run({ [this.rec.inputNames[0]]: new ort.Tensor('float32', input, [1, 3, H, w]) });
-    const t = out[this.rec.outputNames[0]];
+    const out = await this.#rec.run({ [this.#rec.inputNames[0]]: new ort.Tensor('float32', input, [1, 3, H, w]) });
+    const t = out[this.#rec.outputNames[0]];
     const [, steps, classes] = t.dims as number[];
     const probs = t.data as Float32Array;
     const chars: { ch: string; step: number }[] = [];
@@ -292,7 +292,7 @@ export class Ocr {
         }
       }
       if (best !== 0 && best !== prev) {
-        chars.push({ ch: this.charset[best] ?? '', step: s });
+        chars.push({ ch: this.#charset[best] ?? '', step: s });
         scoreSum += bestP;
       }
       prev = best;

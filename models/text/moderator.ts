@@ -63,15 +63,15 @@ interface CompiledTerm {
 }
 
 export class TextModerator {
-  private terms: CompiledTerm[] = [];
-  private readonly profanity: RegExpMatcher | null;
-  private readonly profanityCategory: Category | null;
-  private readonly profanityJurisdictions: string[] | undefined;
+  #terms: CompiledTerm[] = [];
+  readonly #profanity: RegExpMatcher | null;
+  readonly #profanityCategory: Category | null;
+  readonly #profanityJurisdictions: string[] | undefined;
 
   private constructor(opts: TextModeratorOptions) {
-    this.profanityCategory = opts.profanityCategory;
-    this.profanityJurisdictions = opts.profanityJurisdictions;
-    this.profanity =
+    this.#profanityCategory = opts.profanityCategory;
+    this.#profanityJurisdictions = opts.profanityJurisdictions;
+    this.#profanity =
       opts.profanityCategory === null
         ? null
         : (() => {
@@ -105,7 +105,7 @@ export class TextModerator {
         compiled.push(c);
       }
     }
-    this.terms = compiled;
+    this.#terms = compiled;
   }
 
   /** Hits in one message or one OCR'd text, ordered by position. */
@@ -130,18 +130,18 @@ export class TextModerator {
     };
 
     for (const v of views) {
-      for (const t of this.terms) {
+      for (const t of this.#terms) {
         if (!applies(t.jurisdictions)) continue;
         const re = source === 'ocr' ? t.reOcr : t.re;
         re.lastIndex = 0;
         for (const m of v.text.matchAll(re)) add(t.category, t.term, v, m.index, m.index + m[0].length, t.jurisdictions);
       }
-      if (this.profanity && this.profanityCategory !== null && applies(this.profanityJurisdictions)) {
-        for (const m of this.profanity.getAllMatches(v.text, true)) {
+      if (this.#profanity && this.#profanityCategory !== null && applies(this.#profanityJurisdictions)) {
+        for (const m of this.#profanity.getAllMatches(v.text, true)) {
           if (!plausibleProfanity(v.text, m.startIndex, m.endIndex + 1)) continue;
           const { phraseMetadata } = englishDataset.getPayloadWithPhraseMetadata(m);
           const word = phraseMetadata?.originalWord ?? v.text.slice(m.startIndex, m.endIndex + 1);
-          add(this.profanityCategory, word, v, m.startIndex, m.endIndex + 1, this.profanityJurisdictions);
+          add(this.#profanityCategory, word, v, m.startIndex, m.endIndex + 1, this.#profanityJurisdictions);
         }
       }
     }

@@ -64,12 +64,12 @@ export class SileroVad {
   readonly ref: ModelRef = { name: 'silero-vad', version: 'v4' };
   readonly opts: VadOptions;
   private readonly session: ort.InferenceSession;
-  private readonly sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(SAMPLE_RATE)]), []);
+  readonly #sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(SAMPLE_RATE)]), []);
   /** Model calls run one at a time: the session is shared by every stream. */
-  private queue: Promise<unknown> = Promise.resolve();
-  private pending = 0;
-  private readonly counters = { timeouts: 0, dropped: 0 };
-  private closed = false;
+  #queue: Promise<unknown> = Promise.resolve();
+  #pending = 0;
+  readonly #counters = { timeouts: 0, dropped: 0 };
+  #closed = false;
 
   private constructor(opts: VadOptions, session: ort.InferenceSession) {
     this.opts = opts;
@@ -95,30 +95,30 @@ export class SileroVad {
 
   /** Speech in a 16 kHz window. Pass a stream's state to carry the LSTM across windows (it is updated). */
   async detect(window: AudioWindow, state: VadState = SileroVad.initialState()): Promise<VadResult> {
-    if (this.closed) throw new ModelError('MOD_ERR_CLOSED', 'VAD is closed');
+    if (this.#closed) throw new ModelError('MOD_ERR_CLOSED', 'VAD is closed');
     if (window.sampleRate !== SAMPLE_RATE) {
       throw new ModelError('MOD_ERR_BAD_SHAPE', `VAD expects ${SAMPLE_RATE} Hz audio, got ${window.sampleRate}`);
     }
-    if (this.pending >= this.opts.maxQueue) {
-      this.counters.dropped++;
-      throw new ModelError('MOD_ERR_QUEUE_FULL', `VAD has ${this.pending} windows queued`);
+    if (this.#pending >= this.opts.maxQueue) {
+      this.#counters.dropped++;
+      throw new ModelError('MOD_ERR_QUEUE_FULL', `VAD has ${this.#pending} windows queued`);
     }
-    this.pending++;
-    const run = this.queue.then(() => this.run(window.pcm, state));
+    this.#pending++;
+    const run = this.#queue.then(() => this.#run(window.pcm, state));
     const timed = new Promise<VadResult>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.counters.timeouts++;
+        this.#counters.timeouts++;
         reject(new ModelError('MOD_ERR_TIMEOUT', `VAD: no result within ${this.opts.timeoutMs} ms`));
       }, this.opts.timeoutMs);
       run.then(resolve, reject).finally(() => clearTimeout(timer));
-    }).finally(() => this.pending--);
-    this.queue = timed.catch(() => undefined);
+    }).finally(() => this.#pending--);
+    this.#queue = timed.catch(() => undefined);
     return timed;
   }
 
   /** Calls refused (queue full) and timed out since load. */
   stats(): { pending: number; timeouts: number; dropped: number } {
-    return { pending: this.pending, ...this.counters };
+    return { pending: this.#pending, ...this.#counters };
   }
 
   /** Whether a window holds speech (fresh state: fits the moderator's SpeechDetector). */
@@ -132,9 +132,9 @@ export class SileroVad {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.queue;
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue;
     await this.session.release();
   }
 
@@ -142,14 +142,14 @@ export class SileroVad {
     await this.close();
   }
 
-  private async run(pcm: Float32Array, state: VadState): Promise<VadResult> {
+  async #run(pcm: Float32Array, state: VadState): Promise<VadResult> {
     const n = this.opts.frameSamples;
     const frames = Math.floor(pcm.length / n);
     const probabilities = new Float32Array(frames);
     for (let f = 0; f < frames; f++) {
       const out = await this.session.run({
         input: new ort.Tensor('float32', pcm.slice(f * n, (f + 1) * n), [1, n]),
-        sr: this.sr,
+        sr: this.#sr,
         h: new ort.Tensor('float32', state.h, [2, 1, 64]),
         c: new ort.Tensor('float32', state.c, [2, 1, 64]),
       });
@@ -183,18 +183,18 @@ export class SileroVad {
 
 /** Voice activity of one stream, window after window. */
 export class VadStream {
-  private readonly vad: SileroVad;
-  private state: VadState = SileroVad.initialState();
+  readonly #vad: SileroVad;
+  #state: VadState = SileroVad.initialState();
 
   constructor(vad: SileroVad) {
-    this.vad = vad;
+    this.#vad = vad;
   }
 
   async push(window: AudioWindow): Promise<VadResult> {
-    return this.vad.detect(window, this.state);
+    return this.#vad.detect(window, this.#state);
   }
 
   reset(): void {
-    this.state = SileroVad.initialState();
+    this.#state = SileroVad.initialState();
   }
 }

@@ -31,17 +31,17 @@ interface Names {
 export class KServeBackend implements Backend {
   readonly name: string;
   readonly options: Readonly<KServeBackendOptions>;
-  private readonly client: grpc.Client;
-  private readonly names = new Map<string, Names>();
-  private readonly calls = new Set<grpc.ClientUnaryCall>();
-  private lastError: string | null = null;
-  private closed = false;
-  private seq = 0;
+  readonly #client: grpc.Client;
+  readonly #names = new Map<string, Names>();
+  readonly #calls = new Set<grpc.ClientUnaryCall>();
+  #lastError: string | null = null;
+  #closed = false;
+  #seq = 0;
 
   constructor(opts: Partial<KServeBackendOptions> = {}) {
     this.options = Object.freeze({ ...DEFAULTS, ...opts });
     this.name = `kserve(${this.options.address})`;
-    this.client = new grpc.Client(this.options.address, grpc.credentials.createInsecure(), {
+    this.#client = new grpc.Client(this.options.address, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       'grpc.initial_reconnect_backoff_ms': this.options.reconnectBackoffMs.initial,
@@ -52,25 +52,25 @@ export class KServeBackend implements Backend {
 
   /** One unary call with a deadline; statuses become ModelErrors. */
   call<K extends MethodName>(name: K, req: Methods[K][0], deadline?: number): Promise<Methods[K][1]> {
-    if (this.closed) return Promise.reject(new ModelError('MOD_ERR_CLOSED', 'backend closed'));
+    if (this.#closed) return Promise.reject(new ModelError('MOD_ERR_CLOSED', 'backend closed'));
     const m = method(name);
     const until = deadline ?? now() + this.options.defaultTimeoutMs;
     // grpc-js deadlines are wall-clock Dates; convert from the server clock.
     const wall = new Date(Date.now() + Math.max(0, until - now()));
     return new Promise((resolve, reject) => {
-      const call = this.client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(),
+      const call = this.#client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(),
         { deadline: wall }, (err, res) => {
-          this.calls.delete(call);
+          this.#calls.delete(call);
           if (err || !res) {
             const e = mapGrpcError(err, name, this.options.address);
-            this.lastError = e.message;
+            this.#lastError = e.message;
             reject(e);
             return;
           }
-          this.lastError = null;
+          this.#lastError = null;
           resolve(res);
         });
-      this.calls.add(call);
+      this.#calls.add(call);
     });
   }
 
@@ -91,12 +91,12 @@ export class KServeBackend implements Backend {
   }
 
   async load(model: string): Promise<void> {
-    await this.tensorNames(model);
+    await this.#tensorNames(model);
     if (!(await this.modelReady(model))) throw new ModelError('MOD_ERR_BACKEND_DOWN', `model ${model} is not ready on ${this.options.address}`);
   }
 
-  private async tensorNames(model: string, deadline?: number): Promise<Names> {
-    const known = this.names.get(model);
+  async #tensorNames(model: string, deadline?: number): Promise<Names> {
+    const known = this.#names.get(model);
     if (known) return known;
     let names: Names;
     const reg = this.options.registry;
@@ -108,7 +108,7 @@ export class KServeBackend implements Backend {
       if (!md.inputs[0] || !md.outputs[0]) throw new ModelError('MOD_ERR_CONFIG', `model ${model}: metadata lists no tensors`);
       names = { input: md.inputs[0].name, output: md.outputs[0].name };
     }
-    this.names.set(model, names);
+    this.#names.set(model, names);
     return names;
   }
 
@@ -117,10 +117,10 @@ export class KServeBackend implements Backend {
     if (input.data.length !== shapeSize(input.shape)) {
       throw new ModelError('MOD_ERR_BAD_SHAPE', `model ${model}: ${input.data.length} values for shape [${input.shape}]`);
     }
-    const names = await this.tensorNames(model, opts.deadline);
+    const names = await this.#tensorNames(model, opts.deadline);
     const res = await this.call('ModelInfer', {
       model_name: model,
-      id: String(++this.seq),
+      id: String(++this.#seq),
       inputs: [{ name: names.input, datatype: 'FP32', shape: input.shape }],
       outputs: [{ name: names.output }],
       raw_input_contents: [bytesFromFloats(input.data)],
@@ -135,21 +135,21 @@ export class KServeBackend implements Backend {
   }
 
   status(): BackendStatus {
-    const state = this.client.getChannel().getConnectivityState(false);
+    const state = this.#client.getChannel().getConnectivityState(false);
     return {
       backend: this.name,
-      ready: !this.closed && state !== grpc.connectivityState.TRANSIENT_FAILURE && state !== grpc.connectivityState.SHUTDOWN,
-      models: [...this.names.keys()],
-      detail: `channel ${grpc.connectivityState[state]}${this.lastError ? `; last error: ${this.lastError}` : ''}`,
+      ready: !this.#closed && state !== grpc.connectivityState.TRANSIENT_FAILURE && state !== grpc.connectivityState.SHUTDOWN,
+      models: [...this.#names.keys()],
+      detail: `channel ${grpc.connectivityState[state]}${this.#lastError ? `; last error: ${this.#lastError}` : ''}`,
     };
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const c of this.calls) c.cancel();
-    this.calls.clear();
-    this.client.close();
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of this.#calls) c.cancel();
+    this.#calls.clear();
+    this.#client.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -54,13 +54,13 @@ interface Loaded {
 export class OnnxRuntimeBackend implements Backend {
   readonly name: string;
   readonly options: Readonly<OnnxRuntimeBackendOptions>;
-  private readonly sessions = new Map<string, Promise<Loaded>>();
-  private readonly inflight = new Set<(err: Error) => void>();
+  readonly #sessions = new Map<string, Promise<Loaded>>();
+  readonly #inflight = new Set<(err: Error) => void>();
   /** Model -> its session host ('' when every model shares one). */
-  private readonly hosts = new Map<string, SessionHost>();
+  readonly #hosts = new Map<string, SessionHost>();
   /** Model -> why it runs on CPU although an accelerator was asked for. */
-  private readonly fallbacks = new Map<string, string>();
-  private closed = false;
+  readonly #fallbacks = new Map<string, string>();
+  #closed = false;
 
   constructor(opts: Partial<OnnxRuntimeBackendOptions> = {}) {
     const registry = opts.registry ?? ModelRegistry.load();
@@ -73,14 +73,14 @@ export class OnnxRuntimeBackend implements Backend {
     this.name = `onnxruntime(${this.options.executionProviders.join(',')};t=${this.options.intraOpNumThreads}${this.options.worker ? '' : ';inline'})`;
   }
 
-  private hostFor(model: string): SessionHost {
+  #hostFor(model: string): SessionHost {
     const key = this.options.worker && this.options.workerPerModel ? model : '';
-    let host = this.hosts.get(key);
+    let host = this.#hosts.get(key);
     if (!host) {
       host = this.options.worker
         ? new WorkerSessionHost({ name: key ? `onnxruntime:${key}` : 'onnxruntime', ...(this.options.onWorkerEvent ? { onWorkerEvent: this.options.onWorkerEvent } : {}) })
         : new InlineSessionHost();
-      this.hosts.set(key, host);
+      this.#hosts.set(key, host);
     }
     return host;
   }
@@ -90,34 +90,34 @@ export class OnnxRuntimeBackend implements Backend {
   }
 
   async load(model: string): Promise<void> {
-    await this.session(model);
+    await this.#session(model);
   }
 
-  private session(model: string): Promise<Loaded> {
-    if (this.closed) return Promise.reject(new ModelError('MOD_ERR_CLOSED', 'backend closed'));
-    let p = this.sessions.get(model);
+  #session(model: string): Promise<Loaded> {
+    if (this.#closed) return Promise.reject(new ModelError('MOD_ERR_CLOSED', 'backend closed'));
+    let p = this.#sessions.get(model);
     if (!p) {
       const spec = this.options.registry.get(model);
-      p = this.createSession(spec);
-      this.sessions.set(model, p);
+      p = this.#createSession(spec);
+      this.#sessions.set(model, p);
       // A failed load may succeed later (e.g. a file that appears): do not cache the failure.
-      p.catch(() => this.sessions.delete(model));
+      p.catch(() => this.#sessions.delete(model));
     }
     return p;
   }
 
-  private async createSession(spec: ModelSpec): Promise<Loaded> {
+  async #createSession(spec: ModelSpec): Promise<Loaded> {
     const file = await this.options.store.path(spec);
     const options = sessionOptionsOf(this.options);
     const eps = this.options.executionProviders;
     try {
-      await this.hostFor(spec.name).load(spec.name, file, options);
+      await this.#hostFor(spec.name).load(spec.name, file, options);
     } catch (err) {
       // An accelerator listed before 'cpu' whose library is absent (onnxruntime-node installs without CUDA
       // here) fails the whole session: honour the listed 'cpu' fallback ourselves.
       if (eps.length > 1 && eps.includes('cpu') && eps[0] !== 'cpu') {
-        await this.hostFor(spec.name).load(spec.name, file, { ...options, executionProviders: ['cpu'] });
-        this.fallbacks.set(spec.name, (err as Error).message);
+        await this.#hostFor(spec.name).load(spec.name, file, { ...options, executionProviders: ['cpu'] });
+        this.#fallbacks.set(spec.name, (err as Error).message);
       } else {
         if (isModelError(err)) throw err;
         throw new ModelError('MOD_ERR_CONFIG', `model ${spec.name}: cannot create session: ${(err as Error).message}`, { cause: err });
@@ -128,26 +128,26 @@ export class OnnxRuntimeBackend implements Backend {
 
   async infer(model: string, input: Tensor, opts: InferOptions = {}): Promise<InferOutput> {
     const t0 = now();
-    const { spec } = await this.session(model);
+    const { spec } = await this.#session(model);
     checkShape(spec, input);
-    const run = this.hostFor(spec.name).run(spec.name, spec.input.name, spec.output.name, input.data, input.shape);
-    const out = await this.withDeadline(run, opts.deadline, model);
+    const run = this.#hostFor(spec.name).run(spec.name, spec.input.name, spec.output.name, input.data, input.shape);
+    const out = await this.#withDeadline(run, opts.deadline, model);
     return { data: out.data, shape: out.dims, inferMs: now() - t0 };
   }
 
   /** onnxruntime cannot cancel a run: past the deadline the caller is answered, the run finishes unobserved. */
-  private withDeadline<T>(p: Promise<T>, deadline: number | undefined, model: string): Promise<T> {
+  #withDeadline<T>(p: Promise<T>, deadline: number | undefined, model: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const settle = () => {
         if (timer) clearTimeout(timer);
-        this.inflight.delete(abort);
+        this.#inflight.delete(abort);
       };
       const abort = (err: Error) => {
         settle();
         reject(err);
       };
-      this.inflight.add(abort);
+      this.#inflight.add(abort);
       if (deadline !== undefined) {
         timer = setTimeout(() => abort(new ModelError('MOD_ERR_TIMEOUT', `model ${model}: deadline passed during inference`)),
           Math.max(0, deadline - now()));
@@ -164,25 +164,25 @@ export class OnnxRuntimeBackend implements Backend {
    * MOD_ERR_BACKEND_DOWN, and a new thread reloads the sessions. False when the model has no thread.
    */
   crashWorkerOf(model: string): boolean {
-    const host = this.hosts.get(this.options.worker && this.options.workerPerModel ? model : '');
+    const host = this.#hosts.get(this.options.worker && this.options.workerPerModel ? model : '');
     if (!(host instanceof WorkerSessionHost)) return false;
     host.worker.crash();
     return true;
   }
 
   status(): BackendStatus {
-    const fb = [...this.fallbacks].map(([m, why]) => `${m} fell back to cpu (${why})`);
-    return { backend: this.name, ready: !this.closed, models: [...this.sessions.keys()], ...(fb.length ? { detail: fb.join('; ') } : {}) };
+    const fb = [...this.#fallbacks].map(([m, why]) => `${m} fell back to cpu (${why})`);
+    return { backend: this.name, ready: !this.#closed, models: [...this.#sessions.keys()], ...(fb.length ? { detail: fb.join('; ') } : {}) };
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const abort of [...this.inflight]) abort(new ModelError('MOD_ERR_CLOSED', 'backend closed'));
-    await Promise.allSettled([...this.sessions.values()]);
-    this.sessions.clear();
-    await Promise.all([...this.hosts.values()].map((h) => h.close()));
-    this.hosts.clear();
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const abort of [...this.#inflight]) abort(new ModelError('MOD_ERR_CLOSED', 'backend closed'));
+    await Promise.allSettled([...this.#sessions.values()]);
+    this.#sessions.clear();
+    await Promise.all([...this.#hosts.values()].map((h) => h.close()));
+    this.#hosts.clear();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

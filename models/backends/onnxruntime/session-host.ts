@@ -18,14 +18,14 @@ export interface SessionHost {
 }
 
 export class InlineSessionHost implements SessionHost {
-  private readonly sessions = new Map<string, ort.InferenceSession>();
+  readonly #sessions = new Map<string, ort.InferenceSession>();
 
   async load(model: string, file: string, options: ort.InferenceSession.SessionOptions): Promise<void> {
-    if (!this.sessions.has(model)) this.sessions.set(model, await ort.InferenceSession.create(file, options));
+    if (!this.#sessions.has(model)) this.#sessions.set(model, await ort.InferenceSession.create(file, options));
   }
 
   async run(model: string, inputName: string, outputName: string, data: Float32Array, shape: number[]): Promise<RunResult> {
-    const s = this.sessions.get(model);
+    const s = this.#sessions.get(model);
     if (!s) throw new ModelError('MOD_ERR_INFERENCE', `model ${model} not loaded`);
     const out = await s.run({ [inputName]: new ort.Tensor('float32', data, shape) }, [outputName]);
     const t = out[outputName];
@@ -34,8 +34,8 @@ export class InlineSessionHost implements SessionHost {
   }
 
   async close(): Promise<void> {
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
+    const all = [...this.#sessions.values()];
+    this.#sessions.clear();
     await Promise.allSettled(all.map((s) => s.release()));
   }
 }
@@ -62,52 +62,52 @@ export interface WorkerSessionHostOptions {
  * thread inside onnxruntime is not safe.
  */
 export class WorkerSessionHost implements SessionHost {
-  private readonly rpc: RequestWorker<ToOrtWorker, FromOrtWorker>;
-  private readonly loaded = new Map<string, { file: string; options: ort.InferenceSession.SessionOptions }>();
-  private readonly runTimeoutMs: number;
-  private readonly loadTimeoutMs: number;
-  private closed = false;
+  readonly #rpc: RequestWorker<ToOrtWorker, FromOrtWorker>;
+  readonly #loaded = new Map<string, { file: string; options: ort.InferenceSession.SessionOptions }>();
+  readonly #runTimeoutMs: number;
+  readonly #loadTimeoutMs: number;
+  #closed = false;
 
   constructor(opts: WorkerSessionHostOptions = {}) {
-    this.runTimeoutMs = opts.runTimeoutMs ?? 30_000;
-    this.loadTimeoutMs = opts.loadTimeoutMs ?? 120_000;
-    this.rpc = new RequestWorker<ToOrtWorker, FromOrtWorker>({
+    this.#runTimeoutMs = opts.runTimeoutMs ?? 30_000;
+    this.#loadTimeoutMs = opts.loadTimeoutMs ?? 120_000;
+    this.#rpc = new RequestWorker<ToOrtWorker, FromOrtWorker>({
       entry: new URL('./ort-worker.ts', import.meta.url),
       name: opts.name ?? 'onnxruntime',
       nice: MODERATION_NICE,
       maxPending: opts.maxPending ?? 256,
-      timeoutMs: this.runTimeoutMs,
-      startTimeoutMs: this.loadTimeoutMs,
+      timeoutMs: this.#runTimeoutMs,
+      startTimeoutMs: this.#loadTimeoutMs,
       ...(opts.restartDelayMs !== undefined ? { restartDelayMs: opts.restartDelayMs } : {}),
       // Sessions die with their thread: a restarted one loads them all before it serves a run.
       onStart: async (call) => {
-        for (const [model, l] of this.loaded) await call({ t: 'load', model, file: l.file, options: l.options } satisfies ToOrtWorker, { timeoutMs: this.loadTimeoutMs });
+        for (const [model, l] of this.#loaded) await call({ t: 'load', model, file: l.file, options: l.options } satisfies ToOrtWorker, { timeoutMs: this.#loadTimeoutMs });
       },
     });
-    reportWorkerEvents(this.rpc, opts.onWorkerEvent);
+    reportWorkerEvents(this.#rpc, opts.onWorkerEvent);
   }
 
   /** The supervised thread (stats, and the crash hook for tests and chaos drills). */
   get worker(): RequestWorker<ToOrtWorker, FromOrtWorker> {
-    return this.rpc;
+    return this.#rpc;
   }
 
   async load(model: string, file: string, options: ort.InferenceSession.SessionOptions): Promise<void> {
-    if (this.closed) throw new ModelError('MOD_ERR_CLOSED', 'backend closed');
+    if (this.#closed) throw new ModelError('MOD_ERR_CLOSED', 'backend closed');
     try {
-      await this.rpc.call({ t: 'load', model, file, options }, { timeoutMs: this.loadTimeoutMs });
+      await this.#rpc.call({ t: 'load', model, file, options }, { timeoutMs: this.#loadTimeoutMs });
     } catch (err) {
       if (isThreadError(err, 'THR_ERR_REMOTE')) throw new ModelError('MOD_ERR_CONFIG', `model ${model}: cannot create session: ${err.message}`, { cause: err });
       throw modelErrorOf(err);
     }
-    this.loaded.set(model, { file, options });
+    this.#loaded.set(model, { file, options });
   }
 
   async run(model: string, inputName: string, outputName: string, data: Float32Array, shape: number[]): Promise<RunResult> {
-    if (this.closed) throw new ModelError('MOD_ERR_CLOSED', 'backend closed');
+    if (this.#closed) throw new ModelError('MOD_ERR_CLOSED', 'backend closed');
     let res: FromOrtWorker;
     try {
-      res = await this.rpc.call({ t: 'run', model, inputName, outputName, data, shape });
+      res = await this.#rpc.call({ t: 'run', model, inputName, outputName, data, shape });
     } catch (err) {
       const e = modelErrorOf(err);
       throw new ModelError(e.code, `model ${model}: ${e.message}`, { cause: err });
@@ -117,9 +117,9 @@ export class WorkerSessionHost implements SessionHost {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.#closed) return;
+    this.#closed = true;
     // The thread finishes the runs in progress, releases its sessions and ends (threads/ close).
-    await this.rpc.close();
+    await this.#rpc.close();
   }
 }
