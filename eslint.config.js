@@ -65,6 +65,12 @@ export default tseslint.config(
             "CallExpression[callee.property.name='catch'] > ArrowFunctionExpression.arguments[body.type='BlockStatement'][body.body.length=0]",
           message: 'Do not swallow errors with .catch(() => {}): log them or say why they cannot matter.',
         },
+        {
+          // ES #private is enforced by the runtime, TypeScript's `private` only by the compiler (issue 14 item 8)
+          selector:
+            "PropertyDefinition[accessibility='private'], MethodDefinition[accessibility='private'][kind!='constructor'], TSParameterProperty[accessibility='private']",
+          message: 'Use an ES #private member instead of TypeScript private (a private constructor is fine).',
+        },
       ],
     },
   },

@@ -63,6 +63,7 @@ function modelPath(): string {
 export class SileroVad {
   readonly ref: ModelRef = { name: 'silero-vad', version: 'v4' };
   readonly opts: VadOptions;
+  // eslint-disable-next-line no-restricted-syntax -- test/models/supervised-workers.test.ts reaches it by a cast to make the model throw
   private readonly session: ort.InferenceSession;
   readonly #sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(SAMPLE_RATE)]), []);
   /** Model calls run one at a time: the session is shared by every stream. */
