@@ -1,5 +1,5 @@
-// Issue 19 item 2, end to end: a banked picture kills a stream (real werift SFU, real models and
-// hash bank, synthetic WHIP publisher). The statement of reasons cites an evidence clip; the clip is
+// Issue 19 item 2, end to end: a banked picture kills a stream (real SFU, on each engine: werift and
+// mediasoup; real models and hash bank, synthetic WHIP publisher). The statement of reasons cites an evidence clip; the clip is
 // a WebM remuxed from the forwarded RTP, decodes with FFmpeg (node-av) and holds the banked picture
 // (its PDQ hash within the bank's match distance) as well as the clean seconds before it; it is served
 // to admins over the API, its cited sampled frame too, referenced from the appeal's review item, and
@@ -19,7 +19,7 @@ import { hammingDistance, pdqHash } from '../../models/pdq/pdq.ts';
 import type { AuditEntry, StatementOfReasons } from '../../policies/types.ts';
 import type { WebhookPayload } from '../../server/webhooks.ts';
 import { freePort } from '../server/helpers.ts';
-import { decodeWith } from '../sfu/helpers.ts';
+import { ENGINES, decodeWith } from '../sfu/helpers.ts';
 import { Broadcast, CLIP, clip, sleep, startE2EServer, until, type E2EServer } from './helpers.ts';
 
 const RETENTION_MS = 20_000;
@@ -77,7 +77,7 @@ async function decodeClip(path: string): Promise<{ pictures: Picture[]; audioFra
   return { pictures, audioFrames, format, durationMs: pts.length ? Math.max(...pts) - Math.min(...pts) : 0 };
 }
 
-describe('evidence clips of a kill, end to end', { timeout: 300_000 }, () => {
+for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === process.env.E2E_ENGINE)) describe(`evidence clips of a kill, end to end [${engine}]`, { timeout: 300_000 }, () => {
   let e2e: E2EServer;
   let dir: string;
   let hook: HttpServer;
@@ -98,6 +98,7 @@ describe('evidence clips of a kill, end to end', { timeout: 300_000 }, () => {
     });
     await new Promise<void>((r) => hook.listen(port, '127.0.0.1', r));
     e2e = await startE2EServer({
+      SFU_ENGINE: engine,
       EVIDENCE_DIR: join(dir, 'default'),
       EVIDENCE_RETENTION_MS: String(RETENTION_MS),
       EVIDENCE_SWEEP_MS: '250',
@@ -186,6 +187,7 @@ describe('evidence clips of a kill, end to end', { timeout: 300_000 }, () => {
 
       const stats = e2e.server.evidence!.stats();
       console.log('[evidence] figures', JSON.stringify({
+        engine,
         clip: { bytes: meta.bytes, frames: meta.frames, pictures: decoded.pictures.length, violatingPictures: violating.length, spanMs: Math.round(spanMs), citedFrames: meta.citedFrames.length },
         ringBeforeKill: ring,
         ringBytesPerSecond: ring.spanMs > 0 ? Math.round((ring.bytes * 1000) / ring.spanMs) : null,
