@@ -3,18 +3,20 @@
 // a WebM remuxed from the forwarded RTP, decodes with FFmpeg (node-av) and holds the banked picture
 // (its PDQ hash within the bank's match distance) as well as the clean seconds before it; it is served
 // to admins over the API, its cited sampled frame too, referenced from the appeal's review item, and
-// deleted (audited) when its retention ends.
+// deleted (audited) when its retention ends. A protected melody's DE mute keeps the audio windows its
+// statement cites as WAVs (as the samplers handed them to the models: 16 kHz mono, 1 s), served to
+// admins and decoded with FFmpeg.
 // The webhook receiver gets stream.killed with the statement; figures printed: clip size, ring memory.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AVMEDIA_TYPE_AUDIO, AVMEDIA_TYPE_VIDEO, AV_CODEC_ID_VP8, FF_DECODER_OPUS, FF_DECODER_VP8, FormatContext, Packet } from 'node-av';
+import { AVMEDIA_TYPE_AUDIO, AVMEDIA_TYPE_VIDEO, AV_CODEC_ID_PCM_S16LE, AV_CODEC_ID_VP8, FF_DECODER_OPUS, FF_DECODER_VP8, FormatContext, Packet } from 'node-av';
 import { bankedPicturePpm } from '../../loadtest/register.ts';
-import { bankedPicture } from '../../loadtest/media/scenes.ts';
+import { bankedPicture, protectedAudio, wav } from '../../loadtest/media/scenes.ts';
 import { hammingDistance, pdqHash } from '../../models/pdq/pdq.ts';
 import type { AuditEntry, StatementOfReasons } from '../../policies/types.ts';
 import type { WebhookPayload } from '../../server/webhooks.ts';
@@ -85,7 +87,7 @@ for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === proc
   const admin = (path: string): Promise<Response> => fetch(`${e2e.url}${path}`, { headers: { authorization: `Bearer ${e2e.adminToken}` } });
 
   before(async () => {
-    await Promise.all([clip('clean'), clip('banked_picture')]);
+    await Promise.all([clip('clean'), clip('banked_picture'), clip('protected_audio')]);
     dir = await mkdtemp(join(tmpdir(), 'msfu-evidence-'));
     const port = await freePort();
     hook = createServer((req, res) => {
@@ -101,6 +103,8 @@ for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === proc
       SFU_ENGINE: engine,
       EVIDENCE_DIR: join(dir, 'default'),
       EVIDENCE_RETENTION_MS: String(RETENTION_MS),
+      // the melody's DE mute keeps its clip while the test reads it
+      EVIDENCE_RETENTION: JSON.stringify({ DE: 600_000 }),
       EVIDENCE_SWEEP_MS: '250',
       WEBHOOK_DIR: join(dir, 'webhooks'),
       WEBHOOKS: JSON.stringify([{ id: 'platform', url: `http://127.0.0.1:${port}/hook`, secrets: ['whsec_evidence_test_0123456789'], events: ['stream.killed', 'statement.created'] }]),
@@ -111,6 +115,12 @@ for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === proc
       body: bankedPicturePpm(CLIP),
     });
     assert.equal(r.status, 201, await r.text());
+    const m = await fetch(`${e2e.url}/v1/audio-banks/protected_music/recordings?name=evidence-melody`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${e2e.adminToken}`, 'content-type': 'audio/wav' },
+      body: new Uint8Array(wav(protectedAudio(10))),
+    });
+    assert.equal(m.status, 201, await m.text());
   });
 
   after(async () => {
@@ -213,6 +223,59 @@ for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === proc
       const audit = (await (await admin('/v1/audit?limit=1000')).json()) as { entries: AuditEntry<Record<string, unknown>>[] };
       const types = audit.entries.filter((e) => e.body.clipId === ref.id).map((e) => e.body.type);
       assert.deepEqual(types, ['evidence.stored', 'evidence.deleted']);
+    } finally {
+      await b.stop();
+    }
+  });
+
+  test("a protected melody's mute keeps the audio windows its statement cites as 16 kHz mono WAVs", { timeout: 180_000 }, async () => {
+    const streamId = 'evidence-melody';
+    const token = await e2e.token({ role: 'publisher', sub: 'streamer-melody', streamId });
+    const b = await Broadcast.start(e2e.url, streamId, token, await clip('clean'));
+    try {
+      await sleep(3000);
+      await b.switchAudio(await clip('protected_audio'));
+      await until(() => e2e.server.enforcer.restrictionsInForce(streamId).some((r) => r.action === 'mute_audio' && r.jurisdictions.includes('DE')), 60_000, 'a DE mute in force');
+      const mute = e2e.server.enforcer.restrictionsInForce(streamId).find((r) => r.action === 'mute_audio' && r.jurisdictions.includes('DE'))!;
+      const st = (await (await admin(`/v1/statements/${mute.statementId}`)).json()) as StatementOfReasons;
+      assert.ok(st.facts.categories.some((c) => c.category === 'copyright_audio'), JSON.stringify(st.facts.categories));
+      assert.ok(st.clips?.length, `the mute's statement cites a clip (${JSON.stringify(st.clips)})`);
+      const ref = st.clips[0]!;
+      await until(() => e2e.server.evidence!.get(ref.id) !== undefined, 30_000, "the mute's clip written (after its 5 s)");
+      const meta = e2e.server.evidence!.get(ref.id)!;
+      assert.ok(meta.citedAudio.length >= 1, `the cited audio windows are kept (${JSON.stringify(meta.citedAudio)}; statement cites samples ${st.facts.sampleSeqs.join(',')})`);
+      assert.ok(meta.citedAudio.every((a) => st.facts.sampleSeqs.includes(a.seq)), 'only windows the statement cites');
+      const a = meta.citedAudio[0]!;
+      assert.deepEqual({ sampleRate: a.sampleRate, durationMs: a.durationMs }, { sampleRate: 16_000, durationMs: 1000 });
+      const res = await admin(`${ref.url}/audio/${a.seq}`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'audio/wav');
+      assert.equal((await fetch(`${e2e.url}${ref.url}/audio/${a.seq}`)).status, 401, 'not served to anyone else');
+      const served = join(dir, `served-${a.seq}.wav`);
+      await writeFile(served, Buffer.from(await res.arrayBuffer()));
+      const fmt = new FormatContext();
+      assert.ok((await fmt.openInput(served, null, null)) >= 0, 'FFmpeg opens the served WAV');
+      await fmt.findStreamInfo(null);
+      const [st0] = fmt.streams;
+      assert.deepEqual({ codec: st0!.codecpar.codecId, rate: st0!.codecpar.sampleRate, channels: st0!.codecpar.channels }, { codec: AV_CODEC_ID_PCM_S16LE, rate: 16_000, channels: 1 });
+      const pkt = new Packet();
+      pkt.alloc();
+      let bytes = 0;
+      let peak = 0;
+      while ((await fmt.readFrame(pkt)) >= 0) {
+        const d = pkt.data;
+        if (d) {
+          bytes += d.length;
+          const v = Buffer.from(d);
+          for (let i = 0; i + 1 < v.length; i += 2) peak = Math.max(peak, Math.abs(v.readInt16LE(i)));
+        }
+        pkt.unref();
+      }
+      pkt.free();
+      await fmt.closeInput();
+      assert.equal(bytes / 2, 16_000, '1 s of 16 kHz samples');
+      assert.ok(peak > 1000, `the melody, not silence (peak ${peak})`);
+      console.log('[evidence] melody', JSON.stringify({ engine, clip: ref.id, citedAudio: meta.citedAudio, sampleSeqs: st.facts.sampleSeqs, citedFrames: meta.citedFrames.length, peak }));
     } finally {
       await b.stop();
     }
