@@ -7,30 +7,13 @@ import { AudioFingerprintBank } from '../../models/audio/bank.ts';
 import { AudioStreamMatcher } from '../../models/audio/stream.ts';
 import { FingerprintWorker } from '../../models/audio/fingerprint-worker.ts';
 import { fingerprint, StreamingFingerprinter } from '../../models/audio/fingerprint.ts';
+import { encodeWav } from '../../media/wav.ts';
 import { melody, noise, rng } from './synth.ts';
 import { opusRoundTrip } from './media.ts';
 
 const SR = 16000;
 const RECORDINGS = 6;
 const LENGTH_SEC = 30;
-
-function wav16(pcm: Float32Array, sr: number): Buffer {
-  const b = Buffer.alloc(44 + pcm.length * 2);
-  b.write('RIFF', 0);
-  b.writeUInt32LE(36 + pcm.length * 2, 4);
-  b.write('WAVEfmt ', 8);
-  b.writeUInt32LE(16, 16);
-  b.writeUInt16LE(1, 20);
-  b.writeUInt16LE(1, 22);
-  b.writeUInt32LE(sr, 24);
-  b.writeUInt32LE(sr * 2, 28);
-  b.writeUInt16LE(2, 32);
-  b.writeUInt16LE(16, 34);
-  b.write('data', 36);
-  b.writeUInt32LE(pcm.length * 2, 40);
-  for (let i = 0; i < pcm.length; i++) b.writeInt16LE(Math.round(Math.max(-1, Math.min(1, pcm[i])) * 32767), 44 + i * 2);
-  return b;
-}
 
 const songs = Array.from({ length: RECORDINGS }, (_, i) => melody(i, LENGTH_SEC));
 const bank = new AudioFingerprintBank();
@@ -179,7 +162,7 @@ test('register from a file (decoded by node-av), unregister, and sample-rate che
   try {
     const other = new AudioFingerprintBank({ name: 'protected_audio' });
     const extra = melody(500, 20);
-    writeFileSync(join(dir, 'extra.wav'), wav16(extra, SR));
+    writeFileSync(join(dir, 'extra.wav'), encodeWav(extra, SR));
     const rec = await other.registerFile('extra', join(dir, 'extra.wav'), { category: 'copyright_audio' });
     assert.ok(Math.abs(rec.durationSec - 20) < 0.05);
     const heard = await opusRoundTrip(extra.slice(5 * SR, 9 * SR), 32);
