@@ -253,7 +253,8 @@ export class Outbox {
       return;
     }
     this.#running = true;
-    void this.#loop();
+    // a journal write that fails (a full disk) ends this loop; the records stay queued and the next one restarts it
+    this.#loop().catch((err: unknown) => console.error('outbox: the delivery loop stopped on an error; the next record restarts it', err));
   }
 
   async #loop(): Promise<void> {
