@@ -48,8 +48,19 @@ let fed = 0;
 for (let ms = 0; ms < seconds * 1000; ms += 20) {
   mediaNow = ms;
   for (const s of list) {
-    const src = (kind: 'video' | 'audio') => ({ streamId: s.id, trackId: `${kind}0`, kind, codec: kind === 'video' ? ('VP8' as const) : ('opus' as const), clockRate: kind === 'video' ? 90000 : 48000 });
-    s.tap.offer(src('audio'), { payloadType: 111, sequenceNumber: aseq++ & 0xffff, timestamp: ms * 48, marker: false, ssrc: 2 }, new Uint8Array(120), ms);
+    const src = (kind: 'video' | 'audio') => ({
+      streamId: s.id,
+      trackId: `${kind}0`,
+      kind,
+      codec: kind === 'video' ? ('VP8' as const) : ('opus' as const),
+      clockRate: kind === 'video' ? 90000 : 48000,
+    });
+    s.tap.offer(
+      src('audio'),
+      { payloadType: 111, sequenceNumber: aseq++ & 0xffff, timestamp: ms * 48, marker: false, ssrc: 2 },
+      new Uint8Array(120),
+      ms,
+    );
     if (ms % Math.round(1000 / fps) < 20) {
       const frame = Math.floor((ms * fps) / 1000);
       const key = frame % (gopS * fps) === 0;
@@ -60,7 +71,12 @@ for (let ms = 0; ms < seconds * 1000; ms += 20) {
         const payload = new Uint8Array(Math.min(1200, bytes - p * 1200));
         payload[0] = p === 0 ? 0x10 : 0x00;
         payload[1] = key ? 0x00 : 0x01;
-        s.tap.offer(src('video'), { payloadType: 96, sequenceNumber: vseq++ & 0xffff, timestamp: frame * 3000, marker: p === n - 1, ssrc: 1 }, payload, ms);
+        s.tap.offer(
+          src('video'),
+          { payloadType: 96, sequenceNumber: vseq++ & 0xffff, timestamp: frame * 3000, marker: p === n - 1, ssrc: 1 },
+          payload,
+          ms,
+        );
         fed++;
       }
     }
@@ -94,4 +110,6 @@ rec.close();
 for (const s of list) s.close({ code: 'ended', message: 'bench' });
 await new Promise((r) => setTimeout(r, 2500));
 const closed = parts();
-console.log(`after the streams closed: ${Math.round((closed.heap + closed.ab - baseParts.heap - baseParts.ab) / streams)} bytes per stream still held`);
+console.log(
+  `after the streams closed: ${Math.round((closed.heap + closed.ab - baseParts.heap - baseParts.ab) / streams)} bytes per stream still held`,
+);

@@ -30,15 +30,33 @@ const tokens: Record<string, string> = {};
 if (moderation) {
   const config = loadConfig({
     argv: [],
-    env: { ...LOAD_TEST_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'bench-secret-0123456789-0123456789-0123456789', SFU_ENGINE: engine, MEDIASOUP_WORKERS: String(workers), ANNOUNCED_ADDRESS: '127.0.0.1' },
+    env: {
+      ...LOAD_TEST_ENV,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      AUTH_SECRET: 'bench-secret-0123456789-0123456789-0123456789',
+      SFU_ENGINE: engine,
+      MEDIASOUP_WORKERS: String(workers),
+      ANNOUNCED_ADDRESS: '127.0.0.1',
+    },
   });
   const server = await buildServer(config);
   ({ url } = await server.listen());
   sfu = server.sfu;
-  for (const id of (process.env.FORWARD_STREAMS ?? 'bench').split(',')) tokens[id] = await server.auth.sign({ role: 'publisher', sub: `bench-${id}`, streamId: id }, '2h');
+  for (const id of (process.env.FORWARD_STREAMS ?? 'bench').split(','))
+    tokens[id] = await server.auth.sign({ role: 'publisher', sub: `bench-${id}`, streamId: id }, '2h');
   close = () => server.close();
 } else {
-  const ms: MediasoupSfu | undefined = engine === 'werift' ? undefined : await createMediasoupSfu({ workers, gates: engine !== 'raw', connectTimeoutMs: 30_000, listenAddress: '127.0.0.1' });
+  const ms: MediasoupSfu | undefined =
+    engine === 'werift'
+      ? undefined
+      : await createMediasoupSfu({
+          workers,
+          gates: engine !== 'raw',
+          connectTimeoutMs: 30_000,
+          listenAddress: '127.0.0.1',
+        });
   sfu = ms ?? createWeriftSfu({ connectTimeoutMs: 30_000 });
   const app = Fastify({ logger: false });
   await app.register(webrtcRoutes, { sfu });
@@ -59,7 +77,12 @@ process.on('message', (m: { type: string }) => {
   void (async () => {
     if (m.type === 'mark') {
       const s = await sfu.engineStats();
-      mark = { cpu: process.cpuUsage(), workerCpuMs: s.workerCpuMs, forwarded: s.packetsForwarded, at: performance.now() };
+      mark = {
+        cpu: process.cpuUsage(),
+        workerCpuMs: s.workerCpuMs,
+        forwarded: s.packetsForwarded,
+        at: performance.now(),
+      };
       eld.reset();
       eld.enable();
       send({ type: 'marked' });

@@ -20,7 +20,6 @@ type Msg =
   | { type: 'stop' }
   | { type: 'quit' };
 
-
 const send = (m: unknown): void => void process.send?.(m);
 const viewers: WhepViewer[] = [];
 // kind (0 audio, 1 video) -> RTP timestamp -> when the publisher sent the frame's last packet (mono ms)
@@ -28,7 +27,10 @@ const sent = [new Map<number, number>(), new Map<number, number>()] as const;
 let measuring = false;
 // receipts of frames' last packets in the measurement, joined with the send times at its end (a
 // frame can arrive here before the IPC message that says when it left)
-let receipts: [Map<number, number[]>, Map<number, number[]>] = [new Map<number, number[]>(), new Map<number, number[]>()];
+let receipts: [Map<number, number[]>, Map<number, number[]>] = [
+  new Map<number, number[]>(),
+  new Map<number, number[]>(),
+];
 let delivered = 0;
 let counted: number[] = [];
 let cpu0 = process.cpuUsage();
@@ -39,7 +41,11 @@ async function join(url: string, n: number): Promise<void> {
   const errors: string[] = [];
   while (viewers.length < n && failed < 20) {
     const batch = Math.min(10, n - viewers.length);
-    const joined = await Promise.allSettled(Array.from({ length: batch }, () => WhepViewer.connect({ url, maxRecords: 0, connectTimeoutMs: 30_000, headersOnly: true, setup: 'active' })));
+    const joined = await Promise.allSettled(
+      Array.from({ length: batch }, () =>
+        WhepViewer.connect({ url, maxRecords: 0, connectTimeoutMs: 30_000, headersOnly: true, setup: 'active' }),
+      ),
+    );
     for (const j of joined) {
       if (j.status === 'rejected') {
         failed++;
@@ -88,7 +94,14 @@ process.on('message', (m: Msg) => {
       }
     }
     const receiving = viewers.filter((v, i) => v.count('video') + v.count('audio') > (counted[i] ?? 0)).length;
-    send({ type: 'measured', latencies, delivered, receiving, cpuUs: c.user + c.system, wallMs: performance.now() - t0 });
+    send({
+      type: 'measured',
+      latencies,
+      delivered,
+      receiving,
+      cpuUs: c.user + c.system,
+      wallMs: performance.now() - t0,
+    });
   } else if (m.type === 'quit') {
     void Promise.allSettled(viewers.map((v) => v.close({ deleteSession: false }))).then(() => process.exit(0));
   }

@@ -62,7 +62,11 @@ class Child {
   readonly #child: ChildProcess;
   readonly #waiting = new Map<string, (m: Record<string, unknown>) => void>();
   constructor(module: string, env: Record<string, string> = {}) {
-    this.#child = fork(new URL(module, import.meta.url), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.#child = fork(new URL(module, import.meta.url), [], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     this.#child.on('message', (m: Record<string, unknown>) => {
       const w = this.#waiting.get(String(m.type));
       this.#waiting.delete(String(m.type));
@@ -103,7 +107,11 @@ const results: Record<string, unknown>[] = [];
 for (const run of RUNS) {
   const [engine, mod] = run.split('+');
   const moderated = mod === 'mod';
-  const sfu = new Child('./forward-sfu.ts', { FORWARD_ENGINE: engine!, FORWARD_MODERATION: moderated ? '1' : '0', FORWARD_STREAMS: ['bench', ...MODERATED].join(',') });
+  const sfu = new Child('./forward-sfu.ts', {
+    FORWARD_ENGINE: engine!,
+    FORWARD_MODERATION: moderated ? '1' : '0',
+    FORWARD_STREAMS: ['bench', ...MODERATED].join(','),
+  });
   const ready = (await sfu.next('ready')) as { url: string; tokens: Record<string, string> };
   const base = ready.url;
   const pub = await WhipPublisher.connect({ url: `${base}/whip/bench`, token: ready.tokens.bench, ...clip });
@@ -134,14 +142,23 @@ for (const run of RUNS) {
   }
   for (const n of STEPS) {
     if (engine === 'werift' && n > WERIFT_MAX) {
-      console.log(JSON.stringify({ run, viewersAsked: n, skipped: `werift runs stop at FORWARD_WERIFT_MAX=${WERIFT_MAX} viewers` }));
+      console.log(
+        JSON.stringify({
+          run,
+          viewersAsked: n,
+          skipped: `werift runs stop at FORWARD_WERIFT_MAX=${WERIFT_MAX} viewers`,
+        }),
+      );
       continue;
     }
     // the viewers dealt round the client processes
     const share = (i: number) => Math.floor(n / CLIENTS) + (i < n % CLIENTS ? 1 : 0);
-    const joins = (await Promise.all(clients.map((c, i) => c.ask({ type: 'join', url: `${base}/whep/bench`, n: share(i) }, 'joined', 600_000)))) as unknown as { viewers: number; failed: number; errors: string[] }[];
+    const joins = (await Promise.all(
+      clients.map((c, i) => c.ask({ type: 'join', url: `${base}/whep/bench`, n: share(i) }, 'joined', 600_000)),
+    )) as unknown as { viewers: number; failed: number; errors: string[] }[];
     const viewerCount = joins.reduce((a, j) => a + j.viewers, 0);
-    for (const j of joins) for (const e of j.errors) console.error(`a viewer did not join (${j.failed} failed in that process): ${e}`);
+    for (const j of joins)
+      for (const e of j.errors) console.error(`a viewer did not join (${j.failed} failed in that process): ${e}`);
     await sleep((moderated && n === STEPS[0] ? MODERATED_WARMUP_S : WARMUP_S) * 1000);
     await sfu.ask('mark', 'marked');
     const t0 = performance.now();
@@ -149,7 +166,13 @@ for (const run of RUNS) {
     for (const c of clients) c.tell({ type: 'start' });
     await sleep(STEP_S * 1000);
     flushSent();
-    const measured = (await Promise.all(clients.map((c) => c.ask({ type: 'stop' }, 'measured')))) as unknown as { latencies: number[]; delivered: number; receiving: number; cpuUs: number; wallMs: number }[];
+    const measured = (await Promise.all(clients.map((c) => c.ask({ type: 'stop' }, 'measured')))) as unknown as {
+      latencies: number[];
+      delivered: number;
+      receiving: number;
+      cpuUs: number;
+      wallMs: number;
+    }[];
     const wall = (performance.now() - t0) / 1000;
     const f = (await sfu.ask('read', 'figures')) as unknown as SfuFigures;
     const latencies = measured.flatMap((m) => m.latencies).sort((a, b) => a - b);
@@ -191,7 +214,9 @@ for (const run of RUNS) {
 }
 
 // ratios the targets are stated in, per viewer count
-const at = (run: string, n: number) => results.find((r) => r.run === run && r.viewersAsked === n) as { cpuUsPerDeliveredPacket: number; latencyMs: { p99: number } } | undefined;
+const at = (run: string, n: number) =>
+  results.find((r) => r.run === run && r.viewersAsked === n) as
+    { cpuUsPerDeliveredPacket: number; latencyMs: { p99: number } } | undefined;
 const ratios = STEPS.map((n) => {
   const raw = at('raw', n);
   const ms = at('mediasoup', n);
@@ -207,7 +232,14 @@ const ratios = STEPS.map((n) => {
 });
 console.log(JSON.stringify({ ratios }));
 const OUT = process.env.FORWARD_OUT ?? 'bench/results/forward.json';
-const out = { bench: 'forward', node: process.version, stepSeconds: STEP_S, note: 'SFU in its own process (CPU = Node + mediasoup workers); publisher and viewers in the bench process', results, ratios };
+const out = {
+  bench: 'forward',
+  node: process.version,
+  stepSeconds: STEP_S,
+  note: 'SFU in its own process (CPU = Node + mediasoup workers); publisher and viewers in the bench process',
+  results,
+  ratios,
+};
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(OUT, JSON.stringify(out, null, 2));
 console.log(`wrote ${OUT}`);

@@ -56,7 +56,15 @@ const ENGINE_CONNECT_TIMEOUT_MS = 15_000;
 export const FAMILIES = ['http', 'policy', 'bank', 'sdp', 'udp', 'rtp', 'rtcp'] as const;
 export type Family = (typeof FAMILIES)[number];
 /** Share of --count per family. */
-const SHARE: Record<Family, number> = { http: 0.4, policy: 0.05, bank: 0.05, sdp: 0.04, udp: 0.16, rtp: 0.22, rtcp: 0.08 };
+const SHARE: Record<Family, number> = {
+  http: 0.4,
+  policy: 0.05,
+  bank: 0.05,
+  sdp: 0.04,
+  udp: 0.16,
+  rtp: 0.22,
+  rtcp: 0.08,
+};
 
 export interface FuzzOptions {
   /** Inputs to send in all (HTTP requests, offers, datagrams, RTP/RTCP packets). Default 100000. */
@@ -135,9 +143,26 @@ export interface FuzzReport {
   seconds: number;
   inputs: number;
   families: Record<Family, FamilyFigures>;
-  totals: { crashes: number; server5xx: number; uncoded: number; uncodedClientError: number; hungRequests: number; hungSessions: number; samplerCrashes: number; workerDeaths: number };
+  totals: {
+    crashes: number;
+    server5xx: number;
+    uncoded: number;
+    uncodedClientError: number;
+    hungRequests: number;
+    hungSessions: number;
+    samplerCrashes: number;
+    workerDeaths: number;
+  };
   /** Server figures: RSS and heap after a full GC at baseline (after warm-up) and after the run. */
-  memory: { baselineRssMiB: number; finalRssMiB: number; peakRssMiB: number; baselineHeapMiB: number; finalHeapMiB: number; rssGrowthMiB: number; backToBaseline: boolean };
+  memory: {
+    baselineRssMiB: number;
+    finalRssMiB: number;
+    peakRssMiB: number;
+    baselineHeapMiB: number;
+    finalHeapMiB: number;
+    rssGrowthMiB: number;
+    backToBaseline: boolean;
+  };
   /** A real publish and view after the fuzzing: video packets the viewer received within the bound. */
   afterwards: { published: boolean; viewerVideoPackets: number; error?: string };
   sessionsLeft: { id: string; viewers: number; ageMs: number }[];
@@ -195,12 +220,93 @@ export class Rng {
 // ---------------------------------------------------------------- interesting values
 
 const STRINGS = [
-  '', ' ', 'a', '0', '-1', 'null', 'undefined', 'true', 'NaN', '__proto__', 'constructor', 'prototype', '..', '../..', '%00', '\u0000', '\t', '\r\n',
-  'SE', 'DE', 'SA', 'default', '*', 'se', 'XX', 'ZZZ', 'uphold', 'overturn', 'amber', 'appeal', 'admin', 'viewer', 'publisher', 'reviewer', 'ops', 'streamer',
-  'msgpack', 'json', 'forward', 'blank', 'mute', 'protected_music', 'fz_bank', 'Ünïcødé', '😀', '\u202e', '\ud800', '<script>', "'; DROP TABLE x;--", '${x}', '{{x}}',
-  'f'.repeat(64), '0'.repeat(63), 'g'.repeat(64), 'x'.repeat(201), 'x'.repeat(5000), '1e309', '-0', '0x10', '1.5', '9007199254740993', '  SE  ',
+  '',
+  ' ',
+  'a',
+  '0',
+  '-1',
+  'null',
+  'undefined',
+  'true',
+  'NaN',
+  '__proto__',
+  'constructor',
+  'prototype',
+  '..',
+  '../..',
+  '%00',
+  '\u0000',
+  '\t',
+  '\r\n',
+  'SE',
+  'DE',
+  'SA',
+  'default',
+  '*',
+  'se',
+  'XX',
+  'ZZZ',
+  'uphold',
+  'overturn',
+  'amber',
+  'appeal',
+  'admin',
+  'viewer',
+  'publisher',
+  'reviewer',
+  'ops',
+  'streamer',
+  'msgpack',
+  'json',
+  'forward',
+  'blank',
+  'mute',
+  'protected_music',
+  'fz_bank',
+  'Ünïcødé',
+  '😀',
+  '\u202e',
+  '\ud800',
+  '<script>',
+  "'; DROP TABLE x;--",
+  '${x}',
+  '{{x}}',
+  'f'.repeat(64),
+  '0'.repeat(63),
+  'g'.repeat(64),
+  'x'.repeat(201),
+  'x'.repeat(5000),
+  '1e309',
+  '-0',
+  '0x10',
+  '1.5',
+  '9007199254740993',
+  '  SE  ',
 ];
-const NUMBERS = [0, -0, 1, -1, 2, 7, 100, 999, 1000, 1001, 65535, 65536, 2 ** 31, 2 ** 32, 2 ** 53, -(2 ** 53), 1.5, 1e308, -1e308, 5e-324, 30 * 86400, 30 * 86400 + 1];
+const NUMBERS = [
+  0,
+  -0,
+  1,
+  -1,
+  2,
+  7,
+  100,
+  999,
+  1000,
+  1001,
+  65535,
+  65536,
+  2 ** 31,
+  2 ** 32,
+  2 ** 53,
+  -(2 ** 53),
+  1.5,
+  1e308,
+  -1e308,
+  5e-324,
+  30 * 86400,
+  30 * 86400 + 1,
+];
 
 function interestingString(r: Rng): string {
   if (r.chance(0.15)) return r.bytes(r.range(1, 40)).toString('latin1');
@@ -210,14 +316,24 @@ function interestingString(r: Rng): string {
 
 function interestingValue(r: Rng, depth = 0): unknown {
   switch (r.int(depth > 2 ? 5 : 8)) {
-    case 0: return interestingString(r);
-    case 1: return r.pick(NUMBERS);
-    case 2: return r.chance(0.5);
-    case 3: return null;
-    case 4: return r.pick(STRINGS);
-    case 5: return Array.from({ length: r.int(4) }, () => interestingValue(r, depth + 1));
-    case 6: return Object.fromEntries(Array.from({ length: r.int(4) }, () => [interestingString(r), interestingValue(r, depth + 1)]));
-    default: return { __proto__x: 1, constructor: { prototype: { polluted: true } } };
+    case 0:
+      return interestingString(r);
+    case 1:
+      return r.pick(NUMBERS);
+    case 2:
+      return r.chance(0.5);
+    case 3:
+      return null;
+    case 4:
+      return r.pick(STRINGS);
+    case 5:
+      return Array.from({ length: r.int(4) }, () => interestingValue(r, depth + 1));
+    case 6:
+      return Object.fromEntries(
+        Array.from({ length: r.int(4) }, () => [interestingString(r), interestingValue(r, depth + 1)]),
+      );
+    default:
+      return { __proto__x: 1, constructor: { prototype: { polluted: true } } };
   }
 }
 
@@ -266,14 +382,18 @@ function fromSchema(s: JsonSchema | undefined, r: Rng, ids: string[], depth = 0)
     }
     case 'integer':
     case 'number': {
-      if (r.chance(0.6) && s.minimum !== undefined && s.maximum !== undefined) return s.minimum + r.int(Math.min(1000, s.maximum - s.minimum + 1));
+      if (r.chance(0.6) && s.minimum !== undefined && s.maximum !== undefined)
+        return s.minimum + r.int(Math.min(1000, s.maximum - s.minimum + 1));
       if (r.chance(0.2) && s.minimum !== undefined) return s.minimum - r.int(2);
       return r.pick(NUMBERS);
     }
-    case 'boolean': return r.chance(0.5);
-    case 'null': return null;
+    case 'boolean':
+      return r.chance(0.5);
+    case 'null':
+      return null;
     case 'string': {
-      if (s.pattern === '^[0-9a-fA-F]{64}$') return r.chance(0.8) ? r.bytes(32).toString('hex') : r.bytes(31).toString('hex') + 'zz';
+      if (s.pattern === '^[0-9a-fA-F]{64}$')
+        return r.chance(0.8) ? r.bytes(32).toString('hex') : r.bytes(31).toString('hex') + 'zz';
       if (s.pattern?.includes('A-Z]{2}')) return r.pick(['SE', 'DE', 'SA', 'US', 'default', '*', 'se', 'XYZ']);
       if (s.pattern?.includes('a-z][a-z0-9_]')) return r.pick(['fz_bank', 'fz_other', 'Bad-Name', '', '_x']);
       if (ids.length && r.chance(0.3)) return r.pick(ids);
@@ -285,13 +405,15 @@ function fromSchema(s: JsonSchema | undefined, r: Rng, ids: string[], depth = 0)
       }
       return interestingString(r);
     }
-    default: return interestingValue(r, depth);
+    default:
+      return interestingValue(r, depth);
   }
 }
 
 /** Mutates a JSON value in place-ish: one node replaced, removed or given a sibling. */
 function mutateJson(v: unknown, r: Rng, depth = 0): unknown {
-  if (v === null || typeof v !== 'object' || depth > 5 || r.chance(0.25)) return r.chance(0.5) ? interestingValue(r, depth) : v;
+  if (v === null || typeof v !== 'object' || depth > 5 || r.chance(0.25))
+    return r.chance(0.5) ? interestingValue(r, depth) : v;
   if (Array.isArray(v)) {
     const items: unknown[] = v;
     if (items.length === 0 || r.chance(0.2)) return [...items, interestingValue(r, depth)];
@@ -352,7 +474,10 @@ async function serve(): Promise<void> {
     for (const x of server.moderation?.samplers.stats() ?? []) {
       const had = sampled.get(x.streamId);
       if (!had && sampled.size >= 10_000) continue;
-      sampled.set(x.streamId, { frames: Math.max(had?.frames ?? 0, x.frames), drops: Math.max(had?.drops ?? 0, x.drops) });
+      sampled.set(x.streamId, {
+        frames: Math.max(had?.frames ?? 0, x.frames),
+        drops: Math.max(had?.drops ?? 0, x.drops),
+      });
     }
   };
   setInterval(sample, 500).unref();
@@ -364,7 +489,9 @@ async function serve(): Promise<void> {
       if (m.type === 'stats') {
         const engine = await server.sfu.engineStats().catch(() => undefined);
         const now = Date.now();
-        const streams = [...server.sfu.streams()].filter((s) => !s.closed).map((s) => ({ id: s.id, viewers: s.viewers.size, ageMs: now - s.createdAt }));
+        const streams = [...server.sfu.streams()]
+          .filter((s) => !s.closed)
+          .map((s) => ({ id: s.id, viewers: s.viewers.size, ageMs: now - s.createdAt }));
         const mem = process.memoryUsage();
         sample();
         let samplerFrames = 0;
@@ -374,7 +501,15 @@ async function serve(): Promise<void> {
           samplerDrops += x.drops;
         }
         const stats: ChildStats = {
-          rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, streams, workerDeaths: engine?.workerDeaths ?? 0, samplerCrashes, samplerWarnings, lastSamplerWarning, samplerFrames, samplerDrops,
+          rssBytes: mem.rss,
+          heapUsedBytes: mem.heapUsed,
+          streams,
+          workerDeaths: engine?.workerDeaths ?? 0,
+          samplerCrashes,
+          samplerWarnings,
+          lastSamplerWarning,
+          samplerFrames,
+          samplerDrops,
         };
         send({ id: m.id, ...stats });
       } else if (m.type === 'gc') {
@@ -446,7 +581,10 @@ class ServerChild {
   static async start(env: Record<string, string>, timeoutMs = 240_000): Promise<ServerChild> {
     const c = new ServerChild(env);
     const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`the server did not start within ${timeoutMs} ms:\n${c.tail()}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`the server did not start within ${timeoutMs} ms:\n${c.tail()}`)),
+        timeoutMs,
+      );
       c.#child.on('message', (m: Record<string, unknown>) => {
         if (m.type === 'ready') {
           clearTimeout(t);
@@ -491,7 +629,10 @@ class ServerChild {
     this.stopping = true;
     await this.ask('stop', graceMs).catch(() => undefined);
     if (this.alive && this.#child.pid !== undefined) {
-      const kill = setTimeout(() => this.alive && this.#child.pid !== undefined && process.kill(this.#child.pid, 'SIGKILL'), 3000);
+      const kill = setTimeout(
+        () => this.alive && this.#child.pid !== undefined && process.kill(this.#child.pid, 'SIGKILL'),
+        3000,
+      );
       await this.exited;
       clearTimeout(kill);
     }
@@ -501,7 +642,16 @@ class ServerChild {
 // ---------------------------------------------------------------- figures
 
 function newFigures(): FamilyFigures {
-  return { sent: 0, statuses: {}, uncoded: 0, uncodedClientError: 0, server5xx: 0, hung: 0, socketErrors: 0, accepted: 0 };
+  return {
+    sent: 0,
+    statuses: {},
+    uncoded: 0,
+    uncodedClientError: 0,
+    server5xx: 0,
+    hung: 0,
+    socketErrors: 0,
+    accepted: 0,
+  };
 }
 
 class Tally {
@@ -514,7 +664,12 @@ class Tally {
     const key = `${f.family}:${f.kind}`;
     const n = this.#perKind.get(key) ?? 0;
     this.#perKind.set(key, n + 1);
-    if (n < 8) this.findings.push({ ...f, input: f.input.slice(0, f.family === 'sdp' ? 8000 : 600), answer: f.answer?.slice(0, 400) }); // offers whole: they are the repro
+    if (n < 8)
+      this.findings.push({
+        ...f,
+        input: f.input.slice(0, f.family === 'sdp' ? 8000 : 600),
+        answer: f.answer?.slice(0, 400),
+      }); // offers whole: they are the repro
   }
 
   /** Records one HTTP answer: status histogram, 5xx, uncoded error bodies. */
@@ -542,7 +697,10 @@ function isClientErrorAnswer(status: number, body: string): boolean {
   if (status === 417 && body === '') return true;
   try {
     const j = JSON.parse(body) as { code?: unknown; message?: unknown };
-    return j.code === undefined && (j.message === 'Client Error' || j.message === 'Exceeded maximum allowed HTTP header size');
+    return (
+      j.code === undefined &&
+      (j.message === 'Client Error' || j.message === 'Exceeded maximum allowed HTTP header size')
+    );
   } catch {
     return false;
   }
@@ -584,7 +742,14 @@ class Http {
     return new Promise((resolve, reject) => {
       let done = false;
       const r = httpRequest(
-        { host: this.base.hostname, port: this.base.port, method: req.method, path: req.path, headers: req.headers, agent: false },
+        {
+          host: this.base.hostname,
+          port: this.base.port,
+          method: req.method,
+          path: req.path,
+          headers: req.headers,
+          agent: false,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
@@ -595,7 +760,11 @@ class Http {
           res.on('end', () => {
             done = true;
             clearTimeout(timer);
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers });
+            resolve({
+              status: res.statusCode ?? 0,
+              body: Buffer.concat(chunks).toString('utf8'),
+              headers: res.headers,
+            });
           });
           res.on('error', (err) => {
             done = true;
@@ -620,7 +789,6 @@ class Http {
       else r.end();
     });
   }
-
 }
 
 /** encodeURIComponent that takes lone surrogates too (as U+FFFD). */
@@ -646,7 +814,18 @@ interface Route {
   body: JsonSchema | undefined;
 }
 
-function routesOf(openapi: { paths?: Record<string, Record<string, { parameters?: { in: string; name: string; schema?: JsonSchema }[]; requestBody?: { content?: Record<string, { schema?: JsonSchema }> } }>> }): Route[] {
+function routesOf(openapi: {
+  paths?: Record<
+    string,
+    Record<
+      string,
+      {
+        parameters?: { in: string; name: string; schema?: JsonSchema }[];
+        requestBody?: { content?: Record<string, { schema?: JsonSchema }> };
+      }
+    >
+  >;
+}): Route[] {
   const out: Route[] = [];
   for (const [path, methods] of Object.entries(openapi.paths ?? {})) {
     for (const [method, op] of Object.entries(methods)) {
@@ -659,13 +838,32 @@ function routesOf(openapi: { paths?: Record<string, Record<string, { parameters?
   }
   // the routes the OpenAPI document hides or cannot describe
   const extra: [string, string][] = [
-    ['GET', '/openapi.json'], ['GET', '/ops'], ['GET', '/publish'], ['GET', '/watch'], ['GET', '/v1/events'],
-    ['DELETE', '/whip/{streamId}/{sessionId}'], ['PATCH', '/whip/{streamId}/{sessionId}'], ['OPTIONS', '/whip/{streamId}'], ['OPTIONS', '/whip/{streamId}/{sessionId}'],
-    ['DELETE', '/whep/{streamId}/{sessionId}'], ['PATCH', '/whep/{streamId}/{sessionId}'], ['OPTIONS', '/whep/{streamId}'], ['POST', '/whip/{streamId}'], ['POST', '/whep/{streamId}'],
-    ['GET', '/nope/{x}'], ['PUT', '/v1/streams/{streamId}'],
+    ['GET', '/openapi.json'],
+    ['GET', '/ops'],
+    ['GET', '/publish'],
+    ['GET', '/watch'],
+    ['GET', '/v1/events'],
+    ['DELETE', '/whip/{streamId}/{sessionId}'],
+    ['PATCH', '/whip/{streamId}/{sessionId}'],
+    ['OPTIONS', '/whip/{streamId}'],
+    ['OPTIONS', '/whip/{streamId}/{sessionId}'],
+    ['DELETE', '/whep/{streamId}/{sessionId}'],
+    ['PATCH', '/whep/{streamId}/{sessionId}'],
+    ['OPTIONS', '/whep/{streamId}'],
+    ['POST', '/whip/{streamId}'],
+    ['POST', '/whep/{streamId}'],
+    ['GET', '/nope/{x}'],
+    ['PUT', '/v1/streams/{streamId}'],
   ];
   for (const [method, path] of extra) {
-    if (!out.some((r) => r.method === method && r.path === path)) out.push({ method, path, params: [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!), query: {}, body: undefined });
+    if (!out.some((r) => r.method === method && r.path === path))
+      out.push({
+        method,
+        path,
+        params: [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!),
+        query: {},
+        body: undefined,
+      });
   }
   return out;
 }
@@ -687,8 +885,17 @@ async function authHeader(r: Rng, tokens: Tokens, streamIds: string[]): Promise<
   if (x < 0.68) return `Bearer ${tokens.viewer}`;
   if (x < 0.8) return undefined;
   return r.pick([
-    'Bearer', 'Bearer ', 'Basic YWRtaW46YWRtaW4=', `Bearer ${tokens.expired}`, `Bearer ${tokens.foreign}`, 'Bearer a.b.c', `bearer ${tokens.admin}`,
-    `Bearer ${tokens.admin.slice(0, -3)}abc`, `Bearer ${tokens.admin} extra`, 'Bearer eyJhbGciOiJub25lIn0.eyJyb2xlIjoiYWRtaW4ifQ.', `Bearer ${'x'.repeat(9000)}`,
+    'Bearer',
+    'Bearer ',
+    'Basic YWRtaW46YWRtaW4=',
+    `Bearer ${tokens.expired}`,
+    `Bearer ${tokens.foreign}`,
+    'Bearer a.b.c',
+    `bearer ${tokens.admin}`,
+    `Bearer ${tokens.admin.slice(0, -3)}abc`,
+    `Bearer ${tokens.admin} extra`,
+    'Bearer eyJhbGciOiJub25lIn0.eyJyb2xlIjoiYWRtaW4ifQ.',
+    `Bearer ${'x'.repeat(9000)}`,
   ]);
 }
 
@@ -701,7 +908,9 @@ function queryString(r: Rng, schema: Record<string, JsonSchema>, ids: string[]):
   for (let i = 0; i < n; i++) {
     const k = r.chance(0.5) && Object.keys(schema).length ? r.pick(Object.keys(schema)) : interestingString(r);
     const v = r.pick([interestingString(r), '%', '%zz', '%E0%A4%A', '[]', 'a&b', '', '=', String(r.pick(NUMBERS))]);
-    parts.push(r.chance(0.7) ? `${enc(k)}=${v.startsWith('%') ? v : enc(v)}` : r.pick([k, `${k}[]=${enc(v)}`, `${k}[a]=1`]));
+    parts.push(
+      r.chance(0.7) ? `${enc(k)}=${v.startsWith('%') ? v : enc(v)}` : r.pick([k, `${k}[]=${enc(v)}`, `${k}[a]=1`]),
+    );
   }
   if (r.chance(0.03)) parts.push('x='.padEnd(20_000, 'y'));
   return parts.length ? `?${parts.join('&')}` : r.chance(0.05) ? r.pick(['?', '??', '?&&', '?=']) : '';
@@ -709,23 +918,63 @@ function queryString(r: Rng, schema: Record<string, JsonSchema>, ids: string[]):
 
 function paramValue(r: Rng, name: string, ids: string[], streamIds: string[]): string {
   const x = r.next();
-  if (x < 0.35 && (name === 'streamId' ? streamIds : ids).length) return enc(r.pick(name === 'streamId' ? streamIds : ids));
+  if (x < 0.35 && (name === 'streamId' ? streamIds : ids).length)
+    return enc(r.pick(name === 'streamId' ? streamIds : ids));
   if (x < 0.5 && name === 'bank') return r.pick(['fz_bank', 'protected_music', 'Bad', '']);
   if (x < 0.6) return enc(`fz-${r.int(1000)}`);
-  return r.pick([enc(interestingString(r)), '%2F', '..', '%2e%2e', '%', '%zz', '.', '~', 'a'.repeat(300), '%00', '%E2%80%AE', '']);
+  return r.pick([
+    enc(interestingString(r)),
+    '%2F',
+    '..',
+    '%2e%2e',
+    '%',
+    '%zz',
+    '.',
+    '~',
+    'a'.repeat(300),
+    '%00',
+    '%E2%80%AE',
+    '',
+  ]);
 }
 
 /** One input of the http family. */
-async function httpInput(r: Rng, routes: Route[], tokens: Tokens, ids: string[], streamIds: string[]): Promise<{ req: RawRequest } | { raw: string } | { ws: string }> {
+async function httpInput(
+  r: Rng,
+  routes: Route[],
+  tokens: Tokens,
+  ids: string[],
+  streamIds: string[],
+): Promise<{ req: RawRequest } | { raw: string } | { ws: string }> {
   const kind = r.next();
   if (kind < 0.03) return { raw: rawHttp(r) };
   const route = r.pick(routes);
   if (route.path === '/v1/events' && kind < 0.5) {
-    const q = queryString(r, { role: { enum: ['ops', 'streamer', 'viewer', 'x'] }, streamId: { type: 'string' }, access_token: { enum: [tokens.admin, tokens.reviewer, tokens.viewer, 'junk'] }, format: { enum: ['json', 'msgpack', 'xml'] }, viewerId: { type: 'string' } }, ids);
+    const q = queryString(
+      r,
+      {
+        role: { enum: ['ops', 'streamer', 'viewer', 'x'] },
+        streamId: { type: 'string' },
+        access_token: { enum: [tokens.admin, tokens.reviewer, tokens.viewer, 'junk'] },
+        format: { enum: ['json', 'msgpack', 'xml'] },
+        viewerId: { type: 'string' },
+      },
+      ids,
+    );
     return { ws: `/v1/events${q}` };
   }
   let path = route.path.replace(/\{(\w+)\}/g, (_m, name: string) => paramValue(r, name, ids, streamIds));
-  if (r.chance(0.04)) path = r.pick([path + '/', path.toUpperCase(), '/' + path, path + '/extra', path.replace('/v1/', '/v1//'), path + '%20', path + '#frag', path + ';x=1']);
+  if (r.chance(0.04))
+    path = r.pick([
+      path + '/',
+      path.toUpperCase(),
+      '/' + path,
+      path + '/extra',
+      path.replace('/v1/', '/v1//'),
+      path + '%20',
+      path + '#frag',
+      path + ';x=1',
+    ]);
   path += queryString(r, route.query, ids);
   let method = route.method;
   if (r.chance(0.05)) method = r.pick(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD', 'PROPFIND', 'FOO']);
@@ -736,24 +985,54 @@ async function httpInput(r: Rng, routes: Route[], tokens: Tokens, ids: string[],
   if (route.body || method === 'POST' || r.chance(0.1)) {
     const b = r.next();
     let ct = 'application/json';
-    if (b < 0.7) body = JSON.stringify(r.chance(0.6) ? mutateJson(fromSchema(route.body, r, ids), r) : fromSchema(route.body, r, ids));
+    if (b < 0.7)
+      body = JSON.stringify(
+        r.chance(0.6) ? mutateJson(fromSchema(route.body, r, ids), r) : fromSchema(route.body, r, ids),
+      );
     else if (b < 0.78) {
       const good = JSON.stringify(fromSchema(route.body, r, ids));
-      body = r.pick([good.slice(0, r.int(good.length + 1)), good + '}', good.replace(/,/, ',,'), '{"a":', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}', "{'a':1}", 'NaN', '\ufeff' + good, good + '\u0000']);
+      body = r.pick([
+        good.slice(0, r.int(good.length + 1)),
+        good + '}',
+        good.replace(/,/, ',,'),
+        '{"a":',
+        '{"__proto__":{"x":1}}',
+        '{"constructor":{"prototype":{"x":1}}}',
+        "{'a':1}",
+        'NaN',
+        '\ufeff' + good,
+        good + '\u0000',
+      ]);
     } else if (b < 0.83) body = r.pick(['null', '[]', '"s"', '1', 'true', '{}', '']);
     else if (b < 0.87) body = '['.repeat(r.range(1000, 20_000)) + ']'.repeat(r.int(20_000));
-    else if (b < 0.9) body = JSON.stringify({ a: 'x'.repeat(r.chance(0.3) ? 3 * 1024 * 1024 : r.range(10_000, 200_000)) });
-    else if (b < 0.93) body = '{' + Array.from({ length: r.range(100, 3000) }, (_, i) => `"k${i}":${i}`).join(',') + '}';
+    else if (b < 0.9)
+      body = JSON.stringify({ a: 'x'.repeat(r.chance(0.3) ? 3 * 1024 * 1024 : r.range(10_000, 200_000)) });
+    else if (b < 0.93)
+      body = '{' + Array.from({ length: r.range(100, 3000) }, (_, i) => `"k${i}":${i}`).join(',') + '}';
     else {
       body = r.chance(0.5) ? JSON.stringify(fromSchema(route.body, r, ids)) : r.bytes(r.int(300));
-      ct = r.pick(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/sdp', 'application/json; charset=utf-16', 'application/octet-stream', 'audio/wav', '', 'application/json; charset=bogus', 'application/vnd.api+json', '*/*']);
+      ct = r.pick([
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'application/sdp',
+        'application/json; charset=utf-16',
+        'application/octet-stream',
+        'audio/wav',
+        '',
+        'application/json; charset=bogus',
+        'application/vnd.api+json',
+        '*/*',
+      ]);
     }
     if (ct) headers['content-type'] = ct;
     // most clients say how long the body is; some stream it chunked
     if (r.chance(0.95)) headers['content-length'] = String(Buffer.byteLength(body));
     if (r.chance(0.02)) headers['content-encoding'] = r.pick(['gzip', 'br', 'deflate', 'x-bogus']);
   }
-  if (r.chance(0.05)) headers[r.pick(['x-viewer-jurisdiction', 'accept', 'if-match', 'origin', 'x-forwarded-for', 'range', 'expect'])] = r.pick(['SE', '*/*', 'garbage', '100-continue', 'bytes=0-1', 'http://evil.example', '\u00ff']);
+  if (r.chance(0.05))
+    headers[r.pick(['x-viewer-jurisdiction', 'accept', 'if-match', 'origin', 'x-forwarded-for', 'range', 'expect'])] =
+      r.pick(['SE', '*/*', 'garbage', '100-continue', 'bytes=0-1', 'http://evil.example', '\u00ff']);
   return { req: { method, path: rawPath(path), headers, body } };
 }
 
@@ -789,7 +1068,8 @@ function sendRaw(base: URL, text: string, timeoutMs: number): Promise<RawAnswer 
       if (!m) return resolve(undefined);
       const split = data.indexOf('\r\n\r\n');
       let body = split >= 0 ? data.slice(split + 4) : '';
-      if (/transfer-encoding: chunked/i.test(data.slice(0, split))) body = body.replace(/^[0-9a-f]+\r\n/i, '').replace(/\r\n0\r\n\r\n$/, '');
+      if (/transfer-encoding: chunked/i.test(data.slice(0, split)))
+        body = body.replace(/^[0-9a-f]+\r\n/i, '').replace(/\r\n0\r\n\r\n$/, '');
       resolve({ status: Number(m[1]), body, headers: {} });
     };
     sock.on('data', (d: Buffer) => {
@@ -797,7 +1077,8 @@ function sendRaw(base: URL, text: string, timeoutMs: number): Promise<RawAnswer 
       // one answer is enough: a keep-alive socket would otherwise wait for the bound
       const split = data.indexOf('\r\n\r\n');
       const len = /content-length: (\d+)/i.exec(data.slice(0, split));
-      if (split >= 0 && ((len && data.length - split - 4 >= Number(len[1])) || /\r\n0\r\n\r\n$/.test(data))) sock.destroy();
+      if (split >= 0 && ((len && data.length - split - 4 >= Number(len[1])) || /\r\n0\r\n\r\n$/.test(data)))
+        sock.destroy();
     });
     sock.on('close', finish);
     sock.on('error', () => undefined);
@@ -807,7 +1088,13 @@ function sendRaw(base: URL, text: string, timeoutMs: number): Promise<RawAnswer 
 
 type WsLike = {
   on(event: 'open', l: () => void): void;
-  on(event: 'unexpected-response', l: (req: unknown, res: { statusCode?: number; on(e: 'data', l: (d: Buffer) => void): void; on(e: 'end', l: () => void): void }) => void): void;
+  on(
+    event: 'unexpected-response',
+    l: (
+      req: unknown,
+      res: { statusCode?: number; on(e: 'data', l: (d: Buffer) => void): void; on(e: 'end', l: () => void): void },
+    ) => void,
+  ): void;
   on(event: 'error', l: (err: Error) => void): void;
   on(event: 'close', l: () => void): void;
   send(data: string | Buffer): void;
@@ -837,7 +1124,8 @@ function wsInput(base: URL, path: string, r: Rng, timeoutMs: number): Promise<Ra
     });
     ws.on('open', () => {
       // clients only listen; send junk anyway, then leave
-      for (let i = 0; i < r.int(4); i++) ws.send(r.chance(0.5) ? r.bytes(r.int(2000)) : JSON.stringify(interestingValue(r)));
+      for (let i = 0; i < r.int(4); i++)
+        ws.send(r.chance(0.5) ? r.bytes(r.int(2000)) : JSON.stringify(interestingValue(r)));
       setTimeout(() => ws.terminate(), r.int(200));
       settle({ status: 101, body: '', headers: {} });
     });
@@ -853,7 +1141,45 @@ function wsInput(base: URL, path: string, r: Rng, timeoutMs: number): Promise<Ra
 
 // ---------------------------------------------------------------- policy YAML, bank imports, audio
 
-const YAML_SCALARS = ['~', 'null', '.nan', '.inf', '-.inf', '0x1F', '0o17', '1e999', '-1', '2.0', '"', "'unterminated", '{', '[', '}', ']', '!!binary AAAA', '!!js/function "x"', '*nope', '&a x', '? complex', '|', '>', '- item', 'yes', 'NO', '@', '`', '%TAG', '---', '...', '"\\u0000"', '!!str', '!!map', '2026-13-45', '1:2:3', 'x'.repeat(3000)];
+const YAML_SCALARS = [
+  '~',
+  'null',
+  '.nan',
+  '.inf',
+  '-.inf',
+  '0x1F',
+  '0o17',
+  '1e999',
+  '-1',
+  '2.0',
+  '"',
+  "'unterminated",
+  '{',
+  '[',
+  '}',
+  ']',
+  '!!binary AAAA',
+  '!!js/function "x"',
+  '*nope',
+  '&a x',
+  '? complex',
+  '|',
+  '>',
+  '- item',
+  'yes',
+  'NO',
+  '@',
+  '`',
+  '%TAG',
+  '---',
+  '...',
+  '"\\u0000"',
+  '!!str',
+  '!!map',
+  '2026-13-45',
+  '1:2:3',
+  'x'.repeat(3000),
+];
 
 function mutatePolicy(files: { filename: string; text: string }[], r: Rng): { filename: string; text: string }[] {
   const out = files.map((f) => ({ ...f }));
@@ -863,27 +1189,75 @@ function mutatePolicy(files: { filename: string; text: string }[], r: Rng): { fi
     const lines = f.text.split('\n');
     const i = r.int(lines.length);
     switch (r.int(12)) {
-      case 0: lines.splice(i, 1); break;
-      case 1: lines.splice(i, 0, lines[i] ?? ''); break;
-      case 2: { const j = r.int(lines.length); [lines[i], lines[j]] = [lines[j] ?? '', lines[i] ?? '']; break; }
-      case 3: lines[i] = r.pick(['  ', '\t', '    ', '']) + (lines[i] ?? '').trimStart(); break;
-      case 4: lines[i] = (lines[i] ?? '').replace(/:\s*(\S.*)?$/, `: ${r.pick(YAML_SCALARS)}`); break;
-      case 5: lines[i] = (lines[i] ?? '').replace(/\d+(\.\d+)?/, String(r.pick(NUMBERS))); break;
-      case 6: f.text = f.text.slice(0, r.int(f.text.length)); continue;
+      case 0:
+        lines.splice(i, 1);
+        break;
+      case 1:
+        lines.splice(i, 0, lines[i] ?? '');
+        break;
+      case 2: {
+        const j = r.int(lines.length);
+        [lines[i], lines[j]] = [lines[j] ?? '', lines[i] ?? ''];
+        break;
+      }
+      case 3:
+        lines[i] = r.pick(['  ', '\t', '    ', '']) + (lines[i] ?? '').trimStart();
+        break;
+      case 4:
+        lines[i] = (lines[i] ?? '').replace(/:\s*(\S.*)?$/, `: ${r.pick(YAML_SCALARS)}`);
+        break;
+      case 5:
+        lines[i] = (lines[i] ?? '').replace(/\d+(\.\d+)?/, String(r.pick(NUMBERS)));
+        break;
+      case 6:
+        f.text = f.text.slice(0, r.int(f.text.length));
+        continue;
       case 7: {
         const b = Buffer.from(f.text);
         for (let n = 0; n < r.range(1, 8); n++) b[r.int(b.length)] = r.int(256);
         f.text = b.toString('latin1');
         continue;
       }
-      case 8: lines.splice(i, 0, `${(lines[i] ?? '').match(/^\s*/)?.[0] ?? ''}${r.pick(['name', 'version', 'thresholds', 'action', 'jurisdictions', 'categories', 'x'])}: ${r.pick(YAML_SCALARS)}`); break;
-      case 9: f.text = 'a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n'; continue;
-      case 10: f.filename = r.pick(['', '../../etc/passwd', 'x.json', 'policies/../../x.yaml', 'a'.repeat(300), 'policies/jurisdictions/ZZ.yaml', 'C:\\x.yaml', 'policies/default.yaml']); continue;
-      default: if (out.length > 1) out.splice(r.int(out.length), 1); continue;
+      case 8:
+        lines.splice(
+          i,
+          0,
+          `${(lines[i] ?? '').match(/^\s*/)?.[0] ?? ''}${r.pick(['name', 'version', 'thresholds', 'action', 'jurisdictions', 'categories', 'x'])}: ${r.pick(YAML_SCALARS)}`,
+        );
+        break;
+      case 9:
+        f.text =
+          'a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n';
+        continue;
+      case 10:
+        f.filename = r.pick([
+          '',
+          '../../etc/passwd',
+          'x.json',
+          'policies/../../x.yaml',
+          'a'.repeat(300),
+          'policies/jurisdictions/ZZ.yaml',
+          'C:\\x.yaml',
+          'policies/default.yaml',
+        ]);
+        continue;
+      default:
+        if (out.length > 1) out.splice(r.int(out.length), 1);
+        continue;
     }
     f.text = lines.join('\n');
   }
-  if (r.chance(0.05)) out.push({ filename: `policies/jurisdictions/${r.pick(['ZZ', 'SE', 'xx', '__proto__'])}.yaml`, text: r.pick(['jurisdiction: ZZ\n', '', '- a\n- b\n', 'extends: nowhere\n', `jurisdiction: SE\ncategories:\n  sexual_explicit: { threshold: ${r.pick(NUMBERS)}, action: ${r.pick(['kill_stream', 'blank', 'nuke'])} }\n`]) });
+  if (r.chance(0.05))
+    out.push({
+      filename: `policies/jurisdictions/${r.pick(['ZZ', 'SE', 'xx', '__proto__'])}.yaml`,
+      text: r.pick([
+        'jurisdiction: ZZ\n',
+        '',
+        '- a\n- b\n',
+        'extends: nowhere\n',
+        `jurisdiction: SE\ncategories:\n  sexual_explicit: { threshold: ${r.pick(NUMBERS)}, action: ${r.pick(['kill_stream', 'blank', 'nuke'])} }\n`,
+      ]),
+    });
   return out;
 }
 
@@ -892,17 +1266,50 @@ function bankText(r: Rng): string {
   const lines: string[] = [];
   for (let i = 0; i < n; i++) {
     let hex = r.bytes(32).toString('hex');
-    const meta = [`id=fz${r.int(100)}`, r.chance(0.5) ? `category=${r.pick(['csam_known', 'terror', 'x', ''])}` : '', r.chance(0.3) ? `source=${interestingString(r).replace(/[\t\n]/g, '')}` : ''];
+    const meta = [
+      `id=fz${r.int(100)}`,
+      r.chance(0.5) ? `category=${r.pick(['csam_known', 'terror', 'x', ''])}` : '',
+      r.chance(0.3) ? `source=${interestingString(r).replace(/[\t\n]/g, '')}` : '',
+    ];
     switch (r.int(12)) {
-      case 0: hex = hex.slice(0, 63); break;
-      case 1: hex += 'a'; break;
-      case 2: hex = hex.replace(/[0-9]/, 'g'); break;
-      case 3: hex = ''; break;
-      case 4: meta.push(r.pick(['=x', 'a=', '\\', '\\t\\n\\\\', '\\u0000', 'k=' + 'v'.repeat(5000), '1bad=x', 'id=', 'id=' + 'i'.repeat(300)])); break;
-      case 5: hex = '\ufeff' + hex; break;
-      case 6: hex = hex.toUpperCase(); break;
-      case 7: hex = ` ${hex} `; break;
-      default: break;
+      case 0:
+        hex = hex.slice(0, 63);
+        break;
+      case 1:
+        hex += 'a';
+        break;
+      case 2:
+        hex = hex.replace(/[0-9]/, 'g');
+        break;
+      case 3:
+        hex = '';
+        break;
+      case 4:
+        meta.push(
+          r.pick([
+            '=x',
+            'a=',
+            '\\',
+            '\\t\\n\\\\',
+            '\\u0000',
+            'k=' + 'v'.repeat(5000),
+            '1bad=x',
+            'id=',
+            'id=' + 'i'.repeat(300),
+          ]),
+        );
+        break;
+      case 5:
+        hex = '\ufeff' + hex;
+        break;
+      case 6:
+        hex = hex.toUpperCase();
+        break;
+      case 7:
+        hex = ` ${hex} `;
+        break;
+      default:
+        break;
     }
     lines.push([hex, ...meta.filter(Boolean)].join(r.chance(0.95) ? '\t' : ' '));
     if (r.chance(0.05)) lines.push(r.pick(['#comment', '', '\r', '\u0000', '\t\t\t']));
@@ -935,16 +1342,34 @@ function wav(r: Rng): Buffer {
 function audioBody(r: Rng): Buffer {
   const base = wav(r);
   switch (r.int(10)) {
-    case 0: return base.subarray(0, r.int(60)); // truncated header
-    case 1: base.writeUInt32LE(0xffffffff, 4); base.writeUInt32LE(0xffffffff, 40); return base; // absurd sizes
-    case 2: base.writeUInt16LE(r.pick([0, 7, 65535]), 22); base.writeUInt32LE(r.pick([0, 1, 0xffffffff]), 24); return base; // channels/rate
-    case 3: base.writeUInt16LE(r.pick([0, 3, 13, 64]), 34); return base; // bits per sample
-    case 4: return Buffer.concat([Buffer.from('OggS\u0000\u0002'), r.bytes(r.int(4000))]);
-    case 5: return Buffer.concat([Buffer.from('ID3\u0004\u0000\u0000\u007f\u007f\u007f\u007f'), r.bytes(r.int(2000))]);
-    case 6: return Buffer.concat([Buffer.from([0xff, 0xfb, 0x90, 0x00]), r.bytes(r.int(4000))]); // MP3 frame sync
-    case 7: return r.bytes(r.int(8000));
-    case 8: { const b = Buffer.from(base); for (let i = 0; i < 20; i++) b[r.int(60)] = r.int(256); return b; }
-    default: return r.chance(0.3) ? base : Buffer.concat([Buffer.from('fLaC'), r.bytes(r.int(3000))]);
+    case 0:
+      return base.subarray(0, r.int(60)); // truncated header
+    case 1:
+      base.writeUInt32LE(0xffffffff, 4);
+      base.writeUInt32LE(0xffffffff, 40);
+      return base; // absurd sizes
+    case 2:
+      base.writeUInt16LE(r.pick([0, 7, 65535]), 22);
+      base.writeUInt32LE(r.pick([0, 1, 0xffffffff]), 24);
+      return base; // channels/rate
+    case 3:
+      base.writeUInt16LE(r.pick([0, 3, 13, 64]), 34);
+      return base; // bits per sample
+    case 4:
+      return Buffer.concat([Buffer.from('OggS\u0000\u0002'), r.bytes(r.int(4000))]);
+    case 5:
+      return Buffer.concat([Buffer.from('ID3\u0004\u0000\u0000\u007f\u007f\u007f\u007f'), r.bytes(r.int(2000))]);
+    case 6:
+      return Buffer.concat([Buffer.from([0xff, 0xfb, 0x90, 0x00]), r.bytes(r.int(4000))]); // MP3 frame sync
+    case 7:
+      return r.bytes(r.int(8000));
+    case 8: {
+      const b = Buffer.from(base);
+      for (let i = 0; i < 20; i++) b[r.int(60)] = r.int(256);
+      return b;
+    }
+    default:
+      return r.chance(0.3) ? base : Buffer.concat([Buffer.from('fLaC'), r.bytes(r.int(3000))]);
   }
 }
 
@@ -963,12 +1388,38 @@ function loadOffers(): Offer[] {
     .map((name) => {
       let sdp = readFileSync(join(OFFER_DIR, name), 'utf8');
       // loopback only: drop the candidates of other interfaces the recording machine had
-      sdp = sdp.split(/\r?\n/).filter((l) => !l.startsWith('a=candidate:') || / (127\.0\.0\.1|::1) \d+ typ /.test(l)).join('\r\n');
+      sdp = sdp
+        .split(/\r?\n/)
+        .filter((l) => !l.startsWith('a=candidate:') || / (127\.0\.0\.1|::1) \d+ typ /.test(l))
+        .join('\r\n');
       return { name, sdp, kind: /recvonly/.test(sdp) && !/sendonly/.test(sdp) ? 'view' : 'publish' };
     });
 }
 
-const SDP_VALUES = ['0', '-1', '127', '128', '255', '65536', '4294967296', '', ' ', 'x', '9'.repeat(40), 'VP8', 'H264/90000/2', 'opus/0/2', 'rtx/90000', '*', 'sha-256', 'sha-1 00', 'actpass', 'holdconn', 'active', 'passive'];
+const SDP_VALUES = [
+  '0',
+  '-1',
+  '127',
+  '128',
+  '255',
+  '65536',
+  '4294967296',
+  '',
+  ' ',
+  'x',
+  '9'.repeat(40),
+  'VP8',
+  'H264/90000/2',
+  'opus/0/2',
+  'rtx/90000',
+  '*',
+  'sha-256',
+  'sha-1 00',
+  'actpass',
+  'holdconn',
+  'active',
+  'passive',
+];
 
 function mutateSdp(sdp: string, r: Rng): string {
   let lines = sdp.split(/\r?\n/).filter((l) => l !== '');
@@ -977,23 +1428,86 @@ function mutateSdp(sdp: string, r: Rng): string {
     const i = r.int(lines.length);
     const line = lines[i] ?? '';
     switch (r.int(16)) {
-      case 0: lines.splice(i, 1); break;
-      case 1: lines.splice(i, 0, line); break;
-      case 2: { const j = r.int(lines.length); [lines[i], lines[j]] = [lines[j] ?? '', line]; break; }
-      case 3: lines = lines.slice(0, i); break;
-      case 4: lines[i] = line.replace(/\d+/, r.pick(SDP_VALUES)); break;
-      case 5: lines[i] = line.replace(/(:|\s)\S+$/, `$1${r.pick(SDP_VALUES)}`); break;
-      case 6: lines.splice(i, 0, r.pick([
-        'a=rtpmap:96 VP8', 'a=rtpmap:abc H264/90000', 'a=fmtp:96 ' + 'x=y;'.repeat(2000), 'a=fmtp:102 profile-level-id=zzzzzz;packetization-mode=7', 'a=rtcp-fb:* nack',
-        'a=extmap:0 urn:ietf:params:rtp-hdrext:sdes:mid', 'a=extmap:15 urn:ietf:params:rtp-hdrext:sdes:mid', 'a=extmap:256 x', 'a=ssrc:0 cname:x', 'a=ssrc:4294967296 cname:x',
-        'a=ssrc-group:FID 1', 'a=ssrc-group:SIM 1 2 3 4 5 6 7 8', 'a=rid:h send', 'a=rid:' + 'r'.repeat(300) + ' send', 'a=simulcast:send h;m;l', 'a=simulcast:recv ~',
-        'a=mid:', 'a=mid:0', 'a=group:BUNDLE 7 8 9', 'a=group:BUNDLE', 'a=setup:holdconn', 'a=fingerprint:md5 00:11', 'a=fingerprint:sha-256 ZZ', 'a=ice-ufrag:', 'a=ice-pwd:short',
-        'a=candidate:1 1 udp 1 127.0.0.1 1 typ host', 'a=candidate:1 1 udp 99999999999 not_an_address 70000 typ relay', 'a=candidate:x', 'a=candidate:1 2 tcp 1 ::1 0 typ host tcptype passive',
-        'a=rtcp:0 IN IP4 127.0.0.1', 'a=bundle-only', 'a=inactive', 'a=sendrecv', 'a=msid:' + 'm'.repeat(1000), 'a=extmap-allow-mixed', 'a=max-message-size:-5', 'b=AS:-1', 'c=IN IP6 ::1', 'a=',
-      ])); break;
-      case 7: lines[i] = line.replace(/^m=(\w+) \d+/, `m=$1 ${r.pick(['0', '9', '65536', '-1'])}`); break;
-      case 8: lines[i] = line.replace(/^m=\w+/, `m=${r.pick(['application', 'text', 'video', 'audio', 'image', 'x'])}`).replace(/UDP\/TLS\/RTP\/SAVPF/, r.pick(['RTP/AVP', 'UDP/DTLS/SCTP', 'TCP/TLS/RTP/SAVPF', 'UDP/TLS/RTP/SAVPF'])); break;
-      case 9: { // duplicate a whole m-section (many m-lines)
+      case 0:
+        lines.splice(i, 1);
+        break;
+      case 1:
+        lines.splice(i, 0, line);
+        break;
+      case 2: {
+        const j = r.int(lines.length);
+        [lines[i], lines[j]] = [lines[j] ?? '', line];
+        break;
+      }
+      case 3:
+        lines = lines.slice(0, i);
+        break;
+      case 4:
+        lines[i] = line.replace(/\d+/, r.pick(SDP_VALUES));
+        break;
+      case 5:
+        lines[i] = line.replace(/(:|\s)\S+$/, `$1${r.pick(SDP_VALUES)}`);
+        break;
+      case 6:
+        lines.splice(
+          i,
+          0,
+          r.pick([
+            'a=rtpmap:96 VP8',
+            'a=rtpmap:abc H264/90000',
+            'a=fmtp:96 ' + 'x=y;'.repeat(2000),
+            'a=fmtp:102 profile-level-id=zzzzzz;packetization-mode=7',
+            'a=rtcp-fb:* nack',
+            'a=extmap:0 urn:ietf:params:rtp-hdrext:sdes:mid',
+            'a=extmap:15 urn:ietf:params:rtp-hdrext:sdes:mid',
+            'a=extmap:256 x',
+            'a=ssrc:0 cname:x',
+            'a=ssrc:4294967296 cname:x',
+            'a=ssrc-group:FID 1',
+            'a=ssrc-group:SIM 1 2 3 4 5 6 7 8',
+            'a=rid:h send',
+            'a=rid:' + 'r'.repeat(300) + ' send',
+            'a=simulcast:send h;m;l',
+            'a=simulcast:recv ~',
+            'a=mid:',
+            'a=mid:0',
+            'a=group:BUNDLE 7 8 9',
+            'a=group:BUNDLE',
+            'a=setup:holdconn',
+            'a=fingerprint:md5 00:11',
+            'a=fingerprint:sha-256 ZZ',
+            'a=ice-ufrag:',
+            'a=ice-pwd:short',
+            'a=candidate:1 1 udp 1 127.0.0.1 1 typ host',
+            'a=candidate:1 1 udp 99999999999 not_an_address 70000 typ relay',
+            'a=candidate:x',
+            'a=candidate:1 2 tcp 1 ::1 0 typ host tcptype passive',
+            'a=rtcp:0 IN IP4 127.0.0.1',
+            'a=bundle-only',
+            'a=inactive',
+            'a=sendrecv',
+            'a=msid:' + 'm'.repeat(1000),
+            'a=extmap-allow-mixed',
+            'a=max-message-size:-5',
+            'b=AS:-1',
+            'c=IN IP6 ::1',
+            'a=',
+          ]),
+        );
+        break;
+      case 7:
+        lines[i] = line.replace(/^m=(\w+) \d+/, `m=$1 ${r.pick(['0', '9', '65536', '-1'])}`);
+        break;
+      case 8:
+        lines[i] = line
+          .replace(/^m=\w+/, `m=${r.pick(['application', 'text', 'video', 'audio', 'image', 'x'])}`)
+          .replace(
+            /UDP\/TLS\/RTP\/SAVPF/,
+            r.pick(['RTP/AVP', 'UDP/DTLS/SCTP', 'TCP/TLS/RTP/SAVPF', 'UDP/TLS/RTP/SAVPF']),
+          );
+        break;
+      case 9: {
+        // duplicate a whole m-section (many m-lines)
         const starts = lines.map((l, n) => (l.startsWith('m=') ? n : -1)).filter((n) => n >= 0);
         if (!starts.length) break;
         const s = r.pick(starts);
@@ -1002,12 +1516,37 @@ function mutateSdp(sdp: string, r: Rng): string {
         for (let c = 0; c < (r.chance(0.1) ? 30 : 1); c++) lines.push(...section);
         break;
       }
-      case 10: lines[i] = line.replace(/(sendonly|recvonly|sendrecv|inactive)/, r.pick(['sendonly', 'recvonly', 'sendrecv', 'inactive'])); break;
-      case 11: lines[i] = line.slice(0, r.int(line.length + 1)); break;
-      case 12: lines[i] = line.replace(/a=rtpmap:\d+ \w+/, `a=rtpmap:${r.pick(['96', '97', '102', '111', '0', '35'])} ${r.pick(['VP8', 'VP9', 'H264', 'AV1', 'opus', 'rtx', 'red', 'ulpfec', 'PCMU'])}`); break;
-      case 13: lines[i] = Buffer.from(Buffer.from(line).map((b) => (r.chance(0.05) ? r.int(256) : b))).toString('latin1'); break;
-      case 14: lines.splice(i, 0, `a=${r.bytes(r.int(60)).toString('latin1').replace(/[\r\n]/g, '')}`); break;
-      default: if (i === 0) lines[0] = r.pick(['v=1', 'v=', 'x=0', 'v=0 ']); else lines[i] = line.replace(/\r?$/, r.pick(['\n', ' ', '\u0000']));
+      case 10:
+        lines[i] = line.replace(
+          /(sendonly|recvonly|sendrecv|inactive)/,
+          r.pick(['sendonly', 'recvonly', 'sendrecv', 'inactive']),
+        );
+        break;
+      case 11:
+        lines[i] = line.slice(0, r.int(line.length + 1));
+        break;
+      case 12:
+        lines[i] = line.replace(
+          /a=rtpmap:\d+ \w+/,
+          `a=rtpmap:${r.pick(['96', '97', '102', '111', '0', '35'])} ${r.pick(['VP8', 'VP9', 'H264', 'AV1', 'opus', 'rtx', 'red', 'ulpfec', 'PCMU'])}`,
+        );
+        break;
+      case 13:
+        lines[i] = Buffer.from(Buffer.from(line).map((b) => (r.chance(0.05) ? r.int(256) : b))).toString('latin1');
+        break;
+      case 14:
+        lines.splice(
+          i,
+          0,
+          `a=${r
+            .bytes(r.int(60))
+            .toString('latin1')
+            .replace(/[\r\n]/g, '')}`,
+        );
+        break;
+      default:
+        if (i === 0) lines[0] = r.pick(['v=1', 'v=', 'x=0', 'v=0 ']);
+        else lines[i] = line.replace(/\r?$/, r.pick(['\n', ' ', '\u0000']));
     }
   }
   return lines.join(r.chance(0.9) ? '\r\n' : '\n') + '\r\n';
@@ -1031,9 +1570,10 @@ class FuzzPublisher {
     pc.connectionStateChange.subscribe((s) => {
       if (s === 'closed' || s === 'failed' || s === 'disconnected') this.closed = true;
     });
-    for (const d of pc.dtlsTransports) d.onStateChange.subscribe((s) => {
-      if (s === 'closed' || s === 'failed') this.closed = true;
-    });
+    for (const d of pc.dtlsTransports)
+      d.onStateChange.subscribe((s) => {
+        if (s === 'closed' || s === 'failed') this.closed = true;
+      });
   }
 
   static async connect(base: string, streamId: string, token: string, codec: 'VP8' | 'H264'): Promise<FuzzPublisher> {
@@ -1057,9 +1597,23 @@ class FuzzPublisher {
   }
 
   /** Through the sender: its SSRC, payload type and mid extension, our seq/timestamp/marker and extra extensions. */
-  send(kind: 'audio' | 'video', payload: Buffer, seq: number, timestamp: number, marker: boolean, extensions: { id: number; payload: Buffer }[] = []): void {
+  send(
+    kind: 'audio' | 'video',
+    payload: Buffer,
+    seq: number,
+    timestamp: number,
+    marker: boolean,
+    extensions: { id: number; payload: Buffer }[] = [],
+  ): void {
     if (this.closed) return;
-    const header = new RtpHeader({ sequenceNumber: seq & 0xffff, timestamp: timestamp >>> 0, marker, payloadType: 0, ssrc: 0, extensions });
+    const header = new RtpHeader({
+      sequenceNumber: seq & 0xffff,
+      timestamp: timestamp >>> 0,
+      marker,
+      payloadType: 0,
+      ssrc: 0,
+      extensions,
+    });
     (kind === 'video' ? this.video : this.audio).sendRtp(new RtpPacket(header, payload)).catch(() => undefined);
   }
 
@@ -1107,44 +1661,96 @@ interface Clips {
 }
 
 /** One RTP input: a strategy over a real frame or crafted bytes. Returns the packets sent (inputs). */
-function rtpBurst(p: FuzzPublisher, r: Rng, clips: Clips, state: { seq: number; aseq: number; ts: number; ats: number; picture: number }): number {
+function rtpBurst(
+  p: FuzzPublisher,
+  r: Rng,
+  clips: Clips,
+  state: { seq: number; aseq: number; ts: number; ats: number; picture: number },
+): number {
   const video = p.codec === 'VP8' ? clips.vp8 : clips.h264;
   const frame = r.pick(video);
   state.ts = (state.ts + 3000) >>> 0;
-  const pkts = p.codec === 'VP8' ? packetizeVp8(frame.data, r.pick([1200, 300, 60]), (state.picture = (state.picture + 1) & 0x7fff)) : packetizeH264(frame.data, r.pick([1200, 300, 60]));
-  const sendAll = (list: Uint8Array[], opts: { marker?: (i: number) => boolean; seq?: (i: number) => number } = {}): number => {
+  const pkts =
+    p.codec === 'VP8'
+      ? packetizeVp8(frame.data, r.pick([1200, 300, 60]), (state.picture = (state.picture + 1) & 0x7fff))
+      : packetizeH264(frame.data, r.pick([1200, 300, 60]));
+  const sendAll = (
+    list: Uint8Array[],
+    opts: { marker?: (i: number) => boolean; seq?: (i: number) => number } = {},
+  ): number => {
     const base = state.seq;
-    list.forEach((pl, i) => p.send('video', Buffer.from(pl), opts.seq ? opts.seq(i) : base + i, state.ts, opts.marker ? opts.marker(i) : i === list.length - 1));
+    list.forEach((pl, i) =>
+      p.send(
+        'video',
+        Buffer.from(pl),
+        opts.seq ? opts.seq(i) : base + i,
+        state.ts,
+        opts.marker ? opts.marker(i) : i === list.length - 1,
+      ),
+    );
     state.seq = (base + list.length) & 0xffff;
     return list.length;
   };
   switch (r.int(14)) {
-    case 0: return sendAll(pkts); // clean frame: keeps the decoder in a real state
-    case 1: { // bit flips inside a real frame
+    case 0:
+      return sendAll(pkts); // clean frame: keeps the decoder in a real state
+    case 1: {
+      // bit flips inside a real frame
       const bad = pkts.map((x) => Buffer.from(x));
-      for (let k = 0; k < r.range(1, 12); k++) { const b = r.pick(bad); if (b.length) b[r.int(b.length)] ^= 1 << r.int(8); }
+      for (let k = 0; k < r.range(1, 12); k++) {
+        const b = r.pick(bad);
+        if (b.length) b[r.int(b.length)] ^= 1 << r.int(8);
+      }
       return sendAll(bad);
     }
-    case 2: return sendAll(pkts.map((x) => Buffer.from(x).subarray(0, r.int(x.length + 1)))); // truncated fragments
-    case 3: { const order = r.shuffle(pkts.map((_, i) => i)); const base = state.seq; order.forEach((i) => p.send('video', Buffer.from(pkts[i]!), base + i, state.ts, i === pkts.length - 1)); state.seq = (base + pkts.length) & 0xffff; return pkts.length; } // reordered
-    case 4: return sendAll([...pkts, ...pkts.slice(0, r.int(pkts.length + 1))], { seq: (i) => state.seq + (i % pkts.length) }); // duplicated
-    case 5: return sendAll(pkts.filter(() => r.chance(0.6))); // lost fragments
-    case 6: return sendAll(pkts, { marker: () => r.chance(0.3) }); // markers anywhere (or none)
-    case 7: { const n = r.chance(0.1) ? r.range(200, 800) : r.range(1, 40); return sendAll(Array.from({ length: n }, () => (p.codec === 'VP8' ? vp8Crafted(r) : h264Crafted(r))), { marker: () => r.chance(0.1) }); } // crafted payloads, long frames without a marker
-    case 8: { const jump = r.pick([-1, 1, 32768, 65535, 100, -100]); state.seq = (state.seq + jump) & 0xffff; state.ts = (state.ts + r.pick([0, -3000, 2 ** 31, 1])) >>> 0; return sendAll(pkts); } // seq/timestamp jumps
-    case 9: return sendAll([Buffer.alloc(0), Buffer.alloc(1), r.bytes(r.range(1, 1400))]);
-    case 10: { // junk header extensions (mid overwritten, unknown ids, big ones)
+    case 2:
+      return sendAll(pkts.map((x) => Buffer.from(x).subarray(0, r.int(x.length + 1)))); // truncated fragments
+    case 3: {
+      const order = r.shuffle(pkts.map((_, i) => i));
+      const base = state.seq;
+      order.forEach((i) => p.send('video', Buffer.from(pkts[i]!), base + i, state.ts, i === pkts.length - 1));
+      state.seq = (base + pkts.length) & 0xffff;
+      return pkts.length;
+    } // reordered
+    case 4:
+      return sendAll([...pkts, ...pkts.slice(0, r.int(pkts.length + 1))], {
+        seq: (i) => state.seq + (i % pkts.length),
+      }); // duplicated
+    case 5:
+      return sendAll(pkts.filter(() => r.chance(0.6))); // lost fragments
+    case 6:
+      return sendAll(pkts, { marker: () => r.chance(0.3) }); // markers anywhere (or none)
+    case 7: {
+      const n = r.chance(0.1) ? r.range(200, 800) : r.range(1, 40);
+      return sendAll(
+        Array.from({ length: n }, () => (p.codec === 'VP8' ? vp8Crafted(r) : h264Crafted(r))),
+        { marker: () => r.chance(0.1) },
+      );
+    } // crafted payloads, long frames without a marker
+    case 8: {
+      const jump = r.pick([-1, 1, 32768, 65535, 100, -100]);
+      state.seq = (state.seq + jump) & 0xffff;
+      state.ts = (state.ts + r.pick([0, -3000, 2 ** 31, 1])) >>> 0;
+      return sendAll(pkts);
+    } // seq/timestamp jumps
+    case 9:
+      return sendAll([Buffer.alloc(0), Buffer.alloc(1), r.bytes(r.range(1, 1400))]);
+    case 10: {
+      // junk header extensions (mid overwritten, unknown ids, big ones)
       const ext = [{ id: r.range(1, 14), payload: r.bytes(r.range(0, r.chance(0.2) ? 255 : 16)) }];
       const base = state.seq;
       pkts.forEach((pl, i) => p.send('video', Buffer.from(pl), base + i, state.ts, i === pkts.length - 1, ext));
       state.seq = (base + pkts.length) & 0xffff;
       return pkts.length;
     }
-    case 11: { // raw header: unknown SSRC, RTX without OSN, wrong payload type, CSRCs
+    case 11: {
+      // raw header: unknown SSRC, RTX without OSN, wrong payload type, CSRCs
       const n = r.range(1, 10);
       for (let i = 0; i < n; i++) {
         const header = new RtpHeader({
-          sequenceNumber: r.int(65536), timestamp: r.int(2 ** 32), marker: r.chance(0.3),
+          sequenceNumber: r.int(65536),
+          timestamp: r.int(2 ** 32),
+          marker: r.chance(0.3),
           payloadType: r.pick([96, 97, 102, 103, 111, 0, 127, r.int(128)]),
           ssrc: r.chance(0.5) ? r.int(2 ** 32) : p.video.ssrc,
           csrc: r.chance(0.2) ? Array.from({ length: r.range(1, 15) }, () => r.int(2 ** 32)) : [],
@@ -1155,17 +1761,31 @@ function rtpBurst(p: FuzzPublisher, r: Rng, clips: Clips, state: { seq: number; 
       }
       return n;
     }
-    case 12: { // audio: Opus TOCs, code-3 frame counts and paddings, sizes
+    case 12: {
+      // audio: Opus TOCs, code-3 frame counts and paddings, sizes
       const n = r.range(1, 20);
       for (let i = 0; i < n; i++) {
         const real = Buffer.from(packetizeOpus(r.pick(clips.opus).data)[0]!);
-        const pl = r.pick([real, opusCrafted(r), real.subarray(0, r.int(real.length + 1)), Buffer.alloc(0), r.bytes(r.pick([1, 2, 1275, 1400]))]);
+        const pl = r.pick([
+          real,
+          opusCrafted(r),
+          real.subarray(0, r.int(real.length + 1)),
+          Buffer.alloc(0),
+          r.bytes(r.pick([1, 2, 1275, 1400])),
+        ]);
         state.ats = (state.ats + r.pick([960, 960, 0, 480, 2 ** 31])) >>> 0;
-        p.send('audio', pl, (state.aseq = (state.aseq + (r.chance(0.05) ? r.int(65536) : 1)) & 0xffff), state.ats, r.chance(0.05));
+        p.send(
+          'audio',
+          pl,
+          (state.aseq = (state.aseq + (r.chance(0.05) ? r.int(65536) : 1)) & 0xffff),
+          state.ats,
+          r.chance(0.05),
+        );
       }
       return n;
     }
-    default: { // a keyframe whose header claims an absurd size
+    default: {
+      // a keyframe whose header claims an absurd size
       const f = Buffer.from(p.codec === 'VP8' ? vp8AbsurdKeyframe(r, frame.data) : frame.data);
       const list = p.codec === 'VP8' ? packetizeVp8(f, 1200, state.picture) : packetizeH264(h264AbsurdSps(r, f), 1200);
       return sendAll(list);
@@ -1184,7 +1804,9 @@ function vp8Crafted(r: Rng): Buffer {
     if (x & 0x40 && r.chance(0.8)) parts.push(r.int(256));
     if (x & 0x30 && r.chance(0.8)) parts.push(r.int(256));
   }
-  const body = r.chance(0.3) ? Buffer.concat([Buffer.from([r.int(256) & 0xfe, r.int(256), r.int(256), 0x9d, 0x01, 0x2a]), r.bytes(r.int(8))]) : r.bytes(r.int(r.chance(0.1) ? 1300 : 40));
+  const body = r.chance(0.3)
+    ? Buffer.concat([Buffer.from([r.int(256) & 0xfe, r.int(256), r.int(256), 0x9d, 0x01, 0x2a]), r.bytes(r.int(8))])
+    : r.bytes(r.int(r.chance(0.1) ? 1300 : 40));
   return Buffer.concat([Buffer.from(parts), body]);
 }
 
@@ -1207,7 +1829,9 @@ function vp8AbsurdKeyframe(r: Rng, data: Uint8Array): Buffer {
 /** An access unit whose SPS has been bit-flipped (sizes, levels) and whose slices follow anyway. */
 function h264AbsurdSps(r: Rng, au: Buffer): Buffer {
   const nals = splitAnnexB(au).map((n) => Buffer.from(n));
-  for (const n of nals) if ((n[0]! & 0x1f) === 7 && n.length > 4) for (let k = 0; k < r.range(1, 6); k++) n[r.range(1, n.length - 1)] ^= 1 << r.int(8);
+  for (const n of nals)
+    if ((n[0]! & 0x1f) === 7 && n.length > 4)
+      for (let k = 0; k < r.range(1, 6); k++) n[r.range(1, n.length - 1)] ^= 1 << r.int(8);
   return Buffer.concat(nals.flatMap((n) => [Buffer.from([0, 0, 0, 1]), n]));
 }
 
@@ -1227,8 +1851,18 @@ function h264Crafted(r: Rng): Buffer {
     return Buffer.concat(parts);
   }
   if (type === 28 || type === 29) {
-    const fu = (r.chance(0.5) ? 0x80 : 0) | (r.chance(0.5) ? 0x40 : 0) | (r.chance(0.1) ? 0x20 : 0) | r.pick([1, 5, 7, 8, 0, 24, 28]);
-    return Buffer.concat([Buffer.from([head, fu]), type === 29 ? r.bytes(2) : Buffer.alloc(0), r.bytes(r.int(r.chance(0.1) ? 1300 : 60))].slice(0, r.chance(0.1) ? 1 : 3));
+    const fu =
+      (r.chance(0.5) ? 0x80 : 0) |
+      (r.chance(0.5) ? 0x40 : 0) |
+      (r.chance(0.1) ? 0x20 : 0) |
+      r.pick([1, 5, 7, 8, 0, 24, 28]);
+    return Buffer.concat(
+      [
+        Buffer.from([head, fu]),
+        type === 29 ? r.bytes(2) : Buffer.alloc(0),
+        r.bytes(r.int(r.chance(0.1) ? 1300 : 60)),
+      ].slice(0, r.chance(0.1) ? 1 : 3),
+    );
   }
   return Buffer.concat([Buffer.from([head]), r.bytes(r.int(r.chance(0.1) ? 1300 : 40))]);
 }
@@ -1238,7 +1872,10 @@ function opusCrafted(r: Rng): Buffer {
   const toc = (r.int(32) << 3) | (r.chance(0.5) ? 4 : 0) | r.int(4);
   if ((toc & 3) !== 3) return Buffer.concat([Buffer.from([toc]), r.bytes(r.pick([0, 1, 2, 251, 252, r.int(200)]))]);
   const count = (r.chance(0.5) ? 0x80 : 0) | (r.chance(0.5) ? 0x40 : 0) | r.pick([0, 1, 2, 48, 49, 63]);
-  const padding = count & 0x40 ? Buffer.from(Array.from({ length: r.range(1, 4) }, () => r.pick([255, 254, 0, 10]))) : Buffer.alloc(0);
+  const padding =
+    count & 0x40
+      ? Buffer.from(Array.from({ length: r.range(1, 4) }, () => r.pick([255, 254, 0, 10])))
+      : Buffer.alloc(0);
   return Buffer.concat([Buffer.from([toc, count]), padding, r.bytes(r.int(80))]);
 }
 
@@ -1250,29 +1887,60 @@ function rtcpCrafted(r: Rng, ssrcs: number[]): Buffer {
     let fmt = r.int(32);
     let body: Buffer;
     switch (pt) {
-      case 205: { // NACK (fmt 1) with many entries, or transport-cc (fmt 15) garbage
+      case 205: {
+        // NACK (fmt 1) with many entries, or transport-cc (fmt 15) garbage
         fmt = r.pick([1, 1, 15, 3, r.int(32)]);
         const n = r.chance(0.1) ? r.range(100, 300) : r.range(0, 8);
         const fci = Buffer.alloc(n * 4);
-        for (let i = 0; i < n; i++) { fci.writeUInt16BE(r.int(65536), i * 4); fci.writeUInt16BE(r.int(65536), i * 4 + 2); }
+        for (let i = 0; i < n; i++) {
+          fci.writeUInt16BE(r.int(65536), i * 4);
+          fci.writeUInt16BE(r.int(65536), i * 4 + 2);
+        }
         body = Buffer.concat([u32(ssrc()), u32(ssrc()), fmt === 15 ? r.bytes(r.int(60)) : fci]);
         break;
       }
-      case 206: { // PLI 1, FIR 4, REMB 15 (AFB)
+      case 206: {
+        // PLI 1, FIR 4, REMB 15 (AFB)
         fmt = r.pick([1, 4, 15, r.int(32)]);
-        const remb = Buffer.concat([Buffer.from('REMB'), Buffer.from([r.int(256), r.int(256), r.int(256), r.int(256)]), u32(ssrc())]);
-        body = Buffer.concat([u32(ssrc()), u32(fmt === 15 ? 0 : ssrc()), fmt === 15 ? remb : fmt === 4 ? Buffer.concat([u32(ssrc()), r.bytes(4)]) : r.bytes(r.pick([0, 0, 4, 13]))]);
+        const remb = Buffer.concat([
+          Buffer.from('REMB'),
+          Buffer.from([r.int(256), r.int(256), r.int(256), r.int(256)]),
+          u32(ssrc()),
+        ]);
+        body = Buffer.concat([
+          u32(ssrc()),
+          u32(fmt === 15 ? 0 : ssrc()),
+          fmt === 15 ? remb : fmt === 4 ? Buffer.concat([u32(ssrc()), r.bytes(4)]) : r.bytes(r.pick([0, 0, 4, 13])),
+        ]);
         break;
       }
-      case 200: body = Buffer.concat([u32(ssrc()), r.bytes(20), r.bytes(24 * r.int(3))]); fmt = r.int(32); break;
-      case 201: body = Buffer.concat([u32(ssrc()), r.bytes(24 * r.int(3))]); fmt = r.int(32); break;
-      case 202: body = Buffer.concat([u32(ssrc()), Buffer.from([1, r.int(256)]), r.bytes(r.int(40))]); break; // SDES items past the end
-      case 203: body = Buffer.concat(Array.from({ length: r.int(4) }, () => u32(ssrc())).concat([Buffer.from([r.int(256)]), r.bytes(r.int(20))])); break;
-      default: body = r.bytes(r.int(60));
+      case 200:
+        body = Buffer.concat([u32(ssrc()), r.bytes(20), r.bytes(24 * r.int(3))]);
+        fmt = r.int(32);
+        break;
+      case 201:
+        body = Buffer.concat([u32(ssrc()), r.bytes(24 * r.int(3))]);
+        fmt = r.int(32);
+        break;
+      case 202:
+        body = Buffer.concat([u32(ssrc()), Buffer.from([1, r.int(256)]), r.bytes(r.int(40))]);
+        break; // SDES items past the end
+      case 203:
+        body = Buffer.concat(
+          Array.from({ length: r.int(4) }, () => u32(ssrc())).concat([Buffer.from([r.int(256)]), r.bytes(r.int(20))]),
+        );
+        break;
+      default:
+        body = r.bytes(r.int(60));
     }
     const words = r.chance(0.8) ? Math.ceil(body.length / 4) : r.pick([0, 1, 0xffff, r.int(100)]);
     const padded = Buffer.concat([body, Buffer.alloc((4 - (body.length % 4)) % 4)]);
-    const head = Buffer.from([(r.chance(0.95) ? 0x80 : r.int(4) << 6) | (r.chance(0.05) ? 0x20 : 0) | fmt, pt, (words >> 8) & 0xff, words & 0xff]);
+    const head = Buffer.from([
+      (r.chance(0.95) ? 0x80 : r.int(4) << 6) | (r.chance(0.05) ? 0x20 : 0) | fmt,
+      pt,
+      (words >> 8) & 0xff,
+      words & 0xff,
+    ]);
     return Buffer.concat([head, padded]);
   };
   const out = Buffer.concat(Array.from({ length: r.chance(0.3) ? r.range(2, 6) : 1 }, packet));
@@ -1288,32 +1956,65 @@ function u32(n: number): Buffer {
 /** One garbage datagram: STUN, DTLS, RTP/RTCP in the clear, TURN channel data, or noise. */
 function datagram(r: Rng, ufrag: string | undefined): Buffer {
   switch (r.int(7)) {
-    case 0: { // STUN: any type, right or wrong cookie, attribute lengths past the end
+    case 0: {
+      // STUN: any type, right or wrong cookie, attribute lengths past the end
       const attrs: Buffer[] = [];
       for (let k = 0; k < r.range(0, 6); k++) {
         const type = r.pick([0x0006, 0x0008, 0x8028, 0x0025, 0x8029, 0x802a, 0x0024, 0x0001, 0x0020, r.int(65536)]);
-        const value = type === 0x0006 && ufrag ? Buffer.from(`${ufrag}:${r.pick(['x', 'fuzz', ''])}`) : r.bytes(r.pick([0, 4, 8, 20, r.int(100)]));
+        const value =
+          type === 0x0006 && ufrag
+            ? Buffer.from(`${ufrag}:${r.pick(['x', 'fuzz', ''])}`)
+            : r.bytes(r.pick([0, 4, 8, 20, r.int(100)]));
         const len = r.chance(0.8) ? value.length : r.int(65536);
-        attrs.push(Buffer.from([type >> 8, type & 0xff, len >> 8, len & 0xff]), value, Buffer.alloc((4 - (value.length % 4)) % 4));
+        attrs.push(
+          Buffer.from([type >> 8, type & 0xff, len >> 8, len & 0xff]),
+          value,
+          Buffer.alloc((4 - (value.length % 4)) % 4),
+        );
       }
       const body = Buffer.concat(attrs);
       const type = r.pick([0x0001, 0x0001, 0x0101, 0x0111, 0x0011, 0x0003, r.int(0x4000)]);
       const len = r.chance(0.8) ? body.length : r.int(65536);
-      const head = Buffer.concat([Buffer.from([type >> 8, type & 0xff, len >> 8, len & 0xff]), r.chance(0.9) ? Buffer.from([0x21, 0x12, 0xa4, 0x42]) : r.bytes(4), r.bytes(12)]);
+      const head = Buffer.concat([
+        Buffer.from([type >> 8, type & 0xff, len >> 8, len & 0xff]),
+        r.chance(0.9) ? Buffer.from([0x21, 0x12, 0xa4, 0x42]) : r.bytes(4),
+        r.bytes(12),
+      ]);
       return Buffer.concat([head, body]);
     }
-    case 1: { // DTLS records: ClientHello-like handshakes with absurd fragment fields, alerts, app data
+    case 1: {
+      // DTLS records: ClientHello-like handshakes with absurd fragment fields, alerts, app data
       const ct = r.pick([20, 21, 22, 22, 23, 24, 25, r.int(256)]);
-      const hs = Buffer.concat([Buffer.from([r.pick([1, 2, 11, 12, 14, 16, 20, r.int(256)])]), r.bytes(3), r.bytes(2), r.bytes(3), r.bytes(3), r.bytes(r.int(200))]);
+      const hs = Buffer.concat([
+        Buffer.from([r.pick([1, 2, 11, 12, 14, 16, 20, r.int(256)])]),
+        r.bytes(3),
+        r.bytes(2),
+        r.bytes(3),
+        r.bytes(3),
+        r.bytes(r.int(200)),
+      ]);
       const body = ct === 22 ? hs : r.bytes(r.int(100));
       const len = r.chance(0.8) ? body.length : r.int(65536);
-      return Buffer.concat([Buffer.from([ct, 0xfe, r.pick([0xfd, 0xff, 0x00])]), r.bytes(8), Buffer.from([len >> 8, len & 0xff]), body]);
+      return Buffer.concat([
+        Buffer.from([ct, 0xfe, r.pick([0xfd, 0xff, 0x00])]),
+        r.bytes(8),
+        Buffer.from([len >> 8, len & 0xff]),
+        body,
+      ]);
     }
-    case 2: return Buffer.concat([Buffer.from([0x80, r.pick([96, 111, 0x60 | 0x80, r.int(256)])]), r.bytes(r.range(2, 1300))]); // RTP, not SRTP
-    case 3: return Buffer.concat([Buffer.from([0x80 | r.int(32), r.range(192, 223)]), r.bytes(r.range(2, 200))]); // RTCP, not SRTCP
-    case 4: return Buffer.concat([Buffer.from([0x40 | r.int(64), r.int(256)]), r.bytes(r.range(2, 300))]); // TURN ChannelData
-    case 5: return Buffer.alloc(r.pick([0, 1, 2, 3]));
-    default: return r.bytes(r.range(1, 1500));
+    case 2:
+      return Buffer.concat([
+        Buffer.from([0x80, r.pick([96, 111, 0x60 | 0x80, r.int(256)])]),
+        r.bytes(r.range(2, 1300)),
+      ]); // RTP, not SRTP
+    case 3:
+      return Buffer.concat([Buffer.from([0x80 | r.int(32), r.range(192, 223)]), r.bytes(r.range(2, 200))]); // RTCP, not SRTCP
+    case 4:
+      return Buffer.concat([Buffer.from([0x40 | r.int(64), r.int(256)]), r.bytes(r.range(2, 300))]); // TURN ChannelData
+    case 5:
+      return Buffer.alloc(r.pick([0, 1, 2, 3]));
+    default:
+      return r.bytes(r.range(1, 1500));
   }
 }
 
@@ -1331,15 +2032,32 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
   const tally = new Tally();
   const fig = tally.families;
   const shareSum = o.families.reduce((n, f) => n + SHARE[f], 0);
-  const quota = Object.fromEntries(FAMILIES.map((f) => [f, o.families.includes(f) ? Math.max(1, Math.round((o.count * SHARE[f]) / shareSum)) : 0])) as Record<Family, number>;
+  const quota = Object.fromEntries(
+    FAMILIES.map((f) => [f, o.families.includes(f) ? Math.max(1, Math.round((o.count * SHARE[f]) / shareSum)) : 0]),
+  ) as Record<Family, number>;
   const scratch = mkdtempSync(join(tmpdir(), 'msfu-fuzz-'));
   const server = await ServerChild.start({
-    PORT: '0', HOST: '127.0.0.1', ANNOUNCED_ADDRESS: '127.0.0.1', LOG_LEVEL: 'error', MODE: 'dev', AUTH_SECRET: SECRET, SFU_ENGINE: o.engine,
-    MODERATION: String(o.moderation), OCR: String(o.ocr), BANK_DIR: join(scratch, 'banks'), POLICY_DIR: join(ROOT, 'policies'),
+    PORT: '0',
+    HOST: '127.0.0.1',
+    ANNOUNCED_ADDRESS: '127.0.0.1',
+    LOG_LEVEL: 'error',
+    MODE: 'dev',
+    AUTH_SECRET: SECRET,
+    SFU_ENGINE: o.engine,
+    MODERATION: String(o.moderation),
+    OCR: String(o.ocr),
+    BANK_DIR: join(scratch, 'banks'),
+    POLICY_DIR: join(ROOT, 'policies'),
     // every input comes from one loopback client: admission limits off, so inputs reach the routes (a 429 tests nothing)
-    RATE_LIMIT_API: '0', RATE_LIMIT_SESSIONS: '0', MAX_PENDING_SESSIONS: '1000', MAX_PENDING_SESSIONS_PER_CLIENT: '1000', MAX_WS_PER_CLIENT: '1000',
+    RATE_LIMIT_API: '0',
+    RATE_LIMIT_SESSIONS: '0',
+    MAX_PENDING_SESSIONS: '1000',
+    MAX_PENDING_SESSIONS_PER_CLIENT: '1000',
+    MAX_WS_PER_CLIENT: '1000',
   });
-  log(`fuzz: server pid ${server.pid} at ${server.url} (${o.engine}, moderation ${o.moderation ? 'on' : 'off'}); ${o.count} inputs, seed ${o.seed}`);
+  log(
+    `fuzz: server pid ${server.pid} at ${server.url} (${o.engine}, moderation ${o.moderation ? 'on' : 'off'}); ${o.count} inputs, seed ${o.seed}`,
+  );
   const base = new URL(server.url);
   const http = new Http(base, o.requestTimeoutMs);
   const auth = new Auth({ secret: SECRET });
@@ -1349,7 +2067,10 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
     reviewer: await auth.sign({ role: 'reviewer', sub: 'fuzz-reviewer' }, '2h'),
     viewer: await auth.sign({ role: 'viewer', sub: 'fuzz-viewer', jurisdiction: 'SE' }, '2h'),
     expired: await auth.sign({ role: 'admin', sub: 'fuzz-expired' }, 1),
-    foreign: await new Auth({ secret: 'another-secret-0123456789-0123456789-01' }).sign({ role: 'admin', sub: 'x' }, '2h'),
+    foreign: await new Auth({ secret: 'another-secret-0123456789-0123456789-01' }).sign(
+      { role: 'admin', sub: 'x' },
+      '2h',
+    ),
     publisher(streamId: string) {
       let t = publisherTokens.get(streamId);
       if (!t) {
@@ -1378,9 +2099,13 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
     await waitNoSessions(server, 30_000);
     await server.ask('gc');
     baseline = await server.stats();
-    log(`fuzz: baseline RSS ${mib(baseline.rssBytes)} MiB, heap ${mib(baseline.heapUsedBytes)} MiB; warm-up stream: samplers decoded ${baseline.samplerFrames} frames, dropped ${baseline.samplerDrops}`);
+    log(
+      `fuzz: baseline RSS ${mib(baseline.rssBytes)} MiB, heap ${mib(baseline.heapUsedBytes)} MiB; warm-up stream: samplers decoded ${baseline.samplerFrames} frames, dropped ${baseline.samplerDrops}`,
+    );
 
-    const openapi = JSON.parse((await http.send({ method: 'GET', path: '/openapi.json', headers: {} })).body) as Parameters<typeof routesOf>[0];
+    const openapi = JSON.parse(
+      (await http.send({ method: 'GET', path: '/openapi.json', headers: {} })).body,
+    ) as Parameters<typeof routesOf>[0];
     const routes = routesOf(openapi);
     const policyFiles = await readPolicyDir(join(ROOT, 'policies'));
     const offers = loadOffers();
@@ -1416,7 +2141,11 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
       if (viewer) return viewer;
       const id = pubs[0]?.streamId;
       if (!id) return undefined;
-      viewer = await WhepViewer.connect({ url: `${server.url}/whep/${id}`, token: tokens.viewer, connectTimeoutMs: 15_000 }).catch(() => undefined);
+      viewer = await WhepViewer.connect({
+        url: `${server.url}/whep/${id}`,
+        token: tokens.viewer,
+        connectTimeoutMs: 15_000,
+      }).catch(() => undefined);
       const v = viewer;
       void v?.ended.then(() => {
         if (viewer === v) viewer = undefined;
@@ -1424,7 +2153,12 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
       });
       return viewer;
     };
-    clients.push({ stop: async () => { for (const p of pubs) await p?.stop().catch(() => undefined); await viewer?.close().catch(() => undefined); } });
+    clients.push({
+      stop: async () => {
+        for (const p of pubs) await p?.stop().catch(() => undefined);
+        await viewer?.close().catch(() => undefined);
+      },
+    });
 
     const ids: string[] = [];
     const harvest = (body: string): void => {
@@ -1448,18 +2182,25 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
     // one lane per family (HTTP ones with several workers); each input i has its own Rng
     const lane = async (family: Family, workers: number, one: (r: Rng, i: number) => Promise<void>): Promise<void> => {
       let next = 0;
-      await Promise.all(Array.from({ length: workers }, async () => {
-        while (within() && next < quota[family]) {
-          const i = next++;
-          await one(Rng.of(o.seed, family, i), i);
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: workers }, async () => {
+          while (within() && next < quota[family]) {
+            const i = next++;
+            await one(Rng.of(o.seed, family, i), i);
+          }
+        }),
+      );
     };
 
     const httpLane = lane('http', o.concurrency - 2, async (r) => {
       const input = await httpInput(r, routes, tokens, ids, streamIds);
       fig.http.sent++;
-      const desc = 'req' in input ? `${input.req.method} ${input.req.path} ${JSON.stringify(input.req.headers)} ${String(input.req.body ?? '').slice(0, 300)}` : 'raw' in input ? `raw ${JSON.stringify(input.raw.slice(0, 300))}` : `ws ${input.ws}`;
+      const desc =
+        'req' in input
+          ? `${input.req.method} ${input.req.path} ${JSON.stringify(input.req.headers)} ${String(input.req.body ?? '').slice(0, 300)}`
+          : 'raw' in input
+            ? `raw ${JSON.stringify(input.raw.slice(0, 300))}`
+            : `ws ${input.ws}`;
       try {
         if ('req' in input) {
           const a = await http.send(input.req);
@@ -1486,7 +2227,12 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
       const desc = `POST /v1/policies/${activate ? 'activate' : 'validate'} ${body.slice(0, 500)}`;
       fig.policy.sent++;
       try {
-        const a = await http.send({ method: 'POST', path: `/v1/policies/${activate ? 'activate' : 'validate'}`, headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.admin}` }, body });
+        const a = await http.send({
+          method: 'POST',
+          path: `/v1/policies/${activate ? 'activate' : 'validate'}`,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.admin}` },
+          body,
+        });
         tally.answer('policy', desc, a.status, a.body);
         if (activate && a.status === 200) fig.policy.accepted++;
       } catch (err) {
@@ -1499,10 +2245,32 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
       const bank = r.pick(['fz_bank', 'fz_other', 'Bad-Name', 'protected_music']);
       let req: RawRequest;
       if (r.chance(0.75)) {
-        req = { method: 'POST', path: `/v1/banks/${bank}/import`, headers: { 'content-type': r.chance(0.9) ? 'text/plain' : r.pick(['application/json', 'text/plain; charset=latin1']), authorization: `Bearer ${r.chance(0.9) ? tokens.admin : tokens.reviewer}` }, body: bankText(r) };
+        req = {
+          method: 'POST',
+          path: `/v1/banks/${bank}/import`,
+          headers: {
+            'content-type': r.chance(0.9) ? 'text/plain' : r.pick(['application/json', 'text/plain; charset=latin1']),
+            authorization: `Bearer ${r.chance(0.9) ? tokens.admin : tokens.reviewer}`,
+          },
+          body: bankText(r),
+        };
       } else {
         const q = `?name=${enc(r.chance(0.8) ? `fz-rec-${r.int(20)}` : interestingString(r))}${r.chance(0.3) ? `&category=${enc(interestingString(r))}` : ''}`;
-        req = { method: 'POST', path: rawPath(`/v1/audio-banks/${r.chance(0.9) ? 'protected_music' : bank}/recordings${q}`), headers: { 'content-type': r.pick(['audio/wav', 'audio/ogg', 'application/octet-stream', 'audio/mpeg', 'audio/x-bogus']), authorization: `Bearer ${tokens.admin}` }, body: audioBody(r) };
+        req = {
+          method: 'POST',
+          path: rawPath(`/v1/audio-banks/${r.chance(0.9) ? 'protected_music' : bank}/recordings${q}`),
+          headers: {
+            'content-type': r.pick([
+              'audio/wav',
+              'audio/ogg',
+              'application/octet-stream',
+              'audio/mpeg',
+              'audio/x-bogus',
+            ]),
+            authorization: `Bearer ${tokens.admin}`,
+          },
+          body: audioBody(r),
+        };
       }
       const desc = `${req.method} ${req.path} ${req.headers['content-type']} ${String(req.body).slice(0, 200)}`;
       try {
@@ -1521,9 +2289,18 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
       const pool = offers.filter((x) => (r.chance(0.8) ? x.kind === (whep ? 'view' : 'publish') : true));
       const offer = r.pick(pool.length ? pool : offers);
       const sdp = r.chance(0.05) ? offer.sdp : mutateSdp(offer.sdp, r);
-      const streamId = whep ? (r.chance(0.7) ? r.pick(streamIds.slice(2)) : `fz-none-${r.int(10)}`) : `fz-sdp-${o.seed}-${i}`;
-      const headers: Record<string, string> = { 'content-type': r.chance(0.95) ? 'application/sdp' : r.pick(['text/plain', 'application/sdp; charset=utf-8', 'Application/SDP', '']) };
-      if (!whep) headers.authorization = `Bearer ${r.chance(0.9) ? await tokens.publisher(streamId) : r.pick([tokens.viewer, tokens.expired, await tokens.publisher('other')])}`;
+      const streamId = whep
+        ? r.chance(0.7)
+          ? r.pick(streamIds.slice(2))
+          : `fz-none-${r.int(10)}`
+        : `fz-sdp-${o.seed}-${i}`;
+      const headers: Record<string, string> = {
+        'content-type': r.chance(0.95)
+          ? 'application/sdp'
+          : r.pick(['text/plain', 'application/sdp; charset=utf-8', 'Application/SDP', '']),
+      };
+      if (!whep)
+        headers.authorization = `Bearer ${r.chance(0.9) ? await tokens.publisher(streamId) : r.pick([tokens.viewer, tokens.expired, await tokens.publisher('other')])}`;
       else if (r.chance(0.5)) headers.authorization = `Bearer ${r.pick([tokens.viewer, tokens.expired, 'junk'])}`;
       const path = `/${whep ? 'whep' : 'whip'}/${streamId}`;
       const desc = `POST ${path} (${offer.name}) ${JSON.stringify(sdp)}`;
@@ -1536,7 +2313,11 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
           if (typeof loc === 'string') {
             if (r.chance(o.abandonShare)) abandoned.push(loc);
             else {
-              const d = await http.send({ method: 'DELETE', path: loc, headers: whep ? {} : { authorization: headers.authorization ?? '' } });
+              const d = await http.send({
+                method: 'DELETE',
+                path: loc,
+                headers: whep ? {} : { authorization: headers.authorization ?? '' },
+              });
               if (d.status >= 400) tally.answer('sdp', `DELETE ${loc}`, d.status, d.body);
             }
           }
@@ -1612,20 +2393,35 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
         if (performance.now() - lastLog > 10_000) {
           lastLog = performance.now();
           const s = await server.stats().catch(() => undefined);
-          log(`fuzz: ${Math.round((performance.now() - t0) / 1000)} s ${FAMILIES.map((f) => `${f} ${fig[f].sent}/${quota[f]}`).join(' ')}${s ? ` | rss ${mib(s.rssBytes)} MiB, streams ${s.streams.length}` : ''}`);
+          log(
+            `fuzz: ${Math.round((performance.now() - t0) / 1000)} s ${FAMILIES.map((f) => `${f} ${fig[f].sent}/${quota[f]}`).join(' ')}${s ? ` | rss ${mib(s.rssBytes)} MiB, streams ${s.streams.length}` : ''}`,
+          );
         }
       }
     })();
-    await Promise.race([Promise.all([httpLane, policyLane, bankLane, sdpLane, rtpLane, rtcpLane, udpLane]), server.exited]);
+    await Promise.race([
+      Promise.all([httpLane, policyLane, bankLane, sdpLane, rtpLane, rtcpLane, udpLane]),
+      server.exited,
+    ]);
     stopAll = true;
     await progress;
     if (!server.alive) {
-      tally.finding({ family: 'rtp', kind: 'crash', input: 'the server process exited during the run', answer: server.tail() });
+      tally.finding({
+        family: 'rtp',
+        kind: 'crash',
+        input: 'the server process exited during the run',
+        answer: server.tail(),
+      });
       return finish();
     }
 
     const atEnd = await server.stats().catch(() => undefined);
-    if (atEnd) samplers = { frames: atEnd.samplerFrames - (baseline?.samplerFrames ?? 0), drops: atEnd.samplerDrops - (baseline?.samplerDrops ?? 0), warnings: atEnd.samplerWarnings };
+    if (atEnd)
+      samplers = {
+        frames: atEnd.samplerFrames - (baseline?.samplerFrames ?? 0),
+        drops: atEnd.samplerDrops - (baseline?.samplerDrops ?? 0),
+        warnings: atEnd.samplerWarnings,
+      };
 
     // peers gone: every session must go away by the reap time (DELETEd ones at once, abandoned ones at the connect timeout)
     for (const c of clients) await c.stop().catch(() => undefined);
@@ -1633,10 +2429,22 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
     const reapBound = ENGINE_CONNECT_TIMEOUT_MS + 25_000;
     const left = await waitNoSessions(server, abandoned.length ? reapBound : 20_000).catch(() => undefined);
     sessionsLeft = left ?? [];
-    for (const s of sessionsLeft) tally.finding({ family: 'sdp', kind: 'hung_session', input: `stream ${s.id} (${s.viewers} viewers) still listed ${s.ageMs} ms after it started, every fuzz peer gone` });
+    for (const s of sessionsLeft)
+      tally.finding({
+        family: 'sdp',
+        kind: 'hung_session',
+        input: `stream ${s.id} (${s.viewers} viewers) still listed ${s.ageMs} ms after it started, every fuzz peer gone`,
+      });
 
     // the server still serves: policy back from its directory, then a real publish and view
-    await http.send({ method: 'POST', path: '/v1/policies/activate', headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.admin}` }, body: '{}' }).catch(() => undefined);
+    await http
+      .send({
+        method: 'POST',
+        path: '/v1/policies/activate',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.admin}` },
+        body: '{}',
+      })
+      .catch(() => undefined);
     try {
       afterwards.viewerVideoPackets = await realPublishAndView(server.url, finalStream, tokens, clip, 30_000);
       afterwards.published = true;
@@ -1671,14 +2479,24 @@ export async function runFuzz(options: Partial<FuzzOptions> = {}): Promise<FuzzR
       rep.memory.finalHeapMiB = mib(final.heapUsedBytes);
       rep.totals.samplerCrashes = final.samplerCrashes;
       rep.totals.workerDeaths = final.workerDeaths;
-      if (final.samplerCrashes) tally.finding({ family: 'rtp', kind: 'crash', input: `${final.samplerCrashes} sampler worker crash(es)`, answer: final.lastSamplerWarning });
+      if (final.samplerCrashes)
+        tally.finding({
+          family: 'rtp',
+          kind: 'crash',
+          input: `${final.samplerCrashes} sampler worker crash(es)`,
+          answer: final.lastSamplerWarning,
+        });
     }
     rep.memory.peakRssMiB = mib(server.peakRss);
     rep.memory.rssGrowthMiB = Math.round((rep.memory.finalRssMiB - rep.memory.baselineRssMiB) * 10) / 10;
     // back to baseline: the heap after a full GC within 25 % (+8 MiB), RSS within 25 % (+64 MiB, V8 keeps freed pages)
-    rep.memory.backToBaseline = final !== undefined && rep.memory.finalHeapMiB <= rep.memory.baselineHeapMiB * 1.25 + 8 && rep.memory.finalRssMiB <= rep.memory.baselineRssMiB * 1.25 + 64;
+    rep.memory.backToBaseline =
+      final !== undefined &&
+      rep.memory.finalHeapMiB <= rep.memory.baselineHeapMiB * 1.25 + 8 &&
+      rep.memory.finalRssMiB <= rep.memory.baselineRssMiB * 1.25 + 64;
     rep.findings = tally.findings;
-    rep.totals.crashes = (server.alive || server.stopping ? 0 : 1) + rep.totals.samplerCrashes + rep.totals.workerDeaths;
+    rep.totals.crashes =
+      (server.alive || server.stopping ? 0 : 1) + rep.totals.samplerCrashes + rep.totals.workerDeaths;
     return rep;
   }
 }
@@ -1693,12 +2511,32 @@ function buildReport(o: FuzzOptions, startedAt: Date, t0: number, tally: Tally, 
     seconds: Math.round((performance.now() - t0) / 100) / 10,
     inputs: sum((f) => f.sent),
     families: fams,
-    totals: { crashes: 0, server5xx: sum((f) => f.server5xx), uncoded: sum((f) => f.uncoded), uncodedClientError: sum((f) => f.uncodedClientError), hungRequests: sum((f) => f.hung), hungSessions: 0, samplerCrashes: 0, workerDeaths: 0 },
-    memory: { baselineRssMiB: 0, finalRssMiB: 0, peakRssMiB: 0, baselineHeapMiB: 0, finalHeapMiB: 0, rssGrowthMiB: 0, backToBaseline: false },
+    totals: {
+      crashes: 0,
+      server5xx: sum((f) => f.server5xx),
+      uncoded: sum((f) => f.uncoded),
+      uncodedClientError: sum((f) => f.uncodedClientError),
+      hungRequests: sum((f) => f.hung),
+      hungSessions: 0,
+      samplerCrashes: 0,
+      workerDeaths: 0,
+    },
+    memory: {
+      baselineRssMiB: 0,
+      finalRssMiB: 0,
+      peakRssMiB: 0,
+      baselineHeapMiB: 0,
+      finalHeapMiB: 0,
+      rssGrowthMiB: 0,
+      backToBaseline: false,
+    },
     afterwards: { published: false, viewerVideoPackets: 0 },
     sessionsLeft: [],
     samplers: { frames: 0, drops: 0, warnings: 0 },
-    serverExit: server.alive || server.stopping ? undefined : { code: server.exit?.code ?? null, signal: server.exit?.signal ?? null, tail: server.tail().slice(-4000) },
+    serverExit:
+      server.alive || server.stopping
+        ? undefined
+        : { code: server.exit?.code ?? null, signal: server.exit?.signal ?? null, tail: server.tail().slice(-4000) },
     findings: tally.findings,
   };
 }
@@ -1715,11 +2553,26 @@ async function waitNoSessions(server: ServerChild, timeoutMs: number): Promise<F
 }
 
 /** A real WHIP publisher and WHEP viewer; resolves with the video packets the viewer got, rejects if none. */
-async function realPublishAndView(url: string, streamId: string, tokens: Tokens, clip: Awaited<ReturnType<typeof syntheticClip>>, timeoutMs: number): Promise<number> {
-  const pub = await WhipPublisher.connect({ url: `${url}/whip/${streamId}`, token: await tokens.publisher(streamId), ...clip, connectTimeoutMs: timeoutMs });
+async function realPublishAndView(
+  url: string,
+  streamId: string,
+  tokens: Tokens,
+  clip: Awaited<ReturnType<typeof syntheticClip>>,
+  timeoutMs: number,
+): Promise<number> {
+  const pub = await WhipPublisher.connect({
+    url: `${url}/whip/${streamId}`,
+    token: await tokens.publisher(streamId),
+    ...clip,
+    connectTimeoutMs: timeoutMs,
+  });
   pub.start();
   try {
-    const v = await WhepViewer.connect({ url: `${url}/whep/${streamId}`, token: tokens.viewer, connectTimeoutMs: timeoutMs });
+    const v = await WhepViewer.connect({
+      url: `${url}/whep/${streamId}`,
+      token: tokens.viewer,
+      connectTimeoutMs: timeoutMs,
+    });
     try {
       await v.waitFor(() => v.count('video') > 30, timeoutMs, 'video at a real viewer');
       return v.count('video');
@@ -1733,10 +2586,23 @@ async function realPublishAndView(url: string, streamId: string, tokens: Tokens,
 
 /** Removes the recordings the fuzz registered (so the final RSS is not the bank's growth). */
 async function cleanupAudioBank(http: Http, admin: string): Promise<void> {
-  const list = await http.send({ method: 'GET', path: '/v1/audio-banks/protected_music/recordings', headers: { authorization: `Bearer ${admin}` } }).catch(() => undefined);
+  const list = await http
+    .send({
+      method: 'GET',
+      path: '/v1/audio-banks/protected_music/recordings',
+      headers: { authorization: `Bearer ${admin}` },
+    })
+    .catch(() => undefined);
   if (!list || list.status !== 200) return;
   const recs = (JSON.parse(list.body) as { recordings?: { id: string }[] }).recordings ?? [];
-  for (const rec of recs) await http.send({ method: 'DELETE', path: `/v1/audio-banks/protected_music/recordings/${enc(rec.id)}`, headers: { authorization: `Bearer ${admin}` } }).catch(() => undefined);
+  for (const rec of recs)
+    await http
+      .send({
+        method: 'DELETE',
+        path: `/v1/audio-banks/protected_music/recordings/${enc(rec.id)}`,
+        headers: { authorization: `Bearer ${admin}` },
+      })
+      .catch(() => undefined);
 }
 
 /** One screen of figures. */
@@ -1744,19 +2610,36 @@ export function printReport(rep: FuzzReport, log: (line: string) => void): void 
   log(`fuzz: ${rep.inputs} inputs in ${rep.seconds} s (seed ${rep.options.seed}, ${rep.options.engine})`);
   for (const f of FAMILIES) {
     const x = rep.families[f];
-    const st = Object.entries(x.statuses).sort().map(([k, v]) => `${k}:${v}`).join(' ');
-    log(`  ${f.padEnd(7)} sent ${String(x.sent).padStart(6)}  accepted ${x.accepted}  5xx ${x.server5xx}  uncoded ${x.uncoded}+${x.uncodedClientError}  hung ${x.hung}  socket errors ${x.socketErrors}${st ? `  [${st}]` : ''}`);
+    const st = Object.entries(x.statuses)
+      .sort()
+      .map(([k, v]) => `${k}:${v}`)
+      .join(' ');
+    log(
+      `  ${f.padEnd(7)} sent ${String(x.sent).padStart(6)}  accepted ${x.accepted}  5xx ${x.server5xx}  uncoded ${x.uncoded}+${x.uncodedClientError}  hung ${x.hung}  socket errors ${x.socketErrors}${st ? `  [${st}]` : ''}`,
+    );
   }
   const t = rep.totals;
-  log(`  crashes ${t.crashes} (sampler ${t.samplerCrashes}, engine workers ${t.workerDeaths})  5xx ${t.server5xx}  uncoded ${t.uncoded} (+${t.uncodedClientError} from the HTTP parser layer)  hung requests ${t.hungRequests}  hung sessions ${t.hungSessions}`);
+  log(
+    `  crashes ${t.crashes} (sampler ${t.samplerCrashes}, engine workers ${t.workerDeaths})  5xx ${t.server5xx}  uncoded ${t.uncoded} (+${t.uncodedClientError} from the HTTP parser layer)  hung requests ${t.hungRequests}  hung sessions ${t.hungSessions}`,
+  );
   const m = rep.memory;
-  log(`  RSS baseline ${m.baselineRssMiB} MiB -> peak ${m.peakRssMiB} -> final ${m.finalRssMiB} (${m.rssGrowthMiB >= 0 ? '+' : ''}${m.rssGrowthMiB}); heap ${m.baselineHeapMiB} -> ${m.finalHeapMiB} MiB; back to baseline: ${m.backToBaseline}`);
-  log(`  samplers of the fuzzed streams: ${rep.samplers.frames} frames decoded, ${rep.samplers.drops} packets/frames dropped, ${rep.samplers.warnings} warnings`);
-  log(`  afterwards: real publish+view ${rep.afterwards.published ? `ok (${rep.afterwards.viewerVideoPackets} video packets)` : `FAILED: ${rep.afterwards.error}`}`);
-  if (rep.serverExit) log(`  server exited: code ${rep.serverExit.code} signal ${rep.serverExit.signal}\n${rep.serverExit.tail}`);
+  log(
+    `  RSS baseline ${m.baselineRssMiB} MiB -> peak ${m.peakRssMiB} -> final ${m.finalRssMiB} (${m.rssGrowthMiB >= 0 ? '+' : ''}${m.rssGrowthMiB}); heap ${m.baselineHeapMiB} -> ${m.finalHeapMiB} MiB; back to baseline: ${m.backToBaseline}`,
+  );
+  log(
+    `  samplers of the fuzzed streams: ${rep.samplers.frames} frames decoded, ${rep.samplers.drops} packets/frames dropped, ${rep.samplers.warnings} warnings`,
+  );
+  log(
+    `  afterwards: real publish+view ${rep.afterwards.published ? `ok (${rep.afterwards.viewerVideoPackets} video packets)` : `FAILED: ${rep.afterwards.error}`}`,
+  );
+  if (rep.serverExit)
+    log(`  server exited: code ${rep.serverExit.code} signal ${rep.serverExit.signal}\n${rep.serverExit.tail}`);
   const failures = rep.findings.filter((f) => f.kind !== 'socket_error');
   const closes = rep.findings.filter((f) => f.kind === 'socket_error').slice(0, 5);
-  for (const f of [...failures.slice(0, 30), ...closes]) log(`  ! ${f.family} ${f.kind}${f.status ? ` ${f.status}` : ''}: ${f.input.slice(0, 200)}${f.answer ? ` -> ${f.answer.slice(0, 200)}` : ''}`);
+  for (const f of [...failures.slice(0, 30), ...closes])
+    log(
+      `  ! ${f.family} ${f.kind}${f.status ? ` ${f.status}` : ''}: ${f.input.slice(0, 200)}${f.answer ? ` -> ${f.answer.slice(0, 200)}` : ''}`,
+    );
 }
 
 // ---------------------------------------------------------------- CLI
@@ -1779,11 +2662,18 @@ function parseArgs(argv: string[]): Partial<FuzzOptions> {
     else if (a === '--out') out.out = v();
     else if (a === '--no-moderation') out.moderation = false;
     else if (a === '--ocr') out.ocr = true;
-    else if (a === '--families') out.families = v().split(',').map((f) => {
-      if (!(FAMILIES as readonly string[]).includes(f)) throw new Error(`unknown family ${f} (${FAMILIES.join(', ')})`);
-      return f as Family;
-    });
-    else throw new Error(`unknown option ${a} (--count N --seed N --duration S --engine werift|mediasoup --concurrency N --request-timeout MS --out PATH --no-moderation --ocr --families http,sdp,...)`);
+    else if (a === '--families')
+      out.families = v()
+        .split(',')
+        .map((f) => {
+          if (!(FAMILIES as readonly string[]).includes(f))
+            throw new Error(`unknown family ${f} (${FAMILIES.join(', ')})`);
+          return f as Family;
+        });
+    else
+      throw new Error(
+        `unknown option ${a} (--count N --seed N --duration S --engine werift|mediasoup --concurrency N --request-timeout MS --out PATH --no-moderation --ocr --families http,sdp,...)`,
+      );
   }
   return out;
 }
@@ -1805,7 +2695,17 @@ if (isMain && process.argv.includes('--serve')) {
         opts.log(`fuzz: wrote ${opts.out}`);
       }
       const t = rep.totals;
-      process.exit(t.crashes || t.server5xx || t.uncoded || t.uncodedClientError || t.hungRequests || t.hungSessions || !rep.afterwards.published ? 1 : 0);
+      process.exit(
+        t.crashes ||
+          t.server5xx ||
+          t.uncoded ||
+          t.uncodedClientError ||
+          t.hungRequests ||
+          t.hungSessions ||
+          !rep.afterwards.published
+          ? 1
+          : 0,
+      );
     },
     (err: unknown) => {
       process.stderr.write(`fuzz failed: ${(err as Error).stack ?? String(err)}\n`);

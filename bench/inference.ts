@@ -44,7 +44,11 @@ interface Row {
   msPerImage: number;
 }
 
-async function measure(backend: Backend, model: string, batch: number): Promise<Omit<Row, 'model' | 'backend' | 'threads' | 'batch'>> {
+async function measure(
+  backend: Backend,
+  model: string,
+  batch: number,
+): Promise<Omit<Row, 'model' | 'backend' | 'threads' | 'batch'>> {
   const spec = registry.get(model);
   const shape = inputShape(spec, batch);
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
@@ -60,15 +64,22 @@ async function measure(backend: Backend, model: string, batch: number): Promise<
   }
   const total = performance.now() - t0;
   lat.sort((a, b) => a - b);
-  return { calls: lat.length, imagesPerSec: (lat.length * batch * 1000) / total, p50Ms: pct(lat, 50), p99Ms: pct(lat, 99),
-    msPerImage: pct(lat, 50) / batch };
+  return {
+    calls: lat.length,
+    imagesPerSec: (lat.length * batch * 1000) / total,
+    p50Ms: pct(lat, 50),
+    p99Ms: pct(lat, 99),
+    msPerImage: pct(lat, 50) / batch,
+  };
 }
 
 async function main(): Promise<void> {
   const rows: Row[] = [];
   const log = (r: Row) => {
     rows.push(r);
-    console.log(`${r.model.padEnd(22)} ${r.backend.padEnd(10)} t=${r.threads} b=${r.batch}  ${r.imagesPerSec.toFixed(1).padStart(7)} img/s  p50 ${r.p50Ms.toFixed(1).padStart(7)} ms  p99 ${r.p99Ms.toFixed(1).padStart(7)} ms  (${r.calls} calls)`);
+    console.log(
+      `${r.model.padEnd(22)} ${r.backend.padEnd(10)} t=${r.threads} b=${r.batch}  ${r.imagesPerSec.toFixed(1).padStart(7)} img/s  p50 ${r.p50Ms.toFixed(1).padStart(7)} ms  p99 ${r.p99Ms.toFixed(1).padStart(7)} ms  (${r.calls} calls)`,
+    );
   };
 
   // Conversion times (fresh cache).
@@ -90,13 +101,17 @@ async function main(): Promise<void> {
   const grpcOverhead: Record<string, number> = {};
   for (const threads of threadCounts) {
     const local = new OnnxRuntimeBackend({ registry, intraOpNumThreads: threads });
-    for (const m of models) for (const b of batches) log({ model: m, backend: 'in-process', threads, batch: b, ...(await measure(local, m, b)) });
+    for (const m of models)
+      for (const b of batches)
+        log({ model: m, backend: 'in-process', threads, batch: b, ...(await measure(local, m, b)) });
     await local.close();
 
     const server = await startInferenceServer({ models, threads });
     const remote = new KServeBackend({ address: server.address, registry, defaultTimeoutMs: 60_000 });
     try {
-      for (const m of models) for (const b of batches) log({ model: m, backend: 'grpc', threads, batch: b, ...(await measure(remote, m, b)) });
+      for (const m of models)
+        for (const b of batches)
+          log({ model: m, backend: 'grpc', threads, batch: b, ...(await measure(remote, m, b)) });
       // Bare round trip: ServerLive carries no tensor.
       const rt: number[] = [];
       for (let i = 0; i < 200; i++) {
@@ -112,13 +127,29 @@ async function main(): Promise<void> {
     }
   }
   // gRPC overhead per call: p50(gRPC) - p50(in-process), same model/batch/threads.
-  const overhead = rows.filter((r) => r.backend === 'grpc').map((g) => {
-    const l = rows.find((r) => r.backend === 'in-process' && r.model === g.model && r.batch === g.batch && r.threads === g.threads)!;
-    return { model: g.model, threads: g.threads, batch: g.batch, overheadMs: g.p50Ms - l.p50Ms,
-      payloadBytes: inputShape(registry.get(g.model), g.batch).reduce((a, b) => a * b, 4) };
-  });
-  for (const o of overhead) console.log(`grpc overhead ${o.model} t=${o.threads} b=${o.batch}: ${o.overheadMs.toFixed(2)} ms (${(o.payloadBytes / 1e6).toFixed(1)} MB)`);
-  console.log(`grpc bare round trip (ServerLive) p50: ${Object.entries(grpcOverhead).map(([k, v]) => `${k}=${v.toFixed(2)} ms`).join(' ')}`);
+  const overhead = rows
+    .filter((r) => r.backend === 'grpc')
+    .map((g) => {
+      const l = rows.find(
+        (r) => r.backend === 'in-process' && r.model === g.model && r.batch === g.batch && r.threads === g.threads,
+      )!;
+      return {
+        model: g.model,
+        threads: g.threads,
+        batch: g.batch,
+        overheadMs: g.p50Ms - l.p50Ms,
+        payloadBytes: inputShape(registry.get(g.model), g.batch).reduce((a, b) => a * b, 4),
+      };
+    });
+  for (const o of overhead)
+    console.log(
+      `grpc overhead ${o.model} t=${o.threads} b=${o.batch}: ${o.overheadMs.toFixed(2)} ms (${(o.payloadBytes / 1e6).toFixed(1)} MB)`,
+    );
+  console.log(
+    `grpc bare round trip (ServerLive) p50: ${Object.entries(grpcOverhead)
+      .map(([k, v]) => `${k}=${v.toFixed(2)} ms`)
+      .join(' ')}`,
+  );
 
   // Event-loop delay while InceptionV3 runs batches of 4: sessions inline vs in the worker.
   const loop: Record<string, { p99Ms: number; maxMs: number }> = {};
@@ -133,16 +164,27 @@ async function main(): Promise<void> {
     for (let i = 0; i < (quick ? 3 : 6); i++) await be.infer(spec.name, { data, shape });
     h.disable();
     loop[worker ? 'worker' : 'inline'] = { p99Ms: h.percentile(99) / 1e6, maxMs: h.max / 1e6 };
-    console.log(`event-loop delay during InceptionV3 b=4 (${worker ? 'worker' : 'inline'}): p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms, max ${(h.max / 1e6).toFixed(1)} ms`);
+    console.log(
+      `event-loop delay during InceptionV3 b=4 (${worker ? 'worker' : 'inline'}): p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms, max ${(h.max / 1e6).toFixed(1)} ms`,
+    );
     await be.close();
   }
 
   // The cascade end to end (640x360 frames, one at a time, 100 ms budget): default band, and a band that
   // escalates everything (the worst case: fast + deep on every frame).
-  const cascadeFig: Record<string, { frames: number; p50Ms: number; p99Ms: number; escalated: number; deadlineMissed: number }> = {};
-  for (const [label, band] of [['default_band', [0.4, 0.7]], ['escalate_all', [0, 1]]] as const) {
-    const cascade = await NsfwCascade.load({ preprocess: (f, size) => resizeBilinearAlignCorners(f, size), uncertainBand: [band[0], band[1]],
-      onnxruntime: { intraOpNumThreads: 2 } });
+  const cascadeFig: Record<
+    string,
+    { frames: number; p50Ms: number; p99Ms: number; escalated: number; deadlineMissed: number }
+  > = {};
+  for (const [label, band] of [
+    ['default_band', [0.4, 0.7]],
+    ['escalate_all', [0, 1]],
+  ] as const) {
+    const cascade = await NsfwCascade.load({
+      preprocess: (f, size) => resizeBilinearAlignCorners(f, size),
+      uncertainBand: [band[0], band[1]],
+      onnxruntime: { intraOpNumThreads: 2 },
+    });
     const lat: number[] = [];
     let missed = 0;
     const n = quick ? 10 : 30;
@@ -154,19 +196,43 @@ async function main(): Promise<void> {
       lat.push(r.timings.total!);
     }
     lat.sort((a, b) => a - b);
-    cascadeFig[label] = { frames: n, p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), escalated: cascade.stats().escalated, deadlineMissed: missed };
-    console.log(`cascade ${label}: p50 ${pct(lat, 50).toFixed(1)} ms p99 ${pct(lat, 99).toFixed(1)} ms, escalated ${cascade.stats().escalated}/${n}, missed ${missed}`);
+    cascadeFig[label] = {
+      frames: n,
+      p50Ms: pct(lat, 50),
+      p99Ms: pct(lat, 99),
+      escalated: cascade.stats().escalated,
+      deadlineMissed: missed,
+    };
+    console.log(
+      `cascade ${label}: p50 ${pct(lat, 50).toFixed(1)} ms p99 ${pct(lat, 99).toFixed(1)} ms, escalated ${cascade.stats().escalated}/${n}, missed ${missed}`,
+    );
     await cascade.close();
   }
 
   const out = path.resolve(import.meta.dirname, 'results', 'inference.json');
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({
-    at: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, note: 'shared machine: figures are noisy' },
-    settings: { seconds, minIters, quick },
-    conversion, rows, cascade: cascadeFig, grpcOverhead: { perCall: overhead, bareRoundTrip: grpcOverhead }, eventLoop: loop,
-  }, null, 1) + '\n');
+  writeFileSync(
+    out,
+    JSON.stringify(
+      {
+        at: new Date().toISOString(),
+        machine: {
+          cpus: cpus().length,
+          model: cpus()[0]?.model,
+          node: process.version,
+          note: 'shared machine: figures are noisy',
+        },
+        settings: { seconds, minIters, quick },
+        conversion,
+        rows,
+        cascade: cascadeFig,
+        grpcOverhead: { perCall: overhead, bareRoundTrip: grpcOverhead },
+        eventLoop: loop,
+      },
+      null,
+      1,
+    ) + '\n',
+  );
   console.log(`wrote ${out}`);
 }
 

@@ -8,14 +8,29 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
-import { hammingDistance, pdqFromHex, pdqHash, PDQ_MATCH_DISTANCE, PDQ_REFERENCE_MAX_DIMENSION, type PdqHash } from '../models/pdq/pdq.ts';
+import {
+  hammingDistance,
+  pdqFromHex,
+  pdqHash,
+  PDQ_MATCH_DISTANCE,
+  PDQ_REFERENCE_MAX_DIMENSION,
+  type PdqHash,
+} from '../models/pdq/pdq.ts';
 import { HashBank } from '../models/hashbank/bank.ts';
 import { AudioFingerprintBank } from '../models/audio/bank.ts';
 import { fingerprint } from '../models/audio/fingerprint.ts';
 import { Ocr } from '../models/ocr/ocr.ts';
 import { TextModerator } from '../models/text/moderator.ts';
 import { SileroVad } from '../models/vad/vad.ts';
-import { PDQ_REFERENCE_DIR as REF, decodeImage, drawText, filterImage, jpegRoundTrip, opusRoundTrip, vp8RoundTrip } from '../test/models/media.ts';
+import {
+  PDQ_REFERENCE_DIR as REF,
+  decodeImage,
+  drawText,
+  filterImage,
+  jpegRoundTrip,
+  opusRoundTrip,
+  vp8RoundTrip,
+} from '../test/models/media.ts';
 import { melody, noise, rng } from '../test/models/synth.ts';
 
 const quick = process.argv.includes('--quick');
@@ -65,7 +80,10 @@ const results: Record<string, unknown> = {
 };
 
 // ---- PDQ per frame
-const refFiles = readFileSync(join(REF, 'hashes.tsv'), 'utf8').trim().split('\n').map((l) => l.split('\t') as [string, string]);
+const refFiles = readFileSync(join(REF, 'hashes.tsv'), 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => l.split('\t') as [string, string]);
 const photo = filterImage(await decodeImage(join(REF, 'dih_bridge-1-original.jpg')), 'scale=640:480');
 {
   const n = quick ? 10 : 30;
@@ -73,9 +91,15 @@ const photo = filterImage(await decodeImage(join(REF, 'dih_bridge-1-original.jpg
   const withPrescale: number[] = [];
   const full: number[] = [];
   for (let i = 0; i < n; i++) full.push(time(() => pdqHash(photo))[1]);
-  for (let i = 0; i < n; i++) withPrescale.push(time(() => pdqHash(photo, { maxDimension: PDQ_REFERENCE_MAX_DIMENSION }))[1]);
-  results.pdqMsPerFrame640x480 = { default_fullResolution: stats(full), pythonReferencePrescale512: stats(withPrescale) };
-  console.log(`PDQ 640x480: ${stats(full).p50} ms (default, full resolution), ${stats(withPrescale).p50} ms (prescale to 512, Python-reference-exact)`);
+  for (let i = 0; i < n; i++)
+    withPrescale.push(time(() => pdqHash(photo, { maxDimension: PDQ_REFERENCE_MAX_DIMENSION }))[1]);
+  results.pdqMsPerFrame640x480 = {
+    default_fullResolution: stats(full),
+    pythonReferencePrescale512: stats(withPrescale),
+  };
+  console.log(
+    `PDQ 640x480: ${stats(full).p50} ms (default, full resolution), ${stats(withPrescale).p50} ms (prescale to 512, Python-reference-exact)`,
+  );
 }
 
 // ---- PDQ reference distances and robustness set
@@ -90,9 +114,21 @@ const photo = filterImage(await decodeImage(join(REF, 'dih_bridge-1-original.jpg
     };
   }
   results.pdqReferenceDistances = distances;
-  console.log('PDQ reference distances (prescale512/fullResolution):', Object.entries(distances).map(([f, d]) => `${f} ${d.prescale512}/${d.fullResolution}`).join(', '));
+  console.log(
+    'PDQ reference distances (prescale512/fullResolution):',
+    Object.entries(distances)
+      .map(([f, d]) => `${f} ${d.prescale512}/${d.fullResolution}`)
+      .join(', '),
+  );
 
-  const sources = ['dih_bridge-1-original.jpg', 'labelme-subset_q0291.jpg', 'labelme-subset_q1050.jpg', 'labelme-subset_q2821.jpg', 'labelme-subset_q0122.jpg', 'c.png'];
+  const sources = [
+    'dih_bridge-1-original.jpg',
+    'labelme-subset_q0291.jpg',
+    'labelme-subset_q1050.jpg',
+    'labelme-subset_q2821.jpg',
+    'labelme-subset_q0122.jpg',
+    'c.png',
+  ];
   const originals: PdqHash[] = [];
   let variants = 0;
   let recalled = 0;
@@ -125,8 +161,18 @@ const photo = filterImage(await decodeImage(join(REF, 'dih_bridge-1-original.jpg
       if (d <= PDQ_MATCH_DISTANCE) falsePairs++;
     }
   }
-  results.pdqRobustness = { pictures: sources.length, variants, recalled, worstDistanceByTransform: worst, unrelatedPairs: (originals.length * (originals.length - 1)) / 2, falseMatches: falsePairs, minUnrelatedDistance: minUnrelated };
-  console.log(`PDQ variants within ${PDQ_MATCH_DISTANCE}: ${recalled}/${variants}; worst by transform ${JSON.stringify(worst)}; unrelated false matches ${falsePairs} (min distance ${minUnrelated})`);
+  results.pdqRobustness = {
+    pictures: sources.length,
+    variants,
+    recalled,
+    worstDistanceByTransform: worst,
+    unrelatedPairs: (originals.length * (originals.length - 1)) / 2,
+    falseMatches: falsePairs,
+    minUnrelatedDistance: minUnrelated,
+  };
+  console.log(
+    `PDQ variants within ${PDQ_MATCH_DISTANCE}: ${recalled}/${variants}; worst by transform ${JSON.stringify(worst)}; unrelated false matches ${falsePairs} (min distance ${minUnrelated})`,
+  );
 }
 
 // ---- hash bank lookups
@@ -156,8 +202,15 @@ const photo = filterImage(await decodeImage(join(REF, 'dih_bridge-1-original.jpg
     }
     const linear: number[] = [];
     for (let q = 0; q < 5; q++) linear.push(time(() => bank.matchLinear(randomHash(r)))[1]);
-    lookups[String(size)] = { buildAndIndexMs: Math.round(buildMs), mihMsPerLookup: stats(mih), linearMsPerLookup: stats(linear), plantedRecall: `${hits}/${queries / 2}` };
-    console.log(`bank ${size}: MIH ${stats(mih).p50} ms/lookup (p95 ${stats(mih).p95}), linear ${stats(linear).p50} ms, build ${Math.round(buildMs)} ms, planted recall ${hits}/${queries / 2}`);
+    lookups[String(size)] = {
+      buildAndIndexMs: Math.round(buildMs),
+      mihMsPerLookup: stats(mih),
+      linearMsPerLookup: stats(linear),
+      plantedRecall: `${hits}/${queries / 2}`,
+    };
+    console.log(
+      `bank ${size}: MIH ${stats(mih).p50} ms/lookup (p95 ${stats(mih).p95}), linear ${stats(linear).p50} ms, build ${Math.round(buildMs)} ms, planted recall ${hits}/${queries / 2}`,
+    );
   }
   results.hashBankLookup = lookups;
 }
@@ -184,7 +237,9 @@ const photo = filterImage(await decodeImage(join(REF, 'dih_bridge-1-original.jpg
   }
   await ocr.close();
   results.ocrMsPerFrame640x480 = { total: stats(total), detect: stats(det), recognize: stats(rec), linesRead: lines };
-  console.log(`OCR 640x480 with 2 lines: ${stats(total).p50} ms (detect ${stats(det).p50}, recognise ${stats(rec).p50}); read ${JSON.stringify(lines)}`);
+  console.log(
+    `OCR 640x480 with 2 lines: ${stats(total).p50} ms (detect ${stats(det).p50}, recognise ${stats(rec).p50}); read ${JSON.stringify(lines)}`,
+  );
 }
 
 // ---- audio fingerprints
@@ -228,7 +283,9 @@ const photo = filterImage(await decodeImage(join(REF, 'dih_bridge-1-original.jpg
   const padQueries = quick ? 4 : 8;
   for (let q = 0; q < padQueries; q++) {
     const off = 1 + r() * 24;
-    const m = bank.match(await opusRoundTrip(pads[q % 4].slice(Math.round(off * 16000), Math.round((off + 4) * 16000)), 32));
+    const m = bank.match(
+      await opusRoundTrip(pads[q % 4].slice(Math.round(off * 16000), Math.round((off + 4) * 16000)), 32),
+    );
     if (m[0]?.entryId === `pad${q % 4}`) padHits++;
   }
   results.audioFingerprint = {
@@ -243,7 +300,9 @@ const photo = filterImage(await decodeImage(join(REF, 'dih_bridge-1-original.jpg
     unregisteredQueries: negatives,
     falseMatches,
   };
-  console.log(`audio: fingerprint ${stats(fpMs).p50} ms per audio second; identified ${correct}/${excerpts} 4 s Opus-32k excerpts (max offset error ${offsetErr.toFixed(3)} s), wrong ${wrong}; false matches ${falseMatches}/${negatives} unregistered; sustained-note recordings ${padHits}/${padQueries}`);
+  console.log(
+    `audio: fingerprint ${stats(fpMs).p50} ms per audio second; identified ${correct}/${excerpts} 4 s Opus-32k excerpts (max offset error ${offsetErr.toFixed(3)} s), wrong ${wrong}; false matches ${falseMatches}/${negatives} unregistered; sustained-note recordings ${padHits}/${padQueries}`,
+  );
 }
 
 // ---- VAD
@@ -261,14 +320,45 @@ const photo = filterImage(await decodeImage(join(REF, 'dih_bridge-1-original.jpg
 // ---- text moderation
 {
   const tm = TextModerator.create({ lexicons: { banned_text: { terms: ['bad', 'kill yourself'] } } });
-  const evasions = ['b a d', 'b4d', 'b\u0430d', 'ＢＡＤ', 'b.a.d', 'baaaad', 'k1ll y0urself', 'k i l l yourself', 'f u c k', 'sh1t', 'ｆｕｃｋ'];
-  const clean = ['Scunthorpe United played a classic match', 'I need to assess the assassin in Sussex', 'The cocktail party at Dickinson', 'magna cum laude', 'shiitake mushrooms and grapes', 'The badminton game was scheduled badly', 'Hello from hell\'s kitchen', 'a b c d e f g'];
+  const evasions = [
+    'b a d',
+    'b4d',
+    'b\u0430d',
+    'ＢＡＤ',
+    'b.a.d',
+    'baaaad',
+    'k1ll y0urself',
+    'k i l l yourself',
+    'f u c k',
+    'sh1t',
+    'ｆｕｃｋ',
+  ];
+  const clean = [
+    'Scunthorpe United played a classic match',
+    'I need to assess the assassin in Sussex',
+    'The cocktail party at Dickinson',
+    'magna cum laude',
+    'shiitake mushrooms and grapes',
+    'The badminton game was scheduled badly',
+    "Hello from hell's kitchen",
+    'a b c d e f g',
+  ];
   const caught = evasions.filter((t) => tm.moderate(t).length > 0).length;
   const flagged = clean.filter((t) => tm.moderate(t).length > 0);
-  const msgs = Array.from({ length: 2000 }, (_, i) => `message ${i}: ${clean[i % clean.length]} ${evasions[i % evasions.length]}`);
+  const msgs = Array.from(
+    { length: 2000 },
+    (_, i) => `message ${i}: ${clean[i % clean.length]} ${evasions[i % evasions.length]}`,
+  );
   const [, ms] = time(() => msgs.forEach((m) => tm.moderate(m)));
-  results.text = { evasionsCaught: `${caught}/${evasions.length}`, cleanFlagged: `${flagged.length}/${clean.length}`, flagged, usPerMessage: Math.round((ms / msgs.length) * 1000) };
-  console.log(`text: evasions caught ${caught}/${evasions.length}, clean sentences flagged ${flagged.length}/${clean.length}, ${Math.round((ms / msgs.length) * 1000)} us/message`);
+  results.text = {
+    evasionsCaught: `${caught}/${evasions.length}`,
+    cleanFlagged: `${flagged.length}/${clean.length}`,
+    flagged,
+    usPerMessage: Math.round((ms / msgs.length) * 1000),
+  };
+  console.log(
+    `text: evasions caught ${caught}/${evasions.length}, clean sentences flagged ${flagged.length}/${clean.length}, ${Math.round((ms / msgs.length) * 1000)} us/message`,
+  );
 }
 
 const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'matching.json');

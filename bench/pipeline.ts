@@ -33,7 +33,14 @@ import { pdqHash } from '../models/pdq/pdq.ts';
 import { createFusionState, fuse, type FusionState } from '../policies/fusion.ts';
 import type { Policy } from '../policies/index.ts';
 import { loadPolicyBundle } from '../policies/index.ts';
-import { loadScene, bankedPicture, protectedAudio, SCENE_DEFAULTS, type EncodedScene, type SceneKind } from '../loadtest/media/scenes.ts';
+import {
+  loadScene,
+  bankedPicture,
+  protectedAudio,
+  SCENE_DEFAULTS,
+  type EncodedScene,
+  type SceneKind,
+} from '../loadtest/media/scenes.ts';
 import { ModerationStack } from '../server/moderation.ts';
 import { readPolicyDir } from '../server/policy-store.ts';
 import { resizeBilinearAlignCorners } from '../samplers/preprocess.ts';
@@ -52,15 +59,21 @@ const SCENES: SceneKind[] = ['clean', 'banned_text', 'protected_audio', 'banked_
 const CLK_TCK = 100; // Linux USER_HZ
 const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
 
-interface Variant { name: string; options: Partial<SampleModeratorOptions> }
+interface Variant {
+  name: string;
+  options: Partial<SampleModeratorOptions>;
+}
 
 function variants(): Variant[] {
   const spec = process.env.PIPELINE_VARIANTS;
   if (!spec) return [{ name: 'default', options: {} }];
-  return spec.split(';').filter(Boolean).map((part) => {
-    const i = part.indexOf(':');
-    return { name: part.slice(0, i), options: JSON.parse(part.slice(i + 1)) as Partial<SampleModeratorOptions> };
-  });
+  return spec
+    .split(';')
+    .filter(Boolean)
+    .map((part) => {
+      const i = part.indexOf(':');
+      return { name: part.slice(0, i), options: JSON.parse(part.slice(i + 1)) as Partial<SampleModeratorOptions> };
+    });
 }
 
 /** CPU seconds per thread of this process, by tid, with the thread's name. */
@@ -102,17 +115,54 @@ function threadDelta(a: ReturnType<typeof threadTimes>, b: ReturnType<typeof thr
 }
 
 /** CPU time of the calling thread (Node >= 23.9; @types/node 20 does not declare it). */
-const threadCpuUsage: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage = (process as NodeJS.Process & { threadCpuUsage(previous?: NodeJS.CpuUsage): NodeJS.CpuUsage }).threadCpuUsage.bind(process);
+const threadCpuUsage: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage = (
+  process as NodeJS.Process & { threadCpuUsage(previous?: NodeJS.CpuUsage): NodeJS.CpuUsage }
+).threadCpuUsage.bind(process);
 const cpuSecOf = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
 
 /** One stream's packets for one pass over its scene (video and audio interleaved by send time). */
-function packetsOf(scene: EncodedScene, streamId: string): { at: number; p: Omit<RtpPacketIn, 'arrivedAt' | 'sequenceNumber' | 'timestamp'> & { ts: number } }[] {
+function packetsOf(
+  scene: EncodedScene,
+  streamId: string,
+): { at: number; p: Omit<RtpPacketIn, 'arrivedAt' | 'sequenceNumber' | 'timestamp'> & { ts: number } }[] {
   const out: { at: number; p: Omit<RtpPacketIn, 'arrivedAt' | 'sequenceNumber' | 'timestamp'> & { ts: number } }[] = [];
   scene.video.forEach((f, i) => {
     const payloads = packetizeVp8(f.data, 1200, i & 0x7fff);
-    payloads.forEach((payload, k) => out.push({ at: (i * 1000) / scene.fps, p: { streamId, trackId: 'video', kind: 'video', codec: 'VP8', clockRate: 90000, payloadType: 96, marker: k === payloads.length - 1, ssrc: 0x1234, payload, ts: Math.round((i * 90000) / scene.fps) } }));
+    payloads.forEach((payload, k) =>
+      out.push({
+        at: (i * 1000) / scene.fps,
+        p: {
+          streamId,
+          trackId: 'video',
+          kind: 'video',
+          codec: 'VP8',
+          clockRate: 90000,
+          payloadType: 96,
+          marker: k === payloads.length - 1,
+          ssrc: 0x1234,
+          payload,
+          ts: Math.round((i * 90000) / scene.fps),
+        },
+      }),
+    );
   });
-  scene.audio.forEach((f, i) => out.push({ at: i * 20, p: { streamId, trackId: 'audio', kind: 'audio', codec: 'opus', clockRate: 48000, payloadType: 111, marker: false, ssrc: 0x5678, payload: packetizeOpus(f.data)[0]!, ts: i * 960 } }));
+  scene.audio.forEach((f, i) =>
+    out.push({
+      at: i * 20,
+      p: {
+        streamId,
+        trackId: 'audio',
+        kind: 'audio',
+        codec: 'opus',
+        clockRate: 48000,
+        payloadType: 111,
+        marker: false,
+        ssrc: 0x5678,
+        payload: packetizeOpus(f.data)[0]!,
+        ts: i * 960,
+      },
+    }),
+  );
   return out.sort((a, b) => a.at - b.at);
 }
 
@@ -167,18 +217,49 @@ async function vadCostPerWindow(stack: ModerationStack): Promise<number> {
 }
 
 /** Main-thread CPU per call of the stages that run synchronously there (s), each measured alone. */
-interface MainCosts { vad: number; pdq: number; pdqLuma: number; preprocess: number }
+interface MainCosts {
+  vad: number;
+  pdq: number;
+  pdqLuma: number;
+  preprocess: number;
+}
 
-async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<SceneKind, EncodedScene>, variant: Variant, index: number, costs: MainCosts): Promise<RoundResult> {
+async function runRound(
+  stack: ModerationStack,
+  policy: Policy,
+  scenes: Map<SceneKind, EncodedScene>,
+  variant: Variant,
+  index: number,
+  costs: MainCosts,
+): Promise<RoundResult> {
   const moderator = new SampleModerator({ ...stack.moderator.options, ...variant.options });
   const tag = `${variant.name}-${index}`;
   const streams = Array.from({ length: STREAMS }, (_, i) => {
     const scene = SCENES[i % SCENES.length]!;
     const streamId = `bench-${tag}-${i}-${scene}`;
-    return { streamId, scene, packets: packetsOf(scenes.get(scene)!, streamId), loopMs: scenes.get(scene)!.video.length * (1000 / scenes.get(scene)!.fps), seq: { video: 1000, audio: 5000 } as Record<string, number> };
+    return {
+      streamId,
+      scene,
+      packets: packetsOf(scenes.get(scene)!, streamId),
+      loopMs: scenes.get(scene)!.video.length * (1000 / scenes.get(scene)!.fps),
+      seq: { video: 1000, audio: 5000 } as Record<string, number>,
+    };
   });
   const fusion = new Map<string, FusionState>(streams.map((s) => [s.streamId, createFusionState(s.streamId)]));
-  const outcomes = new Map<string, StreamOutcome>(streams.map((s) => [s.streamId, { streamId: s.streamId, scene: s.scene, restrictions: {}, videoSamples: 0, audioSamples: 0, ocrPasses: 0, textHits: 0 }]));
+  const outcomes = new Map<string, StreamOutcome>(
+    streams.map((s) => [
+      s.streamId,
+      {
+        streamId: s.streamId,
+        scene: s.scene,
+        restrictions: {},
+        videoSamples: 0,
+        audioSamples: 0,
+        ocrPasses: 0,
+        textHits: 0,
+      },
+    ]),
+  );
   const main = { pacing: 0, fusion: 0, vadWindows: 0, classified: 0 };
   const ocr = { detectMs: 0, recognizeMs: 0 };
   const decision: number[] = [];
@@ -198,15 +279,21 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
     const r = fuse(state, signals, policy, wall());
     fusion.set(signals.streamId, r.state);
     // every distinct restriction the round saw, with when it first appeared
-    const why = (cats: { category: string }[]): string => cats.map((c) => c.category).join('+') || r.verdict.degraded.map((k) => `${k} unavailable`).join('+');
-    const now = [...(r.verdict.kill ? [`kill(${r.verdict.killCategories.map((c) => c.category).join('+')})`] : []),
-      ...Object.entries(r.verdict.perJurisdiction).filter(([, v]) => v.action !== 'allow').map(([j, v]) => `${j}:${v.action}(${why(v.categories)})`)];
+    const why = (cats: { category: string }[]): string =>
+      cats.map((c) => c.category).join('+') || r.verdict.degraded.map((k) => `${k} unavailable`).join('+');
+    const now = [
+      ...(r.verdict.kill ? [`kill(${r.verdict.killCategories.map((c) => c.category).join('+')})`] : []),
+      ...Object.entries(r.verdict.perJurisdiction)
+        .filter(([, v]) => v.action !== 'allow')
+        .map(([j, v]) => `${j}:${v.action}(${why(v.categories)})`),
+    ];
     for (const k of now) if (!(k in out.restrictions)) out.restrictions[k] = round((performance.now() - t0) / 1000, 2);
     if (measuring) {
       main.fusion += cpuSecOf(threadCpuUsage(c));
       if (signals.timings.preprocess !== undefined) main.classified++;
       if (signals.timings.vad !== undefined) main.vadWindows++;
-      if (signals.kind === 'video' && signals.timings.ocr === undefined) decision.push(signals.completedAt - signals.arrivedAt);
+      if (signals.kind === 'video' && signals.timings.ocr === undefined)
+        decision.push(signals.completedAt - signals.arrivedAt);
     }
   };
   const onSample = (sample: Sample): void => {
@@ -214,7 +301,9 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
     if (!out) return;
     if (sample.kind === 'video') out.videoSamples++;
     else out.audioSamples++;
-    void moderator.moderate(sample, onSignals).catch((err: unknown) => console.error(`moderate: ${(err as Error).message}`));
+    void moderator
+      .moderate(sample, onSignals)
+      .catch((err: unknown) => console.error(`moderate: ${(err as Error).message}`));
   };
   stack.samplers.on('sample', onSample);
   // OCR's own split: the reader's reply timings (wall ms inside its thread)
@@ -223,7 +312,10 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
   if (reader && read) {
     reader.read = async (frame, opts) => {
       const r = await read(frame, opts);
-      if (measuring) { ocr.detectMs += r.timings.detect; ocr.recognizeMs += r.timings.recognize; }
+      if (measuring) {
+        ocr.detectMs += r.timings.detect;
+        ocr.recognizeMs += r.timings.recognize;
+      }
       return r;
     };
   }
@@ -244,9 +336,20 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
           const due = loops[i]! * s.loopMs + item.at;
           if (due > elapsed) break;
           const { ts, ...rest } = item.p;
-          const loopTs = item.p.kind === 'video' ? Math.round((loops[i]! * s.loopMs * 90000) / 1000) : Math.round((loops[i]! * s.loopMs * 48000) / 1000);
-          stack.samplers.push({ ...rest, sequenceNumber: s.seq[item.p.kind]!++ & 0xffff, timestamp: (ts + loopTs) >>> 0, arrivedAt: wall() });
-          if (++next[i]! >= s.packets.length) { next[i] = 0; loops[i]!++; }
+          const loopTs =
+            item.p.kind === 'video'
+              ? Math.round((loops[i]! * s.loopMs * 90000) / 1000)
+              : Math.round((loops[i]! * s.loopMs * 48000) / 1000);
+          stack.samplers.push({
+            ...rest,
+            sequenceNumber: s.seq[item.p.kind]!++ & 0xffff,
+            timestamp: (ts + loopTs) >>> 0,
+            arrivedAt: wall(),
+          });
+          if (++next[i]! >= s.packets.length) {
+            next[i] = 0;
+            loops[i]!++;
+          }
         }
       });
       if (measuring) main.pacing += cpuSecOf(threadCpuUsage(c));
@@ -267,13 +370,17 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
   measuring = false;
   stack.samplers.off('sample', onSample);
   if (reader && read) reader.read = read;
-  for (const s of streams) { stack.samplers.releaseStream(s.streamId); moderator.releaseStream(s.streamId); }
+  for (const s of streams) {
+    stack.samplers.releaseStream(s.streamId);
+    moderator.releaseStream(s.streamId);
+  }
 
   const threads = threadDelta(before, after);
   const ocrCpu = threads.ocr ?? 0;
   const ocrWall = ocr.detectMs + ocr.recognizeMs;
   // the plane is hashed only when the samplers send one (lumaMaxSide, off by default)
-  const pdq = pdqHashes * (moderator.options.pdqFromLuma && stack.samplers.options.lumaMaxSide > 0 ? costs.pdqLuma : costs.pdq);
+  const pdq =
+    pdqHashes * (moderator.options.pdqFromLuma && stack.samplers.options.lumaMaxSide > 0 ? costs.pdqLuma : costs.pdq);
   const preprocess = main.classified * costs.preprocess;
   const vad = main.vadWindows * costs.vad;
   const stages: Record<string, number> = {
@@ -295,9 +402,15 @@ async function runRound(stack: ModerationStack, policy: Policy, scenes: Map<Scen
   const perStream = Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, round(v / streamSec)]));
   const sorted = decision.sort((a, b) => a - b);
   return {
-    variant: variant.name, round: index, seconds: SECONDS, streams: STREAMS, perStream,
+    variant: variant.name,
+    round: index,
+    seconds: SECONDS,
+    streams: STREAMS,
+    perStream,
     totalPerStream: round(Object.values(stages).reduce((a, b) => a + b, 0) / streamSec),
-    decisionP99Ms: sorted.length ? round(sorted[Math.min(sorted.length - 1, Math.floor(0.99 * sorted.length))]!, 1) : null,
+    decisionP99Ms: sorted.length
+      ? round(sorted[Math.min(sorted.length - 1, Math.floor(0.99 * sorted.length))]!, 1)
+      : null,
     outcomes: [...outcomes.values()],
     moderator: moderator.stats(),
   };
@@ -309,10 +422,20 @@ async function main(): Promise<void> {
   const o = { ...SCENE_DEFAULTS };
   const scenes = new Map<SceneKind, EncodedScene>();
   for (const k of SCENES) scenes.set(k, await loadScene(k, o));
-  const stack = await ModerationStack.load({ backend: 'onnx', policy, budgetMs: BUDGET_MS, samplers: { lumaMaxSide: Number(process.env.PIPELINE_LUMA_MAX_SIDE ?? 0) }, log: (level, msg) => console.log(`${level}: ${msg}`) });
+  const stack = await ModerationStack.load({
+    backend: 'onnx',
+    policy,
+    budgetMs: BUDGET_MS,
+    samplers: { lumaMaxSide: Number(process.env.PIPELINE_LUMA_MAX_SIDE ?? 0) },
+    log: (level, msg) => console.log(`${level}: ${msg}`),
+  });
   try {
     // the banks hold what the violating scenes show and play, as the load test registers them
-    stack.hashBanks.bank('known_bad').add({ hash: pdqHash({ width: o.width, height: o.height, rgb: bankedPicture(o.width, o.height) }).hash, id: 'bench-banked-picture', category: 'known_bad_match' });
+    stack.hashBanks.bank('known_bad').add({
+      hash: pdqHash({ width: o.width, height: o.height, rgb: bankedPicture(o.width, o.height) }).hash,
+      id: 'bench-banked-picture',
+      category: 'known_bad_match',
+    });
     const melody48k = protectedAudio(Math.max(8, o.seconds));
     const melody = new Float32Array(Math.floor(melody48k.length / 3));
     for (let i = 0; i < melody.length; i++) melody[i] = melody48k[i * 3]!;
@@ -324,36 +447,81 @@ async function main(): Promise<void> {
       vad: await vadCostPerWindow(stack),
       pdq: cpuPerCall(() => pdqHash(frame)),
       // as the moderator hashes a sample's prescaled plane: widened to float, then hashed
-      pdqLuma: cpuPerCall(() => pdqHash({ width: plane.width, height: plane.height, luma: Float64Array.from(plane.data) })),
+      pdqLuma: cpuPerCall(() =>
+        pdqHash({ width: plane.width, height: plane.height, luma: Float64Array.from(plane.data) }),
+      ),
       preprocess: cpuPerCall(() => resizeBilinearAlignCorners(frame, 224)),
     };
-    console.log(`main-thread CPU per call, measured alone: vad ${(costs.vad * 1000).toFixed(2)} ms per 1 s window, pdq ${(costs.pdq * 1000).toFixed(2)} ms per ${o.width}x${o.height} RGB frame, ${(costs.pdqLuma * 1000).toFixed(2)} ms per ${plane.width}x${plane.height} luma plane, preprocess ${(costs.preprocess * 1000).toFixed(2)} ms per 224x224 input`);
+    console.log(
+      `main-thread CPU per call, measured alone: vad ${(costs.vad * 1000).toFixed(2)} ms per 1 s window, pdq ${(costs.pdq * 1000).toFixed(2)} ms per ${o.width}x${o.height} RGB frame, ${(costs.pdqLuma * 1000).toFixed(2)} ms per ${plane.width}x${plane.height} luma plane, preprocess ${(costs.preprocess * 1000).toFixed(2)} ms per 224x224 input`,
+    );
     const vs = variants();
-    console.log(`pipeline bench: ${STREAMS} streams (${SCENES.join(', ')} in rotation), ${o.width}x${o.height} VP8 ${o.fps} fps + Opus, ${SECONDS} s per round after ${WARMUP_SEC} s warm-up, ${ROUNDS} round(s) of ${vs.map((v) => v.name).join(' / ')}; ${availableParallelism()} cores, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(
+      `pipeline bench: ${STREAMS} streams (${SCENES.join(', ')} in rotation), ${o.width}x${o.height} VP8 ${o.fps} fps + Opus, ${SECONDS} s per round after ${WARMUP_SEC} s warm-up, ${ROUNDS} round(s) of ${vs.map((v) => v.name).join(' / ')}; ${availableParallelism()} cores, load ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
     const rounds: RoundResult[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       for (const v of vs) {
         const res = await runRound(stack, policy, scenes, v, r, costs);
         rounds.push(res);
-        console.log(`[${v.name} #${r}] ${res.totalPerStream.toFixed(3)} core/stream: ${Object.entries(res.perStream).map(([k, x]) => `${k} ${x.toFixed(4)}`).join('  ')}  decision p99 ${res.decisionP99Ms ?? '-'} ms`);
-        for (const s of res.outcomes) console.log(`    ${s.scene.padEnd(15)} ${Object.entries(s.restrictions).map(([k, t]) => `${k} at ${t} s`).join(', ') || 'not restricted'} (${s.videoSamples} video, ${s.audioSamples} audio samples, ${s.ocrPasses} OCR passes, ${s.textHits} text hits)`);
+        console.log(
+          `[${v.name} #${r}] ${res.totalPerStream.toFixed(3)} core/stream: ${Object.entries(res.perStream)
+            .map(([k, x]) => `${k} ${x.toFixed(4)}`)
+            .join('  ')}  decision p99 ${res.decisionP99Ms ?? '-'} ms`,
+        );
+        for (const s of res.outcomes)
+          console.log(
+            `    ${s.scene.padEnd(15)} ${
+              Object.entries(s.restrictions)
+                .map(([k, t]) => `${k} at ${t} s`)
+                .join(', ') || 'not restricted'
+            } (${s.videoSamples} video, ${s.audioSamples} audio samples, ${s.ocrPasses} OCR passes, ${s.textHits} text hits)`,
+          );
         console.log(`    moderator: ${JSON.stringify(res.moderator)}`);
       }
     }
-    const summary = Object.fromEntries(vs.map((v) => {
-      const mine = rounds.filter((r) => r.variant === v.name);
-      const mean = (f: (r: RoundResult) => number): number => round(mine.reduce((a, r) => a + f(r), 0) / mine.length);
-      const keys = [...new Set(mine.flatMap((r) => Object.keys(r.perStream)))];
-      return [v.name, { totalPerStream: mean((r) => r.totalPerStream), perStream: Object.fromEntries(keys.map((k) => [k, mean((r) => r.perStream[k] ?? 0)])) }];
-    }));
+    const summary = Object.fromEntries(
+      vs.map((v) => {
+        const mine = rounds.filter((r) => r.variant === v.name);
+        const mean = (f: (r: RoundResult) => number): number => round(mine.reduce((a, r) => a + f(r), 0) / mine.length);
+        const keys = [...new Set(mine.flatMap((r) => Object.keys(r.perStream)))];
+        return [
+          v.name,
+          {
+            totalPerStream: mean((r) => r.totalPerStream),
+            perStream: Object.fromEntries(keys.map((k) => [k, mean((r) => r.perStream[k] ?? 0)])),
+          },
+        ];
+      }),
+    );
     const result = {
-      bench: 'pipeline', at: new Date().toISOString(),
-      machine: { cores: availableParallelism(), cpu: cpus()[0]?.model, node: process.version, loadavg: loadavg(), note: 'shared 2-core dev box: other processes compete for the cores; compare variants within one run' },
-      load: { streams: STREAMS, budgetMs: BUDGET_MS, scenes: SCENES, video: `${o.width}x${o.height} VP8 ${o.fps} fps ${o.videoKbps} kbit/s`, audio: `Opus ${o.audioKbps} kbit/s`, secondsPerRound: SECONDS, warmupSec: WARMUP_SEC },
+      bench: 'pipeline',
+      at: new Date().toISOString(),
+      machine: {
+        cores: availableParallelism(),
+        cpu: cpus()[0]?.model,
+        node: process.version,
+        loadavg: loadavg(),
+        note: 'shared 2-core dev box: other processes compete for the cores; compare variants within one run',
+      },
+      load: {
+        streams: STREAMS,
+        budgetMs: BUDGET_MS,
+        scenes: SCENES,
+        video: `${o.width}x${o.height} VP8 ${o.fps} fps ${o.videoKbps} kbit/s`,
+        audio: `Opus ${o.audioKbps} kbit/s`,
+        secondsPerRound: SECONDS,
+        warmupSec: WARMUP_SEC,
+      },
       unit: 'core-seconds per stream-second',
       mainThreadMsPerCall: Object.fromEntries(Object.entries(costs).map(([k, v]) => [k, round(v * 1000, 3)])),
-      method: 'per-thread CPU from /proc/self/task/*/stat grouped by thread name; main thread split with process.threadCpuUsage around pacing and fusion, and for PDQ, preprocessing and VAD (onnxruntime on the main thread) by their per-call CPU measured alone times the calls counted in the round; OCR thread split by detection/recognition wall time; forwarding not included (bench:forward)',
-      variants: vs, summary, rounds,
+      method:
+        'per-thread CPU from /proc/self/task/*/stat grouped by thread name; main thread split with process.threadCpuUsage around pacing and fusion, and for PDQ, preprocessing and VAD (onnxruntime on the main thread) by their per-call CPU measured alone times the calls counted in the round; OCR thread split by detection/recognition wall time; forwarding not included (bench:forward)',
+      variants: vs,
+      summary,
+      rounds,
       wallSeconds: round((Date.now() - started) / 1000, 1),
     };
     mkdirSync(dirname(OUT), { recursive: true });

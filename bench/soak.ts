@@ -32,7 +32,14 @@ async function serve(): Promise<void> {
   // the operator's server settings pass through (e.g. SFU_ENGINE); the soak pins only where it listens
   const env: Record<string, string> = {};
   for (const k of Object.keys(ENV_KEYS)) if (process.env[k]) env[k] = process.env[k]!;
-  Object.assign(env, { PORT: '0', HOST: '127.0.0.1', ANNOUNCED_ADDRESS: '127.0.0.1', AUTH_SECRET, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', DEMO: '0' });
+  Object.assign(env, {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    ANNOUNCED_ADDRESS: '127.0.0.1',
+    AUTH_SECRET,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    DEMO: '0',
+  });
   delete env.PUBLIC_URL;
   delete env.MEDIA_LISTEN_ADDRESS;
   const server = await buildServer(loadConfig({ argv: [], env }));
@@ -56,7 +63,15 @@ async function serve(): Promise<void> {
         send({ type: 'token', id: m.id, token });
       } else if (m.type === 'memory') {
         const mu = process.memoryUsage();
-        send({ type: 'memory', id: m.id, heapUsed: mu.heapUsed, heapTotal: mu.heapTotal, external: mu.external, arrayBuffers: mu.arrayBuffers, rss: mu.rss });
+        send({
+          type: 'memory',
+          id: m.id,
+          heapUsed: mu.heapUsed,
+          heapTotal: mu.heapTotal,
+          external: mu.external,
+          arrayBuffers: mu.arrayBuffers,
+          rss: mu.rss,
+        });
       } else if (m.type === 'stop') await stop();
     })();
   });
@@ -89,7 +104,10 @@ class ServerProcess {
     });
     this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
     this.ready = new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('the server process was not ready within 180 s (models loading?)')), 180_000);
+      const t = setTimeout(
+        () => reject(new Error('the server process was not ready within 180 s (models loading?)')),
+        180_000,
+      );
       this.child.on('message', (m: Record<string, unknown>) => {
         if (m.type === 'ready') {
           clearTimeout(t);
@@ -210,17 +228,30 @@ async function soak(): Promise<void> {
 
   const server = new ServerProcess();
   // the soak ends itself: whatever hangs, the child is killed and this process exits
-  const watchdog = setTimeout(() => {
-    console.error('soak: watchdog fired (run overran by 5 min); killing the server process');
-    server.child.kill('SIGKILL');
-    process.exit(2);
-  }, durationMs + 5 * 60_000);
+  const watchdog = setTimeout(
+    () => {
+      console.error('soak: watchdog fired (run overran by 5 min); killing the server process');
+      server.child.kill('SIGKILL');
+      process.exit(2);
+    },
+    durationMs + 5 * 60_000,
+  );
   watchdog.unref();
   const ready = await server.ready;
   const pid = ready.pid;
-  console.log(`soak: server pid ${pid} at ${ready.url}, engine ${ready.engine}; ${MINUTES} min, sample every ${SAMPLE_S} s`);
+  console.log(
+    `soak: server pid ${pid} at ${ready.url}, engine ${ready.engine}; ${MINUTES} min, sample every ${SAMPLE_S} s`,
+  );
 
-  const counts = { publishersStarted: 0, publisherFailures: 0, viewersJoined: 0, viewerFailures: 0, viewersDeleted: 0, viewersVanished: 0, viewersEndedByServer: 0 };
+  const counts = {
+    publishersStarted: 0,
+    publisherFailures: 0,
+    viewersJoined: 0,
+    viewerFailures: 0,
+    viewersDeleted: 0,
+    viewersVanished: 0,
+    viewersEndedByServer: 0,
+  };
   const live = new Map<string, WhipPublisherT>();
   const viewers = new Set<WhepViewerT>();
   const t0 = Date.now();
@@ -267,8 +298,18 @@ async function soak(): Promise<void> {
     const jurisdiction = ['SE', 'DE', 'SA'][Math.floor(Math.random() * 3)]!;
     let v: WhepViewerT | undefined;
     try {
-      const token = await server.token({ role: 'viewer', sub: `soak-viewer-${counts.viewersJoined}`, jurisdiction, viewerId: `v${counts.viewersJoined}` });
-      v = await WhepViewer.connect({ url: `${ready.url}/whep/${streamId}`, token, maxRecords: 0, connectTimeoutMs: 30_000 });
+      const token = await server.token({
+        role: 'viewer',
+        sub: `soak-viewer-${counts.viewersJoined}`,
+        jurisdiction,
+        viewerId: `v${counts.viewersJoined}`,
+      });
+      v = await WhepViewer.connect({
+        url: `${ready.url}/whep/${streamId}`,
+        token,
+        maxRecords: 0,
+        connectTimeoutMs: 30_000,
+      });
       counts.viewersJoined++;
       viewers.add(v);
       let endedByServer = false;
@@ -314,7 +355,10 @@ async function soak(): Promise<void> {
   }
 
   async function sample(): Promise<Sample> {
-    const [mem, text] = await Promise.all([server.ask({ type: 'memory' }), fetch(`${ready.url}/metrics`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.text())]);
+    const [mem, text] = await Promise.all([
+      server.ask({ type: 'memory' }),
+      fetch(`${ready.url}/metrics`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.text()),
+    ]);
     const m = parseMetrics(text);
     const workers = childrenOf(pid);
     const store: Record<string, number> = {};
@@ -350,7 +394,8 @@ async function soak(): Promise<void> {
     };
   }
 
-  const HEAD = 'min    rss   heap   fds  wrkRSS wrkFd  eld99  streams viewers  audit decis  stmts  rvOpen rvDone thumbs';
+  const HEAD =
+    'min    rss   heap   fds  wrkRSS wrkFd  eld99  streams viewers  audit decis  stmts  rvOpen rvDone thumbs';
   const row = (s: Sample): string =>
     [
       s.minute.toFixed(1).padStart(5),
@@ -427,10 +472,28 @@ async function soak(): Promise<void> {
   const xs = post.map((s) => s.minute);
   const span = first && last ? last.minute - first.minute : 0;
   const rssGrowthPct = first && last ? round(((last.rssMiB - first.rssMiB) / first.rssMiB) * 100, 2) : NaN;
-  const rssSlope = round(slope(post.map((s) => s.rssMiB), xs), 3);
-  const heapSlope = round(slope(post.map((s) => s.heapUsedMiB), xs), 3);
+  const rssSlope = round(
+    slope(
+      post.map((s) => s.rssMiB),
+      xs,
+    ),
+    3,
+  );
+  const heapSlope = round(
+    slope(
+      post.map((s) => s.heapUsedMiB),
+      xs,
+    ),
+    3,
+  );
   const fdMean = post.reduce((a, s) => a + s.openFiles, 0) / Math.max(1, post.length);
-  const fdSlope = round(slope(post.map((s) => s.openFiles), xs), 3);
+  const fdSlope = round(
+    slope(
+      post.map((s) => s.openFiles),
+      xs,
+    ),
+    3,
+  );
   const fdTrend = round(fdSlope * span, 1);
   const fdFlat = post.length >= 2 && Math.abs(fdTrend) <= Math.max(5, 0.05 * fdMean);
   const verdict = {
@@ -449,7 +512,9 @@ async function soak(): Promise<void> {
     openFilesBaseline: baseline.openFiles,
     openFilesDrained: drained?.openFiles ?? null,
     eventLoopP99MaxMs: post.length ? Math.max(...post.map((s) => s.eventLoopP99Ms)) : null,
-    eventLoopP99MedianMs: post.length ? [...post.map((s) => s.eventLoopP99Ms)].sort((a, b) => a - b)[Math.floor(post.length / 2)] : null,
+    eventLoopP99MedianMs: post.length
+      ? [...post.map((s) => s.eventLoopP99Ms)].sort((a, b) => a - b)[Math.floor(post.length / 2)]
+      : null,
   };
   console.log(`clients: ${JSON.stringify(counts)}`);
   console.log(
@@ -459,14 +524,23 @@ async function soak(): Promise<void> {
   console.log(
     `verdict: open files ${verdict.openFilesAtWarmup} -> ${verdict.openFilesLast} (trend ${fdTrend} over ${round(span)} min, baseline ${baseline.openFiles}, drained ${verdict.openFilesDrained}): ${fdFlat ? 'FLAT' : 'NOT FLAT'}`,
   );
-  console.log(`event loop p99 per minute: median ${verdict.eventLoopP99MedianMs} ms, max ${verdict.eventLoopP99MaxMs} ms (budget 10 ms)`);
+  console.log(
+    `event loop p99 per minute: median ${verdict.eventLoopP99MedianMs} ms, max ${verdict.eventLoopP99MaxMs} ms (budget 10 ms)`,
+  );
   const out = {
     bench: 'soak',
     node: process.version,
     engine: ready.engine,
     minutes: MINUTES,
     sampleSeconds: SAMPLE_S,
-    churn: { publishers: PUBLISHERS, publisherLifeS: PUB_LIFE, viewers: VIEWERS, viewerLifeS: VIEWER_LIFE, vanishShare: VANISH, bannedTextEvery: 3 },
+    churn: {
+      publishers: PUBLISHERS,
+      publisherLifeS: PUB_LIFE,
+      viewers: VIEWERS,
+      viewerLifeS: VIEWER_LIFE,
+      vanishShare: VANISH,
+      bannedTextEvery: 3,
+    },
     note: 'server (moderation on, default config) in its own process; rss/heap/fds are the server Node process, workers = its mediasoup worker processes; eld = event-loop delay p99 of each interval (server /metrics)',
     counts,
     baseline,

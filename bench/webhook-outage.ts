@@ -36,8 +36,21 @@ const port = (hook.address() as { port: number }).port;
 const config = loadConfig({
   argv: [],
   env: {
-    ...LOAD_TEST_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'error', MODERATION: 'false', EVIDENCE: 'false', AUTH_SECRET: 'bench-secret-0123456789-0123456789-0123',
-    WEBHOOKS: JSON.stringify([{ id: 'platform', url: `http://127.0.0.1:${port}/hook`, secrets: ['whsec_bench_0123456789abcdef'], events: ['statement.created'] }]),
+    ...LOAD_TEST_ENV,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'error',
+    MODERATION: 'false',
+    EVIDENCE: 'false',
+    AUTH_SECRET: 'bench-secret-0123456789-0123456789-0123',
+    WEBHOOKS: JSON.stringify([
+      {
+        id: 'platform',
+        url: `http://127.0.0.1:${port}/hook`,
+        secrets: ['whsec_bench_0123456789abcdef'],
+        events: ['statement.created'],
+      },
+    ]),
     WEBHOOK_DIR: dir,
   },
 });
@@ -46,7 +59,11 @@ await server.listen();
 const admin = await server.auth.sign({ role: 'admin', sub: 'bench' }, '2h');
 let n = 0;
 const kill = async (): Promise<void> => {
-  const r = await fetch(`${server.url}/v1/streams/bench-${n++}/kill`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'outage bench' }) });
+  const r = await fetch(`${server.url}/v1/streams/bench-${n++}/kill`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ reason: 'outage bench' }),
+  });
   if (r.status !== 202) throw new Error(`kill: ${r.status} ${await r.text()}`);
 };
 for (let i = 0; i < beforeS; i++) {

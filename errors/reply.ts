@@ -13,10 +13,17 @@ interface ThrownError extends Error {
 
 export function replyError(err: ThrownError): ErrorReply {
   if (err instanceof CodedError) return err.toJSON();
-  if (err.validation) return { statusCode: 400, code: 'SRV_ERR_BAD_REQUEST', error: statusText(400), message: err.message };
-  const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+  if (err.validation)
+    return { statusCode: 400, code: 'SRV_ERR_BAD_REQUEST', error: statusText(400), message: err.message };
+  const status =
+    typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
   if (status < 500 && (!err.code || err.code.startsWith('FST_'))) {
-    return { statusCode: status, code: 'SRV_ERR_BAD_REQUEST', error: statusText(status), message: err.code ? `${err.message} (${err.code})` : err.message };
+    return {
+      statusCode: status,
+      code: 'SRV_ERR_BAD_REQUEST',
+      error: statusText(status),
+      message: err.code ? `${err.message} (${err.code})` : err.message,
+    };
   }
   if (status >= 500 && (!err.code || err.code.startsWith('FST_') || err.code.startsWith('ERR_'))) {
     return { statusCode: 500, code: 'SRV_ERR_INTERNAL', error: statusText(500), message: 'internal error' };

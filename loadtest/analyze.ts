@@ -145,7 +145,12 @@ export interface StreamTimeline {
   onsets: { atSec: number; kind: string; expect: string }[];
   decisions: { atSec: number; action: string; jurisdictions: string[] }[];
   killAtSec?: number;
-  viewers: { viewerId: string; jurisdiction: string; video: [number, number, 'source' | 'foreign'][]; audio: [number, number, 'source' | 'foreign'][] }[];
+  viewers: {
+    viewerId: string;
+    jurisdiction: string;
+    video: [number, number, 'source' | 'foreign'][];
+    audio: [number, number, 'source' | 'foreign'][];
+  }[];
 }
 
 export interface AnalyzeOptions {
@@ -168,7 +173,13 @@ function sourceStoppedAt(t: KindTimeline, after: number, end: number, tol: numbe
   return last < end - tol ? last : undefined;
 }
 
-function classifyViewer(v: ViewerRecord, e: Expectation, onset: number, end: number, tol: number): { expected: ViewerExpect; observed: ViewerObserved; afterMs?: number } {
+function classifyViewer(
+  v: ViewerRecord,
+  e: Expectation,
+  onset: number,
+  end: number,
+  tol: number,
+): { expected: ViewerExpect; observed: ViewerObserved; afterMs?: number } {
   const restricted = e.action === 'kill' || e.jurisdictions.includes(v.jurisdiction);
   const expected: ViewerExpect = !restricted ? 'forward' : e.action === 'kill' ? 'cut' : e.action;
   const lastV = v.video.lastAt('source');
@@ -208,7 +219,8 @@ function decisionMatches(d: DecisionRecord, e: Expectation): boolean {
   return d.jurisdictions.length === 0 || e.jurisdictions.some((j) => d.jurisdictions.includes(j));
 }
 
-const finite = (xs: (number | undefined)[]): number[] => xs.filter((x): x is number => x !== undefined && Number.isFinite(x));
+const finite = (xs: (number | undefined)[]): number[] =>
+  xs.filter((x): x is number => x !== undefined && Number.isFinite(x));
 
 export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult {
   const tol = options.tailToleranceMs ?? 2000;
@@ -243,8 +255,14 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
       const e = parseExpect(violation.expect);
       const onset = rec?.onsets[i];
       const out: ViolationOutcome = {
-        streamId: script.streamId, kind: violation.kind, expect: violation.expect, atSec: violation.atSec,
-        onsetAt: onset, detected: false, viewers: [], overblocked: 0,
+        streamId: script.streamId,
+        kind: violation.kind,
+        expect: violation.expect,
+        atSec: violation.atSec,
+        onsetAt: onset,
+        detected: false,
+        viewers: [],
+        overblocked: 0,
       };
       violations.push(out);
       if (onset === undefined || !rec) return;
@@ -266,9 +284,13 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
       // exposure: the last of our packets any viewer received after the onset (kills only: a blank
       // leaves unrestricted viewers legitimately watching)
       if (e.action === 'kill') {
-        const lasts = finite(viewers.map((v) => Math.max(v.video.lastAt('source') ?? -Infinity, v.audio.lastAt('source') ?? -Infinity)));
+        const lasts = finite(
+          viewers.map((v) => Math.max(v.video.lastAt('source') ?? -Infinity, v.audio.lastAt('source') ?? -Infinity)),
+        );
         if (lasts.length) out.exposureMs = Math.max(0, Math.max(...lasts) - onset);
-        out.detected = out.killLatencyMs !== undefined && out.viewers.every((v) => v.observed === 'cut' || v.observed === 'no_media');
+        out.detected =
+          out.killLatencyMs !== undefined &&
+          out.viewers.every((v) => v.observed === 'cut' || v.observed === 'no_media');
       } else {
         const restricted = out.viewers.filter((v) => v.expected !== 'forward');
         const filteredTimes = finite(restricted.map((v) => (v.ok ? v.afterMs : undefined)));
@@ -278,7 +300,8 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
         } else {
           out.detected = decision !== undefined;
         }
-        if (out.decisionLatencyMs === undefined && out.detected && filteredTimes.length) out.decisionLatencyMs = Math.min(...filteredTimes);
+        if (out.decisionLatencyMs === undefined && out.detected && filteredTimes.length)
+          out.decisionLatencyMs = Math.min(...filteredTimes);
       }
     });
   }
@@ -295,8 +318,10 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
     }
     const published = run.streams.filter((s) => !s.error).length;
     if (server.cpuPercent !== undefined && published > 0) server.cpuPercentPerStream = server.cpuPercent / published;
-    if (first.samplerDrops !== undefined && last.samplerDrops !== undefined) server.samplerDrops = last.samplerDrops - first.samplerDrops;
-    if (first.deadlineMisses !== undefined && last.deadlineMisses !== undefined) server.deadlineMisses = last.deadlineMisses - first.deadlineMisses;
+    if (first.samplerDrops !== undefined && last.samplerDrops !== undefined)
+      server.samplerDrops = last.samplerDrops - first.samplerDrops;
+    if (first.deadlineMisses !== undefined && last.deadlineMisses !== undefined)
+      server.deadlineMisses = last.deadlineMisses - first.deadlineMisses;
     if (last.decisionHistogram) {
       const h = diffHistogram(last.decisionHistogram, first.decisionHistogram);
       server.histogramDecisionCount = h.count;
@@ -322,7 +347,8 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
   if (raw.length) server.eventLoopP99RawMs = quantileSorted(raw, 0.5);
 
   const jitters: number[] = [];
-  for (const v of run.viewers) for (const k of ['audio', 'video'] as const) if (v.jitter[k].packets > 1) jitters.push(v.jitter[k].jitter);
+  for (const v of run.viewers)
+    for (const k of ['audio', 'video'] as const) if (v.jitter[k].packets > 1) jitters.push(v.jitter[k].jitter);
 
   const detected = violations.filter((v) => v.detected).length;
   const falseKills = clean.filter((c) => c.killed).length;
@@ -340,12 +366,19 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
     },
     violations,
     clean,
-    forwarding: { latencyMs: summarize(run.forwardingLatencyMs), jitterMs: summarize(jitters), foreignPackets: run.foreignPackets },
+    forwarding: {
+      latencyMs: summarize(run.forwardingLatencyMs),
+      jitterMs: summarize(jitters),
+      foreignPackets: run.foreignPackets,
+    },
     decisionLatencyMs: summarize(finite(violations.map((v) => v.decisionLatencyMs))),
     serverDecisionLatencyMs: summarize(finite(violations.map((v) => v.serverDecisionLatencyMs))),
     killLatencyMs: summarize(finite(violations.map((v) => v.killLatencyMs))),
     exposureMs: summarize(finite(violations.map((v) => v.exposureMs))),
-    generator: run.generator && run.generator.wallSeconds > 0 ? { cpuPercent: (100 * run.generator.cpuSeconds) / run.generator.wallSeconds } : {},
+    generator:
+      run.generator && run.generator.wallSeconds > 0
+        ? { cpuPercent: (100 * run.generator.cpuSeconds) / run.generator.wallSeconds }
+        : {},
     server,
     counts: {
       violations: violations.length,
@@ -370,10 +403,15 @@ const nul = (x: number | undefined): number | null => (x === undefined || !Numbe
 
 /** The flat figure map budgets refer to. Names: `<what>_<stat>`; every figure is "lower is better". */
 export function figuresOf(r: RunResult): Record<string, number | null> {
-  const serverDecisionP99 = r.server.histogramDecisionP99Ms ?? (r.serverDecisionLatencyMs.n ? r.serverDecisionLatencyMs.p99 : undefined);
+  const serverDecisionP99 =
+    r.server.histogramDecisionP99Ms ?? (r.serverDecisionLatencyMs.n ? r.serverDecisionLatencyMs.p99 : undefined);
   return {
-    decision_p50: nul(r.server.histogramDecisionP50Ms ?? (r.serverDecisionLatencyMs.n ? r.serverDecisionLatencyMs.p50 : undefined)),
-    decision_p95: nul(r.server.histogramDecisionP95Ms ?? (r.serverDecisionLatencyMs.n ? r.serverDecisionLatencyMs.p95 : undefined)),
+    decision_p50: nul(
+      r.server.histogramDecisionP50Ms ?? (r.serverDecisionLatencyMs.n ? r.serverDecisionLatencyMs.p50 : undefined),
+    ),
+    decision_p95: nul(
+      r.server.histogramDecisionP95Ms ?? (r.serverDecisionLatencyMs.n ? r.serverDecisionLatencyMs.p95 : undefined),
+    ),
     decision_p99: nul(serverDecisionP99),
     decision_e2e_p50: nul(r.decisionLatencyMs.p50),
     decision_e2e_p99: nul(r.decisionLatencyMs.p99),
@@ -415,16 +453,28 @@ function timelineOf(run: RunRecord): StreamTimeline[] {
     const rec = run.streams.find((s) => s.streamId === script.streamId);
     return {
       streamId: script.streamId,
-      onsets: script.violations.map((v, i) => ({ atSec: rec?.onsets[i] !== undefined ? rel(rec.onsets[i]!, t0) : v.atSec, kind: v.kind, expect: v.expect })),
-      decisions: (rec?.decisions ?? []).map((d) => ({ atSec: rel(d.at, t0), action: d.action, jurisdictions: d.jurisdictions })),
+      onsets: script.violations.map((v, i) => ({
+        atSec: rec?.onsets[i] !== undefined ? rel(rec.onsets[i]!, t0) : v.atSec,
+        kind: v.kind,
+        expect: v.expect,
+      })),
+      decisions: (rec?.decisions ?? []).map((d) => ({
+        atSec: rel(d.at, t0),
+        action: d.action,
+        jurisdictions: d.jurisdictions,
+      })),
       killAtSec: rec?.killedAt !== undefined ? rel(rec.killedAt, t0) : undefined,
       viewers: run.viewers
         .filter((v) => v.streamId === script.streamId)
         .map((v) => ({
           viewerId: v.viewerId,
           jurisdiction: v.jurisdiction,
-          video: v.video.segments.map((g) => [rel(g.from, t0), rel(g.to, t0), g.origin] as [number, number, 'source' | 'foreign']),
-          audio: v.audio.segments.map((g) => [rel(g.from, t0), rel(g.to, t0), g.origin] as [number, number, 'source' | 'foreign']),
+          video: v.video.segments.map(
+            (g) => [rel(g.from, t0), rel(g.to, t0), g.origin] as [number, number, 'source' | 'foreign'],
+          ),
+          audio: v.audio.segments.map(
+            (g) => [rel(g.from, t0), rel(g.to, t0), g.origin] as [number, number, 'source' | 'foreign'],
+          ),
         })),
     };
   });

@@ -16,7 +16,10 @@ export interface BudgetCheck {
 export function parseBudget(spec: string | undefined): Budget {
   const out: Budget = {};
   if (!spec) return out;
-  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^([a-z0-9_]+)\s*(?:=|<=)\s*(-?[0-9.]+)$/i.exec(part);
     if (!m) throw new RangeError(`bad budget '${part}': use name=number, e.g. decision_p99=100`);
     out[m[1]!.toLowerCase()] = Number(m[2]);
@@ -32,13 +35,23 @@ export function checkBudget(budget: Budget, figures: Record<string, number | nul
 }
 
 /** What a moderated run must get right, budgets or not: these limits override any given ones. */
-export const GROUND_TRUTH: Readonly<Budget> = Object.freeze({ missed: 0, false_kills: 0, false_blanks: 0, false_mutes: 0, overblocked: 0 });
+export const GROUND_TRUTH: Readonly<Budget> = Object.freeze({
+  missed: 0,
+  false_kills: 0,
+  false_blanks: 0,
+  false_mutes: 0,
+  overblocked: 0,
+});
 
 /**
  * The checks a run is judged by: the given budget plus, with moderation on, the ground truth (a
  * limit given for a ground-truth figure cannot relax it). With moderation off nothing is expected
  * to be caught, so only the given budget applies.
  */
-export function runChecks(budget: Budget, figures: Record<string, number | null>, moderation: 'on' | 'off'): BudgetCheck[] {
+export function runChecks(
+  budget: Budget,
+  figures: Record<string, number | null>,
+  moderation: 'on' | 'off',
+): BudgetCheck[] {
   return checkBudget(moderation === 'on' ? { ...budget, ...GROUND_TRUTH } : budget, figures);
 }

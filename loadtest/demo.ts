@@ -34,10 +34,18 @@ export interface DemoOptions {
   jurisdictions: string[];
 }
 
-const DEFAULTS: Readonly<DemoOptions> = Object.freeze({ violateAfterSec: 20, regionalHalfSec: 15, jurisdictions: ['SE', 'DE', 'SA'] });
+const DEFAULTS: Readonly<DemoOptions> = Object.freeze({
+  violateAfterSec: 20,
+  regionalHalfSec: 15,
+  jurisdictions: ['SE', 'DE', 'SA'],
+});
 
 /** Plays `parts` one after the other as one looping clip (each part starts on a keyframe). */
-function concat(parts: { scene: EncodedScene; seconds: number }[]): { video: EncodedFrame[]; audio: EncodedFrame[]; fps: number } {
+function concat(parts: { scene: EncodedScene; seconds: number }[]): {
+  video: EncodedFrame[];
+  audio: EncodedFrame[];
+  fps: number;
+} {
   const video: EncodedFrame[] = [];
   const audio: EncodedFrame[] = [];
   let offsetMs = 0;
@@ -54,20 +62,38 @@ function concat(parts: { scene: EncodedScene; seconds: number }[]): { video: Enc
 
 const log = (msg: string): void => void process.stdout.write(`demo: ${msg}\n`);
 
-export async function startDemo(url: string, tokens: DemoTokens, options: Partial<DemoOptions> = {}): Promise<DemoHandle> {
+export async function startDemo(
+  url: string,
+  tokens: DemoTokens,
+  options: Partial<DemoOptions> = {},
+): Promise<DemoHandle> {
   const o = { ...DEFAULTS, ...options };
   // The known content the demo violates with, registered as an operator would: through the admin API.
   const registrations = [
-    { path: '/v1/banks/known_bad/pictures?id=demo-banked-picture&category=known_bad_match&source=demo', type: 'image/x-portable-pixmap', body: bankedPicturePpm(SCENE_DEFAULTS) },
-    { path: '/v1/audio-banks/protected_music/recordings?name=demo-protected-melody&source=demo', type: 'audio/wav', body: new Uint8Array(wav(protectedAudio(12))) },
+    {
+      path: '/v1/banks/known_bad/pictures?id=demo-banked-picture&category=known_bad_match&source=demo',
+      type: 'image/x-portable-pixmap',
+      body: bankedPicturePpm(SCENE_DEFAULTS),
+    },
+    {
+      path: '/v1/audio-banks/protected_music/recordings?name=demo-protected-melody&source=demo',
+      type: 'audio/wav',
+      body: new Uint8Array(wav(protectedAudio(12))),
+    },
   ];
   for (const r of registrations) {
-    const res = await fetch(`${url}${r.path}`, { method: 'POST', headers: { authorization: `Bearer ${tokens.admin}`, 'content-type': r.type }, body: r.body, signal: AbortSignal.timeout(30_000) });
+    const res = await fetch(`${url}${r.path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens.admin}`, 'content-type': r.type },
+      body: r.body,
+      signal: AbortSignal.timeout(30_000),
+    });
     if (res.status === 503) {
       log('moderation is off on the server (MODERATION=false); the demo streams play unmoderated');
       break;
     }
-    if (res.status !== 201) log(`known content not registered (${r.path.split('?')[0]}: ${res.status} ${(await res.text()).slice(0, 200)})`);
+    if (res.status !== 201)
+      log(`known content not registered (${r.path.split('?')[0]}: ${res.status} ${(await res.text()).slice(0, 200)})`);
   }
 
   const [clean, banked, regional, music] = await Promise.all([
@@ -95,7 +121,12 @@ export async function startDemo(url: string, tokens: DemoTokens, options: Partia
   let closed = false;
   for (const [streamId, clip] of Object.entries(clips)) {
     const token = tokens.publish[streamId];
-    const publisher = await WhipPublisher.connect({ url: `${url}/whip/${streamId}`, token, video: { codec: 'VP8', frames: clip.video, fps: clip.fps }, audio: { frames: clip.audio } });
+    const publisher = await WhipPublisher.connect({
+      url: `${url}/whip/${streamId}`,
+      token,
+      video: { codec: 'VP8', frames: clip.video, fps: clip.fps },
+      audio: { frames: clip.audio },
+    });
     publisher.start();
     publishers.push(publisher);
     void publisher.ended.then(() => {

@@ -21,7 +21,8 @@ function serverLatency(e: Obj, v: Obj): number | undefined {
     const lat = o.latency;
     if (isObj(lat) && num(lat.fromArrivedMs) !== undefined) return num(lat.fromArrivedMs);
     const timings = o.timings;
-    if (isObj(timings)) for (const k of ['decision', 'total', 'endToEnd']) if (num(timings[k]) !== undefined) return num(timings[k]);
+    if (isObj(timings))
+      for (const k of ['decision', 'total', 'endToEnd']) if (num(timings[k]) !== undefined) return num(timings[k]);
     const arrived = num(o.arrivedAt) ?? num(o.frameArrivedAt);
     const applied = num(o.appliedAt) ?? num(o.decidedAt);
     if (arrived !== undefined && applied !== undefined && applied >= arrived) return applied - arrived;
@@ -34,19 +35,41 @@ export function decisionsOf(e: ServerEvent): DecisionRecord[] {
   const out: DecisionRecord[] = [];
   const latency = () => serverLatency(e, verdictOf(e));
   if (e.type === 'stream.killed') {
-    out.push({ at: e.receivedAt, action: 'kill', jurisdictions: [], source: 'streamer_ws', statementIds: typeof e.statementId === 'string' ? [e.statementId] : undefined });
+    out.push({
+      at: e.receivedAt,
+      action: 'kill',
+      jurisdictions: [],
+      source: 'streamer_ws',
+      statementIds: typeof e.statementId === 'string' ? [e.statementId] : undefined,
+    });
   } else if (e.type === 'decision') {
     const v = verdictOf(e);
-    if (v.kill === true || v.action === 'kill_stream') out.push({ at: e.receivedAt, action: 'kill', jurisdictions: [], serverLatencyMs: latency(), source: 'ops_ws' });
+    if (v.kill === true || v.action === 'kill_stream')
+      out.push({ at: e.receivedAt, action: 'kill', jurisdictions: [], serverLatencyMs: latency(), source: 'ops_ws' });
     // server/enforcer.ts DecisionLog: restrictions [{ action, jurisdictions }]
     if (Array.isArray(v.restrictions)) {
       for (const r of v.restrictions) {
         if (!isObj(r)) continue;
         const js = Array.isArray(r.jurisdictions) ? r.jurisdictions.map((j) => String(j).toUpperCase()) : [];
-        const action = r.action === 'kill_stream' ? 'kill' : r.action === 'blank_video' || r.action === 'block' ? 'blank' : r.action === 'mute_audio' ? 'mute' : undefined;
+        const action =
+          r.action === 'kill_stream'
+            ? 'kill'
+            : r.action === 'blank_video' || r.action === 'block'
+              ? 'blank'
+              : r.action === 'mute_audio'
+                ? 'mute'
+                : undefined;
         if (action === 'kill' && out.some((d) => d.action === 'kill')) continue;
         const statementIds = typeof r.statementId === 'string' ? [r.statementId] : undefined;
-        if (action) out.push({ at: e.receivedAt, action, jurisdictions: action === 'kill' ? [] : js, serverLatencyMs: latency(), source: 'ops_ws', statementIds });
+        if (action)
+          out.push({
+            at: e.receivedAt,
+            action,
+            jurisdictions: action === 'kill' ? [] : js,
+            serverLatencyMs: latency(),
+            source: 'ops_ws',
+            statementIds,
+          });
       }
       return out;
     }
@@ -59,10 +82,31 @@ export function decisionsOf(e: ServerEvent): DecisionRecord[] {
         const actions = Array.isArray(action) ? action : [action];
         if (actions.some((a) => a === 'blank_video' || a === 'block')) blank.push(j.toUpperCase());
         if (actions.some((a) => a === 'mute_audio' || a === 'block')) mute.push(j.toUpperCase());
-        if (actions.includes('kill_stream') && !out.some((d) => d.action === 'kill')) out.push({ at: e.receivedAt, action: 'kill', jurisdictions: [], serverLatencyMs: latency(), source: 'ops_ws' });
+        if (actions.includes('kill_stream') && !out.some((d) => d.action === 'kill'))
+          out.push({
+            at: e.receivedAt,
+            action: 'kill',
+            jurisdictions: [],
+            serverLatencyMs: latency(),
+            source: 'ops_ws',
+          });
       }
-      if (blank.length) out.push({ at: e.receivedAt, action: 'blank', jurisdictions: blank, serverLatencyMs: latency(), source: 'ops_ws' });
-      if (mute.length) out.push({ at: e.receivedAt, action: 'mute', jurisdictions: mute, serverLatencyMs: latency(), source: 'ops_ws' });
+      if (blank.length)
+        out.push({
+          at: e.receivedAt,
+          action: 'blank',
+          jurisdictions: blank,
+          serverLatencyMs: latency(),
+          source: 'ops_ws',
+        });
+      if (mute.length)
+        out.push({
+          at: e.receivedAt,
+          action: 'mute',
+          jurisdictions: mute,
+          serverLatencyMs: latency(),
+          source: 'ops_ws',
+        });
     }
   } else if (e.type === 'viewer.filtered') {
     const j = typeof e.jurisdiction === 'string' ? [e.jurisdiction.toUpperCase()] : [];
@@ -82,7 +126,9 @@ export function applyEvent(rec: StreamRecord, e: ServerEvent): void {
   }
   for (const d of decisionsOf(e)) {
     // the same decision can arrive on several channels; keep the first sighting per action
-    const dup = rec.decisions.find((x) => x.action === d.action && Math.abs(x.at - d.at) < 2000 && x.jurisdictions.join() === d.jurisdictions.join());
+    const dup = rec.decisions.find(
+      (x) => x.action === d.action && Math.abs(x.at - d.at) < 2000 && x.jurisdictions.join() === d.jurisdictions.join(),
+    );
     if (!dup) rec.decisions.push(d);
     else {
       if (dup.serverLatencyMs === undefined && d.serverLatencyMs !== undefined) dup.serverLatencyMs = d.serverLatencyMs;
@@ -96,11 +142,26 @@ export function summarizeStatement(st: unknown): string {
   if (!isObj(st)) return 'statement unavailable';
   const r = isObj(st.restriction) ? st.restriction : {};
   const f = isObj(st.facts) ? st.facts : {};
-  const cats = Array.isArray(f.categories) ? f.categories.filter(isObj).map((c) => `${String(c.category)} ${typeof c.score === 'number' ? c.score.toFixed(2) : String(c.score)}`) : [];
-  const text = Array.isArray(f.text) ? f.text.filter(isObj).map((t) => `"${String(t.term)}" (${String(t.source)})`) : [];
-  const matches = Array.isArray(f.matches) ? f.matches.filter(isObj).map((m) => `${String(m.bank)}:${String(m.entryId)}${typeof m.distance === 'number' ? ` d=${m.distance}` : ''}`) : [];
+  const cats = Array.isArray(f.categories)
+    ? f.categories
+        .filter(isObj)
+        .map((c) => `${String(c.category)} ${typeof c.score === 'number' ? c.score.toFixed(2) : String(c.score)}`)
+    : [];
+  const text = Array.isArray(f.text)
+    ? f.text.filter(isObj).map((t) => `"${String(t.term)}" (${String(t.source)})`)
+    : [];
+  const matches = Array.isArray(f.matches)
+    ? f.matches
+        .filter(isObj)
+        .map((m) => `${String(m.bank)}:${String(m.entryId)}${typeof m.distance === 'number' ? ` d=${m.distance}` : ''}`)
+    : [];
   const juris = Array.isArray(r.jurisdictions) ? r.jurisdictions.join(',') : '';
-  return [`${String(r.action)}${juris ? ` [${juris}]` : ''}`, cats.length ? `categories ${cats.join(', ')}` : '', text.length ? `text ${text.join(', ')}` : '', matches.length ? `matches ${matches.join(', ')}` : '']
+  return [
+    `${String(r.action)}${juris ? ` [${juris}]` : ''}`,
+    cats.length ? `categories ${cats.join(', ')}` : '',
+    text.length ? `text ${text.join(', ')}` : '',
+    matches.length ? `matches ${matches.join(', ')}` : '',
+  ]
     .filter(Boolean)
     .join('; ');
 }

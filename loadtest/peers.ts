@@ -25,7 +25,11 @@ export interface PeerOptions {
 }
 
 export class PeerError extends Error {
-  constructor(readonly code: string, message: string, readonly status?: number) {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status?: number,
+  ) {
     super(message);
     this.name = 'PeerError';
   }
@@ -42,7 +46,11 @@ async function negotiate(pc: RTCPeerConnection, path: 'whip' | 'whep', o: PeerOp
     location = r.location;
   } catch (err) {
     if (!(err instanceof WhipHttpError)) throw err;
-    throw new PeerError(err.code ?? `LT_ERR_${path.toUpperCase()}_${err.status}`, `${path.toUpperCase()} ${o.streamId}: ${err.message}`, err.status);
+    throw new PeerError(
+      err.code ?? `LT_ERR_${path.toUpperCase()}_${err.status}`,
+      `${path.toUpperCase()} ${o.streamId}: ${err.message}`,
+      err.status,
+    );
   }
   await waitConnected(pc, timeoutMs).catch((err: unknown) => {
     throw new PeerError('LT_ERR_CONNECT_FAILED', err instanceof Error ? err.message : String(err));
@@ -57,7 +65,10 @@ abstract class Session {
   readonly #closeListeners: ((reason: string) => void)[] = [];
   protected sessionUrl: string | undefined;
 
-  constructor(protected readonly pc: RTCPeerConnection, protected readonly options: PeerOptions) {
+  constructor(
+    protected readonly pc: RTCPeerConnection,
+    protected readonly options: PeerOptions,
+  ) {
     pc.connectionStateChange.subscribe((s) => {
       if (s === 'closed' || s === 'failed' || s === 'disconnected') this.markClosed(`connection ${s}`);
     });
@@ -74,7 +85,11 @@ abstract class Session {
     this.closedAt = now();
     this.closeReason = reason;
     for (const l of this.#closeListeners) {
-      try { l(reason); } catch (err) { console.error('loadtest: close listener failed', err); }
+      try {
+        l(reason);
+      } catch (err) {
+        console.error('loadtest: close listener failed', err);
+      }
     }
   }
 
@@ -86,15 +101,23 @@ abstract class Session {
   async close(): Promise<void> {
     this.markClosed('closed by client');
     const ice = this.pc.iceTransports;
-    await this.pc.close().catch((err: unknown) => { if (process.env.LOADTEST_DEBUG) console.error('loadtest: close failed', err); });
+    await this.pc.close().catch((err: unknown) => {
+      if (process.env.LOADTEST_DEBUG) console.error('loadtest: close failed', err);
+    });
     // werift can leave the ICE socket open when the remote side closed first; stop it explicitly
     await Promise.all(ice.map((t) => t.stop().catch(() => undefined)));
     const url = this.sessionUrl;
     this.sessionUrl = undefined;
     if (url) {
-      await fetch(url, { method: 'DELETE', headers: this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}, signal: AbortSignal.timeout(3000) })
+      await fetch(url, {
+        method: 'DELETE',
+        headers: this.options.token ? { authorization: `Bearer ${this.options.token}` } : {},
+        signal: AbortSignal.timeout(3000),
+      })
         .then((r) => r.body?.cancel())
-        .catch((err: unknown) => { if (process.env.LOADTEST_DEBUG) console.error('loadtest: DELETE failed', err); });
+        .catch((err: unknown) => {
+          if (process.env.LOADTEST_DEBUG) console.error('loadtest: DELETE failed', err);
+        });
     }
   }
 }
@@ -102,7 +125,10 @@ abstract class Session {
 /** A WHIP publisher that sends caller-paced RTP payloads (VP8 pt 96, Opus pt 111). */
 export class WhipSender extends Session {
   readonly #tx: Record<Kind, RTCRtpTransceiver>;
-  readonly #seq: Record<Kind, number> = { audio: Math.floor(Math.random() * 30000), video: Math.floor(Math.random() * 30000) };
+  readonly #seq: Record<Kind, number> = {
+    audio: Math.floor(Math.random() * 30000),
+    video: Math.floor(Math.random() * 30000),
+  };
   /** Keyframe requests (PLI) received from the server. */
   pliCount = 0;
   sendErrors = 0;
@@ -113,7 +139,9 @@ export class WhipSender extends Session {
       video: pc.addTransceiver('video', { direction: 'sendonly' }),
       audio: pc.addTransceiver('audio', { direction: 'sendonly' }),
     };
-    this.#tx.video.sender.onRtcp.subscribe((rtcp) => { if (rtcp.type === 206) this.pliCount++; });
+    this.#tx.video.sender.onRtcp.subscribe((rtcp) => {
+      if (rtcp.type === 206) this.pliCount++;
+    });
   }
 
   static async connect(options: PeerOptions): Promise<WhipSender> {
@@ -136,7 +164,11 @@ export class WhipSender extends Session {
       marker,
     });
     const at = now();
-    this.#tx[kind].sender.sendRtp(new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength))).catch(() => { this.sendErrors++; });
+    this.#tx[kind].sender
+      .sendRtp(new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)))
+      .catch(() => {
+        this.sendErrors++;
+      });
     return at;
   }
 }

@@ -22,7 +22,8 @@ export function parsePrometheus(text: string): PromSample[] {
     if (!m) continue;
     const labels: Record<string, string> = {};
     if (m[3]) {
-      for (const lm of m[3].matchAll(LABEL)) labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+      for (const lm of m[3].matchAll(LABEL))
+        labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
     }
     const v = m[4]!;
     const value = v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : Number(v);
@@ -41,8 +42,14 @@ export function sumMetric(samples: PromSample[], pattern: RegExp): { name: strin
 }
 
 /** The histogram whose base name matches `pattern`, merged over every label set except `le`. */
-export function findHistogram(samples: PromSample[], pattern: RegExp, filter?: (labels: Record<string, string>) => boolean): { name: string; histogram: CumulativeHistogram } | undefined {
-  const bucketSample = samples.find((s) => s.name.endsWith('_bucket') && pattern.test(s.name.slice(0, -7)) && (!filter || filter(s.labels)));
+export function findHistogram(
+  samples: PromSample[],
+  pattern: RegExp,
+  filter?: (labels: Record<string, string>) => boolean,
+): { name: string; histogram: CumulativeHistogram } | undefined {
+  const bucketSample = samples.find(
+    (s) => s.name.endsWith('_bucket') && pattern.test(s.name.slice(0, -7)) && (!filter || filter(s.labels)),
+  );
   if (!bucketSample) return undefined;
   const base = bucketSample.name.slice(0, -7);
   const byLe = new Map<number, number>();
@@ -116,8 +123,15 @@ export function reducePoint(at: number, samples: PromSample[], options: ReduceOp
   };
   const hist = (key: 'decisionLatency' | 'killLatency'): CumulativeHistogram | undefined => {
     let h = findHistogram(samples, METRIC_PATTERNS[key]);
-    if (h && key === 'decisionLatency' && samples.some((s) => s.name === `${h!.name}_bucket` && s.labels.stage !== undefined)) {
-      const stage = DECISION_STAGES.find((st) => samples.some((s) => s.name === `${h!.name}_bucket` && s.labels.stage === st && s.value > 0)) ?? DECISION_STAGES[0]!;
+    if (
+      h &&
+      key === 'decisionLatency' &&
+      samples.some((s) => s.name === `${h!.name}_bucket` && s.labels.stage !== undefined)
+    ) {
+      const stage =
+        DECISION_STAGES.find((st) =>
+          samples.some((s) => s.name === `${h!.name}_bucket` && s.labels.stage === st && s.value > 0),
+        ) ?? DECISION_STAGES[0]!;
       h = findHistogram(samples, METRIC_PATTERNS[key], (l) => l.stage === stage);
       if (h) names[key] = `${h.name}{stage="${stage}"}`;
     } else if (h) names[key] = h.name;

@@ -26,9 +26,19 @@ export function bankedPicturePpm(o: Pick<SceneOptions, 'width' | 'height'>): Uin
   return out;
 }
 
-async function post(url: string, token: string | undefined, body: BodyInit, contentType: string): Promise<{ ok: boolean; status: number; text: string }> {
+async function post(
+  url: string,
+  token: string | undefined,
+  body: BodyInit,
+  contentType: string,
+): Promise<{ ok: boolean; status: number; text: string }> {
   try {
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) }, body, signal: AbortSignal.timeout(10_000) });
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
     const text = await r.text();
     return { ok: r.ok, status: r.status, text: r.ok ? text : text.slice(0, 200) };
   } catch (err) {
@@ -36,20 +46,43 @@ async function post(url: string, token: string | undefined, body: BodyInit, cont
   }
 }
 
-export async function registerKnownContent(baseUrl: string, adminToken: string | undefined, o: SceneOptions, picture: boolean, audio: boolean): Promise<Registration> {
+export async function registerKnownContent(
+  baseUrl: string,
+  adminToken: string | undefined,
+  o: SceneOptions,
+  picture: boolean,
+  audio: boolean,
+): Promise<Registration> {
   const out: Registration = { picture: false, audio: false, notes: [] };
   if (picture) {
-    const query = 'id=loadtest-banked-picture&category=known_bad_match&source=loadtest&label=loadtest%20banked%20picture';
-    const r = await post(`${baseUrl}${KNOWN_CONTENT_ROUTES.picture('known_bad')}?${query}`, adminToken, bankedPicturePpm(o), 'image/x-portable-pixmap');
+    const query =
+      'id=loadtest-banked-picture&category=known_bad_match&source=loadtest&label=loadtest%20banked%20picture';
+    const r = await post(
+      `${baseUrl}${KNOWN_CONTENT_ROUTES.picture('known_bad')}?${query}`,
+      adminToken,
+      bankedPicturePpm(o),
+      'image/x-portable-pixmap',
+    );
     out.picture = r.ok;
     if (r.ok) out.pdqHex = (JSON.parse(r.text) as { hash?: string }).hash;
-    else out.notes.push(`could not register the banked picture (${r.status} ${r.text}): banked_picture violations cannot be detected`);
+    else
+      out.notes.push(
+        `could not register the banked picture (${r.status} ${r.text}): banked_picture violations cannot be detected`,
+      );
   }
   if (audio) {
     const seconds = Math.max(8, o.seconds);
-    const r = await post(`${baseUrl}${KNOWN_CONTENT_ROUTES.audio('protected_music')}?name=loadtest-melody`, adminToken, new Uint8Array(wav(protectedAudio(seconds))), 'audio/wav');
+    const r = await post(
+      `${baseUrl}${KNOWN_CONTENT_ROUTES.audio('protected_music')}?name=loadtest-melody`,
+      adminToken,
+      new Uint8Array(wav(protectedAudio(seconds))),
+      'audio/wav',
+    );
     out.audio = r.ok;
-    if (!r.ok) out.notes.push(`could not register the protected melody (${r.status} ${r.text}): protected_audio violations cannot be detected`);
+    if (!r.ok)
+      out.notes.push(
+        `could not register the protected melody (${r.status} ${r.text}): protected_audio violations cannot be detected`,
+      );
   }
   return out;
 }

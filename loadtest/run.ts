@@ -97,7 +97,10 @@ const USAGE = `usage: npm run loadtest -- [options]
   --seed N  --width W --height H --fps F --quiet`;
 
 function parseList(s: string): string[] {
-  return s.split(',').map((x) => x.trim()).filter(Boolean);
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 }
 
 function parseExpectMap(s: string): Partial<Record<ViolationKind, ExpectSpec>> {
@@ -120,34 +123,104 @@ function setOption(o: LoadTestOptions, name: string, value: unknown): void {
     return n;
   };
   switch (key) {
-    case 'streams': o.streams = int(1); break;
-    case 'viewers': o.viewers = int(0); break;
-    case 'duration': case 'durationSec': o.durationSec = Number(str); if (!(o.durationSec > 0 && o.durationSec <= 3600)) throw new RangeError('--duration must be in (0, 3600]'); break;
-    case 'violating': o.violating = str; break;
-    case 'jurisdictions': o.jurisdictions = Array.isArray(value) ? value.map(String) : parseList(str); break;
-    case 'kinds': o.kinds = (Array.isArray(value) ? value.map(String) : parseList(str)) as ViolationKind[]; break;
-    case 'expect': o.expect = typeof value === 'object' && value !== null ? (value as Partial<Record<ViolationKind, ExpectSpec>>) : parseExpectMap(str); break;
-    case 'server': o.server = str.replace(/\/$/, ''); break;
-    case 'authSecret': o.authSecret = str; break;
-    case 'serverConfig': o.serverConfig = str; break;
-    case 'serverEnv': o.serverEnv = { ...o.serverEnv, ...(typeof value === 'object' && value !== null ? (value as Record<string, string>) : Object.fromEntries(parseList(str).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))) }; break;
-    case 'budget': o.budget = { ...o.budget, ...(typeof value === 'object' && value !== null ? (value as Budget) : parseBudget(str)) }; break;
-    case 'out': o.out = str; break;
-    case 'compareOff': o.compareOff = value === true || str === 'true'; break;
-    case 'moderation': if (str !== 'on' && str !== 'off') throw new RangeError('--moderation on|off'); o.moderation = str; break;
-    case 'seed': o.seed = int(0); break;
-    case 'width': case 'height': case 'fps': o.scene = { ...o.scene, [key]: int(2) }; break;
-    case 'scene': o.scene = { ...o.scene, ...(value as Partial<SceneOptions>) }; break;
-    case 'connectConcurrency': o.connectConcurrency = int(1); break;
-    case 'eventloopResolutionMs': case 'eventLoopResolutionMs': o.eventLoopResolutionMs = int(0); break;
-    case 'setupTimeout': case 'setupTimeoutSec': o.setupTimeoutSec = int(5); break;
-    case 'quiet': o.quiet = value === true || str === 'true'; break;
-    default: throw new RangeError(`unknown option --${name}\n${USAGE}`);
+    case 'streams':
+      o.streams = int(1);
+      break;
+    case 'viewers':
+      o.viewers = int(0);
+      break;
+    case 'duration':
+    case 'durationSec':
+      o.durationSec = Number(str);
+      if (!(o.durationSec > 0 && o.durationSec <= 3600)) throw new RangeError('--duration must be in (0, 3600]');
+      break;
+    case 'violating':
+      o.violating = str;
+      break;
+    case 'jurisdictions':
+      o.jurisdictions = Array.isArray(value) ? value.map(String) : parseList(str);
+      break;
+    case 'kinds':
+      o.kinds = (Array.isArray(value) ? value.map(String) : parseList(str)) as ViolationKind[];
+      break;
+    case 'expect':
+      o.expect =
+        typeof value === 'object' && value !== null
+          ? (value as Partial<Record<ViolationKind, ExpectSpec>>)
+          : parseExpectMap(str);
+      break;
+    case 'server':
+      o.server = str.replace(/\/$/, '');
+      break;
+    case 'authSecret':
+      o.authSecret = str;
+      break;
+    case 'serverConfig':
+      o.serverConfig = str;
+      break;
+    case 'serverEnv':
+      o.serverEnv = {
+        ...o.serverEnv,
+        ...(typeof value === 'object' && value !== null
+          ? (value as Record<string, string>)
+          : Object.fromEntries(
+              parseList(str).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+            )),
+      };
+      break;
+    case 'budget':
+      o.budget = {
+        ...o.budget,
+        ...(typeof value === 'object' && value !== null ? (value as Budget) : parseBudget(str)),
+      };
+      break;
+    case 'out':
+      o.out = str;
+      break;
+    case 'compareOff':
+      o.compareOff = value === true || str === 'true';
+      break;
+    case 'moderation':
+      if (str !== 'on' && str !== 'off') throw new RangeError('--moderation on|off');
+      o.moderation = str;
+      break;
+    case 'seed':
+      o.seed = int(0);
+      break;
+    case 'width':
+    case 'height':
+    case 'fps':
+      o.scene = { ...o.scene, [key]: int(2) };
+      break;
+    case 'scene':
+      o.scene = { ...o.scene, ...(value as Partial<SceneOptions>) };
+      break;
+    case 'connectConcurrency':
+      o.connectConcurrency = int(1);
+      break;
+    case 'eventloopResolutionMs':
+    case 'eventLoopResolutionMs':
+      o.eventLoopResolutionMs = int(0);
+      break;
+    case 'setupTimeout':
+    case 'setupTimeoutSec':
+      o.setupTimeoutSec = int(5);
+      break;
+    case 'quiet':
+      o.quiet = value === true || str === 'true';
+      break;
+    default:
+      throw new RangeError(`unknown option --${name}\n${USAGE}`);
   }
 }
 
 export async function parseArgs(argv: string[]): Promise<LoadTestOptions> {
-  const o: LoadTestOptions = { ...DEFAULTS, budget: {}, scene: {}, command: `npm run loadtest -- ${argv.join(' ')}`.trim() };
+  const o: LoadTestOptions = {
+    ...DEFAULTS,
+    budget: {},
+    scene: {},
+    command: `npm run loadtest -- ${argv.join(' ')}`.trim(),
+  };
   const flags = new Set(['compare-off', 'quiet']);
   const pairs: [string, unknown][] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -169,7 +242,8 @@ export async function parseArgs(argv: string[]): Promise<LoadTestOptions> {
   if (cfg) {
     const text = await readFile(String(cfg[1]), 'utf8');
     const parsed: unknown = String(cfg[1]).endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-    if (parsed === null || typeof parsed !== 'object') throw new RangeError(`config ${String(cfg[1])} must hold an object`);
+    if (parsed === null || typeof parsed !== 'object')
+      throw new RangeError(`config ${String(cfg[1])} must hold an object`);
     for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) setOption(o, k, v);
   }
   for (const [n, v] of pairs) if (n !== 'config') setOption(o, n, v);
@@ -188,9 +262,11 @@ interface Progress {
 
 async function inBatches<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 export interface RunOutput {
@@ -201,9 +277,23 @@ export interface RunOutput {
 }
 
 /** One run against one server (started here unless `o.server`), moderation on or off. */
-export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log: (line: string) => void): Promise<RunOutput> {
+export async function runOnce(
+  o: LoadTestOptions,
+  moderation: 'on' | 'off',
+  log: (line: string) => void,
+): Promise<RunOutput> {
   const notes: string[] = [];
-  const plan = planRun({ streams: o.streams, viewers: o.viewers, durationSec: o.durationSec, violating: o.violating, jurisdictions: o.jurisdictions, kinds: o.kinds, expect: o.expect, seed: o.seed, prefix: `lt${Date.now().toString(36).slice(-5)}` });
+  const plan = planRun({
+    streams: o.streams,
+    viewers: o.viewers,
+    durationSec: o.durationSec,
+    violating: o.violating,
+    jurisdictions: o.jurisdictions,
+    kinds: o.kinds,
+    expect: o.expect,
+    seed: o.seed,
+    prefix: `lt${Date.now().toString(36).slice(-5)}`,
+  });
   const sceneOpts: SceneOptions = { ...SCENE_DEFAULTS, ...o.scene };
 
   // scenes: encoded once, cached
@@ -211,7 +301,8 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   const scenes = new Map<SceneKind, EncodedScene>();
   for (const k of neededKinds) {
     const s = await loadScene(k, sceneOpts);
-    if (!s.cached) log(`encoded scene ${k} (${s.video.length} frames, ${s.audio.length} audio packets), cached for next time`);
+    if (!s.cached)
+      log(`encoded scene ${k} (${s.video.length} frames, ${s.audio.length} audio packets), cached for next time`);
     scenes.set(k, s);
   }
 
@@ -226,16 +317,28 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
     baseUrl = server.baseUrl;
     secret = server.secret;
   } else if (moderation === 'off') {
-    notes.push('moderation off was requested against a running server: the tool cannot switch it; the figures are for the server as configured');
+    notes.push(
+      'moderation off was requested against a running server: the tool cannot switch it; the figures are for the server as configured',
+    );
   }
   const minter = secret ? new TokenMinter(secret) : undefined;
-  if (!minter) notes.push('no auth secret: publishers and viewers connect without tokens (anonymous), viewer jurisdiction sent as X-Viewer-Jurisdiction');
+  if (!minter)
+    notes.push(
+      'no auth secret: publishers and viewers connect without tokens (anonymous), viewer jurisdiction sent as X-Viewer-Jurisdiction',
+    );
   const adminToken = minter ? await minter.sign({ role: 'admin' }) : undefined;
 
   const ledger = new SendLedger(5000);
   const forwarding = new ForwardingRecorder(ledger);
-  const records = new Map<string, StreamRecord>(plan.streams.map((s) => [s.streamId, { streamId: s.streamId, onsets: s.violations.map(() => undefined), decisions: [] }]));
-  const viewerRecords: ViewerRecord[] = plan.viewers.map((v) => newViewerRecord(v.viewerId, v.streamId, v.jurisdiction));
+  const records = new Map<string, StreamRecord>(
+    plan.streams.map((s) => [
+      s.streamId,
+      { streamId: s.streamId, onsets: s.violations.map(() => undefined), decisions: [] },
+    ]),
+  );
+  const viewerRecords: ViewerRecord[] = plan.viewers.map((v) =>
+    newViewerRecord(v.viewerId, v.streamId, v.jurisdiction),
+  );
   const serverPoints: ServerPoint[] = [];
   const progress: Progress = { phase: 'setup', publishers: 0, viewers: 0, kills: 0, decisions: 0 };
   let stopping = false;
@@ -245,20 +348,33 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
   const pacer = new Pacer(5);
   const senders: WhipSender[] = [];
   const receivers: WhepReceiver[] = [];
-  const events = await listenEvents(baseUrl, { role: 'ops', ...(adminToken ? { access_token: adminToken } : {}) }, (e) => {
-    const streamId = e.streamId ?? (e.decision as { streamId?: string } | undefined)?.streamId;
-    if (process.env.LOADTEST_DEBUG) log(`event ${JSON.stringify(e).slice(0, 600)}`);
-    const rec = streamId ? records.get(streamId) : undefined;
-    if (!rec) return;
-    const before = rec.decisions.length;
-    const wasKilled = rec.killedAt !== undefined;
-    applyEvent(rec, e);
-    progress.decisions += rec.decisions.length - before;
-    if (!wasKilled && rec.killedAt !== undefined) progress.kills++;
-  });
-  if (!events.connected) notes.push('ops event stream (/v1/events?role=ops) not available: decisions are inferred from what viewers received');
+  const events = await listenEvents(
+    baseUrl,
+    { role: 'ops', ...(adminToken ? { access_token: adminToken } : {}) },
+    (e) => {
+      const streamId = e.streamId ?? (e.decision as { streamId?: string } | undefined)?.streamId;
+      if (process.env.LOADTEST_DEBUG) log(`event ${JSON.stringify(e).slice(0, 600)}`);
+      const rec = streamId ? records.get(streamId) : undefined;
+      if (!rec) return;
+      const before = rec.decisions.length;
+      const wasKilled = rec.killedAt !== undefined;
+      applyEvent(rec, e);
+      progress.decisions += rec.decisions.length - before;
+      if (!wasKilled && rec.killedAt !== undefined) progress.kills++;
+    },
+  );
+  if (!events.connected)
+    notes.push(
+      'ops event stream (/v1/events?role=ops) not available: decisions are inferred from what viewers received',
+    );
 
-  const registered = await registerKnownContent(baseUrl, adminToken, sceneOpts, wantsPicture, plan.streams.some((s) => s.violations.some((v) => v.kind === 'protected_audio')));
+  const registered = await registerKnownContent(
+    baseUrl,
+    adminToken,
+    sceneOpts,
+    wantsPicture,
+    plan.streams.some((s) => s.violations.some((v) => v.kind === 'protected_audio')),
+  );
   notes.push(...registered.notes);
 
   const scrape = async () => {
@@ -276,13 +392,20 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
     // publishers: each stream's script clock starts when its own media starts
     await inBatches(plan.streams, o.connectConcurrency, async (script) => {
       const rec = records.get(script.streamId)!;
-      if (now() > setupDeadline) { rec.error = 'setup timeout'; return; }
+      if (now() > setupDeadline) {
+        rec.error = 'setup timeout';
+        return;
+      }
       try {
         const token = minter ? await minter.sign({ role: 'publisher', streamId: script.streamId }) : undefined;
         const sender = await WhipSender.connect({ baseUrl: baseUrl!, streamId: script.streamId, token });
         senders.push(sender);
         sender.onClose(() => {
-          if (!stopping && rec.killedAt === undefined) { rec.killedAt = sender.closedAt; rec.killVia = 'publisher session ended by server'; progress.kills++; }
+          if (!stopping && rec.killedAt === undefined) {
+            rec.killedAt = sender.closedAt;
+            rec.killVia = 'publisher session ended by server';
+            progress.kills++;
+          }
         });
         const s = new ScriptedStream(script, sender, scenes.get('clean')!, (k) => scenes.get(k)!, ledger, rec);
         if (o.hooks?.onOnset) s.onOnset = (v, at) => o.hooks!.onOnset!(script.streamId, v, at);
@@ -297,16 +420,31 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
     });
     progress.phase = 'viewers';
     await inBatches(viewerRecords, o.connectConcurrency, async (v) => {
-      if (now() > setupDeadline) { v.error = 'setup timeout'; return; }
-      if (records.get(v.streamId)?.error) { v.error = 'stream not published'; return; }
+      if (now() > setupDeadline) {
+        v.error = 'setup timeout';
+        return;
+      }
+      if (records.get(v.streamId)?.error) {
+        v.error = 'stream not published';
+        return;
+      }
       try {
-        const token = minter ? await minter.sign({ role: 'viewer', streamId: v.streamId, jurisdiction: v.jurisdiction, viewerId: v.viewerId }) : undefined;
+        const token = minter
+          ? await minter.sign({
+              role: 'viewer',
+              streamId: v.streamId,
+              jurisdiction: v.jurisdiction,
+              viewerId: v.viewerId,
+            })
+          : undefined;
         const r = await WhepReceiver.connect(
           { baseUrl: baseUrl!, streamId: v.streamId, token, headers: { 'x-viewer-jurisdiction': v.jurisdiction } },
           (kind, payload, at) => forwarding.received(v, kind, payload, at),
         );
         v.connectedAt = now();
-        r.onClose(() => { v.closedAt = r.closedAt; });
+        r.onClose(() => {
+          v.closedAt = r.closedAt;
+        });
         receivers.push(r);
         progress.viewers++;
       } catch (err) {
@@ -317,7 +455,9 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
     steadyFrom = now() + 1000;
     forwarding.recordFrom = steadyFrom;
     // the generator's own CPU over (about) the same window as the server's figures
-    setTimeout(() => { generatorFrom = { cpu: process.cpuUsage(), at: now() }; }, 1000).unref();
+    setTimeout(() => {
+      generatorFrom = { cpu: process.cpuUsage(), at: now() };
+    }, 1000).unref();
     progress.phase = 'running';
 
     // run until the last stream has played its duration (bounded by the setup deadline + duration)
@@ -327,7 +467,10 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
       const el = serverPoints[serverPoints.length - 1]?.eventLoopP99Ms;
       const fw = forwarding.latency.values();
       let p50 = NaN;
-      if (fw.length) { const last = fw.slice(-2000).sort(); p50 = last[Math.floor(last.length / 2)]!; }
+      if (fw.length) {
+        const last = fw.slice(-2000).sort();
+        p50 = last[Math.floor(last.length / 2)]!;
+      }
       const line = `[${((now() - t0) / 1000).toFixed(0).padStart(3)}s/${((endAt - t0) / 1000).toFixed(0)}s] publishers ${progress.publishers}/${plan.streams.length}  viewers ${progress.viewers}/${plan.viewers.length}  rx ${forwarding.matched} (+${forwarding.foreign} foreign)  fwd p50 ${Number.isFinite(p50) ? p50.toFixed(1) : '-'} ms  decisions ${progress.decisions}  kills ${progress.kills}  el p99 ${el === undefined ? '-' : el.toFixed(1)} ms`;
       if (!o.quiet) {
         if (process.stdout.isTTY) process.stdout.write(`\r${line}\x1b[K`);
@@ -336,7 +479,9 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
     };
     while (now() < endAt) {
       tick();
-      await new Promise((r) => setTimeout(r, Math.min(process.stdout.isTTY ? 1000 : 5000, Math.max(10, endAt - now()))));
+      await new Promise((r) =>
+        setTimeout(r, Math.min(process.stdout.isTTY ? 1000 : 5000, Math.max(10, endAt - now()))),
+      );
     }
     tick();
     if (process.stdout.isTTY && !o.quiet) process.stdout.write('\n');
@@ -349,19 +494,41 @@ export async function runOnce(o: LoadTestOptions, moderation: 'on' | 'off', log:
     await scrape();
     events.close();
     await Promise.all([...receivers, ...senders].map((s) => s.close()));
-    await collectEvidence(baseUrl, adminToken, plan.streams.filter((s) => s.violations.length === 0).map((s) => records.get(s.streamId)!));
+    await collectEvidence(
+      baseUrl,
+      adminToken,
+      plan.streams.filter((s) => s.violations.length === 0).map((s) => records.get(s.streamId)!),
+    );
     await server?.stop();
     record = {
-      plan, moderation, startedAt: t0, endedAt, steadyFrom, steadyTo: endedAt,
-      streams: [...records.values()], viewers: viewerRecords,
-      forwardingLatencyMs: forwarding.latency.values(), foreignPackets: forwarding.foreign, server: serverPoints,
-      ...(generatorFrom && generatorCpu ? { generator: { cpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6, wallSeconds: (endedAt - generatorFrom.at) / 1000 } } : {}),
+      plan,
+      moderation,
+      startedAt: t0,
+      endedAt,
+      steadyFrom,
+      steadyTo: endedAt,
+      streams: [...records.values()],
+      viewers: viewerRecords,
+      forwardingLatencyMs: forwarding.latency.values(),
+      foreignPackets: forwarding.foreign,
+      server: serverPoints,
+      ...(generatorFrom && generatorCpu
+        ? {
+            generator: {
+              cpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6,
+              wallSeconds: (endedAt - generatorFrom.at) / 1000,
+            },
+          }
+        : {}),
     };
   }
   const result = analyze(record!);
   if (serverPoints.length === 0) notes.push('/metrics not available: no server CPU, RSS or event-loop figures');
   const skipped = startedStreams.reduce((n, s) => n + s.skipped, 0);
-  if (skipped) notes.push(`the pacing loop fell behind and skipped ${skipped} frames/packets (the load generator itself is saturated: treat the figures with care)`);
+  if (skipped)
+    notes.push(
+      `the pacing loop fell behind and skipped ${skipped} frames/packets (the load generator itself is saturated: treat the figures with care)`,
+    );
   return { result, notes, serverUrl: baseUrl, serverLog: server?.log ?? [] };
 }
 
@@ -371,7 +538,10 @@ async function collectEvidence(baseUrl: string, token: string | undefined, recs:
     const ids = [...new Set(rec.decisions.flatMap((d) => d.statementIds ?? []))].slice(0, 5);
     for (const id of ids) {
       try {
-        const r = await fetch(`${baseUrl}/v1/statements/${encodeURIComponent(id)}`, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(3000) });
+        const r = await fetch(`${baseUrl}/v1/statements/${encodeURIComponent(id)}`, {
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+          signal: AbortSignal.timeout(3000),
+        });
         (rec.evidence ??= []).push(r.ok ? summarizeStatement(await r.json()) : `${id}: ${r.status}`);
       } catch (err) {
         (rec.evidence ??= []).push(`${id}: ${(err as Error).message}`);
@@ -382,19 +552,24 @@ async function collectEvidence(baseUrl: string, token: string | undefined, recs:
 
 // ---------------------------------------------------------------- whole test
 
-export async function runLoadTest(o: LoadTestOptions, log: (line: string) => void = (l) => console.log(l)): Promise<LoadTestReport> {
+export async function runLoadTest(
+  o: LoadTestOptions,
+  log: (line: string) => void = (l) => console.log(l),
+): Promise<LoadTestReport> {
   const main = await runOnce(o, o.moderation, log);
   const notes = [...main.notes];
   let baseline: RunResult | undefined;
   if (o.compareOff) {
-    if (o.server) notes.push('--compare-off needs a server this tool starts (it restarts it with MODERATION=off); skipped');
+    if (o.server)
+      notes.push('--compare-off needs a server this tool starts (it restarts it with MODERATION=off); skipped');
     else {
       log('baseline run with moderation off ...');
       const off = await runOnce(o, 'off', log);
       baseline = off.result;
     }
   }
-  const ratio = (a: number, b: number): number | null => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : null);
+  const ratio = (a: number, b: number): number | null =>
+    Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : null;
   const forwardingRatio = baseline
     ? {
         p50: ratio(main.result.forwarding.latencyMs.p50, baseline.forwarding.latencyMs.p50),
@@ -418,7 +593,8 @@ export async function runLoadTest(o: LoadTestOptions, log: (line: string) => voi
     passed: budgets.every((b) => b.ok),
     notes,
   };
-  if (main.result.counts.streamErrors && main.serverLog.length) report.notes.push(`server log tail: ${main.serverLog.slice(-5).join(' | ')}`);
+  if (main.result.counts.streamErrors && main.serverLog.length)
+    report.notes.push(`server log tail: ${main.serverLog.slice(-5).join(' | ')}`);
   return report;
 }
 
@@ -426,7 +602,10 @@ export async function writeReport(report: LoadTestReport, outDir: string): Promi
   await mkdir(outDir, { recursive: true });
   const json = join(outDir, 'result.json');
   const html = join(outDir, 'report.html');
-  await writeFile(json, JSON.stringify(report, (_, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
+  await writeFile(
+    json,
+    JSON.stringify(report, (_, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2),
+  );
   await writeFile(html, htmlReport(report));
   return { json, html };
 }
@@ -441,7 +620,10 @@ async function main(): Promise<void> {
   }
   // a hard stop, whatever happens: setup + duration (x2 with --compare-off) + scene encoding
   const limitMs = ((o.setupTimeoutSec + o.durationSec + 30) * (o.compareOff ? 2 : 1) + 240) * 1000;
-  const guard = setTimeout(() => { console.error(`loadtest: gave up after ${limitMs / 1000} s`); process.exit(3); }, limitMs);
+  const guard = setTimeout(() => {
+    console.error(`loadtest: gave up after ${limitMs / 1000} s`);
+    process.exit(3);
+  }, limitMs);
   guard.unref();
   try {
     const report = await runLoadTest(o);

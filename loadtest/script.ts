@@ -5,7 +5,12 @@
 import { mulberry32 } from './stats.ts';
 
 export type ViolationKind = 'banked_picture' | 'banned_text' | 'protected_audio' | 'regional';
-export const VIOLATION_KINDS: readonly ViolationKind[] = ['banked_picture', 'banned_text', 'protected_audio', 'regional'];
+export const VIOLATION_KINDS: readonly ViolationKind[] = [
+  'banked_picture',
+  'banned_text',
+  'protected_audio',
+  'regional',
+];
 
 /** `kill`, or `blank:SA,TH` / `mute:DE`: which viewers lose video or audio. */
 export type ExpectSpec = string;
@@ -58,7 +63,10 @@ export function parseExpect(spec: ExpectSpec): Expectation {
   const [action, list] = spec.split(':');
   if (action === 'kill') return { action, jurisdictions: [] };
   if ((action === 'blank' || action === 'mute') && list) {
-    const jurisdictions = list.split(',').map((j) => j.trim().toUpperCase()).filter(Boolean);
+    const jurisdictions = list
+      .split(',')
+      .map((j) => j.trim().toUpperCase())
+      .filter(Boolean);
     if (jurisdictions.length) return { action, jurisdictions };
   }
   throw new RangeError(`bad expectation '${spec}': use kill, blank:XX[,YY] or mute:XX[,YY]`);
@@ -125,7 +133,11 @@ export function planRun(o: PlanOptions): RunPlan {
     const s = streams[v % streams.length]!;
     const k = perStream.get(s.streamId) ?? 0;
     perStream.set(s.streamId, k + 1);
-    viewers.push({ viewerId: `${s.streamId}-v${k}`, streamId: s.streamId, jurisdiction: viewerJurisdiction(s, k, jurisdictions) });
+    viewers.push({
+      viewerId: `${s.streamId}-v${k}`,
+      streamId: s.streamId,
+      jurisdiction: viewerJurisdiction(s, k, jurisdictions),
+    });
   }
   return { seed, durationSec: o.durationSec, jurisdictions, streams, viewers };
 }

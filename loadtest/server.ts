@@ -112,7 +112,9 @@ export async function startServer(o: StartOptions = {}): Promise<ServerHandle> {
     await new Promise((r) => setTimeout(r, 300));
   }
   await handle.stop();
-  throw new Error(`server not ready after ${o.readyTimeoutMs ?? 90_000} ms (last: ${last}):\n${log.slice(-30).join('\n')}`);
+  throw new Error(
+    `server not ready after ${o.readyTimeoutMs ?? 90_000} ms (last: ${last}):\n${log.slice(-30).join('\n')}`,
+  );
 }
 
 /** Tokens in the shape server/auth.ts verifies (HS256, issuer and audience 'moderating-sfu'). */
@@ -122,7 +124,15 @@ export class TokenMinter {
     this.#key = new TextEncoder().encode(secret);
   }
 
-  sign(claims: { role: 'publisher' | 'viewer' | 'reviewer' | 'admin'; streamId?: string; jurisdiction?: string; viewerId?: string }, sub = `loadtest-${claims.role}`): Promise<string> {
+  sign(
+    claims: {
+      role: 'publisher' | 'viewer' | 'reviewer' | 'admin';
+      streamId?: string;
+      jurisdiction?: string;
+      viewerId?: string;
+    },
+    sub = `loadtest-${claims.role}`,
+  ): Promise<string> {
     const body: Record<string, string> = { role: claims.role };
     if (claims.streamId) body.streamId = claims.streamId;
     if (claims.jurisdiction) body.jurisdiction = claims.jurisdiction;
@@ -138,9 +148,16 @@ export class TokenMinter {
   }
 }
 
-export async function scrapeMetrics(baseUrl: string, token?: string, eventLoopResolutionMs?: number): Promise<ServerPoint | undefined> {
+export async function scrapeMetrics(
+  baseUrl: string,
+  token?: string,
+  eventLoopResolutionMs?: number,
+): Promise<ServerPoint | undefined> {
   try {
-    const r = await fetch(`${baseUrl}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(3000) });
+    const r = await fetch(`${baseUrl}/metrics`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      signal: AbortSignal.timeout(3000),
+    });
     if (!r.ok) {
       await r.body?.cancel();
       return undefined;
@@ -175,16 +192,37 @@ async function wsConstructor(): Promise<new (url: string) => WsLike> {
 }
 
 /** Subscribes to `/v1/events` and hands every JSON event to `onEvent` with its client receive time. */
-export async function listenEvents(baseUrl: string, query: Record<string, string>, onEvent: (e: ServerEvent) => void): Promise<{ close(): void; connected: boolean }> {
+export async function listenEvents(
+  baseUrl: string,
+  query: Record<string, string>,
+  onEvent: (e: ServerEvent) => void,
+): Promise<{ close(): void; connected: boolean }> {
   const Ws = await wsConstructor();
   const url = `${baseUrl.replace(/^http/, 'ws')}/v1/events?${new URLSearchParams(query)}`;
-  const state = { connected: false, closed: false, close: () => { state.closed = true; ws.close(); } };
+  const state = {
+    connected: false,
+    closed: false,
+    close: () => {
+      state.closed = true;
+      ws.close();
+    },
+  };
   const ws = new Ws(url);
   await new Promise<void>((resolve) => {
     const t = setTimeout(resolve, 5000);
-    ws.onopen = () => { state.connected = true; clearTimeout(t); resolve(); };
-    ws.onerror = () => { clearTimeout(t); resolve(); };
-    ws.onclose = () => { clearTimeout(t); resolve(); };
+    ws.onopen = () => {
+      state.connected = true;
+      clearTimeout(t);
+      resolve();
+    };
+    ws.onerror = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    ws.onclose = () => {
+      clearTimeout(t);
+      resolve();
+    };
   });
   ws.onmessage = (ev) => {
     const at = now();

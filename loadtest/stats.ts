@@ -124,7 +124,11 @@ export function histogram(values: ArrayLike<number>, bins = 30, lo?: number, hi?
   let to = hi ?? quantileSorted(sorted, 0.995);
   if (!(to > from)) to = from + 1;
   const width = (to - from) / bins;
-  const out: Bin[] = Array.from({ length: bins }, (_, i) => ({ from: from + i * width, to: from + (i + 1) * width, count: 0 }));
+  const out: Bin[] = Array.from({ length: bins }, (_, i) => ({
+    from: from + i * width,
+    to: from + (i + 1) * width,
+    count: 0,
+  }));
   for (const v of sorted) {
     if (v < from) continue;
     const i = Math.min(bins - 1, Math.floor((v - from) / width));
@@ -141,7 +145,10 @@ export interface CumulativeHistogram {
 }
 
 /** The difference of two scrapes of the same histogram (what happened between them). */
-export function diffHistogram(after: CumulativeHistogram, before: CumulativeHistogram | undefined): CumulativeHistogram {
+export function diffHistogram(
+  after: CumulativeHistogram,
+  before: CumulativeHistogram | undefined,
+): CumulativeHistogram {
   if (!before) return after;
   const prev = new Map(before.buckets.map((b) => [b.le, b.count]));
   return {

@@ -68,7 +68,13 @@ export class ScriptedStream {
     this.#switches = this.script.violations.map((violation, index) => {
       const track = AUDIO_KINDS.has(violation.kind) ? 'audio' : 'video';
       const ms = violation.atSec * 1000;
-      return { index, violation, track, scene: this.#violating(violation.kind), from: Math.ceil(ms / (track === 'video' ? frameMs : 20)) };
+      return {
+        index,
+        violation,
+        track,
+        scene: this.#violating(violation.kind),
+        from: Math.ceil(ms / (track === 'video' ? frameMs : 20)),
+      };
     });
   }
 

@@ -70,20 +70,28 @@ export function rgbToI420(rgb: Uint8Array, width: number, height: number): Buffe
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const i = (y * width + x) * 3;
-      const r = rgb[i]!, g = rgb[i + 1]!, b = rgb[i + 2]!;
+      const r = rgb[i]!,
+        g = rgb[i + 1]!,
+        b = rgb[i + 2]!;
       out[y * width + x] = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16;
     }
   }
   for (let y = 0; y < ch; y++) {
     for (let x = 0; x < cw; x++) {
-      let r = 0, g = 0, b = 0;
+      let r = 0,
+        g = 0,
+        b = 0;
       for (let dy = 0; dy < 2; dy++) {
         for (let dx = 0; dx < 2; dx++) {
           const i = ((2 * y + dy) * width + 2 * x + dx) * 3;
-          r += rgb[i]!; g += rgb[i + 1]!; b += rgb[i + 2]!;
+          r += rgb[i]!;
+          g += rgb[i + 1]!;
+          b += rgb[i + 2]!;
         }
       }
-      r >>= 2; g >>= 2; b >>= 2;
+      r >>= 2;
+      g >>= 2;
+      b >>= 2;
       out[ySize + y * cw + x] = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128;
       out[ySize + cw * ch + y * cw + x] = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128;
     }
@@ -111,30 +119,51 @@ export async function encodeVideo(
           timeBase,
           frameRate: { num: fps, den: 1 },
           context: { bitRate: bitrate, gopSize: gop, maxBFrames: 0 },
-          options: { deadline: 'realtime', 'cpu-used': '8', 'lag-in-frames': '0', 'auto-alt-ref': '0', 'error-resilient': '1' },
+          options: {
+            deadline: 'realtime',
+            'cpu-used': '8',
+            'lag-in-frames': '0',
+            'auto-alt-ref': '0',
+            'error-resilient': '1',
+          },
         } as Parameters<typeof Encoder.create>[1])
       : await Encoder.create(FF_ENCODER_LIBX264, {
           timeBase,
           frameRate: { num: fps, den: 1 },
           context: { bitRate: bitrate, gopSize: gop, maxBFrames: 0 },
           // constrained baseline, no lookahead, Annex-B with SPS/PPS repeated on every IDR
-          options: { preset: 'ultrafast', tune: 'zerolatency', profile: 'baseline', 'x264-params': `keyint=${gop}:min-keyint=${gop}:scenecut=0:repeat-headers=1` },
+          options: {
+            preset: 'ultrafast',
+            tune: 'zerolatency',
+            profile: 'baseline',
+            'x264-params': `keyint=${gop}:min-keyint=${gop}:scenecut=0:repeat-headers=1`,
+          },
         } as Parameters<typeof Encoder.create>[1]);
   const out: EncodedFrame[] = [];
   const frameMs = 1000 / fps;
   const push = (packets: Packet[]): void => {
     for (const p of packets) {
       const pts = Number(p.pts);
-      out.push({ data: packetData(p), keyframe: p.isKeyframe, ptsMs: Math.round(pts * frameMs * 1000) / 1000, durationMs: frameMs });
+      out.push({
+        data: packetData(p),
+        keyframe: p.isKeyframe,
+        ptsMs: Math.round(pts * frameMs * 1000) / 1000,
+        durationMs: frameMs,
+      });
       p.free();
     }
   };
   try {
     let index = 0;
     for await (const f of frames as AsyncIterable<RgbFrame>) {
-      if (f.rgb.length !== width * height * 3) throw new RangeError(`frame ${index}: expected ${width * height * 3} RGB bytes`);
+      if (f.rgb.length !== width * height * 3)
+        throw new RangeError(`frame ${index}: expected ${width * height * 3} RGB bytes`);
       const frame = Frame.fromVideoBuffer(rgbToI420(f.rgb, width, height), {
-        width, height, format: AV_PIX_FMT_YUV420P, timeBase, pts: BigInt(index),
+        width,
+        height,
+        format: AV_PIX_FMT_YUV420P,
+        timeBase,
+        pts: BigInt(index),
       });
       push(await encoder.encodeAll(frame));
       frame.free();
@@ -190,7 +219,16 @@ export async function encodeAudio(pcm48kMono: Float32Array, options: AudioEncode
 
 /** A deterministic moving test pattern (vertical colour bars scrolling one bar width per second at 30 fps). */
 export function rgbTestPattern(width: number, height: number, index: number): RgbFrame {
-  const bars = [[235, 235, 235], [235, 235, 16], [16, 235, 235], [16, 235, 16], [235, 16, 235], [235, 16, 16], [16, 16, 235], [16, 16, 16]];
+  const bars = [
+    [235, 235, 235],
+    [235, 235, 16],
+    [16, 235, 235],
+    [16, 235, 16],
+    [235, 16, 235],
+    [235, 16, 16],
+    [16, 16, 235],
+    [16, 16, 16],
+  ];
   const rgb = new Uint8Array(width * height * 3);
   const barW = Math.max(1, Math.floor(width / bars.length));
   const shift = Math.floor((index * barW) / 30);
@@ -198,7 +236,9 @@ export function rgbTestPattern(width: number, height: number, index: number): Rg
     const c = bars[Math.floor((x + shift) / barW) % bars.length]!;
     for (let y = 0; y < height; y++) {
       const i = (y * width + x) * 3;
-      rgb[i] = c[0]!; rgb[i + 1] = c[1]!; rgb[i + 2] = c[2]!;
+      rgb[i] = c[0]!;
+      rgb[i + 1] = c[1]!;
+      rgb[i + 2] = c[2]!;
     }
   }
   // a small moving block so consecutive frames always differ
@@ -206,7 +246,9 @@ export function rgbTestPattern(width: number, height: number, index: number): Rg
   for (let y = 0; y < Math.min(16, height); y++) {
     for (let x = bx; x < bx + 16 && x < width; x++) {
       const i = (y * width + x) * 3;
-      rgb[i] = 255; rgb[i + 1] = 128; rgb[i + 2] = 0;
+      rgb[i] = 255;
+      rgb[i + 1] = 128;
+      rgb[i + 2] = 0;
     }
   }
   return { rgb };

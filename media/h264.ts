@@ -19,7 +19,10 @@ const START_CODE = new Uint8Array([0, 0, 0, 1]);
  *   FU-A (28):   FU indicator |F|NRI|28|, FU header |S|E|R|type|, then a fragment of the NAL body.
  * STAP-B, MTAP and FU-B (interleaved mode) are not offered by our SDP and are rejected.
  */
-export function h264PayloadNals(payload: Uint8Array, fu: { pending: Uint8Array[] | null; header: number }): Uint8Array[] {
+export function h264PayloadNals(
+  payload: Uint8Array,
+  fu: { pending: Uint8Array[] | null; header: number },
+): Uint8Array[] {
   if (payload.length < 1) throw new PayloadFormatError('H264', 'empty');
   const type = payload[0] & 0x1f;
   if (type >= 1 && type <= 23) return [payload];
@@ -154,7 +157,16 @@ class BitReader {
   constructor(nal: Uint8Array) {
     const out: number[] = [];
     for (let i = 0; i < nal.length; i++) {
-      if (i >= 2 && nal[i] === 3 && nal[i - 1] === 0 && nal[i - 2] === 0 && out.length >= 2 && out[out.length - 1] === 0 && out[out.length - 2] === 0) continue;
+      if (
+        i >= 2 &&
+        nal[i] === 3 &&
+        nal[i - 1] === 0 &&
+        nal[i - 2] === 0 &&
+        out.length >= 2 &&
+        out[out.length - 1] === 0 &&
+        out[out.length - 2] === 0
+      )
+        continue;
       out.push(nal[i]!);
     }
     this.#bytes = Uint8Array.from(out);
@@ -172,7 +184,7 @@ class BitReader {
   ue(): number {
     let zeros = 0;
     while (this.u(1) === 0) if (++zeros > 31) throw new PayloadFormatError('H264', 'bad exp-Golomb code in SPS');
-    return zeros === 0 ? 0 : (2 ** zeros - 1 + this.u(zeros));
+    return zeros === 0 ? 0 : 2 ** zeros - 1 + this.u(zeros);
   }
   se(): number {
     const k = this.ue();

@@ -145,7 +145,11 @@ export async function muxFrames(path: string, tracks: readonly MuxTrack[]): Prom
         par.codecType = AVMEDIA_TYPE_AUDIO;
         par.codecId = AV_CODEC_ID_OPUS;
         par.sampleRate = 48000;
-        par.channelLayout = { order: AV_CHANNEL_ORDER_NATIVE, nbChannels: stereo ? 2 : 1, mask: stereo ? AV_CH_LAYOUT_STEREO : AV_CH_LAYOUT_MONO };
+        par.channelLayout = {
+          order: AV_CHANNEL_ORDER_NATIVE,
+          nbChannels: stereo ? 2 : 1,
+          mask: stereo ? AV_CH_LAYOUT_STEREO : AV_CH_LAYOUT_MONO,
+        };
         par.extradata = opusHead(stereo ? 2 : 1);
       }
       st.timeBase = new Rational(1, 1000);

@@ -94,7 +94,15 @@ export class Vp8PayloadDescriptor {
     }
     if (o > buf.length) throw new PayloadFormatError('VP8', 'descriptor longer than packet');
     return new Vp8PayloadDescriptor(
-      (b0 & 0x20) !== 0, (b0 & 0x10) !== 0, b0 & 0x07, pictureId, tl0PicIdx, temporalId, layerSync, keyIdx, o,
+      (b0 & 0x20) !== 0,
+      (b0 & 0x10) !== 0,
+      b0 & 0x07,
+      pictureId,
+      tl0PicIdx,
+      temporalId,
+      layerSync,
+      keyIdx,
+      o,
     );
   }
 }

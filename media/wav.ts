@@ -5,7 +5,8 @@
 /** Mono float PCM in [-1, 1] as a 16-bit PCM WAV file (values outside the range clip). */
 export function encodeWav(pcm: Float32Array, sampleRate: number): Buffer {
   const data = Buffer.alloc(pcm.length * 2);
-  for (let i = 0; i < pcm.length; i++) data.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(pcm[i]! * 32767))), i * 2);
+  for (let i = 0; i < pcm.length; i++)
+    data.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(pcm[i]! * 32767))), i * 2);
   const h = Buffer.alloc(44);
   h.write('RIFF', 0);
   h.writeUInt32LE(36 + data.length, 4);

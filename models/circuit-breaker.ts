@@ -55,19 +55,30 @@ export class CircuitBreaker {
   #since: number;
   readonly #listeners = new Set<Listener>();
 
-  constructor(readonly name: string, opts: Partial<CircuitBreakerOptions> = {}) {
+  constructor(
+    readonly name: string,
+    opts: Partial<CircuitBreakerOptions> = {},
+  ) {
     this.options = Object.freeze({ ...DEFAULTS, ...opts });
     this.#since = this.options.now();
   }
 
   get state(): BreakerState {
-    if (this.#current === 'open' && this.options.now() - this.#openedAt >= this.options.openMs) this.#transition('half_open');
+    if (this.#current === 'open' && this.options.now() - this.#openedAt >= this.options.openMs)
+      this.#transition('half_open');
     return this.#current;
   }
 
   stats(): BreakerStats {
-    return { name: this.name, state: this.state, consecutiveFailures: this.#failures, opened: this.#opened,
-      rejected: this.#rejected, lastError: this.#lastError, since: this.#since };
+    return {
+      name: this.name,
+      state: this.state,
+      consecutiveFailures: this.#failures,
+      opened: this.#opened,
+      rejected: this.#rejected,
+      lastError: this.#lastError,
+      since: this.#since,
+    };
   }
 
   /** Subscribes to state changes; returns the unsubscribe function. A throwing listener is ignored. */
@@ -80,7 +91,10 @@ export class CircuitBreaker {
     const state = this.state;
     if (state === 'open' || (state === 'half_open' && this.#probes >= this.options.halfOpenProbes)) {
       this.#rejected++;
-      throw new ModelError('MOD_ERR_UNAVAILABLE', `circuit ${this.name} is ${state}${this.#lastError ? `: ${this.#lastError}` : ''}`);
+      throw new ModelError(
+        'MOD_ERR_UNAVAILABLE',
+        `circuit ${this.name} is ${state}${this.#lastError ? `: ${this.#lastError}` : ''}`,
+      );
     }
     const probe = state === 'half_open';
     if (probe) this.#probes++;
@@ -105,7 +119,10 @@ export class CircuitBreaker {
   #onFault(err: unknown): void {
     this.#failures++;
     this.#lastError = err instanceof Error ? err.message : String(err);
-    if (this.#current === 'half_open' || (this.#current === 'closed' && this.#failures >= this.options.failureThreshold)) {
+    if (
+      this.#current === 'half_open' ||
+      (this.#current === 'closed' && this.#failures >= this.options.failureThreshold)
+    ) {
       this.#openedAt = this.options.now();
       this.#opened++;
       this.#transition('open');
@@ -132,7 +149,10 @@ export class GuardedBackend implements Backend {
   readonly name: string;
   readonly breaker: CircuitBreaker;
 
-  constructor(readonly inner: Backend, opts: Partial<CircuitBreakerOptions> = {}) {
+  constructor(
+    readonly inner: Backend,
+    opts: Partial<CircuitBreakerOptions> = {},
+  ) {
     this.name = inner.name;
     this.breaker = new CircuitBreaker(inner.name, opts);
   }

@@ -99,7 +99,8 @@ export class BatchTimeEstimator {
     const m = this.#mean.get(n);
     if (m !== undefined) return m + 2 * this.#dev.get(n)!;
     let nearest: number | undefined;
-    for (const k of this.#mean.keys()) if (nearest === undefined || Math.abs(k - n) < Math.abs(nearest - n)) nearest = k;
+    for (const k of this.#mean.keys())
+      if (nearest === undefined || Math.abs(k - n) < Math.abs(nearest - n)) nearest = k;
     if (nearest !== undefined) {
       const scaled = (this.#mean.get(nearest)! + 2 * this.#dev.get(nearest)!) * (n > nearest ? n / nearest : 1);
       return scaled;
@@ -109,7 +110,8 @@ export class BatchTimeEstimator {
 
   snapshot(): Record<number, { meanMs: number; devMs: number }> {
     const out: Record<number, { meanMs: number; devMs: number }> = {};
-    for (const [n, m] of [...this.#mean.entries()].sort((a, b) => a[0] - b[0])) out[n] = { meanMs: m, devMs: this.#dev.get(n)! };
+    for (const [n, m] of [...this.#mean.entries()].sort((a, b) => a[0] - b[0]))
+      out[n] = { meanMs: m, devMs: this.#dev.get(n)! };
     return out;
   }
 }
@@ -147,7 +149,16 @@ export class DeadlineBatcher<I, O> {
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
   #closed = false;
-  readonly #counters = { submitted: 0, ok: 0, missedBeforeRun: 0, missedLate: 0, unavailable: 0, errors: 0, queueFull: 0, batches: 0 };
+  readonly #counters = {
+    submitted: 0,
+    ok: 0,
+    missedBeforeRun: 0,
+    missedLate: 0,
+    unavailable: 0,
+    errors: 0,
+    queueFull: 0,
+    batches: 0,
+  };
   readonly #sizes: Record<number, number> = {};
   readonly #executor: BatchExecutor<I, O>;
 
@@ -161,16 +172,24 @@ export class DeadlineBatcher<I, O> {
   submit(item: I, deadline: number): Promise<BatchAnswer<O>> {
     const now = this.options.now();
     this.#counters.submitted++;
-    if (this.#closed) return Promise.resolve(this.#fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), 0));
+    if (this.#closed)
+      return Promise.resolve(this.#fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), 0));
     if (now + this.estimator.estimate(1) + this.options.marginMs > deadline) {
       this.#counters.missedBeforeRun++;
       if (deadline > now) this.estimator.relax();
-      return Promise.resolve(this.#fail('deadline_missed',
-        new ModelError('MOD_ERR_DEADLINE_MISSED', `deadline in ${(deadline - now).toFixed(1)} ms cannot be met`), 0));
+      return Promise.resolve(
+        this.#fail(
+          'deadline_missed',
+          new ModelError('MOD_ERR_DEADLINE_MISSED', `deadline in ${(deadline - now).toFixed(1)} ms cannot be met`),
+          0,
+        ),
+      );
     }
     if (this.#queue.length >= this.options.maxQueue) {
       this.#counters.queueFull++;
-      return Promise.resolve(this.#fail('unavailable', new ModelError('MOD_ERR_QUEUE_FULL', `queue full (${this.options.maxQueue})`), 0));
+      return Promise.resolve(
+        this.#fail('unavailable', new ModelError('MOD_ERR_QUEUE_FULL', `queue full (${this.options.maxQueue})`), 0),
+      );
     }
     return new Promise((resolve) => {
       this.#queue.push({ item, deadline, enqueuedAt: now, resolve });
@@ -180,8 +199,14 @@ export class DeadlineBatcher<I, O> {
 
   stats(): BatcherStats {
     const c = this.#counters;
-    return { ...c, deadlineMissed: c.missedBeforeRun + c.missedLate, queued: this.#queue.length, inflight: this.#inflight,
-      batchSizes: { ...this.#sizes }, estimateMs: this.estimator.snapshot() };
+    return {
+      ...c,
+      deadlineMissed: c.missedBeforeRun + c.missedLate,
+      queued: this.#queue.length,
+      inflight: this.#inflight,
+      batchSizes: { ...this.#sizes },
+      estimateMs: this.estimator.snapshot(),
+    };
   }
 
   /** Answers everything queued 'unavailable' (MOD_ERR_CLOSED); batches in flight finish. Idempotent. */
@@ -193,7 +218,13 @@ export class DeadlineBatcher<I, O> {
     this.#queue = [];
     for (const p of q) {
       this.#counters.unavailable++;
-      p.resolve(this.#fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), this.options.now() - p.enqueuedAt));
+      p.resolve(
+        this.#fail(
+          'unavailable',
+          new ModelError('MOD_ERR_CLOSED', 'batcher closed'),
+          this.options.now() - p.enqueuedAt,
+        ),
+      );
     }
   }
 
@@ -219,7 +250,10 @@ export class DeadlineBatcher<I, O> {
         // Waiting to grow the batch to n+1 is allowed only while that larger batch still meets every deadline.
         const earliest = Math.min(...this.#queue.map((p) => p.deadline));
         const oldest = Math.min(...this.#queue.map((p) => p.enqueuedAt));
-        const closeAt = Math.min(earliest - this.estimator.estimate(n + 1) - this.options.marginMs, oldest + this.options.maxWaitMs);
+        const closeAt = Math.min(
+          earliest - this.estimator.estimate(n + 1) - this.options.marginMs,
+          oldest + this.options.maxWaitMs,
+        );
         if (closeAt > now) {
           this.#armTimer(closeAt);
           return;
@@ -238,11 +272,14 @@ export class DeadlineBatcher<I, O> {
     if (this.#timer && this.#timerAt <= at) return;
     this.#clearTimer();
     this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.#timerAt = Infinity;
-      this.#schedule();
-    }, Math.max(0, at - this.options.now()));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null;
+        this.#timerAt = Infinity;
+        this.#schedule();
+      },
+      Math.max(0, at - this.options.now()),
+    );
   }
 
   /** Answers deadline_missed to every queued request that a batch of one could no longer serve in time. */
@@ -253,7 +290,13 @@ export class DeadlineBatcher<I, O> {
     for (const p of this.#queue) {
       if (now + floor >= p.deadline) {
         this.#counters.missedBeforeRun++;
-        p.resolve(this.#fail('deadline_missed', new ModelError('MOD_ERR_DEADLINE_MISSED', 'deadline passed while queued'), now - p.enqueuedAt));
+        p.resolve(
+          this.#fail(
+            'deadline_missed',
+            new ModelError('MOD_ERR_DEADLINE_MISSED', 'deadline passed while queued'),
+            now - p.enqueuedAt,
+          ),
+        );
       } else keep.push(p);
     }
     this.#queue = keep;
@@ -271,42 +314,57 @@ export class DeadlineBatcher<I, O> {
     const deadline = Math.max(...batch.map((p) => p.deadline));
     let run: Promise<BatchRun<O>>;
     try {
-      run = this.#executor(batch.map((p) => p.item), { deadline });
+      run = this.#executor(
+        batch.map((p) => p.item),
+        { deadline },
+      );
     } catch (err) {
       run = Promise.reject(err);
     }
-    run.then(
-      (result) => {
+    run
+      .then((result) => {
         const done = this.options.now();
         this.estimator.observe(n, done - started);
-        if (result.outputs.length !== n) throw new ModelError('MOD_ERR_INFERENCE', `executor returned ${result.outputs.length} outputs for ${n}`);
+        if (result.outputs.length !== n)
+          throw new ModelError('MOD_ERR_INFERENCE', `executor returned ${result.outputs.length} outputs for ${n}`);
         for (let i = 0; i < n; i++) {
           const p = batch[i]!;
           const timings = { queue: started - p.enqueuedAt, ...result.timings };
           if (done > p.deadline) {
             this.#counters.missedLate++;
-            p.resolve({ status: 'deadline_missed', value: result.outputs[i], timings, batchSize: n,
-              error: new ModelError('MOD_ERR_DEADLINE_MISSED', `answer ${(done - p.deadline).toFixed(1)} ms late`) });
+            p.resolve({
+              status: 'deadline_missed',
+              value: result.outputs[i],
+              timings,
+              batchSize: n,
+              error: new ModelError('MOD_ERR_DEADLINE_MISSED', `answer ${(done - p.deadline).toFixed(1)} ms late`),
+            });
           } else {
             this.#counters.ok++;
             p.resolve({ status: 'ok', value: result.outputs[i], timings, batchSize: n });
           }
         }
-      },
-    ).catch((err: unknown) => {
-      const e = isModelError(err) ? err : new ModelError('MOD_ERR_INFERENCE', (err as Error)?.message ?? String(err), { cause: err });
-      const status: SignalStatus = e.code === 'MOD_ERR_UNAVAILABLE' || e.code === 'MOD_ERR_BACKEND_DOWN' || e.code === 'MOD_ERR_CLOSED'
-        ? 'unavailable'
-        : e.code === 'MOD_ERR_TIMEOUT' ? 'deadline_missed' : 'error';
-      for (const p of batch) {
-        if (status === 'unavailable') this.#counters.unavailable++;
-        else if (status === 'deadline_missed') this.#counters.missedLate++;
-        else this.#counters.errors++;
-        p.resolve({ status, error: e, timings: { queue: started - p.enqueuedAt }, batchSize: n });
-      }
-    }).finally(() => {
-      this.#inflight--;
-      this.#schedule();
-    });
+      })
+      .catch((err: unknown) => {
+        const e = isModelError(err)
+          ? err
+          : new ModelError('MOD_ERR_INFERENCE', (err as Error)?.message ?? String(err), { cause: err });
+        const status: SignalStatus =
+          e.code === 'MOD_ERR_UNAVAILABLE' || e.code === 'MOD_ERR_BACKEND_DOWN' || e.code === 'MOD_ERR_CLOSED'
+            ? 'unavailable'
+            : e.code === 'MOD_ERR_TIMEOUT'
+              ? 'deadline_missed'
+              : 'error';
+        for (const p of batch) {
+          if (status === 'unavailable') this.#counters.unavailable++;
+          else if (status === 'deadline_missed') this.#counters.missedLate++;
+          else this.#counters.errors++;
+          p.resolve({ status, error: e, timings: { queue: started - p.enqueuedAt }, batchSize: n });
+        }
+      })
+      .finally(() => {
+        this.#inflight--;
+        this.#schedule();
+      });
   }
 }

@@ -18,13 +18,19 @@ export class ImageClassifier {
   readonly #backend: Backend;
   readonly #preprocess: PreprocessFn;
 
-  constructor(readonly spec: ModelSpec, backend: Backend, preprocess: PreprocessFn,
-    batcher: Partial<DeadlineBatcherOptions> = {}) {
+  constructor(
+    readonly spec: ModelSpec,
+    backend: Backend,
+    preprocess: PreprocessFn,
+    batcher: Partial<DeadlineBatcherOptions> = {},
+  ) {
     this.#backend = backend;
     this.#preprocess = preprocess;
     this.ref = modelRef(spec);
-    this.batcher = new DeadlineBatcher<ImageFrame, Classification>((frames, ctx) => this.#runBatch(frames, ctx.deadline),
-      { maxBatchSize: spec.maxBatchSize, ...batcher });
+    this.batcher = new DeadlineBatcher<ImageFrame, Classification>(
+      (frames, ctx) => this.#runBatch(frames, ctx.deadline),
+      { maxBatchSize: spec.maxBatchSize, ...batcher },
+    );
   }
 
   classify(frame: ImageFrame, deadline: number): Promise<BatchAnswer<Classification>> {
@@ -45,7 +51,10 @@ export class ImageClassifier {
     }
   }
 
-  async #runBatch(frames: ImageFrame[], deadline: number): Promise<{ outputs: Classification[]; timings: Record<string, number> }> {
+  async #runBatch(
+    frames: ImageFrame[],
+    deadline: number,
+  ): Promise<{ outputs: Classification[]; timings: Record<string, number> }> {
     const size = this.spec.input.size;
     const per = size * size * 3;
     const t0 = now();
@@ -53,7 +62,11 @@ export class ImageClassifier {
     frames.forEach((f, i) => unit.set(this.#preprocess(f, size), i * per));
     const input = normalizeInput(this.spec, unit, frames.length);
     const t1 = now();
-    const out = await this.#backend.infer(this.spec.name, { data: input, shape: inputShape(this.spec, frames.length) }, { deadline });
+    const out = await this.#backend.infer(
+      this.spec.name,
+      { data: input, shape: inputShape(this.spec, frames.length) },
+      { deadline },
+    );
     const t2 = now();
     const width = out.shape[out.shape.length - 1] ?? this.spec.labels.length;
     const outputs = frames.map((_, i) => postprocess(this.spec, out.data.subarray(i * width, (i + 1) * width)));

@@ -9,7 +9,14 @@ import { ModelError, isModelError } from './errors.ts';
 import { ModelRegistry, inputShape } from './registry.ts';
 import { OnnxRuntimeBackend, checkShape, type ExecutionProvider } from './backends/onnxruntime/onnxruntime-backend.ts';
 import { shapeSize } from './backends/types.ts';
-import { MAX_MESSAGE_BYTES, bytesFromFloats, floatsFromBytes, inferenceService, type Methods, type MethodName } from './backends/kserve/protocol.ts';
+import {
+  MAX_MESSAGE_BYTES,
+  bytesFromFloats,
+  floatsFromBytes,
+  inferenceService,
+  type Methods,
+  type MethodName,
+} from './backends/kserve/protocol.ts';
 
 export interface InferenceServerOptions {
   /** Default 127.0.0.1. */
@@ -29,8 +36,13 @@ type Handler<K extends MethodName> = grpc.handleUnaryCall<Methods[K][0], Methods
 export class InferenceServer {
   #closed = false;
 
-  private constructor(readonly server: grpc.Server, readonly backend: OnnxRuntimeBackend, readonly host: string,
-    readonly port: number, readonly models: string[]) {}
+  private constructor(
+    readonly server: grpc.Server,
+    readonly backend: OnnxRuntimeBackend,
+    readonly host: string,
+    readonly port: number,
+    readonly models: string[],
+  ) {}
 
   get address(): string {
     return `${this.host}:${this.port}`;
@@ -41,8 +53,11 @@ export class InferenceServer {
     const host = opts.host ?? '127.0.0.1';
     const models = opts.models ?? registry.list().map((m) => m.name);
     for (const m of models) registry.get(m);
-    const backend = new OnnxRuntimeBackend({ registry, intraOpNumThreads: opts.threads ?? 2,
-      executionProviders: opts.executionProviders ?? ['cpu'] });
+    const backend = new OnnxRuntimeBackend({
+      registry,
+      intraOpNumThreads: opts.threads ?? 2,
+      executionProviders: opts.executionProviders ?? ['cpu'],
+    });
     for (const m of models) await backend.load(m);
     const served = new Set(models);
     const server = new grpc.Server({
@@ -78,7 +93,8 @@ export class InferenceServer {
       if (req.inputs.length !== 1 || !tensor) return bad(`expected 1 input, got ${req.inputs.length}`);
       if (tensor.datatype !== 'FP32') return bad(`input datatype ${tensor.datatype}, expected FP32`);
       const raw = req.raw_input_contents?.[0];
-      const data = raw && raw.length > 0 ? floatsFromBytes(raw) : Float32Array.from(tensor.contents?.fp32_contents ?? []);
+      const data =
+        raw && raw.length > 0 ? floatsFromBytes(raw) : Float32Array.from(tensor.contents?.fp32_contents ?? []);
       if (data.length !== shapeSize(tensor.shape)) {
         return bad(`input holds ${data.length} values, shape [${tensor.shape}] needs ${shapeSize(tensor.shape)}`);
       }
@@ -88,28 +104,40 @@ export class InferenceServer {
         return bad((err as Error).message);
       }
       const deadline = call.getDeadline();
-      const deadlineMs = deadline instanceof Date && Number.isFinite(deadline.getTime())
-        ? performance.timeOrigin + performance.now() + (deadline.getTime() - Date.now()) : undefined;
-      backend.infer(req.model_name, { data, shape: tensor.shape }, deadlineMs === undefined ? {} : { deadline: deadlineMs }).then(
-        (out) => cb(null, {
-          model_name: req.model_name,
-          model_version: spec.version,
-          id: req.id ?? '',
-          outputs: [{ name: spec.output.name, datatype: 'FP32', shape: out.shape }],
-          raw_output_contents: [bytesFromFloats(out.data)],
-        }),
-        (err: unknown) => {
-          const e = isModelError(err) ? err : new ModelError('MOD_ERR_INFERENCE', String(err));
-          const code = e.code === 'MOD_ERR_BAD_SHAPE' ? grpc.status.INVALID_ARGUMENT
-            : e.code === 'MOD_ERR_TIMEOUT' ? grpc.status.DEADLINE_EXCEEDED
-            : e.code === 'MOD_ERR_CLOSED' ? grpc.status.UNAVAILABLE : grpc.status.INTERNAL;
-          cb({ code, details: e.message });
-        },
-      );
+      const deadlineMs =
+        deadline instanceof Date && Number.isFinite(deadline.getTime())
+          ? performance.timeOrigin + performance.now() + (deadline.getTime() - Date.now())
+          : undefined;
+      backend
+        .infer(req.model_name, { data, shape: tensor.shape }, deadlineMs === undefined ? {} : { deadline: deadlineMs })
+        .then(
+          (out) =>
+            cb(null, {
+              model_name: req.model_name,
+              model_version: spec.version,
+              id: req.id ?? '',
+              outputs: [{ name: spec.output.name, datatype: 'FP32', shape: out.shape }],
+              raw_output_contents: [bytesFromFloats(out.data)],
+            }),
+          (err: unknown) => {
+            const e = isModelError(err) ? err : new ModelError('MOD_ERR_INFERENCE', String(err));
+            const code =
+              e.code === 'MOD_ERR_BAD_SHAPE'
+                ? grpc.status.INVALID_ARGUMENT
+                : e.code === 'MOD_ERR_TIMEOUT'
+                  ? grpc.status.DEADLINE_EXCEEDED
+                  : e.code === 'MOD_ERR_CLOSED'
+                    ? grpc.status.UNAVAILABLE
+                    : grpc.status.INTERNAL;
+            cb({ code, details: e.message });
+          },
+        );
     };
     server.addService(inferenceService(), { ServerLive, ServerReady, ModelReady, ModelMetadata, ModelInfer });
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${host}:${opts.port ?? 8001}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+      server.bindAsync(`${host}:${opts.port ?? 8001}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      );
     });
     return new InferenceServer(server, backend, host, port, models);
   }

@@ -81,7 +81,13 @@ export class ModelStore {
     const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
     writeFileSync(tmp, converted.onnx);
     renameSync(tmp, file);
-    const record: ConversionRecord = { model, nsfwjsVersion: version, convertMs, bytes: converted.onnx.length, at: new Date().toISOString() };
+    const record: ConversionRecord = {
+      model,
+      nsfwjsVersion: version,
+      convertMs,
+      bytes: converted.onnx.length,
+      at: new Date().toISOString(),
+    };
     writeFileSync(path.join(dir, `${model}.json`), JSON.stringify(record, null, 1));
     return file;
   }

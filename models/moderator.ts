@@ -9,7 +9,16 @@ import { AudioStreamMatcher, type AudioStreamMatcherOptions, type Fingerprinter 
 import type { AudioFingerprintBank } from './audio/bank.ts';
 import type { HashBankSet } from './hashbank/bank.ts';
 import { pdqHash, pdqToHex } from './pdq/pdq.ts';
-import type { AudioWindow, Category, ContentMatch, ImageFrame, ModelRef, SignalStatus, Signals, TextHit } from './types.ts';
+import type {
+  AudioWindow,
+  Category,
+  ContentMatch,
+  ImageFrame,
+  ModelRef,
+  SignalStatus,
+  Signals,
+  TextHit,
+} from './types.ts';
 
 export interface VideoSampleIn extends ImageFrame {
   kind: 'video';
@@ -38,7 +47,10 @@ export type SampleIn = VideoSampleIn | AudioSampleIn;
 
 /** What the classifier cascade answers (NsfwCascade fits). */
 export interface FrameClassifier {
-  classify(frame: ImageFrame, opts: { deadline?: number; arrivedAt?: number }): Promise<{
+  classify(
+    frame: ImageFrame,
+    opts: { deadline?: number; arrivedAt?: number },
+  ): Promise<{
     status: SignalStatus;
     scores: Record<Category, number>;
     escalated: boolean;
@@ -143,7 +155,17 @@ export class SampleModerator {
   readonly options: Readonly<SampleModeratorOptions>;
   readonly #tracks = new Map<string, TrackState>();
   #ocrInFlight = 0;
-  readonly #counters: SampleModeratorStats = { videoSamples: 0, audioSamples: 0, pdqHashes: 0, ocrPasses: 0, ocrSkippedBusy: 0, ocrSkippedStatic: 0, ocrErrors: 0, audioMatches: 0, fingerprintErrors: 0 };
+  readonly #counters: SampleModeratorStats = {
+    videoSamples: 0,
+    audioSamples: 0,
+    pdqHashes: 0,
+    ocrPasses: 0,
+    ocrSkippedBusy: 0,
+    ocrSkippedStatic: 0,
+    ocrErrors: 0,
+    audioMatches: 0,
+    fingerprintErrors: 0,
+  };
 
   constructor(options: Partial<SampleModeratorOptions> = {}) {
     this.options = Object.freeze({ ...DEFAULTS, clock: () => performance.timeOrigin + performance.now(), ...options });
@@ -206,17 +228,26 @@ export class SampleModerator {
     const signals = this.#base(sample);
 
     // Start the classifier first: its inference runs on onnxruntime's threads while PDQ runs here.
-    const classified = this.options.classifier?.classify(sample, { arrivedAt, deadline: arrivedAt + this.options.budgetMs });
+    const classified = this.options.classifier?.classify(sample, {
+      arrivedAt,
+      deadline: arrivedAt + this.options.budgetMs,
+    });
 
     const banks = this.options.hashBanks;
     if (banks && (eager || arrivedAt - state.lastPdqAt >= this.options.pdqIntervalMs)) {
       state.lastPdqAt = arrivedAt;
       const t0 = clock();
       const plane = this.options.pdqFromLuma ? sample.lumaPlane : undefined;
-      const picture = plane ? { width: plane.width, height: plane.height, luma: Float64Array.from(plane.data) } : { width: sample.width, height: sample.height, rgb: sample.rgb };
+      const picture = plane
+        ? { width: plane.width, height: plane.height, luma: Float64Array.from(plane.data) }
+        : { width: sample.width, height: sample.height, rgb: sample.rgb };
       const { hash, quality } = pdqHash(picture);
       this.#counters.pdqHashes++;
-      signals.matches.push(...banks.match(hash).map((m): ContentMatch => ({ ...m, source: m.source ?? `pdq:${pdqToHex(hash)}:q${quality}` })));
+      signals.matches.push(
+        ...banks
+          .match(hash)
+          .map((m): ContentMatch => ({ ...m, source: m.source ?? `pdq:${pdqToHex(hash)}:q${quality}` })),
+      );
       signals.models.push(PDQ_REF);
       signals.timings.hash = clock() - t0;
     }

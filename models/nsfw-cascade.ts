@@ -78,7 +78,11 @@ export class NsfwCascade {
   #closed = false;
   readonly #ownsBackend: boolean;
 
-  private constructor(readonly options: Readonly<Omit<NsfwCascadeOptions, 'backend'>>, backend: GuardedBackend, ownsBackend: boolean) {
+  private constructor(
+    readonly options: Readonly<Omit<NsfwCascadeOptions, 'backend'>>,
+    backend: GuardedBackend,
+    ownsBackend: boolean,
+  ) {
     this.#ownsBackend = ownsBackend;
     this.backend = backend;
     const { registry, preprocess, batcher } = options;
@@ -123,8 +127,16 @@ export class NsfwCascade {
     const timings: Record<string, number> = { ...first.timings };
     if (first.status !== 'ok' || !first.value) {
       timings.total = now() - t0;
-      return { status: first.status, scores: {}, labels: {}, escalated: false, uncertain: false, models: [], timings,
-        ...(first.error ? { error: { code: first.error.code, message: first.error.message } } : {}) };
+      return {
+        status: first.status,
+        scores: {},
+        labels: {},
+        escalated: false,
+        uncertain: false,
+        models: [],
+        timings,
+        ...(first.error ? { error: { code: first.error.code, message: first.error.message } } : {}),
+      };
     }
     let chosen: Classification = first.value;
     const models = [this.fast.ref];
@@ -151,12 +163,32 @@ export class NsfwCascade {
     }
     if (uncertain) this.#counters.uncertain++;
     timings.total = now() - t0;
-    return { status: 'ok', scores: chosen.scores, labels: chosen.labels, escalated, uncertain, models, timings,
-      ...(deepStatus ? { deepStatus } : {}) };
+    return {
+      status: 'ok',
+      scores: chosen.scores,
+      labels: chosen.labels,
+      escalated,
+      uncertain,
+      models,
+      timings,
+      ...(deepStatus ? { deepStatus } : {}),
+    };
   }
 
-  stats(): { frames: number; escalated: number; uncertain: number; fast: BatcherStats; deep: BatcherStats; breaker: BreakerStats } {
-    return { ...this.#counters, fast: this.fast.batcher.stats(), deep: this.deep.batcher.stats(), breaker: this.backend.breaker.stats() };
+  stats(): {
+    frames: number;
+    escalated: number;
+    uncertain: number;
+    fast: BatcherStats;
+    deep: BatcherStats;
+    breaker: BreakerStats;
+  } {
+    return {
+      ...this.#counters,
+      fast: this.fast.batcher.stats(),
+      deep: this.deep.batcher.stats(),
+      breaker: this.backend.breaker.stats(),
+    };
   }
 
   /** Idempotent: answers queued frames 'unavailable', releases the backend if the cascade created it. */

@@ -51,11 +51,15 @@ export const DEFAULT_REGISTRY_FILE = path.join(import.meta.dirname, 'models.yaml
 export class ModelRegistry {
   readonly #byName = new Map<string, ModelSpec>();
 
-  constructor(specs: ModelSpec[], readonly baseDir: string = import.meta.dirname) {
+  constructor(
+    specs: ModelSpec[],
+    readonly baseDir: string = import.meta.dirname,
+  ) {
     for (const s of specs) {
       if (this.#byName.has(s.name)) throw new ModelError('MOD_ERR_CONFIG', `model ${s.name} listed twice`);
       for (const label of Object.keys(s.categories)) {
-        if (!s.labels.includes(label)) throw new ModelError('MOD_ERR_CONFIG', `model ${s.name}: category for unknown label ${label}`);
+        if (!s.labels.includes(label))
+          throw new ModelError('MOD_ERR_CONFIG', `model ${s.name}: category for unknown label ${label}`);
       }
       this.#byName.set(s.name, s);
     }
@@ -67,7 +71,9 @@ export class ModelRegistry {
     try {
       raw = parseYaml(readFileSync(file, 'utf8'));
     } catch (err) {
-      throw new ModelError('MOD_ERR_CONFIG', `cannot read model registry ${file}: ${(err as Error).message}`, { cause: err });
+      throw new ModelError('MOD_ERR_CONFIG', `cannot read model registry ${file}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     return ModelRegistry.fromObject(raw, path.dirname(file));
   }
@@ -78,9 +84,9 @@ export class ModelRegistry {
       throw new ModelError('MOD_ERR_CONFIG', `invalid model registry: ${z.prettifyError(parsed.error)}`);
     }
     // Operator paths are relative to the registry file: make them absolute so merged registries keep them right.
-    const models = parsed.data.models.map((m) => m.source.kind === 'onnx'
-      ? { ...m, source: { ...m.source, path: path.resolve(baseDir, m.source.path) } }
-      : m);
+    const models = parsed.data.models.map((m) =>
+      m.source.kind === 'onnx' ? { ...m, source: { ...m.source, path: path.resolve(baseDir, m.source.path) } } : m,
+    );
     return new ModelRegistry(models, baseDir);
   }
 
@@ -121,7 +127,10 @@ export function inputShape(spec: ModelSpec, n: number): number[] {
  * Turns one row of model output into label probabilities and category scores (max over the labels that
  * map to a category).
  */
-export function postprocess(spec: ModelSpec, row: Float32Array): { labels: Record<string, number>; scores: Record<Category, number> } {
+export function postprocess(
+  spec: ModelSpec,
+  row: Float32Array,
+): { labels: Record<string, number>; scores: Record<Category, number> } {
   const values = Array.from(row);
   let probs = values;
   if (spec.output.activation === 'softmax') {
@@ -165,8 +174,7 @@ export function normalizeInput(spec: ModelSpec, unit: Float32Array, n: number): 
     const out = new Float32Array(x.length);
     for (let b = 0; b < n; b++) {
       const base = b * plane * 3;
-      for (let p = 0; p < plane; p++)
-        for (let c = 0; c < 3; c++) out[base + c * plane + p] = x[base + p * 3 + c]!;
+      for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) out[base + c * plane + p] = x[base + p * 3 + c]!;
     }
     x = out;
   }

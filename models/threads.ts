@@ -16,6 +16,7 @@ const CODE: Record<ThreadErrorCode, ModelErrorCode> = {
 /** The ModelError for a worker call's rejection; `remote` overrides the code of errors the thread's handler threw. */
 export function modelErrorOf(err: unknown, remote: ModelErrorCode = 'MOD_ERR_INFERENCE'): ModelError {
   if (isModelError(err)) return err;
-  if (isThreadError(err)) return new ModelError(err.code === 'THR_ERR_REMOTE' ? remote : CODE[err.code], err.message, { cause: err });
+  if (isThreadError(err))
+    return new ModelError(err.code === 'THR_ERR_REMOTE' ? remote : CODE[err.code], err.message, { cause: err });
   return new ModelError('MOD_ERR_INFERENCE', err instanceof Error ? err.message : String(err), { cause: err });
 }

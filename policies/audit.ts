@@ -14,7 +14,12 @@ export function auditHash(seq: number, at: number, prevHash: string, body: unkno
   return key === undefined ? sha256Hex(text) : createHmac('sha256', key).update(text).digest('hex');
 }
 
-export function chainAuditEntry<B>(prev: AuditEntry<unknown> | undefined, body: B, at: number, key?: string | Buffer): AuditEntry<B> {
+export function chainAuditEntry<B>(
+  prev: AuditEntry<unknown> | undefined,
+  body: B,
+  at: number,
+  key?: string | Buffer,
+): AuditEntry<B> {
   const seq = prev ? prev.seq + 1 : 1;
   const prevHash = prev ? prev.hash : GENESIS_HASH;
   return { seq, at, prevHash, hash: auditHash(seq, at, prevHash, body, key), body };
@@ -24,14 +29,20 @@ export function chainAuditEntry<B>(prev: AuditEntry<unknown> | undefined, body: 
  * Verifies a chain (or a contiguous slice of one, given the entry before it as `anchor`).
  * `brokenAt` is the seq of the first entry that does not verify. `key` as given to chainAuditEntry.
  */
-export function verifyAuditChain(entries: readonly AuditEntry<unknown>[], anchor?: AuditEntry<unknown>, key?: string | Buffer): { ok: boolean; brokenAt?: number; reason?: string } {
+export function verifyAuditChain(
+  entries: readonly AuditEntry<unknown>[],
+  anchor?: AuditEntry<unknown>,
+  key?: string | Buffer,
+): { ok: boolean; brokenAt?: number; reason?: string } {
   let prev = anchor;
   for (const e of entries) {
     const expectedSeq = prev ? prev.seq + 1 : 1;
     const expectedPrev = prev ? prev.hash : GENESIS_HASH;
     if (e.seq !== expectedSeq) return { ok: false, brokenAt: e.seq, reason: `seq ${e.seq}, expected ${expectedSeq}` };
-    if (e.prevHash !== expectedPrev) return { ok: false, brokenAt: e.seq, reason: 'prevHash does not match the previous entry' };
-    if (auditHash(e.seq, e.at, e.prevHash, e.body, key) !== e.hash) return { ok: false, brokenAt: e.seq, reason: 'hash does not match the content' };
+    if (e.prevHash !== expectedPrev)
+      return { ok: false, brokenAt: e.seq, reason: 'prevHash does not match the previous entry' };
+    if (auditHash(e.seq, e.at, e.prevHash, e.body, key) !== e.hash)
+      return { ok: false, brokenAt: e.seq, reason: 'hash does not match the content' };
     prev = e;
   }
   return { ok: true };

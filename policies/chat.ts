@@ -49,13 +49,15 @@ export function chatVisibility(policy: Policy, hits: readonly ChatHit[]): ChatVi
       if (!def.signals.text.includes(hit.category)) continue;
       const global = policy.global[name];
       if (global && termCounts(policy, GLOBAL_KEY, hit.category, term)) {
-        for (const j of codes) restrict({ jurisdiction: j, category: name, term, action: global.action, clause: global.clause });
+        for (const j of codes)
+          restrict({ jurisdiction: j, category: name, term, action: global.action, clause: global.clause });
         continue;
       }
       for (const j of codes) {
         if (!termCounts(policy, j, hit.category, term)) continue;
         const rule = policy.jurisdictions[j]?.categories[name];
-        if (rule && rule.actions.red !== 'allow') restrict({ jurisdiction: j, category: name, term, action: rule.actions.red, clause: rule.clause });
+        if (rule && rule.actions.red !== 'allow')
+          restrict({ jurisdiction: j, category: name, term, action: rule.actions.red, clause: rule.clause });
       }
     }
   }

@@ -27,5 +27,7 @@ function walk(a: unknown, b: unknown, path: string, out: PolicyChange[]): void {
 
 /** Only threshold and action edits (what reviewers of a policy change look at first). */
 export function thresholdChanges(changes: readonly PolicyChange[]): PolicyChange[] {
-  return changes.filter((c) => /\.(amber|red|actions\.(amber|red)|failMode|reviewAmber)$/.test(c.path) || /^global\./.test(c.path));
+  return changes.filter(
+    (c) => /\.(amber|red|actions\.(amber|red)|failMode|reviewAmber)$/.test(c.path) || /^global\./.test(c.path),
+  );
 }

@@ -26,7 +26,9 @@ export type PolicyErrorCode = keyof typeof TITLES;
 // Each code's message: `CODE: title: file:line:col at path: first reason (+N more)`; 422 unless the
 // throw site says otherwise (409 for a review item's state, 503 while no policy is loaded).
 const PolicyErrors = codedErrors(
-  Object.fromEntries(Object.entries(TITLES).map(([code, title]) => [code, { status: 422, message: `${code}: ${title}: %s` }])) as Record<PolicyErrorCode, ErrorSpec>,
+  Object.fromEntries(
+    Object.entries(TITLES).map(([code, title]) => [code, { status: 422, message: `${code}: ${title}: %s` }]),
+  ) as Record<PolicyErrorCode, ErrorSpec>,
 );
 
 export class PolicyError extends PolicyErrors {

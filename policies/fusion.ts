@@ -87,13 +87,29 @@ export interface FusionResult {
 }
 
 export function createFusionState(streamId?: string): FusionState {
-  return { streamId, windows: {}, buckets: {}, unavailable: { audio: 0, video: 0 }, recovering: { audio: 0, video: 0 }, outage: {}, verdict: undefined, decisionKey: undefined, samples: 0 };
+  return {
+    streamId,
+    windows: {},
+    buckets: {},
+    unavailable: { audio: 0, video: 0 },
+    recovering: { audio: 0, video: 0 },
+    outage: {},
+    verdict: undefined,
+    decisionKey: undefined,
+    samples: 0,
+  };
 }
 
 const BUCKETS: Bucket[] = ['green', 'amber', 'red'];
 
 /** Strictness order, used to pick a jurisdiction's headline action and for intersection mode. */
-export const ACTION_SEVERITY: Record<Action, number> = { allow: 0, mute_audio: 1, blank_video: 2, block: 3, kill_stream: 4 };
+export const ACTION_SEVERITY: Record<Action, number> = {
+  allow: 0,
+  mute_audio: 1,
+  blank_video: 2,
+  block: 3,
+  kill_stream: 4,
+};
 
 export function strictestAction(actions: readonly Action[]): Action {
   let best: Action = 'allow';
@@ -205,7 +221,8 @@ function step(
   const cur = prev ?? { bucket: 'green' as Bucket, score: 0, below: 0, since: now };
   let target = level(fused, th.amber, th.red);
   if (th.immediateOnMatch && latest.matched && latestScore >= th.red) target = 'red';
-  if (BUCKET_RANK[target] > BUCKET_RANK[cur.bucket]) return { bucket: target, score: Math.max(fused, target === 'red' ? latestScore : 0), below: 0, since: now };
+  if (BUCKET_RANK[target] > BUCKET_RANK[cur.bucket])
+    return { bucket: target, score: Math.max(fused, target === 'red' ? latestScore : 0), below: 0, since: now };
   if (cur.bucket === 'green') return { ...cur, score: fused };
   const threshold = cur.bucket === 'red' ? th.red : th.amber;
   const below = latestScore < threshold - fusion.hysteresis ? cur.below + 1 : 0;
@@ -273,7 +290,8 @@ export function fuse(state: FusionState, signal: SignalLike, policy: Policy, now
         const after = step(table[def.name], fused, record, latestScore, th, def.fusion, now);
         table[def.name] = after;
         // Only green -> amber asks for a human: a red decaying through amber was already decided.
-        if (key !== GLOBAL_KEY && after.bucket === 'amber' && before === 'green') enteredAmber.push({ jurisdiction: key, category: def.name });
+        if (key !== GLOBAL_KEY && after.bucket === 'amber' && before === 'green')
+          enteredAmber.push({ jurisdiction: key, category: def.name });
       };
       const g = policy.global[def.name];
       if (g) update(GLOBAL_KEY, { amber: g.red, red: g.red, immediateOnMatch: g.immediateOnMatch });
@@ -287,12 +305,23 @@ export function fuse(state: FusionState, signal: SignalLike, policy: Policy, now
   const degraded = (['audio', 'video'] as const).filter((k) => unavailable[k] >= policy.failAfter);
   const streamId = signal.streamId ?? state.streamId;
   const verdict = buildVerdict(policy, streamId, windows, buckets, degraded, now);
-  if (degraded.length > 0) verdict.evidenceByCategory[SIGNALS_UNAVAILABLE] = outageEvidence(degraded.map((k) => outage[k]));
+  if (degraded.length > 0)
+    verdict.evidenceByCategory[SIGNALS_UNAVAILABLE] = outageEvidence(degraded.map((k) => outage[k]));
   const key = decisionKey(verdict);
   const previousKey = state.verdict === undefined ? GREEN_KEY : (state.decisionKey ?? decisionKey(state.verdict));
   const changed = key !== previousKey;
   return {
-    state: { streamId, windows, buckets, unavailable, recovering, outage, verdict, decisionKey: key, samples: state.samples + 1 },
+    state: {
+      streamId,
+      windows,
+      buckets,
+      unavailable,
+      recovering,
+      outage,
+      verdict,
+      decisionKey: key,
+      samples: state.samples + 1,
+    },
     verdict,
     changed,
     enteredAmber,
@@ -307,7 +336,12 @@ export function decisionKey(v: Verdict): string {
   const per: Record<string, unknown> = {};
   for (const [k, j] of Object.entries(v.perJurisdiction)) {
     if (j.bucket === 'green' && j.actions.length === 0 && !j.failMode) continue;
-    per[k] = { b: j.bucket, a: [...j.actions].sort(), f: j.failMode ?? null, c: j.categories.map((c) => `${c.category}:${c.bucket}`).sort() };
+    per[k] = {
+      b: j.bucket,
+      a: [...j.actions].sort(),
+      f: j.failMode ?? null,
+      c: j.categories.map((c) => `${c.category}:${c.bucket}`).sort(),
+    };
   }
   return canonicalJson({ kill: v.kill, review: v.review, per, degraded: [...v.degraded].sort() });
 }
@@ -347,7 +381,13 @@ function buildVerdict(
       }
     }
     const list = [...actions].sort((a, b) => ACTION_SEVERITY[b] - ACTION_SEVERITY[a]);
-    perJurisdiction[j.code] = { bucket, action: strictestAction(list), categories, actions: list, ...(failMode ? { failMode } : {}) };
+    perJurisdiction[j.code] = {
+      bucket,
+      action: strictestAction(list),
+      categories,
+      actions: list,
+      ...(failMode ? { failMode } : {}),
+    };
   }
   const killCategories: Verdict['killCategories'] = [];
   for (const [name, rule] of Object.entries(policy.global)) {
@@ -369,7 +409,9 @@ function buildVerdict(
     killCategories,
     degraded,
     evidence: gatherEvidence(windows, evidenceCategories),
-    evidenceByCategory: Object.fromEntries([...evidenceCategories].map(([c, score]) => [c, gatherEvidence(windows, new Map([[c, score]]))])),
+    evidenceByCategory: Object.fromEntries(
+      [...evidenceCategories].map(([c, score]) => [c, gatherEvidence(windows, new Map([[c, score]]))]),
+    ),
   };
 }
 
@@ -381,7 +423,9 @@ function outageEvidence(outages: (Outage | undefined)[]): Evidence {
   const list = outages.filter((o): o is Outage => o !== undefined);
   return {
     sampleSeqs: [...new Set(list.flatMap((o) => o.seqs))].sort((a, b) => a - b),
-    timeRange: list.length ? { from: Math.min(...list.map((o) => o.from)), to: Math.max(...list.map((o) => o.to)) } : { from: 0, to: 0 },
+    timeRange: list.length
+      ? { from: Math.min(...list.map((o) => o.from)), to: Math.max(...list.map((o) => o.to)) }
+      : { from: 0, to: 0 },
     scores: [],
     matches: [],
     text: [],
@@ -392,17 +436,30 @@ function outageEvidence(outages: (Outage | undefined)[]): Evidence {
 
 /** Evidence of a set of categories, merged from a verdict's per-category evidence. */
 export function evidenceFor(verdict: Verdict, categories: Iterable<string>): Evidence {
-  const parts = [...new Set(categories)].map((c) => verdict.evidenceByCategory[c]).filter((e): e is Evidence => e !== undefined);
+  const parts = [...new Set(categories)]
+    .map((c) => verdict.evidenceByCategory[c])
+    .filter((e): e is Evidence => e !== undefined);
   if (parts.length === 0) return verdict.evidence;
   const seqs = new Set<number>();
-  const out: Evidence = { sampleSeqs: [], timeRange: { from: Infinity, to: -Infinity }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] };
+  const out: Evidence = {
+    sampleSeqs: [],
+    timeRange: { from: Infinity, to: -Infinity },
+    scores: [],
+    matches: [],
+    text: [],
+    textContext: [],
+    thumbnailRefs: [],
+  };
   for (const e of parts) {
     for (const s of e.sampleSeqs) seqs.add(s);
     out.timeRange.from = Math.min(out.timeRange.from, e.timeRange.from);
     out.timeRange.to = Math.max(out.timeRange.to, e.timeRange.to);
     out.scores.push(...e.scores);
-    for (const m of e.matches) if (!out.matches.some((x) => x.bank === m.bank && x.entryId === m.entryId)) out.matches.push(m);
-    for (const t of e.text) if (!out.text.some((x) => x.category === t.category && x.term === t.term && x.source === t.source)) out.text.push(t);
+    for (const m of e.matches)
+      if (!out.matches.some((x) => x.bank === m.bank && x.entryId === m.entryId)) out.matches.push(m);
+    for (const t of e.text)
+      if (!out.text.some((x) => x.category === t.category && x.term === t.term && x.source === t.source))
+        out.text.push(t);
     for (const c of e.textContext) if (!out.textContext.includes(c)) out.textContext.push(c);
     for (const r of e.thumbnailRefs) if (!out.thumbnailRefs.includes(r)) out.thumbnailRefs.push(r);
   }
@@ -418,7 +475,10 @@ export function windowEvidence(state: FusionState): Evidence {
   const categories = new Map<string, number>();
   for (const [name, records] of Object.entries(state.windows)) {
     if (records.length === 0) continue;
-    categories.set(name, records.reduce((m, r) => Math.max(m, r.score), 0));
+    categories.set(
+      name,
+      records.reduce((m, r) => Math.max(m, r.score), 0),
+    );
   }
   return gatherEvidence(state.windows, categories);
 }

@@ -22,7 +22,8 @@ export function gateFor(
     gate.video = 'blank';
     gate.audio = 'mute';
     gate.closed = true;
-    for (const k of verdict.killCategories) gate.reasons.push({ jurisdiction: 'global', category: k.category, action: 'kill_stream', clause: k.clause });
+    for (const k of verdict.killCategories)
+      gate.reasons.push({ jurisdiction: 'global', category: k.category, action: 'kill_stream', clause: k.clause });
     return gate;
   }
   const keys = new Set<string>([keyOf(verdict, jurisdiction)]);
@@ -34,7 +35,13 @@ export function gateFor(
       applyAction(gate, action);
       const cat = jv.categories.find((c) => c.action === action);
       if (cat) gate.reasons.push({ jurisdiction: key, category: cat.category, action, clause: cat.clause });
-      else gate.reasons.push({ jurisdiction: key, category: 'signals_unavailable', action, clause: `fail mode ${jv.failMode ?? 'fail_closed'}` });
+      else
+        gate.reasons.push({
+          jurisdiction: key,
+          category: 'signals_unavailable',
+          action,
+          clause: `fail mode ${jv.failMode ?? 'fail_closed'}`,
+        });
     }
   }
   return gate;
@@ -71,11 +78,21 @@ export function initialGateFor(
     if (verdict.perJurisdiction[key]?.failMode !== 'quarantine') continue;
     if (verdict.degraded.includes('video') && gate.video !== 'blank') {
       gate.video = 'blank';
-      gate.reasons.push({ jurisdiction: key, category: 'signals_unavailable', action: 'blank_video', clause: 'fail mode quarantine' });
+      gate.reasons.push({
+        jurisdiction: key,
+        category: 'signals_unavailable',
+        action: 'blank_video',
+        clause: 'fail mode quarantine',
+      });
     }
     if (verdict.degraded.includes('audio') && gate.audio !== 'mute') {
       gate.audio = 'mute';
-      gate.reasons.push({ jurisdiction: key, category: 'signals_unavailable', action: 'mute_audio', clause: 'fail mode quarantine' });
+      gate.reasons.push({
+        jurisdiction: key,
+        category: 'signals_unavailable',
+        action: 'mute_audio',
+        clause: 'fail mode quarantine',
+      });
     }
   }
   return gate;

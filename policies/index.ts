@@ -2,7 +2,19 @@
 export * from './types.ts';
 export { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
 export { parsePolicy, loadPolicyBundle, lexiconFor, jurisdictionKey } from './loader.ts';
-export { createFusionState, fuse, decisionKey, evidenceFor, windowEvidence, strictestAction, ACTION_SEVERITY, GLOBAL_KEY, SIGNALS_UNAVAILABLE, type FusionState, type FusionResult } from './fusion.ts';
+export {
+  createFusionState,
+  fuse,
+  decisionKey,
+  evidenceFor,
+  windowEvidence,
+  strictestAction,
+  ACTION_SEVERITY,
+  GLOBAL_KEY,
+  SIGNALS_UNAVAILABLE,
+  type FusionState,
+  type FusionResult,
+} from './fusion.ts';
 export { applyAction, gateFor, initialGateFor } from './gate.ts';
 export { BUCKET_RANK, worstBucket, summarizeVerdict, restrictedBuckets, type VerdictSummary } from './summary.ts';
 export {
@@ -66,4 +78,13 @@ export {
   type Tally,
   type AgreedLabel,
 } from './review.ts';
-export { transparencyReport, ESCALATION_TARGETS, type AuditLike, type TransparencyReport, type TransparencyCell, type EscalationRate, type Percentiles, type RestrictionCounts } from './transparency.ts';
+export {
+  transparencyReport,
+  ESCALATION_TARGETS,
+  type AuditLike,
+  type TransparencyReport,
+  type TransparencyCell,
+  type EscalationRate,
+  type Percentiles,
+  type RestrictionCounts,
+} from './transparency.ts';

@@ -93,7 +93,9 @@ function toData(file: ParsedFile): unknown {
       },
     });
     const pos = file.lines.linePos(at?.range?.[0] ?? 0);
-    throw new PolicyError('POL_ERR_YAML', [{ file: file.filename, line: pos.line, column: pos.col, path: '', reason: firstLine(message) }]);
+    throw new PolicyError('POL_ERR_YAML', [
+      { file: file.filename, line: pos.line, column: pos.col, path: '', reason: firstLine(message) },
+    ]);
   }
 }
 
@@ -130,7 +132,10 @@ interface Owned<T> {
  * files (one per country). The caller reads the files (policies/ does no I/O). Throws PolicyError.
  */
 export function loadPolicyBundle(files: readonly PolicyFile[]): Policy {
-  if (files.length === 0) throw new PolicyError('POL_ERR_NO_BASE', [{ file: '', line: 0, column: 0, path: '', reason: 'no policy files given' }]);
+  if (files.length === 0)
+    throw new PolicyError('POL_ERR_NO_BASE', [
+      { file: '', line: 0, column: 0, path: '', reason: 'no policy files given' },
+    ]);
   const sorted = [...files].sort((a, b) => (a.filename < b.filename ? -1 : a.filename > b.filename ? 1 : 0));
   let base: { file: ParsedFile; raw: RawBase } | undefined;
   const extra: { file: ParsedFile; raw: RawJurisdictionFile }[] = [];
@@ -142,7 +147,9 @@ export function loadPolicyBundle(files: readonly PolicyFile[]): Policy {
     const header = check(file, fileHeaderSchema, json);
     if (header.kind === 'PolicyBase') {
       if (base) {
-        throw new PolicyError('POL_ERR_DUPLICATE', [issueAt(file, ['kind'], `second PolicyBase file (the first is ${base.file.filename})`)]);
+        throw new PolicyError('POL_ERR_DUPLICATE', [
+          issueAt(file, ['kind'], `second PolicyBase file (the first is ${base.file.filename})`),
+        ]);
       }
       base = { file, raw: check(file, baseFileSchema, json) };
     } else {
@@ -150,7 +157,9 @@ export function loadPolicyBundle(files: readonly PolicyFile[]): Policy {
     }
   }
   if (!base) {
-    throw new PolicyError('POL_ERR_NO_BASE', [{ file: sorted[0]?.filename ?? '', line: 1, column: 1, path: '', reason: "no file with 'kind: PolicyBase'" }]);
+    throw new PolicyError('POL_ERR_NO_BASE', [
+      { file: sorted[0]?.filename ?? '', line: 1, column: 1, path: '', reason: "no file with 'kind: PolicyBase'" },
+    ]);
   }
   const policy = build(base.file, base.raw, extra);
   policy.files = parsed.map((p) => ({ file: p.filename, version: p.version }));
@@ -168,19 +177,41 @@ function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; ra
   const fail = (code: PolicyErrorCode, file: ParsedFile, path: Path, reason: string, atKey = false) =>
     issues.push({ code, issue: issueAt(file, path, reason, atKey) });
 
-  if (raw.fusion.enter > raw.fusion.window) fail('POL_ERR_SCHEMA', baseFile, ['fusion', 'enter'], `enter (${raw.fusion.enter}) exceeds window (${raw.fusion.window})`);
+  if (raw.fusion.enter > raw.fusion.window)
+    fail(
+      'POL_ERR_SCHEMA',
+      baseFile,
+      ['fusion', 'enter'],
+      `enter (${raw.fusion.enter}) exceeds window (${raw.fusion.window})`,
+    );
   const taxonomy: Record<string, CategoryDef> = {};
   const textCategories = new Set<string>();
   for (const [name, c] of Object.entries(raw.taxonomy)) {
     const fusion = { ...raw.fusion, ...c.fusion };
-    if (c.fusion && fusion.enter > fusion.window) fail('POL_ERR_SCHEMA', baseFile, ['taxonomy', name, 'fusion'], `enter (${fusion.enter}) exceeds window (${fusion.window}) with the base fusion settings merged`);
+    if (c.fusion && fusion.enter > fusion.window)
+      fail(
+        'POL_ERR_SCHEMA',
+        baseFile,
+        ['taxonomy', name, 'fusion'],
+        `enter (${fusion.enter}) exceeds window (${fusion.window}) with the base fusion settings merged`,
+      );
     if (c.signals.scores.length + c.signals.banks.length + c.signals.text.length === 0) {
       fail('POL_ERR_SCHEMA', baseFile, ['taxonomy', name, 'signals'], 'category is fed by no signal');
     }
     for (const t of c.signals.text) textCategories.add(t);
-    taxonomy[name] = { name, description: c.description, kinds: [...new Set(c.kinds)], ground: c.ground, clause: c.clause, signals: c.signals, fusion, ...(c.reviewers !== undefined ? { reviewers: c.reviewers } : {}) };
+    taxonomy[name] = {
+      name,
+      description: c.description,
+      kinds: [...new Set(c.kinds)],
+      ground: c.ground,
+      clause: c.clause,
+      signals: c.signals,
+      fusion,
+      ...(c.reviewers !== undefined ? { reviewers: c.reviewers } : {}),
+    };
   }
-  if (raw.reviewDeadZone[0] >= raw.reviewDeadZone[1]) fail('POL_ERR_SCHEMA', baseFile, ['reviewDeadZone'], 'dead zone lower bound must be below its upper bound');
+  if (raw.reviewDeadZone[0] >= raw.reviewDeadZone[1])
+    fail('POL_ERR_SCHEMA', baseFile, ['reviewDeadZone'], 'dead zone lower bound must be below its upper bound');
 
   const global: Record<string, GlobalRule> = {};
   for (const [name, g] of Object.entries(raw.global)) {
@@ -189,13 +220,26 @@ function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; ra
       fail('POL_ERR_REFERENCE', baseFile, ['global', name], `unknown category '${name}' (not in taxonomy)`, true);
       continue;
     }
-    global[name] = { red: g.red, immediateOnMatch: g.immediateOnMatch, action: 'kill_stream', clause: g.clause ?? def.clause, ground: g.ground ?? def.ground };
+    global[name] = {
+      red: g.red,
+      immediateOnMatch: g.immediateOnMatch,
+      action: 'kill_stream',
+      clause: g.clause ?? def.clause,
+      ground: g.ground ?? def.ground,
+    };
   }
 
   const checkLexicon = (file: ParsedFile, prefix: Path, lex: Record<string, string[]>) => {
     const out: Record<string, string[]> = {};
     for (const [cat, list] of Object.entries(lex)) {
-      if (!textCategories.has(cat)) fail('POL_ERR_REFERENCE', file, [...prefix, 'lexicon', cat], `lexicon category '${cat}' feeds no taxonomy category (add it to a category's signals.text)`, true);
+      if (!textCategories.has(cat))
+        fail(
+          'POL_ERR_REFERENCE',
+          file,
+          [...prefix, 'lexicon', cat],
+          `lexicon category '${cat}' feeds no taxonomy category (add it to a category's signals.text)`,
+          true,
+        );
       out[cat] = [...new Set(list.map((t) => t.toLowerCase()))];
     }
     return out;
@@ -203,19 +247,34 @@ function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; ra
   const lexicon = checkLexicon(baseFile, [], raw.lexicon);
 
   const owners: Owned<RawJurisdiction & { code: string }>[] = [];
-  for (const [code, body] of Object.entries(raw.jurisdictions)) owners.push({ file: baseFile, prefix: ['jurisdictions', code], body: { ...body, code } });
+  for (const [code, body] of Object.entries(raw.jurisdictions))
+    owners.push({ file: baseFile, prefix: ['jurisdictions', code], body: { ...body, code } });
   for (const e of extra) owners.push({ file: e.file, prefix: [], body: e.raw });
 
   const defaultOwner = owners.find((o) => o.body.code === 'default');
   if (!defaultOwner) {
-    fail('POL_ERR_REFERENCE', baseFile, ['jurisdictions'], "no 'default' jurisdiction (the rules for viewers whose jurisdiction has no entry)", true);
-    throw new PolicyError(issues[0]!.code, issues.map((i) => i.issue));
+    fail(
+      'POL_ERR_REFERENCE',
+      baseFile,
+      ['jurisdictions'],
+      "no 'default' jurisdiction (the rules for viewers whose jurisdiction has no entry)",
+      true,
+    );
+    throw new PolicyError(
+      issues[0]!.code,
+      issues.map((i) => i.issue),
+    );
   }
 
   const seen = new Map<string, ParsedFile>();
   const jurisdictions: Record<string, JurisdictionPolicy> = {};
   const defaultRules: Record<string, CategoryRule> = {};
-  const resolveRule = (o: Owned<RawJurisdiction>, name: string, r: RawRule, inherited: CategoryRule | undefined): CategoryRule | undefined => {
+  const resolveRule = (
+    o: Owned<RawJurisdiction>,
+    name: string,
+    r: RawRule,
+    inherited: CategoryRule | undefined,
+  ): CategoryRule | undefined => {
     const def = taxonomy[name];
     if (!def) {
       fail('POL_ERR_REFERENCE', o.file, rulePath(o, name), `unknown category '${name}' (not in taxonomy)`, true);
@@ -226,13 +285,35 @@ function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; ra
     const amberAction = r.actions?.amber ?? inherited?.actions.amber ?? 'allow';
     const redAction = r.actions?.red ?? inherited?.actions.red;
     if (amber === undefined || red === undefined || redAction === undefined) {
-      const missing = [amber === undefined && 'amber', red === undefined && 'red', redAction === undefined && 'actions.red'].filter(Boolean).join(', ');
-      fail('POL_ERR_SCHEMA', o.file, rulePath(o, name), `rule needs ${missing} (nothing to inherit from the default jurisdiction)`);
+      const missing = [
+        amber === undefined && 'amber',
+        red === undefined && 'red',
+        redAction === undefined && 'actions.red',
+      ]
+        .filter(Boolean)
+        .join(', ');
+      fail(
+        'POL_ERR_SCHEMA',
+        o.file,
+        rulePath(o, name),
+        `rule needs ${missing} (nothing to inherit from the default jurisdiction)`,
+      );
       return undefined;
     }
-    if (amber > red) fail('POL_ERR_SCHEMA', o.file, [...rulePath(o, name), r.amber !== undefined ? 'amber' : 'red'], `amber threshold (${amber}) is above red (${red})`);
+    if (amber > red)
+      fail(
+        'POL_ERR_SCHEMA',
+        o.file,
+        [...rulePath(o, name), r.amber !== undefined ? 'amber' : 'red'],
+        `amber threshold (${amber}) is above red (${red})`,
+      );
     if ((amberAction === 'mute_audio' || redAction === 'mute_audio') && !def.kinds.includes('audio')) {
-      fail('POL_ERR_SCHEMA', o.file, [...rulePath(o, name), 'actions'], `mute_audio on '${name}', which is not fed by audio`);
+      fail(
+        'POL_ERR_SCHEMA',
+        o.file,
+        [...rulePath(o, name), 'actions'],
+        `mute_audio on '${name}', which is not fed by audio`,
+      );
     }
     return {
       amber,
@@ -249,7 +330,13 @@ function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; ra
     const code = o.body.code;
     const prev = seen.get(code);
     if (prev) {
-      fail('POL_ERR_DUPLICATE', o.file, o.prefix.length ? o.prefix : ['code'], `jurisdiction ${code} is already defined in ${prev.filename}`, o.prefix.length > 0);
+      fail(
+        'POL_ERR_DUPLICATE',
+        o.file,
+        o.prefix.length ? o.prefix : ['code'],
+        `jurisdiction ${code} is already defined in ${prev.filename}`,
+        o.prefix.length > 0,
+      );
       continue;
     }
     seen.set(code, o.file);
@@ -257,7 +344,8 @@ function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; ra
     const dflt = jurisdictions.default;
     if (isDefault) {
       if (!o.body.failMode) fail('POL_ERR_SCHEMA', o.file, [...o.prefix], "the default jurisdiction needs 'failMode'");
-      if (o.body.reviewAmber === undefined) fail('POL_ERR_SCHEMA', o.file, [...o.prefix], "the default jurisdiction needs 'reviewAmber'");
+      if (o.body.reviewAmber === undefined)
+        fail('POL_ERR_SCHEMA', o.file, [...o.prefix], "the default jurisdiction needs 'reviewAmber'");
     }
     const categories: Record<string, CategoryRule> = isDefault ? {} : { ...defaultRules };
     for (const [name, r] of Object.entries(o.body.categories)) {
@@ -276,7 +364,11 @@ function build(baseFile: ParsedFile, raw: RawBase, extra: { file: ParsedFile; ra
     };
   }
 
-  if (issues.length > 0) throw new PolicyError(issues[0]!.code, issues.map((i) => i.issue));
+  if (issues.length > 0)
+    throw new PolicyError(
+      issues[0]!.code,
+      issues.map((i) => i.issue),
+    );
   return {
     version: '',
     name: raw.name,
@@ -306,5 +398,7 @@ export function lexiconFor(policy: Policy, jurisdiction?: string): Record<string
 
 /** The jurisdiction key whose rules apply to a viewer ('default' when unknown or unlisted). */
 export function jurisdictionKey(policy: Policy, jurisdiction: string | undefined): string {
-  return jurisdiction !== undefined && policy.jurisdictions[jurisdiction.toUpperCase()] ? jurisdiction.toUpperCase() : 'default';
+  return jurisdiction !== undefined && policy.jurisdictions[jurisdiction.toUpperCase()]
+    ? jurisdiction.toUpperCase()
+    : 'default';
 }

@@ -19,7 +19,10 @@ const UNSCOPED = new Set(['default', 'global']);
  * jurisdiction the item names (a German copyright case is not shown without DE); one scoped to
  * languages must hold the item's language when the item has one.
  */
-export function mayJudge(item: Pick<ReviewItem, 'jurisdictions'> & { language?: string }, reviewer: ReviewerScope): boolean {
+export function mayJudge(
+  item: Pick<ReviewItem, 'jurisdictions'> & { language?: string },
+  reviewer: ReviewerScope,
+): boolean {
   if (reviewer.jurisdictions) {
     const held = new Set(reviewer.jurisdictions.map((j) => j.toUpperCase()));
     for (const j of item.jurisdictions) if (!UNSCOPED.has(j) && !held.has(j.toUpperCase())) return false;
@@ -40,7 +43,10 @@ export interface QueueStats {
 }
 
 /** Per-jurisdiction depth and oldest age of the open items; an item naming two jurisdictions is in both queues. */
-export function reviewQueueStats(items: readonly (Pick<ReviewItem, 'jurisdictions' | 'createdAt' | 'dueAt'> & { status?: string })[], now: number): QueueStats[] {
+export function reviewQueueStats(
+  items: readonly (Pick<ReviewItem, 'jurisdictions' | 'createdAt' | 'dueAt'> & { status?: string })[],
+  now: number,
+): QueueStats[] {
   const by = new Map<string, QueueStats>();
   for (const item of items) {
     if (item.status === 'resolved') continue;
@@ -62,7 +68,10 @@ export function reviewQueueStats(items: readonly (Pick<ReviewItem, 'jurisdiction
 const DEFAULT_DUE = { amberMs: 60 * 60_000, appealMs: 4 * 60 * 60_000 };
 
 /** The item with its due time from the policy (appeals within 4 hours, amber within 1 hour by default). */
-export function withDueAt<T extends Pick<ReviewItem, 'type' | 'createdAt'>>(item: T, policy: Pick<Policy, 'reviewDue'>): T & { dueAt: number } {
+export function withDueAt<T extends Pick<ReviewItem, 'type' | 'createdAt'>>(
+  item: T,
+  policy: Pick<Policy, 'reviewDue'>,
+): T & { dueAt: number } {
   const due = policy.reviewDue ?? DEFAULT_DUE;
   return { ...item, dueAt: item.createdAt + (item.type === 'appeal' ? due.appealMs : due.amberMs) };
 }
@@ -75,13 +84,21 @@ export function isOverdue(item: Pick<ReviewItem, 'dueAt'> & { status?: string },
 export const PRIORITY_OVERDUE_BOOST = 100;
 
 /** The priority an item is served at now: overdue items rise (the stored priority is kept as it was). */
-export function effectivePriority(item: Pick<ReviewItem, 'priority' | 'dueAt'> & { status?: string }, now: number): number {
+export function effectivePriority(
+  item: Pick<ReviewItem, 'priority' | 'dueAt'> & { status?: string },
+  now: number,
+): number {
   return item.priority + (isOverdue(item, now) ? PRIORITY_OVERDUE_BOOST : 0);
 }
 
 /** Queue order at `now`: effective priority first, then oldest, then id (compareReviewItems with deadlines). */
-export function compareByUrgency(now: number): (a: ReviewItem & { status?: string }, b: ReviewItem & { status?: string }) => number {
-  return (a, b) => effectivePriority(b, now) - effectivePriority(a, now) || a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+export function compareByUrgency(
+  now: number,
+): (a: ReviewItem & { status?: string }, b: ReviewItem & { status?: string }) => number {
+  return (a, b) =>
+    effectivePriority(b, now) - effectivePriority(a, now) ||
+    a.createdAt - b.createdAt ||
+    (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,7 +132,8 @@ export function tallyVotes(votes: readonly ReviewVote[], required: number): Tall
   const outcomes = new Set(votes.map((v) => v.outcome));
   if (outcomes.size > 1) return { state: 'escalated', votes: votes.length, required };
   const [outcome] = outcomes;
-  if (outcome !== undefined && votes.length >= required) return { state: 'agreed', outcome, votes: votes.length, required };
+  if (outcome !== undefined && votes.length >= required)
+    return { state: 'agreed', outcome, votes: votes.length, required };
   return { state: 'open', votes: votes.length, required };
 }
 
@@ -123,12 +141,19 @@ export function tallyVotes(votes: readonly ReviewVote[], required: number): Tall
  * Adds a reviewer's vote. One vote per reviewer (POL_ERR_REVIEW_STATE, 409, for a second); an
  * escalated item takes no more ordinary votes (a senior's decision settles it, `senior`).
  */
-export function castVote(votes: readonly ReviewVote[], vote: ReviewVote, required: number, senior = false): { votes: ReviewVote[]; tally: Tally } {
-  const refuse = (reason: string): PolicyError => new PolicyError('POL_ERR_REVIEW_STATE', [{ file: '', line: 0, column: 0, path: vote.reviewer, reason }], 409);
+export function castVote(
+  votes: readonly ReviewVote[],
+  vote: ReviewVote,
+  required: number,
+  senior = false,
+): { votes: ReviewVote[]; tally: Tally } {
+  const refuse = (reason: string): PolicyError =>
+    new PolicyError('POL_ERR_REVIEW_STATE', [{ file: '', line: 0, column: 0, path: vote.reviewer, reason }], 409);
   if (votes.some((v) => v.reviewer === vote.reviewer)) throw refuse(`${vote.reviewer} has already voted on this item`);
   const before = tallyVotes(votes, required);
   if (before.state === 'agreed') throw refuse('the item is already agreed');
-  if (before.state === 'escalated' && !senior) throw refuse('the reviewers disagreed: the item is escalated to a senior reviewer (admin)');
+  if (before.state === 'escalated' && !senior)
+    throw refuse('the reviewers disagreed: the item is escalated to a senior reviewer (admin)');
   const next = [...votes, vote];
   if (senior) return { votes: next, tally: { state: 'agreed', outcome: vote.outcome, votes: next.length, required } };
   return { votes: next, tally: tallyVotes(next, required) };
@@ -161,7 +186,10 @@ export interface AgreedLabel {
  * The label of an item when `minReviewers` or more reviewers voted and all agreed; undefined
  * otherwise (open, escalated, or settled by fewer): unagreed labels never leave.
  */
-export function agreedLabel(item: ReviewItem & { votes?: readonly ReviewVote[] }, minReviewers: number): AgreedLabel | undefined {
+export function agreedLabel(
+  item: ReviewItem & { votes?: readonly ReviewVote[] },
+  minReviewers: number,
+): AgreedLabel | undefined {
   const votes = item.votes ?? [];
   const tally = tallyVotes(votes, Math.max(1, minReviewers));
   if (tally.state !== 'agreed') return undefined;

@@ -67,12 +67,20 @@ export const baseFileSchema = z.strictObject({
   failAfter: z.int().min(1).max(1000).default(3),
   reviewDeadZone: z.tuple([score, score]).default([0.4, 0.7]),
   /** Review deadlines (issue 17): minutes from an item's creation to its due time. */
-  review: z.strictObject({ amberDueMinutes: z.number().min(1).max(100_000).default(60), appealDueMinutes: z.number().min(1).max(100_000).default(240) }).default({ amberDueMinutes: 60, appealDueMinutes: 240 }),
+  review: z
+    .strictObject({
+      amberDueMinutes: z.number().min(1).max(100_000).default(60),
+      appealDueMinutes: z.number().min(1).max(100_000).default(240),
+    })
+    .default({ amberDueMinutes: 60, appealDueMinutes: 240 }),
   fusion: fusionSchema,
   taxonomy: z.record(categoryName, categorySchema),
   global: z.record(categoryName, globalRuleSchema).default({}),
   lexicon: z.record(z.string(), terms).default({}),
-  jurisdictions: z.record(z.string().regex(/^([A-Z]{2}|default)$/, "jurisdiction keys are ISO 3166-1 alpha-2 codes or 'default'"), jurisdictionBodySchema),
+  jurisdictions: z.record(
+    z.string().regex(/^([A-Z]{2}|default)$/, "jurisdiction keys are ISO 3166-1 alpha-2 codes or 'default'"),
+    jurisdictionBodySchema,
+  ),
 });
 export type RawBase = z.infer<typeof baseFileSchema>;
 

@@ -12,7 +12,12 @@ import type { Action, Policy, Verdict } from './types.ts';
 export type ShadowOutcome = 'kill' | 'block' | 'blank' | 'mute' | 'review';
 export const SHADOW_OUTCOMES: readonly ShadowOutcome[] = ['kill', 'block', 'blank', 'mute', 'review'];
 
-const OUTCOME_OF: Partial<Record<Action, ShadowOutcome>> = { block: 'block', blank_video: 'blank', mute_audio: 'mute', kill_stream: 'kill' };
+const OUTCOME_OF: Partial<Record<Action, ShadowOutcome>> = {
+  block: 'block',
+  blank_video: 'blank',
+  mute_audio: 'mute',
+  kill_stream: 'kill',
+};
 
 /** One thing a verdict does: a kill (jurisdiction 'global'), a jurisdiction's restriction, or a review. */
 export interface OutcomeOf {
@@ -23,7 +28,8 @@ export interface OutcomeOf {
   score: number;
 }
 
-const keyOf = (o: { jurisdiction: string; category: string; outcome: ShadowOutcome }): string => `${o.jurisdiction}|${o.category}|${o.outcome}`;
+const keyOf = (o: { jurisdiction: string; category: string; outcome: ShadowOutcome }): string =>
+  `${o.jurisdiction}|${o.category}|${o.outcome}`;
 
 /** Everything a verdict does, keyed `jurisdiction|category|outcome`. A kill supersedes the jurisdictions' filters. */
 export function outcomesOf(verdict: Verdict | undefined, policy: Policy): Map<string, OutcomeOf> {
@@ -31,19 +37,22 @@ export function outcomesOf(verdict: Verdict | undefined, policy: Policy): Map<st
   if (!verdict) return out;
   const add = (o: OutcomeOf): void => void out.set(keyOf(o), o);
   if (verdict.kill) {
-    for (const k of verdict.killCategories) add({ jurisdiction: 'global', category: k.category, outcome: 'kill', score: k.score });
+    for (const k of verdict.killCategories)
+      add({ jurisdiction: 'global', category: k.category, outcome: 'kill', score: k.score });
     return out;
   }
   for (const [code, jv] of Object.entries(verdict.perJurisdiction)) {
     for (const c of jv.categories) {
       const outcome = c.action ? OUTCOME_OF[c.action] : undefined;
       if (outcome) add({ jurisdiction: code, category: c.category, outcome, score: c.score });
-      if (c.bucket === 'amber' && policy.jurisdictions[code]?.reviewAmber) add({ jurisdiction: code, category: c.category, outcome: 'review', score: c.score });
+      if (c.bucket === 'amber' && policy.jurisdictions[code]?.reviewAmber)
+        add({ jurisdiction: code, category: c.category, outcome: 'review', score: c.score });
     }
     // fail-mode actions: restrictions no category explains
     for (const a of jv.actions) {
       const outcome = OUTCOME_OF[a];
-      if (outcome && !jv.categories.some((c) => c.action === a)) add({ jurisdiction: code, category: SIGNALS_UNAVAILABLE, outcome, score: 0 });
+      if (outcome && !jv.categories.some((c) => c.action === a))
+        add({ jurisdiction: code, category: SIGNALS_UNAVAILABLE, outcome, score: 0 });
     }
   }
   return out;
@@ -86,19 +95,41 @@ const MAX_SAMPLE_REFS = 20;
  * state and the differences that opened with this sample (a difference that stays open is not
  * counted again; once closed, it counts again when it reopens).
  */
-export function compareShadow(track: ShadowTrack, streamId: string, at: number, active: Evaluated, shadow: Evaluated): { track: ShadowTrack; differences: ShadowDifference[] } {
+export function compareShadow(
+  track: ShadowTrack,
+  streamId: string,
+  at: number,
+  active: Evaluated,
+  shadow: Evaluated,
+): { track: ShadowTrack; differences: ShadowDifference[] } {
   const a = outcomesOf(active.verdict, active.policy);
   const s = outcomesOf(shadow.verdict, shadow.policy);
   const open = new Set<string>();
   const differences: ShadowDifference[] = [];
-  const side = (mine: Map<string, OutcomeOf>, theirs: Map<string, OutcomeOf>, name: ShadowDifference['side'], doer: Evaluated): void => {
+  const side = (
+    mine: Map<string, OutcomeOf>,
+    theirs: Map<string, OutcomeOf>,
+    name: ShadowDifference['side'],
+    doer: Evaluated,
+  ): void => {
     for (const [k, o] of mine) {
       if (theirs.has(k)) continue;
       const key = `${name}|${k}`;
       open.add(key);
       if (track.open.has(key)) continue;
       const seqs = doer.verdict?.evidenceByCategory[o.category]?.sampleSeqs ?? doer.verdict?.evidence.sampleSeqs ?? [];
-      differences.push({ side: name, jurisdiction: o.jurisdiction, category: o.category, outcome: o.outcome, streamId, at, score: o.score, sampleSeqs: seqs.slice(-MAX_SAMPLE_REFS), candidateVersion: shadow.policy.version, activeVersion: active.policy.version });
+      differences.push({
+        side: name,
+        jurisdiction: o.jurisdiction,
+        category: o.category,
+        outcome: o.outcome,
+        streamId,
+        at,
+        score: o.score,
+        sampleSeqs: seqs.slice(-MAX_SAMPLE_REFS),
+        candidateVersion: shadow.policy.version,
+        activeVersion: active.policy.version,
+      });
     }
   };
   side(s, a, 'shadow_only', shadow);
@@ -137,8 +168,19 @@ export interface ShadowReport {
 const zero = (): OutcomeCounts => ({ kill: 0, block: 0, blank: 0, mute: 0, review: 0 });
 
 /** Aggregates recorded differences of one candidate (differences of other candidates are ignored). */
-export function shadowReport(candidateVersion: string, differences: readonly ShadowDifference[], maxExamples = 5): ShadowReport {
-  const report: ShadowReport = { candidateVersion, activeVersions: [], differences: 0, shadowOnly: zero(), activeOnly: zero(), jurisdictions: {} };
+export function shadowReport(
+  candidateVersion: string,
+  differences: readonly ShadowDifference[],
+  maxExamples = 5,
+): ShadowReport {
+  const report: ShadowReport = {
+    candidateVersion,
+    activeVersions: [],
+    differences: 0,
+    shadowOnly: zero(),
+    activeOnly: zero(),
+    jurisdictions: {},
+  };
   const sorted = differences.filter((d) => d.candidateVersion === candidateVersion).sort((x, y) => x.at - y.at);
   for (const d of sorted) {
     report.differences++;
@@ -148,7 +190,15 @@ export function shadowReport(candidateVersion: string, differences: readonly Sha
     const counts = d.side === 'shadow_only' ? 'shadowOnly' : 'activeOnly';
     cell[counts][d.outcome]++;
     report[counts][d.outcome]++;
-    if (cell.examples.length < maxExamples) cell.examples.push({ side: d.side, outcome: d.outcome, streamId: d.streamId, at: d.at, score: d.score, sampleSeqs: [...d.sampleSeqs] });
+    if (cell.examples.length < maxExamples)
+      cell.examples.push({
+        side: d.side,
+        outcome: d.outcome,
+        streamId: d.streamId,
+        at: d.at,
+        score: d.score,
+        sampleSeqs: [...d.sampleSeqs],
+      });
     report.from ??= d.at;
     report.to = d.at;
   }
@@ -175,7 +225,19 @@ export function withThresholds(policy: Policy, edits: readonly ThresholdEdit[]):
   const global = { ...policy.global };
   const jurisdictions = { ...policy.jurisdictions };
   const missing = (e: ThresholdEdit): PolicyError =>
-    new PolicyError('POL_ERR_REFERENCE', [{ file: '', line: 0, column: 0, path: `${e.jurisdiction}.${e.category}`, reason: `the active policy has no rule for ${e.category} in ${e.jurisdiction}` }], 400);
+    new PolicyError(
+      'POL_ERR_REFERENCE',
+      [
+        {
+          file: '',
+          line: 0,
+          column: 0,
+          path: `${e.jurisdiction}.${e.category}`,
+          reason: `the active policy has no rule for ${e.category} in ${e.jurisdiction}`,
+        },
+      ],
+      400,
+    );
   for (const e of edits) {
     if (e.jurisdiction === 'global') {
       const g = global[e.category];
@@ -186,7 +248,10 @@ export function withThresholds(policy: Policy, edits: readonly ThresholdEdit[]):
     const j = jurisdictions[e.jurisdiction];
     const rule = j?.categories[e.category];
     if (!j || !rule) throw missing(e);
-    jurisdictions[e.jurisdiction] = { ...j, categories: { ...j.categories, [e.category]: { ...rule, amber: e.amber ?? rule.amber, red: e.red ?? rule.red } } };
+    jurisdictions[e.jurisdiction] = {
+      ...j,
+      categories: { ...j.categories, [e.category]: { ...rule, amber: e.amber ?? rule.amber, red: e.red ?? rule.red } },
+    };
   }
   const version = contentId('thr', { base: policy.version, edits }).slice(4, 20);
   return { ...policy, version, name: `${policy.name} (threshold candidate)`, global, jurisdictions };
@@ -205,7 +270,11 @@ export interface ShadowRun {
  * 'missing' without a run of that candidate, 'stale' when its run compared it with another active
  * policy than the one it replaces now. Activation without a 'fresh' report asks for `force`.
  */
-export function shadowFreshness(run: ShadowRun | undefined, candidateVersion: string, activeVersion: string | undefined): 'fresh' | 'missing' | 'stale' {
+export function shadowFreshness(
+  run: ShadowRun | undefined,
+  candidateVersion: string,
+  activeVersion: string | undefined,
+): 'fresh' | 'missing' | 'stale' {
   if (!run || run.candidateVersion !== candidateVersion) return 'missing';
   if (activeVersion !== undefined && run.activeVersion !== activeVersion) return 'stale';
   return 'fresh';

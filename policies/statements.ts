@@ -41,8 +41,10 @@ const OWN_INITIATIVE: StatementBasis = { kind: 'own_initiative' };
 /** Pseudo-category of an operator's action on a stream no model scored (the operator's own finding). */
 export const OPERATOR_REPORT = 'operator_report';
 
-const DURATION_KILL = 'the live session is ended; the stream may not restart until the decision is overturned on review or appeal';
-const DURATION_FILTER = 'while the stream stays in this bucket (re-evaluated continuously); lifted automatically when it returns to green';
+const DURATION_KILL =
+  'the live session is ended; the stream may not restart until the decision is overturned on review or appeal';
+const DURATION_FILTER =
+  'while the stream stays in this bucket (re-evaluated continuously); lifted automatically when it returns to green';
 
 /** Restrictions a verdict puts in force, grouped by action. Empty for a green, healthy stream. */
 export function restrictionsOf(verdict: Verdict, policy: Policy): Restriction[] {
@@ -52,7 +54,12 @@ export function restrictionsOf(verdict: Verdict, policy: Policy): Restriction[] 
         action: 'kill_stream',
         scope: 'stream',
         jurisdictions: ['global'],
-        categories: verdict.killCategories.map((k) => ({ category: k.category, score: k.score, clause: k.clause, ground: policy.global[k.category]?.ground ?? 'terms_of_service' })),
+        categories: verdict.killCategories.map((k) => ({
+          category: k.category,
+          score: k.score,
+          clause: k.clause,
+          ground: policy.global[k.category]?.ground ?? 'terms_of_service',
+        })),
       },
     ];
   }
@@ -65,24 +72,48 @@ export function restrictionsOf(verdict: Verdict, policy: Policy): Restriction[] 
       const cats = jv.categories.filter((c) => c.action === action);
       if (cats.length === 0 && jv.failMode) {
         if (!r.categories.some((c) => c.category === SIGNALS_UNAVAILABLE)) {
-          r.categories.push({ category: SIGNALS_UNAVAILABLE, score: 0, clause: `fail mode ${jv.failMode}: moderation signals unavailable`, ground: 'terms_of_service' });
+          r.categories.push({
+            category: SIGNALS_UNAVAILABLE,
+            score: 0,
+            clause: `fail mode ${jv.failMode}: moderation signals unavailable`,
+            ground: 'terms_of_service',
+          });
         }
       }
       for (const c of cats) {
         if (r.categories.some((x) => x.category === c.category && x.clause === c.clause)) continue;
-        const ground = policy.jurisdictions[code]?.categories[c.category]?.ground ?? policy.taxonomy[c.category]?.ground ?? 'terms_of_service';
+        const ground =
+          policy.jurisdictions[code]?.categories[c.category]?.ground ??
+          policy.taxonomy[c.category]?.ground ??
+          'terms_of_service';
         r.categories.push({ category: c.category, score: c.score, clause: c.clause, ground });
       }
     }
   }
   // Quarantine restricts only viewers who join during the outage; it still needs its statement.
-  const quarantined = Object.entries(verdict.perJurisdiction).filter(([, jv]) => jv.failMode === 'quarantine').map(([code]) => code);
+  const quarantined = Object.entries(verdict.perJurisdiction)
+    .filter(([, jv]) => jv.failMode === 'quarantine')
+    .map(([code]) => code);
   const out = [...byAction.values()];
   if (quarantined.length > 0) {
     const clause = 'fail mode quarantine: moderation signals unavailable, viewers joining now are filtered';
     const cat = [{ category: SIGNALS_UNAVAILABLE, score: 0, clause, ground: 'terms_of_service' as GroundType }];
-    if (verdict.degraded.includes('video')) out.push({ action: 'blank_video', scope: 'jurisdictions', jurisdictions: quarantined, categories: cat, newViewersOnly: true });
-    if (verdict.degraded.includes('audio')) out.push({ action: 'mute_audio', scope: 'jurisdictions', jurisdictions: quarantined, categories: cat, newViewersOnly: true });
+    if (verdict.degraded.includes('video'))
+      out.push({
+        action: 'blank_video',
+        scope: 'jurisdictions',
+        jurisdictions: quarantined,
+        categories: cat,
+        newViewersOnly: true,
+      });
+    if (verdict.degraded.includes('audio'))
+      out.push({
+        action: 'mute_audio',
+        scope: 'jurisdictions',
+        jurisdictions: quarantined,
+        categories: cat,
+        newViewersOnly: true,
+      });
   }
   for (const r of out) r.jurisdictions.sort();
   return out.sort((a, b) => ACTION_SEVERITY[b.action] - ACTION_SEVERITY[a.action]);
@@ -90,7 +121,10 @@ export function restrictionsOf(verdict: Verdict, policy: Policy): Restriction[] 
 
 /** Stable key of a restriction; the enforcer issues a new statement only when this changes. */
 export function restrictionKey(r: Restriction): string {
-  return `${r.action}|${r.jurisdictions.join(',')}|${r.categories.map((c) => c.category).sort().join(',')}${r.newViewersOnly ? '|new' : ''}`;
+  return `${r.action}|${r.jurisdictions.join(',')}|${r.categories
+    .map((c) => c.category)
+    .sort()
+    .join(',')}${r.newViewersOnly ? '|new' : ''}`;
 }
 
 export interface StatementInput {
@@ -118,11 +152,22 @@ export interface StatementInput {
 /** The one builder of statements: automated, operator, review and appeal decisions alike. */
 export function buildStatement(input: StatementInput): StatementOfReasons {
   const { restriction: r, policy, evidence } = input;
-  const id = contentId('sor', { s: input.streamId, t: input.issuedAt, a: r.action, j: r.jurisdictions, v: policy.version, c: r.categories.map((c) => c.category), ...(input.decidedBy ? { by: input.decidedBy } : {}) });
+  const id = contentId('sor', {
+    s: input.streamId,
+    t: input.issuedAt,
+    a: r.action,
+    j: r.jurisdictions,
+    v: policy.version,
+    c: r.categories.map((c) => c.category),
+    ...(input.decidedBy ? { by: input.decidedBy } : {}),
+  });
   const ground: GroundType = r.categories.some((c) => c.ground === 'law') ? 'law' : 'terms_of_service';
   const clause = [...new Set(r.categories.map((c) => c.clause))].join('; ');
   const cats = r.categories.map((c) => `${c.category} (score ${c.score.toFixed(2)})`).join(', ');
-  const where = r.scope === 'stream' ? 'for all viewers' : `for ${r.newViewersOnly ? 'viewers joining' : 'viewers'} in ${r.jurisdictions.join(', ')}`;
+  const where =
+    r.scope === 'stream'
+      ? 'for all viewers'
+      : `for ${r.newViewersOnly ? 'viewers joining' : 'viewers'} in ${r.jurisdictions.join(', ')}`;
   const automated = input.automated ?? { detection: true, decision: true };
   const failMode = r.categories.length > 0 && r.categories.every((c) => c.category === SIGNALS_UNAVAILABLE);
   const explanation =
@@ -134,7 +179,12 @@ export function buildStatement(input: StatementInput): StatementOfReasons {
     id,
     streamId: input.streamId,
     issuedAt: input.issuedAt,
-    restriction: { action: r.action, scope: r.scope, jurisdictions: [...r.jurisdictions], duration: input.duration ?? (r.action === 'kill_stream' ? DURATION_KILL : DURATION_FILTER) },
+    restriction: {
+      action: r.action,
+      scope: r.scope,
+      jurisdictions: [...r.jurisdictions],
+      duration: input.duration ?? (r.action === 'kill_stream' ? DURATION_KILL : DURATION_FILTER),
+    },
     facts: {
       categories: r.categories.map((c) => ({ category: c.category, score: c.score })),
       matches: [...evidence.matches],
@@ -145,7 +195,10 @@ export function buildStatement(input: StatementInput): StatementOfReasons {
     basis: { ...(input.basis ?? OWN_INITIATIVE) },
     automated,
     ground: { type: ground, clause, policyVersion: policy.version, explanation },
-    redress: { appealUrl: `${input.appealBase ?? policy.appealUrl}/${id}`, options: [...(input.redress ?? REDRESS_OPTIONS)] },
+    redress: {
+      appealUrl: `${input.appealBase ?? policy.appealUrl}/${id}`,
+      options: [...(input.redress ?? REDRESS_OPTIONS)],
+    },
   };
 }
 
@@ -175,14 +228,20 @@ export interface OperatorAction {
   appealBase?: string;
 }
 
-const DURATION_OPERATOR_KILL = 'the live session is ended; the stream may not restart until an operator resumes it or the decision is overturned on appeal';
-const DURATION_OPERATOR_GATE = 'for the rest of this live session, until an operator lifts it or it is overturned on appeal';
+const DURATION_OPERATOR_KILL =
+  'the live session is ended; the stream may not restart until an operator resumes it or the decision is overturned on appeal';
+const DURATION_OPERATOR_GATE =
+  'for the rest of this live session, until an operator lifts it or it is overturned on appeal';
 
 /** The statement of reasons of an operator's action (a human decision; redress as for every statement). */
 export function operatorStatement(k: OperatorAction): StatementOfReasons {
   const clause = k.clause ?? 'operator action';
   const ground = k.ground ?? 'terms_of_service';
-  const stream = k.action === 'kill_stream' || k.action === 'allow' || k.jurisdictions.length === 0 || k.jurisdictions.includes('global');
+  const stream =
+    k.action === 'kill_stream' ||
+    k.action === 'allow' ||
+    k.jurisdictions.length === 0 ||
+    k.jurisdictions.includes('global');
   const categories = k.categories.length > 0 ? k.categories : [{ category: OPERATOR_REPORT, score: 0 }];
   const restriction: Restriction = {
     action: k.action,
@@ -190,8 +249,15 @@ export function operatorStatement(k: OperatorAction): StatementOfReasons {
     jurisdictions: stream ? ['global'] : [...k.jurisdictions].sort(),
     categories: categories.map((c) => ({ ...c, clause, ground })),
   };
-  const where = stream ? (k.action === 'kill_stream' ? '' : ' for all viewers') : ` for viewers in ${restriction.jurisdictions.join(', ')}`;
-  const notice = k.basis?.kind === 'notice' ? ` following notice ${k.basis.noticeId}${k.basis.trustedFlagger ? ' from a trusted flagger' : ''}` : '';
+  const where = stream
+    ? k.action === 'kill_stream'
+      ? ''
+      : ' for all viewers'
+    : ` for viewers in ${restriction.jurisdictions.join(', ')}`;
+  const notice =
+    k.basis?.kind === 'notice'
+      ? ` following notice ${k.basis.noticeId}${k.basis.trustedFlagger ? ' from a trusted flagger' : ''}`
+      : '';
   const lift = k.action === 'allow';
   return buildStatement({
     streamId: k.streamId,
@@ -201,8 +267,14 @@ export function operatorStatement(k: OperatorAction): StatementOfReasons {
     issuedAt: k.issuedAt,
     automated: { detection: false, decision: false },
     basis: k.basis,
-    explanation: lift ? `Restrictions on the stream lifted by an operator (${k.actor}): ${k.reason}` : `${describe(k.action)}${where} by an operator (${k.actor})${notice}: ${k.reason}`,
-    duration: lift ? 'lifted with immediate effect' : k.action === 'kill_stream' ? DURATION_OPERATOR_KILL : DURATION_OPERATOR_GATE,
+    explanation: lift
+      ? `Restrictions on the stream lifted by an operator (${k.actor}): ${k.reason}`
+      : `${describe(k.action)}${where} by an operator (${k.actor})${notice}: ${k.reason}`,
+    duration: lift
+      ? 'lifted with immediate effect'
+      : k.action === 'kill_stream'
+        ? DURATION_OPERATOR_KILL
+        : DURATION_OPERATOR_GATE,
     redress: lift ? ['no further redress needed: the restriction was lifted'] : undefined,
     appealBase: k.appealBase,
     decidedBy: `${k.actor}|${k.reason}|${clause}`,
@@ -259,15 +331,23 @@ export const PRIORITY_APPEAL = 10;
  * A review item for (jurisdiction, category) pairs that entered amber. `proposedAction` is what
  * upholding applies: the strictest red action of those rules.
  */
-export function reviewItemFor(verdict: Verdict, policy: Policy, entered: { jurisdiction: string; category: string }[], now: number): ReviewItem | undefined {
-  const pairs = entered.filter((e) => e.jurisdiction !== GLOBAL_KEY && policy.jurisdictions[e.jurisdiction]?.reviewAmber);
+export function reviewItemFor(
+  verdict: Verdict,
+  policy: Policy,
+  entered: { jurisdiction: string; category: string }[],
+  now: number,
+): ReviewItem | undefined {
+  const pairs = entered.filter(
+    (e) => e.jurisdiction !== GLOBAL_KEY && policy.jurisdictions[e.jurisdiction]?.reviewAmber,
+  );
   if (pairs.length === 0) return undefined;
   const jurisdictions = [...new Set(pairs.map((p) => p.jurisdiction))].sort();
   const categories: ReviewItem['categories'] = [];
   const proposed: Action[] = [];
   for (const p of pairs) {
     const c = verdict.perJurisdiction[p.jurisdiction]?.categories.find((x) => x.category === p.category);
-    if (c && !categories.some((x) => x.category === c.category)) categories.push({ category: c.category, score: c.score, bucket: c.bucket });
+    if (c && !categories.some((x) => x.category === c.category))
+      categories.push({ category: c.category, score: c.score, bucket: c.bucket });
     const rule = policy.jurisdictions[p.jurisdiction]?.categories[p.category];
     if (rule) proposed.push(rule.actions.red);
   }
@@ -286,7 +366,10 @@ export function reviewItemFor(verdict: Verdict, policy: Policy, entered: { juris
 }
 
 /** The appeal of a restriction: a priority review item. */
-export function createAppeal(statement: StatementOfReasons, appeal: { appellant: string; grounds: string; at: number }): ReviewItem {
+export function createAppeal(
+  statement: StatementOfReasons,
+  appeal: { appellant: string; grounds: string; at: number },
+): ReviewItem {
   return {
     id: contentId('apl', { s: statement.id, t: appeal.at, a: appeal.appellant }),
     streamId: statement.streamId,
@@ -295,7 +378,11 @@ export function createAppeal(statement: StatementOfReasons, appeal: { appellant:
     createdAt: appeal.at,
     policyVersion: statement.ground.policyVersion,
     jurisdictions: [...statement.restriction.jurisdictions],
-    categories: statement.facts.categories.map((c) => ({ category: c.category, score: c.score, bucket: 'red' as const })),
+    categories: statement.facts.categories.map((c) => ({
+      category: c.category,
+      score: c.score,
+      bucket: 'red' as const,
+    })),
     evidence: {
       sampleSeqs: [...statement.facts.sampleSeqs],
       timeRange: { ...statement.facts.timeRange },
@@ -308,7 +395,12 @@ export function createAppeal(statement: StatementOfReasons, appeal: { appellant:
     proposedAction: statement.restriction.action,
     statementId: statement.id,
     appeal: { appellant: appeal.appellant, grounds: appeal.grounds, submittedAt: appeal.at },
-    appealed: { basis: { ...(statement.basis ?? OWN_INITIATIVE) }, automated: { ...statement.automated }, ground: { ...statement.ground }, restriction: { ...statement.restriction, jurisdictions: [...statement.restriction.jurisdictions] } },
+    appealed: {
+      basis: { ...(statement.basis ?? OWN_INITIATIVE) },
+      automated: { ...statement.automated },
+      ground: { ...statement.ground },
+      restriction: { ...statement.restriction, jurisdictions: [...statement.restriction.jurisdictions] },
+    },
   };
 }
 
@@ -324,7 +416,19 @@ export function isClaimActive(item: ReviewItem, now: number): boolean {
 /** Claims an item for `ttlMs`; an expired claim can be taken over. Throws POL_ERR_REVIEW_STATE. */
 export function claimReview(item: ReviewItem, reviewer: string, now: number, ttlMs = 5 * 60_000): ReviewItem {
   if (isClaimActive(item, now) && item.claim?.reviewer !== reviewer) {
-    throw new PolicyError('POL_ERR_REVIEW_STATE', [{ file: '', line: 0, column: 0, path: item.id, reason: `claimed by ${item.claim?.reviewer} until ${item.claim?.expiresAt}` }], 409);
+    throw new PolicyError(
+      'POL_ERR_REVIEW_STATE',
+      [
+        {
+          file: '',
+          line: 0,
+          column: 0,
+          path: item.id,
+          reason: `claimed by ${item.claim?.reviewer} until ${item.claim?.expiresAt}`,
+        },
+      ],
+      409,
+    );
   }
   return { ...item, claim: { reviewer, claimedAt: now, expiresAt: now + ttlMs } };
 }
@@ -338,21 +442,42 @@ export function claimReview(item: ReviewItem, reviewer: string, now: number, ttl
  */
 export function resolveReview(item: ReviewItem, resolution: ReviewResolution, policy: Policy): ReviewDecision {
   if (isClaimActive(item, resolution.at) && item.claim?.reviewer !== resolution.reviewer) {
-    throw new PolicyError('POL_ERR_REVIEW_STATE', [{ file: '', line: 0, column: 0, path: item.id, reason: `claimed by ${item.claim?.reviewer}` }], 409);
+    throw new PolicyError(
+      'POL_ERR_REVIEW_STATE',
+      [{ file: '', line: 0, column: 0, path: item.id, reason: `claimed by ${item.claim?.reviewer}` }],
+      409,
+    );
   }
   const id = contentId('dec', { i: item.id, o: resolution.outcome, r: resolution.reviewer, t: resolution.at });
-  const base = { id, itemId: item.id, streamId: item.streamId, type: item.type, outcome: resolution.outcome, reviewer: resolution.reviewer, at: resolution.at };
+  const base = {
+    id,
+    itemId: item.id,
+    streamId: item.streamId,
+    type: item.type,
+    outcome: resolution.outcome,
+    reviewer: resolution.reviewer,
+    at: resolution.at,
+  };
   const action = item.proposedAction ?? 'allow';
   const appealed = item.appealed;
   const categories = item.categories.map((c) => {
-    if (appealed) return { category: c.category, score: c.score, clause: appealed.ground.clause, ground: appealed.ground.type };
-    const rule = item.jurisdictions.map((j) => policy.jurisdictions[j]?.categories[c.category]).find((x) => x !== undefined);
+    if (appealed)
+      return { category: c.category, score: c.score, clause: appealed.ground.clause, ground: appealed.ground.type };
+    const rule = item.jurisdictions
+      .map((j) => policy.jurisdictions[j]?.categories[c.category])
+      .find((x) => x !== undefined);
     const g = policy.global[c.category];
     const def = policy.taxonomy[c.category];
     const clause = action === 'kill_stream' && g ? g.clause : (rule?.clause ?? def?.clause ?? c.category);
-    return { category: c.category, score: c.score, clause, ground: rule?.ground ?? def?.ground ?? ('terms_of_service' as GroundType) };
+    return {
+      category: c.category,
+      score: c.score,
+      clause,
+      ground: rule?.ground ?? def?.ground ?? ('terms_of_service' as GroundType),
+    };
   });
-  const scope: 'stream' | 'jurisdictions' = appealed?.restriction.scope ?? (action === 'kill_stream' ? 'stream' : 'jurisdictions');
+  const scope: 'stream' | 'jurisdictions' =
+    appealed?.restriction.scope ?? (action === 'kill_stream' ? 'stream' : 'jurisdictions');
   const restriction: Restriction = { action, scope, jurisdictions: [...item.jurisdictions], categories };
   const note = resolution.note ? ` Reviewer note: ${resolution.note}` : '';
   const where = scope === 'stream' ? 'for all viewers' : `for viewers in ${item.jurisdictions.join(', ')}`;
@@ -407,5 +532,9 @@ export function resolveReview(item: ReviewItem, resolution: ReviewResolution, po
       ? `Appeal against statement ${item.statementId} rejected after human review: ${describe(action).toLowerCase()} upheld.${note}`
       : `Appeal against statement ${item.statementId} granted after human review: ${describe(action).toLowerCase()} lifted.${note}`,
   });
-  return { ...base, effect: upheld ? { kind: 'none' } : { kind: 'lift', action, jurisdictions: [...item.jurisdictions] }, statement };
+  return {
+    ...base,
+    effect: upheld ? { kind: 'none' } : { kind: 'lift', action, jurisdictions: [...item.jurisdictions] },
+    statement,
+  };
 }

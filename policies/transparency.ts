@@ -87,7 +87,14 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
 
 /** A statement as the audit entries carry it (the fields the report reads are checked). */
 function isStatement(v: unknown): v is StatementOfReasons {
-  return isRecord(v) && typeof v.id === 'string' && typeof v.issuedAt === 'number' && isRecord(v.restriction) && isRecord(v.facts) && isRecord(v.automated);
+  return (
+    isRecord(v) &&
+    typeof v.id === 'string' &&
+    typeof v.issuedAt === 'number' &&
+    isRecord(v.restriction) &&
+    isRecord(v.facts) &&
+    isRecord(v.automated)
+  );
 }
 
 function asStatement(v: unknown): StatementOfReasons | undefined {
@@ -95,7 +102,11 @@ function asStatement(v: unknown): StatementOfReasons | undefined {
 }
 
 /** (jurisdiction, category) pairs a statement is about; a stream-wide restriction is 'global'. */
-function cellsOf(jurisdictions: readonly string[], categories: readonly string[], scopeStream: boolean): [string, string][] {
+function cellsOf(
+  jurisdictions: readonly string[],
+  categories: readonly string[],
+  scopeStream: boolean,
+): [string, string][] {
   const js = scopeStream || jurisdictions.length === 0 ? ['global'] : jurisdictions;
   const cs = categories.length > 0 ? categories : ['unspecified'];
   return js.flatMap((j) => cs.map((c) => [j, c] as [string, string]));
@@ -132,12 +143,22 @@ export function transparencyReport(entries: readonly AuditLike[], from: number, 
   for (const e of entries) {
     const b = e.body;
     if (b.type === 'review.enqueued' && typeof b.itemId === 'string') {
-      const js = Array.isArray(b.jurisdictions) ? b.jurisdictions.filter((x): x is string => typeof x === 'string') : [];
-      const cs = Array.isArray(b.categories) ? b.categories.flatMap((c) => (isRecord(c) && typeof c.category === 'string' ? [c.category] : [])) : [];
+      const js = Array.isArray(b.jurisdictions)
+        ? b.jurisdictions.filter((x): x is string => typeof x === 'string')
+        : [];
+      const cs = Array.isArray(b.categories)
+        ? b.categories.flatMap((c) => (isRecord(c) && typeof c.category === 'string' ? [c.category] : []))
+        : [];
       items.set(b.itemId, { at: num(b.at) ?? e.at, pairs: cellsOf(js, cs, false), dueAt: num(b.dueAt), type: 'amber' });
     } else if (b.type === 'appeal.filed' && typeof b.itemId === 'string') {
       const st = statements.get(str(b.statementId) ?? '');
-      const pairs = st ? cellsOf(st.restriction.jurisdictions, st.facts.categories.map((c) => c.category), st.restriction.scope === 'stream') : [['global', 'unspecified'] as [string, string]];
+      const pairs = st
+        ? cellsOf(
+            st.restriction.jurisdictions,
+            st.facts.categories.map((c) => c.category),
+            st.restriction.scope === 'stream',
+          )
+        : [['global', 'unspecified'] as [string, string]];
       items.set(b.itemId, { at: num(b.at) ?? e.at, pairs, dueAt: num(b.dueAt), type: 'appeal' });
     }
   }
@@ -152,7 +173,11 @@ export function transparencyReport(entries: readonly AuditLike[], from: number, 
     const st = asStatement(b.statement);
     if (st && !counted.has(st.id) && st.restriction.action !== 'allow') {
       counted.add(st.id);
-      const pairs = cellsOf(st.restriction.jurisdictions, st.facts.categories.map((c) => c.category), st.restriction.scope === 'stream');
+      const pairs = cellsOf(
+        st.restriction.jurisdictions,
+        st.facts.categories.map((c) => c.category),
+        st.restriction.scope === 'stream',
+      );
       const automated = st.automated.decision === true;
       if (automated) automatedRestrictions++;
       const delay = automated && st.facts.timeRange.from > 0 ? st.issuedAt - st.facts.timeRange.from : undefined;
@@ -202,7 +227,12 @@ export function transparencyReport(entries: readonly AuditLike[], from: number, 
   return {
     from,
     to,
-    source: { auditEntries: inRange.length, firstSeq: inRange[0]?.seq ?? null, lastSeq: inRange.at(-1)?.seq ?? null, statements: counted.size },
+    source: {
+      auditEntries: inRange.length,
+      firstSeq: inRange[0]?.seq ?? null,
+      lastSeq: inRange.at(-1)?.seq ?? null,
+      statements: counted.size,
+    },
     totals,
     jurisdictions,
     escalation: {

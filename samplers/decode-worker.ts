@@ -1,11 +1,27 @@
 // Decode worker: depacketizes, reassembles and decodes the tracks assigned to it, samples video
 // frames and windows audio, and posts samples back with their buffers transferred.
 import {
-  Codec, CodecContext, FFmpegError, Frame, Log, Packet, SoftwareResampleContext, SoftwareScaleContext,
+  Codec,
+  CodecContext,
+  FFmpegError,
+  Frame,
+  Log,
+  Packet,
+  SoftwareResampleContext,
+  SoftwareScaleContext,
 } from 'node-av';
 import {
-  AV_CHANNEL_LAYOUT_MONO, AV_CHANNEL_LAYOUT_STEREO, AV_LOG_QUIET, AV_PIX_FMT_RGB24, AV_SAMPLE_FMT_FLT,
-  AVERROR_EAGAIN, AVERROR_EOF, FF_DECODER_H264, FF_DECODER_OPUS, FF_DECODER_VP8, SWS_BILINEAR,
+  AV_CHANNEL_LAYOUT_MONO,
+  AV_CHANNEL_LAYOUT_STEREO,
+  AV_LOG_QUIET,
+  AV_PIX_FMT_RGB24,
+  AV_SAMPLE_FMT_FLT,
+  AVERROR_EAGAIN,
+  AVERROR_EOF,
+  FF_DECODER_H264,
+  FF_DECODER_OPUS,
+  FF_DECODER_VP8,
+  SWS_BILINEAR,
 } from 'node-av/constants';
 import type { AVPixelFormat } from 'node-av/constants';
 import { FrameAssembler, h264Format, vp8Format } from './frame-assembler.ts';
@@ -151,13 +167,25 @@ class VideoTrack extends TrackDecoder {
     if (!reason) return;
     const decodedAt = now();
     const { rgb, w, h } = this.#toRgb(f);
-    const luma = this.#cfg.lumaMaxSide > 0 ? lumaPlane(planes[0], f.width, f.height, f.linesize[0], this.#cfg.lumaMaxSide) : undefined;
-    post({
-      t: 'video', key: this.info.key, rtpTimestamp: ts, reason, width: w, height: h, rgb,
-      ...(thumb ? { thumbnail: thumb } : {}),
-      ...(luma ? { lumaPlane: luma } : {}),
-      timings: { arrivedAt, queuedAt, decodedAt },
-    }, luma ? [rgb.buffer as ArrayBuffer, luma.data.buffer as ArrayBuffer] : [rgb.buffer as ArrayBuffer]);
+    const luma =
+      this.#cfg.lumaMaxSide > 0
+        ? lumaPlane(planes[0], f.width, f.height, f.linesize[0], this.#cfg.lumaMaxSide)
+        : undefined;
+    post(
+      {
+        t: 'video',
+        key: this.info.key,
+        rtpTimestamp: ts,
+        reason,
+        width: w,
+        height: h,
+        rgb,
+        ...(thumb ? { thumbnail: thumb } : {}),
+        ...(luma ? { lumaPlane: luma } : {}),
+        timings: { arrivedAt, queuedAt, decodedAt },
+      },
+      luma ? [rgb.buffer as ArrayBuffer, luma.data.buffer as ArrayBuffer] : [rgb.buffer as ArrayBuffer],
+    );
   }
 
   #toRgb(src: Frame): { rgb: Uint8Array; w: number; h: number } {
@@ -279,8 +307,17 @@ class AudioTrack extends TrackDecoder {
     const f = this.#frame;
     if (!this.#resampler) {
       const r = new SoftwareResampleContext();
-      check(r.allocSetOpts2(AV_CHANNEL_LAYOUT_MONO, AV_SAMPLE_FMT_FLT, this.#cfg.audioSampleRate, f.channelLayout,
-        f.format as Parameters<SoftwareResampleContext['allocSetOpts2']>[4], f.sampleRate), 'swr alloc');
+      check(
+        r.allocSetOpts2(
+          AV_CHANNEL_LAYOUT_MONO,
+          AV_SAMPLE_FMT_FLT,
+          this.#cfg.audioSampleRate,
+          f.channelLayout,
+          f.format as Parameters<SoftwareResampleContext['allocSetOpts2']>[4],
+          f.sampleRate,
+        ),
+        'swr alloc',
+      );
       check(r.init(), 'swr init');
       this.#resampler = r;
     }
@@ -301,10 +338,17 @@ class AudioTrack extends TrackDecoder {
         const pcm = this.#window;
         this.#window = new Float32Array(this.#cfg.audioWindowSamples);
         this.#filled = 0;
-        post({
-          t: 'audio', key: this.info.key, rtpTimestamp: this.#windowTs, sampleRate: this.#cfg.audioSampleRate, pcm,
-          timings: { arrivedAt, queuedAt, decodedAt: now() },
-        }, [pcm.buffer as ArrayBuffer]);
+        post(
+          {
+            t: 'audio',
+            key: this.info.key,
+            rtpTimestamp: this.#windowTs,
+            sampleRate: this.#cfg.audioSampleRate,
+            pcm,
+            timings: { arrivedAt, queuedAt, decodedAt: now() },
+          },
+          [pcm.buffer as ArrayBuffer],
+        );
       }
     }
   }

@@ -149,8 +149,13 @@ export class FrameAssembler {
       const { data, keyframe } = this.#format.depacketize(run.map((p) => p.payload));
       this.#lossPending = false;
       return {
-        timestamp: run[0].timestamp, data, keyframe, arrivedAt, firstSeq: run[0].sequenceNumber,
-        lastSeq: last.sequenceNumber, afterLoss,
+        timestamp: run[0].timestamp,
+        data,
+        keyframe,
+        arrivedAt,
+        firstSeq: run[0].sequenceNumber,
+        lastSeq: last.sequenceNumber,
+        afterLoss,
       };
     } catch {
       this.droppedFrames++;

@@ -14,7 +14,8 @@ export interface RgbFrame {
  */
 export function resizeBilinearAlignCorners(frame: RgbFrame, size: number, out?: Float32Array): Float32Array {
   const { width, height, rgb } = frame;
-  if (rgb.length < width * height * 3) throw new RangeError(`frame holds ${rgb.length} bytes, expected ${width * height * 3}`);
+  if (rgb.length < width * height * 3)
+    throw new RangeError(`frame holds ${rgb.length} bytes, expected ${width * height * 3}`);
   const target = out ?? new Float32Array(size * size * 3);
   if (target.length < size * size * 3) throw new RangeError('output buffer too small');
   const scaleY = size > 1 ? (height - 1) / (size - 1) : 0;

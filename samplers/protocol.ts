@@ -48,19 +48,19 @@ export interface WireTimings {
 /** Besides these, the thread announces ready through threads/ (announceReady). */
 export type FromWorker =
   | {
-    t: 'video';
-    key: number;
-    rtpTimestamp: number;
-    reason: 'first' | 'interval' | 'scene';
-    width: number;
-    height: number;
-    rgb: Uint8Array;
-    /** The frame's 16x9 luma thumbnail (video-sampling.ts), when scene detection computed one. */
-    thumbnail?: Float32Array;
-    /** The frame's prescaled luma plane (for PDQ), when configured. */
-    lumaPlane?: LumaPlane;
-    timings: WireTimings;
-  }
+      t: 'video';
+      key: number;
+      rtpTimestamp: number;
+      reason: 'first' | 'interval' | 'scene';
+      width: number;
+      height: number;
+      rgb: Uint8Array;
+      /** The frame's 16x9 luma thumbnail (video-sampling.ts), when scene detection computed one. */
+      thumbnail?: Float32Array;
+      /** The frame's prescaled luma plane (for PDQ), when configured. */
+      lumaPlane?: LumaPlane;
+      timings: WireTimings;
+    }
   | { t: 'audio'; key: number; rtpTimestamp: number; sampleRate: number; pcm: Float32Array; timings: WireTimings }
   | { t: 'keyframe'; key: number }
   | { t: 'ack'; bytes: number; counters: TrackCounters[]; behind: boolean };

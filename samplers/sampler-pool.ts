@@ -154,7 +154,9 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
     this.options = Object.freeze({ ...options });
     this.#workerConfig = {
       video: {
-        fps: options.videoFps, sceneChange: options.sceneChange, sceneThreshold: options.sceneThreshold,
+        fps: options.videoFps,
+        sceneChange: options.sceneChange,
+        sceneThreshold: options.sceneThreshold,
         sceneMinGapMs: options.sceneMinGapMs,
       },
       maxWidth: options.maxWidth,
@@ -274,15 +276,27 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
     let stream = this.#streams.get(p.streamId);
     if (!stream) {
       stream = {
-        streamId: p.streamId, worker: this.#pickWorker(), tracks: new Map(), inDrops: 0, workerDrops: new Map(),
-        workerFrames: new Map(), samples: 0, lagMs: 0, sampleLatencyMs: 0, lastPacketAt: p.arrivedAt,
+        streamId: p.streamId,
+        worker: this.#pickWorker(),
+        tracks: new Map(),
+        inDrops: 0,
+        workerDrops: new Map(),
+        workerFrames: new Map(),
+        samples: 0,
+        lagMs: 0,
+        sampleLatencyMs: 0,
+        lastPacketAt: p.arrivedAt,
       };
       this.#streams.set(p.streamId, stream);
     }
     let track = stream.tracks.get(p.trackId);
     if (!track) {
       const info: TrackInfo = {
-        key: this.#nextKey++, streamId: p.streamId, trackId: p.trackId, kind: p.kind, codec: p.codec,
+        key: this.#nextKey++,
+        streamId: p.streamId,
+        trackId: p.trackId,
+        kind: p.kind,
+        codec: p.codec,
         clockRate: p.clockRate,
       };
       track = { info, stream, seq: 0, lastKeyframeRequest: Number.NEGATIVE_INFINITY };
@@ -330,10 +344,21 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
   }
 
   #startWorker(index: number): Promise<void> {
-    const worker = new SupervisedWorker({ entry: new URL('./decode-worker.ts', import.meta.url), name: `sampler-${index}`, nice: this.options.workerNice });
+    const worker = new SupervisedWorker({
+      entry: new URL('./decode-worker.ts', import.meta.url),
+      name: `sampler-${index}`,
+      nice: this.options.workerNice,
+    });
     const slot: WorkerSlot = {
-      index, worker, ready: false, inflight: 0, batch: new Uint8Array(BATCH_INITIAL), view: new DataView(new ArrayBuffer(0)),
-      used: 0, count: 0, generation: 0,
+      index,
+      worker,
+      ready: false,
+      inflight: 0,
+      batch: new Uint8Array(BATCH_INITIAL),
+      view: new DataView(new ArrayBuffer(0)),
+      used: 0,
+      count: 0,
+      generation: 0,
     };
     slot.view = new DataView(slot.batch.buffer);
     this.#slots[index] = slot;
@@ -361,7 +386,13 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
       slot.ready = false;
       if (this.#closedFlag) return;
       this.emit('warning', `sampler worker ${index} crashed: ${c.error.message}; restarting in ${c.restartInMs} ms`);
-      this.emit('worker', { type: 'crash', worker: c.worker, message: c.error.message, restartInMs: c.restartInMs, consecutive: c.consecutive });
+      this.emit('worker', {
+        type: 'crash',
+        worker: c.worker,
+        message: c.error.message,
+        restartInMs: c.restartInMs,
+        consecutive: c.consecutive,
+      });
     });
     worker.on('restart', (r) => {
       if (!this.#closedFlag) this.emit('worker', { type: 'restart', worker: r.worker, restarts: r.restarts });
@@ -400,10 +431,26 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
         const queuedAt = Math.max(arrivedAt, msg.timings.queuedAt);
         const decodedAt = Math.max(queuedAt, msg.timings.decodedAt);
         const timings = { arrivedAt, queuedAt, decodedAt, readyAt: Math.max(decodedAt, readyAt) };
-        const base = { streamId: t.info.streamId, trackId: t.info.trackId, rtpTimestamp: msg.rtpTimestamp, seq: t.seq++, timings };
-        const sample: Sample = msg.t === 'video'
-          ? { kind: 'video', ...base, reason: msg.reason, width: msg.width, height: msg.height, rgb: msg.rgb, ...(msg.thumbnail ? { thumbnail: msg.thumbnail } : {}), ...(msg.lumaPlane ? { lumaPlane: msg.lumaPlane } : {}) }
-          : { kind: 'audio', ...base, sampleRate: msg.sampleRate, pcm: msg.pcm };
+        const base = {
+          streamId: t.info.streamId,
+          trackId: t.info.trackId,
+          rtpTimestamp: msg.rtpTimestamp,
+          seq: t.seq++,
+          timings,
+        };
+        const sample: Sample =
+          msg.t === 'video'
+            ? {
+                kind: 'video',
+                ...base,
+                reason: msg.reason,
+                width: msg.width,
+                height: msg.height,
+                rgb: msg.rgb,
+                ...(msg.thumbnail ? { thumbnail: msg.thumbnail } : {}),
+                ...(msg.lumaPlane ? { lumaPlane: msg.lumaPlane } : {}),
+              }
+            : { kind: 'audio', ...base, sampleRate: msg.sampleRate, pcm: msg.pcm };
         t.stream.samples++;
         t.stream.sampleLatencyMs = timings.readyAt - arrivedAt;
         this.emit('sample', sample);

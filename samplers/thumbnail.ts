@@ -3,8 +3,14 @@
 // possible (in the inference path, or only for samples that led to a restriction).
 import { Codec, CodecContext, FFmpegError, Frame, Packet, Rational, SoftwareScaleContext } from 'node-av';
 import {
-  AV_CODEC_FLAG_QSCALE, AV_PIX_FMT_RGB24, AV_PIX_FMT_YUVJ420P, AVERROR_EAGAIN, AVERROR_EOF, FF_ENCODER_MJPEG,
-  FF_QP2LAMBDA, SWS_BILINEAR,
+  AV_CODEC_FLAG_QSCALE,
+  AV_PIX_FMT_RGB24,
+  AV_PIX_FMT_YUVJ420P,
+  AVERROR_EAGAIN,
+  AVERROR_EOF,
+  FF_ENCODER_MJPEG,
+  FF_QP2LAMBDA,
+  SWS_BILINEAR,
 } from 'node-av/constants';
 import type { RgbFrame } from './preprocess.ts';
 
@@ -35,7 +41,10 @@ export function jpegThumbnail(frame: RgbFrame, opts: Partial<JpegThumbnailOption
     src.height = frame.height;
     src.format = AV_PIX_FMT_RGB24;
     FFmpegError.throwIfError(src.allocBuffer(), 'thumbnail source');
-    FFmpegError.throwIfError(src.fromBuffer(Buffer.from(frame.rgb.buffer, frame.rgb.byteOffset, frame.width * frame.height * 3)), 'thumbnail fill');
+    FFmpegError.throwIfError(
+      src.fromBuffer(Buffer.from(frame.rgb.buffer, frame.rgb.byteOffset, frame.width * frame.height * 3)),
+      'thumbnail fill',
+    );
     dst.alloc();
     dst.width = w;
     dst.height = h;
@@ -60,7 +69,8 @@ export function jpegThumbnail(frame: RgbFrame, opts: Partial<JpegThumbnailOption
     ctx.sendFrameSync(null);
     pkt.alloc();
     const ret = ctx.receivePacketSync(pkt);
-    if (ret === AVERROR_EAGAIN || ret === AVERROR_EOF || !pkt.data) throw new Error('MJPEG encoder returned no picture');
+    if (ret === AVERROR_EAGAIN || ret === AVERROR_EOF || !pkt.data)
+      throw new Error('MJPEG encoder returned no picture');
     FFmpegError.throwIfError(ret, 'thumbnail packet');
     return new Uint8Array(pkt.data);
   } finally {

@@ -13,6 +13,8 @@ for (const spec of registry.list()) {
   const fresh = cached !== null && !existsSync(cached);
   const file = await store.path(spec);
   const rec = store.conversionRecord(spec);
-  const how = rec ? `converted in ${rec.convertMs.toFixed(0)} ms (${(rec.bytes / 1e6).toFixed(1)} MB)${fresh ? '' : ' [cached]'}` : 'operator file';
+  const how = rec
+    ? `converted in ${rec.convertMs.toFixed(0)} ms (${(rec.bytes / 1e6).toFixed(1)} MB)${fresh ? '' : ' [cached]'}`
+    : 'operator file';
   console.log(`${spec.name.padEnd(24)} ${file}  ${how}`);
 }

@@ -15,18 +15,37 @@ const prefix = argIdx > 0 ? process.argv[argIdx + 1]! : '/tmp/tfjs-ref';
 const out = path.resolve(import.meta.dirname, '..', 'test', 'fixtures', 'nsfw-reference.json');
 
 if (!existsSync(path.join(prefix, 'node_modules', '@tensorflow', 'tfjs'))) {
-  execFileSync('npm', ['install', '--prefix', prefix, '--no-audit', '--no-fund', '--no-save',
-    `@tensorflow/tfjs@${TFJS_VERSION}`, `nsfwjs@${NSFWJS_VERSION}`, 'buffer@6'], { stdio: 'inherit' });
+  execFileSync(
+    'npm',
+    [
+      'install',
+      '--prefix',
+      prefix,
+      '--no-audit',
+      '--no-fund',
+      '--no-save',
+      `@tensorflow/tfjs@${TFJS_VERSION}`,
+      `nsfwjs@${NSFWJS_VERSION}`,
+      'buffer@6',
+    ],
+    { stdio: 'inherit' },
+  );
 }
 const req = createRequire(path.join(prefix, 'index.js'));
-interface Tensor { dispose(): void; data(): Promise<Float32Array> }
+interface Tensor {
+  dispose(): void;
+  data(): Promise<Float32Array>;
+}
 interface Tf {
   setBackend(name: string): Promise<boolean>;
   ready(): Promise<void>;
   tensor3d(values: Uint8Array | Int32Array, shape: [number, number, number], dtype: 'int32'): Tensor;
   version: Record<string, string>;
 }
-interface Nsfw { infer(img: Tensor): Tensor; dispose(): void }
+interface Nsfw {
+  infer(img: Tensor): Tensor;
+  dispose(): void;
+}
 const tf = req('@tensorflow/tfjs') as Tf;
 const nsfwjs = req('nsfwjs') as { load(name: string, opts?: object): Promise<Nsfw> };
 await tf.setBackend('cpu');
@@ -39,8 +58,18 @@ const MODELS = [
   { name: 'MobileNetV2Mid', size: 224 },
   { name: 'InceptionV3', size: 299 },
 ];
-const ODD = [{ width: 97, height: 61 }, { width: 320, height: 180 }];
-const cases: { model: string; pattern: string; width: number; height: number; seed: number; probabilities: number[] }[] = [];
+const ODD = [
+  { width: 97, height: 61 },
+  { width: 320, height: 180 },
+];
+const cases: {
+  model: string;
+  pattern: string;
+  width: number;
+  height: number;
+  seed: number;
+  probabilities: number[];
+}[] = [];
 for (const m of MODELS) {
   const model = await nsfwjs.load(m.name);
   const inputs = [
@@ -59,12 +88,19 @@ for (const m of MODELS) {
   }
   model.dispose();
 }
-writeFileSync(out, JSON.stringify({
-  generatedBy: 'scripts/nsfw-reference-model.ts',
-  nsfwjs: NSFWJS_VERSION,
-  tfjs: tf.version['tfjs-core'] ?? TFJS_VERSION,
-  backend: 'cpu',
-  labels: ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'],
-  cases,
-}, null, 1) + '\n');
+writeFileSync(
+  out,
+  JSON.stringify(
+    {
+      generatedBy: 'scripts/nsfw-reference-model.ts',
+      nsfwjs: NSFWJS_VERSION,
+      tfjs: tf.version['tfjs-core'] ?? TFJS_VERSION,
+      backend: 'cpu',
+      labels: ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'],
+      cases,
+    },
+    null,
+    1,
+  ) + '\n',
+);
 console.log(`wrote ${cases.length} cases to ${out}`);

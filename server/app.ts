@@ -106,7 +106,13 @@ function decisionRecordOf(d: DecisionLog): DecisionRecord {
     at: d.at,
     source: d.source,
     bucket,
-    action: d.kill ? 'kill_stream' : d.restrictions.length ? d.restrictions.map((r) => r.action).join('+') : d.lifted.length ? `lift:${d.lifted.map((r) => r.action).join('+')}` : 'allow',
+    action: d.kill
+      ? 'kill_stream'
+      : d.restrictions.length
+        ? d.restrictions.map((r) => r.action).join('+')
+        : d.lifted.length
+          ? `lift:${d.lifted.map((r) => r.action).join('+')}`
+          : 'allow',
     jurisdictions: [...new Set([...d.restrictions, ...d.lifted].flatMap((r) => r.jurisdictions))],
     statementId: first?.statementId || undefined,
     policyVersion: d.policyVersion,
@@ -118,7 +124,12 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const startedAt = Date.now();
   const app = Fastify({
     loggerInstance: deps.logger,
-    ...(deps.logger ? {} : { logger: config.logLevel === 'silent' ? false : { level: config.logLevel, serializers: { req: requestForLog } } }),
+    ...(deps.logger
+      ? {}
+      : {
+          logger:
+            config.logLevel === 'silent' ? false : { level: config.logLevel, serializers: { req: requestForLog } },
+        }),
     // Bodies larger than this are refused before parsing (policy files are the largest we take).
     bodyLimit: 2 * 1024 * 1024,
     // A request must arrive in full within this long (a slow-loris client holds no socket for ever).
@@ -132,15 +143,27 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
         return;
       }
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const body = JSON.stringify(new SrvError('SRV_ERR_BAD_REQUEST', `the request could not be parsed (${err.code ?? 'malformed'})`, { statusCode: status }));
-      socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      const body = JSON.stringify(
+        new SrvError('SRV_ERR_BAD_REQUEST', `the request could not be parsed (${err.code ?? 'malformed'})`, {
+          statusCode: status,
+        }),
+      );
+      socket.end(
+        `HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
     },
   });
   const log = app.log;
   // An Expect other than 100-continue: Node answers an empty 417; say why, coded.
   app.server.on('checkExpectation', (_req, res) => {
-    const body = JSON.stringify(new SrvError('SRV_ERR_BAD_REQUEST', 'only Expect: 100-continue is supported', { statusCode: 417 }));
-    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    const body = JSON.stringify(
+      new SrvError('SRV_ERR_BAD_REQUEST', 'only Expect: 100-continue is supported', { statusCode: 417 }),
+    );
+    res.writeHead(417, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
     res.end(body);
   });
   const ownStore = !deps.store;
@@ -159,8 +182,13 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
             maxRecords: config.outboxMaxRecords,
             checkpointEvery: config.auditCheckpointEvery,
             onAlarm: (a) => (alarmSink ? alarmSink(a) : earlyAlarms.push(a)),
-            onCheckpoint: (c) => log.info({ auditCheckpoint: { seq: c.seq, hash: c.hash, at: c.at } }, 'audit checkpoint'),
-            onDrop: (what, why, err) => log.error({ what, why, err: err instanceof Error ? err.message : err }, `outbox: ${what} record ${why === 'full' ? 'refused, the outbox is full' : 'refused by the store for good'}`),
+            onCheckpoint: (c) =>
+              log.info({ auditCheckpoint: { seq: c.seq, hash: c.hash, at: c.at } }, 'audit checkpoint'),
+            onDrop: (what, why, err) =>
+              log.error(
+                { what, why, err: err instanceof Error ? err.message : err },
+                `outbox: ${what} record ${why === 'full' ? 'refused, the outbox is full' : 'refused by the store for good'}`,
+              ),
           }
         : undefined,
       redisUrl: config.redisUrl,
@@ -204,7 +232,13 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const slateReady = theSfu.slateReady;
   let slateDone = false;
   void slateReady.finally(() => (slateDone = true));
-  const auth = deps.auth ?? new Auth({ secret: config.authSecret, anonymousViewers: config.anonymousViewers, trustJurisdictionHeader: config.trustJurisdictionHeader });
+  const auth =
+    deps.auth ??
+    new Auth({
+      secret: config.authSecret,
+      anonymousViewers: config.anonymousViewers,
+      trustJurisdictionHeader: config.trustJurisdictionHeader,
+    });
   const sessions = new WebrtcSessions(theSfu, {
     maxStreams: config.maxStreams,
     maxViewers: config.maxViewers,
@@ -248,7 +282,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     if (error instanceof OutboxQueuedError) return;
     log.warn({ err: error instanceof Error ? error.message : String(error), context }, 'enforcer port failed');
   };
-  const policies = deps.policies ?? new PolicyStore({ audit: { append: (b) => store.appendAudit(b) }, onError: portError });
+  const policies =
+    deps.policies ?? new PolicyStore({ audit: { append: (b) => store.appendAudit(b) }, onError: portError });
   let control: StreamControl | undefined;
   let pipeline: ModerationPipeline | undefined;
   const evidence = config.evidence
@@ -279,7 +314,13 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
         enqueue: (item) =>
           control?.enqueueReview(item, {
             thumbnail: pipeline?.thumbnailFor(item.streamId, item.evidence.thumbnailRefs),
-            clips: evidence?.captureFor({ id: item.id, streamId: item.streamId, action: item.proposedAction ?? 'review', jurisdictions: item.jurisdictions, sampleSeqs: item.evidence.sampleSeqs }),
+            clips: evidence?.captureFor({
+              id: item.id,
+              streamId: item.streamId,
+              action: item.proposedAction ?? 'review',
+              jurisdictions: item.jurisdictions,
+              sampleSeqs: item.evidence.sampleSeqs,
+            }),
           }),
       },
       evidence,
@@ -293,7 +334,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       records: {
         statement: (s) => store.putStatement(s),
         decision: (d) => store.putDecision(decisionRecordOf(d)),
-        block: (streamId, reason, statementId) => store.setBlock({ streamId, reason, statementId, at: Date.now(), by: 'enforcer' }),
+        block: (streamId, reason, statementId) =>
+          store.setBlock({ streamId, reason, statementId, at: Date.now(), by: 'enforcer' }),
         unblock: (streamId) => store.clearBlock(streamId),
       },
       onDecision: (d) => {
@@ -305,24 +347,48 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   if (!policies.loaded) {
     // the cluster's active policy, when the store keeps one (an activation outlives a restart), else POLICY_DIR
     const active = await store.getActivePolicy().catch((err: unknown) => {
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'store: the cluster policy could not be read; loading POLICY_DIR');
+      log.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        'store: the cluster policy could not be read; loading POLICY_DIR',
+      );
       return undefined;
     });
-    const fromStore = active ? policies.load(active.files, `${active.by} (restored from the store at startup)`) : undefined;
-    if (fromStore && !fromStore.ok) log.error({ err: fromStore.error.message, version: active?.version }, 'the cluster policy in the store does not load here; loading POLICY_DIR');
+    const fromStore = active
+      ? policies.load(active.files, `${active.by} (restored from the store at startup)`)
+      : undefined;
+    if (fromStore && !fromStore.ok)
+      log.error(
+        { err: fromStore.error.message, version: active?.version },
+        'the cluster policy in the store does not load here; loading POLICY_DIR',
+      );
   }
   if (!policies.loaded) {
-    const r = await policies.loadDir(config.policyDir, 'startup').catch((err: unknown) => ({ ok: false as const, error: err as Error }));
-    if (!r.ok) log.error({ err: r.error.message, dir: config.policyDir }, 'policy did not load; /readyz reports not ready');
+    const r = await policies
+      .loadDir(config.policyDir, 'startup')
+      .catch((err: unknown) => ({ ok: false as const, error: err as Error }));
+    if (!r.ok)
+      log.error({ err: r.error.message, dir: config.policyDir }, 'policy did not load; /readyz reports not ready');
   }
   if (policies.loaded && !policies.shadow) {
     // the cluster's shadow run (issue 17) goes on on a node that (re)starts during it
     const shadow = await store.getShadowPolicy().catch((err: unknown) => {
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'store: the shadow candidate could not be read');
+      log.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        'store: the shadow candidate could not be read',
+      );
       return undefined;
     });
-    const r = shadow ? policies.startShadow(shadow.files ? { files: shadow.files } : { thresholds: shadow.thresholds ?? [] }, `${shadow.by} (restored from the store at startup)`) : undefined;
-    if (r && !r.ok) log.error({ err: r.error.message, version: shadow?.version }, 'the shadow candidate in the store does not load here');
+    const r = shadow
+      ? policies.startShadow(
+          shadow.files ? { files: shadow.files } : { thresholds: shadow.thresholds ?? [] },
+          `${shadow.by} (restored from the store at startup)`,
+        )
+      : undefined;
+    if (r && !r.ok)
+      log.error(
+        { err: r.error.message, version: shadow?.version },
+        'the shadow candidate in the store does not load here',
+      );
   }
 
   let moderation: ModerationStack | undefined;
@@ -350,10 +416,17 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       log.warn({ worker: e.worker, err: e.message, restartInMs: e.restartInMs }, 'moderation worker crashed');
       const message = `moderation worker ${e.worker} crashed (${e.message}); restarting in ${e.restartInMs} ms`;
       events.emit({ roles: ['ops'] }, { type: 'warning', message, at: Date.now() });
-      events.emit({ roles: ['ops'] }, { type: 'moderation.degraded', cause: 'worker_crash', degraded: true, message, at: Date.now() });
+      events.emit(
+        { roles: ['ops'] },
+        { type: 'moderation.degraded', cause: 'worker_crash', degraded: true, message, at: Date.now() },
+      );
     });
     pipeline = new ModerationPipeline({
-      sfu: theSfu, samplers: stack.samplers, moderator: stack.moderator, enforcer, stallMs: config.moderationStallMs,
+      sfu: theSfu,
+      samplers: stack.samplers,
+      moderator: stack.moderator,
+      enforcer,
+      stallMs: config.moderationStallMs,
       observer: pipelineMetrics(metrics, stack, config.budgetMs, log, events),
     });
     const thePipeline = pipeline;
@@ -387,33 +460,57 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   // the cluster's bank edits before the first stream: a restarted node matches what was added meanwhile
   await theControl.syncBanks();
   theControl.start();
-  const reviewDeadlines = new ReviewDeadlineWatch({ store, events, onError: (err) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'review deadline check failed') });
+  const reviewDeadlines = new ReviewDeadlineWatch({
+    store,
+    events,
+    onError: (err) =>
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'review deadline check failed'),
+  });
   reviewDeadlines.start();
   alarmSink = (alarm) => {
     // the chain went backwards or was rewritten: loud (log, metric, ops event, an audit entry of the new chain), and this node's blocks written again
     log.error({ alarm }, alarm.message);
     metrics.recordAuditAlarm(alarm.kind);
-    events.emit({ roles: ['ops'] }, { type: 'warning', message: `audit chain alarm (${alarm.kind}): ${alarm.message}`, at: Date.now() });
-    store.appendAudit({ type: 'audit.chain_alarm', kind: alarm.kind, expected: alarm.expected, found: alarm.found, nodeId: config.nodeId, at: Date.now() }).catch((err: unknown) => portError(err, 'audit append (chain alarm)'));
+    events.emit(
+      { roles: ['ops'] },
+      { type: 'warning', message: `audit chain alarm (${alarm.kind}): ${alarm.message}`, at: Date.now() },
+    );
+    store
+      .appendAudit({
+        type: 'audit.chain_alarm',
+        kind: alarm.kind,
+        expected: alarm.expected,
+        found: alarm.found,
+        nodeId: config.nodeId,
+        at: Date.now(),
+      })
+      .catch((err: unknown) => portError(err, 'audit append (chain alarm)'));
     theControl.restoreBlocks();
   };
   for (const a of earlyAlarms.splice(0)) alarmSink(a);
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const body = replyError(err);
-    if ((body.statusCode === 503 || body.statusCode === 429) && !reply.hasHeader('retry-after')) reply.header('retry-after', '5');
+    if ((body.statusCode === 503 || body.statusCode === 429) && !reply.hasHeader('retry-after'))
+      reply.header('retry-after', '5');
     if (body.statusCode >= 500 && body.statusCode !== 503) req.log.error({ err }, 'request failed');
     if (body.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="moderating-sfu"');
     void reply.code(body.statusCode).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send(new SrvError('SRV_ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON());
+    void reply
+      .code(404)
+      .send(new SrvError('SRV_ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON());
   });
 
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'moderating-sfu', description: 'Admin, review and live-stream API of the moderating WebRTC SFU', version: '0.1.0' },
+      info: {
+        title: 'moderating-sfu',
+        description: 'Admin, review and live-stream API of the moderating WebRTC SFU',
+        version: '0.1.0',
+      },
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
   });
@@ -423,7 +520,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     max: config.rateLimitApi || 1,
     timeWindow: '1 minute',
     allowList: (req) => req.url === '/healthz' || req.url === '/readyz',
-    errorResponseBuilder: (_req, ctx) => new SrvError('SRV_ERR_RATE_LIMITED', `more than ${ctx.max} requests in ${ctx.after}; retry later`).toJSON(),
+    errorResponseBuilder: (_req, ctx) =>
+      new SrvError('SRV_ERR_RATE_LIMITED', `more than ${ctx.max} requests in ${ctx.after}; retry later`).toJSON(),
   });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   events.register(app);
@@ -439,7 +537,11 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       authorizePublish: async (req, streamId) => {
         await auth.authorizePublish(req, streamId);
         const block = await theControl.blockOf(streamId);
-        if (block) throw new SrvError('SRV_ERR_STREAM_BLOCKED', `stream ${streamId} was killed (${block.reason}) and may not publish until resumed or the appeal succeeds${block.statementId ? `; statement ${block.statementId}` : ''}`);
+        if (block)
+          throw new SrvError(
+            'SRV_ERR_STREAM_BLOCKED',
+            `stream ${streamId} was killed (${block.reason}) and may not publish until resumed or the appeal succeeds${block.statementId ? `; statement ${block.statementId}` : ''}`,
+          );
         // The same publish token again while the stream is live = the streamer reconnecting after a crash.
         const token = bearerOf(req);
         return { credential: token ? createHash('sha256').update(token).digest('base64url') : undefined };
@@ -457,21 +559,52 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
 
   // The HTTP API, one plugin per area, all behind the same guard (routes/access.ts).
   const guard = guardOf(auth);
-  await app.register(healthRoutes, { store, metrics, nodeId: config.nodeId, startedAt, policyLoaded: () => policies.loaded, sfuReady: () => slateDone, metricsToken: config.metricsToken });
+  await app.register(healthRoutes, {
+    store,
+    metrics,
+    nodeId: config.nodeId,
+    startedAt,
+    policyLoaded: () => policies.loaded,
+    sfuReady: () => slateDone,
+    metricsToken: config.metricsToken,
+  });
   await app.register(streamRoutes, { guard, store, control: theControl });
   await app.register(decisionRoutes, { guard, store });
-  await app.register(reviewRoutes, { guard, store, control: theControl, policies, reviewClaimMs: config.reviewClaimMs });
+  await app.register(reviewRoutes, {
+    guard,
+    store,
+    control: theControl,
+    policies,
+    reviewClaimMs: config.reviewClaimMs,
+  });
   await app.register(appealRoutes, { guard, store, control: theControl, policies });
   await app.register(policyRoutes, { guard, store, policies, policyDir: config.policyDir, nodeId: config.nodeId });
   const modelStatus =
     deps.modelStatus ??
     (moderation ? () => ({ ...moderation.status(), pipeline: pipeline?.stats() ?? [] }) : undefined) ??
-    (() => ({ backend: config.inferenceBackend, tritonUrl: config.tritonUrl ?? null, modelCacheDir: config.modelCacheDir, models: [], wired: false }));
+    (() => ({
+      backend: config.inferenceBackend,
+      tritonUrl: config.tritonUrl ?? null,
+      modelCacheDir: config.modelCacheDir,
+      models: [],
+      wired: false,
+    }));
   await app.register(modelRoutes, { guard, modelStatus });
   await app.register(reportRoutes, { guard, store });
-  await app.register(auditRoutes, { guard, store, auditKey, checkpoints: store instanceof DurableStore ? () => store.checkpointFile.list() : undefined });
+  await app.register(auditRoutes, {
+    guard,
+    store,
+    auditKey,
+    checkpoints: store instanceof DurableStore ? () => store.checkpointFile.list() : undefined,
+  });
   await app.register(tokenRoutes, { guard, auth, store });
-  await app.register(bankRoutes, { guard, store, moderation, nodeId: config.nodeId, syncBanks: () => theControl.syncBanks() });
+  await app.register(bankRoutes, {
+    guard,
+    store,
+    moderation,
+    nodeId: config.nodeId,
+    syncBanks: () => theControl.syncBanks(),
+  });
   await app.register(chatRoutes, { auth, store, events, policies, moderation });
   await app.register(webhookRoutes, { guard, webhooks });
   if (evidence) await app.register(evidenceRoutes, { guard, evidence });
@@ -539,7 +672,11 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
 }
 
 /** What a request log line says of a request: no credentials (tokens in query strings are redacted). */
-function requestForLog(req: { method: string; url: string; ip?: string }): { method: string; url: string; remoteAddress?: string } {
+function requestForLog(req: { method: string; url: string; ip?: string }): {
+  method: string;
+  url: string;
+  remoteAddress?: string;
+} {
   return { method: req.method, url: redactUrl(req.url), remoteAddress: req.ip };
 }
 
@@ -549,17 +686,29 @@ export function redactUrl(url: string): string {
 }
 
 /** Pipeline figures into the Prometheus metrics: per-stage latencies, budget misses, lag, escalations. */
-function pipelineMetrics(metrics: ServerMetrics, stack: ModerationStack, budgetMs: number, log: FastifyBaseLogger, events: EventHub): PipelineObserver {
+function pipelineMetrics(
+  metrics: ServerMetrics,
+  stack: ModerationStack,
+  budgetMs: number,
+  log: FastifyBaseLogger,
+  events: EventHub,
+): PipelineObserver {
   return {
     timedOut: (_streamId, kind) => metrics.recordModerationGap(kind, 'sample_timeout'),
     stall: (streamId, kind, stalled, sinceMs) => {
       if (stalled) metrics.recordModerationGap(kind, 'stall');
-      log.warn({ streamId, kind, sinceMs: Math.round(sinceMs) }, stalled ? 'moderation stalled: fail mode applies' : 'moderation signals back');
+      log.warn(
+        { streamId, kind, sinceMs: Math.round(sinceMs) },
+        stalled ? 'moderation stalled: fail mode applies' : 'moderation signals back',
+      );
       const message = stalled
         ? `no ${kind} moderation signal for ${Math.round(sinceMs)} ms: moderation unavailable, the policies' fail mode applies`
         : `${kind} moderation signals are back`;
       events.emit({ roles: ['ops'], streamId }, { type: 'warning', streamId, message, at: Date.now() });
-      events.emit({ roles: ['ops'], streamId }, { type: 'moderation.degraded', streamId, kind, cause: 'stall', degraded: stalled, message, at: Date.now() });
+      events.emit(
+        { roles: ['ops'], streamId },
+        { type: 'moderation.degraded', streamId, kind, cause: 'stall', degraded: stalled, message, at: Date.now() },
+      );
     },
     sample: (_sample, latencyMs) => metrics.observeStage('sample', latencyMs),
     signals: (signals, _outcome, appliedAt) => {
@@ -572,13 +721,22 @@ function pipelineMetrics(metrics: ServerMetrics, stack: ModerationStack, budgetM
       metrics.observeStage(path, total);
       if (path === 'total' && total > budgetMs) metrics.recordBudgetMiss('total');
       metrics.setClassificationLag(signals.streamId, total);
-      if (signals.kind === 'video' && signals.timings.inference !== undefined) metrics.recordClassified(signals.escalated);
+      if (signals.kind === 'video' && signals.timings.inference !== undefined)
+        metrics.recordClassified(signals.escalated);
       if (stack.cascade && signals.kind === 'video' && signals.timings.ocr === undefined) {
-        const outcome = signals.status === 'ok' ? 'ok' : signals.status === 'deadline_missed' ? 'deadline' : signals.status === 'unavailable' ? 'fallback' : 'error';
+        const outcome =
+          signals.status === 'ok'
+            ? 'ok'
+            : signals.status === 'deadline_missed'
+              ? 'deadline'
+              : signals.status === 'unavailable'
+                ? 'fallback'
+                : 'error';
         metrics.recordInference(stack.backendName, outcome);
         metrics.setBreakerState(stack.backendName, stack.cascade.backend.breaker.stats().state);
       }
     },
-    error: (error, context) => log.warn({ err: error instanceof Error ? error.message : String(error), context }, 'moderation pipeline'),
+    error: (error, context) =>
+      log.warn({ err: error instanceof Error ? error.message : String(error), context }, 'moderation pipeline'),
   };
 }

@@ -98,11 +98,14 @@ export class Auth {
 
   /** Issues a token. `ttl` in seconds (number) or a jose time span ('12h'). Default 12 h. */
   async sign(claims: TokenClaims, ttl: number | string = '12h'): Promise<string> {
-    if (claims.role === 'publisher' && !claims.streamId) throw new SrvError('SRV_ERR_BAD_REQUEST', 'a publish token needs a streamId');
+    if (claims.role === 'publisher' && !claims.streamId)
+      throw new SrvError('SRV_ERR_BAD_REQUEST', 'a publish token needs a streamId');
     if (claims.jurisdiction !== undefined && !JURISDICTION.test(claims.jurisdiction))
       throw new SrvError('SRV_ERR_BAD_REQUEST', 'jurisdiction must be an ISO 3166-1 alpha-2 code');
-    if (claims.jurisdictions?.some((j) => !JURISDICTION.test(j))) throw new SrvError('SRV_ERR_BAD_REQUEST', 'jurisdictions must be ISO 3166-1 alpha-2 codes');
-    if (claims.languages?.some((l) => !LANGUAGE.test(l))) throw new SrvError('SRV_ERR_BAD_REQUEST', "languages must be BCP 47 tags (e.g. 'de', 'pt-BR')");
+    if (claims.jurisdictions?.some((j) => !JURISDICTION.test(j)))
+      throw new SrvError('SRV_ERR_BAD_REQUEST', 'jurisdictions must be ISO 3166-1 alpha-2 codes');
+    if (claims.languages?.some((l) => !LANGUAGE.test(l)))
+      throw new SrvError('SRV_ERR_BAD_REQUEST', "languages must be BCP 47 tags (e.g. 'de', 'pt-BR')");
     const body: Record<string, string | string[]> = { role: claims.role };
     if (claims.streamId) body.streamId = claims.streamId;
     if (claims.jurisdiction) body.jurisdiction = claims.jurisdiction;
@@ -159,14 +162,16 @@ export class Auth {
   async require(req: AuthRequest, roles: readonly Role[], allowQuery = false): Promise<Principal> {
     const p = await this.principalOf(req, allowQuery);
     if (!p) throw unauthorized('a Bearer token is required');
-    if (p.role !== 'admin' && !roles.includes(p.role)) throw forbidden(`role ${p.role} may not do this (needs ${roles.join(' or ')})`);
+    if (p.role !== 'admin' && !roles.includes(p.role))
+      throw forbidden(`role ${p.role} may not do this (needs ${roles.join(' or ')})`);
     return p;
   }
 
   /** WHIP: a publish token for exactly this stream (or admin). */
   async authorizePublish(req: AuthRequest, streamId: string, allowQuery = false): Promise<Principal> {
     const p = await this.require(req, ['publisher'], allowQuery);
-    if (p.role === 'publisher' && p.streamId !== streamId) throw forbidden(`publish token is for stream ${p.streamId}, not ${streamId}`);
+    if (p.role === 'publisher' && p.streamId !== streamId)
+      throw forbidden(`publish token is for stream ${p.streamId}, not ${streamId}`);
     return p;
   }
 
@@ -180,11 +185,13 @@ export class Auth {
     if (!p && !this.anonymousViewers) throw unauthorized('a viewer token is required');
     if (p && p.role !== 'viewer' && p.role !== 'admin' && p.role !== 'reviewer')
       throw forbidden(`role ${p.role} may not view (a publish token is for publishing)`);
-    if (p?.streamId !== undefined && p.streamId !== streamId) throw forbidden(`viewer token is for stream ${p.streamId}, not ${streamId}`);
+    if (p?.streamId !== undefined && p.streamId !== streamId)
+      throw forbidden(`viewer token is for stream ${p.streamId}, not ${streamId}`);
     let jurisdiction = p?.jurisdiction;
     if (jurisdiction === undefined && this.trustJurisdictionHeader) {
       const h = req.headers['x-viewer-jurisdiction'];
-      jurisdiction = normalizeJurisdiction(Array.isArray(h) ? h[0] : h) ?? normalizeJurisdiction(queryOf(req).jurisdiction);
+      jurisdiction =
+        normalizeJurisdiction(Array.isArray(h) ? h[0] : h) ?? normalizeJurisdiction(queryOf(req).jurisdiction);
     }
     return { principal: p, jurisdiction, viewerId: p?.viewerId };
   }

@@ -7,9 +7,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SrvError } from './errors.ts';
 
-const bool = z.union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])]).transform((v) =>
-  typeof v === 'boolean' ? v : ['1', 'true', 'yes', 'on'].includes(v),
-);
+const bool = z
+  .union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])])
+  .transform((v) => (typeof v === 'boolean' ? v : ['1', 'true', 'yes', 'on'].includes(v)));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 /** A value given as JSON text (environment variables) or as the parsed value (config file, overrides). */
 const jsonOr = <T extends z.ZodType>(schema: T) =>
@@ -24,7 +24,10 @@ const jsonOr = <T extends z.ZodType>(schema: T) =>
 /** A STUN/TURN server offered to WHIP/WHEP clients (RTCIceServer's shape). */
 const IceServerSchema = z
   .object({
-    urls: z.union([z.string(), z.array(z.string()).min(1)]).transform((u) => (Array.isArray(u) ? u : [u])).pipe(z.array(z.string().regex(/^(stun|stuns|turn|turns):[^\s<>]+$/, 'a stun:, stuns:, turn: or turns: URI'))),
+    urls: z
+      .union([z.string(), z.array(z.string()).min(1)])
+      .transform((u) => (Array.isArray(u) ? u : [u]))
+      .pipe(z.array(z.string().regex(/^(stun|stuns|turn|turns):[^\s<>]+$/, 'a stun:, stuns:, turn: or turns: URI'))),
     username: z.string().min(1).optional(),
     credential: z.string().min(1).optional(),
   })
@@ -33,7 +36,10 @@ const IceServerSchema = z
 const WebhookEndpointSchema = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/),
-    url: z.string().url().refine((u) => /^https?:/.test(u), 'http(s) URL'),
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^https?:/.test(u), 'http(s) URL'),
     /** Newest first; two while rotating (both sign). */
     secrets: z.array(z.string().min(16)).min(1).max(2),
     events: z.array(z.string()).optional(),
@@ -67,7 +73,17 @@ export const ConfigSchema = z
      * comma-separated URIs without credentials. The server itself contacts none. Default none.
      */
     iceServers: z
-      .preprocess((v) => (typeof v === 'string' && !v.trim().startsWith('[') ? v.split(',').map((u) => u.trim()).filter(Boolean).map((urls) => ({ urls })) : v), jsonOr(z.array(IceServerSchema).max(20)))
+      .preprocess(
+        (v) =>
+          typeof v === 'string' && !v.trim().startsWith('[')
+            ? v
+                .split(',')
+                .map((u) => u.trim())
+                .filter(Boolean)
+                .map((urls) => ({ urls }))
+            : v,
+        jsonOr(z.array(IceServerSchema).max(20)),
+      )
       .default([]),
     /** Forwarding engine: mediasoup (C++ workers, one per core) when a worker binary is present, else werift (pure TypeScript, on the event loop). Default 'auto'. */
     sfuEngine: z.enum(['auto', 'werift', 'mediasoup']).default('auto'),
@@ -102,7 +118,10 @@ export const ConfigSchema = z
     /** Converted model cache. Default '.cache/models'. */
     modelCacheDir: z.string().default('.cache/models'),
     /** Id of this node in a cluster sharing Redis. Default hostname-pid-random. */
-    nodeId: z.string().min(1).default(() => `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`),
+    nodeId: z
+      .string()
+      .min(1)
+      .default(() => `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`),
     /** A live-stream registry entry expires this long after its last heartbeat (ms). Default 15000. */
     streamTtlMs: int(1000, 3_600_000).default(15_000),
     /** Heartbeat period for live streams (ms). Default 5000. */
@@ -182,11 +201,15 @@ export const ConfigSchema = z
     /** Default folder of evidence clips. Default '.data/evidence'. */
     evidenceDir: z.string().min(1).default('.data/evidence'),
     /** Evidence folder per jurisdiction, so one region's evidence stays there: {"DE": "/srv/eu/evidence"} (EVIDENCE_DIRS as JSON). Default none. */
-    evidenceDirs: jsonOr(z.record(z.string().regex(/^[A-Z]{2}$/, 'ISO 3166-1 alpha-2, upper case'), z.string().min(1))).default({}),
+    evidenceDirs: jsonOr(
+      z.record(z.string().regex(/^[A-Z]{2}$/, 'ISO 3166-1 alpha-2, upper case'), z.string().min(1)),
+    ).default({}),
     /** How long evidence clips are kept (ms); deleted (audited) after. Default 2592000000 (30 days). */
     evidenceRetentionMs: int(1000, 2 ** 42).default(30 * 86_400_000),
     /** Retention per jurisdiction (ms): {"DE": 15552000000} (EVIDENCE_RETENTION as JSON); a clip kept for several jurisdictions in one place keeps the longest. Default none. */
-    evidenceRetention: jsonOr(z.record(z.string().regex(/^[A-Z]{2}$/, 'ISO 3166-1 alpha-2, upper case'), int(1000, 2 ** 42))).default({}),
+    evidenceRetention: jsonOr(
+      z.record(z.string().regex(/^[A-Z]{2}$/, 'ISO 3166-1 alpha-2, upper case'), int(1000, 2 ** 42)),
+    ).default({}),
     /** Media kept before a decision (ms); the clip starts at the keyframe at or before it. Default 10000. */
     evidenceBeforeMs: int(0, 120_000).default(10_000),
     /** Media kept after a decision while the stream lives (ms). Default 5000. */
@@ -315,7 +338,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       throw new SrvError('SRV_ERR_CONFIG', `cannot read config file ${file}: ${(err as Error).message}`);
     }
     const parsed: unknown = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) fromFile = parsed as Record<string, unknown>;
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed))
+      fromFile = parsed as Record<string, unknown>;
     else if (parsed != null) throw new SrvError('SRV_ERR_CONFIG', `config file ${file} must hold an object`);
   }
   const fromEnv: Record<string, unknown> = {};
@@ -330,9 +354,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     throw new SrvError('SRV_ERR_CONFIG', `invalid configuration: ${lines.join('; ')}`);
   }
   // Production takes no anonymous viewers unless told to: every viewer then has a token (a jurisdiction, an id).
-  const config: Config = { ...result.data, anonymousViewers: result.data.anonymousViewers ?? result.data.mode !== 'production' };
+  const config: Config = {
+    ...result.data,
+    anonymousViewers: result.data.anonymousViewers ?? result.data.mode !== 'production',
+  };
   if (config.mode === 'production' && !config.authSecret)
-    throw new SrvError('SRV_ERR_CONFIG', 'invalid configuration: AUTH_SECRET (32+ characters) is required in production mode');
+    throw new SrvError(
+      'SRV_ERR_CONFIG',
+      'invalid configuration: AUTH_SECRET (32+ characters) is required in production mode',
+    );
   return config;
 }
 
@@ -351,7 +381,11 @@ const randomAuditKeys = new WeakMap<Config, string>();
  */
 export function auditKeyOf(config: Config): { key: string; source: 'AUDIT_HMAC_KEY' | 'AUTH_SECRET' | 'random' } {
   if (config.auditHmacKey) return { key: config.auditHmacKey, source: 'AUDIT_HMAC_KEY' };
-  if (config.authSecret) return { key: createHmac('sha256', config.authSecret).update('msfu-audit-chain/1').digest('hex'), source: 'AUTH_SECRET' };
+  if (config.authSecret)
+    return {
+      key: createHmac('sha256', config.authSecret).update('msfu-audit-chain/1').digest('hex'),
+      source: 'AUTH_SECRET',
+    };
   let key = randomAuditKeys.get(config);
   if (!key) randomAuditKeys.set(config, (key = randomBytes(32).toString('hex')));
   return { key, source: 'random' };
@@ -366,21 +400,48 @@ export function summarizeConfig(config: Config, boundPort?: number, engine?: str
     ['public url', publicUrlOf(config, boundPort)],
     ['sfu engine', engine ?? config.sfuEngine],
     ['announced address', config.announcedAddress ?? '(engine default, 127.0.0.1)'],
-    ['media sockets', `${config.mediaListenAddress ?? config.announcedAddress ?? '127.0.0.1'} ${engine?.startsWith('mediasoup') ? 'udp+tcp, one port per worker from' : 'udp'} ${config.udpPortRange ? config.udpPortRange.join('-') : 'ephemeral'}`],
+    [
+      'media sockets',
+      `${config.mediaListenAddress ?? config.announcedAddress ?? '127.0.0.1'} ${engine?.startsWith('mediasoup') ? 'udp+tcp, one port per worker from' : 'udp'} ${config.udpPortRange ? config.udpPortRange.join('-') : 'ephemeral'}`,
+    ],
     ['node id', config.nodeId],
     ['store', config.redisUrl ? `redis ${redis} prefix ${config.redisPrefix}` : redis],
-    ['auth', config.authSecret ? 'HS256, secret from config' : 'HS256, random dev secret (tokens die with this process)'],
-    ['audit chain', `HMAC-SHA256, key ${{ AUDIT_HMAC_KEY: 'from AUDIT_HMAC_KEY', AUTH_SECRET: 'derived from AUTH_SECRET', random: 'random per start (set AUTH_SECRET or AUDIT_HMAC_KEY to verify across restarts)' }[auditKeyOf(config).source]}`],
-    ['outbox', config.redisUrl ? `${config.outboxDir} (max ${config.outboxMaxRecords} records), checkpoint every ${config.auditCheckpointEvery} entries` : 'off (in-memory store)'],
+    [
+      'auth',
+      config.authSecret ? 'HS256, secret from config' : 'HS256, random dev secret (tokens die with this process)',
+    ],
+    [
+      'audit chain',
+      `HMAC-SHA256, key ${{ AUDIT_HMAC_KEY: 'from AUDIT_HMAC_KEY', AUTH_SECRET: 'derived from AUTH_SECRET', random: 'random per start (set AUTH_SECRET or AUDIT_HMAC_KEY to verify across restarts)' }[auditKeyOf(config).source]}`,
+    ],
+    [
+      'outbox',
+      config.redisUrl
+        ? `${config.outboxDir} (max ${config.outboxMaxRecords} records), checkpoint every ${config.auditCheckpointEvery} entries`
+        : 'off (in-memory store)',
+    ],
     ['anonymous viewers', String(config.anonymousViewers)],
     ['trust jurisdiction header', String(config.trustJurisdictionHeader)],
-    ['inference backend', config.inferenceBackend + (config.inferenceBackend === 'triton' ? ` @ ${config.tritonUrl ?? '(unset)'}` : '')],
+    [
+      'inference backend',
+      config.inferenceBackend + (config.inferenceBackend === 'triton' ? ` @ ${config.tritonUrl ?? '(unset)'}` : ''),
+    ],
     ['policy dir', config.policyDir],
     ['model cache', config.modelCacheDir],
     ['stream ttl / heartbeat', `${config.streamTtlMs} ms / ${config.heartbeatMs} ms`],
     ['review claim timeout', `${config.reviewClaimMs} ms`],
-    ['evidence clips', config.evidence ? `${config.evidenceBeforeMs} ms before / ${config.evidenceAfterMs} ms after, kept ${config.evidenceRetentionMs} ms in ${config.evidenceDir}${Object.keys(config.evidenceDirs).length ? ` (+ ${Object.keys(config.evidenceDirs).join(', ')})` : ''}` : 'off'],
-    ['webhooks', config.webhooks.length ? `${config.webhooks.map((w) => w.id).join(', ')} (queue ${config.webhookDir})` : `none configured (queue ${config.webhookDir})`],
+    [
+      'evidence clips',
+      config.evidence
+        ? `${config.evidenceBeforeMs} ms before / ${config.evidenceAfterMs} ms after, kept ${config.evidenceRetentionMs} ms in ${config.evidenceDir}${Object.keys(config.evidenceDirs).length ? ` (+ ${Object.keys(config.evidenceDirs).join(', ')})` : ''}`
+        : 'off',
+    ],
+    [
+      'webhooks',
+      config.webhooks.length
+        ? `${config.webhooks.map((w) => w.id).join(', ')} (queue ${config.webhookDir})`
+        : `none configured (queue ${config.webhookDir})`,
+    ],
     ['demo streams', String(config.demo)],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));

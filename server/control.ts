@@ -8,14 +8,32 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Sfu, Stream, ViewerGateState } from '../sfu/types.ts';
 import { operatorStatement, summarizeVerdict, type OperatorAction } from '../policies/index.ts';
-import type { EvidenceRef, GroundType, ReviewDecision, ReviewItem, StatementBasis, StatementOfReasons } from '../policies/types.ts';
+import type {
+  EvidenceRef,
+  GroundType,
+  ReviewDecision,
+  ReviewItem,
+  StatementBasis,
+  StatementOfReasons,
+} from '../policies/types.ts';
 import { statementCreated, type Enforcer, type EvidencePort, type ManualGate } from './enforcer.ts';
 import type { PolicyStore } from './policy-store.ts';
 import type { EventHub } from './events.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { SrvError, badRequest, notFound } from './errors.ts';
 import { OutboxQueuedError } from './store/outbox.ts';
-import type { ActivePolicyRecord, ShadowPolicyRecord, ControlMessage, DecisionRecord, LiveStreamRecord, RegistryEvidence, Store, StoredReviewItem, StreamBlock, StreamVerdictSummary } from './store/types.ts';
+import type {
+  ActivePolicyRecord,
+  ShadowPolicyRecord,
+  ControlMessage,
+  DecisionRecord,
+  LiveStreamRecord,
+  RegistryEvidence,
+  Store,
+  StoredReviewItem,
+  StreamBlock,
+  StreamVerdictSummary,
+} from './store/types.ts';
 
 /** A store write that is kept: its result, or undefined when it waits in the outbox (OutboxQueuedError); other failures throw. */
 async function recorded<T>(write: Promise<T>): Promise<T | undefined> {
@@ -119,7 +137,10 @@ export class StreamControl {
     };
     this.#o.store.putStream(record, this.#o.streamTtlMs).catch((e: unknown) => this.#storeError(e, 'putStream'));
     const at = Date.now();
-    this.#o.events.emit({ roles: ['streamer', 'ops', 'viewer'], streamId: stream.id }, { type: 'stream.status', streamId: stream.id, state: 'live', at });
+    this.#o.events.emit(
+      { roles: ['streamer', 'ops', 'viewer'], streamId: stream.id },
+      { type: 'stream.status', streamId: stream.id, state: 'live', at },
+    );
     stream.on('viewer', (viewer) => {
       const gate = this.initialGate(stream.id, viewer.jurisdiction);
       if (gate.video === 'blank') viewer.setVideoGate('blank');
@@ -129,12 +150,21 @@ export class StreamControl {
       const state = reason.code === 'killed' ? 'killed' : 'ended';
       // an automated kill's block is the enforcer's; this node remembers it too (restoreBlocks)
       if (state === 'killed' && !this.#blockCache.has(stream.id))
-        this.#blockCache.set(stream.id, { streamId: stream.id, reason: reason.message ?? 'killed', statementId: reason.statementId, at: Date.now(), by: 'enforcer' });
+        this.#blockCache.set(stream.id, {
+          streamId: stream.id,
+          reason: reason.message ?? 'killed',
+          statementId: reason.statementId,
+          at: Date.now(),
+          by: 'enforcer',
+        });
       const l = this.#local.get(stream.id);
       if (l && l.stream === stream) this.#local.delete(stream.id);
       this.#gates.delete(stream.id);
       this.#o.metrics.clearStream(stream.id);
-      this.#o.events.emit({ roles: ['streamer', 'ops', 'viewer'], streamId: stream.id }, { type: 'stream.status', streamId: stream.id, state, at: Date.now() });
+      this.#o.events.emit(
+        { roles: ['streamer', 'ops', 'viewer'], streamId: stream.id },
+        { type: 'stream.status', streamId: stream.id, state, at: Date.now() },
+      );
       // Kept (not heartbeated) until it expires, so ops see how it ended.
       this.#o.store
         .heartbeat(stream.id, this.#o.streamTtlMs, { state, statementId: reason.statementId, viewers: 0 })
@@ -149,10 +179,15 @@ export class StreamControl {
     await this.syncBanks();
     for (const [id, l] of this.#local) {
       const verdict = this.#o.enforcer?.verdictOf(id);
-      const patch: Partial<LiveStreamRecord> = { viewers: l.stream.viewers.size, nodeId: this.#o.nodeId, state: 'live' };
+      const patch: Partial<LiveStreamRecord> = {
+        viewers: l.stream.viewers.size,
+        nodeId: this.#o.nodeId,
+        state: 'live',
+      };
       if (verdict) patch.verdict = summarizeVerdict(verdict);
       const evidence = this.#o.enforcer?.evidenceOf(id);
-      if (evidence) patch.evidence = { sampleSeqs: evidence.sampleSeqs, timeRange: evidence.timeRange, scores: evidence.scores };
+      if (evidence)
+        patch.evidence = { sampleSeqs: evidence.sampleSeqs, timeRange: evidence.timeRange, scores: evidence.scores };
       try {
         // a kill whose message this node missed (it was away from the store) is applied here, within a heartbeat
         const block = await this.#o.store.getBlock(id);
@@ -164,7 +199,18 @@ export class StreamControl {
         const ok = await this.#o.store.heartbeat(id, this.#o.streamTtlMs, patch);
         // Lost (Redis restarted, or an outage outlived the TTL): register again.
         if (!ok && !l.stream.closed)
-          await this.#o.store.putStream({ streamId: id, startedAt: l.startedAt, heartbeatAt: Date.now(), viewers: 0, nodeId: this.#o.nodeId, state: 'live', ...patch }, this.#o.streamTtlMs);
+          await this.#o.store.putStream(
+            {
+              streamId: id,
+              startedAt: l.startedAt,
+              heartbeatAt: Date.now(),
+              viewers: 0,
+              nodeId: this.#o.nodeId,
+              state: 'live',
+              ...patch,
+            },
+            this.#o.streamTtlMs,
+          );
       } catch (e) {
         this.#storeError(e, 'heartbeat');
       }
@@ -177,7 +223,8 @@ export class StreamControl {
    * killed stream must not become publishable anywhere.
    */
   restoreBlocks(): void {
-    for (const b of this.#blockCache.values()) this.#o.store.setBlock(b).catch((e: unknown) => this.#queuedOr(e, 'setBlock(restore)'));
+    for (const b of this.#blockCache.values())
+      this.#o.store.setBlock(b).catch((e: unknown) => this.#queuedOr(e, 'setBlock(restore)'));
   }
 
   #queuedOr(e: unknown, what: string): void {
@@ -199,11 +246,20 @@ export class StreamControl {
       this.#storeError(e, 'getActivePolicy');
       return;
     }
-    if (!active || (policies.loaded && policies.current.version === active.version) || this.#policyTried === active.version) return;
+    if (
+      !active ||
+      (policies.loaded && policies.current.version === active.version) ||
+      this.#policyTried === active.version
+    )
+      return;
     this.#policyTried = active.version;
     const r = policies.load(active.files, `${active.by} (applied from the store)`);
     if (r.ok) this.#o.log.info({ version: active.version, by: active.by }, 'cluster policy applied from the store');
-    else this.#o.log.error({ err: r.error.message, version: active.version }, 'the cluster policy in the store does not load on this node; the last good policy stays');
+    else
+      this.#o.log.error(
+        { err: r.error.message, version: active.version },
+        'the cluster policy in the store does not load on this node; the last good policy stays',
+      );
   }
 
   /**
@@ -248,8 +304,15 @@ export class StreamControl {
     const key = `${record.version}@${record.at}`;
     if (policies.shadow?.version === record.version || this.#shadowTried === key) return;
     this.#shadowTried = key;
-    const r = policies.startShadow(record.files ? { files: record.files } : { thresholds: record.thresholds ?? [] }, `${record.by} (applied from the store)`);
-    if (!r.ok) this.#o.log.error({ err: r.error.message, version: record.version }, 'the shadow candidate in the store does not load on this node');
+    const r = policies.startShadow(
+      record.files ? { files: record.files } : { thresholds: record.thresholds ?? [] },
+      `${record.by} (applied from the store)`,
+    );
+    if (!r.ok)
+      this.#o.log.error(
+        { err: r.error.message, version: record.version },
+        'the shadow candidate in the store does not load on this node',
+      );
   }
 
   /** Streams whose sessions are on this node. */
@@ -269,8 +332,18 @@ export class StreamControl {
     const manual = this.#gates.get(streamId);
     const ms = [manual?.get(jurisdiction ?? 'default'), manual?.get('*')];
     return {
-      video: fromEnforcer.video === 'closed' ? 'closed' : ms.some((m) => m?.video === 'blank') || fromEnforcer.video === 'blank' ? 'blank' : 'forward',
-      audio: fromEnforcer.audio === 'closed' ? 'closed' : ms.some((m) => m?.audio === 'mute') || fromEnforcer.audio === 'mute' ? 'mute' : 'forward',
+      video:
+        fromEnforcer.video === 'closed'
+          ? 'closed'
+          : ms.some((m) => m?.video === 'blank') || fromEnforcer.video === 'blank'
+            ? 'blank'
+            : 'forward',
+      audio:
+        fromEnforcer.audio === 'closed'
+          ? 'closed'
+          : ms.some((m) => m?.audio === 'mute') || fromEnforcer.audio === 'mute'
+            ? 'mute'
+            : 'forward',
     };
   }
 
@@ -301,7 +374,10 @@ export class StreamControl {
    * Manual kill (admin): the session is closed on whichever node holds it, the stream is blocked
    * from publishing again until resumed, and a statement, a decision and an audit entry are kept.
    */
-  async kill(streamId: string, input: OperatorInput): Promise<{ decision: DecisionRecord; statement: StatementOfReasons; local: boolean }> {
+  async kill(
+    streamId: string,
+    input: OperatorInput,
+  ): Promise<{ decision: DecisionRecord; statement: StatementOfReasons; local: boolean }> {
     const remote = await this.#registryFacts(streamId);
     const at = Date.now();
     // before the close: the evidence ring still has the stream's last seconds
@@ -329,18 +405,43 @@ export class StreamControl {
         recorded(this.#o.store.putStatement(statement)),
         recorded(this.#o.store.putDecision(decision)),
         recorded(this.#o.store.setBlock(block)),
-        recorded(this.#o.store.appendAudit({ type: 'stream.killed', source: 'manual', streamId, by: input.actor, reason: input.reason, statementId: statement.id, decisionId: decision.id, basis: statement.basis, at })),
+        recorded(
+          this.#o.store.appendAudit({
+            type: 'stream.killed',
+            source: 'manual',
+            streamId,
+            by: input.actor,
+            reason: input.reason,
+            statementId: statement.id,
+            decisionId: decision.id,
+            basis: statement.basis,
+            at,
+          }),
+        ),
         recorded(this.#o.store.appendAudit({ type: 'statement', at, streamId, statement })),
       ]);
     } catch (e) {
       if (e instanceof SrvError && e.code === 'SRV_ERR_STORE_UNAVAILABLE')
-        throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `${local ? 'killed on this node, but ' : ''}the kill could not be recorded: ${e.message}`);
+        throw new SrvError(
+          'SRV_ERR_STORE_UNAVAILABLE',
+          `${local ? 'killed on this node, but ' : ''}the kill could not be recorded: ${e.message}`,
+        );
       throw e;
     }
     try {
-      await this.#o.store.publishControl({ type: 'kill', streamId, reason: input.reason, statementId: statement.id, origin: this.#o.nodeId, at });
+      await this.#o.store.publishControl({
+        type: 'kill',
+        streamId,
+        reason: input.reason,
+        statementId: statement.id,
+        origin: this.#o.nodeId,
+        at,
+      });
     } catch (e) {
-      this.#storeError(e, 'publishControl(kill): other nodes apply the block at their next heartbeat once the store is back');
+      this.#storeError(
+        e,
+        'publishControl(kill): other nodes apply the block at their next heartbeat once the store is back',
+      );
     }
     this.#o.events.emit({ roles: ['ops'] }, { type: 'decision', decision });
     this.#o.events.emit({ roles: ['ops'] }, statementCreated(statement));
@@ -351,7 +452,10 @@ export class StreamControl {
    * Lifts a manual block and any manual gates; audited. When something was lifted the streamer gets
    * a statement saying so and why (citing the kill's facts when the kill's statement can be read).
    */
-  async resume(streamId: string, input: { actor: string; note?: string }): Promise<{ decision: DecisionRecord; wasBlocked: boolean; statement?: StatementOfReasons }> {
+  async resume(
+    streamId: string,
+    input: { actor: string; note?: string },
+  ): Promise<{ decision: DecisionRecord; wasBlocked: boolean; statement?: StatementOfReasons }> {
     const block = await this.blockOf(streamId);
     const hadGates = this.#gates.has(streamId);
     let prior: StatementOfReasons | undefined;
@@ -369,9 +473,26 @@ export class StreamControl {
     this.#localResume(streamId);
     const statement =
       wasBlocked || hadGates
-        ? this.#operatorStatement(streamId, at, { actor: input.actor, reason: input.note ?? 'resumed by an operator', clause: prior?.ground.clause, basis: prior?.basis }, 'allow', ['global'], remote, prior)
+        ? this.#operatorStatement(
+            streamId,
+            at,
+            {
+              actor: input.actor,
+              reason: input.note ?? 'resumed by an operator',
+              clause: prior?.ground.clause,
+              basis: prior?.basis,
+            },
+            'allow',
+            ['global'],
+            remote,
+            prior,
+          )
         : undefined;
-    if (statement) await Promise.all([recorded(this.#o.store.putStatement(statement)), recorded(this.#o.store.appendAudit({ type: 'statement', at, streamId, statement }))]);
+    if (statement)
+      await Promise.all([
+        recorded(this.#o.store.putStatement(statement)),
+        recorded(this.#o.store.appendAudit({ type: 'statement', at, streamId, statement })),
+      ]);
     const decision: DecisionRecord = {
       id: `dec_${randomUUID()}`,
       streamId,
@@ -386,8 +507,23 @@ export class StreamControl {
     };
     await this.#o.store.publishControl({ type: 'resume', streamId, origin: this.#o.nodeId, at });
     await recorded(this.#o.store.putDecision(decision));
-    await recorded(this.#o.store.appendAudit({ type: 'stream.resumed', source: 'manual', streamId, by: input.actor, note: input.note ?? null, decisionId: decision.id, wasBlocked, statementId: statement?.id ?? null, at }));
-    this.#o.events.emit({ roles: ['streamer', 'ops'], streamId }, { type: 'warning', streamId, message: 'Your stream was cleared by an operator; you may go live again.', at });
+    await recorded(
+      this.#o.store.appendAudit({
+        type: 'stream.resumed',
+        source: 'manual',
+        streamId,
+        by: input.actor,
+        note: input.note ?? null,
+        decisionId: decision.id,
+        wasBlocked,
+        statementId: statement?.id ?? null,
+        at,
+      }),
+    );
+    this.#o.events.emit(
+      { roles: ['streamer', 'ops'], streamId },
+      { type: 'warning', streamId, message: 'Your stream was cleared by an operator; you may go live again.', at },
+    );
     this.#o.events.emit({ roles: ['ops'] }, { type: 'decision', decision });
     if (statement) this.#o.events.emit({ roles: ['ops'] }, statementCreated(statement));
     return { decision, wasBlocked, ...(statement ? { statement } : {}) };
@@ -397,15 +533,36 @@ export class StreamControl {
    * Manual gate for a jurisdiction ('*' = all, 'default' = unknown) of a stream, on every node. Each
    * restriction it adds (blank, mute) gets its statement, recorded before the message goes out.
    */
-  async setGate(streamId: string, jurisdiction: string, gate: { video?: 'forward' | 'blank'; audio?: 'forward' | 'mute' } & OperatorInput): Promise<{ statements: StatementOfReasons[] }> {
+  async setGate(
+    streamId: string,
+    jurisdiction: string,
+    gate: { video?: 'forward' | 'blank'; audio?: 'forward' | 'mute' } & OperatorInput,
+  ): Promise<{ statements: StatementOfReasons[] }> {
     const remote = gate.video === 'blank' || gate.audio === 'mute' ? await this.#registryFacts(streamId) : undefined;
     const at = Date.now();
     const scope = jurisdiction === '*' ? ['global'] : [jurisdiction];
     const statements: StatementOfReasons[] = [];
-    if (gate.video === 'blank') statements.push(this.#operatorStatement(streamId, at, gate, 'blank_video', scope, remote));
-    if (gate.audio === 'mute') statements.push(this.#operatorStatement(streamId, at, gate, 'mute_audio', scope, remote));
-    await Promise.all(statements.flatMap((st) => [recorded(this.#o.store.putStatement(st)), recorded(this.#o.store.appendAudit({ type: 'statement', at, streamId, statement: st }))]));
-    const msg: ControlMessage = { type: 'gate', streamId, jurisdiction, video: gate.video, audio: gate.audio, reason: gate.reason, statementId: statements[0]?.id, origin: this.#o.nodeId, at };
+    if (gate.video === 'blank')
+      statements.push(this.#operatorStatement(streamId, at, gate, 'blank_video', scope, remote));
+    if (gate.audio === 'mute')
+      statements.push(this.#operatorStatement(streamId, at, gate, 'mute_audio', scope, remote));
+    await Promise.all(
+      statements.flatMap((st) => [
+        recorded(this.#o.store.putStatement(st)),
+        recorded(this.#o.store.appendAudit({ type: 'statement', at, streamId, statement: st })),
+      ]),
+    );
+    const msg: ControlMessage = {
+      type: 'gate',
+      streamId,
+      jurisdiction,
+      video: gate.video,
+      audio: gate.audio,
+      reason: gate.reason,
+      statementId: statements[0]?.id,
+      origin: this.#o.nodeId,
+      at,
+    };
     this.apply(msg);
     await this.#o.store.publishControl(msg);
     for (const st of statements) this.#o.events.emit({ roles: ['ops'] }, statementCreated(st));
@@ -416,16 +573,22 @@ export class StreamControl {
   async applyReviewDecision(decision: ReviewDecision): Promise<void> {
     this.#applyReview(decision, true);
     const { effect } = decision;
-    this.#o.events.emit({ roles: ['ops'] }, {
-      type: decision.type === 'appeal' ? 'appeal.decided' : 'review.resolved',
-      streamId: decision.streamId,
-      itemId: decision.itemId,
-      decisionId: decision.id,
-      outcome: decision.outcome,
-      effect: effect.kind === 'none' ? { kind: 'none' } : { kind: effect.kind, action: effect.action, jurisdictions: effect.jurisdictions },
-      ...(decision.statement ? { statementId: decision.statement.id } : {}),
-      at: decision.at,
-    });
+    this.#o.events.emit(
+      { roles: ['ops'] },
+      {
+        type: decision.type === 'appeal' ? 'appeal.decided' : 'review.resolved',
+        streamId: decision.streamId,
+        itemId: decision.itemId,
+        decisionId: decision.id,
+        outcome: decision.outcome,
+        effect:
+          effect.kind === 'none'
+            ? { kind: 'none' }
+            : { kind: effect.kind, action: effect.action, jurisdictions: effect.jurisdictions },
+        ...(decision.statement ? { statementId: decision.statement.id } : {}),
+        at: decision.at,
+      },
+    );
     if (decision.statement) this.#o.events.emit({ roles: ['ops'] }, statementCreated(decision.statement));
     await this.#o.store.publishControl({ type: 'review', decision, origin: this.#o.nodeId, at: Date.now() });
     if (decision.effect.kind === 'lift' && decision.effect.action === 'kill_stream') {
@@ -437,7 +600,8 @@ export class StreamControl {
   #applyReview(decision: ReviewDecision, origin: boolean): void {
     const { effect } = decision;
     // an overturned manual gate is one of these (the enforcer only sees them as overrides)
-    if (effect.kind === 'lift' && effect.action !== 'kill_stream') this.#liftManualGates(decision.streamId, effect.action, effect.jurisdictions);
+    if (effect.kind === 'lift' && effect.action !== 'kill_stream')
+      this.#liftManualGates(decision.streamId, effect.action, effect.jurisdictions);
     const enforcer = this.#o.enforcer;
     if (!enforcer) return;
     const liftKill = decision.effect.kind === 'lift' && decision.effect.action === 'kill_stream';
@@ -448,23 +612,29 @@ export class StreamControl {
   }
 
   /** Enqueues a review item (from the enforcer or an appeal) and tells ops the queue depth. */
-  async enqueueReview(item: ReviewItem, extra: { thumbnail?: string; clips?: EvidenceRef[] } = {}): Promise<StoredReviewItem> {
+  async enqueueReview(
+    item: ReviewItem,
+    extra: { thumbnail?: string; clips?: EvidenceRef[] } = {},
+  ): Promise<StoredReviewItem> {
     // An appeal cites the evidence its statement cites.
     if (item.type === 'appeal' && item.statementId && !extra.clips) {
       const clips = (await this.#o.store.getStatement(item.statementId).catch(() => undefined))?.clips;
       if (clips?.length) extra = { ...extra, clips };
     }
     const stored = await this.#o.store.enqueueReview(item, extra);
-    this.#o.events.emit({ roles: ['ops'] }, {
-      type: item.type === 'appeal' ? 'appeal.created' : 'review.created',
-      streamId: item.streamId,
-      itemId: item.id,
-      priority: item.priority,
-      jurisdictions: item.jurisdictions,
-      categories: item.categories.map((c) => c.category),
-      ...(item.statementId ? { statementId: item.statementId } : {}),
-      at: item.createdAt,
-    });
+    this.#o.events.emit(
+      { roles: ['ops'] },
+      {
+        type: item.type === 'appeal' ? 'appeal.created' : 'review.created',
+        streamId: item.streamId,
+        itemId: item.id,
+        priority: item.priority,
+        jurisdictions: item.jurisdictions,
+        categories: item.categories.map((c) => c.category),
+        ...(item.statementId ? { statementId: item.statementId } : {}),
+        at: item.createdAt,
+      },
+    );
     void this.publishQueueDepth();
     return stored;
   }
@@ -483,7 +653,13 @@ export class StreamControl {
   apply(m: ControlMessage): void {
     switch (m.type) {
       case 'kill':
-        this.#blockCache.set(m.streamId, { streamId: m.streamId, reason: m.reason, statementId: m.statementId, at: m.at, by: m.origin });
+        this.#blockCache.set(m.streamId, {
+          streamId: m.streamId,
+          reason: m.reason,
+          statementId: m.statementId,
+          at: m.at,
+          by: m.origin,
+        });
         this.#localKill(m.streamId, m.reason, m.statementId, 'remote');
         return;
       case 'resume':
@@ -511,8 +687,15 @@ export class StreamControl {
           policies.stopShadow(m.origin, 'stopped on another node');
           return;
         }
-        const r = policies.startShadow(m.record.files ? { files: m.record.files } : { thresholds: m.record.thresholds ?? [] }, m.record.by);
-        if (!r.ok) this.#o.log.error({ err: r.error.message, version: m.record.version }, 'shadow candidate from another node did not load here');
+        const r = policies.startShadow(
+          m.record.files ? { files: m.record.files } : { thresholds: m.record.thresholds ?? [] },
+          m.record.by,
+        );
+        if (!r.ok)
+          this.#o.log.error(
+            { err: r.error.message, version: m.record.version },
+            'shadow candidate from another node did not load here',
+          );
         return;
       }
     }
@@ -578,7 +761,16 @@ export class StreamControl {
       if (g.audio === 'forward' && v.gate.audio === 'mute') v.setAudioGate('forward');
       this.#o.events.emit(
         { roles: ['viewer'], streamId, viewerId: v.id },
-        { type: 'viewer.filtered', streamId, viewerId: v.id, jurisdiction: v.jurisdiction, video: v.gate.video === 'blank' ? 'blank' : 'forward', audio: v.gate.audio === 'mute' ? 'mute' : 'forward', reason: 'restriction lifted', at: Date.now() },
+        {
+          type: 'viewer.filtered',
+          streamId,
+          viewerId: v.id,
+          jurisdiction: v.jurisdiction,
+          video: v.gate.video === 'blank' ? 'blank' : 'forward',
+          audio: v.gate.audio === 'mute' ? 'mute' : 'forward',
+          reason: 'restriction lifted',
+          at: Date.now(),
+        },
       );
     }
   }
@@ -587,7 +779,13 @@ export class StreamControl {
     let gates = this.#gates.get(m.streamId);
     if (!gates) this.#gates.set(m.streamId, (gates = new Map<string, ManualGate>()));
     const prev = gates.get(m.jurisdiction);
-    gates.set(m.jurisdiction, { ...prev, ...(m.video ? { video: m.video } : {}), ...(m.audio ? { audio: m.audio } : {}), reason: m.reason, statementId: m.statementId });
+    gates.set(m.jurisdiction, {
+      ...prev,
+      ...(m.video ? { video: m.video } : {}),
+      ...(m.audio ? { audio: m.audio } : {}),
+      reason: m.reason,
+      statementId: m.statementId,
+    });
     const stream = this.#o.sfu.getStream(m.streamId);
     if (!stream) return;
     if (this.#o.enforcer) {
@@ -621,7 +819,9 @@ export class StreamControl {
    * node's last heartbeat), for an operator's statement issued here; undefined when it is local or
    * the store cannot say (the statement then cites what this node has).
    */
-  async #registryFacts(streamId: string): Promise<{ verdict?: StreamVerdictSummary; evidence?: RegistryEvidence } | undefined> {
+  async #registryFacts(
+    streamId: string,
+  ): Promise<{ verdict?: StreamVerdictSummary; evidence?: RegistryEvidence } | undefined> {
     if (this.#local.has(streamId)) return undefined;
     try {
       const r = await this.#o.store.getStream(streamId);
@@ -652,16 +852,37 @@ export class StreamControl {
     let ground: GroundType | undefined;
     if (input.category !== undefined) {
       const def = policy?.taxonomy[input.category];
-      if (!def) throw badRequest(`category ${input.category} is not in the policy in force (${policy ? policy.version : 'none loaded'})`);
+      if (!def)
+        throw badRequest(
+          `category ${input.category} is not in the policy in force (${policy ? policy.version : 'none loaded'})`,
+        );
       clause ??= def.clause;
       ground = def.ground;
     }
     const v = lifted ? undefined : this.#o.enforcer?.verdictOf(streamId);
     const held = remote?.evidence;
     const evidence = lifted
-      ? { sampleSeqs: lifted.facts.sampleSeqs, timeRange: lifted.facts.timeRange, scores: lifted.facts.categories, matches: lifted.facts.matches, text: lifted.facts.text, textContext: [], thumbnailRefs: [] }
+      ? {
+          sampleSeqs: lifted.facts.sampleSeqs,
+          timeRange: lifted.facts.timeRange,
+          scores: lifted.facts.categories,
+          matches: lifted.facts.matches,
+          text: lifted.facts.text,
+          textContext: [],
+          thumbnailRefs: [],
+        }
       : (this.#o.enforcer?.evidenceOf(streamId) ??
-        (held ? { ...held, matches: [], text: [], textContext: [], thumbnailRefs: [] } : { sampleSeqs: [], timeRange: { from: at, to: at }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] }));
+        (held
+          ? { ...held, matches: [], text: [], textContext: [], thumbnailRefs: [] }
+          : {
+              sampleSeqs: [],
+              timeRange: { from: at, to: at },
+              scores: [],
+              matches: [],
+              text: [],
+              textContext: [],
+              thumbnailRefs: [],
+            }));
     // the fused score where the verdict has one (a category out of green), else the window's highest sample score
     const scores = v ? summarizeVerdict(v).categories : lifted ? {} : { ...remote?.verdict?.categories };
     for (const e of evidence.scores) scores[e.category] ??= e.score;
@@ -690,7 +911,10 @@ export class StreamControl {
       const clips = this.#o.evidence?.capture(statement);
       if (clips?.length) statement.clips = clips;
     } catch (err) {
-      this.#o.log.warn({ err, streamId, statementId: statement.id }, 'evidence capture failed; the statement cites no clip');
+      this.#o.log.warn(
+        { err, streamId, statementId: statement.id },
+        'evidence capture failed; the statement cites no clip',
+      );
     }
     return statement;
   }
@@ -703,7 +927,13 @@ export class StreamControl {
         const local = this.#local.has(r.streamId);
         const verdict = local ? (this.verdictOf(r.streamId) ?? r.verdict) : r.verdict;
         const blocked = r.state === 'killed' ? await this.#o.store.getBlock(r.streamId) : undefined;
-        return { ...r, verdict, local, viewers: local ? (this.#local.get(r.streamId)?.stream.viewers.size ?? r.viewers) : r.viewers, ...(blocked ? { blocked } : {}) };
+        return {
+          ...r,
+          verdict,
+          local,
+          viewers: local ? (this.#local.get(r.streamId)?.stream.viewers.size ?? r.viewers) : r.viewers,
+          ...(blocked ? { blocked } : {}),
+        };
       }),
     );
   }
@@ -712,11 +942,26 @@ export class StreamControl {
     const r = await this.#o.store.getStream(streamId);
     const blocked = await this.#o.store.getBlock(streamId);
     if (!r) {
-      if (blocked) return { streamId, nodeId: '', state: 'killed', startedAt: blocked.at, heartbeatAt: blocked.at, viewers: 0, local: false, blocked };
+      if (blocked)
+        return {
+          streamId,
+          nodeId: '',
+          state: 'killed',
+          startedAt: blocked.at,
+          heartbeatAt: blocked.at,
+          viewers: 0,
+          local: false,
+          blocked,
+        };
       throw notFound(`stream ${streamId} is not live`);
     }
     const local = this.#local.has(streamId);
-    return { ...r, verdict: local ? (this.verdictOf(streamId) ?? r.verdict) : r.verdict, local, ...(blocked ? { blocked } : {}) };
+    return {
+      ...r,
+      verdict: local ? (this.verdictOf(streamId) ?? r.verdict) : r.verdict,
+      local,
+      ...(blocked ? { blocked } : {}),
+    };
   }
 
   async close(): Promise<void> {

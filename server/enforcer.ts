@@ -250,7 +250,11 @@ export class Enforcer {
   restrictionsInForce(streamId: string): { action: Action; jurisdictions: string[]; statementId: string }[] {
     const s = this.#state.get(streamId);
     if (!s) return [];
-    return [...s.inForce.values(), ...s.overrides.values()].map((r) => ({ action: r.restriction.action, jurisdictions: r.restriction.jurisdictions, statementId: r.statementId }));
+    return [...s.inForce.values(), ...s.overrides.values()].map((r) => ({
+      action: r.restriction.action,
+      jurisdictions: r.restriction.jurisdictions,
+      statementId: r.statementId,
+    }));
   }
 
   /** A killed stream may not publish again until the kill is overturned. */
@@ -329,12 +333,24 @@ export class Enforcer {
 
   admitViewer(streamId: string, jurisdiction: string | undefined): ViewerAdmission {
     const block = this.#blocks.get(streamId);
-    if (block) return { allowed: false, gate: { video: 'closed', audio: 'closed' }, reason: block.reason, statementId: block.statementId };
+    if (block)
+      return {
+        allowed: false,
+        gate: { video: 'closed', audio: 'closed' },
+        reason: block.reason,
+        statementId: block.statementId,
+      };
     const s = this.#state.get(streamId);
     if (!s) return { allowed: true, gate: { video: 'forward', audio: 'forward' } };
     const others = this.#viewerJurisdictions(streamId);
     const g = this.#effectiveGate(s, jurisdiction, others, true);
-    if (g.closed) return { allowed: false, gate: { video: 'closed', audio: 'closed' }, reason: g.reason, statementId: g.statementId };
+    if (g.closed)
+      return {
+        allowed: false,
+        gate: { video: 'closed', audio: 'closed' },
+        reason: g.reason,
+        statementId: g.statementId,
+      };
     return { allowed: true, gate: { video: g.video, audio: g.audio }, reason: g.reason, statementId: g.statementId };
   }
 
@@ -351,13 +367,21 @@ export class Enforcer {
     s.verdict = result.verdict;
     const outcome = this.#enforce(s, signal, policy, result, now);
     // the candidate's turn comes after the active policy's actions are applied: it never delays them
-    if (this.policies.shadow || s.shadow) this.#guard('shadow evaluation', () => this.#shadowStep(s, signal, policy, result.verdict, now));
+    if (this.policies.shadow || s.shadow)
+      this.#guard('shadow evaluation', () => this.#shadowStep(s, signal, policy, result.verdict, now));
     return outcome;
   }
 
-  #enforce(s: StreamEnforcement, signal: SignalLike, policy: Policy, result: FusionResult, now: number): EnforcementOutcome {
+  #enforce(
+    s: StreamEnforcement,
+    signal: SignalLike,
+    policy: Policy,
+    result: FusionResult,
+    now: number,
+  ): EnforcementOutcome {
     // A killed stream is not acted on again (late signals of the ended session).
-    if (s.killed || this.#closed || this.#blocks.has(signal.streamId)) return { verdict: result.verdict, changed: false };
+    if (s.killed || this.#closed || this.#blocks.has(signal.streamId))
+      return { verdict: result.verdict, changed: false };
 
     let reviewItem: ReviewItem | undefined;
     if (result.enteredAmber.length > 0) {
@@ -371,7 +395,18 @@ export class Enforcer {
       decision.reviewItemId = reviewItem.id;
       const item = reviewItem;
       this.#port('review enqueue', () => this.#review?.enqueue(item));
-      this.#port('audit append', () => this.#audit?.append({ type: 'review.enqueued', itemId: item.id, streamId: item.streamId, at: item.createdAt, jurisdictions: item.jurisdictions, categories: item.categories, policyVersion: item.policyVersion, dueAt: item.dueAt ?? null }));
+      this.#port('audit append', () =>
+        this.#audit?.append({
+          type: 'review.enqueued',
+          itemId: item.id,
+          streamId: item.streamId,
+          at: item.createdAt,
+          jurisdictions: item.jurisdictions,
+          categories: item.categories,
+          policyVersion: item.policyVersion,
+          dueAt: item.dueAt ?? null,
+        }),
+      );
     }
     this.#finish(decision, result.changed);
     return { verdict: result.verdict, changed: result.changed, decision, reviewItem };
@@ -392,20 +427,54 @@ export class Enforcer {
       const st = decision.statement;
       this.#port('records statement', () => this.#records?.statement(st));
     }
-    if (record) this.#port('audit append', () => this.#audit?.append({ type: 'review.decision', at, decision: { ...decision, statement: undefined }, statement: decision.statement ?? null }));
+    if (record)
+      this.#port('audit append', () =>
+        this.#audit?.append({
+          type: 'review.decision',
+          at,
+          decision: { ...decision, statement: undefined },
+          statement: decision.statement ?? null,
+        }),
+      );
     const effect = decision.effect;
     if (effect.kind === 'none') return undefined;
     if (effect.kind === 'lift' && effect.action === 'kill_stream') {
       this.#blocks.delete(decision.streamId);
       if (record) {
         this.#port('records unblock', () => this.#records?.unblock?.(decision.streamId));
-        this.#port('audit append', () => this.#audit?.append({ type: 'stream.unblocked', streamId: decision.streamId, at, by: decision.reviewer, decisionId: decision.id }));
+        this.#port('audit append', () =>
+          this.#audit?.append({
+            type: 'stream.unblocked',
+            streamId: decision.streamId,
+            at,
+            by: decision.reviewer,
+            decisionId: decision.id,
+          }),
+        );
       }
-      this.#emit({ roles: ['streamer', 'ops'], streamId: decision.streamId }, { type: 'warning', streamId: decision.streamId, message: 'The kill was overturned on review; you may go live again.', at });
+      this.#emit(
+        { roles: ['streamer', 'ops'], streamId: decision.streamId },
+        {
+          type: 'warning',
+          streamId: decision.streamId,
+          message: 'The kill was overturned on review; you may go live again.',
+          at,
+        },
+      );
       const s = this.#state.get(decision.streamId);
       if (s) s.killed = false;
-      const log = this.#log(decision.streamId, decision.type === 'appeal' ? 'appeal' : 'review', policy.version, false, {});
-      log.lifted.push({ action: 'kill_stream', jurisdictions: effect.jurisdictions, statementId: decision.statement?.id ?? '' });
+      const log = this.#log(
+        decision.streamId,
+        decision.type === 'appeal' ? 'appeal' : 'review',
+        policy.version,
+        false,
+        {},
+      );
+      log.lifted.push({
+        action: 'kill_stream',
+        jurisdictions: effect.jurisdictions,
+        statementId: decision.statement?.id ?? '',
+      });
       this.#finish(log, true);
       return log;
     }
@@ -415,14 +484,27 @@ export class Enforcer {
         action: effect.action,
         scope: effect.action === 'kill_stream' ? 'stream' : 'jurisdictions',
         jurisdictions: [...effect.jurisdictions],
-        categories: (decision.statement?.facts.categories ?? []).map((c) => ({ category: c.category, score: c.score, clause: decision.statement?.ground.clause ?? '', ground: decision.statement?.ground.type ?? 'terms_of_service' })),
+        categories: (decision.statement?.facts.categories ?? []).map((c) => ({
+          category: c.category,
+          score: c.score,
+          clause: decision.statement?.ground.clause ?? '',
+          ground: decision.statement?.ground.type ?? 'terms_of_service',
+        })),
       };
-      s.overrides.set(restrictionKey(restriction), { restriction, statementId: decision.statement?.id ?? decision.id, source: 'review' });
+      s.overrides.set(restrictionKey(restriction), {
+        restriction,
+        statementId: decision.statement?.id ?? decision.id,
+        source: 'review',
+      });
       for (const j of effect.jurisdictions) s.suppressed.delete(`${effect.action}|${j}`);
       if (effect.action === 'kill_stream') return this.#kill(s, policy, decision.statement, 'review');
     } else {
       for (const [k, o] of s.overrides) {
-        if (o.restriction.action === effect.action && o.restriction.jurisdictions.some((j) => effect.jurisdictions.includes(j))) s.overrides.delete(k);
+        if (
+          o.restriction.action === effect.action &&
+          o.restriction.jurisdictions.some((j) => effect.jurisdictions.includes(j))
+        )
+          s.overrides.delete(k);
       }
       for (const j of effect.jurisdictions) s.suppressed.add(`${effect.action}|${j}`);
     }
@@ -441,9 +523,16 @@ export class Enforcer {
       s.shadow = undefined;
       return;
     }
-    if (s.shadow?.version !== candidate.version) s.shadow = { version: candidate.version, fusion: createFusionState(s.streamId), track: EMPTY_SHADOW_TRACK };
+    if (s.shadow?.version !== candidate.version)
+      s.shadow = { version: candidate.version, fusion: createFusionState(s.streamId), track: EMPTY_SHADOW_TRACK };
     const r = fuse(s.shadow.fusion, signal, candidate, now);
-    const cmp = compareShadow(s.shadow.track, s.streamId, now, { verdict: active, policy }, { verdict: r.verdict, policy: candidate });
+    const cmp = compareShadow(
+      s.shadow.track,
+      s.streamId,
+      now,
+      { verdict: active, policy },
+      { verdict: r.verdict, policy: candidate },
+    );
     s.shadow.fusion = r.state;
     s.shadow.track = cmp.track;
     if (cmp.differences.length === 0) return;
@@ -462,7 +551,18 @@ export class Enforcer {
   #ensure(streamId: string): StreamEnforcement {
     let s = this.#state.get(streamId);
     if (!s) {
-      s = { streamId, fusion: createFusionState(streamId), verdict: undefined, inForce: new Map(), overrides: new Map(), suppressed: new Set(), killed: false, quarantined: new Set(), manual: new Map(), detach: undefined };
+      s = {
+        streamId,
+        fusion: createFusionState(streamId),
+        verdict: undefined,
+        inForce: new Map(),
+        overrides: new Map(),
+        suppressed: new Set(),
+        killed: false,
+        quarantined: new Set(),
+        manual: new Map(),
+        detach: undefined,
+      };
       this.#state.set(streamId, s);
     }
     return s;
@@ -483,9 +583,16 @@ export class Enforcer {
   }
 
   /** Gate for one viewer: the verdict's gate (minus suppressed actions) plus reviewer overrides. */
-  #effectiveGate(s: StreamEnforcement, jurisdiction: string | undefined, others: (string | undefined)[], joining: boolean): GateDecision & { reason?: string; statementId?: string } {
+  #effectiveGate(
+    s: StreamEnforcement,
+    jurisdiction: string | undefined,
+    others: (string | undefined)[],
+    joining: boolean,
+  ): GateDecision & { reason?: string; statementId?: string } {
     const policy = this.policies.current;
-    const raw = joining ? initialGateFor(s.verdict, jurisdiction, this.mode, others) : gateFor(s.verdict, jurisdiction, this.mode, others);
+    const raw = joining
+      ? initialGateFor(s.verdict, jurisdiction, this.mode, others)
+      : gateFor(s.verdict, jurisdiction, this.mode, others);
     const gate: GateDecision = { video: 'forward', audio: 'forward', closed: false, reasons: [] };
     for (const r of raw.reasons) {
       if (s.suppressed.has(`${r.action}|${r.jurisdiction}`)) continue;
@@ -497,7 +604,12 @@ export class Enforcer {
     if (this.mode === 'strictest_intersection') for (const o of others) keys.add(jurisdictionKey(policy, o));
     for (const o of s.overrides.values()) {
       if (o.restriction.scope === 'stream' || o.restriction.jurisdictions.some((j) => keys.has(j))) {
-        gate.reasons.push({ jurisdiction: o.restriction.jurisdictions.join(','), category: o.restriction.categories[0]?.category ?? 'review', action: o.restriction.action, clause: o.restriction.categories[0]?.clause ?? '' });
+        gate.reasons.push({
+          jurisdiction: o.restriction.jurisdictions.join(','),
+          category: o.restriction.categories[0]?.category ?? 'review',
+          action: o.restriction.action,
+          clause: o.restriction.categories[0]?.clause ?? '',
+        });
         applyAction(gate, o.restriction.action);
       }
     }
@@ -521,12 +633,23 @@ export class Enforcer {
 
   #statementFor(s: StreamEnforcement, action: Action, jurisdiction: string): string | undefined {
     for (const r of [...s.overrides.values(), ...s.inForce.values()]) {
-      if (r.restriction.action === action && (r.restriction.jurisdictions.includes(jurisdiction) || jurisdiction.split(',').some((j) => r.restriction.jurisdictions.includes(j)))) return r.statementId;
+      if (
+        r.restriction.action === action &&
+        (r.restriction.jurisdictions.includes(jurisdiction) ||
+          jurisdiction.split(',').some((j) => r.restriction.jurisdictions.includes(j)))
+      )
+        return r.statementId;
     }
     return undefined;
   }
 
-  #apply(s: StreamEnforcement, policy: Policy, verdict: Verdict | undefined, source: DecisionLog['source'], signal: SignalLike | undefined): DecisionLog {
+  #apply(
+    s: StreamEnforcement,
+    policy: Policy,
+    verdict: Verdict | undefined,
+    source: DecisionLog['source'],
+    signal: SignalLike | undefined,
+  ): DecisionLog {
     const now = this.#clock();
     if (verdict?.kill) return this.#kill(s, policy, undefined, source, verdict, signal);
 
@@ -537,7 +660,18 @@ export class Enforcer {
     for (const r of wanted) {
       const key = restrictionKey(r);
       if (s.inForce.has(key)) continue;
-      const statement = buildStatement({ streamId: s.streamId, restriction: r, policy, evidence: verdict ? evidenceFor(verdict, r.categories.map((c) => c.category)) : emptyEvidence(), issuedAt: now });
+      const statement = buildStatement({
+        streamId: s.streamId,
+        restriction: r,
+        policy,
+        evidence: verdict
+          ? evidenceFor(
+              verdict,
+              r.categories.map((c) => c.category),
+            )
+          : emptyEvidence(),
+        issuedAt: now,
+      });
       s.inForce.set(key, { restriction: r, statementId: statement.id, source: 'automated' });
       log.restrictions.push({ action: r.action, jurisdictions: r.jurisdictions, statementId: statement.id });
       this.#recordStatement(statement);
@@ -545,14 +679,21 @@ export class Enforcer {
     for (const [key, r] of s.inForce) {
       if (wantedKeys.has(key)) continue;
       s.inForce.delete(key);
-      log.lifted.push({ action: r.restriction.action, jurisdictions: r.restriction.jurisdictions, statementId: r.statementId });
+      log.lifted.push({
+        action: r.restriction.action,
+        jurisdictions: r.restriction.jurisdictions,
+        statementId: r.statementId,
+      });
     }
 
     const stream = this.#streams.getStream(s.streamId);
     if (stream && !stream.closed) log.sfuActions += this.#applyGates(s, stream);
     if (signal) log.latency = this.#latency(signal, false, log.sfuActions);
     if (verdict && (log.restrictions.length > 0 || log.lifted.length > 0 || source === 'automated')) {
-      this.#emit({ roles: ['streamer', 'ops'], streamId: s.streamId }, { type: 'moderation.status', streamId: s.streamId, verdict: headline(verdict), at: now });
+      this.#emit(
+        { roles: ['streamer', 'ops'], streamId: s.streamId },
+        { type: 'moderation.status', streamId: s.streamId, verdict: headline(verdict), at: now },
+      );
     }
     return log;
   }
@@ -578,8 +719,25 @@ export class Enforcer {
     if (g.reasons.some((r) => r.clause === QUARANTINE_CLAUSE)) s.quarantined.add(viewer.id);
     else s.quarantined.delete(viewer.id);
     if (g.closed) {
-      const reason: CloseReason = { code: 'killed', message: `blocked in ${viewer.jurisdiction ?? 'your region'}: ${g.reason ?? 'policy'}`, statementId: g.statementId };
-      this.#emit({ roles: ['viewer'], streamId: stream.id, viewerId: viewer.id }, { type: 'viewer.filtered', streamId: stream.id, viewerId: viewer.id, jurisdiction: viewer.jurisdiction, video: 'blank', audio: 'mute', reason: reason.message, statementId: g.statementId, at: now });
+      const reason: CloseReason = {
+        code: 'killed',
+        message: `blocked in ${viewer.jurisdiction ?? 'your region'}: ${g.reason ?? 'policy'}`,
+        statementId: g.statementId,
+      };
+      this.#emit(
+        { roles: ['viewer'], streamId: stream.id, viewerId: viewer.id },
+        {
+          type: 'viewer.filtered',
+          streamId: stream.id,
+          viewerId: viewer.id,
+          jurisdiction: viewer.jurisdiction,
+          video: 'blank',
+          audio: 'mute',
+          reason: reason.message,
+          statementId: g.statementId,
+          at: now,
+        },
+      );
       viewer.close(reason);
       return 1;
     }
@@ -595,19 +753,52 @@ export class Enforcer {
     if (n > 0 || (joining && (g.video !== 'forward' || g.audio !== 'forward'))) {
       this.#emit(
         { roles: ['viewer'], streamId: stream.id, viewerId: viewer.id },
-        { type: 'viewer.filtered', streamId: stream.id, viewerId: viewer.id, jurisdiction: viewer.jurisdiction, video: g.video, audio: g.audio, reason: g.reason ?? 'cleared: the stream is within policy', ...(g.statementId ? { statementId: g.statementId } : {}), at: now },
+        {
+          type: 'viewer.filtered',
+          streamId: stream.id,
+          viewerId: viewer.id,
+          jurisdiction: viewer.jurisdiction,
+          video: g.video,
+          audio: g.audio,
+          reason: g.reason ?? 'cleared: the stream is within policy',
+          ...(g.statementId ? { statementId: g.statementId } : {}),
+          at: now,
+        },
       );
     }
     return n;
   }
 
-  #kill(s: StreamEnforcement, policy: Policy, reviewed: StatementOfReasons | undefined, source: DecisionLog['source'], verdict?: Verdict, signal?: SignalLike): DecisionLog {
+  #kill(
+    s: StreamEnforcement,
+    policy: Policy,
+    reviewed: StatementOfReasons | undefined,
+    source: DecisionLog['source'],
+    verdict?: Verdict,
+    signal?: SignalLike,
+  ): DecisionLog {
     const now = this.#clock();
     let statement = reviewed;
     if (!statement) {
       const r = verdict ? restrictionsOf(verdict, policy)[0] : undefined;
-      const restriction: Restriction = r ?? { action: 'kill_stream', scope: 'stream', jurisdictions: ['global'], categories: [] };
-      statement = buildStatement({ streamId: s.streamId, restriction, policy, evidence: verdict ? evidenceFor(verdict, restriction.categories.map((c) => c.category)) : emptyEvidence(), issuedAt: now });
+      const restriction: Restriction = r ?? {
+        action: 'kill_stream',
+        scope: 'stream',
+        jurisdictions: ['global'],
+        categories: [],
+      };
+      statement = buildStatement({
+        streamId: s.streamId,
+        restriction,
+        policy,
+        evidence: verdict
+          ? evidenceFor(
+              verdict,
+              restriction.categories.map((c) => c.category),
+            )
+          : emptyEvidence(),
+        issuedAt: now,
+      });
     }
     s.killed = true;
     const reason = `Stream ended by moderation: ${statement.ground.clause}`;
@@ -615,7 +806,17 @@ export class Enforcer {
     let sfuActions = 0;
     // Clients are told first, as on the manual path: the close below drops their media at once. The
     // stream's 'stream.status killed' is its owner's (control.ts, on the close), said once.
-    this.#emit({ roles: ['streamer', 'viewer', 'ops'], streamId: s.streamId }, { type: 'stream.killed', streamId: s.streamId, reason, statementId: statement.id, appealUrl: statement.redress.appealUrl, at: now });
+    this.#emit(
+      { roles: ['streamer', 'viewer', 'ops'], streamId: s.streamId },
+      {
+        type: 'stream.killed',
+        streamId: s.streamId,
+        reason,
+        statementId: statement.id,
+        appealUrl: statement.redress.appealUrl,
+        at: now,
+      },
+    );
     const stream = this.#streams.getStream(s.streamId);
     if (stream && !stream.closed) {
       stream.close({ code: 'killed', message: reason, statementId: statement.id });
@@ -623,9 +824,17 @@ export class Enforcer {
     }
     const log = this.#log(s.streamId, source, policy.version, true, restrictedBuckets(verdict));
     log.sfuActions = sfuActions;
-    log.restrictions.push({ action: 'kill_stream', jurisdictions: statement.restriction.jurisdictions, statementId: statement.id });
+    log.restrictions.push({
+      action: 'kill_stream',
+      jurisdictions: statement.restriction.jurisdictions,
+      statementId: statement.id,
+    });
     if (signal) log.latency = this.#latency(signal, true, sfuActions);
-    s.inForce.set('kill', { restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: ['global'], categories: [] }, statementId: statement.id, source: source === 'automated' ? 'automated' : 'review' });
+    s.inForce.set('kill', {
+      restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: ['global'], categories: [] },
+      statementId: statement.id,
+      source: source === 'automated' ? 'automated' : 'review',
+    });
     if (!reviewed) this.#recordStatement(statement);
     const st = statement;
     this.#port('records block', () => this.#records?.block?.(s.streamId, reason, st.id));
@@ -641,13 +850,32 @@ export class Enforcer {
         if (refs.length > 0) statement.clips = refs;
       });
     this.#port('records statement', () => this.#records?.statement(statement));
-    this.#port('audit append', () => this.#audit?.append({ type: 'statement', at: statement.issuedAt, streamId: statement.streamId, statement }));
+    this.#port('audit append', () =>
+      this.#audit?.append({ type: 'statement', at: statement.issuedAt, streamId: statement.streamId, statement }),
+    );
     this.#emit({ roles: ['ops'] }, statementCreated(statement));
   }
 
-  #log(streamId: string, source: DecisionLog['source'], policyVersion: string, kill: boolean, buckets: Record<string, Bucket>): DecisionLog {
+  #log(
+    streamId: string,
+    source: DecisionLog['source'],
+    policyVersion: string,
+    kill: boolean,
+    buckets: Record<string, Bucket>,
+  ): DecisionLog {
     // unique across restarts and nodes: a restarted node must not reuse (and the store would then ignore) an old id
-    return { id: `dec_${randomUUID()}`, streamId, at: this.#clock(), source, kill, buckets, restrictions: [], lifted: [], policyVersion, sfuActions: 0 };
+    return {
+      id: `dec_${randomUUID()}`,
+      streamId,
+      at: this.#clock(),
+      source,
+      kill,
+      buckets,
+      restrictions: [],
+      lifted: [],
+      policyVersion,
+      sfuActions: 0,
+    };
   }
 
   #finish(log: DecisionLog, changed: boolean): void {
@@ -660,7 +888,15 @@ export class Enforcer {
 
   #latency(signal: SignalLike, kill: boolean, sfuActions: number): DecisionLatency {
     const now = this.#clock();
-    return { streamId: signal.streamId, sampleSeq: signal.sampleSeq, kind: signal.kind, fromArrivedMs: now - signal.arrivedAt, fromCompletedMs: now - signal.completedAt, kill, sfuActions };
+    return {
+      streamId: signal.streamId,
+      sampleSeq: signal.sampleSeq,
+      kind: signal.kind,
+      fromArrivedMs: now - signal.arrivedAt,
+      fromCompletedMs: now - signal.completedAt,
+      kill,
+      sfuActions,
+    };
   }
 
   #emit(audience: EventAudience, message: EventMessage): void {
@@ -708,5 +944,13 @@ function headline(verdict: Verdict): { bucket: Bucket; categories: Record<string
 }
 
 function emptyEvidence(): Verdict['evidence'] {
-  return { sampleSeqs: [], timeRange: { from: 0, to: 0 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] };
+  return {
+    sampleSeqs: [],
+    timeRange: { from: 0, to: 0 },
+    scores: [],
+    matches: [],
+    text: [],
+    textContext: [],
+    thumbnailRefs: [],
+  };
 }

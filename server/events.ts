@@ -14,8 +14,20 @@ import type { ControlMessage, DecisionRecord, Store } from './store/types.ts';
 
 export type EventRole = 'streamer' | 'viewer' | 'ops';
 
-export type StreamStatusEvent = { type: 'stream.status'; streamId: string; state: 'live' | 'ended' | 'killed'; at: number };
-export type StreamKilledEvent = { type: 'stream.killed'; streamId: string; reason: string; statementId?: string; appealUrl: string; at: number };
+export type StreamStatusEvent = {
+  type: 'stream.status';
+  streamId: string;
+  state: 'live' | 'ended' | 'killed';
+  at: number;
+};
+export type StreamKilledEvent = {
+  type: 'stream.killed';
+  streamId: string;
+  reason: string;
+  statementId?: string;
+  appealUrl: string;
+  at: number;
+};
 export type ViewerFilteredEvent = {
   type: 'viewer.filtered';
   streamId: string;
@@ -183,7 +195,10 @@ export interface EventHubOptions {
   /** Current state of a stream for the greeting `stream.status`. */
   streamState?: (streamId: string) => Promise<'live' | 'ended' | 'killed' | undefined>;
   /** The viewer a WHEP session id names (so `?session=` proves which viewer a socket is for). */
-  viewerOfSession?: (streamId: string, sessionId: string) => { id: string; jurisdiction: string | undefined } | undefined;
+  viewerOfSession?: (
+    streamId: string,
+    sessionId: string,
+  ) => { id: string; jurisdiction: string | undefined } | undefined;
   /** Sockets one client address may hold; more are refused with 429. Default 16. */
   maxPerClient?: number;
 }
@@ -206,7 +221,12 @@ export class EventHub {
     return this.#clients.size;
   }
   get stats(): { clients: number; sent: number; dropped: number; observerErrors: number } {
-    return { clients: this.#clients.size, sent: this.#sent, dropped: this.#dropped, observerErrors: this.#observerErrors };
+    return {
+      clients: this.#clients.size,
+      sent: this.#sent,
+      dropped: this.#dropped,
+      observerErrors: this.#observerErrors,
+    };
   }
 
   /** Adds a monitoring listener (see EventObserver); returns its removal. */
@@ -285,11 +305,18 @@ export class EventHub {
         // Runs before the upgrade: a rejected client gets a plain coded HTTP error, not a socket.
         preValidation: async (req: FastifyRequest) => {
           const q = QuerySchema.safeParse(req.query);
-          if (!q.success) throw badRequest(`bad /v1/events query: ${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+          if (!q.success)
+            throw badRequest(
+              `bad /v1/events query: ${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+            );
           const { role, streamId } = q.data;
           const held = [...this.#clients].filter((c) => c.address === req.ip).length;
           const cap = this.#opts.maxPerClient ?? 16;
-          if (held >= cap) throw new SrvError('SRV_ERR_RATE_LIMITED', `this client already holds ${held} event sockets (limit ${cap})`);
+          if (held >= cap)
+            throw new SrvError(
+              'SRV_ERR_RATE_LIMITED',
+              `this client already holds ${held} event sockets (limit ${cap})`,
+            );
           let principal: Principal | undefined;
           let jurisdiction: string | undefined;
           let viewerId: string | undefined;
@@ -306,7 +333,8 @@ export class EventHub {
             if (q.data.session) {
               const viewer = this.#opts.viewerOfSession?.(streamId, q.data.session);
               if (!viewer) throw notFound(`no WHEP session ${q.data.session} of stream ${streamId} on this node`);
-              if (principal?.viewerId && principal.viewerId !== viewer.id) throw forbidden('the session is not this token\'s viewer');
+              if (principal?.viewerId && principal.viewerId !== viewer.id)
+                throw forbidden("the session is not this token's viewer");
               viewerId = viewer.id;
               jurisdiction = viewer.jurisdiction;
             }
@@ -372,7 +400,8 @@ export class EventHub {
 
 function matches(c: EventClient, a: EventAudience): boolean {
   if (a.roles && !a.roles.includes(c.role)) return false;
-  if (a.streamId !== undefined && c.streamId !== a.streamId && !(c.role === 'ops' && c.streamId === undefined)) return false;
+  if (a.streamId !== undefined && c.streamId !== a.streamId && !(c.role === 'ops' && c.streamId === undefined))
+    return false;
   if (a.viewerId !== undefined && c.role === 'viewer' && c.viewerId !== a.viewerId) return false;
   if (c.role === 'viewer') {
     const j = c.jurisdiction ?? 'default';
@@ -382,4 +411,3 @@ function matches(c: EventClient, a: EventAudience): boolean {
   }
   return true;
 }
-

@@ -17,12 +17,28 @@
 // Storage: `dirs[J]` for a jurisdiction J that has one, else `dir`; a statement whose jurisdictions
 // live in two places gets one clip in each. Retention: `retention[J]` else `retentionMs`, the longest
 // of a location's jurisdictions; a sweep deletes expired clips (audited).
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { isKeyframeStart } from '../media/keyframe.ts';
 import { muxFrames, type MuxFrame, type MuxTrack } from '../media/mux.ts';
 import { encodeWav } from '../media/wav.ts';
-import { H264ParameterSets, NAL_PPS, NAL_SPS, NAL_STAP_A, h264PacketCanStartFrame, h264PayloadNals } from '../media/h264.ts';
+import {
+  H264ParameterSets,
+  NAL_PPS,
+  NAL_SPS,
+  NAL_STAP_A,
+  h264PacketCanStartFrame,
+  h264PayloadNals,
+} from '../media/h264.ts';
 import { FrameAssembler, vp8Format } from '../samplers/frame-assembler.ts';
 import type { EvidenceRef, StatementOfReasons } from '../policies/types.ts';
 import type { Sfu, Stream, TapPacket, TapSubscription } from '../sfu/types.ts';
@@ -47,7 +63,10 @@ export interface EvidenceOptions {
   /** Expired clips are looked for this often (ms); 0 = only when sweep() is called. Default 60000. */
   sweepMs?: number;
   /** The sampled frames a statement cites, as JPEG: a snapshot taken at capture, encoded later. */
-  citedFrames?: (streamId: string, sampleSeqs: readonly number[]) => (() => { seq: number; jpeg: Uint8Array }[]) | undefined;
+  citedFrames?: (
+    streamId: string,
+    sampleSeqs: readonly number[],
+  ) => (() => { seq: number; jpeg: Uint8Array }[]) | undefined;
   /** The audio windows a statement cites (mono float PCM): a snapshot taken at capture, kept as WAV. */
   citedAudio?: (streamId: string, sampleSeqs: readonly number[]) => CitedAudio[] | undefined;
   audit?: (body: Record<string, unknown>) => unknown;
@@ -153,8 +172,13 @@ const CONTENT_TYPE = { webm: 'video/webm', matroska: 'video/x-matroska' } as con
 /** A closed stream's ring stays this long, so a kill's statement (issued right after the close) still finds it. */
 const CLOSED_RING_GRACE_MS = 2000;
 
-type ResolvedOptions = Required<Omit<EvidenceOptions, 'citedFrames' | 'citedAudio' | 'audit' | 'log' | 'dirs' | 'retention'>> &
-  Pick<EvidenceOptions, 'citedFrames' | 'citedAudio' | 'audit' | 'log'> & { dirs: Record<string, string>; retention: Record<string, number> };
+type ResolvedOptions = Required<
+  Omit<EvidenceOptions, 'citedFrames' | 'citedAudio' | 'audit' | 'log' | 'dirs' | 'retention'>
+> &
+  Pick<EvidenceOptions, 'citedFrames' | 'citedAudio' | 'audit' | 'log'> & {
+    dirs: Record<string, string>;
+    retention: Record<string, number>;
+  };
 
 export class EvidenceRecorder implements EvidencePort {
   readonly #o: ResolvedOptions;
@@ -199,7 +223,16 @@ export class EvidenceRecorder implements EvidencePort {
     for (const c of this.#clips.values()) clipBytes += c.bytes;
     let pending = 0;
     for (const r of this.#rings.values()) pending += r.captures.size;
-    return { rings: this.#rings.size, ringBytes, ringPackets, clips: this.#clips.size, clipBytes, deleted: this.#deleted, failed: this.#failed, pending };
+    return {
+      rings: this.#rings.size,
+      ringBytes,
+      ringPackets,
+      clips: this.#clips.size,
+      clipBytes,
+      deleted: this.#deleted,
+      failed: this.#failed,
+      pending,
+    };
   }
 
   /** A stream's ring now: bytes and packets held, and the media time it spans (ms). */
@@ -207,12 +240,20 @@ export class EvidenceRecorder implements EvidencePort {
     const r = this.#rings.get(streamId);
     if (!r) return undefined;
     const n = r.packets.length - r.head;
-    return { bytes: r.bytes, packets: n, spanMs: n > 0 ? r.packets.at(-1)!.arrivedAt - r.packets[r.head]!.arrivedAt : 0 };
+    return {
+      bytes: r.bytes,
+      packets: n,
+      spanMs: n > 0 ? r.packets.at(-1)!.arrivedAt - r.packets[r.head]!.arrivedAt : 0,
+    };
   }
 
   list(filter: { streamId?: string; statementId?: string } = {}): EvidenceMeta[] {
     return [...this.#clips.values()]
-      .filter((c) => (filter.streamId === undefined || c.streamId === filter.streamId) && (filter.statementId === undefined || c.statementIds.includes(filter.statementId)))
+      .filter(
+        (c) =>
+          (filter.streamId === undefined || c.streamId === filter.streamId) &&
+          (filter.statementId === undefined || c.statementIds.includes(filter.statementId)),
+      )
       .map(({ dir: _dir, ...m }) => m);
   }
 
@@ -233,7 +274,13 @@ export class EvidenceRecorder implements EvidencePort {
   // ---- EvidencePort
 
   capture(statement: StatementOfReasons): EvidenceRef[] {
-    return this.captureFor({ id: statement.id, streamId: statement.streamId, action: statement.restriction.action, jurisdictions: statement.restriction.jurisdictions, sampleSeqs: statement.facts.sampleSeqs });
+    return this.captureFor({
+      id: statement.id,
+      streamId: statement.streamId,
+      action: statement.restriction.action,
+      jurisdictions: statement.restriction.jurisdictions,
+      sampleSeqs: statement.facts.sampleSeqs,
+    });
   }
 
   /** Starts a clip for a statement or a review item; returns the references it will have. */
@@ -263,12 +310,17 @@ export class EvidenceRecorder implements EvidencePort {
       shared.audio.push(...(this.#o.citedAudio?.(statement.streamId, statement.sampleSeqs) ?? []));
       return locations.map(({ location, retentionMs }) => {
         let ref = shared.refs.find((r) => r.jurisdiction === location);
-        if (!ref) shared.refs.push((ref = this.#ref(statement.id, location, from, shared.refs[0]?.to ?? to, now + retentionMs)));
+        if (!ref)
+          shared.refs.push(
+            (ref = this.#ref(statement.id, location, from, shared.refs[0]?.to ?? to, now + retentionMs)),
+          );
         ref.expiresAt = Math.max(ref.expiresAt, now + retentionMs);
         return { ...ref };
       });
     }
-    const refs = locations.map(({ location, retentionMs }) => this.#ref(statement.id, location, from, to, now + retentionMs));
+    const refs = locations.map(({ location, retentionMs }) =>
+      this.#ref(statement.id, location, from, to, now + retentionMs),
+    );
     const c: Capture = {
       statement,
       subjects: [statement],
@@ -292,7 +344,15 @@ export class EvidenceRecorder implements EvidencePort {
 
   #ref(subjectId: string, location: string, from: number, to: number, expiresAt: number): EvidenceRef {
     const id = `clip_${subjectId}_${location.toLowerCase()}`;
-    return { id, kind: 'clip', url: `/v1/evidence/${id}`, jurisdiction: location, from: Math.round(from), to: Math.round(to), expiresAt };
+    return {
+      id,
+      kind: 'clip',
+      url: `/v1/evidence/${id}`,
+      jurisdiction: location,
+      from: Math.round(from),
+      to: Math.round(to),
+      expiresAt,
+    };
   }
 
   /** Deletes clips past their retention (audited); returns how many. */
@@ -305,13 +365,22 @@ export class EvidenceRecorder implements EvidencePort {
         try {
           unlinkSync(join(c.dir, f));
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#o.log?.('warn', 'evidence: delete failed', { file: join(c.dir, f), err: (err as Error).message });
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+            this.#o.log?.('warn', 'evidence: delete failed', { file: join(c.dir, f), err: (err as Error).message });
         }
       }
       this.#clips.delete(id);
       this.#deleted++;
       n++;
-      this.#audit({ type: 'evidence.deleted', clipId: id, streamId: c.streamId, statementIds: c.statementIds, jurisdiction: c.ref.jurisdiction, expiresAt: c.ref.expiresAt, reason: 'retention' });
+      this.#audit({
+        type: 'evidence.deleted',
+        clipId: id,
+        streamId: c.streamId,
+        statementIds: c.statementIds,
+        jurisdiction: c.ref.jurisdiction,
+        expiresAt: c.ref.expiresAt,
+        reason: 'retention',
+      });
     }
     return n;
   }
@@ -332,7 +401,19 @@ export class EvidenceRecorder implements EvidencePort {
     if (this.#closed || stream.closed) return;
     const prev = this.#rings.get(stream.id);
     if (prev && prev.stream === stream) return;
-    const ring: Ring = { stream, subscription: undefined as unknown as TapSubscription, packets: [], head: 0, bytes: 0, keys: [], base: 0, captures: new Set(), closed: false, sps: null, pps: null };
+    const ring: Ring = {
+      stream,
+      subscription: undefined as unknown as TapSubscription,
+      packets: [],
+      head: 0,
+      bytes: 0,
+      keys: [],
+      base: 0,
+      captures: new Set(),
+      closed: false,
+      sps: null,
+      pps: null,
+    };
     ring.subscription = stream.tap.subscribe((p) => this.#push(ring, p), { capacity: 1024 });
     this.#rings.set(stream.id, ring);
     stream.on('close', () => {
@@ -384,7 +465,8 @@ export class EvidenceRecorder implements EvidencePort {
       }
     }
     // audio only (no keyframes): by time
-    if (ring.keys.length === 0) while (ring.packets.length - ring.head > 1 && ring.packets[ring.head]!.arrivedAt < cutoff) this.#dropOldest(ring);
+    if (ring.keys.length === 0)
+      while (ring.packets.length - ring.head > 1 && ring.packets[ring.head]!.arrivedAt < cutoff) this.#dropOldest(ring);
     while (ring.base < keepFrom) this.#dropOldest(ring);
     while (ring.bytes > this.#o.maxRingBytes && ring.packets.length - ring.head > 1) this.#dropOldest(ring);
     if (ring.head > 4096 && ring.head * 2 > ring.packets.length) {
@@ -428,7 +510,13 @@ export class EvidenceRecorder implements EvidencePort {
     const job = this.#write(c).catch((err: unknown) => {
       this.#failed++;
       this.#o.log?.('warn', 'evidence clip not written', { statementId: c.statement.id, err: (err as Error).message });
-      this.#audit({ type: 'evidence.failed', streamId: c.statement.streamId, statementId: c.statement.id, clips: c.refs.map((r) => r.id), error: (err as Error).message });
+      this.#audit({
+        type: 'evidence.failed',
+        streamId: c.statement.streamId,
+        statementId: c.statement.id,
+        clips: c.refs.map((r) => r.id),
+        error: (err as Error).message,
+      });
     });
     this.#writing.add(job);
     void job.finally(() => this.#writing.delete(job));
@@ -441,7 +529,14 @@ export class EvidenceRecorder implements EvidencePort {
     for (const snapshot of c.frames) for (const f of snapshot()) if (!bySeq.has(f.seq)) bySeq.set(f.seq, f.jpeg);
     const frames = [...bySeq].map(([seq, jpeg]) => ({ seq, jpeg }));
     const audioBySeq = new Map<number, { seq: number; sampleRate: number; wav: Buffer; durationMs: number }>();
-    for (const a of c.audio) if (!audioBySeq.has(a.seq)) audioBySeq.set(a.seq, { seq: a.seq, sampleRate: a.sampleRate, wav: encodeWav(a.pcm, a.sampleRate), durationMs: Math.round((a.pcm.length * 1000) / a.sampleRate) });
+    for (const a of c.audio)
+      if (!audioBySeq.has(a.seq))
+        audioBySeq.set(a.seq, {
+          seq: a.seq,
+          sampleRate: a.sampleRate,
+          wav: encodeWav(a.pcm, a.sampleRate),
+          durationMs: Math.round((a.pcm.length * 1000) / a.sampleRate),
+        });
     for (const ref of c.refs) {
       const dir = this.#dirOf(ref.jurisdiction);
       mkdirSync(dir, { recursive: true });
@@ -479,7 +574,18 @@ export class EvidenceRecorder implements EvidencePort {
       };
       writeFileSync(join(dir, `${ref.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
       this.#clips.set(ref.id, { ...meta, dir });
-      this.#audit({ type: 'evidence.stored', clipId: ref.id, streamId: meta.streamId, statementIds: meta.statementIds, jurisdiction: ref.jurisdiction, bytes: r.bytes, frames: r.frames, from: ref.from, to: ref.to, expiresAt: ref.expiresAt });
+      this.#audit({
+        type: 'evidence.stored',
+        clipId: ref.id,
+        streamId: meta.streamId,
+        statementIds: meta.statementIds,
+        jurisdiction: ref.jurisdiction,
+        bytes: r.bytes,
+        frames: r.frames,
+        from: ref.from,
+        to: ref.to,
+        expiresAt: ref.expiresAt,
+      });
     }
   }
 
@@ -491,7 +597,14 @@ export class EvidenceRecorder implements EvidencePort {
         if (!name.endsWith('.json')) continue;
         try {
           const meta = JSON.parse(readFileSync(join(dir, name), 'utf8')) as EvidenceMeta;
-          if (meta.ref?.id && existsSync(join(dir, meta.file))) this.#clips.set(meta.ref.id, { ...meta, statementIds: meta.statementIds ?? [meta.statementId], citedAudio: meta.citedAudio ?? [], bytes: statSync(join(dir, meta.file)).size, dir });
+          if (meta.ref?.id && existsSync(join(dir, meta.file)))
+            this.#clips.set(meta.ref.id, {
+              ...meta,
+              statementIds: meta.statementIds ?? [meta.statementId],
+              citedAudio: meta.citedAudio ?? [],
+              bytes: statSync(join(dir, meta.file)).size,
+              dir,
+            });
         } catch {
           // not ours, or cut short: left alone
         }
@@ -502,7 +615,10 @@ export class EvidenceRecorder implements EvidencePort {
   #audit(body: Record<string, unknown>): void {
     try {
       const r = this.#o.audit?.({ ...body, at: this.#o.now() });
-      if (r instanceof Promise) r.catch((err: unknown) => this.#o.log?.('warn', 'evidence audit append failed', { err: (err as Error).message }));
+      if (r instanceof Promise)
+        r.catch((err: unknown) =>
+          this.#o.log?.('warn', 'evidence audit append failed', { err: (err as Error).message }),
+        );
     } catch (err) {
       this.#o.log?.('warn', 'evidence audit append failed', { err: (err as Error).message });
     }
@@ -514,16 +630,24 @@ export class EvidenceRecorder implements EvidencePort {
  * packets' arrival clock: each track's RTP clock is anchored at its first packet's arrival (the
  * tap has no sender reports), which keeps the tracks within network jitter of each other.
  */
-export function clipTracks(packets: readonly TapPacket[], h264?: { sps: Uint8Array | null; pps: Uint8Array | null }): MuxTrack[] {
+export function clipTracks(
+  packets: readonly TapPacket[],
+  h264?: { sps: Uint8Array | null; pps: Uint8Array | null },
+): MuxTrack[] {
   const video = packets.find((p) => p.kind === 'video');
   const audio = packets.find((p) => p.kind === 'audio');
   const tracks: MuxTrack[] = [];
-  const timeOf = (anchor: TapPacket) => (p: { timestamp: number }) => anchor.arrivedAt + (((p.timestamp - anchor.timestamp) | 0) * 1000) / anchor.clockRate;
+  const timeOf = (anchor: TapPacket) => (p: { timestamp: number }) =>
+    anchor.arrivedAt + (((p.timestamp - anchor.timestamp) | 0) * 1000) / anchor.clockRate;
   if (video && (video.codec === 'VP8' || video.codec === 'H264')) {
     const sets = new H264ParameterSets();
     sets.sps = h264?.sps ?? null;
     sets.pps = h264?.pps ?? null;
-    const assembler = new FrameAssembler(video.codec === 'VP8' ? vp8Format() : { canStartFrame: h264PacketCanStartFrame, depacketize: (p) => sets.depacketize(p) });
+    const assembler = new FrameAssembler(
+      video.codec === 'VP8'
+        ? vp8Format()
+        : { canStartFrame: h264PacketCanStartFrame, depacketize: (p) => sets.depacketize(p) },
+    );
     const at = timeOf(video);
     const frames: MuxFrame[] = [];
     for (const p of packets) {
@@ -534,7 +658,9 @@ export function clipTracks(packets: readonly TapPacket[], h264?: { sps: Uint8Arr
   }
   if (audio && audio.codec === 'opus') {
     const at = timeOf(audio);
-    const frames = packets.filter((p) => p.trackId === audio.trackId && p.payload.length > 0).map((p) => ({ data: p.payload, ptsMs: at(p), keyframe: true }));
+    const frames = packets
+      .filter((p) => p.trackId === audio.trackId && p.payload.length > 0)
+      .map((p) => ({ data: p.payload, ptsMs: at(p), keyframe: true }));
     tracks.push({ kind: 'audio', codec: 'opus', frames });
   }
   // a clip must start with a picture a player can show: audio before the first video keyframe goes

@@ -14,7 +14,11 @@ async function printDevAccess(server: Server, config: Config): Promise<void> {
   const admin = await a.sign({ role: 'admin', sub: 'dev-admin' }, ttl);
   const reviewer = await a.sign({ role: 'reviewer', sub: 'dev-reviewer' }, ttl);
   const publish = await a.sign({ role: 'publisher', sub: 'dev-streamer', streamId: 'demo' }, ttl);
-  const viewers = await Promise.all(['SE', 'DE', 'SA'].map(async (j) => [j, await a.sign({ role: 'viewer', sub: `dev-viewer-${j}`, jurisdiction: j }, ttl)] as const));
+  const viewers = await Promise.all(
+    ['SE', 'DE', 'SA'].map(
+      async (j) => [j, await a.sign({ role: 'viewer', sub: `dev-viewer-${j}`, jurisdiction: j }, ttl)] as const,
+    ),
+  );
   const u = server.url;
   const lines = [
     '',
@@ -44,7 +48,10 @@ async function main(): Promise<void> {
   // One stray rejection (a library's, or ours) must not drop every stream of this node: log it, count
   // it, keep running. (Node's default for an unhandled rejection is to exit.)
   process.on('unhandledRejection', (reason) => {
-    server.app.log.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : String(reason) }, 'unhandled promise rejection (logged; the server keeps running)');
+    server.app.log.error(
+      { err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : String(reason) },
+      'unhandled promise rejection (logged; the server keeps running)',
+    );
     server.metrics.recordUnhandledRejection();
   });
   const { port } = await server.listen();
@@ -84,7 +91,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`startup failed: ${err instanceof SrvError ? `${err.code}: ` : ''}${(err as Error).stack ?? String(err)}\n`);
+  process.stderr.write(
+    `startup failed: ${err instanceof SrvError ? `${err.code}: ` : ''}${(err as Error).stack ?? String(err)}\n`,
+  );
   process.exit(1);
 });
 
@@ -99,11 +108,27 @@ async function startDemo(server: Server): Promise<{ stop(): Promise<void> }> {
   const streams = ['demo-clean', 'demo-violating', 'demo-regional'];
   const tokens = {
     admin: await sign({ role: 'admin', sub: 'demo' }),
-    publish: Object.fromEntries(await Promise.all(streams.map(async (streamId) => [streamId, await sign({ role: 'publisher', sub: `demo-${streamId}`, streamId })] as const))),
-    view: Object.fromEntries(await Promise.all(jurisdictions.map(async (jurisdiction) => [jurisdiction, await sign({ role: 'viewer', sub: `demo-viewer-${jurisdiction}`, jurisdiction })] as const))),
+    publish: Object.fromEntries(
+      await Promise.all(
+        streams.map(
+          async (streamId) => [streamId, await sign({ role: 'publisher', sub: `demo-${streamId}`, streamId })] as const,
+        ),
+      ),
+    ),
+    view: Object.fromEntries(
+      await Promise.all(
+        jurisdictions.map(
+          async (jurisdiction) =>
+            [jurisdiction, await sign({ role: 'viewer', sub: `demo-viewer-${jurisdiction}`, jurisdiction })] as const,
+        ),
+      ),
+    ),
   };
   const script = fileURLToPath(new URL('../loadtest/demo.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, DEMO_URL: server.url, DEMO_TOKENS: JSON.stringify(tokens) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, DEMO_URL: server.url, DEMO_TOKENS: JSON.stringify(tokens) },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     async stop() {
@@ -115,4 +140,3 @@ async function startDemo(server: Server): Promise<{ stop(): Promise<void> }> {
     },
   };
 }
-

@@ -64,8 +64,18 @@ export class ServerMetrics {
       buckets: LATENCY_BUCKETS_MS,
       registers: r,
     });
-    this.#budgetMiss = new Counter({ name: 'msfu_budget_misses_total', help: 'Samples that missed the latency budget', labelNames: ['stage'], registers: r });
-    this.#kills = new Counter({ name: 'msfu_kills_total', help: 'Streams killed', labelNames: ['source'], registers: r });
+    this.#budgetMiss = new Counter({
+      name: 'msfu_budget_misses_total',
+      help: 'Samples that missed the latency budget',
+      labelNames: ['stage'],
+      registers: r,
+    });
+    this.#kills = new Counter({
+      name: 'msfu_kills_total',
+      help: 'Streams killed',
+      labelNames: ['source'],
+      registers: r,
+    });
     this.#shadow = new Counter({
       name: 'msfu_shadow_differences_total',
       help: 'What the shadow candidate would have done differently on this node (issue 17): side shadow_only / active_only, outcome kill, block, blank, mute, review; counted when a difference opens',
@@ -84,7 +94,12 @@ export class ServerMetrics {
       buckets: [10, 50, 100, 150, 250, 500, 1000, 2500, 5000, 10000],
       registers: r,
     });
-    this.#samples = new Counter({ name: 'msfu_classified_samples_total', help: 'Classified samples by cascade escalation', labelNames: ['escalated'], registers: r });
+    this.#samples = new Counter({
+      name: 'msfu_classified_samples_total',
+      help: 'Classified samples by cascade escalation',
+      labelNames: ['escalated'],
+      registers: r,
+    });
     const samples = this.#samples;
     new Gauge({
       name: 'msfu_escalation_rate',
@@ -106,7 +121,16 @@ export class ServerMetrics {
     let queuesRead: { at: number; stats: Promise<QueueStats[] | undefined> } | undefined;
     const queues = (): Promise<QueueStats[] | undefined> => {
       const now = performance.now();
-      if (!queuesRead || now - queuesRead.at > 250) queuesRead = { at: now, stats: this.#reviewQueues ? this.#reviewQueues().then((x) => x, () => undefined) : Promise.resolve(undefined) };
+      if (!queuesRead || now - queuesRead.at > 250)
+        queuesRead = {
+          at: now,
+          stats: this.#reviewQueues
+            ? this.#reviewQueues().then(
+                (x) => x,
+                () => undefined,
+              )
+            : Promise.resolve(undefined),
+        };
       return queuesRead.stats;
     };
     new Gauge({
@@ -139,8 +163,18 @@ export class ServerMetrics {
         for (const q of (await queues()) ?? []) this.set({ jurisdiction: q.jurisdiction }, q.oldestAgeS);
       },
     });
-    this.#lag = new Gauge({ name: 'msfu_classification_lag_ms', help: 'Now minus arrival of the newest classified sample, per stream (ms)', labelNames: ['stream'], registers: r });
-    this.#breaker = new Gauge({ name: 'msfu_breaker_state', help: 'Inference circuit breaker: 0 closed, 1 half-open, 2 open', labelNames: ['backend'], registers: r });
+    this.#lag = new Gauge({
+      name: 'msfu_classification_lag_ms',
+      help: 'Now minus arrival of the newest classified sample, per stream (ms)',
+      labelNames: ['stream'],
+      registers: r,
+    });
+    this.#breaker = new Gauge({
+      name: 'msfu_breaker_state',
+      help: 'Inference circuit breaker: 0 closed, 1 half-open, 2 open',
+      labelNames: ['backend'],
+      registers: r,
+    });
     this.#inference = new Counter({
       name: 'msfu_inference_requests_total',
       help: 'Inference requests by backend and outcome (ok, fallback, error, deadline)',
@@ -163,7 +197,12 @@ export class ServerMetrics {
         this.set(all === 0 ? 0 : fb / all);
       },
     });
-    this.#decisions = new Counter({ name: 'msfu_decisions_total', help: 'Decisions by bucket and source', labelNames: ['bucket', 'source'], registers: r });
+    this.#decisions = new Counter({
+      name: 'msfu_decisions_total',
+      help: 'Decisions by bucket and source',
+      labelNames: ['bucket', 'source'],
+      registers: r,
+    });
     this.#workerEvents = new Counter({
       name: 'msfu_worker_events_total',
       help: 'Moderation worker threads (sampler-N, onnxruntime:<model>, ocr, audio-fingerprint) by event: crash (thread died, restarted after a backoff), restart (a new thread is ready), timeout (a call got no reply in time)',
@@ -177,7 +216,11 @@ export class ServerMetrics {
       registers: r,
     });
 
-    this.#unhandled = new Counter({ name: 'msfu_unhandled_rejections_total', help: 'Promise rejections nobody handled (logged; the process keeps running): each one is a bug to report', registers: r });
+    this.#unhandled = new Counter({
+      name: 'msfu_unhandled_rejections_total',
+      help: 'Promise rejections nobody handled (logged; the process keeps running): each one is a bug to report',
+      registers: r,
+    });
 
     const sfuOf = (): Sfu | undefined => this.#sfu;
     // one engine read per scrape, shared by the gauges below (mediasoup's figures come from its workers)
@@ -208,9 +251,21 @@ export class ServerMetrics {
     engineGauge('msfu_viewers', 'Live viewer sessions on this node', (s) => s.viewers);
     engineGauge('msfu_streams', 'Live streams on this node', (s) => s.streams);
     engineGauge('msfu_sfu_consumers', 'Outbound tracks being forwarded (one per viewer and kind)', (s) => s.consumers);
-    engineGauge('msfu_sfu_workers', 'Forwarding worker processes (mediasoup; 0 = werift, forwarding on the Node event loop)', (s) => s.workers);
-    engineGauge('msfu_sfu_worker_cpu_seconds', 'CPU time of the forwarding worker processes since start (s)', (s) => s.workerCpuMs / 1000);
-    engineGauge('msfu_sfu_worker_deaths', 'Forwarding workers that died since start (each replaced)', (s) => s.workerDeaths);
+    engineGauge(
+      'msfu_sfu_workers',
+      'Forwarding worker processes (mediasoup; 0 = werift, forwarding on the Node event loop)',
+      (s) => s.workers,
+    );
+    engineGauge(
+      'msfu_sfu_worker_cpu_seconds',
+      'CPU time of the forwarding worker processes since start (s)',
+      (s) => s.workerCpuMs / 1000,
+    );
+    engineGauge(
+      'msfu_sfu_worker_deaths',
+      'Forwarding workers that died since start (each replaced)',
+      (s) => s.workerDeaths,
+    );
     new Gauge({
       name: 'msfu_forward_drops',
       help: 'Packets dropped on the way to live viewers',
@@ -239,7 +294,11 @@ export class ServerMetrics {
     let storeRead: { at: number; stats: Promise<StoreRetentionStats | undefined> } | undefined;
     const storeStats = (): Promise<StoreRetentionStats | undefined> => {
       const now = performance.now();
-      if (!storeRead || now - storeRead.at > 250) storeRead = { at: now, stats: this.#storeStats ? this.#storeStats().catch(() => undefined) : Promise.resolve(undefined) };
+      if (!storeRead || now - storeRead.at > 250)
+        storeRead = {
+          at: now,
+          stats: this.#storeStats ? this.#storeStats().catch(() => undefined) : Promise.resolve(undefined),
+        };
       return storeRead.stats;
     };
     new Gauge({

@@ -113,7 +113,11 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
       const inner =
         opts.backend === 'triton'
           ? new KServeBackend({ address: opts.tritonUrl ?? '127.0.0.1:8001', registry })
-          : new OnnxRuntimeBackend({ registry, store: new ModelStore(opts.modelCacheDir ? { cacheDir: opts.modelCacheDir } : {}), onWorkerEvent });
+          : new OnnxRuntimeBackend({
+              registry,
+              store: new ModelStore(opts.modelCacheDir ? { cacheDir: opts.modelCacheDir } : {}),
+              onWorkerEvent,
+            });
       backendName = inner.name;
       const started = performance.now();
       // A remote backend may be down at start: the cascade still loads and its breaker answers
@@ -138,10 +142,30 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
 
     const classifier: FrameClassifier | undefined = cascade;
     const fingerprinter = new FingerprintWorker(audioBank.fingerprintOptions, { onWorkerEvent });
-    const moderator = new SampleModerator({ classifier, hashBanks, audioBank, fingerprinter, text, ocr, vad, budgetMs });
+    const moderator = new SampleModerator({
+      classifier,
+      hashBanks,
+      audioBank,
+      fingerprinter,
+      text,
+      ocr,
+      vad,
+      budgetMs,
+    });
     const samplers = await SamplerPool.create(opts.samplers ?? {});
     samplers.on('worker', onWorkerEvent);
-    stack = new ModerationStack({ samplers, moderator, cascade, hashBanks, audioBank, fingerprinter, text, ocr, vad, backendName });
+    stack = new ModerationStack({
+      samplers,
+      moderator,
+      cascade,
+      hashBanks,
+      audioBank,
+      fingerprinter,
+      text,
+      ocr,
+      vad,
+      backendName,
+    });
     return stack;
   }
 
@@ -163,7 +187,6 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
     };
   }
 
-
   /**
    * Applies one of the cluster's hash bank edits (idempotent: an entry is filed under its id, so an
    * edit applied twice, as by the node that made it, leaves the bank as once). Edits come in seq order.
@@ -173,7 +196,8 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
     try {
       if (edit.kind === 'hashes_added') {
         const bank = this.hashBanks.bank(edit.bank);
-        for (const e of edit.entries) bank.add({ hash: e.hash, id: e.id, category: e.category, source: e.source, meta: e.meta });
+        for (const e of edit.entries)
+          bank.add({ hash: e.hash, id: e.id, category: e.category, source: e.source, meta: e.meta });
       } else if (edit.kind === 'hash_removed') {
         this.hashBanks.get(edit.bank)?.remove(edit.id);
       } else if (edit.bank === this.audioBank.name) {
@@ -181,7 +205,11 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
         if (edit.kind === 'recording_removed') this.audioBank.unregister(edit.id);
         else {
           const r = edit.recording;
-          this.audioBank.registerFingerprint(r.id, fingerprintFromWire(r.fingerprint), r.durationSec, { category: r.category, source: r.source, title: r.title });
+          this.audioBank.registerFingerprint(r.id, fingerprintFromWire(r.fingerprint), r.durationSec, {
+            category: r.category,
+            source: r.source,
+            title: r.title,
+          });
         }
       }
     } catch (err) {
@@ -218,7 +246,11 @@ function lexiconsOf(policy: Policy): Record<string, { terms: string[] }> {
   return out;
 }
 
-async function loadBankDir(set: HashBankSet, dir: string, log: NonNullable<ModerationStackOptions['log']>): Promise<void> {
+async function loadBankDir(
+  set: HashBankSet,
+  dir: string,
+  log: NonNullable<ModerationStackOptions['log']>,
+): Promise<void> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((n) => n.endsWith('.txt'));
@@ -233,7 +265,10 @@ async function loadBankDir(set: HashBankSet, dir: string, log: NonNullable<Moder
 }
 
 /** OCR and VAD load from their model packages; one that fails to load is turned off with a warning. */
-async function loadOcr(log: NonNullable<ModerationStackOptions['log']>, onWorkerEvent: (e: WorkerEvent) => void): Promise<OcrWorker | undefined> {
+async function loadOcr(
+  log: NonNullable<ModerationStackOptions['log']>,
+  onWorkerEvent: (e: WorkerEvent) => void,
+): Promise<OcrWorker | undefined> {
   try {
     return await OcrWorker.load({ onWorkerEvent });
   } catch (err) {

@@ -133,19 +133,34 @@ export class ModerationPipeline {
     enforcer.attachStream(stream);
     const watch: Attached['watch'] = {};
     const clock = this.#opts.clock;
-    const subscription = stream.tap.subscribe((packet) => {
-      // The watchdog's view of the media: two numbers per packet, nothing that could block.
-      const at = clock();
-      const w = watch[packet.kind];
-      if (w) {
-        w.lastPacketAt = at;
-        w.trackId = packet.trackId;
-      } else {
-        watch[packet.kind] = { lastPacketAt: at, lastSignalAt: at, trackId: packet.trackId, stalled: false };
-      }
-      samplers.push(packet);
-    }, { capacity: this.#opts.tapCapacity });
-    const entry: Attached = { stream, subscription, inFlight: 0, dropped: 0, timedOut: 0, late: 0, stalls: 0, watchdogSignals: 0, watch, frames: [], audio: [] };
+    const subscription = stream.tap.subscribe(
+      (packet) => {
+        // The watchdog's view of the media: two numbers per packet, nothing that could block.
+        const at = clock();
+        const w = watch[packet.kind];
+        if (w) {
+          w.lastPacketAt = at;
+          w.trackId = packet.trackId;
+        } else {
+          watch[packet.kind] = { lastPacketAt: at, lastSignalAt: at, trackId: packet.trackId, stalled: false };
+        }
+        samplers.push(packet);
+      },
+      { capacity: this.#opts.tapCapacity },
+    );
+    const entry: Attached = {
+      stream,
+      subscription,
+      inFlight: 0,
+      dropped: 0,
+      timedOut: 0,
+      late: 0,
+      stalls: 0,
+      watchdogSignals: 0,
+      watch,
+      frames: [],
+      audio: [],
+    };
     this.#attached.set(stream.id, entry);
     stream.on('close', () => {
       subscription.close();
@@ -200,17 +215,27 @@ export class ModerationPipeline {
    * snapshot now and JPEGs when the returned function is called, so the caller (evidence) encodes off
    * the decision path.
    */
-  citedFrames(streamId: string, sampleSeqs: readonly number[]): (() => { seq: number; jpeg: Uint8Array }[]) | undefined {
+  citedFrames(
+    streamId: string,
+    sampleSeqs: readonly number[],
+  ): (() => { seq: number; jpeg: Uint8Array }[]) | undefined {
     const wanted = new Set(sampleSeqs);
-    const frames = (this.#attached.get(streamId)?.frames ?? this.#closedFrames.get(streamId)?.frames ?? []).filter((f) => wanted.has(f.seq));
+    const frames = (this.#attached.get(streamId)?.frames ?? this.#closedFrames.get(streamId)?.frames ?? []).filter(
+      (f) => wanted.has(f.seq),
+    );
     if (frames.length === 0) return undefined;
     return () => frames.map((f) => ({ seq: f.seq, jpeg: jpegThumbnail(f) }));
   }
 
   /** The audio windows among `sampleSeqs` this node still holds (a statement's cited samples), as the models heard them. */
-  citedAudio(streamId: string, sampleSeqs: readonly number[]): { seq: number; sampleRate: number; pcm: Float32Array }[] {
+  citedAudio(
+    streamId: string,
+    sampleSeqs: readonly number[],
+  ): { seq: number; sampleRate: number; pcm: Float32Array }[] {
     const wanted = new Set(sampleSeqs);
-    return (this.#attached.get(streamId)?.audio ?? this.#closedFrames.get(streamId)?.audio ?? []).filter((a) => wanted.has(a.seq)).map((a) => ({ seq: a.seq, sampleRate: a.sampleRate, pcm: a.pcm }));
+    return (this.#attached.get(streamId)?.audio ?? this.#closedFrames.get(streamId)?.audio ?? [])
+      .filter((a) => wanted.has(a.seq))
+      .map((a) => ({ seq: a.seq, sampleRate: a.sampleRate, pcm: a.pcm }));
   }
 
   close(): void {
@@ -257,7 +282,20 @@ export class ModerationPipeline {
       observer.timedOut?.(sample.streamId, sample.kind);
       if (!emitted) {
         const at = this.#opts.clock();
-        this.#feed(entry, unavailableSignals(sample.streamId, sample.trackId, sample.kind, sample.seq, sample.rtpTimestamp, sample.timings.arrivedAt, at, { timeout: at - sample.timings.arrivedAt }), false);
+        this.#feed(
+          entry,
+          unavailableSignals(
+            sample.streamId,
+            sample.trackId,
+            sample.kind,
+            sample.seq,
+            sample.rtpTimestamp,
+            sample.timings.arrivedAt,
+            at,
+            { timeout: at - sample.timings.arrivedAt },
+          ),
+          false,
+        );
       }
     }, this.#opts.sampleTimeoutMs);
     timer.unref();
@@ -343,7 +381,11 @@ export class ModerationPipeline {
         for (let i = 0; i < n && this.#attached.get(entry.stream.id) === entry; i++) {
           entry.watchdogSignals++;
           // Negative sequence numbers: these stand for samples that never came, not for real ones.
-          this.#enforce(unavailableSignals(entry.stream.id, w.trackId, kind, -entry.watchdogSignals, 0, now, now, { stalledMs: now - w.lastSignalAt }));
+          this.#enforce(
+            unavailableSignals(entry.stream.id, w.trackId, kind, -entry.watchdogSignals, 0, now, now, {
+              stalledMs: now - w.lastSignalAt,
+            }),
+          );
         }
       }
     }
@@ -366,9 +408,31 @@ function frameRef(sample: VideoSample): string {
 }
 
 /** 'unavailable' signals for a sample (or a missing one) that got no model answer. */
-function unavailableSignals(streamId: string, trackId: string, kind: Kind, sampleSeq: number, rtpTimestamp: number, arrivedAt: number, completedAt: number, timings: Record<string, number>): Signals {
+function unavailableSignals(
+  streamId: string,
+  trackId: string,
+  kind: Kind,
+  sampleSeq: number,
+  rtpTimestamp: number,
+  arrivedAt: number,
+  completedAt: number,
+  timings: Record<string, number>,
+): Signals {
   return {
-    streamId, trackId, kind, sampleSeq, rtpTimestamp, arrivedAt, completedAt, status: 'unavailable',
-    scores: {}, matches: [], text: [], escalated: false, uncertain: false, models: [], timings,
+    streamId,
+    trackId,
+    kind,
+    sampleSeq,
+    rtpTimestamp,
+    arrivedAt,
+    completedAt,
+    status: 'unavailable',
+    scores: {},
+    matches: [],
+    text: [],
+    escalated: false,
+    uncertain: false,
+    models: [],
+    timings,
   };
 }

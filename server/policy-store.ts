@@ -33,7 +33,8 @@ export interface ShadowCandidate {
   thresholds?: readonly ThresholdEdit[];
 }
 
-export type ShadowStartResult = { ok: true; policy: Policy; activeVersion: string; changes: PolicyChange[] } | { ok: false; error: PolicyError };
+export type ShadowStartResult =
+  { ok: true; policy: Policy; activeVersion: string; changes: PolicyChange[] } | { ok: false; error: PolicyError };
 
 export class PolicyStore {
   #current: Policy | undefined;
@@ -52,7 +53,12 @@ export class PolicyStore {
 
   /** The active policy. Throws POL_ERR_NO_BASE before the first successful load. */
   get current(): Policy {
-    if (!this.#current) throw new PolicyError('POL_ERR_NO_BASE', [{ file: '', line: 0, column: 0, path: '', reason: 'no policy loaded yet' }], 503);
+    if (!this.#current)
+      throw new PolicyError(
+        'POL_ERR_NO_BASE',
+        [{ file: '', line: 0, column: 0, path: '', reason: 'no policy loaded yet' }],
+        503,
+      );
     return this.#current;
   }
 
@@ -76,11 +82,19 @@ export class PolicyStore {
       policy = loadPolicyBundle(files);
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
-      this.#append({ type: 'policy.rejected', by, at, activeVersion: this.#current?.version ?? null, code: error.code, issues: error.issues });
+      this.#append({
+        type: 'policy.rejected',
+        by,
+        at,
+        activeVersion: this.#current?.version ?? null,
+        code: error.code,
+        issues: error.issues,
+      });
       return { ok: false, error, activeVersion: this.#current?.version };
     }
     const previous = this.#current;
-    if (previous && previous.version === policy.version) return { ok: true, policy: previous, previousVersion: previous.version, changes: [] };
+    if (previous && previous.version === policy.version)
+      return { ok: true, policy: previous, previousVersion: previous.version, changes: [] };
     const changes = diffPolicies(previous, policy);
     this.#current = policy;
     this.#append({
@@ -118,22 +132,42 @@ export class PolicyStore {
     const checked = this.checkShadow(candidate);
     if (!checked.ok) {
       const error = checked.error;
-      this.#append({ type: 'policy.shadow_rejected', by, at, activeVersion: active.version, code: error.code, issues: error.issues });
+      this.#append({
+        type: 'policy.shadow_rejected',
+        by,
+        at,
+        activeVersion: active.version,
+        code: error.code,
+        issues: error.issues,
+      });
       return checked;
     }
     const { policy, changes } = checked;
     const previous = this.#shadow?.version ?? null;
     this.#shadow = policy;
-    this.#append({ type: 'policy.shadow_started', by, at, candidateVersion: policy.version, activeVersion: active.version, previousCandidate: previous, files: candidate.files ? policy.files : null, thresholds: candidate.thresholds ?? null, changes });
+    this.#append({
+      type: 'policy.shadow_started',
+      by,
+      at,
+      candidateVersion: policy.version,
+      activeVersion: active.version,
+      previousCandidate: previous,
+      files: candidate.files ? policy.files : null,
+      thresholds: candidate.thresholds ?? null,
+      changes,
+    });
     return { ok: true, policy, activeVersion: active.version, changes };
   }
 
   /** Loads a candidate against the active policy without running it or auditing anything. */
   checkShadow(candidate: ShadowCandidate): ShadowStartResult {
     const active = this.current;
-    if ((candidate.files === undefined) === (candidate.thresholds === undefined)) throw badRequest('a shadow candidate is either policy files or threshold edits');
+    if ((candidate.files === undefined) === (candidate.thresholds === undefined))
+      throw badRequest('a shadow candidate is either policy files or threshold edits');
     try {
-      const policy = candidate.files ? loadPolicyBundle(candidate.files) : withThresholds(active, candidate.thresholds ?? []);
+      const policy = candidate.files
+        ? loadPolicyBundle(candidate.files)
+        : withThresholds(active, candidate.thresholds ?? []);
       return { ok: true, policy, activeVersion: active.version, changes: diffPolicies(active, policy) };
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
@@ -174,7 +208,8 @@ export async function readPolicyDir(dir: string): Promise<PolicyFile[]> {
     for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const full = join(d, e.name);
       if (e.isDirectory()) await walk(full);
-      else if (e.isFile() && /\.ya?ml$/.test(e.name)) out.push({ filename: join(basename(dir), relative(dir, full)), text: await readFile(full, 'utf8') });
+      else if (e.isFile() && /\.ya?ml$/.test(e.name))
+        out.push({ filename: join(basename(dir), relative(dir, full)), text: await readFile(full, 'utf8') });
     }
   };
   await walk(dir);

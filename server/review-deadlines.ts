@@ -47,7 +47,15 @@ export class ReviewDeadlineWatch {
         const late = Math.round((now - (item.dueAt ?? now)) / 1000);
         const message = `review ${item.type} ${item.id} (${item.jurisdictions.join(', ') || 'default'}) of stream ${item.streamId} is overdue by ${late} s`;
         this.#o.events.emit({ roles: ['ops'] }, { type: 'warning', streamId: item.streamId, message, at: now });
-        await this.#o.store.appendAudit({ type: 'review.overdue', itemId: item.id, streamId: item.streamId, reviewType: item.type, jurisdictions: item.jurisdictions, dueAt: item.dueAt ?? null, at: now });
+        await this.#o.store.appendAudit({
+          type: 'review.overdue',
+          itemId: item.id,
+          streamId: item.streamId,
+          reviewType: item.type,
+          jurisdictions: item.jurisdictions,
+          dueAt: item.dueAt ?? null,
+          at: now,
+        });
       }
       return n;
     } catch (error) {

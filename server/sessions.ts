@@ -30,7 +30,13 @@ export interface AdmissionLimits {
   retryAfterS: number;
 }
 
-export const DEFAULT_ADMISSION: AdmissionLimits = { maxStreams: 100, maxViewers: 2000, maxPending: 64, maxPendingPerClient: 8, retryAfterS: 5 };
+export const DEFAULT_ADMISSION: AdmissionLimits = {
+  maxStreams: 100,
+  maxViewers: 2000,
+  maxPending: 64,
+  maxPendingPerClient: 8,
+  retryAfterS: 5,
+};
 
 export type Session =
   | { kind: 'whip'; streamId: string; stream: Stream; client: string; credential?: string }
@@ -89,17 +95,36 @@ export class WebrtcSessions {
   admit(kind: 'whip' | 'whep', client: string, replacing = false): Ticket {
     const l = this.#limits;
     if (this.pendingOf(client) >= l.maxPendingPerClient)
-      throw new AdmissionError('SRV_ERR_RATE_LIMITED', `this client already has ${this.pendingOf(client)} sessions that have not connected (limit ${l.maxPendingPerClient})`, l.retryAfterS);
-    if (this.#pending >= l.maxPending) throw new AdmissionError('SRV_ERR_CAPACITY', `${this.#pending} sessions are still connecting on this node (limit ${l.maxPending})`, l.retryAfterS);
+      throw new AdmissionError(
+        'SRV_ERR_RATE_LIMITED',
+        `this client already has ${this.pendingOf(client)} sessions that have not connected (limit ${l.maxPendingPerClient})`,
+        l.retryAfterS,
+      );
+    if (this.#pending >= l.maxPending)
+      throw new AdmissionError(
+        'SRV_ERR_CAPACITY',
+        `${this.#pending} sessions are still connecting on this node (limit ${l.maxPending})`,
+        l.retryAfterS,
+      );
     if (kind === 'whip' && !replacing) {
       let streams = this.#negotiating.whip;
       for (const s of this.#sfu.streams()) if (!s.closed) streams++;
-      if (streams >= l.maxStreams) throw new AdmissionError('SRV_ERR_CAPACITY', `this node carries ${streams} streams (limit ${l.maxStreams})`, l.retryAfterS * 6);
+      if (streams >= l.maxStreams)
+        throw new AdmissionError(
+          'SRV_ERR_CAPACITY',
+          `this node carries ${streams} streams (limit ${l.maxStreams})`,
+          l.retryAfterS * 6,
+        );
     }
     if (kind === 'whep') {
       let viewers = this.#negotiating.whep;
       for (const s of this.#sfu.streams()) viewers += s.viewers.size;
-      if (viewers >= l.maxViewers) throw new AdmissionError('SRV_ERR_CAPACITY', `this node carries ${viewers} viewers (limit ${l.maxViewers})`, l.retryAfterS);
+      if (viewers >= l.maxViewers)
+        throw new AdmissionError(
+          'SRV_ERR_CAPACITY',
+          `this node carries ${viewers} viewers (limit ${l.maxViewers})`,
+          l.retryAfterS,
+        );
     }
     this.#negotiating[kind]++;
     this.#addPending(client, 1);
@@ -148,7 +173,8 @@ export class WebrtcSessions {
 
   /** The live publisher session of a stream, if this node holds one. */
   publisherOf(streamId: string): Session | undefined {
-    for (const s of this.#sessions.values()) if (s.kind === 'whip' && s.streamId === streamId && !s.stream.closed) return s;
+    for (const s of this.#sessions.values())
+      if (s.kind === 'whip' && s.streamId === streamId && !s.stream.closed) return s;
     return undefined;
   }
 

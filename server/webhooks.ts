@@ -179,21 +179,32 @@ const NO_STREAM = '';
 
 /** `t=...,v1=...` for a body, one v1 per secret. */
 export function signWebhook(body: string, secrets: readonly string[], t: number): string {
-  return [`t=${t}`, ...secrets.map((s) => `v1=${createHmac('sha256', s).update(`${t}.${body}`).digest('hex')}`)].join(',');
+  return [`t=${t}`, ...secrets.map((s) => `v1=${createHmac('sha256', s).update(`${t}.${body}`).digest('hex')}`)].join(
+    ',',
+  );
 }
 
 /** A receiver's check: true when some v1 of the header matches `secret` and t is within toleranceS of nowS. */
-export function verifyWebhook(body: string, header: string, secret: string, nowS = Math.floor(Date.now() / 1000), toleranceS = 300): boolean {
+export function verifyWebhook(
+  body: string,
+  header: string,
+  secret: string,
+  nowS = Math.floor(Date.now() / 1000),
+  toleranceS = 300,
+): boolean {
   const parts = header.split(',').map((p) => p.trim().split('=') as [string, string]);
   const t = Number(parts.find(([k]) => k === 't')?.[1]);
   if (!Number.isFinite(t) || Math.abs(nowS - t) > toleranceS) return false;
   const want = Buffer.from(createHmac('sha256', secret).update(`${t}.${body}`).digest('hex'));
-  return parts.some(([k, v]) => k === 'v1' && v !== undefined && v.length === want.length && timingSafeEqual(Buffer.from(v), want));
+  return parts.some(
+    ([k, v]) => k === 'v1' && v !== undefined && v.length === want.length && timingSafeEqual(Buffer.from(v), want),
+  );
 }
 
 const fingerprint = (secret: string): string => createHash('sha256').update(secret).digest('hex').slice(0, 12);
 
-type ResolvedOptions = Required<Omit<WebhookDispatcherOptions, 'audit' | 'onAttempt' | 'log' | 'endpoints'>> & Pick<WebhookDispatcherOptions, 'audit' | 'onAttempt' | 'log'>;
+type ResolvedOptions = Required<Omit<WebhookDispatcherOptions, 'audit' | 'onAttempt' | 'log' | 'endpoints'>> &
+  Pick<WebhookDispatcherOptions, 'audit' | 'onAttempt' | 'log'>;
 
 export class WebhookDispatcher {
   readonly #o: ResolvedOptions;
@@ -255,21 +266,38 @@ export class WebhookDispatcher {
   }
 
   /** Adds an endpoint (API); returns it with its secret, shown this once. Audited. */
-  create(input: { id?: string; url: string; secret?: string; events?: WebhookEventType[] }, by: string): WebhookEndpointStats & { secret: string } {
+  create(
+    input: { id?: string; url: string; secret?: string; events?: WebhookEventType[] },
+    by: string,
+  ): WebhookEndpointStats & { secret: string } {
     const id = input.id ?? `wh_${randomUUID().slice(0, 8)}`;
     if (this.#endpoints.has(id)) throw new SrvError('SRV_ERR_CONFLICT', `webhook endpoint ${id} exists`);
     const secret = input.secret ?? `whsec_${randomBytes(24).toString('base64url')}`;
     const cfg = checkEndpoint({ id, url: input.url, secrets: [secret], events: input.events, enabled: true });
     const ep = this.#addEndpoint(cfg, 'api');
     this.#save();
-    this.#audit({ type: 'webhook.created', endpointId: id, url: cfg.url, events: cfg.events ?? 'all', secret: fingerprint(secret), by });
+    this.#audit({
+      type: 'webhook.created',
+      endpointId: id,
+      url: cfg.url,
+      events: cfg.events ?? 'all',
+      secret: fingerprint(secret),
+      by,
+    });
     return { ...this.#stats(ep), secret };
   }
 
   /** Changes an API endpoint's url, events or enabled flag. Audited. */
-  update(id: string, patch: { url?: string; events?: WebhookEventType[]; enabled?: boolean }, by: string): WebhookEndpointStats {
+  update(
+    id: string,
+    patch: { url?: string; events?: WebhookEventType[]; enabled?: boolean },
+    by: string,
+  ): WebhookEndpointStats {
     const ep = this.#mutable(id);
-    ep.cfg = checkEndpoint({ ...ep.cfg, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) });
+    ep.cfg = checkEndpoint({
+      ...ep.cfg,
+      ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)),
+    });
     this.#save();
     this.#audit({ type: 'webhook.updated', endpointId: id, changes: patch, by });
     if (ep.cfg.enabled !== false) this.#pump(ep);
@@ -280,10 +308,15 @@ export class WebhookDispatcher {
    * Rotation: a new primary secret, the old one kept as the second (both sign until retired), or
    * `retire` drops the second. Audited (fingerprints only).
    */
-  rotate(id: string, input: { secret?: string; retire?: boolean }, by: string): WebhookEndpointStats & { secret?: string } {
+  rotate(
+    id: string,
+    input: { secret?: string; retire?: boolean },
+    by: string,
+  ): WebhookEndpointStats & { secret?: string } {
     const ep = this.#mutable(id);
     if (input.retire) {
-      if (ep.cfg.secrets.length < 2) throw new SrvError('SRV_ERR_CONFLICT', `webhook endpoint ${id} has no previous secret to retire`);
+      if (ep.cfg.secrets.length < 2)
+        throw new SrvError('SRV_ERR_CONFLICT', `webhook endpoint ${id} has no previous secret to retire`);
       const retired = ep.cfg.secrets[1]!;
       ep.cfg = { ...ep.cfg, secrets: [ep.cfg.secrets[0]!] };
       this.#save();
@@ -293,7 +326,13 @@ export class WebhookDispatcher {
     const secret = input.secret ?? `whsec_${randomBytes(24).toString('base64url')}`;
     ep.cfg = checkEndpoint({ ...ep.cfg, secrets: [secret, ep.cfg.secrets[0]!] });
     this.#save();
-    this.#audit({ type: 'webhook.secret_rotated', endpointId: id, secret: fingerprint(secret), previous: fingerprint(ep.cfg.secrets[1]!), by });
+    this.#audit({
+      type: 'webhook.secret_rotated',
+      endpointId: id,
+      secret: fingerprint(secret),
+      previous: fingerprint(ep.cfg.secrets[1]!),
+      by,
+    });
     return { ...this.#stats(ep), secret };
   }
 
@@ -339,7 +378,11 @@ export class WebhookDispatcher {
         return;
       case 'stream.killed':
         this.#flushViewers(m.streamId);
-        this.enqueue('stream.killed', m.streamId, m.at, { reason: m.reason, statementId: m.statementId ?? null, appealUrl: m.appealUrl });
+        this.enqueue('stream.killed', m.streamId, m.at, {
+          reason: m.reason,
+          statementId: m.statementId ?? null,
+          appealUrl: m.appealUrl,
+        });
         return;
       case 'viewer.filtered':
         this.#aggregate(m);
@@ -369,12 +412,26 @@ export class WebhookDispatcher {
     }
     if (a) {
       // the state changed within the window: the latest state wins, counted from here
-      Object.assign(a, { video: m.video, audio: m.audio, reason: m.reason, statementId: m.statementId, viewers: new Set([m.viewerId]) });
+      Object.assign(a, {
+        video: m.video,
+        audio: m.audio,
+        reason: m.reason,
+        statementId: m.statementId,
+        viewers: new Set([m.viewerId]),
+      });
       return;
     }
     const timer = setTimeout(() => this.#flushAggregate(key), this.#o.aggregateMs);
     timer.unref();
-    this.#aggregates.set(key, { video: m.video, audio: m.audio, reason: m.reason, statementId: m.statementId, at: m.at, viewers: new Set([m.viewerId]), timer });
+    this.#aggregates.set(key, {
+      video: m.video,
+      audio: m.audio,
+      reason: m.reason,
+      statementId: m.statementId,
+      at: m.at,
+      viewers: new Set([m.viewerId]),
+      timer,
+    });
   }
 
   #flushViewers(streamId: string): void {
@@ -390,7 +447,14 @@ export class WebhookDispatcher {
     if (this.#announced.get(key) === state) return;
     this.#announced.set(key, state);
     const [streamId, jurisdiction] = key.split('|') as [string, string];
-    this.enqueue('viewer.filtered', streamId, a.at, { jurisdiction, video: a.video, audio: a.audio, reason: a.reason, statementId: a.statementId ?? null, viewers: a.viewers.size });
+    this.enqueue('viewer.filtered', streamId, a.at, {
+      jurisdiction,
+      video: a.video,
+      audio: a.audio,
+      reason: a.reason,
+      statementId: a.statementId ?? null,
+      viewers: a.viewers.size,
+    });
   }
 
   /** Queues one event for every enabled endpoint that takes its type; written to disk before this returns. */
@@ -455,7 +519,15 @@ export class WebhookDispatcher {
     if (this.#closed || !this.#endpoints.has(ep.cfg.id)) return;
     const now = this.#o.now();
     const ok = error === undefined;
-    ep.recent.push({ eventId: e.id, type: e.type, at: started, status, ms: now - started, ok, ...(error ? { error } : {}) });
+    ep.recent.push({
+      eventId: e.id,
+      type: e.type,
+      at: started,
+      status,
+      ms: now - started,
+      ok,
+      ...(error ? { error } : {}),
+    });
     if (ep.recent.length > this.#o.recentAttempts) ep.recent.shift();
     if (ok) {
       ep.delivered++;
@@ -473,13 +545,20 @@ export class WebhookDispatcher {
     ep.lastError = error ?? null;
     this.#o.onAttempt?.(ep.cfg.id, 'failed');
     if (ep.consecutiveFailures === 1 || ep.consecutiveFailures % 10 === 0)
-      this.#o.log?.('warn', 'webhook delivery failed; retrying with backoff', { endpoint: ep.cfg.id, url: ep.cfg.url, error, failures: ep.consecutiveFailures });
+      this.#o.log?.('warn', 'webhook delivery failed; retrying with backoff', {
+        endpoint: ep.cfg.id,
+        url: ep.cfg.url,
+        error,
+        failures: ep.consecutiveFailures,
+      });
     if (now - e.q >= this.#o.maxAgeMs) {
       if (ep.queue[0] === e) ep.queue.shift();
       this.#drop(ep, e, `not delivered within ${this.#o.maxAgeMs} ms (last: ${error})`);
       return;
     }
-    const delay = Math.min(this.#o.backoffMaxMs, this.#o.backoffMinMs * 2 ** Math.min(30, ep.consecutiveFailures - 1)) * (0.8 + 0.4 * Math.random());
+    const delay =
+      Math.min(this.#o.backoffMaxMs, this.#o.backoffMinMs * 2 ** Math.min(30, ep.consecutiveFailures - 1)) *
+      (0.8 + 0.4 * Math.random());
     ep.nextAttemptAt = now + delay;
     ep.timer = setTimeout(() => {
       ep.timer = undefined;
@@ -511,7 +590,7 @@ export class WebhookDispatcher {
       if (this.#pendingBytes <= this.#o.maxQueueBytes) break;
       for (const epId of [...e.eps]) {
         const ep = this.#endpoints.get(epId);
-        if (!ep || ep.queue[0] === e && ep.busy) continue;
+        if (!ep || (ep.queue[0] === e && ep.busy)) continue;
         ep.queue = ep.queue.filter((x) => x !== e);
         this.#drop(ep, e, `webhook queue over ${this.#o.maxQueueBytes} bytes`);
       }
@@ -556,7 +635,8 @@ export class WebhookDispatcher {
     for (const e of this.#events.values()) rows.push({ o: 'e', id: e.id, eps: [...e.eps], body: e.body, q: e.q });
     this.#file.rewrite(rows);
     // trimmed sequence map: the streams a compaction forgot start again at 1 (their events are long delivered)
-    if (this.#seqs.size > MAX_SEQ_STREAMS) for (const k of [...this.#seqs.keys()].slice(0, this.#seqs.size - MAX_SEQ_STREAMS)) this.#seqs.delete(k);
+    if (this.#seqs.size > MAX_SEQ_STREAMS)
+      for (const k of [...this.#seqs.keys()].slice(0, this.#seqs.size - MAX_SEQ_STREAMS)) this.#seqs.delete(k);
   }
 
   #save(): void {
@@ -571,8 +651,20 @@ export class WebhookDispatcher {
 
   #addEndpoint(cfg: WebhookEndpointConfig, source: 'config' | 'api'): Endpoint {
     const ep: Endpoint = {
-      cfg, source, queue: [], busy: false, timer: undefined, nextAttemptAt: null, delivered: 0, failedAttempts: 0, dropped: 0,
-      consecutiveFailures: 0, lastSuccessAt: null, lastFailureAt: null, lastError: null, recent: [],
+      cfg,
+      source,
+      queue: [],
+      busy: false,
+      timer: undefined,
+      nextAttemptAt: null,
+      delivered: 0,
+      failedAttempts: 0,
+      dropped: 0,
+      consecutiveFailures: 0,
+      lastSuccessAt: null,
+      lastFailureAt: null,
+      lastError: null,
+      recent: [],
     };
     this.#endpoints.set(cfg.id, ep);
     return ep;
@@ -586,7 +678,11 @@ export class WebhookDispatcher {
 
   #mutable(id: string): Endpoint {
     const ep = this.#require(id);
-    if (ep.source === 'config') throw new SrvError('SRV_ERR_CONFLICT', `webhook endpoint ${id} is defined in the configuration (webhooks); change it there`);
+    if (ep.source === 'config')
+      throw new SrvError(
+        'SRV_ERR_CONFLICT',
+        `webhook endpoint ${id} is defined in the configuration (webhooks); change it there`,
+      );
     return ep;
   }
 
@@ -614,7 +710,8 @@ export class WebhookDispatcher {
   #audit(body: Record<string, unknown>): void {
     try {
       const r = this.#o.audit?.({ ...body, at: this.#o.now() });
-      if (r instanceof Promise) r.catch((err: unknown) => this.#o.log?.('warn', 'webhook audit append failed', { err: errorText(err) }));
+      if (r instanceof Promise)
+        r.catch((err: unknown) => this.#o.log?.('warn', 'webhook audit append failed', { err: errorText(err) }));
     } catch (err) {
       this.#o.log?.('warn', 'webhook audit append failed', { err: errorText(err) });
     }
@@ -623,19 +720,35 @@ export class WebhookDispatcher {
 
 /** Validates an endpoint definition (config file, env or API); coded 400 on a bad one. */
 export function checkEndpoint(cfg: WebhookEndpointConfig): WebhookEndpointConfig {
-  if (!/^[A-Za-z0-9._-]{1,100}$/.test(cfg.id ?? '')) throw badRequest(`webhook endpoint id ${JSON.stringify(cfg.id)}: 1-100 letters, digits, . _ -`);
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(cfg.id ?? ''))
+    throw badRequest(`webhook endpoint id ${JSON.stringify(cfg.id)}: 1-100 letters, digits, . _ -`);
   let url: URL;
   try {
     url = new URL(cfg.url);
   } catch {
     throw badRequest(`webhook endpoint ${cfg.id}: url ${JSON.stringify(cfg.url)} is not a URL`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badRequest(`webhook endpoint ${cfg.id}: url must be http(s), not ${url.protocol}`);
-  if (!Array.isArray(cfg.secrets) || cfg.secrets.length < 1 || cfg.secrets.length > 2 || cfg.secrets.some((s) => typeof s !== 'string' || s.length < 16))
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw badRequest(`webhook endpoint ${cfg.id}: url must be http(s), not ${url.protocol}`);
+  if (
+    !Array.isArray(cfg.secrets) ||
+    cfg.secrets.length < 1 ||
+    cfg.secrets.length > 2 ||
+    cfg.secrets.some((s) => typeof s !== 'string' || s.length < 16)
+  )
     throw badRequest(`webhook endpoint ${cfg.id}: secrets must be 1 or 2 strings of 16+ characters (newest first)`);
   const unknown = (cfg.events ?? []).filter((e) => !(WEBHOOK_EVENTS as readonly string[]).includes(e));
-  if (unknown.length) throw badRequest(`webhook endpoint ${cfg.id}: unknown event types ${unknown.join(', ')} (known: ${WEBHOOK_EVENTS.join(', ')})`);
-  return { id: cfg.id, url: url.toString(), secrets: [...cfg.secrets], ...(cfg.events ? { events: [...cfg.events] } : {}), ...(cfg.enabled === false ? { enabled: false } : {}) };
+  if (unknown.length)
+    throw badRequest(
+      `webhook endpoint ${cfg.id}: unknown event types ${unknown.join(', ')} (known: ${WEBHOOK_EVENTS.join(', ')})`,
+    );
+  return {
+    id: cfg.id,
+    url: url.toString(),
+    secrets: [...cfg.secrets],
+    ...(cfg.events ? { events: [...cfg.events] } : {}),
+    ...(cfg.enabled === false ? { enabled: false } : {}),
+  };
 }
 
 function errorText(err: unknown): string {

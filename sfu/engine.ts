@@ -31,7 +31,11 @@ export async function createSfu(opts: CreateSfuOptions = {}): Promise<CreatedSfu
   const wanted = opts.engine ?? 'auto';
   const bin = mediasoupWorkerBin();
   if (wanted === 'mediasoup' || (wanted === 'auto' && bin)) {
-    if (!bin) throw new SfuError('SFU_ERR_NO_WORKER', 'SFU_ENGINE=mediasoup but no mediasoup worker binary: run `npm run mediasoup:worker` or set MEDIASOUP_WORKER_BIN');
+    if (!bin)
+      throw new SfuError(
+        'SFU_ERR_NO_WORKER',
+        'SFU_ENGINE=mediasoup but no mediasoup worker binary: run `npm run mediasoup:worker` or set MEDIASOUP_WORKER_BIN',
+      );
     const { createMediasoupSfu } = await import('./mediasoup/index.ts');
     try {
       const sfu = await createMediasoupSfu({
@@ -52,14 +56,29 @@ export async function createSfu(opts: CreateSfuOptions = {}): Promise<CreatedSfu
       if (wanted === 'mediasoup') throw err;
       console.error('sfu: the mediasoup worker would not start; falling back to werift', err);
       const sfu = await werift(opts);
-      return { sfu, summary: `werift (mediasoup worker at ${bin} failed to start: ${err instanceof Error ? err.message : String(err)})` };
+      return {
+        sfu,
+        summary: `werift (mediasoup worker at ${bin} failed to start: ${err instanceof Error ? err.message : String(err)})`,
+      };
     }
   }
   const sfu = await werift(opts);
-  return { sfu, summary: wanted === 'werift' ? 'werift (SFU_ENGINE=werift)' : 'werift (no mediasoup worker: `npm run mediasoup:worker` builds one)' };
+  return {
+    sfu,
+    summary:
+      wanted === 'werift'
+        ? 'werift (SFU_ENGINE=werift)'
+        : 'werift (no mediasoup worker: `npm run mediasoup:worker` builds one)',
+  };
 }
 
 async function werift(opts: CreateSfuOptions): Promise<Sfu> {
   const { createWeriftSfu } = await import('./werift/index.ts');
-  return createWeriftSfu({ announcedAddress: opts.announcedAddress, listenAddress: opts.listenAddress, udpPortRange: opts.udpPortRange, connectTimeoutMs: opts.connectTimeoutMs, idleTimeoutMs: opts.idleTimeoutMs });
+  return createWeriftSfu({
+    announcedAddress: opts.announcedAddress,
+    listenAddress: opts.listenAddress,
+    udpPortRange: opts.udpPortRange,
+    connectTimeoutMs: opts.connectTimeoutMs,
+    idleTimeoutMs: opts.idleTimeoutMs,
+  });
 }

@@ -75,7 +75,15 @@ export function parseOffer(sdp: string): ParsedOffer {
       const m = /^m=(\S+) (\d+)(?:\/\d+)? (\S+)(?: (.*))?$/.exec(line);
       if (!m) throw badSdp(`bad m= line: ${line.slice(0, 80)}`);
       const formats = (m[4] ?? '').split(' ').filter(Boolean).map(Number);
-      current = { kind: m[1]!, port: Number(m[2]), proto: m[3]!, formats: formats.filter((f) => Number.isInteger(f)), bundleOnly: false, codecs: [], lines: [line] };
+      current = {
+        kind: m[1]!,
+        port: Number(m[2]),
+        proto: m[3]!,
+        formats: formats.filter((f) => Number.isInteger(f)),
+        bundleOnly: false,
+        codecs: [],
+        lines: [line],
+      };
       media.push(current);
       continue;
     }
@@ -86,7 +94,13 @@ export function parseOffer(sdp: string): ParsedOffer {
     current.lines.push(line);
     let m: RegExpExecArray | null;
     if ((m = /^a=rtpmap:(\d+) ([^/\s]+)\/(\d+)(?:\/(\d+))?/.exec(line))) {
-      current.codecs.push({ payloadType: Number(m[1]), name: m[2]!, clockRate: Number(m[3]), channels: m[4] ? Number(m[4]) : undefined, fmtp: '' });
+      current.codecs.push({
+        payloadType: Number(m[1]),
+        name: m[2]!,
+        clockRate: Number(m[3]),
+        channels: m[4] ? Number(m[4]) : undefined,
+        fmtp: '',
+      });
     } else if ((m = /^a=mid:(\S+)/.exec(line))) {
       current.mid = m[1];
     } else if ((m = /^a=(sendrecv|sendonly|recvonly|inactive)$/.exec(line))) {
@@ -122,11 +136,20 @@ export function fmtpParams(fmtp: string): Map<string, string> {
 }
 
 function rtxFor(section: MediaSection, apt: number): number | undefined {
-  return section.codecs.find((c) => c.name.toLowerCase() === 'rtx' && fmtpParams(c.fmtp).get('apt') === String(apt))?.payloadType;
+  return section.codecs.find((c) => c.name.toLowerCase() === 'rtx' && fmtpParams(c.fmtp).get('apt') === String(apt))
+    ?.payloadType;
 }
 
 function toChosen(section: MediaSection, kind: MediaKind, name: CodecName, c: OfferedCodec): ChosenCodec {
-  return { kind, name, payloadType: c.payloadType, clockRate: c.clockRate, channels: c.channels, fmtp: c.fmtp, rtxPayloadType: kind === 'video' ? rtxFor(section, c.payloadType) : undefined };
+  return {
+    kind,
+    name,
+    payloadType: c.payloadType,
+    clockRate: c.clockRate,
+    channels: c.channels,
+    fmtp: c.fmtp,
+    rtxPayloadType: kind === 'video' ? rtxFor(section, c.payloadType) : undefined,
+  };
 }
 
 /** Whether a section's mid is in one of the offer's BUNDLE groups. */
@@ -139,7 +162,9 @@ export function inBundle(offer: ParsedOffer, section: MediaSection): boolean {
  * and a mid in a BUNDLE group (RFC 8843 7.2).
  */
 export function activeSections(offer: ParsedOffer): MediaSection[] {
-  return offer.media.filter((m) => (m.kind === 'audio' || m.kind === 'video') && (m.port !== 0 || (m.bundleOnly && inBundle(offer, m))));
+  return offer.media.filter(
+    (m) => (m.kind === 'audio' || m.kind === 'video') && (m.port !== 0 || (m.bundleOnly && inBundle(offer, m))),
+  );
 }
 
 /**
@@ -151,9 +176,7 @@ export function activeSections(offer: ParsedOffer): MediaSection[] {
  */
 export function simulcastRids(section: MediaSection): string[] {
   const declared = new Set(
-    section.lines
-      .map((l) => /^a=rid:(\S+) send(?: |$)/.exec(l)?.[1])
-      .filter((r): r is string => r !== undefined),
+    section.lines.map((l) => /^a=rid:(\S+) send(?: |$)/.exec(l)?.[1]).filter((r): r is string => r !== undefined),
   );
   const line = section.lines.find((l) => l.startsWith('a=simulcast:'));
   if (!line || declared.size === 0) return [];
@@ -176,7 +199,8 @@ export interface OfferSetup {
  */
 export function transportAttribute(offer: ParsedOffer, sections: readonly MediaSection[], name: string): string[] {
   const prefix = `a=${name}:`;
-  const values = (lines: readonly string[]): string[] => lines.filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length).trim());
+  const values = (lines: readonly string[]): string[] =>
+    lines.filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length).trim());
   for (const s of [...sections, ...offer.media.filter((m) => inBundle(offer, m))]) {
     const v = values(s.lines);
     if (v.length > 0) return v;
@@ -209,7 +233,9 @@ export function publisherCodecs(offer: ParsedOffer): Map<MediaSection, ChosenCod
   }
   if (chosen.size === 0) {
     const offered = sections.flatMap((s) => s.codecs.map((c) => c.name)).filter((n) => n.toLowerCase() !== 'rtx');
-    throw noCommonCodec(`the server takes VP8 or H264 video and Opus audio; the offer has ${[...new Set(offered)].join(', ') || 'nothing it can send'}`);
+    throw noCommonCodec(
+      `the server takes VP8 or H264 video and Opus audio; the offer has ${[...new Set(offered)].join(', ') || 'nothing it can send'}`,
+    );
   }
   return chosen;
 }
@@ -219,7 +245,11 @@ export function publisherCodecs(offer: ParsedOffer): Map<MediaSection, ChosenCod
  * of that kind (one per kind). Throws SFU_ERR_NO_MEDIA, or SFU_ERR_NO_COMMON_CODEC when the viewer
  * cannot decode what the stream sends or asks for nothing it sends.
  */
-export function viewerCodecs(offer: ParsedOffer, sourceOf: (kind: MediaKind) => ChosenCodec | undefined, streamSends: string): Map<MediaSection, ChosenCodec> {
+export function viewerCodecs(
+  offer: ParsedOffer,
+  sourceOf: (kind: MediaKind) => ChosenCodec | undefined,
+  streamSends: string,
+): Map<MediaSection, ChosenCodec> {
   const sections = activeSections(offer);
   if (sections.length === 0) throw noMedia('no audio or video m= section with a port');
   const chosen = new Map<MediaSection, ChosenCodec>();
@@ -230,7 +260,14 @@ export function viewerCodecs(offer: ParsedOffer, sourceOf: (kind: MediaKind) => 
     if (!source || [...chosen.values()].some((c) => c.kind === s.kind)) continue;
     const match = matchViewerCodec(s, source);
     if (!match) {
-      throw noCommonCodec(`the stream sends ${source.name} ${s.kind}; the viewer's offer has ${s.codecs.map((c) => c.name).filter((n) => n.toLowerCase() !== 'rtx').join(', ') || 'no codecs'}`);
+      throw noCommonCodec(
+        `the stream sends ${source.name} ${s.kind}; the viewer's offer has ${
+          s.codecs
+            .map((c) => c.name)
+            .filter((n) => n.toLowerCase() !== 'rtx')
+            .join(', ') || 'no codecs'
+        }`,
+      );
     }
     chosen.set(s, match);
   }
@@ -261,8 +298,11 @@ export function choosePublisherCodec(section: MediaSection): ChosenCodec | undef
 
 /** Viewer side: the viewer's own payload type for the publisher's codec, or undefined when it lacks it. */
 export function matchViewerCodec(section: MediaSection, publisher: ChosenCodec): ChosenCodec | undefined {
-  const candidates = section.codecs.filter((c) => c.name.toLowerCase() === publisher.name.toLowerCase() && c.clockRate === publisher.clockRate);
-  if (publisher.name !== 'H264') return candidates[0] ? toChosen(section, publisher.kind, publisher.name, candidates[0]) : undefined;
+  const candidates = section.codecs.filter(
+    (c) => c.name.toLowerCase() === publisher.name.toLowerCase() && c.clockRate === publisher.clockRate,
+  );
+  if (publisher.name !== 'H264')
+    return candidates[0] ? toChosen(section, publisher.kind, publisher.name, candidates[0]) : undefined;
   const pub = fmtpParams(publisher.fmtp);
   const pubPm = pub.get('packetization-mode') ?? '0';
   const pubPlid = (pub.get('profile-level-id') ?? '42e01f').toLowerCase();
@@ -387,7 +427,11 @@ export function tidyAnswer(sdp: string): string {
   if (iceLite) out.splice(out.findIndex((l) => l.startsWith('t=')) + 1 || out.length, 0, 'a=ice-lite');
   for (const lines of sections) {
     const receiveOnly = lines.includes('a=recvonly') || lines.includes('a=inactive');
-    out.push(...lines.filter((l) => l !== 'a=ice-lite' && !l.startsWith('a=ice-options:') && !(receiveOnly && /^a=ssrc(-group)?:/.test(l))));
+    out.push(
+      ...lines.filter(
+        (l) => l !== 'a=ice-lite' && !l.startsWith('a=ice-options:') && !(receiveOnly && /^a=ssrc(-group)?:/.test(l)),
+      ),
+    );
   }
   return out.join('\r\n');
 }

@@ -32,7 +32,9 @@ const GLYPHS: Record<string, string[]> = {
 export function renderSlate(width = 640, height = 360, lines = ['NOT AVAILABLE', 'IN YOUR REGION']): Uint8Array {
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0; i < width * height; i++) {
-    rgb[i * 3] = 32; rgb[i * 3 + 1] = 36; rgb[i * 3 + 2] = 44;
+    rgb[i * 3] = 32;
+    rgb[i * 3 + 1] = 36;
+    rgb[i * 3 + 2] = 44;
   }
   const scale = Math.max(1, Math.floor(width / 128));
   const advance = 6 * scale;
@@ -52,7 +54,9 @@ export function renderSlate(width = 640, height = 360, lines = ['NOT AVAILABLE',
               const y = top + row * lineHeight + gy * scale + sy;
               if (x < 0 || y < 0 || x >= width || y >= height) continue;
               const i = (y * width + x) * 3;
-              rgb[i] = 240; rgb[i + 1] = 240; rgb[i + 2] = 240;
+              rgb[i] = 240;
+              rgb[i + 1] = 240;
+              rgb[i + 2] = 240;
             }
           }
         }
@@ -64,7 +68,14 @@ export function renderSlate(width = 640, height = 360, lines = ['NOT AVAILABLE',
 
 export async function encodeSlate(codec: VideoCodec, width = 640, height = 360): Promise<SlateFrames> {
   const rgb = renderSlate(width, height);
-  const frames = await encodeVideo([{ rgb }, { rgb }], { codec, width, height, fps: 2, bitrateKbps: 300, keyframeInterval: 1 });
+  const frames = await encodeVideo([{ rgb }, { rgb }], {
+    codec,
+    width,
+    height,
+    fps: 2,
+    bitrateKbps: 300,
+    keyframeInterval: 1,
+  });
   const keyframes = frames.filter((f) => f.keyframe).map((f) => f.data);
   if (keyframes.length === 0) throw new Error(`slate: ${codec} encoder produced no keyframe`);
   return { codec, width, height, keyframes };

@@ -112,7 +112,12 @@ export class TapHub implements Tap {
   }
 
   /** Called on the forwarding path: copies and enqueues, never calls handlers. */
-  offer(src: TapPacketSource, header: { payloadType: number; sequenceNumber: number; timestamp: number; marker: boolean; ssrc: number }, payload: Uint8Array, arrivedAt: number): void {
+  offer(
+    src: TapPacketSource,
+    header: { payloadType: number; sequenceNumber: number; timestamp: number; marker: boolean; ssrc: number },
+    payload: Uint8Array,
+    arrivedAt: number,
+  ): void {
     if (this.#subs.size === 0) return;
     for (const sub of this.#subs) {
       if (!sub.kinds.has(src.kind)) continue;

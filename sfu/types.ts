@@ -171,7 +171,11 @@ export interface Sfu {
   readonly slateReady: Promise<void>;
   engineStats(): Promise<EngineStats>;
   /** WHIP: answer a publisher's offer. Throws SfuError (SFU_ERR_*) on bad SDP, no codec, already live. */
-  publish(streamId: string, offerSdp: string, options?: PublisherOptions): Promise<{ stream: Stream; answerSdp: string }>;
+  publish(
+    streamId: string,
+    offerSdp: string,
+    options?: PublisherOptions,
+  ): Promise<{ stream: Stream; answerSdp: string }>;
   /** WHEP: answer a viewer's offer. Throws SfuError on unknown stream, codec mismatch, bad SDP. */
   view(streamId: string, offerSdp: string, options?: ViewerOptions): Promise<{ viewer: Viewer; answerSdp: string }>;
   getStream(streamId: string): Stream | undefined;

@@ -58,7 +58,9 @@ test('every import of the product folders keeps the dependency rule', () => {
       for (const spec of importsOf(readFileSync(file, 'utf8'))) {
         if (!spec.startsWith('.')) continue;
         checked++;
-        const target = relative(ROOT, resolve(dirname(file), spec)).split(sep).join('/');
+        const target = relative(ROOT, resolve(dirname(file), spec))
+          .split(sep)
+          .join('/');
         const top = target.split('/')[0]!;
         if (!forbidden.includes(top)) continue;
         if (EXCEPTIONS[`${rel} -> ${target}`]) continue;

@@ -7,10 +7,22 @@ export { SafeEmitter, type EventMap } from './emitter.ts';
 export { ThreadError, isThreadError, type ThreadErrorCode } from './errors.ts';
 export { MODERATION_NICE, spawnThread } from './spawn.ts';
 export {
-  SupervisedWorker, DEFAULT_SUPERVISION,
-  type SupervisedWorkerOptions, type SupervisionOptions, type SupervisedWorkerEvents, type SupervisedState, type WorkerCrash, type WorkerRestart,
+  SupervisedWorker,
+  DEFAULT_SUPERVISION,
+  type SupervisedWorkerOptions,
+  type SupervisionOptions,
+  type SupervisedWorkerEvents,
+  type SupervisedState,
+  type WorkerCrash,
+  type WorkerRestart,
 } from './supervised-worker.ts';
-export { RequestWorker, type RequestWorkerOptions, type RequestWorkerStats, type RequestWorkerEvents, type CallOptions } from './request-worker.ts';
+export {
+  RequestWorker,
+  type RequestWorkerOptions,
+  type RequestWorkerStats,
+  type RequestWorkerEvents,
+  type CallOptions,
+} from './request-worker.ts';
 
 /** What an owner of worker threads reports to the server (metrics, warning events). */
 export type WorkerEvent =
@@ -21,10 +33,22 @@ export type WorkerEvent =
 export type WorkerEventListener = (event: WorkerEvent) => void;
 
 /** Forwards a worker's crash / restart / timeout events to one listener, as WorkerEvents. */
-export function reportWorkerEvents(source: SupervisedWorker | RequestWorker<never, unknown>, listener: WorkerEventListener | undefined): void {
+export function reportWorkerEvents(
+  source: SupervisedWorker | RequestWorker<never, unknown>,
+  listener: WorkerEventListener | undefined,
+): void {
   if (!listener) return;
   const s = source as SupervisedWorker;
-  s.on('crash', (c) => listener({ type: 'crash', worker: c.worker, message: c.error.message, restartInMs: c.restartInMs, consecutive: c.consecutive }));
+  s.on('crash', (c) =>
+    listener({
+      type: 'crash',
+      worker: c.worker,
+      message: c.error.message,
+      restartInMs: c.restartInMs,
+      consecutive: c.consecutive,
+    }),
+  );
   s.on('restart', (r) => listener({ type: 'restart', worker: r.worker, restarts: r.restarts }));
-  if (source instanceof RequestWorker) source.on('timeout', (t) => listener({ type: 'timeout', worker: t.worker, timeoutMs: t.timeoutMs }));
+  if (source instanceof RequestWorker)
+    source.on('timeout', (t) => listener({ type: 'timeout', worker: t.worker, timeoutMs: t.timeoutMs }));
 }

@@ -10,7 +10,12 @@ import type { TransferListItem } from 'node:worker_threads';
 import { SafeEmitter } from './emitter.ts';
 import { ThreadError } from './errors.ts';
 import type { FromThreadControl, ToThreadControl } from './protocol.ts';
-import { SupervisedWorker, type SupervisionOptions, type WorkerCrash, type WorkerRestart } from './supervised-worker.ts';
+import {
+  SupervisedWorker,
+  type SupervisionOptions,
+  type WorkerCrash,
+  type WorkerRestart,
+} from './supervised-worker.ts';
 
 export interface RequestWorkerOptions extends Partial<SupervisionOptions> {
   /** Thread module; it calls serve() from threads/thread.ts. */
@@ -114,7 +119,9 @@ export class RequestWorker<Req, Res> extends SafeEmitter<RequestWorkerEvents> {
     sup.on('ready', (generation) => void this.#onReady(generation));
     sup.on('crash', (crash) => {
       this.#liveGeneration = -1;
-      this.#failSent(new ThreadError('THR_ERR_CRASHED', this.name, `thread died: ${crash.error.message}`, { cause: crash.error }));
+      this.#failSent(
+        new ThreadError('THR_ERR_CRASHED', this.name, `thread died: ${crash.error.message}`, { cause: crash.error }),
+      );
       this.emit('crash', crash);
     });
     sup.on('restart', (r) => this.emit('restart', r));
@@ -141,7 +148,13 @@ export class RequestWorker<Req, Res> extends SafeEmitter<RequestWorkerEvents> {
 
   stats(): RequestWorkerStats {
     const s = this.supervisor.stats();
-    return { pending: this.#pending.size, queued: this.#queue.length, ...this.#counters, crashes: s.crashes, restarts: s.restarts };
+    return {
+      pending: this.#pending.size,
+      queued: this.#queue.length,
+      ...this.#counters,
+      crashes: s.crashes,
+      restarts: s.restarts,
+    };
   }
 
   /** Sends one request; settles with the thread's reply or a coded ThreadError, never hangs. */
@@ -211,7 +224,8 @@ export class RequestWorker<Req, Res> extends SafeEmitter<RequestWorkerEvents> {
       try {
         await this.#onStart((req, opts) => this.#call(req, opts ?? {}, true) as Promise<never>, generation);
       } catch (err) {
-        if (this.supervisor.generation === generation) this.supervisor.recycle(`start hook failed: ${(err as Error).message}`);
+        if (this.supervisor.generation === generation)
+          this.supervisor.recycle(`start hook failed: ${(err as Error).message}`);
         return;
       }
     }

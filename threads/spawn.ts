@@ -31,6 +31,7 @@ export function spawnThread(entry: URL, options: SpawnOptions = {}): Worker {
     const bootstrap = `${priority}import(${JSON.stringify(tsxApi)}).then((api) => { api.register(); return import(${JSON.stringify(entry.href)}); });`;
     return new Worker(bootstrap, { ...workerOptions, eval: true });
   }
-  if (priority) return new Worker(`${priority}import(${JSON.stringify(entry.href)});`, { ...workerOptions, eval: true });
+  if (priority)
+    return new Worker(`${priority}import(${JSON.stringify(entry.href)});`, { ...workerOptions, eval: true });
   return new Worker(entry, workerOptions);
 }

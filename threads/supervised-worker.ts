@@ -132,7 +132,10 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
    * a thread that cannot start once (missing models, no tsx) will not start by retrying either.
    */
   start(): Promise<void> {
-    if (this.#state !== 'idle') return Promise.reject(new ThreadError(this.#state === 'closed' ? 'THR_ERR_CLOSED' : 'THR_ERR_START', this.name, 'already started'));
+    if (this.#state !== 'idle')
+      return Promise.reject(
+        new ThreadError(this.#state === 'closed' ? 'THR_ERR_CLOSED' : 'THR_ERR_START', this.name, 'already started'),
+      );
     return new Promise<void>((resolve, reject) => {
       this.#firstStart = { resolve, reject };
       this.#spawn();
@@ -181,7 +184,14 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
     this.#worker = null;
     if (!w || w.threadId === -1) return;
     await new Promise<void>((resolve) => {
-      const fallback = setTimeout(() => void w.terminate().then(() => resolve(), () => resolve()), opts.graceMs ?? this.options.closeGraceMs);
+      const fallback = setTimeout(
+        () =>
+          void w.terminate().then(
+            () => resolve(),
+            () => resolve(),
+          ),
+        opts.graceMs ?? this.options.closeGraceMs,
+      );
       w.once('exit', () => {
         clearTimeout(fallback);
         resolve();
@@ -205,7 +215,11 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
     try {
       w = spawnThread(this.#entry, { name: this.name, workerData: this.#workerData, nice: this.#nice });
     } catch (err) {
-      this.#onDeath(null, generation, new ThreadError('THR_ERR_START', this.name, `cannot create thread: ${(err as Error).message}`, { cause: err }));
+      this.#onDeath(
+        null,
+        generation,
+        new ThreadError('THR_ERR_START', this.name, `cannot create thread: ${(err as Error).message}`, { cause: err }),
+      );
       return;
     }
     this.#worker = w;
@@ -216,7 +230,11 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
     this.#startTimer = setTimeout(() => {
       this.#startTimer = null;
       if (this.#worker !== w || this.#state !== 'starting') return;
-      this.#endReason = new ThreadError('THR_ERR_START', this.name, `not ready after ${this.options.startTimeoutMs} ms`);
+      this.#endReason = new ThreadError(
+        'THR_ERR_START',
+        this.name,
+        `not ready after ${this.options.startTimeoutMs} ms`,
+      );
       void w.terminate();
     }, this.options.startTimeoutMs);
     this.#startTimer.unref();
@@ -253,9 +271,15 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
     w.on('exit', (code) => {
       if (this.#worker !== w) return;
       this.#worker = null;
-      const why = this.#endReason
-        ?? (error ? new ThreadError('THR_ERR_CRASHED', this.name, `thread crashed: ${error.message}`, { cause: error })
-          : new ThreadError(loadError ? 'THR_ERR_START' : 'THR_ERR_CRASHED', this.name, loadError ?? `thread exited (code ${code})`));
+      const why =
+        this.#endReason ??
+        (error
+          ? new ThreadError('THR_ERR_CRASHED', this.name, `thread crashed: ${error.message}`, { cause: error })
+          : new ThreadError(
+              loadError ? 'THR_ERR_START' : 'THR_ERR_CRASHED',
+              this.name,
+              loadError ?? `thread exited (code ${code})`,
+            ));
       this.#onDeath(w, generation, why);
     });
     this.emit('spawn', generation);
@@ -269,9 +293,10 @@ export class SupervisedWorker extends SafeEmitter<SupervisedWorkerEvents> {
     if (this.#firstStart) {
       // The very first thread never became ready: report it to start() and stay closed.
       this.#state = 'closed';
-      const start = error instanceof ThreadError && error.code === 'THR_ERR_START'
-        ? error
-        : new ThreadError('THR_ERR_START', this.name, error.message, { cause: error });
+      const start =
+        error instanceof ThreadError && error.code === 'THR_ERR_START'
+          ? error
+          : new ThreadError('THR_ERR_START', this.name, error.message, { cause: error });
       this.#settleFirst(start);
       return;
     }

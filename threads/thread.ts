@@ -70,7 +70,10 @@ export function announceReady(): void {
 
 /** The thread could not set itself up (models missing, ...): the parent's start() rejects with this message. */
 export function announceLoadError(err: unknown): void {
-  supervisedPort().postMessage({ __thr: 'load_error', message: err instanceof Error ? err.message : String(err) } satisfies FromThreadControl);
+  supervisedPort().postMessage({
+    __thr: 'load_error',
+    message: err instanceof Error ? err.message : String(err),
+  } satisfies FromThreadControl);
 }
 
 export type RequestHandler<Req, Res> = (req: Req) => Res | Promise<Res>;
@@ -87,7 +90,10 @@ export interface ServeOptions<Res> {
  * have several in progress. When the thread is closed, setup and the calls in progress finish before
  * the hooks setup registered run; calls that arrive after that are refused.
  */
-export function serve<Req, Res>(setup: (data: unknown) => RequestHandler<Req, Res> | Promise<RequestHandler<Req, Res>>, options: ServeOptions<Res> = {}): void {
+export function serve<Req, Res>(
+  setup: (data: unknown) => RequestHandler<Req, Res> | Promise<RequestHandler<Req, Res>>,
+  options: ServeOptions<Res> = {},
+): void {
   const p = supervisedPort();
   const inProgress = new Set<Promise<unknown>>();
   const ready = Promise.resolve().then(() => setup(workerData));
@@ -106,8 +112,18 @@ export function serve<Req, Res>(setup: (data: unknown) => RequestHandler<Req, Re
             return handler(req as Req);
           })
           .then(
-            (res) => p.postMessage({ __thr: 'reply', id, ok: true, res } satisfies FromThreadControl, options.transfer?.(res) ?? []),
-            (err: unknown) => p.postMessage({ __thr: 'reply', id, ok: false, message: err instanceof Error ? err.message : String(err) } satisfies FromThreadControl),
+            (res) =>
+              p.postMessage(
+                { __thr: 'reply', id, ok: true, res } satisfies FromThreadControl,
+                options.transfer?.(res) ?? [],
+              ),
+            (err: unknown) =>
+              p.postMessage({
+                __thr: 'reply',
+                id,
+                ok: false,
+                message: err instanceof Error ? err.message : String(err),
+              } satisfies FromThreadControl),
           );
         inProgress.add(call);
         void call.finally(() => inProgress.delete(call));

@@ -1,7 +1,16 @@
 // Shared bits of the synthetic WHIP/WHEP clients: a loopback-only werift peer connection, the HTTP
 // exchange of RFC 9725, and the clock.
 
-import { RTCPeerConnection, RTCRtpCodecParameters, useAbsSendTime, useFIR, useNACK, usePLI, useREMB, useSdesMid } from 'werift';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  useAbsSendTime,
+  useFIR,
+  useNACK,
+  usePLI,
+  useREMB,
+  useSdesMid,
+} from 'werift';
 
 export type ClientVideoCodec = 'VP8' | 'H264';
 
@@ -17,30 +26,51 @@ export function nowMs(): number {
 export const MONO_OFFSET_MS = nowMs() - Number(process.hrtime.bigint()) / 1e6;
 
 /** The loopback-only ICE set-up of every synthetic client: host candidates on 127.0.0.1, UDP, no STUN. */
-export const loopbackIce = () => ({
-  iceServers: [] as { urls: string }[],
-  // one transport for all m-lines, as browsers offer: werift's close() leaves the sockets of
-  // transports that a BUNDLE answer dropped bound, which kept test processes alive
-  bundlePolicy: 'max-bundle',
-  iceUseIpv6: false,
-  iceUseTcp: false,
-  iceInterfaceAddresses: { udp4: '127.0.0.1' },
-  iceAdditionalHostAddresses: ['127.0.0.1'],
-}) satisfies Partial<ConstructorParameters<typeof RTCPeerConnection>[0]>;
+export const loopbackIce = () =>
+  ({
+    iceServers: [] as { urls: string }[],
+    // one transport for all m-lines, as browsers offer: werift's close() leaves the sockets of
+    // transports that a BUNDLE answer dropped bound, which kept test processes alive
+    bundlePolicy: 'max-bundle',
+    iceUseIpv6: false,
+    iceUseTcp: false,
+    iceInterfaceAddresses: { udp4: '127.0.0.1' },
+    iceAdditionalHostAddresses: ['127.0.0.1'],
+  }) satisfies Partial<ConstructorParameters<typeof RTCPeerConnection>[0]>;
 
-export function clientCodecs(video: ClientVideoCodec[]): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } {
+export function clientCodecs(video: ClientVideoCodec[]): {
+  audio: RTCRtpCodecParameters[];
+  video: RTCRtpCodecParameters[];
+} {
   const fb = () => [useNACK(), usePLI(), useFIR(), useREMB()];
   const v: RTCRtpCodecParameters[] = [];
   for (const c of video) {
     if (c === 'VP8') {
-      v.push(new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: fb() }));
-      v.push(new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000, payloadType: 97, parameters: 'apt=96' }));
+      v.push(
+        new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: fb() }),
+      );
+      v.push(
+        new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000, payloadType: 97, parameters: 'apt=96' }),
+      );
     } else {
-      v.push(new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, payloadType: 102, parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f', rtcpFeedback: fb() }));
-      v.push(new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000, payloadType: 103, parameters: 'apt=102' }));
+      v.push(
+        new RTCRtpCodecParameters({
+          mimeType: 'video/H264',
+          clockRate: 90000,
+          payloadType: 102,
+          parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+          rtcpFeedback: fb(),
+        }),
+      );
+      v.push(
+        new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000, payloadType: 103, parameters: 'apt=102' }),
+      );
     }
   }
-  return { video: v, audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })] };
+  return {
+    video: v,
+    audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })],
+  };
 }
 
 export function clientPeer(video: ClientVideoCodec[]): RTCPeerConnection {
@@ -70,7 +100,12 @@ export async function postOffer(
 ): Promise<{ answer: string; location: string }> {
   const headers: Record<string, string> = { 'content-type': 'application/sdp', ...extra.headers };
   if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(url, { method: 'POST', headers, body: offer, signal: extra.timeoutMs ? AbortSignal.timeout(extra.timeoutMs) : undefined });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers,
+    body: offer,
+    signal: extra.timeoutMs ? AbortSignal.timeout(extra.timeoutMs) : undefined,
+  });
   const body = await res.text();
   if (res.status !== 201) {
     let code: string | undefined;
@@ -118,7 +153,15 @@ export async function gatheredOffer(pc: RTCPeerConnection): Promise<string> {
 export function waitConnected(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
   if (pc.connectionState === 'connected') return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`not connected after ${timeoutMs} ms (state ${pc.connectionState}, ICE ${pc.iceConnectionState}, DTLS ${pc.dtlsTransports.map((d) => d.state).join('/') || 'none'})`)), timeoutMs);
+    const t = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `not connected after ${timeoutMs} ms (state ${pc.connectionState}, ICE ${pc.iceConnectionState}, DTLS ${pc.dtlsTransports.map((d) => d.state).join('/') || 'none'})`,
+          ),
+        ),
+      timeoutMs,
+    );
     pc.connectionStateChange.subscribe((s) => {
       if (s === 'connected') {
         clearTimeout(t);
@@ -162,7 +205,8 @@ function onDtlsAlert(dtls: RTCPeerConnection['dtlsTransports'][number], onAlert:
   let installed = false;
   // werift makes its DTLS socket when the handshake starts, so this may run before and after it
   const install = (): void => {
-    const socket = Reflect.get(Reflect.get(Reflect.get(dtls, 'dtls') ?? {}, 'transport') ?? {}, 'socket') as { onData?: (data: Buffer, ...rest: unknown[]) => void } | undefined;
+    const socket = Reflect.get(Reflect.get(Reflect.get(dtls, 'dtls') ?? {}, 'transport') ?? {}, 'socket') as
+      { onData?: (data: Buffer, ...rest: unknown[]) => void } | undefined;
     const inner = socket?.onData;
     if (installed || !socket || typeof inner !== 'function') return;
     installed = true;

@@ -126,7 +126,8 @@ export class WhepViewer {
       const r = /^a=rtpmap:(\d+) ([^/]+)\//.exec(line);
       if (!r || !kind) continue;
       this.#kindOfPt.set(Number(r[1]), kind);
-      if (!this.codecOf[kind] && r[2]!.toLowerCase() !== 'rtx') this.codecOf[kind] = r[2]!.toUpperCase() === 'OPUS' ? 'opus' : r[2]!.toUpperCase();
+      if (!this.codecOf[kind] && r[2]!.toLowerCase() !== 'rtx')
+        this.codecOf[kind] = r[2]!.toUpperCase() === 'OPUS' ? 'opus' : r[2]!.toUpperCase();
     }
     pc.onTrack.subscribe((track: MediaStreamTrack) => this.#attach(track));
     this.ended = sessionEnded(pc);
@@ -170,7 +171,12 @@ export class WhepViewer {
       });
     });
     track.onReceiveRtcp.subscribe((rtcp: RtcpPacket) => {
-      if (rtcp instanceof RtcpSrPacket) this.#srs[kind].push({ ntp: rtcp.senderInfo.ntpTimestamp, rtp: rtcp.senderInfo.rtpTimestamp, receivedAt: nowMs() });
+      if (rtcp instanceof RtcpSrPacket)
+        this.#srs[kind].push({
+          ntp: rtcp.senderInfo.ntpTimestamp,
+          rtp: rtcp.senderInfo.rtpTimestamp,
+          receivedAt: nowMs(),
+        });
     });
   }
 
@@ -189,7 +195,9 @@ export class WhepViewer {
   #readHeadersOnly(): void {
     const kindOfPt = this.#kindOfPt;
     for (const ice of this.pc.iceTransports) {
-      for (const protocol of (ice.connection as unknown as { protocols: unknown[] }).protocols as { transport?: { onData: (data: Buffer, addr: unknown) => void } }[]) {
+      for (const protocol of (ice.connection as unknown as { protocols: unknown[] }).protocols as {
+        transport?: { onData: (data: Buffer, addr: unknown) => void };
+      }[]) {
         const transport = protocol.transport;
         if (!transport) continue;
         const werift = transport.onData;

@@ -99,10 +99,21 @@ export class WhipPublisher {
     this.#ntpBase = ntpBase;
     const offsetMs = opts.audioNtpOffsetMs ?? 0;
     const audioShift = BigInt(Math.round((offsetMs * 4294967296) / 1000));
-    if (senders.video) this.#video = new Outbound('video', senders.video, { rtpBase: Math.floor(Math.random() * 2 ** 31), ntpBase, clockRate: 90000 });
+    if (senders.video)
+      this.#video = new Outbound('video', senders.video, {
+        rtpBase: Math.floor(Math.random() * 2 ** 31),
+        ntpBase,
+        clockRate: 90000,
+      });
     // mapping: audio clip start at ntpBase + offset; the report sent at clip time m carries audio's
     // timestamp for ntpBase + m, i.e. the packet's own minus the offset
-    if (senders.audio) this.#audio = new Outbound('audio', senders.audio, { rtpBase: Math.floor(Math.random() * 2 ** 31), ntpBase: ntpBase + audioShift, clockRate: 48000 }, -Math.round(offsetMs * 48));
+    if (senders.audio)
+      this.#audio = new Outbound(
+        'audio',
+        senders.audio,
+        { rtpBase: Math.floor(Math.random() * 2 ** 31), ntpBase: ntpBase + audioShift, clockRate: 48000 },
+        -Math.round(offsetMs * 48),
+      );
     for (const out of [this.#video, this.#audio]) if (out) this.#exactSenderReports(out);
     senders.video?.onPictureLossIndication.subscribe(() => {
       this.pliReceived++;
@@ -154,10 +165,15 @@ export class WhipPublisher {
    */
   #exactSenderReports(out: Outbound): void {
     const elapsedMs = (): number => (this.#startedAt === 0 ? 0 : performance.now() - this.#startedAt);
-    Object.defineProperty(out.sender, 'ntpTimestamp', { configurable: true, get: () => this.#ntpBase + BigInt(Math.round((elapsedMs() * 4294967296) / 1000)), set: () => undefined });
+    Object.defineProperty(out.sender, 'ntpTimestamp', {
+      configurable: true,
+      get: () => this.#ntpBase + BigInt(Math.round((elapsedMs() * 4294967296) / 1000)),
+      set: () => undefined,
+    });
     Object.defineProperty(out.sender, 'rtpTimestamp', {
       configurable: true,
-      get: () => (out.mapping.rtpBase + Math.round((elapsedMs() * out.mapping.clockRate) / 1000) + out.srRtpShift) >>> 0,
+      get: () =>
+        (out.mapping.rtpBase + Math.round((elapsedMs() * out.mapping.clockRate) / 1000) + out.srRtpShift) >>> 0,
       set: () => undefined,
     });
   }
@@ -215,7 +231,10 @@ export class WhipPublisher {
   #sendVideo(frame: EncodedFrame, mediaMs: number, codec: ClientVideoCodec): void {
     const out = this.#video!;
     const ts = (out.mapping.rtpBase + Math.round(mediaMs * 90)) >>> 0;
-    const payloads = codec === 'VP8' ? packetizeVp8(frame.data, 1200, (this.#pictureId = (this.#pictureId + 1) & 0x7fff)) : packetizeH264(frame.data, 1200);
+    const payloads =
+      codec === 'VP8'
+        ? packetizeVp8(frame.data, 1200, (this.#pictureId = (this.#pictureId + 1) & 0x7fff))
+        : packetizeH264(frame.data, 1200);
     if (frame.keyframe) this.keyframesSent++;
     payloads.forEach((p, i) => this.#send(out, p, ts, i === payloads.length - 1, frame.keyframe && i === 0));
   }
@@ -237,7 +256,17 @@ export class WhipPublisher {
 }
 
 /** A ready-made looping clip: moving colour bars (VP8 or H264) plus a 440 Hz tone. Cached per settings. */
-export async function syntheticClip(options: { codec?: ClientVideoCodec; width?: number; height?: number; fps?: number; seconds?: number; bitrateKbps?: number; keyframeInterval?: number } = {}): Promise<{
+export async function syntheticClip(
+  options: {
+    codec?: ClientVideoCodec;
+    width?: number;
+    height?: number;
+    fps?: number;
+    seconds?: number;
+    bitrateKbps?: number;
+    keyframeInterval?: number;
+  } = {},
+): Promise<{
   video: { codec: ClientVideoCodec; frames: EncodedFrame[]; fps: number };
   audio: { frames: EncodedFrame[] };
 }> {
@@ -252,7 +281,14 @@ export async function syntheticClip(options: { codec?: ClientVideoCodec; width?:
     clip = (async () => {
       const n = Math.round(fps * seconds);
       const frames = Array.from({ length: n }, (_, i) => rgbTestPattern(width, height, i));
-      const video = await encodeVideo(frames, { codec, width, height, fps, bitrateKbps: options.bitrateKbps ?? 500, keyframeInterval: options.keyframeInterval ?? fps });
+      const video = await encodeVideo(frames, {
+        codec,
+        width,
+        height,
+        fps,
+        bitrateKbps: options.bitrateKbps ?? 500,
+        keyframeInterval: options.keyframeInterval ?? fps,
+      });
       const audio = await encodeAudio(sine48k(seconds));
       return { video: { codec, frames: video, fps }, audio: { frames: audio } };
     })();

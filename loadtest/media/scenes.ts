@@ -78,9 +78,19 @@ export function cleanFrame(width: number, height: number, index: number, fps: nu
       let b = 140 + 60 * g;
       const dx = x - cx;
       const dy = y - cy;
-      if (dx * dx + dy * dy < r2) { r = 230; gr = 200; b = 60; }
-      if (x >= barX && x < barX + 12) { r = 250; gr = 250; b = 250; }
-      rgb[i] = r; rgb[i + 1] = gr; rgb[i + 2] = b;
+      if (dx * dx + dy * dy < r2) {
+        r = 230;
+        gr = 200;
+        b = 60;
+      }
+      if (x >= barX && x < barX + 12) {
+        r = 250;
+        gr = 250;
+        b = 250;
+      }
+      rgb[i] = r;
+      rgb[i + 1] = gr;
+      rgb[i + 2] = b;
     }
   }
   return { rgb };
@@ -110,7 +120,9 @@ export function bankedPicture(width: number, height: number): Uint8Array {
         const g = Math.round((255 * (x - hw + (y - hh))) / (hw + hh));
         v = [g, 255 - g, 128];
       }
-      rgb[i] = v[0]; rgb[i + 1] = v[1]; rgb[i + 2] = v[2];
+      rgb[i] = v[0];
+      rgb[i + 1] = v[1];
+      rgb[i + 2] = v[2];
     }
   }
   return rgb;
@@ -118,14 +130,20 @@ export function bankedPicture(width: number, height: number): Uint8Array {
 
 function escapeDrawtext(text: string): string {
   // drawtext's own escaping inside a filtergraph description: backslash, colon, quote, percent
-  return text.replace(/\\/g, '\\\\\\\\').replace(/'/g, "\u2019").replace(/:/g, '\\:').replace(/%/g, '\\%');
+  return text.replace(/\\/g, '\\\\\\\\').replace(/'/g, '\u2019').replace(/:/g, '\\:').replace(/%/g, '\\%');
 }
 
 /**
  * Draws `text` centred, large and white on a dark box into each frame, with FFmpeg's drawtext filter
  * (the same renderer a streamer's OBS overlay would resemble). Frames are RGB24 in and out.
  */
-export async function overlayText(frames: RgbFrame[], width: number, height: number, text: string, fontFile = DEFAULT_FONT): Promise<RgbFrame[]> {
+export async function overlayText(
+  frames: RgbFrame[],
+  width: number,
+  height: number,
+  text: string,
+  fontFile = DEFAULT_FONT,
+): Promise<RgbFrame[]> {
   const size = Math.round(height / 7);
   const desc =
     `drawtext=fontfile=${fontFile}:text='${escapeDrawtext(text)}':fontsize=${size}:fontcolor=white` +
@@ -134,7 +152,12 @@ export async function overlayText(frames: RgbFrame[], width: number, height: num
   const out: RgbFrame[] = [];
   try {
     for (let i = 0; i < frames.length; i++) {
-      const frame = Frame.fromVideoBuffer(Buffer.from(frames[i]!.rgb), { width, height, format: AV_PIX_FMT_RGB24, timeBase: { num: 1, den: 30 } });
+      const frame = Frame.fromVideoBuffer(Buffer.from(frames[i]!.rgb), {
+        width,
+        height,
+        format: AV_PIX_FMT_RGB24,
+        timeBase: { num: 1, den: 30 },
+      });
       frame.pts = BigInt(i);
       for (const f of await filter.processAll(frame)) {
         out.push({ rgb: new Uint8Array(f.toBuffer()) });
@@ -158,8 +181,33 @@ export async function overlayText(frames: RgbFrame[], width: number, height: num
 const NOTE = (semitonesFromA4: number): number => 440 * 2 ** (semitonesFromA4 / 12);
 
 /** Notes (semitones from A4) and durations (beats) of the two melodies; disjoint pitch sets on purpose. */
-const CLEAN_TUNE: [number, number][] = [[-9, 1], [-5, 1], [-2, 1], [-5, 1], [-9, 2], [-7, 1], [-4, 1], [0, 2], [-4, 1], [-7, 1]];
-const PROTECTED_TUNE: [number, number][] = [[3, 0.5], [10, 0.5], [8, 0.5], [6, 0.25], [13, 0.75], [11, 0.5], [3, 0.5], [15, 1], [1, 0.5], [6, 0.5], [8, 1], [13, 0.5], [10, 0.5]];
+const CLEAN_TUNE: [number, number][] = [
+  [-9, 1],
+  [-5, 1],
+  [-2, 1],
+  [-5, 1],
+  [-9, 2],
+  [-7, 1],
+  [-4, 1],
+  [0, 2],
+  [-4, 1],
+  [-7, 1],
+];
+const PROTECTED_TUNE: [number, number][] = [
+  [3, 0.5],
+  [10, 0.5],
+  [8, 0.5],
+  [6, 0.25],
+  [13, 0.75],
+  [11, 0.5],
+  [3, 0.5],
+  [15, 1],
+  [1, 0.5],
+  [6, 0.5],
+  [8, 1],
+  [13, 0.5],
+  [10, 0.5],
+];
 
 /** A melody with a few harmonics and a soft envelope per note, mono 48 kHz, looped to `seconds`. */
 export function melody(tune: [number, number][], seconds: number, bpm: number, harmonics: number[]): Float32Array {
@@ -177,7 +225,9 @@ export function melody(tune: [number, number][], seconds: number, bpm: number, h
     const len = dur * beat;
     const env = Math.min(1, t / 0.01) * Math.min(1, (len - t) / 0.03);
     let s = 0;
-    harmonics.forEach((a, h) => { s += a * Math.sin(2 * Math.PI * f * (h + 1) * t); });
+    harmonics.forEach((a, h) => {
+      s += a * Math.sin(2 * Math.PI * f * (h + 1) * t);
+    });
     pcm[i] = 0.25 * env * s;
   }
   return pcm;
@@ -216,9 +266,17 @@ export async function renderScene(kind: SceneKind, o: SceneOptions): Promise<Raw
       return { kind, frames: Array.from({ length: count }, () => ({ rgb: still })), pcm: cleanAudio(o.seconds) };
     }
     case 'banned_text':
-      return { kind, frames: await overlayText(motion(), o.width, o.height, o.bannedText, o.fontFile), pcm: cleanAudio(o.seconds) };
+      return {
+        kind,
+        frames: await overlayText(motion(), o.width, o.height, o.bannedText, o.fontFile),
+        pcm: cleanAudio(o.seconds),
+      };
     case 'regional':
-      return { kind, frames: await overlayText(motion(), o.width, o.height, o.regionalText, o.fontFile), pcm: cleanAudio(o.seconds) };
+      return {
+        kind,
+        frames: await overlayText(motion(), o.width, o.height, o.regionalText, o.fontFile),
+        pcm: cleanAudio(o.seconds),
+      };
     case 'protected_audio':
       return { kind, frames: motion(), pcm: protectedAudio(o.seconds) };
   }
@@ -235,27 +293,72 @@ export interface EncodedScene {
 
 function cacheKey(kind: SceneKind, o: SceneOptions): string {
   const text = kind === 'banned_text' ? o.bannedText : kind === 'regional' ? o.regionalText : '';
-  const id = JSON.stringify([GENERATOR_VERSION, kind, o.width, o.height, o.fps, o.seconds, o.videoKbps, o.audioKbps, text, text ? o.fontFile : '']);
+  const id = JSON.stringify([
+    GENERATOR_VERSION,
+    kind,
+    o.width,
+    o.height,
+    o.fps,
+    o.seconds,
+    o.videoKbps,
+    o.audioKbps,
+    text,
+    text ? o.fontFile : '',
+  ]);
   return `${kind}-${createHash('sha256').update(id).digest('hex').slice(0, 16)}`;
 }
 
-interface CachedFrame { d: string; k: boolean; p: number; u: number }
+interface CachedFrame {
+  d: string;
+  k: boolean;
+  p: number;
+  u: number;
+}
 
-const toCache = (f: EncodedFrame): CachedFrame => ({ d: Buffer.from(f.data).toString('base64'), k: f.keyframe, p: f.ptsMs, u: f.durationMs });
-const fromCache = (c: CachedFrame): EncodedFrame => ({ data: new Uint8Array(Buffer.from(c.d, 'base64')), keyframe: c.k, ptsMs: c.p, durationMs: c.u });
+const toCache = (f: EncodedFrame): CachedFrame => ({
+  d: Buffer.from(f.data).toString('base64'),
+  k: f.keyframe,
+  p: f.ptsMs,
+  u: f.durationMs,
+});
+const fromCache = (c: CachedFrame): EncodedFrame => ({
+  data: new Uint8Array(Buffer.from(c.d, 'base64')),
+  keyframe: c.k,
+  ptsMs: c.p,
+  durationMs: c.u,
+});
 
 /** The encoded clip for a scene, from the cache when present (encoded once per option set). */
-export async function loadScene(kind: SceneKind, options: Partial<SceneOptions> = {}, cacheDir = '.cache/loadtest'): Promise<EncodedScene & { cached: boolean }> {
+export async function loadScene(
+  kind: SceneKind,
+  options: Partial<SceneOptions> = {},
+  cacheDir = '.cache/loadtest',
+): Promise<EncodedScene & { cached: boolean }> {
   const o = { ...SCENE_DEFAULTS, ...options };
   const file = join(cacheDir, `${cacheKey(kind, o)}.json`);
   try {
     const c = JSON.parse(await readFile(file, 'utf8')) as { video: CachedFrame[]; audio: CachedFrame[] };
-    return { kind, fps: o.fps, width: o.width, height: o.height, video: c.video.map(fromCache), audio: c.audio.map(fromCache), cached: true };
+    return {
+      kind,
+      fps: o.fps,
+      width: o.width,
+      height: o.height,
+      video: c.video.map(fromCache),
+      audio: c.audio.map(fromCache),
+      cached: true,
+    };
   } catch {
     // not cached yet (or unreadable): encode below
   }
   const raw = await renderScene(kind, o);
-  const video = await encodeVideo(raw.frames, { codec: 'VP8', width: o.width, height: o.height, fps: o.fps, bitrateKbps: o.videoKbps, keyframeInterval: o.fps * 2 });
+  const video = await encodeVideo(raw.frames, {
+    codec: 'VP8',
+    width: o.width,
+    height: o.height,
+    fps: o.fps,
+    bitrateKbps: o.videoKbps,
+    keyframeInterval: o.fps * 2,
+  });
   const audio = await encodeAudio(raw.pcm, { bitrateKbps: o.audioKbps });
   await mkdir(cacheDir, { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;

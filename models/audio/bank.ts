@@ -87,7 +87,10 @@ export class AudioFingerprintBank {
     if (window.sampleRate !== this.sampleRate) {
       throw new ModelError('MOD_ERR_BAD_SHAPE', `audio bank expects ${this.sampleRate} Hz, got ${window.sampleRate}`);
     }
-    return { fingerprint: fingerprint(window.pcm, this.opts.fingerprint), durationSec: window.pcm.length / window.sampleRate };
+    return {
+      fingerprint: fingerprint(window.pcm, this.opts.fingerprint),
+      durationSec: window.pcm.length / window.sampleRate,
+    };
   }
 
   /** The fingerprint of an audio file (any format FFmpeg reads), resampled to mono 16 kHz. */
@@ -99,10 +102,16 @@ export class AudioFingerprintBank {
    * Register a recording from its fingerprint (fingerprintOf, on this node or another with the same
    * fingerprint options): how a cluster shares a registration without the audio.
    */
-  registerFingerprint(id: string, fp: Fingerprint, durationSec: number, meta: { category?: Category; source?: string; title?: string } = {}): AudioRecording {
+  registerFingerprint(
+    id: string,
+    fp: Fingerprint,
+    durationSec: number,
+    meta: { category?: Category; source?: string; title?: string } = {},
+  ): AudioRecording {
     this.unregister(id);
     const idx = this.#recordings.length;
-    if (idx >= 1 << 30 || fp.frameCount >= 1 << 22) throw new ModelError('MOD_ERR_BAD_SHAPE', 'recording too long for the audio bank');
+    if (idx >= 1 << 30 || fp.frameCount >= 1 << 22)
+      throw new ModelError('MOD_ERR_BAD_SHAPE', 'recording too long for the audio bank');
     const rec: AudioRecording = {
       id,
       category: meta.category ?? this.opts.defaultCategory,
@@ -123,7 +132,11 @@ export class AudioFingerprintBank {
   }
 
   /** Register a recording from an audio file (any format FFmpeg reads), resampled to mono 16 kHz. */
-  async registerFile(id: string, path: string, meta: { category?: Category; source?: string; title?: string } = {}): Promise<AudioRecording> {
+  async registerFile(
+    id: string,
+    path: string,
+    meta: { category?: Category; source?: string; title?: string } = {},
+  ): Promise<AudioRecording> {
     const { fingerprint: fp, durationSec } = await this.fingerprintFile(path);
     return this.registerFingerprint(id, fp, durationSec, { title: path, ...meta });
   }
@@ -205,6 +218,6 @@ export class AudioFingerprintBank {
  */
 function confidenceOf(aligned: number, queryLandmarks: number, minAligned: number): number {
   const byCount = 1 - Math.pow(0.5, aligned / minAligned);
-  const byShare = Math.min(1, (aligned / queryLandmarks) / 0.2);
+  const byShare = Math.min(1, aligned / queryLandmarks / 0.2);
   return Math.round(Math.min(1, byCount * (0.5 + 0.5 * byShare)) * 1000) / 1000;
 }

@@ -86,19 +86,31 @@ function u32ToBase64(a: Uint32Array): string {
 
 function base64ToU32(s: string): Uint32Array {
   const b = Buffer.from(s, 'base64');
-  if (b.length % 4 !== 0) throw new ModelError('MOD_ERR_BAD_SHAPE', 'a fingerprint array is not a whole number of 32-bit words');
+  if (b.length % 4 !== 0)
+    throw new ModelError('MOD_ERR_BAD_SHAPE', 'a fingerprint array is not a whole number of 32-bit words');
   const out = new Uint32Array(b.length / 4);
   for (let i = 0; i < out.length; i++) out[i] = b.readUInt32LE(i * 4);
   return out;
 }
 
 export function fingerprintToWire(fp: Fingerprint): FingerprintWire {
-  return { hashes: u32ToBase64(fp.hashes), frames: u32ToBase64(fp.frames), frameCount: fp.frameCount, frameSec: fp.frameSec };
+  return {
+    hashes: u32ToBase64(fp.hashes),
+    frames: u32ToBase64(fp.frames),
+    frameCount: fp.frameCount,
+    frameSec: fp.frameSec,
+  };
 }
 
 export function fingerprintFromWire(w: FingerprintWire): Fingerprint {
-  const fp = { hashes: base64ToU32(w.hashes), frames: base64ToU32(w.frames), frameCount: w.frameCount, frameSec: w.frameSec };
-  if (fp.hashes.length !== fp.frames.length) throw new ModelError('MOD_ERR_BAD_SHAPE', 'a fingerprint needs one frame per landmark hash');
+  const fp = {
+    hashes: base64ToU32(w.hashes),
+    frames: base64ToU32(w.frames),
+    frameCount: w.frameCount,
+    frameSec: w.frameSec,
+  };
+  if (fp.hashes.length !== fp.frames.length)
+    throw new ModelError('MOD_ERR_BAD_SHAPE', 'a fingerprint needs one frame per landmark hash');
   return fp;
 }
 
@@ -323,7 +335,12 @@ function landmarksOf(peaks: Peak[], frameCount: number, o: FingerprintOptions): 
       paired++;
     }
   }
-  return { hashes: Uint32Array.from(hashes), frames: Uint32Array.from(frames), frameCount, frameSec: o.hop / o.sampleRate };
+  return {
+    hashes: Uint32Array.from(hashes),
+    frames: Uint32Array.from(frames),
+    frameCount,
+    frameSec: o.hop / o.sampleRate,
+  };
 }
 
 /**
@@ -365,7 +382,9 @@ export class StreamingFingerprinter {
   /** Seconds of audio the ring's frames span, from the first held frame to the newest sample. */
   get historySeconds(): number {
     const first = Math.max(0, this.#framesDone - this.#capacity);
-    return this.#framesDone === 0 ? this.#samples / this.options.sampleRate : (this.#samples - first * this.options.hop) / this.options.sampleRate;
+    return this.#framesDone === 0
+      ? this.#samples / this.options.sampleRate
+      : (this.#samples - first * this.options.hop) / this.options.sampleRate;
   }
 
   /** Appends samples; transforms every frame they complete. */

@@ -128,7 +128,10 @@ export class AudioStreamMatcher {
 
   #check(window: AudioWindow): void {
     if (window.sampleRate !== this.#bank.sampleRate) {
-      throw new ModelError('MOD_ERR_BAD_SHAPE', `audio stream expects ${this.#bank.sampleRate} Hz, got ${window.sampleRate}`);
+      throw new ModelError(
+        'MOD_ERR_BAD_SHAPE',
+        `audio stream expects ${this.#bank.sampleRate} Hz, got ${window.sampleRate}`,
+      );
     }
   }
 

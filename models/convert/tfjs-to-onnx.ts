@@ -43,7 +43,8 @@ export function decodeWeights(specs: WeightSpec[], bytes: Uint8Array): Map<strin
   let offset = 0;
   for (const s of specs) {
     const n = s.shape.reduce((a, b) => a * b, 1);
-    if (s.dtype !== 'float32') throw new ModelError('MOD_ERR_CONVERSION', `weight ${s.name}: dtype ${s.dtype} unsupported`);
+    if (s.dtype !== 'float32')
+      throw new ModelError('MOD_ERR_CONVERSION', `weight ${s.name}: dtype ${s.dtype} unsupported`);
     const q = s.quantization;
     let data: Float32Array;
     if (!q) {
@@ -117,8 +118,16 @@ interface Act {
 class Emitter {
   constructor(readonly g: OnnxGraphBuilder) {}
 
-  conv(x: Act, hint: string, w: Weight, bias: Float32Array | null, strides: [number, number], padding: string,
-    dilations: [number, number], depthwise: boolean): Act {
+  conv(
+    x: Act,
+    hint: string,
+    w: Weight,
+    bias: Float32Array | null,
+    strides: [number, number],
+    padding: string,
+    dilations: [number, number],
+    depthwise: boolean,
+  ): Act {
     const [, h, wd] = x.shape as [number, number, number];
     const k = depthwise ? depthwiseKernel(w) : { ...convKernel(w), channels: 1 };
     const kh = w.shape[0]!;
@@ -144,7 +153,14 @@ class Emitter {
     return { name: this.g.op('Conv', inputs, attrs, hint), shape: [outC, outH, outW] };
   }
 
-  pool(x: Act, hint: string, kind: 'AveragePool' | 'MaxPool', k: [number, number], s: [number, number], padding: string): Act {
+  pool(
+    x: Act,
+    hint: string,
+    kind: 'AveragePool' | 'MaxPool',
+    k: [number, number],
+    s: [number, number],
+    padding: string,
+  ): Act {
     const [c, h, w] = x.shape as [number, number, number];
     let pads = [0, 0, 0, 0];
     let outH = validOut(h, k[0], s[0], 1);
@@ -160,10 +176,23 @@ class Emitter {
     return { name, shape: [c, outH, outW] };
   }
 
-  batchNorm(x: Act, hint: string, gamma: Float32Array, beta: Float32Array, mean: Float32Array, variance: Float32Array, eps: number): Act {
+  batchNorm(
+    x: Act,
+    hint: string,
+    gamma: Float32Array,
+    beta: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    eps: number,
+  ): Act {
     const c = x.shape[0]!;
-    const ins = [x.name, this.g.float(`${hint}/scale`, [c], gamma), this.g.float(`${hint}/B`, [c], beta),
-      this.g.float(`${hint}/mean`, [c], mean), this.g.float(`${hint}/var`, [c], variance)];
+    const ins = [
+      x.name,
+      this.g.float(`${hint}/scale`, [c], gamma),
+      this.g.float(`${hint}/B`, [c], beta),
+      this.g.float(`${hint}/mean`, [c], mean),
+      this.g.float(`${hint}/var`, [c], variance),
+    ];
     return { name: this.g.op('BatchNormalization', ins, { epsilon: { float: eps } }, hint), shape: x.shape };
   }
 
@@ -215,7 +244,8 @@ class Emitter {
 
 function pair(v: unknown, what: string): [number, number] {
   if (typeof v === 'number') return [v, v];
-  if (Array.isArray(v) && v.length === 2 && v.every((n) => typeof n === 'number')) return [v[0] as number, v[1] as number];
+  if (Array.isArray(v) && v.length === 2 && v.every((n) => typeof n === 'number'))
+    return [v[0] as number, v[1] as number];
   throw new ModelError('MOD_ERR_CONVERSION', `${what}: expected a pair, got ${JSON.stringify(v)}`);
 }
 
@@ -241,7 +271,9 @@ interface KerasLayer {
 }
 
 export function convertLayersModel(json: TfjsModelJson, weights: Map<string, Weight>): ConvertedModel {
-  const topo = json.modelTopology as { model_config?: { class_name: string; config: { layers: KerasLayer[]; output_layers: [string, number, number][] } } };
+  const topo = json.modelTopology as {
+    model_config?: { class_name: string; config: { layers: KerasLayer[]; output_layers: [string, number, number][] } };
+  };
   const mc = topo.model_config;
   if (!mc || (mc.class_name !== 'Model' && mc.class_name !== 'Functional')) {
     throw new ModelError('MOD_ERR_CONVERSION', 'not a Keras functional model');
@@ -277,18 +309,29 @@ export function convertLayersModel(json: TfjsModelJson, weights: Map<string, Wei
         const p = cfg.padding as [[number, number], [number, number]];
         const pads = g.int64(`${layer.name}/pads`, [0, 0, p[0][0], p[1][0], 0, 0, p[0][1], p[1][1]]);
         const [c, h, wd] = x.shape as [number, number, number];
-        y = { name: g.op('Pad', [x.name, pads], { mode: 'constant' }, layer.name),
-          shape: [c, h + p[0][0] + p[0][1], wd + p[1][0] + p[1][1]] };
+        y = {
+          name: g.op('Pad', [x.name, pads], { mode: 'constant' }, layer.name),
+          shape: [c, h + p[0][0] + p[0][1], wd + p[1][0] + p[1][1]],
+        };
         break;
       }
       case 'Conv2D':
       case 'DepthwiseConv2D': {
         const dw = layer.class_name === 'DepthwiseConv2D';
-        if (cfg.data_format !== 'channels_last') throw new ModelError('MOD_ERR_CONVERSION', `${layer.name}: data_format`);
+        if (cfg.data_format !== 'channels_last')
+          throw new ModelError('MOD_ERR_CONVERSION', `${layer.name}: data_format`);
         const kernel = w(layer.name, dw ? 'depthwise_kernel' : 'kernel');
         const bias = cfg.use_bias ? w(layer.name, 'bias').data : null;
-        y = e.conv(x, layer.name, kernel, bias, pair(cfg.strides, layer.name), cfg.padding as string,
-          pair(cfg.dilation_rate ?? 1, layer.name), dw);
+        y = e.conv(
+          x,
+          layer.name,
+          kernel,
+          bias,
+          pair(cfg.strides, layer.name),
+          cfg.padding as string,
+          pair(cfg.dilation_rate ?? 1, layer.name),
+          dw,
+        );
         y = e.activation(y, `${layer.name}/act`, actName);
         break;
       }
@@ -300,8 +343,15 @@ export function convertLayersModel(json: TfjsModelJson, weights: Map<string, Wei
         }
         const gamma = cfg.scale === false ? new Float32Array(c).fill(1) : w(layer.name, 'gamma').data;
         const beta = cfg.center === false ? new Float32Array(c) : w(layer.name, 'beta').data;
-        y = e.batchNorm(x, layer.name, gamma, beta, w(layer.name, 'moving_mean').data,
-          w(layer.name, 'moving_variance').data, cfg.epsilon as number);
+        y = e.batchNorm(
+          x,
+          layer.name,
+          gamma,
+          beta,
+          w(layer.name, 'moving_mean').data,
+          w(layer.name, 'moving_variance').data,
+          cfg.epsilon as number,
+        );
         break;
       }
       case 'ReLU': {
@@ -325,18 +375,36 @@ export function convertLayersModel(json: TfjsModelJson, weights: Map<string, Wei
         const axis = cfg.axis as number;
         if (axis !== -1 && axis !== 3) throw new ModelError('MOD_ERR_CONVERSION', `${layer.name}: concat axis ${axis}`);
         const c = ins.reduce((a, b) => a + b.shape[0]!, 0);
-        y = { name: g.op('Concat', ins.map((a) => a.name), { axis: 1 }, layer.name), shape: [c, x.shape[1]!, x.shape[2]!] };
+        y = {
+          name: g.op(
+            'Concat',
+            ins.map((a) => a.name),
+            { axis: 1 },
+            layer.name,
+          ),
+          shape: [c, x.shape[1]!, x.shape[2]!],
+        };
         break;
       }
       case 'AveragePooling2D':
       case 'MaxPooling2D': {
         const k = pair(cfg.pool_size, layer.name);
         const s = cfg.strides == null ? k : pair(cfg.strides, layer.name);
-        y = e.pool(x, layer.name, layer.class_name === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool', k, s, cfg.padding as string);
+        y = e.pool(
+          x,
+          layer.name,
+          layer.class_name === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool',
+          k,
+          s,
+          cfg.padding as string,
+        );
         break;
       }
       case 'GlobalAveragePooling2D':
-        y = { name: g.op('Flatten', [g.op('GlobalAveragePool', [x.name], {}, layer.name)], { axis: 1 }), shape: [x.shape[0]!] };
+        y = {
+          name: g.op('Flatten', [g.op('GlobalAveragePool', [x.name], {}, layer.name)], { axis: 1 }),
+          shape: [x.shape[0]!],
+        };
         break;
       case 'Flatten':
         y = e.flatten(x, layer.name);
@@ -365,8 +433,17 @@ interface TfNode {
   name: string;
   op: string;
   input?: string[];
-  attr?: Record<string, { list?: { i?: string[]; s?: string[] }; s?: string; f?: number; b?: boolean; i?: string;
-    shape?: { dim?: { size: string }[] } }>;
+  attr?: Record<
+    string,
+    {
+      list?: { i?: string[]; s?: string[] };
+      s?: string;
+      f?: number;
+      b?: boolean;
+      i?: string;
+      shape?: { dim?: { size: string }[] };
+    }
+  >;
 }
 
 type GVal = { kind: 'act'; act: Act } | { kind: 'const'; w: Weight };
@@ -424,7 +501,8 @@ export function convertGraphModel(json: TfjsModelJson, weights: Map<string, Weig
       }
       case 'Placeholder': {
         const dims = (node.attr?.shape?.shape?.dim ?? []).map((d) => Number(d.size));
-        if (dims.length !== 4) throw new ModelError('MOD_ERR_CONVERSION', `placeholder ${node.name}: rank ${dims.length}`);
+        if (dims.length !== 4)
+          throw new ModelError('MOD_ERR_CONVERSION', `placeholder ${node.name}: rank ${dims.length}`);
         inputShape = [dims[1]!, dims[2]!, dims[3]!];
         out = start(g, dims[1]!, dims[2]!, dims[3]!);
         break;
@@ -455,8 +533,16 @@ export function convertGraphModel(json: TfjsModelJson, weights: Map<string, Weig
         if (ops.some((o) => o !== 'BiasAdd' && o !== 'Relu' && o !== 'Relu6')) {
           throw new ModelError('MOD_ERR_CONVERSION', `${node.name}: fused ops ${ops}`);
         }
-        out = e.conv(act(xIn!), node.name, constant(kIn!), hasBias ? constant(bIn!).data : null,
-          [st[1] ?? 1, st[2] ?? 1], str(node, 'padding'), [dl[1] ?? 1, dl[2] ?? 1], node.op.includes('epthwise'));
+        out = e.conv(
+          act(xIn!),
+          node.name,
+          constant(kIn!),
+          hasBias ? constant(bIn!).data : null,
+          [st[1] ?? 1, st[2] ?? 1],
+          str(node, 'padding'),
+          [dl[1] ?? 1, dl[2] ?? 1],
+          node.op.includes('epthwise'),
+        );
         if (ops.includes('Relu')) out = e.activation(out, `${node.name}/relu`, 'relu');
         if (ops.includes('Relu6')) out = e.activation(out, `${node.name}/relu6`, 'relu6');
         break;
@@ -471,8 +557,14 @@ export function convertGraphModel(json: TfjsModelJson, weights: Map<string, Weig
       case 'MaxPool': {
         const k = ints(node, 'ksize');
         const s = ints(node, 'strides');
-        out = e.pool(act(node.input![0]!), node.name, node.op === 'AvgPool' ? 'AveragePool' : 'MaxPool',
-          [k[1]!, k[2]!], [s[1]!, s[2]!], str(node, 'padding'));
+        out = e.pool(
+          act(node.input![0]!),
+          node.name,
+          node.op === 'AvgPool' ? 'AveragePool' : 'MaxPool',
+          [k[1]!, k[2]!],
+          [s[1]!, s[2]!],
+          str(node, 'padding'),
+        );
         break;
       }
       case 'Squeeze': {

@@ -73,7 +73,13 @@ export class HashBank {
   }
 
   /** Add (or replace, same id) an entry. Hash as hex or 32 bytes. */
-  add(e: { hash: PdqHash | string; id?: string; category?: Category; source?: string; meta?: Record<string, string> }): HashBankEntry {
+  add(e: {
+    hash: PdqHash | string;
+    id?: string;
+    category?: Category;
+    source?: string;
+    meta?: Record<string, string>;
+  }): HashBankEntry {
     const hash = typeof e.hash === 'string' ? parseHash(e.hash) : checkHash(e.hash);
     const entry: HashBankEntry = {
       id: e.id ?? pdqToHex(hash),
@@ -251,7 +257,8 @@ export class HashBankSet {
 }
 
 function checkHash(h: PdqHash): PdqHash {
-  if (!(h instanceof Uint8Array) || h.length !== 32) throw new ModelError('MOD_ERR_BAD_SHAPE', 'a PDQ hash is 32 bytes');
+  if (!(h instanceof Uint8Array) || h.length !== 32)
+    throw new ModelError('MOD_ERR_BAD_SHAPE', 'a PDQ hash is 32 bytes');
   return h;
 }
 

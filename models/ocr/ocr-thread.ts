@@ -4,13 +4,19 @@ import { onClose, serve } from '../../threads/thread.ts';
 import { Ocr, type OcrOptions } from './ocr.ts';
 
 export type OcrRequest = { width: number; height: number; rgb: ArrayBuffer; detLimitSide?: number };
-export type OcrReply = { lines: { text: string; score: number; box: [number, number, number, number] }[]; timings: Record<string, number> };
+export type OcrReply = {
+  lines: { text: string; score: number; box: [number, number, number, number] }[];
+  timings: Record<string, number>;
+};
 
 serve<OcrRequest, OcrReply>(async (data) => {
   const ocr = await Ocr.load((data ?? {}) as Partial<OcrOptions>);
   onClose(() => ocr.close());
   return async (req) => {
-    const r = await ocr.read({ width: req.width, height: req.height, rgb: new Uint8Array(req.rgb) }, req.detLimitSide !== undefined ? { detLimitSide: req.detLimitSide } : {});
+    const r = await ocr.read(
+      { width: req.width, height: req.height, rgb: new Uint8Array(req.rgb) },
+      req.detLimitSide !== undefined ? { detLimitSide: req.detLimitSide } : {},
+    );
     return { lines: r.lines, timings: r.timings };
   };
 });

@@ -6,7 +6,13 @@
 // (MOD_ERR_BACKEND_DOWN) and a new thread loads the models again after a backoff; a read not answered
 // within timeoutMs is rejected MOD_ERR_TIMEOUT. It is not recycled on silence: the thread may be inside
 // onnxruntime, where terminating it is not safe.
-import { MODERATION_NICE, RequestWorker, isThreadError, reportWorkerEvents, type WorkerEventListener } from '../../threads/index.ts';
+import {
+  MODERATION_NICE,
+  RequestWorker,
+  isThreadError,
+  reportWorkerEvents,
+  type WorkerEventListener,
+} from '../../threads/index.ts';
 import { ModelError } from '../errors.ts';
 import { modelErrorOf } from '../threads.ts';
 import type { ImageFrame, ModelRef } from '../types.ts';
@@ -52,7 +58,9 @@ export class OcrWorker {
     } catch (err) {
       await rpc.close();
       // The thread could not load its models (or start at all): a configuration problem, as before.
-      throw isThreadError(err, 'THR_ERR_START') ? new ModelError('MOD_ERR_CONFIG', `cannot load OCR models: ${err.message}`, { cause: err }) : modelErrorOf(err);
+      throw isThreadError(err, 'THR_ERR_START')
+        ? new ModelError('MOD_ERR_CONFIG', `cannot load OCR models: ${err.message}`, { cause: err })
+        : modelErrorOf(err);
     }
     return new OcrWorker(rpc);
   }
@@ -70,8 +78,19 @@ export class OcrWorker {
   async read(frame: ImageFrame, opts: OcrReadOptions = {}): Promise<OcrResult> {
     const rgb = frame.rgb.slice().buffer as ArrayBuffer;
     try {
-      const r = await this.#rpc.call({ width: frame.width, height: frame.height, rgb, ...(opts.detLimitSide !== undefined ? { detLimitSide: opts.detLimitSide } : {}) }, { transfer: [rgb] });
-      return { lines: r.lines, timings: { detect: r.timings.detect ?? 0, recognize: r.timings.recognize ?? 0, total: r.timings.total ?? 0 } };
+      const r = await this.#rpc.call(
+        {
+          width: frame.width,
+          height: frame.height,
+          rgb,
+          ...(opts.detLimitSide !== undefined ? { detLimitSide: opts.detLimitSide } : {}),
+        },
+        { transfer: [rgb] },
+      );
+      return {
+        lines: r.lines,
+        timings: { detect: r.timings.detect ?? 0, recognize: r.timings.recognize ?? 0, total: r.timings.total ?? 0 },
+      };
     } catch (err) {
       throw modelErrorOf(err);
     }

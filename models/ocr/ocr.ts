@@ -123,14 +123,16 @@ export class Ocr {
   /** Text lines in the frame, top to bottom, left to right. */
   async read(frame: ImageFrame, opts: OcrReadOptions = {}): Promise<OcrResult> {
     if (this.#closed) throw new ModelError('MOD_ERR_CLOSED', 'OCR is closed');
-    if (frame.rgb.length < frame.width * frame.height * 3) throw new ModelError('MOD_ERR_BAD_SHAPE', 'rgb buffer too small');
+    if (frame.rgb.length < frame.width * frame.height * 3)
+      throw new ModelError('MOD_ERR_BAD_SHAPE', 'rgb buffer too small');
     const t0 = performance.now();
     const boxes = await this.#detect(frame, opts.detLimitSide ?? this.opts.detLimitSide);
     const t1 = performance.now();
     const lines: OcrLine[] = [];
     for (const box of boxes) {
       const line = await this.#recognize(frame, box);
-      if (line.text.trim() !== '' && line.score >= this.opts.minLineScore) lines.push({ ...line, text: line.text.trim() });
+      if (line.text.trim() !== '' && line.score >= this.opts.minLineScore)
+        lines.push({ ...line, text: line.text.trim() });
     }
     const t2 = performance.now();
     return { lines, timings: { detect: t1 - t0, recognize: t2 - t1, total: t2 - t0 } };
@@ -170,7 +172,8 @@ export class Ocr {
         const cc = (y1 * W + x0) * 3;
         const d = (y1 * W + x1) * 3;
         for (let c = 0; c < 3; c++) {
-          const v = (rgb[a + c] * (1 - wx) + rgb[b + c] * wx) * (1 - wy) + (rgb[cc + c] * (1 - wx) + rgb[d + c] * wx) * wy;
+          const v =
+            (rgb[a + c] * (1 - wx) + rgb[b + c] * wx) * (1 - wy) + (rgb[cc + c] * (1 - wx) + rgb[d + c] * wx) * wy;
           const bgr = 2 - c;
           input[bgr * plane + y * w + x] = (v / 255 - DET_MEAN[bgr]) / DET_STD[bgr];
         }
@@ -269,7 +272,8 @@ export class Ocr {
         const cc = (yb * W + xa) * 3;
         const d = (yb * W + xb) * 3;
         for (let c = 0; c < 3; c++) {
-          const v = (rgb[a + c] * (1 - wx) + rgb[b + c] * wx) * (1 - wy) + (rgb[cc + c] * (1 - wx) + rgb[d + c] * wx) * wy;
+          const v =
+            (rgb[a + c] * (1 - wx) + rgb[b + c] * wx) * (1 - wy) + (rgb[cc + c] * (1 - wx) + rgb[d + c] * wx) * wy;
           input[(2 - c) * plane + y * w + x] = (v / 255 - 0.5) / 0.5;
         }
       }

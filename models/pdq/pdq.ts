@@ -19,14 +19,7 @@ export interface PdqResult {
 }
 
 export type Dihedral =
-  | 'original'
-  | 'rotate90'
-  | 'rotate180'
-  | 'rotate270'
-  | 'flipX'
-  | 'flipY'
-  | 'flipPlus1'
-  | 'flipMinus1';
+  'original' | 'rotate90' | 'rotate180' | 'rotate270' | 'flipX' | 'flipY' | 'flipPlus1' | 'flipMinus1';
 
 export const DIHEDRALS: readonly Dihedral[] = Object.freeze([
   'original',

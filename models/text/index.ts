@@ -1,2 +1,8 @@
-export { TextModerator, type ModerateOptions, type TextLexicon, type TextLexicons, type TextModeratorOptions } from './moderator.ts';
+export {
+  TextModerator,
+  type ModerateOptions,
+  type TextLexicon,
+  type TextLexicons,
+  type TextModeratorOptions,
+} from './moderator.ts';
 export { collapseSpacing, fold, normalizeText, termPattern, type FoldedText } from './normalize.ts';

@@ -34,8 +34,28 @@ export interface ModerateOptions {
 // obscenity matches inside longer words so that "fucking" or "bullshit" are caught; that also flags names
 // like "Dickinson" or "Penistone". Accept an embedded match only when what surrounds it is an ordinary
 // inflection or compound part.
-const PREFIXES = new Set(['', 'mother', 'bull', 'dumb', 'jack', 'horse', 'dip', 'smart', 'arse', 'ass', 'dog', 'chicken', 'holy', 'dick', 'cock', 'circle', 'clusterfuck', 'fuck']);
-const SUFFIX = /^(?:s|es|ed|er|ers|ing|in|ings|y|ie|ies|ty|tier|head|heads|hole|holes|face|wad|wads|bag|bags|tard|tards|wit|wits|load|show|storm|stain|sucker|suckers|off|up|ass|fuck|fucker)?$/;
+const PREFIXES = new Set([
+  '',
+  'mother',
+  'bull',
+  'dumb',
+  'jack',
+  'horse',
+  'dip',
+  'smart',
+  'arse',
+  'ass',
+  'dog',
+  'chicken',
+  'holy',
+  'dick',
+  'cock',
+  'circle',
+  'clusterfuck',
+  'fuck',
+]);
+const SUFFIX =
+  /^(?:s|es|ed|er|ers|ing|in|ings|y|ie|ies|ty|tier|head|heads|hole|holes|face|wad|wads|bag|bags|tard|tards|wit|wits|load|show|storm|stain|sucker|suckers|off|up|ass|fuck|fucker)?$/;
 const PHRASE_WHITELIST = ['cum laude', 'magna cum', 'summa cum'];
 
 function isWordChar(c: string | undefined): boolean {
@@ -134,7 +154,8 @@ export class TextModerator {
         if (!applies(t.jurisdictions)) continue;
         const re = source === 'ocr' ? t.reOcr : t.re;
         re.lastIndex = 0;
-        for (const m of v.text.matchAll(re)) add(t.category, t.term, v, m.index, m.index + m[0].length, t.jurisdictions);
+        for (const m of v.text.matchAll(re))
+          add(t.category, t.term, v, m.index, m.index + m[0].length, t.jurisdictions);
       }
       if (this.#profanity && this.#profanityCategory !== null && applies(this.#profanityJurisdictions)) {
         for (const m of this.#profanity.getAllMatches(v.text, true)) {

@@ -17,15 +17,81 @@ export interface FoldedText {
 
 // Look-alikes NFKC leaves alone. Kept small and to the letters abusers actually substitute.
 const HOMOGLYPHS: Record<string, string> = {
-  а: 'a', в: 'b', с: 'c', ԁ: 'd', е: 'e', ё: 'e', һ: 'h', і: 'i', ї: 'i', ј: 'j', к: 'k', м: 'm', н: 'h',
-  о: 'o', р: 'p', ԛ: 'q', г: 'r', ѕ: 's', т: 't', у: 'y', х: 'x', ү: 'y', ԝ: 'w', з: '3', ь: 'b',
-  α: 'a', β: 'b', ε: 'e', η: 'n', ι: 'i', κ: 'k', ν: 'v', ο: 'o', ρ: 'p', τ: 't', υ: 'u', χ: 'x', ω: 'w',
-  ɑ: 'a', ɡ: 'g', ɩ: 'i', ʏ: 'y', ᴀ: 'a', ʙ: 'b', ᴄ: 'c', ᴅ: 'd', ᴇ: 'e', ɢ: 'g', ʜ: 'h', ɪ: 'i', ᴊ: 'j',
-  ᴋ: 'k', ʟ: 'l', ᴍ: 'm', ɴ: 'n', ᴏ: 'o', ᴘ: 'p', ʀ: 'r', ꜱ: 's', ᴛ: 't', ᴜ: 'u', ᴠ: 'v', ᴡ: 'w', ᴢ: 'z',
-  ı: 'i', ł: 'l', ø: 'o', đ: 'd', ß: 'ss', æ: 'ae', œ: 'oe',
+  а: 'a',
+  в: 'b',
+  с: 'c',
+  ԁ: 'd',
+  е: 'e',
+  ё: 'e',
+  һ: 'h',
+  і: 'i',
+  ї: 'i',
+  ј: 'j',
+  к: 'k',
+  м: 'm',
+  н: 'h',
+  о: 'o',
+  р: 'p',
+  ԛ: 'q',
+  г: 'r',
+  ѕ: 's',
+  т: 't',
+  у: 'y',
+  х: 'x',
+  ү: 'y',
+  ԝ: 'w',
+  з: '3',
+  ь: 'b',
+  α: 'a',
+  β: 'b',
+  ε: 'e',
+  η: 'n',
+  ι: 'i',
+  κ: 'k',
+  ν: 'v',
+  ο: 'o',
+  ρ: 'p',
+  τ: 't',
+  υ: 'u',
+  χ: 'x',
+  ω: 'w',
+  ɑ: 'a',
+  ɡ: 'g',
+  ɩ: 'i',
+  ʏ: 'y',
+  ᴀ: 'a',
+  ʙ: 'b',
+  ᴄ: 'c',
+  ᴅ: 'd',
+  ᴇ: 'e',
+  ɢ: 'g',
+  ʜ: 'h',
+  ɪ: 'i',
+  ᴊ: 'j',
+  ᴋ: 'k',
+  ʟ: 'l',
+  ᴍ: 'm',
+  ɴ: 'n',
+  ᴏ: 'o',
+  ᴘ: 'p',
+  ʀ: 'r',
+  ꜱ: 's',
+  ᴛ: 't',
+  ᴜ: 'u',
+  ᴠ: 'v',
+  ᴡ: 'w',
+  ᴢ: 'z',
+  ı: 'i',
+  ł: 'l',
+  ø: 'o',
+  đ: 'd',
+  ß: 'ss',
+  æ: 'ae',
+  œ: 'oe',
 };
 
-const INVISIBLE = /[\u034f\u17b4\u17b5\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff]/u;
+const INVISIBLE =
+  /[\u034f\u17b4\u17b5\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff]/u;
 const COMBINING = /\p{M}/gu;
 
 function foldChar(ch: string): string {
@@ -109,7 +175,18 @@ export function normalizeText(original: string): FoldedText {
 
 // Per-letter classes for matching terms against folded text with leetspeak left in.
 const LEET: Record<string, string> = {
-  a: 'a4@', b: 'b8', c: 'c(', e: 'e3', g: 'g96', h: 'h#', i: 'i1!|', l: 'l1|', o: 'o0', s: 's5$z', t: 't7+', z: 'z2',
+  a: 'a4@',
+  b: 'b8',
+  c: 'c(',
+  e: 'e3',
+  g: 'g96',
+  h: 'h#',
+  i: 'i1!|',
+  l: 'l1|',
+  o: 'o0',
+  s: 's5$z',
+  t: 't7+',
+  z: 'z2',
 };
 
 function escapeClass(chars: string): string {
@@ -122,14 +199,18 @@ function escapeClass(chars: string): string {
  * non-letters (or by nothing when wordsMayTouch: OCR often loses the space between words). Whole-word matching is what keeps "Scunthorpe" and "classic" clean.
  */
 export function termPattern(term: string, wordsMayTouch = false): string {
-  const words = fold(term).text.split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  const words = fold(term)
+    .text.split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean);
   if (words.length === 0) return '(?!)';
   // A letter once, or stretched to three or more ("baaad"): allowing doubles would turn "good" into "god".
   const word = (w: string): string =>
-    [...w].map((c) => {
-      const cls = `[${escapeClass(LEET[c] ?? c)}]`;
-      return `${cls}(?:${cls}{2,})?`;
-    }).join('');
+    [...w]
+      .map((c) => {
+        const cls = `[${escapeClass(LEET[c] ?? c)}]`;
+        return `${cls}(?:${cls}{2,})?`;
+      })
+      .join('');
   const between = wordsMayTouch ? '[^\\p{L}\\p{N}]*' : '[^\\p{L}\\p{N}]+';
   return `(?<![\\p{L}\\p{N}])${words.map(word).join(between)}(?![\\p{L}\\p{N}])`;
 }

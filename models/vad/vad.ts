@@ -49,7 +49,14 @@ export interface VadState {
   c: Float32Array;
 }
 
-const DEFAULTS = Object.freeze({ frameSamples: 1024, threshold: 0.5, minSpeechFrames: 2, threads: 1, timeoutMs: 2000, maxQueue: 32 });
+const DEFAULTS = Object.freeze({
+  frameSamples: 1024,
+  threshold: 0.5,
+  minSpeechFrames: 2,
+  threads: 1,
+  timeoutMs: 2000,
+  maxQueue: 32,
+});
 const SAMPLE_RATE = 16000;
 
 function modelPath(): string {

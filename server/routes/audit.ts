@@ -25,17 +25,34 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, o
   useZod(app);
   const { store, auditKey } = opts;
 
-  app.get('/v1/audit', { onRequest: opts.guard(['admin']), schema: { tags: ['audit'], summary: 'Audit log entries with chain verification', security: bearer, querystring: zs(AuditQuery), response: { 200: doc(AnyObject), ...errorReplies } } }, async (req) => {
-    const q = req.query as z.output<typeof AuditQuery>;
-    const entries = await store.readAudit({ afterSeq: q.afterSeq, limit: q.limit });
-    let anchor = q.afterSeq ? (await store.readAudit({ afterSeq: q.afterSeq - 1, limit: 1 }))[0] : undefined;
-    // Retention trimmed the log's start (docs/RETENTION.md): the chain is verified from the first kept
-    // entry on, which names its predecessor's hash.
-    const first = entries[0];
-    const trimmed = first !== undefined && first.seq > 1 && (!anchor || anchor.seq !== first.seq - 1);
-    if (trimmed) anchor = { ...first, seq: first.seq - 1, hash: first.prevHash };
-    return { entries, verification: verifyAuditChain(entries, anchor, auditKey), ...(trimmed ? { verifiedFromSeq: first.seq } : {}) };
-  });
+  app.get(
+    '/v1/audit',
+    {
+      onRequest: opts.guard(['admin']),
+      schema: {
+        tags: ['audit'],
+        summary: 'Audit log entries with chain verification',
+        security: bearer,
+        querystring: zs(AuditQuery),
+        response: { 200: doc(AnyObject), ...errorReplies },
+      },
+    },
+    async (req) => {
+      const q = req.query as z.output<typeof AuditQuery>;
+      const entries = await store.readAudit({ afterSeq: q.afterSeq, limit: q.limit });
+      let anchor = q.afterSeq ? (await store.readAudit({ afterSeq: q.afterSeq - 1, limit: 1 }))[0] : undefined;
+      // Retention trimmed the log's start (docs/RETENTION.md): the chain is verified from the first kept
+      // entry on, which names its predecessor's hash.
+      const first = entries[0];
+      const trimmed = first !== undefined && first.seq > 1 && (!anchor || anchor.seq !== first.seq - 1);
+      if (trimmed) anchor = { ...first, seq: first.seq - 1, hash: first.prevHash };
+      return {
+        entries,
+        verification: verifyAuditChain(entries, anchor, auditKey),
+        ...(trimmed ? { verifiedFromSeq: first.seq } : {}),
+      };
+    },
+  );
 
   app.get(
     '/v1/audit/verify',
@@ -43,7 +60,8 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, o
       onRequest: opts.guard(['admin']),
       schema: {
         tags: ['audit'],
-        summary: "Walks the whole audit chain (a page at a time) and checks every entry's HMAC and this node's checkpoints; names the first bad entry",
+        summary:
+          "Walks the whole audit chain (a page at a time) and checks every entry's HMAC and this node's checkpoints; names the first bad entry",
         security: bearer,
         querystring: zs(VerifyQuery),
         response: { 200: doc(AnyObject), ...errorReplies },
@@ -53,8 +71,15 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, o
       const q = req.query as z.output<typeof VerifyQuery>;
       const t0 = performance.now();
       const result = await walkAuditChain(store, auditKey, { pageSize: q.pageSize, checkpoints: opts.checkpoints?.() });
-      const firstBad = result.brokenAt !== undefined ? ((await store.readAudit({ afterSeq: result.brokenAt - 1, limit: 1 }))[0] ?? null) : undefined;
-      return { ...result, ...(firstBad !== undefined ? { firstBadEntry: firstBad } : {}), tookMs: Math.round(performance.now() - t0) };
+      const firstBad =
+        result.brokenAt !== undefined
+          ? ((await store.readAudit({ afterSeq: result.brokenAt - 1, limit: 1 }))[0] ?? null)
+          : undefined;
+      return {
+        ...result,
+        ...(firstBad !== undefined ? { firstBadEntry: firstBad } : {}),
+        tookMs: Math.round(performance.now() - t0),
+      };
     },
   );
 };

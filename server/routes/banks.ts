@@ -34,7 +34,9 @@ export interface BankRoutesOptions {
 }
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
-const BankName = z.object({ bank: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'bank names are lower-case letters, digits and _') });
+const BankName = z.object({
+  bank: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'bank names are lower-case letters, digits and _'),
+});
 const HashEntry = z
   .object({
     hash: z.string().regex(HEX64, 'a PDQ hash is 64 hex digits'),
@@ -82,7 +84,8 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
   const reviewer = opts.guard(['reviewer']);
   const admin = opts.guard(['admin']);
   const stack = (): ModerationStack => {
-    if (!opts.moderation) throw new SrvError('SRV_ERR_UNAVAILABLE', 'moderation is off on this node (MODERATION=false): no banks');
+    if (!opts.moderation)
+      throw new SrvError('SRV_ERR_UNAVAILABLE', 'moderation is off on this node (MODERATION=false): no banks');
     return opts.moderation;
   };
   /** Appends a hash bank edit to the cluster's, then applies every edit this node has not (ours among them). */
@@ -91,32 +94,69 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     try {
       await store.appendBankEdit({ ...e, at: Date.now(), origin: opts.nodeId } as BankEditInput);
     } catch (err) {
-      throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `the bank edit was not stored, nothing changed: ${err instanceof Error ? err.message : String(err)}`);
+      throw new SrvError(
+        'SRV_ERR_STORE_UNAVAILABLE',
+        `the bank edit was not stored, nothing changed: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     await opts.syncBanks();
   };
-  const entryOf = (e: { hash: string; id?: string; category?: string; source?: string; label?: string }): BankHashEntry => {
+  const entryOf = (e: {
+    hash: string;
+    id?: string;
+    category?: string;
+    source?: string;
+    label?: string;
+  }): BankHashEntry => {
     const hash = e.hash.toLowerCase();
-    return { hash, id: e.id ?? hash, ...(e.category ? { category: e.category } : {}), ...(e.source ? { source: e.source } : {}), ...(e.label ? { meta: { label: e.label } } : {}) };
+    return {
+      hash,
+      id: e.id ?? hash,
+      ...(e.category ? { category: e.category } : {}),
+      ...(e.source ? { source: e.source } : {}),
+      ...(e.label ? { meta: { label: e.label } } : {}),
+    };
   };
   const audit = (body: Record<string, unknown>): void => {
     void store.appendAudit(body).catch((err: unknown) => app.log.warn({ err }, 'bank audit append'));
   };
 
-  app.addContentTypeParser(['text/plain'], { parseAs: 'string', bodyLimit: 64 * 1024 * 1024 }, (_req, body, done) => done(null, body));
-  app.addContentTypeParser(/^audio\/|^image\/|^application\/octet-stream$/, { parseAs: 'buffer', bodyLimit: MAX_AUDIO_BYTES }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(['text/plain'], { parseAs: 'string', bodyLimit: 64 * 1024 * 1024 }, (_req, body, done) =>
+    done(null, body),
+  );
+  app.addContentTypeParser(
+    /^audio\/|^image\/|^application\/octet-stream$/,
+    { parseAs: 'buffer', bodyLimit: MAX_AUDIO_BYTES },
+    (_req, body, done) => done(null, body),
+  );
 
-  app.get('/v1/banks', { onRequest: reviewer, schema: { tags: ['banks'], summary: 'PDQ hash banks and the audio bank', security: bearer } }, async () => {
-    const s = stack();
-    return {
-      hash: s.hashBanks.names().map((name) => ({ name, size: s.hashBanks.get(name)?.size ?? 0 })),
-      audio: [{ name: s.audioBank.name, size: s.audioBank.size }],
-    };
-  });
+  app.get(
+    '/v1/banks',
+    {
+      onRequest: reviewer,
+      schema: { tags: ['banks'], summary: 'PDQ hash banks and the audio bank', security: bearer },
+    },
+    async () => {
+      const s = stack();
+      return {
+        hash: s.hashBanks.names().map((name) => ({ name, size: s.hashBanks.get(name)?.size ?? 0 })),
+        audio: [{ name: s.audioBank.name, size: s.audioBank.size }],
+      };
+    },
+  );
 
   app.get<{ Params: { bank: string } }>(
     '/v1/banks/:bank',
-    { onRequest: reviewer, schema: { tags: ['banks'], summary: 'A hash bank in the text format (hex, tab, key=value metadata)', params: zs(BankName), security: bearer, response: errors } },
+    {
+      onRequest: reviewer,
+      schema: {
+        tags: ['banks'],
+        summary: 'A hash bank in the text format (hex, tab, key=value metadata)',
+        params: zs(BankName),
+        security: bearer,
+        response: errors,
+      },
+    },
     async (req, reply) => {
       const bank = stack().hashBanks.get(req.params.bank);
       if (!bank) throw notFound(`no hash bank ${req.params.bank}`);
@@ -126,13 +166,31 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
 
   app.post<{ Params: { bank: string }; Body: z.infer<typeof AddHashes> }>(
     '/v1/banks/:bank/hashes',
-    { onRequest: admin, schema: { tags: ['banks'], summary: 'Add PDQ hashes to a bank (created on first use)', params: zs(BankName), body: zs(AddHashes), security: bearer, response: errors } },
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['banks'],
+        summary: 'Add PDQ hashes to a bank (created on first use)',
+        params: zs(BankName),
+        body: zs(AddHashes),
+        security: bearer,
+        response: errors,
+      },
+    },
     async (req, reply) => {
       const added = ('hashes' in req.body ? req.body.hashes : [req.body]).map(entryOf);
       await edit({ kind: 'hashes_added', bank: req.params.bank, entries: added, by: who(req) });
       const bank = stack().hashBanks.bank(req.params.bank);
-      audit({ type: 'bank.hashes_added', bank: bank.name, by: who(req), ids: added.map((e) => e.id).slice(0, 1000), count: added.length });
-      return reply.code(201).send({ bank: bank.name, added: added.length, size: bank.size, ids: added.map((e) => e.id).slice(0, 1000) });
+      audit({
+        type: 'bank.hashes_added',
+        bank: bank.name,
+        by: who(req),
+        ids: added.map((e) => e.id).slice(0, 1000),
+        count: added.length,
+      });
+      return reply
+        .code(201)
+        .send({ bank: bank.name, added: added.length, size: bank.size, ids: added.map((e) => e.id).slice(0, 1000) });
     },
   );
 
@@ -142,14 +200,25 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     '/v1/banks/:bank/pictures',
     {
       onRequest: admin,
-      schema: { tags: ['banks'], summary: 'Add a picture to a hash bank by its PDQ hash (any image format FFmpeg reads, as the request body)', params: zs(BankName), querystring: zs(PictureQuery), security: bearer, response: errors },
+      schema: {
+        tags: ['banks'],
+        summary: 'Add a picture to a hash bank by its PDQ hash (any image format FFmpeg reads, as the request body)',
+        params: zs(BankName),
+        querystring: zs(PictureQuery),
+        security: bearer,
+        response: errors,
+      },
     },
     async (req, reply) => {
-      if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the picture as the body (image/* or application/octet-stream)');
+      if (!Buffer.isBuffer(req.body) || req.body.length === 0)
+        throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the picture as the body (image/* or application/octet-stream)');
       stack();
       const picture = await withUpload('msfu-picture-', req.body, (file) =>
         decodePictureFile(file).catch((err: unknown) => {
-          throw new SrvError('SRV_ERR_BAD_REQUEST', `the body is not a picture FFmpeg can decode: ${err instanceof Error ? err.message : String(err)}`);
+          throw new SrvError(
+            'SRV_ERR_BAD_REQUEST',
+            `the body is not a picture FFmpeg can decode: ${err instanceof Error ? err.message : String(err)}`,
+          );
         }),
       );
       const { hash, quality } = pdqHash(picture);
@@ -158,13 +227,31 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
       await edit({ kind: 'hashes_added', bank: req.params.bank, entries: [entry], by: who(req) });
       const bank = stack().hashBanks.bank(req.params.bank);
       audit({ type: 'bank.hashes_added', bank: bank.name, by: who(req), ids: [entry.id], count: 1, from: 'picture' });
-      return reply.code(201).send({ bank: bank.name, added: 1, size: bank.size, ids: [entry.id], hash: pdqToHex(hash), quality, width: picture.width, height: picture.height });
+      return reply.code(201).send({
+        bank: bank.name,
+        added: 1,
+        size: bank.size,
+        ids: [entry.id],
+        hash: pdqToHex(hash),
+        quality,
+        width: picture.width,
+        height: picture.height,
+      });
     },
   );
 
   app.post<{ Params: { bank: string }; Body: string }>(
     '/v1/banks/:bank/import',
-    { onRequest: admin, schema: { tags: ['banks'], summary: 'Import a hash list in the text format (text/plain)', params: zs(BankName), security: bearer, response: errors } },
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['banks'],
+        summary: 'Import a hash list in the text format (text/plain)',
+        params: zs(BankName),
+        security: bearer,
+        response: errors,
+      },
+    },
     async (req, reply) => {
       if (typeof req.body !== 'string') throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the hash list as text/plain');
       let parsed: HashBank;
@@ -191,7 +278,16 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
 
   app.delete<{ Params: { bank: string; id: string } }>(
     '/v1/banks/:bank/hashes/:id',
-    { onRequest: admin, schema: { tags: ['banks'], summary: 'Remove one entry from a hash bank', params: zs(BankEntry), security: bearer, response: errors } },
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['banks'],
+        summary: 'Remove one entry from a hash bank',
+        params: zs(BankEntry),
+        security: bearer,
+        response: errors,
+      },
+    },
     async (req, reply) => {
       const bank = stack().hashBanks.get(req.params.bank);
       if (!bank?.get(req.params.id)) throw notFound(`no entry ${req.params.id} in hash bank ${req.params.bank}`);
@@ -203,26 +299,59 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
 
   app.get<{ Params: { bank: string } }>(
     '/v1/audio-banks/:bank/recordings',
-    { onRequest: reviewer, schema: { tags: ['banks'], summary: 'Protected recordings in the audio bank', params: zs(BankName), security: bearer, response: errors } },
-    async (req) => ({ bank: audioBankNamed(stack(), req.params.bank).name, recordings: audioBankNamed(stack(), req.params.bank).list() }),
+    {
+      onRequest: reviewer,
+      schema: {
+        tags: ['banks'],
+        summary: 'Protected recordings in the audio bank',
+        params: zs(BankName),
+        security: bearer,
+        response: errors,
+      },
+    },
+    async (req) => ({
+      bank: audioBankNamed(stack(), req.params.bank).name,
+      recordings: audioBankNamed(stack(), req.params.bank).list(),
+    }),
   );
 
   app.post<{ Params: { bank: string }; Querystring: z.infer<typeof RecordingQuery>; Body: Buffer }>(
     '/v1/audio-banks/:bank/recordings',
     {
       onRequest: admin,
-      schema: { tags: ['banks'], summary: 'Register a protected recording (any audio format FFmpeg reads, as the request body)', params: zs(BankName), querystring: zs(RecordingQuery), security: bearer, response: errors },
+      schema: {
+        tags: ['banks'],
+        summary: 'Register a protected recording (any audio format FFmpeg reads, as the request body)',
+        params: zs(BankName),
+        querystring: zs(RecordingQuery),
+        security: bearer,
+        response: errors,
+      },
     },
     async (req, reply) => {
       const bank = audioBankNamed(stack(), req.params.bank);
-      if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new SrvError('SRV_ERR_BAD_REQUEST', 'send the recording as the body (audio/* or application/octet-stream)');
+      if (!Buffer.isBuffer(req.body) || req.body.length === 0)
+        throw new SrvError(
+          'SRV_ERR_BAD_REQUEST',
+          'send the recording as the body (audio/* or application/octet-stream)',
+        );
       const { fingerprint, durationSec } = await withUpload('msfu-audio-', req.body, (file) =>
         bank.fingerprintFile(file).catch((err: unknown) => {
-          throw new SrvError('SRV_ERR_BAD_REQUEST', `the body is not audio FFmpeg can decode: ${err instanceof Error ? err.message : String(err)}`);
+          throw new SrvError(
+            'SRV_ERR_BAD_REQUEST',
+            `the body is not audio FFmpeg can decode: ${err instanceof Error ? err.message : String(err)}`,
+          );
         }),
       );
       const q = req.query;
-      const recording = { id: q.name, title: q.name, durationSec, fingerprint: fingerprintToWire(fingerprint), ...(q.category ? { category: q.category } : {}), ...(q.source ? { source: q.source } : {}) };
+      const recording = {
+        id: q.name,
+        title: q.name,
+        durationSec,
+        fingerprint: fingerprintToWire(fingerprint),
+        ...(q.category ? { category: q.category } : {}),
+        ...(q.source ? { source: q.source } : {}),
+      };
       await edit({ kind: 'recording_added', bank: bank.name, recording, by: who(req) });
       const rec = bank.list().find((r) => r.id === q.name);
       if (!rec) throw new SrvError('SRV_ERR_INTERNAL', `recording ${q.name} was stored but is not in the bank`);
@@ -233,10 +362,20 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
 
   app.delete<{ Params: { bank: string; id: string } }>(
     '/v1/audio-banks/:bank/recordings/:id',
-    { onRequest: admin, schema: { tags: ['banks'], summary: 'Remove a protected recording', params: zs(BankEntry), security: bearer, response: errors } },
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['banks'],
+        summary: 'Remove a protected recording',
+        params: zs(BankEntry),
+        security: bearer,
+        response: errors,
+      },
+    },
     async (req, reply) => {
       const bank = audioBankNamed(stack(), req.params.bank);
-      if (!bank.list().some((r) => r.id === req.params.id)) throw notFound(`no recording ${req.params.id} in audio bank ${bank.name}`);
+      if (!bank.list().some((r) => r.id === req.params.id))
+        throw notFound(`no recording ${req.params.id} in audio bank ${bank.name}`);
       await edit({ kind: 'recording_removed', bank: bank.name, id: req.params.id, by: who(req) });
       audit({ type: 'audio_bank.removed', bank: bank.name, by: who(req), id: req.params.id });
       return reply.code(204).send();

@@ -76,9 +76,12 @@ export async function chatRoutes(app: FastifyInstance, opts: ChatRoutesOptions):
     const streamId = (req.params as { streamId?: string }).streamId;
     const p = await auth.principalOf(req);
     if (!p) throw unauthorized('a Bearer token is required to chat');
-    if (p.role === 'viewer' && p.streamId !== undefined && p.streamId !== streamId) throw forbidden(`viewer token is for stream ${p.streamId}, not ${streamId}`);
-    if (p.role === 'publisher' && p.streamId !== streamId) throw forbidden(`publish token is for stream ${p.streamId}, not ${streamId}`);
-    if (p.role === 'reviewer') throw forbidden('role reviewer may not chat (needs viewer, the stream\'s publisher or admin)');
+    if (p.role === 'viewer' && p.streamId !== undefined && p.streamId !== streamId)
+      throw forbidden(`viewer token is for stream ${p.streamId}, not ${streamId}`);
+    if (p.role === 'publisher' && p.streamId !== streamId)
+      throw forbidden(`publish token is for stream ${p.streamId}, not ${streamId}`);
+    if (p.role === 'reviewer')
+      throw forbidden("role reviewer may not chat (needs viewer, the stream's publisher or admin)");
     req.principal = p;
   };
 
@@ -88,7 +91,7 @@ export async function chatRoutes(app: FastifyInstance, opts: ChatRoutesOptions):
       onRequest: sender,
       schema: {
         tags: ['streams'],
-        summary: "Send a chat message to a live stream (moderated per viewer jurisdiction; 5 per 10 s per sender)",
+        summary: 'Send a chat message to a live stream (moderated per viewer jurisdiction; 5 per 10 s per sender)',
         params: zs(StreamIdParam),
         body: zs(ChatBody),
         security: bearer,
@@ -99,11 +102,18 @@ export async function chatRoutes(app: FastifyInstance, opts: ChatRoutesOptions):
       const { streamId } = req.params;
       const from = req.principal!;
       const text = req.body.text;
-      if (!opts.moderation) throw new SrvError('SRV_ERR_UNAVAILABLE', 'moderation is off on this node (MODERATION=false): chat is not delivered unmoderated');
+      if (!opts.moderation)
+        throw new SrvError(
+          'SRV_ERR_UNAVAILABLE',
+          'moderation is off on this node (MODERATION=false): chat is not delivered unmoderated',
+        );
       const wait = limit.take(from.subject, now());
       if (wait > 0) {
         reply.header('retry-after', String(Math.ceil(wait / 1000)));
-        throw new SrvError('SRV_ERR_RATE_LIMITED', `${from.subject} sent ${limit.messages} messages in the last ${limit.windowMs / 1000} s; retry in ${Math.ceil(wait / 1000)} s`);
+        throw new SrvError(
+          'SRV_ERR_RATE_LIMITED',
+          `${from.subject} sent ${limit.messages} messages in the last ${limit.windowMs / 1000} s; retry in ${Math.ceil(wait / 1000)} s`,
+        );
       }
       const record = await store.getStream(streamId);
       if (!record || record.state !== 'live') throw notFound(`stream ${streamId} is not live`);
@@ -136,7 +146,9 @@ export async function chatRoutes(app: FastifyInstance, opts: ChatRoutesOptions):
       const message: ChatEvent = { type: 'chat', streamId, id, from: from.subject, text, at };
       if (allowed.length > 0) {
         // Viewers from jurisdictions the policy does not list follow 'default'.
-        const viewers: EventAudience = allowed.includes('default') ? { exceptJurisdictions: withheld } : { jurisdictions: allowed };
+        const viewers: EventAudience = allowed.includes('default')
+          ? { exceptJurisdictions: withheld }
+          : { jurisdictions: allowed };
         await events.broadcast({ roles: ['streamer', 'viewer'], streamId, ...viewers }, message);
       }
       await events.broadcast({ roles: ['ops'], streamId }, { ...message, withheldIn: withheld, hits });

@@ -15,7 +15,9 @@ export interface EvidenceRoutesOptions {
   evidence: EvidenceRecorder;
 }
 
-const ListQuery = z.object({ streamId: z.string().max(200).optional(), statementId: z.string().max(200).optional() }).strict();
+const ListQuery = z
+  .object({ streamId: z.string().max(200).optional(), statementId: z.string().max(200).optional() })
+  .strict();
 const FrameParams = z.object({ id: z.string().min(1).max(200), seq: z.coerce.number().int() });
 
 export const evidenceRoutes: FastifyPluginAsync<EvidenceRoutesOptions> = async (app, o) => {
@@ -27,38 +29,109 @@ export const evidenceRoutes: FastifyPluginAsync<EvidenceRoutesOptions> = async (
     return c;
   };
 
-  app.get('/v1/evidence', { onRequest: reviewer, schema: { tags: ['evidence'], summary: 'Evidence clips kept (of a stream or a statement)', security: bearer, querystring: zs(ListQuery), response: { 200: doc(z.object({ clips: z.array(AnyObject) })), ...errorReplies } } }, async (req) => {
-    const q = req.query as z.output<typeof ListQuery>;
-    return { clips: o.evidence.list({ streamId: q.streamId, statementId: q.statementId }) };
-  });
+  app.get(
+    '/v1/evidence',
+    {
+      onRequest: reviewer,
+      schema: {
+        tags: ['evidence'],
+        summary: 'Evidence clips kept (of a stream or a statement)',
+        security: bearer,
+        querystring: zs(ListQuery),
+        response: { 200: doc(z.object({ clips: z.array(AnyObject) })), ...errorReplies },
+      },
+    },
+    async (req) => {
+      const q = req.query as z.output<typeof ListQuery>;
+      return { clips: o.evidence.list({ streamId: q.streamId, statementId: q.statementId }) };
+    },
+  );
 
-  app.get('/v1/evidence/:id/meta', { onRequest: reviewer, schema: { tags: ['evidence'], summary: "One clip's metadata (statement, jurisdiction, retention, size)", security: bearer, params: zs(IdParam), response: { 200: doc(AnyObject), ...errorReplies } } }, async (req) => {
-    const { path: _path, dir: _dir, ...meta } = clip((req.params as z.output<typeof IdParam>).id);
-    return meta;
-  });
+  app.get(
+    '/v1/evidence/:id/meta',
+    {
+      onRequest: reviewer,
+      schema: {
+        tags: ['evidence'],
+        summary: "One clip's metadata (statement, jurisdiction, retention, size)",
+        security: bearer,
+        params: zs(IdParam),
+        response: { 200: doc(AnyObject), ...errorReplies },
+      },
+    },
+    async (req) => {
+      const { path: _path, dir: _dir, ...meta } = clip((req.params as z.output<typeof IdParam>).id);
+      return meta;
+    },
+  );
 
-  app.get('/v1/evidence/:id', { onRequest: reviewer, schema: { tags: ['evidence'], summary: 'The clip (video/webm or video/x-matroska)', security: bearer, params: zs(IdParam), response: errorReplies } }, async (req, reply) => {
-    const c = clip((req.params as z.output<typeof IdParam>).id);
-    reply.header('cache-control', 'private, no-store');
-    reply.header('content-disposition', `inline; filename="${c.file}"`);
-    return reply.type(c.contentType).send(createReadStream(c.path));
-  });
+  app.get(
+    '/v1/evidence/:id',
+    {
+      onRequest: reviewer,
+      schema: {
+        tags: ['evidence'],
+        summary: 'The clip (video/webm or video/x-matroska)',
+        security: bearer,
+        params: zs(IdParam),
+        response: errorReplies,
+      },
+    },
+    async (req, reply) => {
+      const c = clip((req.params as z.output<typeof IdParam>).id);
+      reply.header('cache-control', 'private, no-store');
+      reply.header('content-disposition', `inline; filename="${c.file}"`);
+      return reply.type(c.contentType).send(createReadStream(c.path));
+    },
+  );
 
-  app.get('/v1/evidence/:id/frames/:seq', { onRequest: reviewer, schema: { tags: ['evidence'], summary: 'A sampled frame the statement cites (JPEG)', security: bearer, params: zs(FrameParams), response: errorReplies } }, async (req, reply) => {
-    const { id, seq } = req.params as z.output<typeof FrameParams>;
-    const c = clip(id);
-    const f = c.citedFrames.find((x) => x.seq === seq);
-    if (!f) throw notFound(`clip ${id} keeps no sampled frame ${seq} (kept: ${c.citedFrames.map((x) => x.seq).join(', ') || 'none'})`);
-    reply.header('cache-control', 'private, no-store');
-    return reply.type('image/jpeg').send(createReadStream(join(c.dir, f.file)));
-  });
+  app.get(
+    '/v1/evidence/:id/frames/:seq',
+    {
+      onRequest: reviewer,
+      schema: {
+        tags: ['evidence'],
+        summary: 'A sampled frame the statement cites (JPEG)',
+        security: bearer,
+        params: zs(FrameParams),
+        response: errorReplies,
+      },
+    },
+    async (req, reply) => {
+      const { id, seq } = req.params as z.output<typeof FrameParams>;
+      const c = clip(id);
+      const f = c.citedFrames.find((x) => x.seq === seq);
+      if (!f)
+        throw notFound(
+          `clip ${id} keeps no sampled frame ${seq} (kept: ${c.citedFrames.map((x) => x.seq).join(', ') || 'none'})`,
+        );
+      reply.header('cache-control', 'private, no-store');
+      return reply.type('image/jpeg').send(createReadStream(join(c.dir, f.file)));
+    },
+  );
 
-  app.get('/v1/evidence/:id/audio/:seq', { onRequest: reviewer, schema: { tags: ['evidence'], summary: 'An audio window the statement cites (WAV, mono 16-bit PCM at the samplers\' rate)', security: bearer, params: zs(FrameParams), response: errorReplies } }, async (req, reply) => {
-    const { id, seq } = req.params as z.output<typeof FrameParams>;
-    const c = clip(id);
-    const a = c.citedAudio.find((x) => x.seq === seq);
-    if (!a) throw notFound(`clip ${id} keeps no audio window ${seq} (kept: ${c.citedAudio.map((x) => x.seq).join(', ') || 'none'})`);
-    reply.header('cache-control', 'private, no-store');
-    return reply.type('audio/wav').send(createReadStream(join(c.dir, a.file)));
-  });
+  app.get(
+    '/v1/evidence/:id/audio/:seq',
+    {
+      onRequest: reviewer,
+      schema: {
+        tags: ['evidence'],
+        summary: "An audio window the statement cites (WAV, mono 16-bit PCM at the samplers' rate)",
+        security: bearer,
+        params: zs(FrameParams),
+        response: errorReplies,
+      },
+    },
+    async (req, reply) => {
+      const { id, seq } = req.params as z.output<typeof FrameParams>;
+      const c = clip(id);
+      const a = c.citedAudio.find((x) => x.seq === seq);
+      if (!a)
+        throw notFound(
+          `clip ${id} keeps no audio window ${seq} (kept: ${c.citedAudio.map((x) => x.seq).join(', ') || 'none'})`,
+        );
+      reply.header('cache-control', 'private, no-store');
+      return reply.type('audio/wav').send(createReadStream(join(c.dir, a.file)));
+    },
+  );
 };

@@ -32,15 +32,31 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
   useZod(app);
   const { store } = opts;
 
-  app.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: doc(z.object({ status: z.literal('ok'), nodeId: z.string(), uptimeS: z.number() })) } } }, async () => ({
-    status: 'ok' as const,
-    nodeId: opts.nodeId,
-    uptimeS: Math.round((Date.now() - opts.startedAt) / 1000),
-  }));
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness: the process answers',
+        response: { 200: doc(z.object({ status: z.literal('ok'), nodeId: z.string(), uptimeS: z.number() })) },
+      },
+    },
+    async () => ({
+      status: 'ok' as const,
+      nodeId: opts.nodeId,
+      uptimeS: Math.round((Date.now() - opts.startedAt) / 1000),
+    }),
+  );
 
   app.get(
     '/readyz',
-    { schema: { tags: ['health'], summary: 'Readiness: store reachable, policy loaded, media engine up', response: { 200: doc(AnyObject), 503: doc(AnyObject) } } },
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: store reachable, policy loaded, media engine up',
+        response: { 200: doc(AnyObject), 503: doc(AnyObject) },
+      },
+    },
     async (_req, reply) => {
       const checks = { store: await store.ping(), policy: opts.policyLoaded(), sfu: opts.sfuReady() };
       const ready = checks.store && checks.policy && checks.sfu;
@@ -49,7 +65,8 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
   );
 
   app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics' } }, async (req, reply) => {
-    if (opts.metricsToken && !safeEqual(bearerOf(req) ?? '', opts.metricsToken)) throw unauthorized('GET /metrics needs the metrics bearer token (METRICS_TOKEN)');
+    if (opts.metricsToken && !safeEqual(bearerOf(req) ?? '', opts.metricsToken))
+      throw unauthorized('GET /metrics needs the metrics bearer token (METRICS_TOKEN)');
     const m = await opts.metrics.render();
     return reply.type(m.contentType).send(m.body);
   });

@@ -11,5 +11,17 @@ export interface ModelRoutesOptions {
 
 export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, opts) => {
   useZod(app);
-  app.get('/v1/models', { onRequest: opts.guard(['reviewer']), schema: { tags: ['models'], summary: 'Model and inference backend status', security: bearer, response: { 200: doc(AnyObject), ...errorReplies } } }, async () => await opts.modelStatus());
+  app.get(
+    '/v1/models',
+    {
+      onRequest: opts.guard(['reviewer']),
+      schema: {
+        tags: ['models'],
+        summary: 'Model and inference backend status',
+        security: bearer,
+        response: { 200: doc(AnyObject), ...errorReplies },
+      },
+    },
+    async () => await opts.modelStatus(),
+  );
 };

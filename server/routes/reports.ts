@@ -42,7 +42,7 @@ export const reportRoutes: FastifyPluginAsync<ReportRoutesOptions> = async (app,
       if (from >= to) throw badRequest(`from (${from}) must be before to (${to})`);
       // every entry held: an item created before the range still gives its decision's time to action
       const entries: AuditLike[] = [];
-      for (let after = 0; ; ) {
+      for (let after = 0; ;) {
         const page = await store.readAudit({ afterSeq: after, limit: PAGE });
         for (const e of page) if (e.at < to) entries.push(e);
         const last = page.at(-1);

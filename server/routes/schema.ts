@@ -31,7 +31,9 @@ export function useZod(app: FastifyInstance): void {
     if (!zod) return () => true;
     return (data: unknown) => {
       const r = zod.safeParse(data);
-      return r.success ? { value: r.data } : { error: new SrvError('SRV_ERR_BAD_REQUEST', describeIssues(httpPart ?? 'request', r.error)) };
+      return r.success
+        ? { value: r.data }
+        : { error: new SrvError('SRV_ERR_BAD_REQUEST', describeIssues(httpPart ?? 'request', r.error)) };
     };
   });
   app.setSerializerCompiler(() => (data: unknown) => JSON.stringify(data));
@@ -39,16 +41,35 @@ export function useZod(app: FastifyInstance): void {
 
 // ---- shared pieces
 
-export const ErrorReply = z.object({ statusCode: z.number(), code: z.string(), error: z.string(), message: z.string() });
-export const StreamIdParam = z.object({ streamId: z.string().min(1).max(200).regex(/^[A-Za-z0-9._~-]+$/, 'stream id: letters, digits, . _ ~ -') });
+export const ErrorReply = z.object({
+  statusCode: z.number(),
+  code: z.string(),
+  error: z.string(),
+  message: z.string(),
+});
+export const StreamIdParam = z.object({
+  streamId: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[A-Za-z0-9._~-]+$/, 'stream id: letters, digits, . _ ~ -'),
+});
 export const IdParam = z.object({ id: z.string().min(1).max(200) });
 export const Limit = z.coerce.number().int().min(1).max(1000).optional();
 /** ?streamId=&limit= of the list routes (decisions, statements, appeals). */
 export const ListQuery = z.object({ streamId: z.string().optional(), limit: Limit }).strict();
-export const Jurisdiction = z.string().regex(/^([A-Z]{2}|default|\*)$/, "ISO 3166-1 alpha-2 (upper case), 'default' or '*'");
+export const Jurisdiction = z
+  .string()
+  .regex(/^([A-Z]{2}|default|\*)$/, "ISO 3166-1 alpha-2 (upper case), 'default' or '*'");
 /** Any JSON object (documentation of replies whose shape lives in the store types). */
 export const AnyObject = z.record(z.string(), z.unknown());
 /** The error replies most /v1 routes document. */
-export const errorReplies = { 400: doc(ErrorReply), 401: doc(ErrorReply), 403: doc(ErrorReply), 404: doc(ErrorReply), 503: doc(ErrorReply) };
+export const errorReplies = {
+  400: doc(ErrorReply),
+  401: doc(ErrorReply),
+  403: doc(ErrorReply),
+  404: doc(ErrorReply),
+  503: doc(ErrorReply),
+};
 /** OpenAPI security of a Bearer-guarded route. */
 export const bearer = [{ bearerAuth: [] }];

@@ -27,11 +27,21 @@ const Basis = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('own_initiative') }).strict(),
 ]);
 /** Who-why fields of a manual kill or gate; the category is checked against the policy in force (400 if absent). */
-const OperatorFields = { clause: z.string().min(1).max(200).optional(), category: z.string().min(1).max(100).optional(), basis: Basis.optional() };
+const OperatorFields = {
+  clause: z.string().min(1).max(200).optional(),
+  category: z.string().min(1).max(100).optional(),
+  basis: Basis.optional(),
+};
 const KillBody = z.object({ reason: z.string().min(1).max(1000), ...OperatorFields }).strict();
 const ResumeBody = z.object({ note: z.string().max(1000).optional() }).strict();
 const GateBody = z
-  .object({ jurisdiction: Jurisdiction, video: z.enum(['forward', 'blank']).optional(), audio: z.enum(['forward', 'mute']).optional(), reason: z.string().min(1).max(500), ...OperatorFields })
+  .object({
+    jurisdiction: Jurisdiction,
+    video: z.enum(['forward', 'blank']).optional(),
+    audio: z.enum(['forward', 'mute']).optional(),
+    reason: z.string().min(1).max(500),
+    ...OperatorFields,
+  })
   .strict()
   .refine((b) => b.video !== undefined || b.audio !== undefined, 'give video and/or audio');
 
@@ -41,13 +51,34 @@ export const streamRoutes: FastifyPluginAsync<StreamRoutesOptions> = async (app,
   const reviewer = opts.guard(['reviewer']);
   const admin = opts.guard(['admin']);
 
-  app.get('/v1/streams', { onRequest: reviewer, schema: { tags: ['streams'], summary: 'Live streams (cluster-wide) with current verdicts and scores', security: bearer, response: { 200: doc(z.object({ streams: z.array(AnyObject) })), ...errorReplies } } }, async () => ({
-    streams: await control.listStreams(),
-  }));
+  app.get(
+    '/v1/streams',
+    {
+      onRequest: reviewer,
+      schema: {
+        tags: ['streams'],
+        summary: 'Live streams (cluster-wide) with current verdicts and scores',
+        security: bearer,
+        response: { 200: doc(z.object({ streams: z.array(AnyObject) })), ...errorReplies },
+      },
+    },
+    async () => ({
+      streams: await control.listStreams(),
+    }),
+  );
 
   app.get(
     '/v1/streams/:streamId',
-    { onRequest: reviewer, schema: { tags: ['streams'], summary: 'One stream', security: bearer, params: zs(StreamIdParam), response: { 200: doc(AnyObject), ...errorReplies } } },
+    {
+      onRequest: reviewer,
+      schema: {
+        tags: ['streams'],
+        summary: 'One stream',
+        security: bearer,
+        params: zs(StreamIdParam),
+        response: { 200: doc(AnyObject), ...errorReplies },
+      },
+    },
     async (req) => control.getStream((req.params as z.output<typeof StreamIdParam>).streamId),
   );
 
@@ -55,19 +86,42 @@ export const streamRoutes: FastifyPluginAsync<StreamRoutesOptions> = async (app,
     '/v1/streams/:streamId/kill',
     {
       onRequest: admin,
-      schema: { tags: ['streams'], summary: 'Kill a stream on whichever node holds it; blocks re-publishing until resumed (audited)', security: bearer, params: zs(StreamIdParam), body: zs(KillBody), response: { 202: doc(AnyObject), ...errorReplies } },
+      schema: {
+        tags: ['streams'],
+        summary: 'Kill a stream on whichever node holds it; blocks re-publishing until resumed (audited)',
+        security: bearer,
+        params: zs(StreamIdParam),
+        body: zs(KillBody),
+        response: { 202: doc(AnyObject), ...errorReplies },
+      },
     },
     async (req, reply) => {
       const { streamId } = req.params as z.output<typeof StreamIdParam>;
       const body = req.body as z.output<typeof KillBody>;
-      const r = await control.kill(streamId, { reason: body.reason, clause: body.clause, category: body.category, basis: body.basis, actor: who(req) });
+      const r = await control.kill(streamId, {
+        reason: body.reason,
+        clause: body.clause,
+        category: body.category,
+        basis: body.basis,
+        actor: who(req),
+      });
       return reply.code(202).send({ killed: true, local: r.local, decision: r.decision, statement: r.statement });
     },
   );
 
   app.post(
     '/v1/streams/:streamId/resume',
-    { onRequest: admin, schema: { tags: ['streams'], summary: 'Lift a kill block and manual gates (audited)', security: bearer, params: zs(StreamIdParam), body: zs(ResumeBody), response: { 200: doc(AnyObject), ...errorReplies } } },
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['streams'],
+        summary: 'Lift a kill block and manual gates (audited)',
+        security: bearer,
+        params: zs(StreamIdParam),
+        body: zs(ResumeBody),
+        response: { 200: doc(AnyObject), ...errorReplies },
+      },
+    },
     async (req) => {
       const { streamId } = req.params as z.output<typeof StreamIdParam>;
       const body = (req.body ?? {}) as z.output<typeof ResumeBody>;
@@ -77,12 +131,40 @@ export const streamRoutes: FastifyPluginAsync<StreamRoutesOptions> = async (app,
 
   app.post(
     '/v1/streams/:streamId/gate',
-    { onRequest: admin, schema: { tags: ['streams'], summary: "Manual gate for one jurisdiction's viewers ('*' all, 'default' unknown) (audited)", security: bearer, params: zs(StreamIdParam), body: zs(GateBody), response: { 200: doc(AnyObject), ...errorReplies } } },
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['streams'],
+        summary: "Manual gate for one jurisdiction's viewers ('*' all, 'default' unknown) (audited)",
+        security: bearer,
+        params: zs(StreamIdParam),
+        body: zs(GateBody),
+        response: { 200: doc(AnyObject), ...errorReplies },
+      },
+    },
     async (req) => {
       const { streamId } = req.params as z.output<typeof StreamIdParam>;
       const b = req.body as z.output<typeof GateBody>;
-      const { statements } = await control.setGate(streamId, b.jurisdiction, { video: b.video, audio: b.audio, reason: b.reason, clause: b.clause, category: b.category, basis: b.basis, actor: who(req) });
-      await store.appendAudit({ type: 'gate.manual', streamId, by: who(req), jurisdiction: b.jurisdiction, video: b.video ?? null, audio: b.audio ?? null, reason: b.reason, statementIds: statements.map((st) => st.id), at: Date.now() });
+      const { statements } = await control.setGate(streamId, b.jurisdiction, {
+        video: b.video,
+        audio: b.audio,
+        reason: b.reason,
+        clause: b.clause,
+        category: b.category,
+        basis: b.basis,
+        actor: who(req),
+      });
+      await store.appendAudit({
+        type: 'gate.manual',
+        streamId,
+        by: who(req),
+        jurisdiction: b.jurisdiction,
+        video: b.video ?? null,
+        audio: b.audio ?? null,
+        reason: b.reason,
+        statementIds: statements.map((st) => st.id),
+        at: Date.now(),
+      });
       return { ok: true, statements };
     },
   );

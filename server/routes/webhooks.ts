@@ -13,9 +13,22 @@ export interface WebhookRoutesOptions {
 
 const errors = { ...errorReplies, 409: doc(ErrorReply) };
 const Events = z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length);
-const Url = z.string().url().refine((u) => /^https?:\/\//.test(u), 'http(s) URL');
+const Url = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'http(s) URL');
 const Secret = z.string().min(16).max(500);
-const CreateBody = z.object({ id: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/).optional(), url: Url, secret: Secret.optional(), events: Events.optional() }).strict();
+const CreateBody = z
+  .object({
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,100}$/)
+      .optional(),
+    url: Url,
+    secret: Secret.optional(),
+    events: Events.optional(),
+  })
+  .strict();
 const PatchBody = z
   .object({ url: Url.optional(), events: Events.optional(), enabled: z.boolean().optional() })
   .strict()
@@ -28,34 +41,98 @@ const RotateBody = z
 export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (app, o) => {
   useZod(app);
   const admin = o.guard(['admin']);
-  const schema = (summary: string, extra: Record<string, unknown> = {}) => ({ tags: ['webhooks'], summary, security: bearer, ...extra });
-
-  app.get('/v1/webhooks', { onRequest: admin, schema: schema('Webhook endpoints: pending events, deliveries, failures, last attempts', { response: { 200: doc(z.object({ endpoints: z.array(Any), events: z.array(z.string()) })), ...errors } }) }, async () => ({
-    endpoints: o.webhooks.list(),
-    events: [...WEBHOOK_EVENTS],
-  }));
-
-  app.get('/v1/webhooks/:id', { onRequest: admin, schema: schema('One webhook endpoint with its last attempts', { params: zs(IdParam), response: { 200: doc(Any), ...errors } }) }, async (req) =>
-    o.webhooks.get((req.params as z.output<typeof IdParam>).id),
-  );
-
-  app.post('/v1/webhooks', { onRequest: admin, schema: schema('Add an endpoint; the reply shows its secret once (audited)', { body: zs(CreateBody), response: { 201: doc(Any), ...errors } }) }, async (req, reply) => {
-    const body = req.body as z.output<typeof CreateBody>;
-    return reply.code(201).send(o.webhooks.create(body, who(req)));
+  const schema = (summary: string, extra: Record<string, unknown> = {}) => ({
+    tags: ['webhooks'],
+    summary,
+    security: bearer,
+    ...extra,
   });
 
-  app.patch('/v1/webhooks/:id', { onRequest: admin, schema: schema('Change an endpoint (url, events, enabled; audited)', { params: zs(IdParam), body: zs(PatchBody), response: { 200: doc(Any), ...errors } }) }, async (req) =>
-    o.webhooks.update((req.params as z.output<typeof IdParam>).id, req.body as z.output<typeof PatchBody>, who(req)),
+  app.get(
+    '/v1/webhooks',
+    {
+      onRequest: admin,
+      schema: schema('Webhook endpoints: pending events, deliveries, failures, last attempts', {
+        response: { 200: doc(z.object({ endpoints: z.array(Any), events: z.array(z.string()) })), ...errors },
+      }),
+    },
+    async () => ({
+      endpoints: o.webhooks.list(),
+      events: [...WEBHOOK_EVENTS],
+    }),
+  );
+
+  app.get(
+    '/v1/webhooks/:id',
+    {
+      onRequest: admin,
+      schema: schema('One webhook endpoint with its last attempts', {
+        params: zs(IdParam),
+        response: { 200: doc(Any), ...errors },
+      }),
+    },
+    async (req) => o.webhooks.get((req.params as z.output<typeof IdParam>).id),
+  );
+
+  app.post(
+    '/v1/webhooks',
+    {
+      onRequest: admin,
+      schema: schema('Add an endpoint; the reply shows its secret once (audited)', {
+        body: zs(CreateBody),
+        response: { 201: doc(Any), ...errors },
+      }),
+    },
+    async (req, reply) => {
+      const body = req.body as z.output<typeof CreateBody>;
+      return reply.code(201).send(o.webhooks.create(body, who(req)));
+    },
+  );
+
+  app.patch(
+    '/v1/webhooks/:id',
+    {
+      onRequest: admin,
+      schema: schema('Change an endpoint (url, events, enabled; audited)', {
+        params: zs(IdParam),
+        body: zs(PatchBody),
+        response: { 200: doc(Any), ...errors },
+      }),
+    },
+    async (req) =>
+      o.webhooks.update((req.params as z.output<typeof IdParam>).id, req.body as z.output<typeof PatchBody>, who(req)),
   );
 
   app.post(
     '/v1/webhooks/:id/rotate',
-    { onRequest: admin, schema: schema('Rotate the signing secret: the new one and the previous both sign until `retire` (audited)', { params: zs(IdParam), body: zs(RotateBody), response: { 200: doc(Any), ...errors } }) },
-    async (req) => o.webhooks.rotate((req.params as z.output<typeof IdParam>).id, (req.body ?? {}) as z.output<typeof RotateBody>, who(req)),
+    {
+      onRequest: admin,
+      schema: schema('Rotate the signing secret: the new one and the previous both sign until `retire` (audited)', {
+        params: zs(IdParam),
+        body: zs(RotateBody),
+        response: { 200: doc(Any), ...errors },
+      }),
+    },
+    async (req) =>
+      o.webhooks.rotate(
+        (req.params as z.output<typeof IdParam>).id,
+        (req.body ?? {}) as z.output<typeof RotateBody>,
+        who(req),
+      ),
   );
 
-  app.delete('/v1/webhooks/:id', { onRequest: admin, schema: schema('Remove an endpoint; its pending events are dropped (audited)', { params: zs(IdParam), response: { 204: { type: 'null' }, ...errors } }) }, async (req, reply) => {
-    o.webhooks.remove((req.params as z.output<typeof IdParam>).id, who(req));
-    return reply.code(204).send();
-  });
+  app.delete(
+    '/v1/webhooks/:id',
+    {
+      onRequest: admin,
+      schema: schema('Remove an endpoint; its pending events are dropped (audited)', {
+        params: zs(IdParam),
+        response: { 204: { type: 'null' }, ...errors },
+      }),
+    },
+    async (req, reply) => {
+      o.webhooks.remove((req.params as z.output<typeof IdParam>).id, who(req));
+      return reply.code(204).send();
+    },
+  );
 };

@@ -25,7 +25,10 @@ import { AdmissionError, WebrtcSessions, type AdmissionLimits, type Ticket } fro
 export interface WebrtcRoutesOptions {
   sfu: Sfu;
   /** Throws a coded 401/403 error to refuse. Also checked on DELETE of a WHIP session. */
-  authorizePublish?(req: FastifyRequest, streamId: string): Promise<PublishAuthorization | void> | PublishAuthorization | void;
+  authorizePublish?(
+    req: FastifyRequest,
+    streamId: string,
+  ): Promise<PublishAuthorization | void> | PublishAuthorization | void;
   /** Throws a coded 401/403 error to refuse; returns the viewer's jurisdiction and id. */
   authorizeView?(req: FastifyRequest, streamId: string): Promise<ViewAuthorization> | ViewAuthorization;
   /** The gate a new viewer starts with (so a late joiner is filtered from the first frame). */
@@ -57,7 +60,10 @@ export interface IceServer {
 export function iceServerLinks(servers: readonly IceServer[]): string[] {
   const quoted = (s: string) => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
   return servers.flatMap((s) =>
-    s.urls.map((u) => `<${u}>; rel="ice-server"${s.username !== undefined && s.credential !== undefined ? `; username=${quoted(s.username)}; credential=${quoted(s.credential)}; credential-type="password"` : ''}`),
+    s.urls.map(
+      (u) =>
+        `<${u}>; rel="ice-server"${s.username !== undefined && s.credential !== undefined ? `; username=${quoted(s.username)}; credential=${quoted(s.credential)}; credential-type="password"` : ''}`,
+    ),
   );
 }
 
@@ -72,7 +78,13 @@ export interface ViewAuthorization {
 }
 
 const SDP = 'application/sdp';
-const NO_LIMITS: AdmissionLimits = { maxStreams: Infinity, maxViewers: Infinity, maxPending: Infinity, maxPendingPerClient: Infinity, retryAfterS: 5 };
+const NO_LIMITS: AdmissionLimits = {
+  maxStreams: Infinity,
+  maxViewers: Infinity,
+  maxPending: Infinity,
+  maxPendingPerClient: Infinity,
+  retryAfterS: 5,
+};
 const CORS_HEADERS = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'POST, DELETE, PATCH, OPTIONS',
@@ -95,7 +107,9 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
 
   app.addContentTypeParser(SDP, { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
   // so a trickle PATCH reaches its route and gets 405 rather than 415
-  app.addContentTypeParser('application/trickle-ice-sdpfrag', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('application/trickle-ice-sdpfrag', { parseAs: 'string', bodyLimit }, (_req, body, done) =>
+    done(null, body),
+  );
 
   app.addHook('onSend', async (req, reply, payload) => {
     if (req.url.startsWith('/whip') || req.url.startsWith('/whep')) {
@@ -133,7 +147,14 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
 
   const notAllowed = (allow: string) => async (_req: FastifyRequest, reply: FastifyReply) => {
     reply.header('allow', allow);
-    return reply.code(405).send(new SfuError('SFU_ERR_METHOD_NOT_ALLOWED', 'Trickle ICE and ICE restarts are not supported: the answer carries every candidate (ICE-lite)').toJSON());
+    return reply
+      .code(405)
+      .send(
+        new SfuError(
+          'SFU_ERR_METHOD_NOT_ALLOWED',
+          'Trickle ICE and ICE restarts are not supported: the answer carries every candidate (ICE-lite)',
+        ).toJSON(),
+      );
   };
 
   // ---- WHIP ----
@@ -154,7 +175,11 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
       ticket.release();
       throw err;
     }
-    if (replace) req.log.warn({ streamId }, 'a publisher reconnected with the live session\'s own credential: the old session was replaced');
+    if (replace)
+      req.log.warn(
+        { streamId },
+        "a publisher reconnected with the live session's own credential: the old session was replaced",
+      );
     const id = sessions.add(ticket, { kind: 'whip', streamId, stream, client: req.ip, credential });
     try {
       opts.onPublish?.(stream, req);
@@ -162,7 +187,11 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
       req.log.error({ err }, 'onPublish threw');
     }
     if (links.length) reply.header('link', links);
-    return reply.code(201).header('content-type', SDP).header('location', `/whip/${encodeURIComponent(streamId)}/${id}`).send(answerSdp);
+    return reply
+      .code(201)
+      .header('content-type', SDP)
+      .header('location', `/whip/${encodeURIComponent(streamId)}/${id}`)
+      .send(answerSdp);
   });
   app.delete<{ Params: { streamId: string; sessionId: string } }>('/whip/:streamId/:sessionId', async (req, reply) => {
     const { streamId, sessionId: id } = req.params;
@@ -186,7 +215,11 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
     let viewer: Viewer;
     let answerSdp: string;
     try {
-      ({ viewer, answerSdp } = await sfu.view(streamId, offer, { jurisdiction: auth.jurisdiction, viewerId: auth.viewerId, initialGate }));
+      ({ viewer, answerSdp } = await sfu.view(streamId, offer, {
+        jurisdiction: auth.jurisdiction,
+        viewerId: auth.viewerId,
+        initialGate,
+      }));
     } catch (err) {
       ticket.release();
       throw err;
@@ -198,7 +231,11 @@ export const webrtcRoutes: FastifyPluginAsync<WebrtcRoutesOptions> = async (app,
       req.log.error({ err }, 'onView threw');
     }
     if (links.length) reply.header('link', links);
-    return reply.code(201).header('content-type', SDP).header('location', `/whep/${encodeURIComponent(streamId)}/${id}`).send(answerSdp);
+    return reply
+      .code(201)
+      .header('content-type', SDP)
+      .header('location', `/whep/${encodeURIComponent(streamId)}/${id}`)
+      .send(answerSdp);
   });
   app.delete<{ Params: { streamId: string; sessionId: string } }>('/whep/:streamId/:sessionId', async (req, reply) => {
     const { streamId, sessionId: id } = req.params;
@@ -215,6 +252,8 @@ const PAGES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'pages');
 export const pageRoutes: FastifyPluginAsync = async (app) => {
   for (const name of ['publish', 'watch'] as const) {
     const html = await readFile(join(PAGES_DIR, `${name}.html`), 'utf8');
-    app.get(`/${name}`, async (_req, reply) => reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(html));
+    app.get(`/${name}`, async (_req, reply) =>
+      reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(html),
+    );
   }
 };

@@ -72,7 +72,15 @@ export async function walkAuditChain(
     }
     if (!v.ok) {
       const upTo = page.findIndex((e) => e.seq === v.brokenAt);
-      return { ok: false, entries: entries + Math.max(0, upTo), firstSeq, lastSeq: anchor?.seq, brokenAt: v.brokenAt, reason: v.reason, ...(verifiedFromSeq ? { verifiedFromSeq } : {}) };
+      return {
+        ok: false,
+        entries: entries + Math.max(0, upTo),
+        firstSeq,
+        lastSeq: anchor?.seq,
+        brokenAt: v.brokenAt,
+        reason: v.reason,
+        ...(verifiedFromSeq ? { verifiedFromSeq } : {}),
+      };
     }
     entries += page.length;
     anchor = page.at(-1)!;
@@ -87,11 +95,20 @@ export async function walkAuditChain(
       mismatch ??= { ...c, found: null };
     }
   }
-  const base: AuditWalkResult = { ok: mismatch === undefined, entries, firstSeq, lastSeq, ...(verifiedFromSeq ? { verifiedFromSeq } : {}) };
+  const base: AuditWalkResult = {
+    ok: mismatch === undefined,
+    entries,
+    firstSeq,
+    lastSeq,
+    ...(verifiedFromSeq ? { verifiedFromSeq } : {}),
+  };
   if (options.checkpoints) base.checkpoints = { checked, ...(mismatch ? { mismatch } : {}) };
   if (mismatch) {
     base.brokenAt = mismatch.found === null ? mismatch.seq : mismatch.seq;
-    base.reason = mismatch.found === null ? `checkpoint seq ${mismatch.seq} (taken ${new Date(mismatch.at).toISOString()} by ${mismatch.nodeId}) is past the log's end (${lastSeq ?? 'empty'}): the log went backwards` : `entry ${mismatch.seq} differs from the checkpoint taken ${new Date(mismatch.at).toISOString()} by ${mismatch.nodeId}: the log was rewritten`;
+    base.reason =
+      mismatch.found === null
+        ? `checkpoint seq ${mismatch.seq} (taken ${new Date(mismatch.at).toISOString()} by ${mismatch.nodeId}) is past the log's end (${lastSeq ?? 'empty'}): the log went backwards`
+        : `entry ${mismatch.seq} differs from the checkpoint taken ${new Date(mismatch.at).toISOString()} by ${mismatch.nodeId}: the log was rewritten`;
   }
   return base;
 }

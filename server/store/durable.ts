@@ -195,12 +195,15 @@ export class DurableStore implements Store {
     if (known) {
       const headSeq = head?.seq ?? 0;
       if (headSeq < known.seq) {
-        this.#alarm({
-          kind: 'backwards',
-          message: `audit chain went backwards: the store's head is seq ${headSeq}, this node knew seq ${known.seq} (${atStart ? 'checkpoint before this start' : 'seen while running'}); the store lost entries (restarted empty or without its append-only file?)`,
-          expected: known,
-          found: { seq: headSeq, hash: head?.hash ?? null },
-        }, head);
+        this.#alarm(
+          {
+            kind: 'backwards',
+            message: `audit chain went backwards: the store's head is seq ${headSeq}, this node knew seq ${known.seq} (${atStart ? 'checkpoint before this start' : 'seen while running'}); the store lost entries (restarted empty or without its append-only file?)`,
+            expected: known,
+            found: { seq: headSeq, hash: head?.hash ?? null },
+          },
+          head,
+        );
         return;
       }
       if (atStart) {
@@ -212,12 +215,15 @@ export class DurableStore implements Store {
         }
         // trimmed past it is fine (docs/RETENTION.md); present with another hash is a rewrite
         if (at && at.seq === known.seq && at.hash !== known.hash) {
-          this.#alarm({
-            kind: 'rewritten',
-            message: `audit entry seq ${known.seq} no longer carries the hash checkpointed before this start (${known.hash.slice(0, 16)}..., found ${at.hash.slice(0, 16)}...): the log was rewritten`,
-            expected: known,
-            found: { seq: at.seq, hash: at.hash },
-          }, head);
+          this.#alarm(
+            {
+              kind: 'rewritten',
+              message: `audit entry seq ${known.seq} no longer carries the hash checkpointed before this start (${known.hash.slice(0, 16)}..., found ${at.hash.slice(0, 16)}...): the log was rewritten`,
+              expected: known,
+              found: { seq: at.seq, hash: at.hash },
+            },
+            head,
+          );
           return;
         }
       }
@@ -252,7 +258,11 @@ export class DurableStore implements Store {
     return this.#push({ kind: 'audit', body });
   }
   enqueueReview(item: PolicyReviewItem, extra: { thumbnail?: string } = {}): Promise<StoredReviewItem> {
-    return this.#push({ kind: 'review', item, ...(extra.thumbnail === undefined ? {} : { thumbnail: extra.thumbnail }) });
+    return this.#push({
+      kind: 'review',
+      item,
+      ...(extra.thumbnail === undefined ? {} : { thumbnail: extra.thumbnail }),
+    });
   }
 
   // ---- the rest: straight to the inner store
@@ -296,16 +306,31 @@ export class DurableStore implements Store {
   claimReview(reviewer: string, claimMs: number, itemId?: string): Promise<StoredReviewItem | undefined> {
     return this.#inner.claimReview(reviewer, claimMs, itemId);
   }
-  resolveReview(itemId: string, reviewer: string, resolution: PolicyReviewResolution, extra?: { decisionId?: string; outcomeStatementId?: string }): Promise<StoredReviewItem> {
+  resolveReview(
+    itemId: string,
+    reviewer: string,
+    resolution: PolicyReviewResolution,
+    extra?: { decisionId?: string; outcomeStatementId?: string },
+  ): Promise<StoredReviewItem> {
     return this.#inner.resolveReview(itemId, reviewer, resolution, extra);
   }
-  voteReview(itemId: string, reviewer: string, votes: readonly ReviewVote[], options: { release: boolean; escalate: boolean }): Promise<StoredReviewItem> {
+  voteReview(
+    itemId: string,
+    reviewer: string,
+    votes: readonly ReviewVote[],
+    options: { release: boolean; escalate: boolean },
+  ): Promise<StoredReviewItem> {
     return this.#inner.voteReview(itemId, reviewer, votes, options);
   }
   getReview(itemId: string): Promise<StoredReviewItem | undefined> {
     return this.#inner.getReview(itemId);
   }
-  listReview(options?: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number }): Promise<StoredReviewItem[]> {
+  listReview(options?: {
+    includeResolved?: boolean;
+    type?: 'amber' | 'appeal';
+    streamId?: string;
+    limit?: number;
+  }): Promise<StoredReviewItem[]> {
     return this.#inner.listReview(options);
   }
   reviewDepth(): Promise<number> {

@@ -24,7 +24,17 @@ export async function createStore(options: {
   outbox?: Omit<DurableStoreOptions, 'inner' | 'storeId'>;
 }): Promise<Store> {
   if (!options.redisUrl) return new MemoryStore({ retention: options.retention, auditKey: options.auditKey });
-  const redis = await RedisStore.connect({ url: options.redisUrl, prefix: options.redisPrefix, retention: options.retention, onError: options.onError, auditKey: options.auditKey });
+  const redis = await RedisStore.connect({
+    url: options.redisUrl,
+    prefix: options.redisPrefix,
+    retention: options.retention,
+    onError: options.onError,
+    auditKey: options.auditKey,
+  });
   if (!options.outbox) return redis;
-  return DurableStore.open({ ...options.outbox, inner: redis, storeId: storeIdOf(options.redisUrl, options.redisPrefix) });
+  return DurableStore.open({
+    ...options.outbox,
+    inner: redis,
+    storeId: storeIdOf(options.redisUrl, options.redisPrefix),
+  });
 }

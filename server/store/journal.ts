@@ -10,7 +10,19 @@
 // A row is in the kernel's page cache when append() returns (a SIGKILLed process loses nothing);
 // `syncMs` fsyncs at most that often after writes (a host crash loses at most that much), and a
 // rewrite is fsynced before it replaces the file.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface JournalOptions {

@@ -52,8 +52,12 @@ export class DropCounts {
 
 /** Retention with defaults filled in and bounds made sane (at least one entry of each kind). */
 export function retentionOf(over: Partial<StoreRetention> = {}): StoreRetention {
-  const r = { ...DEFAULT_RETENTION, ...Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) } as StoreRetention;
-  for (const k of ['maxAudit', 'maxRecords', 'maxResolvedReview', 'maxOpenReview'] as const) r[k] = Math.max(1, Math.floor(r[k]));
+  const r = {
+    ...DEFAULT_RETENTION,
+    ...Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)),
+  } as StoreRetention;
+  for (const k of ['maxAudit', 'maxRecords', 'maxResolvedReview', 'maxOpenReview'] as const)
+    r[k] = Math.max(1, Math.floor(r[k]));
   return r;
 }
 
@@ -177,7 +181,11 @@ export class MemoryStore implements Store {
     this.#streams.set(record.streamId, { record: clone(record), expiresAt: this.#now() + ttlMs });
   }
 
-  async heartbeat(streamId: string, ttlMs: number, patch: Partial<Omit<LiveStreamRecord, 'streamId'>> = {}): Promise<boolean> {
+  async heartbeat(
+    streamId: string,
+    ttlMs: number,
+    patch: Partial<Omit<LiveStreamRecord, 'streamId'>> = {},
+  ): Promise<boolean> {
     this.#check();
     const t = this.#now();
     const e = this.#streams.get(streamId);
@@ -320,7 +328,10 @@ export class MemoryStore implements Store {
     return clone(this.#audit.slice(from, from + (options.limit ?? 1000)));
   }
 
-  async enqueueReview(item: PolicyReviewItem, extra: { thumbnail?: string; clips?: StoredReviewItem['clips'] } = {}): Promise<StoredReviewItem> {
+  async enqueueReview(
+    item: PolicyReviewItem,
+    extra: { thumbnail?: string; clips?: StoredReviewItem['clips'] } = {},
+  ): Promise<StoredReviewItem> {
     this.#check();
     const existing = this.#review.get(item.id);
     if (existing) return clone(existing);
@@ -375,7 +386,10 @@ export class MemoryStore implements Store {
     if (!item) throw notFound(`review item ${itemId} not found`);
     if (item.status === 'resolved') throw new SrvError('SRV_ERR_CONFLICT', `review item ${itemId} is already resolved`);
     if (!claimActive(item, this.#now()) || item.claim?.reviewer !== reviewer)
-      throw new SrvError('SRV_ERR_CLAIM_EXPIRED', `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`);
+      throw new SrvError(
+        'SRV_ERR_CLAIM_EXPIRED',
+        `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`,
+      );
     item.status = 'resolved';
     item.resolution = clone(resolution);
     Object.assign(item, clone(extra));
@@ -386,13 +400,21 @@ export class MemoryStore implements Store {
     return out;
   }
 
-  async voteReview(itemId: string, reviewer: string, votes: readonly ReviewVote[], options: { release: boolean; escalate: boolean }): Promise<StoredReviewItem> {
+  async voteReview(
+    itemId: string,
+    reviewer: string,
+    votes: readonly ReviewVote[],
+    options: { release: boolean; escalate: boolean },
+  ): Promise<StoredReviewItem> {
     this.#check();
     const item = this.#review.get(itemId);
     if (!item) throw notFound(`review item ${itemId} not found`);
     if (item.status === 'resolved') throw new SrvError('SRV_ERR_CONFLICT', `review item ${itemId} is already resolved`);
     if (!claimActive(item, this.#now()) || item.claim?.reviewer !== reviewer)
-      throw new SrvError('SRV_ERR_CLAIM_EXPIRED', `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`);
+      throw new SrvError(
+        'SRV_ERR_CLAIM_EXPIRED',
+        `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`,
+      );
     item.votes = clone([...votes]);
     if (options.escalate) {
       item.escalated = true;
@@ -484,7 +506,9 @@ export class MemoryStore implements Store {
     return i && withLapsedClaim(clone(i), this.#now());
   }
 
-  async listReview(options: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number } = {}): Promise<StoredReviewItem[]> {
+  async listReview(
+    options: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number } = {},
+  ): Promise<StoredReviewItem[]> {
     this.#check();
     const t = this.#now();
     return this.#ordered()

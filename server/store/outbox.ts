@@ -109,7 +109,10 @@ function fileSafe(id: string): string {
 type OutboxRow = { h?: string; storeId?: string; nodeId?: string; pid?: number; r?: OutboxRecord; ack?: number };
 
 /** Pending records of an outbox file, in order (records without their ack line). */
-export function readOutboxFile(path: string): { header: { storeId?: string; nodeId?: string; pid?: number } | undefined; pending: OutboxRecord[] } {
+export function readOutboxFile(path: string): {
+  header: { storeId?: string; nodeId?: string; pid?: number } | undefined;
+  pending: OutboxRecord[];
+} {
   const records = new Map<number, OutboxRecord>();
   let header: { storeId?: string; nodeId?: string; pid?: number } | undefined;
   for (const row of Journal.read<OutboxRow>(path)) {
@@ -137,7 +140,14 @@ export class Outbox {
   readonly #stats = { delivered: 0, retries: 0, adopted: 0, full: 0, refused: 0 };
 
   constructor(options: OutboxOptions) {
-    this.#o = { maxRecords: 100_000, compactBytes: 8 * 1024 * 1024, minBackoffMs: 100, maxBackoffMs: 2000, onDrop: undefined, ...options };
+    this.#o = {
+      maxRecords: 100_000,
+      compactBytes: 8 * 1024 * 1024,
+      minBackoffMs: 100,
+      maxBackoffMs: 2000,
+      onDrop: undefined,
+      ...options,
+    };
     mkdirSync(options.dir, { recursive: true });
     this.#journal = new Journal(join(options.dir, `${fileSafe(options.nodeId)}.outbox.jsonl`), { syncMs: 1000 });
     const own = readOutboxFile(this.#journal.path).pending;
@@ -173,14 +183,24 @@ export class Outbox {
     if (this.#queue.length >= this.#o.maxRecords) {
       this.#stats.full++;
       this.#o.onDrop?.(op, 'full');
-      return Promise.reject(new SrvError('SRV_ERR_STORE_UNAVAILABLE', `outbox full (${this.#queue.length} records pending, outboxMaxRecords ${this.#o.maxRecords}): ${op.kind} not kept`));
+      return Promise.reject(
+        new SrvError(
+          'SRV_ERR_STORE_UNAVAILABLE',
+          `outbox full (${this.#queue.length} records pending, outboxMaxRecords ${this.#o.maxRecords}): ${op.kind} not kept`,
+        ),
+      );
     }
     const record: OutboxRecord = { n: ++this.#n, id: randomUUID(), at: Date.now(), op };
     this.#journal.append({ r: record });
     const p: Pending = { record };
     this.#queue.push(p);
     let result: Promise<unknown>;
-    if (this.#failing) result = Promise.reject(new OutboxQueuedError(`store unavailable: ${op.kind} kept in the outbox (${this.#queue.length} pending), delivered when the store is back`));
+    if (this.#failing)
+      result = Promise.reject(
+        new OutboxQueuedError(
+          `store unavailable: ${op.kind} kept in the outbox (${this.#queue.length} pending), delivered when the store is back`,
+        ),
+      );
     else result = new Promise((resolve, reject) => (p.waiter = { resolve, reject }));
     this.#kick();
     return result;
@@ -201,7 +221,8 @@ export class Outbox {
     if (this.#closed) return;
     this.#closed = true;
     this.#wake?.();
-    for (const p of this.#queue) p.waiter?.reject(new OutboxQueuedError('outbox closed: the record stays in the file for the next start'));
+    for (const p of this.#queue)
+      p.waiter?.reject(new OutboxQueuedError('outbox closed: the record stays in the file for the next start'));
     if (this.#queue.length === 0) this.#journal.remove();
     else this.#journal.close();
   }
@@ -254,7 +275,9 @@ export class Outbox {
     }
     this.#running = true;
     // a journal write that fails (a full disk) ends this loop; the records stay queued and the next one restarts it
-    this.#loop().catch((err: unknown) => console.error('outbox: the delivery loop stopped on an error; the next record restarts it', err));
+    this.#loop().catch((err: unknown) =>
+      console.error('outbox: the delivery loop stopped on an error; the next record restarts it', err),
+    );
   }
 
   async #loop(): Promise<void> {
@@ -284,7 +307,12 @@ export class Outbox {
           this.#stats.retries++;
           const w = p.waiter;
           p.waiter = undefined;
-          w?.reject(new OutboxQueuedError(`store unavailable (${err.message}): ${p.record.op.kind} kept in the outbox, delivered when the store is back`, { cause: err }));
+          w?.reject(
+            new OutboxQueuedError(
+              `store unavailable (${err.message}): ${p.record.op.kind} kept in the outbox, delivered when the store is back`,
+              { cause: err },
+            ),
+          );
           // later records are not waited on either while the store is away
           for (const q of this.#queue) {
             if (!q.waiter) continue;

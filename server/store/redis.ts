@@ -145,12 +145,53 @@ return seq
 
 type RedisWithScripts = Redis & {
   bankEdit(seqKey: string, edits: string, json: string): Promise<number>;
-  putIndexed(key: string, list: string, perStream: string, json: string, ttlMs: string, cap: string, id: string): Promise<number>;
-  auditAppend(stream: string, opKey: string, prevSeq: string, seq: string, json: string, opTtlMs: string): Promise<[string, string]>;
+  putIndexed(
+    key: string,
+    list: string,
+    perStream: string,
+    json: string,
+    ttlMs: string,
+    cap: string,
+    id: string,
+  ): Promise<number>;
+  auditAppend(
+    stream: string,
+    opKey: string,
+    prevSeq: string,
+    seq: string,
+    json: string,
+    opTtlMs: string,
+  ): Promise<[string, string]>;
   reviewEnqueue(items: string, state: string, queue: string, id: string, json: string, score: string): Promise<number>;
-  reviewClaim(state: string, queue: string, reviewer: string, now: string, claimMs: string, itemId: string): Promise<[string, string]>;
-  reviewResolve(state: string, queue: string, outcome: string, resolved: string, reviewer: string, now: string, itemId: string, outcomeJson: string): Promise<[string, string]>;
-  reviewVote(state: string, queue: string, votes: string, reviewer: string, now: string, itemId: string, votesJson: string, release: string, score: string): Promise<[string, string]>;
+  reviewClaim(
+    state: string,
+    queue: string,
+    reviewer: string,
+    now: string,
+    claimMs: string,
+    itemId: string,
+  ): Promise<[string, string]>;
+  reviewResolve(
+    state: string,
+    queue: string,
+    outcome: string,
+    resolved: string,
+    reviewer: string,
+    now: string,
+    itemId: string,
+    outcomeJson: string,
+  ): Promise<[string, string]>;
+  reviewVote(
+    state: string,
+    queue: string,
+    votes: string,
+    reviewer: string,
+    now: string,
+    itemId: string,
+    votesJson: string,
+    release: string,
+    score: string,
+  ): Promise<[string, string]>;
 };
 
 export interface RedisStoreOptions {
@@ -185,7 +226,13 @@ interface ReviewVotes {
   escalated: boolean;
 }
 
-function reviewFrom(itemJson: string, state: string | null, outcomeJson: string | null, t: number, votesJson: string | null = null): StoredReviewItem {
+function reviewFrom(
+  itemJson: string,
+  state: string | null,
+  outcomeJson: string | null,
+  t: number,
+  votesJson: string | null = null,
+): StoredReviewItem {
   const item = JSON.parse(itemJson) as StoredReviewItem & { thumbnail?: string };
   if (votesJson) {
     const v = JSON.parse(votesJson) as ReviewVotes;
@@ -247,7 +294,13 @@ export class RedisStore implements Store {
     this.#auditKey = options.auditKey;
     const every = options.pruneIntervalMs ?? 60_000;
     if (every > 0) {
-      this.#timer = setInterval(() => void this.prune().catch((err: unknown) => options.onError?.(err instanceof SrvError ? err : new SrvError('SRV_ERR_STORE_UNAVAILABLE', String(err)))), every);
+      this.#timer = setInterval(
+        () =>
+          void this.prune().catch((err: unknown) =>
+            options.onError?.(err instanceof SrvError ? err : new SrvError('SRV_ERR_STORE_UNAVAILABLE', String(err))),
+          ),
+        every,
+      );
       this.#timer.unref();
     }
     this.#sub.on('message', (channel: string, payload: string) => {
@@ -277,7 +330,8 @@ export class RedisStore implements Store {
       connectTimeout: 3000,
       retryStrategy: (times: number) => Math.min(100 * times, 2000),
     };
-    const report = (err: Error): void => options.onError?.(new SrvError('SRV_ERR_STORE_UNAVAILABLE', `redis: ${err.message}`, { cause: err }));
+    const report = (err: Error): void =>
+      options.onError?.(new SrvError('SRV_ERR_STORE_UNAVAILABLE', `redis: ${err.message}`, { cause: err }));
     // Without the offline queue a command fails at once while Redis is away instead of hanging.
     const cmd = new Redis(options.url, { ...common, enableOfflineQueue: false });
     const sub = new Redis(options.url, { ...common, enableOfflineQueue: true });
@@ -288,7 +342,11 @@ export class RedisStore implements Store {
     } catch (err) {
       cmd.disconnect();
       sub.disconnect();
-      throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `redis: cannot connect to ${options.url.replace(/\/\/([^@]*)@/, '//***@')}: ${(err as Error).message}`, { cause: err });
+      throw new SrvError(
+        'SRV_ERR_STORE_UNAVAILABLE',
+        `redis: cannot connect to ${options.url.replace(/\/\/([^@]*)@/, '//***@')}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     const store = new RedisStore(cmd, sub, options);
     await store.#sub.subscribe(store.#k('control'));
@@ -329,7 +387,11 @@ export class RedisStore implements Store {
     });
   }
 
-  heartbeat(streamId: string, ttlMs: number, patch: Partial<Omit<LiveStreamRecord, 'streamId'>> = {}): Promise<boolean> {
+  heartbeat(
+    streamId: string,
+    ttlMs: number,
+    patch: Partial<Omit<LiveStreamRecord, 'streamId'>> = {},
+  ): Promise<boolean> {
     return this.#run('heartbeat', async () => {
       const key = this.#k('stream', streamId);
       const current = parse<LiveStreamRecord>(await this.#cmd.get(key));
@@ -342,7 +404,9 @@ export class RedisStore implements Store {
   }
 
   getStream(streamId: string): Promise<LiveStreamRecord | undefined> {
-    return this.#run('getStream', async () => parse<LiveStreamRecord>(await this.#cmd.get(this.#k('stream', streamId))));
+    return this.#run('getStream', async () =>
+      parse<LiveStreamRecord>(await this.#cmd.get(this.#k('stream', streamId))),
+    );
   }
 
   listStreams(): Promise<LiveStreamRecord[]> {
@@ -417,7 +481,9 @@ export class RedisStore implements Store {
     return this.#run('putStatement', () => this.#putIndexed('statement', statement));
   }
   getStatement(id: string): Promise<StatementOfReasons | undefined> {
-    return this.#run('getStatement', async () => parse<StatementOfReasons>(await this.#cmd.get(this.#k('statement', id))));
+    return this.#run('getStatement', async () =>
+      parse<StatementOfReasons>(await this.#cmd.get(this.#k('statement', id))),
+    );
   }
   listStatements(filter?: { streamId?: string; limit?: number }): Promise<StatementOfReasons[]> {
     return this.#run('listStatements', () => this.#listIndexed<StatementOfReasons>('statement', filter));
@@ -433,7 +499,14 @@ export class RedisStore implements Store {
         const last = await this.#cmd.xrevrange(key, '+', '-', 'COUNT', 1);
         const prev = last.length ? parse<AuditEntry>(last[0][1][1]) : undefined;
         const entry = chainAuditEntry(prev, body, Date.now(), this.#auditKey);
-        const [status, value] = await this.#cmd.auditAppend(key, opKey, String(prev?.seq ?? 0), String(entry.seq), JSON.stringify(entry), String(AUDIT_OP_TTL_MS));
+        const [status, value] = await this.#cmd.auditAppend(
+          key,
+          opKey,
+          String(prev?.seq ?? 0),
+          String(entry.seq),
+          JSON.stringify(entry),
+          String(AUDIT_OP_TTL_MS),
+        );
         if (status === 'OK') return entry;
         if (status === 'DUP') {
           // appended by an earlier try whose answer was lost: that entry is the result
@@ -464,7 +537,10 @@ export class RedisStore implements Store {
 
   // ---- review queue
 
-  enqueueReview(item: PolicyReviewItem, extra: { thumbnail?: string; clips?: StoredReviewItem['clips'] } = {}): Promise<StoredReviewItem> {
+  enqueueReview(
+    item: PolicyReviewItem,
+    extra: { thumbnail?: string; clips?: StoredReviewItem['clips'] } = {},
+  ): Promise<StoredReviewItem> {
     return this.#run('enqueueReview', async () => {
       const stored = { ...item, ...extra };
       delete stored.claim;
@@ -473,10 +549,20 @@ export class RedisStore implements Store {
         const open = await this.#cmd.zcard(this.#k('review', 'queue'));
         if (open >= this.#retention.maxOpenReview) {
           this.#dropped.add('review_open', 'queue_full');
-          throw new SrvError('SRV_ERR_UNAVAILABLE', `review queue full: ${open} open items (storeMaxOpenReview ${this.#retention.maxOpenReview}); item ${item.id} of stream ${item.streamId} refused`);
+          throw new SrvError(
+            'SRV_ERR_UNAVAILABLE',
+            `review queue full: ${open} open items (storeMaxOpenReview ${this.#retention.maxOpenReview}); item ${item.id} of stream ${item.streamId} refused`,
+          );
         }
       }
-      await this.#cmd.reviewEnqueue(this.#k('review', 'items'), this.#k('review', 'state'), this.#k('review', 'queue'), item.id, JSON.stringify(stored), String(-item.priority * 1e13 + item.createdAt));
+      await this.#cmd.reviewEnqueue(
+        this.#k('review', 'items'),
+        this.#k('review', 'state'),
+        this.#k('review', 'queue'),
+        item.id,
+        JSON.stringify(stored),
+        String(-item.priority * 1e13 + item.createdAt),
+      );
       const out = await this.#readReview(item.id);
       if (!out) throw new SrvError('SRV_ERR_STORE_UNAVAILABLE', `redis enqueueReview: item ${item.id} vanished`);
       return out;
@@ -532,7 +618,10 @@ export class RedisStore implements Store {
       if (status !== 'OK') {
         if (value === 'notfound') throw notFound(`review item ${itemId} not found`);
         if (value === 'resolved') throw new SrvError('SRV_ERR_CONFLICT', `review item ${itemId} is already resolved`);
-        throw new SrvError('SRV_ERR_CLAIM_EXPIRED', `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`);
+        throw new SrvError(
+          'SRV_ERR_CLAIM_EXPIRED',
+          `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`,
+        );
       }
       const out = await this.#readReview(itemId);
       if (!out) throw notFound(`review item ${itemId} not found`);
@@ -540,7 +629,12 @@ export class RedisStore implements Store {
     });
   }
 
-  voteReview(itemId: string, reviewer: string, votes: readonly ReviewVote[], options: { release: boolean; escalate: boolean }): Promise<StoredReviewItem> {
+  voteReview(
+    itemId: string,
+    reviewer: string,
+    votes: readonly ReviewVote[],
+    options: { release: boolean; escalate: boolean },
+  ): Promise<StoredReviewItem> {
     return this.#run('voteReview', async () => {
       const before = await this.#readReview(itemId);
       const escalated = options.escalate || before?.escalated === true;
@@ -559,7 +653,10 @@ export class RedisStore implements Store {
       if (status !== 'OK') {
         if (value === 'notfound') throw notFound(`review item ${itemId} not found`);
         if (value === 'resolved') throw new SrvError('SRV_ERR_CONFLICT', `review item ${itemId} is already resolved`);
-        throw new SrvError('SRV_ERR_CLAIM_EXPIRED', `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`);
+        throw new SrvError(
+          'SRV_ERR_CLAIM_EXPIRED',
+          `review item ${itemId} is not claimed by ${reviewer} (claim missing, lapsed or held by another)`,
+        );
       }
       const out = await this.#readReview(itemId);
       if (!out) throw notFound(`review item ${itemId} not found`);
@@ -571,7 +668,9 @@ export class RedisStore implements Store {
     return this.#run('getReview', () => this.#readReview(itemId));
   }
 
-  listReview(options: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number } = {}): Promise<StoredReviewItem[]> {
+  listReview(
+    options: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number } = {},
+  ): Promise<StoredReviewItem[]> {
     return this.#run('listReview', async () => {
       const ids = options.includeResolved
         ? await this.#cmd.hkeys(this.#k('review', 'items'))
@@ -640,7 +739,8 @@ export class RedisStore implements Store {
           .exec();
         this.#dropped.add('review_resolved', reason, Number(res?.[0]?.[1] ?? 0));
       };
-      if (r.retentionMs > 0) await drop(await this.#cmd.zrangebyscore(resolved, '-inf', `(${t - r.retentionMs}`), 'age');
+      if (r.retentionMs > 0)
+        await drop(await this.#cmd.zrangebyscore(resolved, '-inf', `(${t - r.retentionMs}`), 'age');
       const over = (await this.#cmd.zcard(resolved)) - r.maxResolvedReview;
       if (over > 0) await drop(await this.#cmd.zrange(resolved, '0', String(over - 1)), 'count');
     }).finally(() => (this.#pruning = undefined)));
@@ -662,7 +762,14 @@ export class RedisStore implements Store {
       const first = (res?.[6]?.[1] as [string, string[]][] | undefined)?.[0];
       return {
         // decisions and statements: their index lists (bounded by maxRecords); thumbnails and blocks are not counted in Redis
-        entries: { audit: n(0), decisions: n(1), statements: n(2), review_open: n(3), review_resolved: n(4), streams: n(5) },
+        entries: {
+          audit: n(0),
+          decisions: n(1),
+          statements: n(2),
+          review_open: n(3),
+          review_resolved: n(4),
+          streams: n(5),
+        },
         thumbnailBytes: 0,
         dropped: this.#dropped.list(),
         auditFirstSeq: first ? Number(first[0].split('-')[0]) : 1,
@@ -678,7 +785,9 @@ export class RedisStore implements Store {
     });
   }
   getActivePolicy(): Promise<ActivePolicyRecord | undefined> {
-    return this.#run('getActivePolicy', async () => parse<ActivePolicyRecord>(await this.#cmd.get(this.#k('policy', 'active'))));
+    return this.#run('getActivePolicy', async () =>
+      parse<ActivePolicyRecord>(await this.#cmd.get(this.#k('policy', 'active'))),
+    );
   }
 
   // ---- hash bank edits: a sorted set by seq ('<seq>|<json>' members), the seq a counter
@@ -709,7 +818,12 @@ export class RedisStore implements Store {
       }
       const json = JSON.stringify(record);
       const order = this.#k('shadow', 'order');
-      await this.#cmd.multi().set(this.#k('shadow', 'current'), json).hset(this.#k('shadow', 'runs'), record.version, json).zadd(order, String(record.at), record.version).exec();
+      await this.#cmd
+        .multi()
+        .set(this.#k('shadow', 'current'), json)
+        .hset(this.#k('shadow', 'runs'), record.version, json)
+        .zadd(order, String(record.at), record.version)
+        .exec();
       const over = (await this.#cmd.zcard(order)) - SHADOW_RUNS_KEPT;
       if (over <= 0) return;
       const old = await this.#cmd.zrange(order, '0', String(over - 1));
@@ -723,10 +837,14 @@ export class RedisStore implements Store {
     });
   }
   getShadowPolicy(): Promise<ShadowPolicyRecord | undefined> {
-    return this.#run('getShadowPolicy', async () => parse<ShadowPolicyRecord>(await this.#cmd.get(this.#k('shadow', 'current'))));
+    return this.#run('getShadowPolicy', async () =>
+      parse<ShadowPolicyRecord>(await this.#cmd.get(this.#k('shadow', 'current'))),
+    );
   }
   getShadowRun(version: string): Promise<ShadowPolicyRecord | undefined> {
-    return this.#run('getShadowRun', async () => parse<ShadowPolicyRecord>(await this.#cmd.hget(this.#k('shadow', 'runs'), version)));
+    return this.#run('getShadowRun', async () =>
+      parse<ShadowPolicyRecord>(await this.#cmd.hget(this.#k('shadow', 'runs'), version)),
+    );
   }
   appendShadowDifferences(differences: readonly ShadowDifference[]): Promise<void> {
     return this.#run('appendShadowDifferences', async () => {
@@ -734,13 +852,21 @@ export class RedisStore implements Store {
       const m = this.#cmd.multi();
       for (const version of new Set(differences.map((d) => d.candidateVersion))) {
         const key = this.#k('shadow', 'diff', version);
-        m.rpush(key, ...differences.filter((d) => d.candidateVersion === version).map((d) => JSON.stringify(d))).ltrim(key, -SHADOW_DIFFERENCES_KEPT, -1);
+        m.rpush(key, ...differences.filter((d) => d.candidateVersion === version).map((d) => JSON.stringify(d))).ltrim(
+          key,
+          -SHADOW_DIFFERENCES_KEPT,
+          -1,
+        );
       }
       await m.exec();
     });
   }
   listShadowDifferences(candidateVersion: string): Promise<ShadowDifference[]> {
-    return this.#run('listShadowDifferences', async () => (await this.#cmd.lrange(this.#k('shadow', 'diff', candidateVersion), 0, -1)).map((j) => JSON.parse(j) as ShadowDifference));
+    return this.#run('listShadowDifferences', async () =>
+      (await this.#cmd.lrange(this.#k('shadow', 'diff', candidateVersion), 0, -1)).map(
+        (j) => JSON.parse(j) as ShadowDifference,
+      ),
+    );
   }
 
   // ---- control

@@ -192,7 +192,8 @@ export interface EventAudienceWire {
 export type Unsubscribe = () => void;
 
 /** What a store holds, for retention accounting (docs/RETENTION.md). */
-export type StoreCollection = 'audit' | 'decisions' | 'statements' | 'review_open' | 'review_resolved' | 'thumbnails' | 'blocks' | 'streams';
+export type StoreCollection =
+  'audit' | 'decisions' | 'statements' | 'review_open' | 'review_resolved' | 'thumbnails' | 'blocks' | 'streams';
 
 /** Why an entry left the store: over its count bound, past its age, over the thumbnail byte bound, or refused at a full queue. */
 export type StoreDropReason = 'count' | 'age' | 'bytes' | 'queue_full';
@@ -275,7 +276,10 @@ export interface Store {
 
   // review queue (priority desc, then oldest; claims expire)
   /** Adds an item built by policies/ (reviewItemFor, createAppeal). Idempotent on `id`. */
-  enqueueReview(item: PolicyReviewItem, extra?: { thumbnail?: string; clips?: EvidenceRef[] }): Promise<StoredReviewItem>;
+  enqueueReview(
+    item: PolicyReviewItem,
+    extra?: { thumbnail?: string; clips?: EvidenceRef[] },
+  ): Promise<StoredReviewItem>;
   /** Claims `itemId`, or the first claimable item. Undefined when nothing is claimable. SRV_ERR_CONFLICT when held by another. */
   claimReview(reviewer: string, claimMs: number, itemId?: string): Promise<StoredReviewItem | undefined>;
   /** Resolves an item the reviewer holds an active claim on; SRV_ERR_CLAIM_EXPIRED otherwise. */
@@ -290,9 +294,19 @@ export interface Store {
    * SRV_ERR_CONFLICT when resolved). `release` frees the claim for the next reviewer; `escalate` marks
    * the item escalated and raises it to PRIORITY_ESCALATED.
    */
-  voteReview(itemId: string, reviewer: string, votes: readonly ReviewVote[], options: { release: boolean; escalate: boolean }): Promise<StoredReviewItem>;
+  voteReview(
+    itemId: string,
+    reviewer: string,
+    votes: readonly ReviewVote[],
+    options: { release: boolean; escalate: boolean },
+  ): Promise<StoredReviewItem>;
   getReview(itemId: string): Promise<StoredReviewItem | undefined>;
-  listReview(options?: { includeResolved?: boolean; type?: 'amber' | 'appeal'; streamId?: string; limit?: number }): Promise<StoredReviewItem[]>;
+  listReview(options?: {
+    includeResolved?: boolean;
+    type?: 'amber' | 'appeal';
+    streamId?: string;
+    limit?: number;
+  }): Promise<StoredReviewItem[]>;
   /** Items not yet resolved. */
   reviewDepth(): Promise<number>;
 

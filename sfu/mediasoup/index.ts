@@ -12,8 +12,26 @@ import { SafeEmitter } from '../emitter.ts';
 import { alreadyLive, negotiationFailed, noCommonCodec, sfuClosed, streamNotFound } from '../errors.ts';
 import { parseOffer, publisherCodecs, simulcastRids, viewerCodecs } from '../sdp.ts';
 import { Slates } from '../slate.ts';
-import type { EngineStats, MediaKind, PublisherOptions, Sfu, Stream, ViewerGateState, ViewerOptions } from '../types.ts';
-import { audioFirst, codecSignature, editionCodec, offeredCname, offerTransport, producerParameters, routerCodec, viewerCapabilities, writeAnswer } from './sdp.ts';
+import type {
+  EngineStats,
+  MediaKind,
+  PublisherOptions,
+  Sfu,
+  Stream,
+  ViewerGateState,
+  ViewerOptions,
+} from '../types.ts';
+import {
+  audioFirst,
+  codecSignature,
+  editionCodec,
+  offeredCname,
+  offerTransport,
+  producerParameters,
+  routerCodec,
+  viewerCapabilities,
+  writeAnswer,
+} from './sdp.ts';
 import type { AnswerSection } from './sdp.ts';
 import { SlateSource } from './slate.ts';
 import { MediasoupStream } from './stream.ts';
@@ -74,24 +92,43 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
     opts: MediasoupSfuOptions,
   ) {
     super();
-    this.#tuning = { minKeyframeIntervalMs: opts.minKeyframeIntervalMs ?? 300, connectTimeoutMs: opts.connectTimeoutMs ?? 15_000, homeBias: opts.homeBias ?? 200 };
+    this.#tuning = {
+      minKeyframeIntervalMs: opts.minKeyframeIntervalMs ?? 300,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 15_000,
+      homeBias: opts.homeBias ?? 200,
+    };
     this.#consentS = Math.max(1, Math.ceil((opts.idleTimeoutMs ?? 15_000) / 1000));
     this.#gates = opts.gates ?? true;
     this.#slate = new SlateSource({ fps: opts.slateFps ?? 5, frames: (codec) => this.#slates.get(codec) });
     this.slateReady = this.#slates.ready;
-    pool.on('died', (w, err) => console.error(`sfu/mediasoup: worker ${w.index} (pid ${w.pid}) died: ${err.message}; its streams end with 'error', a new worker starts`));
+    pool.on('died', (w, err) =>
+      console.error(
+        `sfu/mediasoup: worker ${w.index} (pid ${w.pid}) died: ${err.message}; its streams end with 'error', a new worker starts`,
+      ),
+    );
   }
 
   async #transport(worker: MediaWorker, router: Router): Promise<WebRtcTransport> {
-    return router.createWebRtcTransport({ webRtcServer: worker.webRtcServer, enableUdp: true, enableTcp: true, preferUdp: true, iceConsentTimeout: this.#consentS });
+    return router.createWebRtcTransport({
+      webRtcServer: worker.webRtcServer,
+      enableUdp: true,
+      enableTcp: true,
+      preferUdp: true,
+      iceConsentTimeout: this.#consentS,
+    });
   }
 
-  async publish(streamId: string, offerSdp: string, options: PublisherOptions = {}): Promise<{ stream: Stream; answerSdp: string }> {
+  async publish(
+    streamId: string,
+    offerSdp: string,
+    options: PublisherOptions = {},
+  ): Promise<{ stream: Stream; answerSdp: string }> {
     if (this.#closed) throw sfuClosed();
     const offer = parseOffer(offerSdp);
     const chosen = publisherCodecs(offer);
     const dtls = offerTransport(offer, [...chosen.keys()]);
-    if ((this.#streams.has(streamId) && !options.replace) || this.#negotiating.has(streamId)) throw alreadyLive(streamId);
+    if ((this.#streams.has(streamId) && !options.replace) || this.#negotiating.has(streamId))
+      throw alreadyLive(streamId);
     this.#negotiating.add(streamId);
     const worker = this.pool.pick();
     let router: Router | undefined;
@@ -110,17 +147,43 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
         try {
           producer = await transport.produce({ kind: codec.kind, rtpParameters });
         } catch (err) {
-          throw noCommonCodec(`the ${codec.kind} section cannot be received: ${err instanceof Error ? err.message : String(err)}`);
+          throw noCommonCodec(
+            `the ${codec.kind} section cannot be received: ${err instanceof Error ? err.message : String(err)}`,
+          );
         }
         const trackId = section.mid ?? `${codec.kind}${kindIndex[codec.kind]++}`;
         const rids = producer.type === 'simulcast' ? (rtpParameters.encodings ?? []).map((e) => e.rid ?? '') : [];
-        const info = { trackId, kind: codec.kind, codec: codec.name, payloadType: codec.payloadType, clockRate: codec.clockRate, ssrc: rtpParameters.encodings?.[0]?.ssrc, ...(rids.length > 0 ? { simulcast: { rids } } : {}) };
+        const info = {
+          trackId,
+          kind: codec.kind,
+          codec: codec.name,
+          payloadType: codec.payloadType,
+          clockRate: codec.clockRate,
+          ssrc: rtpParameters.encodings?.[0]?.ssrc,
+          ...(rids.length > 0 ? { simulcast: { rids } } : {}),
+        };
         published.push({ info, codec, producer });
-        answered.push({ section, direction: 'recvonly', rtpParameters, rids: codec.kind === 'video' ? simulcastRids(section) : undefined });
+        answered.push({
+          section,
+          direction: 'recvonly',
+          rtpParameters,
+          rids: codec.kind === 'video' ? simulcastRids(section) : undefined,
+        });
       }
-      const stream = new MediasoupStream(streamId, worker, router, transport, published, this.#tuning, this.pool, this.#slate, options, (s) => {
-        if (this.#streams.get(streamId) === s) this.#streams.delete(streamId);
-      });
+      const stream = new MediasoupStream(
+        streamId,
+        worker,
+        router,
+        transport,
+        published,
+        this.#tuning,
+        this.pool,
+        this.#slate,
+        options,
+        (s) => {
+          if (this.#streams.get(streamId) === s) this.#streams.delete(streamId);
+        },
+      );
       try {
         await stream.init(codecSignature(codecs), this.#gates);
       } catch (err) {
@@ -131,8 +194,15 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
         stream.close({ code: 'shutdown', message: 'server shutting down' });
         throw sfuClosed();
       }
-      const answerSdp = writeAnswer(offer, answered, { ice: transport.iceParameters, candidates: transport.iceCandidates, dtls: transport.dtlsParameters, setup: dtls.answerSetup });
-      this.#streams.get(streamId)?.close({ code: 'replaced', message: 'the publisher reconnected: this session was replaced by a new one' });
+      const answerSdp = writeAnswer(offer, answered, {
+        ice: transport.iceParameters,
+        candidates: transport.iceCandidates,
+        dtls: transport.dtlsParameters,
+        setup: dtls.answerSetup,
+      });
+      this.#streams
+        .get(streamId)
+        ?.close({ code: 'replaced', message: 'the publisher reconnected: this session was replaced by a new one' });
       this.#streams.set(streamId, stream);
       this.emit('stream', stream);
       return { stream, answerSdp };
@@ -145,15 +215,25 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
     }
   }
 
-  async view(streamId: string, offerSdp: string, options: ViewerOptions = {}): Promise<{ viewer: MediasoupViewer; answerSdp: string }> {
+  async view(
+    streamId: string,
+    offerSdp: string,
+    options: ViewerOptions = {},
+  ): Promise<{ viewer: MediasoupViewer; answerSdp: string }> {
     if (this.#closed) throw sfuClosed();
     const offer = parseOffer(offerSdp);
     const stream = this.#streams.get(streamId);
     if (!stream || stream.closed) throw streamNotFound(streamId);
-    const chosen = viewerCodecs(offer, (kind) => stream.trackOfKind(kind)?.codec, stream.tracks.map((t) => `${t.kind} ${t.codec}`).join(', '));
+    const chosen = viewerCodecs(
+      offer,
+      (kind) => stream.trackOfKind(kind)?.codec,
+      stream.tracks.map((t) => `${t.kind} ${t.codec}`).join(', '),
+    );
     const dtls = offerTransport(offer, [...chosen.keys()]);
     const codecs = [...chosen.values()].map((c) => editionCodec(c, stream.trackOfKind(c.kind)?.codec));
-    const homeSignature = codecSignature(stream.published.filter((t) => codecs.some((c) => c.kind === t.info.kind)).map((t) => t.codec));
+    const homeSignature = codecSignature(
+      stream.published.filter((t) => codecs.some((c) => c.kind === t.info.kind)).map((t) => t.codec),
+    );
     let transport: WebRtcTransport | undefined;
     try {
       const edition = await stream.editionFor(codecSignature(codecs), codecs, homeSignature);
@@ -171,23 +251,57 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
         const rtpCapabilities = viewerCapabilities(section, editionCodec(match, stream.trackOfKind(match.kind)?.codec));
         if (match.kind === 'video') {
           gate.video = options.initialGate?.video === 'blank' ? 'blank' : 'forward';
-          const layers = producer.type === 'simulcast' ? { preferredLayers: { spatialLayer: gate.video === 'blank' ? SLATE_LAYER : LIVE_LAYER, temporalLayer: 0 } } : {};
+          const layers =
+            producer.type === 'simulcast'
+              ? {
+                  preferredLayers: {
+                    spatialLayer: gate.video === 'blank' ? SLATE_LAYER : LIVE_LAYER,
+                    temporalLayer: 0,
+                  },
+                }
+              : {};
           video = await transport.consume({ producerId: producer.id, rtpCapabilities, mid: section.mid, ...layers });
         } else {
           gate.audio = options.initialGate?.audio === 'mute' ? 'mute' : 'forward';
-          audio = await transport.consume({ producerId: producer.id, rtpCapabilities, mid: section.mid, paused: gate.audio === 'mute' });
+          audio = await transport.consume({
+            producerId: producer.id,
+            rtpCapabilities,
+            mid: section.mid,
+            paused: gate.audio === 'mute',
+          });
         }
         const consumer = match.kind === 'video' ? video! : audio!;
-        answered.push({ section, direction: 'sendonly', rtpParameters: consumer.rtpParameters, send: { ssrc: consumerSsrc(consumer), cname, streamId, trackId: `${match.kind}-${streamId}` } });
+        answered.push({
+          section,
+          direction: 'sendonly',
+          rtpParameters: consumer.rtpParameters,
+          send: { ssrc: consumerSsrc(consumer), cname, streamId, trackId: `${match.kind}-${streamId}` },
+        });
       }
       if (answered.length === 0) throw noCommonCodec('the stream has no track the viewer asked for');
-      const answerSdp = writeAnswer(offer, answered, { ice: transport.iceParameters, candidates: transport.iceCandidates, dtls: transport.dtlsParameters, setup: dtls.answerSetup });
+      const answerSdp = writeAnswer(offer, answered, {
+        ice: transport.iceParameters,
+        candidates: transport.iceCandidates,
+        dtls: transport.dtlsParameters,
+        setup: dtls.answerSetup,
+      });
       if (stream.closed) throw streamNotFound(streamId);
       const placed = (video ? 1 : 0) + (audio ? 1 : 0);
       edition.worker.consumers += placed;
-      const viewer = new MediasoupViewer(options.viewerId ?? newId(), streamId, options.jurisdiction, transport, edition.worker, video, audio, gate, this.#tuning.connectTimeoutMs, () => {
-        edition.worker.consumers -= placed;
-      });
+      const viewer = new MediasoupViewer(
+        options.viewerId ?? newId(),
+        streamId,
+        options.jurisdiction,
+        transport,
+        edition.worker,
+        video,
+        audio,
+        gate,
+        this.#tuning.connectTimeoutMs,
+        () => {
+          edition.worker.consumers -= placed;
+        },
+      );
       stream.addViewer(viewer, edition);
       return { viewer, answerSdp };
     } catch (err) {
@@ -207,7 +321,17 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
   }
 
   async engineStats(): Promise<EngineStats> {
-    const out: EngineStats = { engine: 'mediasoup', streams: 0, viewers: 0, consumers: 0, packetsForwarded: 0, bytesForwarded: 0, workers: this.pool.workers.length, workerCpuMs: 0, workerDeaths: this.pool.deaths };
+    const out: EngineStats = {
+      engine: 'mediasoup',
+      streams: 0,
+      viewers: 0,
+      consumers: 0,
+      packetsForwarded: 0,
+      bytesForwarded: 0,
+      workers: this.pool.workers.length,
+      workerCpuMs: 0,
+      workerDeaths: this.pool.deaths,
+    };
     const reads: Promise<unknown>[] = [this.pool.cpuMs().then((ms) => (out.workerCpuMs = ms))];
     for (const s of this.#streams.values()) {
       if (s.closed) continue;

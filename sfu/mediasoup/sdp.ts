@@ -11,7 +11,19 @@
 //   chosen in mediasoup), NACKs are answered with plain retransmissions instead.
 // - DTLS roles follow RFC 8842: active -> passive, passive -> active, actpass -> active.
 
-import type { DtlsParameters, IceCandidate, IceParameters, MediaKind as MsKind, RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpHeaderExtensionParameters, RtpHeaderExtensionUri, RtpParameters, RtcpFeedback } from 'mediasoup/types';
+import type {
+  DtlsParameters,
+  IceCandidate,
+  IceParameters,
+  MediaKind as MsKind,
+  RtpCapabilities,
+  RtpCodecCapability,
+  RtpCodecParameters,
+  RtpHeaderExtensionParameters,
+  RtpHeaderExtensionUri,
+  RtpParameters,
+  RtcpFeedback,
+} from 'mediasoup/types';
 import { badSdp } from '../errors.ts';
 import { fmtpParams, offerSetup, simulcastRids, transportAttribute } from '../sdp.ts';
 import type { ChosenCodec, MediaSection, ParsedOffer } from '../sdp.ts';
@@ -41,7 +53,11 @@ export function offerTransport(offer: ParsedOffer, sections: readonly MediaSecti
   for (const fp of transportAttribute(offer, sections, 'fingerprint')) {
     const [algorithm, value] = fp.split(/\s+/);
     const alg = algorithm?.toLowerCase();
-    if (alg && value && FINGERPRINT_ALGORITHMS.has(alg)) fingerprints.push({ algorithm: alg as DtlsParameters['fingerprints'][number]['algorithm'], value: value.toUpperCase() });
+    if (alg && value && FINGERPRINT_ALGORITHMS.has(alg))
+      fingerprints.push({
+        algorithm: alg as DtlsParameters['fingerprints'][number]['algorithm'],
+        value: value.toUpperCase(),
+      });
   }
   if (fingerprints.length === 0) throw badSdp('no a=fingerprint (DTLS-SRTP is required)');
   const { answer } = offerSetup(offer, sections);
@@ -66,7 +82,12 @@ function formatParameters(parameters: Record<string, unknown> | undefined): stri
 }
 
 /** Feedback the SFU takes part in, from what the offer lists for one payload type. */
-export function offeredFeedback(section: MediaSection, payloadType: number, kind: 'audio' | 'video', allow: ReadonlySet<string>): RtcpFeedback[] {
+export function offeredFeedback(
+  section: MediaSection,
+  payloadType: number,
+  kind: 'audio' | 'video',
+  allow: ReadonlySet<string>,
+): RtcpFeedback[] {
   const out: RtcpFeedback[] = [];
   for (const line of [...attrs(section.lines, 'rtcp-fb')]) {
     const [pt, type, parameter] = line.split(/\s+/);
@@ -75,7 +96,8 @@ export function offeredFeedback(section: MediaSection, payloadType: number, kind
     const key = parameter ? `${type} ${parameter}` : type;
     if (!allow.has(key)) continue;
     if (kind === 'audio' && type !== 'transport-cc' && type !== 'nack') continue;
-    if (!out.some((f) => f.type === type && (f.parameter ?? '') === (parameter ?? ''))) out.push({ type, parameter: parameter ?? '' });
+    if (!out.some((f) => f.type === type && (f.parameter ?? '') === (parameter ?? '')))
+      out.push({ type, parameter: parameter ?? '' });
   }
   return out;
 }
@@ -115,7 +137,9 @@ function mimeOf(codec: { kind: 'audio' | 'video'; name: string }): string {
 
 /** The SSRCs a publisher announces for one m-section: the media SSRC and its RTX SSRC (a=ssrc-group:FID). */
 function offeredSsrcs(section: MediaSection): { ssrc?: number; rtxSsrc?: number; cname?: string } {
-  const fid = attrs(section.lines, 'ssrc-group').map((g) => g.split(/\s+/)).find((g) => g[0] === 'FID');
+  const fid = attrs(section.lines, 'ssrc-group')
+    .map((g) => g.split(/\s+/))
+    .find((g) => g[0] === 'FID');
   const ssrcLines = attrs(section.lines, 'ssrc');
   const cname = ssrcLines.map((l) => /^\d+ cname:(\S+)/.exec(l)?.[1]).find(Boolean);
   if (fid && fid.length >= 3) return { ssrc: Number(fid[1]), rtxSsrc: Number(fid[2]), cname };
@@ -141,17 +165,36 @@ export function producerParameters(section: MediaSection, chosen: ChosenCodec, c
   const kind = chosen.kind;
   const fb = offeredFeedback(section, chosen.payloadType, kind, PUBLISHER_FEEDBACK);
   const codecs: RtpCodecParameters[] = [
-    { mimeType: mimeOf(chosen), payloadType: chosen.payloadType, clockRate: chosen.clockRate, channels: kind === 'audio' ? (chosen.channels ?? 2) : undefined, parameters: codecParameters(chosen.fmtp), rtcpFeedback: fb },
+    {
+      mimeType: mimeOf(chosen),
+      payloadType: chosen.payloadType,
+      clockRate: chosen.clockRate,
+      channels: kind === 'audio' ? (chosen.channels ?? 2) : undefined,
+      parameters: codecParameters(chosen.fmtp),
+      rtcpFeedback: fb,
+    },
   ];
   const rids = kind === 'video' ? simulcastRids(section) : [];
   const { ssrc, rtxSsrc } = rids.length > 0 ? {} : offeredSsrcs(section);
   const useRtx = chosen.rtxPayloadType !== undefined && (rtxSsrc !== undefined || ssrc === undefined);
-  if (useRtx) codecs.push({ mimeType: `${kind}/rtx`, payloadType: chosen.rtxPayloadType!, clockRate: chosen.clockRate, parameters: { apt: chosen.payloadType }, rtcpFeedback: [] });
-  const single = ssrc !== undefined ? { ssrc, ...(useRtx && rtxSsrc !== undefined ? { rtx: { ssrc: rtxSsrc } } : {}) } : {};
+  if (useRtx)
+    codecs.push({
+      mimeType: `${kind}/rtx`,
+      payloadType: chosen.rtxPayloadType!,
+      clockRate: chosen.clockRate,
+      parameters: { apt: chosen.payloadType },
+      rtcpFeedback: [],
+    });
+  const single =
+    ssrc !== undefined ? { ssrc, ...(useRtx && rtxSsrc !== undefined ? { rtx: { ssrc: rtxSsrc } } : {}) } : {};
   return {
     mid: section.mid,
     codecs,
-    headerExtensions: offeredExtensions(section).filter((e) => (kind === 'video' || e.uri !== 'urn:3gpp:video-orientation') && (rids.length > 0 || !e.uri.includes('rtp-stream-id'))),
+    headerExtensions: offeredExtensions(section).filter(
+      (e) =>
+        (kind === 'video' || e.uri !== 'urn:3gpp:video-orientation') &&
+        (rids.length > 0 || !e.uri.includes('rtp-stream-id')),
+    ),
     // a simulcast section's layers are told apart by rid (RFC 8852); OBS announces one a=ssrc for three
     encodings: rids.length > 0 ? simulcastLayerOrder(rids).map((rid) => ({ rid })) : [single],
     rtcp: { cname, reducedSize: section.lines.includes('a=rtcp-rsize') },
@@ -176,7 +219,10 @@ export function simulcastLayerOrder(rids: readonly string[]): string[] {
  * abs-send-time or transport-cc no bandwidth estimate can make mediasoup drop to the slate layer).
  */
 export function viewerCapabilities(section: MediaSection, match: ChosenCodec): RtpCapabilities {
-  const codec: RtpCodecCapability = { ...routerCodec(match), rtcpFeedback: offeredFeedback(section, match.payloadType, match.kind, VIEWER_FEEDBACK) };
+  const codec: RtpCodecCapability = {
+    ...routerCodec(match),
+    rtcpFeedback: offeredFeedback(section, match.payloadType, match.kind, VIEWER_FEEDBACK),
+  };
   return { codecs: [codec], headerExtensions: [] };
 }
 
@@ -237,7 +283,11 @@ function candidateLine(c: IceCandidate, component: number): string {
  * The SDP answer: one BUNDLE transport (mediasoup's WebRtcTransport), ICE-lite, every candidate (no
  * trickle). Sections not answered are rejected with port 0 and keep their mid.
  */
-export function writeAnswer(offer: ParsedOffer, answered: readonly AnswerSection[], transport: AnswerTransport): string {
+export function writeAnswer(
+  offer: ParsedOffer,
+  answered: readonly AnswerSection[],
+  transport: AnswerTransport,
+): string {
   const byMid = new Map(answered.map((a) => [a.section, a]));
   const bundled = answered.map((a) => a.section.mid).filter((m): m is string => m !== undefined);
   const sha256 = transport.dtls.fingerprints.find((f) => f.algorithm === 'sha-256') ?? transport.dtls.fingerprints[0];
@@ -258,7 +308,11 @@ export function writeAnswer(offer: ParsedOffer, answered: readonly AnswerSection
     }
     const p = a.rtpParameters;
     const pts = p.codecs.map((c) => c.payloadType);
-    lines.push(`m=${section.kind} 9 ${section.proto} ${pts.join(' ')}`, `c=IN IP4 ${address}`, 'a=rtcp:9 IN IP4 0.0.0.0');
+    lines.push(
+      `m=${section.kind} 9 ${section.proto} ${pts.join(' ')}`,
+      `c=IN IP4 ${address}`,
+      'a=rtcp:9 IN IP4 0.0.0.0',
+    );
     lines.push(`a=ice-ufrag:${transport.ice.usernameFragment}`, `a=ice-pwd:${transport.ice.password}`);
     lines.push(`a=fingerprint:${sha256.algorithm} ${sha256.value}`, `a=setup:${transport.setup}`);
     if (section.mid !== undefined) lines.push(`a=mid:${section.mid}`);
@@ -272,15 +326,22 @@ export function writeAnswer(offer: ParsedOffer, answered: readonly AnswerSection
     lines.push('a=rtcp-mux', 'a=rtcp-rsize');
     for (const c of p.codecs) {
       const name = c.mimeType.split('/')[1]!;
-      lines.push(`a=rtpmap:${c.payloadType} ${name}/${c.clockRate}${c.channels && c.channels > 1 ? `/${c.channels}` : ''}`);
-      for (const fb of c.rtcpFeedback ?? []) lines.push(`a=rtcp-fb:${c.payloadType} ${fb.type}${fb.parameter ? ` ${fb.parameter}` : ''}`);
+      lines.push(
+        `a=rtpmap:${c.payloadType} ${name}/${c.clockRate}${c.channels && c.channels > 1 ? `/${c.channels}` : ''}`,
+      );
+      for (const fb of c.rtcpFeedback ?? [])
+        lines.push(`a=rtcp-fb:${c.payloadType} ${fb.type}${fb.parameter ? ` ${fb.parameter}` : ''}`);
       // a viewer is answered with its own a=fmtp for the payload type it receives (see editionCodec)
-      const offered = a.direction === 'sendonly' ? section.codecs.find((o) => o.payloadType === c.payloadType)?.fmtp : undefined;
+      const offered =
+        a.direction === 'sendonly' ? section.codecs.find((o) => o.payloadType === c.payloadType)?.fmtp : undefined;
       const fmtp = offered ?? formatParameters(c.parameters);
       if (fmtp) lines.push(`a=fmtp:${c.payloadType} ${fmtp}`);
     }
     if (a.send) {
-      lines.push(`a=ssrc:${a.send.ssrc} cname:${a.send.cname}`, `a=ssrc:${a.send.ssrc} msid:${a.send.streamId} ${a.send.trackId}`);
+      lines.push(
+        `a=ssrc:${a.send.ssrc} cname:${a.send.cname}`,
+        `a=ssrc:${a.send.ssrc} msid:${a.send.streamId} ${a.send.trackId}`,
+      );
     }
     for (const c of transport.candidates) lines.push(candidateLine(c, 1));
     lines.push('a=end-of-candidates');
@@ -291,7 +352,14 @@ export function writeAnswer(offer: ParsedOffer, answered: readonly AnswerSection
 /** Payload-type signature of what a viewer receives: viewers with equal signatures can share a router. */
 export function codecSignature(codecs: readonly ChosenCodec[]): string {
   return codecs
-    .map((c) => `${c.kind}:${c.name}/${c.clockRate}/${c.payloadType}/${[...fmtpParams(c.fmtp)].filter(([k]) => k === 'packetization-mode' || k === 'profile-level-id').map(([k, v]) => `${k}=${v}`).sort().join(',')}`)
+    .map(
+      (c) =>
+        `${c.kind}:${c.name}/${c.clockRate}/${c.payloadType}/${[...fmtpParams(c.fmtp)]
+          .filter(([k]) => k === 'packetization-mode' || k === 'profile-level-id')
+          .map(([k, v]) => `${k}=${v}`)
+          .sort()
+          .join(',')}`,
+    )
     .sort()
     .join('|');
 }

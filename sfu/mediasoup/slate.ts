@@ -11,7 +11,14 @@ import { routerCodec } from './sdp.ts';
 import type { MediaWorker } from './workers.ts';
 
 /** A 12-byte RTP header (RFC 3550 5.1) in front of a payload: V=2, no padding, extension or CSRC. */
-export function rtpPacket(payloadType: number, sequenceNumber: number, timestamp: number, ssrc: number, marker: boolean, payload: Uint8Array): Buffer {
+export function rtpPacket(
+  payloadType: number,
+  sequenceNumber: number,
+  timestamp: number,
+  ssrc: number,
+  marker: boolean,
+  payload: Uint8Array,
+): Buffer {
   const out = Buffer.allocUnsafe(12 + payload.length);
   out[0] = 0x80;
   out[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
@@ -44,7 +51,15 @@ export interface SlateOptions {
 }
 
 function feedKey(worker: MediaWorker, codec: ChosenCodec): string {
-  const fmtp = codec.name === 'H264' ? codec.fmtp.toLowerCase().split(';').filter((p) => /packetization-mode|profile-level-id/.test(p)).sort().join(';') : '';
+  const fmtp =
+    codec.name === 'H264'
+      ? codec.fmtp
+          .toLowerCase()
+          .split(';')
+          .filter((p) => /packetization-mode|profile-level-id/.test(p))
+          .sort()
+          .join(';')
+      : '';
   return `${worker.index}:${worker.pid}:${codec.name}:${fmtp}`;
 }
 
@@ -86,7 +101,15 @@ export class SlateSource {
     const producer = await transport.produce({
       kind: 'video',
       rtpParameters: {
-        codecs: [{ mimeType: `video/${codec.name}`, payloadType, clockRate: 90000, parameters: routerCodec(codec).parameters, rtcpFeedback: [] }],
+        codecs: [
+          {
+            mimeType: `video/${codec.name}`,
+            payloadType,
+            clockRate: 90000,
+            parameters: routerCodec(codec).parameters,
+            rtcpFeedback: [],
+          },
+        ],
         encodings: [{ ssrc }],
         headerExtensions: [],
         rtcp: { cname: 'slate', reducedSize: true },
@@ -112,17 +135,26 @@ export class SlateSource {
     const frames = this.options.frames(codec);
     if (!frames) return;
     const frame = frames.keyframes[feed.index++ % frames.keyframes.length]!;
-    const payloads = codec === 'VP8' ? packetizeVp8(frame, 1200, (feed.pictureId = (feed.pictureId + 1) & 0x7fff)) : packetizeH264(frame, 1200);
+    const payloads =
+      codec === 'VP8'
+        ? packetizeVp8(frame, 1200, (feed.pictureId = (feed.pictureId + 1) & 0x7fff))
+        : packetizeH264(frame, 1200);
     payloads.forEach((payload, i) => {
       feed.seq = (feed.seq + 1) & 0xffff;
-      feed.producer.send(rtpPacket(feed.payloadType, feed.seq, timestamp, feed.ssrc, i === payloads.length - 1, payload));
+      feed.producer.send(
+        rtpPacket(feed.payloadType, feed.seq, timestamp, feed.ssrc, i === payloads.length - 1, payload),
+      );
     });
   }
 
   close(): void {
     this.#closed = true;
     clearInterval(this.#timer);
-    for (const pending of this.#feeds.values()) void pending.then((f) => f.router.close(), () => undefined);
+    for (const pending of this.#feeds.values())
+      void pending.then(
+        (f) => f.router.close(),
+        () => undefined,
+      );
     this.#feeds.clear();
   }
 }

@@ -26,7 +26,15 @@
 // (#probeLayers).
 
 import { watchTransport, type TransportLife } from './transport-life.ts';
-import type { Consumer, DirectTransport, PlainTransport, Producer, Router, RtpCapabilities, WebRtcTransport } from 'mediasoup/types';
+import type {
+  Consumer,
+  DirectTransport,
+  PlainTransport,
+  Producer,
+  Router,
+  RtpCapabilities,
+  WebRtcTransport,
+} from 'mediasoup/types';
 import { SafeEmitter } from '../emitter.ts';
 import { isKeyframeStart, keyframePictureSize } from '../../media/keyframe.ts';
 import { KeyframeThrottle } from '../keyframe.ts';
@@ -81,7 +89,9 @@ function nowMs(): number {
 }
 
 /** Payload of an RTP packet (RFC 3550 5.1): skips CSRCs, the header extension and padding. */
-function rtpView(buf: Buffer): { pt: number; seq: number; ts: number; ssrc: number; marker: boolean; payload: Buffer } | undefined {
+function rtpView(
+  buf: Buffer,
+): { pt: number; seq: number; ts: number; ssrc: number; marker: boolean; payload: Buffer } | undefined {
   if (buf.length < 12 || buf[0]! >> 6 !== 2) return undefined;
   let offset = 12 + (buf[0]! & 0x0f) * 4;
   if (buf[0]! & 0x10) {
@@ -91,12 +101,22 @@ function rtpView(buf: Buffer): { pt: number; seq: number; ts: number; ssrc: numb
   let end = buf.length;
   if (buf[0]! & 0x20) end -= buf[buf.length - 1]!;
   if (end < offset) return undefined;
-  return { pt: buf[1]! & 0x7f, marker: (buf[1]! & 0x80) !== 0, seq: buf.readUInt16BE(2), ts: buf.readUInt32BE(4), ssrc: buf.readUInt32BE(8), payload: buf.subarray(offset, end) };
+  return {
+    pt: buf[1]! & 0x7f,
+    marker: (buf[1]! & 0x80) !== 0,
+    seq: buf.readUInt16BE(2),
+    ts: buf.readUInt32BE(4),
+    ssrc: buf.readUInt32BE(8),
+    payload: buf.subarray(offset, end),
+  };
 }
 
 /** Capabilities for consumers inside the server (gate, tap): the router's codecs, no RTX, no header extensions. */
 function internalCaps(router: Router): RtpCapabilities {
-  return { codecs: router.rtpCapabilities.codecs?.filter((c) => !c.mimeType.toLowerCase().endsWith('/rtx')) ?? [], headerExtensions: [] };
+  return {
+    codecs: router.rtpCapabilities.codecs?.filter((c) => !c.mimeType.toLowerCase().endsWith('/rtx')) ?? [],
+    headerExtensions: [],
+  };
 }
 
 export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream {
@@ -138,7 +158,9 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     this.#slate = slate;
     this.#options = options;
     this.#onClosed = onClosed;
-    this.#keyframes = new KeyframeThrottle(tuning.minKeyframeIntervalMs, (trackId) => this.#sendKeyframeRequest(trackId));
+    this.#keyframes = new KeyframeThrottle(tuning.minKeyframeIntervalMs, (trackId) =>
+      this.#sendKeyframeRequest(trackId),
+    );
     worker.streams++;
     this.tap = new TapHub({ onSubscribers: (n) => this.#tapDemand(n) });
     this.#life = watchTransport(transport, 'publisher', tuning.connectTimeoutMs, {
@@ -148,7 +170,9 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
       },
       close: (reason) => this.close(reason),
     });
-    router.on('workerclose', () => this.close({ code: 'error', message: `media worker ${worker.index} (pid ${worker.pid}) died` }));
+    router.on('workerclose', () =>
+      this.close({ code: 'error', message: `media worker ${worker.index} (pid ${worker.pid}) died` }),
+    );
   }
 
   /** Builds the video gate and the stream's own edition. Called once by the engine before the answer goes out. */
@@ -167,7 +191,11 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
       await b.connect({ ip: a.tuple.localAddress, port: a.tuple.localPort });
       const slateProducer = await this.#slate.pipeInto(this.worker, this.router, video.codec);
       const slate = await a.consume({ producerId: slateProducer.id, rtpCapabilities: caps });
-      const live = await a.consume({ producerId: video.producer.id, rtpCapabilities: caps, ...this.#layerPreference() });
+      const live = await a.consume({
+        producerId: video.producer.id,
+        rtpCapabilities: caps,
+        ...this.#layerPreference(),
+      });
       const ssrcOf = (c: Consumer): number => c.rtpParameters.encodings![0]!.ssrc!;
       gated = await b.produce({
         kind: 'video',
@@ -182,7 +210,11 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     }
     if (video?.info.simulcast) {
       this.#probeLayers(video).catch((err: unknown) => {
-        if (!this.#closed) console.error(`sfu/mediasoup: stream ${this.id}: simulcast layer probe failed; forwarding layer ${this.#layer}`, err);
+        if (!this.#closed)
+          console.error(
+            `sfu/mediasoup: stream ${this.id}: simulcast layer probe failed; forwarding layer ${this.#layer}`,
+            err,
+          );
       });
     }
     const home = new Edition(homeKey, this.worker, this.router, gated, audio?.producer, false);
@@ -309,7 +341,11 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
       const done = new Promise<void>((resolve) => (finish = resolve));
       const timer = setTimeout(finish, LAYER_PROBE_MS);
       for (let layer = 0; layer < rids.length; layer++) {
-        const consumer = await transport.consume({ producerId: video.producer.id, rtpCapabilities: caps, preferredLayers: { spatialLayer: layer } });
+        const consumer = await transport.consume({
+          producerId: video.producer.id,
+          rtpCapabilities: caps,
+          preferredLayers: { spatialLayer: layer },
+        });
         consumer.on('rtp', (packet: Buffer) => {
           const rtp = rtpView(packet);
           const current = consumer.currentLayers?.spatialLayer;
@@ -343,7 +379,10 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     } else if (subscribers === 0 && this.#tapTransport) {
       const pending = this.#tapTransport;
       this.#tapTransport = undefined;
-      void pending.then(({ transport }) => transport.close(), () => undefined);
+      void pending.then(
+        ({ transport }) => transport.close(),
+        () => undefined,
+      );
     }
   }
 
@@ -352,17 +391,33 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     const consumers: Consumer[] = [];
     const caps = internalCaps(this.router);
     for (const t of this.published) {
-      const consumer = await transport.consume({ producerId: t.producer.id, rtpCapabilities: caps, ...(t.info.kind === 'video' ? this.#layerPreference() : {}) });
+      const consumer = await transport.consume({
+        producerId: t.producer.id,
+        rtpCapabilities: caps,
+        ...(t.info.kind === 'video' ? this.#layerPreference() : {}),
+      });
       if (t.info.kind === 'video' && consumer.type === 'simulcast') {
         this.#tapVideo = consumer;
         // the layer probe may have moved on while this consumer was being made
-        if (this.#layer !== undefined && consumer.preferredLayers?.spatialLayer !== this.#layer) await consumer.setPreferredLayers({ spatialLayer: this.#layer });
+        if (this.#layer !== undefined && consumer.preferredLayers?.spatialLayer !== this.#layer)
+          await consumer.setPreferredLayers({ spatialLayer: this.#layer });
       }
-      const src: TapPacketSource = { streamId: this.id, trackId: t.info.trackId, kind: t.info.kind, codec: t.info.codec, clockRate: t.info.clockRate };
+      const src: TapPacketSource = {
+        streamId: this.id,
+        trackId: t.info.trackId,
+        kind: t.info.kind,
+        codec: t.info.codec,
+        clockRate: t.info.clockRate,
+      };
       consumer.on('rtp', (packet: Buffer) => {
         const rtp = rtpView(packet);
         if (!rtp) return;
-        this.tap.offer(src, { payloadType: rtp.pt, sequenceNumber: rtp.seq, timestamp: rtp.ts, marker: rtp.marker, ssrc: rtp.ssrc }, rtp.payload, nowMs());
+        this.tap.offer(
+          src,
+          { payloadType: rtp.pt, sequenceNumber: rtp.seq, timestamp: rtp.ts, marker: rtp.marker, ssrc: rtp.ssrc },
+          rtp.payload,
+          nowMs(),
+        );
       });
       consumers.push(consumer);
     }
@@ -383,7 +438,11 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     this.#viewers.clear();
     this.tap.close();
     this.transport.close();
-    for (const pending of this.#editions.values()) void pending.then((e) => e.ownsRouter && e.router.close(), () => undefined);
+    for (const pending of this.#editions.values())
+      void pending.then(
+        (e) => e.ownsRouter && e.router.close(),
+        () => undefined,
+      );
     this.#editions.clear();
     this.router.close();
     this.#onClosed(this);

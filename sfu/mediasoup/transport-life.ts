@@ -30,7 +30,8 @@ export function watchTransport(
     else if (state === 'closed') on.close({ code: gone, message: `the ${role} closed its connection` });
   });
   transport.on('icestatechange', (state) => {
-    if (state === 'disconnected' || state === 'closed') on.close({ code: gone, message: `the ${role} stopped answering (ICE consent expired)` });
+    if (state === 'disconnected' || state === 'closed')
+      on.close({ code: gone, message: `the ${role} stopped answering (ICE consent expired)` });
   });
   return { stop: () => clearTimeout(timer) };
 }

@@ -71,7 +71,9 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
     const c = this.video;
     if (this.#closed || !c || this.#gate.video === state) return;
     this.#gate.video = state;
-    c.setPreferredLayers({ spatialLayer: state === 'blank' ? SLATE_LAYER : LIVE_LAYER, temporalLayer: 0 }).catch((err: unknown) => this.#controlFailed('setPreferredLayers', err));
+    c.setPreferredLayers({ spatialLayer: state === 'blank' ? SLATE_LAYER : LIVE_LAYER, temporalLayer: 0 }).catch(
+      (err: unknown) => this.#controlFailed('setPreferredLayers', err),
+    );
     this.emit('gate', this.gate);
   }
 
@@ -79,7 +81,8 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
     const c = this.audio;
     if (this.#closed || !c || this.#gate.audio === state) return;
     this.#gate.audio = state;
-    if (!this.#paused) (state === 'mute' ? c.pause() : c.resume()).catch((err: unknown) => this.#controlFailed('audio gate', err));
+    if (!this.#paused)
+      (state === 'mute' ? c.pause() : c.resume()).catch((err: unknown) => this.#controlFailed('audio gate', err));
     this.emit('gate', this.gate);
   }
 
@@ -93,7 +96,8 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
     if (this.#closed || !this.#paused) return;
     this.#paused = false;
     this.video?.resume().catch((err: unknown) => this.#controlFailed('resume', err));
-    if (this.#gate.audio === 'forward') this.audio?.resume().catch((err: unknown) => this.#controlFailed('resume', err));
+    if (this.#gate.audio === 'forward')
+      this.audio?.resume().catch((err: unknown) => this.#controlFailed('resume', err));
   }
 
   #controlFailed(what: string, err: unknown): void {

@@ -54,7 +54,8 @@ type PoolEvents = { died: [MediaWorker, Error]; replaced: [MediaWorker] };
 
 export class WorkerPool extends SafeEmitter<PoolEvents> {
   readonly #slots: (MediaWorker | undefined)[];
-  readonly #opts: Required<Omit<WorkerPoolOptions, 'rtcPort' | 'workerBin'>> & Pick<WorkerPoolOptions, 'rtcPort' | 'workerBin'>;
+  readonly #opts: Required<Omit<WorkerPoolOptions, 'rtcPort' | 'workerBin'>> &
+    Pick<WorkerPoolOptions, 'rtcPort' | 'workerBin'>;
   #niceRefused = false;
   #closed = false;
   /** CPU time of workers that have died (ms), so the total keeps counting. */
@@ -103,14 +104,30 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
     try {
       setPriority(worker.pid, o.workerNice);
     } catch (err) {
-      if (!this.#niceRefused) console.error(`sfu/mediasoup: workers keep the default priority (nice ${o.workerNice} refused: ${err instanceof Error ? err.message : String(err)})`);
+      if (!this.#niceRefused)
+        console.error(
+          `sfu/mediasoup: workers keep the default priority (nice ${o.workerNice} refused: ${err instanceof Error ? err.message : String(err)})`,
+        );
       this.#niceRefused = true;
     }
     let server: WebRtcServer;
     try {
       const port = o.rtcPort ? o.rtcPort + index : undefined;
-      const infos: mediasoup.types.TransportListenInfo[] = [{ protocol: 'udp', ip: o.listenAddress, announcedAddress: o.announcedAddress !== o.listenAddress ? o.announcedAddress : undefined, port }];
-      if (o.enableTcp) infos.push({ protocol: 'tcp', ip: o.listenAddress, announcedAddress: o.announcedAddress !== o.listenAddress ? o.announcedAddress : undefined, port });
+      const infos: mediasoup.types.TransportListenInfo[] = [
+        {
+          protocol: 'udp',
+          ip: o.listenAddress,
+          announcedAddress: o.announcedAddress !== o.listenAddress ? o.announcedAddress : undefined,
+          port,
+        },
+      ];
+      if (o.enableTcp)
+        infos.push({
+          protocol: 'tcp',
+          ip: o.listenAddress,
+          announcedAddress: o.announcedAddress !== o.listenAddress ? o.announcedAddress : undefined,
+          port,
+        });
       server = await worker.createWebRtcServer({ listenInfos: infos });
     } catch (err) {
       worker.close();

@@ -6,7 +6,11 @@
 import type { RTCPeerConnection } from 'werift';
 
 interface CipherSuite {
-  encrypt(sessionType: unknown, data: Buffer, header: { type: number; version: number; epoch: number; sequenceNumber: number }): Buffer;
+  encrypt(
+    sessionType: unknown,
+    data: Buffer,
+    header: { type: number; version: number; epoch: number; sequenceNumber: number },
+  ): Buffer;
 }
 
 function obj(v: unknown): Record<string, unknown> | undefined {
@@ -39,13 +43,27 @@ export async function sendCloseNotify(pc: RTCPeerConnection): Promise<void> {
         const suite = obj(cipherCtx?.cipher) as CipherSuite | undefined;
         const link = obj(socket?.transport);
         const version = obj(ctx?.version);
-        if (!ctx || !cipherCtx || !suite || typeof suite.encrypt !== 'function' || !link || typeof link.send !== 'function' || !version) return;
+        if (
+          !ctx ||
+          !cipherCtx ||
+          !suite ||
+          typeof suite.encrypt !== 'function' ||
+          !link ||
+          typeof link.send !== 'function' ||
+          !version
+        )
+          return;
         const seq = (Number(ctx.recordSequenceNumber) || 0) + 1;
         ctx.recordSequenceNumber = seq;
         const epoch = Number(ctx.epoch) || 0;
         const major = Number(version.major);
         const minor = Number(version.minor);
-        const fragment = suite.encrypt(cipherCtx.sessionType, Buffer.from([1, 0]), { type: ALERT, version: (major << 8) | minor, epoch, sequenceNumber: seq });
+        const fragment = suite.encrypt(cipherCtx.sessionType, Buffer.from([1, 0]), {
+          type: ALERT,
+          version: (major << 8) | minor,
+          epoch,
+          sequenceNumber: seq,
+        });
         const record = Buffer.alloc(13 + fragment.length);
         record[0] = ALERT;
         record[1] = major;

@@ -78,7 +78,11 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
   constructor(opts: WeriftSfuOptions) {
     super();
     const announced = opts.announcedAddress ?? '127.0.0.1';
-    this.#net = { announcedAddress: announced, listenAddress: opts.listenAddress ?? announced, udpPortRange: opts.udpPortRange };
+    this.#net = {
+      announcedAddress: announced,
+      listenAddress: opts.listenAddress ?? announced,
+      udpPortRange: opts.udpPortRange,
+    };
     this.#tuning = {
       minKeyframeIntervalMs: opts.minKeyframeIntervalMs ?? 300,
       keyframeRetryMs: opts.keyframeRetryMs ?? 600,
@@ -91,15 +95,24 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
     this.slateReady = this.#slates.ready;
   }
 
-  async publish(streamId: string, offerSdp: string, options: PublisherOptions = {}): Promise<{ stream: Stream; answerSdp: string }> {
+  async publish(
+    streamId: string,
+    offerSdp: string,
+    options: PublisherOptions = {},
+  ): Promise<{ stream: Stream; answerSdp: string }> {
     if (this.#closed) throw sfuClosed();
     const offer = parseOffer(offerSdp);
     const chosen = publisherCodecs(offer);
-    if ((this.#streams.has(streamId) && !options.replace) || this.#negotiating.has(streamId)) throw alreadyLive(streamId);
+    if ((this.#streams.has(streamId) && !options.replace) || this.#negotiating.has(streamId))
+      throw alreadyLive(streamId);
     const keep = new Map<MediaSection, number[]>();
-    for (const [s, c] of chosen) keep.set(s, c.rtxPayloadType !== undefined ? [c.payloadType, c.rtxPayloadType] : [c.payloadType]);
+    for (const [s, c] of chosen)
+      keep.set(s, c.rtxPayloadType !== undefined ? [c.payloadType, c.rtxPayloadType] : [c.payloadType]);
     const narrowed = rebuildOffer(offer, keep);
-    const pc = createPeer(this.#net, [...chosen.keys()].some((s) => simulcastRids(s).length > 0));
+    const pc = createPeer(
+      this.#net,
+      [...chosen.keys()].some((s) => simulcastRids(s).length > 0),
+    );
     const tracks: IngestTrack[] = [];
     let kindIndex: Record<MediaKind, number> = { audio: 0, video: 0 };
     for (const [s, c] of chosen) {
@@ -107,7 +120,14 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
       const trackId = s.mid ?? `${kind}${kindIndex[kind]}`;
       kindIndex = { ...kindIndex, [kind]: kindIndex[kind] + 1 };
       const rids = kind === 'video' ? simulcastRids(s) : [];
-      const info = { trackId, kind, codec: c.name, payloadType: c.payloadType, clockRate: c.clockRate, ...(rids.length > 0 ? { simulcast: { rids } } : {}) };
+      const info = {
+        trackId,
+        kind,
+        codec: c.name,
+        payloadType: c.payloadType,
+        clockRate: c.clockRate,
+        ...(rids.length > 0 ? { simulcast: { rids } } : {}),
+      };
       tracks.push(new IngestTrack(info, c, streamId));
     }
     // hold the id while negotiating, so two publishers of one stream cannot both go live
@@ -124,7 +144,9 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
       this.#negotiating.delete(streamId);
     }
     countGarbage(pc);
-    this.#streams.get(streamId)?.close({ code: 'replaced', message: 'the publisher reconnected: this session was replaced by a new one' });
+    this.#streams
+      .get(streamId)
+      ?.close({ code: 'replaced', message: 'the publisher reconnected: this session was replaced by a new one' });
     const stream = new WeriftStream(streamId, pc, tracks, this.#tuning, options, (s) => {
       if (this.#streams.get(streamId) === s) this.#streams.delete(streamId);
     });
@@ -133,14 +155,23 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
     return { stream, answerSdp };
   }
 
-  async view(streamId: string, offerSdp: string, options: ViewerOptions = {}): Promise<{ viewer: WeriftViewer; answerSdp: string }> {
+  async view(
+    streamId: string,
+    offerSdp: string,
+    options: ViewerOptions = {},
+  ): Promise<{ viewer: WeriftViewer; answerSdp: string }> {
     if (this.#closed) throw sfuClosed();
     const offer = parseOffer(offerSdp);
     const stream = this.#streams.get(streamId);
     if (!stream || stream.closed) throw streamNotFound(streamId);
-    const chosen = viewerCodecs(offer, (kind) => stream.trackOfKind(kind)?.codec, stream.tracks.map((t) => `${t.kind} ${t.codec}`).join(', '));
+    const chosen = viewerCodecs(
+      offer,
+      (kind) => stream.trackOfKind(kind)?.codec,
+      stream.tracks.map((t) => `${t.kind} ${t.codec}`).join(', '),
+    );
     const keep = new Map<MediaSection, number[]>();
-    for (const [s, match] of chosen) keep.set(s, match.rtxPayloadType !== undefined ? [match.payloadType, match.rtxPayloadType] : [match.payloadType]);
+    for (const [s, match] of chosen)
+      keep.set(s, match.rtxPayloadType !== undefined ? [match.payloadType, match.rtxPayloadType] : [match.payloadType]);
     const narrowed = rebuildOffer(offer, keep);
     const pc = createPeer(this.#net);
     let answerSdp: string;
@@ -160,16 +191,28 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
     }
     const egress: { kind: MediaKind; sender: RTCRtpSender; codec: ChosenCodec }[] = [];
     for (const t of pc.getTransceivers()) {
-      const section = [...chosen.keys()].find((s) => s.mid !== undefined && s.mid === t.mid) ?? [...chosen.keys()].find((s) => s.kind === t.kind);
+      const section =
+        [...chosen.keys()].find((s) => s.mid !== undefined && s.mid === t.mid) ??
+        [...chosen.keys()].find((s) => s.kind === t.kind);
       const codec = section ? chosen.get(section) : undefined;
-      if (codec && !egress.some((e) => e.kind === codec.kind)) egress.push({ kind: codec.kind, sender: t.sender, codec });
+      if (codec && !egress.some((e) => e.kind === codec.kind))
+        egress.push({ kind: codec.kind, sender: t.sender, codec });
     }
     countGarbage(pc);
-    const viewer = new WeriftViewer(options.viewerId ?? newId(), stream, pc, egress, options.jurisdiction, options.initialGate, {
-      get: (codec) => this.#slates.get(codec),
-      fps: this.#slateFps,
-    });
-    if (stream.viewers.has(viewer.id)) stream.viewers.get(viewer.id)?.close({ code: 'replaced', message: 'the same viewer joined again' });
+    const viewer = new WeriftViewer(
+      options.viewerId ?? newId(),
+      stream,
+      pc,
+      egress,
+      options.jurisdiction,
+      options.initialGate,
+      {
+        get: (codec) => this.#slates.get(codec),
+        fps: this.#slateFps,
+      },
+    );
+    if (stream.viewers.has(viewer.id))
+      stream.viewers.get(viewer.id)?.close({ code: 'replaced', message: 'the same viewer joined again' });
     stream.addViewer(viewer);
     return { viewer, answerSdp };
   }
@@ -184,7 +227,17 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
   }
 
   async engineStats(): Promise<EngineStats> {
-    const out: EngineStats = { engine: 'werift', streams: 0, viewers: 0, consumers: 0, packetsForwarded: 0, bytesForwarded: 0, workers: 0, workerCpuMs: 0, workerDeaths: 0 };
+    const out: EngineStats = {
+      engine: 'werift',
+      streams: 0,
+      viewers: 0,
+      consumers: 0,
+      packetsForwarded: 0,
+      bytesForwarded: 0,
+      workers: 0,
+      workerCpuMs: 0,
+      workerDeaths: 0,
+    };
     for (const s of this.#streams.values()) {
       if (s.closed) continue;
       out.streams++;

@@ -16,7 +16,12 @@ export interface Liveness {
 }
 
 /** Call after the answer is made (the ICE sockets exist then). Silence counts only while `connected()` (the connect timeout covers the rest). */
-export function watchLiveness(pc: RTCPeerConnection, idleMs: number, connected: () => boolean, onSilent: (silentMs: number) => void): Liveness {
+export function watchLiveness(
+  pc: RTCPeerConnection,
+  idleMs: number,
+  connected: () => boolean,
+  onSilent: (silentMs: number) => void,
+): Liveness {
   let last = performance.now();
   const heard = (): void => {
     last = performance.now();
@@ -29,7 +34,8 @@ export function watchLiveness(pc: RTCPeerConnection, idleMs: number, connected: 
     const protocols: unknown = Reflect.get(connection, 'protocols');
     for (const protocol of Array.isArray(protocols) ? protocols : []) {
       const requests: unknown = Reflect.get(protocol as object, 'onRequestReceived');
-      if (requests && typeof (requests as { subscribe?: unknown }).subscribe === 'function') subs.push((requests as { subscribe(f: () => void): { unSubscribe(): void } }).subscribe(heard));
+      if (requests && typeof (requests as { subscribe?: unknown }).subscribe === 'function')
+        subs.push((requests as { subscribe(f: () => void): { unSubscribe(): void } }).subscribe(heard));
     }
   }
   let stopped = false;

@@ -36,7 +36,12 @@ function videoFeedback() {
 export function sfuCodecs(): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } {
   return {
     video: [
-      new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: videoFeedback() }),
+      new RTCRtpCodecParameters({
+        mimeType: 'video/VP8',
+        clockRate: 90000,
+        payloadType: 96,
+        rtcpFeedback: videoFeedback(),
+      }),
       new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000, payloadType: 97, parameters: 'apt=96' }),
       new RTCRtpCodecParameters({
         mimeType: 'video/H264',
@@ -66,7 +71,10 @@ export function createPeer(net: PeerNetworkOptions, simulcast = false): RTCPeerC
     iceAdditionalHostAddresses: [net.listenAddress],
     icePortRange: net.udpPortRange,
     codecs: sfuCodecs(),
-    headerExtensions: { video: [useSdesMid(), useAbsSendTime(), ...(simulcast ? [useSdesRTPStreamId()] : [])], audio: [useSdesMid()] },
+    headerExtensions: {
+      video: [useSdesMid(), useAbsSendTime(), ...(simulcast ? [useSdesRTPStreamId()] : [])],
+      audio: [useSdesMid()],
+    },
   });
 }
 
@@ -121,8 +129,11 @@ export async function answerOffer(
   if (!/^a=candidate:/m.test(sdp)) {
     // no candidate: either nothing of the offer was taken (no transport to gather for) or every port
     // of the range is in use. Never a 201 that cannot connect.
-    if (pc.dtlsTransports.length === 0 || !/^m=\S+ [1-9]/m.test(sdp)) throw badSdp('nothing in the offer could be answered (every section rejected)');
-    throw noPorts(net.udpPortRange ? `every port of ${net.udpPortRange.join('-')} is in use` : 'no socket could be bound');
+    if (pc.dtlsTransports.length === 0 || !/^m=\S+ [1-9]/m.test(sdp))
+      throw badSdp('nothing in the offer could be answered (every section rejected)');
+    throw noPorts(
+      net.udpPortRange ? `every port of ${net.udpPortRange.join('-')} is in use` : 'no socket could be bound',
+    );
   }
   return tidyAnswer(announceAddress(sdp, net.listenAddress, net.announcedAddress));
 }

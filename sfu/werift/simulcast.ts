@@ -42,7 +42,13 @@ export class SimulcastChoice {
    * `requestKeyframe` is called once per layer that starts between keyframes (its size is unknown
    * until its next one).
    */
-  observe(rid: string, rtp: RtpPacket, keyStart: boolean, now: number, requestKeyframe: (ssrc: number) => void): LayerDecision | undefined {
+  observe(
+    rid: string,
+    rtp: RtpPacket,
+    keyStart: boolean,
+    now: number,
+    requestKeyframe: (ssrc: number) => void,
+  ): LayerDecision | undefined {
     this.#firstAt ??= now;
     if (!this.#seen.has(rid)) {
       this.#seen.add(rid);

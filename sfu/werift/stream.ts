@@ -55,7 +55,9 @@ export class IngestTrack {
     streamId: string,
   ) {
     this.tapSource = { streamId, trackId: info.trackId, kind: info.kind, codec: info.codec, clockRate: info.clockRate };
-    this.simulcast = info.simulcast ? new SimulcastChoice(info.simulcast.rids, info.codec, SIMULCAST_WINDOW_MS, 4 * 1024 * 1024) : undefined;
+    this.simulcast = info.simulcast
+      ? new SimulcastChoice(info.simulcast.rids, info.codec, SIMULCAST_WINDOW_MS, 4 * 1024 * 1024)
+      : undefined;
   }
 
   /** The publisher's NTP time for an RTP timestamp of this track, or undefined before its first SR. */
@@ -153,16 +155,27 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
         this.emit('connected');
       }
       if (state === 'failed') this.close({ code: 'error', message: 'publisher connection failed' });
-      if (state === 'closed' || state === 'disconnected') this.close({ code: 'ended', message: 'publisher disconnected' });
+      if (state === 'closed' || state === 'disconnected')
+        this.close({ code: 'ended', message: 'publisher disconnected' });
     });
     const connectTimer = setTimeout(() => {
       if (!this.connected) this.close({ code: 'error', message: 'publisher never connected' });
     }, tuning.connectTimeoutMs);
-    this.#liveness = watchLiveness(pc, tuning.idleTimeoutMs, () => this.connected, (silentMs) =>
-      this.close({ code: 'ended', message: `the publisher went silent: no STUN, RTP or RTCP for ${Math.round(silentMs / 1000)} s` }),
+    this.#liveness = watchLiveness(
+      pc,
+      tuning.idleTimeoutMs,
+      () => this.connected,
+      (silentMs) =>
+        this.close({
+          code: 'ended',
+          message: `the publisher went silent: no STUN, RTP or RTCP for ${Math.round(silentMs / 1000)} s`,
+        }),
     );
     const rembTimer = setInterval(() => this.#sendRemb(), 1000);
-    const keyframeWatch = setInterval(() => this.#watchKeyframes(), Math.max(100, Math.floor(tuning.keyframeRetryMs / 2)));
+    const keyframeWatch = setInterval(
+      () => this.#watchKeyframes(),
+      Math.max(100, Math.floor(tuning.keyframeRetryMs / 2)),
+    );
     this.#timers.push(connectTimer, rembTimer, keyframeWatch);
   }
 
@@ -195,7 +208,8 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
       // one of a simulcast track's layers (sfu/werift/simulcast.ts): only the chosen one goes on
       mst.onReceiveRtp.subscribe((rtp: RtpPacket) => this.#onLayerRtp(track, rid, rtp, receiver));
       mst.onReceiveRtcp.subscribe((rtcp: RtcpPacket) => {
-        if (rtcp instanceof RtcpSrPacket && track.simulcast?.chosen === rid) track.sr = { ntp: rtcp.senderInfo.ntpTimestamp, rtp: rtcp.senderInfo.rtpTimestamp };
+        if (rtcp instanceof RtcpSrPacket && track.simulcast?.chosen === rid)
+          track.sr = { ntp: rtcp.senderInfo.ntpTimestamp, rtp: rtcp.senderInfo.rtpTimestamp };
       });
       // one 'track' event for the track, not one per layer
       if (!this.#announced.has(track)) {
@@ -209,7 +223,8 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
     this.emit('track', track.info);
     mst.onReceiveRtp.subscribe((rtp: RtpPacket) => this.#onRtp(track, rtp));
     mst.onReceiveRtcp.subscribe((rtcp: RtcpPacket) => {
-      if (rtcp instanceof RtcpSrPacket) track.sr = { ntp: rtcp.senderInfo.ntpTimestamp, rtp: rtcp.senderInfo.rtpTimestamp };
+      if (rtcp instanceof RtcpSrPacket)
+        track.sr = { ntp: rtcp.senderInfo.ntpTimestamp, rtp: rtcp.senderInfo.rtpTimestamp };
     });
     if (track.info.kind === 'video') {
       // a viewer that is already waiting gets its first picture sooner
@@ -265,7 +280,8 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
     if (this.#closed) return;
     for (const t of this.#tracks) {
       if (t.info.kind !== 'video' || t.ssrc === undefined) continue;
-      if (trackId && t.info.trackId !== trackId && this.#tracks.filter((x) => x.info.kind === 'video').length > 1) continue;
+      if (trackId && t.info.trackId !== trackId && this.#tracks.filter((x) => x.info.kind === 'video').length > 1)
+        continue;
       const receiver = this.#receivers.get(t.info.trackId);
       if (!receiver) continue;
       this.keyframeRequestsSent++;

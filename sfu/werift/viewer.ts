@@ -100,13 +100,21 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
         else if (this.#video?.waitingKeyframe) this.stream.requestKeyFrame();
       }
       if (state === 'failed') this.close({ code: 'error', message: 'viewer connection failed' });
-      if (state === 'closed' || state === 'disconnected') this.close({ code: 'viewer_left', message: 'viewer disconnected' });
+      if (state === 'closed' || state === 'disconnected')
+        this.close({ code: 'viewer_left', message: 'viewer disconnected' });
     });
     this.#connectTimer = setTimeout(() => {
       if (!this.connected) this.close({ code: 'error', message: 'viewer never connected' });
     }, stream.tuning.connectTimeoutMs);
-    this.#liveness = watchLiveness(pc, stream.tuning.idleTimeoutMs, () => this.connected, (silentMs) =>
-      this.close({ code: 'viewer_left', message: `the viewer went silent: no STUN, RTP or RTCP for ${Math.round(silentMs / 1000)} s` }),
+    this.#liveness = watchLiveness(
+      pc,
+      stream.tuning.idleTimeoutMs,
+      () => this.connected,
+      (silentMs) =>
+        this.close({
+          code: 'viewer_left',
+          message: `the viewer went silent: no STUN, RTP or RTCP for ${Math.round(silentMs / 1000)} s`,
+        }),
     );
   }
 
@@ -261,12 +269,19 @@ export class WeriftViewer extends SafeEmitter<ViewerEvents> implements Viewer {
     if (eg.lastSourceTs !== undefined && ((ts - eg.lastSourceTs) | 0) <= 0) ts = (eg.lastSourceTs + 1) >>> 0;
     const frame = frames.keyframes[eg.slateIndex++ % frames.keyframes.length]!;
     if (eg.slatePictureId === 0) eg.slatePictureId = ((track?.lastVp8PictureId ?? 0) + 100) & 0x7fff;
-    const payloads = codec === 'VP8' ? packetizeVp8(frame, 1200, eg.slatePictureId++ & 0x7fff) : packetizeH264(frame, 1200);
+    const payloads =
+      codec === 'VP8' ? packetizeVp8(frame, 1200, eg.slatePictureId++ & 0x7fff) : packetizeH264(frame, 1200);
     payloads.forEach((payload, i) => {
-      const seq = eg.slateSeq = (eg.slateSeq + 1) & 0xffff;
+      const seq = (eg.slateSeq = (eg.slateSeq + 1) & 0xffff);
       if (eg.rebase) this.#rebase(eg, seq, ts);
       eg.lastSourceTs = ts;
-      const header = new RtpHeader({ payloadType: eg.codec.payloadType, sequenceNumber: seq, timestamp: ts, marker: i === payloads.length - 1, ssrc: 0 });
+      const header = new RtpHeader({
+        payloadType: eg.codec.payloadType,
+        sequenceNumber: seq,
+        timestamp: ts,
+        marker: i === payloads.length - 1,
+        ssrc: 0,
+      });
       eg.sender.sendRtp(new WeriftRtpPacket(header, Buffer.from(payload))).catch(this.#onSendError);
       const ntp = track?.ntpFor(ts);
       if (ntp !== undefined) setSenderReportClock(eg.sender, ntp);

@@ -10,9 +10,12 @@ const COUNT = 3000;
 
 describe('fuzz (short variant)', () => {
   let rep: FuzzReport;
-  before(async () => {
-    rep = await runFuzz({ count: COUNT, seed: 12, durationS: 150, engine: 'werift', out: '', log: () => undefined });
-  }, { timeout: 280_000 });
+  before(
+    async () => {
+      rep = await runFuzz({ count: COUNT, seed: 12, durationS: 150, engine: 'werift', out: '', log: () => undefined });
+    },
+    { timeout: 280_000 },
+  );
 
   const failures = (kind: string, keep: (f: FuzzReport['findings'][number]) => boolean = () => true): string =>
     JSON.stringify(rep.findings.filter((f) => f.kind === kind && keep(f)).slice(0, 3), null, 1);
@@ -20,8 +23,14 @@ describe('fuzz (short variant)', () => {
   test('every family sent its share, and the fuzzed RTP reached the samplers', () => {
     assert.ok(rep.inputs >= COUNT * 0.95, `inputs sent: ${rep.inputs}`);
     for (const f of FAMILIES) assert.ok(rep.families[f].sent > 0, `${f} sent ${rep.families[f].sent}`);
-    assert.ok(rep.families.sdp.accepted > 0, 'some mutated offers were still accepted (the fuzz reached past the parser)');
-    assert.ok(rep.samplers.frames + rep.samplers.drops > 0, `samplers saw the fuzzed streams: ${JSON.stringify(rep.samplers)}`);
+    assert.ok(
+      rep.families.sdp.accepted > 0,
+      'some mutated offers were still accepted (the fuzz reached past the parser)',
+    );
+    assert.ok(
+      rep.samplers.frames + rep.samplers.drops > 0,
+      `samplers saw the fuzzed streams: ${JSON.stringify(rep.samplers)}`,
+    );
   });
 
   test('no crash: the server process, its sampler workers and engine workers all lived', () => {
@@ -45,8 +54,12 @@ describe('fuzz (short variant)', () => {
     assert.ok(rep.afterwards.viewerVideoPackets > 30);
   });
 
-  test('WHIP/WHEP offers never answer 5xx (what werift cannot apply is the offer\'s fault: 400)', () => {
-    assert.equal(rep.families.sdp.server5xx, 0, failures('5xx', (f) => f.family === 'sdp'));
+  test("WHIP/WHEP offers never answer 5xx (what werift cannot apply is the offer's fault: 400)", () => {
+    assert.equal(
+      rep.families.sdp.server5xx,
+      0,
+      failures('5xx', (f) => f.family === 'sdp'),
+    );
   });
   test('what the HTTP parser refuses is answered with a code too (clientErrorHandler, checkExpectation)', () => {
     assert.equal(rep.totals.uncodedClientError, 0, failures('uncoded_client_error'));

@@ -37,7 +37,12 @@ export interface E2EServer {
   server: Server;
   url: string;
   adminToken: string;
-  token(claims: { role: 'publisher' | 'viewer' | 'reviewer' | 'admin'; sub: string; streamId?: string; jurisdiction?: string }): Promise<string>;
+  token(claims: {
+    role: 'publisher' | 'viewer' | 'reviewer' | 'admin';
+    sub: string;
+    streamId?: string;
+    jurisdiction?: string;
+  }): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -47,7 +52,17 @@ export async function startE2EServer(env: Record<string, string> = {}): Promise<
     argv: [],
     // werift unless a test names the engine (the moderation suite runs on both)
     // evidence clips and the webhook queue in a folder of this run, not the repository's .data/
-    env: { ...LOAD_TEST_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH_SECRET: 'e2e-secret-0123456789-0123456789-0123456789', SFU_ENGINE: 'werift', EVIDENCE_DIR: join(scratch, 'evidence'), WEBHOOK_DIR: join(scratch, 'webhooks'), ...env },
+    env: {
+      ...LOAD_TEST_ENV,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      AUTH_SECRET: 'e2e-secret-0123456789-0123456789-0123456789',
+      SFU_ENGINE: 'werift',
+      EVIDENCE_DIR: join(scratch, 'evidence'),
+      WEBHOOK_DIR: join(scratch, 'webhooks'),
+      ...env,
+    },
   });
   const server = await buildServer(config);
   const { url } = await server.listen();
@@ -81,8 +96,21 @@ export function clip(kind: SceneKind): Promise<Clip> {
   let p = clipCache.get(kind);
   if (!p) {
     p = (async () => {
-      const raw = await renderScene(kind, { ...SCENE_DEFAULTS, width: CLIP.width, height: CLIP.height, fps: CLIP.fps, seconds: CLIP.seconds });
-      const video = await encodeVideo(raw.frames, { codec: 'VP8', width: CLIP.width, height: CLIP.height, fps: CLIP.fps, bitrateKbps: 1500, keyframeInterval: 1 });
+      const raw = await renderScene(kind, {
+        ...SCENE_DEFAULTS,
+        width: CLIP.width,
+        height: CLIP.height,
+        fps: CLIP.fps,
+        seconds: CLIP.seconds,
+      });
+      const video = await encodeVideo(raw.frames, {
+        codec: 'VP8',
+        width: CLIP.width,
+        height: CLIP.height,
+        fps: CLIP.fps,
+        bitrateKbps: 1500,
+        keyframeInterval: 1,
+      });
       const audio = await encodeAudio(raw.pcm, { bitrateKbps: 32 });
       return { kind, video, audio };
     })();
@@ -119,7 +147,13 @@ export class Broadcast {
   static async start(base: string, streamId: string, token: string, initial: Clip): Promise<Broadcast> {
     const video = { codec: 'VP8' as const, frames: initial.video, fps: CLIP.fps };
     const audio = { frames: initial.audio };
-    const pub = await WhipPublisher.connect({ url: `${base}/whip/${streamId}`, token, video, audio, connectTimeoutMs: 20_000 });
+    const pub = await WhipPublisher.connect({
+      url: `${base}/whip/${streamId}`,
+      token,
+      video,
+      audio,
+      connectTimeoutMs: 20_000,
+    });
     const b = new Broadcast(streamId, pub, video, audio);
     pub.start();
     return b;
@@ -168,7 +202,13 @@ export class Watcher {
       }
       if (!p.keyframeStart) return;
       const size = p.payload ? keyframePictureSize('VP8', p.payload) : undefined;
-      const kind: PictureKind = !size ? 'other' : size.width === CLIP.width ? 'source' : size.width === SLATE_WIDTH ? 'slate' : 'other';
+      const kind: PictureKind = !size
+        ? 'other'
+        : size.width === CLIP.width
+          ? 'source'
+          : size.width === SLATE_WIDTH
+            ? 'slate'
+            : 'other';
       this.pictures.push({ at: p.receivedAt, kind });
       // payloads are only needed for the size of a keyframe's first packet
       this.viewer.packets.length = 0;
@@ -176,7 +216,14 @@ export class Watcher {
   }
 
   static async connect(base: string, streamId: string, token: string, jurisdiction: string): Promise<Watcher> {
-    const viewer = await WhepViewer.connect({ url: `${base}/whep/${streamId}`, token, codecs: ['VP8'], recordPayloads: true, maxRecords: 1000, connectTimeoutMs: 20_000 });
+    const viewer = await WhepViewer.connect({
+      url: `${base}/whep/${streamId}`,
+      token,
+      codecs: ['VP8'],
+      recordPayloads: true,
+      maxRecords: 1000,
+      connectTimeoutMs: 20_000,
+    });
     return new Watcher(jurisdiction, viewer);
   }
 

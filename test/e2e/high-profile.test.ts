@@ -19,11 +19,14 @@ for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === proc
     before(async () => {
       // hashes only: the kill comes from PDQ against the bank, the path every modality shares up to the decoder
       e2e = await startE2EServer({ SFU_ENGINE: engine, INFERENCE_BACKEND: 'none', OCR: 'false', VAD: 'false' });
-      const r = await fetch(`${e2e.url}/v1/banks/known_bad/pictures?category=known_bad_match&source=e2e&id=e2e-high-profile`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${e2e.adminToken}`, 'content-type': 'image/x-portable-pixmap' },
-        body: bankedPicturePpm(CLIP),
-      });
+      const r = await fetch(
+        `${e2e.url}/v1/banks/known_bad/pictures?category=known_bad_match&source=e2e&id=e2e-high-profile`,
+        {
+          method: 'POST',
+          headers: { authorization: `Bearer ${e2e.adminToken}`, 'content-type': 'image/x-portable-pixmap' },
+          body: bankedPicturePpm(CLIP),
+        },
+      );
       assert.equal(r.status, 201, await r.text());
     });
     after(async () => {
@@ -40,7 +43,11 @@ for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === proc
       });
       try {
         const video = parseOffer(pub.offer).media.find((m) => m.kind === 'video')!;
-        assert.match(video.codecs[0]!.fmtp, /profile-level-id=42e01f/, 'the offer says Constrained Baseline, as OBS does');
+        assert.match(
+          video.codecs[0]!.fmtp,
+          /profile-level-id=42e01f/,
+          'the offer says Constrained Baseline, as OBS does',
+        );
         let reason: CloseReason | undefined;
         e2e.server.sfu.getStream(streamId)!.on('close', (r) => (reason ??= r));
         pub.start();
@@ -52,7 +59,10 @@ for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === proc
         assert.ok(kill.statementId, 'the kill carries a statement of reasons');
         const statement = await e2e.server.store.getStatement(kill.statementId);
         assert.ok(statement, 'the statement is stored');
-        assert.ok(JSON.stringify(statement).includes('known_bad_match'), 'the statement names the known-content category');
+        assert.ok(
+          JSON.stringify(statement).includes('known_bad_match'),
+          'the statement names the known-content category',
+        );
       } finally {
         await pub.stop();
       }

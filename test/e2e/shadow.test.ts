@@ -39,84 +39,130 @@ async function activePolicyFiles(red: number): Promise<PolicyFile[]> {
   });
 }
 
-describe('shadow evaluation end to end: a lower red threshold reports the kill it would have made, the active policy kills nothing', { timeout: 300_000 }, () => {
-  let e2e: E2EServer;
-  const open: { close(): Promise<void> }[] = [];
-  const admin = (method: string, path: string, body?: unknown): Promise<Response> =>
-    fetch(`${e2e.url}${path}`, { method, headers: { authorization: `Bearer ${e2e.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+describe(
+  'shadow evaluation end to end: a lower red threshold reports the kill it would have made, the active policy kills nothing',
+  { timeout: 300_000 },
+  () => {
+    let e2e: E2EServer;
+    const open: { close(): Promise<void> }[] = [];
+    const admin = (method: string, path: string, body?: unknown): Promise<Response> =>
+      fetch(`${e2e.url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${e2e.adminToken}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
 
-  before(async () => {
-    await clip('banked_picture');
-    // hash matching only: the classifier, OCR and VAD stay off so the run fits a shared 2-core machine
-    e2e = await startE2EServer({ OCR: 'false', VAD: 'false', INFERENCE_BACKEND: 'none' });
-  });
-  after(async () => {
-    for (const o of open.reverse()) await o.close();
-    await e2e?.close();
-  });
+    before(async () => {
+      await clip('banked_picture');
+      // hash matching only: the classifier, OCR and VAD stay off so the run fits a shared 2-core machine
+      e2e = await startE2EServer({ OCR: 'false', VAD: 'false', INFERENCE_BACKEND: 'none' });
+    });
+    after(async () => {
+      for (const o of open.reverse()) await o.close();
+      await e2e?.close();
+    });
 
-  test('banked picture at ~20 bits: shadow kill reported with its samples; publisher live, viewer on the source, no kill decided', async () => {
-    const activated = await admin('POST', '/v1/policies/activate', { files: await activePolicyFiles(ACTIVE_RED), force: true });
-    assert.equal(activated.status, 200, await activated.clone().text());
-    const activeVersion = ((await activated.json()) as { version: string }).version;
+    test('banked picture at ~20 bits: shadow kill reported with its samples; publisher live, viewer on the source, no kill decided', async () => {
+      const activated = await admin('POST', '/v1/policies/activate', {
+        files: await activePolicyFiles(ACTIVE_RED),
+        force: true,
+      });
+      assert.equal(activated.status, 200, await activated.clone().text());
+      const activeVersion = ((await activated.json()) as { version: string }).version;
 
-    const hash = pdqHash({ width: CLIP.width, height: CLIP.height, rgb: bankedPicture(CLIP.width, CLIP.height) }).hash;
-    const near = Uint8Array.from(hash);
-    for (let i = 0; i < FLIPPED; i++) near[(i * 12) >> 3]! ^= 1 << ((i * 12) & 7);
-    const added = await admin('POST', '/v1/banks/known_bad/hashes', { hash: pdqToHex(near), id: 'near-banked', category: 'known_bad_match', source: 'e2e-shadow' });
-    assert.equal(added.status, 201, await added.clone().text());
+      const hash = pdqHash({
+        width: CLIP.width,
+        height: CLIP.height,
+        rgb: bankedPicture(CLIP.width, CLIP.height),
+      }).hash;
+      const near = Uint8Array.from(hash);
+      for (let i = 0; i < FLIPPED; i++) near[(i * 12) >> 3]! ^= 1 << ((i * 12) & 7);
+      const added = await admin('POST', '/v1/banks/known_bad/hashes', {
+        hash: pdqToHex(near),
+        id: 'near-banked',
+        category: 'known_bad_match',
+        source: 'e2e-shadow',
+      });
+      assert.equal(added.status, 201, await added.clone().text());
 
-    const shadow = await admin('POST', '/v1/policies/shadow', { thresholds: [{ jurisdiction: 'global', category: 'known_bad_match', red: CANDIDATE_RED }, { jurisdiction: 'default', category: 'known_bad_match', red: CANDIDATE_RED }] });
-    assert.equal(shadow.status, 200, await shadow.clone().text());
-    const candidate = ((await shadow.json()) as { version: string; activeVersion: string });
-    assert.equal(candidate.activeVersion, activeVersion);
+      const shadow = await admin('POST', '/v1/policies/shadow', {
+        thresholds: [
+          { jurisdiction: 'global', category: 'known_bad_match', red: CANDIDATE_RED },
+          { jurisdiction: 'default', category: 'known_bad_match', red: CANDIDATE_RED },
+        ],
+      });
+      assert.equal(shadow.status, 200, await shadow.clone().text());
+      const candidate = (await shadow.json()) as { version: string; activeVersion: string };
+      assert.equal(candidate.activeVersion, activeVersion);
 
-    const streamId = 'shadow-banked';
-    const publishedAt = nowMs();
-    const broadcast = await Broadcast.start(e2e.url, streamId, await e2e.token({ role: 'publisher', sub: 'streamer-shadow', streamId }), await clip('banked_picture'));
-    open.push({ close: () => broadcast.stop() });
-    const watcher = await Watcher.connect(e2e.url, streamId, await e2e.token({ role: 'viewer', sub: 'viewer-shadow', streamId, jurisdiction: 'SE' }), 'SE');
-    open.push(watcher);
+      const streamId = 'shadow-banked';
+      const publishedAt = nowMs();
+      const broadcast = await Broadcast.start(
+        e2e.url,
+        streamId,
+        await e2e.token({ role: 'publisher', sub: 'streamer-shadow', streamId }),
+        await clip('banked_picture'),
+      );
+      open.push({ close: () => broadcast.stop() });
+      const watcher = await Watcher.connect(
+        e2e.url,
+        streamId,
+        await e2e.token({ role: 'viewer', sub: 'viewer-shadow', streamId, jurisdiction: 'SE' }),
+        'SE',
+      );
+      open.push(watcher);
 
-    // read the report as an analyst would, until it lists the kill
-    let report: ReportReply | undefined;
-    const deadline = performance.now() + 60_000;
-    for (;;) {
-      const r = await admin('GET', '/v1/policies/shadow/report');
-      assert.equal(r.status, 200, await r.clone().text());
-      report = (await r.json()) as ReportReply;
-      if (report.report.shadowOnly.kill >= 1) break;
-      if (performance.now() > deadline)
-        throw new Error(`timed out after 60 s waiting for the shadow report to list a kill; verdict (default) ${JSON.stringify(e2e.server.enforcer.verdictOf(streamId)?.perJurisdiction.default)}; report ${JSON.stringify(report)}`);
-      await sleep(250);
-    }
-    const reportedAt = nowMs();
-    assert.ok(report);
-    assert.equal(report.running, true);
-    assert.equal(report.freshness, 'fresh');
-    const cell = report.report.jurisdictions.global?.known_bad_match;
-    assert.equal(cell?.shadowOnly.kill, 1, JSON.stringify(report.report));
-    const example = cell?.examples[0];
-    assert.equal(example?.streamId, streamId);
-    assert.ok((example?.sampleSeqs.length ?? 0) >= 1, 'the kill cites its samples');
-    assert.ok(example && example.score >= CANDIDATE_RED && example.score < ACTIVE_RED, `match confidence ${example?.score} between the two thresholds`);
+      // read the report as an analyst would, until it lists the kill
+      let report: ReportReply | undefined;
+      const deadline = performance.now() + 60_000;
+      for (;;) {
+        const r = await admin('GET', '/v1/policies/shadow/report');
+        assert.equal(r.status, 200, await r.clone().text());
+        report = (await r.json()) as ReportReply;
+        if (report.report.shadowOnly.kill >= 1) break;
+        if (performance.now() > deadline)
+          throw new Error(
+            `timed out after 60 s waiting for the shadow report to list a kill; verdict (default) ${JSON.stringify(e2e.server.enforcer.verdictOf(streamId)?.perJurisdiction.default)}; report ${JSON.stringify(report)}`,
+          );
+        await sleep(250);
+      }
+      const reportedAt = nowMs();
+      assert.ok(report);
+      assert.equal(report.running, true);
+      assert.equal(report.freshness, 'fresh');
+      const cell = report.report.jurisdictions.global?.known_bad_match;
+      assert.equal(cell?.shadowOnly.kill, 1, JSON.stringify(report.report));
+      const example = cell?.examples[0];
+      assert.equal(example?.streamId, streamId);
+      assert.ok((example?.sampleSeqs.length ?? 0) >= 1, 'the kill cites its samples');
+      assert.ok(
+        example && example.score >= CANDIDATE_RED && example.score < ACTIVE_RED,
+        `match confidence ${example?.score} between the two thresholds`,
+      );
 
-    // meanwhile the active policy killed nothing: the stream is live, its viewer keeps the source picture
-    const after = nowMs();
-    await until(() => watcher.count('source', after) >= 3, 30_000, 'source pictures at the viewer after the shadow kill');
-    assert.equal(broadcast.endedAt, undefined, 'the publisher is still live');
-    assert.equal(watcher.endedAt, undefined);
-    assert.equal(e2e.server.enforcer.verdictOf(streamId)?.kill, false);
-    assert.equal(e2e.server.enforcer.isBlocked(streamId), undefined);
-    await e2e.server.store.flush();
-    const decisions = await e2e.server.store.listDecisions({ streamId, limit: 1000 });
-    assert.ok(!decisions.some((d) => d.action === 'kill_stream'), JSON.stringify(decisions.map((d) => d.action)));
-    const stream = await e2e.server.store.getStream(streamId);
-    assert.equal(stream?.state, 'live');
-    console.log(
-      `shadow e2e: candidate ${candidate.version} vs active ${activeVersion}: ${report.report.shadowOnly.kill} kill, match confidence ${example.score} (about ${Math.round((1 - example.score) * 64)} bits), ` +
-        `first difference ${Math.round(example.at - publishedAt)} ms after the publisher's POST, report read ${Math.round(reportedAt - publishedAt)} ms after it`,
-    );
-  });
-
-});
+      // meanwhile the active policy killed nothing: the stream is live, its viewer keeps the source picture
+      const after = nowMs();
+      await until(
+        () => watcher.count('source', after) >= 3,
+        30_000,
+        'source pictures at the viewer after the shadow kill',
+      );
+      assert.equal(broadcast.endedAt, undefined, 'the publisher is still live');
+      assert.equal(watcher.endedAt, undefined);
+      assert.equal(e2e.server.enforcer.verdictOf(streamId)?.kill, false);
+      assert.equal(e2e.server.enforcer.isBlocked(streamId), undefined);
+      await e2e.server.store.flush();
+      const decisions = await e2e.server.store.listDecisions({ streamId, limit: 1000 });
+      assert.ok(!decisions.some((d) => d.action === 'kill_stream'), JSON.stringify(decisions.map((d) => d.action)));
+      const stream = await e2e.server.store.getStream(streamId);
+      assert.equal(stream?.state, 'live');
+      console.log(
+        `shadow e2e: candidate ${candidate.version} vs active ${activeVersion}: ${report.report.shadowOnly.kill} kill, match confidence ${example.score} (about ${Math.round((1 - example.score) * 64)} bits), ` +
+          `first difference ${Math.round(example.at - publishedAt)} ms after the publisher's POST, report read ${Math.round(reportedAt - publishedAt)} ms after it`,
+      );
+    });
+  },
+);

@@ -56,7 +56,12 @@ export async function publish(opts: FfmpegWhipOptions): Promise<void> {
     context: { bitRate: 500_000, gopSize: fps, maxBFrames: 0 },
     // the whip muxer refuses B-frames; a keyframe every second (FFmpeg never answers PLI)
     // x264's profile is a ceiling: ultrafast (no CABAC, no 8x8 transform) makes Constrained Baseline
-    options: { preset: opts.profile === 'high' ? 'superfast' : 'ultrafast', tune: 'zerolatency', profile: opts.profile, 'x264-params': `keyint=${fps}:min-keyint=${fps}:scenecut=0:repeat-headers=1` },
+    options: {
+      preset: opts.profile === 'high' ? 'superfast' : 'ultrafast',
+      tune: 'zerolatency',
+      profile: opts.profile,
+      'x264-params': `keyint=${fps}:min-keyint=${fps}:scenecut=0:repeat-headers=1`,
+    },
   } as Parameters<typeof Encoder.create>[1]);
   const audio = await Encoder.create(FF_ENCODER_LIBOPUS, {
     timeBase: { num: 1, den: 48000 },
@@ -88,7 +93,8 @@ export async function publish(opts: FfmpegWhipOptions): Promise<void> {
     for (let i = 0; i < frames; i++) {
       // audio up to this video frame's time, 20 ms at a time (stereo 440 Hz)
       while ((audioSamples / 48000) * 1000 <= (i * 1000) / fps) {
-        for (let s = 0; s < 960; s++) tone[2 * s] = tone[2 * s + 1] = 0.2 * Math.sin((2 * Math.PI * 440 * (audioSamples + s)) / 48000);
+        for (let s = 0; s < 960; s++)
+          tone[2 * s] = tone[2 * s + 1] = 0.2 * Math.sin((2 * Math.PI * 440 * (audioSamples + s)) / 48000);
         const af = Frame.fromAudioBuffer(Buffer.from(tone.buffer.slice(0)), {
           nbSamples: 960,
           format: AV_SAMPLE_FMT_FLT,
@@ -125,7 +131,10 @@ export async function publish(opts: FfmpegWhipOptions): Promise<void> {
 
 function parseArgs(argv: string[]): FfmpegWhipOptions {
   const url = argv[0];
-  if (!url || !/^http:\/\/127\.0\.0\.1:\d+\//.test(url)) throw new Error('usage: ffmpeg-whip-publisher.ts http://127.0.0.1:PORT/whip/<id> [--dtls-active] [--seconds N] [--profile baseline|high]');
+  if (!url || !/^http:\/\/127\.0\.0\.1:\d+\//.test(url))
+    throw new Error(
+      'usage: ffmpeg-whip-publisher.ts http://127.0.0.1:PORT/whip/<id> [--dtls-active] [--seconds N] [--profile baseline|high]',
+    );
   const seconds = argv.includes('--seconds') ? Number(argv[argv.indexOf('--seconds') + 1]) : 10;
   const profile = argv.includes('--profile') ? argv[argv.indexOf('--profile') + 1] : 'baseline';
   if (!(seconds > 0 && seconds <= 120)) throw new Error('--seconds must be in (0, 120]');

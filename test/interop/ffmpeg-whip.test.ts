@@ -26,11 +26,19 @@ for (const engine of ENGINES) {
         await srv.sfu.slateReady;
         const id = `ffmpeg-${role}`;
         const startedAt = now();
-        const client = startClient(PUBLISHER, [`${srv.base}/whip/${id}`, '--seconds', String(SECONDS), ...(role === 'active' ? ['--dtls-active'] : [])], (SECONDS + 30) * 1000);
+        const client = startClient(
+          PUBLISHER,
+          [`${srv.base}/whip/${id}`, '--seconds', String(SECONDS), ...(role === 'active' ? ['--dtls-active'] : [])],
+          (SECONDS + 30) * 1000,
+        );
         let viewer: WhepViewer | undefined;
         try {
           // the child's start (tsx, encoders) takes a while on a loaded machine
-          await until(() => srv.sfu.getStream(id) !== undefined || client.child.exitCode !== null, 20_000, "FFmpeg's WHIP POST");
+          await until(
+            () => srv.sfu.getStream(id) !== undefined || client.child.exitCode !== null,
+            20_000,
+            "FFmpeg's WHIP POST",
+          );
           const stream = srv.sfu.getStream(id);
           assert.ok(stream, `FFmpeg's POST made no stream: ${client.stderr().slice(-600)}`);
           const liveAt = now();
@@ -38,7 +46,11 @@ for (const engine of ENGINES) {
           const sub = stream.tap.subscribe((p) => {
             firstRtp[p.kind] ??= now();
           });
-          await until(() => (firstRtp.audio !== undefined && firstRtp.video !== undefined) || stream.closed, 10_000, 'RTP of both tracks from FFmpeg (ICE and DTLS done)');
+          await until(
+            () => (firstRtp.audio !== undefined && firstRtp.video !== undefined) || stream.closed,
+            10_000,
+            'RTP of both tracks from FFmpeg (ICE and DTLS done)',
+          );
           sub.close();
           assert.ok(!stream.closed, 'the stream is live');
           const handshakeMs = Math.min(firstRtp.audio!, firstRtp.video!) - liveAt;
@@ -48,19 +60,31 @@ for (const engine of ENGINES) {
           const v = viewer;
           assert.equal(v.codecOf.video, 'H264');
           assert.equal(v.codecOf.audio, 'opus');
-          await v.waitFor(() => v.keyframes > 0 && v.count('audio') >= 50 && v.frames('video').length >= 45, 15_000, 'a keyframe, 45 video frames and 1 s of audio at the viewer');
+          await v.waitFor(
+            () => v.keyframes > 0 && v.count('audio') >= 50 && v.frames('video').length >= 45,
+            15_000,
+            'a keyframe, 45 video frames and 1 s of audio at the viewer',
+          );
           const joinToFirstKeyframeMs = v.firstKeyframeAt! - joinAt;
 
           const frames = v.frames('video');
           const first = frames.findIndex((f) => f.keyframe);
-          const decoded = decodePictures('H264', frames.slice(first).map((f) => f.data));
+          const decoded = decodePictures(
+            'H264',
+            frames.slice(first).map((f) => f.data),
+          );
           // mediasoup's gate may show its slate layer (640 wide) until the live layer's next keyframe:
           // FFmpeg never answers PLI, so that is its next 1 s GOP
           const pictures = decoded.filter((p) => p.width === 320 && p.height === 240);
-          assert.ok(pictures.length >= 10, `decoded ${pictures.length} of FFmpeg's 320x240 pictures (all: ${decoded.map((p) => p.width).join(',')})`);
+          assert.ok(
+            pictures.length >= 10,
+            `decoded ${pictures.length} of FFmpeg's 320x240 pictures (all: ${decoded.map((p) => p.width).join(',')})`,
+          );
           // join to first frame: the first packet of the first of FFmpeg's pictures (one picture per frame: no B-frames)
           const firstLive = frames.slice(first)[decoded.findIndex((p) => p.width === 320)];
-          const firstLiveAt = v.packets.find((p) => p.kind === 'video' && p.timestamp === firstLive?.timestamp)?.receivedAt;
+          const firstLiveAt = v.packets.find(
+            (p) => p.kind === 'video' && p.timestamp === firstLive?.timestamp,
+          )?.receivedAt;
           assert.ok(firstLiveAt !== undefined, 'the first live picture was received');
           const joinToFirstFrameMs = firstLiveAt - joinAt;
           const audio = decodeOpus(v.packets.filter((p) => p.kind === 'audio' && p.payload).map((p) => p.payload!));
@@ -71,7 +95,16 @@ for (const engine of ENGINES) {
           assert.equal(code, 0, `FFmpeg publisher exit code (${client.stderr().slice(-600)})`);
           await until(() => srv.sfu.getStream(id) === undefined, 10_000, "the stream to end on FFmpeg's DELETE");
           t.diagnostic(
-            JSON.stringify({ engine, dtls: role, childStartToPostMs: Math.round(liveAt - startedAt), postToFirstRtpMs: Math.round(handshakeMs), joinToFirstKeyframeMs: Math.round(joinToFirstKeyframeMs), joinToFirstFrameMs: Math.round(joinToFirstFrameMs), pictures: pictures.length, audioSamples: audio.samples }),
+            JSON.stringify({
+              engine,
+              dtls: role,
+              childStartToPostMs: Math.round(liveAt - startedAt),
+              postToFirstRtpMs: Math.round(handshakeMs),
+              joinToFirstKeyframeMs: Math.round(joinToFirstKeyframeMs),
+              joinToFirstFrameMs: Math.round(joinToFirstFrameMs),
+              pictures: pictures.length,
+              audioSamples: audio.samples,
+            }),
           );
         } finally {
           await viewer?.close();

@@ -15,7 +15,21 @@
 // each next layer smaller (OBS's steps of 1/layers). werift cannot send simulcast, so the layers go
 // straight to the peer connection's SRTP transport, each with its own sender reports.
 
-import { RTCPeerConnection, RTCRtpCodecParameters, RtcpSenderInfo, RtcpSrPacket, RtpHeader, RtpPacket, serializeSdesMid, serializeSdesRTPStreamID, useNACK, usePLI, useREMB, useSdesMid, useSdesRTPStreamId } from 'werift';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RtcpSenderInfo,
+  RtcpSrPacket,
+  RtpHeader,
+  RtpPacket,
+  serializeSdesMid,
+  serializeSdesRTPStreamID,
+  useNACK,
+  usePLI,
+  useREMB,
+  useSdesMid,
+  useSdesRTPStreamId,
+} from 'werift';
 import type { RTCRtpSender } from 'werift';
 import { AV_PIX_FMT_YUV420P, Encoder, FF_ENCODER_LIBX264, Frame } from 'node-av';
 import type { Packet } from 'node-av';
@@ -29,7 +43,15 @@ export function obsShapedPeer(): RTCPeerConnection {
   return new RTCPeerConnection({
     ...loopbackIce(),
     codecs: {
-      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111, parameters: 'minptime=10;maxaveragebitrate=96000;stereo=1;sprop-stereo=1;useinbandfec=1' })],
+      audio: [
+        new RTCRtpCodecParameters({
+          mimeType: 'audio/opus',
+          clockRate: 48000,
+          channels: 2,
+          payloadType: 111,
+          parameters: 'minptime=10;maxaveragebitrate=96000;stereo=1;sprop-stereo=1;useinbandfec=1',
+        }),
+      ],
       video: [
         new RTCRtpCodecParameters({
           mimeType: 'video/H264',
@@ -48,24 +70,47 @@ export function obsShapedPeer(): RTCPeerConnection {
 /**
  * `picture`: an RGB picture of width x height shown in every frame instead of the moving test pattern.
  */
-export async function encodeH264Profile(profile: 'high' | 'baseline', frames: number, width = 320, height = 240, fps = 30, picture?: Uint8Array): Promise<EncodedFrame[]> {
+export async function encodeH264Profile(
+  profile: 'high' | 'baseline',
+  frames: number,
+  width = 320,
+  height = 240,
+  fps = 30,
+  picture?: Uint8Array,
+): Promise<EncodedFrame[]> {
   const encoder = await Encoder.create(FF_ENCODER_LIBX264, {
     timeBase: { num: 1, den: fps },
     frameRate: { num: fps, den: 1 },
     context: { bitRate: 600_000, gopSize: fps, maxBFrames: 0 },
     // x264's profile is a ceiling: ultrafast (no CABAC, no 8x8 transform) would make Constrained Baseline whatever it says
-    options: { preset: profile === 'high' ? 'superfast' : 'ultrafast', tune: 'zerolatency', profile, 'x264-params': `keyint=${fps}:min-keyint=${fps}:scenecut=0:repeat-headers=1:bframes=0` },
+    options: {
+      preset: profile === 'high' ? 'superfast' : 'ultrafast',
+      tune: 'zerolatency',
+      profile,
+      'x264-params': `keyint=${fps}:min-keyint=${fps}:scenecut=0:repeat-headers=1:bframes=0`,
+    },
   } as Parameters<typeof Encoder.create>[1]);
   const out: EncodedFrame[] = [];
   const push = (packets: Packet[]): void => {
     for (const p of packets) {
-      out.push({ data: new Uint8Array(p.data ?? new Uint8Array(0)), keyframe: p.isKeyframe, ptsMs: (Number(p.pts) * 1000) / fps, durationMs: 1000 / fps });
+      out.push({
+        data: new Uint8Array(p.data ?? new Uint8Array(0)),
+        keyframe: p.isKeyframe,
+        ptsMs: (Number(p.pts) * 1000) / fps,
+        durationMs: 1000 / fps,
+      });
       p.free();
     }
   };
   try {
     for (let i = 0; i < frames; i++) {
-      const f = Frame.fromVideoBuffer(rgbToI420(picture ?? rgbTestPattern(width, height, i).rgb, width, height), { width, height, format: AV_PIX_FMT_YUV420P, timeBase: { num: 1, den: fps }, pts: BigInt(i) });
+      const f = Frame.fromVideoBuffer(rgbToI420(picture ?? rgbTestPattern(width, height, i).rgb, width, height), {
+        width,
+        height,
+        format: AV_PIX_FMT_YUV420P,
+        timeBase: { num: 1, den: fps },
+        pts: BigInt(i),
+      });
       push(await encoder.encodeAll(f));
       f.free();
     }
@@ -119,23 +164,53 @@ export class ObsShapedPublisher {
    */
   static async connect(
     url: string,
-    opts: { profile?: 'high' | 'baseline'; connectTimeoutMs?: number; simulcast?: boolean; rids?: readonly string[]; token?: string; picture?: { rgb: Uint8Array; width: number; height: number } } = {},
+    opts: {
+      profile?: 'high' | 'baseline';
+      connectTimeoutMs?: number;
+      simulcast?: boolean;
+      rids?: readonly string[];
+      token?: string;
+      picture?: { rgb: Uint8Array; width: number; height: number };
+    } = {},
   ): Promise<ObsShapedPublisher> {
     const rids = opts.rids ?? ['0', '1', '2'];
     const profile = opts.profile ?? 'high';
-    const sizes: readonly (readonly [number, number])[] = opts.simulcast ? SIMULCAST_SIZES : [opts.picture ? [opts.picture.width, opts.picture.height] : [320, 240]];
-    const [audio, ...layers] = await Promise.all([encodeAudio(sine48k(2)), ...sizes.map(([w, h]) => encodeH264Profile(profile, 60, w, h, 30, opts.picture?.rgb))]);
+    const sizes: readonly (readonly [number, number])[] = opts.simulcast
+      ? SIMULCAST_SIZES
+      : [opts.picture ? [opts.picture.width, opts.picture.height] : [320, 240]];
+    const [audio, ...layers] = await Promise.all([
+      encodeAudio(sine48k(2)),
+      ...sizes.map(([w, h]) => encodeH264Profile(profile, 60, w, h, 30, opts.picture?.rgb)),
+    ]);
     const pc = obsShapedPeer();
     const audioSender = pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
-    const videoSender = pc.addTransceiver('video', { direction: 'sendonly', ...(opts.simulcast ? { sendEncodings: sizes.map((_, i) => ({ rid: rids[i]! })) } : {}) }).sender;
+    const videoSender = pc.addTransceiver('video', {
+      direction: 'sendonly',
+      ...(opts.simulcast ? { sendEncodings: sizes.map((_, i) => ({ rid: rids[i]! })) } : {}),
+    }).sender;
     try {
       const offer = await gatheredOffer(pc);
       const { answer, location } = await postOffer(url, offer, opts.token);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       await waitConnected(pc, opts.connectTimeoutMs ?? 10_000);
-      const pub = new ObsShapedPublisher(pc, location, offer, answer, { audio: audioSender, video: videoSender }, { video: layers[0]!, audio });
+      const pub = new ObsShapedPublisher(
+        pc,
+        location,
+        offer,
+        answer,
+        { audio: audioSender, video: videoSender },
+        { video: layers[0]!, audio },
+      );
       // OBS: layer i on SSRC base + i, only the base announced in the offer
-      if (opts.simulcast) pub.#layers = layers.map((clip, i) => ({ rid: rids[i]!, clip, ssrc: (videoSender.ssrc + i) >>> 0, seq: Math.floor(Math.random() * 0xffff), packets: 0, octets: 0 }));
+      if (opts.simulcast)
+        pub.#layers = layers.map((clip, i) => ({
+          rid: rids[i]!,
+          clip,
+          ssrc: (videoSender.ssrc + i) >>> 0,
+          seq: Math.floor(Math.random() * 0xffff),
+          packets: 0,
+          octets: 0,
+        }));
       return pub;
     } catch (err) {
       await pc.close().catch(() => undefined);
@@ -186,7 +261,9 @@ export class ObsShapedPublisher {
 
   /** The negotiated id of a header extension in the video section of the answer (RFC 8285). */
   #extensionId(uri: string): number {
-    const video = this.answer.split(/\r?\n/).slice(this.answer.split(/\r?\n/).findIndex((l) => l.startsWith('m=video')));
+    const video = this.answer
+      .split(/\r?\n/)
+      .slice(this.answer.split(/\r?\n/).findIndex((l) => l.startsWith('m=video')));
     const line = video.find((l) => l.startsWith('a=extmap:') && l.endsWith(` ${uri}`));
     return line ? Number(/^a=extmap:(\d+)/.exec(line)![1]) : 0;
   }
@@ -197,17 +274,39 @@ export class ObsShapedPublisher {
     layer.octets += payload.length;
     const extensions = [
       { id: this.#extensionId('urn:ietf:params:rtp-hdrext:sdes:mid'), payload: serializeSdesMid('1') },
-      { id: this.#extensionId('urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id'), payload: serializeSdesRTPStreamID(layer.rid) },
+      {
+        id: this.#extensionId('urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id'),
+        payload: serializeSdesRTPStreamID(layer.rid),
+      },
     ].filter((e) => e.id > 0);
-    const header = new RtpHeader({ payloadType: 96, sequenceNumber: layer.seq, timestamp, marker, ssrc: layer.ssrc, extensions });
+    const header = new RtpHeader({
+      payloadType: 96,
+      sequenceNumber: layer.seq,
+      timestamp,
+      marker,
+      ssrc: layer.ssrc,
+      extensions,
+    });
     this.#senders.video.dtlsTransport.sendRtp(Buffer.from(payload), header).catch(() => undefined);
   }
 
   /** One sender report per layer (the SFU relates the layers' timelines through them). */
   #senderReports(timestamp: number): void {
     const ms = performance.timeOrigin + performance.now();
-    const ntp = (BigInt(Math.floor(ms / 1000) + 2_208_988_800) << 32n) | BigInt(Math.floor(((ms % 1000) / 1000) * 2 ** 32));
-    const reports = this.#layers!.map((l) => new RtcpSrPacket({ ssrc: l.ssrc, senderInfo: new RtcpSenderInfo({ ntpTimestamp: ntp, rtpTimestamp: timestamp, packetCount: l.packets, octetCount: l.octets }) }));
+    const ntp =
+      (BigInt(Math.floor(ms / 1000) + 2_208_988_800) << 32n) | BigInt(Math.floor(((ms % 1000) / 1000) * 2 ** 32));
+    const reports = this.#layers!.map(
+      (l) =>
+        new RtcpSrPacket({
+          ssrc: l.ssrc,
+          senderInfo: new RtcpSenderInfo({
+            ntpTimestamp: ntp,
+            rtpTimestamp: timestamp,
+            packetCount: l.packets,
+            octetCount: l.octets,
+          }),
+        }),
+    );
     this.#senders.video.dtlsTransport.sendRtcp(reports).catch(() => undefined);
   }
 

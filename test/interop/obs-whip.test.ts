@@ -33,25 +33,53 @@ for (const engine of ENGINES) {
       try {
         assert.ok(pub.location.includes('/whip/obs/'), 'Location of the session');
         const offer = parseOffer(pub.offer);
-        assert.deepEqual(offer.media.map((m) => [m.kind, m.mid]), [['audio', '0'], ['video', '1']], 'OBS order: audio mid 0, video mid 1');
+        assert.deepEqual(
+          offer.media.map((m) => [m.kind, m.mid]),
+          [
+            ['audio', '0'],
+            ['video', '1'],
+          ],
+          'OBS order: audio mid 0, video mid 1',
+        );
         assert.ok(!offer.media[1]!.codecs.some((c) => c.name === 'rtx'), 'no RTX offered');
         const answer = parseOffer(pub.answer);
-        assert.deepEqual(answer.media.map((m) => [m.kind, m.mid, m.codecs.map((c) => `${c.name}/${c.payloadType}`).join(',')]), [['audio', '0', 'opus/111'], ['video', '1', 'H264/96']]);
+        assert.deepEqual(
+          answer.media.map((m) => [m.kind, m.mid, m.codecs.map((c) => `${c.name}/${c.payloadType}`).join(',')]),
+          [
+            ['audio', '0', 'opus/111'],
+            ['video', '1', 'H264/96'],
+          ],
+        );
         const stream = srv.sfu.getStream('obs')!;
         const sub = stream.tap.subscribe((p) => pool.push(p));
         pub.start();
         viewer = await WhepViewer.connect({ url: `${srv.base}/whep/obs`, recordPayloads: true });
         const v = viewer;
-        await v.waitFor(() => v.keyframes > 0 && v.frames('video').length >= 40 && v.count('audio') >= 50, 15_000, 'keyframe, 40 frames and 1 s of audio at the viewer').catch((err: unknown) => {
-          throw new Error(`${err instanceof Error ? err.message : String(err)}: ${v.keyframes} keyframes, ${v.frames('video').length} frames, ${v.count('audio')} audio packets; ingest ${JSON.stringify(stream.tracks)}`);
-        });
+        await v
+          .waitFor(
+            () => v.keyframes > 0 && v.frames('video').length >= 40 && v.count('audio') >= 50,
+            15_000,
+            'keyframe, 40 frames and 1 s of audio at the viewer',
+          )
+          .catch((err: unknown) => {
+            throw new Error(
+              `${err instanceof Error ? err.message : String(err)}: ${v.keyframes} keyframes, ${v.frames('video').length} frames, ${v.count('audio')} audio packets; ingest ${JSON.stringify(stream.tracks)}`,
+            );
+          });
         const frames = v.frames('video');
         // the first keyframe may be mediasoup's slate (Constrained Baseline)
         const key = frames.find((f) => f.keyframe && spsProfile(f.data) === 100);
         assert.ok(key, 'the bitstream is High profile (profile_idc 100)');
-        const pictures = decodePictures('H264', frames.slice(frames.indexOf(key!)).map((f) => f.data)).filter((p) => p.width === 320);
+        const pictures = decodePictures(
+          'H264',
+          frames.slice(frames.indexOf(key!)).map((f) => f.data),
+        ).filter((p) => p.width === 320);
         assert.ok(pictures.length >= 10, `the viewer decodes ${pictures.length} High-profile pictures`);
-        await until(() => samples.some((s) => s.kind === 'video') && samples.some((s) => s.kind === 'audio'), 15_000, 'a video sample and an audio window from the samplers');
+        await until(
+          () => samples.some((s) => s.kind === 'video') && samples.some((s) => s.kind === 'audio'),
+          15_000,
+          'a video sample and an audio window from the samplers',
+        );
         const video = samples.find((s): s is VideoSample => s.kind === 'video')!;
         assert.equal(video.width, 320);
         assert.equal(video.height, 240);
@@ -73,45 +101,82 @@ for (const engine of ENGINES) {
   describe(`simulcast WHIP publisher [${engine}]`, () => {
     // OBS numbers its layers from the full size down; a page may name them otherwise (the mediasoup
     // engine's first guess of the order is wrong there and its probe must correct it)
-    for (const rids of [['0', '1', '2'], ['f', 'h', 'q']] as const) test(`rids ${rids.join('/')}, largest first: every layer accepted in the answer; viewers and the samplers get the largest layer`, async () => {
-      await using srv = await startServer({ engine });
-      await srv.sfu.slateReady;
-      const pool = await SamplerPool.create({ workers: 1, maxLagMs: 60_000 });
-      const samples: Sample[] = [];
-      pool.on('sample', (s) => samples.push(s));
-      const pub = await ObsShapedPublisher.connect(`${srv.base}/whip/obs-sim`, { profile: 'high', simulcast: true, rids });
-      let viewer: WhepViewer | undefined;
-      try {
-        const video = parseOffer(pub.offer).media.find((m) => m.kind === 'video')!;
-        assert.ok(video.lines.includes(`a=simulcast:send ${rids.join(';')}`), `the offer is a simulcast offer: ${video.lines.filter((l) => /rid|simulcast/.test(l)).join(' | ')}`);
-        const answered = parseOffer(pub.answer).media.find((m) => m.kind === 'video')!;
-        assert.deepEqual(answered.lines.filter((l) => /^a=(rid|simulcast):/.test(l)), [...rids.map((r) => `a=rid:${r} recv`), `a=simulcast:recv ${rids.join(';')}`], 'every layer taken (OBS fails otherwise)');
-        assert.ok(answered.lines.some((l) => /^a=extmap:\d+ urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id$/.test(l)), 'the rid header extension is negotiated');
-        const stream = srv.sfu.getStream('obs-sim')!;
-        const sub = stream.tap.subscribe((p) => pool.push(p));
-        pub.start();
-        viewer = await WhepViewer.connect({ url: `${srv.base}/whep/obs-sim`, recordPayloads: true });
-        const v = viewer;
-        const track = (): string => JSON.stringify(stream.tracks.find((t) => t.kind === 'video'));
-        await until(() => stream.tracks.find((t) => t.kind === 'video')?.simulcast?.forwarded === rids[0], 15_000, `rid ${rids[0]} (the largest) forwarded: ${track()}`);
-        await v.waitFor(() => v.keyframes > 0 && v.frames('video').length >= 60 && v.count('audio') >= 50, 15_000, 'a keyframe, 60 frames and 1 s of audio at the viewer').catch((err: unknown) => {
-          throw new Error(`${err instanceof Error ? err.message : String(err)}: ${v.keyframes} keyframes, ${v.frames('video').length} frames, ${v.count('audio')} audio packets; ${track()}`);
+    for (const rids of [
+      ['0', '1', '2'],
+      ['f', 'h', 'q'],
+    ] as const)
+      test(`rids ${rids.join('/')}, largest first: every layer accepted in the answer; viewers and the samplers get the largest layer`, async () => {
+        await using srv = await startServer({ engine });
+        await srv.sfu.slateReady;
+        const pool = await SamplerPool.create({ workers: 1, maxLagMs: 60_000 });
+        const samples: Sample[] = [];
+        pool.on('sample', (s) => samples.push(s));
+        const pub = await ObsShapedPublisher.connect(`${srv.base}/whip/obs-sim`, {
+          profile: 'high',
+          simulcast: true,
+          rids,
         });
-        const frames = v.frames('video');
-        const key = [...frames].reverse().find((f) => f.keyframe && spsProfile(f.data) === 100);
-        assert.ok(key, 'a High-profile keyframe of the publisher reached the viewer');
-        const pictures = decodePictures('H264', frames.slice(frames.indexOf(key!)).map((f) => f.data));
-        const sizes = [...new Set(pictures.map((p) => `${p.width}x${p.height}`))];
-        assert.ok(pictures.length >= 10, `the viewer decodes ${pictures.length} pictures`);
-        assert.deepEqual(sizes, ['384x216'], 'only the largest layer reaches the viewer, never a mix of layers');
-        await until(() => samples.some((s) => s.kind === 'video' && s.width === 384), 15_000, `a 384x216 video sample (the forwarded layer) from the samplers; got ${[...new Set(samples.filter((s): s is VideoSample => s.kind === 'video').map((s) => `${s.width}x${s.height}`))].join(', ') || 'none'}`);
-        sub.close();
-      } finally {
-        await viewer?.close();
-        const status = await pub.stop();
-        assert.equal(status, 200, "OBS's DELETE is answered 200");
-        await pool.close();
-      }
-    });
+        let viewer: WhepViewer | undefined;
+        try {
+          const video = parseOffer(pub.offer).media.find((m) => m.kind === 'video')!;
+          assert.ok(
+            video.lines.includes(`a=simulcast:send ${rids.join(';')}`),
+            `the offer is a simulcast offer: ${video.lines.filter((l) => /rid|simulcast/.test(l)).join(' | ')}`,
+          );
+          const answered = parseOffer(pub.answer).media.find((m) => m.kind === 'video')!;
+          assert.deepEqual(
+            answered.lines.filter((l) => /^a=(rid|simulcast):/.test(l)),
+            [...rids.map((r) => `a=rid:${r} recv`), `a=simulcast:recv ${rids.join(';')}`],
+            'every layer taken (OBS fails otherwise)',
+          );
+          assert.ok(
+            answered.lines.some((l) => /^a=extmap:\d+ urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id$/.test(l)),
+            'the rid header extension is negotiated',
+          );
+          const stream = srv.sfu.getStream('obs-sim')!;
+          const sub = stream.tap.subscribe((p) => pool.push(p));
+          pub.start();
+          viewer = await WhepViewer.connect({ url: `${srv.base}/whep/obs-sim`, recordPayloads: true });
+          const v = viewer;
+          const track = (): string => JSON.stringify(stream.tracks.find((t) => t.kind === 'video'));
+          await until(
+            () => stream.tracks.find((t) => t.kind === 'video')?.simulcast?.forwarded === rids[0],
+            15_000,
+            `rid ${rids[0]} (the largest) forwarded: ${track()}`,
+          );
+          await v
+            .waitFor(
+              () => v.keyframes > 0 && v.frames('video').length >= 60 && v.count('audio') >= 50,
+              15_000,
+              'a keyframe, 60 frames and 1 s of audio at the viewer',
+            )
+            .catch((err: unknown) => {
+              throw new Error(
+                `${err instanceof Error ? err.message : String(err)}: ${v.keyframes} keyframes, ${v.frames('video').length} frames, ${v.count('audio')} audio packets; ${track()}`,
+              );
+            });
+          const frames = v.frames('video');
+          const key = [...frames].reverse().find((f) => f.keyframe && spsProfile(f.data) === 100);
+          assert.ok(key, 'a High-profile keyframe of the publisher reached the viewer');
+          const pictures = decodePictures(
+            'H264',
+            frames.slice(frames.indexOf(key!)).map((f) => f.data),
+          );
+          const sizes = [...new Set(pictures.map((p) => `${p.width}x${p.height}`))];
+          assert.ok(pictures.length >= 10, `the viewer decodes ${pictures.length} pictures`);
+          assert.deepEqual(sizes, ['384x216'], 'only the largest layer reaches the viewer, never a mix of layers');
+          await until(
+            () => samples.some((s) => s.kind === 'video' && s.width === 384),
+            15_000,
+            `a 384x216 video sample (the forwarded layer) from the samplers; got ${[...new Set(samples.filter((s): s is VideoSample => s.kind === 'video').map((s) => `${s.width}x${s.height}`))].join(', ') || 'none'}`,
+          );
+          sub.close();
+        } finally {
+          await viewer?.close();
+          const status = await pub.stop();
+          assert.equal(status, 200, "OBS's DELETE is answered 200");
+          await pool.close();
+        }
+      });
   });
 }

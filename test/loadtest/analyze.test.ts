@@ -11,7 +11,10 @@ test('plans are deterministic and give regional streams viewers on both sides of
   const b = planRun({ streams: 8, viewers: 16, durationSec: 20, violating: 0.5, jurisdictions: ['SE', 'SA', 'DE'] });
   assert.deepEqual(a, b);
   assert.equal(a.streams.filter((s) => s.violations.length).length, 4);
-  assert.deepEqual(a.streams.slice(0, 4).map((s) => s.violations[0]!.kind), ['banked_picture', 'banned_text', 'protected_audio', 'regional']);
+  assert.deepEqual(
+    a.streams.slice(0, 4).map((s) => s.violations[0]!.kind),
+    ['banked_picture', 'banned_text', 'protected_audio', 'regional'],
+  );
   for (const s of a.streams) for (const v of s.violations) assert.ok(v.atSec >= 7 && v.atSec <= 11, `onset ${v.atSec}`);
   const regional = a.viewers.filter((v) => v.streamId === a.streams[3]!.streamId).map((v) => v.jurisdiction);
   assert.deepEqual(regional, ['SA', 'SE']);
@@ -25,23 +28,52 @@ test('plans are deterministic and give regional streams viewers on both sides of
 });
 
 /** Feeds a viewer's timelines: source packets every `stepMs` in [from, to), optional foreign ones after. */
-function feed(v: ViewerRecord, kind: 'audio' | 'video', from: number, to: number, origin: 'source' | 'foreign' = 'source', stepMs = 20): void {
+function feed(
+  v: ViewerRecord,
+  kind: 'audio' | 'video',
+  from: number,
+  to: number,
+  origin: 'source' | 'foreign' = 'source',
+  stepMs = 20,
+): void {
   for (let t = from; t < to; t += stepMs) v[kind].add(origin, t);
 }
 
 function scenario(opts: { killClean?: boolean; missBlank?: boolean } = {}): RunRecord {
-  const plan = planRun({ streams: 5, viewers: 10, durationSec: 20, violating: 4, jurisdictions: ['SE', 'SA', 'DE'], expect: { banned_text: 'kill' } });
+  const plan = planRun({
+    streams: 5,
+    viewers: 10,
+    durationSec: 20,
+    violating: 4,
+    jurisdictions: ['SE', 'SA', 'DE'],
+    expect: { banned_text: 'kill' },
+  });
   const t0 = 1_000_000;
   const end = t0 + 20_000;
   const onsetAt = (i: number) => t0 + plan.streams[i]!.violations[0]!.atSec * 1000;
   const viewers = plan.viewers.map((p) => newViewerRecord(p.viewerId, p.streamId, p.jurisdiction));
   const of = (i: number) => viewers.filter((v) => v.streamId === plan.streams[i]!.streamId);
-  const streams: StreamRecord[] = plan.streams.map((s, i) => ({ streamId: s.streamId, startedAt: t0, onsets: s.violations.length ? [onsetAt(i)] : [], decisions: [] }));
+  const streams: StreamRecord[] = plan.streams.map((s, i) => ({
+    streamId: s.streamId,
+    startedAt: t0,
+    onsets: s.violations.length ? [onsetAt(i)] : [],
+    decisions: [],
+  }));
   // 0, 1: killed 120 ms after onset, viewers' media stops at +100 ms
   for (const i of [0, 1]) {
     streams[i]!.killedAt = onsetAt(i) + 120;
-    streams[i]!.decisions.push({ at: onsetAt(i) + 90, action: 'kill', jurisdictions: [], source: 'ops_ws', serverLatencyMs: 40 });
-    for (const v of of(i)) { feed(v, 'video', t0, onsetAt(i) + 100, 'source', 33); feed(v, 'audio', t0, onsetAt(i) + 100); v.closedAt = onsetAt(i) + 150; }
+    streams[i]!.decisions.push({
+      at: onsetAt(i) + 90,
+      action: 'kill',
+      jurisdictions: [],
+      source: 'ops_ws',
+      serverLatencyMs: 40,
+    });
+    for (const v of of(i)) {
+      feed(v, 'video', t0, onsetAt(i) + 100, 'source', 33);
+      feed(v, 'audio', t0, onsetAt(i) + 100);
+      v.closedAt = onsetAt(i) + 150;
+    }
   }
   // 2: protected audio, DE viewer muted at +300 ms, SE viewer keeps everything
   for (const v of of(2)) {
@@ -52,15 +84,28 @@ function scenario(opts: { killClean?: boolean; missBlank?: boolean } = {}): RunR
   // 3: regional, SA viewer gets the slate at +200 ms (unless the test wants it missed)
   for (const v of of(3)) {
     feed(v, 'audio', t0, end);
-    if (v.jurisdiction === 'SA' && !opts.missBlank) { feed(v, 'video', t0, onsetAt(3) + 200, 'source', 33); feed(v, 'video', onsetAt(3) + 200, end, 'foreign', 500); }
-    else feed(v, 'video', t0, end, 'source', 33);
+    if (v.jurisdiction === 'SA' && !opts.missBlank) {
+      feed(v, 'video', t0, onsetAt(3) + 200, 'source', 33);
+      feed(v, 'video', onsetAt(3) + 200, end, 'foreign', 500);
+    } else feed(v, 'video', t0, end, 'source', 33);
   }
   // 4: clean
-  for (const v of of(4)) { feed(v, 'video', t0, end, 'source', 33); feed(v, 'audio', t0, end); }
+  for (const v of of(4)) {
+    feed(v, 'video', t0, end, 'source', 33);
+    feed(v, 'audio', t0, end);
+  }
   if (opts.killClean) streams[4]!.killedAt = t0 + 5000;
   return {
-    plan, moderation: 'on', startedAt: t0, endedAt: end, steadyFrom: t0 + 1000, steadyTo: end,
-    streams, viewers, forwardingLatencyMs: [1, 2, 3, 4, 5], foreignPackets: 0,
+    plan,
+    moderation: 'on',
+    startedAt: t0,
+    endedAt: end,
+    steadyFrom: t0 + 1000,
+    steadyTo: end,
+    streams,
+    viewers,
+    forwardingLatencyMs: [1, 2, 3, 4, 5],
+    foreignPackets: 0,
     server: [
       { at: t0 + 1000, cpuSeconds: 10, rssBytes: 100 * 2 ** 20, eventLoopP99Ms: 50, names: {} },
       { at: t0 + 2000, cpuSeconds: 10.5, rssBytes: 120 * 2 ** 20, eventLoopP99Ms: 4, names: {} },
@@ -73,7 +118,15 @@ function scenario(opts: { killClean?: boolean; missBlank?: boolean } = {}): RunR
 test('analysis matches a well-behaved run to its ground truth', () => {
   const r = analyze(scenario());
   assert.equal(r.counts.violations, 4);
-  assert.equal(r.counts.detected, 4, JSON.stringify(r.violations.filter((v) => !v.detected), null, 1));
+  assert.equal(
+    r.counts.detected,
+    4,
+    JSON.stringify(
+      r.violations.filter((v) => !v.detected),
+      null,
+      1,
+    ),
+  );
   assert.equal(r.counts.falseKills, 0);
   assert.equal(r.counts.falseBlanks, 0);
   assert.equal(r.counts.overblocked, 0);
@@ -82,9 +135,21 @@ test('analysis matches a well-behaved run to its ground truth', () => {
   assert.equal(k0!.decisionLatencyMs, 90);
   assert.equal(k0!.serverDecisionLatencyMs, 40);
   assert.ok(Math.abs(k0!.exposureMs! - 100) <= 20);
-  assert.deepEqual(mute!.viewers.map((v) => [v.jurisdiction, v.expected, v.observed]), [['DE', 'mute', 'mute'], ['SE', 'forward', 'forward']]);
+  assert.deepEqual(
+    mute!.viewers.map((v) => [v.jurisdiction, v.expected, v.observed]),
+    [
+      ['DE', 'mute', 'mute'],
+      ['SE', 'forward', 'forward'],
+    ],
+  );
   assert.ok(Math.abs(mute!.viewers[0]!.afterMs! - 300) <= 20);
-  assert.deepEqual(blank!.viewers.map((v) => [v.jurisdiction, v.observed]), [['SA', 'blank'], ['SE', 'forward']]);
+  assert.deepEqual(
+    blank!.viewers.map((v) => [v.jurisdiction, v.observed]),
+    [
+      ['SA', 'blank'],
+      ['SE', 'forward'],
+    ],
+  );
   assert.equal(r.killLatencyMs.n, 2);
   assert.equal(r.server.cpuPercent, 50);
   assert.equal(r.server.rssMaxMb, 120);
@@ -100,12 +165,19 @@ test('analysis catches a false kill and a missed blank', () => {
   assert.equal(r.counts.missed, 1);
   const missed = r.violations.find((v) => !v.detected)!;
   assert.equal(missed.kind, 'regional');
-  assert.deepEqual(missed.viewers.map((v) => v.observed), ['forward', 'forward']);
-  assert.deepEqual(checkBudget({ false_kills: 0, missed: 0 }, r.figures).map((c) => c.ok), [false, false]);
+  assert.deepEqual(
+    missed.viewers.map((v) => v.observed),
+    ['forward', 'forward'],
+  );
+  assert.deepEqual(
+    checkBudget({ false_kills: 0, missed: 0 }, r.figures).map((c) => c.ok),
+    [false, false],
+  );
 });
 
 test('without --budget a moderated run still fails on a missed violation, a false kill or a blanked clean viewer', () => {
-  const passes = (run: RunRecord, budget = {}, moderation: 'on' | 'off' = 'on') => runChecks(budget, analyze(run).figures, moderation).every((c) => c.ok);
+  const passes = (run: RunRecord, budget = {}, moderation: 'on' | 'off' = 'on') =>
+    runChecks(budget, analyze(run).figures, moderation).every((c) => c.ok);
   assert.equal(passes(scenario()), true, 'a run that matches its ground truth passes');
   assert.equal(passes(scenario({ missBlank: true })), false, 'a missed scripted violation fails the run');
   assert.equal(passes(scenario({ killClean: true })), false, 'a killed clean stream fails the run');
@@ -117,10 +189,13 @@ test('without --budget a moderated run still fails on a missed violation, a fals
   assert.equal(passes(scenario({ missBlank: true }), { missed: 5 }), false);
   assert.equal(passes(scenario({ missBlank: true }), {}, 'off'), true);
   const checks = runChecks({ decision_p99: 100 }, analyze(scenario({ missBlank: true })).figures, 'on');
-  assert.deepEqual(checks.filter((c) => !c.ok).map((c) => c.name), ['missed']);
+  assert.deepEqual(
+    checks.filter((c) => !c.ok).map((c) => c.name),
+    ['missed'],
+  );
 });
 
-test('server CPU is reported apart from the load generator\'s, per stream, with what the server alone would carry', () => {
+test("server CPU is reported apart from the load generator's, per stream, with what the server alone would carry", () => {
   const run = scenario();
   run.generator = { cpuSeconds: 6, wallSeconds: 20 };
   const result = analyze(run);
@@ -130,11 +205,22 @@ test('server CPU is reported apart from the load generator\'s, per stream, with 
   assert.equal(result.figures.server_cpu_per_stream, 10);
   assert.equal(result.figures.generator_cpu_percent, 30);
   const report: LoadTestReport = {
-    tool: 'loadtest', version: 1, generatedAt: '2026-01-01T00:00:00Z', command: 'x', server: 'http://127.0.0.1:1',
-    host: { cpus: 2, node: 'v24', loadavg: [0, 0, 0] }, result, budgets: [], passed: true, notes: [],
+    tool: 'loadtest',
+    version: 1,
+    generatedAt: '2026-01-01T00:00:00Z',
+    command: 'x',
+    server: 'http://127.0.0.1:1',
+    host: { cpus: 2, node: 'v24', loadavg: [0, 0, 0] },
+    result,
+    budgets: [],
+    passed: true,
+    notes: [],
   };
   assert.equal(serverOnlyStreams(report), 20, '2 cores / 10% of a core per stream');
-  assert.match(terminalSummary(report), /server 50\.0% \(10\.0% of a core per stream\), load generator 30\.0% .*alone would carry ~20\.0 streams on 2 cores/);
+  assert.match(
+    terminalSummary(report),
+    /server 50\.0% \(10\.0% of a core per stream\), load generator 30\.0% .*alone would carry ~20\.0 streams on 2 cores/,
+  );
   assert.match(htmlReport(report), /load generator CPU, its own process/);
   // a stream that never published does not dilute the per-stream figure
   const failed = scenario();
@@ -160,8 +246,16 @@ test('ledger recognises our packets, tells the slate apart and times them', () =
 test('report renders HTML with plots and a terminal summary that says PASS or FAIL', () => {
   const result = analyze(scenario({ killClean: true }));
   const report: LoadTestReport = {
-    tool: 'loadtest', version: 1, generatedAt: '2026-01-01T00:00:00Z', command: 'npm run loadtest -- --streams 5', server: 'http://127.0.0.1:1',
-    host: { cpus: 2, node: 'v20', loadavg: [0, 0, 0] }, result, budgets: checkBudget({ false_kills: 0 }, result.figures), passed: false, notes: ['<script>'],
+    tool: 'loadtest',
+    version: 1,
+    generatedAt: '2026-01-01T00:00:00Z',
+    command: 'npm run loadtest -- --streams 5',
+    server: 'http://127.0.0.1:1',
+    host: { cpus: 2, node: 'v20', loadavg: [0, 0, 0] },
+    result,
+    budgets: checkBudget({ false_kills: 0 }, result.figures),
+    passed: false,
+    notes: ['<script>'],
   };
   const html = htmlReport(report);
   assert.match(html, /<svg[^>]*aria-label="timeline"/);

@@ -5,16 +5,36 @@ import type { StreamRecord } from '../../loadtest/analyze.ts';
 
 test('decision events from the enforcer become kill/blank/mute records with the server latency', () => {
   const e = {
-    type: 'decision', receivedAt: 1000,
+    type: 'decision',
+    receivedAt: 1000,
     decision: {
-      id: 'd1', streamId: 's', at: 990, kill: false,
-      restrictions: [{ action: 'blank_video', jurisdictions: ['sa'], statementId: 'x' }, { action: 'mute_audio', jurisdictions: ['DE'], statementId: 'y' }],
+      id: 'd1',
+      streamId: 's',
+      at: 990,
+      kill: false,
+      restrictions: [
+        { action: 'blank_video', jurisdictions: ['sa'], statementId: 'x' },
+        { action: 'mute_audio', jurisdictions: ['DE'], statementId: 'y' },
+      ],
       latency: { fromArrivedMs: 42, fromCompletedMs: 3 },
     },
   };
-  assert.deepEqual(decisionsOf(e).map((d) => [d.action, d.jurisdictions, d.serverLatencyMs]), [['blank', ['SA'], 42], ['mute', ['DE'], 42]]);
-  const kill = { type: 'decision', receivedAt: 5, decision: { kill: true, restrictions: [{ action: 'kill_stream', jurisdictions: [] }] } };
-  assert.deepEqual(decisionsOf(kill).map((d) => d.action), ['kill']);
+  assert.deepEqual(
+    decisionsOf(e).map((d) => [d.action, d.jurisdictions, d.serverLatencyMs]),
+    [
+      ['blank', ['SA'], 42],
+      ['mute', ['DE'], 42],
+    ],
+  );
+  const kill = {
+    type: 'decision',
+    receivedAt: 5,
+    decision: { kill: true, restrictions: [{ action: 'kill_stream', jurisdictions: [] }] },
+  };
+  assert.deepEqual(
+    decisionsOf(kill).map((d) => d.action),
+    ['kill'],
+  );
   assert.deepEqual(decisionsOf({ type: 'moderation.status', receivedAt: 1 }), []);
 });
 

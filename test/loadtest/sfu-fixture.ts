@@ -25,7 +25,9 @@ export async function startSfuFixture(): Promise<SfuFixture> {
   const app = Fastify({ logger: false });
   await app.register(websocket);
   const sockets = new Set<{ send(data: string): void }>();
-  const emit = (msg: object) => { for (const s of sockets) s.send(JSON.stringify(msg)); };
+  const emit = (msg: object) => {
+    for (const s of sockets) s.send(JSON.stringify(msg));
+  };
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
   app.get('/readyz', async () => ({ status: 'ready' }));
@@ -40,7 +42,9 @@ export async function startSfuFixture(): Promise<SfuFixture> {
   });
   await app.register(webrtcRoutes, {
     sfu,
-    authorizeView: (req) => ({ jurisdiction: String(req.headers['x-viewer-jurisdiction'] ?? '').toUpperCase() || undefined }),
+    authorizeView: (req) => ({
+      jurisdiction: String(req.headers['x-viewer-jurisdiction'] ?? '').toUpperCase() || undefined,
+    }),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
@@ -51,7 +55,11 @@ export async function startSfuFixture(): Promise<SfuFixture> {
     app,
     kill(streamId) {
       const at = Date.now();
-      emit({ type: 'decision', decision: { streamId, at, kill: true, restrictions: [{ action: 'kill_stream', jurisdictions: [] }] }, streamId });
+      emit({
+        type: 'decision',
+        decision: { streamId, at, kill: true, restrictions: [{ action: 'kill_stream', jurisdictions: [] }] },
+        streamId,
+      });
       sfu.getStream(streamId)?.close({ code: 'killed', message: 'test kill' });
       emit({ type: 'stream.killed', streamId, reason: 'test', statementId: 'x', appealUrl: '', at });
     },

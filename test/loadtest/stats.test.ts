@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diffHistogram, histogram, histogramQuantile, JitterEstimator, quantileSorted, Reservoir, summarize } from '../../loadtest/stats.ts';
+import {
+  diffHistogram,
+  histogram,
+  histogramQuantile,
+  JitterEstimator,
+  quantileSorted,
+  Reservoir,
+  summarize,
+} from '../../loadtest/stats.ts';
 import { findHistogram, parsePrometheus, reducePoint, sumMetric } from '../../loadtest/prometheus.ts';
 import { checkBudget, parseBudget } from '../../loadtest/budget.ts';
 
@@ -36,7 +44,10 @@ test('jitter follows RFC 3550: constant delay gives zero, alternating delay conv
 
 test('histogram bins count every value in range', () => {
   const bins = histogram([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 5, 0, 10);
-  assert.deepEqual(bins.map((b) => b.count), [2, 2, 2, 2, 2]);
+  assert.deepEqual(
+    bins.map((b) => b.count),
+    [2, 2, 2, 2, 2],
+  );
 });
 
 const METRICS = `# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
@@ -77,8 +88,22 @@ test('prometheus text is parsed, summed and reduced by pattern', () => {
 });
 
 test('histogram differences isolate the interval between two scrapes', () => {
-  const before = { buckets: [{ le: 0.1, count: 10 }, { le: Infinity, count: 10 }], count: 10, sum: 0.5 };
-  const after = { buckets: [{ le: 0.1, count: 10 }, { le: Infinity, count: 20 }], count: 20, sum: 3 };
+  const before = {
+    buckets: [
+      { le: 0.1, count: 10 },
+      { le: Infinity, count: 10 },
+    ],
+    count: 10,
+    sum: 0.5,
+  };
+  const after = {
+    buckets: [
+      { le: 0.1, count: 10 },
+      { le: Infinity, count: 20 },
+    ],
+    count: 20,
+    sum: 3,
+  };
   const d = diffHistogram(after, before);
   assert.equal(d.count, 10);
   assert.equal(histogramQuantile(d, 0.5), 0.1); // all new values in +Inf: the last finite bound
@@ -88,7 +113,10 @@ test('budgets parse, and a figure that could not be measured misses', () => {
   const b = parseBudget('decision_p99=100, kill_p99<=150,false_kills=0');
   assert.deepEqual(b, { decision_p99: 100, kill_p99: 150, false_kills: 0 });
   const checks = checkBudget(b, { decision_p99: 80, kill_p99: 151, false_kills: null });
-  assert.deepEqual(checks.map((c) => c.ok), [true, false, false]);
+  assert.deepEqual(
+    checks.map((c) => c.ok),
+    [true, false, false],
+  );
   assert.throws(() => parseBudget('decision_p99'), /bad budget/);
 });
 

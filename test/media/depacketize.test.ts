@@ -12,8 +12,16 @@ import { deSerializeRtp, readDump, serializeRtp } from '../fixtures/rtp/rtpdump.
 import type { RtpRecord } from '../fixtures/rtp/rtpdump.ts';
 
 const fixtures = new URL('../fixtures/rtp/', import.meta.url);
-interface ManifestFrame { timestamp: number; bytes: number; sha256: string; keyframe: boolean }
-const manifest = JSON.parse(readFileSync(new URL('manifest.json', fixtures), 'utf8')) as Record<string, { frames: ManifestFrame[] }>;
+interface ManifestFrame {
+  timestamp: number;
+  bytes: number;
+  sha256: string;
+  keyframe: boolean;
+}
+const manifest = JSON.parse(readFileSync(new URL('manifest.json', fixtures), 'utf8')) as Record<
+  string,
+  { frames: ManifestFrame[] }
+>;
 
 function load(name: string): RtpRecord[] {
   return readDump(new Uint8Array(readFileSync(new URL(`${name}.rtpdump`, fixtures)))).map((b) => deSerializeRtp(b));
@@ -25,7 +33,13 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 function assemble(asm: FrameAssembler, packets: RtpRecord[]): AssembledFrame[] {
   const out: AssembledFrame[] = [];
   packets.forEach((p, i) => {
-    const pkt: AssemblerPacket = { sequenceNumber: p.sequenceNumber, timestamp: p.timestamp, marker: p.marker, payload: p.payload, arrivedAt: i };
+    const pkt: AssemblerPacket = {
+      sequenceNumber: p.sequenceNumber,
+      timestamp: p.timestamp,
+      marker: p.marker,
+      payload: p.payload,
+      arrivedAt: i,
+    };
     out.push(...asm.push(pkt));
   });
   return out;
@@ -56,7 +70,9 @@ describe('RTP fixtures', () => {
 describe('VP8 payload descriptor (RFC 7741)', () => {
   it('parses every optional field', () => {
     // X=1 N=1 S=1 PID=2 | I L T K | M=1 PictureID=0x1234 | TL0PICIDX=7 | TID=2 Y=1 KEYIDX=5
-    const d = Vp8PayloadDescriptor.deSerialize(new Uint8Array([0xb2, 0xf0, 0x80 | 0x12, 0x34, 7, (2 << 6) | 0x20 | 5, 0xaa]));
+    const d = Vp8PayloadDescriptor.deSerialize(
+      new Uint8Array([0xb2, 0xf0, 0x80 | 0x12, 0x34, 7, (2 << 6) | 0x20 | 5, 0xaa]),
+    );
     assert.equal(d.nonReference, true);
     assert.equal(d.startOfPartition, true);
     assert.equal(d.partitionId, 2);
@@ -78,7 +94,9 @@ describe('VP8 payload descriptor (RFC 7741)', () => {
 
   it('rejects truncated descriptors', () => {
     assert.throws(() => Vp8PayloadDescriptor.deSerialize(new Uint8Array([0x80])), { code: 'MEDIA_ERR_PAYLOAD' });
-    assert.throws(() => Vp8PayloadDescriptor.deSerialize(new Uint8Array([0x80, 0x80, 0x80])), { code: 'MEDIA_ERR_PAYLOAD' });
+    assert.throws(() => Vp8PayloadDescriptor.deSerialize(new Uint8Array([0x80, 0x80, 0x80])), {
+      code: 'MEDIA_ERR_PAYLOAD',
+    });
   });
 
   it('detects key frames from the first packet of the fixture', () => {
@@ -92,11 +110,17 @@ describe('VP8 payload descriptor (RFC 7741)', () => {
 describe('VP8 frame assembly', () => {
   it('rebuilds every frame byte for byte, across the sequence and timestamp wrap', () => {
     const packets = load('vp8');
-    assert.ok(packets.some((p) => p.sequenceNumber < 10) && packets.some((p) => p.sequenceNumber > 65500), 'fixture crosses the wrap');
+    assert.ok(
+      packets.some((p) => p.sequenceNumber < 10) && packets.some((p) => p.sequenceNumber > 65500),
+      'fixture crosses the wrap',
+    );
     const frames = assemble(new FrameAssembler(vp8Format()), packets);
     assert.equal(frames.length, manifest.vp8.frames.length);
     assertMatches(frames, manifest.vp8.frames);
-    assert.deepEqual(frames.map((f) => f.timestamp), manifest.vp8.frames.map((f) => f.timestamp));
+    assert.deepEqual(
+      frames.map((f) => f.timestamp),
+      manifest.vp8.frames.map((f) => f.timestamp),
+    );
     assert.equal(frames[0].afterLoss, true, 'the very first frame has no history');
     assert.ok(frames.slice(1).every((f) => !f.afterLoss));
   });
@@ -104,7 +128,10 @@ describe('VP8 frame assembly', () => {
   it('rebuilds frames packetized along partitions (PID > 0 with S=1)', () => {
     const packets = load('vp8-partitions');
     const pids = packets.map((p) => Vp8PayloadDescriptor.deSerialize(p.payload));
-    assert.ok(pids.some((d) => d.partitionId === 1 && d.startOfPartition), 'fixture has a second partition');
+    assert.ok(
+      pids.some((d) => d.partitionId === 1 && d.startOfPartition),
+      'fixture has a second partition',
+    );
     const frames = assemble(new FrameAssembler(vp8Format()), packets);
     assert.equal(frames.length, manifest['vp8-partitions'].frames.length);
     assertMatches(frames, manifest['vp8-partitions'].frames);
@@ -120,7 +147,11 @@ describe('VP8 frame assembly', () => {
     const frames = assemble(new FrameAssembler(vp8Format(), { reorderWaitMs: 10 }), shuffled);
     assert.equal(frames.length, manifest.vp8.frames.length);
     assertMatches(frames, manifest.vp8.frames);
-    assert.deepEqual(frames.map((f) => f.timestamp), manifest.vp8.frames.map((f) => f.timestamp), 'emitted in order');
+    assert.deepEqual(
+      frames.map((f) => f.timestamp),
+      manifest.vp8.frames.map((f) => f.timestamp),
+      'emitted in order',
+    );
   });
 
   it('drops a frame that lost a packet and flags the next one', () => {
@@ -129,7 +160,10 @@ describe('VP8 frame assembly', () => {
     const lostIndex = packets.findIndex((p) => p.timestamp === victim) + 1; // a middle packet
     assert.equal(packets[lostIndex].timestamp, victim);
     const asm = new FrameAssembler(vp8Format(), { reorderWaitMs: 3 });
-    const frames = assemble(asm, packets.filter((_, i) => i !== lostIndex));
+    const frames = assemble(
+      asm,
+      packets.filter((_, i) => i !== lostIndex),
+    );
     assert.ok(!frames.some((f) => f.timestamp === victim), 'incomplete frame is not emitted');
     assert.equal(asm.droppedFrames, 1);
     assert.equal(frames.length, manifest.vp8.frames.length - 1);
@@ -183,10 +217,15 @@ describe('H264 (RFC 6184)', () => {
   it('drops an access unit that lost an FU-A fragment', () => {
     const packets = load('h264');
     const victim = manifest.h264.frames[1].timestamp;
-    const idx = packets.findIndex((p) => p.timestamp === victim && (p.payload[0] & 0x1f) === NAL_FU_A && (p.payload[1] & 0xc0) === 0);
+    const idx = packets.findIndex(
+      (p) => p.timestamp === victim && (p.payload[0] & 0x1f) === NAL_FU_A && (p.payload[1] & 0xc0) === 0,
+    );
     assert.ok(idx > 0, 'a middle FU-A fragment exists');
     const asm = new FrameAssembler(h264Format(), { reorderWaitMs: 3 });
-    const frames = assemble(asm, packets.filter((_, i) => i !== idx));
+    const frames = assemble(
+      asm,
+      packets.filter((_, i) => i !== idx),
+    );
     assert.ok(!frames.some((f) => f.timestamp === victim));
     assert.equal(frames.length, manifest.h264.frames.length - 1);
     assertMatches(frames, manifest.h264.frames);

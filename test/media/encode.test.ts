@@ -14,7 +14,10 @@ test('encodeVideo VP8: one frame per input, keyframes at the interval, keyframe 
   const frames = Array.from({ length: 40 }, (_, i) => rgbTestPattern(160, 120, i));
   const out = await encodeVideo(frames, { codec: 'VP8', width: 160, height: 120, fps: 20, keyframeInterval: 20 });
   assert.equal(out.length, 40);
-  assert.deepEqual(out.filter((f) => f.keyframe).map((f) => f.ptsMs), [0, 1000]);
+  assert.deepEqual(
+    out.filter((f) => f.keyframe).map((f) => f.ptsMs),
+    [0, 1000],
+  );
   for (const f of out) assert.equal((f.data[0]! & 1) === 0, f.keyframe, 'VP8 P bit (0 = keyframe) matches the flag');
   assert.equal(out[1]!.ptsMs, 50);
   assert.equal(out[1]!.durationMs, 50);
@@ -24,7 +27,10 @@ test('encodeVideo H264: Annex-B access units, SPS+PPS+IDR on keyframes', async (
   const frames = Array.from({ length: 30 }, (_, i) => rgbTestPattern(160, 120, i));
   const out = await encodeVideo(frames, { codec: 'H264', width: 160, height: 120, fps: 30, keyframeInterval: 15 });
   assert.equal(out.length, 30);
-  assert.deepEqual(out.filter((f) => f.keyframe).map((f) => Math.round(f.ptsMs)), [0, 500]);
+  assert.deepEqual(
+    out.filter((f) => f.keyframe).map((f) => Math.round(f.ptsMs)),
+    [0, 500],
+  );
   const key = nalTypes(out[0]!.data);
   assert.ok(key.includes(7) && key.includes(8) && key.includes(5), `keyframe NALs ${key}`);
   assert.ok(nalTypes(out[1]!.data).includes(1));

@@ -14,7 +14,14 @@ const frames = Array.from({ length: 6 }, (_, i) => rgbTestPattern(160, 120, i));
 
 for (const codec of ['VP8', 'H264'] as const) {
   test(`${codec}: exactly the first packet of each keyframe is a keyframe start`, async () => {
-    const encoded = await encodeVideo(frames, { codec, width: 160, height: 120, fps: 30, bitrateKbps: 300, keyframeInterval: 3 });
+    const encoded = await encodeVideo(frames, {
+      codec,
+      width: 160,
+      height: 120,
+      fps: 30,
+      bitrateKbps: 300,
+      keyframeInterval: 3,
+    });
     let starts = 0;
     let keyframes = 0;
     for (const [i, f] of encoded.entries()) {
@@ -23,7 +30,12 @@ for (const codec of ['VP8', 'H264'] as const) {
       if (f.keyframe) keyframes++;
       starts += flagged.filter(Boolean).length;
       assert.equal(flagged[0], f.keyframe, `frame ${i}: the first packet is a start iff the frame is a keyframe`);
-      if (codec === 'VP8') assert.deepEqual(flagged.slice(1), payloads.slice(1).map(() => false), `frame ${i}: only the first packet`);
+      if (codec === 'VP8')
+        assert.deepEqual(
+          flagged.slice(1),
+          payloads.slice(1).map(() => false),
+          `frame ${i}: only the first packet`,
+        );
       if (codec === 'VP8') assert.equal(vp8PictureId(payloads[0]!), i);
     }
     assert.ok(keyframes >= 2, `the clip has keyframes (${keyframes})`);
@@ -32,7 +44,16 @@ for (const codec of ['VP8', 'H264'] as const) {
 }
 
 test('malformed payloads are never keyframe starts and never throw', () => {
-  const junk = [new Uint8Array(0), new Uint8Array([0x80]), new Uint8Array([0x90, 0x80]), new Uint8Array([0x90, 0x80, 0x80]), new Uint8Array([0x10]), new Uint8Array([0x7c]), new Uint8Array([0x18, 0xff, 0xff]), new Uint8Array([0x1c, 0x85])];
+  const junk = [
+    new Uint8Array(0),
+    new Uint8Array([0x80]),
+    new Uint8Array([0x90, 0x80]),
+    new Uint8Array([0x90, 0x80, 0x80]),
+    new Uint8Array([0x10]),
+    new Uint8Array([0x7c]),
+    new Uint8Array([0x18, 0xff, 0xff]),
+    new Uint8Array([0x1c, 0x85]),
+  ];
   for (const p of junk) {
     assert.doesNotThrow(() => isVp8KeyframeStart(p));
     assert.doesNotThrow(() => isH264KeyframeStart(p));
@@ -57,7 +78,10 @@ test('keyframePictureSize: the size a keyframe declares (VP8 header, H.264 SPS w
   for (const c of cases) {
     const encoded = c.profile
       ? await encodeH264Profile(c.profile, 2, c.width, c.height)
-      : await encodeVideo([0, 1].map((i) => rgbTestPattern(c.width, c.height, i)), { codec: c.codec, width: c.width, height: c.height, fps: 30, keyframeInterval: 30 });
+      : await encodeVideo(
+          [0, 1].map((i) => rgbTestPattern(c.width, c.height, i)),
+          { codec: c.codec, width: c.width, height: c.height, fps: 30, keyframeInterval: 30 },
+        );
     const key = encoded.find((f) => f.keyframe)!;
     const packets = c.codec === 'VP8' ? packetizeVp8(key.data, 1200, 0) : packetizeH264(key.data, 1200);
     const label = `${c.codec}${c.profile ? ` ${c.profile}` : ''} ${c.width}x${c.height}`;
@@ -68,6 +92,10 @@ test('keyframePictureSize: the size a keyframe declares (VP8 header, H.264 SPS w
       assert.equal(keyframePictureSize(c.codec, p[0]!), undefined, `${label}: a delta frame says nothing`);
     }
   }
-  assert.equal(keyframePictureSize('H264', Uint8Array.from([0x67, 0x64, 0x00])), undefined, 'a truncated SPS: undefined, no throw');
+  assert.equal(
+    keyframePictureSize('H264', Uint8Array.from([0x67, 0x64, 0x00])),
+    undefined,
+    'a truncated SPS: undefined, no throw',
+  );
   assert.equal(keyframePictureSize('opus', Uint8Array.from([1, 2, 3])), undefined);
 });

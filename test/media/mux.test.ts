@@ -5,18 +5,41 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AVMEDIA_TYPE_VIDEO, AV_CODEC_ID_H264, AV_CODEC_ID_OPUS, AV_CODEC_ID_VP8, FF_DECODER_H264, FF_DECODER_VP8, FormatContext, Packet } from 'node-av';
+import {
+  AVMEDIA_TYPE_VIDEO,
+  AV_CODEC_ID_H264,
+  AV_CODEC_ID_OPUS,
+  AV_CODEC_ID_VP8,
+  FF_DECODER_H264,
+  FF_DECODER_VP8,
+  FormatContext,
+  Packet,
+} from 'node-av';
 import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../../media/encode.ts';
 import { MuxError, muxFrames } from '../../media/mux.ts';
 import { vp8FrameSize } from '../../media/vp8.ts';
 import { decodeWith } from '../sfu/helpers.ts';
 
-async function readBack(path: string): Promise<{ format: string; codecs: number[]; width: number; extradata: Buffer | null; video: Uint8Array[]; audio: number }> {
+async function readBack(path: string): Promise<{
+  format: string;
+  codecs: number[];
+  width: number;
+  extradata: Buffer | null;
+  video: Uint8Array[];
+  audio: number;
+}> {
   const fmt = new FormatContext();
   assert.ok((await fmt.openInput(path, null, null)) >= 0);
   await fmt.findStreamInfo(null);
   const vs = fmt.streams.find((s) => s.codecpar.codecType === AVMEDIA_TYPE_VIDEO)!;
-  const out = { format: fmt.iformat?.name ?? '', codecs: fmt.streams.map((s) => s.codecpar.codecId), width: vs.codecpar.width, extradata: vs.codecpar.extradata, video: [] as Uint8Array[], audio: 0 };
+  const out = {
+    format: fmt.iformat?.name ?? '',
+    codecs: fmt.streams.map((s) => s.codecpar.codecId),
+    width: vs.codecpar.width,
+    extradata: vs.codecpar.extradata,
+    video: [] as Uint8Array[],
+    audio: 0,
+  };
   const pkt = new Packet();
   pkt.alloc();
   while ((await fmt.readFrame(pkt)) >= 0) {
@@ -51,12 +74,18 @@ for (const codec of ['VP8', 'H264'] as const) {
       assert.deepEqual(back.codecs, [codec === 'VP8' ? AV_CODEC_ID_VP8 : AV_CODEC_ID_H264, AV_CODEC_ID_OPUS]);
       assert.equal(back.video.length, expected, 'every frame from the first keyframe on');
       assert.ok(back.audio >= 140, `audio packets (${back.audio})`);
-      if (codec === 'VP8') assert.deepEqual(Buffer.from(back.video[0]!), Buffer.from(cut[5]!.data), 'the bytes as sent: no transcoding');
+      if (codec === 'VP8')
+        assert.deepEqual(Buffer.from(back.video[0]!), Buffer.from(cut[5]!.data), 'the bytes as sent: no transcoding');
       // Matroska stores H.264 as avcC (length-prefixed NALs, SPS/PPS in the codec private data)
       let pictures = 0;
-      decodeWith(codec === 'VP8' ? FF_DECODER_VP8 : FF_DECODER_H264, back.video, () => pictures++, (ctx) => {
-        if (back.extradata) ctx.extraData = back.extradata;
-      });
+      decodeWith(
+        codec === 'VP8' ? FF_DECODER_VP8 : FF_DECODER_H264,
+        back.video,
+        () => pictures++,
+        (ctx) => {
+          if (back.extradata) ctx.extraData = back.extradata;
+        },
+      );
       assert.equal(pictures, expected, 'each frame decodes');
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -65,8 +94,18 @@ for (const codec of ['VP8', 'H264'] as const) {
 }
 
 test('no keyframe: a coded error, no file; vp8FrameSize reads a keyframe header', async () => {
-  const video = await encodeVideo([rgbTestPattern(64, 48, 0), rgbTestPattern(64, 48, 1)], { codec: 'VP8', width: 64, height: 48, fps: 10 });
+  const video = await encodeVideo([rgbTestPattern(64, 48, 0), rgbTestPattern(64, 48, 1)], {
+    codec: 'VP8',
+    width: 64,
+    height: 48,
+    fps: 10,
+  });
   assert.deepEqual(vp8FrameSize(video[0]!.data), { width: 64, height: 48 });
   assert.equal(vp8FrameSize(video[1]!.data), undefined, 'not a keyframe');
-  await assert.rejects(muxFrames(join(tmpdir(), 'never.webm'), [{ kind: 'video', codec: 'VP8', frames: [{ data: video[1]!.data, ptsMs: 0, keyframe: false }] }]), MuxError);
+  await assert.rejects(
+    muxFrames(join(tmpdir(), 'never.webm'), [
+      { kind: 'video', codec: 'VP8', frames: [{ data: video[1]!.data, ptsMs: 0, keyframe: false }] },
+    ]),
+    MuxError,
+  );
 });

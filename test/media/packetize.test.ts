@@ -7,7 +7,10 @@ test('VP8 payloads carry the S bit on the first packet only and reassemble to th
   const frame = Uint8Array.from({ length: 3000 }, (_, i) => i & 0xff);
   const payloads = packetizeVp8(frame, 1200, 0x1234);
   assert.equal(payloads.length, 3);
-  assert.deepEqual(payloads.map((p) => p[0] & 0x10), [0x10, 0, 0]);
+  assert.deepEqual(
+    payloads.map((p) => p[0] & 0x10),
+    [0x10, 0, 0],
+  );
   assert.equal(((payloads[1][2] & 0x7f) << 8) | payloads[1][3], 0x1234);
   const joined = Buffer.concat(payloads.map((p) => p.subarray(4)));
   assert.deepEqual(new Uint8Array(joined), frame);
@@ -18,8 +21,18 @@ test('H264: parameter sets aggregate into STAP-A, a large IDR fragments into FU-
   const pps = Uint8Array.from([0x68, 0xce, 0x3c, 0x80]);
   const idr = new Uint8Array(2500).fill(7);
   idr[0] = 0x65;
-  const au = Buffer.concat([Buffer.from([0, 0, 0, 1]), sps, Buffer.from([0, 0, 1]), pps, Buffer.from([0, 0, 0, 1]), idr]);
-  assert.deepEqual(splitAnnexB(au).map((n) => n[0]), [0x67, 0x68, 0x65]);
+  const au = Buffer.concat([
+    Buffer.from([0, 0, 0, 1]),
+    sps,
+    Buffer.from([0, 0, 1]),
+    pps,
+    Buffer.from([0, 0, 0, 1]),
+    idr,
+  ]);
+  assert.deepEqual(
+    splitAnnexB(au).map((n) => n[0]),
+    [0x67, 0x68, 0x65],
+  );
   const payloads = packetizeH264(au, 1200);
   assert.equal(payloads[0][0] & 0x1f, 24);
   const fu = payloads.slice(1);

@@ -44,7 +44,9 @@ test('recordings of sustained (organ/pad) notes are identified too', async () =>
   tracks.forEach((t, i) => pads.register(`pad${i}`, t));
   for (let q = 0; q < 6; q++) {
     const off = 2 + q * 2.3;
-    const m = pads.match(await opusRoundTrip(tracks[q % 3].slice(Math.round(off * SR), Math.round((off + 4) * SR)), 32));
+    const m = pads.match(
+      await opusRoundTrip(tracks[q % 3].slice(Math.round(off * SR), Math.round((off + 4) * SR)), 32),
+    );
     assert.equal(m[0]?.entryId, `pad${q % 3}`, `excerpt ${q}: ${JSON.stringify(m)}`);
     assert.ok(Math.abs((m[0].offsetSec ?? -1) - off) < 0.1);
   }
@@ -117,11 +119,27 @@ test('incremental fingerprints: each window transformed once, the same songs nam
     rings.push(win.pcm);
     const a = whole.push(win);
     const b = incremental.push(win);
-    assert.deepEqual(b.map((m) => m.entryId), a.map((m) => m.entryId), `window ${w}`);
-    if (w >= 2) assert.deepEqual(b.map((m) => m.entryId), ['song3'], `window ${w}`);
+    assert.deepEqual(
+      b.map((m) => m.entryId),
+      a.map((m) => m.entryId),
+      `window ${w}`,
+    );
+    if (w >= 2)
+      assert.deepEqual(
+        b.map((m) => m.entryId),
+        ['song3'],
+        `window ${w}`,
+      );
     for (const [i, m] of b.entries()) {
-      assert.ok(Math.abs((m.offsetSec ?? 0) + incremental.historySeconds - ((a[i]!.offsetSec ?? 0) + whole.historySeconds)) < 0.05, `window ${w}: position in the recording`);
-      assert.ok(Math.abs((m.offsetSec ?? 0) + incremental.historySeconds - (start + w + 1)) < 0.15, `window ${w}: ${(m.offsetSec ?? 0) + incremental.historySeconds}`);
+      assert.ok(
+        Math.abs((m.offsetSec ?? 0) + incremental.historySeconds - ((a[i]!.offsetSec ?? 0) + whole.historySeconds)) <
+          0.05,
+        `window ${w}: position in the recording`,
+      );
+      assert.ok(
+        Math.abs((m.offsetSec ?? 0) + incremental.historySeconds - (start + w + 1)) < 0.15,
+        `window ${w}: ${(m.offsetSec ?? 0) + incremental.historySeconds}`,
+      );
     }
   }
   // 9 s of audio: every frame of the stream transformed once (re-fingerprinting 5 s per window ran ~5x as many FFTs)
@@ -145,7 +163,10 @@ test('incremental fingerprints in the worker thread: each stream keeps its own r
         const sync = inline[s]!.push(win);
         return remote[s]!.pushAsync(win, worker).then((m) => {
           assert.deepEqual(m, sync, `stream ${s} window ${w}`);
-          assert.ok(Math.abs(remote[s]!.historySeconds - inline[s]!.historySeconds) < 1e-9, `stream ${s} window ${w}: history ${remote[s]!.historySeconds} vs ${inline[s]!.historySeconds}`);
+          assert.ok(
+            Math.abs(remote[s]!.historySeconds - inline[s]!.historySeconds) < 1e-9,
+            `stream ${s} window ${w}: history ${remote[s]!.historySeconds} vs ${inline[s]!.historySeconds}`,
+          );
           named[s] = m[0]?.entryId;
         });
       });

@@ -11,7 +11,9 @@ import { loadPreprocess, maxAbsDiff } from './helpers.ts';
 interface Fixture {
   cases: { model: string; pattern: Pattern; width: number; height: number; seed: number; probabilities: number[] }[];
 }
-const fixture = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '..', 'fixtures', 'nsfw-reference.json'), 'utf8')) as Fixture;
+const fixture = JSON.parse(
+  readFileSync(path.resolve(import.meta.dirname, '..', 'fixtures', 'nsfw-reference.json'), 'utf8'),
+) as Fixture;
 const NAMES: Record<string, string> = {
   MobileNetV2: 'nsfw-mobilenet-v2',
   MobileNetV2Mid: 'nsfw-mobilenet-v2-mid',
@@ -19,30 +21,36 @@ const NAMES: Record<string, string> = {
 };
 const TOLERANCE = 1e-5;
 
-test('converted models reproduce nsfwjs on the reference inputs (max abs diff <= 1e-5)', { timeout: 300_000 }, async (t) => {
-  const registry = ModelRegistry.load();
-  await using backend = new OnnxRuntimeBackend({ registry, intraOpNumThreads: 1 });
-  const { fn: preprocess, source } = await loadPreprocess();
-  t.diagnostic(`preprocess for resized cases: ${source}`);
-  assert.ok(fixture.cases.length >= 15);
-  for (const [ref, name] of Object.entries(NAMES)) {
-    const spec = registry.get(name);
-    const size = spec.input.size;
-    let worstDirect = 0;
-    let worstResized = 0;
-    for (const c of fixture.cases.filter((x) => x.model === ref)) {
-      const frame = syntheticImage(c.pattern, c.width, c.height, c.seed);
-      const direct = c.width === size && c.height === size;
-      const input = direct ? toUnitFloat(frame) : preprocess(frame, size);
-      const out = await backend.infer(name, { data: input, shape: [1, size, size, 3] });
-      const diff = maxAbsDiff(out.data, c.probabilities);
-      if (direct) worstDirect = Math.max(worstDirect, diff);
-      else worstResized = Math.max(worstResized, diff);
-      assert.ok(diff <= TOLERANCE, `${name} ${c.pattern} ${c.width}x${c.height}: max abs diff ${diff}`);
+test(
+  'converted models reproduce nsfwjs on the reference inputs (max abs diff <= 1e-5)',
+  { timeout: 300_000 },
+  async (t) => {
+    const registry = ModelRegistry.load();
+    await using backend = new OnnxRuntimeBackend({ registry, intraOpNumThreads: 1 });
+    const { fn: preprocess, source } = await loadPreprocess();
+    t.diagnostic(`preprocess for resized cases: ${source}`);
+    assert.ok(fixture.cases.length >= 15);
+    for (const [ref, name] of Object.entries(NAMES)) {
+      const spec = registry.get(name);
+      const size = spec.input.size;
+      let worstDirect = 0;
+      let worstResized = 0;
+      for (const c of fixture.cases.filter((x) => x.model === ref)) {
+        const frame = syntheticImage(c.pattern, c.width, c.height, c.seed);
+        const direct = c.width === size && c.height === size;
+        const input = direct ? toUnitFloat(frame) : preprocess(frame, size);
+        const out = await backend.infer(name, { data: input, shape: [1, size, size, 3] });
+        const diff = maxAbsDiff(out.data, c.probabilities);
+        if (direct) worstDirect = Math.max(worstDirect, diff);
+        else worstResized = Math.max(worstResized, diff);
+        assert.ok(diff <= TOLERANCE, `${name} ${c.pattern} ${c.width}x${c.height}: max abs diff ${diff}`);
+      }
+      t.diagnostic(
+        `${name}: max abs diff ${worstDirect.toExponential(2)} (model input size), ${worstResized.toExponential(2)} (resized)`,
+      );
     }
-    t.diagnostic(`${name}: max abs diff ${worstDirect.toExponential(2)} (model input size), ${worstResized.toExponential(2)} (resized)`);
-  }
-});
+  },
+);
 
 test('a batch gives the same rows as single images', { timeout: 120_000 }, async () => {
   await using backend = new OnnxRuntimeBackend({ intraOpNumThreads: 1 });

@@ -39,7 +39,13 @@ function flipBits(h: Uint8Array, n: number, r: () => number): Uint8Array {
 test('bank text format round-trips entries with category, source, id and metadata', async () => {
   const r = rng(1);
   const bank = new HashBank({ name: 'known_bad' });
-  bank.add({ hash: randomHash(r), category: 'terror', source: 'GIFCT\tbatch 7', id: 'e1', meta: { note: 'line1\nline2' } });
+  bank.add({
+    hash: randomHash(r),
+    category: 'terror',
+    source: 'GIFCT\tbatch 7',
+    id: 'e1',
+    meta: { note: 'line1\nline2' },
+  });
   bank.add({ hash: randomHash(r), category: 'csam', source: 'NCMEC' });
   bank.add({ hash: randomHash(r) });
   const text = bank.serialize();
@@ -65,7 +71,10 @@ test('bank text format round-trips entries with category, source, id and metadat
 test('bank parses bare hashes, key=value metadata and reports bad lines', () => {
   const hex = 'f'.repeat(64);
   const hex2 = '0'.repeat(64);
-  const b = HashBank.parse(`# list\n${hex}\n\n${hex2}\tsource=tx\tcategory=terror\n`, { name: 'x', defaultCategory: 'known_bad_match' });
+  const b = HashBank.parse(`# list\n${hex}\n\n${hex2}\tsource=tx\tcategory=terror\n`, {
+    name: 'x',
+    defaultCategory: 'known_bad_match',
+  });
   assert.equal(b.get(hex)?.category, 'known_bad_match');
   assert.equal(b.get(hex2)?.category, 'terror');
   assert.equal(b.get(hex2)?.source, 'tx');
@@ -82,7 +91,15 @@ test('match returns ContentMatch within the distance; add/remove at run time', (
   const near = flipBits(target, 20, r);
   const m = bank.match(near);
   assert.equal(m.length, 1);
-  assert.deepEqual(m[0], { category: 'terror', kind: 'pdq', bank: 'known_bad', entryId: 'target', distance: 20, confidence: 1 - 20 / 64, source: 'test' });
+  assert.deepEqual(m[0], {
+    category: 'terror',
+    kind: 'pdq',
+    bank: 'known_bad',
+    entryId: 'target',
+    distance: 20,
+    confidence: 1 - 20 / 64,
+    source: 'test',
+  });
   assert.equal(bank.match(flipBits(target, 40, r)).length, 0);
   assert.equal(bank.match(flipBits(target, 40, r), 45).length, 1);
   assert.ok(bank.remove('target'));
@@ -104,7 +121,10 @@ test('multi-index hashing returns exactly what a linear scan returns (randomised
   const stored: Uint8Array[] = [];
   for (let i = 0; i < 20000; i++) {
     // clusters: many hashes near a few centres, so answers have several hits at varied distances
-    const h = i % 4 === 0 && stored.length > 0 ? flipBits(stored[Math.floor(r() * stored.length)], Math.floor(r() * 48), r) : randomHash(r);
+    const h =
+      i % 4 === 0 && stored.length > 0
+        ? flipBits(stored[Math.floor(r() * stored.length)], Math.floor(r() * 48), r)
+        : randomHash(r);
     stored.push(h);
     bank.add({ hash: h, id: `e${i}` });
   }
@@ -114,13 +134,15 @@ test('multi-index hashing returns exactly what a linear scan returns (randomised
   for (let i = 0; i < 300; i++) bank.remove(`e${Math.floor(r() * 20000)}`);
   let nonEmpty = 0;
   for (let q = 0; q < 300; q++) {
-    const query = q % 3 === 0 ? randomHash(r) : flipBits(stored[Math.floor(r() * stored.length)], Math.floor(r() * 40), r);
+    const query =
+      q % 3 === 0 ? randomHash(r) : flipBits(stored[Math.floor(r() * stored.length)], Math.floor(r() * 40), r);
     for (const dist of [31, 15, 47]) {
       const a = bank.match(query, dist);
       const b = bank.matchLinear(query, dist);
       assert.deepEqual(a, b, `query ${q} distance ${dist}`);
       if (a.length > 0) nonEmpty++;
-      for (const m of a) assert.ok((m.distance ?? 999) <= dist && hammingDistance(query, bank.get(m.entryId)!.hash) === m.distance);
+      for (const m of a)
+        assert.ok((m.distance ?? 999) <= dist && hammingDistance(query, bank.get(m.entryId)!.hash) === m.distance);
     }
   }
   assert.ok(nonEmpty > 200, `only ${nonEmpty} non-empty answers: the comparison would prove little`);
@@ -128,8 +150,14 @@ test('multi-index hashing returns exactly what a linear scan returns (randomised
   const probe = Array.from({ length: 50 }, () => flipBits(stored[Math.floor(r() * stored.length)], 12, r));
   const before = probe.map((q) => bank.match(q));
   bank.compact();
-  assert.deepEqual(probe.map((q) => bank.match(q)).map((a) => a.map((m) => m.entryId).sort()), before.map((a) => a.map((m) => m.entryId).sort()));
-  assert.deepEqual(probe.map((q) => bank.match(q)), probe.map((q) => bank.matchLinear(q)));
+  assert.deepEqual(
+    probe.map((q) => bank.match(q)).map((a) => a.map((m) => m.entryId).sort()),
+    before.map((a) => a.map((m) => m.entryId).sort()),
+  );
+  assert.deepEqual(
+    probe.map((q) => bank.match(q)),
+    probe.map((q) => bank.matchLinear(q)),
+  );
 });
 
 test('a bank set matches several banks and keeps the best of dihedral variants', () => {
@@ -139,6 +167,12 @@ test('a bank set matches several banks and keeps the best of dihedral variants',
   set.bank('known_bad', { defaultCategory: 'terror' }).add({ hash: h, id: 'a' });
   set.bank('other').add({ hash: flipBits(h, 5, r), id: 'b' });
   const m = set.match([flipBits(h, 30, r), h]);
-  assert.deepEqual(m.map((x) => [x.bank, x.entryId, x.distance]), [['known_bad', 'a', 0], ['other', 'b', 5]]);
+  assert.deepEqual(
+    m.map((x) => [x.bank, x.entryId, x.distance]),
+    [
+      ['known_bad', 'a', 0],
+      ['other', 'b', 5],
+    ],
+  );
   assert.deepEqual(set.names(), ['known_bad', 'other']);
 });

@@ -14,7 +14,8 @@ const LEAD_PREPROCESS = path.resolve(import.meta.dirname, '..', '..', 'samplers'
 export async function loadPreprocess(): Promise<{ fn: Preprocess; source: string }> {
   if (existsSync(LEAD_PREPROCESS)) {
     const mod = (await import(LEAD_PREPROCESS)) as { resizeBilinearAlignCorners?: Preprocess };
-    if (typeof mod.resizeBilinearAlignCorners === 'function') return { fn: mod.resizeBilinearAlignCorners, source: 'samplers/preprocess.ts' };
+    if (typeof mod.resizeBilinearAlignCorners === 'function')
+      return { fn: mod.resizeBilinearAlignCorners, source: 'samplers/preprocess.ts' };
   }
   return { fn: resizeAlignCornersReference, source: 'test/models/helpers.ts' };
 }

@@ -106,7 +106,12 @@ function decodePackets(
   return frames;
 }
 
-async function encodeVideoFrames(frame: ImageFrame, codec: 'mjpeg' | 'vp8', count: number, kbps: number): Promise<Buffer[]> {
+async function encodeVideoFrames(
+  frame: ImageFrame,
+  codec: 'mjpeg' | 'vp8',
+  count: number,
+  kbps: number,
+): Promise<Buffer[]> {
   const timeBase = { num: 1, den: 30 };
   const enc =
     codec === 'mjpeg'
@@ -194,7 +199,9 @@ export function resampleMono(pcm: Float32Array, fromRate: number, toRate: number
 /** 16 kHz mono -> Opus (48 kHz, 20 ms frames, CBR at kbps) -> decoded 16 kHz mono. */
 export async function opusRoundTrip(pcm16k: Float32Array, kbps = 32): Promise<Float32Array> {
   const pcm48 = resampleMono(pcm16k, 16000, 48000);
-  const packets = (await encodeAudio(pcm48, { bitrateKbps: kbps, application: 'audio' })).map((f) => Buffer.from(f.data));
+  const packets = (await encodeAudio(pcm48, { bitrateKbps: kbps, application: 'audio' })).map((f) =>
+    Buffer.from(f.data),
+  );
   const frames = decodePackets(AV_CODEC_ID_OPUS, packets, { num: 1, den: 48000 }, (ctx) => {
     ctx.sampleRate = 48000;
     ctx.channelLayout = { nbChannels: 1, order: AV_CHANNEL_ORDER_NATIVE, mask: AV_CH_LAYOUT_MONO };
@@ -229,7 +236,8 @@ export function drawText(
   base: ImageFrame,
   lines: { text: string; x: number; y: number; size: number; color?: string; border?: number }[],
 ): ImageFrame {
-  const esc = (s: string): string => s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/:/g, '\\:').replace(/%/g, '\\%');
+  const esc = (s: string): string =>
+    s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/:/g, '\\:').replace(/%/g, '\\%');
   const graph = lines
     .map(
       (l) =>

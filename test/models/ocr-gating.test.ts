@@ -19,8 +19,16 @@ const H = 36;
 
 function frame(seq: number, at: number, shade: number, reason = 'interval'): VideoSampleIn {
   return {
-    kind: 'video', streamId: 's', trackId: 'v', seq, rtpTimestamp: seq * 45000, reason,
-    width: W, height: H, rgb: new Uint8Array(W * H * 3).fill(shade), thumbnail: new Float32Array(16 * 9).fill(shade / 255),
+    kind: 'video',
+    streamId: 's',
+    trackId: 'v',
+    seq,
+    rtpTimestamp: seq * 45000,
+    reason,
+    width: W,
+    height: H,
+    rgb: new Uint8Array(W * H * 3).fill(shade),
+    thumbnail: new Float32Array(16 * 9).fill(shade / 255),
     timings: { arrivedAt: at },
   };
 }
@@ -36,22 +44,37 @@ test('a static picture without text is read again only every ocrStaticRecheckMs;
       return { lines: textOnScreen ? [{ text: 'hello' }] : [] };
     },
   };
-  const m = new SampleModerator({ ocr: reader, text: { moderate: () => [] }, ocrIntervalMs: 2000, ocrStaticRecheckMs: 6000 });
+  const m = new SampleModerator({
+    ocr: reader,
+    text: { moderate: () => [] },
+    ocrIntervalMs: 2000,
+    ocrStaticRecheckMs: 6000,
+  });
   const feed = async (seq: number, at: number, shade: number, reason?: string): Promise<void> => {
     await m.moderate(frame(seq, at, shade, reason), () => undefined);
     await tick();
   };
   await feed(0, 0, 100, 'first');
   for (let i = 1; i <= 12; i++) await feed(i, i * 500, 100); // 6 s of the same picture at 2 fps
-  assert.deepEqual(reads.map((r) => r.at), [0, 6000], 'first frame, then the recheck 6 s later');
+  assert.deepEqual(
+    reads.map((r) => r.at),
+    [0, 6000],
+    'first frame, then the recheck 6 s later',
+  );
   assert.equal(m.stats().ocrSkippedStatic, 8, 'every frame due for a pass from 2 s to 5.5 s was left out');
   assert.deepEqual([...new Set(reads.map((r) => r.side))], [320]);
 
   await feed(13, 6500, 180); // the picture changes: read at its next interval
   await feed(14, 8000, 180);
-  assert.deepEqual(reads.map((r) => r.at), [0, 6000, 8000]);
+  assert.deepEqual(
+    reads.map((r) => r.at),
+    [0, 6000, 8000],
+  );
   await feed(15, 8200, 30, 'scene'); // a cut reads at once
-  assert.deepEqual(reads.map((r) => r.at), [0, 6000, 8000, 8200]);
+  assert.deepEqual(
+    reads.map((r) => r.at),
+    [0, 6000, 8000, 8200],
+  );
 
   textOnScreen = true; // text appears: the picture changes, and then stays as it is
   await feed(16, 10200, 60);
@@ -71,14 +94,23 @@ test('a static picture without text is read again only every ocrStaticRecheckMs;
   assert.equal(reads.length, 4);
 });
 
-test('while the last pass found restricted text the next comes after ocrConfirmIntervalMs (the policies count 2 of 6 OCR\'d samples to enter)', async () => {
+test("while the last pass found restricted text the next comes after ocrConfirmIntervalMs (the policies count 2 of 6 OCR'd samples to enter)", async () => {
   const reads: number[] = [];
   let restricted = true;
-  const reader: TextReader = { async read(f) { reads.push((f as VideoSampleIn).timings.arrivedAt); return { lines: [{ text: 'bad words' }] }; } };
+  const reader: TextReader = {
+    async read(f) {
+      reads.push((f as VideoSampleIn).timings.arrivedAt);
+      return { lines: [{ text: 'bad words' }] };
+    },
+  };
   const m = new SampleModerator({
     ocr: reader,
-    text: { moderate: (t) => (restricted ? [{ category: 'profanity', term: 'bad', source: 'ocr', start: 0, end: t.length, text: t }] : []) },
-    ocrIntervalMs: 2000, ocrConfirmIntervalMs: 1000,
+    text: {
+      moderate: (t) =>
+        restricted ? [{ category: 'profanity', term: 'bad', source: 'ocr', start: 0, end: t.length, text: t }] : [],
+    },
+    ocrIntervalMs: 2000,
+    ocrConfirmIntervalMs: 1000,
   });
   for (let i = 0; i <= 8; i++) {
     if (i === 5) restricted = false; // the text is still there but no longer restricted: back to the regular rate
@@ -94,59 +126,82 @@ test('while the last pass found restricted text the next comes after ocrConfirmI
   assert.deepEqual(reads.slice(4), [5000], 'after a pass without hits the 2 s rate is back');
 });
 
-test('the real OCR worker at the moderation\'s detection side: the SA viewer is blanked within 5 s of profanity appearing, on a moving picture and on a static one', { timeout: 240_000 }, async () => {
-  const policy = loadPolicyBundle(await readPolicyDir('policies'));
-  const lexicons = Object.fromEntries(Object.entries(lexiconFor(policy)).map(([c, terms]) => [c, { terms }]));
-  const text = TextModerator.create({ lexicons });
-  const ocr = await OcrWorker.load({});
-  try {
-    const o = { ...SCENE_DEFAULTS, seconds: 4 };
-    const moving = await renderScene('clean', o);
-    const movingText = await overlayText(moving.frames, o.width, o.height, o.regionalText);
-    const still = [{ rgb: bankedPicture(o.width, o.height) }];
-    const stillText = await overlayText(still, o.width, o.height, o.regionalText);
-    const cases = [
-      { name: 'moving', before: moving.frames, after: movingText },
-      { name: 'static', before: still, after: stillText },
-    ];
-    for (const c of cases) {
-      const moderator = new SampleModerator({ ocr, text });
-      let state = createFusionState(`gating-${c.name}`);
-      let blankedAt: number | undefined;
-      const emit = (s: Signals): void => {
-        const now = performance.timeOrigin + performance.now();
-        const r = fuse(state, s, policy, now);
-        state = r.state;
-        if (blankedAt === undefined && r.verdict.perJurisdiction.SA?.actions.includes('blank_video')) blankedAt = now;
-      };
-      // 2 fps samples as the sampler takes them, paced in real time (OCR runs in its thread meanwhile):
-      // 4 s of the picture, then the text on it from t = 4 s
-      const t0 = performance.timeOrigin + performance.now();
-      const onsetAt = t0 + 4000;
-      for (let i = 0; i < 20 && blankedAt === undefined; i++) {
-        const at = t0 + i * 500;
-        const frames = at < onsetAt ? c.before : c.after;
-        const rgb = frames[(i * 7) % frames.length]!.rgb;
-        const y = new Uint8Array(o.width * o.height);
-        for (let p = 0; p < y.length; p++) y[p] = (rgb[p * 3]! * 77 + rgb[p * 3 + 1]! * 150 + rgb[p * 3 + 2]! * 29) >> 8;
-        const sample: VideoSampleIn = {
-          kind: 'video', streamId: `gating-${c.name}`, trackId: 'v', seq: i, rtpTimestamp: i * 45000, reason: i === 0 ? 'first' : 'interval',
-          width: o.width, height: o.height, rgb, thumbnail: lumaThumbnail(y, o.width, o.height, o.width), timings: { arrivedAt: at },
+test(
+  "the real OCR worker at the moderation's detection side: the SA viewer is blanked within 5 s of profanity appearing, on a moving picture and on a static one",
+  { timeout: 240_000 },
+  async () => {
+    const policy = loadPolicyBundle(await readPolicyDir('policies'));
+    const lexicons = Object.fromEntries(Object.entries(lexiconFor(policy)).map(([c, terms]) => [c, { terms }]));
+    const text = TextModerator.create({ lexicons });
+    const ocr = await OcrWorker.load({});
+    try {
+      const o = { ...SCENE_DEFAULTS, seconds: 4 };
+      const moving = await renderScene('clean', o);
+      const movingText = await overlayText(moving.frames, o.width, o.height, o.regionalText);
+      const still = [{ rgb: bankedPicture(o.width, o.height) }];
+      const stillText = await overlayText(still, o.width, o.height, o.regionalText);
+      const cases = [
+        { name: 'moving', before: moving.frames, after: movingText },
+        { name: 'static', before: still, after: stillText },
+      ];
+      for (const c of cases) {
+        const moderator = new SampleModerator({ ocr, text });
+        let state = createFusionState(`gating-${c.name}`);
+        let blankedAt: number | undefined;
+        const emit = (s: Signals): void => {
+          const now = performance.timeOrigin + performance.now();
+          const r = fuse(state, s, policy, now);
+          state = r.state;
+          if (blankedAt === undefined && r.verdict.perJurisdiction.SA?.actions.includes('blank_video')) blankedAt = now;
         };
-        const wait = at - (performance.timeOrigin + performance.now());
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        await moderator.moderate(sample, emit);
+        // 2 fps samples as the sampler takes them, paced in real time (OCR runs in its thread meanwhile):
+        // 4 s of the picture, then the text on it from t = 4 s
+        const t0 = performance.timeOrigin + performance.now();
+        const onsetAt = t0 + 4000;
+        for (let i = 0; i < 20 && blankedAt === undefined; i++) {
+          const at = t0 + i * 500;
+          const frames = at < onsetAt ? c.before : c.after;
+          const rgb = frames[(i * 7) % frames.length]!.rgb;
+          const y = new Uint8Array(o.width * o.height);
+          for (let p = 0; p < y.length; p++)
+            y[p] = (rgb[p * 3]! * 77 + rgb[p * 3 + 1]! * 150 + rgb[p * 3 + 2]! * 29) >> 8;
+          const sample: VideoSampleIn = {
+            kind: 'video',
+            streamId: `gating-${c.name}`,
+            trackId: 'v',
+            seq: i,
+            rtpTimestamp: i * 45000,
+            reason: i === 0 ? 'first' : 'interval',
+            width: o.width,
+            height: o.height,
+            rgb,
+            thumbnail: lumaThumbnail(y, o.width, o.height, o.width),
+            timings: { arrivedAt: at },
+          };
+          const wait = at - (performance.timeOrigin + performance.now());
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          await moderator.moderate(sample, emit);
+        }
+        // the last OCR pass may still be running
+        const until = performance.now() + 5000;
+        while (blankedAt === undefined && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+        const stats = moderator.stats();
+        assert.ok(blankedAt !== undefined, `${c.name}: SA never blanked (${JSON.stringify(stats)})`);
+        assert.ok(
+          blankedAt - onsetAt <= 5000,
+          `${c.name}: SA blanked ${(blankedAt - onsetAt).toFixed(0)} ms after the text appeared (${JSON.stringify(stats)})`,
+        );
+        console.log(
+          `${c.name} picture: SA blanked ${(blankedAt - onsetAt).toFixed(0)} ms after the text appeared; ${JSON.stringify(stats)}`,
+        );
+        if (c.name === 'static')
+          assert.ok(
+            stats.ocrSkippedStatic >= 1,
+            `the still picture before the text was not re-read every 2 s (${JSON.stringify(stats)})`,
+          );
       }
-      // the last OCR pass may still be running
-      const until = performance.now() + 5000;
-      while (blankedAt === undefined && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
-      const stats = moderator.stats();
-      assert.ok(blankedAt !== undefined, `${c.name}: SA never blanked (${JSON.stringify(stats)})`);
-      assert.ok(blankedAt - onsetAt <= 5000, `${c.name}: SA blanked ${(blankedAt - onsetAt).toFixed(0)} ms after the text appeared (${JSON.stringify(stats)})`);
-      console.log(`${c.name} picture: SA blanked ${(blankedAt - onsetAt).toFixed(0)} ms after the text appeared; ${JSON.stringify(stats)}`);
-      if (c.name === 'static') assert.ok(stats.ocrSkippedStatic >= 1, `the still picture before the text was not re-read every 2 s (${JSON.stringify(stats)})`);
+    } finally {
+      await ocr.close();
     }
-  } finally {
-    await ocr.close();
-  }
-});
+  },
+);

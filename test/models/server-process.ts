@@ -15,18 +15,34 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startInferenceServer(opts: { port?: number; models?: string[]; threads?: number; timeoutMs?: number } = {}): Promise<ServerProcess> {
+export async function startInferenceServer(
+  opts: { port?: number; models?: string[]; threads?: number; timeoutMs?: number } = {},
+): Promise<ServerProcess> {
   // node --import tsx (one process) rather than the tsx CLI, which forks a second node that a kill would orphan.
-  const args = ['--import', 'tsx', path.join(ROOT, 'models', 'inference-server.ts'), '--host', '127.0.0.1', '--port', String(opts.port ?? 0),
-    '--threads', String(opts.threads ?? 1)];
+  const args = [
+    '--import',
+    'tsx',
+    path.join(ROOT, 'models', 'inference-server.ts'),
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(opts.port ?? 0),
+    '--threads',
+    String(opts.threads ?? 1),
+  ];
   if (opts.models) args.push('--models', opts.models.join(','));
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const address = await new Promise<string>((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`inference server did not start: ${stderr}`)), opts.timeoutMs ?? 120_000);
+    const timer = setTimeout(
+      () => reject(new Error(`inference server did not start: ${stderr}`)),
+      opts.timeoutMs ?? 120_000,
+    );
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /listening on (\S+)/.exec(out);
@@ -44,5 +60,11 @@ export async function startInferenceServer(opts: { port?: number; models?: strin
     if (child.exitCode === null && child.signalCode === null) child.kill(sig);
     await exited;
   };
-  return { child, address, port: Number(address.split(':').pop()), kill: () => end('SIGKILL'), stop: () => end('SIGTERM') };
+  return {
+    child,
+    address,
+    port: Number(address.split(':').pop()),
+    kill: () => end('SIGKILL'),
+    stop: () => end('SIGTERM'),
+  };
 }

@@ -14,7 +14,16 @@ export function rng(seed: number): () => number {
 
 const midiHz = (m: number): number => 440 * Math.pow(2, (m - 69) / 12);
 
-function addTone(out: Float32Array, sr: number, t0: number, dur: number, hz: number, amp: number, harmonics: number[], sustained = false): void {
+function addTone(
+  out: Float32Array,
+  sr: number,
+  t0: number,
+  dur: number,
+  hz: number,
+  amp: number,
+  harmonics: number[],
+  sustained = false,
+): void {
   const start = Math.floor(t0 * sr);
   const n = Math.floor(dur * sr);
   const attack = Math.min(0.02 * sr, n / 4);
@@ -51,7 +60,7 @@ export function melody(seed: number, seconds: number, sr = 16000, sustained = fa
     }
   }
   // melody: notes of 1/2, 1, 2 beats
-  for (let t = 0; t < seconds; ) {
+  for (let t = 0; t < seconds;) {
     const dur = beat * [0.5, 1, 1, 2][Math.floor(r() * 4)];
     if (r() > 0.12) {
       const deg = Math.floor(r() * 14);

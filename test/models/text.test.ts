@@ -35,7 +35,11 @@ test('normalisation defeats spacing, leetspeak, homoglyph, width and invisible-c
     assert.equal(hits[0].source, 'chat');
   }
   const profane = ['what the fuck', 'f u c k', 'sh1t happens', 'you motherfucker', 'ｆｕｃｋ'];
-  for (const text of profane) assert.ok(m.moderate(text).some((h) => h.category === 'profanity'), text);
+  for (const text of profane)
+    assert.ok(
+      m.moderate(text).some((h) => h.category === 'profanity'),
+      text,
+    );
 });
 
 test('clean sentences are not flagged (Scunthorpe and friends)', () => {
@@ -50,7 +54,7 @@ test('clean sentences are not flagged (Scunthorpe and friends)', () => {
     'I passed the class with a badge',
     'The badminton game was scheduled badly',
     'Good morning, have a nice day!',
-    'Hello from hell\'s kitchen',
+    "Hello from hell's kitchen",
     'Call me at 555 1234 or 4-8-15-16-23-42',
     'a b c d e f g',
     'The skills of our killer whale trainer',
@@ -64,7 +68,15 @@ test('per-jurisdiction lexicons and OCR source', () => {
   assert.equal(m.moderate('HEIL', { jurisdiction: 'US' }).length, 0);
   const de = m.moderate('H3IL', { jurisdiction: 'DE', source: 'ocr' });
   assert.equal(de.length, 1);
-  assert.deepEqual(de[0], { category: 'extremism', term: 'heil', source: 'ocr', start: 0, end: 4, text: 'H3IL', jurisdictions: ['DE', 'AT'] });
+  assert.deepEqual(de[0], {
+    category: 'extremism',
+    term: 'heil',
+    source: 'ocr',
+    start: 0,
+    end: 4,
+    text: 'H3IL',
+    jurisdictions: ['DE', 'AT'],
+  });
   // without a jurisdiction, the hit says where it applies
   assert.deepEqual(m.moderate('heil')[0].jurisdictions, ['DE', 'AT']);
   m.setLexicons({ spam: { terms: ['free crypto'] } });
@@ -72,7 +84,10 @@ test('per-jurisdiction lexicons and OCR source', () => {
   assert.equal(m.moderate('FREE   CRYPT0 here')[0]?.category, 'spam');
   // OCR drops spaces between words; chat text does not get that leniency
   assert.equal(m.moderate('FREECRYPTO now', { source: 'ocr' })[0]?.category, 'spam');
-  assert.deepEqual(m.moderate('freecrypto now', { source: 'chat' }).filter((h) => h.category === 'spam'), []);
+  assert.deepEqual(
+    m.moderate('freecrypto now', { source: 'chat' }).filter((h) => h.category === 'spam'),
+    [],
+  );
   const off = TextModerator.create({ lexicons: {}, profanityCategory: null });
   assert.deepEqual(off.moderate('fuck'), []);
 });

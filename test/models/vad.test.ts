@@ -31,27 +31,35 @@ async function speech(text: string): Promise<Float32Array> {
   }
 }
 
-for (const frames of [undefined, { frameSamples: 512, minSpeechFrames: 3 }]) test(`silero VAD marks speech windows and leaves silence and noise unmarked (${frames ? `${frames.frameSamples}-sample frames` : 'default frames'})`, { skip: hasEspeak() ? false : 'espeak-ng is not installed (CI installs it: apt-get install espeak-ng)' }, async () => {
-  await using vad = await SileroVad.load(frames ?? {});
-  const talk = await speech('Hello everyone, welcome to the stream. Today we are testing voice activity detection on live audio.');
-  assert.ok(talk.length > 3 * SR);
-  // a stream of 1 s windows: 2 s silence, speech, 2 s low noise
-  const timeline = new Float32Array(2 * SR + talk.length + 2 * SR);
-  timeline.set(talk, 2 * SR);
-  timeline.set(noise(3, 2, 0.02), 2 * SR + talk.length);
-  const heard = await opusRoundTrip(timeline, 32);
-  const s = vad.stream();
-  const marks: boolean[] = [];
-  for (let w = 0; (w + 1) * SR <= heard.length; w++) marks.push((await s.push({ sampleRate: SR, pcm: heard.slice(w * SR, (w + 1) * SR) })).speech);
-  const speechWindows = Math.floor(talk.length / SR);
-  assert.deepEqual(marks.slice(0, 2), [false, false], `silence: ${marks}`);
-  const during = marks.slice(3, 2 + speechWindows);
-  assert.ok(during.filter(Boolean).length >= during.length - 1, `speech: ${marks}`);
-  assert.equal(marks[marks.length - 1], false, `noise: ${marks}`);
+for (const frames of [undefined, { frameSamples: 512, minSpeechFrames: 3 }])
+  test(
+    `silero VAD marks speech windows and leaves silence and noise unmarked (${frames ? `${frames.frameSamples}-sample frames` : 'default frames'})`,
+    { skip: hasEspeak() ? false : 'espeak-ng is not installed (CI installs it: apt-get install espeak-ng)' },
+    async () => {
+      await using vad = await SileroVad.load(frames ?? {});
+      const talk = await speech(
+        'Hello everyone, welcome to the stream. Today we are testing voice activity detection on live audio.',
+      );
+      assert.ok(talk.length > 3 * SR);
+      // a stream of 1 s windows: 2 s silence, speech, 2 s low noise
+      const timeline = new Float32Array(2 * SR + talk.length + 2 * SR);
+      timeline.set(talk, 2 * SR);
+      timeline.set(noise(3, 2, 0.02), 2 * SR + talk.length);
+      const heard = await opusRoundTrip(timeline, 32);
+      const s = vad.stream();
+      const marks: boolean[] = [];
+      for (let w = 0; (w + 1) * SR <= heard.length; w++)
+        marks.push((await s.push({ sampleRate: SR, pcm: heard.slice(w * SR, (w + 1) * SR) })).speech);
+      const speechWindows = Math.floor(talk.length / SR);
+      assert.deepEqual(marks.slice(0, 2), [false, false], `silence: ${marks}`);
+      const during = marks.slice(3, 2 + speechWindows);
+      assert.ok(during.filter(Boolean).length >= during.length - 1, `speech: ${marks}`);
+      assert.equal(marks[marks.length - 1], false, `noise: ${marks}`);
 
-  const r = await vad.detect({ sampleRate: SR, pcm: talk.slice(0, 2 * SR) });
-  assert.ok(r.speechRatio > 0.3 && r.segments.length >= 1, JSON.stringify(r.segments));
-  assert.equal(await vad.hasSpeech({ sampleRate: SR, pcm: noise(9, 1, 0.3) }), false);
-  assert.equal(await vad.hasSpeech({ sampleRate: SR, pcm: new Float32Array(SR) }), false);
-  await assert.rejects(vad.detect({ sampleRate: 48000, pcm: new Float32Array(480) }), /16000/);
-});
+      const r = await vad.detect({ sampleRate: SR, pcm: talk.slice(0, 2 * SR) });
+      assert.ok(r.speechRatio > 0.3 && r.segments.length >= 1, JSON.stringify(r.segments));
+      assert.equal(await vad.hasSpeech({ sampleRate: SR, pcm: noise(9, 1, 0.3) }), false);
+      assert.equal(await vad.hasSpeech({ sampleRate: SR, pcm: new Float32Array(SR) }), false);
+      await assert.rejects(vad.detect({ sampleRate: 48000, pcm: new Float32Array(480) }), /16000/);
+    },
+  );

@@ -48,7 +48,10 @@ function run(policy: Policy, signals: SignalLike[]): FusionResult[] {
 
 const letter: Record<Bucket, string> = { green: 'g', amber: 'a', red: 'r' };
 function buckets(policy: Policy, scores: number[], jurisdiction = 'default'): string {
-  return run(policy, scores.map((x, i) => signal(i + 1, { x })))
+  return run(
+    policy,
+    scores.map((x, i) => signal(i + 1, { x })),
+  )
     .map((r) => letter[r.verdict.perJurisdiction[jurisdiction]!.bucket])
     .join('');
 }
@@ -61,9 +64,21 @@ describe('fusion: N-of-M entry and hysteresis exit (window 5, enter 3, exit 3, h
     { name: 'three consecutive enter red', scores: [0.8, 0.8, 0.8], expect: 'ggr' },
     { name: 'amber band enters amber', scores: [0.5, 0.5, 0.5, 0.5], expect: 'ggaa' },
     { name: 'amber then red', scores: [0.5, 0.5, 0.5, 0.8, 0.8, 0.8], expect: 'ggaaar' },
-    { name: 'exit needs three samples below threshold - hysteresis', scores: [0.8, 0.8, 0.8, 0.1, 0.1, 0.1, 0.1], expect: 'ggrrrgg' },
-    { name: 'scores just under red (inside hysteresis) keep red', scores: [0.8, 0.8, 0.8, 0.65, 0.65, 0.65, 0.65, 0.65], expect: 'ggrrrrrr' },
-    { name: 'red decays to amber, then to green', scores: [0.8, 0.8, 0.8, 0.5, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1], expect: 'ggrrraaaag' },
+    {
+      name: 'exit needs three samples below threshold - hysteresis',
+      scores: [0.8, 0.8, 0.8, 0.1, 0.1, 0.1, 0.1],
+      expect: 'ggrrrgg',
+    },
+    {
+      name: 'scores just under red (inside hysteresis) keep red',
+      scores: [0.8, 0.8, 0.8, 0.65, 0.65, 0.65, 0.65, 0.65],
+      expect: 'ggrrrrrr',
+    },
+    {
+      name: 'red decays to amber, then to green',
+      scores: [0.8, 0.8, 0.8, 0.5, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1],
+      expect: 'ggrrraaaag',
+    },
     { name: 'one low sample does not reset red', scores: [0.8, 0.8, 0.8, 0.1, 0.8, 0.1, 0.1, 0.8], expect: 'ggrrrrrr' },
   ];
   for (const t of table) {
@@ -73,7 +88,7 @@ describe('fusion: N-of-M entry and hysteresis exit (window 5, enter 3, exit 3, h
   it('noisy scores around the red threshold do not flap', () => {
     // Deterministic noise: 0.7 +- 0.08.
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const scores = Array.from({ length: 200 }, () => 0.7 + (rand() - 0.5) * 0.16);
     const seq = buckets(small, scores);
     const transitions = [...seq].filter((c, i) => i > 0 && c !== seq[i - 1]).length;
@@ -86,12 +101,21 @@ describe('fusion: N-of-M entry and hysteresis exit (window 5, enter 3, exit 3, h
   });
 
   it('changed is true only when the decision changes', () => {
-    const r = run(small, [0.8, 0.8, 0.8, 0.85, 0.9, 0.1, 0.1, 0.1].map((x, i) => signal(i + 1, { x })));
-    assert.deepEqual(r.map((x) => x.changed), [false, false, true, false, false, false, false, true]);
+    const r = run(
+      small,
+      [0.8, 0.8, 0.8, 0.85, 0.9, 0.1, 0.1, 0.1].map((x, i) => signal(i + 1, { x })),
+    );
+    assert.deepEqual(
+      r.map((x) => x.changed),
+      [false, false, true, false, false, false, false, true],
+    );
   });
 
   it('asks for review on green -> amber, not on red decaying through amber', () => {
-    const r = run(small, [0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5].map((x, i) => signal(i + 1, { x })));
+    const r = run(
+      small,
+      [0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5].map((x, i) => signal(i + 1, { x })),
+    );
     const entered = r.map((x) => x.enteredAmber.filter((e) => e.jurisdiction === 'default').length);
     assert.equal(buckets(small, [0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5]), 'ggaaarrraa');
     assert.deepEqual(entered, [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
@@ -115,8 +139,16 @@ describe('fusion: N-of-M entry and hysteresis exit (window 5, enter 3, exit 3, h
   });
 
   it('samples of the other kind leave a category alone', () => {
-    const r = run(small, [signal(1, { x: 0.9 }), signal(2, { x: 0.9 }), signal(3, { x: 0.9 }, { kind: 'audio' }), signal(4, { x: 0.9 })]);
-    assert.deepEqual(r.map((x) => x.verdict.perJurisdiction.default!.bucket), ['green', 'green', 'green', 'red']);
+    const r = run(small, [
+      signal(1, { x: 0.9 }),
+      signal(2, { x: 0.9 }),
+      signal(3, { x: 0.9 }, { kind: 'audio' }),
+      signal(4, { x: 0.9 }),
+    ]);
+    assert.deepEqual(
+      r.map((x) => x.verdict.perJurisdiction.default!.bucket),
+      ['green', 'green', 'green', 'red'],
+    );
   });
 });
 
@@ -152,7 +184,12 @@ describe('fusion: fail modes when signals are unavailable (failAfter 2)', () => 
 
   it('a hash match counts even when the classifier missed its deadline', () => {
     const p = shippedPolicy();
-    const late = { ...down(1, 'deadline_missed'), matches: [{ category: 'known_bad_match', kind: 'pdq', bank: 'known_bad', entryId: 'x', distance: 4, confidence: 0.94 }] };
+    const late = {
+      ...down(1, 'deadline_missed'),
+      matches: [
+        { category: 'known_bad_match', kind: 'pdq', bank: 'known_bad', entryId: 'x', distance: 4, confidence: 0.94 },
+      ],
+    };
     const r = run(p, [late]);
     assert.equal(r[0]!.verdict.kill, true);
   });
@@ -174,7 +211,10 @@ describe('fusion with the shipped policy', () => {
   const p = shippedPolicy();
 
   it('suggestive content: SA blanked while SE and US forward', () => {
-    const r = run(p, [1, 2, 3].map((i) => signal(i, { 'nsfw.sexy': 0.6 })));
+    const r = run(
+      p,
+      [1, 2, 3].map((i) => signal(i, { 'nsfw.sexy': 0.6 })),
+    );
     const v = r[2]!.verdict;
     assert.equal(v.kill, false);
     assert.deepEqual(v.perJurisdiction.SA!.actions, ['blank_video']);
@@ -189,13 +229,19 @@ describe('fusion with the shipped policy', () => {
   });
 
   it('copyrighted music: DE muted, others not', () => {
-    const r = run(p, [1, 2].map((i) => signal(i, {}, { kind: 'audio', matches: [musicMatch] })));
+    const r = run(
+      p,
+      [1, 2].map((i) => signal(i, {}, { kind: 'audio', matches: [musicMatch] })),
+    );
     const v = r[1]!.verdict;
     assert.deepEqual(v.perJurisdiction.DE!.actions, ['mute_audio']);
     assert.equal(gateFor(v, 'DE').audio, 'mute');
     assert.equal(gateFor(v, 'DE').video, 'forward');
     for (const j of ['SE', 'SA', 'US', 'BR', 'TH', undefined]) assert.equal(gateFor(v, j).audio, 'forward', String(j));
-    assert.deepEqual(v.evidence.matches.map((m) => m.entryId), ['track-42']);
+    assert.deepEqual(
+      v.evidence.matches.map((m) => m.entryId),
+      ['track-42'],
+    );
   });
 
   it('a known-bad hash match kills at once, globally', () => {
@@ -204,7 +250,10 @@ describe('fusion with the shipped policy', () => {
     const v = r[1]!.verdict;
     assert.equal(v.kill, true);
     assert.equal(r[1]!.changed, true);
-    assert.deepEqual(v.killCategories.map((k) => k.category), ['known_bad_match']);
+    assert.deepEqual(
+      v.killCategories.map((k) => k.category),
+      ['known_bad_match'],
+    );
     for (const j of ['SE', 'SA', 'US', undefined]) assert.equal(gateFor(v, j).closed, true);
     assert.deepEqual(v.evidenceByCategory.known_bad_match?.sampleSeqs, [2]);
   });
@@ -216,18 +265,33 @@ describe('fusion with the shipped policy', () => {
   });
 
   it('sustained explicit content kills; brief explicit content only blanks', () => {
-    const brief = run(p, [0.95, 0.95, 0.2, 0.2].map((x, i) => signal(i + 1, { 'nsfw.porn': x })));
-    assert.equal(brief.some((r) => r.verdict.kill), false);
-    const sustained = run(p, [0.95, 0.95, 0.95].map((x, i) => signal(i + 1, { 'nsfw.porn': x })));
+    const brief = run(
+      p,
+      [0.95, 0.95, 0.2, 0.2].map((x, i) => signal(i + 1, { 'nsfw.porn': x })),
+    );
+    assert.equal(
+      brief.some((r) => r.verdict.kill),
+      false,
+    );
+    const sustained = run(
+      p,
+      [0.95, 0.95, 0.95].map((x, i) => signal(i + 1, { 'nsfw.porn': x })),
+    );
     assert.equal(sustained[2]!.verdict.kill, true);
-    const blanking = run(p, [0.8, 0.8, 0.8].map((x, i) => signal(i + 1, { 'nsfw.porn': x })));
+    const blanking = run(
+      p,
+      [0.8, 0.8, 0.8].map((x, i) => signal(i + 1, { 'nsfw.porn': x })),
+    );
     assert.equal(blanking[2]!.verdict.kill, false);
     assert.equal(gateFor(blanking[2]!.verdict, 'US').video, 'blank');
   });
 
   it('banned text counts only where its term is in the lexicon', () => {
     const hit = { category: 'banned_text', term: 'Sieg Heil', source: 'ocr' };
-    const r = run(p, [1, 2].map((i) => signal(i, {}, { text: [hit] })));
+    const r = run(
+      p,
+      [1, 2].map((i) => signal(i, {}, { text: [hit] })),
+    );
     const v = r[1]!.verdict;
     assert.equal(gateFor(v, 'DE').video, 'blank');
     assert.equal(gateFor(v, 'BR').video, 'blank');
@@ -237,7 +301,10 @@ describe('fusion with the shipped policy', () => {
 
   it('profanity is flagged everywhere but blanked only in SA', () => {
     const hit = { category: 'profanity', term: 'fuck', source: 'chat' };
-    const v = run(p, [1, 2].map((i) => signal(i, {}, { text: [hit] })))[1]!.verdict;
+    const v = run(
+      p,
+      [1, 2].map((i) => signal(i, {}, { text: [hit] })),
+    )[1]!.verdict;
     assert.equal(v.perJurisdiction.SE!.bucket, 'red');
     assert.deepEqual(v.perJurisdiction.SE!.actions, []);
     assert.equal(gateFor(v, 'SA').video, 'blank');

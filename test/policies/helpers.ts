@@ -14,7 +14,8 @@ export function shippedPolicyFiles(): PolicyFile[] {
   const walk = (dir: string, rel: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       if (e.isDirectory()) walk(join(dir, e.name), `${rel}/${e.name}`);
-      else if (/\.ya?ml$/.test(e.name)) out.push({ filename: `${rel}/${e.name}`, text: readFileSync(join(dir, e.name), 'utf8') });
+      else if (/\.ya?ml$/.test(e.name))
+        out.push({ filename: `${rel}/${e.name}`, text: readFileSync(join(dir, e.name), 'utf8') });
     }
   };
   walk(POLICY_DIR, 'policies');
@@ -26,11 +27,7 @@ export function shippedPolicy(): Policy {
 }
 
 /** A signal for one sample; `at` is both arrival and (minus 20 ms) completion. */
-export function signal(
-  seq: number,
-  scores: Record<string, number> = {},
-  extra: Partial<SignalLike> = {},
-): SignalLike {
+export function signal(seq: number, scores: Record<string, number> = {}, extra: Partial<SignalLike> = {}): SignalLike {
   const at = extra.arrivedAt ?? 1_000 + seq * 500;
   return {
     streamId: 's1',
@@ -49,5 +46,18 @@ export function signal(
   };
 }
 
-export const badMatch = { category: 'known_bad_match', kind: 'pdq', bank: 'known_bad', entryId: 'kb-1', distance: 8, confidence: 1 - 8 / 64 };
-export const musicMatch = { category: 'copyright_audio', kind: 'audio_fingerprint', bank: 'protected_music', entryId: 'track-42', confidence: 0.9 };
+export const badMatch = {
+  category: 'known_bad_match',
+  kind: 'pdq',
+  bank: 'known_bad',
+  entryId: 'kb-1',
+  distance: 8,
+  confidence: 1 - 8 / 64,
+};
+export const musicMatch = {
+  category: 'copyright_audio',
+  kind: 'audio_fingerprint',
+  bank: 'protected_music',
+  entryId: 'track-42',
+  confidence: 0.9,
+};

@@ -37,7 +37,12 @@ test('mayJudge: a scoped reviewer holds every jurisdiction of the item; default/
     [['DE'], 'de', { jurisdictions: ['DE'], languages: ['de', 'en'] }, true],
     [['DE'], undefined, { languages: ['en'] }, true],
   ];
-  for (const [jurisdictions, language, scope, want] of cases) assert.equal(mayJudge({ jurisdictions, language }, scope), want, `${jurisdictions} ${language ?? ''} by ${JSON.stringify(scope)}`);
+  for (const [jurisdictions, language, scope, want] of cases)
+    assert.equal(
+      mayJudge({ jurisdictions, language }, scope),
+      want,
+      `${jurisdictions} ${language ?? ''} by ${JSON.stringify(scope)}`,
+    );
 });
 
 test('reviewQueueStats: per jurisdiction, an item in every queue it names, resolved items left out, oldest age in seconds', () => {
@@ -73,14 +78,21 @@ test('tallyVotes: open until N agree, any disagreement escalates', () => {
   ];
   for (const [votes, required, want] of cases) {
     const t = tallyVotes(votes, required);
-    assert.equal(t.state === 'agreed' ? `agreed:${t.outcome}` : t.state, want, `${votes.map((x) => x.outcome)} of ${required}`);
+    assert.equal(
+      t.state === 'agreed' ? `agreed:${t.outcome}` : t.state,
+      want,
+      `${votes.map((x) => x.outcome)} of ${required}`,
+    );
   }
 });
 
 test('castVote: one vote per reviewer, none after agreement, an escalated item only takes a senior decision (which settles it)', () => {
   let r = castVote([], v('a', 'uphold'), 2);
   assert.equal(r.tally.state, 'open');
-  assert.throws(() => castVote(r.votes, v('a', 'overturn'), 2), (e: unknown) => e instanceof PolicyError && e.code === 'POL_ERR_REVIEW_STATE' && e.statusCode === 409);
+  assert.throws(
+    () => castVote(r.votes, v('a', 'overturn'), 2),
+    (e: unknown) => e instanceof PolicyError && e.code === 'POL_ERR_REVIEW_STATE' && e.statusCode === 409,
+  );
   r = castVote(r.votes, v('b', 'overturn'), 2);
   assert.equal(r.tally.state, 'escalated');
   assert.equal(mayVote(r.votes, 'c'), false, 'an ordinary reviewer waits for the senior');
@@ -96,30 +108,74 @@ test('castVote: one vote per reviewer, none after agreement, an escalated item o
 });
 
 test('requiredReviewers: the most any category of the item asks for (taxonomy reviewers), 1 by default', () => {
-  const files = shippedPolicyFiles().map((f) => (f.filename.endsWith('default.yaml') ? { ...f, text: f.text.replace(/(\n {2}sexual_explicit:\n(?: {4}[^\n]*\n)+? {4}clause:[^\n]*\n)/, '$1    reviewers: 3\n') } : f));
+  const files = shippedPolicyFiles().map((f) =>
+    f.filename.endsWith('default.yaml')
+      ? {
+          ...f,
+          text: f.text.replace(
+            /(\n {2}sexual_explicit:\n(?: {4}[^\n]*\n)+? {4}clause:[^\n]*\n)/,
+            '$1    reviewers: 3\n',
+          ),
+        }
+      : f,
+  );
   const policy = loadPolicyBundle(files);
   assert.equal(policy.taxonomy.sexual_explicit?.reviewers, 3, 'the setting loads');
-  const item = (cats: string[]) => ({ categories: cats.map((category) => ({ category, score: 0.5, bucket: 'amber' as const })) });
+  const item = (cats: string[]) => ({
+    categories: cats.map((category) => ({ category, score: 0.5, bucket: 'amber' as const })),
+  });
   assert.equal(requiredReviewers(item(['sexual_explicit']), policy), 3);
   assert.equal(requiredReviewers(item(['profanity', 'sexual_explicit']), policy), 3);
   assert.equal(requiredReviewers(item(['profanity']), policy), 1);
   assert.equal(requiredReviewers(item([]), policy), 1);
-  assert.throws(() => loadPolicyBundle(files.map((f) => (f.filename.endsWith('default.yaml') ? { ...f, text: f.text.replace('reviewers: 3', 'reviewers: 0') } : f))), PolicyError);
+  assert.throws(
+    () =>
+      loadPolicyBundle(
+        files.map((f) =>
+          f.filename.endsWith('default.yaml') ? { ...f, text: f.text.replace('reviewers: 3', 'reviewers: 0') } : f,
+        ),
+      ),
+    PolicyError,
+  );
 });
 
 test('agreedLabel: only items whose reviewers all agreed, at least minReviewers of them, with their sample references', () => {
   const item: ReviewItem & { votes?: ReviewVote[] } = {
-    id: 'rev_1', streamId: 's1', type: 'amber', priority: 1, createdAt: 0, policyVersion: 'p1', jurisdictions: ['DE'],
+    id: 'rev_1',
+    streamId: 's1',
+    type: 'amber',
+    priority: 1,
+    createdAt: 0,
+    policyVersion: 'p1',
+    jurisdictions: ['DE'],
     categories: [{ category: 'sexual_explicit', score: 0.55, bucket: 'amber' }],
-    evidence: { sampleSeqs: [4, 5, 6], timeRange: { from: 10, to: 20 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: ['t1'] },
+    evidence: {
+      sampleSeqs: [4, 5, 6],
+      timeRange: { from: 10, to: 20 },
+      scores: [],
+      matches: [],
+      text: [],
+      textContext: [],
+      thumbnailRefs: ['t1'],
+    },
   };
   assert.equal(agreedLabel(item, 2), undefined, 'no votes');
   assert.equal(agreedLabel({ ...item, votes: [v('a', 'uphold', 5)] }, 2), undefined, 'one vote is no agreement of two');
   assert.equal(agreedLabel({ ...item, votes: [v('a', 'uphold'), v('b', 'overturn')] }, 2), undefined, 'disagreement');
   const label = agreedLabel({ ...item, votes: [v('a', 'uphold', 5), v('b', 'uphold', 9)] }, 2);
   assert.deepEqual(label, {
-    itemId: 'rev_1', streamId: 's1', type: 'amber', policyVersion: 'p1', jurisdictions: ['DE'], categories: item.categories, outcome: 'uphold', reviewers: 2,
-    sampleSeqs: [4, 5, 6], timeRange: { from: 10, to: 20 }, thumbnailRefs: ['t1'], agreedAt: 9,
+    itemId: 'rev_1',
+    streamId: 's1',
+    type: 'amber',
+    policyVersion: 'p1',
+    jurisdictions: ['DE'],
+    categories: item.categories,
+    outcome: 'uphold',
+    reviewers: 2,
+    sampleSeqs: [4, 5, 6],
+    timeRange: { from: 10, to: 20 },
+    thumbnailRefs: ['t1'],
+    agreedAt: 9,
   });
   assert.ok(agreedLabel({ ...item, votes: [v('a', 'overturn')] }, 1));
 });
@@ -129,7 +185,11 @@ test('deadlines: due times from the policy (defaults 1 h amber, 4 h appeals), ov
   const appeal = { id: 'p', type: 'appeal' as const, createdAt: 1_000, priority: 10 };
   assert.equal(withDueAt(amber, {}).dueAt, 1_000 + 3_600_000);
   assert.equal(withDueAt(appeal, {}).dueAt, 1_000 + 4 * 3_600_000);
-  const files = shippedPolicyFiles().map((f) => (f.filename.endsWith('default.yaml') ? { ...f, text: `${f.text}\nreview:\n  amberDueMinutes: 30\n  appealDueMinutes: 120\n` } : f));
+  const files = shippedPolicyFiles().map((f) =>
+    f.filename.endsWith('default.yaml')
+      ? { ...f, text: `${f.text}\nreview:\n  amberDueMinutes: 30\n  appealDueMinutes: 120\n` }
+      : f,
+  );
   const policy = loadPolicyBundle(files);
   assert.deepEqual(policy.reviewDue, { amberMs: 1_800_000, appealMs: 7_200_000 });
   assert.equal(withDueAt(appeal, policy).dueAt, 1_000 + 7_200_000);
@@ -140,10 +200,42 @@ test('deadlines: due times from the policy (defaults 1 h amber, 4 h appeals), ov
     [{ dueAt: 10, status: 'resolved' }, 99, false],
   ];
   for (const [item, now, want] of cases) assert.equal(isOverdue(item, now), want, `${JSON.stringify(item)} at ${now}`);
-  const ev = { sampleSeqs: [], timeRange: { from: 0, to: 0 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] };
-  const item = (id: string, priority: number, createdAt: number, dueAt: number): ReviewItem => ({ id, streamId: 's', type: 'amber', priority, createdAt, dueAt, policyVersion: 'p', jurisdictions: ['DE'], categories: [], evidence: ev });
-  const queue = [item('fresh-appeal', 10, 500, 9_000), item('old-amber', 1, 100, 1_000), item('new-amber', 1, 600, 8_000), item('escalated', 20, 700, 9_000)];
-  assert.deepEqual([...queue].sort(compareByUrgency(500)).map((i) => i.id), ['escalated', 'fresh-appeal', 'old-amber', 'new-amber'], 'nothing overdue: stored priorities');
-  assert.deepEqual([...queue].sort(compareByUrgency(2_000)).map((i) => i.id), ['old-amber', 'escalated', 'fresh-appeal', 'new-amber'], 'overdue amber first');
+  const ev = {
+    sampleSeqs: [],
+    timeRange: { from: 0, to: 0 },
+    scores: [],
+    matches: [],
+    text: [],
+    textContext: [],
+    thumbnailRefs: [],
+  };
+  const item = (id: string, priority: number, createdAt: number, dueAt: number): ReviewItem => ({
+    id,
+    streamId: 's',
+    type: 'amber',
+    priority,
+    createdAt,
+    dueAt,
+    policyVersion: 'p',
+    jurisdictions: ['DE'],
+    categories: [],
+    evidence: ev,
+  });
+  const queue = [
+    item('fresh-appeal', 10, 500, 9_000),
+    item('old-amber', 1, 100, 1_000),
+    item('new-amber', 1, 600, 8_000),
+    item('escalated', 20, 700, 9_000),
+  ];
+  assert.deepEqual(
+    [...queue].sort(compareByUrgency(500)).map((i) => i.id),
+    ['escalated', 'fresh-appeal', 'old-amber', 'new-amber'],
+    'nothing overdue: stored priorities',
+  );
+  assert.deepEqual(
+    [...queue].sort(compareByUrgency(2_000)).map((i) => i.id),
+    ['old-amber', 'escalated', 'fresh-appeal', 'new-amber'],
+    'overdue amber first',
+  );
   assert.equal(effectivePriority(queue[1]!, 2_000), 1 + PRIORITY_OVERDUE_BOOST);
 });

@@ -23,7 +23,11 @@ import { badMatch, musicMatch, shippedPolicy, signal } from './helpers.ts';
 
 const policy = shippedPolicy();
 
-function verdictAfter(signals: SignalLike[]): { verdict: Verdict; entered: { jurisdiction: string; category: string }[]; state: FusionState } {
+function verdictAfter(signals: SignalLike[]): {
+  verdict: Verdict;
+  entered: { jurisdiction: string; category: string }[];
+  state: FusionState;
+} {
   let state = createFusionState('s1');
   let verdict: Verdict | undefined;
   const entered: { jurisdiction: string; category: string }[] = [];
@@ -38,9 +42,21 @@ function verdictAfter(signals: SignalLike[]): { verdict: Verdict; entered: { jur
 }
 
 const scenarios: { name: string; signals: SignalLike[]; expect: { action: string; jurisdictions: string[] }[] }[] = [
-  { name: 'kill on a hash match', signals: [signal(1, {}, { matches: [badMatch], thumbnailRef: 'thumb/1' })], expect: [{ action: 'kill_stream', jurisdictions: ['global'] }] },
-  { name: 'SA blank on suggestive', signals: [1, 2, 3].map((i) => signal(i, { 'nsfw.sexy': 0.6 })), expect: [{ action: 'blank_video', jurisdictions: ['SA'] }] },
-  { name: 'DE mute on music', signals: [1, 2].map((i) => signal(i, {}, { kind: 'audio', matches: [musicMatch] })), expect: [{ action: 'mute_audio', jurisdictions: ['DE'] }] },
+  {
+    name: 'kill on a hash match',
+    signals: [signal(1, {}, { matches: [badMatch], thumbnailRef: 'thumb/1' })],
+    expect: [{ action: 'kill_stream', jurisdictions: ['global'] }],
+  },
+  {
+    name: 'SA blank on suggestive',
+    signals: [1, 2, 3].map((i) => signal(i, { 'nsfw.sexy': 0.6 })),
+    expect: [{ action: 'blank_video', jurisdictions: ['SA'] }],
+  },
+  {
+    name: 'DE mute on music',
+    signals: [1, 2].map((i) => signal(i, {}, { kind: 'audio', matches: [musicMatch] })),
+    expect: [{ action: 'mute_audio', jurisdictions: ['DE'] }],
+  },
   {
     name: 'explicit content blanks everywhere but SE keeps a higher bar',
     signals: [1, 2, 3].map((i) => signal(i, { 'nsfw.porn': 0.75 })),
@@ -61,10 +77,26 @@ describe('statements of reasons', () => {
     it(`${sc.name}: restrictions and complete statements`, () => {
       const { verdict } = verdictAfter(sc.signals);
       const restrictions = restrictionsOf(verdict, policy);
-      assert.deepEqual(restrictions.map((r) => ({ action: r.action, jurisdictions: r.jurisdictions })), sc.expect);
-      assert.equal(new Set(restrictions.map(restrictionKey)).size, restrictions.length, 'restriction keys are distinct');
+      assert.deepEqual(
+        restrictions.map((r) => ({ action: r.action, jurisdictions: r.jurisdictions })),
+        sc.expect,
+      );
+      assert.equal(
+        new Set(restrictions.map(restrictionKey)).size,
+        restrictions.length,
+        'restriction keys are distinct',
+      );
       for (const r of restrictions) {
-        const s = buildStatement({ streamId: 's1', restriction: r, policy, evidence: evidenceFor(verdict, r.categories.map((c) => c.category)), issuedAt: 5000 });
+        const s = buildStatement({
+          streamId: 's1',
+          restriction: r,
+          policy,
+          evidence: evidenceFor(
+            verdict,
+            r.categories.map((c) => c.category),
+          ),
+          issuedAt: 5000,
+        });
         assert.deepEqual(statementGaps(s), [], JSON.stringify(s));
         assert.equal(s.ground.policyVersion, policy.version);
         assert.equal(s.redress.appealUrl, `/v1/appeals/${s.id}`);
@@ -75,34 +107,72 @@ describe('statements of reasons', () => {
   }
 
   it('cites the law and the facts the decision relied on', () => {
-    const { verdict } = verdictAfter([signal(1, { 'nsfw.porn': 0.2 }, { arrivedAt: 900 }), signal(2, {}, { matches: [badMatch], arrivedAt: 1500 })]);
+    const { verdict } = verdictAfter([
+      signal(1, { 'nsfw.porn': 0.2 }, { arrivedAt: 900 }),
+      signal(2, {}, { matches: [badMatch], arrivedAt: 1500 }),
+    ]);
     const [r] = restrictionsOf(verdict, policy);
     assert.ok(r);
-    const s = buildStatement({ streamId: 's1', restriction: r, policy, evidence: evidenceFor(verdict, ['known_bad_match']), issuedAt: 2000 });
+    const s = buildStatement({
+      streamId: 's1',
+      restriction: r,
+      policy,
+      evidence: evidenceFor(verdict, ['known_bad_match']),
+      issuedAt: 2000,
+    });
     assert.equal(s.ground.type, 'law');
     assert.match(s.ground.clause, /known-material hash match/);
-    assert.deepEqual(s.facts.matches.map((m) => m.entryId), ['kb-1']);
+    assert.deepEqual(
+      s.facts.matches.map((m) => m.entryId),
+      ['kb-1'],
+    );
     assert.deepEqual(s.facts.sampleSeqs, [2]);
     assert.deepEqual(s.facts.timeRange, { from: 1500, to: 1500 });
     assert.match(s.restriction.duration, /may not restart/);
   });
 
   it('fail-mode statements cite the outage and say who is affected', () => {
-    const { verdict } = verdictAfter([1, 2, 3].map((i) => signal(i, {}, { status: i === 2 ? 'deadline_missed' : 'unavailable', arrivedAt: 1000 * i })));
+    const { verdict } = verdictAfter(
+      [1, 2, 3].map((i) => signal(i, {}, { status: i === 2 ? 'deadline_missed' : 'unavailable', arrivedAt: 1000 * i })),
+    );
     const [closed, quarantine] = restrictionsOf(verdict, policy);
-    const s = buildStatement({ streamId: 's1', restriction: closed!, policy, evidence: evidenceFor(verdict, ['signals_unavailable']), issuedAt: 4000 });
+    const s = buildStatement({
+      streamId: 's1',
+      restriction: closed!,
+      policy,
+      evidence: evidenceFor(verdict, ['signals_unavailable']),
+      issuedAt: 4000,
+    });
     assert.deepEqual(s.facts.sampleSeqs, [1, 2, 3]);
     assert.deepEqual(s.facts.timeRange, { from: 1000, to: 3000 });
-    assert.match(s.ground.explanation, /viewers in SA: moderation signals were unavailable for 3 consecutive samples .* fails closed/);
-    const q = buildStatement({ streamId: 's1', restriction: quarantine!, policy, evidence: evidenceFor(verdict, ['signals_unavailable']), issuedAt: 4000 });
+    assert.match(
+      s.ground.explanation,
+      /viewers in SA: moderation signals were unavailable for 3 consecutive samples .* fails closed/,
+    );
+    const q = buildStatement({
+      streamId: 's1',
+      restriction: quarantine!,
+      policy,
+      evidence: evidenceFor(verdict, ['signals_unavailable']),
+      issuedAt: 4000,
+    });
     assert.match(q.ground.explanation, /viewers joining in DE, TH/);
     assert.notEqual(q.id, s.id);
   });
 
   it('a statement with missing parts is reported incomplete', () => {
     const { verdict } = verdictAfter([signal(1, {}, { matches: [badMatch] })]);
-    const s = buildStatement({ streamId: 's1', restriction: restrictionsOf(verdict, policy)[0]!, policy, evidence: verdict.evidence, issuedAt: 1 });
-    assert.deepEqual(statementGaps({ ...s, ground: { ...s.ground, clause: '' }, redress: { ...s.redress, options: [] } }), ['ground.clause', 'redress.options']);
+    const s = buildStatement({
+      streamId: 's1',
+      restriction: restrictionsOf(verdict, policy)[0]!,
+      policy,
+      evidence: verdict.evidence,
+      issuedAt: 1,
+    });
+    assert.deepEqual(
+      statementGaps({ ...s, ground: { ...s.ground, clause: '' }, redress: { ...s.redress, options: [] } }),
+      ['ground.clause', 'redress.options'],
+    );
   });
 });
 
@@ -124,14 +194,24 @@ describe('review items, claims, resolution and appeals', () => {
   it('claims expire; another reviewer cannot take a live claim', () => {
     const item = reviewItemFor(amber.verdict, policy, amber.entered, 3000)!;
     const claimed = claimReview(item, 'alice', 10_000, 60_000);
-    assert.throws(() => claimReview(claimed, 'bob', 20_000), (e: unknown) => e instanceof PolicyError && e.code === 'POL_ERR_REVIEW_STATE' && e.statusCode === 409);
+    assert.throws(
+      () => claimReview(claimed, 'bob', 20_000),
+      (e: unknown) => e instanceof PolicyError && e.code === 'POL_ERR_REVIEW_STATE' && e.statusCode === 409,
+    );
     assert.equal(claimReview(claimed, 'bob', 70_001).claim?.reviewer, 'bob');
-    assert.throws(() => resolveReview(claimed, { outcome: 'uphold', reviewer: 'bob', at: 20_000 }, policy), PolicyError);
+    assert.throws(
+      () => resolveReview(claimed, { outcome: 'uphold', reviewer: 'bob', at: 20_000 }, policy),
+      PolicyError,
+    );
   });
 
   it('uphold restricts with a human-decided statement; overturn restricts nothing', () => {
     const item = claimReview(reviewItemFor(amber.verdict, policy, amber.entered, 3000)!, 'alice', 4000);
-    const up = resolveReview(item, { outcome: 'uphold', reviewer: 'alice', at: 5000, note: 'nudity confirmed' }, policy);
+    const up = resolveReview(
+      item,
+      { outcome: 'uphold', reviewer: 'alice', at: 5000, note: 'nudity confirmed' },
+      policy,
+    );
     assert.equal(up.effect.kind, 'restrict');
     assert.ok(up.statement);
     assert.deepEqual(statementGaps(up.statement), []);
@@ -146,12 +226,25 @@ describe('review items, claims, resolution and appeals', () => {
 
   it('an appeal is a priority item; its outcome has its own statement; overturning a kill lifts it', () => {
     const kill = verdictAfter([signal(1, {}, { matches: [badMatch] })]).verdict;
-    const killStatement = buildStatement({ streamId: 's1', restriction: restrictionsOf(kill, policy)[0]!, policy, evidence: kill.evidence, issuedAt: 1000 });
-    const appeal = createAppeal(killStatement, { appellant: 'streamer-1', grounds: 'the picture is my own artwork', at: 2000 });
+    const killStatement = buildStatement({
+      streamId: 's1',
+      restriction: restrictionsOf(kill, policy)[0]!,
+      policy,
+      evidence: kill.evidence,
+      issuedAt: 1000,
+    });
+    const appeal = createAppeal(killStatement, {
+      appellant: 'streamer-1',
+      grounds: 'the picture is my own artwork',
+      at: 2000,
+    });
     assert.equal(appeal.priority, PRIORITY_APPEAL);
     assert.equal(appeal.statementId, killStatement.id);
     const amberItem = reviewItemFor(amber.verdict, policy, amber.entered, 1000)!;
-    assert.deepEqual([amberItem, appeal].sort(compareReviewItems).map((i) => i.type), ['appeal', 'amber']);
+    assert.deepEqual(
+      [amberItem, appeal].sort(compareReviewItems).map((i) => i.type),
+      ['appeal', 'amber'],
+    );
 
     const granted = resolveReview(appeal, { outcome: 'overturn', reviewer: 'carol', at: 3000 }, policy);
     assert.deepEqual(granted.effect, { kind: 'lift', action: 'kill_stream', jurisdictions: ['global'] });
@@ -163,13 +256,21 @@ describe('review items, claims, resolution and appeals', () => {
     const rejected = resolveReview(appeal, { outcome: 'uphold', reviewer: 'carol', at: 3000 }, policy);
     assert.deepEqual(rejected.effect, { kind: 'none' });
     assert.equal(rejected.statement?.restriction.action, 'kill_stream');
-    assert.ok(rejected.statement?.redress.options.every((o) => !/internal complaint/.test(o)), 'after an appeal, the remaining redress is external');
+    assert.ok(
+      rejected.statement?.redress.options.every((o) => !/internal complaint/.test(o)),
+      'after an appeal, the remaining redress is external',
+    );
   });
 });
 
 describe('gateFor modes', () => {
   const { verdict } = verdictAfter([1, 2, 3].map((i) => signal(i, { 'nsfw.sexy': 0.6 })));
-  const table: { mode: 'per_viewer' | 'strictest_intersection'; viewer: string | undefined; others: (string | undefined)[]; video: string }[] = [
+  const table: {
+    mode: 'per_viewer' | 'strictest_intersection';
+    viewer: string | undefined;
+    others: (string | undefined)[];
+    video: string;
+  }[] = [
     { mode: 'per_viewer', viewer: 'SE', others: ['SE', 'SA'], video: 'forward' },
     { mode: 'per_viewer', viewer: 'SA', others: ['SE', 'SA'], video: 'blank' },
     { mode: 'strictest_intersection', viewer: 'SE', others: ['SE', 'SA'], video: 'blank' },
@@ -188,7 +289,8 @@ describe('gateFor modes', () => {
 describe('audit hash chain', () => {
   function chain(n: number): AuditEntry[] {
     const out: AuditEntry[] = [];
-    for (let i = 0; i < n; i++) out.push(chainAuditEntry(out.at(-1), { type: 'decision', i, nested: { b: 2, a: [1, 2] } }, 1000 + i));
+    for (let i = 0; i < n; i++)
+      out.push(chainAuditEntry(out.at(-1), { type: 'decision', i, nested: { b: 2, a: [1, 2] } }, 1000 + i));
     return out;
   }
 
@@ -209,11 +311,20 @@ describe('audit hash chain', () => {
   });
 
   const tampering: { name: string; tamper: (c: AuditEntry[]) => AuditEntry[]; brokenAt: number }[] = [
-    { name: 'an edited body', tamper: (c) => c.map((e) => (e.seq === 3 ? { ...e, body: { type: 'decision', i: 99, nested: { b: 2, a: [1, 2] } } } : e)), brokenAt: 3 },
+    {
+      name: 'an edited body',
+      tamper: (c) =>
+        c.map((e) => (e.seq === 3 ? { ...e, body: { type: 'decision', i: 99, nested: { b: 2, a: [1, 2] } } } : e)),
+      brokenAt: 3,
+    },
     { name: 'an edited time', tamper: (c) => c.map((e) => (e.seq === 2 ? { ...e, at: e.at + 1 } : e)), brokenAt: 2 },
     { name: 'a dropped entry', tamper: (c) => c.filter((e) => e.seq !== 3), brokenAt: 4 },
     { name: 'swapped entries', tamper: (c) => [c[0]!, c[2]!, c[1]!, c[3]!, c[4]!], brokenAt: 3 },
-    { name: 'an entry rehashed after editing', tamper: (c) => c.map((e) => (e.seq === 2 ? chainAuditEntry(c[0], { forged: true }, e.at) : e)), brokenAt: 3 },
+    {
+      name: 'an entry rehashed after editing',
+      tamper: (c) => c.map((e) => (e.seq === 2 ? chainAuditEntry(c[0], { forged: true }, e.at) : e)),
+      brokenAt: 3,
+    },
   ];
   for (const t of tampering) {
     it(`detects ${t.name}`, () => {
@@ -235,7 +346,14 @@ it('gateFor of a kill closes everyone with the global reason', () => {
 // an operator's (kill, gate; own initiative or following a notice), a review's (restrict, confirm,
 // clear) and an appeal's (upheld, overturned; of an automated and of an operator's statement).
 describe('every kind of decision has a complete statement', () => {
-  const operatorBase = { streamId: 's1', issuedAt: 9000, actor: 'admin-1', reason: 'doxxing on camera', policy, appealBase: 'https://sfu.example/v1/appeals' };
+  const operatorBase = {
+    streamId: 's1',
+    issuedAt: 9000,
+    actor: 'admin-1',
+    reason: 'doxxing on camera',
+    policy,
+    appealBase: 'https://sfu.example/v1/appeals',
+  };
   const scored = verdictAfter([1, 2, 3].map((i) => signal(i, { 'nsfw.sexy': 0.6 }, { thumbnailRef: `thumb/${i}` })));
   const amber = verdictAfter([1, 2, 3].map((i) => signal(i, { 'nsfw.porn': 0.5 })));
   const amberItem = claimReview(reviewItemFor(amber.verdict, policy, amber.entered, 3000)!, 'alice', 4000);
@@ -243,9 +361,25 @@ describe('every kind of decision has a complete statement', () => {
     const { verdict } = verdictAfter(signals);
     const r = restrictionsOf(verdict, policy).find((x) => x.action === action);
     assert.ok(r, `a ${action} restriction`);
-    return buildStatement({ streamId: 's1', restriction: r, policy, evidence: evidenceFor(verdict, r.categories.map((c) => c.category)), issuedAt: 5000 });
+    return buildStatement({
+      streamId: 's1',
+      restriction: r,
+      policy,
+      evidence: evidenceFor(
+        verdict,
+        r.categories.map((c) => c.category),
+      ),
+      issuedAt: 5000,
+    });
   };
-  const manualKill = operatorStatement({ ...operatorBase, action: 'kill_stream', jurisdictions: ['global'], clause: 'ToS 3.1', categories: [{ category: 'sexual_suggestive', score: 0.6 }], evidence: windowEvidence(scored.state) });
+  const manualKill = operatorStatement({
+    ...operatorBase,
+    action: 'kill_stream',
+    jurisdictions: ['global'],
+    clause: 'ToS 3.1',
+    categories: [{ category: 'sexual_suggestive', score: 0.6 }],
+    evidence: windowEvidence(scored.state),
+  });
   const noticeGate = operatorStatement({
     ...operatorBase,
     action: 'blank_video',
@@ -255,30 +389,141 @@ describe('every kind of decision has a complete statement', () => {
     basis: { kind: 'notice', noticeId: 'ntc-77', trustedFlagger: true, receivedAt: 8000 },
   });
   const { verdict: killVerdict } = verdictAfter([signal(1, {}, { matches: [badMatch] })]);
-  const killStatement = buildStatement({ streamId: 's1', restriction: restrictionsOf(killVerdict, policy)[0]!, policy, evidence: killVerdict.evidence, issuedAt: 1000 });
-  const appealOf = (st: StatementOfReasons): ReviewItem => claimReview(createAppeal(st, { appellant: 'streamer-1', grounds: 'not what it looks like', at: 10_000 }), 'carol', 10_500);
+  const killStatement = buildStatement({
+    streamId: 's1',
+    restriction: restrictionsOf(killVerdict, policy)[0]!,
+    policy,
+    evidence: killVerdict.evidence,
+    issuedAt: 1000,
+  });
+  const appealOf = (st: StatementOfReasons): ReviewItem =>
+    claimReview(
+      createAppeal(st, { appellant: 'streamer-1', grounds: 'not what it looks like', at: 10_000 }),
+      'carol',
+      10_500,
+    );
   const confirmItem: ReviewItem = { ...amberItem, id: 'rev_confirm', proposedAction: 'allow' };
 
-  const kinds: { kind: string; statement: () => StatementOfReasons | undefined; action: string; automated: { detection: boolean; decision: boolean }; basis: string }[] = [
-    { kind: 'automated kill', statement: () => killStatement, action: 'kill_stream', automated: { detection: true, decision: true }, basis: 'own_initiative' },
-    { kind: 'automated blank', statement: () => automated([1, 2, 3].map((i) => signal(i, { 'nsfw.sexy': 0.6 })), 'blank_video'), action: 'blank_video', automated: { detection: true, decision: true }, basis: 'own_initiative' },
-    { kind: 'automated mute', statement: () => automated([1, 2].map((i) => signal(i, {}, { kind: 'audio', matches: [musicMatch] })), 'mute_audio'), action: 'mute_audio', automated: { detection: true, decision: true }, basis: 'own_initiative' },
-    { kind: 'manual kill', statement: () => manualKill, action: 'kill_stream', automated: { detection: false, decision: false }, basis: 'own_initiative' },
-    { kind: 'manual gate after a notice', statement: () => noticeGate, action: 'blank_video', automated: { detection: false, decision: false }, basis: 'notice' },
+  const kinds: {
+    kind: string;
+    statement: () => StatementOfReasons | undefined;
+    action: string;
+    automated: { detection: boolean; decision: boolean };
+    basis: string;
+  }[] = [
+    {
+      kind: 'automated kill',
+      statement: () => killStatement,
+      action: 'kill_stream',
+      automated: { detection: true, decision: true },
+      basis: 'own_initiative',
+    },
+    {
+      kind: 'automated blank',
+      statement: () =>
+        automated(
+          [1, 2, 3].map((i) => signal(i, { 'nsfw.sexy': 0.6 })),
+          'blank_video',
+        ),
+      action: 'blank_video',
+      automated: { detection: true, decision: true },
+      basis: 'own_initiative',
+    },
+    {
+      kind: 'automated mute',
+      statement: () =>
+        automated(
+          [1, 2].map((i) => signal(i, {}, { kind: 'audio', matches: [musicMatch] })),
+          'mute_audio',
+        ),
+      action: 'mute_audio',
+      automated: { detection: true, decision: true },
+      basis: 'own_initiative',
+    },
+    {
+      kind: 'manual kill',
+      statement: () => manualKill,
+      action: 'kill_stream',
+      automated: { detection: false, decision: false },
+      basis: 'own_initiative',
+    },
+    {
+      kind: 'manual gate after a notice',
+      statement: () => noticeGate,
+      action: 'blank_video',
+      automated: { detection: false, decision: false },
+      basis: 'notice',
+    },
     {
       kind: 'manual lift (resume)',
-      statement: () => operatorStatement({ ...operatorBase, reason: 'false positive', action: 'allow', jurisdictions: ['global'], clause: manualKill.ground.clause, categories: manualKill.facts.categories, evidence: windowEvidence(scored.state) }),
+      statement: () =>
+        operatorStatement({
+          ...operatorBase,
+          reason: 'false positive',
+          action: 'allow',
+          jurisdictions: ['global'],
+          clause: manualKill.ground.clause,
+          categories: manualKill.facts.categories,
+          evidence: windowEvidence(scored.state),
+        }),
       action: 'allow',
       automated: { detection: false, decision: false },
       basis: 'own_initiative',
     },
-    { kind: 'review restricts', statement: () => resolveReview(amberItem, { outcome: 'uphold', reviewer: 'alice', at: 5000 }, policy).statement, action: 'blank_video', automated: { detection: true, decision: false }, basis: 'own_initiative' },
-    { kind: 'review confirms (no restriction in the policy)', statement: () => resolveReview(confirmItem, { outcome: 'uphold', reviewer: 'alice', at: 5000 }, policy).statement, action: 'allow', automated: { detection: true, decision: false }, basis: 'own_initiative' },
-    { kind: 'review clears', statement: () => resolveReview(amberItem, { outcome: 'overturn', reviewer: 'alice', at: 5000 }, policy).statement, action: 'allow', automated: { detection: true, decision: false }, basis: 'own_initiative' },
-    { kind: 'appeal upheld (automated kill)', statement: () => resolveReview(appealOf(killStatement), { outcome: 'uphold', reviewer: 'carol', at: 11_000 }, policy).statement, action: 'kill_stream', automated: { detection: true, decision: false }, basis: 'own_initiative' },
-    { kind: 'appeal overturned (automated kill)', statement: () => resolveReview(appealOf(killStatement), { outcome: 'overturn', reviewer: 'carol', at: 11_000 }, policy).statement, action: 'allow', automated: { detection: true, decision: false }, basis: 'own_initiative' },
-    { kind: 'appeal upheld (manual kill)', statement: () => resolveReview(appealOf(manualKill), { outcome: 'uphold', reviewer: 'carol', at: 11_000 }, policy).statement, action: 'kill_stream', automated: { detection: false, decision: false }, basis: 'own_initiative' },
-    { kind: 'appeal overturned (gate after a notice)', statement: () => resolveReview(appealOf(noticeGate), { outcome: 'overturn', reviewer: 'carol', at: 11_000 }, policy).statement, action: 'allow', automated: { detection: false, decision: false }, basis: 'notice' },
+    {
+      kind: 'review restricts',
+      statement: () => resolveReview(amberItem, { outcome: 'uphold', reviewer: 'alice', at: 5000 }, policy).statement,
+      action: 'blank_video',
+      automated: { detection: true, decision: false },
+      basis: 'own_initiative',
+    },
+    {
+      kind: 'review confirms (no restriction in the policy)',
+      statement: () => resolveReview(confirmItem, { outcome: 'uphold', reviewer: 'alice', at: 5000 }, policy).statement,
+      action: 'allow',
+      automated: { detection: true, decision: false },
+      basis: 'own_initiative',
+    },
+    {
+      kind: 'review clears',
+      statement: () => resolveReview(amberItem, { outcome: 'overturn', reviewer: 'alice', at: 5000 }, policy).statement,
+      action: 'allow',
+      automated: { detection: true, decision: false },
+      basis: 'own_initiative',
+    },
+    {
+      kind: 'appeal upheld (automated kill)',
+      statement: () =>
+        resolveReview(appealOf(killStatement), { outcome: 'uphold', reviewer: 'carol', at: 11_000 }, policy).statement,
+      action: 'kill_stream',
+      automated: { detection: true, decision: false },
+      basis: 'own_initiative',
+    },
+    {
+      kind: 'appeal overturned (automated kill)',
+      statement: () =>
+        resolveReview(appealOf(killStatement), { outcome: 'overturn', reviewer: 'carol', at: 11_000 }, policy)
+          .statement,
+      action: 'allow',
+      automated: { detection: true, decision: false },
+      basis: 'own_initiative',
+    },
+    {
+      kind: 'appeal upheld (manual kill)',
+      statement: () =>
+        resolveReview(appealOf(manualKill), { outcome: 'uphold', reviewer: 'carol', at: 11_000 }, policy).statement,
+      action: 'kill_stream',
+      automated: { detection: false, decision: false },
+      basis: 'own_initiative',
+    },
+    {
+      kind: 'appeal overturned (gate after a notice)',
+      statement: () =>
+        resolveReview(appealOf(noticeGate), { outcome: 'overturn', reviewer: 'carol', at: 11_000 }, policy).statement,
+      action: 'allow',
+      automated: { detection: false, decision: false },
+      basis: 'notice',
+    },
   ];
   for (const k of kinds) {
     it(`${k.kind}: no gap, ${k.action}, automated ${k.automated.detection}/${k.automated.decision}, ${k.basis}`, () => {
@@ -303,15 +548,56 @@ describe('every kind of decision has a complete statement', () => {
     assert.deepEqual(manualKill.redress.options, killStatement.redress.options, 'the redress every statement offers');
     assert.deepEqual([noticeGate.restriction.scope, noticeGate.restriction.jurisdictions], ['jurisdictions', ['DE']]);
     assert.deepEqual(noticeGate.basis, { kind: 'notice', noticeId: 'ntc-77', trustedFlagger: true, receivedAt: 8000 });
-    assert.match(noticeGate.ground.explanation, /viewers in DE by an operator \(admin-1\) following notice ntc-77 from a trusted flagger: doxxing/);
-    assert.deepEqual(noticeGate.facts.categories, [{ category: OPERATOR_REPORT, score: 0 }], 'no category given: the operator\'s own finding');
-    assert.notEqual(operatorStatement({ ...operatorBase, actor: 'admin-2', action: 'kill_stream', jurisdictions: ['global'], clause: 'ToS 3.1', categories: [], evidence: windowEvidence(scored.state) }).id, manualKill.id, 'two operators, two statements');
+    assert.match(
+      noticeGate.ground.explanation,
+      /viewers in DE by an operator \(admin-1\) following notice ntc-77 from a trusted flagger: doxxing/,
+    );
+    assert.deepEqual(
+      noticeGate.facts.categories,
+      [{ category: OPERATOR_REPORT, score: 0 }],
+      "no category given: the operator's own finding",
+    );
+    assert.notEqual(
+      operatorStatement({
+        ...operatorBase,
+        actor: 'admin-2',
+        action: 'kill_stream',
+        jurisdictions: ['global'],
+        clause: 'ToS 3.1',
+        categories: [],
+        evidence: windowEvidence(scored.state),
+      }).id,
+      manualKill.id,
+      'two operators, two statements',
+    );
   });
 
   it('an operator statement with nothing to cite reports it; the server attaches the evidence clip', () => {
-    const bare = operatorStatement({ ...operatorBase, action: 'kill_stream', jurisdictions: [], categories: [], evidence: windowEvidence(createFusionState('s1')) });
+    const bare = operatorStatement({
+      ...operatorBase,
+      action: 'kill_stream',
+      jurisdictions: [],
+      categories: [],
+      evidence: windowEvidence(createFusionState('s1')),
+    });
     assert.deepEqual(statementGaps(bare), ['facts.evidence']);
-    assert.deepEqual(statementGaps({ ...bare, clips: [{ id: 'clip-1', kind: 'clip', url: '/v1/evidence/clip-1', jurisdiction: 'default', from: 1, to: 2, expiresAt: 3 }] }), []);
+    assert.deepEqual(
+      statementGaps({
+        ...bare,
+        clips: [
+          {
+            id: 'clip-1',
+            kind: 'clip',
+            url: '/v1/evidence/clip-1',
+            jurisdiction: 'default',
+            from: 1,
+            to: 2,
+            expiresAt: 3,
+          },
+        ],
+      }),
+      [],
+    );
     assert.deepEqual(statementGaps({ ...bare, basis: { kind: 'notice', noticeId: '' } }), ['facts.evidence', 'basis']);
   });
 

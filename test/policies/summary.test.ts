@@ -7,13 +7,33 @@ import type { Bucket, JurisdictionVerdict, ReviewItem, Verdict } from '../../pol
 
 function jv(bucket: Bucket, categories: [string, number][]): JurisdictionVerdict {
   const action = bucket === 'green' ? 'allow' : 'blank_video';
-  return { bucket, action, actions: bucket === 'green' ? [] : [action], categories: categories.map(([category, score]) => ({ category, score, bucket, clause: 'c' })) };
+  return {
+    bucket,
+    action,
+    actions: bucket === 'green' ? [] : [action],
+    categories: categories.map(([category, score]) => ({ category, score, bucket, clause: 'c' })),
+  };
 }
 
 function verdict(over: Partial<Verdict>): Verdict {
   return {
-    streamId: 's', at: 5000, policyVersion: 'v1', kill: false, perJurisdiction: {}, review: false, killCategories: [], degraded: [],
-    evidence: { sampleSeqs: [], timeRange: { from: 0, to: 0 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] },
+    streamId: 's',
+    at: 5000,
+    policyVersion: 'v1',
+    kill: false,
+    perJurisdiction: {},
+    review: false,
+    killCategories: [],
+    degraded: [],
+    evidence: {
+      sampleSeqs: [],
+      timeRange: { from: 0, to: 0 },
+      scores: [],
+      matches: [],
+      text: [],
+      textContext: [],
+      thumbnailRefs: [],
+    },
     ...over,
   } as Verdict;
 }
@@ -30,18 +50,42 @@ test('worstBucket ranks green < amber < red from a starting bucket', () => {
 });
 
 test('summarizeVerdict: worst bucket, highest score per category, kill categories counted', () => {
-  const amber = verdict({ perJurisdiction: { default: jv('green', [['nsfw.porn', 0.2]]), DE: jv('amber', [['nsfw.porn', 0.6], ['violence', 0.4]]) } });
-  assert.deepEqual(summarizeVerdict(amber), { bucket: 'amber', categories: { 'nsfw.porn': 0.6, violence: 0.4 }, perJurisdiction: { default: 'green', DE: 'amber' }, at: 5000 });
+  const amber = verdict({
+    perJurisdiction: {
+      default: jv('green', [['nsfw.porn', 0.2]]),
+      DE: jv('amber', [
+        ['nsfw.porn', 0.6],
+        ['violence', 0.4],
+      ]),
+    },
+  });
+  assert.deepEqual(summarizeVerdict(amber), {
+    bucket: 'amber',
+    categories: { 'nsfw.porn': 0.6, violence: 0.4 },
+    perJurisdiction: { default: 'green', DE: 'amber' },
+    at: 5000,
+  });
   assert.deepEqual(restrictedBuckets(amber), { DE: 'amber' });
   // A kill by a global rule: red, and the kill's category is in the summary (control.ts's copy left it out).
-  const kill = verdict({ kill: true, perJurisdiction: { default: jv('green', [['nsfw.porn', 0.1]]) }, killCategories: [{ category: 'known_bad_match', score: 0.875, clause: 'ToS 1' }] });
-  assert.deepEqual(summarizeVerdict(kill), { bucket: 'red', categories: { 'nsfw.porn': 0.1, known_bad_match: 0.875 }, perJurisdiction: { default: 'green' }, at: 5000 });
+  const kill = verdict({
+    kill: true,
+    perJurisdiction: { default: jv('green', [['nsfw.porn', 0.1]]) },
+    killCategories: [{ category: 'known_bad_match', score: 0.875, clause: 'ToS 1' }],
+  });
+  assert.deepEqual(summarizeVerdict(kill), {
+    bucket: 'red',
+    categories: { 'nsfw.porn': 0.1, known_bad_match: 0.875 },
+    perJurisdiction: { default: 'green' },
+    at: 5000,
+  });
   assert.deepEqual(restrictedBuckets(kill), { global: 'red' });
   assert.deepEqual(restrictedBuckets(undefined), {});
 });
 
 test('compareReviewItems is a total order: priority, then age, then id', () => {
   const item = (id: string, priority: number, createdAt: number) => ({ id, priority, createdAt }) as ReviewItem;
-  const sorted = [item('b', 0, 10), item('a', 0, 10), item('c', 10, 50), item('d', 0, 5)].sort(compareReviewItems).map((i) => i.id);
+  const sorted = [item('b', 0, 10), item('a', 0, 10), item('c', 10, 50), item('d', 0, 5)]
+    .sort(compareReviewItems)
+    .map((i) => i.id);
   assert.deepEqual(sorted, ['c', 'd', 'a', 'b']);
 });

@@ -35,8 +35,8 @@ export function testPicture(width: number, height: number, t = 0, variant = 0): 
   const out = new Uint8Array(y + 2 * c);
   for (let r = 0; r < height; r++) {
     for (let x = 0; x < width; x++) {
-      let v = 16 + ((x * 200) / width + (r * 20) / height + variant * 97) % 220;
-      if (((x + t * 4) % width) < width / 10) v = 235 - (variant * 60) % 200;
+      let v = 16 + (((x * 200) / width + (r * 20) / height + variant * 97) % 220);
+      if ((x + t * 4) % width < width / 10) v = 235 - ((variant * 60) % 200);
       out[r * width + x] = v;
     }
   }
@@ -74,9 +74,10 @@ export function encodeVideo(pictures: Uint8Array[], opts: VideoEncodeOptions): E
   ctx.gopSize = opts.keyframeInterval ?? 60;
   ctx.maxBFrames = 0;
   ctx.threadCount = 1;
-  const options = opts.codec === 'VP8'
-    ? { deadline: 'realtime', 'cpu-used': '8', 'lag-in-frames': '0' }
-    : { preset: 'ultrafast', tune: 'zerolatency', profile: 'baseline', 'x264-params': 'repeat-headers=1' };
+  const options =
+    opts.codec === 'VP8'
+      ? { deadline: 'realtime', 'cpu-used': '8', 'lag-in-frames': '0' }
+      : { preset: 'ultrafast', tune: 'zerolatency', profile: 'baseline', 'x264-params': 'repeat-headers=1' };
   // Private options go through setOption: passing a Dictionary to open2Sync crashes node-av 6.1.1
   // at process exit (double free).
   for (const [k, v] of Object.entries(options)) FFmpegError.throwIfError(ctx.setOption(k, v), `option ${k}`);
@@ -168,7 +169,6 @@ export function encodeOpus(pcm48k: Float32Array, bitrateKbps = 32): Uint8Array[]
   return out;
 }
 
-
 export interface RtpizeOptions {
   streamId?: string;
   trackId?: string;
@@ -187,14 +187,26 @@ export function rtpizeVideo(frames: EncodedFrame[], codec: 'VP8' | 'H264', o: Rt
   let seq = o.firstSeq ?? 1000;
   const out: RtpPacketIn[] = [];
   frames.forEach((f, i) => {
-    const payloads = codec === 'VP8' ? packetizeVp8(f.data, o.maxPayload ?? 1200, i & 0x7fff) : packetizeH264(f.data, o.maxPayload ?? 1200);
+    const payloads =
+      codec === 'VP8'
+        ? packetizeVp8(f.data, o.maxPayload ?? 1200, i & 0x7fff)
+        : packetizeH264(f.data, o.maxPayload ?? 1200);
     const ts = ((o.firstTimestamp ?? 90000) + Math.round((i * 90000) / fps)) >>> 0;
     const at = (o.startAt ?? 0) + (i * 1000) / fps;
     payloads.forEach((p, k) => {
       out.push({
-        streamId: o.streamId ?? 's1', trackId: o.trackId ?? 'v', kind: 'video', codec, clockRate: 90000,
-        payloadType: codec === 'VP8' ? 96 : 102, sequenceNumber: seq & 0xffff, timestamp: ts,
-        marker: k === payloads.length - 1, ssrc: o.ssrc ?? 0x1234, payload: p, arrivedAt: at,
+        streamId: o.streamId ?? 's1',
+        trackId: o.trackId ?? 'v',
+        kind: 'video',
+        codec,
+        clockRate: 90000,
+        payloadType: codec === 'VP8' ? 96 : 102,
+        sequenceNumber: seq & 0xffff,
+        timestamp: ts,
+        marker: k === payloads.length - 1,
+        ssrc: o.ssrc ?? 0x1234,
+        payload: p,
+        arrivedAt: at,
       });
       seq++;
     });
@@ -206,9 +218,18 @@ export function rtpizeVideo(frames: EncodedFrame[], codec: 'VP8' | 'H264', o: Rt
 export function rtpizeOpus(packets: Uint8Array[], o: RtpizeOptions = {}): RtpPacketIn[] {
   let seq = o.firstSeq ?? 5000;
   return packets.map((p, i) => ({
-    streamId: o.streamId ?? 's1', trackId: o.trackId ?? 'a', kind: 'audio', codec: 'opus', clockRate: 48000,
-    payloadType: 111, sequenceNumber: seq++ & 0xffff, timestamp: ((o.firstTimestamp ?? 48000) + i * 960) >>> 0,
-    marker: false, ssrc: o.ssrc ?? 0x5678, payload: packetizeOpus(p)[0], arrivedAt: (o.startAt ?? 0) + i * 20,
+    streamId: o.streamId ?? 's1',
+    trackId: o.trackId ?? 'a',
+    kind: 'audio',
+    codec: 'opus',
+    clockRate: 48000,
+    payloadType: 111,
+    sequenceNumber: seq++ & 0xffff,
+    timestamp: ((o.firstTimestamp ?? 48000) + i * 960) >>> 0,
+    marker: false,
+    ssrc: o.ssrc ?? 0x5678,
+    payload: packetizeOpus(p)[0],
+    arrivedAt: (o.startAt ?? 0) + i * 20,
   }));
 }
 
@@ -216,7 +237,10 @@ export function rtpizeOpus(packets: Uint8Array[], o: RtpizeOptions = {}): RtpPac
 export function psnr(a: Uint8Array, b: Uint8Array): number {
   if (a.length !== b.length) throw new Error(`size mismatch ${a.length} vs ${b.length}`);
   let se = 0;
-  for (let i = 0; i < a.length; i++) { const d = a[i] - b[i]; se += d * d; }
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    se += d * d;
+  }
   const mse = se / a.length;
   return mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
 }
@@ -276,7 +300,11 @@ export function pushLive(pool: { push(p: RtpPacketIn): void }, packets: RtpPacke
 }
 
 /** Pushes packets in real time (paced by their arrivedAt offsets), stamping the server clock. */
-export async function pushPaced(pool: { push(p: RtpPacketIn): void }, packets: RtpPacketIn[], speed = 1): Promise<void> {
+export async function pushPaced(
+  pool: { push(p: RtpPacketIn): void },
+  packets: RtpPacketIn[],
+  speed = 1,
+): Promise<void> {
   if (packets.length === 0) return;
   const t0 = performance.now();
   const base = packets[0].arrivedAt;

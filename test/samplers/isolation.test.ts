@@ -9,7 +9,10 @@ import { runForwarding } from './loopback-forwarder.ts';
 it('forwarding latency and event-loop delay with samplers on stay near samplers off', async (t) => {
   const W = 320;
   const H = 240;
-  const frames = encodeVideo(Array.from({ length: 60 }, (_, i) => testPicture(W, H, i)), { codec: 'VP8', width: W, height: H, bitrateKbps: 800, keyframeInterval: 60 });
+  const frames = encodeVideo(
+    Array.from({ length: 60 }, (_, i) => testPicture(W, H, i)),
+    { codec: 'VP8', width: W, height: H, bitrateKbps: 800, keyframeInterval: 60 },
+  );
   const opus = encodeOpus(tone(300, 2));
   const streams = [0, 1, 2].flatMap((i) => [
     rtpizeVideo(frames, 'VP8', { streamId: `iso-${i}`, trackId: 'v', startAt: 0 }),
@@ -30,5 +33,8 @@ it('forwarding latency and event-loop delay with samplers on stay near samplers 
   assert.equal(off.lost, 0);
   // Loose bounds: the target is 10%, a shared 2-core machine cannot promise that in a test.
   assert.ok(on.latencyP50Ms <= off.latencyP50Ms * 1.5 + 0.5, `p50 ${on.latencyP50Ms} vs ${off.latencyP50Ms}`);
-  assert.ok(on.eventLoopDelayP99Ms <= off.eventLoopDelayP99Ms * 1.5 + 10, `eld p99 ${on.eventLoopDelayP99Ms} vs ${off.eventLoopDelayP99Ms}`);
+  assert.ok(
+    on.eventLoopDelayP99Ms <= off.eventLoopDelayP99Ms * 1.5 + 10,
+    `eld p99 ${on.eventLoopDelayP99Ms} vs ${off.eventLoopDelayP99Ms}`,
+  );
 });

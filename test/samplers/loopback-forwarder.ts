@@ -31,7 +31,11 @@ export function percentile(values: number[], p: number): number {
  * Plays `streams` (each a list of packets with arrivedAt as the schedule, ms from 0) in real time
  * through the loopback forwarder for `durationMs`, looping each list, and returns latency figures.
  */
-export async function runForwarding(streams: RtpPacketIn[][], durationMs: number, tap?: Tap): Promise<ForwardingFigures> {
+export async function runForwarding(
+  streams: RtpPacketIn[][],
+  durationMs: number,
+  tap?: Tap,
+): Promise<ForwardingFigures> {
   const source = dgram.createSocket('udp4');
   const forwarder = dgram.createSocket('udp4');
   const sink = dgram.createSocket('udp4');
@@ -53,8 +57,12 @@ export async function runForwarding(streams: RtpPacketIn[][], durationMs: number
       const t = meta.get(ssrc);
       if (t) {
         tap({
-          ...t, sequenceNumber: msg.readUInt16BE(2), timestamp: msg.readUInt32BE(4), marker: (msg[1] & 0x80) !== 0,
-          payload: new Uint8Array(msg.buffer, msg.byteOffset + 12, msg.length - 12), arrivedAt: now(),
+          ...t,
+          sequenceNumber: msg.readUInt16BE(2),
+          timestamp: msg.readUInt32BE(4),
+          marker: (msg[1] & 0x80) !== 0,
+          payload: new Uint8Array(msg.buffer, msg.byteOffset + 12, msg.length - 12),
+          arrivedAt: now(),
         });
       }
     }
@@ -79,7 +87,14 @@ export async function runForwarding(streams: RtpPacketIn[][], durationMs: number
     const loopMs = packets[packets.length - 1].arrivedAt + 1000 / 30;
     // Streams start a few ms apart, as independent publishers would.
     const offset = (i >> 1) * 7;
-    return { packets: packets.map((p) => ({ ...p, arrivedAt: p.arrivedAt + offset })), ssrc, i: 0, loops: 0, loopMs, seq: 0 };
+    return {
+      packets: packets.map((p) => ({ ...p, arrivedAt: p.arrivedAt + offset })),
+      ssrc,
+      i: 0,
+      loops: 0,
+      loopMs,
+      seq: 0,
+    };
   });
   await new Promise<void>((resolve) => {
     const tick = (): void => {
@@ -90,7 +105,14 @@ export async function runForwarding(streams: RtpPacketIn[][], durationMs: number
           const due = p.arrivedAt + c.loops * c.loopMs;
           if (due > t) break;
           const ts = (p.timestamp + Math.round(c.loops * c.loopMs * (p.clockRate / 1000))) >>> 0;
-          const wire = serializeRtp({ payloadType: p.payloadType, marker: p.marker, sequenceNumber: c.seq, timestamp: ts, ssrc: c.ssrc, payload: p.payload });
+          const wire = serializeRtp({
+            payloadType: p.payloadType,
+            marker: p.marker,
+            sequenceNumber: c.seq,
+            timestamp: ts,
+            ssrc: c.ssrc,
+            payload: p.payload,
+          });
           sentAt.set(c.ssrc * 65536 + c.seq, performance.now());
           c.seq = (c.seq + 1) & 0xffff;
           source.send(wire, fwdPort, '127.0.0.1');

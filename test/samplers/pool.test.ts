@@ -4,8 +4,18 @@ import { after, before, describe, it } from 'node:test';
 import { SamplerPool } from '../../samplers/sampler-pool.ts';
 import type { AudioSample, Sample, VideoSample } from '../../samplers/types.ts';
 import {
-  dominantFrequency, encodeOpus, encodeVideo, psnr, pushLive, pushPaced, rtpizeOpus, rtpizeVideo, testPicture, tone,
-  waitFor, yuvToRgb,
+  dominantFrequency,
+  encodeOpus,
+  encodeVideo,
+  psnr,
+  pushLive,
+  pushPaced,
+  rtpizeOpus,
+  rtpizeVideo,
+  testPicture,
+  tone,
+  waitFor,
+  yuvToRgb,
 } from './helpers.ts';
 
 const W = 320;
@@ -51,10 +61,14 @@ describe('SamplerPool round trip', () => {
   it('Opus: a 440 Hz tone comes back as 1 s windows at 16 kHz mono with that frequency', async () => {
     const packets = rtpizeOpus(encodeOpus(tone(440, 2.2)), { streamId: 'rt-audio', trackId: 'audio' });
     pushLive(pool, packets);
-    const windows = await waitFor(() => {
-      const w = samples.filter((s): s is AudioSample => s.kind === 'audio' && s.streamId === 'rt-audio');
-      return w.length >= 2 ? w : undefined;
-    }, 20000, 'two audio windows');
+    const windows = await waitFor(
+      () => {
+        const w = samples.filter((s): s is AudioSample => s.kind === 'audio' && s.streamId === 'rt-audio');
+        return w.length >= 2 ? w : undefined;
+      },
+      20000,
+      'two audio windows',
+    );
     for (const w of windows) {
       assert.equal(w.sampleRate, 16000);
       assert.equal(w.pcm.length, 16000);
@@ -85,10 +99,14 @@ describe('SamplerPool sampling rules and timings', () => {
     const frames = encodeVideo(pictures, { codec: 'VP8', width: W, height: H, keyframeInterval: 300 });
     const packets = rtpizeVideo(frames, 'VP8', { streamId: 'rules', firstTimestamp: 1000 });
     await pushPaced(pool, packets, 3); // 3x real time keeps the test short
-    const video = await waitFor(() => {
-      const v = videoOf(samples, 'rules');
-      return v.length > 0 && v[v.length - 1].rtpTimestamp >= 1000 + 2.5 * 90000 ? v : undefined;
-    }, 30000, 'samples up to 2.5 s');
+    const video = await waitFor(
+      () => {
+        const v = videoOf(samples, 'rules');
+        return v.length > 0 && v[v.length - 1].rtpTimestamp >= 1000 + 2.5 * 90000 ? v : undefined;
+      },
+      30000,
+      'samples up to 2.5 s',
+    );
     const t = (s: VideoSample): number => (s.rtpTimestamp - 1000) / 90000;
     assert.equal(video[0].reason, 'first');
     assert.equal(t(video[0]), 0);
@@ -96,15 +114,24 @@ describe('SamplerPool sampling rules and timings', () => {
     assert.equal(scene.length, 1, `scene samples at ${scene.map(t)}`);
     assert.ok(Math.abs(t(scene[0]) - 40 / 30) < 0.01, `scene cut sampled at ${t(scene[0])}`);
     const interval = video.filter((s) => s.reason === 'interval').map(t);
-    assert.deepEqual(interval.map((x) => Math.round(x * 30)), [15, 30, 45, 60, 75], `interval samples at ${interval}`);
+    assert.deepEqual(
+      interval.map((x) => Math.round(x * 30)),
+      [15, 30, 45, 60, 75],
+      `interval samples at ${interval}`,
+    );
     video.forEach((s, i) => {
       assert.equal(s.seq, i);
       const { arrivedAt, queuedAt, decodedAt, readyAt } = s.timings;
-      for (const v of [arrivedAt, queuedAt, decodedAt, readyAt]) assert.ok(Number.isFinite(v) && v > 1e12, 'server-clock ms');
+      for (const v of [arrivedAt, queuedAt, decodedAt, readyAt])
+        assert.ok(Number.isFinite(v) && v > 1e12, 'server-clock ms');
       assert.ok(arrivedAt <= queuedAt && queuedAt <= decodedAt && decodedAt <= readyAt, JSON.stringify(s.timings));
       assert.ok(readyAt - arrivedAt < 10000);
     });
-    const st = await waitFor(() => pool.stats().find((x) => x.streamId === 'rules' && x.frames === 90), 20000, 'all 90 frames decoded');
+    const st = await waitFor(
+      () => pool.stats().find((x) => x.streamId === 'rules' && x.frames === 90),
+      20000,
+      'all 90 frames decoded',
+    );
     assert.equal(st.samples, videoOf(samples, 'rules').length);
     assert.equal(st.drops, 0);
   });
@@ -112,7 +139,13 @@ describe('SamplerPool sampling rules and timings', () => {
 
 describe('SamplerPool loss, keyframe requests and back-pressure', () => {
   it('a lost packet drops frames until the next key frame and raises keyframeNeeded (throttled)', async () => {
-    await using pool = await SamplerPool.create({ workers: 1, videoFps: 30, sceneChange: false, reorderWaitMs: 5, maxLagMs: 60000 });
+    await using pool = await SamplerPool.create({
+      workers: 1,
+      videoFps: 30,
+      sceneChange: false,
+      reorderWaitMs: 5,
+      maxLagMs: 60000,
+    });
     const samples = collect(pool);
     const requests: string[] = [];
     pool.on('keyframeNeeded', (streamId, trackId) => requests.push(`${streamId}/${trackId}`));
@@ -121,10 +154,21 @@ describe('SamplerPool loss, keyframe requests and back-pressure', () => {
     const packets = rtpizeVideo(frames, 'VP8', { streamId: 'lossy', trackId: 'v' });
     const lostTs = packets.find((p) => p.timestamp === 90000 + 5 * 3000)!.timestamp;
     const lost = packets.findIndex((p) => p.timestamp === lostTs);
-    await pushPaced(pool, packets.filter((_, i) => i !== lost), 2);
-    await waitFor(() => (videoOf(samples, 'lossy').some((s) => s.rtpTimestamp === 90000 + 30 * 3000) ? true : undefined), 30000, 'resumed at the key frame');
+    await pushPaced(
+      pool,
+      packets.filter((_, i) => i !== lost),
+      2,
+    );
+    await waitFor(
+      () => (videoOf(samples, 'lossy').some((s) => s.rtpTimestamp === 90000 + 30 * 3000) ? true : undefined),
+      30000,
+      'resumed at the key frame',
+    );
     const got = videoOf(samples, 'lossy').map((s) => (s.rtpTimestamp - 90000) / 3000);
-    assert.deepEqual(got.filter((i) => i < 5), [0, 1, 2, 3, 4]);
+    assert.deepEqual(
+      got.filter((i) => i < 5),
+      [0, 1, 2, 3, 4],
+    );
     assert.ok(!got.some((i) => i >= 5 && i < 30), `nothing between the loss and the key frame: ${got}`);
     assert.ok(got.includes(30));
     assert.ok(requests.length >= 1 && requests.every((r) => r === 'lossy/v'));
@@ -136,7 +180,10 @@ describe('SamplerPool loss, keyframe requests and back-pressure', () => {
     await using pool = await SamplerPool.create({ workers: 1, maxQueueBytes: 20000 });
     const warnings: string[] = [];
     pool.on('warning', (m) => warnings.push(m));
-    const frames = encodeVideo(Array.from({ length: 30 }, (_, i) => testPicture(640, 480, i)), { codec: 'VP8', width: 640, height: 480, bitrateKbps: 4000 });
+    const frames = encodeVideo(
+      Array.from({ length: 30 }, (_, i) => testPicture(640, 480, i)),
+      { codec: 'VP8', width: 640, height: 480, bitrateKbps: 4000 },
+    );
     pushLive(pool, rtpizeVideo(frames, 'VP8', { streamId: 'flood' }));
     const st = pool.stats().find((s) => s.streamId === 'flood')!;
     assert.ok(st.drops > 0, 'packets beyond the bound were dropped');
@@ -150,7 +197,10 @@ describe('SamplerPool loss, keyframe requests and back-pressure', () => {
     const requests: string[] = [];
     pool.on('warning', (m) => warnings.push(m));
     pool.on('keyframeNeeded', (s) => requests.push(s));
-    const frames = encodeVideo(Array.from({ length: 20 }, (_, i) => testPicture(W, H, i)), { codec: 'VP8', width: W, height: H, keyframeInterval: 10 });
+    const frames = encodeVideo(
+      Array.from({ length: 20 }, (_, i) => testPicture(W, H, i)),
+      { codec: 'VP8', width: W, height: H, keyframeInterval: 10 },
+    );
     const packets = rtpizeVideo(frames, 'VP8', { streamId: 'stale' });
     const cut = packets.findIndex((p) => p.timestamp === 90000 + 10 * 3000);
     const stale = performance.timeOrigin + performance.now() - 5000; // as if they sat in a queue for 5 s
@@ -159,7 +209,11 @@ describe('SamplerPool loss, keyframe requests and back-pressure', () => {
     await waitFor(() => (pool.stats()[0]?.drops >= 10 ? true : undefined), 20000, 'stale frames dropped');
     assert.equal(videoOf(samples, 'stale').length, 0, 'nothing stale was sampled');
     pushLive(pool, packets.slice(cut));
-    const fresh = await waitFor(() => (videoOf(samples, 'stale').length === 10 ? videoOf(samples, 'stale') : undefined), 20000, 'fresh samples');
+    const fresh = await waitFor(
+      () => (videoOf(samples, 'stale').length === 10 ? videoOf(samples, 'stale') : undefined),
+      20000,
+      'fresh samples',
+    );
     assert.equal(fresh[0].rtpTimestamp, 90000 + 10 * 3000, 'resumes at the key frame');
     assert.ok(warnings.some((w) => w.includes('slower than realtime')));
   });
@@ -193,24 +247,42 @@ describe('SamplerPool worker crash', () => {
     pool.on('keyframeNeeded', (s) => requests.push(s));
     const workerEvents: string[] = [];
     pool.on('worker', (e) => workerEvents.push(`${e.type}:${e.worker}`));
-    const frames = encodeVideo(Array.from({ length: 40 }, (_, i) => testPicture(W, H, i)), { codec: 'VP8', width: W, height: H, keyframeInterval: 20 });
+    const frames = encodeVideo(
+      Array.from({ length: 40 }, (_, i) => testPicture(W, H, i)),
+      { codec: 'VP8', width: W, height: H, keyframeInterval: 20 },
+    );
     const packets = rtpizeVideo(frames, 'VP8', { streamId: 'crashy' });
     const cut = packets.findIndex((p) => p.timestamp === 90000 + 10 * 3000);
     await pushPaced(pool, packets.slice(0, cut), 2);
-    await waitFor(() => (videoOf(samples, 'crashy').length >= 10 ? true : undefined), 20000, 'ten samples before the crash');
+    await waitFor(
+      () => (videoOf(samples, 'crashy').length >= 10 ? true : undefined),
+      20000,
+      'ten samples before the crash',
+    );
     pool.crashWorkerOf('crashy');
     await waitFor(() => (warnings.some((w) => w.includes('crashed')) ? true : undefined), 20000, 'crash warning');
     await waitFor(() => (requests.includes('crashy') ? true : undefined), 20000, 'keyframe request after the crash');
     const before = videoOf(samples, 'crashy').length;
     await pushPaced(pool, packets.slice(cut), 2);
-    const after = await waitFor(() => {
-      const v = videoOf(samples, 'crashy');
-      return v.some((s) => s.rtpTimestamp === 90000 + 39 * 3000) ? v : undefined;
-    }, 30000, 'samples after the crash');
+    const after = await waitFor(
+      () => {
+        const v = videoOf(samples, 'crashy');
+        return v.some((s) => s.rtpTimestamp === 90000 + 39 * 3000) ? v : undefined;
+      },
+      30000,
+      'samples after the crash',
+    );
     const resumed = after.slice(before).map((s) => (s.rtpTimestamp - 90000) / 3000);
     assert.equal(resumed[0], 20, `resumes at the key frame: ${resumed}`);
     assert.equal(resumed.length, 20);
-    assert.deepEqual(workerEvents, ['crash:sampler-0', 'restart:sampler-0'], 'the crash and the restart are reported once each');
-    assert.deepEqual(pool.workerStats().map((w) => [w.crashes, w.restarts, w.state]), [[1, 1, 'ready']]);
+    assert.deepEqual(
+      workerEvents,
+      ['crash:sampler-0', 'restart:sampler-0'],
+      'the crash and the restart are reported once each',
+    );
+    assert.deepEqual(
+      pool.workerStats().map((w) => [w.crashes, w.restarts, w.state]),
+      [[1, 1, 'ready']],
+    );
   });
 });

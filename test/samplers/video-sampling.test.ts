@@ -17,7 +17,14 @@ test('first, interval at 2 fps, scene changes between intervals (at most one per
   frame(300, 0.2); // another cut, but within 250 ms of the last one
   frame(500, 0.2); // interval
   frame(600, 0.21);
-  assert.deepEqual(seen, [[0, 'first'], [100, null], [200, 'scene'], [300, null], [500, 'interval'], [600, null]]);
+  assert.deepEqual(seen, [
+    [0, 'first'],
+    [100, null],
+    [200, 'scene'],
+    [300, null],
+    [500, 'interval'],
+    [600, null],
+  ]);
 });
 
 test('a cut on a frame that is also due by the interval is reported as a scene change', () => {

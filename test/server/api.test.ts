@@ -19,7 +19,18 @@ const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n';
 
 async function makeServer(overrides: Record<string, unknown> = {}): Promise<{ server: Server; sfu: FakeSfu }> {
   const sfu = new FakeSfu();
-  const config = loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), heartbeatMs: 200, moderation: false, ...overrides } });
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      port: 0,
+      host: '127.0.0.1',
+      logLevel: 'silent',
+      authSecret: 'x'.repeat(40),
+      heartbeatMs: 200,
+      moderation: false,
+      ...overrides,
+    },
+  });
   const server = await buildServer(config, { sfu });
   await server.listen();
   return { server, sfu };
@@ -46,13 +57,34 @@ describe('API', () => {
     await server.close();
   });
 
-  const req = (method: 'GET' | 'POST' | 'DELETE', url: string, token?: string, payload?: unknown, headers: Record<string, string> = {}) =>
-    server.app.inject({ method, url, headers: { ...(token ? bearer(token) : {}), ...headers }, ...(payload !== undefined ? { payload: payload as object } : {}) });
+  const req = (
+    method: 'GET' | 'POST' | 'DELETE',
+    url: string,
+    token?: string,
+    payload?: unknown,
+    headers: Record<string, string> = {},
+  ) =>
+    server.app.inject({
+      method,
+      url,
+      headers: { ...(token ? bearer(token) : {}), ...headers },
+      ...(payload !== undefined ? { payload: payload as object } : {}),
+    });
 
   const publish = (streamId: string, token: string | undefined) =>
-    server.app.inject({ method: 'POST', url: `/whip/${streamId}`, headers: { 'content-type': 'application/sdp', ...(token ? bearer(token) : {}) }, payload: SDP });
+    server.app.inject({
+      method: 'POST',
+      url: `/whip/${streamId}`,
+      headers: { 'content-type': 'application/sdp', ...(token ? bearer(token) : {}) },
+      payload: SDP,
+    });
   const view = (streamId: string, token?: string, headers: Record<string, string> = {}, query = '') =>
-    server.app.inject({ method: 'POST', url: `/whep/${streamId}${query}`, headers: { 'content-type': 'application/sdp', ...(token ? bearer(token) : {}), ...headers }, payload: SDP });
+    server.app.inject({
+      method: 'POST',
+      url: `/whep/${streamId}${query}`,
+      headers: { 'content-type': 'application/sdp', ...(token ? bearer(token) : {}), ...headers },
+      payload: SDP,
+    });
 
   test('health, readiness, metrics, OpenAPI document, ops page', async () => {
     const h = await req('GET', '/healthz');
@@ -63,14 +95,44 @@ describe('API', () => {
     assert.deepEqual(r.json().checks, { store: true, policy: true, sfu: true });
     const m = await req('GET', '/metrics');
     assert.equal(m.statusCode, 200);
-    for (const name of ['msfu_stage_latency_ms', 'msfu_budget_misses_total', 'msfu_kills_total', 'msfu_kill_latency_ms', 'msfu_exposure_window_ms', 'msfu_escalation_rate', 'msfu_review_queue_depth', 'msfu_classification_lag_ms', 'msfu_breaker_state', 'msfu_fallback_rate', 'msfu_forward_packets', 'msfu_forward_bytes', 'msfu_forward_drops', 'msfu_viewers', 'msfu_event_loop_delay_ms', 'msfu_moderation_drops']) {
+    for (const name of [
+      'msfu_stage_latency_ms',
+      'msfu_budget_misses_total',
+      'msfu_kills_total',
+      'msfu_kill_latency_ms',
+      'msfu_exposure_window_ms',
+      'msfu_escalation_rate',
+      'msfu_review_queue_depth',
+      'msfu_classification_lag_ms',
+      'msfu_breaker_state',
+      'msfu_fallback_rate',
+      'msfu_forward_packets',
+      'msfu_forward_bytes',
+      'msfu_forward_drops',
+      'msfu_viewers',
+      'msfu_event_loop_delay_ms',
+      'msfu_moderation_drops',
+    ]) {
       assert.match(m.body, new RegExp(`# TYPE ${name} `), name);
     }
     const o = await req('GET', '/openapi.json');
     assert.equal(o.statusCode, 200);
     const doc = o.json() as { openapi: string; paths: Record<string, Record<string, { requestBody?: unknown }>> };
     assert.equal(doc.openapi, '3.0.3');
-    for (const p of ['/v1/streams', '/v1/streams/{streamId}/kill', '/v1/review/claim', '/v1/review/{id}/resolve', '/v1/appeals/{id}', '/v1/policies/activate', '/v1/policies/shadow', '/v1/policies/shadow/report', '/v1/models', '/whip/{streamId}', '/whep/{streamId}']) assert.ok(doc.paths[p], p);
+    for (const p of [
+      '/v1/streams',
+      '/v1/streams/{streamId}/kill',
+      '/v1/review/claim',
+      '/v1/review/{id}/resolve',
+      '/v1/appeals/{id}',
+      '/v1/policies/activate',
+      '/v1/policies/shadow',
+      '/v1/policies/shadow/report',
+      '/v1/models',
+      '/whip/{streamId}',
+      '/whep/{streamId}',
+    ])
+      assert.ok(doc.paths[p], p);
     assert.ok(doc.paths['/v1/streams/{streamId}/kill'].post.requestBody, 'request schema documented');
     const ops = await req('GET', '/ops');
     assert.equal(ops.statusCode, 200);
@@ -86,12 +148,22 @@ describe('API', () => {
     assert.doesNotMatch(text, /xxxxxxxx/, 'the secret is not printed');
   });
 
-  const protectedRoutes: { method: 'GET' | 'POST' | 'DELETE'; url: string; role: 'reviewer' | 'admin'; body?: unknown }[] = [
+  const protectedRoutes: {
+    method: 'GET' | 'POST' | 'DELETE';
+    url: string;
+    role: 'reviewer' | 'admin';
+    body?: unknown;
+  }[] = [
     { method: 'GET', url: '/v1/streams', role: 'reviewer' },
     { method: 'GET', url: '/v1/streams/s1', role: 'reviewer' },
     { method: 'POST', url: '/v1/streams/s1/kill', role: 'admin', body: { reason: 'x' } },
     { method: 'POST', url: '/v1/streams/s1/resume', role: 'admin', body: {} },
-    { method: 'POST', url: '/v1/streams/s1/gate', role: 'admin', body: { jurisdiction: 'DE', video: 'blank', reason: 'x' } },
+    {
+      method: 'POST',
+      url: '/v1/streams/s1/gate',
+      role: 'admin',
+      body: { jurisdiction: 'DE', video: 'blank', reason: 'x' },
+    },
     { method: 'GET', url: '/v1/decisions', role: 'reviewer' },
     { method: 'GET', url: '/v1/decisions/d', role: 'reviewer' },
     { method: 'GET', url: '/v1/statements', role: 'reviewer' },
@@ -101,9 +173,19 @@ describe('API', () => {
     { method: 'POST', url: '/v1/review/x/resolve', role: 'reviewer', body: { outcome: 'uphold' } },
     { method: 'GET', url: '/v1/appeals', role: 'reviewer' },
     { method: 'GET', url: '/v1/policies', role: 'reviewer' },
-    { method: 'POST', url: '/v1/policies/validate', role: 'admin', body: { files: [{ filename: 'a.yaml', text: 'x' }] } },
+    {
+      method: 'POST',
+      url: '/v1/policies/validate',
+      role: 'admin',
+      body: { files: [{ filename: 'a.yaml', text: 'x' }] },
+    },
     { method: 'POST', url: '/v1/policies/activate', role: 'admin', body: {} },
-    { method: 'POST', url: '/v1/policies/shadow', role: 'admin', body: { thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }] } },
+    {
+      method: 'POST',
+      url: '/v1/policies/shadow',
+      role: 'admin',
+      body: { thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }] },
+    },
     { method: 'DELETE', url: '/v1/policies/shadow', role: 'admin' },
     { method: 'GET', url: '/v1/policies/shadow', role: 'reviewer' },
     { method: 'GET', url: '/v1/policies/shadow/report', role: 'reviewer' },
@@ -138,18 +220,71 @@ describe('API', () => {
     const cases: [string, string, unknown, Record<string, string>, number][] = [
       ['/v1/streams/s1/kill', '{"reason":', undefined as never, { 'content-type': 'application/json' }, 400],
       ['/v1/streams/s1/kill', JSON.stringify({}), undefined as never, { 'content-type': 'application/json' }, 400],
-      ['/v1/streams/s1/kill', JSON.stringify({ reason: 'x', extra: 1 }), undefined as never, { 'content-type': 'application/json' }, 400],
-      ['/v1/streams/s1/kill', JSON.stringify({ reason: 5 }), undefined as never, { 'content-type': 'application/json' }, 400],
-      ['/v1/streams/s1/kill', 'reason=x', undefined as never, { 'content-type': 'application/x-www-form-urlencoded' }, 415],
-      ['/v1/streams/s1/gate', JSON.stringify({ jurisdiction: 'germany', video: 'blank', reason: 'x' }), undefined as never, { 'content-type': 'application/json' }, 400],
-      ['/v1/streams/s1/gate', JSON.stringify({ jurisdiction: 'DE', reason: 'x' }), undefined as never, { 'content-type': 'application/json' }, 400],
-      ['/v1/review/x/resolve', JSON.stringify({ outcome: 'maybe' }), undefined as never, { 'content-type': 'application/json' }, 400],
-      ['/v1/policies/validate', JSON.stringify({ files: [] }), undefined as never, { 'content-type': 'application/json' }, 400],
+      [
+        '/v1/streams/s1/kill',
+        JSON.stringify({ reason: 'x', extra: 1 }),
+        undefined as never,
+        { 'content-type': 'application/json' },
+        400,
+      ],
+      [
+        '/v1/streams/s1/kill',
+        JSON.stringify({ reason: 5 }),
+        undefined as never,
+        { 'content-type': 'application/json' },
+        400,
+      ],
+      [
+        '/v1/streams/s1/kill',
+        'reason=x',
+        undefined as never,
+        { 'content-type': 'application/x-www-form-urlencoded' },
+        415,
+      ],
+      [
+        '/v1/streams/s1/gate',
+        JSON.stringify({ jurisdiction: 'germany', video: 'blank', reason: 'x' }),
+        undefined as never,
+        { 'content-type': 'application/json' },
+        400,
+      ],
+      [
+        '/v1/streams/s1/gate',
+        JSON.stringify({ jurisdiction: 'DE', reason: 'x' }),
+        undefined as never,
+        { 'content-type': 'application/json' },
+        400,
+      ],
+      [
+        '/v1/review/x/resolve',
+        JSON.stringify({ outcome: 'maybe' }),
+        undefined as never,
+        { 'content-type': 'application/json' },
+        400,
+      ],
+      [
+        '/v1/policies/validate',
+        JSON.stringify({ files: [] }),
+        undefined as never,
+        { 'content-type': 'application/json' },
+        400,
+      ],
       ['/v1/tokens', JSON.stringify({ role: 'god' }), undefined as never, { 'content-type': 'application/json' }, 400],
-      ['/v1/streams/bad%20id/kill', JSON.stringify({ reason: 'x' }), undefined as never, { 'content-type': 'application/json' }, 400],
+      [
+        '/v1/streams/bad%20id/kill',
+        JSON.stringify({ reason: 'x' }),
+        undefined as never,
+        { 'content-type': 'application/json' },
+        400,
+      ],
     ];
     for (const [url, body, , headers, status] of cases) {
-      const r = await server.app.inject({ method: 'POST', url, headers: { ...bearer(tokens.admin), ...headers }, payload: body });
+      const r = await server.app.inject({
+        method: 'POST',
+        url,
+        headers: { ...bearer(tokens.admin), ...headers },
+        payload: body,
+      });
       assert.equal(r.statusCode, status, `${url} ${body}: ${r.body}`);
       const j = r.json();
       assert.equal(j.code, 'SRV_ERR_BAD_REQUEST', r.body);
@@ -172,13 +307,22 @@ describe('API', () => {
     assert.equal(ok.statusCode, 201, ok.body);
     assert.match(ok.headers.location as string, /^\/whip\/s1\//);
     // The registry shows it (cluster-wide list), with this node's id.
-    const list = (await req('GET', '/v1/streams', tokens.reviewer)).json().streams as { streamId: string; nodeId: string; state: string; local: boolean }[];
+    const list = (await req('GET', '/v1/streams', tokens.reviewer)).json().streams as {
+      streamId: string;
+      nodeId: string;
+      state: string;
+      local: boolean;
+    }[];
     const s1 = list.find((s) => s.streamId === 's1');
     assert.equal(s1?.state, 'live');
     assert.equal(s1?.nodeId, server.nodeId);
     assert.equal((await req('GET', '/v1/streams/s1', tokens.reviewer)).json().local, true);
     assert.equal((await req('GET', '/v1/streams/none', tokens.reviewer)).statusCode, 404);
-    const del = await server.app.inject({ method: 'DELETE', url: ok.headers.location as string, headers: bearer(tokens.pubS1) });
+    const del = await server.app.inject({
+      method: 'DELETE',
+      url: ok.headers.location as string,
+      headers: bearer(tokens.pubS1),
+    });
     assert.ok(del.statusCode === 200 || del.statusCode === 204, `delete ${del.statusCode}`);
     assert.equal(sfu.getStream('s1'), undefined);
   });
@@ -200,8 +344,18 @@ describe('API', () => {
     const { server: trusting, sfu: sfu2 } = await makeServer({ trustJurisdictionHeader: true, anonymousViewers: true });
     try {
       const p = await trusting.auth.sign({ role: 'publisher', streamId: 'w2' });
-      await trusting.app.inject({ method: 'POST', url: '/whip/w2', headers: { 'content-type': 'application/sdp', ...bearer(p) }, payload: SDP });
-      const r = await trusting.app.inject({ method: 'POST', url: '/whep/w2', headers: { 'content-type': 'application/sdp', 'x-viewer-jurisdiction': 'sa' }, payload: SDP });
+      await trusting.app.inject({
+        method: 'POST',
+        url: '/whip/w2',
+        headers: { 'content-type': 'application/sdp', ...bearer(p) },
+        payload: SDP,
+      });
+      const r = await trusting.app.inject({
+        method: 'POST',
+        url: '/whep/w2',
+        headers: { 'content-type': 'application/sdp', 'x-viewer-jurisdiction': 'sa' },
+        payload: SDP,
+      });
       assert.equal(r.statusCode, 201);
       assert.equal([...(sfu2.getStream('w2') as FakeStream).viewers.values()][0].jurisdiction, 'SA');
     } finally {
@@ -210,8 +364,18 @@ describe('API', () => {
     const { server: closed } = await makeServer({ anonymousViewers: false });
     try {
       const p = await closed.auth.sign({ role: 'publisher', streamId: 'w3' });
-      await closed.app.inject({ method: 'POST', url: '/whip/w3', headers: { 'content-type': 'application/sdp', ...bearer(p) }, payload: SDP });
-      const r = await closed.app.inject({ method: 'POST', url: '/whep/w3', headers: { 'content-type': 'application/sdp' }, payload: SDP });
+      await closed.app.inject({
+        method: 'POST',
+        url: '/whip/w3',
+        headers: { 'content-type': 'application/sdp', ...bearer(p) },
+        payload: SDP,
+      });
+      const r = await closed.app.inject({
+        method: 'POST',
+        url: '/whep/w3',
+        headers: { 'content-type': 'application/sdp' },
+        payload: SDP,
+      });
       assert.equal(r.statusCode, 401);
     } finally {
       await closed.close();
@@ -228,12 +392,17 @@ describe('API', () => {
     const viewer = [...stream.viewers.values()][0] as FakeViewer;
     const wsBase = server.url.replace('http', 'ws');
     const streamerWs = await openEvents(`${wsBase}/v1/events?role=streamer&streamId=k1&access_token=${pub}`);
-    const viewerWs = await openEvents(`${wsBase}/v1/events?role=viewer&streamId=k1&session=${session}&access_token=${tokens.viewer}`);
+    const viewerWs = await openEvents(
+      `${wsBase}/v1/events?role=viewer&streamId=k1&session=${session}&access_token=${tokens.viewer}`,
+    );
     const opsWs = await openEvents(`${wsBase}/v1/events?role=ops&access_token=${tokens.reviewer}`);
     try {
       await streamerWs.next((m) => m.type === 'stream.status' && m.state === 'live');
       await opsWs.next((m) => m.type === 'review.queue');
-      const r = await req('POST', '/v1/streams/k1/kill', tokens.admin, { reason: 'nudity on camera', clause: 'ToS 4.2' });
+      const r = await req('POST', '/v1/streams/k1/kill', tokens.admin, {
+        reason: 'nudity on camera',
+        clause: 'ToS 4.2',
+      });
       assert.equal(r.statusCode, 202, r.body);
       const body = r.json();
       assert.equal(body.local, true);
@@ -260,15 +429,26 @@ describe('API', () => {
       const otherPub = await server.auth.sign({ role: 'publisher', streamId: 'zzz' });
       assert.equal((await req('GET', `/v1/statements/${statementId}`, otherPub)).statusCode, 403);
       assert.equal((await req('GET', '/v1/statements/none', tokens.reviewer)).statusCode, 404);
-      assert.equal((await req('GET', '/v1/statements?streamId=k1', tokens.reviewer)).json().statements[0].id, statementId);
+      assert.equal(
+        (await req('GET', '/v1/statements?streamId=k1', tokens.reviewer)).json().statements[0].id,
+        statementId,
+      );
       const decisions = (await req('GET', '/v1/decisions?streamId=k1', tokens.reviewer)).json().decisions;
       assert.equal(decisions[0].action, 'kill_stream');
       assert.equal(decisions[0].actor, 'root');
-      assert.equal((await req('GET', `/v1/decisions/${decisions[0].id}`, tokens.reviewer)).json().statementId, statementId);
+      assert.equal(
+        (await req('GET', `/v1/decisions/${decisions[0].id}`, tokens.reviewer)).json().statementId,
+        statementId,
+      );
       assert.equal((await req('GET', '/v1/decisions/none', tokens.reviewer)).statusCode, 404);
       const audit = (await req('GET', '/v1/audit', tokens.admin)).json();
       assert.deepEqual(audit.verification, { ok: true });
-      assert.ok(audit.entries.some((e: { body: { type: string; streamId: string } }) => e.body.type === 'stream.killed' && e.body.streamId === 'k1'));
+      assert.ok(
+        audit.entries.some(
+          (e: { body: { type: string; streamId: string } }) =>
+            e.body.type === 'stream.killed' && e.body.streamId === 'k1',
+        ),
+      );
       // Registry: killed; re-publishing refused until resume.
       await sleep(50);
       const rec = (await req('GET', '/v1/streams/k1', tokens.reviewer)).json();
@@ -296,9 +476,16 @@ describe('API', () => {
     const de = await server.auth.sign({ role: 'viewer', jurisdiction: 'DE', viewerId: 'de1' });
     await view('g1', de);
     await view('g1', tokens.viewer);
-    const ws = await openEvents(`${server.url.replace('http', 'ws')}/v1/events?role=viewer&streamId=g1&access_token=${de}`);
+    const ws = await openEvents(
+      `${server.url.replace('http', 'ws')}/v1/events?role=viewer&streamId=g1&access_token=${de}`,
+    );
     try {
-      const r = await req('POST', '/v1/streams/g1/gate', tokens.admin, { jurisdiction: 'DE', video: 'blank', audio: 'mute', reason: 'copyright music' });
+      const r = await req('POST', '/v1/streams/g1/gate', tokens.admin, {
+        jurisdiction: 'DE',
+        video: 'blank',
+        audio: 'mute',
+        reason: 'copyright music',
+      });
       assert.equal(r.statusCode, 200, r.body);
       const viewers = [...(sfu.getStream('g1') as FakeStream).viewers.values()];
       assert.deepEqual(viewers.find((v) => v.jurisdiction === 'DE')?.gate, { video: 'blank', audio: 'mute' });
@@ -310,7 +497,10 @@ describe('API', () => {
       const lateViewer = [...(sfu.getStream('g1') as FakeStream).viewers.values()].at(-1);
       assert.deepEqual(lateViewer?.gate, { video: 'blank', audio: 'mute' }, 'late joiner filtered from the start');
       await req('POST', '/v1/streams/g1/resume', tokens.admin, {});
-      assert.deepEqual([...(sfu.getStream('g1') as FakeStream).viewers.values()].find((v) => v.jurisdiction === 'DE')?.gate, { video: 'forward', audio: 'forward' });
+      assert.deepEqual(
+        [...(sfu.getStream('g1') as FakeStream).viewers.values()].find((v) => v.jurisdiction === 'DE')?.gate,
+        { video: 'forward', audio: 'forward' },
+      );
     } finally {
       ws.ws.close();
     }
@@ -330,13 +520,24 @@ describe('API', () => {
       policyVersion: server.policies.current.version,
       jurisdictions: ['DE'],
       categories: [{ category: 'sexual_suggestive', score: 0.55, bucket: 'amber' }],
-      evidence: { sampleSeqs: [3], timeRange: { from: 1, to: 2 }, scores: [{ category: 'sexual_suggestive', score: 0.55 }], matches: [], text: [], textContext: [], thumbnailRefs: [] },
+      evidence: {
+        sampleSeqs: [3],
+        timeRange: { from: 1, to: 2 },
+        scores: [{ category: 'sexual_suggestive', score: 0.55 }],
+        matches: [],
+        text: [],
+        textContext: [],
+        thumbnailRefs: [],
+      },
       proposedAction: 'blank_video',
     };
     await server.control.enqueueReview(item, { thumbnail: 'data:image/png;base64,iVBORw0KGgo=' });
     const list = (await req('GET', '/v1/review', tokens.reviewer)).json();
     assert.ok(list.depth >= 1);
-    assert.equal(list.items.find((i: { id: string }) => i.id === 'rev_test_1').thumbnail, 'data:image/png;base64,iVBORw0KGgo=');
+    assert.equal(
+      list.items.find((i: { id: string }) => i.id === 'rev_test_1').thumbnail,
+      'data:image/png;base64,iVBORw0KGgo=',
+    );
     assert.equal((await req('GET', '/v1/review/rev_test_1', tokens.reviewer)).json().status, 'pending');
     assert.equal((await req('GET', '/v1/review/none', tokens.reviewer)).statusCode, 404);
     const notClaimed = await req('POST', '/v1/review/rev_test_1/resolve', tokens.reviewer, { outcome: 'uphold' });
@@ -350,7 +551,10 @@ describe('API', () => {
     assert.equal(steal.json().code, 'SRV_ERR_CONFLICT');
     const other = await req('POST', '/v1/review/rev_test_1/resolve', tokens.reviewer2, { outcome: 'overturn' });
     assert.equal(other.statusCode, 409);
-    const res = await req('POST', '/v1/review/rev_test_1/resolve', tokens.reviewer, { outcome: 'uphold', note: 'confirmed' });
+    const res = await req('POST', '/v1/review/rev_test_1/resolve', tokens.reviewer, {
+      outcome: 'uphold',
+      note: 'confirmed',
+    });
     assert.equal(res.statusCode, 200, res.body);
     const { decision, item: resolved } = res.json();
     assert.equal(resolved.status, 'resolved');
@@ -359,9 +563,13 @@ describe('API', () => {
     assert.equal((await req('GET', `/v1/statements/${decision.statement.id}`, tokens.reviewer)).statusCode, 200);
     const v = [...(sfu.getStream('r1') as FakeStream).viewers.values()][0];
     assert.equal(v.gate.video, 'blank', 'upheld amber blanks the DE viewer');
-    assert.equal((await req('POST', '/v1/review/rev_test_1/resolve', tokens.reviewer, { outcome: 'uphold' })).statusCode, 409);
+    assert.equal(
+      (await req('POST', '/v1/review/rev_test_1/resolve', tokens.reviewer, { outcome: 'uphold' })).statusCode,
+      409,
+    );
     // Claim-next: nothing claimable -> 204.
-    for (let i = 0; i < 50; i++) if ((await req('POST', '/v1/review/claim', tokens.reviewer2, {})).statusCode === 204) break;
+    for (let i = 0; i < 50; i++)
+      if ((await req('POST', '/v1/review/claim', tokens.reviewer2, {})).statusCode === 204) break;
     assert.equal((await req('POST', '/v1/review/claim', tokens.reviewer2, {})).statusCode, 204);
     assert.equal((await req('POST', '/v1/review/claim', tokens.reviewer2, { itemId: 'none' })).statusCode, 404);
   });
@@ -381,7 +589,15 @@ describe('API', () => {
       policyVersion: 'v',
       jurisdictions: ['DE'],
       categories: [],
-      evidence: { sampleSeqs: [], timeRange: { from: 0, to: 0 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] },
+      evidence: {
+        sampleSeqs: [],
+        timeRange: { from: 0, to: 0 },
+        scores: [],
+        matches: [],
+        text: [],
+        textContext: [],
+        thumbnailRefs: [],
+      },
     });
     const otherPub = await server.auth.sign({ role: 'publisher', streamId: 'zzz' });
     assert.equal((await req('POST', `/v1/appeals/${statementId}`, otherPub, { grounds: 'x' })).statusCode, 403);
@@ -396,7 +612,10 @@ describe('API', () => {
     assert.equal(queue[0].id, appeal.id, 'appeal first, ahead of an older amber item');
     const claim = await req('POST', '/v1/review/claim', tokens.reviewer2, {});
     assert.equal(claim.json().id, appeal.id);
-    const res = await req('POST', `/v1/review/${appeal.id}/resolve`, tokens.reviewer2, { outcome: 'overturn', note: 'prop' });
+    const res = await req('POST', `/v1/review/${appeal.id}/resolve`, tokens.reviewer2, {
+      outcome: 'overturn',
+      note: 'prop',
+    });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(res.json().decision.effect.kind, 'lift');
     const status = (await req('GET', `/v1/appeals/${statementId}`, pub)).json();
@@ -404,7 +623,9 @@ describe('API', () => {
     assert.equal(status.appeals[0].resolution.outcome, 'overturn');
     assert.ok(status.appeals[0].outcomeStatementId);
     assert.equal((await req('GET', `/v1/appeals/${statementId}`, otherPub)).statusCode, 403);
-    assert.ok((await req('GET', '/v1/appeals', tokens.reviewer)).json().appeals.some((a: { id: string }) => a.id === appeal.id));
+    assert.ok(
+      (await req('GET', '/v1/appeals', tokens.reviewer)).json().appeals.some((a: { id: string }) => a.id === appeal.id),
+    );
     assert.equal((await publish('a1', pub)).statusCode, 201, 'overturned kill: may publish again');
   });
 
@@ -414,12 +635,19 @@ describe('API', () => {
     assert.ok(p.categories.includes('sexual_explicit'));
     const files = [
       { filename: 'policies/default.yaml', text: readFileSync('policies/default.yaml', 'utf8') },
-      ...['DE', 'SE'].map((j) => ({ filename: `policies/jurisdictions/${j}.yaml`, text: readFileSync(`policies/jurisdictions/${j}.yaml`, 'utf8') })),
+      ...['DE', 'SE'].map((j) => ({
+        filename: `policies/jurisdictions/${j}.yaml`,
+        text: readFileSync(`policies/jurisdictions/${j}.yaml`, 'utf8'),
+      })),
     ];
     const ok = (await req('POST', '/v1/policies/validate', tokens.admin, { files })).json();
     assert.equal(ok.ok, true, JSON.stringify(ok));
     assert.match(ok.version, /^[0-9a-f]{16}$/);
-    const broken = (await req('POST', '/v1/policies/validate', tokens.admin, { files: [{ filename: 'bad.yaml', text: 'apiVersion: policy/v1\nkind: PolicyBase\nname: [' }] })).json();
+    const broken = (
+      await req('POST', '/v1/policies/validate', tokens.admin, {
+        files: [{ filename: 'bad.yaml', text: 'apiVersion: policy/v1\nkind: PolicyBase\nname: [' }],
+      })
+    ).json();
     assert.equal(broken.ok, false);
     assert.match(broken.code, /^POL_ERR_/);
     assert.ok(broken.issues.length >= 1);
@@ -432,10 +660,16 @@ describe('API', () => {
     assert.equal(act.json().forced, true);
     assert.equal(act.json().previousVersion, before);
     assert.equal((await req('GET', '/v1/policies', tokens.reviewer)).json().version, ok.version);
-    const bad = await req('POST', '/v1/policies/activate', tokens.admin, { files: [{ filename: 'bad.yaml', text: 'kind: nope' }] });
+    const bad = await req('POST', '/v1/policies/activate', tokens.admin, {
+      files: [{ filename: 'bad.yaml', text: 'kind: nope' }],
+    });
     assert.ok(bad.statusCode >= 400 && bad.statusCode < 500);
     assert.match(bad.json().code, /^POL_ERR_/);
-    assert.equal((await req('GET', '/v1/policies', tokens.reviewer)).json().version, ok.version, 'last good policy stays');
+    assert.equal(
+      (await req('GET', '/v1/policies', tokens.reviewer)).json().version,
+      ok.version,
+      'last good policy stays',
+    );
     const reload = await req('POST', '/v1/policies/activate', tokens.admin, { force: true });
     assert.equal(reload.statusCode, 200);
     assert.equal(reload.json().version, before, 'reloading the directory restores the original');
@@ -454,14 +688,31 @@ describe('API', () => {
 
   test('events: upgrade refused with coded HTTP errors; msgpack frames on request', async () => {
     const base = server.url.replace('http', 'ws');
-    await assert.rejects(openEvents(`${base}/v1/events?role=ops`), (e: { statusCode?: number }) => e.statusCode === 401);
-    await assert.rejects(openEvents(`${base}/v1/events?role=ops&access_token=${tokens.viewer}`), (e: { statusCode?: number }) => e.statusCode === 403);
-    await assert.rejects(openEvents(`${base}/v1/events?role=streamer&streamId=s9&access_token=${tokens.pubS1}`), (e: { statusCode?: number }) => e.statusCode === 403);
-    await assert.rejects(openEvents(`${base}/v1/events?role=viewer`), (e: { statusCode?: number }) => e.statusCode === 400);
-    await assert.rejects(openEvents(`${base}/v1/events?role=king&access_token=${tokens.admin}`), (e: { statusCode?: number }) => e.statusCode === 400);
+    await assert.rejects(
+      openEvents(`${base}/v1/events?role=ops`),
+      (e: { statusCode?: number }) => e.statusCode === 401,
+    );
+    await assert.rejects(
+      openEvents(`${base}/v1/events?role=ops&access_token=${tokens.viewer}`),
+      (e: { statusCode?: number }) => e.statusCode === 403,
+    );
+    await assert.rejects(
+      openEvents(`${base}/v1/events?role=streamer&streamId=s9&access_token=${tokens.pubS1}`),
+      (e: { statusCode?: number }) => e.statusCode === 403,
+    );
+    await assert.rejects(
+      openEvents(`${base}/v1/events?role=viewer`),
+      (e: { statusCode?: number }) => e.statusCode === 400,
+    );
+    await assert.rejects(
+      openEvents(`${base}/v1/events?role=king&access_token=${tokens.admin}`),
+      (e: { statusCode?: number }) => e.statusCode === 400,
+    );
     const ws = new WebSocketClient(`${base}/v1/events?role=ops&format=msgpack&access_token=${tokens.admin}`);
     const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      ws.on('message', (data, isBinary) => (isBinary ? resolve(unpack(data) as Record<string, unknown>) : reject(new Error('text frame'))));
+      ws.on('message', (data, isBinary) =>
+        isBinary ? resolve(unpack(data) as Record<string, unknown>) : reject(new Error('text frame')),
+      );
       ws.on('error', reject);
     });
     assert.equal(first.type, 'review.queue');

@@ -37,10 +37,18 @@ test('a hash added or removed through one node reaches the others; a later node 
   const admin = { authorization: `Bearer ${await one.auth.sign({ role: 'admin', sub: 'ops' })}` };
   const bankOf = (s: typeof one, name: string) => s.moderation!.hashBanks.get(name);
 
-  const r = await one.app.inject({ method: 'POST', url: '/v1/banks/known_bad/hashes', headers: admin, payload: { hashes: [{ hash: H1, id: 'case-1' }, { hash: H2 }] } });
+  const r = await one.app.inject({
+    method: 'POST',
+    url: '/v1/banks/known_bad/hashes',
+    headers: admin,
+    payload: { hashes: [{ hash: H1, id: 'case-1' }, { hash: H2 }] },
+  });
   assert.equal(r.statusCode, 201, r.body);
   assert.equal(bankOf(one, 'known_bad')?.size, 2, 'applied on the node that took the request at once');
-  await until('node 2 has both entries', () => bankOf(two, 'known_bad')?.get('case-1') !== undefined && bankOf(two, 'known_bad')?.get(H2) !== undefined);
+  await until(
+    'node 2 has both entries',
+    () => bankOf(two, 'known_bad')?.get('case-1') !== undefined && bankOf(two, 'known_bad')?.get(H2) !== undefined,
+  );
 
   const del = await two.app.inject({ method: 'DELETE', url: '/v1/banks/known_bad/hashes/case-1', headers: admin });
   assert.equal(del.statusCode, 204, del.body);
@@ -50,14 +58,23 @@ test('a hash added or removed through one node reaches the others; a later node 
   // a node that starts now (a restart) has every edit before it serves
   {
     await using three = await buildServer(config('n3'), { sfu: new FakeSfu(), store });
-    assert.deepEqual([...bankOf(three, 'known_bad')!.entries()].map((e) => e.id), [H2], 'the edits so far, in order');
+    assert.deepEqual(
+      [...bankOf(three, 'known_bad')!.entries()].map((e) => e.id),
+      [H2],
+      'the edits so far, in order',
+    );
   }
 
   // the store refuses: 503, nothing changed anywhere
   const append = store.appendBankEdit.bind(store);
   store.appendBankEdit = () => Promise.reject(new Error('store away'));
   try {
-    const refused = await one.app.inject({ method: 'POST', url: '/v1/banks/known_bad/hashes', headers: admin, payload: { hash: 'ab'.repeat(32), id: 'case-2' } });
+    const refused = await one.app.inject({
+      method: 'POST',
+      url: '/v1/banks/known_bad/hashes',
+      headers: admin,
+      payload: { hash: 'ab'.repeat(32), id: 'case-2' },
+    });
     assert.equal(refused.statusCode, 503, refused.body);
     assert.equal(refused.json().code, 'SRV_ERR_STORE_UNAVAILABLE');
     assert.equal(bankOf(one, 'known_bad')?.get('case-2'), undefined, 'nothing applied');
@@ -73,23 +90,38 @@ test('a protected recording registered on one node matches on another; its remov
   const admin = { authorization: `Bearer ${await one.auth.sign({ role: 'admin', sub: 'ops' })}` };
   const bank = one.moderation!.audioBank.name;
   const body = wav(protectedAudio(8));
-  const r = await one.app.inject({ method: 'POST', url: `/v1/audio-banks/${bank}/recordings?name=melody`, headers: { ...admin, 'content-type': 'audio/wav' }, payload: body });
+  const r = await one.app.inject({
+    method: 'POST',
+    url: `/v1/audio-banks/${bank}/recordings?name=melody`,
+    headers: { ...admin, 'content-type': 'audio/wav' },
+    payload: body,
+  });
   assert.equal(r.statusCode, 201, r.body);
   const registered = r.json() as { landmarkCount: number };
   await until('node 2 has the recording', () => two.moderation!.audioBank.list().some((x) => x.id === 'melody'));
-  assert.equal(two.moderation!.audioBank.list().find((x) => x.id === 'melody')?.landmarkCount, registered.landmarkCount, 'the same fingerprint');
+  assert.equal(
+    two.moderation!.audioBank.list().find((x) => x.id === 'melody')?.landmarkCount,
+    registered.landmarkCount,
+    'the same fingerprint',
+  );
   // an excerpt of the melody, as the samplers hand it (16 kHz mono), names it on node 2
   const dir = await mkdtemp(join(tmpdir(), 'bank-sync-'));
   try {
     await writeFile(join(dir, 'x.wav'), wav(protectedAudio(8)));
     const pcm = await decodeAudioFile(join(dir, 'x.wav'), two.moderation!.audioBank.sampleRate);
     const excerpt = pcm.subarray(2 * 16000, 6 * 16000);
-    assert.ok(two.moderation!.audioBank.match(excerpt).some((m) => m.entryId === 'melody'), 'node 2 matches the excerpt');
+    assert.ok(
+      two.moderation!.audioBank.match(excerpt).some((m) => m.entryId === 'melody'),
+      'node 2 matches the excerpt',
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const del = await two.app.inject({ method: 'DELETE', url: `/v1/audio-banks/${bank}/recordings/melody`, headers: admin });
+  const del = await two.app.inject({
+    method: 'DELETE',
+    url: `/v1/audio-banks/${bank}/recordings/melody`,
+    headers: admin,
+  });
   assert.equal(del.statusCode, 204, del.body);
   await until('the removal reaches node 1', () => !one.moderation!.audioBank.list().some((x) => x.id === 'melody'));
 });
-

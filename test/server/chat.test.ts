@@ -40,16 +40,27 @@ describe('chat', () => {
     srv = await startE2EServer({ INFERENCE_BACKEND: 'none', OCR: 'false', VAD: 'false' });
     assert.ok(srv.server.moderation, 'the text moderator is loaded');
     const clip = await syntheticClip({ fps: 10, seconds: 1 });
-    pub = await WhipPublisher.connect({ url: `${srv.url}/whip/${STREAM}`, token: await srv.token({ role: 'publisher', sub: 'streamer1', streamId: STREAM }), ...clip, connectTimeoutMs: 20_000 });
+    pub = await WhipPublisher.connect({
+      url: `${srv.url}/whip/${STREAM}`,
+      token: await srv.token({ role: 'publisher', sub: 'streamer1', streamId: STREAM }),
+      ...clip,
+      connectTimeoutMs: 20_000,
+    });
     pub.start();
     const deadline = Date.now() + 15_000;
     while ((await srv.server.store.getStream(STREAM))?.state !== 'live') {
       if (Date.now() > deadline) throw new Error('the stream was not registered live within 15 s');
       await new Promise((r) => setTimeout(r, 50));
     }
-    se = await open(`role=viewer&streamId=${STREAM}&access_token=${await srv.token({ role: 'viewer', sub: 'v-se', jurisdiction: 'SE' })}`);
-    sa = await open(`role=viewer&streamId=${STREAM}&access_token=${await srv.token({ role: 'viewer', sub: 'v-sa', jurisdiction: 'SA' })}`);
-    streamer = await open(`role=streamer&streamId=${STREAM}&access_token=${await srv.token({ role: 'publisher', sub: 'streamer1', streamId: STREAM })}`);
+    se = await open(
+      `role=viewer&streamId=${STREAM}&access_token=${await srv.token({ role: 'viewer', sub: 'v-se', jurisdiction: 'SE' })}`,
+    );
+    sa = await open(
+      `role=viewer&streamId=${STREAM}&access_token=${await srv.token({ role: 'viewer', sub: 'v-sa', jurisdiction: 'SA' })}`,
+    );
+    streamer = await open(
+      `role=streamer&streamId=${STREAM}&access_token=${await srv.token({ role: 'publisher', sub: 'streamer1', streamId: STREAM })}`,
+    );
     ops = await open(`role=ops&access_token=${await srv.token({ role: 'reviewer', sub: 'rev' })}`);
   });
 
@@ -80,24 +91,44 @@ describe('chat', () => {
     const token = await srv.token({ role: 'viewer', sub: 'bob', jurisdiction: 'SE' });
     const r = await post({ text: 'what the FUCK was that' }, token);
     assert.equal(r.statusCode, 201, r.body);
-    const body = r.json() as { id: string; deliveredTo: string[]; withheldIn: string[]; hits: { category: string; term: string }[] };
+    const body = r.json() as {
+      id: string;
+      deliveredTo: string[];
+      withheldIn: string[];
+      hits: { category: string; term: string }[];
+    };
     assert.deepEqual(body.withheldIn, ['SA']);
-    assert.ok(!body.deliveredTo.includes('SA') && body.deliveredTo.includes('SE') && body.deliveredTo.includes('default'));
-    assert.ok(body.hits.some((h) => h.category === 'profanity' && h.term === 'fuck'), JSON.stringify(body.hits));
+    assert.ok(
+      !body.deliveredTo.includes('SA') && body.deliveredTo.includes('SE') && body.deliveredTo.includes('default'),
+    );
+    assert.ok(
+      body.hits.some((h) => h.category === 'profanity' && h.term === 'fuck'),
+      JSON.stringify(body.hits),
+    );
 
     assert.equal((await se.next((x) => x.id === body.id)).text, 'what the FUCK was that');
     await streamer.next((x) => x.id === body.id);
     const o = await ops.next((x) => x.id === body.id);
     assert.deepEqual(o.withheldIn, ['SA']);
     assert.deepEqual(o.hits, body.hits);
-    assert.equal(se.messages.find((x) => x.id === body.id)?.withheldIn, undefined, 'viewers are not told where it was withheld');
+    assert.equal(
+      se.messages.find((x) => x.id === body.id)?.withheldIn,
+      undefined,
+      'viewers are not told where it was withheld',
+    );
 
     // Events reach a socket in order: once a later clean message is in, the withheld one never came.
     const clean = (await post({ text: 'sorry' }, token)).json() as { id: string };
     await sa.next((x) => x.id === clean.id);
-    assert.equal(chats(sa).some((x) => x.id === body.id), false, 'the SA viewer did not get the withheld message');
+    assert.equal(
+      chats(sa).some((x) => x.id === body.id),
+      false,
+      'the SA viewer did not get the withheld message',
+    );
 
-    const audit = (await srv.server.store.readAudit({ limit: 1000 })).map((e) => e.body as Record<string, unknown>).find((b) => b.type === 'chat.withheld' && b.id === body.id);
+    const audit = (await srv.server.store.readAudit({ limit: 1000 }))
+      .map((e) => e.body as Record<string, unknown>)
+      .find((b) => b.type === 'chat.withheld' && b.id === body.id);
     assert.ok(audit, 'withheld message audited');
     assert.equal(audit.streamId, STREAM);
     assert.equal(audit.sender, 'bob');
@@ -109,7 +140,10 @@ describe('chat', () => {
   });
 
   test('the streamer and an admin may chat; a DE slogan is withheld only where it is banned', async () => {
-    const r1 = await post({ text: 'welcome!' }, await srv.token({ role: 'publisher', sub: 'streamer1', streamId: STREAM }));
+    const r1 = await post(
+      { text: 'welcome!' },
+      await srv.token({ role: 'publisher', sub: 'streamer1', streamId: STREAM }),
+    );
     assert.equal(r1.statusCode, 201, r1.body);
     assert.equal((await se.next((x) => x.id === r1.json().id)).from, 'streamer1');
     const r2 = await post({ text: 'Sieg Heil' }, srv.adminToken);
@@ -133,10 +167,16 @@ describe('chat', () => {
     const none = await post({ text: 'hi' });
     assert.equal(none.statusCode, 401);
     assert.equal(none.json().code, 'SRV_ERR_UNAUTHORIZED');
-    const bound = await post({ text: 'hi' }, await srv.token({ role: 'viewer', sub: 'dave', jurisdiction: 'SE', streamId: 'other' }));
+    const bound = await post(
+      { text: 'hi' },
+      await srv.token({ role: 'viewer', sub: 'dave', jurisdiction: 'SE', streamId: 'other' }),
+    );
     assert.equal(bound.statusCode, 403);
     assert.equal(bound.json().code, 'SRV_ERR_FORBIDDEN');
-    assert.equal((await post({ text: 'hi' }, await srv.token({ role: 'publisher', sub: 'p2', streamId: 'other' }))).statusCode, 403);
+    assert.equal(
+      (await post({ text: 'hi' }, await srv.token({ role: 'publisher', sub: 'p2', streamId: 'other' }))).statusCode,
+      403,
+    );
     assert.equal((await post({ text: 'hi' }, await srv.token({ role: 'reviewer', sub: 'rev' }))).statusCode, 403);
     const gone = await post({ text: 'hi' }, srv.adminToken, 'nobody-here');
     assert.equal(gone.statusCode, 404);
@@ -150,14 +190,25 @@ describe('chat', () => {
     assert.equal(r.statusCode, 429);
     assert.equal(r.json().code, 'SRV_ERR_RATE_LIMITED');
     assert.ok(Number(r.headers['retry-after']) >= 1);
-    assert.equal((await post({ text: 'hi' }, await srv.token({ role: 'viewer', sub: 'quiet', jurisdiction: 'SE' }))).statusCode, 201);
+    assert.equal(
+      (await post({ text: 'hi' }, await srv.token({ role: 'viewer', sub: 'quiet', jurisdiction: 'SE' }))).statusCode,
+      201,
+    );
   });
 });
 
 test('with moderation off, chat is refused (503), never delivered unmoderated', async () => {
-  const config = loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), moderation: false } });
+  const config = loadConfig({
+    env: {},
+    overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), moderation: false },
+  });
   await using server = await buildServer(config, { sfu: new FakeSfu() });
-  const r = await server.app.inject({ method: 'POST', url: '/v1/streams/s1/chat', headers: { authorization: `Bearer ${await server.auth.sign({ role: 'admin', sub: 'root' })}` }, payload: { text: 'hi' } });
+  const r = await server.app.inject({
+    method: 'POST',
+    url: '/v1/streams/s1/chat',
+    headers: { authorization: `Bearer ${await server.auth.sign({ role: 'admin', sub: 'root' })}` },
+    payload: { text: 'hi' },
+  });
   assert.equal(r.statusCode, 503);
   assert.equal(r.json().code, 'SRV_ERR_UNAVAILABLE');
 });

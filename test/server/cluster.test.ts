@@ -20,7 +20,14 @@ describe('cluster: two processes sharing Redis', () => {
 
   before(async () => {
     redis = await startRedis();
-    const env = { REDIS_URL: redis.url, AUTH_SECRET: SECRET, MODE: 'production', HEARTBEAT_MS: '300', STREAM_TTL_MS: '5000', REDIS_PREFIX: `c${process.pid}:` };
+    const env = {
+      REDIS_URL: redis.url,
+      AUTH_SECRET: SECRET,
+      MODE: 'production',
+      HEARTBEAT_MS: '300',
+      STREAM_TTL_MS: '5000',
+      REDIS_PREFIX: `c${process.pid}:`,
+    };
     [a, b] = await Promise.all([startNode({ ...env, NODE_ID: 'node-a' }), startNode({ ...env, NODE_ID: 'node-b' })]);
     admin = await auth.sign({ role: 'admin', sub: 'ops' });
   });
@@ -29,10 +36,18 @@ describe('cluster: two processes sharing Redis', () => {
     await redis?.stop();
   });
 
-  const api = async (node: NodeProcess, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+  const api = async (
+    node: NodeProcess,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: Record<string, unknown> }> => {
     const res = await fetch(node.url + path, {
       method,
-      headers: { authorization: `Bearer ${admin}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${admin}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
     const text = await res.text();
@@ -57,7 +72,9 @@ describe('cluster: two processes sharing Redis', () => {
       let seen: { streamId: string; nodeId?: string; state?: string; local?: boolean } | undefined;
       for (let i = 0; i < 50 && !seen; i++) {
         const r = await api(a, 'GET', '/v1/streams');
-        seen = (r.json.streams as { streamId: string; nodeId?: string; local?: boolean }[]).find((s) => s.streamId === 'c1');
+        seen = (r.json.streams as { streamId: string; nodeId?: string; local?: boolean }[]).find(
+          (s) => s.streamId === 'c1',
+        );
         if (!seen) await sleep(100);
       }
       assert.equal(seen?.nodeId, 'node-b');
@@ -82,19 +99,33 @@ describe('cluster: two processes sharing Redis', () => {
       // Node B's own view agrees, and the block holds on both nodes.
       const onB = await api(b, 'GET', '/v1/streams/c1');
       assert.equal(onB.json.state, 'killed');
-      const whep = await fetch(`${b.url}/whep/c1`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'v=0\r\n' });
+      const whep = await fetch(`${b.url}/whep/c1`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp' },
+        body: 'v=0\r\n',
+      });
       assert.ok(whep.status >= 400, `WHEP after kill: ${whep.status}`);
       for (const node of [a, b]) {
-        const again = await fetch(`${node.url}/whip/c1`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${pubToken}` }, body: 'v=0\r\n' });
+        const again = await fetch(`${node.url}/whip/c1`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/sdp', authorization: `Bearer ${pubToken}` },
+          body: 'v=0\r\n',
+        });
         assert.equal(again.status, 403);
         assert.equal(((await again.json()) as { code: string }).code, 'SRV_ERR_STREAM_BLOCKED');
       }
       // The statement is readable from either node (shared store) by the streamer.
-      const st = await fetch(`${b.url}/v1/statements/${statementId}`, { headers: { authorization: `Bearer ${pubToken}` } });
+      const st = await fetch(`${b.url}/v1/statements/${statementId}`, {
+        headers: { authorization: `Bearer ${pubToken}` },
+      });
       assert.equal(st.status, 200);
       // Resume on B lifts the block for A too.
       assert.equal((await api(b, 'POST', '/v1/streams/c1/resume', {})).status, 200);
-      const whipA = await fetch(`${a.url}/whip/c1`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${pubToken}` }, body: 'v=0\r\n' });
+      const whipA = await fetch(`${a.url}/whip/c1`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp', authorization: `Bearer ${pubToken}` },
+        body: 'v=0\r\n',
+      });
       assert.notEqual(whipA.status, 403, 'no longer blocked');
     } finally {
       viewerEvents.ws.close();

@@ -27,7 +27,10 @@ class Harness {
   readonly enforcer: Enforcer;
 
   constructor(mode: 'per_viewer' | 'strictest_intersection' = 'per_viewer') {
-    const sink = { append: (body: Record<string, unknown>) => void this.audit.push(chainAuditEntry(this.audit.at(-1), body, this.now)) };
+    const sink = {
+      append: (body: Record<string, unknown>) =>
+        void this.audit.push(chainAuditEntry(this.audit.at(-1), body, this.now)),
+    };
     this.policies = new PolicyStore({ audit: sink, clock: () => this.now });
     assert.equal(this.policies.load(shippedPolicyFiles(), 'test').ok, true);
     this.enforcer = new Enforcer({
@@ -52,7 +55,9 @@ class Harness {
   live(id: string, viewers: [string, string | undefined][]) {
     const stream = this.sfu.add(id);
     this.enforcer.attachStream(stream);
-    const v = Object.fromEntries(viewers.map(([vid, j]) => [vid, stream.addViewer(vid, j, this.enforcer.gateForNewViewer(id, j))]));
+    const v = Object.fromEntries(
+      viewers.map(([vid, j]) => [vid, stream.addViewer(vid, j, this.enforcer.gateForNewViewer(id, j))]),
+    );
     return { stream, v };
   }
 
@@ -71,7 +76,11 @@ class Harness {
 describe('Enforcer', () => {
   it('kills a stream on a known-bad match: publisher closed, every viewer cut, told why, blocked from republishing', () => {
     const h = new Harness();
-    const { stream, v } = h.live('s1', [['a', 'SE'], ['b', 'SA'], ['c', undefined]]);
+    const { stream, v } = h.live('s1', [
+      ['a', 'SE'],
+      ['b', 'SA'],
+      ['c', undefined],
+    ]);
     h.feed('s1', [1], { 'nsfw.porn': 0.01 });
     assert.equal(stream.closed, false);
     h.feed('s1', [2], {}, { matches: [badMatch] });
@@ -90,7 +99,10 @@ describe('Enforcer', () => {
     const killed = h.eventsOf('stream.killed');
     assert.equal(killed.length, 1);
     assert.deepEqual(killed[0]!.audience.roles, ['streamer', 'viewer', 'ops']);
-    assert.equal(killed[0]!.message.type === 'stream.killed' && killed[0]!.message.appealUrl, `/v1/appeals/${statementId}`);
+    assert.equal(
+      killed[0]!.message.type === 'stream.killed' && killed[0]!.message.appealUrl,
+      `/v1/appeals/${statementId}`,
+    );
     assert.equal(h.blocks.get('s1'), statementId);
     assert.equal(h.enforcer.isBlocked('s1')?.statementId, statementId);
     const admission = h.enforcer.admitViewer('s1', 'SE');
@@ -114,7 +126,11 @@ describe('Enforcer', () => {
 
   it('blanks SA viewers while SE viewers keep the picture, then reopens on green', () => {
     const h = new Harness();
-    const { v } = h.live('s1', [['se', 'SE'], ['sa', 'SA'], ['us', 'US']]);
+    const { v } = h.live('s1', [
+      ['se', 'SE'],
+      ['sa', 'SA'],
+      ['us', 'US'],
+    ]);
     h.feed('s1', [1, 2], { 'nsfw.sexy': 0.6 });
     assert.equal(v.sa!.gate.video, 'forward', 'two of six samples are not enough');
     h.feed('s1', [3], { 'nsfw.sexy': 0.6 });
@@ -148,7 +164,12 @@ describe('Enforcer', () => {
 
   it('mutes copyrighted music for DE viewers only', () => {
     const h = new Harness();
-    const { v } = h.live('s1', [['de', 'DE'], ['se', 'SE'], ['us', 'US'], ['x', undefined]]);
+    const { v } = h.live('s1', [
+      ['de', 'DE'],
+      ['se', 'SE'],
+      ['us', 'US'],
+      ['x', undefined],
+    ]);
     h.feed('s1', [1, 2], {}, { kind: 'audio', matches: [musicMatch] });
     assert.deepEqual(v.de!.gate, { video: 'forward', audio: 'mute' });
     for (const k of ['se', 'us', 'x']) assert.deepEqual(v[k]!.gate, { video: 'forward', audio: 'forward' }, k);
@@ -218,7 +239,10 @@ describe('Enforcer', () => {
 
   it('a reviewer upholding amber restricts for the session; an overturned kill lets the streamer publish again', () => {
     const h = new Harness();
-    const { v } = h.live('s1', [['us', 'US'], ['se', 'SE']]);
+    const { v } = h.live('s1', [
+      ['us', 'US'],
+      ['se', 'SE'],
+    ]);
     h.feed('s1', [1, 2, 3], { 'nsfw.porn': 0.5 });
     assert.equal(v.us!.gate.video, 'forward');
     const item = h.reviews.find((r) => r.jurisdictions.includes('US'));
@@ -313,8 +337,12 @@ describe('PolicyStore reload', () => {
       const ok = await h.policies.loadDir(root, 'ops:carol');
       assert.equal(ok.ok, true);
       if (!ok.ok) return;
-      assert.deepEqual(ok.changes.map((c) => [c.path, c.from, c.to]), [['jurisdictions.DE.categories.copyright_audio.red', 0.6, 0.95]]);
-      const activated = [...h.audit].reverse().find((e) => (e.body as { type: string }).type === 'policy.activated')!.body as { by: string; fromVersion: string; toVersion: string };
+      assert.deepEqual(
+        ok.changes.map((c) => [c.path, c.from, c.to]),
+        [['jurisdictions.DE.categories.copyright_audio.red', 0.6, 0.95]],
+      );
+      const activated = [...h.audit].reverse().find((e) => (e.body as { type: string }).type === 'policy.activated')!
+        .body as { by: string; fromVersion: string; toVersion: string };
       assert.equal(activated.by, 'ops:carol');
       assert.equal(activated.fromVersion, good);
       assert.equal(activated.toVersion, h.policies.current.version);

@@ -12,7 +12,15 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AVMEDIA_TYPE_AUDIO, AVMEDIA_TYPE_VIDEO, AV_CODEC_ID_OPUS, AV_CODEC_ID_PCM_S16LE, AV_CODEC_ID_VP8, FormatContext, Packet } from 'node-av';
+import {
+  AVMEDIA_TYPE_AUDIO,
+  AVMEDIA_TYPE_VIDEO,
+  AV_CODEC_ID_OPUS,
+  AV_CODEC_ID_PCM_S16LE,
+  AV_CODEC_ID_VP8,
+  FormatContext,
+  Packet,
+} from 'node-av';
 import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../../media/encode.ts';
 import { packetizeVp8 } from '../../media/packetize.ts';
 import { EvidenceRecorder, type CitedAudio } from '../../server/evidence.ts';
@@ -48,8 +56,19 @@ function statement(streamId: string, jurisdictions: string[]): StatementOfReason
     id: `sor_test_${jurisdictions.join('')}`,
     streamId,
     issuedAt: Date.now(),
-    restriction: { action: 'blank_video', scope: 'jurisdictions', jurisdictions, duration: 'while the content is shown' },
-    facts: { categories: [{ category: 'banned_text', score: 1 }], matches: [], text: [], sampleSeqs: [], timeRange: { from: 0, to: 0 } },
+    restriction: {
+      action: 'blank_video',
+      scope: 'jurisdictions',
+      jurisdictions,
+      duration: 'while the content is shown',
+    },
+    facts: {
+      categories: [{ category: 'banned_text', score: 1 }],
+      matches: [],
+      text: [],
+      sampleSeqs: [],
+      timeRange: { from: 0, to: 0 },
+    },
     basis: { kind: 'own_initiative' },
     automated: { detection: true, decision: true },
     ground: { type: 'terms_of_service', clause: 'test', policyVersion: 'v', explanation: 'test' },
@@ -69,10 +88,18 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
   const heldAudio = new Map<string, CitedAudio[]>();
   const make = (): EvidenceRecorder =>
     new EvidenceRecorder({
-      sfu, dir: join(dir, 'default'), dirs: { SA: join(dir, 'sa') }, retentionMs: HOUR / 2, retention: { SA: HOUR, DE: 2 * HOUR },
-      beforeMs: 10_000, afterMs: 300, sweepMs: 0,
+      sfu,
+      dir: join(dir, 'default'),
+      dirs: { SA: join(dir, 'sa') },
+      retentionMs: HOUR / 2,
+      retention: { SA: HOUR, DE: 2 * HOUR },
+      beforeMs: 10_000,
+      afterMs: 300,
+      sweepMs: 0,
       citedAudio: (streamId, seqs) => heldAudio.get(streamId)?.filter((a) => seqs.includes(a.seq)),
-      audit: (b) => audit.push(b), now: () => now, mediaClock: () => mediaNow,
+      audit: (b) => audit.push(b),
+      now: () => now,
+      mediaClock: () => mediaNow,
     });
 
   before(async () => {
@@ -86,13 +113,26 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('the ring keeps 10 s from a keyframe; a SA+SE+DE statement gets a clip in SA\'s folder and one in the default folder', async () => {
+  test("the ring keeps 10 s from a keyframe; a SA+SE+DE statement gets a clip in SA's folder and one in the default folder", async () => {
     const frames = Array.from({ length: FPS * SECONDS }, (_, i) => rgbTestPattern(640, 360, i));
-    const video = await encodeVideo(frames, { codec: 'VP8', width: 640, height: 360, fps: FPS, bitrateKbps: 1000, keyframeInterval: 2 * FPS });
+    const video = await encodeVideo(frames, {
+      codec: 'VP8',
+      width: 640,
+      height: 360,
+      fps: FPS,
+      bitrateKbps: 1000,
+      keyframeInterval: 2 * FPS,
+    });
     const audio = await encodeAudio(sine48k(SECONDS));
     const memBefore = process.memoryUsage();
     // one stream's media on the test's clock, through the tap
-    const src = (kind: 'video' | 'audio') => ({ streamId: 'ev-1', trackId: `${kind}0`, kind, codec: kind === 'video' ? ('VP8' as const) : ('opus' as const), clockRate: kind === 'video' ? 90000 : 48000 });
+    const src = (kind: 'video' | 'audio') => ({
+      streamId: 'ev-1',
+      trackId: `${kind}0`,
+      kind,
+      codec: kind === 'video' ? ('VP8' as const) : ('opus' as const),
+      clockRate: kind === 'video' ? 90000 : 48000,
+    });
     let vseq = 0;
     let aseq = 0;
     let packets = 0;
@@ -100,12 +140,36 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
       for (const f of video) {
         if (f.ptsMs < mediaNow || f.ptsMs >= ms) continue;
         const parts = packetizeVp8(f.data);
-        parts.forEach((p, i) => stream.tap.offer(src('video'), { payloadType: 96, sequenceNumber: vseq++ & 0xffff, timestamp: (f.ptsMs * 90) >>> 0, marker: i === parts.length - 1, ssrc: 1 }, p, f.ptsMs));
+        parts.forEach((p, i) =>
+          stream.tap.offer(
+            src('video'),
+            {
+              payloadType: 96,
+              sequenceNumber: vseq++ & 0xffff,
+              timestamp: (f.ptsMs * 90) >>> 0,
+              marker: i === parts.length - 1,
+              ssrc: 1,
+            },
+            p,
+            f.ptsMs,
+          ),
+        );
         packets += parts.length;
       }
       for (const f of audio) {
         if (f.ptsMs < mediaNow || f.ptsMs >= ms) continue;
-        stream.tap.offer(src('audio'), { payloadType: 111, sequenceNumber: aseq++ & 0xffff, timestamp: (f.ptsMs * 48) >>> 0, marker: false, ssrc: 2 }, f.data, f.ptsMs);
+        stream.tap.offer(
+          src('audio'),
+          {
+            payloadType: 111,
+            sequenceNumber: aseq++ & 0xffff,
+            timestamp: (f.ptsMs * 48) >>> 0,
+            marker: false,
+            ssrc: 2,
+          },
+          f.data,
+          f.ptsMs,
+        );
         packets++;
       }
       mediaNow = ms;
@@ -115,7 +179,10 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
     for (let t = 500; t <= 13_000; t += 500) await feedUntil(t);
     const ring = rec.ringOf('ev-1')!;
     const mem = process.memoryUsage();
-    assert.ok(ring.spanMs >= 10_000 - 100 && ring.spanMs <= 12_000, `the ring spans 10 s back to a keyframe, at most a GOP more (${ring.spanMs} ms)`);
+    assert.ok(
+      ring.spanMs >= 10_000 - 100 && ring.spanMs <= 12_000,
+      `the ring spans 10 s back to a keyframe, at most a GOP more (${ring.spanMs} ms)`,
+    );
     const fedBytes = video.reduce((s, f) => s + f.data.length, 0) + audio.reduce((s, f) => s + f.data.length, 0);
     assert.ok(ring.bytes < fedBytes, 'older media left the ring');
 
@@ -124,7 +191,11 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
     const sa = refs.find((r) => r.jurisdiction === 'SA')!;
     const other = refs.find((r) => r.jurisdiction === 'default')!;
     assert.equal(sa.expiresAt, now + HOUR, "SA's retention");
-    assert.equal(other.expiresAt, now + 2 * HOUR, 'SE and DE share the default folder: the longer of their retentions (DE)');
+    assert.equal(
+      other.expiresAt,
+      now + 2 * HOUR,
+      'SE and DE share the default folder: the longer of their retentions (DE)',
+    );
     await feedUntil(14_000); // the "after" part: 300 ms of it is taken
     await rec.idle();
     const saClip = rec.get(sa.id)!;
@@ -135,24 +206,36 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
     assert.deepEqual(d.codecs, [AV_CODEC_ID_VP8, AV_CODEC_ID_OPUS], 'VP8 and Opus, as sent: no transcoding');
     assert.ok(d.video >= 10 * FPS && d.video <= 12.5 * FPS, `10-12 s of pictures (${d.video})`);
     assert.ok(d.audio >= 10 * 50, `10 s of audio or more (${d.audio} packets)`);
-    console.log('[evidence] ring figures', JSON.stringify({
-      stream: '640x360 VP8 1 Mbps, keyframe every 2 s, Opus 20 ms',
-      ring,
-      packetsFed: packets,
-      payloadBytesPerSecond: Math.round((ring.bytes * 1000) / ring.spanMs),
-      heapDeltaBytes: mem.heapUsed - memBefore.heapUsed,
-      arrayBuffersDeltaBytes: mem.arrayBuffers - memBefore.arrayBuffers,
-      clipBytes: { sa: saClip.bytes, default: defClip.bytes },
-      clipPackets: d,
-    }));
-    assert.deepEqual(audit.filter((a) => a.type === 'evidence.stored').map((a) => a.clipId).sort(), [sa.id, other.id].sort());
+    console.log(
+      '[evidence] ring figures',
+      JSON.stringify({
+        stream: '640x360 VP8 1 Mbps, keyframe every 2 s, Opus 20 ms',
+        ring,
+        packetsFed: packets,
+        payloadBytesPerSecond: Math.round((ring.bytes * 1000) / ring.spanMs),
+        heapDeltaBytes: mem.heapUsed - memBefore.heapUsed,
+        arrayBuffersDeltaBytes: mem.arrayBuffers - memBefore.arrayBuffers,
+        clipBytes: { sa: saClip.bytes, default: defClip.bytes },
+        clipPackets: d,
+      }),
+    );
+    assert.deepEqual(
+      audit
+        .filter((a) => a.type === 'evidence.stored')
+        .map((a) => a.clipId)
+        .sort(),
+      [sa.id, other.id].sort(),
+    );
   });
 
   test('a restart keeps the clips; the sweep deletes each at the end of its retention, audited', async () => {
     rec.close();
     rec = make();
     assert.equal(rec.list({ streamId: 'ev-1' }).length, 2, 'both clips found again');
-    const [sa, def] = [rec.list().find((c) => c.ref.jurisdiction === 'SA')!, rec.list().find((c) => c.ref.jurisdiction === 'default')!];
+    const [sa, def] = [
+      rec.list().find((c) => c.ref.jurisdiction === 'SA')!,
+      rec.list().find((c) => c.ref.jurisdiction === 'default')!,
+    ];
     const saPath = rec.get(sa.ref.id)!.path;
     now += HOUR - 1;
     assert.equal(rec.sweep(), 0, 'nothing expired yet');
@@ -164,23 +247,45 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
     now += HOUR;
     assert.equal(rec.sweep(), 1);
     assert.equal(rec.list().length, 0);
-    assert.deepEqual(audit.filter((a) => a.type === 'evidence.deleted').map((a) => a.clipId), [sa.ref.id, def.ref.id]);
+    assert.deepEqual(
+      audit.filter((a) => a.type === 'evidence.deleted').map((a) => a.clipId),
+      [sa.ref.id, def.ref.id],
+    );
   });
 
   test('a statement citing an audio window keeps it as a WAV that decodes to 1 s of 16 kHz mono; the sweep deletes it', async () => {
     // a 1 s window at the samplers' rate (a 440 Hz tone), and one the statement does not cite
     const tone = new Float32Array(16_000).map((_, i) => 0.5 * Math.sin((2 * Math.PI * 440 * i) / 16_000));
-    heldAudio.set('ev-1', [{ seq: 41, sampleRate: 16_000, pcm: new Float32Array(16_000) }, { seq: 42, sampleRate: 16_000, pcm: tone }]);
+    heldAudio.set('ev-1', [
+      { seq: 41, sampleRate: 16_000, pcm: new Float32Array(16_000) },
+      { seq: 42, sampleRate: 16_000, pcm: tone },
+    ]);
     const mute = { ...statement('ev-1', ['DE']), id: 'sor_test_melody' };
     mute.restriction.action = 'mute_audio';
     mute.facts.sampleSeqs = [42];
     // a second of media in the (restarted) recorder's ring
-    const video = await encodeVideo(Array.from({ length: FPS }, (_, i) => rgbTestPattern(160, 90, i)), { codec: 'VP8', width: 160, height: 90, fps: FPS, keyframeInterval: FPS });
+    const video = await encodeVideo(
+      Array.from({ length: FPS }, (_, i) => rgbTestPattern(160, 90, i)),
+      { codec: 'VP8', width: 160, height: 90, fps: FPS, keyframeInterval: FPS },
+    );
     const t0 = mediaNow;
     let seq = 0;
     for (const f of video) {
       const parts = packetizeVp8(f.data);
-      parts.forEach((p, i) => stream.tap.offer({ streamId: 'ev-1', trackId: 'video0', kind: 'video', codec: 'VP8', clockRate: 90000 }, { payloadType: 96, sequenceNumber: seq++, timestamp: ((t0 + f.ptsMs) * 90) >>> 0, marker: i === parts.length - 1, ssrc: 1 }, p, t0 + f.ptsMs));
+      parts.forEach((p, i) =>
+        stream.tap.offer(
+          { streamId: 'ev-1', trackId: 'video0', kind: 'video', codec: 'VP8', clockRate: 90000 },
+          {
+            payloadType: 96,
+            sequenceNumber: seq++,
+            timestamp: ((t0 + f.ptsMs) * 90) >>> 0,
+            marker: i === parts.length - 1,
+            ssrc: 1,
+          },
+          p,
+          t0 + f.ptsMs,
+        ),
+      );
     }
     mediaNow = t0 + 1000;
     await new Promise((r) => setImmediate(r));
@@ -189,7 +294,11 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
     assert.ok(ref, 'the ring still holds media: a clip is kept');
     await rec.idle();
     const meta = rec.get(ref.id)!;
-    assert.deepEqual(meta.citedAudio.map((a) => ({ seq: a.seq, sampleRate: a.sampleRate, durationMs: a.durationMs })), [{ seq: 42, sampleRate: 16_000, durationMs: 1000 }], 'only the cited window');
+    assert.deepEqual(
+      meta.citedAudio.map((a) => ({ seq: a.seq, sampleRate: a.sampleRate, durationMs: a.durationMs })),
+      [{ seq: 42, sampleRate: 16_000, durationMs: 1000 }],
+      'only the cited window',
+    );
     const wavPath = join(meta.dir, meta.citedAudio[0]!.file);
     // FFmpeg reads it back: 16 kHz, mono, 16000 samples, the tone's level
     const fmt = new FormatContext();
@@ -213,7 +322,10 @@ describe('evidence clips: ring, per-jurisdiction storage and retention', { timeo
     assert.equal(samples.length / 2, 16_000, '1 s of samples');
     let peak = 0;
     for (let i = 0; i < samples.length; i += 2) peak = Math.max(peak, Math.abs(samples.readInt16LE(i)));
-    assert.ok(Math.abs(peak / 32767 - 0.5) < 0.01, `the tone as the models heard it (peak ${(peak / 32767).toFixed(3)})`);
+    assert.ok(
+      Math.abs(peak / 32767 - 0.5) < 0.01,
+      `the tone as the models heard it (peak ${(peak / 32767).toFixed(3)})`,
+    );
     now += 3 * HOUR;
     assert.equal(rec.sweep(), 1);
     assert.equal(existsSync(wavPath), false, 'the WAV goes with its clip');

@@ -40,7 +40,11 @@ describe('fresh start: npm start', () => {
   test('takes a WHIP publish with the printed publish token, refuses one without', async () => {
     const token = /publish token\s+(\S+)/.exec(node.output())?.[1];
     assert.ok(token, 'publish token printed');
-    const refused = await fetch(`${node.url}/whip/demo`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'v=0\r\n' });
+    const refused = await fetch(`${node.url}/whip/demo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: 'v=0\r\n',
+    });
     assert.equal(refused.status, 401);
     const clip = await syntheticClip({ codec: 'VP8', seconds: 1 });
     const pub = await WhipPublisher.connect({ url: `${node.url}/whip/demo`, token, ...clip });
@@ -70,7 +74,10 @@ describe('fresh start: npm start', () => {
       // Samplers and models are at work on this stream: its samples are being classified.
       const classified = async (): Promise<number> => {
         const text = await (await fetch(`${node.url}/metrics`)).text();
-        return [...text.matchAll(/^msfu_classified_samples_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+        return [...text.matchAll(/^msfu_classified_samples_total\{[^}]*\} (\d+)/gm)].reduce(
+          (n, m) => n + Number(m[1]),
+          0,
+        );
       };
       const before = await classified();
       let now = before;
@@ -78,7 +85,10 @@ describe('fresh start: npm start', () => {
         await sleep(100);
         now = await classified();
       }
-      assert.ok(now > before, `no sample of the live stream classified within 30 s (msfu_classified_samples_total ${now})`);
+      assert.ok(
+        now > before,
+        `no sample of the live stream classified within 30 s (msfu_classified_samples_total ${now})`,
+      );
       assert.equal(await node.stop(), 0, node.output());
     } finally {
       await pub.stop().catch(() => undefined);

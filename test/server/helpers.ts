@@ -38,9 +38,13 @@ export async function startRedis(port?: number, options: { aof?: boolean; dir?: 
   const p = port ?? (await freePort());
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'msfu-redis-'));
   const persistence = options.aof ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'];
-  const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(p), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 20_000);
@@ -91,22 +95,30 @@ const require = createRequire(import.meta.url);
 const WsCtor = require('ws') as new (url: string) => WsClient;
 
 /** Opens a WebSocket and collects JSON messages. Rejects with the HTTP status when the upgrade is refused. */
-export async function openEvents(url: string): Promise<{ ws: WsClient; messages: Record<string, unknown>[]; next(pred: (m: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>> }> {
+export async function openEvents(url: string): Promise<{
+  ws: WsClient;
+  messages: Record<string, unknown>[];
+  next(pred: (m: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+}> {
   const ws = new WsCtor(url);
   const messages: Record<string, unknown>[] = [];
-  const waiters: { pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }[] = [];
+  const waiters: { pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }[] =
+    [];
   ws.on('message', (data, isBinary) => {
     if (isBinary) return;
     const m = JSON.parse(data.toString()) as Record<string, unknown>;
     messages.push(m);
-    for (const w of [...waiters]) if (w.pred(m)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(m);
-    }
+    for (const w of [...waiters])
+      if (w.pred(m)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
   });
   await new Promise<void>((resolve, reject) => {
     ws.on('open', () => resolve());
-    ws.on('unexpected-response', (_req, res) => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { statusCode: res.statusCode })));
+    ws.on('unexpected-response', (_req, res) =>
+      reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { statusCode: res.statusCode })),
+    );
     ws.on('error', reject);
   });
   return {
@@ -116,7 +128,10 @@ export async function openEvents(url: string): Promise<{ ws: WsClient; messages:
       const found = messages.find(pred);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching message within ${timeoutMs} ms; got ${JSON.stringify(messages)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no matching message within ${timeoutMs} ms; got ${JSON.stringify(messages)}`)),
+          timeoutMs,
+        );
         waiters.push({ pred, resolve: (m) => (clearTimeout(timer), resolve(m)) });
       });
     },
@@ -138,7 +153,11 @@ export interface NodeProcess {
 }
 
 /** Spawns a server process and resolves once it prints "listening on URL". */
-export async function startNode(env: Record<string, string>, args: string[] = [], command: string[] = [process.execPath, '--import', 'tsx', 'server/main.ts']): Promise<NodeProcess> {
+export async function startNode(
+  env: Record<string, string>,
+  args: string[] = [],
+  command: string[] = [process.execPath, '--import', 'tsx', 'server/main.ts'],
+): Promise<NodeProcess> {
   const child = spawn(command[0], [...command.slice(1), ...args], {
     cwd: join(import.meta.dirname, '..', '..'),
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
@@ -203,7 +222,13 @@ export function statement(id: string, streamId = 's1'): StatementOfReasons {
     streamId,
     issuedAt: Date.now(),
     restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: 'until appeal' },
-    facts: { categories: [{ category: 'sexual_explicit', score: 0.97 }], matches: [], text: [], sampleSeqs: [1, 2], timeRange: { from: 1, to: 2 } },
+    facts: {
+      categories: [{ category: 'sexual_explicit', score: 0.97 }],
+      matches: [],
+      text: [],
+      sampleSeqs: [1, 2],
+      timeRange: { from: 1, to: 2 },
+    },
     basis: { kind: 'own_initiative' },
     automated: { detection: true, decision: true },
     ground: { type: 'terms_of_service', clause: 'ToS 4.2', policyVersion: 'v1', explanation: 'test' },
@@ -222,7 +247,15 @@ export function reviewItem(over: Partial<PolicyReviewItem> = {}): PolicyReviewIt
     policyVersion: 'v1',
     jurisdictions: ['DE'],
     categories: [{ category: 'sexual_suggestive', score: 0.55, bucket: 'amber' }],
-    evidence: { sampleSeqs: [], timeRange: { from: 1, to: 2 }, scores: [], matches: [], text: [], textContext: [], thumbnailRefs: [] },
+    evidence: {
+      sampleSeqs: [],
+      timeRange: { from: 1, to: 2 },
+      scores: [],
+      matches: [],
+      text: [],
+      textContext: [],
+      thumbnailRefs: [],
+    },
     proposedAction: 'blank_video',
     ...over,
   };

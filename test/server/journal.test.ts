@@ -20,11 +20,21 @@ test('journal: append, replay past a torn line, atomic rewrite, bytes, lazy crea
   assert.equal(j.bytes, statSync(path).size);
   // a crash mid-write leaves a partial last line: replay skips it, keeps the rest
   appendFileSync(path, '{"o":"e","id":"c"');
-  assert.deepEqual(Journal.read(path), [{ o: 'e', id: 'a' }, { o: 'e', id: 'b', body: 'line\nbreak' }]);
+  assert.deepEqual(Journal.read(path), [
+    { o: 'e', id: 'a' },
+    { o: 'e', id: 'b', body: 'line\nbreak' },
+  ]);
   j.rewrite([{ o: 's', seqs: { s1: 2 } }]);
   assert.equal(existsSync(`${path}.tmp`), false);
   j.append({ o: 'a', id: 'x', ep: 'e1' });
-  assert.deepEqual(Journal.read(path), [{ o: 's', seqs: { s1: 2 } }, { o: 'a', id: 'x', ep: 'e1' }], 'rows after a rewrite go to the new file');
+  assert.deepEqual(
+    Journal.read(path),
+    [
+      { o: 's', seqs: { s1: 2 } },
+      { o: 'a', id: 'x', ep: 'e1' },
+    ],
+    'rows after a rewrite go to the new file',
+  );
   assert.equal(j.bytes, readFileSync(path).length);
   j.close();
   assert.throws(() => j.append({}), /closed/);

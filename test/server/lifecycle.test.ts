@@ -16,10 +16,18 @@ const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n';
 
 async function makeServer() {
   const sfu = new FakeSfu();
-  const config = loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), moderation: false } });
+  const config = loadConfig({
+    env: {},
+    overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), moderation: false },
+  });
   const server = await buildServer(config, { sfu });
   const inject = async (method: 'POST', url: string, token: string, payload: unknown, sdp = false) =>
-    server.app.inject({ method, url, headers: { authorization: `Bearer ${token}`, ...(sdp ? { 'content-type': 'application/sdp' } : {}) }, payload: payload as string });
+    server.app.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${token}`, ...(sdp ? { 'content-type': 'application/sdp' } : {}) },
+      payload: payload as string,
+    });
   return { server, sfu, inject, [Symbol.asyncDispose]: () => server.close() };
 }
 
@@ -33,13 +41,22 @@ test('a manual gate survives the verdict changes that follow it', async () => {
   }
   const stream = h.sfu.getStream('s1') as FakeStream;
   const admin = await h.server.auth.sign({ role: 'admin' });
-  const r = await h.inject('POST', '/v1/streams/s1/gate', admin, { jurisdiction: 'DE', video: 'blank', reason: 'court order' });
+  const r = await h.inject('POST', '/v1/streams/s1/gate', admin, {
+    jurisdiction: 'DE',
+    video: 'blank',
+    reason: 'court order',
+  });
   assert.equal(r.statusCode, 200, r.body);
   assert.equal(stream.viewers.get('v-DE')?.gate.video, 'blank');
   // verdicts keep coming: green samples, then an amber one, then green again
   const scores = [0.6, 0.6, 0.6, 0.6, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05];
-  const decisions = scores.map((sexy, i) => h.server.enforcer.onSignal(signal(i + 1, { 'nsfw.sexy': sexy }, { streamId: 's1' }))).filter((o) => o.decision);
-  assert.ok(decisions.length >= 2, `the verdict changed and the enforcer re-gated the viewers (${decisions.length} decisions)`);
+  const decisions = scores
+    .map((sexy, i) => h.server.enforcer.onSignal(signal(i + 1, { 'nsfw.sexy': sexy }, { streamId: 's1' })))
+    .filter((o) => o.decision);
+  assert.ok(
+    decisions.length >= 2,
+    `the verdict changed and the enforcer re-gated the viewers (${decisions.length} decisions)`,
+  );
   assert.equal(stream.viewers.get('v-DE')?.gate.video, 'blank', 'the manual gate is still in force');
   assert.equal(stream.viewers.get('v-SE')?.gate.video, 'forward');
   // a late joiner of that jurisdiction is gated from its first frame too
@@ -61,7 +78,12 @@ test('an automated kill tells clients first, then ends the media, and says strea
   const seen: { type: string; state?: string; mediaStopped: boolean }[] = [];
   const emit = h.server.events.emit.bind(h.server.events);
   h.server.events.emit = (audience: EventAudience, message: EventMessage) => {
-    if (message.type === 'stream.killed' || message.type === 'stream.status') seen.push({ type: message.type, state: message.type === 'stream.status' ? message.state : undefined, mediaStopped: stream.closed });
+    if (message.type === 'stream.killed' || message.type === 'stream.status')
+      seen.push({
+        type: message.type,
+        state: message.type === 'stream.status' ? message.state : undefined,
+        mediaStopped: stream.closed,
+      });
     return emit(audience, message);
   };
   h.server.enforcer.onSignal(signal(1, {}, { streamId: 's1', matches: [badMatch] }));

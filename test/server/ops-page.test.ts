@@ -26,12 +26,23 @@ describe('ops console in Chromium', () => {
 
   before(async () => {
     sfu = new FakeSfu();
-    server = await buildServer(loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', heartbeatMs: 200, moderation: false } }), { sfu });
+    server = await buildServer(
+      loadConfig({
+        env: {},
+        overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', heartbeatMs: 200, moderation: false },
+      }),
+      { sfu },
+    );
     await server.listen();
     admin = await server.auth.sign({ role: 'admin', sub: 'ops-admin' });
     for (const id of ['cam1', 'cam2']) {
       const t = await server.auth.sign({ role: 'publisher', streamId: id });
-      const r = await server.app.inject({ method: 'POST', url: `/whip/${id}`, headers: { 'content-type': 'application/sdp', authorization: `Bearer ${t}` }, payload: SDP });
+      const r = await server.app.inject({
+        method: 'POST',
+        url: `/whip/${id}`,
+        headers: { 'content-type': 'application/sdp', authorization: `Bearer ${t}` },
+        payload: SDP,
+      });
       assert.equal(r.statusCode, 201);
     }
     // Real verdicts: signals through the enforcer (what the pipeline does).
@@ -63,12 +74,25 @@ describe('ops console in Chromium', () => {
         policyVersion: server.policies.current.version,
         jurisdictions: ['DE'],
         categories: [{ category: 'sexual_suggestive', score: 0.55, bucket: 'amber' }],
-        evidence: { sampleSeqs: [1], timeRange: { from: 1, to: 2 }, scores: [{ category: 'sexual_suggestive', score: 0.55 }], matches: [], text: [], textContext: [], thumbnailRefs: [] },
+        evidence: {
+          sampleSeqs: [1],
+          timeRange: { from: 1, to: 2 },
+          scores: [{ category: 'sexual_suggestive', score: 0.55 }],
+          matches: [],
+          text: [],
+          textContext: [],
+          thumbnailRefs: [],
+        },
         proposedAction: 'blank_video',
       },
       { thumbnail: `data:image/png;base64,${solidPng(64, 48, THUMB_RGB).toString('base64')}` },
     );
-    const k = await server.app.inject({ method: 'POST', url: '/v1/streams/cam2/kill', headers: { authorization: `Bearer ${admin}` }, payload: { reason: 'seeded kill', clause: 'ToS 9.9' } });
+    const k = await server.app.inject({
+      method: 'POST',
+      url: '/v1/streams/cam2/kill',
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { reason: 'seeded kill', clause: 'ToS 9.9' },
+    });
     assert.equal(k.statusCode, 202);
 
     // playwright gives every launch a fresh temporary profile (it refuses --user-data-dir).
@@ -98,22 +122,40 @@ describe('ops console in Chromium', () => {
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${server.url}/ops?token=${admin}`);
     // A flat line has a zero-height box, which playwright calls hidden: wait for it to exist.
-    await page.waitForSelector('.stream[data-stream="cam1"] svg.plot polyline.series', { state: 'attached', timeout: 30_000 });
+    await page.waitForSelector('.stream[data-stream="cam1"] svg.plot polyline.series', {
+      state: 'attached',
+      timeout: 30_000,
+    });
     await page.waitForSelector('.item[data-item="rev_ops_1"] img.thumb', { timeout: 30_000 });
     await page.waitForSelector('#decisions tr[data-decision] details.statement', { timeout: 30_000 });
-    await page.waitForFunction(() => document.getElementById('ws')?.textContent === 'events: live', undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => document.getElementById('ws')?.textContent === 'events: live', undefined, {
+      timeout: 30_000,
+    });
     // Thumbnail actually decoded by the browser.
-    assert.ok(await page.$eval('.item[data-item="rev_ops_1"] img.thumb', (img) => (img as HTMLImageElement).naturalWidth === 64));
-    const cats = await page.$$eval('.stream[data-stream="cam1"] polyline.series', (els) => els.map((e) => e.getAttribute('data-category')));
+    assert.ok(
+      await page.$eval(
+        '.item[data-item="rev_ops_1"] img.thumb',
+        (img) => (img as HTMLImageElement).naturalWidth === 64,
+      ),
+    );
+    const cats = await page.$$eval('.stream[data-stream="cam1"] polyline.series', (els) =>
+      els.map((e) => e.getAttribute('data-category')),
+    );
     assert.ok(cats.includes('sexual_suggestive'), `plotted categories: ${cats.join(',')}`);
-    assert.match(await page.textContent('.stream[data-stream="cam1"] .bucket') ?? '', /GREEN|AMBER|RED/);
+    assert.match((await page.textContent('.stream[data-stream="cam1"] .bucket')) ?? '', /GREEN|AMBER|RED/);
     // The killed stream's decision links its statement with the clause.
     await page.click('#decisions details.statement summary');
-    assert.match(await page.textContent('#decisions details.statement') ?? '', /ToS 9\.9/);
-    assert.match(await page.textContent('#depth') ?? '', /review queue: [1-9]/);
+    assert.match((await page.textContent('#decisions details.statement')) ?? '', /ToS 9\.9/);
+    assert.match((await page.textContent('#depth')) ?? '', /review queue: [1-9]/);
 
     // A few seconds of history, so the plotted line has some length.
-    await page.waitForFunction(() => (document.querySelector('.stream[data-stream="cam1"] polyline.series')?.getAttribute('points') ?? '').split(' ').length >= 4, undefined, { timeout: 30_000 });
+    await page.waitForFunction(
+      () =>
+        (document.querySelector('.stream[data-stream="cam1"] polyline.series')?.getAttribute('points') ?? '').split(' ')
+          .length >= 4,
+      undefined,
+      { timeout: 30_000 },
+    );
     const shot = await page.screenshot({ fullPage: true });
     const file = join(tmpdir(), `msfu-ops-${process.pid}.png`);
     writeFileSync(file, shot);
@@ -125,22 +167,36 @@ describe('ops console in Chromium', () => {
       assert.ok(box, selector);
       return decodePng(await page.screenshot({ clip: box }));
     };
-    assert.ok(countColor(await region('.item[data-item="rev_ops_1"] img.thumb'), THUMB_RGB, 30) > 1000, 'thumbnail pixels');
+    assert.ok(
+      countColor(await region('.item[data-item="rev_ops_1"] img.thumb'), THUMB_RGB, 30) > 1000,
+      'thumbnail pixels',
+    );
     assert.ok(countColor(await region('.kill-btn[data-stream="cam1"]'), KILL_RGB, 30) > 200, 'kill button pixels');
     const plotImg = await region('.stream[data-stream="cam1"] svg.plot');
-    const colors = await page.$$eval('.stream[data-stream="cam1"] polyline.series', (els) => els.map((e) => e.getAttribute('stroke') ?? ''));
-    const rgb = (hex: string): [number, number, number] => [parseInt(hex.slice(1, 3), 16), parseInt(hex.slice(3, 5), 16), parseInt(hex.slice(5, 7), 16)];
-    assert.ok(colors.some((c) => countColor(plotImg, rgb(c), 40) > 60), `plot lines painted (${colors.join(',')})`);
+    const colors = await page.$$eval('.stream[data-stream="cam1"] polyline.series', (els) =>
+      els.map((e) => e.getAttribute('stroke') ?? ''),
+    );
+    const rgb = (hex: string): [number, number, number] => [
+      parseInt(hex.slice(1, 3), 16),
+      parseInt(hex.slice(3, 5), 16),
+      parseInt(hex.slice(5, 7), 16),
+    ];
+    assert.ok(
+      colors.some((c) => countColor(plotImg, rgb(c), 40) > 60),
+      `plot lines painted (${colors.join(',')})`,
+    );
     assert.deepEqual(errors, []);
   });
 
   test('claim and resolve from the console; kill button kills through the API', async () => {
     await page.click('.item[data-item="rev_ops_1"] .claim-btn');
     await page.waitForFunction(async () => true);
-    for (let i = 0; i < 50 && (await server.store.getReview('rev_ops_1'))?.status !== 'claimed'; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && (await server.store.getReview('rev_ops_1'))?.status !== 'claimed'; i++)
+      await new Promise((r) => setTimeout(r, 100));
     assert.equal((await server.store.getReview('rev_ops_1'))?.claim?.reviewer, 'ops-admin');
     await page.click('.item[data-item="rev_ops_1"] .resolve-btn[data-outcome="uphold"]');
-    for (let i = 0; i < 50 && (await server.store.getReview('rev_ops_1'))?.status !== 'resolved'; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && (await server.store.getReview('rev_ops_1'))?.status !== 'resolved'; i++)
+      await new Promise((r) => setTimeout(r, 100));
     assert.equal((await server.store.getReview('rev_ops_1'))?.resolution?.outcome, 'uphold');
     await page.waitForSelector('.item[data-item="rev_ops_1"]', { state: 'detached', timeout: 30_000 });
 
@@ -149,7 +205,11 @@ describe('ops console in Chromium', () => {
     for (let i = 0; i < 50 && sfu.getStream('cam1'); i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(sfu.getStream('cam1'), undefined, 'stream closed');
     const decisions = await server.store.listDecisions({ streamId: 'cam1' });
-    assert.ok(decisions.some((d) => d.action === 'kill_stream' && d.note === 'killed from the console' && d.actor === 'ops-admin'));
+    assert.ok(
+      decisions.some(
+        (d) => d.action === 'kill_stream' && d.note === 'killed from the console' && d.actor === 'ops-admin',
+      ),
+    );
     await page.waitForSelector('.resume-btn[data-stream="cam1"]', { timeout: 30_000 });
   });
 });

@@ -12,8 +12,31 @@ while (await inner.ping()) await new Promise((r) => setTimeout(r, 50));
 for (let i = 0; i < Number(n); i++) {
   const sid = `sor_of_${i}`;
   const ignore = (p: Promise<unknown>): void => void p.catch(() => undefined);
-  ignore(store.putStatement({ id: sid, streamId: `s${i}`, issuedAt: Date.now(), restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: 'd' }, facts: { categories: [], matches: [], text: [], sampleSeqs: [], timeRange: { from: 0, to: 0 } }, basis: { kind: 'own_initiative' }, automated: { detection: true, decision: true }, ground: { type: 'terms_of_service', clause: 'c', policyVersion: 'v', explanation: 'e' }, redress: { appealUrl: 'u', options: [] } }));
-  ignore(store.putDecision({ id: `dec_of_${i}`, streamId: `s${i}`, at: Date.now(), source: 'automated', bucket: 'red', action: 'kill_stream', jurisdictions: [], statementId: sid }));
+  ignore(
+    store.putStatement({
+      id: sid,
+      streamId: `s${i}`,
+      issuedAt: Date.now(),
+      restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: 'd' },
+      facts: { categories: [], matches: [], text: [], sampleSeqs: [], timeRange: { from: 0, to: 0 } },
+      basis: { kind: 'own_initiative' },
+      automated: { detection: true, decision: true },
+      ground: { type: 'terms_of_service', clause: 'c', policyVersion: 'v', explanation: 'e' },
+      redress: { appealUrl: 'u', options: [] },
+    }),
+  );
+  ignore(
+    store.putDecision({
+      id: `dec_of_${i}`,
+      streamId: `s${i}`,
+      at: Date.now(),
+      source: 'automated',
+      bucket: 'red',
+      action: 'kill_stream',
+      jurisdictions: [],
+      statementId: sid,
+    }),
+  );
   ignore(store.setBlock({ streamId: `s${i}`, reason: 'killed', statementId: sid, at: Date.now(), by: 'enforcer' }));
   ignore(store.appendAudit({ type: 'statement', i }));
   ignore(store.appendAudit({ type: 'decision', i }));

@@ -29,7 +29,16 @@ function writeAction(store: DurableStore, i: number): Promise<unknown>[] {
   const st = statement(`sor_of_${i}`, `s${i}`);
   return [
     store.putStatement(st),
-    store.putDecision({ id: `dec_of_${i}`, streamId: `s${i}`, at: Date.now(), source: 'automated', bucket: 'red', action: 'kill_stream', jurisdictions: ['global'], statementId: st.id }),
+    store.putDecision({
+      id: `dec_of_${i}`,
+      streamId: `s${i}`,
+      at: Date.now(),
+      source: 'automated',
+      bucket: 'red',
+      action: 'kill_stream',
+      jurisdictions: ['global'],
+      statementId: st.id,
+    }),
     store.setBlock({ streamId: `s${i}`, reason: 'killed', statementId: st.id, at: Date.now(), by: 'enforcer' }),
     store.appendAudit({ type: 'statement', streamId: `s${i}`, statementId: st.id }),
     store.appendAudit({ type: 'decision', streamId: `s${i}`, decisionId: `dec_of_${i}` }),
@@ -89,12 +98,22 @@ test('Redis killed while an action is recorded, restarted 10 s later from its AO
     const drainMs = performance.now() - t0;
     assert.equal(left, 0, 'outbox drained');
     const after = await counts(redis.url, prefix);
-    console.log(`# outbox: depth ${depth} records after 10 s without Redis (oldest ${aged.toFixed(1)} s), drained in ${drainMs.toFixed(0)} ms once Redis was back; store before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
-    assert.deepEqual(after, { statements: 20, decisions: 20, blocks: 20, audit: 40, review: 20, statementIndex: 20 }, 'every record of all 20 actions, each once');
+    console.log(
+      `# outbox: depth ${depth} records after 10 s without Redis (oldest ${aged.toFixed(1)} s), drained in ${drainMs.toFixed(0)} ms once Redis was back; store before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`,
+    );
+    assert.deepEqual(
+      after,
+      { statements: 20, decisions: 20, blocks: 20, audit: 40, review: 20, statementIndex: 20 },
+      'every record of all 20 actions, each once',
+    );
     const walk = await walkAuditChain(inner, KEY, { pageSize: 7 });
     assert.equal(walk.ok, true, JSON.stringify(walk));
     assert.equal(walk.entries, 40);
-    assert.equal((await inner.getStatement('sor_of_15'))?.id, 'sor_of_15', 'a statement written during the outage is readable (its appeal URL answers)');
+    assert.equal(
+      (await inner.getStatement('sor_of_15'))?.id,
+      'sor_of_15',
+      'a statement written during the outage is readable (its appeal URL answers)',
+    );
     assert.equal(store.outboxStats().dropped.full + store.outboxStats().dropped.refused, 0);
   } finally {
     await store.close();
@@ -113,7 +132,10 @@ test('idempotent writes: a retried audit append returns its entry, a repeated pu
     assert.deepEqual(again, a);
     assert.equal((await store.readAudit()).length, 1);
     await store.putStatement(statement('sor_same'));
-    await store.putStatement({ ...statement('sor_same'), ground: { ...statement('sor_same').ground, clause: 'changed' } });
+    await store.putStatement({
+      ...statement('sor_same'),
+      ground: { ...statement('sor_same').ground, clause: 'changed' },
+    });
     assert.equal((await store.getStatement('sor_same'))?.ground.clause, 'ToS 4.2');
     assert.equal((await store.listStatements()).length, 1, 'indexed once');
     const item = reviewItem();
@@ -134,7 +156,11 @@ test('a node SIGKILLed with records in its outbox: the next process on the direc
   try {
     const { spawn } = await import('node:child_process');
     // a child takes 5 actions' records while Redis is away, then is SIGKILLed
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'outbox-writer.ts'), outboxDir, redis.url, '5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'outbox-writer.ts'), outboxDir, redis.url, '5'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     await until('the writer to connect', () => out.includes('connected'), 60_000);
@@ -150,7 +176,14 @@ test('a node SIGKILLed with records in its outbox: the next process on the direc
       assert.match(out, /written 30/);
       assert.equal(store.outboxStats().adopted, 30, 'all 30 records of the dead process adopted');
       assert.equal(await store.drain(20_000), 0);
-      assert.deepEqual(await counts(redis.url, prefix), { statements: 5, decisions: 5, blocks: 5, audit: 10, review: 5, statementIndex: 5 });
+      assert.deepEqual(await counts(redis.url, prefix), {
+        statements: 5,
+        decisions: 5,
+        blocks: 5,
+        audit: 10,
+        review: 5,
+        statementIndex: 5,
+      });
       assert.equal((await walkAuditChain(inner, KEY)).ok, true);
     } finally {
       await store.close();
@@ -167,7 +200,15 @@ test('Redis restarted empty: the chain alarm fires (backwards), the checkpoints 
   const outboxDir = mkdtempSync(join(tmpdir(), 'msfu-outbox-'));
   const alarms: AuditChainAlarm[] = [];
   const inner = await RedisStore.connect({ url: redis.url, prefix: 'wipe:', auditKey: KEY, commandTimeoutMs: 500 });
-  const store = await DurableStore.open({ inner, dir: outboxDir, nodeId: 'n3', storeId: 'test', checkpointEvery: 5, headCheckMs: 200, onAlarm: (a) => alarms.push(a) });
+  const store = await DurableStore.open({
+    inner,
+    dir: outboxDir,
+    nodeId: 'n3',
+    storeId: 'test',
+    checkpointEvery: 5,
+    headCheckMs: 200,
+    onAlarm: (a) => alarms.push(a),
+  });
   try {
     for (let i = 0; i < 12; i++) await store.appendAudit({ type: 't', i });
     assert.equal(store.checkpointFile.head()?.seq, 10, 'checkpoint every 5 entries');
@@ -179,7 +220,14 @@ test('Redis restarted empty: the chain alarm fires (backwards), the checkpoints 
     assert.equal(alarms[0]!.found.seq, 0);
     assert.ok(alarms[0]!.supersededFile, 'old checkpoints moved aside');
     // writes go on; no second alarm for the same incident
-    await until('an append after the restart', async () => (await store.appendAudit({ type: 'after' }).then(() => true, () => false)));
+    await until(
+      'an append after the restart',
+      async () =>
+        await store.appendAudit({ type: 'after' }).then(
+          () => true,
+          () => false,
+        ),
+    );
     await sleep(600);
     assert.equal(alarms.length, 1);
   } finally {
@@ -201,7 +249,14 @@ test('the chain head is checked at start: a store whose head is behind the last 
     await r.del('start:audit');
     r.disconnect();
     const alarms: AuditChainAlarm[] = [];
-    const again = await DurableStore.open({ inner: await RedisStore.connect({ url: redis.url, prefix: 'start:', auditKey: KEY }), dir: outboxDir, nodeId: 'n5', storeId: 'test', headCheckMs: 0, onAlarm: (a) => alarms.push(a) });
+    const again = await DurableStore.open({
+      inner: await RedisStore.connect({ url: redis.url, prefix: 'start:', auditKey: KEY }),
+      dir: outboxDir,
+      nodeId: 'n5',
+      storeId: 'test',
+      headCheckMs: 0,
+      onAlarm: (a) => alarms.push(a),
+    });
     await again.close();
     assert.equal(alarms.length, 1);
     assert.match(alarms[0]!.message, /went backwards/);
@@ -220,7 +275,10 @@ test('an audit entry changed directly in Redis (the stream rewritten, even with 
     // rewrite entry 17's body and re-chain everything after it, as someone with Redis access but without the key would
     const r = new Redis(redis.url);
     const rows = await r.xrange('tamper:audit', '-', '+');
-    const entries = rows.map(([, f]) => JSON.parse(f[1]!) as { seq: number; at: number; prevHash: string; hash: string; body: Record<string, unknown> });
+    const entries = rows.map(
+      ([, f]) =>
+        JSON.parse(f[1]!) as { seq: number; at: number; prevHash: string; hash: string; body: Record<string, unknown> },
+    );
     await r.del('tamper:audit');
     let prev: string | undefined;
     for (const e of entries) {
@@ -242,7 +300,13 @@ test('an audit entry changed directly in Redis (the stream rewritten, even with 
     const { spawnSync } = await import('node:child_process');
     const cli = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/audit-verify.ts'], {
       cwd: join(import.meta.dirname, '..', '..'),
-      env: { ...process.env, REDIS_URL: redis.url, REDIS_PREFIX: 'tamper:', AUDIT_HMAC_KEY: KEY, OUTBOX_DIR: join(tmpdir(), 'msfu-none-' + process.pid) },
+      env: {
+        ...process.env,
+        REDIS_URL: redis.url,
+        REDIS_PREFIX: 'tamper:',
+        AUDIT_HMAC_KEY: KEY,
+        OUTBOX_DIR: join(tmpdir(), 'msfu-none-' + process.pid),
+      },
       encoding: 'utf8',
       timeout: 60_000,
     });

@@ -41,19 +41,40 @@ test('video signals carry their frame reference; the newest frames give review t
   const moderator = {
     moderate: async (sample: VideoSample, emit: (s: Signals) => void) => {
       emit({
-        streamId: sample.streamId, trackId: sample.trackId, kind: 'video', sampleSeq: sample.seq, rtpTimestamp: sample.rtpTimestamp,
-        arrivedAt: sample.timings.arrivedAt, completedAt: sample.timings.readyAt, status: 'ok', scores: { sexual_suggestive: 0.5 },
-        matches: [], text: [], escalated: false, uncertain: false, models: [], timings: {},
+        streamId: sample.streamId,
+        trackId: sample.trackId,
+        kind: 'video',
+        sampleSeq: sample.seq,
+        rtpTimestamp: sample.rtpTimestamp,
+        arrivedAt: sample.timings.arrivedAt,
+        completedAt: sample.timings.readyAt,
+        status: 'ok',
+        scores: { sexual_suggestive: 0.5 },
+        matches: [],
+        text: [],
+        escalated: false,
+        uncertain: false,
+        models: [],
+        timings: {},
       } as unknown as Signals);
     },
     releaseStream() {},
   };
   const enforcer = { attachStream() {}, streamEnded() {}, onSignal: (s: Signals) => (seen.push(s), undefined) };
-  const pipeline = new ModerationPipeline({ sfu, samplers, moderator, enforcer, evidenceFrames: 3 } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
+  const pipeline = new ModerationPipeline({
+    sfu,
+    samplers,
+    moderator,
+    enforcer,
+    evidenceFrames: 3,
+  } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
 
   for (let seq = 1; seq <= 5; seq++) samplers.emit('sample', videoSample(seq, seq * 40));
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(seen.map((s) => s.thumbnailRef), ['frame:v:1', 'frame:v:2', 'frame:v:3', 'frame:v:4', 'frame:v:5']);
+  assert.deepEqual(
+    seen.map((s) => s.thumbnailRef),
+    ['frame:v:1', 'frame:v:2', 'frame:v:3', 'frame:v:4', 'frame:v:5'],
+  );
 
   // the newest referenced frame that is still held wins; frames 1 and 2 are gone (3 kept)
   const url = pipeline.thumbnailFor('s1', ['frame:v:2', 'frame:v:4', 'frame:v:3']);
@@ -63,7 +84,11 @@ test('video signals carry their frame reference; the newest frames give review t
   const pic = decodeJpeg(jpeg);
   assert.deepEqual({ width: pic.width, height: pic.height }, { width: 64, height: 48 });
   pic.free();
-  assert.equal(pipeline.thumbnailFor('s1', ['frame:v:1', 'frame:v:2']), undefined, 'evicted frames give no (wrong) picture');
+  assert.equal(
+    pipeline.thumbnailFor('s1', ['frame:v:1', 'frame:v:2']),
+    undefined,
+    'evicted frames give no (wrong) picture',
+  );
   assert.equal(pipeline.thumbnailFor('other', ['frame:v:5']), undefined);
 
   stream.emit('close');
@@ -82,15 +107,38 @@ test("audio windows a statement cites are held for evidence: the newest few, and
   const samplers = Object.assign(new EventEmitter(), { push() {}, releaseStream() {} });
   const moderator = { moderate: async () => undefined, releaseStream() {} };
   const enforcer = { attachStream() {}, streamEnded() {}, onSignal: () => undefined };
-  const pipeline = new ModerationPipeline({ sfu, samplers, moderator, enforcer, evidenceAudio: 2 } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
+  const pipeline = new ModerationPipeline({
+    sfu,
+    samplers,
+    moderator,
+    enforcer,
+    evidenceAudio: 2,
+  } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
   const at = performance.timeOrigin + performance.now();
-  const window = (seq: number): AudioSample => ({ kind: 'audio', streamId: 's1', trackId: 'a', rtpTimestamp: seq * 48000, sampleRate: 16000, pcm: new Float32Array(16000).fill(seq / 10), seq, timings: { arrivedAt: at, queuedAt: at, decodedAt: at, readyAt: at } });
+  const window = (seq: number): AudioSample => ({
+    kind: 'audio',
+    streamId: 's1',
+    trackId: 'a',
+    rtpTimestamp: seq * 48000,
+    sampleRate: 16000,
+    pcm: new Float32Array(16000).fill(seq / 10),
+    seq,
+    timings: { arrivedAt: at, queuedAt: at, decodedAt: at, readyAt: at },
+  });
   for (let seq = 1; seq <= 3; seq++) samplers.emit('sample', window(seq));
   await new Promise((r) => setImmediate(r));
   const cited = pipeline.citedAudio('s1', [1, 3]);
-  assert.deepEqual(cited.map((a) => [a.seq, a.sampleRate, a.pcm.length, a.pcm[0]]), [[3, 16000, 16000, Math.fround(0.3)]], 'window 1 was let go (2 kept); window 3 as the models heard it');
+  assert.deepEqual(
+    cited.map((a) => [a.seq, a.sampleRate, a.pcm.length, a.pcm[0]]),
+    [[3, 16000, 16000, Math.fround(0.3)]],
+    'window 1 was let go (2 kept); window 3 as the models heard it',
+  );
   stream.emit('close');
-  assert.deepEqual(pipeline.citedAudio('s1', [2, 3]).map((a) => a.seq), [2, 3], "a closed stream's windows stay for its kill's statement");
+  assert.deepEqual(
+    pipeline.citedAudio('s1', [2, 3]).map((a) => a.seq),
+    [2, 3],
+    "a closed stream's windows stay for its kill's statement",
+  );
   assert.deepEqual(pipeline.citedAudio('other', [3]), []);
   pipeline.close();
 });

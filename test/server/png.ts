@@ -20,7 +20,12 @@ export function solidPng(width: number, height: number, rgb: [number, number, nu
   ihdr[9] = 2;
   const raw = Buffer.alloc((width * 3 + 1) * height);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) raw.set(rgb, y * (width * 3 + 1) + 1 + x * 3);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 export interface Image {
@@ -75,7 +80,10 @@ export function decodePng(buf: Buffer): Image {
       line[i] = (line[i] + add) & 0xff;
     }
     for (let x = 0; x < width; x++) {
-      out.set([line[x * bpp], line[x * bpp + 1], line[x * bpp + 2], bpp === 4 ? line[x * bpp + 3] : 255], (y * width + x) * 4);
+      out.set(
+        [line[x * bpp], line[x * bpp + 1], line[x * bpp + 2], bpp === 4 ? line[x * bpp + 3] : 255],
+        (y * width + x) * 4,
+      );
     }
     prev = line;
   }
@@ -86,7 +94,12 @@ export function decodePng(buf: Buffer): Image {
 export function countColor(img: Image, rgb: [number, number, number], tol = 40): number {
   let n = 0;
   for (let i = 0; i < img.pixels.length; i += 4) {
-    if (Math.abs(img.pixels[i] - rgb[0]) <= tol && Math.abs(img.pixels[i + 1] - rgb[1]) <= tol && Math.abs(img.pixels[i + 2] - rgb[2]) <= tol) n++;
+    if (
+      Math.abs(img.pixels[i] - rgb[0]) <= tol &&
+      Math.abs(img.pixels[i + 1] - rgb[1]) <= tol &&
+      Math.abs(img.pixels[i + 2] - rgb[2]) <= tol
+    )
+      n++;
   }
   return n;
 }

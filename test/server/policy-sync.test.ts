@@ -11,7 +11,18 @@ import { MemoryStore } from '../../server/store/memory.ts';
 import { FakeSfu } from '../sfu/fake.ts';
 
 const config = (nodeId: string) =>
-  loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'p'.repeat(40), moderation: false, nodeId, heartbeatMs: 100 } });
+  loadConfig({
+    env: {},
+    overrides: {
+      port: 0,
+      host: '127.0.0.1',
+      logLevel: 'silent',
+      authSecret: 'p'.repeat(40),
+      moderation: false,
+      nodeId,
+      heartbeatMs: 100,
+    },
+  });
 
 test('an activated policy outlives a restart and reaches a node that missed the message', async () => {
   const store = new MemoryStore();
@@ -22,7 +33,12 @@ test('an activated policy outlives a restart and reaches a node that missed the 
     await using one = await buildServer(config('n1'), { sfu: new FakeSfu(), store });
     const dirVersion = one.policies.current.version;
     const admin = await one.auth.sign({ role: 'admin', sub: 'ops' });
-    const r = await one.app.inject({ method: 'POST', url: '/v1/policies/activate', headers: { authorization: `Bearer ${admin}` }, payload: { files: edited, force: true } });
+    const r = await one.app.inject({
+      method: 'POST',
+      url: '/v1/policies/activate',
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { files: edited, force: true },
+    });
     assert.equal(r.statusCode, 200, r.body);
     activated = (r.json() as { version: string }).version;
     assert.notEqual(activated, dirVersion);

@@ -9,7 +9,11 @@ import { startNode } from './helpers.ts';
 const BASE_ENV = { MODERATION: 'false', SFU_ENGINE: 'werift', LOG_LEVEL: 'info' };
 
 test('an unhandled promise rejection is logged and counted; the server keeps running', async () => {
-  const node = await startNode({ ...BASE_ENV }, [], [process.execPath, '--import', 'tsx', '--import', './test/server/stray-rejection.ts', 'server/main.ts']);
+  const node = await startNode(
+    { ...BASE_ENV },
+    [],
+    [process.execPath, '--import', 'tsx', '--import', './test/server/stray-rejection.ts', 'server/main.ts'],
+  );
   try {
     const deadline = Date.now() + 20_000;
     while (!node.output().includes('unhandled promise rejection')) {
@@ -39,7 +43,11 @@ test('production mode prints no token, and tokens in request URLs are redacted i
     assert.match(node.output(), /access_token=\*\*\*/, 'the request was logged, redacted');
     assert.ok(!node.output().includes(secret), 'the token never reaches the log');
     // anonymous viewers are off in production
-    const r = await fetch(`${node.url}/whep/x`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'v=0\r\n' });
+    const r = await fetch(`${node.url}/whep/x`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: 'v=0\r\n',
+    });
     assert.equal(r.status, 401);
   } finally {
     await node.stop();

@@ -50,15 +50,30 @@ function suite(name: string, nodes: () => Promise<[Node, Node]>, closeAll: () =>
     });
     after(closeAll);
     const req = (node: Node, method: 'GET' | 'POST' | 'DELETE', url: string, token: string, payload?: unknown) =>
-      node.server.app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, ...(payload === undefined ? {} : { payload: payload as object }) });
+      node.server.app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${token}` },
+        ...(payload === undefined ? {} : { payload: payload as object }),
+      });
     const audit = async (node: Node): Promise<AuditEntry[]> => {
       await node.server.store.flush();
       return node.server.store.readAudit({ limit: 10_000 });
     };
 
     test('a lower global red threshold in the shadow: the kill it would have made is reported, the stream stays live', async () => {
-      assert.equal((await req(one, 'POST', '/v1/policies/shadow', reviewer, { thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }] })).statusCode, 403, 'admins only');
-      const started = await req(one, 'POST', '/v1/policies/shadow', admin, { thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }] });
+      assert.equal(
+        (
+          await req(one, 'POST', '/v1/policies/shadow', reviewer, {
+            thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }],
+          })
+        ).statusCode,
+        403,
+        'admins only',
+      );
+      const started = await req(one, 'POST', '/v1/policies/shadow', admin, {
+        thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }],
+      });
       assert.equal(started.statusCode, 200, started.body);
       const candidate = started.json().version as string;
       assert.ok(started.json().changes.some((c: { path: string }) => c.path === 'global.sexual_explicit.red'));
@@ -71,8 +86,12 @@ function suite(name: string, nodes: () => Promise<[Node, Node]>, closeAll: () =>
       const streams = [one.sfu.add('sh-one'), two.sfu.add('sh-two')];
       const t0 = Date.now();
       for (let i = 1; i <= 10; i++) {
-        one.server.enforcer.onSignal(signal(i, { sexual_explicit: 0.75 }, { streamId: 'sh-one', arrivedAt: t0 + i, completedAt: t0 + i }));
-        two.server.enforcer.onSignal(signal(i, { sexual_explicit: 0.75 }, { streamId: 'sh-two', arrivedAt: t0 + i, completedAt: t0 + i }));
+        one.server.enforcer.onSignal(
+          signal(i, { sexual_explicit: 0.75 }, { streamId: 'sh-one', arrivedAt: t0 + i, completedAt: t0 + i }),
+        );
+        two.server.enforcer.onSignal(
+          signal(i, { sexual_explicit: 0.75 }, { streamId: 'sh-two', arrivedAt: t0 + i, completedAt: t0 + i }),
+        );
       }
       for (const s of streams) assert.equal(s.closeReason, undefined, `${s.id}: the shadow enforces nothing`);
       assert.equal(one.server.enforcer.verdictOf('sh-one')?.kill, false);
@@ -87,15 +106,25 @@ function suite(name: string, nodes: () => Promise<[Node, Node]>, closeAll: () =>
       const cell = report.report?.jurisdictions.global?.sexual_explicit;
       assert.equal(cell?.shadowOnly.kill, 2);
       assert.deepEqual(cell?.examples.map((e) => e.streamId).sort(), ['sh-one', 'sh-two']);
-      assert.ok(cell?.examples.every((e) => e.sampleSeqs.length >= 3 && e.score >= 0.6), JSON.stringify(cell?.examples));
+      assert.ok(
+        cell?.examples.every((e) => e.sampleSeqs.length >= 3 && e.score >= 0.6),
+        JSON.stringify(cell?.examples),
+      );
       // and the reverse: the blanks the active policy applied that the candidate's kill would have replaced
       assert.ok((report.report?.activeOnly.blank ?? 0) >= 2, JSON.stringify(report.report?.activeOnly));
       assert.ok((report.report?.jurisdictions.default?.sexual_explicit?.activeOnly.blank ?? 0) >= 2);
 
       const metrics = await one.server.app.inject({ method: 'GET', url: '/metrics' });
-      assert.match(metrics.body, /msfu_shadow_differences_total\{side="shadow_only",outcome="kill"\} 1\b/, 'this node counts its own stream');
+      assert.match(
+        metrics.body,
+        /msfu_shadow_differences_total\{side="shadow_only",outcome="kill"\} 1\b/,
+        'this node counts its own stream',
+      );
       // more samples of the same do not count the same kill again
-      for (let i = 11; i <= 14; i++) one.server.enforcer.onSignal(signal(i, { sexual_explicit: 0.75 }, { streamId: 'sh-one', arrivedAt: t0 + i, completedAt: t0 + i }));
+      for (let i = 11; i <= 14; i++)
+        one.server.enforcer.onSignal(
+          signal(i, { sexual_explicit: 0.75 }, { streamId: 'sh-one', arrivedAt: t0 + i, completedAt: t0 + i }),
+        );
       await one.server.store.flush();
       assert.equal((await req(one, 'GET', '/v1/policies/shadow/report', reviewer)).json().report.shadowOnly.kill, 2);
 
@@ -109,7 +138,9 @@ function suite(name: string, nodes: () => Promise<[Node, Node]>, closeAll: () =>
       assert.equal(kept.report.shadowOnly.kill, 2, 'the report of a stopped run stays readable');
 
       const entries = await audit(one);
-      const startedEntry = entries.find((e) => e.body.type === 'policy.shadow_started' && e.body.candidateVersion === candidate);
+      const startedEntry = entries.find(
+        (e) => e.body.type === 'policy.shadow_started' && e.body.candidateVersion === candidate,
+      );
       assert.equal(startedEntry?.body.by, 'policy-owner');
       assert.ok(entries.some((e) => e.body.type === 'policy.shadow_stopped' && e.body.candidateVersion === candidate));
     });
@@ -119,19 +150,38 @@ function suite(name: string, nodes: () => Promise<[Node, Node]>, closeAll: () =>
       const checked = one.server.policies.checkShadow({ thresholds });
       assert.ok(checked.ok);
       // written to the store only: no control message
-      await one.server.store.setShadowPolicy({ version: checked.policy.version, activeVersion: checked.activeVersion, thresholds, by: 'another-node', at: Date.now() });
-      await until(() => two.server.policies.shadow?.version === checked.policy.version, 'the second node to start the run from the store');
+      await one.server.store.setShadowPolicy({
+        version: checked.policy.version,
+        activeVersion: checked.activeVersion,
+        thresholds,
+        by: 'another-node',
+        at: Date.now(),
+      });
+      await until(
+        () => two.server.policies.shadow?.version === checked.policy.version,
+        'the second node to start the run from the store',
+      );
       await one.server.store.setShadowPolicy(undefined);
-      await until(() => two.server.policies.shadow === undefined && one.server.policies.shadow === undefined, 'both nodes to stop it from the store');
+      await until(
+        () => two.server.policies.shadow === undefined && one.server.policies.shadow === undefined,
+        'both nodes to stop it from the store',
+      );
     });
 
     test('bad candidates are refused: both kinds at once, a rule the policy lacks, broken files', async () => {
-      const both = await req(one, 'POST', '/v1/policies/shadow', admin, { thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }], files: [{ filename: 'a.yaml', text: 'x' }] });
+      const both = await req(one, 'POST', '/v1/policies/shadow', admin, {
+        thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }],
+        files: [{ filename: 'a.yaml', text: 'x' }],
+      });
       assert.equal(both.statusCode, 400, both.body);
-      const missing = await req(one, 'POST', '/v1/policies/shadow', admin, { thresholds: [{ jurisdiction: 'global', category: 'profanity', red: 0.5 }] });
+      const missing = await req(one, 'POST', '/v1/policies/shadow', admin, {
+        thresholds: [{ jurisdiction: 'global', category: 'profanity', red: 0.5 }],
+      });
       assert.equal(missing.statusCode, 400, missing.body);
       assert.equal(missing.json().code, 'POL_ERR_REFERENCE');
-      const broken = await req(one, 'POST', '/v1/policies/shadow', admin, { files: [{ filename: 'bad.yaml', text: 'kind: nope' }] });
+      const broken = await req(one, 'POST', '/v1/policies/shadow', admin, {
+        files: [{ filename: 'bad.yaml', text: 'kind: nope' }],
+      });
       assert.ok(broken.statusCode >= 400 && broken.statusCode < 500, broken.body);
       assert.match(broken.json().code, /^POL_ERR_/);
       assert.equal(one.server.policies.shadow, undefined);
@@ -156,7 +206,10 @@ function suite(name: string, nodes: () => Promise<[Node, Node]>, closeAll: () =>
       assert.equal(act.json().forced, false);
       assert.equal(act.json().shadowReport.freshness, 'fresh');
       assert.equal(one.server.policies.shadow, undefined, 'the activated candidate left the shadow');
-      await until(() => two.server.policies.current.version === act.json().version && two.server.policies.shadow === undefined, 'the second node to activate it');
+      await until(
+        () => two.server.policies.current.version === act.json().version && two.server.policies.shadow === undefined,
+        'the second node to activate it',
+      );
 
       // back to the directory: no shadow report for it -> force
       const forced = await req(one, 'POST', '/v1/policies/activate', admin, { force: true });
@@ -170,7 +223,11 @@ function suite(name: string, nodes: () => Promise<[Node, Node]>, closeAll: () =>
       // a report against another active policy is stale
       const b = edit('candidate b');
       assert.equal((await req(one, 'POST', '/v1/policies/shadow', admin, { files: b })).statusCode, 200);
-      assert.equal((await req(one, 'POST', '/v1/policies/activate', admin, { files: edit('candidate c'), force: true })).statusCode, 200);
+      assert.equal(
+        (await req(one, 'POST', '/v1/policies/activate', admin, { files: edit('candidate c'), force: true }))
+          .statusCode,
+        200,
+      );
       const stale = await req(one, 'POST', '/v1/policies/activate', admin, { files: b });
       assert.equal(stale.statusCode, 409, stale.body);
       assert.match(stale.json().message, /shadow report against/);
@@ -182,7 +239,19 @@ function suite(name: string, nodes: () => Promise<[Node, Node]>, closeAll: () =>
 }
 
 const config = (nodeId: string, extra: Record<string, unknown> = {}) =>
-  loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 's'.repeat(40), moderation: false, nodeId, heartbeatMs: 200, ...extra } });
+  loadConfig({
+    env: {},
+    overrides: {
+      port: 0,
+      host: '127.0.0.1',
+      logLevel: 'silent',
+      authSecret: 's'.repeat(40),
+      moderation: false,
+      nodeId,
+      heartbeatMs: 200,
+      ...extra,
+    },
+  });
 
 {
   const opened: Server[] = [];

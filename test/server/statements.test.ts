@@ -23,10 +23,25 @@ const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n';
 
 async function makeServer(overrides: Record<string, unknown> = {}) {
   const sfu = new FakeSfu();
-  const config = loadConfig({ env: {}, overrides: { port: 0, host: '127.0.0.1', logLevel: 'silent', authSecret: 'x'.repeat(40), moderation: false, ...overrides } });
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      port: 0,
+      host: '127.0.0.1',
+      logLevel: 'silent',
+      authSecret: 'x'.repeat(40),
+      moderation: false,
+      ...overrides,
+    },
+  });
   const server = await buildServer(config, { sfu });
   const inject = async (method: 'GET' | 'POST', url: string, token: string, payload?: unknown, sdp = false) =>
-    server.app.inject({ method, url, headers: { authorization: `Bearer ${token}`, ...(sdp ? { 'content-type': 'application/sdp' } : {}) }, ...(payload !== undefined ? { payload: payload as string } : {}) });
+    server.app.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${token}`, ...(sdp ? { 'content-type': 'application/sdp' } : {}) },
+      ...(payload !== undefined ? { payload: payload as string } : {}),
+    });
   return { server, sfu, inject, [Symbol.asyncDispose]: () => server.close() };
 }
 
@@ -64,9 +79,19 @@ test('an operator gate after a notice, its appeal granted; a kill on own initiat
   for (const seq of [1, 2, 3]) h.server.enforcer.onSignal(signal(seq, { 'nsfw.sexy': 0.05 }, { streamId: 's1' }));
 
   // validation: a notice needs its id; a category must be the policy's
-  const noId = await h.inject('POST', '/v1/streams/s1/gate', admin, { jurisdiction: 'DE', video: 'blank', reason: 'x', basis: { kind: 'notice' } });
+  const noId = await h.inject('POST', '/v1/streams/s1/gate', admin, {
+    jurisdiction: 'DE',
+    video: 'blank',
+    reason: 'x',
+    basis: { kind: 'notice' },
+  });
   assert.equal(noId.statusCode, 400, noId.body);
-  const unknown = await h.inject('POST', '/v1/streams/s1/gate', admin, { jurisdiction: 'DE', video: 'blank', reason: 'x', category: 'no_such_category' });
+  const unknown = await h.inject('POST', '/v1/streams/s1/gate', admin, {
+    jurisdiction: 'DE',
+    video: 'blank',
+    reason: 'x',
+    category: 'no_such_category',
+  });
   assert.equal(unknown.statusCode, 400, unknown.body);
   assert.match(unknown.json().message, /no_such_category is not in the policy/);
   assert.equal(stream.viewers.get('v-DE')?.gate.video, 'forward', 'a refused gate changes nothing');
@@ -93,7 +118,9 @@ test('an operator gate after a notice, its appeal granted; a kill on own initiat
     assert.deepEqual(st.facts.sampleSeqs, [1, 2, 3]);
   }
   assert.deepEqual(stream.viewers.get('v-DE')?.gate, { video: 'blank', audio: 'mute' });
-  const audit = (await h.inject('GET', '/v1/audit?limit=1000', admin)).json().entries as { body: { type: string; statementIds?: string[] } }[];
+  const audit = (await h.inject('GET', '/v1/audit?limit=1000', admin)).json().entries as {
+    body: { type: string; statementIds?: string[] };
+  }[];
   assert.deepEqual(audit.find((e) => e.body.type === 'gate.manual')?.body.statementIds, [blank.id, mute.id]);
 
   // the streamer appeals the blank; granted: the DE video comes back, the mute stays
@@ -104,7 +131,11 @@ test('an operator gate after a notice, its appeal granted; a kill on own initiat
   await atAppealUrl(h, granted.statement, pub);
   assert.equal(granted.statement.restriction.action, 'allow');
   assert.deepEqual(granted.statement.basis, blank.basis, 'the outcome says what the decision followed');
-  assert.deepEqual(stream.viewers.get('v-DE')?.gate, { video: 'forward', audio: 'mute' }, 'the granted appeal lifted the manual blank only');
+  assert.deepEqual(
+    stream.viewers.get('v-DE')?.gate,
+    { video: 'forward', audio: 'mute' },
+    'the granted appeal lifted the manual blank only',
+  );
   assert.deepEqual(stream.viewers.get('v-SE')?.gate, { video: 'forward', audio: 'forward' });
 
   // an amber review that clears: the streamer is told why nothing was restricted
@@ -117,7 +148,15 @@ test('an operator gate after a notice, its appeal granted; a kill on own initiat
     policyVersion: h.server.policies.current.version,
     jurisdictions: ['DE'],
     categories: [{ category: 'sexual_suggestive', score: 0.55, bucket: 'amber' }],
-    evidence: { sampleSeqs: [3], timeRange: { from: 1, to: 2 }, scores: [{ category: 'sexual_suggestive', score: 0.55 }], matches: [], text: [], textContext: [], thumbnailRefs: [] },
+    evidence: {
+      sampleSeqs: [3],
+      timeRange: { from: 1, to: 2 },
+      scores: [{ category: 'sexual_suggestive', score: 0.55 }],
+      matches: [],
+      text: [],
+      textContext: [],
+      thumbnailRefs: [],
+    },
     proposedAction: 'blank_video',
   };
   await h.server.control.enqueueReview(item);
@@ -162,22 +201,36 @@ test('an operator gate after a notice, its appeal granted; a kill on own initiat
 test('a kill issued on the node that does not hold the stream cites the samples the holder reported at its heartbeat (real Redis, two servers)', async () => {
   const redis = await startRedis();
   const dir = mkdtempSync(join(tmpdir(), 'msfu-stm-'));
-  const common = { redisUrl: redis.url, redisPrefix: `stm${process.pid}:`, heartbeatMs: 200, evidence: false, webhookDir: join(dir, 'wh') };
+  const common = {
+    redisUrl: redis.url,
+    redisPrefix: `stm${process.pid}:`,
+    heartbeatMs: 200,
+    evidence: false,
+    webhookDir: join(dir, 'wh'),
+  };
   try {
     await using holder = await makeServer({ ...common, nodeId: 'node-a', outboxDir: join(dir, 'a') });
     await using other = await makeServer({ ...common, nodeId: 'node-b', outboxDir: join(dir, 'b') });
     const pub = await holder.server.auth.sign({ role: 'publisher', streamId: 'r1', sub: 'streamer-r1' });
     const admin = await holder.server.auth.sign({ role: 'admin', sub: 'root' });
     assert.equal((await holder.inject('POST', '/whip/r1', pub, SDP, true)).statusCode, 201);
-    for (const seq of [4, 5, 6]) holder.server.enforcer.onSignal(signal(seq, { 'nsfw.sexy': 0.05 }, { streamId: 'r1' }));
+    for (const seq of [4, 5, 6])
+      holder.server.enforcer.onSignal(signal(seq, { 'nsfw.sexy': 0.05 }, { streamId: 'r1' }));
     const until = Date.now() + 15_000;
     for (;;) {
-      const r = (await other.inject('GET', '/v1/streams/r1', admin)).json() as { local?: boolean; evidence?: { sampleSeqs: number[] } };
+      const r = (await other.inject('GET', '/v1/streams/r1', admin)).json() as {
+        local?: boolean;
+        evidence?: { sampleSeqs: number[] };
+      };
       if (r.local === false && r.evidence?.sampleSeqs.length === 3) break;
-      if (Date.now() > until) throw new Error(`timed out waiting for the holder's heartbeat to report its samples: ${JSON.stringify(r)}`);
+      if (Date.now() > until)
+        throw new Error(`timed out waiting for the holder's heartbeat to report its samples: ${JSON.stringify(r)}`);
       await sleep(50);
     }
-    const kill = await other.inject('POST', '/v1/streams/r1/kill', admin, { reason: 'reported by a viewer', basis: { kind: 'notice', noticeId: 'ntc-r1' } });
+    const kill = await other.inject('POST', '/v1/streams/r1/kill', admin, {
+      reason: 'reported by a viewer',
+      basis: { kind: 'notice', noticeId: 'ntc-r1' },
+    });
     assert.equal(kill.statusCode, 202, kill.body);
     const st = kill.json().statement as StatementOfReasons;
     assert.deepEqual(statementGaps(st), [], JSON.stringify(st));
@@ -197,7 +250,13 @@ test('a kill issued on the node that does not hold the stream cites the samples 
 test('a granted appeal decided on one node lifts the manual gate on the node holding the stream, and is recorded once (real Redis, two servers)', async () => {
   const redis = await startRedis();
   const dir = mkdtempSync(join(tmpdir(), 'msfu-stm-'));
-  const common = { redisUrl: redis.url, redisPrefix: `stm2${process.pid}:`, heartbeatMs: 200, evidence: false, webhookDir: join(dir, 'wh') };
+  const common = {
+    redisUrl: redis.url,
+    redisPrefix: `stm2${process.pid}:`,
+    heartbeatMs: 200,
+    evidence: false,
+    webhookDir: join(dir, 'wh'),
+  };
   try {
     await using holder = await makeServer({ ...common, nodeId: 'node-a', outboxDir: join(dir, 'a') });
     await using other = await makeServer({ ...common, nodeId: 'node-b', outboxDir: join(dir, 'b') });
@@ -217,8 +276,18 @@ test('a granted appeal decided on one node lifts the manual gate on the node hol
       }
     };
     for (const seq of [1, 2]) holder.server.enforcer.onSignal(signal(seq, { 'nsfw.sexy': 0.05 }, { streamId: 'g2' }));
-    await waitFor("the holder's heartbeat to report its samples", async () => ((await other.inject('GET', '/v1/streams/g2', admin)).json() as { evidence?: { sampleSeqs: number[] } }).evidence?.sampleSeqs.length === 2);
-    const gate = await other.inject('POST', '/v1/streams/g2/gate', admin, { jurisdiction: 'DE', video: 'blank', reason: 'court order', basis: { kind: 'notice', noticeId: 'ntc-g2' } });
+    await waitFor(
+      "the holder's heartbeat to report its samples",
+      async () =>
+        ((await other.inject('GET', '/v1/streams/g2', admin)).json() as { evidence?: { sampleSeqs: number[] } })
+          .evidence?.sampleSeqs.length === 2,
+    );
+    const gate = await other.inject('POST', '/v1/streams/g2/gate', admin, {
+      jurisdiction: 'DE',
+      video: 'blank',
+      reason: 'court order',
+      basis: { kind: 'notice', noticeId: 'ntc-g2' },
+    });
     assert.equal(gate.statusCode, 200, gate.body);
     const [blank] = gate.json().statements as StatementOfReasons[];
     assert.ok(blank);
@@ -230,7 +299,9 @@ test('a granted appeal decided on one node lifts the manual gate on the node hol
     await waitFor('the holder to lift the blank', () => viewer.gate.video === 'forward');
     // both nodes have applied it; the decision's audit entry and statement were written by the deciding node only
     await sleep(300);
-    const entries = (await other.inject('GET', '/v1/audit?limit=1000', admin)).json().entries as { body: { type: string; decision?: { id: string } } }[];
+    const entries = (await other.inject('GET', '/v1/audit?limit=1000', admin)).json().entries as {
+      body: { type: string; decision?: { id: string } };
+    }[];
     const ofDecision = entries.filter((e) => e.body.type === 'review.decision' && e.body.decision?.id === granted.id);
     assert.equal(ofDecision.length, 1, 'one review.decision audit entry for the decision');
     for (const h of [holder, other]) await atAppealUrl(h, granted.statement, pub);

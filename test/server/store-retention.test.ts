@@ -13,14 +13,19 @@ import { SrvError } from '../../server/errors.ts';
 import { ServerMetrics } from '../../server/metrics.ts';
 import { reviewItem, startRedis, type RedisProcess } from './helpers.ts';
 
-
 function statement(id: string, streamId: string): StatementOfReasons {
   return {
     id,
     streamId,
     issuedAt: Date.now(),
     restriction: { action: 'kill_stream', scope: 'stream', jurisdictions: [], duration: 'until appeal' },
-    facts: { categories: [{ category: 'sexual_explicit', score: 0.97 }], matches: [], text: [], sampleSeqs: [1], timeRange: { from: 1, to: 2 } },
+    facts: {
+      categories: [{ category: 'sexual_explicit', score: 0.97 }],
+      matches: [],
+      text: [],
+      sampleSeqs: [1],
+      timeRange: { from: 1, to: 2 },
+    },
     basis: { kind: 'own_initiative' },
     automated: { detection: true, decision: true },
     ground: { type: 'terms_of_service', clause: 'ToS 4.2', policyVersion: 'v1', explanation: 'test' },
@@ -55,13 +60,23 @@ describe('MemoryStore retention', () => {
     const next = await store.appendAudit({ i: 250 });
     assert.equal(next.seq, 251);
     assert.equal(next.prevHash, all.at(-1)?.hash);
-    assert.deepEqual((await store.readAudit({ afterSeq: 249 })).map((e) => e.seq), [250, 251]);
+    assert.deepEqual(
+      (await store.readAudit({ afterSeq: 249 })).map((e) => e.seq),
+      [250, 251],
+    );
     await store.close();
   });
 
   test('thumbnails: resolved items lose theirs first, then the oldest open amber items; an appeal keeps its', async () => {
-    const store = new MemoryStore({ retention: { maxThumbnailBytes: 3 * THUMB.length }, pruneIntervalMs: 0, now: clock });
-    const appeal = await store.enqueueReview(reviewItem({ streamId: 'th', type: 'appeal', priority: 10, createdAt: 1 }), { thumbnail: THUMB });
+    const store = new MemoryStore({
+      retention: { maxThumbnailBytes: 3 * THUMB.length },
+      pruneIntervalMs: 0,
+      now: clock,
+    });
+    const appeal = await store.enqueueReview(
+      reviewItem({ streamId: 'th', type: 'appeal', priority: 10, createdAt: 1 }),
+      { thumbnail: THUMB },
+    );
     const a = await store.enqueueReview(reviewItem({ streamId: 'th', createdAt: 2 }), { thumbnail: THUMB });
     const b = await store.enqueueReview(reviewItem({ streamId: 'th', createdAt: 3 }), { thumbnail: THUMB });
     await resolve(store, b.id);
@@ -80,7 +95,11 @@ describe('MemoryStore retention', () => {
   });
 
   test('age: a resolved thumbnail goes after its retention, the resolved item after the retention; open items never', async () => {
-    const store = new MemoryStore({ retention: { thumbnailRetentionMs: 1000, retentionMs: 10_000 }, pruneIntervalMs: 0, now: clock });
+    const store = new MemoryStore({
+      retention: { thumbnailRetentionMs: 1000, retentionMs: 10_000 },
+      pruneIntervalMs: 0,
+      now: clock,
+    });
     const open = await store.enqueueReview(reviewItem({ streamId: 'age' }), { thumbnail: THUMB });
     const done = await store.enqueueReview(reviewItem({ streamId: 'age' }), { thumbnail: THUMB });
     await resolve(store, done.id);
@@ -91,7 +110,11 @@ describe('MemoryStore retention', () => {
     t += 10_000;
     store.prune();
     assert.equal(await store.getReview(done.id), undefined, 'resolved item past the retention is gone');
-    assert.equal((await store.getReview(open.id))?.thumbnail, THUMB, 'an open item is work: never dropped, thumbnail kept');
+    assert.equal(
+      (await store.getReview(open.id))?.thumbnail,
+      THUMB,
+      'an open item is work: never dropped, thumbnail kept',
+    );
     const s = await store.retentionStats();
     assert.equal(dropped(s, 'thumbnails', 'age'), 1);
     assert.equal(dropped(s, 'review_resolved', 'age'), 1);
@@ -116,9 +139,19 @@ describe('MemoryStore retention', () => {
     const store = new MemoryStore({ retention: { maxOpenReview: 2 }, pruneIntervalMs: 0, now: clock });
     await store.enqueueReview(reviewItem({ streamId: 'full' }));
     const second = await store.enqueueReview(reviewItem({ streamId: 'full' }));
-    await assert.rejects(store.enqueueReview(reviewItem({ streamId: 'full' })), (e: SrvError) => e.code === 'SRV_ERR_UNAVAILABLE' && e.statusCode === 503 && /review queue full/.test(e.message));
-    assert.equal((await store.enqueueReview(reviewItem({ streamId: 'full', type: 'appeal', priority: 10 }))).status, 'pending');
-    assert.equal((await store.enqueueReview(reviewItem({ id: second.id, streamId: 'full' }))).id, second.id, 'a repeat of a held item is not refused');
+    await assert.rejects(
+      store.enqueueReview(reviewItem({ streamId: 'full' })),
+      (e: SrvError) => e.code === 'SRV_ERR_UNAVAILABLE' && e.statusCode === 503 && /review queue full/.test(e.message),
+    );
+    assert.equal(
+      (await store.enqueueReview(reviewItem({ streamId: 'full', type: 'appeal', priority: 10 }))).status,
+      'pending',
+    );
+    assert.equal(
+      (await store.enqueueReview(reviewItem({ id: second.id, streamId: 'full' }))).id,
+      second.id,
+      'a repeat of a held item is not refused',
+    );
     await resolve(store, second.id);
     await store.enqueueReview(reviewItem({ streamId: 'full' }));
     const s = await store.retentionStats();
@@ -128,10 +161,16 @@ describe('MemoryStore retention', () => {
   });
 
   test('statements: oldest first by count and age, never one an open appeal or a block cites until it is resolved or lifted', async () => {
-    const store = new MemoryStore({ retention: { maxRecords: 3, retentionMs: 10_000 }, pruneIntervalMs: 0, now: clock });
+    const store = new MemoryStore({
+      retention: { maxRecords: 3, retentionMs: 10_000 },
+      pruneIntervalMs: 0,
+      now: clock,
+    });
     await store.putStatement(statement('sor_appealed', 'st'));
     await store.putStatement(statement('sor_blocked', 'st'));
-    const appeal = await store.enqueueReview(reviewItem({ streamId: 'st', type: 'appeal', priority: 10, statementId: 'sor_appealed' }));
+    const appeal = await store.enqueueReview(
+      reviewItem({ streamId: 'st', type: 'appeal', priority: 10, statementId: 'sor_appealed' }),
+    );
     await store.setBlock({ streamId: 'st', reason: 'killed', statementId: 'sor_blocked', at: t, by: 'enforcer' });
     for (let i = 0; i < 4; i++) await store.putStatement(statement(`sor_${i}`, 'st'));
     const held = (await store.listStatements({ limit: 100 })).map((s) => s.id).sort();
@@ -149,9 +188,25 @@ describe('MemoryStore retention', () => {
   });
 
   test('decisions: bounded by count and age; /metrics shows sizes and drops', async () => {
-    const store = new MemoryStore({ retention: { maxRecords: 2, retentionMs: 10_000 }, pruneIntervalMs: 0, now: clock });
-    for (let i = 0; i < 3; i++) await store.putDecision({ id: `d${i}`, streamId: 'd', at: t, source: 'automated', bucket: 'red', action: 'kill_stream', jurisdictions: [] });
-    assert.deepEqual((await store.listDecisions()).map((d) => d.id), ['d2', 'd1']);
+    const store = new MemoryStore({
+      retention: { maxRecords: 2, retentionMs: 10_000 },
+      pruneIntervalMs: 0,
+      now: clock,
+    });
+    for (let i = 0; i < 3; i++)
+      await store.putDecision({
+        id: `d${i}`,
+        streamId: 'd',
+        at: t,
+        source: 'automated',
+        bucket: 'red',
+        action: 'kill_stream',
+        jurisdictions: [],
+      });
+    assert.deepEqual(
+      (await store.listDecisions()).map((d) => d.id),
+      ['d2', 'd1'],
+    );
     t += 20_000;
     store.prune();
     assert.deepEqual(await store.listDecisions(), []);
@@ -189,7 +244,10 @@ describe('RedisStore retention', () => {
       assert.equal(s.auditFirstSeq, 21);
       await store.appendAudit({ i: 30 });
       const all = await store.readAudit();
-      assert.deepEqual(all.map((e) => e.seq), Array.from({ length: 11 }, (_, i) => 21 + i));
+      assert.deepEqual(
+        all.map((e) => e.seq),
+        Array.from({ length: 11 }, (_, i) => 21 + i),
+      );
       assert.deepEqual(verifyAuditChain(all.slice(1), all[0]), { ok: true });
     } finally {
       await store.close();
@@ -225,10 +283,24 @@ describe('RedisStore retention', () => {
     const store = await connect({ maxOpenReview: 1, retentionMs: 300 });
     try {
       await store.enqueueReview(reviewItem({ streamId: 'ob' }));
-      await assert.rejects(store.enqueueReview(reviewItem({ streamId: 'ob' })), (e: SrvError) => e.code === 'SRV_ERR_UNAVAILABLE');
-      assert.equal((await store.enqueueReview(reviewItem({ streamId: 'ob', type: 'appeal', priority: 10 }))).status, 'pending');
+      await assert.rejects(
+        store.enqueueReview(reviewItem({ streamId: 'ob' })),
+        (e: SrvError) => e.code === 'SRV_ERR_UNAVAILABLE',
+      );
+      assert.equal(
+        (await store.enqueueReview(reviewItem({ streamId: 'ob', type: 'appeal', priority: 10 }))).status,
+        'pending',
+      );
       assert.equal(dropped(await store.retentionStats(), 'review_open', 'queue_full'), 1);
-      await store.putDecision({ id: 'dx', streamId: 'ob', at: Date.now(), source: 'automated', bucket: 'red', action: 'kill_stream', jurisdictions: [] });
+      await store.putDecision({
+        id: 'dx',
+        streamId: 'ob',
+        at: Date.now(),
+        source: 'automated',
+        bucket: 'red',
+        action: 'kill_stream',
+        jurisdictions: [],
+      });
       await store.putStatement(statement('sor_kept', 'ob'));
       assert.ok(await store.getDecision('dx'));
       let gone = false;

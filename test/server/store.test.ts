@@ -9,8 +9,6 @@ import { verifyAuditChain } from '../../policies/audit.ts';
 import { SrvError } from '../../server/errors.ts';
 import { reviewItem, startRedis, statement, type RedisProcess } from './helpers.ts';
 
-
-
 const live = (streamId: string, nodeId = 'n1'): LiveStreamRecord => ({
   streamId,
   nodeId,
@@ -33,8 +31,20 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
     test('registry: put, list, heartbeat merges, entries expire without heartbeats', async () => {
       await store.putStream(live('reg-a'), 60_000);
       await store.putStream(live('reg-b'), 300);
-      assert.deepEqual((await store.listStreams()).map((s) => s.streamId).filter((id) => id.startsWith('reg-')).sort(), ['reg-a', 'reg-b']);
-      assert.equal(await store.heartbeat('reg-a', 60_000, { viewers: 3, verdict: { bucket: 'amber', categories: { x: 0.5 }, at: 1 } }), true);
+      assert.deepEqual(
+        (await store.listStreams())
+          .map((s) => s.streamId)
+          .filter((id) => id.startsWith('reg-'))
+          .sort(),
+        ['reg-a', 'reg-b'],
+      );
+      assert.equal(
+        await store.heartbeat('reg-a', 60_000, {
+          viewers: 3,
+          verdict: { bucket: 'amber', categories: { x: 0.5 }, at: 1 },
+        }),
+        true,
+      );
       const a = await store.getStream('reg-a');
       assert.equal(a?.viewers, 3);
       assert.equal(a?.verdict?.bucket, 'amber');
@@ -50,12 +60,32 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
       const second = await makeSecond();
       try {
         const before = (await store.listBankEdits(0)).length;
-        const a = await store.appendBankEdit({ kind: 'hashes_added', bank: 'kb', entries: [{ hash: 'ab'.repeat(32), id: 'x1', category: 'known_bad_match' }], by: 'ops', origin: 'n1', at: 1 });
-        const b = await second.appendBankEdit({ kind: 'hash_removed', bank: 'kb', id: 'x1', by: 'ops', origin: 'n2', at: 2 });
+        const a = await store.appendBankEdit({
+          kind: 'hashes_added',
+          bank: 'kb',
+          entries: [{ hash: 'ab'.repeat(32), id: 'x1', category: 'known_bad_match' }],
+          by: 'ops',
+          origin: 'n1',
+          at: 1,
+        });
+        const b = await second.appendBankEdit({
+          kind: 'hash_removed',
+          bank: 'kb',
+          id: 'x1',
+          by: 'ops',
+          origin: 'n2',
+          at: 2,
+        });
         assert.equal(b.seq, a.seq + 1, 'one sequence for the cluster');
         assert.equal(a.seq, before + 1);
         const all = await second.listBankEdits(before);
-        assert.deepEqual(all.map((e) => [e.seq, e.kind, e.origin]), [[a.seq, 'hashes_added', 'n1'], [b.seq, 'hash_removed', 'n2']]);
+        assert.deepEqual(
+          all.map((e) => [e.seq, e.kind, e.origin]),
+          [
+            [a.seq, 'hashes_added', 'n1'],
+            [b.seq, 'hash_removed', 'n2'],
+          ],
+        );
         assert.deepEqual(all[0], a, 'an edit reads back as it was stored');
         assert.deepEqual(await store.listBankEdits(a.seq), [b], 'after a seq: only the later edits');
         assert.equal((await store.listBankEdits(before, 1)).length, 1, 'limit');
@@ -74,10 +104,21 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
 
     test('decisions and statements by id, newest first, filtered by stream', async () => {
       for (let i = 0; i < 3; i++) {
-        await store.putDecision({ id: `d${i}`, streamId: i === 1 ? 'other' : 'dec', at: i, source: 'manual', bucket: 'red', action: 'kill_stream', jurisdictions: [] });
+        await store.putDecision({
+          id: `d${i}`,
+          streamId: i === 1 ? 'other' : 'dec',
+          at: i,
+          source: 'manual',
+          bucket: 'red',
+          action: 'kill_stream',
+          jurisdictions: [],
+        });
       }
       assert.equal((await store.getDecision('d1'))?.streamId, 'other');
-      assert.deepEqual((await store.listDecisions({ streamId: 'dec' })).map((d) => d.id), ['d2', 'd0']);
+      assert.deepEqual(
+        (await store.listDecisions({ streamId: 'dec' })).map((d) => d.id),
+        ['d2', 'd0'],
+      );
       assert.equal((await store.listDecisions({ limit: 1 }))[0].id, 'd2');
       await store.putStatement(statement('sor_1', 'dec'));
       const s = await store.getStatement('sor_1');
@@ -97,7 +138,10 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
       assert.equal(all.length, before.length + 2);
       assert.deepEqual(verifyAuditChain(all), { ok: true });
       const tail = await store.readAudit({ afterSeq: e1.seq });
-      assert.deepEqual(tail.map((e) => e.seq), [e2.seq]);
+      assert.deepEqual(
+        tail.map((e) => e.seq),
+        [e2.seq],
+      );
       const tampered = all.map((e) => (e.seq === e1.seq ? { ...e, body: { ...e.body, streamId: 'y' } } : e));
       assert.equal(verifyAuditChain(tampered).ok, false);
     });
@@ -113,16 +157,23 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
     });
 
     test('review queue: appeals first, claim, claim expiry, resolve needs the live claim', async () => {
-      const amber = await store.enqueueReview(reviewItem({ streamId: 'rq' }), { thumbnail: 'data:image/png;base64,AAAA' });
+      const amber = await store.enqueueReview(reviewItem({ streamId: 'rq' }), {
+        thumbnail: 'data:image/png;base64,AAAA',
+      });
       assert.equal(amber.status, 'pending');
       assert.equal(amber.thumbnail, 'data:image/png;base64,AAAA');
       const appeal = await store.enqueueReview(reviewItem({ streamId: 'rq', type: 'appeal', priority: 10 }));
-      const again = await store.enqueueReview(reviewItem({ id: appeal.id, streamId: 'rq', type: 'appeal', priority: 10 }));
+      const again = await store.enqueueReview(
+        reviewItem({ id: appeal.id, streamId: 'rq', type: 'appeal', priority: 10 }),
+      );
       assert.equal(again.id, appeal.id, 'enqueue is idempotent on id');
       const depth = await store.reviewDepth();
       assert.ok(depth >= 2);
       const listed = await store.listReview({ streamId: 'rq' });
-      assert.deepEqual(listed.map((i) => i.id), [appeal.id, amber.id]);
+      assert.deepEqual(
+        listed.map((i) => i.id),
+        [appeal.id, amber.id],
+      );
       assert.deepEqual(listed[1].evidence.matches, [], 'empty arrays survive');
 
       const c1 = await store.claimReview('alice', 60_000, appeal.id);
@@ -145,7 +196,12 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
       const c3 = await store.claimReview('dave', 60_000, amber.id);
       assert.equal(c3?.claim?.reviewer, 'dave');
 
-      const resolved = await store.resolveReview(appeal.id, 'alice', { outcome: 'overturn', reviewer: 'alice', at: Date.now(), note: 'ok' }, { decisionId: 'dec_x', outcomeStatementId: 'sor_y' });
+      const resolved = await store.resolveReview(
+        appeal.id,
+        'alice',
+        { outcome: 'overturn', reviewer: 'alice', at: Date.now(), note: 'ok' },
+        { decisionId: 'dec_x', outcomeStatementId: 'sor_y' },
+      );
       assert.equal(resolved.status, 'resolved');
       assert.equal(resolved.resolution?.outcome, 'overturn');
       assert.equal(resolved.outcomeStatementId, 'sor_y');
@@ -189,7 +245,13 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
     });
 
     test('shadow evaluation: the current candidate, its run kept by version after it stops, differences per candidate in order', async () => {
-      const run = (version: string, at: number) => ({ version, activeVersion: 'active-1', thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }], by: 'admin', at });
+      const run = (version: string, at: number) => ({
+        version,
+        activeVersion: 'active-1',
+        thresholds: [{ jurisdiction: 'global', category: 'sexual_explicit', red: 0.6 }],
+        by: 'admin',
+        at,
+      });
       assert.equal(await store.getShadowPolicy(), undefined);
       await store.setShadowPolicy(run('cand-1', 1));
       await store.setShadowPolicy(run('cand-2', 2));
@@ -198,11 +260,25 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
       assert.equal(await store.getShadowPolicy(), undefined, 'stopped');
       assert.deepEqual(await store.getShadowRun('cand-1'), run('cand-1', 1), 'an earlier run stays readable');
       assert.equal(await store.getShadowRun('never'), undefined);
-      const d = (candidateVersion: string, at: number) => ({ side: 'shadow_only' as const, jurisdiction: 'global', category: 'sexual_explicit', outcome: 'kill' as const, streamId: 's', at, score: 0.7, sampleSeqs: [1, 2], candidateVersion, activeVersion: 'active-1' });
+      const d = (candidateVersion: string, at: number) => ({
+        side: 'shadow_only' as const,
+        jurisdiction: 'global',
+        category: 'sexual_explicit',
+        outcome: 'kill' as const,
+        streamId: 's',
+        at,
+        score: 0.7,
+        sampleSeqs: [1, 2],
+        candidateVersion,
+        activeVersion: 'active-1',
+      });
       await store.appendShadowDifferences([d('cand-1', 1), d('cand-2', 2)]);
       await store.appendShadowDifferences([d('cand-1', 3)]);
       await store.appendShadowDifferences([]);
-      assert.deepEqual((await store.listShadowDifferences('cand-1')).map((x) => x.at), [1, 3]);
+      assert.deepEqual(
+        (await store.listShadowDifferences('cand-1')).map((x) => x.at),
+        [1, 3],
+      );
       assert.deepEqual(await store.listShadowDifferences('cand-2'), [d('cand-2', 2)]);
       assert.deepEqual(await store.listShadowDifferences('none'), []);
     });
@@ -247,7 +323,10 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
       try {
         await store.putStream(live('gone'), 60_000);
         await r2.stop();
-        await assert.rejects(store.listStreams(), (e: SrvError) => e.code === 'SRV_ERR_STORE_UNAVAILABLE' && e.statusCode === 503);
+        await assert.rejects(
+          store.listStreams(),
+          (e: SrvError) => e.code === 'SRV_ERR_STORE_UNAVAILABLE' && e.statusCode === 503,
+        );
         await assert.rejects(store.appendAudit({ a: 1 }), (e: SrvError) => e.code === 'SRV_ERR_STORE_UNAVAILABLE');
         assert.equal(await store.ping(), false);
         // Comes back on the same port: the client reconnects by itself.
@@ -272,7 +351,10 @@ function storeSuite(name: string, make: () => Promise<Store>, makeSecond: () => 
     });
 
     test('connect to nothing fails coded', async () => {
-      await assert.rejects(RedisStore.connect({ url: 'redis://127.0.0.1:1' }), (e: SrvError) => e.code === 'SRV_ERR_STORE_UNAVAILABLE');
+      await assert.rejects(
+        RedisStore.connect({ url: 'redis://127.0.0.1:1' }),
+        (e: SrvError) => e.code === 'SRV_ERR_STORE_UNAVAILABLE',
+      );
     });
   });
 }

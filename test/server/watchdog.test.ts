@@ -31,9 +31,21 @@ class SwitchableModerator {
     if (!this.answering) return new Promise<void>(() => undefined);
     const at = performance.timeOrigin + performance.now();
     emit({
-      streamId: sample.streamId, trackId: sample.trackId, kind: sample.kind, sampleSeq: sample.seq, rtpTimestamp: sample.rtpTimestamp,
-      arrivedAt: sample.timings.arrivedAt, completedAt: at, status: 'ok', scores: { 'nsfw.porn': 0.01, 'nsfw.sexy': 0.01, 'nsfw.hentai': 0.01 },
-      matches: [], text: [], escalated: false, uncertain: false, models: [{ name: 'stand-in', version: '1' }], timings: {},
+      streamId: sample.streamId,
+      trackId: sample.trackId,
+      kind: sample.kind,
+      sampleSeq: sample.seq,
+      rtpTimestamp: sample.rtpTimestamp,
+      arrivedAt: sample.timings.arrivedAt,
+      completedAt: at,
+      status: 'ok',
+      scores: { 'nsfw.porn': 0.01, 'nsfw.sexy': 0.01, 'nsfw.hentai': 0.01 },
+      matches: [],
+      text: [],
+      escalated: false,
+      uncertain: false,
+      models: [{ name: 'stand-in', version: '1' }],
+      timings: {},
     });
   }
   releaseStream(): void {}
@@ -56,27 +68,48 @@ function harness() {
   const policies = new PolicyStore({ audit: { append: (b) => void audit.push(b) } });
   assert.equal(policies.load(shippedPolicyFiles(), 'test').ok, true);
   const errors: string[] = [];
-  const enforcer = new Enforcer({ streams: sfu, policies, audit: { append: (b) => void audit.push(b) }, onError: (e, c) => void errors.push(`${c}: ${String(e)}`) });
+  const enforcer = new Enforcer({
+    streams: sfu,
+    policies,
+    audit: { append: (b) => void audit.push(b) },
+    onError: (e, c) => void errors.push(`${c}: ${String(e)}`),
+  });
   const stream = sfu.add('s1');
   const tap = new PacketTap();
   Object.assign(stream, { tap });
   const viewers = { sa: stream.addViewer('sa', 'SA'), se: stream.addViewer('se', 'SE') };
   enforcer.attachStream(stream);
-  const sfuFace = Object.assign(new EventEmitter(), { streams: () => [stream], getStream: (id: string) => sfu.getStream(id) });
+  const sfuFace = Object.assign(new EventEmitter(), {
+    streams: () => [stream],
+    getStream: (id: string) => sfu.getStream(id),
+  });
   return { audit, enforcer, stream, tap, viewers, errors, sfu: sfuFace };
 }
 
 /** Real VP8 at 30 fps into the tap until stopped (every frame a key frame, so any point decodes). */
 function liveSource(tap: PacketTap): { stop: () => Promise<void> } {
-  const frames = encodeVideo(Array.from({ length: 30 }, (_, i) => testPicture(W, H, i)), { codec: 'VP8', width: W, height: H, keyframeInterval: 1 });
+  const frames = encodeVideo(
+    Array.from({ length: 30 }, (_, i) => testPicture(W, H, i)),
+    { codec: 'VP8', width: W, height: H, keyframeInterval: 1 },
+  );
   let running = true;
   const done = (async () => {
     for (let loop = 0; running && loop < 120; loop++) {
-      const packets = rtpizeVideo(frames, 'VP8', { streamId: 's1', trackId: 'v', firstSeq: 1000 + loop * 200, firstTimestamp: 90000 + loop * 90000 });
+      const packets = rtpizeVideo(frames, 'VP8', {
+        streamId: 's1',
+        trackId: 'v',
+        firstSeq: 1000 + loop * 200,
+        firstTimestamp: 90000 + loop * 90000,
+      });
       await pushPaced({ push: (p) => (running ? tap.push(p) : undefined) }, packets);
     }
   })();
-  return { stop: async () => { running = false; await done; } };
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
 }
 
 function statementsOf(audit: Record<string, unknown>[]): string[] {
@@ -90,23 +123,43 @@ describe('moderation watchdog and per-sample timeouts', () => {
     const moderator = new SwitchableModerator();
     const timedOut: string[] = [];
     const pipeline = new ModerationPipeline({
-      sfu: h.sfu, samplers, moderator, enforcer: h.enforcer, sampleTimeoutMs: 300, stallMs: 60_000,
+      sfu: h.sfu,
+      samplers,
+      moderator,
+      enforcer: h.enforcer,
+      sampleTimeoutMs: 300,
+      stallMs: 60_000,
       observer: { timedOut: (s, k) => void timedOut.push(`${s}:${k}`) } satisfies PipelineObserver,
     } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
     const source = liveSource(h.tap);
     try {
-      await waitFor(() => (h.viewers.sa.gate.video === 'blank' ? true : undefined), 30_000, 'the SA viewer blanked (fail_closed)');
+      await waitFor(
+        () => (h.viewers.sa.gate.video === 'blank' ? true : undefined),
+        30_000,
+        'the SA viewer blanked (fail_closed)',
+      );
       assert.equal(h.viewers.se.gate.video, 'forward', 'SE fails open');
       const [st] = pipeline.stats();
       assert.ok(st!.timedOut >= 3, `samples timed out: ${st!.timedOut}`);
       assert.ok(st!.inFlight <= 6, 'in-flight count stays bounded');
       assert.ok(timedOut.length >= 3 && timedOut.every((t) => t === 's1:video'));
-      assert.deepEqual(h.enforcer.gateForNewViewer('s1', 'DE'), { video: 'blank', audio: 'forward' }, 'DE quarantines new viewers');
+      assert.deepEqual(
+        h.enforcer.gateForNewViewer('s1', 'DE'),
+        { video: 'blank', audio: 'forward' },
+        'DE quarantines new viewers',
+      );
       const statements = statementsOf(h.audit);
-      assert.ok(statements.some((s) => s.includes('signals_unavailable') && s.includes('SA')), 'the fail-closed restriction has an audited statement');
+      assert.ok(
+        statements.some((s) => s.includes('signals_unavailable') && s.includes('SA')),
+        'the fail-closed restriction has an audited statement',
+      );
 
       moderator.answering = true;
-      await waitFor(() => (h.viewers.sa.gate.video === 'forward' ? true : undefined), 30_000, 'the SA viewer forwarded again once answers return');
+      await waitFor(
+        () => (h.viewers.sa.gate.video === 'forward' ? true : undefined),
+        30_000,
+        'the SA viewer forwarded again once answers return',
+      );
       assert.deepEqual(h.enforcer.gateForNewViewer('s1', 'DE'), { video: 'forward', audio: 'forward' });
       assert.deepEqual(h.errors, []);
     } finally {
@@ -123,12 +176,20 @@ describe('moderation watchdog and per-sample timeouts', () => {
     moderator.answering = true;
     const stalls: string[] = [];
     const pipeline = new ModerationPipeline({
-      sfu: h.sfu, samplers, moderator, enforcer: h.enforcer, stallMs: 800,
+      sfu: h.sfu,
+      samplers,
+      moderator,
+      enforcer: h.enforcer,
+      stallMs: 800,
       observer: { stall: (s, k, stalled) => void stalls.push(`${s}:${k}:${stalled}`) } satisfies PipelineObserver,
     } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
     const source = liveSource(h.tap);
     try {
-      await waitFor(() => (h.viewers.sa.gate.video === 'blank' ? true : undefined), 30_000, 'the SA viewer blanked by the watchdog');
+      await waitFor(
+        () => (h.viewers.sa.gate.video === 'blank' ? true : undefined),
+        30_000,
+        'the SA viewer blanked by the watchdog',
+      );
       assert.equal(h.viewers.se.gate.video, 'forward');
       const [st] = pipeline.stats();
       assert.deepEqual(st!.stalled, ['video']);
@@ -136,18 +197,38 @@ describe('moderation watchdog and per-sample timeouts', () => {
       assert.ok(st!.watchdogSignals >= 3, `watchdog signals: ${st!.watchdogSignals}`);
       assert.deepEqual(stalls, ['s1:video:true']);
       assert.deepEqual(h.enforcer.verdictOf('s1')?.degraded, ['video']);
-      assert.ok(statementsOf(h.audit).some((s) => s.includes('signals_unavailable')), 'audited');
+      assert.ok(
+        statementsOf(h.audit).some((s) => s.includes('signals_unavailable')),
+        'audited',
+      );
 
       // The decoder comes back: samples flow again and the moderator answers them.
       const frame = (seq: number) => ({
-        kind: 'video', streamId: 's1', trackId: 'v', seq, rtpTimestamp: seq * 3000, reason: 'interval', width: W, height: H,
-        rgb: new Uint8Array(W * H * 3), timings: { arrivedAt: performance.timeOrigin + performance.now(), queuedAt: 0, decodedAt: 0, readyAt: performance.timeOrigin + performance.now() },
+        kind: 'video',
+        streamId: 's1',
+        trackId: 'v',
+        seq,
+        rtpTimestamp: seq * 3000,
+        reason: 'interval',
+        width: W,
+        height: H,
+        rgb: new Uint8Array(W * H * 3),
+        timings: {
+          arrivedAt: performance.timeOrigin + performance.now(),
+          queuedAt: 0,
+          decodedAt: 0,
+          readyAt: performance.timeOrigin + performance.now(),
+        },
       });
       let seq = 1;
-      await waitFor(() => {
-        samplers.emit('sample', frame(seq++));
-        return h.viewers.sa.gate.video === 'forward' ? true : undefined;
-      }, 30_000, 'the SA viewer forwarded once real signals return');
+      await waitFor(
+        () => {
+          samplers.emit('sample', frame(seq++));
+          return h.viewers.sa.gate.video === 'forward' ? true : undefined;
+        },
+        30_000,
+        'the SA viewer forwarded once real signals return',
+      );
       assert.deepEqual(stalls, ['s1:video:true', 's1:video:false']);
       assert.deepEqual(pipeline.stats()[0]!.stalled, []);
     } finally {

@@ -41,7 +41,12 @@ class Receiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
-        this.receipts.push({ payload: JSON.parse(body) as WebhookPayload, body, signature: String(req.headers['webhook-signature']), receivedAt: Date.now() });
+        this.receipts.push({
+          payload: JSON.parse(body) as WebhookPayload,
+          body,
+          signature: String(req.headers['webhook-signature']),
+          receivedAt: Date.now(),
+        });
         res.writeHead(204).end();
       });
     });
@@ -82,10 +87,18 @@ describe('webhooks: signed, retried from a durable queue, in order per stream', 
     const config = loadConfig({
       argv: [],
       env: {
-        ...LOAD_TEST_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'error', SFU_ENGINE: 'werift', MODERATION: 'false',
+        ...LOAD_TEST_ENV,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'error',
+        SFU_ENGINE: 'werift',
+        MODERATION: 'false',
         AUTH_SECRET: 'webhook-test-secret-0123456789-0123456789',
         WEBHOOKS: JSON.stringify([{ id: 'platform', url: receiver.url, secrets: [NEW_SECRET, OLD_SECRET] }]),
-        WEBHOOK_DIR: dir, WEBHOOK_BACKOFF_MIN_MS: '100', WEBHOOK_BACKOFF_MAX_MS: '800', WEBHOOK_TIMEOUT_MS: '1000',
+        WEBHOOK_DIR: dir,
+        WEBHOOK_BACKOFF_MIN_MS: '100',
+        WEBHOOK_BACKOFF_MAX_MS: '800',
+        WEBHOOK_TIMEOUT_MS: '1000',
       },
     });
     const s = await buildServer(config);
@@ -95,7 +108,10 @@ describe('webhooks: signed, retried from a durable queue, in order per stream', 
   const api = async (path: string, token: string, init: { method?: string; body?: unknown } = {}): Promise<Response> =>
     fetch(`${server!.url}${path}`, {
       method: init.method ?? 'GET',
-      headers: { authorization: `Bearer ${token}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
     });
 
@@ -117,7 +133,12 @@ describe('webhooks: signed, retried from a durable queue, in order per stream', 
     const streamId = 'wh-live';
     const publishToken = await s.auth.sign({ role: 'publisher', sub: 'streamer-1', streamId }, '1h');
     const clip = await syntheticClip({ codec: 'VP8', seconds: 1 });
-    const pub = await WhipPublisher.connect({ url: `${s.url}/whip/${streamId}`, token: publishToken, ...clip, connectTimeoutMs: 20_000 });
+    const pub = await WhipPublisher.connect({
+      url: `${s.url}/whip/${streamId}`,
+      token: publishToken,
+      ...clip,
+      connectTimeoutMs: 20_000,
+    });
     pub.start();
     const viewers: WhepViewer[] = [];
     try {
@@ -125,27 +146,53 @@ describe('webhooks: signed, retried from a durable queue, in order per stream', 
         const token = await s.auth.sign({ role: 'viewer', sub: `viewer-${n}`, streamId, jurisdiction: 'SA' }, '1h');
         viewers.push(await WhepViewer.connect({ url: `${s.url}/whep/${streamId}`, token, connectTimeoutMs: 20_000 }));
       }
-      await until(() => receiver.unique().some((r) => r.payload.type === 'stream.started' && r.payload.streamId === streamId), 10_000, 'stream.started at the receiver');
+      await until(
+        () => receiver.unique().some((r) => r.payload.type === 'stream.started' && r.payload.streamId === streamId),
+        10_000,
+        'stream.started at the receiver',
+      );
       const liveLatency = receiver.unique().map((r) => r.receivedAt - r.payload.at);
 
       // the receiver goes away; the platform acts meanwhile
       await receiver.stop();
       const downAt = Date.now();
-      const gate = await api(`/v1/streams/${streamId}/gate`, admin, { method: 'POST', body: { jurisdiction: 'SA', video: 'blank', reason: 'regional rule (test)' } });
+      const gate = await api(`/v1/streams/${streamId}/gate`, admin, {
+        method: 'POST',
+        body: { jurisdiction: 'SA', video: 'blank', reason: 'regional rule (test)' },
+      });
       assert.equal(gate.status, 200, await gate.text());
       await new Promise((r) => setTimeout(r, 800)); // the viewer.filtered aggregation window passes
-      const kill = await api(`/v1/streams/${streamId}/kill`, admin, { method: 'POST', body: { reason: 'webhook test kill' } });
+      const kill = await api(`/v1/streams/${streamId}/kill`, admin, {
+        method: 'POST',
+        body: { reason: 'webhook test kill' },
+      });
       assert.equal(kill.status, 202, await kill.clone().text());
       const statementId = ((await kill.json()) as { statement: { id: string } }).statement.id;
-      await until(() => !s.sfu.getStream(streamId) || s.sfu.getStream(streamId)!.closed, 10_000, 'the killed stream gone from the SFU');
-      const appeal = await api(`/v1/appeals/${statementId}`, publishToken, { method: 'POST', body: { grounds: 'it was a test' } });
+      await until(
+        () => !s.sfu.getStream(streamId) || s.sfu.getStream(streamId)!.closed,
+        10_000,
+        'the killed stream gone from the SFU',
+      );
+      const appeal = await api(`/v1/appeals/${statementId}`, publishToken, {
+        method: 'POST',
+        body: { grounds: 'it was a test' },
+      });
       assert.equal(appeal.status, 201, await appeal.clone().text());
-      await until(() => (s.webhooks.get('platform').failedAttempts ?? 0) >= 3, 15_000, 'three failed attempts while the receiver is down');
+      await until(
+        () => (s.webhooks.get('platform').failedAttempts ?? 0) >= 3,
+        15_000,
+        'three failed attempts while the receiver is down',
+      );
       const whileDown = s.webhooks.get('platform');
       assert.ok(whileDown.pending >= 5, `events queued while the receiver is down (${whileDown.pending})`);
       assert.ok(whileDown.lastError, 'the last error is shown');
-      assert.ok(whileDown.recent.some((a) => !a.ok), 'failed attempts are listed');
-      const listed = (await (await api('/v1/webhooks', admin)).json()) as { endpoints: { id: string; pending: number; failedAttempts: number }[] };
+      assert.ok(
+        whileDown.recent.some((a) => !a.ok),
+        'failed attempts are listed',
+      );
+      const listed = (await (await api('/v1/webhooks', admin)).json()) as {
+        endpoints: { id: string; pending: number; failedAttempts: number }[];
+      };
       assert.equal(listed.endpoints[0]?.id, 'platform');
       assert.ok(listed.endpoints[0]!.failedAttempts >= 3);
       const metrics = await (await fetch(`${s.url}/metrics`)).text();
@@ -155,18 +202,44 @@ describe('webhooks: signed, retried from a durable queue, in order per stream', 
       // back: everything arrives, in order
       await receiver.start();
       const upAt = Date.now();
-      await until(() => s.webhooks.get('platform').pending === 0, 15_000, 'the queue drained once the receiver is back');
+      await until(
+        () => s.webhooks.get('platform').pending === 0,
+        15_000,
+        'the queue drained once the receiver is back',
+      );
       const events = receiver.unique().filter((r) => r.payload.streamId === streamId);
       const types = events.map((r) => r.payload.type);
-      for (const t of ['stream.started', 'viewer.filtered', 'stream.killed', 'statement.created', 'stream.ended', 'appeal.created'] as const) assert.ok(types.includes(t), `${t} delivered (${types.join(', ')})`);
+      for (const t of [
+        'stream.started',
+        'viewer.filtered',
+        'stream.killed',
+        'statement.created',
+        'stream.ended',
+        'appeal.created',
+      ] as const)
+        assert.ok(types.includes(t), `${t} delivered (${types.join(', ')})`);
       // per stream: seq 1, 2, 3 ... in arrival order, no gap, nothing twice
-      assert.deepEqual(events.map((r) => r.payload.seq), events.map((_, i) => i + 1), `seqs in order: ${events.map((r) => `${r.payload.seq}:${r.payload.type}`).join(' ')}`);
+      assert.deepEqual(
+        events.map((r) => r.payload.seq),
+        events.map((_, i) => i + 1),
+        `seqs in order: ${events.map((r) => `${r.payload.seq}:${r.payload.type}`).join(' ')}`,
+      );
       assert.ok(types.indexOf('stream.killed') < types.indexOf('stream.ended'), 'killed before ended');
-      assert.ok(types.indexOf('statement.created') < types.indexOf('appeal.created'), 'the statement before its appeal');
+      assert.ok(
+        types.indexOf('statement.created') < types.indexOf('appeal.created'),
+        'the statement before its appeal',
+      );
       // aggregated per jurisdiction: the two SA viewers make one event
       const filtered = events.filter((r) => r.payload.type === 'viewer.filtered');
       assert.equal(filtered.length, 1, 'one viewer.filtered for the jurisdiction, not one per viewer');
-      assert.deepEqual({ j: filtered[0]!.payload.data.jurisdiction, v: filtered[0]!.payload.data.video, n: filtered[0]!.payload.data.viewers }, { j: 'SA', v: 'blank', n: 2 });
+      assert.deepEqual(
+        {
+          j: filtered[0]!.payload.data.jurisdiction,
+          v: filtered[0]!.payload.data.video,
+          n: filtered[0]!.payload.data.viewers,
+        },
+        { j: 'SA', v: 'blank', n: 2 },
+      );
       // signed: either secret of the rotation verifies every delivery; a wrong one does not
       for (const r of receiver.receipts) {
         assert.ok(verifyWebhook(r.body, r.signature, NEW_SECRET), 'new secret verifies');
@@ -178,21 +251,39 @@ describe('webhooks: signed, retried from a durable queue, in order per stream', 
       // decision -> receipt with the receiver up: 40 manual kills (statement.created carries the decision time)
       const firstBench = receiver.receipts.length;
       for (let i = 0; i < 40; i++) {
-        const r = await api(`/v1/streams/wh-bench-${i}/kill`, admin, { method: 'POST', body: { reason: 'latency figure' } });
+        const r = await api(`/v1/streams/wh-bench-${i}/kill`, admin, {
+          method: 'POST',
+          body: { reason: 'latency figure' },
+        });
         assert.equal(r.status, 202);
       }
-      await until(() => receiver.receipts.slice(firstBench).filter((r) => r.payload.type === 'statement.created').length >= 40, 15_000, '40 statement.created');
-      const decisionToReceipt = receiver.receipts.slice(firstBench).filter((r) => r.payload.type === 'statement.created').map((r) => r.receivedAt - r.payload.at);
-      console.log('[webhooks] figures', JSON.stringify({
-        streamStartedToReceiptMs: liveLatency[0],
-        decisionToReceiptMs: { n: decisionToReceipt.length, p50: pct(decisionToReceipt, 0.5), p99: pct(decisionToReceipt, 0.99), max: Math.max(...decisionToReceipt) },
-        outageMs: upAt - downAt,
-        failedAttemptsDuringOutage: stats.failedAttempts,
-        retriesAfterOutage: stats.recent.filter((a) => a.at >= upAt && !a.ok).length,
-        deliveredAfterOutage: backLatency.length,
-        backToLastReceiptMs: Math.max(...backLatency),
-        duplicates: receiver.receipts.length - receiver.unique().length,
-      }));
+      await until(
+        () => receiver.receipts.slice(firstBench).filter((r) => r.payload.type === 'statement.created').length >= 40,
+        15_000,
+        '40 statement.created',
+      );
+      const decisionToReceipt = receiver.receipts
+        .slice(firstBench)
+        .filter((r) => r.payload.type === 'statement.created')
+        .map((r) => r.receivedAt - r.payload.at);
+      console.log(
+        '[webhooks] figures',
+        JSON.stringify({
+          streamStartedToReceiptMs: liveLatency[0],
+          decisionToReceiptMs: {
+            n: decisionToReceipt.length,
+            p50: pct(decisionToReceipt, 0.5),
+            p99: pct(decisionToReceipt, 0.99),
+            max: Math.max(...decisionToReceipt),
+          },
+          outageMs: upAt - downAt,
+          failedAttemptsDuringOutage: stats.failedAttempts,
+          retriesAfterOutage: stats.recent.filter((a) => a.at >= upAt && !a.ok).length,
+          deliveredAfterOutage: backLatency.length,
+          backToLastReceiptMs: Math.max(...backLatency),
+          duplicates: receiver.receipts.length - receiver.unique().length,
+        }),
+      );
     } finally {
       for (const v of viewers) await v.close().catch(() => undefined);
       await pub.stop().catch(() => undefined);
@@ -208,7 +299,10 @@ describe('webhooks: signed, retried from a durable queue, in order per stream', 
     const claim = await api('/v1/review/claim', reviewer, { method: 'POST', body: {} });
     assert.equal(claim.status, 200, await claim.clone().text());
     const item = (await claim.json()) as { id: string };
-    const resolved = await api(`/v1/review/${item.id}/resolve`, reviewer, { method: 'POST', body: { outcome: 'overturn', note: 'test' } });
+    const resolved = await api(`/v1/review/${item.id}/resolve`, reviewer, {
+      method: 'POST',
+      body: { outcome: 'overturn', note: 'test' },
+    });
     assert.equal(resolved.status, 200, await resolved.text());
     await until(() => s.webhooks.get('platform').pending >= 1, 5000, 'the decision queued');
     await s.close();
@@ -216,9 +310,17 @@ describe('webhooks: signed, retried from a durable queue, in order per stream', 
 
     await receiver.start();
     server = await start();
-    await until(() => receiver.unique().some((r) => r.payload.type === 'appeal.decided'), 15_000, 'appeal.decided delivered by the restarted server');
+    await until(
+      () => receiver.unique().some((r) => r.payload.type === 'appeal.decided'),
+      15_000,
+      'appeal.decided delivered by the restarted server',
+    );
     const events = receiver.unique().filter((r) => r.payload.streamId === 'wh-live');
-    assert.deepEqual(events.map((r) => r.payload.seq), events.map((_, i) => i + 1), `seq continues across the restart: ${events.map((r) => `${r.payload.seq}:${r.payload.type}`).join(' ')}`);
+    assert.deepEqual(
+      events.map((r) => r.payload.seq),
+      events.map((_, i) => i + 1),
+      `seq continues across the restart: ${events.map((r) => `${r.payload.seq}:${r.payload.type}`).join(' ')}`,
+    );
     assert.ok(events.length > before);
     const decided = events.find((r) => r.payload.type === 'appeal.decided')!;
     assert.equal(decided.payload.data.outcome, 'overturn');

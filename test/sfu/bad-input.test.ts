@@ -18,7 +18,11 @@ for (const engine of ENGINES) {
       await srv?.close();
     });
 
-    async function post(path: string, body: string, contentType = 'application/sdp'): Promise<{ status: number; json: { statusCode?: number; code?: string; message?: string } }> {
+    async function post(
+      path: string,
+      body: string,
+      contentType = 'application/sdp',
+    ): Promise<{ status: number; json: { statusCode?: number; code?: string; message?: string } }> {
       const res = await fetch(`${srv.base}${path}`, { method: 'POST', headers: { 'content-type': contentType }, body });
       const text = await res.text();
       let json: { statusCode?: number; code?: string; message?: string };
@@ -42,7 +46,8 @@ for (const engine of ENGINES) {
       const noMedia = await post('/whip/bad', 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n');
       assert.equal(noMedia.status, 400);
       assert.equal(noMedia.json.code, 'SFU_ERR_NO_MEDIA');
-      const vp9Only = 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:98 VP9/90000\r\n';
+      const vp9Only =
+        'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:98 VP9/90000\r\n';
       const r = await post('/whip/bad', vp9Only);
       assert.equal(r.status, 406);
       assert.equal(r.json.code, 'SFU_ERR_NO_COMMON_CODEC');
@@ -54,10 +59,17 @@ for (const engine of ENGINES) {
       assert.equal(json.status, 415);
       const big = await post('/whip/bad', 'v=0\r\n' + 'a=x\r\n'.repeat(20_000));
       assert.equal(big.status, 413);
-      const patch = await fetch(`${srv.base}/whip/bad/sess`, { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: 'a=candidate' });
+      const patch = await fetch(`${srv.base}/whip/bad/sess`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/trickle-ice-sdpfrag' },
+        body: 'a=candidate',
+      });
       assert.equal(patch.status, 405);
       assert.match(patch.headers.get('allow') ?? '', /DELETE/);
-      const opt = await fetch(`${srv.base}/whip/bad`, { method: 'OPTIONS', headers: { origin: 'http://elsewhere.example', 'access-control-request-method': 'POST' } });
+      const opt = await fetch(`${srv.base}/whip/bad`, {
+        method: 'OPTIONS',
+        headers: { origin: 'http://elsewhere.example', 'access-control-request-method': 'POST' },
+      });
       assert.equal(opt.status, 204);
       assert.equal(opt.headers.get('access-control-allow-origin'), '*');
       assert.match(opt.headers.get('access-control-expose-headers') ?? '', /Location/);
@@ -82,11 +94,18 @@ for (const engine of ENGINES) {
       const pub = await WhipPublisher.connect({ url: `${srv.base}/whip/busy`, ...clip });
       pub.start();
       try {
-        await assert.rejects(WhipPublisher.connect({ url: `${srv.base}/whip/busy`, ...clip }), (err: { status?: number; code?: string }) => err.status === 409 && err.code === 'SFU_ERR_ALREADY_LIVE');
+        await assert.rejects(
+          WhipPublisher.connect({ url: `${srv.base}/whip/busy`, ...clip }),
+          (err: { status?: number; code?: string }) => err.status === 409 && err.code === 'SFU_ERR_ALREADY_LIVE',
+        );
         const viewer = await WhepViewer.connect({ url: `${srv.base}/whep/busy` });
         await viewer.waitFor(() => viewer.count('video') > 10, 10_000, 'video');
         // the SFU's media port from the viewer's selected remote candidate
-        const answerPorts = [...(viewer.pc.remoteDescription?.sdp ?? '').matchAll(/a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host/g)].map((m) => Number(m[1]));
+        const answerPorts = [
+          ...(viewer.pc.remoteDescription?.sdp ?? '').matchAll(
+            /a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host/g,
+          ),
+        ].map((m) => Number(m[1]));
         assert.ok(answerPorts.length > 0);
         const before = srv.werift?.counters();
         const sock = createSocket('udp4');
@@ -94,19 +113,34 @@ for (const engine of ENGINES) {
           Buffer.from('hello garbage'),
           Buffer.alloc(0),
           Buffer.from([0x80, 0x60, 0x00, 0x01]), // truncated RTP
-          Buffer.concat([Buffer.from([0x80, 0x60, 0x12, 0x34, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef]), Buffer.alloc(100, 7)]), // RTP, not SRTP
+          Buffer.concat([
+            Buffer.from([0x80, 0x60, 0x12, 0x34, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef]),
+            Buffer.alloc(100, 7),
+          ]), // RTP, not SRTP
           Buffer.concat([Buffer.from([0x80, 0xc8, 0x00, 0x06]), Buffer.alloc(40, 1)]), // RTCP SR, not SRTCP
           Buffer.from([0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4, 5]), // stray DTLS record
           Buffer.from([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]), // STUN without integrity
         ];
-        for (let i = 0; i < 20; i++) for (const j of junk) for (const port of answerPorts) sock.send(j, port, '127.0.0.1');
-        for (let i = 0; i < 200; i++) sock.send(Buffer.from(Array.from({ length: 200 }, () => Math.floor(Math.random() * 256))), answerPorts[0]!, '127.0.0.1');
+        for (let i = 0; i < 20; i++)
+          for (const j of junk) for (const port of answerPorts) sock.send(j, port, '127.0.0.1');
+        for (let i = 0; i < 200; i++)
+          sock.send(
+            Buffer.from(Array.from({ length: 200 }, () => Math.floor(Math.random() * 256))),
+            answerPorts[0]!,
+            '127.0.0.1',
+          );
         await sleep(800);
         sock.close();
         if (srv.werift && before) {
           const afterCounts = srv.werift.counters();
-          assert.ok(afterCounts.garbageDatagrams > before.garbageDatagrams, `garbage counted (${before.garbageDatagrams} -> ${afterCounts.garbageDatagrams})`);
-          assert.ok(afterCounts.rejectedMediaDatagrams > before.rejectedMediaDatagrams, `bad SRTP/SRTCP counted (${afterCounts.rejectedMediaDatagrams})`);
+          assert.ok(
+            afterCounts.garbageDatagrams > before.garbageDatagrams,
+            `garbage counted (${before.garbageDatagrams} -> ${afterCounts.garbageDatagrams})`,
+          );
+          assert.ok(
+            afterCounts.rejectedMediaDatagrams > before.rejectedMediaDatagrams,
+            `bad SRTP/SRTCP counted (${afterCounts.rejectedMediaDatagrams})`,
+          );
         } else {
           // mediasoup's workers drop such datagrams without counting them; what must hold is that none died
           assert.equal(srv.mediasoup!.pool.deaths, 0, 'no mediasoup worker died of the garbage');

@@ -11,9 +11,17 @@ import { ENGINES, startServer } from './helpers.ts';
 import type { TestServer } from './helpers.ts';
 
 const FLAGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--allow-loopback-in-peer-connection',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--allow-loopback-in-peer-connection',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
 ];
 
 for (const engine of ENGINES) {
@@ -25,7 +33,11 @@ for (const engine of ENGINES) {
     before(async () => {
       srv = await startServer({ engine });
       profile = mkdtempSync(join(tmpdir(), 'sfu-chromium-'));
-      ctx = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: FLAGS });
+      ctx = await chromium.launchPersistentContext(profile, {
+        executablePath: '/usr/bin/chromium',
+        headless: true,
+        args: FLAGS,
+      });
     });
 
     after(async () => {
@@ -38,12 +50,16 @@ for (const engine of ENGINES) {
       const pubPage = await ctx.newPage();
       const t0 = performance.now();
       await pubPage.goto(`${srv.base}/publish?stream=e2e&token=t`);
-      await pubPage.waitForFunction(() => document.getElementById('status')?.textContent === 'live', undefined, { timeout: 30_000 });
+      await pubPage.waitForFunction(() => document.getElementById('status')?.textContent === 'live', undefined, {
+        timeout: 30_000,
+      });
       const stream = srv.sfu.getStream('e2e');
       assert.ok(stream, 'the stream is live on the SFU');
       const watchPage = await ctx.newPage();
       await watchPage.goto(`${srv.base}/watch?stream=e2e&token=t`);
-      await watchPage.waitForFunction(() => document.getElementById('status')?.textContent === 'playing', undefined, { timeout: 30_000 });
+      await watchPage.waitForFunction(() => document.getElementById('status')?.textContent === 'playing', undefined, {
+        timeout: 30_000,
+      });
       const inbound = () =>
         watchPage.evaluate(async () => {
           const pc = (window as unknown as { pc: RTCPeerConnection }).pc;
@@ -66,17 +82,26 @@ for (const engine of ENGINES) {
       assert.ok(first.framesDecoded > 0, 'the viewer decodes frames');
       await new Promise((r) => setTimeout(r, 2000));
       const later = await inbound();
-      assert.ok(later.framesDecoded > first.framesDecoded + 10, `framesDecoded keeps growing (${first.framesDecoded} -> ${later.framesDecoded})`);
+      assert.ok(
+        later.framesDecoded > first.framesDecoded + 10,
+        `framesDecoded keeps growing (${first.framesDecoded} -> ${later.framesDecoded})`,
+      );
       assert.ok(later.audioPackets > 20, `audio packets arrive (${later.audioPackets})`);
-      console.log(`# e2e: first decoded frame ${firstFrameMs.toFixed(0)} ms after opening /publish; framesDecoded ${later.framesDecoded}, audio packets ${later.audioPackets}`);
+      console.log(
+        `# e2e: first decoded frame ${firstFrameMs.toFixed(0)} ms after opening /publish; framesDecoded ${later.framesDecoded}, audio packets ${later.audioPackets}`,
+      );
 
       const closedAt = performance.now();
       stream!.close({ code: 'killed', message: 'test kill' });
-      await watchPage.waitForFunction(() => document.getElementById('status')?.textContent === 'ended', undefined, { timeout: 10_000 });
+      await watchPage.waitForFunction(() => document.getElementById('status')?.textContent === 'ended', undefined, {
+        timeout: 10_000,
+      });
       const endedMs = performance.now() - closedAt;
       console.log(`# e2e: watch page showed "ended" ${endedMs.toFixed(0)} ms after close`);
       assert.ok(endedMs < 1000, `watch page showed the end in ${endedMs.toFixed(0)} ms`);
-      await pubPage.waitForFunction(() => document.getElementById('status')?.textContent === 'ended', undefined, { timeout: 10_000 });
+      await pubPage.waitForFunction(() => document.getElementById('status')?.textContent === 'ended', undefined, {
+        timeout: 10_000,
+      });
     });
   });
 }

@@ -13,7 +13,8 @@ import { ENGINES, sleep, startServer, until } from './helpers.ts';
 
 /** Width of a VP8 key frame (RFC 6386 9.1), undefined for an inter frame. */
 function vp8KeyframeWidth(frame: Uint8Array): number | undefined {
-  if (frame.length < 10 || (frame[0]! & 0x01) !== 0 || frame[3] !== 0x9d || frame[4] !== 0x01 || frame[5] !== 0x2a) return undefined;
+  if (frame.length < 10 || (frame[0]! & 0x01) !== 0 || frame[3] !== 0x9d || frame[4] !== 0x01 || frame[5] !== 0x2a)
+    return undefined;
   return (frame[6]! | (frame[7]! << 8)) & 0x3fff;
 }
 
@@ -21,7 +22,14 @@ for (const engine of ENGINES) {
   describe(`a blank in a stream's first seconds [${engine}]`, () => {
     test('no live picture reaches a viewer later than 1 s after it was blanked', async (t) => {
       await using srv = await startServer({ engine });
-      const clip = await syntheticClip({ codec: 'VP8', width: 320, height: 240, fps: 30, seconds: 2, keyframeInterval: 15 });
+      const clip = await syntheticClip({
+        codec: 'VP8',
+        width: 320,
+        height: 240,
+        fps: 30,
+        seconds: 2,
+        keyframeInterval: 15,
+      });
       const pub = await WhipPublisher.connect({ url: `${srv.base}/whip/early`, ...clip });
       pub.start();
       const v = await WhepViewer.connect({ url: `${srv.base}/whep/early`, recordPayloads: true });

@@ -27,7 +27,10 @@ test('auto without a worker binary runs werift and says how to get mediasoup', a
 
 test('SFU_ENGINE=mediasoup without a worker binary is SFU_ERR_NO_WORKER (503)', async () => {
   process.env.MEDIASOUP_WORKER_BIN = '/nonexistent/mediasoup-worker';
-  await assert.rejects(createSfu({ engine: 'mediasoup' }), (err: unknown) => isSfuError(err) && err.code === 'SFU_ERR_NO_WORKER' && err.statusCode === 503);
+  await assert.rejects(
+    createSfu({ engine: 'mediasoup' }),
+    (err: unknown) => isSfuError(err) && err.code === 'SFU_ERR_NO_WORKER' && err.statusCode === 503,
+  );
 });
 
 test('SFU_ENGINE=werift runs werift even where a worker exists', async () => {
@@ -40,16 +43,20 @@ test('SFU_ENGINE=werift runs werift even where a worker exists', async () => {
   }
 });
 
-test('auto with a worker binary runs mediasoup, one worker per core unless told', { skip: ENGINES.includes('mediasoup') ? false : 'no mediasoup worker (MEDIASOUP_WORKER_OPTIONAL=1)' }, async () => {
-  const bin = mediasoupWorkerBin();
-  assert.ok(bin, 'npm run mediasoup:worker');
-  const { sfu, summary } = await createSfu({ engine: 'auto', mediasoupWorkers: 1, announcedAddress: '127.0.0.1' });
-  try {
-    assert.equal(sfu.engine, 'mediasoup');
-    assert.equal(summary, `mediasoup, 1 worker (${bin})`);
-    const stats = await sfu.engineStats();
-    assert.equal(stats.workers, 1);
-  } finally {
-    await sfu.close();
-  }
-});
+test(
+  'auto with a worker binary runs mediasoup, one worker per core unless told',
+  { skip: ENGINES.includes('mediasoup') ? false : 'no mediasoup worker (MEDIASOUP_WORKER_OPTIONAL=1)' },
+  async () => {
+    const bin = mediasoupWorkerBin();
+    assert.ok(bin, 'npm run mediasoup:worker');
+    const { sfu, summary } = await createSfu({ engine: 'auto', mediasoupWorkers: 1, announcedAddress: '127.0.0.1' });
+    try {
+      assert.equal(sfu.engine, 'mediasoup');
+      assert.equal(summary, `mediasoup, 1 worker (${bin})`);
+      const stats = await sfu.engineStats();
+      assert.equal(stats.workers, 1);
+    } finally {
+      await sfu.close();
+    }
+  },
+);

@@ -3,7 +3,18 @@
 // the WHIP/WHEP routes (publish/view); the enforcer and pipeline suites add streams and viewers directly.
 import { EventEmitter } from 'node:events';
 import { TapHub } from '../../sfu/tap.ts';
-import type { CloseReason, EngineStats, PublisherOptions, Sfu, Stream, TrackInfo, Viewer, ViewerGateState, ViewerOptions, ViewerStats } from '../../sfu/types.ts';
+import type {
+  CloseReason,
+  EngineStats,
+  PublisherOptions,
+  Sfu,
+  Stream,
+  TrackInfo,
+  Viewer,
+  ViewerGateState,
+  ViewerOptions,
+  ViewerStats,
+} from '../../sfu/types.ts';
 
 export class FakeViewer extends EventEmitter implements Viewer {
   readonly id: string;
@@ -116,13 +127,32 @@ export class FakeSfu extends EventEmitter implements Sfu {
   async engineStats(): Promise<EngineStats> {
     let viewers = 0;
     for (const s of this.#streams.values()) viewers += s.viewers.size;
-    return { engine: 'werift', streams: this.#streams.size, viewers, consumers: viewers * 2, packetsForwarded: 0, bytesForwarded: 0, workers: 0, workerCpuMs: 0, workerDeaths: 0 };
+    return {
+      engine: 'werift',
+      streams: this.#streams.size,
+      viewers,
+      consumers: viewers * 2,
+      packetsForwarded: 0,
+      bytesForwarded: 0,
+      workers: 0,
+      workerCpuMs: 0,
+      workerDeaths: 0,
+    };
   }
-  async publish(streamId: string, offerSdp: string, options?: PublisherOptions): Promise<{ stream: Stream; answerSdp: string }> {
-    if (!offerSdp.startsWith('v=0')) throw Object.assign(new Error('bad SDP'), { code: 'SFU_ERR_BAD_SDP', statusCode: 400 });
-    if (this.#streams.has(streamId) && !options?.replace) throw Object.assign(new Error('already live'), { code: 'SFU_ERR_ALREADY_LIVE', statusCode: 409 });
+  async publish(
+    streamId: string,
+    offerSdp: string,
+    options?: PublisherOptions,
+  ): Promise<{ stream: Stream; answerSdp: string }> {
+    if (!offerSdp.startsWith('v=0'))
+      throw Object.assign(new Error('bad SDP'), { code: 'SFU_ERR_BAD_SDP', statusCode: 400 });
+    if (this.#streams.has(streamId) && !options?.replace)
+      throw Object.assign(new Error('already live'), { code: 'SFU_ERR_ALREADY_LIVE', statusCode: 409 });
     this.#streams.get(streamId)?.close({ code: 'replaced', message: 'replaced' });
-    const s: FakeStream = new FakeStream(streamId, () => this.#streams.get(streamId) === s && this.#streams.delete(streamId));
+    const s: FakeStream = new FakeStream(
+      streamId,
+      () => this.#streams.get(streamId) === s && this.#streams.delete(streamId),
+    );
     s.connected = this.connectSessions;
     if (options?.onClose) s.on('close', options.onClose);
     this.#streams.set(streamId, s);
@@ -131,15 +161,23 @@ export class FakeSfu extends EventEmitter implements Sfu {
   }
   /** A live stream without SDP (enforcer and pipeline tests); `publish` is the WHIP route's way. */
   add(streamId: string): FakeStream {
-    const s: FakeStream = new FakeStream(streamId, () => this.#streams.get(streamId) === s && this.#streams.delete(streamId));
+    const s: FakeStream = new FakeStream(
+      streamId,
+      () => this.#streams.get(streamId) === s && this.#streams.delete(streamId),
+    );
     this.#streams.set(streamId, s);
     this.emit('stream', s);
     return s;
   }
-  async view(streamId: string, offerSdp: string, options: ViewerOptions = {}): Promise<{ viewer: Viewer; answerSdp: string }> {
+  async view(
+    streamId: string,
+    offerSdp: string,
+    options: ViewerOptions = {},
+  ): Promise<{ viewer: Viewer; answerSdp: string }> {
     const s = this.#streams.get(streamId);
     if (!s) throw Object.assign(new Error('no such stream'), { code: 'SFU_ERR_STREAM_NOT_FOUND', statusCode: 404 });
-    if (!offerSdp.startsWith('v=0')) throw Object.assign(new Error('bad SDP'), { code: 'SFU_ERR_BAD_SDP', statusCode: 400 });
+    if (!offerSdp.startsWith('v=0'))
+      throw Object.assign(new Error('bad SDP'), { code: 'SFU_ERR_BAD_SDP', statusCode: 400 });
     const v = new FakeViewer(streamId, options.viewerId ?? `v${++this.#n}`, options);
     v.connected = this.connectSessions;
     s.viewers.set(v.id, v);

@@ -17,7 +17,14 @@ for (const engine of ENGINES) {
     test('join-to-first-picture', async (t) => {
       await using srv = await startServer({ engine });
       // one keyframe every 6 s, never on request
-      const clip = await syntheticClip({ codec: 'VP8', width: 160, height: 120, fps: 30, seconds: GOP_S, keyframeInterval: 30 * GOP_S });
+      const clip = await syntheticClip({
+        codec: 'VP8',
+        width: 160,
+        height: 120,
+        fps: 30,
+        seconds: GOP_S,
+        keyframeInterval: 30 * GOP_S,
+      });
       const pub = await WhipPublisher.connect({ url: `${srv.base}/whip/gop`, ...clip, ignorePli: true });
       pub.start();
       try {
@@ -31,11 +38,19 @@ for (const engine of ENGINES) {
         try {
           await until(() => late.keyframes > 0, (GOP_S + 10) * 1000, 'a keyframe at the late viewer');
           const joinMs = late.firstKeyframeAt! - joinAt;
-          t.diagnostic(`${engine}: join -> first keyframe ${Math.round(joinMs)} ms (keyframe ${Math.round(joinAt - keyAt)} ms before the join, GOP ${GOP_S} s, PLI ignored: ${pub.pliReceived} received)`);
+          t.diagnostic(
+            `${engine}: join -> first keyframe ${Math.round(joinMs)} ms (keyframe ${Math.round(joinAt - keyAt)} ms before the join, GOP ${GOP_S} s, PLI ignored: ${pub.pliReceived} received)`,
+          );
           await sleep(500);
-          const pictures = decodePictures('VP8', late.frames('video').map((f) => f.data));
+          const pictures = decodePictures(
+            'VP8',
+            late.frames('video').map((f) => f.data),
+          );
           assert.ok(pictures.length >= 5, `the late viewer decodes pictures from its start (${pictures.length})`);
-          assert.ok(joinMs < (GOP_S * 1000) / 2, `the joiner starts from the cached GOP, not the next keyframe (${Math.round(joinMs)} ms)`);
+          assert.ok(
+            joinMs < (GOP_S * 1000) / 2,
+            `the joiner starts from the cached GOP, not the next keyframe (${Math.round(joinMs)} ms)`,
+          );
         } finally {
           await late.close();
           await first.close();

@@ -21,22 +21,39 @@ for (const engine of ENGINES) {
         await v.waitFor(() => v.keyframes > 0 && v.count('video') > 40, 15_000, 'H264 video');
         const frames = v.frames('video');
         assert.ok(frames[0]!.keyframe);
-        const pics = decodePictures('H264', frames.slice(0, 20).map((f) => f.data));
+        const pics = decodePictures(
+          'H264',
+          frames.slice(0, 20).map((f) => f.data),
+        );
         assert.ok(pics.length >= 10 && pics[0]!.width === 320, `decoded ${pics.length} source pictures`);
         const sv = [...srv.sfu.getStream('h')!.viewers.values()][0]!;
         const blankAt = performance.timeOrigin + performance.now();
         sv.setVideoGate('blank');
         // mediasoup switches on the next slate keyframe once its gate has the slate layer's clock
         // (~2-3 s after the stream starts); werift at once
-        const slatePictures = () => decodePictures('H264', v.frames('video', blankAt + 50).map((f) => f.data));
-        await until(() => slatePictures().filter((p) => p.width === 640).length >= 2, 10_000, 'two H264 slate pictures');
+        const slatePictures = () =>
+          decodePictures(
+            'H264',
+            v.frames('video', blankAt + 50).map((f) => f.data),
+          );
+        await until(
+          () => slatePictures().filter((p) => p.width === 640).length >= 2,
+          10_000,
+          'two H264 slate pictures',
+        );
         await sleep(500);
         const after = slatePictures();
         const first = after.findIndex((p) => p.width === 640);
         if (engine === 'werift') assert.equal(first, 0, 'no source picture after the blank');
         const slatePics = after.slice(first);
-        assert.ok(slatePics.length >= 2 && slatePics.every((p) => p.width === 640), `H264 slate decodes (${slatePics.map((p) => p.width).join(',')})`);
-        await assert.rejects(WhepViewer.connect({ url: `${srv.base}/whep/h`, codecs: ['VP8'] }), (err: unknown) => err instanceof WhipHttpError && err.status === 406);
+        assert.ok(
+          slatePics.length >= 2 && slatePics.every((p) => p.width === 640),
+          `H264 slate decodes (${slatePics.map((p) => p.width).join(',')})`,
+        );
+        await assert.rejects(
+          WhepViewer.connect({ url: `${srv.base}/whep/h`, codecs: ['VP8'] }),
+          (err: unknown) => err instanceof WhipHttpError && err.status === 406,
+        );
       } finally {
         await v.close();
         await pub.stop();

@@ -2,7 +2,16 @@
 // suite runs once per engine: `for (const engine of ENGINES) describe(`... [${engine}]`, ...)`.
 
 import Fastify from 'fastify';
-import { AVERROR_EAGAIN, AVERROR_EOF, Codec, CodecContext, FF_DECODER_H264, FF_DECODER_VP8, Frame, Packet } from 'node-av';
+import {
+  AVERROR_EAGAIN,
+  AVERROR_EOF,
+  Codec,
+  CodecContext,
+  FF_DECODER_H264,
+  FF_DECODER_VP8,
+  Frame,
+  Packet,
+} from 'node-av';
 import type { FastifyInstance } from 'fastify';
 import { createWeriftSfu } from '../../sfu/werift/index.ts';
 import type { WeriftSfu } from '../../sfu/werift/index.ts';
@@ -17,7 +26,8 @@ import type { WebrtcRoutesOptions } from '../../server/routes/webrtc.ts';
  * mediasoup:worker`, which CI runs): without one its suites fail and say so, unless
  * MEDIASOUP_WORKER_OPTIONAL=1 leaves them out (a machine where no worker can be built).
  */
-export const ENGINES: readonly EngineName[] = process.env.MEDIASOUP_WORKER_OPTIONAL === '1' && !mediasoupWorkerBin() ? ['werift'] : ['werift', 'mediasoup'];
+export const ENGINES: readonly EngineName[] =
+  process.env.MEDIASOUP_WORKER_OPTIONAL === '1' && !mediasoupWorkerBin() ? ['werift'] : ['werift', 'mediasoup'];
 
 export interface TestServer {
   app: FastifyInstance;
@@ -43,18 +53,35 @@ export interface TestSfuOptions {
   udpPortRange?: [number, number];
 }
 
-async function createEngine(engine: EngineName, options: TestSfuOptions): Promise<{ sfu: Sfu; werift?: WeriftSfu; mediasoup?: MediasoupSfu }> {
+async function createEngine(
+  engine: EngineName,
+  options: TestSfuOptions,
+): Promise<{ sfu: Sfu; werift?: WeriftSfu; mediasoup?: MediasoupSfu }> {
   if (engine === 'werift') {
-    const werift = createWeriftSfu({ connectTimeoutMs: options.connectTimeoutMs ?? 8000, idleTimeoutMs: options.idleTimeoutMs, udpPortRange: options.udpPortRange });
+    const werift = createWeriftSfu({
+      connectTimeoutMs: options.connectTimeoutMs ?? 8000,
+      idleTimeoutMs: options.idleTimeoutMs,
+      udpPortRange: options.udpPortRange,
+    });
     return { sfu: werift, werift };
   }
-  if (!mediasoupWorkerBin()) throw new Error('no mediasoup worker binary: run `npm run mediasoup:worker` (or set MEDIASOUP_WORKER_OPTIONAL=1 to test werift alone)');
+  if (!mediasoupWorkerBin())
+    throw new Error(
+      'no mediasoup worker binary: run `npm run mediasoup:worker` (or set MEDIASOUP_WORKER_OPTIONAL=1 to test werift alone)',
+    );
   const { createMediasoupSfu } = await import('../../sfu/mediasoup/index.ts');
-  const mediasoup = await createMediasoupSfu({ connectTimeoutMs: options.connectTimeoutMs ?? 8000, idleTimeoutMs: options.idleTimeoutMs, workers: options.workers ?? 2, listenAddress: '127.0.0.1' });
+  const mediasoup = await createMediasoupSfu({
+    connectTimeoutMs: options.connectTimeoutMs ?? 8000,
+    idleTimeoutMs: options.idleTimeoutMs,
+    workers: options.workers ?? 2,
+    listenAddress: '127.0.0.1',
+  });
   return { sfu: mediasoup, mediasoup };
 }
 
-export async function startServer(options: { engine?: EngineName; sfu?: TestSfuOptions; routes?: Omit<WebrtcRoutesOptions, 'sfu'> } = {}): Promise<TestServer> {
+export async function startServer(
+  options: { engine?: EngineName; sfu?: TestSfuOptions; routes?: Omit<WebrtcRoutesOptions, 'sfu'> } = {},
+): Promise<TestServer> {
   const engine = options.engine ?? 'werift';
   const { sfu, werift, mediasoup } = await createEngine(engine, options.sfu ?? {});
   const app = Fastify({ logger: false });
@@ -98,7 +125,12 @@ export interface DecodedPicture {
  * Feeds packets in order to an FFmpeg decoder (node-av) and hands every decoded frame to `onFrame`
  * (the frame is reused: read it there). `setup` may set context fields before the decoder opens.
  */
-export function decodeWith(decoderName: Parameters<typeof Codec.findDecoderByName>[0], packets: Uint8Array[], onFrame: (frame: Frame) => void, setup?: (ctx: CodecContext) => void): void {
+export function decodeWith(
+  decoderName: Parameters<typeof Codec.findDecoderByName>[0],
+  packets: Uint8Array[],
+  onFrame: (frame: Frame) => void,
+  setup?: (ctx: CodecContext) => void,
+): void {
   const dec = Codec.findDecoderByName(decoderName);
   if (!dec) throw new Error(`no decoder ${String(decoderName)}`);
   const ctx = new CodecContext();

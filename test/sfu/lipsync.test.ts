@@ -22,7 +22,7 @@ function clipStartMs(sr: ReceivedSenderReport, m: TrackMapping): number {
 
 for (const engine of ENGINES) {
   describe(`lip sync [${engine}]`, () => {
-    test('A/V offset from forwarded sender reports equals the publisher\'s within 10 ms', async () => {
+    test("A/V offset from forwarded sender reports equals the publisher's within 10 ms", async () => {
       await using srv = await startServer({ engine });
       const clip = await syntheticClip({ codec: 'VP8' });
       const pub = await WhipPublisher.connect({ url: `${srv.base}/whip/sync`, ...clip, audioNtpOffsetMs: -150 });
@@ -32,8 +32,13 @@ for (const engine of ENGINES) {
       try {
         // the reports a viewer gets once the SFU has had the publisher's own for a while: werift maps
         // from the publisher's latest report, mediasoup estimates the publisher's clock from three
-        const settled = (kind: 'audio' | 'video') => viewer.senderReports(kind).filter((r) => r.receivedAt >= startedAt + SETTLE_MS);
-        await viewer.waitFor(() => settled('audio').length >= 3 && settled('video').length >= 3, 30_000, 'three settled sender reports per kind');
+        const settled = (kind: 'audio' | 'video') =>
+          viewer.senderReports(kind).filter((r) => r.receivedAt >= startedAt + SETTLE_MS);
+        await viewer.waitFor(
+          () => settled('audio').length >= 3 && settled('video').length >= 3,
+          30_000,
+          'three settled sender reports per kind',
+        );
         const vm = pub.mapping('video')!;
         const am = pub.mapping('audio')!;
         // the publisher's own offset, from its exact mapping: audio clip start minus video clip start
@@ -43,12 +48,19 @@ for (const engine of ENGINES) {
         let worst = 0;
         // each audio report against the video report nearest in time, as a receiver pairs them
         for (const a of settled('audio')) {
-          const v = vs.reduce((best, x) => (Math.abs(x.receivedAt - a.receivedAt) < Math.abs(best.receivedAt - a.receivedAt) ? x : best));
+          const v = vs.reduce((best, x) =>
+            Math.abs(x.receivedAt - a.receivedAt) < Math.abs(best.receivedAt - a.receivedAt) ? x : best,
+          );
           const viewerOffset = clipStartMs(a, am) - clipStartMs(v, vm);
-          assert.ok(Math.abs(viewerOffset - publisherOffset) <= 10, `viewer offset ${viewerOffset.toFixed(2)} ms vs publisher ${publisherOffset.toFixed(2)} ms`);
+          assert.ok(
+            Math.abs(viewerOffset - publisherOffset) <= 10,
+            `viewer offset ${viewerOffset.toFixed(2)} ms vs publisher ${publisherOffset.toFixed(2)} ms`,
+          );
           worst = Math.max(worst, Math.abs(viewerOffset - publisherOffset));
         }
-        console.log(`lip sync [${engine}]: worst |viewer - publisher| A/V offset ${worst.toFixed(2)} ms over ${settled('audio').length} audio reports`);
+        console.log(
+          `lip sync [${engine}]: worst |viewer - publisher| A/V offset ${worst.toFixed(2)} ms over ${settled('audio').length} audio reports`,
+        );
       } finally {
         await viewer.close();
         await pub.stop();

@@ -26,12 +26,19 @@ after(() => {
 
 /** Starts a peer in its own process and resolves once it is connected. */
 async function peerProcess(role: 'publish' | 'view', url: string): Promise<PeerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./vanishing-peer.ts', import.meta.url).pathname, JSON.stringify({ role, url })], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', new URL('./vanishing-peer.ts', import.meta.url).pathname, JSON.stringify({ role, url })],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   children.add(child);
   let out = '';
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const location = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the ${role} process did not connect within 60 s:\n${out}`)), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`the ${role} process did not connect within 60 s:\n${out}`)),
+      60_000,
+    );
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
       const line = out.split('\n').find((l) => l.startsWith('{'));
@@ -74,7 +81,12 @@ for (const engine of ENGINES) {
         assert.equal(reason?.code, 'ended', reason?.message);
         assert.ok(tookMs >= IDLE_MS - 1000, `closed after the idle timeout, not before (${Math.round(tookMs)} ms)`);
         t.diagnostic(`publisher SIGKILL -> session closed: ${Math.round(tookMs)} ms (idle timeout ${IDLE_MS} ms)`);
-        await Promise.race([viewer.ended, new Promise((_, reject) => setTimeout(() => reject(new Error('the viewer was not told within 10 s')), 10_000))]);
+        await Promise.race([
+          viewer.ended,
+          new Promise((_, reject) =>
+            setTimeout(() => reject(new Error('the viewer was not told within 10 s')), 10_000),
+          ),
+        ]);
         // the streamer's reconnect
         const clip = await syntheticClip({ codec: 'VP8', width: 160, height: 120, seconds: 1 });
         const again = await WhipPublisher.connect({ url: `${srv.base}/whip/crash`, ...clip });
@@ -104,7 +116,9 @@ for (const engine of ENGINES) {
         const killedAt = performance.now();
         gone.kill();
         await until(() => reason !== undefined, IDLE_MS + 20_000, 'the dead viewer session to be closed');
-        t.diagnostic(`viewer SIGKILL -> session closed: ${Math.round(performance.now() - killedAt)} ms (idle timeout ${IDLE_MS} ms)`);
+        t.diagnostic(
+          `viewer SIGKILL -> session closed: ${Math.round(performance.now() - killedAt)} ms (idle timeout ${IDLE_MS} ms)`,
+        );
         assert.equal(reason?.code, 'viewer_left', `${reason?.code}: ${reason?.message}`);
         assert.equal(stream.viewers.size, 1);
         assert.equal(stream.closed, false, 'the stream goes on');

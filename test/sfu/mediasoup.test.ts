@@ -60,7 +60,12 @@ describe('mediasoup engine: workers', { skip }, () => {
   test('viewers spread over both workers and each gets media; gates work on the piped copy', async () => {
     await publish('spread');
     const viewers = [await watch('spread'), await watch('spread'), await watch('spread'), await watch('spread')];
-    for (const v of viewers) await v.waitFor(() => v.keyframes > 0 && v.count('video') > 20 && v.count('audio') > 10, 15_000, 'media at each viewer');
+    for (const v of viewers)
+      await v.waitFor(
+        () => v.keyframes > 0 && v.count('video') > 20 && v.count('audio') > 10,
+        15_000,
+        'media at each viewer',
+      );
     const sv = [...sfu.getStream('spread')!.viewers.values()] as MediasoupViewer[];
     const workers = new Set(sv.map((v) => v.worker.index));
     assert.equal(workers.size, 2, `viewers on both workers (${[...workers].join(', ')})`);
@@ -91,7 +96,14 @@ describe('mediasoup engine: workers', { skip }, () => {
     const pc = new RTCPeerConnection({
       ...loopbackIce(),
       codecs: {
-        video: [new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 100, rtcpFeedback: [useNACK(), usePLI()] })],
+        video: [
+          new RTCRtpCodecParameters({
+            mimeType: 'video/VP8',
+            clockRate: 90000,
+            payloadType: 100,
+            rtcpFeedback: [useNACK(), usePLI()],
+          }),
+        ],
         audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 109 })],
       },
       headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
@@ -111,10 +123,10 @@ describe('mediasoup engine: workers', { skip }, () => {
     const { answer } = await postOffer(`${base}/whep/pts`, await gatheredOffer(pc));
     assert.match(answer, /a=rtpmap:100 VP8\/90000/);
     assert.match(answer, /a=rtpmap:109 opus\/48000\/2/);
-    assert.doesNotMatch(answer, /a=rtpmap:96 /, 'the answer keeps the viewer\'s payload types');
+    assert.doesNotMatch(answer, /a=rtpmap:96 /, "the answer keeps the viewer's payload types");
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     await waitConnected(pc, 10_000);
-    await until(() => got.videoPackets > 30 && got.audioPackets > 20, 15_000, 'media with the viewer\'s payload types');
+    await until(() => got.videoPackets > 30 && got.audioPackets > 20, 15_000, "media with the viewer's payload types");
     assert.deepEqual([...got.video], [100]);
     assert.deepEqual([...got.audio], [109]);
   });
@@ -134,14 +146,22 @@ describe('mediasoup engine: workers', { skip }, () => {
     await until(() => reasons.length > 0, 10_000, 'the stream to close');
     assert.equal(reasons[0]!.code, 'error');
     assert.match(reasons[0]!.message, /worker/);
-    assert.ok(viewerReasons.length > 0 && viewerReasons.every((r) => r.code === 'error'), `viewer reasons ${JSON.stringify(viewerReasons)}`);
+    assert.ok(
+      viewerReasons.length > 0 && viewerReasons.every((r) => r.code === 'error'),
+      `viewer reasons ${JSON.stringify(viewerReasons)}`,
+    );
     assert.equal(sfu.getStream('doomed'), undefined);
     assert.equal(sfu.pool.deaths, deathsBefore + 1);
-    await until(() => sfu.pool.workers.length === 2 && sfu.pool.workers.every((w) => w.pid !== victim.pid), 15_000, 'a replacement worker');
+    await until(
+      () => sfu.pool.workers.length === 2 && sfu.pool.workers.every((w) => w.pid !== victim.pid),
+      15_000,
+      'a replacement worker',
+    );
     await pub.stop();
     // the publisher may reconnect at once, and new viewers get media (on either worker, the new one too)
     await publish('doomed');
     const after = [await watch('doomed'), await watch('doomed')];
-    for (const x of after) await x.waitFor(() => x.count('video') > 20 && x.count('audio') > 10, 15_000, 'media after the replacement');
+    for (const x of after)
+      await x.waitFor(() => x.count('video') > 20 && x.count('audio') > 10, 15_000, 'media after the replacement');
   });
 });

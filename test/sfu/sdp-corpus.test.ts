@@ -64,7 +64,11 @@ function attr(lines: readonly string[], name: string): string | undefined {
 
 /** a=setup of an offer: the first section's, else the session's. */
 function offeredSetup(o: ParsedOffer): string {
-  return attr(o.media.find((m) => attr(m.lines, 'setup'))?.lines ?? [], 'setup') ?? attr(o.sessionLines, 'setup') ?? 'actpass';
+  return (
+    attr(o.media.find((m) => attr(m.lines, 'setup'))?.lines ?? [], 'setup') ??
+    attr(o.sessionLines, 'setup') ??
+    'actpass'
+  );
 }
 
 function primaryCodec(s: MediaSection): string {
@@ -72,10 +76,18 @@ function primaryCodec(s: MediaSection): string {
 }
 
 /** The checks every answer must pass; returns the answered live sections. */
-function checkAnswer(o: ParsedOffer, answerSdp: string, role: 'publish' | 'view', expect: { video?: string }): MediaSection[] {
+function checkAnswer(
+  o: ParsedOffer,
+  answerSdp: string,
+  role: 'publish' | 'view',
+  expect: { video?: string },
+): MediaSection[] {
   const a = parseOffer(answerSdp);
   assert.equal(a.media.length, o.media.length, 'one answered m-line per offered m-line');
-  assert.ok(!/a=ice-options:trickle/.test(answerSdp), 'no trickle advertised (ICE-lite, every candidate in the answer, PATCH 405)');
+  assert.ok(
+    !/a=ice-options:trickle/.test(answerSdp),
+    'no trickle advertised (ICE-lite, every candidate in the answer, PATCH 405)',
+  );
   assert.ok(a.sessionLines.includes('a=ice-lite'), 'a=ice-lite at session level');
   const setup = offeredSetup(o);
   const live: MediaSection[] = [];
@@ -90,20 +102,37 @@ function checkAnswer(o: ParsedOffer, answerSdp: string, role: 'publish' | 'view'
     const primary = as.codecs.filter((c) => c.name.toLowerCase() !== 'rtx');
     assert.equal(primary.length, 1, `${os.kind}: one codec answered (${as.codecs.map((c) => c.name).join(',')})`);
     const offeredPt = os.codecs.find((c) => c.payloadType === primary[0]!.payloadType);
-    assert.ok(offeredPt && offeredPt.name.toLowerCase() === primary[0]!.name.toLowerCase(), `${os.kind}: answered at the offer's payload type ${primary[0]!.payloadType}`);
+    assert.ok(
+      offeredPt && offeredPt.name.toLowerCase() === primary[0]!.name.toLowerCase(),
+      `${os.kind}: answered at the offer's payload type ${primary[0]!.payloadType}`,
+    );
     if (os.kind === 'video' && expect.video) assert.equal(primaryCodec(as), expect.video.toUpperCase());
     if (os.kind === 'audio') assert.equal(primaryCodec(as), 'OPUS');
     const answerSetup = attr(as.lines, 'setup') ?? attr(a.sessionLines, 'setup');
     assert.equal(answerSetup, setup === 'active' ? 'passive' : 'active', `a=setup answering ${setup} (RFC 8842)`);
-    if (as.direction === 'recvonly') assert.ok(!as.lines.some((l) => /^a=ssrc(-group)?:/.test(l)), 'no a=ssrc in a recvonly section');
+    if (as.direction === 'recvonly')
+      assert.ok(!as.lines.some((l) => /^a=ssrc(-group)?:/.test(l)), 'no a=ssrc in a recvonly section');
     assert.ok(attr(as.lines, 'ice-ufrag') ?? attr(a.sessionLines, 'ice-ufrag'), 'ICE credentials');
   });
   assert.ok(live.length > 0, 'something answered');
   // every offered audio/video section the client sends (publish) or receives (view) is live, bundle-only ones too
-  const wanted = o.media.filter((m) => (m.kind === 'audio' || m.kind === 'video') && (role === 'publish' ? m.direction !== 'recvonly' : m.direction !== 'sendonly'));
-  for (const kind of new Set(wanted.map((m) => m.kind))) assert.ok(live.some((m) => m.kind === kind), `${kind} answered live`);
-  const group = a.sessionLines.find((l) => l.startsWith('a=group:BUNDLE'))?.split(' ').slice(1) ?? [];
-  for (const m of live) assert.ok(m.mid !== undefined && group.includes(m.mid), `mid ${m.mid} in the answer's BUNDLE group`);
+  const wanted = o.media.filter(
+    (m) =>
+      (m.kind === 'audio' || m.kind === 'video') &&
+      (role === 'publish' ? m.direction !== 'recvonly' : m.direction !== 'sendonly'),
+  );
+  for (const kind of new Set(wanted.map((m) => m.kind)))
+    assert.ok(
+      live.some((m) => m.kind === kind),
+      `${kind} answered live`,
+    );
+  const group =
+    a.sessionLines
+      .find((l) => l.startsWith('a=group:BUNDLE'))
+      ?.split(' ')
+      .slice(1) ?? [];
+  for (const m of live)
+    assert.ok(m.mid !== undefined && group.includes(m.mid), `mid ${m.mid} in the answer's BUNDLE group`);
   assert.ok(answerSdp.includes('a=candidate:'), 'candidates in the answer');
   return live;
 }
@@ -143,7 +172,10 @@ for (const engine of ENGINES) {
           try {
             const sdp = offer(c.file);
             if (!ok) {
-              await assert.rejects(sfu.view(id, sdp), (err: unknown) => err instanceof Error && 'code' in err && err.code === 'SFU_ERR_NO_COMMON_CODEC');
+              await assert.rejects(
+                sfu.view(id, sdp),
+                (err: unknown) => err instanceof Error && 'code' in err && err.code === 'SFU_ERR_NO_COMMON_CODEC',
+              );
               return;
             }
             const { viewer, answerSdp } = await sfu.view(id, sdp);
@@ -166,13 +198,20 @@ for (const engine of ENGINES) {
       // audio is the bundle-only section: drop the attribute, then move its mid out of the group
       const noBundleOnly = base.replace('a=bundle-only\r\n', '');
       const outsideGroup = base.replace('a=group:BUNDLE 0 1', 'a=group:BUNDLE 0');
-      for (const [what, sdp] of [['no bundle-only', noBundleOnly], ['outside the group', outsideGroup]] as const) {
+      for (const [what, sdp] of [
+        ['no bundle-only', noBundleOnly],
+        ['outside the group', outsideGroup],
+      ] as const) {
         const { stream, answerSdp } = await sfu.publish(`rej-${what}`, sdp);
         try {
           const a = parseOffer(answerSdp);
           const audio = a.media.find((m) => m.kind === 'audio')!;
           assert.equal(audio.port, 0, `${what}: audio rejected`);
-          assert.deepEqual(stream.tracks.map((t) => t.kind), ['video'], `${what}: only video ingested`);
+          assert.deepEqual(
+            stream.tracks.map((t) => t.kind),
+            ['video'],
+            `${what}: only video ingested`,
+          );
         } finally {
           stream.close({ code: 'ended', message: 'test' });
         }

@@ -5,22 +5,51 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { activeSections, h264Profile, matchViewerCodec, offerSetup, parseOffer, publisherCodecs, rebuildOffer, tidyAnswer } from '../../sfu/sdp.ts';
+import {
+  activeSections,
+  h264Profile,
+  matchViewerCodec,
+  offerSetup,
+  parseOffer,
+  publisherCodecs,
+  rebuildOffer,
+  tidyAnswer,
+} from '../../sfu/sdp.ts';
 import type { ChosenCodec, MediaSection } from '../../sfu/sdp.ts';
 
-const offer = (name: string): string => readFileSync(join(import.meta.dirname, '..', 'fixtures', 'offers', name), 'utf8');
+const offer = (name: string): string =>
+  readFileSync(join(import.meta.dirname, '..', 'fixtures', 'offers', name), 'utf8');
 
 describe('bundle-only (RFC 8843 7.2)', () => {
   const cases: { what: string; sdp: string; liveKinds: string[] }[] = [
-    { what: 'Firefox max-bundle: audio is port 0 + bundle-only in the group', sdp: offer('firefox-publish.sdp'), liveKinds: ['video', 'audio'] },
+    {
+      what: 'Firefox max-bundle: audio is port 0 + bundle-only in the group',
+      sdp: offer('firefox-publish.sdp'),
+      liveKinds: ['video', 'audio'],
+    },
     { what: 'GStreamer max-bundle', sdp: offer('gstreamer-publish.sdp'), liveKinds: ['video', 'audio'] },
-    { what: 'without a=bundle-only a port-0 section is rejected', sdp: offer('firefox-publish.sdp').replace('a=bundle-only\r\n', ''), liveKinds: ['video'] },
-    { what: 'a bundle-only mid outside every BUNDLE group is rejected', sdp: offer('firefox-publish.sdp').replace('a=group:BUNDLE 0 1', 'a=group:BUNDLE 0'), liveKinds: ['video'] },
-    { what: 'no BUNDLE group at all: rejected', sdp: offer('firefox-publish.sdp').replace('a=group:BUNDLE 0 1\r\n', ''), liveKinds: ['video'] },
+    {
+      what: 'without a=bundle-only a port-0 section is rejected',
+      sdp: offer('firefox-publish.sdp').replace('a=bundle-only\r\n', ''),
+      liveKinds: ['video'],
+    },
+    {
+      what: 'a bundle-only mid outside every BUNDLE group is rejected',
+      sdp: offer('firefox-publish.sdp').replace('a=group:BUNDLE 0 1', 'a=group:BUNDLE 0'),
+      liveKinds: ['video'],
+    },
+    {
+      what: 'no BUNDLE group at all: rejected',
+      sdp: offer('firefox-publish.sdp').replace('a=group:BUNDLE 0 1\r\n', ''),
+      liveKinds: ['video'],
+    },
   ];
   for (const c of cases) {
     test(c.what, () => {
-      assert.deepEqual(activeSections(parseOffer(c.sdp)).map((s) => s.kind), c.liveKinds);
+      assert.deepEqual(
+        activeSections(parseOffer(c.sdp)).map((s) => s.kind),
+        c.liveKinds,
+      );
     });
   }
 
@@ -32,8 +61,14 @@ describe('bundle-only (RFC 8843 7.2)', () => {
     const audio = rebuilt.media.find((m) => m.kind === 'audio')!;
     assert.equal(audio.port, 9);
     assert.ok(!audio.bundleOnly);
-    assert.ok(audio.lines.some((l) => l.startsWith('a=ice-ufrag:')), 'ICE credentials');
-    assert.deepEqual(audio.codecs.map((c) => c.name), ['opus']);
+    assert.ok(
+      audio.lines.some((l) => l.startsWith('a=ice-ufrag:')),
+      'ICE credentials',
+    );
+    assert.deepEqual(
+      audio.codecs.map((c) => c.name),
+      ['opus'],
+    );
   });
 
   test('a bundle-only section without ICE credentials reads them from its tagged section', () => {
@@ -64,7 +99,10 @@ describe('DTLS role of the answer (RFC 8842 5.3)', () => {
   }
   test('a=setup:holdconn is refused with SFU_ERR_BAD_SDP', () => {
     const o = parseOffer(offer('ffmpeg-whip.sdp').replaceAll('a=setup:passive', 'a=setup:holdconn'));
-    assert.throws(() => offerSetup(o, activeSections(o)), (err: unknown) => err instanceof Error && 'code' in err && err.code === 'SFU_ERR_BAD_SDP');
+    assert.throws(
+      () => offerSetup(o, activeSections(o)),
+      (err: unknown) => err instanceof Error && 'code' in err && err.code === 'SFU_ERR_BAD_SDP',
+    );
   });
 });
 
@@ -81,11 +119,18 @@ describe('H.264 profiles', () => {
   ];
   for (const [plid, profile] of table) test(`${plid} is ${profile}`, () => assert.equal(h264Profile(plid), profile));
 
-  test("a viewer gets the same profile when it offers it, else its own (decoders go by the bitstream)", () => {
+  test('a viewer gets the same profile when it offers it, else its own (decoders go by the bitstream)', () => {
     const chromium = parseOffer(offer('chromium-view.sdp')).media.find((m) => m.kind === 'video')!;
     const werift = parseOffer(offer('werift-view.sdp')).media.find((m) => m.kind === 'video')!;
-    const source = (plid: string): ChosenCodec => ({ kind: 'video', name: 'H264', payloadType: 106, clockRate: 90000, fmtp: `level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=${plid}` });
-    const plidOf = (c: ChosenCodec | undefined): string | undefined => /profile-level-id=([0-9a-f]+)/i.exec(c?.fmtp ?? '')?.[1];
+    const source = (plid: string): ChosenCodec => ({
+      kind: 'video',
+      name: 'H264',
+      payloadType: 106,
+      clockRate: 90000,
+      fmtp: `level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=${plid}`,
+    });
+    const plidOf = (c: ChosenCodec | undefined): string | undefined =>
+      /profile-level-id=([0-9a-f]+)/i.exec(c?.fmtp ?? '')?.[1];
     // FFmpeg announces Baseline 420014: Chromium offers Baseline 42001f, which is the same profile
     assert.equal(h264Profile(plidOf(matchViewerCodec(chromium, source('420014')))!), 'baseline');
     assert.equal(h264Profile(plidOf(matchViewerCodec(chromium, source('4d001f')))!), 'main');
@@ -98,10 +143,29 @@ describe('H.264 profiles', () => {
 
 describe('tidyAnswer (werift answers)', () => {
   const answer = [
-    'v=0', 'o=- 1 0 IN IP4 0.0.0.0', 's=-', 't=0 0', 'a=group:BUNDLE 0 1',
-    'm=video 9 UDP/TLS/RTP/SAVPF 96', 'a=ice-lite', 'a=ice-options:trickle', 'a=setup:passive', 'a=recvonly', 'a=mid:0',
-    'a=ssrc-group:FID 1 2', 'a=ssrc:1 cname:x', 'a=ssrc:2 cname:x', 'a=rtpmap:96 VP8/90000',
-    'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'a=ice-lite', 'a=ice-options:trickle', 'a=sendonly', 'a=mid:1', 'a=ssrc:3 cname:x', 'a=rtpmap:111 opus/48000/2', '',
+    'v=0',
+    'o=- 1 0 IN IP4 0.0.0.0',
+    's=-',
+    't=0 0',
+    'a=group:BUNDLE 0 1',
+    'm=video 9 UDP/TLS/RTP/SAVPF 96',
+    'a=ice-lite',
+    'a=ice-options:trickle',
+    'a=setup:passive',
+    'a=recvonly',
+    'a=mid:0',
+    'a=ssrc-group:FID 1 2',
+    'a=ssrc:1 cname:x',
+    'a=ssrc:2 cname:x',
+    'a=rtpmap:96 VP8/90000',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111',
+    'a=ice-lite',
+    'a=ice-options:trickle',
+    'a=sendonly',
+    'a=mid:1',
+    'a=ssrc:3 cname:x',
+    'a=rtpmap:111 opus/48000/2',
+    '',
   ].join('\r\n');
   const tidy = tidyAnswer(answer);
   test('no trickle advertised anywhere', () => assert.ok(!tidy.includes('ice-options')));

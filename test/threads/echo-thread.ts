@@ -17,7 +17,11 @@ const started = Date.now() + Math.random();
 
 /** Field 19 of /proc/thread-self/stat (after the parenthesised name): the thread's nice value. */
 function ownNice(): number {
-  return Number(readFileSync(`/proc/self/task/${readlinkSync('/proc/thread-self').split('/').pop()}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+  return Number(
+    readFileSync(`/proc/self/task/${readlinkSync('/proc/thread-self').split('/').pop()}/stat`, 'utf8')
+      .split(') ')[1]!
+      .split(' ')[16],
+  );
 }
 
 /** Nice value of a thread this thread starts (as onnxruntime or FFmpeg would start theirs). */

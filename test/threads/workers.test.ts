@@ -35,7 +35,10 @@ describe('RequestWorker', () => {
     const slow = w.call({ op: 'sleep', ms: 5000 }, { timeoutMs: 200 });
     await assert.rejects(slow, (e) => code(e) === 'THR_ERR_TIMEOUT');
     assert.equal(await w.call({ op: 'echo', value: 7 }), 7);
-    await assert.rejects(w.call({ op: 'throw', message: 'bad input' }), (e) => code(e) === 'THR_ERR_REMOTE' && /bad input/.test((e as Error).message));
+    await assert.rejects(
+      w.call({ op: 'throw', message: 'bad input' }),
+      (e) => code(e) === 'THR_ERR_REMOTE' && /bad input/.test((e as Error).message),
+    );
     assert.equal(w.stats().timeouts, 1);
     assert.equal(w.stats().pending, 0);
   });
@@ -71,7 +74,12 @@ describe('RequestWorker', () => {
 
   it('a wedged thread (no reply at all) is recycled when recycleUnresponsive is on', async () => {
     const crashes: WorkerCrash[] = [];
-    await using w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', recycleUnresponsive: true, restartDelayMs: 50 });
+    await using w = new RequestWorker<EchoRequest, unknown>({
+      entry,
+      name: 'echo',
+      recycleUnresponsive: true,
+      restartDelayMs: 50,
+    });
     w.on('crash', (c) => crashes.push(c));
     await w.started();
     const first = await w.call({ op: 'pid' });
@@ -99,14 +107,22 @@ describe('RequestWorker', () => {
     await assert.rejects(w.call({ op: 'echo', value: 1 }), (e) => code(e) === 'THR_ERR_CLOSED');
   });
 
-  it('a thread started with nice runs at that priority, and so do the threads it starts; the process does not', { skip: process.platform !== 'linux' && 'nice values per thread are Linux' }, async () => {
-    await using low = new RequestWorker<EchoRequest, { own: number; child: number }>({ entry, name: 'echo', nice: 7 });
-    await using normal = new RequestWorker<EchoRequest, { own: number; child: number }>({ entry, name: 'echo' });
-    await Promise.all([low.started(), normal.started()]);
-    const before = (await normal.call({ op: 'nice' })).own;
-    assert.deepEqual(await low.call({ op: 'nice' }), { own: before + 7, child: before + 7 });
-    assert.deepEqual(await normal.call({ op: 'nice' }), { own: before, child: before });
-  });
+  it(
+    'a thread started with nice runs at that priority, and so do the threads it starts; the process does not',
+    { skip: process.platform !== 'linux' && 'nice values per thread are Linux' },
+    async () => {
+      await using low = new RequestWorker<EchoRequest, { own: number; child: number }>({
+        entry,
+        name: 'echo',
+        nice: 7,
+      });
+      await using normal = new RequestWorker<EchoRequest, { own: number; child: number }>({ entry, name: 'echo' });
+      await Promise.all([low.started(), normal.started()]);
+      const before = (await normal.call({ op: 'nice' })).own;
+      assert.deepEqual(await low.call({ op: 'nice' }), { own: before + 7, child: before + 7 });
+      assert.deepEqual(await normal.call({ op: 'nice' }), { own: before, child: before });
+    },
+  );
 
   it('close(): the thread finishes the call in progress, runs its onClose hooks and ends by itself', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'msfu-thread-close-'));
@@ -140,8 +156,15 @@ describe('RequestWorker', () => {
   });
 
   it('a thread whose setup fails rejects start and every call THR_ERR_START', async () => {
-    await using w = new RequestWorker<EchoRequest, unknown>({ entry, name: 'echo', workerData: { failSetup: 'no models here' } });
-    await assert.rejects(w.started(), (e) => code(e) === 'THR_ERR_START' && /no models here/.test((e as Error).message));
+    await using w = new RequestWorker<EchoRequest, unknown>({
+      entry,
+      name: 'echo',
+      workerData: { failSetup: 'no models here' },
+    });
+    await assert.rejects(
+      w.started(),
+      (e) => code(e) === 'THR_ERR_START' && /no models here/.test((e as Error).message),
+    );
     await assert.rejects(w.call({ op: 'echo', value: 1 }), (e) => code(e) === 'THR_ERR_START');
   });
 });

@@ -3,8 +3,24 @@
 import * as grpc from '@grpc/grpc-js';
 import { ModelError, type ModelErrorCode } from '../../errors.ts';
 import type { ModelRegistry } from '../../registry.ts';
-import { now, shapeSize, type Backend, type BackendStatus, type InferOptions, type InferOutput, type Tensor } from '../types.ts';
-import { MAX_MESSAGE_BYTES, bytesFromFloats, floatsFromBytes, method, type MethodName, type Methods, type ModelMetadataResponse } from './protocol.ts';
+import {
+  now,
+  shapeSize,
+  type Backend,
+  type BackendStatus,
+  type InferOptions,
+  type InferOutput,
+  type Tensor,
+} from '../types.ts';
+import {
+  MAX_MESSAGE_BYTES,
+  bytesFromFloats,
+  floatsFromBytes,
+  method,
+  type MethodName,
+  type Methods,
+  type ModelMetadataResponse,
+} from './protocol.ts';
 
 export interface KServeBackendOptions {
   /** host:port of the server. Default 127.0.0.1:8001. */
@@ -58,8 +74,14 @@ export class KServeBackend implements Backend {
     // grpc-js deadlines are wall-clock Dates; convert from the server clock.
     const wall = new Date(Date.now() + Math.max(0, until - now()));
     return new Promise((resolve, reject) => {
-      const call = this.#client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(),
-        { deadline: wall }, (err, res) => {
+      const call = this.#client.makeUnaryRequest(
+        m.path,
+        m.requestSerialize,
+        m.responseDeserialize,
+        req,
+        new grpc.Metadata(),
+        { deadline: wall },
+        (err, res) => {
           this.#calls.delete(call);
           if (err || !res) {
             const e = mapGrpcError(err, name, this.options.address);
@@ -69,7 +91,8 @@ export class KServeBackend implements Backend {
           }
           this.#lastError = null;
           resolve(res);
-        });
+        },
+      );
       this.#calls.add(call);
     });
   }
@@ -92,7 +115,8 @@ export class KServeBackend implements Backend {
 
   async load(model: string): Promise<void> {
     await this.#tensorNames(model);
-    if (!(await this.modelReady(model))) throw new ModelError('MOD_ERR_BACKEND_DOWN', `model ${model} is not ready on ${this.options.address}`);
+    if (!(await this.modelReady(model)))
+      throw new ModelError('MOD_ERR_BACKEND_DOWN', `model ${model} is not ready on ${this.options.address}`);
   }
 
   async #tensorNames(model: string, deadline?: number): Promise<Names> {
@@ -105,7 +129,8 @@ export class KServeBackend implements Backend {
       names = { input: spec.input.name, output: spec.output.name };
     } else {
       const md = await this.modelMetadata(model, deadline);
-      if (!md.inputs[0] || !md.outputs[0]) throw new ModelError('MOD_ERR_CONFIG', `model ${model}: metadata lists no tensors`);
+      if (!md.inputs[0] || !md.outputs[0])
+        throw new ModelError('MOD_ERR_CONFIG', `model ${model}: metadata lists no tensors`);
       names = { input: md.inputs[0].name, output: md.outputs[0].name };
     }
     this.#names.set(model, names);
@@ -115,22 +140,34 @@ export class KServeBackend implements Backend {
   async infer(model: string, input: Tensor, opts: InferOptions = {}): Promise<InferOutput> {
     const t0 = now();
     if (input.data.length !== shapeSize(input.shape)) {
-      throw new ModelError('MOD_ERR_BAD_SHAPE', `model ${model}: ${input.data.length} values for shape [${input.shape}]`);
+      throw new ModelError(
+        'MOD_ERR_BAD_SHAPE',
+        `model ${model}: ${input.data.length} values for shape [${input.shape}]`,
+      );
     }
     const names = await this.#tensorNames(model, opts.deadline);
-    const res = await this.call('ModelInfer', {
-      model_name: model,
-      id: String(++this.#seq),
-      inputs: [{ name: names.input, datatype: 'FP32', shape: input.shape }],
-      outputs: [{ name: names.output }],
-      raw_input_contents: [bytesFromFloats(input.data)],
-    }, opts.deadline);
-    const idx = Math.max(0, res.outputs.findIndex((o) => o.name === names.output));
+    const res = await this.call(
+      'ModelInfer',
+      {
+        model_name: model,
+        id: String(++this.#seq),
+        inputs: [{ name: names.input, datatype: 'FP32', shape: input.shape }],
+        outputs: [{ name: names.output }],
+        raw_input_contents: [bytesFromFloats(input.data)],
+      },
+      opts.deadline,
+    );
+    const idx = Math.max(
+      0,
+      res.outputs.findIndex((o) => o.name === names.output),
+    );
     const meta = res.outputs[idx];
-    if (!meta || meta.datatype !== 'FP32') throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: no FP32 output in the response`);
+    if (!meta || meta.datatype !== 'FP32')
+      throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: no FP32 output in the response`);
     const raw = res.raw_output_contents[idx];
     const data = raw ? floatsFromBytes(raw) : Float32Array.from(meta.contents?.fp32_contents ?? []);
-    if (data.length !== shapeSize(meta.shape)) throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: output size mismatch`);
+    if (data.length !== shapeSize(meta.shape))
+      throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: output size mismatch`);
     return { data, shape: meta.shape, inferMs: now() - t0 };
   }
 
@@ -138,7 +175,10 @@ export class KServeBackend implements Backend {
     const state = this.#client.getChannel().getConnectivityState(false);
     return {
       backend: this.name,
-      ready: !this.#closed && state !== grpc.connectivityState.TRANSIENT_FAILURE && state !== grpc.connectivityState.SHUTDOWN,
+      ready:
+        !this.#closed &&
+        state !== grpc.connectivityState.TRANSIENT_FAILURE &&
+        state !== grpc.connectivityState.SHUTDOWN,
       models: [...this.#names.keys()],
       detail: `channel ${grpc.connectivityState[state]}${this.#lastError ? `; last error: ${this.#lastError}` : ''}`,
     };
@@ -183,6 +223,7 @@ export function mapGrpcError(err: grpc.ServiceError | null, methodName: string, 
     default:
       code = 'MOD_ERR_INFERENCE';
   }
-  const msg = code === 'MOD_ERR_BACKEND_DOWN' ? `inference server ${address} unreachable: ${detail}` : `${methodName}: ${detail}`;
+  const msg =
+    code === 'MOD_ERR_BACKEND_DOWN' ? `inference server ${address} unreachable: ${detail}` : `${methodName}: ${detail}`;
   return new ModelError(code, msg, { cause: err });
 }

@@ -68,7 +68,13 @@ let cached: ServiceDefinition | null = null;
 /** The GRPCInferenceService definition, loaded once from the .proto file. */
 export function inferenceService(): ServiceDefinition {
   if (cached) return cached;
-  const pkg = protoLoader.loadSync(PROTO_FILE, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+  const pkg = protoLoader.loadSync(PROTO_FILE, {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
   const svc = pkg[SERVICE_NAME];
   if (!svc || !isServiceDefinition(svc)) throw new Error(`${SERVICE_NAME} missing from ${PROTO_FILE}`);
   cached = svc;

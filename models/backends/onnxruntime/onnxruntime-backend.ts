@@ -7,7 +7,15 @@ import { InlineSessionHost, WorkerSessionHost, type SessionHost } from './sessio
 import { ModelError, isModelError } from '../../errors.ts';
 import { ModelStore } from '../../model-store.ts';
 import { ModelRegistry, inputShape, type ModelSpec } from '../../registry.ts';
-import { now, shapeSize, type Backend, type BackendStatus, type InferOptions, type InferOutput, type Tensor } from '../types.ts';
+import {
+  now,
+  shapeSize,
+  type Backend,
+  type BackendStatus,
+  type InferOptions,
+  type InferOutput,
+  type Tensor,
+} from '../types.ts';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'tensorrt' | 'dml' | 'coreml' | 'webgpu';
 
@@ -78,7 +86,10 @@ export class OnnxRuntimeBackend implements Backend {
     let host = this.#hosts.get(key);
     if (!host) {
       host = this.options.worker
-        ? new WorkerSessionHost({ name: key ? `onnxruntime:${key}` : 'onnxruntime', ...(this.options.onWorkerEvent ? { onWorkerEvent: this.options.onWorkerEvent } : {}) })
+        ? new WorkerSessionHost({
+            name: key ? `onnxruntime:${key}` : 'onnxruntime',
+            ...(this.options.onWorkerEvent ? { onWorkerEvent: this.options.onWorkerEvent } : {}),
+          })
         : new InlineSessionHost();
       this.#hosts.set(key, host);
     }
@@ -120,7 +131,9 @@ export class OnnxRuntimeBackend implements Backend {
         this.#fallbacks.set(spec.name, (err as Error).message);
       } else {
         if (isModelError(err)) throw err;
-        throw new ModelError('MOD_ERR_CONFIG', `model ${spec.name}: cannot create session: ${(err as Error).message}`, { cause: err });
+        throw new ModelError('MOD_ERR_CONFIG', `model ${spec.name}: cannot create session: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
     }
     return { spec };
@@ -149,13 +162,25 @@ export class OnnxRuntimeBackend implements Backend {
       };
       this.#inflight.add(abort);
       if (deadline !== undefined) {
-        timer = setTimeout(() => abort(new ModelError('MOD_ERR_TIMEOUT', `model ${model}: deadline passed during inference`)),
-          Math.max(0, deadline - now()));
+        timer = setTimeout(
+          () => abort(new ModelError('MOD_ERR_TIMEOUT', `model ${model}: deadline passed during inference`)),
+          Math.max(0, deadline - now()),
+        );
       }
-      p.then((v) => { settle(); resolve(v); }, (err: unknown) => {
-        settle();
-        reject(isModelError(err) ? err : new ModelError('MOD_ERR_INFERENCE', `model ${model}: ${(err as Error).message}`, { cause: err }));
-      });
+      p.then(
+        (v) => {
+          settle();
+          resolve(v);
+        },
+        (err: unknown) => {
+          settle();
+          reject(
+            isModelError(err)
+              ? err
+              : new ModelError('MOD_ERR_INFERENCE', `model ${model}: ${(err as Error).message}`, { cause: err }),
+          );
+        },
+      );
     });
   }
 
@@ -172,7 +197,12 @@ export class OnnxRuntimeBackend implements Backend {
 
   status(): BackendStatus {
     const fb = [...this.#fallbacks].map(([m, why]) => `${m} fell back to cpu (${why})`);
-    return { backend: this.name, ready: !this.#closed, models: [...this.#sessions.keys()], ...(fb.length ? { detail: fb.join('; ') } : {}) };
+    return {
+      backend: this.name,
+      ready: !this.#closed,
+      models: [...this.#sessions.keys()],
+      ...(fb.length ? { detail: fb.join('; ') } : {}),
+    };
   }
 
   async close(): Promise<void> {
@@ -194,16 +224,26 @@ export class OnnxRuntimeBackend implements Backend {
 export function checkShape(spec: ModelSpec, input: Tensor): void {
   const n = input.shape[0] ?? 0;
   const want = inputShape(spec, n);
-  const ok = n >= 1 && input.shape.length === want.length && input.shape.every((d, i) => d === want[i]) &&
+  const ok =
+    n >= 1 &&
+    input.shape.length === want.length &&
+    input.shape.every((d, i) => d === want[i]) &&
     input.data.length === shapeSize(input.shape);
   if (!ok) {
-    throw new ModelError('MOD_ERR_BAD_SHAPE',
-      `model ${spec.name}: input shape [${input.shape}] (${input.data.length} values), expected [N,${want.slice(1)}]`);
+    throw new ModelError(
+      'MOD_ERR_BAD_SHAPE',
+      `model ${spec.name}: input shape [${input.shape}] (${input.data.length} values), expected [N,${want.slice(1)}]`,
+    );
   }
 }
 
 /** The onnxruntime session options a backend's sessions are created with. */
-export function sessionOptionsOf(o: Pick<OnnxRuntimeBackendOptions, 'executionProviders' | 'intraOpNumThreads' | 'interOpNumThreads' | 'intraOpSpinning'>): ort.InferenceSession.SessionOptions {
+export function sessionOptionsOf(
+  o: Pick<
+    OnnxRuntimeBackendOptions,
+    'executionProviders' | 'intraOpNumThreads' | 'interOpNumThreads' | 'intraOpSpinning'
+  >,
+): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: [...o.executionProviders],
     intraOpNumThreads: o.intraOpNumThreads,

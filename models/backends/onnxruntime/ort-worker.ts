@@ -8,9 +8,7 @@ export type ToOrtWorker =
   | { t: 'load'; model: string; file: string; options: ort.InferenceSession.SessionOptions }
   | { t: 'run'; model: string; inputName: string; outputName: string; data: Float32Array; shape: number[] };
 
-export type FromOrtWorker =
-  | { t: 'ok' }
-  | { t: 'result'; data: Float32Array; dims: number[]; runMs: number };
+export type FromOrtWorker = { t: 'ok' } | { t: 'result'; data: Float32Array; dims: number[]; runMs: number };
 
 const sessions = new Map<string, ort.InferenceSession>();
 
@@ -24,7 +22,9 @@ async function handle(msg: ToOrtWorker): Promise<FromOrtWorker> {
       const session = sessions.get(msg.model);
       if (!session) throw new Error(`model ${msg.model} not loaded in worker`);
       const t0 = performance.now();
-      const out = await session.run({ [msg.inputName]: new ort.Tensor('float32', msg.data, msg.shape) }, [msg.outputName]);
+      const out = await session.run({ [msg.inputName]: new ort.Tensor('float32', msg.data, msg.shape) }, [
+        msg.outputName,
+      ]);
       const tensor = out[msg.outputName];
       if (!tensor || tensor.type !== 'float32') throw new Error(`no float32 output ${msg.outputName}`);
       const data = new Float32Array(tensor.data as Float32Array);
@@ -42,4 +42,6 @@ onClose(async () => {
   await Promise.allSettled(all.map((s) => s.release()));
 });
 
-serve<ToOrtWorker, FromOrtWorker>(() => handle, { transfer: (r) => (r.t === 'result' ? [r.data.buffer as ArrayBuffer] : []) });
+serve<ToOrtWorker, FromOrtWorker>(() => handle, {
+  transfer: (r) => (r.t === 'result' ? [r.data.buffer as ArrayBuffer] : []),
+});

@@ -1,7 +1,13 @@
 // Where onnxruntime sessions live: in a worker thread (default; keeps the event loop free) or on the calling
 // thread (for comparison and for tools that do not care about the loop).
 import ort from 'onnxruntime-node';
-import { MODERATION_NICE, RequestWorker, isThreadError, reportWorkerEvents, type WorkerEventListener } from '../../../threads/index.ts';
+import {
+  MODERATION_NICE,
+  RequestWorker,
+  isThreadError,
+  reportWorkerEvents,
+  type WorkerEventListener,
+} from '../../../threads/index.ts';
 import { ModelError } from '../../errors.ts';
 import { modelErrorOf } from '../../threads.ts';
 import type { FromOrtWorker, ToOrtWorker } from './ort-worker.ts';
@@ -24,12 +30,19 @@ export class InlineSessionHost implements SessionHost {
     if (!this.#sessions.has(model)) this.#sessions.set(model, await ort.InferenceSession.create(file, options));
   }
 
-  async run(model: string, inputName: string, outputName: string, data: Float32Array, shape: number[]): Promise<RunResult> {
+  async run(
+    model: string,
+    inputName: string,
+    outputName: string,
+    data: Float32Array,
+    shape: number[],
+  ): Promise<RunResult> {
     const s = this.#sessions.get(model);
     if (!s) throw new ModelError('MOD_ERR_INFERENCE', `model ${model} not loaded`);
     const out = await s.run({ [inputName]: new ort.Tensor('float32', data, shape) }, [outputName]);
     const t = out[outputName];
-    if (!t || t.type !== 'float32') throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: no float32 output ${outputName}`);
+    if (!t || t.type !== 'float32')
+      throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: no float32 output ${outputName}`);
     return { data: t.data as Float32Array, dims: t.dims.map(Number) };
   }
 
@@ -81,7 +94,10 @@ export class WorkerSessionHost implements SessionHost {
       ...(opts.restartDelayMs !== undefined ? { restartDelayMs: opts.restartDelayMs } : {}),
       // Sessions die with their thread: a restarted one loads them all before it serves a run.
       onStart: async (call) => {
-        for (const [model, l] of this.#loaded) await call({ t: 'load', model, file: l.file, options: l.options } satisfies ToOrtWorker, { timeoutMs: this.#loadTimeoutMs });
+        for (const [model, l] of this.#loaded)
+          await call({ t: 'load', model, file: l.file, options: l.options } satisfies ToOrtWorker, {
+            timeoutMs: this.#loadTimeoutMs,
+          });
       },
     });
     reportWorkerEvents(this.#rpc, opts.onWorkerEvent);
@@ -97,13 +113,20 @@ export class WorkerSessionHost implements SessionHost {
     try {
       await this.#rpc.call({ t: 'load', model, file, options }, { timeoutMs: this.#loadTimeoutMs });
     } catch (err) {
-      if (isThreadError(err, 'THR_ERR_REMOTE')) throw new ModelError('MOD_ERR_CONFIG', `model ${model}: cannot create session: ${err.message}`, { cause: err });
+      if (isThreadError(err, 'THR_ERR_REMOTE'))
+        throw new ModelError('MOD_ERR_CONFIG', `model ${model}: cannot create session: ${err.message}`, { cause: err });
       throw modelErrorOf(err);
     }
     this.#loaded.set(model, { file, options });
   }
 
-  async run(model: string, inputName: string, outputName: string, data: Float32Array, shape: number[]): Promise<RunResult> {
+  async run(
+    model: string,
+    inputName: string,
+    outputName: string,
+    data: Float32Array,
+    shape: number[],
+  ): Promise<RunResult> {
     if (this.#closed) throw new ModelError('MOD_ERR_CLOSED', 'backend closed');
     let res: FromOrtWorker;
     try {
