@@ -128,6 +128,8 @@ export interface RunResult {
     falseKills: number;
     falseBlanks: number;
     falseMutes: number;
+    /** Clean streams the server restricted at all (a kill, blank or mute decision), seen by a viewer or not. */
+    falseRestrictions: number;
     overblocked: number;
     viewerErrors: number;
     streamErrors: number;
@@ -354,6 +356,7 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
   const falseKills = clean.filter((c) => c.killed).length;
   const falseBlanks = clean.reduce((n, c) => n + c.blankedViewers.length, 0);
   const falseMutes = clean.reduce((n, c) => n + c.mutedViewers.length, 0);
+  const falseRestrictions = clean.filter((c) => c.killed || c.restrictiveDecisions > 0).length;
   const overblocked = violations.reduce((n, v) => n + v.overblocked, 0);
   const result: RunResult = {
     moderation: run.moderation,
@@ -386,6 +389,7 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
       missed: violations.length - detected,
       falseKills,
       falseBlanks,
+      falseRestrictions,
       falseMutes,
       overblocked,
       viewerErrors: run.viewers.filter((v) => v.error).length,
@@ -434,6 +438,7 @@ export function figuresOf(r: RunResult): Record<string, number | null> {
     false_kills: r.counts.falseKills,
     false_blanks: r.counts.falseBlanks,
     false_mutes: r.counts.falseMutes,
+    false_restrictions: r.counts.falseRestrictions,
     overblocked: r.counts.overblocked,
     viewer_errors: r.counts.viewerErrors,
   };

@@ -40,6 +40,8 @@ export const GROUND_TRUTH: Readonly<Budget> = Object.freeze({
   false_kills: 0,
   false_blanks: 0,
   false_mutes: 0,
+  // a clean stream's restrictive decision fails the run even when no viewer of it saw the slate
+  false_restrictions: 0,
   overblocked: 0,
 });
 

@@ -60,7 +60,7 @@ export function terminalSummary(r: LoadTestReport): string {
     );
   const c = res.counts;
   lines.push(
-    `  ground truth: ${c.detected}/${c.violations} scripted violations handled as expected, missed ${c.missed}; false kills ${c.falseKills}, false blanks ${c.falseBlanks}, false mutes ${c.falseMutes}, over-blocked viewers ${c.overblocked}; viewer errors ${c.viewerErrors}, stream errors ${c.streamErrors}`,
+    `  ground truth: ${c.detected}/${c.violations} scripted violations handled as expected, missed ${c.missed}; false kills ${c.falseKills}, false blanks ${c.falseBlanks}, false mutes ${c.falseMutes}, clean streams restricted ${c.falseRestrictions}, over-blocked viewers ${c.overblocked}; viewer errors ${c.viewerErrors}, stream errors ${c.streamErrors}`,
   );
   for (const v of res.violations.filter((x) => !x.detected)) {
     lines.push(
@@ -296,7 +296,7 @@ ${histogramSvg(res.forwardingSample, 'Forwarding latency per packet (publisher s
 ${r.baseline ? histogramSvg(r.baseline.forwardingSample, 'Forwarding latency, moderation off') : ''}
 ${histogramSvg(killAndDecision, 'Decision latency per scripted violation (onset -> decision seen)')}
 ${histogramSvg(kills, 'Kill latency per scripted kill')}
-<h2>Ground truth</h2><p>${res.counts.detected}/${res.counts.violations} scripted violations handled as expected; false kills ${res.counts.falseKills}, false blanks ${res.counts.falseBlanks}, false mutes ${res.counts.falseMutes}, over-blocked viewers ${res.counts.overblocked}.</p>
+<h2>Ground truth</h2><p>${res.counts.detected}/${res.counts.violations} scripted violations handled as expected; false kills ${res.counts.falseKills}, false blanks ${res.counts.falseBlanks}, false mutes ${res.counts.falseMutes}, clean streams restricted ${res.counts.falseRestrictions}, over-blocked viewers ${res.counts.overblocked}.</p>
 ${table(viol)}${table(clean)}
 ${timelineSvg(res.timeline, res.plan.durationSec)}
 <h2>Server</h2>${table(serverRows)}

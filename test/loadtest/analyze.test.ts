@@ -185,6 +185,20 @@ test('without --budget a moderated run still fails on a missed violation, a fals
   const clean = blanked.viewers.find((v) => v.streamId === blanked.plan.streams[4]!.streamId)!;
   for (let t = blanked.startedAt + 500; t < blanked.endedAt; t += 500) clean.video.add('foreign', t);
   assert.equal(passes(blanked), false, 'a clean viewer on the slate fails the run');
+  const decided = scenario();
+  decided.streams[4]!.decisions.push({
+    at: decided.startedAt + 5000,
+    action: 'blank',
+    jurisdictions: ['SA'],
+    source: 'ops_ws',
+    serverLatencyMs: 40,
+  });
+  assert.equal(analyze(decided).counts.falseRestrictions, 1);
+  assert.equal(
+    passes(decided),
+    false,
+    'a clean stream the server blanked fails the run, though no viewer of it saw the slate',
+  );
   // a given limit cannot relax the ground truth; with moderation off nothing is expected to be caught
   assert.equal(passes(scenario({ missBlank: true }), { missed: 5 }), false);
   assert.equal(passes(scenario({ missBlank: true }), {}, 'off'), true);
