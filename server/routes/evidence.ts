@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { notFound } from '../errors.ts';
-import type { EvidenceRecorder } from '../evidence.ts';
+import type { EvidenceMeta, EvidenceRecorder } from '../evidence.ts';
 import type { Guard } from './access.ts';
 import { AnyObject, IdParam, bearer, doc, errorReplies, useZod, zs } from './schema.ts';
 
@@ -85,53 +85,48 @@ export const evidenceRoutes: FastifyPluginAsync<EvidenceRoutesOptions> = async (
     },
   );
 
-  app.get(
-    '/v1/evidence/:id/frames/:seq',
+  // the samples a statement cites, kept beside its clip: sampled frames (JPEG) and audio windows (WAV)
+  const cited = [
     {
-      onRequest: reviewer,
-      schema: {
-        tags: ['evidence'],
-        summary: 'A sampled frame the statement cites (JPEG)',
-        security: bearer,
-        params: zs(FrameParams),
-        response: errorReplies,
-      },
+      path: 'frames',
+      what: 'sampled frame',
+      summary: 'A sampled frame the statement cites (JPEG)',
+      type: 'image/jpeg',
+      of: (c: EvidenceMeta) => c.citedFrames,
     },
-    async (req, reply) => {
-      const { id, seq } = req.params as z.output<typeof FrameParams>;
-      const c = clip(id);
-      const f = c.citedFrames.find((x) => x.seq === seq);
-      if (!f)
-        throw notFound(
-          `clip ${id} keeps no sampled frame ${seq} (kept: ${c.citedFrames.map((x) => x.seq).join(', ') || 'none'})`,
-        );
-      reply.header('cache-control', 'private, no-store');
-      return reply.type('image/jpeg').send(createReadStream(join(c.dir, f.file)));
-    },
-  );
-
-  app.get(
-    '/v1/evidence/:id/audio/:seq',
     {
-      onRequest: reviewer,
-      schema: {
-        tags: ['evidence'],
-        summary: "An audio window the statement cites (WAV, mono 16-bit PCM at the samplers' rate)",
-        security: bearer,
-        params: zs(FrameParams),
-        response: errorReplies,
+      path: 'audio',
+      what: 'audio window',
+      summary: "An audio window the statement cites (WAV, mono 16-bit PCM at the samplers' rate)",
+      type: 'audio/wav',
+      of: (c: EvidenceMeta) => c.citedAudio,
+    },
+  ] as const;
+  for (const kind of cited) {
+    app.get(
+      `/v1/evidence/:id/${kind.path}/:seq`,
+      {
+        onRequest: reviewer,
+        schema: {
+          tags: ['evidence'],
+          summary: kind.summary,
+          security: bearer,
+          params: zs(FrameParams),
+          response: errorReplies,
+        },
       },
-    },
-    async (req, reply) => {
-      const { id, seq } = req.params as z.output<typeof FrameParams>;
-      const c = clip(id);
-      const a = c.citedAudio.find((x) => x.seq === seq);
-      if (!a)
-        throw notFound(
-          `clip ${id} keeps no audio window ${seq} (kept: ${c.citedAudio.map((x) => x.seq).join(', ') || 'none'})`,
-        );
-      reply.header('cache-control', 'private, no-store');
-      return reply.type('audio/wav').send(createReadStream(join(c.dir, a.file)));
-    },
-  );
+      async (req, reply) => {
+        const { id, seq } = req.params as z.output<typeof FrameParams>;
+        const c = clip(id);
+        const kept: readonly { seq: number; file: string }[] = kind.of(c);
+        const f = kept.find((x) => x.seq === seq);
+        if (!f)
+          throw notFound(
+            `clip ${id} keeps no ${kind.what} ${seq} (kept: ${kept.map((x) => x.seq).join(', ') || 'none'})`,
+          );
+        reply.header('cache-control', 'private, no-store');
+        return reply.type(kind.type).send(createReadStream(join(c.dir, f.file)));
+      },
+    );
+  }
 };

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
 import type { PolicyReviewItem } from '../../server/store/types.ts';
 import type { StatementOfReasons } from '../../policies/types.ts';
 
@@ -259,4 +260,24 @@ export function reviewItem(over: Partial<PolicyReviewItem> = {}): PolicyReviewIt
     proposedAction: 'blank_video',
     ...over,
   };
+}
+
+/**
+ * Debian's Chromium, headless, for the ops console tests: no network beyond the page's own (no QUIC,
+ * background fetches, updates or sync). Playwright gives every launch a fresh temporary profile.
+ */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
 }

@@ -8,13 +8,14 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../../media/encode.ts';
 import { packetizeVp8 } from '../../media/packetize.ts';
 import { buildServer, type Server } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
 import type { StatementOfReasons } from '../../policies/types.ts';
 import { FakeSfu } from '../sfu/fake.ts';
+import { launchChromium } from './helpers.ts';
 
 const WIDTH = 320;
 const HEIGHT = 180;
@@ -118,19 +119,7 @@ describe('ops console: an evidence clip plays in Chromium', { timeout: 180_000 }
       { container: meta.container, width: meta.width, height: meta.height },
       { container: 'webm', width: WIDTH, height: HEIGHT },
     );
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { buildServer, type Server } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
 import type { SignalLike } from '../../policies/types.ts';
 import { FakeSfu } from '../sfu/fake.ts';
 import { countColor, decodePng, solidPng } from './png.ts';
+import { launchChromium } from './helpers.ts';
 
 const SDP = 'v=0\r\ns=-\r\n';
 const THUMB_RGB: [number, number, number] = [0, 200, 60];
@@ -95,20 +96,7 @@ describe('ops console in Chromium', () => {
     });
     assert.equal(k.statusCode, 202);
 
-    // playwright gives every launch a fresh temporary profile (it refuses --user-data-dir).
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   });
 

@@ -3,13 +3,13 @@
 // report with its plots, all fed by the real API; the plotted bars are checked in the screenshot.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { buildServer, type Server } from '../../server/app.ts';
 import { loadConfig } from '../../server/config.ts';
 import { withDueAt } from '../../policies/index.ts';
 import { FakeSfu } from '../sfu/fake.ts';
 import { signal } from '../policies/helpers.ts';
-import { reviewItem } from './helpers.ts';
+import { launchChromium, reviewItem } from './helpers.ts';
 import { countColor, decodePng } from './png.ts';
 
 const KILL_RGB: [number, number, number] = [229, 72, 77];
@@ -69,19 +69,7 @@ describe('ops console: queues per jurisdiction, shadow report, transparency repo
     sfu.add('ts-kill');
     assert.equal((await inject('POST', '/v1/streams/ts-kill/kill', { reason: 'seeded kill' })).statusCode, 202);
     await server.store.flush();
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
