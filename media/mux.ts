@@ -12,19 +12,15 @@ import {
   AV_CODEC_ID_OPUS,
   AV_CODEC_ID_VP8,
   AV_PKT_FLAG_KEY,
-  AVERROR_EAGAIN,
   AVMEDIA_TYPE_AUDIO,
   AVMEDIA_TYPE_VIDEO,
-  Codec,
-  CodecContext,
-  FF_DECODER_H264,
   FormatContext,
-  Frame,
   Packet,
   Rational,
 } from 'node-av';
 import { statSync } from 'node:fs';
 import { splitAnnexB } from './packetize.ts';
+import { NAL_SPS, h264SpsSize } from './h264.ts';
 import { vp8FrameSize } from './vp8.ts';
 
 export interface MuxFrame {
@@ -61,29 +57,13 @@ export class MuxError extends Error {
 
 const MS = { num: 1, den: 1000 };
 
-/** Picture size of an H.264 keyframe access unit: decoded once (the SPS's cropping rules are FFmpeg's to apply). */
+/** Picture size of an H.264 keyframe access unit (Annex B): what its SPS declares, cropping applied. */
 function h264FrameSize(keyframe: Uint8Array): { width: number; height: number } | undefined {
-  const dec = Codec.findDecoderByName(FF_DECODER_H264);
-  if (!dec) return undefined;
-  const ctx = new CodecContext();
-  ctx.allocContext3(dec);
-  ctx.threadCount = 1;
-  const pkt = new Packet();
-  pkt.alloc();
-  const frame = new Frame();
-  frame.alloc();
+  const sps = splitAnnexB(keyframe).find((n) => n.length > 0 && (n[0]! & 0x1f) === NAL_SPS);
   try {
-    if (ctx.open2Sync(dec, null) < 0) return undefined;
-    pkt.data = Buffer.from(keyframe);
-    ctx.sendPacketSync(pkt);
-    ctx.sendPacketSync(null);
-    const ret = ctx.receiveFrameSync(frame);
-    if (ret < 0 && ret !== AVERROR_EAGAIN) return undefined;
-    return frame.width > 0 ? { width: frame.width, height: frame.height } : undefined;
-  } finally {
-    pkt.free();
-    frame.free();
-    ctx.freeContext();
+    return sps ? h264SpsSize(sps) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

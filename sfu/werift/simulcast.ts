@@ -23,8 +23,6 @@ export class SimulcastChoice {
   readonly #seen = new Set<string>();
   #firstAt: number | undefined;
   chosen: string | undefined;
-  /** Packets of the layers not forwarded, counted. */
-  dropped = 0;
 
   constructor(
     rids: readonly string[],

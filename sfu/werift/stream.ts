@@ -230,16 +230,13 @@ export class WeriftStream extends SafeEmitter<StreamEvents> implements Stream {
       // a viewer that is already waiting gets its first picture sooner
       this.requestKeyFrame(track.info.trackId);
     }
-    void receiver;
   }
 
   #onLayerRtp(track: IngestTrack, rid: string, rtp: RtpPacket, receiver: RTCRtpReceiver): void {
     const layers = track.simulcast!;
     if (layers.chosen === rid) return this.#onRtp(track, rtp);
-    if (layers.chosen !== undefined || this.#closed) {
-      layers.dropped++;
-      return;
-    }
+    // the other layers are not forwarded
+    if (layers.chosen !== undefined || this.#closed) return;
     const decided = layers.observe(rid, rtp, isKeyframeStart(track.codec.name, rtp.payload), nowMs(), (ssrc) => {
       this.keyframeRequestsSent++;
       receiver.sendRtcpPLI(ssrc).catch((err: unknown) => void err);

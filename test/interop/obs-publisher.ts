@@ -135,6 +135,8 @@ interface SimulcastLayer {
   seq: number;
   packets: number;
   octets: number;
+  /** The mid and rid header extensions every packet of the layer carries, with the answer's ids. */
+  extensions: { id: number; payload: Buffer }[];
 }
 
 export class ObsShapedPublisher {
@@ -210,6 +212,13 @@ export class ObsShapedPublisher {
           seq: Math.floor(Math.random() * 0xffff),
           packets: 0,
           octets: 0,
+          extensions: [
+            { id: pub.#extensionId('urn:ietf:params:rtp-hdrext:sdes:mid'), payload: serializeSdesMid('1') },
+            {
+              id: pub.#extensionId('urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id'),
+              payload: serializeSdesRTPStreamID(rids[i]!),
+            },
+          ].filter((e) => e.id > 0),
         }));
       return pub;
     } catch (err) {
@@ -261,9 +270,8 @@ export class ObsShapedPublisher {
 
   /** The negotiated id of a header extension in the video section of the answer (RFC 8285). */
   #extensionId(uri: string): number {
-    const video = this.answer
-      .split(/\r?\n/)
-      .slice(this.answer.split(/\r?\n/).findIndex((l) => l.startsWith('m=video')));
+    const lines = this.answer.split(/\r?\n/);
+    const video = lines.slice(lines.findIndex((l) => l.startsWith('m=video')));
     const line = video.find((l) => l.startsWith('a=extmap:') && l.endsWith(` ${uri}`));
     return line ? Number(/^a=extmap:(\d+)/.exec(line)![1]) : 0;
   }
@@ -272,20 +280,13 @@ export class ObsShapedPublisher {
     layer.seq = (layer.seq + 1) & 0xffff;
     layer.packets++;
     layer.octets += payload.length;
-    const extensions = [
-      { id: this.#extensionId('urn:ietf:params:rtp-hdrext:sdes:mid'), payload: serializeSdesMid('1') },
-      {
-        id: this.#extensionId('urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id'),
-        payload: serializeSdesRTPStreamID(layer.rid),
-      },
-    ].filter((e) => e.id > 0);
     const header = new RtpHeader({
       payloadType: 96,
       sequenceNumber: layer.seq,
       timestamp,
       marker,
       ssrc: layer.ssrc,
-      extensions,
+      extensions: layer.extensions,
     });
     this.#senders.video.dtlsTransport.sendRtp(Buffer.from(payload), header).catch(() => undefined);
   }
