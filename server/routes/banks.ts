@@ -17,9 +17,7 @@ import { pdqHash, pdqToHex } from '../../models/pdq/pdq.ts';
 import { fingerprintToWire } from '../../models/audio/fingerprint.ts';
 import { SrvError, notFound } from '../errors.ts';
 import type { ModerationStack } from '../moderation.ts';
-import type { BankEditInput, BankHashEntry, Store } from '../store/types.ts';
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+import type { BankChange, BankHashEntry, Store } from '../store/types.ts';
 import { who, type Guard } from './access.ts';
 import { bearer, errorReplies as errors, useZod, zs } from './schema.ts';
 
@@ -89,10 +87,10 @@ export async function bankRoutes(app: FastifyInstance, opts: BankRoutesOptions):
     return opts.moderation;
   };
   /** Appends a hash bank edit to the cluster's, then applies every edit this node has not (ours among them). */
-  const edit = async (e: DistributiveOmit<BankEditInput, 'at' | 'origin'>): Promise<void> => {
+  const edit = async (e: BankChange & { by: string }): Promise<void> => {
     stack();
     try {
-      await store.appendBankEdit({ ...e, at: Date.now(), origin: opts.nodeId } as BankEditInput);
+      await store.appendBankEdit({ ...e, at: Date.now(), origin: opts.nodeId });
     } catch (err) {
       throw new SrvError(
         'SRV_ERR_STORE_UNAVAILABLE',

@@ -122,11 +122,14 @@ export interface BankHashEntry {
  * Every node applies the edits it has not seen (at start and each heartbeat), so an entry added or
  * removed through any node's API is on every node, also after a restart.
  */
-export type BankEditInput =
-  | { kind: 'hashes_added'; bank: string; entries: BankHashEntry[]; by: string; origin: string; at: number }
-  | { kind: 'hash_removed'; bank: string; id: string; by: string; origin: string; at: number }
-  | { kind: 'recording_added'; bank: string; recording: BankRecording; by: string; origin: string; at: number }
-  | { kind: 'recording_removed'; bank: string; id: string; by: string; origin: string; at: number };
+/** What a bank edit changes. */
+export type BankChange =
+  | { kind: 'hashes_added'; bank: string; entries: BankHashEntry[] }
+  | { kind: 'hash_removed'; bank: string; id: string }
+  | { kind: 'recording_added'; bank: string; recording: BankRecording }
+  | { kind: 'recording_removed'; bank: string; id: string };
+/** A bank edit as a node appends it: the change, who made it, on which node, when. */
+export type BankEditInput = BankChange & { by: string; origin: string; at: number };
 
 /** A protected recording as the cluster keeps it: its fingerprint (never the audio), as the registering node computed it. */
 export interface BankRecording {
