@@ -1,12 +1,19 @@
 // Deadline-aware batching. Each request carries its deadline (server clock: frame arrival + budget). A batch
 // closes when it is full or when waiting any longer would make the earliest deadline in the queue
-// unreachable, given a learned estimate of how long a batch of that size takes. A request that cannot make
-// its deadline is answered `deadline_missed` (and counted), never dropped silently. The queue is bounded.
+// unreachable, given a learned estimate of how long a batch of that size takes, and it holds no more
+// requests than the earliest one's deadline allows. Requests that can still be answered in time go first;
+// one that can only be answered late is still run when the model has time, and its answer comes back
+// `deadline_missed` with the value attached (a late answer still says what the model saw); one that could
+// not be answered even within lateGraceMs after its deadline is answered `deadline_missed` without a value.
+// Everything is counted, nothing dropped silently. The queue is bounded.
 import { ModelError, isModelError } from './errors.ts';
 import type { SignalStatus } from './types.ts';
 
 export interface BatchContext {
-  /** Latest deadline in the batch (server clock, ms): the executor may stop waiting after it. */
+  /**
+   * Latest deadline in the batch plus lateGraceMs (server clock, ms): the executor may stop waiting
+   * after it. Until then an answer past a request's own deadline still comes back, late, with its value.
+   */
   deadline: number;
 }
 
@@ -42,6 +49,13 @@ export interface DeadlineBatcherOptions {
   concurrency: number;
   /** Prior for the batch-time estimate before anything was observed: ms = fixed + perItem * n. */
   prior: { fixedMs: number; perItemMs: number };
+  /**
+   * How long past the batch's latest deadline the executor is given (ms). A model run on the CPU cannot
+   * be cancelled, so giving up at the deadline would throw away an answer the CPU is already paying
+   * for; a late answer is still what the model saw (the caller decides what lateness means), and only
+   * a finished run teaches the estimate how long batches take. Default 500.
+   */
+  lateGraceMs: number;
   /** Clock (ms). Default the server clock. */
   now: () => number;
 }
@@ -53,6 +67,7 @@ const DEFAULTS: Readonly<DeadlineBatcherOptions> = Object.freeze({
   marginMs: 2,
   concurrency: 1,
   prior: { fixedMs: 2, perItemMs: 5 },
+  lateGraceMs: 500,
   now: () => performance.timeOrigin + performance.now(),
 });
 
@@ -94,17 +109,28 @@ export class BatchTimeEstimator {
     }
   }
 
-  /** A cautious estimate (mean + 2 deviations) of a batch of n (ms). */
+  /** A cautious estimate (mean + 2 deviations) of a batch of n (ms): what batch sizes and waits are planned with. */
   estimate(n: number): number {
+    return this.#estimate(n, 2);
+  }
+
+  /**
+   * The typical time of a batch of n (ms, the mean): whether a request can still be answered in time at
+   * all. A cautious figure there would refuse requests the model usually meets, whenever one slow run
+   * (a stalled event loop delays its answer too) widened the deviation.
+   */
+  typical(n: number): number {
+    return this.#estimate(n, 0);
+  }
+
+  #estimate(n: number, devs: number): number {
     const m = this.#mean.get(n);
-    if (m !== undefined) return m + 2 * this.#dev.get(n)!;
+    if (m !== undefined) return m + devs * this.#dev.get(n)!;
     let nearest: number | undefined;
     for (const k of this.#mean.keys())
       if (nearest === undefined || Math.abs(k - n) < Math.abs(nearest - n)) nearest = k;
-    if (nearest !== undefined) {
-      const scaled = (this.#mean.get(nearest)! + 2 * this.#dev.get(nearest)!) * (n > nearest ? n / nearest : 1);
-      return scaled;
-    }
+    if (nearest !== undefined)
+      return (this.#mean.get(nearest)! + devs * this.#dev.get(nearest)!) * (n > nearest ? n / nearest : 1);
     return this.#prior.fixedMs + this.#prior.perItemMs * n;
   }
 
@@ -174,7 +200,7 @@ export class DeadlineBatcher<I, O> {
     this.#counters.submitted++;
     if (this.#closed)
       return Promise.resolve(this.#fail('unavailable', new ModelError('MOD_ERR_CLOSED', 'batcher closed'), 0));
-    if (now + this.estimator.estimate(1) + this.options.marginMs > deadline) {
+    if (now + this.estimator.typical(1) + this.options.marginMs > deadline + this.options.lateGraceMs) {
       this.#counters.missedBeforeRun++;
       if (deadline > now) this.estimator.relax();
       return Promise.resolve(
@@ -245,13 +271,30 @@ export class DeadlineBatcher<I, O> {
       this.#expire();
       if (this.#queue.length === 0) break;
       const now = this.options.now();
-      const n = Math.min(this.#queue.length, this.options.maxBatchSize);
-      if (n < this.options.maxBatchSize) {
+      const floor = this.estimator.typical(1) + this.options.marginMs;
+      // Requests that can still be answered in time go first, earliest deadline first; the ones that can
+      // only be answered late (still useful: see lateGraceMs) take what time is left over, so that a burst
+      // makes a few answers late rather than, domino-like, every answer after it.
+      this.#queue.sort((a, b) => {
+        const aLate = now + floor > a.deadline;
+        const bLate = now + floor > b.deadline;
+        return aLate === bLate ? a.deadline - b.deadline : aLate ? 1 : -1;
+      });
+      const head = this.#queue[0]!;
+      const headLate = now + floor > head.deadline;
+      // A batch answers all its requests at once, so its first (earliest) request bounds its size: the
+      // ones that do not fit go in the next batch, rather than all of them late together.
+      const due = headLate ? head.deadline + this.options.lateGraceMs : head.deadline;
+      let fit = 1;
+      while (fit < this.options.maxBatchSize && now + this.estimator.estimate(fit + 1) + this.options.marginMs <= due)
+        fit++;
+      const inTime = headLate ? this.#queue.length : this.#queue.filter((p) => now + floor <= p.deadline).length;
+      const n = Math.min(inTime, this.options.maxBatchSize, fit);
+      if (!headLate && n === this.#queue.length && n < this.options.maxBatchSize) {
         // Waiting to grow the batch to n+1 is allowed only while that larger batch still meets every deadline.
-        const earliest = Math.min(...this.#queue.map((p) => p.deadline));
         const oldest = Math.min(...this.#queue.map((p) => p.enqueuedAt));
         const closeAt = Math.min(
-          earliest - this.estimator.estimate(n + 1) - this.options.marginMs,
+          head.deadline - this.estimator.estimate(n + 1) - this.options.marginMs,
           oldest + this.options.maxWaitMs,
         );
         if (closeAt > now) {
@@ -262,9 +305,9 @@ export class DeadlineBatcher<I, O> {
       this.#dispatch(n);
     }
     if (!this.#closed && this.#queue.length > 0 && this.#inflight >= this.options.concurrency) {
-      // The model is busy: answer each queued request as soon as its deadline becomes unreachable.
-      const floor = this.estimator.estimate(1) + this.options.marginMs;
-      this.#armTimer(Math.min(...this.#queue.map((p) => p.deadline)) - floor);
+      // The model is busy: answer each queued request once even a late answer could no longer come in time.
+      const floor = this.estimator.typical(1) + this.options.marginMs;
+      this.#armTimer(Math.min(...this.#queue.map((p) => p.deadline)) + this.options.lateGraceMs - floor);
     }
   }
 
@@ -282,10 +325,10 @@ export class DeadlineBatcher<I, O> {
     );
   }
 
-  /** Answers deadline_missed to every queued request that a batch of one could no longer serve in time. */
+  /** Answers deadline_missed to every queued request that a batch of one could no longer serve, even late. */
   #expire(): void {
     const now = this.options.now();
-    const floor = this.estimator.estimate(1) + this.options.marginMs;
+    const floor = this.estimator.typical(1) + this.options.marginMs - this.options.lateGraceMs;
     const keep: Pending<I, O>[] = [];
     for (const p of this.#queue) {
       if (now + floor >= p.deadline) {
@@ -304,14 +347,12 @@ export class DeadlineBatcher<I, O> {
 
   #dispatch(n: number): void {
     this.#clearTimer();
-    // Earliest deadline first.
-    this.#queue.sort((a, b) => a.deadline - b.deadline);
     const batch = this.#queue.splice(0, n);
     this.#inflight++;
     this.#counters.batches++;
     this.#sizes[n] = (this.#sizes[n] ?? 0) + 1;
     const started = this.options.now();
-    const deadline = Math.max(...batch.map((p) => p.deadline));
+    const deadline = Math.max(...batch.map((p) => p.deadline)) + this.options.lateGraceMs;
     let run: Promise<BatchRun<O>>;
     try {
       run = this.#executor(

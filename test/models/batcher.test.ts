@@ -80,9 +80,9 @@ test('maxWaitMs bounds the wait when deadlines are far', { timeout: 30_000 }, as
   assert.ok(a.timings.queue! < 5_000);
 });
 
-test('a request that cannot make its deadline is answered deadline_missed at once, and counted', async () => {
+test('a request that cannot make its deadline (nor within lateGraceMs) is answered deadline_missed at once, and counted', async () => {
   const m = testModel(1);
-  const b = new DeadlineBatcher(m.exec, {});
+  const b = new DeadlineBatcher(m.exec, { lateGraceMs: 0 });
   b.estimator.observe(1, 100); // the model is known to take 100 ms
   const a = await b.submit(1, now() + 20);
   assert.equal(a.status, 'deadline_missed');
@@ -99,7 +99,7 @@ test(
   { timeout: 30_000 },
   async () => {
     const m = testModel(1);
-    const b = new DeadlineBatcher(m.exec, { maxBatchSize: 1, marginMs: 1 });
+    const b = new DeadlineBatcher(m.exec, { maxBatchSize: 1, marginMs: 1, lateGraceMs: 50 });
     b.estimator.observe(1, 5);
     m.hold();
     const busy = b.submit(0, now() + 30_000); // occupies the model
@@ -127,6 +127,61 @@ test(
       m.batches.map((x) => x.items),
       [[0], [9]],
     );
+  },
+);
+
+test(
+  'past its deadline a request is still run within lateGraceMs, after the ones still in time, and answered late with its value',
+  { timeout: 30_000 },
+  async () => {
+    const m = testModel(30);
+    const b = new DeadlineBatcher(m.exec, { maxBatchSize: 1, marginMs: 1, lateGraceMs: 2_000 });
+    b.estimator.observe(1, 30);
+    m.hold();
+    const busy = b.submit(0, now() + 30_000); // occupies the model
+    await sleep(10);
+    const late = b.submit(1, now() + 40); // its deadline passes while it waits
+    const hopeless = b.submit(2, now() - 2_100); // past even the grace: never run
+    const inTime = b.submit(3, now() + 10_000);
+    await sleep(100);
+    m.release();
+    const [, l, h, t] = await Promise.all([busy, late, hopeless, inTime]);
+    assert.equal(l.status, 'deadline_missed');
+    assert.equal(l.value, 2, 'the late answer carries its value');
+    assert.equal(h.status, 'deadline_missed');
+    assert.equal(h.value, undefined);
+    assert.equal(t.status, 'ok');
+    // the request still in time went before the late one, though its deadline is later
+    assert.deepEqual(
+      m.batches.map((x) => x.items),
+      [[0], [3], [1]],
+    );
+    const s = b.stats();
+    assert.equal(s.missedBeforeRun, 1);
+    assert.equal(s.missedLate, 1);
+  },
+);
+
+test(
+  'a batch holds no more requests than the earliest deadline allows; the rest go in the next batch',
+  { timeout: 30_000 },
+  async () => {
+    const m = testModel(1);
+    const b = new DeadlineBatcher(m.exec, { maxBatchSize: 8, marginMs: 1, maxWaitMs: 1 });
+    for (let i = 0; i < 5; i++) {
+      b.estimator.observe(1, 20);
+      b.estimator.observe(2, 40);
+      b.estimator.observe(4, 80);
+    }
+    m.hold();
+    const busy = b.submit(0, now() + 30_000);
+    await sleep(5);
+    // four requests due in ~60 ms once the model frees up: only two fit one batch in time
+    const t0 = now();
+    const four = [1, 2, 3, 4].map((x) => b.submit(x, t0 + 60));
+    m.release();
+    await Promise.all([busy, ...four]);
+    assert.ok(m.batches[1]!.items.length <= 2, `first batch after the busy one held ${m.batches[1]!.items.length}`);
   },
 );
 
@@ -195,7 +250,7 @@ test(
   { timeout: 30_000 },
   async () => {
     const m = testModel(5);
-    const b = new DeadlineBatcher(m.exec, { marginMs: 1, maxWaitMs: 1 });
+    const b = new DeadlineBatcher(m.exec, { marginMs: 1, maxWaitMs: 1, lateGraceMs: 0 });
     b.estimator.observe(1, 500); // e.g. a slow first run
     const answers = [];
     for (let i = 0; i < 40 && m.batches.length === 0; i++) answers.push(await b.submit(i, now() + 200));
