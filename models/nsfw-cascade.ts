@@ -25,6 +25,11 @@ export interface CascadeResult {
   timings: Record<string, number>;
   /** Status of the deep stage when it was asked. */
   deepStatus?: SignalStatus;
+  /**
+   * The fast model answered after the deadline (status is still 'ok': the scores are what the model saw,
+   * and the budget miss is the caller's to count). The deep model is not asked then: its deadline has passed.
+   */
+  late?: boolean;
   error?: { code: string; message: string };
 }
 
@@ -52,9 +57,12 @@ export interface NsfwCascadeOptions {
   warmUp: boolean;
 }
 
+/** The cascade's models by default (registry names). */
+export const CASCADE_MODELS = Object.freeze({ fast: 'nsfw-mobilenet-v2', deep: 'nsfw-inception-v3' });
+
 const DEFAULTS = Object.freeze({
-  fastModel: 'nsfw-mobilenet-v2',
-  deepModel: 'nsfw-inception-v3',
+  fastModel: CASCADE_MODELS.fast,
+  deepModel: CASCADE_MODELS.deep,
   uncertainBand: [0.4, 0.7] as [number, number],
   budgetMs: 100,
   batcher: {},
@@ -74,7 +82,7 @@ export class NsfwCascade {
   readonly fast: ImageClassifier;
   readonly deep: ImageClassifier;
   readonly backend: GuardedBackend;
-  readonly #counters = { frames: 0, escalated: 0, uncertain: 0 };
+  readonly #counters = { frames: 0, escalated: 0, uncertain: 0, late: 0 };
   #closed = false;
   readonly #ownsBackend: boolean;
 
@@ -125,7 +133,11 @@ export class NsfwCascade {
     this.#counters.frames++;
     const first = await this.fast.classify(frame, deadline);
     const timings: Record<string, number> = { ...first.timings };
-    if (first.status !== 'ok' || !first.value) {
+    // A late answer (the batcher's deadline_missed with a value) still says what the picture shows:
+    // dropping it would count a classified frame as unavailable, and three in a row put a policy's fail
+    // mode (fail closed: blank) on a clean stream whenever the CPU is briefly short (issue 16).
+    const late = first.status === 'deadline_missed' && first.value !== undefined;
+    if ((first.status !== 'ok' && !late) || !first.value) {
       timings.total = now() - t0;
       return {
         status: first.status,
@@ -143,7 +155,11 @@ export class NsfwCascade {
     let escalated = false;
     let uncertain = false;
     let deepStatus: SignalStatus | undefined;
-    if (this.isUncertain(first.value.scores)) {
+    if (late) {
+      this.#counters.late++;
+      // Too late for the deep model; what the band leaves open goes to humans.
+      uncertain = this.isUncertain(first.value.scores);
+    } else if (this.isUncertain(first.value.scores)) {
       escalated = true;
       this.#counters.escalated++;
       const second = await this.deep.classify(frame, deadline);
@@ -172,6 +188,7 @@ export class NsfwCascade {
       models,
       timings,
       ...(deepStatus ? { deepStatus } : {}),
+      ...(late ? { late } : {}),
     };
   }
 
@@ -179,6 +196,8 @@ export class NsfwCascade {
     frames: number;
     escalated: number;
     uncertain: number;
+    /** Frames whose fast answer came after the deadline (used, not escalated). */
+    late: number;
     fast: BatcherStats;
     deep: BatcherStats;
     breaker: BreakerStats;

@@ -91,6 +91,33 @@ test('default band 0.40-0.70: exactly the in-band frames go to the deep model', 
 });
 
 test(
+  'a fast answer that comes after the deadline is used (late), not escalated, and left for humans when in the band',
+  { timeout: 60_000 },
+  async () => {
+    const slow = new ScriptedBackend(0.1);
+    const infer = slow.infer.bind(slow);
+    slow.infer = async (model, input) => {
+      await new Promise((r) => setTimeout(r, 80)); // past the 30 ms deadline below, within the late grace
+      return infer(model, input);
+    };
+    await using cascade = await NsfwCascade.load({ preprocess: flatPreprocess, backend: slow, warmUp: false });
+    const clear = await cascade.classify(onePixel(10), { deadline: now() + 30 });
+    assert.equal(clear.status, 'ok');
+    assert.equal(clear.late, true);
+    assert.ok(Math.abs(clear.scores.sexual_explicit! - 0.1) < 1e-6, JSON.stringify(clear.scores));
+    const unsure = await cascade.classify(onePixel(60), { deadline: now() + 30 });
+    assert.equal(unsure.status, 'ok');
+    assert.equal(unsure.escalated, false, 'its deadline has passed: no deep run');
+    assert.equal(unsure.uncertain, true);
+    assert.deepEqual(
+      slow.calls.map((c) => c.model),
+      ['nsfw-mobilenet-v2', 'nsfw-mobilenet-v2'],
+    );
+    assert.equal(cascade.stats().late, 2);
+  },
+);
+
+test(
   'what the deep model leaves in the band is marked uncertain; a failed deep stage too',
   { timeout: 60_000 },
   async () => {
