@@ -8,6 +8,7 @@
 //   PIPELINE_VARIANTS=name:json;name:json   SampleModerator options per variant, run in alternating
 //                                           rounds (A/B within one run), e.g. 'window:{"audioMatcher":{"incremental":false}};incremental:{}'
 //   PIPELINE_LUMA_MAX_SIDE=0 the samplers' luma plane for PDQ (0 = none, the default; 256 for the A/B)
+//   PIPELINE_IN_STEP=1 every stream starts at once (default: starts spread over one sampling interval)
 //   PIPELINE_OUT=bench/results/pipeline.json  PIPELINE_BUDGET_MS=100 (the classifier's deadline: on a
 //   loaded machine samples past it are skipped, which makes the classifier look cheaper than it is)
 //
@@ -44,7 +45,7 @@ import {
 import { ModerationStack } from '../server/moderation.ts';
 import { readPolicyDir } from '../server/policy-store.ts';
 import { resizeBilinearAlignCorners } from '../samplers/preprocess.ts';
-import { lumaPlane } from '../samplers/video-sampling.ts';
+import { DEFAULT_VIDEO_SAMPLING, lumaPlane } from '../samplers/video-sampling.ts';
 import type { RtpPacketIn, Sample } from '../samplers/types.ts';
 
 const STREAMS = Number(process.env.PIPELINE_STREAMS ?? 4);
@@ -55,6 +56,9 @@ const OUT = process.env.PIPELINE_OUT ?? 'bench/results/pipeline.json';
 const BUDGET_MS = Number(process.env.PIPELINE_BUDGET_MS ?? 100);
 /** Seconds at the start of a round left out of the CPU figures (first keyframes, models' first runs). */
 const WARMUP_SEC = 3;
+/** Streams in step (every stream's first packet at once); by default their starts spread over one sampling interval. */
+const IN_STEP = process.env.PIPELINE_IN_STEP === '1';
+const SAMPLE_INTERVAL_MS = 1000 / DEFAULT_VIDEO_SAMPLING.fps;
 const SCENES: SceneKind[] = ['clean', 'banned_text', 'protected_audio', 'banked_picture'];
 const CLK_TCK = 100; // Linux USER_HZ
 const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
@@ -99,6 +103,7 @@ function groupOf(tid: number, name: string): string {
   if (/^sampler-\d+$/.test(name)) return 'decode';
   if (name.startsWith('onnxruntime')) return 'classifier';
   if (name === 'ocr') return 'ocr';
+  if (name === 'pdq') return 'pdq';
   // Linux cuts thread names to 15 bytes
   if ('audio-fingerprint'.startsWith(name)) return 'fingerprint';
   if (name === 'V8Worker') return 'v8_platform';
@@ -242,6 +247,10 @@ async function runRound(
       scene,
       packets: packetsOf(scenes.get(scene)!, streamId),
       loopMs: scenes.get(scene)!.video.length * (1000 / scenes.get(scene)!.fps),
+      // Streams start at independent times, so their sampled frames (2 a second) arrive spread out; all
+      // in step, every sampled frame of every stream would arrive in the same millisecond, a burst no
+      // live load has (PIPELINE_IN_STEP=1 measures that worst case).
+      startMs: IN_STEP ? 0 : (i * SAMPLE_INTERVAL_MS) / STREAMS,
       seq: { video: 1000, audio: 5000 } as Record<string, number>,
     };
   });
@@ -333,7 +342,7 @@ async function runRound(
       streams.forEach((s, i) => {
         for (;;) {
           const item = s.packets[next[i]!]!;
-          const due = loops[i]! * s.loopMs + item.at;
+          const due = s.startMs + loops[i]! * s.loopMs + item.at;
           if (due > elapsed) break;
           const { ts, ...rest } = item.p;
           const loopTs =
@@ -378,9 +387,12 @@ async function runRound(
   const threads = threadDelta(before, after);
   const ocrCpu = threads.ocr ?? 0;
   const ocrWall = ocr.detectMs + ocr.recognizeMs;
-  // the plane is hashed only when the samplers send one (lumaMaxSide, off by default)
-  const pdq =
-    pdqHashes * (moderator.options.pdqFromLuma && stack.samplers.options.lumaMaxSide > 0 ? costs.pdqLuma : costs.pdq);
+  // PDQ runs in its own thread (the stack's PdqWorker), or inline on this one, where its cost per call
+  // is counted (the plane is hashed only when the samplers send one: lumaMaxSide, off by default)
+  const pdqInline = moderator.options.hasher
+    ? 0
+    : pdqHashes * (moderator.options.pdqFromLuma && stack.samplers.options.lumaMaxSide > 0 ? costs.pdqLuma : costs.pdq);
+  const pdq = pdqInline + (threads.pdq ?? 0);
   const preprocess = main.classified * costs.preprocess;
   const vad = main.vadWindows * costs.vad;
   const stages: Record<string, number> = {
@@ -395,7 +407,7 @@ async function runRound(
     fusion: main.fusion,
     v8_platform: threads.v8_platform ?? 0,
     tap_and_pacing: main.pacing,
-    main_other: Math.max(0, mainTotal - main.fusion - main.pacing - pdq - preprocess - vad),
+    main_other: Math.max(0, mainTotal - main.fusion - main.pacing - pdqInline - preprocess - vad),
   };
   for (const [g, v] of Object.entries(threads)) if (g.startsWith('other:') && v > 0) stages[g] = v;
   const streamSec = STREAMS * SECONDS;

@@ -7,7 +7,7 @@
 // (counted). Not a RequestWorker: packets stream in and samples stream out without replies, under the
 // pool's own byte-counting flow control (acks), so only the supervision is shared.
 import { availableParallelism } from 'node:os';
-import { MODERATION_NICE, SafeEmitter, SupervisedWorker, type WorkerEvent } from '../threads/index.ts';
+import { DECISION_NICE, SafeEmitter, SupervisedWorker, type WorkerEvent } from '../threads/index.ts';
 import { WorkerStartError } from './errors.ts';
 import { PACKET_HEADER, writePacket } from './protocol.ts';
 import type { FromWorker, ToWorker, TrackInfo, WorkerConfig } from './protocol.ts';
@@ -53,7 +53,7 @@ export interface SamplerPoolOptions {
   flushIntervalMs: number;
   /** A stream with no packet for this long (ms) is released as if releaseStream() had been called. Default 30000; 0 = never. */
   idleReleaseMs: number;
-  /** Nice value of the decode threads (Linux): when cores are scarce, forwarding wins over decoding. Default 10; 0 = same as the process. */
+  /** Nice value of the decode threads (Linux): when cores are scarce, forwarding wins over decoding, and decoding (on the budgeted path) over the rest of moderation. Default 5 (DECISION_NICE); 0 = same as the process. */
   workerNice: number;
 }
 
@@ -74,7 +74,7 @@ export const DEFAULT_SAMPLER_POOL_OPTIONS: Readonly<SamplerPoolOptions> = Object
   warningIntervalMs: 5000,
   flushIntervalMs: 5,
   idleReleaseMs: 30000,
-  workerNice: MODERATION_NICE,
+  workerNice: DECISION_NICE,
 });
 
 export interface SamplerStreamStats {

@@ -1,7 +1,7 @@
 // Builds the moderation stack the pipeline runs: samplers, the classifier cascade on the configured
 // backend, the hash and audio banks, text moderation from the policy's lexicons, OCR and VAD.
 // Everything here is loaded once at start; banks and lexicons change at run time.
-// Every worker thread of the stack (decoders, onnxruntime sessions, OCR, fingerprints) is supervised;
+// Every worker thread of the stack (decoders, onnxruntime sessions, OCR, fingerprints, PDQ) is supervised;
 // their crashes, restarts and call timeouts come out of the stack as one 'worker' event stream.
 import type { BankEdit } from './store/types.ts';
 import { fingerprintFromWire } from '../models/audio/fingerprint.ts';
@@ -14,16 +14,17 @@ import { HashBank, HashBankSet } from '../models/hashbank/bank.ts';
 import { KServeBackend } from '../models/backends/kserve/kserve-backend.ts';
 import { OnnxRuntimeBackend } from '../models/backends/onnxruntime/onnxruntime-backend.ts';
 import { OcrWorker } from '../models/ocr/ocr-worker.ts';
+import { PdqWorker } from '../models/pdq/pdq-worker.ts';
 import { SampleModerator, type FrameClassifier } from '../models/moderator.ts';
 import { SileroVad } from '../models/vad/index.ts';
 import { ModelRegistry } from '../models/registry.ts';
 import { ModelStore } from '../models/model-store.ts';
-import { NsfwCascade } from '../models/nsfw-cascade.ts';
+import { CASCADE_MODELS, NsfwCascade } from '../models/nsfw-cascade.ts';
 import { TextModerator } from '../models/text/moderator.ts';
 import { lexiconFor, type Policy } from '../policies/index.ts';
 import { SamplerPool, type SamplerPoolOptions } from '../samplers/index.ts';
 import { resizeBilinearAlignCorners } from '../samplers/preprocess.ts';
-import { SafeEmitter, type WorkerEvent } from '../threads/index.ts';
+import { DECISION_NICE, SafeEmitter, type WorkerEvent } from '../threads/index.ts';
 
 export interface ModerationStackOptions {
   /** 'onnx' (in process), 'triton' (KServe v2 gRPC) or 'none' (no classifier: hashes, text and audio only). */
@@ -67,6 +68,7 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
   readonly hashBanks: HashBankSet;
   readonly audioBank: AudioFingerprintBank;
   readonly fingerprinter: FingerprintWorker;
+  readonly hasher: PdqWorker;
   readonly text: TextModerator;
   readonly ocr: OcrWorker | undefined;
   readonly vad: SileroVad | undefined;
@@ -82,6 +84,7 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
     hashBanks: HashBankSet;
     audioBank: AudioFingerprintBank;
     fingerprinter: FingerprintWorker;
+    hasher: PdqWorker;
     text: TextModerator;
     ocr: ModerationStack['ocr'];
     vad: ModerationStack['vad'];
@@ -94,6 +97,7 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
     this.hashBanks = parts.hashBanks;
     this.audioBank = parts.audioBank;
     this.fingerprinter = parts.fingerprinter;
+    this.hasher = parts.hasher;
     this.text = parts.text;
     this.ocr = parts.ocr;
     this.vad = parts.vad;
@@ -117,6 +121,8 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
               registry,
               store: new ModelStore(opts.modelCacheDir ? { cacheDir: opts.modelCacheDir } : {}),
               onWorkerEvent,
+              // the fast model answers within the budget; the deep one re-scores the uncertain few
+              threadNice: { [CASCADE_MODELS.fast]: DECISION_NICE },
             });
       backendName = inner.name;
       const started = performance.now();
@@ -142,11 +148,13 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
 
     const classifier: FrameClassifier | undefined = cascade;
     const fingerprinter = new FingerprintWorker(audioBank.fingerprintOptions, { onWorkerEvent });
+    const hasher = new PdqWorker({ onWorkerEvent });
     const moderator = new SampleModerator({
       classifier,
       hashBanks,
       audioBank,
       fingerprinter,
+      hasher,
       text,
       ocr,
       vad,
@@ -161,6 +169,7 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
       hashBanks,
       audioBank,
       fingerprinter,
+      hasher,
       text,
       ocr,
       vad,
@@ -234,6 +243,7 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
       this.ocr?.close(),
       this.vad?.close(),
       this.fingerprinter.close(),
+      this.hasher.close(),
     ]);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;

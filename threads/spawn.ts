@@ -5,8 +5,17 @@
 // inherits it: moderation then yields the cores to forwarding and the event loop when they are scarce.
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
-/** The nice value of this project's moderation threads (decoders, models, OCR, fingerprints). */
+/** The nice value of this project's moderation threads off the budgeted path (OCR, the deep model, fingerprints). */
 export const MODERATION_NICE = 10;
+
+/**
+ * The nice value of the moderation threads on the budgeted fast path: the decoders, the fast classifier
+ * and PDQ, whose answers make the 100 ms decision and the kill. Still below forwarding and the event
+ * loop (nice 0, mediasoup's workers -10), but above the rest of moderation, so that when the cores are
+ * scarce a sampled frame is not queued behind an OCR pass or a deep-model run (issue 16: at equal
+ * priority the fast model's single-image runs took 10-107 ms of wall time for ~11 ms of CPU).
+ */
+export const DECISION_NICE = 5;
 
 export interface SpawnOptions extends Omit<WorkerOptions, 'eval'> {
   /**

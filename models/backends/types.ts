@@ -10,6 +10,8 @@ export interface Tensor {
 export interface InferOptions {
   /** Server clock (performance.timeOrigin + performance.now(), ms) after which the answer is useless. */
   deadline?: number;
+  /** The caller gives the input's buffer up: a backend in another thread may move it there instead of copying it. */
+  transferInput?: boolean;
 }
 
 export interface InferOutput extends Tensor {

@@ -13,6 +13,9 @@ import { FingerprintWorker } from '../../models/audio/fingerprint-worker.ts';
 import { fingerprint } from '../../models/audio/fingerprint.ts';
 import { isModelError } from '../../models/errors.ts';
 import { OcrWorker } from '../../models/ocr/ocr-worker.ts';
+import { pdqHash, pdqToHex } from '../../models/pdq/pdq.ts';
+import { PdqWorker } from '../../models/pdq/pdq-worker.ts';
+import { bankedPicture } from '../../loadtest/media/scenes.ts';
 import { SileroVad } from '../../models/vad/vad.ts';
 import type { WorkerEvent } from '../../threads/index.ts';
 import { drawText, solidFrame } from './media.ts';
@@ -27,6 +30,41 @@ async function waitFor(what: string, fn: () => boolean, timeoutMs = 60_000): Pro
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+test(
+  'PDQ worker: the same hashes as inline, pixels copied at the call; a crash rejects MOD_ERR_BACKEND_DOWN and the thread comes back',
+  { timeout: 120_000 },
+  async () => {
+    const events: WorkerEvent[] = [];
+    const worker = new PdqWorker({ restartDelayMs: 50, onWorkerEvent: (e) => void events.push(e) });
+    try {
+      const frame = { width: 320, height: 180, rgb: bankedPicture(320, 180) };
+      const inline = pdqHash(frame);
+      const luma = { width: 64, height: 48, luma: Float64Array.from({ length: 64 * 48 }, (_, i) => (i * 37) % 255) };
+      const asked = worker.hash(frame);
+      frame.rgb.fill(0); // the worker has its own copy already
+      const got = await asked;
+      assert.equal(pdqToHex(got.hash), pdqToHex(inline.hash));
+      assert.equal(got.quality, inline.quality);
+      assert.equal(pdqToHex((await worker.hash(luma)).hash), pdqToHex(pdqHash(luma).hash));
+
+      worker.worker.crash();
+      const pending = worker.hash(luma);
+      await assert.rejects(pending, (e) => isModelError(e, 'MOD_ERR_BACKEND_DOWN'));
+      assert.equal(pdqToHex((await worker.hash(luma)).hash), pdqToHex(pdqHash(luma).hash));
+      await waitFor('the restart event', () => events.some((e) => e.type === 'restart'));
+      assert.deepEqual(
+        events.map((e) => `${e.type}:${e.worker}`),
+        ['crash:pdq', 'restart:pdq'],
+      );
+    } finally {
+      await worker.close();
+    }
+    await assert.rejects(worker.hash({ width: 8, height: 8, rgb: new Uint8Array(192) }), (e) =>
+      isModelError(e, 'MOD_ERR_CLOSED'),
+    );
+  },
+);
 
 test(
   'audio fingerprint worker: a crash rejects pending windows MOD_ERR_BACKEND_DOWN, the thread comes back, answers match',

@@ -44,16 +44,22 @@ export interface OnnxRuntimeBackendOptions {
   workerPerModel: boolean;
   /** Crashes, restarts and timeouts of the session threads (metrics, warnings); each thread is named `onnxruntime:<model>` (or `onnxruntime` when shared). */
   onWorkerEvent?: WorkerEventListener;
+  /**
+   * With workerPerModel: nice values of models' threads by model name (others: MODERATION_NICE), so a
+   * model on the budgeted path (the cascade's fast stage) runs before the slower ones when cores are scarce.
+   */
+  threadNice?: Readonly<Record<string, number>>;
 }
 
-const DEFAULTS: Readonly<Omit<OnnxRuntimeBackendOptions, 'registry' | 'store' | 'onWorkerEvent'>> = Object.freeze({
-  executionProviders: ['cpu'] as ExecutionProvider[],
-  intraOpNumThreads: 2,
-  interOpNumThreads: 1,
-  intraOpSpinning: false,
-  worker: true,
-  workerPerModel: true,
-});
+const DEFAULTS: Readonly<Omit<OnnxRuntimeBackendOptions, 'registry' | 'store' | 'onWorkerEvent' | 'threadNice'>> =
+  Object.freeze({
+    executionProviders: ['cpu'] as ExecutionProvider[],
+    intraOpNumThreads: 2,
+    interOpNumThreads: 1,
+    intraOpSpinning: false,
+    worker: true,
+    workerPerModel: true,
+  });
 
 interface Loaded {
   spec: ModelSpec;
@@ -89,6 +95,7 @@ export class OnnxRuntimeBackend implements Backend {
         ? new WorkerSessionHost({
             name: key ? `onnxruntime:${key}` : 'onnxruntime',
             ...(this.options.onWorkerEvent ? { onWorkerEvent: this.options.onWorkerEvent } : {}),
+            ...(key && this.options.threadNice?.[key] !== undefined ? { nice: this.options.threadNice[key] } : {}),
           })
         : new InlineSessionHost();
       this.#hosts.set(key, host);
@@ -143,7 +150,14 @@ export class OnnxRuntimeBackend implements Backend {
     const t0 = now();
     const { spec } = await this.#session(model);
     checkShape(spec, input);
-    const run = this.#hostFor(spec.name).run(spec.name, spec.input.name, spec.output.name, input.data, input.shape);
+    const run = this.#hostFor(spec.name).run(
+      spec.name,
+      spec.input.name,
+      spec.output.name,
+      input.data,
+      input.shape,
+      opts.transferInput === true,
+    );
     const out = await this.#withDeadline(run, opts.deadline, model);
     return { data: out.data, shape: out.dims, inferMs: now() - t0 };
   }

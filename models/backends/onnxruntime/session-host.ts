@@ -19,7 +19,15 @@ export interface RunResult {
 
 export interface SessionHost {
   load(model: string, file: string, options: ort.InferenceSession.SessionOptions): Promise<void>;
-  run(model: string, inputName: string, outputName: string, data: Float32Array, shape: number[]): Promise<RunResult>;
+  /** `transfer`: the caller gives `data`'s buffer up (a host in another thread moves it instead of copying it). */
+  run(
+    model: string,
+    inputName: string,
+    outputName: string,
+    data: Float32Array,
+    shape: number[],
+    transfer?: boolean,
+  ): Promise<RunResult>;
   close(): Promise<void>;
 }
 
@@ -66,6 +74,8 @@ export interface WorkerSessionHostOptions {
   restartDelayMs?: number;
   /** Crashes, restarts and timeouts of the thread (metrics, warnings). */
   onWorkerEvent?: WorkerEventListener;
+  /** Nice value of the thread and the intra-op threads onnxruntime starts in it. Default MODERATION_NICE. */
+  nice?: number;
 }
 
 /**
@@ -87,7 +97,7 @@ export class WorkerSessionHost implements SessionHost {
     this.#rpc = new RequestWorker<ToOrtWorker, FromOrtWorker>({
       entry: new URL('./ort-worker.ts', import.meta.url),
       name: opts.name ?? 'onnxruntime',
-      nice: MODERATION_NICE,
+      nice: opts.nice ?? MODERATION_NICE,
       maxPending: opts.maxPending ?? 256,
       timeoutMs: this.#runTimeoutMs,
       startTimeoutMs: this.#loadTimeoutMs,
@@ -126,11 +136,16 @@ export class WorkerSessionHost implements SessionHost {
     outputName: string,
     data: Float32Array,
     shape: number[],
+    transfer = false,
   ): Promise<RunResult> {
     if (this.#closed) throw new ModelError('MOD_ERR_CLOSED', 'backend closed');
     let res: FromOrtWorker;
     try {
-      res = await this.#rpc.call({ t: 'run', model, inputName, outputName, data, shape });
+      const whole = transfer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+      res = await this.#rpc.call(
+        { t: 'run', model, inputName, outputName, data, shape },
+        whole ? { transfer: [data.buffer as ArrayBuffer] } : {},
+      );
     } catch (err) {
       const e = modelErrorOf(err);
       throw new ModelError(e.code, `model ${model}: ${e.message}`, { cause: err });
