@@ -14,14 +14,14 @@
 //
 // How CPU is attributed (measured, not estimated): every thread of the process is read from
 // /proc/self/task/<tid>/stat (utime + stime) at the start and end of a round, grouped by thread name.
-// Worker threads carry their component's name (sampler-N, onnxruntime, ocr, audio-fingerprint) and
-// threads they start (FFmpeg's, onnxruntime's intra-op pools) inherit it, so a group holds a
+// Worker threads carry their component's name (sampler-N, onnxruntime, ocr, audio-fingerprint, pdq,
+// vad) and threads they start (FFmpeg's, onnxruntime's intra-op pools) inherit it, so a group holds a
 // component's native work too. The main thread is split with process.threadCpuUsage() around the
-// pacing loop (packet copies into the samplers, as the SFU's tap does) and fusion. PDQ, the
-// classifier's preprocessing and the VAD (onnxruntime-node runs the in-process silero session on the
-// calling thread: 8 ms per 1 s window, seen) run synchronously on the main thread between awaits:
-// each one's CPU per call is measured alone before the rounds and multiplied by the calls counted in
-// the round; what is left of the main thread is `main_other`. OCR detection and recognition share
+// pacing loop (packet copies into the samplers, as the SFU's tap does) and fusion. The classifier's
+// preprocessing (and PDQ when the moderator has no hasher thread) run synchronously on the main thread
+// between awaits: each one's CPU per call is measured alone before the rounds and multiplied by the
+// calls counted in the round, as is the main thread's share of a VAD call (posting the window to its
+// thread); what is left of the main thread is `main_other`. OCR detection and recognition share
 // one thread: its CPU is split by their wall times.
 // On a shared machine other processes steal cores: compare variants within one run, not across runs.
 import { readdirSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -104,6 +104,7 @@ function groupOf(tid: number, name: string): string {
   if (name.startsWith('onnxruntime')) return 'classifier';
   if (name === 'ocr') return 'ocr';
   if (name === 'pdq') return 'pdq';
+  if (name === 'vad') return 'vad';
   // Linux cuts thread names to 15 bytes
   if ('audio-fingerprint'.startsWith(name)) return 'fingerprint';
   if (name === 'V8Worker') return 'v8_platform';
@@ -205,8 +206,8 @@ function cpuPerCall(fn: () => unknown, n = 40): number {
 }
 
 /**
- * Main-thread CPU of one VAD window (s). onnxruntime-node runs the in-process silero session on the
- * calling thread, so its cost hides in the main thread's total: measured here on its own, sequentially.
+ * Main-thread CPU of one VAD window (s): the copy and post to the VAD thread (whose own CPU is counted
+ * under its name), measured here on its own, sequentially.
  */
 async function vadCostPerWindow(stack: ModerationStack): Promise<number> {
   const vad = stack.vad;
@@ -394,7 +395,8 @@ async function runRound(
     : pdqHashes * (moderator.options.pdqFromLuma && stack.samplers.options.lumaMaxSide > 0 ? costs.pdqLuma : costs.pdq);
   const pdq = pdqInline + (threads.pdq ?? 0);
   const preprocess = main.classified * costs.preprocess;
-  const vad = main.vadWindows * costs.vad;
+  const vadMain = main.vadWindows * costs.vad;
+  const vad = vadMain + (threads.vad ?? 0);
   const stages: Record<string, number> = {
     decode: threads.decode ?? 0,
     preprocess,
@@ -407,7 +409,7 @@ async function runRound(
     fusion: main.fusion,
     v8_platform: threads.v8_platform ?? 0,
     tap_and_pacing: main.pacing,
-    main_other: Math.max(0, mainTotal - main.fusion - main.pacing - pdqInline - preprocess - vad),
+    main_other: Math.max(0, mainTotal - main.fusion - main.pacing - pdqInline - preprocess - vadMain),
   };
   for (const [g, v] of Object.entries(threads)) if (g.startsWith('other:') && v > 0) stages[g] = v;
   const streamSec = STREAMS * SECONDS;
@@ -465,7 +467,7 @@ async function main(): Promise<void> {
       preprocess: cpuPerCall(() => resizeBilinearAlignCorners(frame, 224)),
     };
     console.log(
-      `main-thread CPU per call, measured alone: vad ${(costs.vad * 1000).toFixed(2)} ms per 1 s window, pdq ${(costs.pdq * 1000).toFixed(2)} ms per ${o.width}x${o.height} RGB frame, ${(costs.pdqLuma * 1000).toFixed(2)} ms per ${plane.width}x${plane.height} luma plane, preprocess ${(costs.preprocess * 1000).toFixed(2)} ms per 224x224 input`,
+      `main-thread CPU per call, measured alone: vad ${(costs.vad * 1000).toFixed(2)} ms per 1 s window (posting it to its thread), pdq ${(costs.pdq * 1000).toFixed(2)} ms per ${o.width}x${o.height} RGB frame, ${(costs.pdqLuma * 1000).toFixed(2)} ms per ${plane.width}x${plane.height} luma plane, preprocess ${(costs.preprocess * 1000).toFixed(2)} ms per 224x224 input`,
     );
     const vs = variants();
     console.log(

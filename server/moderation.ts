@@ -1,7 +1,7 @@
 // Builds the moderation stack the pipeline runs: samplers, the classifier cascade on the configured
 // backend, the hash and audio banks, text moderation from the policy's lexicons, OCR and VAD.
 // Everything here is loaded once at start; banks and lexicons change at run time.
-// Every worker thread of the stack (decoders, onnxruntime sessions, OCR, fingerprints, PDQ) is supervised;
+// Every worker thread of the stack (decoders, onnxruntime sessions, OCR, fingerprints, PDQ, VAD) is supervised;
 // their crashes, restarts and call timeouts come out of the stack as one 'worker' event stream.
 import type { BankEdit } from './store/types.ts';
 import { fingerprintFromWire } from '../models/audio/fingerprint.ts';
@@ -16,7 +16,7 @@ import { OnnxRuntimeBackend } from '../models/backends/onnxruntime/onnxruntime-b
 import { OcrWorker } from '../models/ocr/ocr-worker.ts';
 import { PdqWorker } from '../models/pdq/pdq-worker.ts';
 import { SampleModerator, type FrameClassifier } from '../models/moderator.ts';
-import { SileroVad } from '../models/vad/index.ts';
+import { VadWorker } from '../models/vad/vad-worker.ts';
 import { ModelRegistry } from '../models/registry.ts';
 import { ModelStore } from '../models/model-store.ts';
 import { CASCADE_MODELS, NsfwCascade } from '../models/nsfw-cascade.ts';
@@ -71,7 +71,7 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
   readonly hasher: PdqWorker;
   readonly text: TextModerator;
   readonly ocr: OcrWorker | undefined;
-  readonly vad: SileroVad | undefined;
+  readonly vad: VadWorker | undefined;
   readonly backendName: string;
   /** The last cluster bank edit applied here (server/store BankEdit seq); 0 before any. */
   bankSeq = 0;
@@ -144,7 +144,7 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
     const text = TextModerator.create({ lexicons: lexiconsOf(opts.policy) });
 
     const ocr = opts.ocr === false ? undefined : await loadOcr(log, onWorkerEvent);
-    const vad = opts.vad === false ? undefined : await loadVad(log);
+    const vad = opts.vad === false ? undefined : await loadVad(log, onWorkerEvent);
 
     const classifier: FrameClassifier | undefined = cascade;
     const fingerprinter = new FingerprintWorker(audioBank.fingerprintOptions, { onWorkerEvent });
@@ -287,9 +287,12 @@ async function loadOcr(
   }
 }
 
-async function loadVad(log: NonNullable<ModerationStackOptions['log']>): Promise<SileroVad | undefined> {
+async function loadVad(
+  log: NonNullable<ModerationStackOptions['log']>,
+  onWorkerEvent: (e: WorkerEvent) => void,
+): Promise<VadWorker | undefined> {
   try {
-    return await SileroVad.load();
+    return await VadWorker.load({ onWorkerEvent });
   } catch (err) {
     log('warn', `vad disabled: ${err instanceof Error ? err.message : String(err)}`);
     return undefined;

@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SileroVad } from '../../models/vad/vad.ts';
+import { VadWorker } from '../../models/vad/vad-worker.ts';
+import { isModelError } from '../../models/errors.ts';
 import { decodeAudioFile } from '../../models/audio/decode.ts';
 import { noise } from './synth.ts';
 import { opusRoundTrip } from './media.ts';
@@ -63,3 +65,37 @@ for (const frames of [undefined, { frameSamples: 512, minSpeechFrames: 3 }])
       await assert.rejects(vad.detect({ sampleRate: 48000, pcm: new Float32Array(480) }), /16000/);
     },
   );
+
+test(
+  'the VAD worker (the stack runs silero off the event loop) answers as the model does inline; a crash rejects MOD_ERR_BACKEND_DOWN and the thread comes back',
+  {
+    skip: hasEspeak() ? false : 'espeak-ng is not installed (CI installs it: apt-get install espeak-ng)',
+    timeout: 120_000,
+  },
+  async () => {
+    await using inline = await SileroVad.load();
+    const events: string[] = [];
+    const worker = await VadWorker.load({ restartDelayMs: 50, onWorkerEvent: (e) => void events.push(e.type) });
+    try {
+      const talk = await speech('Hello everyone, welcome to the stream.');
+      const windows = [talk.slice(0, SR), new Float32Array(SR), noise(9, 1, 0.3)].map((pcm) => ({
+        sampleRate: SR,
+        pcm,
+      }));
+      const expected = [];
+      for (const w of windows) expected.push(await inline.hasSpeech(w));
+      assert.deepEqual(expected, [true, false, false]);
+      const got = [];
+      for (const w of windows) got.push(await worker.hasSpeech(w));
+      assert.deepEqual(got, expected);
+      await assert.rejects(worker.hasSpeech({ sampleRate: 48000, pcm: new Float32Array(480) }), /16000/);
+
+      worker.worker.crash();
+      await assert.rejects(worker.hasSpeech(windows[0]!), (e) => isModelError(e, 'MOD_ERR_BACKEND_DOWN'));
+      assert.equal(await worker.hasSpeech(windows[0]!), true, 'answered by the restarted thread');
+      assert.deepEqual(events.slice(0, 2), ['crash', 'restart']);
+    } finally {
+      await worker.close();
+    }
+  },
+);
