@@ -26,8 +26,9 @@ export interface CascadeResult {
   /** Status of the deep stage when it was asked. */
   deepStatus?: SignalStatus;
   /**
-   * The fast model answered after the deadline (status is still 'ok': the scores are what the model saw,
-   * and the budget miss is the caller's to count). The deep model is not asked then: its deadline has passed.
+   * An answer the result uses came after the deadline (status is still 'ok': the scores are what the
+   * model saw, and the budget miss is the caller's to count). After a late fast answer the deep model is
+   * not asked: its deadline has passed. A late deep answer still settles the band.
    */
   late?: boolean;
   error?: { code: string; message: string };
@@ -146,7 +147,7 @@ export class NsfwCascade {
     // A late answer (the batcher's deadline_missed with a value) still says what the picture shows:
     // dropping it would count a classified frame as unavailable, and three in a row put a policy's fail
     // mode (fail closed: blank) on a clean stream whenever the CPU is briefly short (issue 16).
-    const late = first.status === 'deadline_missed' && first.value !== undefined;
+    let late = first.status === 'deadline_missed' && first.value !== undefined;
     if ((first.status !== 'ok' && !late) || !first.value) {
       timings.total = now() - t0;
       return {
@@ -166,7 +167,6 @@ export class NsfwCascade {
     let uncertain = false;
     let deepStatus: SignalStatus | undefined;
     if (late) {
-      this.#counters.late++;
       // Too late for the deep model; what the band leaves open goes to humans.
       uncertain = this.isUncertain(first.value.scores);
     } else if (this.isUncertain(first.value.scores)) {
@@ -178,7 +178,9 @@ export class NsfwCascade {
         timings[`deep_${k}`] = v;
         timings[k] = (timings[k] ?? 0) + v;
       }
-      if (second.status === 'ok' && second.value) {
+      if ((second.status === 'ok' || second.status === 'deadline_missed') && second.value) {
+        // a late deep answer (within the batcher's grace) is still the deep model's view of the frame
+        if (second.status !== 'ok') late = true;
         chosen = second.value;
         models.push(this.deep.ref);
         uncertain = this.isUncertain(chosen.scores);
@@ -188,6 +190,7 @@ export class NsfwCascade {
       }
     }
     if (uncertain) this.#counters.uncertain++;
+    if (late) this.#counters.late++;
     timings.total = now() - t0;
     return {
       status: 'ok',
@@ -206,7 +209,7 @@ export class NsfwCascade {
     frames: number;
     escalated: number;
     uncertain: number;
-    /** Frames whose fast answer came after the deadline (used, not escalated). */
+    /** Frames whose result used an answer that came after the deadline. */
     late: number;
     fast: BatcherStats;
     deep: BatcherStats;

@@ -91,7 +91,7 @@ test('default band 0.40-0.70: exactly the in-band frames go to the deep model', 
 });
 
 test(
-  'a fast answer that comes after the deadline is used (late), not escalated, and left for humans when in the band',
+  'an answer that comes after the deadline is used (late): a late fast answer is not escalated and left for humans when in the band, a late deep answer settles it',
   { timeout: 60_000 },
   async () => {
     const slow = new ScriptedBackend(0.1);
@@ -114,6 +114,16 @@ test(
       ['nsfw-mobilenet-v2', 'nsfw-mobilenet-v2'],
     );
     assert.equal(cascade.stats().late, 2);
+
+    // in time for the fast model (80 ms of 150), late for the deep one (another 80): its answer settles the band
+    const settled = await cascade.classify(onePixel(60), { deadline: now() + 150 });
+    assert.equal(settled.escalated, true);
+    assert.equal(settled.late, true);
+    assert.equal(settled.uncertain, false, 'the deep model scored 0.1');
+    assert.deepEqual(
+      settled.models.map((m) => m.name),
+      ['nsfw-mobilenet-v2', 'nsfw-inception-v3'],
+    );
   },
 );
 
