@@ -149,6 +149,7 @@ export interface SampleModeratorStats {
   audioSamples: number;
   pdqHashes: number;
   ocrPasses: number;
+  /** Frames due for OCR that found the passes busy and were replaced by a newer frame of their track, or went stale, while waiting. */
   ocrSkippedBusy: number;
   /** OCR passes left out because the picture had not changed since a pass that read no text. */
   ocrSkippedStatic: number;
@@ -164,6 +165,15 @@ export class SampleModerator {
   readonly options: Readonly<SampleModeratorOptions>;
   readonly #tracks = new Map<string, TrackState>();
   #ocrInFlight = 0;
+  /**
+   * Tracks due for OCR while every pass is busy, each with its newest due frame. A finished pass takes
+   * the track read longest ago, so with many streams each gets its turn (first come, first served let a
+   * stream whose frames land just after another's go unread for 20 s: issue 16, 10 streams in step).
+   */
+  readonly #ocrWaiting = new Map<
+    string,
+    { sample: VideoSampleIn; emit: (signals: Signals) => void; state: TrackState }
+  >();
   readonly #counters: SampleModeratorStats = {
     videoSamples: 0,
     audioSamples: 0,
@@ -193,6 +203,7 @@ export class SampleModerator {
   /** Forget a stream's per-track state (its audio history, rates). */
   releaseStream(streamId: string): void {
     for (const key of this.#tracks.keys()) if (key.startsWith(`${streamId}\u0000`)) this.#tracks.delete(key);
+    for (const key of this.#ocrWaiting.keys()) if (key.startsWith(`${streamId}\u0000`)) this.#ocrWaiting.delete(key);
   }
 
   stats(): SampleModeratorStats {
@@ -291,14 +302,40 @@ export class SampleModerator {
       if (!eager && this.#staticSinceLastRead(sample, state, arrivedAt)) {
         this.#counters.ocrSkippedStatic++;
       } else if (this.#ocrInFlight >= this.options.ocrConcurrency) {
-        this.#counters.ocrSkippedBusy++;
+        const key = `${sample.streamId}\u0000${sample.trackId}`;
+        if (this.#ocrWaiting.has(key)) this.#counters.ocrSkippedBusy++;
+        this.#ocrWaiting.set(key, { sample, emit, state });
       } else {
-        state.lastOcrAt = arrivedAt;
-        state.ocrThumbnail = sample.thumbnail;
-        this.#ocrInFlight++;
-        // Not awaited by the caller's fast path: on-screen text is a slower signal of its own.
-        void this.#readText(sample, emit, state).finally(() => this.#ocrInFlight--);
+        this.#startRead(sample, emit, state);
       }
+    }
+  }
+
+  #startRead(sample: VideoSampleIn, emit: (signals: Signals) => void, state: TrackState): void {
+    state.lastOcrAt = sample.timings.arrivedAt;
+    state.ocrThumbnail = sample.thumbnail;
+    this.#ocrInFlight++;
+    // Not awaited by the caller's fast path: on-screen text is a slower signal of its own.
+    void this.#readText(sample, emit, state).finally(() => {
+      this.#ocrInFlight--;
+      this.#nextWaitingRead();
+    });
+  }
+
+  /** Starts the waiting track read longest ago; frames that waited longer than the OCR interval are dropped (counted). */
+  #nextWaitingRead(): void {
+    const now = this.options.clock();
+    while (this.#ocrInFlight < this.options.ocrConcurrency && this.#ocrWaiting.size > 0) {
+      let pick: string | undefined;
+      for (const [key, w] of this.#ocrWaiting)
+        if (pick === undefined || w.state.lastOcrAt < this.#ocrWaiting.get(pick)!.state.lastOcrAt) pick = key;
+      const w = this.#ocrWaiting.get(pick!)!;
+      this.#ocrWaiting.delete(pick!);
+      if (now - w.sample.timings.arrivedAt > this.options.ocrIntervalMs) {
+        this.#counters.ocrSkippedBusy++;
+        continue;
+      }
+      this.#startRead(w.sample, w.emit, w.state);
     }
   }
 

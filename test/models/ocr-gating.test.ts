@@ -205,3 +205,50 @@ test(
     }
   },
 );
+
+test('with every OCR pass busy, a due frame waits (its newest frame per track) and a finished pass takes the track read longest ago', async () => {
+  const reads: string[] = [];
+  const pending: (() => void)[] = [];
+  const reader: TextReader = {
+    read(f) {
+      const s = f as VideoSampleIn;
+      reads.push(`${s.trackId}@${s.timings.arrivedAt}`);
+      return new Promise((resolve) => pending.push(() => resolve({ lines: [] })));
+    },
+  };
+  let clock = 0;
+  const m = new SampleModerator({
+    ocr: reader,
+    text: { moderate: () => [] },
+    ocrIntervalMs: 2000,
+    ocrStaticRecheckMs: 0,
+    clock: () => clock,
+  });
+  const feed = async (track: string, at: number, reason = 'interval'): Promise<void> => {
+    clock = at;
+    await m.moderate({ ...frame(0, at, 100, reason), trackId: track }, () => undefined);
+  };
+  const finishOne = async (): Promise<void> => {
+    pending.shift()!();
+    await tick();
+    await tick();
+  };
+  for (const t of ['a', 'b', 'c']) await feed(t, 0, 'first');
+  assert.deepEqual(reads, ['a@0'], 'one pass at a time: b and c wait');
+  await feed('b', 400); // b's newer frame replaces the one it had waiting
+  await finishOne();
+  assert.deepEqual(reads, ['a@0', 'b@400']);
+  await feed('c', 1500); // a live track's newer frames keep its waiting frame fresh
+  await feed('a', 2100); // a is due again, but c has not been read at all: c goes first
+  await finishOne();
+  assert.deepEqual(reads, ['a@0', 'b@400', 'c@1500']);
+  await finishOne();
+  assert.deepEqual(reads, ['a@0', 'b@400', 'c@1500', 'a@2100']);
+  assert.equal(m.stats().ocrSkippedBusy, 2, "b's and c's replaced frames");
+  // a frame that waited longer than the OCR interval is not read (its track's next due frame will be)
+  await feed('b', 2500);
+  clock = 5000;
+  await finishOne();
+  assert.deepEqual(reads, ['a@0', 'b@400', 'c@1500', 'a@2100']);
+  assert.equal(m.stats().ocrSkippedBusy, 3);
+});
