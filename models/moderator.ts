@@ -98,7 +98,7 @@ export interface SampleModeratorOptions {
   budgetMs: number;
   /** Least time between two PDQ hashes of a track (ms of arrival time); first and scene-change frames always. Default 900 (~1 fps, as vPDQ). */
   pdqIntervalMs: number;
-  /** Hash the sample's prescaled luma plane when it has one (~1 ms on this thread instead of ~8-10 ms for 640x360 RGB; samplers send none by default: see SamplerPoolOptions.lumaMaxSide). Default true. */
+  /** Hash the sample's prescaled luma plane when it has one (~1 ms instead of ~4 ms for 640x360 RGB; samplers send none by default: see SamplerPoolOptions.lumaMaxSide). Default true. */
   pdqFromLuma: boolean;
   /** Least time between two OCR passes of a track (ms); first and scene-change frames are preferred. Default 2000 (0.5 fps). */
   ocrIntervalMs: number;
