@@ -205,7 +205,7 @@ export class ServerMetrics {
     });
     this.#workerEvents = new Counter({
       name: 'msfu_worker_events_total',
-      help: 'Moderation worker threads (sampler-N, onnxruntime:<model>, ocr, audio-fingerprint) by event: crash (thread died, restarted after a backoff), restart (a new thread is ready), timeout (a call got no reply in time)',
+      help: 'Moderation worker threads (sampler-N, onnxruntime:<model>, ocr, audio-fingerprint, pdq, vad) by event: crash (thread died, restarted after a backoff), restart (a new thread is ready), timeout (a call got no reply in time)',
       labelNames: ['worker', 'event'],
       registers: r,
     });
