@@ -92,7 +92,7 @@ export interface SampleModeratorOptions {
   /** Computes audio fingerprints off this thread (a FingerprintWorker made with the bank's options); without it they are computed inline. */
   fingerprinter?: Fingerprinter;
   vad?: SpeechDetector;
-  /** Computes PDQ hashes off this thread (a PdqWorker), beside the classifier; without it they are computed inline (8-10 ms per 640x360 frame). */
+  /** Computes PDQ hashes off this thread (a PdqWorker), beside the classifier; without it they are computed inline (about 4 ms per 640x360 frame). */
   hasher?: PictureHasher;
   /** Budget from a sample's last packet to its signals (ms). Default 100. */
   budgetMs: number;
