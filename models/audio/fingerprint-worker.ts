@@ -9,38 +9,31 @@
 // (MOD_ERR_BACKEND_DOWN) and a new thread starts with backoff; a window not answered within
 // timeoutMs is rejected MOD_ERR_TIMEOUT and a thread that answers nothing at all is recycled (pure
 // JavaScript, safe to terminate). It used to stay dead, and every later call waited forever.
-import { MODERATION_NICE, RequestWorker, reportWorkerEvents, type WorkerEventListener } from '../../threads/index.ts';
-import { modelErrorOf } from '../threads.ts';
+import { MODERATION_NICE, type RequestWorker } from '../../threads/index.ts';
+import { modelErrorOf, modelThread, type ModelThreadOptions } from '../threads.ts';
 import type { Fingerprint, FingerprintOptions } from './fingerprint.ts';
 import type { FingerprintReply, FingerprintRequest } from './fingerprint-thread.ts';
 
-export interface FingerprintWorkerOptions {
-  /** Windows pending (queued or in the thread); one beyond it is refused at once (MOD_ERR_QUEUE_FULL). Default 64. */
-  maxQueue?: number;
-  /** A window not fingerprinted within this long (ms) is rejected MOD_ERR_TIMEOUT. Default 5000. */
-  timeoutMs?: number;
-  /** First restart delay after a crash (ms); doubles per crash in a row up to 10 s. Default 100. */
-  restartDelayMs?: number;
-  /** Crashes, restarts and timeouts of the thread (metrics, warnings). */
-  onWorkerEvent?: WorkerEventListener;
-}
+/** The thread's options: maxQueue default 64 windows, timeoutMs default 5000. */
+export type FingerprintWorkerOptions = ModelThreadOptions;
 
 export class FingerprintWorker {
   readonly #rpc: RequestWorker<FingerprintRequest, FingerprintReply>;
 
   /** `options` must be the bank's fingerprint options, so query landmarks match the registered ones. */
   constructor(options: Partial<FingerprintOptions> = {}, opts: FingerprintWorkerOptions = {}) {
-    this.#rpc = new RequestWorker<FingerprintRequest, FingerprintReply>({
-      entry: new URL('./fingerprint-thread.ts', import.meta.url),
-      name: 'audio-fingerprint',
-      nice: MODERATION_NICE,
-      workerData: options,
-      maxPending: opts.maxQueue ?? 64,
-      timeoutMs: opts.timeoutMs ?? 5000,
-      recycleUnresponsive: true,
-      ...(opts.restartDelayMs !== undefined ? { restartDelayMs: opts.restartDelayMs } : {}),
-    });
-    reportWorkerEvents(this.#rpc, opts.onWorkerEvent);
+    this.#rpc = modelThread<FingerprintRequest, FingerprintReply>(
+      {
+        entry: new URL('./fingerprint-thread.ts', import.meta.url),
+        name: 'audio-fingerprint',
+        nice: MODERATION_NICE,
+        workerData: options,
+        recycleUnresponsive: true,
+        maxQueue: 64,
+        timeoutMs: 5000,
+      },
+      opts,
+    );
   }
 
   /** Windows pending (queued or in the thread). */

@@ -6,29 +6,14 @@
 // (MOD_ERR_BACKEND_DOWN) and a new thread loads the models again after a backoff; a read not answered
 // within timeoutMs is rejected MOD_ERR_TIMEOUT. It is not recycled on silence: the thread may be inside
 // onnxruntime, where terminating it is not safe.
-import {
-  MODERATION_NICE,
-  RequestWorker,
-  isThreadError,
-  reportWorkerEvents,
-  type WorkerEventListener,
-} from '../../threads/index.ts';
-import { ModelError } from '../errors.ts';
-import { modelErrorOf } from '../threads.ts';
+import { MODERATION_NICE, type RequestWorker } from '../../threads/index.ts';
+import { modelErrorOf, modelThread, modelThreadLoaded, type ModelThreadOptions } from '../threads.ts';
 import type { ImageFrame, ModelRef } from '../types.ts';
 import type { OcrOptions, OcrReadOptions, OcrResult } from './ocr.ts';
 import type { OcrReply, OcrRequest } from './ocr-thread.ts';
 
-export interface OcrWorkerOptions extends Partial<OcrOptions> {
-  /** Requests waiting for the worker; a read beyond this is refused at once (MOD_ERR_QUEUE_FULL). Default 2. */
-  maxQueue?: number;
-  /** A read not answered within this long (ms) is rejected MOD_ERR_TIMEOUT. Default 10000. */
-  timeoutMs?: number;
-  /** First restart delay after a crash (ms); doubles per crash in a row up to 10 s. Default 100. */
-  restartDelayMs?: number;
-  /** Crashes, restarts and timeouts of the thread (metrics, warnings). */
-  onWorkerEvent?: WorkerEventListener;
-}
+/** The OCR options, and the thread's: maxQueue default 2 reads, timeoutMs default 10000. */
+export interface OcrWorkerOptions extends Partial<OcrOptions>, ModelThreadOptions {}
 
 export class OcrWorker {
   readonly ref: ModelRef = { name: 'paddleocr', version: 'ch_PP-OCRv4_det+rec' };
@@ -40,28 +25,21 @@ export class OcrWorker {
 
   /** Starts the worker and waits until its models are loaded (MOD_ERR_CONFIG when they cannot be). */
   static async load(opts: OcrWorkerOptions = {}): Promise<OcrWorker> {
-    const { maxQueue = 2, timeoutMs = 10_000, restartDelayMs, onWorkerEvent, ...ocrOptions } = opts;
+    const { maxQueue, timeoutMs, restartDelayMs, onWorkerEvent, ...ocrOptions } = opts;
     // One intra-op thread: OCR is the slow, low-rate signal and must not crowd out the classifiers.
     const workerData: Partial<OcrOptions> = { threads: 1, ...ocrOptions };
-    const rpc = new RequestWorker<OcrRequest, OcrReply>({
-      entry: new URL('./ocr-thread.ts', import.meta.url),
-      name: 'ocr',
-      nice: MODERATION_NICE,
-      workerData,
-      maxPending: maxQueue,
-      timeoutMs,
-      ...(restartDelayMs !== undefined ? { restartDelayMs } : {}),
-    });
-    reportWorkerEvents(rpc, onWorkerEvent);
-    try {
-      await rpc.started();
-    } catch (err) {
-      await rpc.close();
-      // The thread could not load its models (or start at all): a configuration problem, as before.
-      throw isThreadError(err, 'THR_ERR_START')
-        ? new ModelError('MOD_ERR_CONFIG', `cannot load OCR models: ${err.message}`, { cause: err })
-        : modelErrorOf(err);
-    }
+    const rpc = modelThread<OcrRequest, OcrReply>(
+      {
+        entry: new URL('./ocr-thread.ts', import.meta.url),
+        name: 'ocr',
+        nice: MODERATION_NICE,
+        workerData,
+        maxQueue: 2,
+        timeoutMs: 10_000,
+      },
+      opts,
+    );
+    await modelThreadLoaded(rpc, 'OCR models');
     return new OcrWorker(rpc);
   }
 

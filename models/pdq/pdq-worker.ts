@@ -6,37 +6,30 @@
 // crash rejects the pictures it held (MOD_ERR_BACKEND_DOWN), a new thread starts with backoff, a
 // picture not hashed within timeoutMs is rejected MOD_ERR_TIMEOUT and a silent thread is recycled
 // (pure JavaScript, safe to terminate).
-import { DECISION_NICE, RequestWorker, reportWorkerEvents, type WorkerEventListener } from '../../threads/index.ts';
-import { modelErrorOf } from '../threads.ts';
+import { DECISION_NICE, type RequestWorker } from '../../threads/index.ts';
+import { modelErrorOf, modelThread, type ModelThreadOptions } from '../threads.ts';
 import type { ImageFrame } from '../types.ts';
 import type { LumaImage, PdqResult } from './pdq.ts';
 import type { PdqReply, PdqRequest } from './pdq-thread.ts';
 
-export interface PdqWorkerOptions {
-  /** Pictures pending (queued or in the thread); one beyond it is refused at once (MOD_ERR_QUEUE_FULL). Default 32. */
-  maxQueue?: number;
-  /** A picture not hashed within this long (ms) is rejected MOD_ERR_TIMEOUT. Default 5000. */
-  timeoutMs?: number;
-  /** First restart delay after a crash (ms); doubles per crash in a row up to 10 s. Default 100. */
-  restartDelayMs?: number;
-  /** Crashes, restarts and timeouts of the thread (metrics, warnings). */
-  onWorkerEvent?: WorkerEventListener;
-}
+/** The thread's options: maxQueue default 32 pictures, timeoutMs default 5000. */
+export type PdqWorkerOptions = ModelThreadOptions;
 
 export class PdqWorker {
   readonly #rpc: RequestWorker<PdqRequest, PdqReply>;
 
   constructor(opts: PdqWorkerOptions = {}) {
-    this.#rpc = new RequestWorker<PdqRequest, PdqReply>({
-      entry: new URL('./pdq-thread.ts', import.meta.url),
-      name: 'pdq',
-      nice: DECISION_NICE,
-      maxPending: opts.maxQueue ?? 32,
-      timeoutMs: opts.timeoutMs ?? 5000,
-      recycleUnresponsive: true,
-      ...(opts.restartDelayMs !== undefined ? { restartDelayMs: opts.restartDelayMs } : {}),
-    });
-    reportWorkerEvents(this.#rpc, opts.onWorkerEvent);
+    this.#rpc = modelThread<PdqRequest, PdqReply>(
+      {
+        entry: new URL('./pdq-thread.ts', import.meta.url),
+        name: 'pdq',
+        nice: DECISION_NICE,
+        recycleUnresponsive: true,
+        maxQueue: 32,
+        timeoutMs: 5000,
+      },
+      opts,
+    );
   }
 
   /** The supervised thread (stats, and the crash hook for tests and chaos drills). */

@@ -5,29 +5,14 @@
 // it held (MOD_ERR_BACKEND_DOWN) and a new thread loads the model again with backoff; a window not
 // answered within timeoutMs is rejected MOD_ERR_TIMEOUT (the moderator then counts it as speech). It is
 // not recycled on silence: terminating a thread inside onnxruntime is not safe.
-import {
-  MODERATION_NICE,
-  RequestWorker,
-  isThreadError,
-  reportWorkerEvents,
-  type WorkerEventListener,
-} from '../../threads/index.ts';
-import { ModelError } from '../errors.ts';
-import { modelErrorOf } from '../threads.ts';
+import { MODERATION_NICE, type RequestWorker } from '../../threads/index.ts';
+import { modelErrorOf, modelThread, modelThreadLoaded, type ModelThreadOptions } from '../threads.ts';
 import type { AudioWindow, ModelRef } from '../types.ts';
 import type { VadOptions } from './vad.ts';
 import type { VadReply, VadRequest } from './vad-thread.ts';
 
-export interface VadWorkerOptions extends Partial<Omit<VadOptions, 'timeoutMs' | 'maxQueue'>> {
-  /** Windows pending (queued or in the thread); one beyond it is refused at once (MOD_ERR_QUEUE_FULL). Default 32. */
-  maxQueue?: number;
-  /** A window not answered within this long (ms) is rejected MOD_ERR_TIMEOUT. Default 2000. */
-  timeoutMs?: number;
-  /** First restart delay after a crash (ms); doubles per crash in a row up to 10 s. Default 100. */
-  restartDelayMs?: number;
-  /** Crashes, restarts and timeouts of the thread (metrics, warnings). */
-  onWorkerEvent?: WorkerEventListener;
-}
+/** The VAD's options, and the thread's: maxQueue default 32 windows, timeoutMs default 2000. */
+export interface VadWorkerOptions extends Partial<Omit<VadOptions, 'timeoutMs' | 'maxQueue'>>, ModelThreadOptions {}
 
 export class VadWorker {
   readonly ref: ModelRef = { name: 'silero-vad', version: 'v4' };
@@ -39,25 +24,19 @@ export class VadWorker {
 
   /** Starts the thread and loads the model in it; MOD_ERR_CONFIG when the model cannot be loaded. */
   static async load(opts: VadWorkerOptions = {}): Promise<VadWorker> {
-    const { maxQueue = 32, timeoutMs = 2000, restartDelayMs, onWorkerEvent, ...vadOptions } = opts;
-    const rpc = new RequestWorker<VadRequest, VadReply>({
-      entry: new URL('./vad-thread.ts', import.meta.url),
-      name: 'vad',
-      nice: MODERATION_NICE,
-      workerData: vadOptions,
-      maxPending: maxQueue,
-      timeoutMs,
-      ...(restartDelayMs !== undefined ? { restartDelayMs } : {}),
-    });
-    reportWorkerEvents(rpc, onWorkerEvent);
-    try {
-      await rpc.started();
-    } catch (err) {
-      await rpc.close();
-      throw isThreadError(err, 'THR_ERR_START')
-        ? new ModelError('MOD_ERR_CONFIG', `cannot load silero VAD: ${err.message}`, { cause: err })
-        : modelErrorOf(err);
-    }
+    const { maxQueue, timeoutMs, restartDelayMs, onWorkerEvent, ...vadOptions } = opts;
+    const rpc = modelThread<VadRequest, VadReply>(
+      {
+        entry: new URL('./vad-thread.ts', import.meta.url),
+        name: 'vad',
+        nice: MODERATION_NICE,
+        workerData: vadOptions,
+        maxQueue: 32,
+        timeoutMs: 2000,
+      },
+      opts,
+    );
+    await modelThreadLoaded(rpc, 'silero VAD');
     return new VadWorker(rpc);
   }
 

@@ -99,3 +99,14 @@ test(
     }
   },
 );
+
+test(
+  'a VAD worker whose model cannot be loaded fails to load with MOD_ERR_CONFIG (the thread is closed)',
+  { timeout: 60_000 },
+  async () => {
+    await assert.rejects(
+      VadWorker.load({ modelPath: '/nonexistent/silero_vad.onnx' }),
+      (e) => isModelError(e, 'MOD_ERR_CONFIG') && /cannot load silero VAD/.test(e.message),
+    );
+  },
+);
