@@ -30,9 +30,10 @@ ENV NODE_ENV=production \
     MODEL_CACHE_DIR=/app/.cache/models \
     MEDIASOUP_WORKER_BIN=/usr/local/bin/mediasoup-worker
 
-# The worker's shared libraries (ldd: libuv.so.1, libssl.so.3 + libcrypto.so.3, libsrtp2.so.1, which
-# pulls in libnss3/libnspr4, libabsl_{strings,strings_internal,bad_optional_access,throw_delegate,
-# raw_logging_internal}.so.20220623; libstdc++6/libgcc-s1/libc6 are in the base image).
+# The worker's shared libraries (ldd: libuv.so.1, libssl.so.3 + libcrypto.so.3, libabsl_{strings,
+# strings_internal,bad_optional_access,throw_delegate,raw_logging_internal}.so.20220623; libstdc++6/
+# libgcc-s1/libc6 are in the base image). libsrtp is linked in, built on OpenSSL from Debian's source;
+# libsrtp2-1 (with libnss3/libnspr4) is for a build that could not fetch that source and linked Debian's.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libuv1 libssl3 libsrtp2-1 libabsl20220623 \
     && rm -rf /var/lib/apt/lists/*
