@@ -14,7 +14,10 @@
 // decrypting (WhepViewer headersOnly), so two processes can play 500 of them.
 // Env: FORWARD_CLIENTS (viewer processes, default 2), FORWARD_STEPS (default 1,10,100,300,500), FORWARD_STEP_S (10), FORWARD_RUNS (default
 // raw,mediasoup,werift,mediasoup+mod,werift+mod), FORWARD_CLIENT_NICE (0), FORWARD_WERIFT_MAX (300),
-// FORWARD_OUT (bench/results/forward.json, where the JSON goes).
+// FORWARD_OUT (bench/results/forward.json, where the JSON goes), FORWARD_PACING (none: each frame's packets
+// sent at once, as FFmpeg's whip muxer does, the default; browser: paced at 2.5x the clip's bitrate, as
+// libwebrtc's pacer does, so a frame's packets leave a few ms apart instead of in one burst that the
+// fan-out then queues: the clip's frames are 1-3 packets).
 
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -38,6 +41,10 @@ const WERIFT_MAX = Number(process.env.FORWARD_WERIFT_MAX ?? 300);
 // viewers on other machines: then the server's moderation threads cannot starve the clocks that time
 // the packets. Needs privilege below 0. Default 0 (same as the SFU's Node process).
 const CLIENT_NICE = Number(process.env.FORWARD_CLIENT_NICE ?? 0);
+const CLIP_KBPS = 600;
+const PACING = process.env.FORWARD_PACING ?? 'none';
+if (PACING !== 'none' && PACING !== 'browser') throw new Error(`FORWARD_PACING=${PACING}: none or browser`);
+const PACING_KBPS = PACING === 'browser' ? 2.5 * CLIP_KBPS : undefined;
 if (CLIENT_NICE) setPriority(process.pid, CLIENT_NICE);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -101,7 +108,10 @@ class Child {
   }
 }
 
-const clip = await syntheticClip({ codec: 'VP8', width: 640, height: 360, bitrateKbps: 600, seconds: 4 });
+const clip = {
+  ...(await syntheticClip({ codec: 'VP8', width: 640, height: 360, bitrateKbps: CLIP_KBPS, seconds: 4 })),
+  pacingKbps: PACING_KBPS,
+};
 const results: Record<string, unknown>[] = [];
 
 for (const run of RUNS) {
@@ -202,6 +212,7 @@ for (const run of RUNS) {
       clientCores: round(clientCpuUs / 1e6 / wall, 3),
       clientProcesses: CLIENTS,
       clientNice: CLIENT_NICE,
+      publisherPacingKbps: PACING_KBPS ?? null,
     };
     results.push(r);
     console.log(JSON.stringify(r));
@@ -236,6 +247,7 @@ const out = {
   bench: 'forward',
   node: process.version,
   stepSeconds: STEP_S,
+  publisherPacing: PACING_KBPS ? `${PACING_KBPS} kbit/s (2.5x the clip's bitrate)` : 'none: each frame at once',
   note: 'SFU in its own process (CPU = Node + mediasoup workers); publisher and viewers in the bench process',
   results,
   ratios,

@@ -39,6 +39,23 @@ export interface WhipPublisherOptions {
   connectTimeoutMs?: number;
   /** Ignore keyframe requests, as FFmpeg's whip muxer does (it cannot make a keyframe on request). Default false. */
   ignorePli?: boolean;
+  /**
+   * Pace video at this rate (kbit/s), as a browser's pacer does (libwebrtc paces at 2.5x the target
+   * bitrate): a frame's packets leave one by one as the rate allows, bursts of at most
+   * PACING_BURST_MS' worth (at least one packet), so a frame's packets leave spread out. Audio is never held. Default:
+   * unpaced, every packet of a frame at once (FFmpeg's whip muxer).
+   */
+  pacingKbps?: number;
+}
+
+/** The most a paced publisher sends at once: this many ms of its pacing rate (and at least one packet). */
+export const PACING_BURST_MS = 5;
+
+interface PacedPacket {
+  payload: Uint8Array;
+  timestamp: number;
+  marker: boolean;
+  keyframe: boolean;
 }
 
 export interface SentPacket {
@@ -48,6 +65,8 @@ export interface SentPacket {
   sentAt: number;
   keyframe: boolean;
   marker: boolean;
+  /** Payload bytes. */
+  bytes: number;
 }
 
 export interface TrackMapping {
@@ -87,6 +106,11 @@ export class WhipPublisher {
   #stopped = false;
   #startedAt = 0;
   readonly #opts: WhipPublisherOptions;
+  /** Video waiting for the pacer (pacingKbps), its budget (bytes; negative: debt) and when it was counted. */
+  readonly #paced: PacedPacket[] = [];
+  #paceBudget = 0;
+  #paceAt = 0;
+  #paceTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly pc: RTCPeerConnection,
@@ -225,7 +249,7 @@ export class WhipPublisher {
     out.sentAt[out.seq] = sentAt;
     out.packets++;
     out.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
-    this.onPacket?.({ kind: out.kind, seq: out.seq, timestamp, sentAt, keyframe, marker });
+    this.onPacket?.({ kind: out.kind, seq: out.seq, timestamp, sentAt, keyframe, marker, bytes: payload.length });
   }
 
   #sendVideo(frame: EncodedFrame, mediaMs: number, codec: ClientVideoCodec): void {
@@ -236,7 +260,41 @@ export class WhipPublisher {
         ? packetizeVp8(frame.data, 1200, (this.#pictureId = (this.#pictureId + 1) & 0x7fff))
         : packetizeH264(frame.data, 1200);
     if (frame.keyframe) this.keyframesSent++;
+    if (this.#opts.pacingKbps) {
+      payloads.forEach((payload, i) =>
+        this.#paced.push({
+          payload,
+          timestamp: ts,
+          marker: i === payloads.length - 1,
+          keyframe: frame.keyframe && i === 0,
+        }),
+      );
+      this.#pace();
+      return;
+    }
     payloads.forEach((p, i) => this.#send(out, p, ts, i === payloads.length - 1, frame.keyframe && i === 0));
+  }
+
+  /** Sends the paced video the budget allows now and waits for the rest (a token bucket with debt). */
+  #pace(): void {
+    const bytesPerMs = this.#opts.pacingKbps! / 8;
+    const now = performance.now();
+    const cap = Math.max(1200, PACING_BURST_MS * bytesPerMs);
+    this.#paceBudget = this.#paceAt === 0 ? cap : Math.min(cap, this.#paceBudget + (now - this.#paceAt) * bytesPerMs);
+    this.#paceAt = now;
+    while (this.#paced.length > 0 && this.#paceBudget >= 0 && !this.#stopped) {
+      const p = this.#paced.shift()!;
+      this.#paceBudget -= p.payload.length;
+      this.#send(this.#video!, p.payload, p.timestamp, p.marker, p.keyframe);
+    }
+    if (this.#paced.length > 0 && !this.#paceTimer && !this.#stopped)
+      this.#paceTimer = setTimeout(
+        () => {
+          this.#paceTimer = undefined;
+          this.#pace();
+        },
+        Math.max(1, -this.#paceBudget / bytesPerMs),
+      );
   }
 
   #sendAudio(frame: EncodedFrame, mediaMs: number): void {
@@ -250,6 +308,7 @@ export class WhipPublisher {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#paceTimer) clearTimeout(this.#paceTimer);
     if (options.deleteSession !== false) await deleteSession(this.location, this.#opts.token);
     await this.pc.close().catch(() => undefined);
   }
