@@ -14,6 +14,7 @@ import {
   AV_CHANNEL_LAYOUT_MONO,
   AV_CHANNEL_LAYOUT_STEREO,
   AV_LOG_QUIET,
+  AV_PIX_FMT_GRAY8,
   AV_PIX_FMT_RGB24,
   AV_SAMPLE_FMT_FLT,
   AVERROR_EAGAIN,
@@ -21,13 +22,14 @@ import {
   FF_DECODER_H264,
   FF_DECODER_OPUS,
   FF_DECODER_VP8,
+  SWS_AREA,
   SWS_BILINEAR,
 } from 'node-av/constants';
-import type { AVPixelFormat } from 'node-av/constants';
+import type { AVPixelFormat, SwsFlags } from 'node-av/constants';
 import { FrameAssembler, h264Format, vp8Format } from './frame-assembler.ts';
 import { PACKET_HEADER } from './protocol.ts';
 import type { FromWorker, ToWorker, TrackCounters, TrackInfo, WorkerConfig } from './protocol.ts';
-import { VideoSamplingRule, lumaPlane, lumaThumbnail } from './video-sampling.ts';
+import { THUMB_H, THUMB_W, VideoSamplingRule, lumaPlane } from './video-sampling.ts';
 import { announceReady, onClose, supervisedPort } from '../threads/thread.ts';
 
 // The port answers the supervisor's control messages too (the crash hook of SamplerPool.crashWorkerOf).
@@ -64,7 +66,8 @@ class VideoTrack extends TrackDecoder {
   #waitingForKeyframe = true;
   /** Frames sent to the decoder and not yet returned, by RTP timestamp. */
   readonly #inDecoder = new Map<number, { arrivedAt: number; queuedAt: number }>();
-  #scaler: { ctx: SoftwareScaleContext; key: string; dst: Frame; w: number; h: number } | null = null;
+  #scaler: Scaler | null = null;
+  #thumbScaler: Scaler | null = null;
   readonly #cfg: WorkerConfig;
 
   constructor(info: TrackInfo, cfg: WorkerConfig) {
@@ -159,18 +162,16 @@ class VideoTrack extends TrackDecoder {
 
   #onDecoded(ts: number, arrivedAt: number, queuedAt: number): void {
     const f = this.#frame;
-    const planes = f.data;
-    if (!planes) return;
-    let thumb: Float32Array | undefined;
-    if (this.#rule.wantsThumbnail) thumb = lumaThumbnail(planes[0], f.width, f.height, f.linesize[0]);
+    if (f.width <= 0 || f.height <= 0) return;
+    const thumb = this.#rule.wantsThumbnail ? this.#thumbnail(f) : undefined;
     const reason = this.#rule.decide(ts, thumb);
     if (!reason) return;
     const decodedAt = now();
     const { rgb, w, h } = this.#toRgb(f);
-    const luma =
-      this.#cfg.lumaMaxSide > 0
-        ? lumaPlane(planes[0], f.width, f.height, f.linesize[0], this.#cfg.lumaMaxSide)
-        : undefined;
+    // Only a sample touches the decoded planes from JavaScript: each access wraps them in Buffers V8
+    // counts as external memory, which at every frame of every track kept this thread in major GCs.
+    const planes = this.#cfg.lumaMaxSide > 0 ? f.data : null;
+    const luma = planes ? lumaPlane(planes[0], f.width, f.height, f.linesize[0], this.#cfg.lumaMaxSide) : undefined;
     post(
       {
         t: 'video',
@@ -188,47 +189,87 @@ class VideoTrack extends TrackDecoder {
     );
   }
 
+  /**
+   * The frame's 16x9 luma thumbnail (0..1), scaled natively (swscale's area average into a GRAY8 frame
+   * kept for the track) so that the decoded planes, touched at every frame, never become JavaScript
+   * Buffers. Same definition and scale as video-sampling.ts lumaThumbnail (mean Y per block / 255),
+   * which reads a plane from JavaScript: swscale expands the video range (16-235) to GRAY8's 0-255,
+   * which is undone here so that the scene threshold keeps its meaning.
+   */
+  #thumbnail(src: Frame): Float32Array {
+    this.#thumbScaler = scalerFor(this.#thumbScaler, src, THUMB_W, THUMB_H, AV_PIX_FMT_GRAY8, SWS_AREA);
+    const s = this.#thumbScaler;
+    s.ctx.scaleFrameSync(s.dst, src);
+    const out = new Float32Array(THUMB_W * THUMB_H);
+    for (let r = 0; r < THUMB_H; r++) {
+      const row = r * s.stride;
+      for (let c = 0; c < THUMB_W; c++) out[r * THUMB_W + c] = (16 + (s.plane[row + c] * 219) / 255) / 255;
+    }
+    return out;
+  }
+
   #toRgb(src: Frame): { rgb: Uint8Array; w: number; h: number } {
-    const sw = src.width;
-    const sh = src.height;
-    let w = Math.min(sw, this.#cfg.maxWidth);
-    let h = Math.round((sh * w) / sw);
+    let w = Math.min(src.width, this.#cfg.maxWidth);
+    let h = Math.round((src.height * w) / src.width);
     w -= w & 1;
     h -= h & 1;
-    const key = `${sw}x${sh}:${src.format}->${w}x${h}`;
-    if (!this.#scaler || this.#scaler.key !== key) {
-      this.#scaler?.ctx.freeContext();
-      this.#scaler?.dst.free();
-      const ctx = new SoftwareScaleContext();
-      ctx.getContext(sw, sh, src.format as AVPixelFormat, w, h, AV_PIX_FMT_RGB24, SWS_BILINEAR);
-      check(ctx.initContext(), 'sws init');
-      const dst = new Frame();
-      dst.alloc();
-      dst.width = w;
-      dst.height = h;
-      dst.format = AV_PIX_FMT_RGB24;
-      check(dst.allocBuffer(), 'rgb frame');
-      this.#scaler = { ctx, key, dst, w, h };
-    }
+    this.#scaler = scalerFor(this.#scaler, src, w, h, AV_PIX_FMT_RGB24, SWS_BILINEAR);
     const s = this.#scaler;
     s.ctx.scaleFrameSync(s.dst, src);
-    const plane = s.dst.data![0];
-    const stride = s.dst.linesize[0];
     const rgb = new Uint8Array(w * h * 3);
-    if (stride === w * 3) rgb.set(plane.subarray(0, rgb.length));
-    else for (let r = 0; r < h; r++) rgb.set(plane.subarray(r * stride, r * stride + w * 3), r * w * 3);
+    if (s.stride === w * 3) rgb.set(s.plane.subarray(0, rgb.length));
+    else for (let r = 0; r < h; r++) rgb.set(s.plane.subarray(r * s.stride, r * s.stride + w * 3), r * w * 3);
     return { rgb, w, h };
   }
 
   close(): void {
     this.#ctx?.freeContext();
     this.#ctx = null;
-    this.#scaler?.ctx.freeContext();
-    this.#scaler?.dst.free();
+    freeScaler(this.#scaler);
     this.#scaler = null;
+    freeScaler(this.#thumbScaler);
+    this.#thumbScaler = null;
     this.#pkt.free();
     this.#frame.free();
   }
+}
+
+/** A swscale context and the frame it writes into, kept while the source's size and format stay. */
+interface Scaler {
+  ctx: SoftwareScaleContext;
+  key: string;
+  dst: Frame;
+  /** dst's first plane, wrapped once: the frame keeps its buffer, so the wrapper stays valid. */
+  plane: Buffer;
+  stride: number;
+}
+
+function scalerFor(
+  current: Scaler | null,
+  src: Frame,
+  w: number,
+  h: number,
+  format: AVPixelFormat,
+  flags: SwsFlags,
+): Scaler {
+  const key = `${src.width}x${src.height}:${src.format}->${w}x${h}`;
+  if (current?.key === key) return current;
+  freeScaler(current);
+  const ctx = new SoftwareScaleContext();
+  ctx.getContext(src.width, src.height, src.format as AVPixelFormat, w, h, format, flags);
+  check(ctx.initContext(), 'sws init');
+  const dst = new Frame();
+  dst.alloc();
+  dst.width = w;
+  dst.height = h;
+  dst.format = format;
+  check(dst.allocBuffer(), 'scaled frame');
+  return { ctx, key, dst, plane: dst.data![0], stride: dst.linesize[0] };
+}
+
+function freeScaler(s: Scaler | null): void {
+  s?.ctx.freeContext();
+  s?.dst.free();
 }
 
 class AudioTrack extends TrackDecoder {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SamplerPool } from '../../samplers/sampler-pool.ts';
 import type { AudioSample, Sample, VideoSample } from '../../samplers/types.ts';
+import { lumaThumbnail, thumbnailDistance } from '../../samplers/video-sampling.ts';
 import {
   dominantFrequency,
   encodeOpus,
@@ -134,6 +135,29 @@ describe('SamplerPool sampling rules and timings', () => {
     );
     assert.equal(st.samples, videoOf(samples, 'rules').length);
     assert.equal(st.drops, 0);
+  });
+
+  it("a sample's thumbnail is its picture's 16x9 mean luma, as lumaThumbnail defines it", async () => {
+    // The decoder scales it natively (never reading the planes from JavaScript); the luma plane the
+    // sample carries (lumaMaxSide >= the width: the decoded Y plane itself) gives the reference.
+    await using pool = await SamplerPool.create({ workers: 1, videoFps: 30, maxLagMs: 60000, lumaMaxSide: W });
+    const samples = collect(pool);
+    const pictures = Array.from({ length: 6 }, (_, i) => testPicture(W, H, i * 7, i % 4));
+    const frames = encodeVideo(pictures, { codec: 'VP8', width: W, height: H });
+    pushLive(pool, rtpizeVideo(frames, 'VP8', { streamId: 'thumbs' }));
+    const video = await waitFor(
+      () => (videoOf(samples, 'thumbs').length === 6 ? videoOf(samples, 'thumbs') : undefined),
+      20000,
+      '6 samples',
+    );
+    const distances = video.map((s) => {
+      assert.ok(s.thumbnail, 'scene detection is on: the sample carries its thumbnail');
+      assert.ok(s.lumaPlane && s.lumaPlane.width === W, 'the full-size luma plane');
+      const y = lumaThumbnail(s.lumaPlane.data, W, H, W);
+      return thumbnailDistance(s.thumbnail, y);
+    });
+    // A scene cut is 0.08 (the default threshold); the two computations agree far closer than that.
+    assert.ok(Math.max(...distances) < 0.02, `distances ${distances.map((d) => d.toFixed(4))}`);
   });
 });
 
