@@ -175,48 +175,77 @@ class Fft {
 
 const fftCache = new Map<number, Fft>();
 
-/** One spectrogram frame at a time: the FFT, its window and scratch arrays, and the band kept. */
+/**
+ * One spectrogram frame at a time: the FFT, its window and scratch arrays, and the band kept. The
+ * frame is real, so it is transformed as n/2 complex points (even samples real, odd imaginary) and
+ * the band's bins are untangled from that half-size transform: half the FFT's work (issue 16).
+ */
 class SpectrumFrames {
   readonly bins: number;
   readonly firstBin: number;
-  readonly #n: number;
+  readonly #half: number;
   readonly #fft: Fft;
   readonly #win: Float64Array;
   readonly #re: Float64Array;
   readonly #im: Float64Array;
+  /** e^(-2 pi i k / n) for the band's bins. */
+  readonly #wr: Float64Array;
+  readonly #wi: Float64Array;
 
   constructor(o: FingerprintOptions) {
     const n = o.fftSize;
-    let fft = fftCache.get(n);
+    if (n < 4 || n & (n - 1)) throw new RangeError('FFT size must be a power of two of at least 4');
+    const half = n / 2;
+    let fft = fftCache.get(half);
     if (!fft) {
-      fft = new Fft(n);
-      fftCache.set(n, fft);
+      fft = new Fft(half);
+      fftCache.set(half, fft);
     }
-    this.#n = n;
+    this.#half = half;
     this.#fft = fft;
     this.firstBin = Math.max(1, Math.floor((o.minHz * n) / o.sampleRate));
     const lastBin = Math.min(n / 2 - 1, Math.ceil((o.maxHz * n) / o.sampleRate));
     this.bins = lastBin - this.firstBin + 1;
     this.#win = new Float64Array(n);
     for (let i = 0; i < n; i++) this.#win[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n);
-    this.#re = new Float64Array(n);
-    this.#im = new Float64Array(n);
+    this.#re = new Float64Array(half);
+    this.#im = new Float64Array(half);
+    this.#wr = new Float64Array(this.bins);
+    this.#wi = new Float64Array(this.bins);
+    for (let b = 0; b < this.bins; b++) {
+      this.#wr[b] = Math.cos((2 * Math.PI * (b + this.firstBin)) / n);
+      this.#wi[b] = -Math.sin((2 * Math.PI * (b + this.firstBin)) / n);
+    }
   }
 
   /** Log power of the band for the frame starting at pcm[off], written to out[outOff .. outOff + bins). */
   frame(pcm: Float32Array, off: number, out: Float32Array, outOff: number): void {
-    const n = this.#n;
+    const half = this.#half;
     const re = this.#re;
     const im = this.#im;
     const win = this.#win;
-    for (let i = 0; i < n; i++) {
-      re[i] = pcm[off + i] * win[i];
-      im[i] = 0;
+    for (let m = 0; m < half; m++) {
+      re[m] = pcm[off + 2 * m] * win[2 * m];
+      im[m] = pcm[off + 2 * m + 1] * win[2 * m + 1];
     }
     this.#fft.transform(re, im);
+    // With Z the half-size transform: X[k] = E + W^k O, E = (Z[k] + conj Z[h-k]) / 2 (the even samples'
+    // transform), O = (Z[k] - conj Z[h-k]) / 2i (the odd samples'). The band lies within 1 .. h-1.
     for (let b = 0; b < this.bins; b++) {
       const k = b + this.firstBin;
-      out[outOff + b] = Math.log(re[k] * re[k] + im[k] * im[k] + 1e-10);
+      const ar = re[k];
+      const ai = im[k];
+      const cr = re[half - k];
+      const ci = im[half - k];
+      const er = (ar + cr) / 2;
+      const ei = (ai - ci) / 2;
+      const or = (ai + ci) / 2;
+      const oi = (cr - ar) / 2;
+      const wr = this.#wr[b];
+      const wi = this.#wi[b];
+      const xr = er + wr * or - wi * oi;
+      const xi = ei + wr * oi + wi * or;
+      out[outOff + b] = Math.log(xr * xr + xi * xi + 1e-10);
     }
   }
 }
@@ -246,20 +275,28 @@ export function findPeaks(pcm: Float32Array, opts: Partial<FingerprintOptions> =
 }
 
 /** findPeaks() on a spectrogram already computed. */
-function peaksOf(spec: Spectrogram, o: FingerprintOptions): Peak[] {
+/** Running max over +-peakBins bins of one spectrogram row (data[off .. off + bins)), into out at the same offset. */
+function rowMax(data: Float32Array, out: Float32Array, off: number, bins: number, peakBins: number): void {
+  for (let b = 0; b < bins; b++) {
+    let m = -Infinity;
+    const lo = Math.max(0, b - peakBins);
+    const hi = Math.min(bins - 1, b + peakBins);
+    for (let k = lo; k <= hi; k++) if (data[off + k] > m) m = data[off + k];
+    out[off + b] = m;
+  }
+}
+
+/**
+ * Peaks of a spectrogram. `maxB`, the running max over bins of each row (rowMax), depends on its row
+ * alone: a streaming caller keeps it with the row (computed once per frame) instead of here per call.
+ */
+function peaksOf(spec: Spectrogram, o: FingerprintOptions, maxB?: Float32Array): Peak[] {
   const { data, frames, bins, firstBin } = spec;
   if (frames === 0) return [];
   // Separable running max: over bins, then over frames.
-  const maxB = new Float32Array(data.length);
-  for (let f = 0; f < frames; f++) {
-    const row = f * bins;
-    for (let b = 0; b < bins; b++) {
-      let m = -Infinity;
-      const lo = Math.max(0, b - o.peakBins);
-      const hi = Math.min(bins - 1, b + o.peakBins);
-      for (let k = lo; k <= hi; k++) if (data[row + k] > m) m = data[row + k];
-      maxB[row + b] = m;
-    }
+  if (!maxB) {
+    maxB = new Float32Array(data.length);
+    for (let f = 0; f < frames; f++) rowMax(data, maxB, f * bins, bins, o.peakBins);
   }
   // Silence and near-silence must not produce peaks: a floor relative to the loudest frame energy.
   let globalMax = -Infinity;
@@ -357,6 +394,8 @@ export class StreamingFingerprinter {
   /** Frames the ring holds: as many as fingerprint() finds in historySec of audio. */
   readonly #capacity: number;
   readonly #ring: Float32Array;
+  /** Each ring row's running max over bins (peaksOf's first pass), computed when the row is. */
+  readonly #ringMax: Float32Array;
   /** Frames computed since the start (the next frame's index on the stream's grid). */
   #framesDone = 0;
   /** Samples not yet consumed by a frame, starting at stream sample tailStart. */
@@ -372,6 +411,7 @@ export class StreamingFingerprinter {
     const span = Math.round(historySec * o.sampleRate);
     this.#capacity = span >= o.fftSize ? Math.floor((span - o.fftSize) / o.hop) + 1 : 1;
     this.#ring = new Float32Array(this.#capacity * this.#sf.bins);
+    this.#ringMax = new Float32Array(this.#capacity * this.#sf.bins);
   }
 
   /** Spectrogram frames transformed since the start: each frame of the stream once. */
@@ -398,7 +438,9 @@ export class StreamingFingerprinter {
     for (;;) {
       const off = this.#framesDone * o.hop - this.#tailStart;
       if (off + o.fftSize > joined.length) break;
-      this.#sf.frame(joined, off, this.#ring, (this.#framesDone % this.#capacity) * bins);
+      const slot = (this.#framesDone % this.#capacity) * bins;
+      this.#sf.frame(joined, off, this.#ring, slot);
+      rowMax(this.#ring, this.#ringMax, slot, bins, o.peakBins);
       this.#framesDone++;
     }
     const keepFrom = Math.min(joined.length, this.#framesDone * o.hop - this.#tailStart);
@@ -411,13 +453,15 @@ export class StreamingFingerprinter {
     const bins = this.#sf.bins;
     const frames = Math.min(this.#framesDone, this.#capacity);
     const data = new Float32Array(frames * bins);
+    const maxB = new Float32Array(frames * bins);
     const first = this.#framesDone - frames;
     for (let f = 0; f < frames; f++) {
       const slot = ((first + f) % this.#capacity) * bins;
       data.set(this.#ring.subarray(slot, slot + bins), f * bins);
+      maxB.set(this.#ringMax.subarray(slot, slot + bins), f * bins);
     }
     const o = this.options;
-    return landmarksOf(peaksOf({ data, frames, bins, firstBin: this.#sf.firstBin }, o), frames, o);
+    return landmarksOf(peaksOf({ data, frames, bins, firstBin: this.#sf.firstBin }, o, maxB), frames, o);
   }
 
   reset(): void {
