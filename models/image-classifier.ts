@@ -38,10 +38,17 @@ export class ImageClassifier {
     return this.batcher.submit(frame, deadline);
   }
 
-  /** Runs a batch of `n` black frames once: loads the model and seeds the batch-time estimate. */
+  /**
+   * Runs a batch of `n` black frames once: loads the model and seeds the batch-time estimate. Also
+   * preprocesses a few 640x360 frames, so that the first samples do not run the resize (on the
+   * caller's thread) as cold code.
+   */
   async warmUp(sizes: number[] = [1]): Promise<void> {
     await this.#backend.load(this.spec.name);
     const size = this.spec.input.size;
+    const slot = new Float32Array(size * size * 3);
+    const frame = { width: 640, height: 360, rgb: new Uint8Array(640 * 360 * 3).fill(128) };
+    for (let n = 0; n < 3; n++) this.#preprocess(frame, size, slot);
     for (const n of sizes) {
       const input = { data: new Float32Array(n * size * size * 3), shape: inputShape(this.spec, n) };
       // The first run of a fresh session pays one-off initialisation: observe the second.

@@ -9,10 +9,30 @@ export interface PdqReply {
   quality: number;
 }
 
+/**
+ * Hashes a few pictures of a live stream's size before the thread says it is ready, so that the first
+ * sampled frames meet compiled code: cold, the first 640x360 hash took 22 ms against 4-5 ms warm
+ * (measured alone), and a stream's first frame is the one a banked picture is caught on.
+ */
+function warmUp(): void {
+  const width = 640;
+  const height = 360;
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0; i < rgb.length; i++) rgb[i] = (i * 7 + (i >> 9)) & 0xff;
+  const luma = new Float64Array(width * height).map((_, i) => rgb[i * 3]);
+  for (let n = 0; n < 3; n++) {
+    pdqHash({ width, height, rgb });
+    pdqHash({ width, height, luma });
+  }
+}
+
 serve<PdqRequest, PdqReply>(
-  () => (req) =>
-    'rgb' in req
-      ? pdqHash({ width: req.width, height: req.height, rgb: new Uint8Array(req.rgb) })
-      : pdqHash({ width: req.width, height: req.height, luma: new Float64Array(req.luma) }),
+  () => {
+    warmUp();
+    return (req) =>
+      'rgb' in req
+        ? pdqHash({ width: req.width, height: req.height, rgb: new Uint8Array(req.rgb) })
+        : pdqHash({ width: req.width, height: req.height, luma: new Float64Array(req.luma) });
+  },
   { transfer: (r) => [r.hash.buffer as ArrayBuffer] },
 );
