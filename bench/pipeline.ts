@@ -7,7 +7,7 @@
 //   npm run bench:pipeline   PIPELINE_STREAMS=4 PIPELINE_SECONDS=20 PIPELINE_ROUNDS=2
 //   PIPELINE_VARIANTS=name:json;name:json   SampleModerator options per variant, run in alternating
 //                                           rounds (A/B within one run), e.g. 'window:{"audioMatcher":{"incremental":false}};incremental:{}'
-//   PIPELINE_LUMA_MAX_SIDE=0 the samplers' luma plane for PDQ (0 = none, the default; 256 for the A/B)
+//   PIPELINE_LUMA_MAX_SIDE=640 the samplers' luma plane for PDQ (0 = none: PDQ hashes a copy of the RGB; default the pool's, 640)
 //   PIPELINE_IN_STEP=1 every stream starts at once (default: starts spread over one sampling interval)
 //   PIPELINE_OUT=bench/results/pipeline.json  PIPELINE_BUDGET_MS=100 (the classifier's deadline: on a
 //   loaded machine samples past it are skipped, which makes the classifier look cheaper than it is)
@@ -30,7 +30,7 @@ import { dirname } from 'node:path';
 import { packetizeOpus, packetizeVp8 } from '../media/packetize.ts';
 import { SampleModerator, type SampleModeratorOptions } from '../models/moderator.ts';
 import type { Signals } from '../models/types.ts';
-import { pdqHash } from '../models/pdq/pdq.ts';
+import { lumaFromGray, pdqHash } from '../models/pdq/pdq.ts';
 import { createFusionState, fuse, type FusionState } from '../policies/fusion.ts';
 import type { Policy } from '../policies/index.ts';
 import { loadPolicyBundle } from '../policies/index.ts';
@@ -45,7 +45,7 @@ import {
 import { ModerationStack } from '../server/moderation.ts';
 import { readPolicyDir } from '../server/policy-store.ts';
 import { resizeBilinearAlignCorners } from '../samplers/preprocess.ts';
-import { DEFAULT_VIDEO_SAMPLING, lumaPlane } from '../samplers/video-sampling.ts';
+import { DEFAULT_VIDEO_SAMPLING } from '../samplers/video-sampling.ts';
 import type { RtpPacketIn, Sample } from '../samplers/types.ts';
 
 const STREAMS = Number(process.env.PIPELINE_STREAMS ?? 4);
@@ -389,7 +389,7 @@ async function runRound(
   const ocrCpu = threads.ocr ?? 0;
   const ocrWall = ocr.detectMs + ocr.recognizeMs;
   // PDQ runs in its own thread (the stack's PdqWorker), or inline on this one, where its cost per call
-  // is counted (the plane is hashed only when the samplers send one: lumaMaxSide, off by default)
+  // is counted (the plane is hashed only when the samplers send one: lumaMaxSide)
   const pdqInline = moderator.options.hasher
     ? 0
     : pdqHashes * (moderator.options.pdqFromLuma && stack.samplers.options.lumaMaxSide > 0 ? costs.pdqLuma : costs.pdq);
@@ -440,7 +440,9 @@ async function main(): Promise<void> {
     backend: 'onnx',
     policy,
     budgetMs: BUDGET_MS,
-    samplers: { lumaMaxSide: Number(process.env.PIPELINE_LUMA_MAX_SIDE ?? 0) },
+    ...(process.env.PIPELINE_LUMA_MAX_SIDE
+      ? { samplers: { lumaMaxSide: Number(process.env.PIPELINE_LUMA_MAX_SIDE) } }
+      : {}),
     log: (level, msg) => console.log(`${level}: ${msg}`),
   });
   try {
@@ -455,15 +457,16 @@ async function main(): Promise<void> {
     for (let i = 0; i < melody.length; i++) melody[i] = melody48k[i * 3]!;
     stack.audioBank.register('bench-melody', melody, { category: 'copyright_audio' });
     const frame = { width: o.width, height: o.height, rgb: bankedPicture(o.width, o.height) };
-    const y = new Uint8Array(o.width * o.height).map((_, i) => frame.rgb[i * 3]!);
-    const plane = lumaPlane(y, o.width, o.height, o.width, stack.samplers.options.lumaMaxSide || 256);
+    const plane = {
+      width: o.width,
+      height: o.height,
+      gray: new Uint8Array(o.width * o.height).map((_, i) => frame.rgb[i * 3]!),
+    };
     const costs: MainCosts = {
       vad: await vadCostPerWindow(stack),
       pdq: cpuPerCall(() => pdqHash(frame)),
-      // as the moderator hashes a sample's prescaled plane: widened to float, then hashed
-      pdqLuma: cpuPerCall(() =>
-        pdqHash({ width: plane.width, height: plane.height, luma: Float64Array.from(plane.data) }),
-      ),
+      // as the moderator hashes a sample's luma plane inline: widened to float, then hashed
+      pdqLuma: cpuPerCall(() => pdqHash(lumaFromGray(plane))),
       preprocess: cpuPerCall(() => resizeBilinearAlignCorners(frame, 224)),
     };
     console.log(

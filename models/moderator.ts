@@ -8,7 +8,7 @@
 import { AudioStreamMatcher, type AudioStreamMatcherOptions, type Fingerprinter } from './audio/stream.ts';
 import type { AudioFingerprintBank } from './audio/bank.ts';
 import type { HashBankSet } from './hashbank/bank.ts';
-import { pdqHash, pdqToHex, type LumaImage, type PdqResult } from './pdq/pdq.ts';
+import { lumaFromGray, pdqHash, pdqToHex, type GrayImage, type LumaImage, type PdqResult } from './pdq/pdq.ts';
 import type {
   AudioWindow,
   Category,
@@ -29,7 +29,7 @@ export interface VideoSampleIn extends ImageFrame {
   reason: string;
   /** The sampler's 16x9 luma thumbnail of the frame (0..1), when it computed one: lets OCR skip a static picture. */
   thumbnail?: Float32Array;
-  /** The decoded luma plane, prescaled by the sampler: PDQ hashes it instead of the RGB frame when pdqFromLuma. */
+  /** The picture's luma plane from the sampler (full-range 8-bit): PDQ hashes it instead of the RGB frame when pdqFromLuma. */
   lumaPlane?: { width: number; height: number; data: Uint8Array };
   timings: { arrivedAt: number };
 }
@@ -72,9 +72,9 @@ export interface TextChecker {
   moderate(text: string, opts: { source: 'ocr' | 'chat' }): TextHit[];
 }
 
-/** PDQ hashes off this thread (PdqWorker fits). */
+/** PDQ hashes off this thread (PdqWorker fits). `take`: the picture's pixels may be handed over instead of copied. */
 export interface PictureHasher {
-  hash(picture: ImageFrame | LumaImage): Promise<PdqResult>;
+  hash(picture: ImageFrame | LumaImage | GrayImage, opts?: { take?: boolean }): Promise<PdqResult>;
 }
 
 /** Voice activity (the VAD fits). */
@@ -98,7 +98,7 @@ export interface SampleModeratorOptions {
   budgetMs: number;
   /** Least time between two PDQ hashes of a track (ms of arrival time); first and scene-change frames always. Default 900 (~1 fps, as vPDQ). */
   pdqIntervalMs: number;
-  /** Hash the sample's prescaled luma plane when it has one (~1 ms instead of ~4 ms for 640x360 RGB; samplers send none by default: see SamplerPoolOptions.lumaMaxSide). Default true. */
+  /** Hash the sample's luma plane when it has one (SamplerPoolOptions.lumaMaxSide): no RGB copy for the PDQ thread, no RGB-to-luma pass. Default true. */
   pdqFromLuma: boolean;
   /** Least time between two OCR passes of a track (ms); first and scene-change frames are preferred. Default 2000 (0.5 fps). */
   ocrIntervalMs: number;
@@ -261,13 +261,16 @@ export class SampleModerator {
       state.lastPdqAt = arrivedAt;
       const t0 = clock();
       const plane = this.options.pdqFromLuma ? sample.lumaPlane : undefined;
-      const picture = plane
-        ? { width: plane.width, height: plane.height, luma: Float64Array.from(plane.data) }
-        : { width: sample.width, height: sample.height, rgb: sample.rgb };
+      const gray = plane && { width: plane.width, height: plane.height, gray: plane.data };
+      const hasher = this.options.hasher;
       let result: PdqResult | undefined;
       try {
-        // beside the classifier's run, on threads of their own
-        result = this.options.hasher ? await this.options.hasher.hash(picture) : pdqHash(picture);
+        // beside the classifier's run, on threads of their own; the luma plane is PDQ's alone: handed over, not copied
+        if (gray) result = hasher ? await hasher.hash(gray, { take: true }) : pdqHash(lumaFromGray(gray));
+        else {
+          const picture = { width: sample.width, height: sample.height, rgb: sample.rgb };
+          result = hasher ? await hasher.hash(picture) : pdqHash(picture);
+        }
       } catch {
         // A frame the worker could not hash is a missing match signal, counted; the classifier's answer still goes out.
         this.#counters.pdqErrors++;

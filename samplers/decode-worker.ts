@@ -29,7 +29,7 @@ import type { AVPixelFormat, SwsFlags } from 'node-av/constants';
 import { FrameAssembler, h264Format, vp8Format } from './frame-assembler.ts';
 import { PACKET_HEADER } from './protocol.ts';
 import type { FromWorker, ToWorker, TrackCounters, TrackInfo, WorkerConfig } from './protocol.ts';
-import { THUMB_H, THUMB_W, VideoSamplingRule, lumaPlane } from './video-sampling.ts';
+import { THUMB_H, THUMB_W, VideoSamplingRule, type LumaPlane } from './video-sampling.ts';
 import { announceReady, onClose, supervisedPort } from '../threads/thread.ts';
 
 // The port answers the supervisor's control messages too (the crash hook of SamplerPool.crashWorkerOf).
@@ -68,6 +68,7 @@ class VideoTrack extends TrackDecoder {
   readonly #inDecoder = new Map<number, { arrivedAt: number; queuedAt: number }>();
   #scaler: Scaler | null = null;
   #thumbScaler: Scaler | null = null;
+  #lumaScaler: Scaler | null = null;
   readonly #cfg: WorkerConfig;
 
   constructor(info: TrackInfo, cfg: WorkerConfig) {
@@ -168,10 +169,7 @@ class VideoTrack extends TrackDecoder {
     if (!reason) return;
     const decodedAt = now();
     const { rgb, w, h } = this.#toRgb(f);
-    // Only a sample touches the decoded planes from JavaScript: each access wraps them in Buffers V8
-    // counts as external memory, which at every frame of every track kept this thread in major GCs.
-    const planes = this.#cfg.lumaMaxSide > 0 ? f.data : null;
-    const luma = planes ? lumaPlane(planes[0], f.width, f.height, f.linesize[0], this.#cfg.lumaMaxSide) : undefined;
+    const luma = this.#cfg.lumaMaxSide > 0 ? this.#toLuma(f, w, h) : undefined;
     post(
       {
         t: 'video',
@@ -208,18 +206,27 @@ class VideoTrack extends TrackDecoder {
     return out;
   }
 
+  /**
+   * The picture's luma for PDQ: GRAY8 (full range, the luma PDQ computes from RGB), scaled by swscale
+   * like the RGB sample, at its size or smaller to fit lumaMaxSide. The decoded planes never become
+   * JavaScript Buffers: each access wraps them in Buffers V8 counts as external memory, which at every
+   * frame of every track kept this thread in major GCs.
+   */
+  #toLuma(src: Frame, rgbW: number, rgbH: number): LumaPlane {
+    const f = Math.min(1, this.#cfg.lumaMaxSide / Math.max(rgbW, rgbH));
+    const w = Math.max(2, Math.round(rgbW * f));
+    const h = Math.max(2, Math.round(rgbH * f));
+    this.#lumaScaler = scalerFor(this.#lumaScaler, src, w, h, AV_PIX_FMT_GRAY8, SWS_BILINEAR);
+    return { width: w, height: h, data: copyPlane(this.#lumaScaler, src, w) };
+  }
+
   #toRgb(src: Frame): { rgb: Uint8Array; w: number; h: number } {
     let w = Math.min(src.width, this.#cfg.maxWidth);
     let h = Math.round((src.height * w) / src.width);
     w -= w & 1;
     h -= h & 1;
     this.#scaler = scalerFor(this.#scaler, src, w, h, AV_PIX_FMT_RGB24, SWS_BILINEAR);
-    const s = this.#scaler;
-    s.ctx.scaleFrameSync(s.dst, src);
-    const rgb = new Uint8Array(w * h * 3);
-    if (s.stride === w * 3) rgb.set(s.plane.subarray(0, rgb.length));
-    else for (let r = 0; r < h; r++) rgb.set(s.plane.subarray(r * s.stride, r * s.stride + w * 3), r * w * 3);
-    return { rgb, w, h };
+    return { rgb: copyPlane(this.#scaler, src, w * 3), w, h };
   }
 
   close(): void {
@@ -229,6 +236,8 @@ class VideoTrack extends TrackDecoder {
     this.#scaler = null;
     freeScaler(this.#thumbScaler);
     this.#thumbScaler = null;
+    freeScaler(this.#lumaScaler);
+    this.#lumaScaler = null;
     this.#pkt.free();
     this.#frame.free();
   }
@@ -265,6 +274,16 @@ function scalerFor(
   dst.format = format;
   check(dst.allocBuffer(), 'scaled frame');
   return { ctx, key, dst, plane: dst.data![0], stride: dst.linesize[0] };
+}
+
+/** Scales src with s and copies its first plane out, rows of rowBytes, into an array of its own (to transfer). */
+function copyPlane(s: Scaler, src: Frame, rowBytes: number): Uint8Array {
+  s.ctx.scaleFrameSync(s.dst, src);
+  const rows = s.dst.height;
+  const out = new Uint8Array(rowBytes * rows);
+  if (s.stride === rowBytes) out.set(s.plane.subarray(0, out.length));
+  else for (let r = 0; r < rows; r++) out.set(s.plane.subarray(r * s.stride, r * s.stride + rowBytes), r * rowBytes);
+  return out;
 }
 
 function freeScaler(s: Scaler | null): void {

@@ -8,7 +8,7 @@ export interface WorkerConfig {
   video: VideoSamplingOptions;
   /** Largest output width (px); larger frames are scaled down, aspect kept. */
   maxWidth: number;
-  /** Longest side (px) of the prescaled luma plane sent with each video sample; 0 = none. */
+  /** Longest side (px) of the luma plane sent with each video sample; 0 = none. */
   lumaMaxSide: number;
   audioSampleRate: number;
   audioWindowSamples: number;

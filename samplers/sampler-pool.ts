@@ -28,11 +28,11 @@ export interface SamplerPoolOptions {
   /** Largest width (px) of a video sample; larger frames are scaled down, aspect kept. Default 640. */
   maxWidth: number;
   /**
-   * Longest side (px) of the prescaled luma plane each video sample carries for PDQ (integer box
-   * average of the decoded Y plane); 0 = none. Default 0: hashing such a plane is ~10x cheaper, but on
-   * the load test's banked picture it drifts 26-66 bits from the hash of the full picture (32 at
-   * 320x180, 66 at 1280x720, measured; PDQ matches at <= 31), so a bank built from full pictures
-   * would miss it. A real photo drifted 6-14 bits.
+   * Longest side (px) of the luma plane each video sample carries for PDQ: full-range 8-bit luma
+   * (GRAY8, what PDQ computes from RGB), scaled natively like the RGB sample, at its size or smaller
+   * to fit this; 0 = none. Default 640 (the RGB's own size): its hash is the RGB sample's within a few
+   * bits (test), and PDQ gets a plane a third of the RGB's size that nothing else needs, so it is
+   * handed to the PDQ thread instead of a copy of the RGB (main-thread garbage, issue 16).
    */
   lumaMaxSide: number;
   /** Audio window length (ms). Default 1000. */
@@ -64,7 +64,7 @@ export const DEFAULT_SAMPLER_POOL_OPTIONS: Readonly<SamplerPoolOptions> = Object
   sceneThreshold: DEFAULT_VIDEO_SAMPLING.sceneThreshold,
   sceneMinGapMs: DEFAULT_VIDEO_SAMPLING.sceneMinGapMs,
   maxWidth: 640,
-  lumaMaxSide: 0,
+  lumaMaxSide: 640,
   audioWindowMs: 1000,
   audioSampleRate: 16000,
   maxQueueBytes: 8 * 1024 * 1024,

@@ -44,8 +44,8 @@ export interface VideoSample {
   /** 16x9 luma thumbnail (0..1, row-major) the scene detection computed (video-sampling.ts lumaThumbnail); absent when it is off. */
   thumbnail?: Float32Array;
   /**
-   * The decoded luma plane, box-shrunk to SamplerPoolOptions.lumaMaxSide (video-sampling.ts
-   * lumaPlane): what PDQ hashes. Not named `luma`: PDQ takes any object with `luma` for a LumaImage.
+   * The picture's full-range luma (GRAY8) at the RGB's size or within SamplerPoolOptions.lumaMaxSide:
+   * what PDQ hashes. Not named `luma`: PDQ takes any object with `luma` for a LumaImage.
    */
   lumaPlane?: { width: number; height: number; data: Uint8Array };
   /** Monotonic sample counter per track. */

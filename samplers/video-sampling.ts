@@ -50,39 +50,12 @@ export function lumaThumbnail(y: Uint8Array, width: number, height: number, stri
   return out;
 }
 
-/** A luma plane shrunk by an integer factor (box average): what PDQ hashes, without the RGB frame. */
+/** A video sample's luma for PDQ (SamplerPoolOptions.lumaMaxSide), scaled natively by the decode thread. */
 export interface LumaPlane {
   width: number;
   height: number;
-  /** Y values as decoded (limited range), row-major. */
+  /** Full-range luma (GRAY8: what PDQ computes from the RGB), row-major. */
   data: Uint8Array;
-}
-
-/**
- * The luma plane box-averaged by the smallest integer factor that brings its longest side to at most
- * `maxSide`. PDQ from it costs ~0.6-1.7 ms instead of ~8-10 ms from the 640x360 RGB frame on the main
- * thread (measured, issue 16), but drifts from the full-resolution hash: 6-14 bits on a photo, 26-66
- * on the load test's synthetic banked picture (PDQ's own tent filter then sees other frequencies), so
- * it is off by default (SamplerPoolOptions.lumaMaxSide). Bicubic RGB prescaling as Meta's Python
- * reference does costs more than hashing at full size (15-25 ms).
- */
-export function lumaPlane(y: Uint8Array, width: number, height: number, stride: number, maxSide: number): LumaPlane {
-  const f = Math.max(1, Math.ceil(Math.max(width, height) / maxSide));
-  const w = Math.floor(width / f);
-  const h = Math.floor(height / f);
-  const data = new Uint8Array(w * h);
-  const area = f * f;
-  for (let oy = 0; oy < h; oy++) {
-    for (let ox = 0; ox < w; ox++) {
-      let sum = 0;
-      for (let dy = 0; dy < f; dy++) {
-        const row = (oy * f + dy) * stride + ox * f;
-        for (let dx = 0; dx < f; dx++) sum += y[row + dx];
-      }
-      data[oy * w + ox] = Math.round(sum / area);
-    }
-  }
-  return { width: w, height: h, data };
 }
 
 export function thumbnailDistance(a: Float32Array, b: Float32Array): number {

@@ -1,9 +1,11 @@
 // Worker-thread side of PdqWorker: the PDQ hash of the picture it is handed (RGB or luminance).
 import { serve } from '../../threads/thread.ts';
-import { pdqHash } from './pdq.ts';
+import { lumaFromGray, pdqHash } from './pdq.ts';
 
 export type PdqRequest =
-  { width: number; height: number; rgb: ArrayBuffer } | { width: number; height: number; luma: ArrayBuffer };
+  | { width: number; height: number; rgb: ArrayBuffer }
+  | { width: number; height: number; luma: ArrayBuffer }
+  | { width: number; height: number; gray: ArrayBuffer };
 export interface PdqReply {
   hash: Uint8Array;
   quality: number;
@@ -19,20 +21,22 @@ function warmUp(): void {
   const height = 360;
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0; i < rgb.length; i++) rgb[i] = (i * 7 + (i >> 9)) & 0xff;
-  const luma = new Float64Array(width * height).map((_, i) => rgb[i * 3]);
+  const gray = new Uint8Array(width * height).map((_, i) => rgb[i * 3]);
   for (let n = 0; n < 3; n++) {
     pdqHash({ width, height, rgb });
-    pdqHash({ width, height, luma });
+    pdqHash(lumaFromGray({ width, height, gray }));
   }
 }
 
 serve<PdqRequest, PdqReply>(
   () => {
     warmUp();
-    return (req) =>
-      'rgb' in req
-        ? pdqHash({ width: req.width, height: req.height, rgb: new Uint8Array(req.rgb) })
-        : pdqHash({ width: req.width, height: req.height, luma: new Float64Array(req.luma) });
+    return (req) => {
+      const { width, height } = req;
+      if ('rgb' in req) return pdqHash({ width, height, rgb: new Uint8Array(req.rgb) });
+      if ('gray' in req) return pdqHash(lumaFromGray({ width, height, gray: new Uint8Array(req.gray) }));
+      return pdqHash({ width, height, luma: new Float64Array(req.luma) });
+    };
   },
   { transfer: (r) => [r.hash.buffer as ArrayBuffer] },
 );

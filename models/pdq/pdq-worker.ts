@@ -10,7 +10,7 @@
 import { DECISION_NICE, type RequestWorker } from '../../threads/index.ts';
 import { modelErrorOf, modelThread, type ModelThreadOptions } from '../threads.ts';
 import type { ImageFrame } from '../types.ts';
-import type { LumaImage, PdqResult } from './pdq.ts';
+import type { GrayImage, LumaImage, PdqResult } from './pdq.ts';
 import type { PdqReply, PdqRequest } from './pdq-thread.ts';
 
 /** The thread's options: maxQueue default 32 pictures, timeoutMs default 5000. */
@@ -45,11 +45,22 @@ export class PdqWorker {
     });
   }
 
-  /** PDQ hash and quality of the picture, as pdqHash computes them. The pixels are copied at the call. */
-  async hash(picture: ImageFrame | LumaImage): Promise<PdqResult> {
+  /**
+   * PDQ hash and quality of the picture, as pdqHash computes them (a GrayImage as its lumaFromGray).
+   * The pixels are copied at the call, unless `take`: then a picture whose pixels fill their own
+   * ArrayBuffer hands it over (it is detached here) and the copy is saved.
+   */
+  async hash(picture: ImageFrame | LumaImage | GrayImage, opts: { take?: boolean } = {}): Promise<PdqResult> {
     const { width, height } = picture;
-    const pixels = 'rgb' in picture ? picture.rgb.slice().buffer : picture.luma.slice().buffer;
-    const req: PdqRequest = 'rgb' in picture ? { width, height, rgb: pixels } : { width, height, luma: pixels };
+    const px = 'rgb' in picture ? picture.rgb : 'gray' in picture ? picture.gray : picture.luma;
+    const whole = px.byteOffset === 0 && px.byteLength === px.buffer.byteLength && px.buffer instanceof ArrayBuffer;
+    const pixels = (opts.take && whole ? px.buffer : px.slice().buffer) as ArrayBuffer;
+    const req: PdqRequest =
+      'rgb' in picture
+        ? { width, height, rgb: pixels }
+        : 'gray' in picture
+          ? { width, height, gray: pixels }
+          : { width, height, luma: pixels };
     try {
       return await this.#rpc.call(req, { transfer: [pixels] });
     } catch (err) {

@@ -44,6 +44,13 @@ export interface LumaImage {
   luma: Float64Array;
 }
 
+/** 8-bit greyscale input (full-range luma, e.g. a decoder's GRAY8 plane), row-major. */
+export interface GrayImage {
+  width: number;
+  height: number;
+  gray: Uint8Array;
+}
+
 export interface PdqOptions {
   /**
    * Shrink RGB input (bicubic, aspect kept) so neither side exceeds this many pixels before hashing, as
@@ -85,6 +92,13 @@ export function lumaFromRgb(frame: ImageFrame): LumaImage {
   const luma = new Float64Array(n);
   for (let p = 0, q = 0; p < n; p++, q += 3) luma[p] = LUMA_R * rgb[q] + LUMA_G * rgb[q + 1] + LUMA_B * rgb[q + 2];
   return { width, height, luma };
+}
+
+export function lumaFromGray(image: GrayImage): LumaImage {
+  const { width, height, gray } = image;
+  if (gray.length < width * height)
+    throw new RangeError(`gray buffer holds ${gray.length} bytes, need ${width * height}`);
+  return { width, height, luma: Float64Array.from(gray.subarray(0, width * height)) };
 }
 
 function windowSize(dim: number): number {

@@ -139,7 +139,7 @@ describe('SamplerPool sampling rules and timings', () => {
 
   it("a sample's thumbnail is its picture's 16x9 mean luma, as lumaThumbnail defines it", async () => {
     // The decoder scales it natively (never reading the planes from JavaScript); the luma plane the
-    // sample carries (lumaMaxSide >= the width: the decoded Y plane itself) gives the reference.
+    // sample carries (full-range GRAY8 at the decoded size, mapped back to video range) gives the reference.
     await using pool = await SamplerPool.create({ workers: 1, videoFps: 30, maxLagMs: 60000, lumaMaxSide: W });
     const samples = collect(pool);
     const pictures = Array.from({ length: 6 }, (_, i) => testPicture(W, H, i * 7, i % 4));
@@ -153,7 +153,12 @@ describe('SamplerPool sampling rules and timings', () => {
     const distances = video.map((s) => {
       assert.ok(s.thumbnail, 'scene detection is on: the sample carries its thumbnail');
       assert.ok(s.lumaPlane && s.lumaPlane.width === W, 'the full-size luma plane');
-      const y = lumaThumbnail(s.lumaPlane.data, W, H, W);
+      const y = lumaThumbnail(
+        s.lumaPlane.data.map((g) => Math.round(16 + (g * 219) / 255)),
+        W,
+        H,
+        W,
+      );
       return thumbnailDistance(s.thumbnail, y);
     });
     // A scene cut is 0.08 (the default threshold); the two computations agree far closer than that.
