@@ -238,33 +238,44 @@ export class WhepViewer {
   }
 
   /**
-   * Frames reassembled from recorded payloads (needs recordPayloads), grouped by timestamp, in arrival
-   * order. A frame whose start fell before `since` (or was lost) cannot be reassembled and is left out.
+   * Frames reassembled from recorded payloads (needs recordPayloads), grouped by timestamp, in the
+   * order their first packets arrived. Within a frame packets go by sequence number and a repeat
+   * (a retransmission) counts once, so reordering on a loaded machine does not break a frame; a video
+   * frame with a gap in its sequence numbers or without its marker packet is incomplete and left out,
+   * as is one whose start fell before `since`.
    */
   frames(kind: 'audio' | 'video' = 'video', since = 0): ReassembledFrame[] {
     const codec = this.codecOf[kind] ?? '';
-    const out: ReassembledFrame[] = [];
-    let cur: { ts: number; key: boolean; payloads: Uint8Array[]; seqs: number[] } | undefined;
-    const flush = (): void => {
-      if (!cur || !cur.payloads.length) return;
-      let data: Uint8Array;
-      try {
-        data = depacketize(codec, cur.payloads);
-      } catch {
-        return;
-      }
-      out.push({ timestamp: cur.ts, keyframe: cur.key, data });
-    };
+    const byTs = new Map<number, Map<number, ReceivedPacket>>();
     for (const p of this.packets) {
       if (p.kind !== kind || !p.payload || p.receivedAt < since) continue;
-      if (!cur || cur.ts !== p.timestamp) {
-        flush();
-        cur = { ts: p.timestamp, key: p.keyframeStart, payloads: [], seqs: [] };
-      }
-      cur.payloads.push(p.payload);
-      cur.seqs.push(p.seq);
+      let frame = byTs.get(p.timestamp);
+      if (!frame) byTs.set(p.timestamp, (frame = new Map<number, ReceivedPacket>()));
+      if (!frame.has(p.seq)) frame.set(p.seq, p);
     }
-    flush();
+    const out: ReassembledFrame[] = [];
+    for (const [timestamp, frame] of byTs) {
+      const first = frame.values().next().value!.seq;
+      // sequence numbers relative to the first one that arrived (16-bit wrap-around)
+      const rel = (seq: number): number => ((seq - first + 0x8000) & 0xffff) - 0x8000;
+      const packets = [...frame.values()].sort((x, y) => rel(x.seq) - rel(y.seq));
+      const complete =
+        kind === 'audio' ||
+        (packets.at(-1)!.marker && packets.every((q, i) => i === 0 || rel(q.seq) === rel(packets[i - 1]!.seq) + 1));
+      if (!complete) continue;
+      try {
+        out.push({
+          timestamp,
+          keyframe: packets[0]!.keyframeStart,
+          data: depacketize(
+            codec,
+            packets.map((q) => q.payload!),
+          ),
+        });
+      } catch {
+        // a payload that does not depacketize: the frame is left out
+      }
+    }
     return out;
   }
 
