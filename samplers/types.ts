@@ -1,5 +1,6 @@
 // Plain data that samplers/ takes in and hands out. No imports from sfu/: a packet is anything
 // with these fields (the SFU's TapPacket fits structurally).
+import type { LumaPlane } from './video-sampling.ts';
 
 export type MediaKind = 'audio' | 'video';
 
@@ -47,7 +48,7 @@ export interface VideoSample {
    * The picture's full-range luma (GRAY8) at the RGB's size or within SamplerPoolOptions.lumaMaxSide:
    * what PDQ hashes. Not named `luma`: PDQ takes any object with `luma` for a LumaImage.
    */
-  lumaPlane?: { width: number; height: number; data: Uint8Array };
+  lumaPlane?: LumaPlane;
   /** Monotonic sample counter per track. */
   seq: number;
   timings: SampleTimings;

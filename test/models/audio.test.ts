@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { AudioFingerprintBank } from '../../models/audio/bank.ts';
 import { AudioStreamMatcher } from '../../models/audio/stream.ts';
 import { FingerprintWorker } from '../../models/audio/fingerprint-worker.ts';
-import { fingerprint, StreamingFingerprinter } from '../../models/audio/fingerprint.ts';
+import {
+  FINGERPRINT_DEFAULTS,
+  fingerprint,
+  spectrogram,
+  StreamingFingerprinter,
+} from '../../models/audio/fingerprint.ts';
 import { encodeWav } from '../../media/wav.ts';
 import { melody, noise, rng } from './synth.ts';
 import { opusRoundTrip } from './media.ts';
@@ -18,6 +23,28 @@ const LENGTH_SEC = 30;
 const songs = Array.from({ length: RECORDINGS }, (_, i) => melody(i, LENGTH_SEC));
 const bank = new AudioFingerprintBank();
 for (let i = 0; i < RECORDINGS; i++) bank.register(`song${i}`, songs[i], { source: 'label-x' });
+
+test('the spectrogram (a real frame as a half-size complex FFT) is the log power of the windowed DFT', () => {
+  const o = FINGERPRINT_DEFAULTS;
+  const pcm = noise(7, 0.3);
+  const spec = spectrogram(pcm);
+  const n = o.fftSize;
+  for (const f of [0, 3, spec.frames - 1]) {
+    for (let b = 0; b < spec.bins; b += 7) {
+      const k = b + spec.firstBin;
+      let re = 0;
+      let im = 0;
+      for (let i = 0; i < n; i++) {
+        const x = pcm[f * o.hop + i]! * (0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
+        re += x * Math.cos((2 * Math.PI * k * i) / n);
+        im -= x * Math.sin((2 * Math.PI * k * i) / n);
+      }
+      const expected = Math.log(re * re + im * im + 1e-10);
+      const got = spec.data[f * spec.bins + b]!;
+      assert.ok(Math.abs(got - expected) < 1e-4, `frame ${f} bin ${k}: ${got} vs the DFT's ${expected}`);
+    }
+  }
+});
 
 test('excerpts of registered recordings are identified after Opus 32 kbit/s, with the right offset', async () => {
   const r = rng(5);
