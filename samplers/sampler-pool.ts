@@ -30,7 +30,7 @@ export interface SamplerPoolOptions {
   /**
    * Longest side (px) of the luma plane each video sample carries for PDQ: full-range 8-bit luma
    * (GRAY8, what PDQ computes from RGB), scaled natively like the RGB sample, at its size or smaller
-   * to fit this; 0 = none. Default 640 (the RGB's own size): its hash is 2-14 bits from the RGB
+   * to fit this; 0 = none. Default 640 (the RGB's own size): its hash is 0-18 bits from the RGB
    * sample's on the load test's scenes (test; PDQ matches at <= 31), and PDQ gets a plane a third of
    * the RGB's size that nothing else needs, so it is handed to the PDQ thread instead of a copy of the
    * RGB (main-thread garbage, issue 16).
