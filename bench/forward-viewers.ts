@@ -2,7 +2,7 @@
 // viewers, so receiving 500 viewers' packets can use every core without sharing the SFU's CPU figure.
 // Forked by bench/forward.ts; talks over IPC:
 //   <- { type: 'join', url, n }          join viewers until this process has n (batches of 10)
-//   -> { type: 'joined', viewers, failed, errors }
+//   -> { type: 'joined', viewers, failed, errors, ports }   ports: the viewers' UDP ports (bench:forward's capture)
 //   <- { type: 'sent', items }           [kind, rtpTimestamp, sentMono] of the publisher's frames
 //   <- { type: 'start' } / 'stop'        start / end a measurement
 //   -> { type: 'measured', latencies, delivered, receiving, cpuUs, wallMs }
@@ -11,7 +11,7 @@
 // is converted from this process's ms clock (MONO_OFFSET_MS).
 
 import { WhepViewer } from '../loadtest/clients/whep-viewer.ts';
-import { MONO_OFFSET_MS } from '../loadtest/clients/peer.ts';
+import { MONO_OFFSET_MS, localUdpPorts } from '../loadtest/clients/peer.ts';
 
 type Msg =
   | { type: 'join'; url: string; n: number }
@@ -65,7 +65,7 @@ async function join(url: string, n: number): Promise<void> {
       viewers.push(v);
     }
   }
-  send({ type: 'joined', viewers: viewers.length, failed, errors });
+  send({ type: 'joined', viewers: viewers.length, failed, errors, ports: viewers.flatMap((v) => localUdpPorts(v.pc)) });
 }
 
 process.on('message', (m: Msg) => {

@@ -17,14 +17,18 @@
 // FORWARD_OUT (bench/results/forward.json, where the JSON goes), FORWARD_PACING (none: each frame's packets
 // sent at once, as FFmpeg's whip muxer does, the default; browser: paced at 2.5x the clip's bitrate, as
 // libwebrtc's pacer does, so a frame's packets leave a few ms apart instead of in one burst that the
-// fan-out then queues: the clip's frames are 1-3 packets).
+// fan-out then queues: the clip's frames are 1-3 packets). FORWARD_CAPTURE (auto: where tcpdump is
+// installed and may capture; 0: off): the SFU's own forwarding latency per packet, from kernel
+// timestamps on loopback (bench/sfu-latency.ts), beside the one the viewers see.
 
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setPriority, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { WhipPublisher, syntheticClip } from '../loadtest/clients/whip-publisher.ts';
-import { MONO_OFFSET_MS } from '../loadtest/clients/peer.ts';
+import { MONO_OFFSET_MS, localUdpPorts } from '../loadtest/clients/peer.ts';
+import { LoopbackCapture, forwardingLatency, readPcapRtp, tcpdumpPath } from './sfu-latency.ts';
 
 const STEPS = (process.env.FORWARD_STEPS ?? '1,10,100,300,500').split(',').map(Number);
 const STEP_S = Number(process.env.FORWARD_STEP_S ?? 10);
@@ -46,6 +50,12 @@ const PACING = process.env.FORWARD_PACING ?? 'none';
 if (PACING !== 'none' && PACING !== 'browser') throw new Error(`FORWARD_PACING=${PACING}: none or browser`);
 const PACING_KBPS = PACING === 'browser' ? 2.5 * CLIP_KBPS : undefined;
 if (CLIENT_NICE) setPriority(process.pid, CLIENT_NICE);
+const CAPTURE = process.env.FORWARD_CAPTURE ?? 'auto';
+if (CAPTURE !== 'auto' && CAPTURE !== '0') throw new Error(`FORWARD_CAPTURE=${CAPTURE}: auto or 0`);
+const TCPDUMP = CAPTURE === 'auto' ? tcpdumpPath() : undefined;
+let captureUnavailable: string | undefined =
+  CAPTURE === '0' ? 'FORWARD_CAPTURE=0' : TCPDUMP ? undefined : 'tcpdump is not installed';
+const captureDir = mkdtempSync(join(tmpdir(), 'bench-forward-'));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function pct(sorted: number[], p: number): number {
@@ -165,11 +175,19 @@ for (const run of RUNS) {
     const share = (i: number) => Math.floor(n / CLIENTS) + (i < n % CLIENTS ? 1 : 0);
     const joins = (await Promise.all(
       clients.map((c, i) => c.ask({ type: 'join', url: `${base}/whep/bench`, n: share(i) }, 'joined', 600_000)),
-    )) as unknown as { viewers: number; failed: number; errors: string[] }[];
+    )) as unknown as { viewers: number; failed: number; errors: string[]; ports: number[] }[];
     const viewerCount = joins.reduce((a, j) => a + j.viewers, 0);
     for (const j of joins)
       for (const e of j.errors) console.error(`a viewer did not join (${j.failed} failed in that process): ${e}`);
     await sleep((moderated && n === STEPS[0] ? MODERATED_WARMUP_S : WARMUP_S) * 1000);
+    let capture: LoopbackCapture | undefined;
+    if (!captureUnavailable) {
+      capture = await LoopbackCapture.start(join(captureDir, `${run}-${n}.pcap`), TCPDUMP).catch((e: Error) => {
+        captureUnavailable = e.message;
+        return undefined;
+      });
+    }
+    const captureCpu0 = capture?.cpuSeconds() ?? 0;
     await sfu.ask('mark', 'marked');
     const t0 = performance.now();
     flushSent();
@@ -184,12 +202,33 @@ for (const run of RUNS) {
       wallMs: number;
     }[];
     const wall = (performance.now() - t0) / 1000;
+    const captureCores = capture ? (capture.cpuSeconds() - captureCpu0) / wall : NaN;
+    const captured = capture ? await capture.stop() : undefined;
     const f = (await sfu.ask('read', 'figures')) as unknown as SfuFigures;
     const latencies = measured.flatMap((m) => m.latencies).sort((a, b) => a - b);
     const delivered = measured.reduce((a, m) => a + m.delivered, 0);
     const receiving = measured.reduce((a, m) => a + m.receiving, 0);
     const clientCpuUs = measured.reduce((a, m) => a + m.cpuUs, 0);
     const cpuUs = f.nodeCpuUs + f.workerCpuUs;
+    let sfuLatency: Record<string, number> | null = null;
+    if (capture && captured) {
+      const wire = forwardingLatency(readPcapRtp(readFileSync(capture.file)), {
+        publisherPorts: new Set(localUdpPorts(pub.pc)),
+        viewerPorts: new Set(joins.flatMap((j) => j.ports)),
+      });
+      rmSync(capture.file, { force: true });
+      const sorted = wire.latencies.sort((a, b) => a - b);
+      sfuLatency = {
+        p50: round(pct(sorted, 50)),
+        p99: round(pct(sorted, 99)),
+        max: round(sorted.at(-1) ?? NaN),
+        packets: sorted.length,
+        flowsMatched: wire.flowsMatched,
+        flowsUnmatched: wire.flowsUnmatched,
+        captureDropped: captured.dropped,
+        captureCores: round(captureCores, 3),
+      };
+    }
     const r = {
       run,
       engine,
@@ -207,6 +246,8 @@ for (const run of RUNS) {
       nodeCpuUsPerDeliveredPacket: round(f.nodeCpuUs / Math.max(1, delivered), 1),
       sfuCores: round(cpuUs / 1e6 / f.seconds, 3),
       latencyMs: { p50: round(pct(latencies, 50)), p99: round(pct(latencies, 99)), samples: latencies.length },
+      // per forwarded packet, publisher's send -> the SFU's send to the viewer, kernel timestamps
+      sfuLatencyMs: sfuLatency ?? { unavailable: captureUnavailable ?? 'no capture' },
       eventLoopP99Ms: round(f.eventLoopP99Ms),
       sfuNodeRssMiB: f.rssMiB,
       clientCores: round(clientCpuUs / 1e6 / wall, 3),
@@ -227,7 +268,9 @@ for (const run of RUNS) {
 // ratios the targets are stated in, per viewer count
 const at = (run: string, n: number) =>
   results.find((r) => r.run === run && r.viewersAsked === n) as
-    { cpuUsPerDeliveredPacket: number; latencyMs: { p99: number } } | undefined;
+    { cpuUsPerDeliveredPacket: number; latencyMs: { p99: number }; sfuLatencyMs: { p99?: number } } | undefined;
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a !== undefined && b !== undefined ? round(a / b) : null;
 const ratios = STEPS.map((n) => {
   const raw = at('raw', n);
   const ms = at('mediasoup', n);
@@ -236,9 +279,11 @@ const ratios = STEPS.map((n) => {
   const wrMod = at('werift+mod', n);
   return {
     viewers: n,
-    mediasoupOverRawCpuPerPacket: raw && ms ? round(ms.cpuUsPerDeliveredPacket / raw.cpuUsPerDeliveredPacket) : null,
-    mediasoupP99ModerationOnOverOff: ms && msMod ? round(msMod.latencyMs.p99 / ms.latencyMs.p99) : null,
-    weriftP99ModerationOnOverOff: wr && wrMod ? round(wrMod.latencyMs.p99 / wr.latencyMs.p99) : null,
+    mediasoupOverRawCpuPerPacket: ratio(ms?.cpuUsPerDeliveredPacket, raw?.cpuUsPerDeliveredPacket),
+    mediasoupP99ModerationOnOverOff: ratio(msMod?.latencyMs.p99, ms?.latencyMs.p99),
+    weriftP99ModerationOnOverOff: ratio(wrMod?.latencyMs.p99, wr?.latencyMs.p99),
+    mediasoupSfuP99ModerationOnOverOff: ratio(msMod?.sfuLatencyMs.p99, ms?.sfuLatencyMs.p99),
+    weriftSfuP99ModerationOnOverOff: ratio(wrMod?.sfuLatencyMs.p99, wr?.sfuLatencyMs.p99),
   };
 });
 console.log(JSON.stringify({ ratios }));
@@ -249,9 +294,12 @@ const out = {
   stepSeconds: STEP_S,
   publisherPacing: PACING_KBPS ? `${PACING_KBPS} kbit/s (2.5x the clip's bitrate)` : 'none: each frame at once',
   note: 'SFU in its own process (CPU = Node + mediasoup workers); publisher and viewers in the bench process',
+  latencies:
+    "latencyMs: publisher's send of a frame's last packet (or an audio packet) -> a viewer's receipt, as the viewer processes read it; sfuLatencyMs: every forwarded packet, the publisher's send -> the SFU's send to the viewer, kernel timestamps on loopback",
   results,
   ratios,
 };
+rmSync(captureDir, { recursive: true, force: true });
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(OUT, JSON.stringify(out, null, 2));
 console.log(`wrote ${OUT}`);

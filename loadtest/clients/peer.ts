@@ -38,6 +38,13 @@ export const loopbackIce = () =>
     iceAdditionalHostAddresses: ['127.0.0.1'],
   }) satisfies Partial<ConstructorParameters<typeof RTCPeerConnection>[0]>;
 
+/** The UDP ports a client's peer connection sends and receives on (its host candidates on loopback). */
+export function localUdpPorts(pc: RTCPeerConnection): number[] {
+  return pc.iceTransports.flatMap((t) =>
+    t.connection.localCandidates.filter((c) => c.transport.toLowerCase() === 'udp').map((c) => c.port),
+  );
+}
+
 export function clientCodecs(video: ClientVideoCodec[]): {
   audio: RTCRtpCodecParameters[];
   video: RTCRtpCodecParameters[];
