@@ -5,7 +5,8 @@
 //                                        mediasoup workers, packets forwarded, event-loop p99, RSS
 //   <- { type: 'stop' }
 // FORWARD_ENGINE = raw (bare mediasoup workers: live video straight to every viewer, no gate) |
-// mediasoup | werift; FORWARD_MODERATION = 1 runs the whole server (samplers, models, policies).
+// mediasoup | werift; FORWARD_MODERATION = 1 runs the whole server (samplers, models, policies);
+// FORWARD_WORKER_RT = the workers' real-time priority (0, the default: nice -10 only).
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Fastify from 'fastify';
@@ -21,6 +22,8 @@ import { LOAD_TEST_ENV } from '../loadtest/server.ts';
 const engine = process.env.FORWARD_ENGINE ?? 'mediasoup';
 const moderation = process.env.FORWARD_MODERATION === '1';
 const workers = Number(process.env.FORWARD_WORKERS ?? 2);
+// the mediasoup workers' SCHED_RR priority (MEDIASOUP_REALTIME_PRIORITY); 0 = nice only
+const realtime = Number(process.env.FORWARD_WORKER_RT ?? 0);
 const send = (m: unknown): void => void process.send?.(m);
 
 let sfu: Sfu;
@@ -38,6 +41,7 @@ if (moderation) {
       AUTH_SECRET: 'bench-secret-0123456789-0123456789-0123456789',
       SFU_ENGINE: engine,
       MEDIASOUP_WORKERS: String(workers),
+      MEDIASOUP_REALTIME_PRIORITY: String(realtime),
       ANNOUNCED_ADDRESS: '127.0.0.1',
     },
   });
@@ -53,6 +57,7 @@ if (moderation) {
       ? undefined
       : await createMediasoupSfu({
           workers,
+          workerRealtimePriority: realtime,
           gates: engine !== 'raw',
           connectTimeoutMs: 30_000,
           listenAddress: '127.0.0.1',

@@ -19,7 +19,8 @@
 // libwebrtc's pacer does, so a frame's packets leave a few ms apart instead of in one burst that the
 // fan-out then queues: the clip's frames are 1-3 packets). FORWARD_CAPTURE (auto: where tcpdump is
 // installed and may capture; 0: off): the SFU's own forwarding latency per packet, from kernel
-// timestamps on loopback (bench/sfu-latency.ts), beside the one the viewers see.
+// timestamps on loopback (bench/sfu-latency.ts), beside the one the viewers see. FORWARD_WORKER_RT:
+// the mediasoup workers' SCHED_RR priority (MEDIASOUP_REALTIME_PRIORITY; default 0, nice -10 only).
 
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -253,6 +254,7 @@ for (const run of RUNS) {
       clientCores: round(clientCpuUs / 1e6 / wall, 3),
       clientProcesses: CLIENTS,
       clientNice: CLIENT_NICE,
+      workerRealtimePriority: Number(process.env.FORWARD_WORKER_RT ?? 0),
       publisherPacingKbps: PACING_KBPS ?? null,
     };
     results.push(r);

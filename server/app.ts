@@ -222,6 +222,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       listenAddress: config.mediaListenAddress,
       udpPortRange: config.udpPortRange,
       mediasoupWorkers: config.mediasoupWorkers,
+      mediasoupRealtimePriority: config.mediasoupRealtimePriority,
       idleTimeoutMs: config.sessionIdleTimeoutMs,
     });
     sfuSummary = created.summary;

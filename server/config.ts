@@ -89,6 +89,8 @@ export const ConfigSchema = z
     sfuEngine: z.enum(['auto', 'werift', 'mediasoup']).default('auto'),
     /** mediasoup workers (processes). Default: one per core. */
     mediasoupWorkers: int(1, 256).optional(),
+    /** mediasoup workers' real-time priority (SCHED_RR 1-99, needs CAP_SYS_NICE): forwarding runs the moment packets arrive; 0 = off (nice -10). Default 0. */
+    mediasoupRealtimePriority: int(0, 99).default(0),
     /** Base URL used in links (appeal URLs, dev links). Default http://127.0.0.1:PORT. */
     publicUrl: z.string().url().optional(),
     /** Redis URL; absent = in-memory store (one node). */
@@ -236,6 +238,7 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   ICE_SERVERS: 'iceServers',
   SFU_ENGINE: 'sfuEngine',
   MEDIASOUP_WORKERS: 'mediasoupWorkers',
+  MEDIASOUP_REALTIME_PRIORITY: 'mediasoupRealtimePriority',
   PUBLIC_URL: 'publicUrl',
   REDIS_URL: 'redisUrl',
   REDIS_PREFIX: 'redisPrefix',

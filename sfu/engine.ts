@@ -15,6 +15,8 @@ export interface CreateSfuOptions {
   udpPortRange?: [number, number];
   /** mediasoup workers. Default: one per core. */
   mediasoupWorkers?: number;
+  /** mediasoup workers' real-time priority (SCHED_RR 1-99); 0 = off. Default 0. See WorkerPoolOptions. */
+  mediasoupRealtimePriority?: number;
   /** Sessions that have not connected by then are closed (ms). Default 15000. */
   connectTimeoutMs?: number;
   /** Connected sessions that send nothing (no STUN consent, RTP or RTCP) for this long are closed (ms). Default 15000. */
@@ -40,6 +42,7 @@ export async function createSfu(opts: CreateSfuOptions = {}): Promise<CreatedSfu
     try {
       const sfu = await createMediasoupSfu({
         workers: opts.mediasoupWorkers,
+        workerRealtimePriority: opts.mediasoupRealtimePriority,
         listenAddress: opts.listenAddress ?? opts.announcedAddress,
         announcedAddress: opts.announcedAddress,
         rtcPort: opts.udpPortRange?.[0],
@@ -51,7 +54,8 @@ export async function createSfu(opts: CreateSfuOptions = {}): Promise<CreatedSfu
         await sfu.close();
         throw new Error(`UDP_PORT_RANGE ${opts.udpPortRange.join('-')} is smaller than the ${sfu.pool.size} workers`);
       }
-      return { sfu, summary: `mediasoup, ${sfu.pool.size} worker${sfu.pool.size === 1 ? '' : 's'} (${bin})` };
+      const workers = `${sfu.pool.size} worker${sfu.pool.size === 1 ? '' : 's'}`;
+      return { sfu, summary: `mediasoup, ${workers} at ${sfu.pool.scheduling} (${bin})` };
     } catch (err) {
       if (wanted === 'mediasoup') throw err;
       console.error('sfu: the mediasoup worker would not start; falling back to werift', err);

@@ -4,10 +4,12 @@
 // input, Chromium) run on this engine too.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publisher.ts';
 import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
 import { createMediasoupSfu, mediasoupWorkerBin } from '../../sfu/mediasoup/index.ts';
 import type { MediasoupSfu } from '../../sfu/mediasoup/index.ts';
+import type { MediaWorker } from '../../sfu/mediasoup/workers.ts';
 import type { MediasoupStream } from '../../sfu/mediasoup/stream.ts';
 import type { MediasoupViewer } from '../../sfu/mediasoup/viewer.ts';
 import type { CloseReason } from '../../sfu/types.ts';
@@ -163,5 +165,41 @@ describe('mediasoup engine: workers', { skip }, () => {
     const after = [await watch('doomed'), await watch('doomed')];
     for (const x of after)
       await x.waitFor(() => x.count('video') > 20 && x.count('audio') > 10, 15_000, 'media after the replacement');
+  });
+});
+
+describe('mediasoup engine: workers at real-time priority (MEDIASOUP_REALTIME_PRIORITY)', { skip }, () => {
+  // /proc/PID/stat fields 40-41: rt_priority and policy (2 = SCHED_RR)
+  const scheduling = (pid: number): { rtPriority: number; policy: number } => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { rtPriority: Number(f[37]), policy: Number(f[38]) };
+  };
+
+  test('every worker, a replacement too, runs SCHED_RR at the priority asked, or keeps nice and says so', async () => {
+    const sfu = await createMediasoupSfu({ workers: 1, workerRealtimePriority: 7, listenAddress: '127.0.0.1' });
+    try {
+      const permitted = sfu.pool.scheduling === 'SCHED_RR 7';
+      const expected = permitted ? { rtPriority: 7, policy: 2 } : { rtPriority: 0, policy: 0 };
+      if (!permitted) assert.match(sfu.pool.scheduling, /^nice /);
+      const first = sfu.pool.workers[0]!;
+      assert.deepEqual(scheduling(first.pid), expected);
+      const replaced = new Promise<MediaWorker>((resolve) => sfu.pool.on('replaced', resolve));
+      process.kill(first.pid, 'SIGKILL');
+      const fresh = await Promise.race([
+        replaced,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('no replacement worker within 20 s')), 20_000).unref(),
+        ),
+      ]);
+      assert.notEqual(fresh.pid, first.pid);
+      assert.deepEqual(scheduling(fresh.pid), expected);
+    } finally {
+      await sfu.close();
+    }
+  });
+
+  test('a priority outside 0-99 is refused', async () => {
+    await assert.rejects(createMediasoupSfu({ workers: 1, workerRealtimePriority: 100 }), /0-99/);
   });
 });
