@@ -35,8 +35,9 @@ export interface WorkerPoolOptions {
   /**
    * Real-time priority (SCHED_RR, 1-99) of the worker processes, set with util-linux's chrt; 0 = off
    * (the default: nice only). A worker then runs the moment a packet arrives instead of after a busy
-   * thread's slice: bench:forward measured the SFU's own p99 at 1 viewer 2.2 -> 0.4 ms and at 500
-   * viewers 16.6 -> 8.0 ms with moderation threads on the same cores. The kernel leaves other
+   * thread's slice: bench:forward measured the SFU's own p99 at 1 viewer 1.8-2.2 -> 0.4 ms, at 500
+   * viewers 16.6-21.7 -> 8.0-9.3 ms, and with 4 streams moderated on the same cores 16.3-44.3 ->
+   * 10.5-11.2 ms (bench/results/forward-rt.json). The kernel leaves other
    * threads 5 % of the CPU (sched_rt_runtime_us) when workers saturate every core, so on a machine
    * that may be driven past its forwarding capacity, moderation and signalling would stall: meant for
    * machines sized for their audience. Needs CAP_SYS_NICE; refused, the workers keep their nice value.
