@@ -195,26 +195,36 @@ export class LoopbackCapture {
   ) {
     this.#child = child;
     child.stderr!.on('data', (d: Buffer) => (this.#stderr += d.toString()));
+    // the capture never outlives the bench, whatever way the bench ends
+    const kill = () => child.kill('SIGKILL');
+    process.once('exit', kill);
+    child.once('exit', () => process.off('exit', kill));
   }
 
-  /** Starts tcpdump and resolves once it listens; rejects with its message when it cannot. */
-  static async start(file: string, tcpdump = 'tcpdump'): Promise<LoopbackCapture> {
+  /**
+   * Starts tcpdump and resolves once it listens; rejects with its message when it cannot (and ends
+   * it). `maxMs`: tcpdump is stopped after this long even if stop() is never called. Default 10 min.
+   */
+  static async start(file: string, tcpdump = 'tcpdump', maxMs = 600_000): Promise<LoopbackCapture> {
     const child = spawn(tcpdump, ['-i', 'lo', '-n', '-s', '96', '-B', '65536', '-w', file, 'udp'], {
       stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: maxMs,
+      killSignal: 'SIGINT',
     });
     const cap = new LoopbackCapture(child, file);
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(
-        () => reject(new Error(`tcpdump did not say it was listening in 10 s: ${cap.#stderr}`)),
-        10_000,
-      );
       const done = (err?: Error) => {
         clearTimeout(t);
         child.stderr!.off('data', onData);
         child.off('exit', onExit);
-        if (err) reject(err);
-        else resolve();
+        if (!err) return resolve();
+        child.kill('SIGKILL');
+        reject(err);
       };
+      const t = setTimeout(
+        () => done(new Error(`tcpdump did not say it was listening in 10 s: ${cap.#stderr}`)),
+        10_000,
+      );
       const onData = () => {
         if (cap.#stderr.includes('listening on')) done();
       };
@@ -239,11 +249,19 @@ export class LoopbackCapture {
 
   /** Stops the capture; resolves with the packets the kernel dropped (tcpdump's own count). */
   async stop(): Promise<{ dropped: number }> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return { dropped: this.#dropped() };
+    // tcpdump reads the kernel's ring in blocks handed over at the latest after its 1 s buffer
+    // timeout, and a SIGINT drops the block not yet handed over: the last second would be lost
+    await new Promise((r) => setTimeout(r, 1500));
     const exited = new Promise((r) => this.#child.once('exit', r));
     this.#child.kill('SIGINT');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGKILL');
+    return { dropped: this.#dropped() };
+  }
+
+  #dropped(): number {
     const m = /(\d+) packets? dropped by kernel/.exec(this.#stderr);
-    return { dropped: m ? Number(m[1]) : NaN };
+    return m ? Number(m[1]) : NaN;
   }
 }

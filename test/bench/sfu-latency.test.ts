@@ -1,9 +1,14 @@
 // bench:forward's SFU-side latency: a pcap as tcpdump writes it (Ethernet on lo, IPv4, UDP, RTP with
 // header extensions) read back, and each viewer flow paired with the publisher packet it forwards,
-// whatever SSRC and sequence offset the engine gave it, with the latency that was put in.
+// whatever SSRC and sequence offset the engine gave it, with the latency that was put in; and the
+// same through a real tcpdump of loopback (skipped, with the reason, where it is missing or may not capture).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { forwardingLatency, readPcapRtp } from '../../bench/sfu-latency.ts';
+import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LoopbackCapture, forwardingLatency, readPcapRtp, tcpdumpPath } from '../../bench/sfu-latency.ts';
 
 interface Sent {
   t: number; // ms
@@ -119,4 +124,67 @@ test('a stream that repeats itself is paired with the packets it forwards, not o
   });
   assert.equal(got.flowsMatched, 1);
   assert.deepEqual(new Set(got.latencies.map((l) => l.toFixed(3))), new Set(['2.000']));
+});
+
+test('a real tcpdump of loopback: what one socket relays to another, paired with what it received', async (t) => {
+  const tcpdump = tcpdumpPath();
+  if (!tcpdump) return t.skip('tcpdump is not installed');
+  const dir = mkdtempSync(join(tmpdir(), 'sfu-latency-test-'));
+  const socket = async () => {
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    return s;
+  };
+  const [publisher, sfu, viewer] = await Promise.all([socket(), socket(), socket()]);
+  const rtp = (ssrc: number, seq: number, size: number) => {
+    const b = Buffer.alloc(12 + size, 0x5a);
+    b[0] = 0x80;
+    b[1] = 0x80 | 96;
+    b.writeUInt16BE(seq & 0xffff, 2);
+    b.writeUInt32BE(seq * 3000, 4);
+    b.writeUInt32BE(ssrc, 8);
+    return b;
+  };
+  // the relay: each packet goes on to the viewer as it arrives, renumbered under its own SSRC
+  const port = (s: Socket) => s.address().port;
+  sfu.on('message', (m) => sfu.send(rtp(0x77, m.readUInt16BE(2) + 1000, m.length - 12), port(viewer), '127.0.0.1'));
+  let capture: LoopbackCapture;
+  try {
+    capture = await LoopbackCapture.start(join(dir, 'lo.pcap'), tcpdump);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    for (const s of [publisher, sfu, viewer]) s.close();
+    return t.skip(`tcpdump may not capture here: ${(err as Error).message}`);
+  }
+  try {
+    const received = new Promise<void>((resolve) => {
+      let n = 0;
+      viewer.on('message', () => ++n === 40 && resolve());
+    });
+    for (let i = 0; i < 40; i++) {
+      publisher.send(rtp(0x11, i, 100 + ((i * 13) % 50)), port(sfu), '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await Promise.race([
+      received,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('the viewer socket got 40 packets in 10 s')), 10_000),
+      ),
+    ]);
+    const { dropped } = await capture.stop();
+    assert.equal(dropped, 0);
+    const got = forwardingLatency(readPcapRtp(readFileSync(capture.file)), {
+      publisherPorts: new Set([port(publisher)]),
+      viewerPorts: new Set([port(viewer)]),
+    });
+    assert.equal(got.flowsMatched, 1);
+    assert.equal(got.latencies.length, 40);
+    // every packet paired with its own send (one paired a packet early would come out negative
+    // and be left out), however long a loaded machine took to relay it
+    for (const l of got.latencies) assert.ok(l >= 0 && l < 1000, `latency ${l} ms`);
+  } finally {
+    await capture.stop();
+    for (const s of [publisher, sfu, viewer]) s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -3,6 +3,7 @@
 // without a worker is a coded error rather than a silent werift.
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createSfu } from '../../sfu/engine.ts';
 import { isSfuError } from '../../sfu/errors.ts';
 import { mediasoupWorkerBin } from '../../sfu/mediasoup/worker-bin.ts';
@@ -57,6 +58,27 @@ test(
       assert.ok(told.includes(summary), summary);
       const stats = await sfu.engineStats();
       assert.equal(stats.workers, 1);
+    } finally {
+      await sfu.close();
+    }
+  },
+);
+
+test(
+  'MEDIASOUP_REALTIME_PRIORITY reaches the workers, and the summary says how they are scheduled',
+  { skip: ENGINES.includes('mediasoup') ? false : 'no mediasoup worker (MEDIASOUP_WORKER_OPTIONAL=1)' },
+  async () => {
+    const bin = mediasoupWorkerBin()!;
+    const { sfu, summary } = await createSfu({
+      engine: 'mediasoup',
+      mediasoupWorkers: 1,
+      mediasoupRealtimePriority: 3,
+    });
+    try {
+      // without CAP_SYS_NICE (bit 23 of the effective capabilities) the kernel refuses both: nice 0
+      const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
+      const mayRaise = ((BigInt(`0x${capEff}`) >> 23n) & 1n) === 1n;
+      assert.equal(summary, `mediasoup, 1 worker at ${mayRaise ? 'SCHED_RR 3' : 'nice 0'} (${bin})`);
     } finally {
       await sfu.close();
     }
