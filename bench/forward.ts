@@ -204,8 +204,9 @@ for (const run of RUNS) {
     }[];
     const wall = (performance.now() - t0) / 1000;
     const captureCores = capture ? (capture.cpuSeconds() - captureCpu0) / wall : NaN;
-    const captured = capture ? await capture.stop() : undefined;
     const f = (await sfu.ask('read', 'figures')) as unknown as SfuFigures;
+    // after the SFU's figures: stopping waits out tcpdump's buffer timeout, which no counter may hold
+    const captured = capture ? await capture.stop() : undefined;
     const latencies = measured.flatMap((m) => m.latencies).sort((a, b) => a - b);
     const delivered = measured.reduce((a, m) => a + m.delivered, 0);
     const receiving = measured.reduce((a, m) => a + m.receiving, 0);
