@@ -118,6 +118,8 @@ export interface RunResult {
     histogramDecisionP50Ms?: number;
     histogramDecisionP95Ms?: number;
     histogramDecisionCount?: number;
+    /** The same per stage of the server's latency histogram (sample, queue, inference, decision, total, ocr, audio; ms). */
+    stageLatencyMs?: Record<string, { n: number; p50?: number; p95?: number; p99?: number }>;
     metricNames: Record<string, string>;
     points: number;
   };
@@ -335,6 +337,18 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
       server.histogramDecisionP50Ms = q(0.5);
       server.histogramDecisionP95Ms = q(0.95);
       server.histogramDecisionP99Ms = q(0.99);
+    }
+    if (last.stageHistograms) {
+      const unit = last.histogramUnitMs ?? 1000;
+      server.stageLatencyMs = {};
+      for (const [stage, cumulative] of Object.entries(last.stageHistograms)) {
+        const h = diffHistogram(cumulative, first.stageHistograms?.[stage]);
+        const q = (p: number): number | undefined => {
+          const v = histogramQuantile(h, p);
+          return Number.isFinite(v) ? v * unit : undefined;
+        };
+        server.stageLatencyMs[stage] = { n: h.count, p50: q(0.5), p95: q(0.95), p99: q(0.99) };
+      }
     }
   }
   const rss = finite(pts.map((p) => p.rssBytes));

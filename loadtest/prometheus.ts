@@ -85,6 +85,8 @@ export interface ServerPoint {
   samplerDrops?: number;
   deadlineMisses?: number;
   decisionHistogram?: CumulativeHistogram;
+  /** Every stage of the per-stage latency histogram (msfu_stage_latency_ms{stage}), by stage: where the decision time goes. */
+  stageHistograms?: Record<string, CumulativeHistogram>;
   killHistogram?: CumulativeHistogram;
   /** Unit of the latency histograms' bounds: prom-client convention is seconds. */
   histogramUnitMs?: number;
@@ -151,6 +153,16 @@ export function reducePoint(at: number, samples: PromSample[], options: ReduceOp
     eventLoopMaxMs = lagMax === undefined ? undefined : lagMax * 1000;
   }
   const decision = hist('decisionLatency');
+  let stageHistograms: Record<string, CumulativeHistogram> | undefined;
+  const staged = names.decisionLatency?.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)\{stage=/)?.[1];
+  if (staged) {
+    stageHistograms = {};
+    const stages = new Set(samples.filter((s) => s.name === `${staged}_bucket`).map((s) => s.labels.stage ?? ''));
+    for (const stage of stages) {
+      const h = findHistogram(samples, new RegExp(`^${staged}$`), (l) => l.stage === stage);
+      if (stage && h) stageHistograms[stage] = h.histogram;
+    }
+  }
   const unit = names.decisionLatency && /_ms(\{|$)|_milliseconds(\{|$)/.test(names.decisionLatency) ? 1 : 1000;
   return {
     at,
@@ -162,6 +174,7 @@ export function reducePoint(at: number, samples: PromSample[], options: ReduceOp
     samplerDrops: pick('samplerDrops'),
     deadlineMisses: deadlineMisses(samples, names),
     decisionHistogram: decision,
+    stageHistograms,
     killHistogram: hist('killLatency'),
     histogramUnitMs: unit,
     names,

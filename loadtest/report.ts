@@ -53,6 +53,13 @@ export function terminalSummary(r: LoadTestReport): string {
   lines.push(
     `  server: cpu ${f(s.cpuPercent)}%  rss ${f(s.rssMaxMb)} MB  event-loop p99 ${f(s.eventLoopP99Ms, 2)} ms beyond the monitor interval (worst interval ${f(s.eventLoopP99MaxMs, 2)}, raw ${f(s.eventLoopP99RawMs, 2)})  decision (frames' fast path, /metrics) p50/p95/p99 ${f(s.histogramDecisionP50Ms)}/${f(s.histogramDecisionP95Ms)}/${f(s.histogramDecisionP99Ms)} ms (n=${s.histogramDecisionCount ?? '-'})  moderation drops ${s.samplerDrops ?? '-'}  deadline misses ${s.deadlineMisses ?? '-'}`,
   );
+  if (s.stageLatencyMs && Object.keys(s.stageLatencyMs).length) {
+    const order = ['sample', 'queue', 'inference', 'run', 'decision', 'enforcement', 'total', 'ocr', 'audio'];
+    const stages = Object.keys(s.stageLatencyMs).sort((a, b) => order.indexOf(a) - order.indexOf(b));
+    lines.push(
+      `  server stages p50/p95/p99 ms: ${stages.map((st) => `${st} ${f(s.stageLatencyMs![st]!.p50)}/${f(s.stageLatencyMs![st]!.p95)}/${f(s.stageLatencyMs![st]!.p99)}`).join('  ')}`,
+    );
+  }
   lines.push(`  ${capacityLine(r)}`);
   if (r.forwardingRatio)
     lines.push(

@@ -85,7 +85,9 @@ export class ImageClassifier {
     const width = out.shape[out.shape.length - 1] ?? this.spec.labels.length;
     const outputs = frames.map((_, i) => postprocess(this.spec, out.data.subarray(i * width, (i + 1) * width)));
     const t3 = now();
-    return { outputs, timings: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 } };
+    const timings: Record<string, number> = { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 };
+    if (out.runMs !== undefined) timings.run = out.runMs;
+    return { outputs, timings };
   }
 
   close(): void {

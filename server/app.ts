@@ -716,6 +716,7 @@ function pipelineMetrics(
       const total = appliedAt - signals.arrivedAt;
       if (signals.timings.queue !== undefined) metrics.observeStage('queue', signals.timings.queue);
       if (signals.timings.inference !== undefined) metrics.observeStage('inference', signals.timings.inference);
+      if (signals.timings.run !== undefined) metrics.observeStage('run', signals.timings.run);
       metrics.observeStage('decision', appliedAt - signals.completedAt);
       // the budget is the sampled frames' fast path (classifier + hashes); text and audio are measured apart
       const path = signals.kind === 'audio' ? 'audio' : signals.timings.ocr !== undefined ? 'ocr' : 'total';

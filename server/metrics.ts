@@ -19,7 +19,7 @@ import type { QueueStats } from '../policies/review.ts';
  * hash signals applied. On-screen text ('ocr', about 0.5 fps, 100-500 ms on CPU) and audio windows
  * ('audio': fingerprint and voice activity) are slower signals of their own, measured apart.
  */
-export type Stage = 'sample' | 'queue' | 'inference' | 'decision' | 'enforcement' | 'total' | 'ocr' | 'audio';
+export type Stage = 'sample' | 'queue' | 'inference' | 'run' | 'decision' | 'enforcement' | 'total' | 'ocr' | 'audio';
 export type BreakerState = 'closed' | 'half_open' | 'open';
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
@@ -59,7 +59,7 @@ export class ServerMetrics {
     this.#sfu = options.sfu;
     this.#stage = new Histogram({
       name: 'msfu_stage_latency_ms',
-      help: 'Latency per moderation stage (ms): sample, queue, inference, decision, enforcement; total = frame at the server -> fast-path signals applied (the budgeted path); ocr and audio = the same for on-screen text and audio windows',
+      help: 'Latency per moderation stage (ms): sample, queue, inference (run = the model run itself, on its thread), decision, enforcement; total = frame at the server -> fast-path signals applied (the budgeted path); ocr and audio = the same for on-screen text and audio windows',
       labelNames: ['stage'],
       buckets: LATENCY_BUCKETS_MS,
       registers: r,

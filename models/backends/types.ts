@@ -17,6 +17,8 @@ export interface InferOptions {
 export interface InferOutput extends Tensor {
   /** Time the backend spent on the call (ms), as seen by the caller. */
   inferMs: number;
+  /** Of that, the model's run itself (ms), where the backend can tell (onnxruntime: on its session thread). */
+  runMs?: number;
 }
 
 export interface BackendStatus {

@@ -276,7 +276,21 @@ for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === proc
         for (const v of e2e.server.sfu.getStream(streamId)!.viewers.values())
           v.on('gate', (g) => gates.push(`${v.jurisdiction}:${g.video}/${g.audio}@${Math.round(nowMs())}`));
         const onsetSentAt = await b.switchVideo(await clip('regional'));
-        const slateAt = await until(() => sa.count('slate', onsetSentAt) >= 2, 60_000, 'the slate for the SA viewer');
+        const slateAt = await until(
+          () => sa.count('slate', onsetSentAt) >= 2,
+          60_000,
+          'the slate for the SA viewer',
+        ).catch(async (err: unknown) => {
+          // what OCR did meanwhile, so that a miss says whether text was read, skipped or failed
+          const moderator = e2e.server.moderation?.moderator.stats();
+          const decisions = (await e2e.server.store.listDecisions({ streamId })).map((d) => [
+            d.action,
+            d.jurisdictions,
+          ]);
+          throw new Error(
+            `${(err as Error).message}; moderator ${JSON.stringify(moderator)} decisions ${JSON.stringify(decisions)} gates ${JSON.stringify(gates)}`,
+          );
+        });
         const firstSlate = sa.first('slate', onsetSentAt)!;
         figures.blank.onsetToSlateMs = firstSlate - onsetSentAt;
         // the same moment: keep watching both for 3 s
@@ -426,8 +440,12 @@ for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === proc
       const body = await m.text();
       const count = (stage: string): number =>
         Number(new RegExp(`^msfu_stage_latency_ms_count\\{stage="${stage}"\\} (\\S+)$`, 'm').exec(body)?.[1] ?? 0);
-      for (const stage of ['total', 'ocr', 'audio'])
+      for (const stage of ['total', 'ocr', 'audio', 'inference', 'run'])
         assert.ok(count(stage) > 0, `${stage}: ${count(stage)} observations`);
+      const sum = (stage: string): number =>
+        Number(new RegExp(`^msfu_stage_latency_ms_sum\\{stage="${stage}"\\} (\\S+)$`, 'm').exec(body)?.[1] ?? 0);
+      // the model's run on its thread is part of the inference call that waited for it
+      assert.ok(sum('run') <= sum('inference'), `run ${sum('run')} ms within inference ${sum('inference')} ms`);
       assert.ok(count('total') > count('ocr'), 'frames are classified more often than they are read');
     });
   });

@@ -153,4 +153,7 @@ msfu_moderation_drops{stage="inflight"} 2
   assert.equal(p.decisionHistogram!.count, 10, 'only the total stage');
   assert.equal(p.names.decisionLatency, 'msfu_stage_latency_ms{stage="total"}');
   assert.ok(Math.abs(histogramQuantile(p.decisionHistogram!, 0.99) - 97.5) < 1e-9);
+  assert.deepEqual(Object.keys(p.stageHistograms!).sort(), ['inference', 'total'], 'every stage, for the breakdown');
+  assert.equal(p.stageHistograms!.total!.count, 10);
+  assert.equal(p.stageHistograms!.inference!.buckets.at(-1)!.count, 5);
 });

@@ -159,7 +159,7 @@ export class OnnxRuntimeBackend implements Backend {
       opts.transferInput === true,
     );
     const out = await this.#withDeadline(run, opts.deadline, model);
-    return { data: out.data, shape: out.dims, inferMs: now() - t0 };
+    return { data: out.data, shape: out.dims, inferMs: now() - t0, runMs: out.runMs };
   }
 
   /** onnxruntime cannot cancel a run: past the deadline the caller is answered, the run finishes unobserved. */

@@ -15,6 +15,8 @@ import type { FromOrtWorker, ToOrtWorker } from './ort-worker.ts';
 export interface RunResult {
   data: Float32Array;
   dims: number[];
+  /** Wall time of the run itself (ms), on the thread that ran it: the rest of a call's time is waiting for that thread and the hops to it. */
+  runMs?: number;
 }
 
 export interface SessionHost {
@@ -47,11 +49,12 @@ export class InlineSessionHost implements SessionHost {
   ): Promise<RunResult> {
     const s = this.#sessions.get(model);
     if (!s) throw new ModelError('MOD_ERR_INFERENCE', `model ${model} not loaded`);
+    const t0 = performance.now();
     const out = await s.run({ [inputName]: new ort.Tensor('float32', data, shape) }, [outputName]);
     const t = out[outputName];
     if (!t || t.type !== 'float32')
       throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: no float32 output ${outputName}`);
-    return { data: t.data as Float32Array, dims: t.dims.map(Number) };
+    return { data: t.data as Float32Array, dims: t.dims.map(Number), runMs: performance.now() - t0 };
   }
 
   async close(): Promise<void> {
@@ -151,7 +154,7 @@ export class WorkerSessionHost implements SessionHost {
       throw new ModelError(e.code, `model ${model}: ${e.message}`, { cause: err });
     }
     if (res.t !== 'result') throw new ModelError('MOD_ERR_INFERENCE', `model ${model}: unexpected worker reply`);
-    return { data: res.data, dims: res.dims };
+    return { data: res.data, dims: res.dims, runMs: res.runMs };
   }
 
   async close(): Promise<void> {
