@@ -7,8 +7,12 @@
 // FORWARD_ENGINE = raw (bare mediasoup workers: live video straight to every viewer, no gate) |
 // mediasoup | werift; FORWARD_MODERATION = 1 runs the whole server (samplers, models, policies);
 // FORWARD_WORKER_RT = the workers' real-time priority (0, the default: nice -10 only).
+// FORWARD_SPIN = N threads that only compute (a tight loop over a few KiB, no memory traffic) at nice
+// FORWARD_SPIN_NICE (10, the moderation threads' priority): a load that takes CPU and nothing else,
+// to tell what moderation's own work does to forwarding from what any other load on the cores does.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import Fastify from 'fastify';
 import { createMediasoupSfu } from '../sfu/mediasoup/index.ts';
 import type { MediasoupSfu } from '../sfu/mediasoup/index.ts';
@@ -75,6 +79,18 @@ if (moderation) {
 }
 await sfu.slateReady;
 
+const spinners = Array.from(
+  { length: Number(process.env.FORWARD_SPIN ?? 0) },
+  () =>
+    new Worker(
+      `const { readlinkSync } = require('node:fs');
+      require('node:os').setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), ${Number(process.env.FORWARD_SPIN_NICE ?? 10)});
+      const a = new Float64Array(512);
+      for (let i = 0; ; i = (i + 1) & 511) a[i] = Math.sqrt(a[(i * 7) & 511] + i);`,
+      { eval: true },
+    ),
+);
+
 const eld = monitorEventLoopDelay({ resolution: 5 });
 let mark: { cpu: NodeJS.CpuUsage; workerCpuMs: number; forwarded: number; at: number } | undefined;
 
@@ -106,6 +122,7 @@ process.on('message', (m: { type: string }) => {
         rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
       });
     } else if (m.type === 'stop') {
+      await Promise.all(spinners.map((w) => w.terminate()));
       await close();
       process.exit(0);
     }

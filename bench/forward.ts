@@ -13,7 +13,7 @@
 // the clients, not the SFU, limit the latency figure). The viewers read RTP headers without
 // decrypting (WhepViewer headersOnly), so two processes can play 500 of them.
 // Env: FORWARD_CLIENTS (viewer processes, default 2), FORWARD_STEPS (default 1,10,100,300,500), FORWARD_STEP_S (10), FORWARD_RUNS (default
-// raw,mediasoup,werift,mediasoup+mod,werift+mod), FORWARD_CLIENT_NICE (0), FORWARD_WERIFT_MAX (300),
+// raw,mediasoup,werift,mediasoup+mod,werift+mod; mediasoup+spin: compute-only threads instead of moderation), FORWARD_CLIENT_NICE (0), FORWARD_WERIFT_MAX (300),
 // FORWARD_OUT (bench/results/forward.json, where the JSON goes), FORWARD_PACING (none: each frame's packets
 // sent at once, as FFmpeg's whip muxer does, the default; browser: paced at 2.5x the clip's bitrate, as
 // libwebrtc's pacer does, so a frame's packets leave a few ms apart instead of in one burst that the
@@ -25,7 +25,7 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { setPriority, tmpdir } from 'node:os';
+import { availableParallelism, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WhipPublisher, syntheticClip } from '../loadtest/clients/whip-publisher.ts';
 import { MONO_OFFSET_MS, localUdpPorts } from '../loadtest/clients/peer.ts';
@@ -131,6 +131,8 @@ for (const run of RUNS) {
   const sfu = new Child('./forward-sfu.ts', {
     FORWARD_ENGINE: engine!,
     FORWARD_MODERATION: moderated ? '1' : '0',
+    // '+spin': instead of moderation, a compute-only load on every core (forward-sfu.ts)
+    FORWARD_SPIN: mod === 'spin' ? String(availableParallelism()) : '0',
     FORWARD_STREAMS: ['bench', ...MODERATED].join(','),
   });
   const ready = (await sfu.next('ready')) as { url: string; tokens: Record<string, string> };
@@ -234,7 +236,11 @@ for (const run of RUNS) {
     const r = {
       run,
       engine,
-      moderation: moderated ? `on: this stream and ${MODERATED.length} others moderated` : 'off',
+      moderation: moderated
+        ? `on: this stream and ${MODERATED.length} others moderated`
+        : mod === 'spin'
+          ? `off; ${availableParallelism()} compute-only threads at nice ${process.env.FORWARD_SPIN_NICE ?? 10}`
+          : 'off',
       viewers: viewerCount,
       viewersAsked: n,
       seconds: round(f.seconds),
