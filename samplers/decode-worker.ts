@@ -26,8 +26,10 @@ import {
   SWS_BILINEAR,
 } from 'node-av/constants';
 import type { AVPixelFormat, SwsFlags } from 'node-av/constants';
+import { createSocket, type Socket } from 'node:dgram';
+import { isRtcp, rtpView } from '../media/rtp.ts';
 import { FrameAssembler, h264Format, vp8Format } from './frame-assembler.ts';
-import { PACKET_HEADER } from './protocol.ts';
+import { PACKET_HEADER, UDP_COUNTERS_MS } from './protocol.ts';
 import type { FromWorker, ToWorker, TrackCounters, TrackInfo, WorkerConfig } from './protocol.ts';
 import { THUMB_H, THUMB_W, VideoSamplingRule, type LumaPlane } from './video-sampling.ts';
 import { announceReady, onClose, supervisedPort } from '../threads/thread.ts';
@@ -425,6 +427,97 @@ class AudioTrack extends TrackDecoder {
 
 const tracks = new Map<number, TrackDecoder>();
 
+/**
+ * A track whose RTP comes by loopback UDP from an engine's forwarding process (TrackInfo.rtp): its
+ * packets reach this thread without crossing the main thread. Datagrams from anywhere but the
+ * announced source, RTCP (muxed on the port) and garbage are dropped; every packet is stamped with
+ * this thread's clock when it is read.
+ */
+class UdpInput {
+  lastPacketAt = 0;
+  readonly #socket: Socket;
+  #closed = false;
+
+  constructor(
+    readonly track: TrackDecoder,
+    rtp: { port: number; sourcePort: number },
+  ) {
+    const key = track.info.key;
+    this.#socket = createSocket({ type: 'udp4', recvBufferSize: 1 << 20 });
+    this.#socket.on('error', (err) => {
+      if (this.#closed) return;
+      post({ t: 'listenFailed', key, message: err.message });
+      this.close();
+    });
+    this.#socket.on('message', (msg, from) => {
+      if (from.port !== rtp.sourcePort || from.address !== '127.0.0.1' || isRtcp(msg)) return;
+      const p = rtpView(msg);
+      const t = this.track;
+      t.touched = true;
+      if (!p) {
+        t.drops++;
+        return;
+      }
+      const at = now();
+      this.lastPacketAt = at;
+      try {
+        t.onPacket(p.seq, p.ts, p.marker, p.payload, at);
+      } catch {
+        t.drops++;
+      }
+    });
+    this.#socket.bind({ address: '127.0.0.1', port: rtp.port }, () => {
+      if (!this.#closed) post({ t: 'listening', key, port: this.#socket.address().port });
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.close();
+  }
+}
+
+const udpInputs = new Map<number, UdpInput>();
+let countersTimer: NodeJS.Timeout | null = null;
+
+function trackCounters(only?: ReadonlyMap<number, UdpInput>): { counters: TrackCounters[]; behind: boolean } {
+  const counters: TrackCounters[] = [];
+  let behind = false;
+  for (const t of tracks.values()) {
+    const udp = udpInputs.get(t.info.key);
+    if (only ? !udp : !t.touched) continue;
+    t.touched = false;
+    counters.push({
+      key: t.info.key,
+      frames: t.frames,
+      drops: t.drops,
+      lagMs: t.lagMs,
+      ...(udp ? { lastPacketAt: udp.lastPacketAt } : {}),
+    });
+    if (config && t.lagMs > config.maxLagMs / 2) behind = true;
+  }
+  return { counters, behind };
+}
+
+/** UDP tracks have no batches to acknowledge: their counters go out on a timer, which doubles as a heartbeat. */
+function updateCountersTimer(): void {
+  if (udpInputs.size > 0 && !countersTimer) {
+    countersTimer = setInterval(() => post({ t: 'counters', ...trackCounters(udpInputs) }), UDP_COUNTERS_MS);
+  } else if (udpInputs.size === 0 && countersTimer) {
+    clearInterval(countersTimer);
+    countersTimer = null;
+  }
+}
+
+function releaseTrack(key: number): void {
+  udpInputs.get(key)?.close();
+  udpInputs.delete(key);
+  tracks.get(key)?.close();
+  tracks.delete(key);
+  updateCountersTimer();
+}
+
 function onPackets(buf: ArrayBuffer, count: number): void {
   const view = new DataView(buf);
   const bytes = new Uint8Array(buf);
@@ -448,15 +541,7 @@ function onPackets(buf: ArrayBuffer, count: number): void {
       track.drops++;
     }
   }
-  const counters: TrackCounters[] = [];
-  let behind = false;
-  for (const t of tracks.values()) {
-    if (!t.touched) continue;
-    t.touched = false;
-    counters.push({ key: t.info.key, frames: t.frames, drops: t.drops, lagMs: t.lagMs });
-    if (config && t.lagMs > config.maxLagMs / 2) behind = true;
-  }
-  post({ t: 'ack', bytes: buf.byteLength, counters, behind });
+  post({ t: 'ack', bytes: buf.byteLength, ...trackCounters() });
 }
 
 port.on('message', (msg: ToWorker) => {
@@ -466,19 +551,20 @@ port.on('message', (msg: ToWorker) => {
       break;
     case 'track': {
       if (!config) throw new Error('track before config');
-      tracks.get(msg.track.key)?.close();
+      releaseTrack(msg.track.key);
       const t = msg.track.kind === 'video' ? new VideoTrack(msg.track, config) : new AudioTrack(msg.track, config);
       tracks.set(msg.track.key, t);
+      if (msg.track.rtp) {
+        udpInputs.set(msg.track.key, new UdpInput(t, msg.track.rtp));
+        updateCountersTimer();
+      }
       break;
     }
     case 'packets':
       onPackets(msg.buf, msg.count);
       break;
     case 'release':
-      for (const k of msg.keys) {
-        tracks.get(k)?.close();
-        tracks.delete(k);
-      }
+      for (const k of msg.keys) releaseTrack(k);
       break;
   }
 });
@@ -486,8 +572,7 @@ port.on('message', (msg: ToWorker) => {
 // The pool closes the thread after the packets it posted: their decoding has finished; the decoders are
 // freed here, on their own thread, and then the thread ends by itself.
 onClose(() => {
-  for (const t of tracks.values()) t.close();
-  tracks.clear();
+  for (const k of [...tracks.keys()]) releaseTrack(k);
 });
 
 announceReady();

@@ -24,6 +24,12 @@ export interface TrackInfo {
   kind: MediaKind;
   codec: RtpPacketIn['codec'];
   clockRate: number;
+  /**
+   * The track's RTP comes by loopback UDP (an engine's tap link) instead of in packet batches: the
+   * thread binds 127.0.0.1:port (0 = any; a restarted thread binds the port its predecessor had) and
+   * takes datagrams from 127.0.0.1:sourcePort only.
+   */
+  rtp?: { port: number; sourcePort: number };
 }
 
 export type ToWorker =
@@ -37,6 +43,8 @@ export interface TrackCounters {
   frames: number;
   drops: number;
   lagMs: number;
+  /** UDP tracks: when the newest packet came (server clock ms), 0 before the first. */
+  lastPacketAt?: number;
 }
 
 export interface WireTimings {
@@ -63,7 +71,15 @@ export type FromWorker =
     }
   | { t: 'audio'; key: number; rtpTimestamp: number; sampleRate: number; pcm: Float32Array; timings: WireTimings }
   | { t: 'keyframe'; key: number }
-  | { t: 'ack'; bytes: number; counters: TrackCounters[]; behind: boolean };
+  | { t: 'ack'; bytes: number; counters: TrackCounters[]; behind: boolean }
+  /** A UDP track's socket is bound (or could not be). */
+  | { t: 'listening'; key: number; port: number }
+  | { t: 'listenFailed'; key: number; message: string }
+  /** Every UDP_COUNTERS_MS while the thread has UDP tracks, touched or not: their counters, and a heartbeat. */
+  | { t: 'counters'; counters: TrackCounters[]; behind: boolean };
+
+/** How often a decode thread with UDP tracks reports their counters (ms). */
+export const UDP_COUNTERS_MS = 250;
 
 /** Bytes of the fixed header in front of each packet in a batch. */
 export const PACKET_HEADER = 24;

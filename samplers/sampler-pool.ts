@@ -9,9 +9,9 @@
 import { availableParallelism } from 'node:os';
 import { DECISION_NICE, SafeEmitter, SupervisedWorker, type WorkerEvent } from '../threads/index.ts';
 import { WorkerStartError } from './errors.ts';
-import { PACKET_HEADER, writePacket } from './protocol.ts';
+import { PACKET_HEADER, UDP_COUNTERS_MS, writePacket } from './protocol.ts';
 import type { FromWorker, ToWorker, TrackInfo, WorkerConfig } from './protocol.ts';
-import type { RtpPacketIn, Sample } from './types.ts';
+import type { RtpPacketIn, RtpTrackIn, Sample } from './types.ts';
 import { DEFAULT_VIDEO_SAMPLING } from './video-sampling.ts';
 
 export interface SamplerPoolOptions {
@@ -107,6 +107,12 @@ interface TrackState {
   stream: StreamState;
   seq: number;
   lastKeyframeRequest: number;
+  /** UDP tracks: newest packet the decode thread reported (server clock ms; 0 before the first). */
+  lastPacketAt: number;
+  /** UDP tracks: the thread could not bind the port (again, after a restart): the track's packets are lost. */
+  rtpFailed?: boolean;
+  /** UDP tracks: the pending listenRtp() until the thread has bound the port. */
+  listening?: { resolve: (port: number) => void; reject: (err: Error) => void };
 }
 
 interface StreamState {
@@ -133,6 +139,8 @@ interface WorkerSlot {
   used: number;
   count: number;
   generation: number;
+  /** When the thread last said anything (server clock ms): its UDP tracks' heartbeat. */
+  heardAt: number;
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -211,6 +219,41 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
     if (this.#flushTimer === null) this.#flushTimer = setTimeout(() => this.#flush(), this.options.flushIntervalMs);
   }
 
+  /**
+   * Receives one track's RTP on a loopback UDP port of its stream's decode thread, from
+   * 127.0.0.1:sourcePort (an engine's tap link, Tap.openRtp), instead of push(): no packet of the
+   * track on this thread. Resolves with the port once the thread listens on it; a restarted thread
+   * binds the same port again. Rejects when the port cannot be bound or the stream is released first.
+   */
+  listenRtp(track: RtpTrackIn, sourcePort: number): Promise<number> {
+    if (this.#closedFlag) return Promise.reject(new Error('sampler pool closed'));
+    const existing = this.#streams.get(track.streamId)?.tracks.get(track.trackId);
+    if (existing) return Promise.reject(new Error(`track ${track.trackId} of ${track.streamId} is already sampled`));
+    return new Promise<number>((resolve, reject) => {
+      this.#track(track, { port: 0, sourcePort }).listening = { resolve, reject };
+    });
+  }
+
+  /**
+   * When the newest packet of a kind of a stream arrived (server clock ms), for UDP tracks (listenRtp),
+   * whose packets this thread never sees; undefined for none. While their decode thread is down or
+   * silent, packets are taken to be flowing (now): a moderation watchdog must not read a dead
+   * thread as a quiet stream.
+   */
+  rtpLastPacketAt(streamId: string, kind: RtpTrackIn['kind']): number | undefined {
+    const stream = this.#streams.get(streamId);
+    if (!stream) return undefined;
+    let last: number | undefined;
+    for (const t of stream.tracks.values()) {
+      if (!t.info.rtp || t.info.kind !== kind) continue;
+      const slot = this.#slots[stream.worker];
+      const at = now();
+      if (!slot?.ready || t.rtpFailed || at - slot.heardAt > 4 * UDP_COUNTERS_MS) return at;
+      if (t.lastPacketAt > 0) last = Math.max(last ?? 0, t.lastPacketAt);
+    }
+    return last;
+  }
+
   /** Forgets a stream that ended: its decoders are released in the worker. */
   releaseStream(streamId: string): void {
     const stream = this.#streams.get(streamId);
@@ -220,6 +263,8 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
     for (const t of stream.tracks.values()) {
       keys.push(t.info.key);
       this.#tracksByKey.delete(t.info.key);
+      t.listening?.reject(new Error(`stream ${streamId} released`));
+      t.listening = undefined;
     }
     this.#flushSlot(this.#slots[stream.worker]);
     this.#send(this.#slots[stream.worker], { t: 'release', keys });
@@ -227,7 +272,12 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
 
   #releaseIdle(idleMs: number): void {
     const cutoff = now() - idleMs;
-    for (const s of [...this.#streams.values()]) if (s.lastPacketAt < cutoff) this.releaseStream(s.streamId);
+    for (const s of [...this.#streams.values()]) {
+      // UDP tracks are released by whoever linked them (the stream's close), never for quiet: their
+      // packets are only counted while their thread runs.
+      if ([...s.tracks.values()].some((t) => t.info.rtp)) continue;
+      if (s.lastPacketAt < cutoff) this.releaseStream(s.streamId);
+    }
   }
 
   /** Per-stream counters. */
@@ -262,6 +312,7 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
     this.#flushTimer = null;
     this.#idleTimer = null;
     const slots = this.#slots.splice(0);
+    for (const t of this.#tracksByKey.values()) t.listening?.reject(new Error('sampler pool closed'));
     this.#streams.clear();
     this.#tracksByKey.clear();
     // Workers decode what they hold, free their decoders and end by themselves (threads/ close); being
@@ -273,7 +324,7 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
     await this.close();
   }
 
-  #track(p: RtpPacketIn): TrackState {
+  #track(p: RtpTrackIn & { arrivedAt?: number }, rtp?: TrackInfo['rtp']): TrackState {
     let stream = this.#streams.get(p.streamId);
     if (!stream) {
       stream = {
@@ -286,7 +337,7 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
         samples: 0,
         lagMs: 0,
         sampleLatencyMs: 0,
-        lastPacketAt: p.arrivedAt,
+        lastPacketAt: p.arrivedAt ?? now(),
       };
       this.#streams.set(p.streamId, stream);
     }
@@ -299,8 +350,9 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
         kind: p.kind,
         codec: p.codec,
         clockRate: p.clockRate,
+        ...(rtp ? { rtp } : {}),
       };
-      track = { info, stream, seq: 0, lastKeyframeRequest: Number.NEGATIVE_INFINITY };
+      track = { info, stream, seq: 0, lastKeyframeRequest: Number.NEGATIVE_INFINITY, lastPacketAt: 0 };
       stream.tracks.set(p.trackId, track);
       this.#tracksByKey.set(info.key, track);
       const slot = this.#slots[stream.worker];
@@ -360,6 +412,7 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
       used: 0,
       count: 0,
       generation: 0,
+      heardAt: 0,
     };
     slot.view = new DataView(slot.batch.buffer);
     this.#slots[index] = slot;
@@ -403,9 +456,11 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
 
   #onWorkerMessage(slot: WorkerSlot, msg: FromWorker): void {
     if (this.#closedFlag) return;
+    slot.heardAt = now();
     switch (msg.t) {
-      case 'ack': {
-        slot.inflight = Math.max(0, slot.inflight - msg.bytes);
+      case 'ack':
+      case 'counters': {
+        if (msg.t === 'ack') slot.inflight = Math.max(0, slot.inflight - msg.bytes);
         for (const c of msg.counters) {
           const t = this.#tracksByKey.get(c.key);
           if (!t) continue;
@@ -414,8 +469,30 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
           t.stream.workerFrames.set(k, c.frames);
           t.stream.workerDrops.set(k, c.drops);
           t.stream.lagMs = c.lagMs;
+          if (c.lastPacketAt) {
+            t.lastPacketAt = c.lastPacketAt;
+            t.stream.lastPacketAt = Math.max(t.stream.lastPacketAt, c.lastPacketAt);
+          }
         }
         if (msg.behind) this.#warnBehind();
+        break;
+      }
+      case 'listening': {
+        const t = this.#tracksByKey.get(msg.key);
+        if (!t?.info.rtp) return;
+        t.info.rtp.port = msg.port;
+        t.rtpFailed = false;
+        t.listening?.resolve(msg.port);
+        t.listening = undefined;
+        break;
+      }
+      case 'listenFailed': {
+        const t = this.#tracksByKey.get(msg.key);
+        if (!t) return;
+        this.emit('warning', `sampler UDP input of ${t.info.streamId}/${t.info.trackId} failed: ${msg.message}`);
+        t.rtpFailed = true;
+        t.listening?.reject(new Error(msg.message));
+        t.listening = undefined;
         break;
       }
       case 'keyframe': {

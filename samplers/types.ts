@@ -20,6 +20,9 @@ export interface RtpPacketIn {
   arrivedAt: number;
 }
 
+/** A track's identity, what the samplers need to decode it (listenRtp; every RtpPacketIn carries it). */
+export type RtpTrackIn = Pick<RtpPacketIn, 'streamId' | 'trackId' | 'kind' | 'codec' | 'clockRate'>;
+
 /** Per-stage timings, all server-clock ms (performance.timeOrigin + performance.now()). */
 export interface SampleTimings {
   /** Arrival of the last packet of the frame / window. */

@@ -428,6 +428,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       moderator: stack.moderator,
       enforcer,
       stallMs: config.moderationStallMs,
+      tapMode: config.moderationTap,
       observer: pipelineMetrics(metrics, stack, config.budgetMs, log, events),
     });
     const thePipeline = pipeline;

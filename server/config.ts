@@ -170,6 +170,8 @@ export const ConfigSchema = z
     budgetMs: int(10, 10_000).default(100),
     /** Packets of a kind flowing with no moderation signal of that kind for this long (ms) counts as moderation unavailable: the policies' fail mode applies. Default 5000; 0 = no watchdog. */
     moderationStallMs: int(0, 600_000).default(5_000),
+    /** How packets reach the decode threads: 'auto' = by the engine's loopback RTP links where it has them (mediasoup: worker -> decode thread, none through the event loop), else the in-process tap; 'subscribe' = always the in-process tap. Default 'auto'. */
+    moderationTap: z.enum(['auto', 'subscribe']).default('auto'),
     /** Most audit entries the in-memory store holds (oldest trimmed first; Redis: XTRIM). Default 100000. */
     storeMaxAudit: int(1, 100_000_000).default(100_000),
     /** Most decisions and most statements of reasons the store keeps each (statements an open item or a block refers to are never dropped). Default 10000. */
@@ -277,6 +279,7 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   BANK_DIR: 'bankDir',
   BUDGET_MS: 'budgetMs',
   MODERATION_STALL_MS: 'moderationStallMs',
+  MODERATION_TAP: 'moderationTap',
   STORE_MAX_AUDIT: 'storeMaxAudit',
   STORE_MAX_RECORDS: 'storeMaxRecords',
   STORE_MAX_RESOLVED_REVIEW: 'storeMaxResolvedReview',

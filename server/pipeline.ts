@@ -1,7 +1,9 @@
 // The moderation pipeline, wired: SFU tap -> samplers (worker threads) -> models -> policies
 // (through the enforcer) -> SFU actions. The forwarding path only ever meets the tap handler, which
 // copies a packet into the sampler pool and returns; everything after runs on its own clock, and a
-// slow or dead model changes decisions, never the media.
+// slow or dead model changes decisions, never the media. Where the engine forwards in native workers
+// (mediasoup), not even that: its workers send each track's RTP over loopback UDP straight to the
+// decode thread (Tap.openRtp, SamplerPool.listenRtp), and no packet crosses this thread.
 //
 // Moderation is never allowed to go silent (issue 12): every sample's moderation is bounded by
 // sampleTimeoutMs (past it the sample counts as 'unavailable' and its in-flight slot is freed), and a
@@ -13,7 +15,7 @@ import type { SampleModerator } from '../models/moderator.ts';
 import type { Signals } from '../models/types.ts';
 import { jpegThumbnail, type SamplerPool } from '../samplers/index.ts';
 import type { AudioSample, Sample, VideoSample } from '../samplers/types.ts';
-import type { Sfu, Stream, TapSubscription } from '../sfu/types.ts';
+import type { Sfu, Stream, TapRtpLink, TapSubscription, TrackInfo } from '../sfu/types.ts';
 import type { EnforcementOutcome, Enforcer } from './enforcer.ts';
 
 /** What the pipeline reports to metrics (ServerMetrics fits through a small adapter in the app). */
@@ -38,6 +40,12 @@ export interface ModerationPipelineOptions {
   maxInFlightPerStream?: number;
   /** Tap ring capacity per stream (packets). Default 2048. */
   tapCapacity?: number;
+  /**
+   * How packets reach the samplers. 'auto': by the engine's loopback RTP links where it has them
+   * (Tap.openRtp: mediasoup's workers send straight to the decode threads, no packet on the event
+   * loop), else tap.subscribe(); 'subscribe': always tap.subscribe(). Default 'auto'.
+   */
+  tapMode?: 'auto' | 'subscribe';
   /** Recent video samples kept per stream so a review item can show the frame it is about. Default 4. */
   evidenceFrames?: number;
   /** Recent audio windows kept per stream so a statement's evidence keeps the ones it cites. Default 8 (8 s of 1 s windows, 512 KiB of 16 kHz PCM). */
@@ -64,7 +72,10 @@ interface KindWatch {
 
 interface Attached {
   stream: Stream;
-  subscription: TapSubscription;
+  /** tap.subscribe() delivering to the samplers, unless the packets come by RTP links. */
+  subscription: TapSubscription | undefined;
+  /** The engine's loopback RTP links into the samplers (tapMode 'auto' on an engine that has them). */
+  links: TapRtpLink[] | undefined;
   inFlight: number;
   dropped: number;
   timedOut: number;
@@ -81,6 +92,8 @@ interface Attached {
 
 export interface PipelineStreamStats {
   streamId: string;
+  /** How packets reach the samplers: the engine's loopback RTP links (none on this thread), or tap.subscribe(). */
+  input: 'rtp' | 'tap';
   tapDelivered: number;
   tapDropped: number;
   inFlight: number;
@@ -107,6 +120,7 @@ export class ModerationPipeline {
     this.#opts = {
       maxInFlightPerStream: 6,
       tapCapacity: 2048,
+      tapMode: 'auto',
       evidenceFrames: 4,
       evidenceAudio: 8,
       sampleTimeoutMs: 3000,
@@ -132,25 +146,11 @@ export class ModerationPipeline {
     const { samplers, enforcer, moderator } = this.#opts;
     enforcer.attachStream(stream);
     const watch: Attached['watch'] = {};
-    const clock = this.#opts.clock;
-    const subscription = stream.tap.subscribe(
-      (packet) => {
-        // The watchdog's view of the media: two numbers per packet, nothing that could block.
-        const at = clock();
-        const w = watch[packet.kind];
-        if (w) {
-          w.lastPacketAt = at;
-          w.trackId = packet.trackId;
-        } else {
-          watch[packet.kind] = { lastPacketAt: at, lastSignalAt: at, trackId: packet.trackId, stalled: false };
-        }
-        samplers.push(packet);
-      },
-      { capacity: this.#opts.tapCapacity },
-    );
+    const useLinks = this.#opts.tapMode === 'auto' && stream.tap.openRtp !== undefined;
     const entry: Attached = {
       stream,
-      subscription,
+      subscription: useLinks ? undefined : this.#subscribe(stream, watch),
+      links: useLinks ? [] : undefined,
       inFlight: 0,
       dropped: 0,
       timedOut: 0,
@@ -162,8 +162,13 @@ export class ModerationPipeline {
       audio: [],
     };
     this.#attached.set(stream.id, entry);
+    if (useLinks) {
+      for (const track of stream.tracks) this.#link(entry, track);
+      stream.on('track', (track) => this.#link(entry, track));
+    }
     stream.on('close', () => {
-      subscription.close();
+      entry.subscription?.close();
+      for (const link of entry.links ?? []) link.close();
       // A stream id can be reused by a new session: only forget the entry that belongs to this one.
       if (this.#attached.get(stream.id) === entry) this.#attached.delete(stream.id);
       if (entry.frames.length > 0 || entry.audio.length > 0) {
@@ -179,11 +184,67 @@ export class ModerationPipeline {
     });
   }
 
+  /** The tap as a subscriber: every packet through this thread, on to the samplers' batches. */
+  #subscribe(stream: Stream, watch: Attached['watch']): TapSubscription {
+    const { samplers, clock } = this.#opts;
+    return stream.tap.subscribe(
+      (packet) => {
+        // The watchdog's view of the media: two numbers per packet, nothing that could block.
+        const at = clock();
+        const w = watch[packet.kind];
+        if (w) {
+          w.lastPacketAt = at;
+          w.trackId = packet.trackId;
+        } else {
+          watch[packet.kind] = { lastPacketAt: at, lastSignalAt: at, trackId: packet.trackId, stalled: false };
+        }
+        samplers.push(packet);
+      },
+      { capacity: this.#opts.tapCapacity },
+    );
+  }
+
+  /**
+   * One track by the engine's loopback RTP link, straight into its decode thread. A link that cannot
+   * be made (no port, a closing stream) puts the whole stream back on tap.subscribe(): moderation is
+   * never left without its packets.
+   */
+  #link(entry: Attached, track: TrackInfo): void {
+    const { stream } = entry;
+    const { samplers } = this.#opts;
+    const open = stream.tap.openRtp;
+    if (!open || !entry.links || stream.closed) return;
+    void (async () => {
+      const link = await open(track.trackId);
+      if (!entry.links || stream.closed) return link.close();
+      entry.links.push(link);
+      const port = await samplers.listenRtp(
+        {
+          streamId: stream.id,
+          trackId: track.trackId,
+          kind: track.kind,
+          codec: track.codec,
+          clockRate: track.clockRate,
+        },
+        link.sourcePort,
+      );
+      await link.start(port);
+    })().catch((err: unknown) => {
+      if (stream.closed || !entry.links || this.#attached.get(stream.id) !== entry) return;
+      this.#opts.observer.error?.(err, `tap RTP link of ${stream.id}/${track.trackId}; falling back to tap.subscribe()`);
+      for (const link of entry.links) link.close();
+      entry.links = undefined;
+      samplers.releaseStream(stream.id);
+      entry.subscription = this.#subscribe(stream, entry.watch);
+    });
+  }
+
   stats(): PipelineStreamStats[] {
     return [...this.#attached.values()].map((a) => ({
       streamId: a.stream.id,
-      tapDelivered: a.subscription.delivered,
-      tapDropped: a.subscription.dropped,
+      input: a.links ? 'rtp' : 'tap',
+      tapDelivered: a.subscription?.delivered ?? 0,
+      tapDropped: a.subscription?.dropped ?? 0,
       inFlight: a.inFlight,
       droppedInFlight: a.dropped,
       timedOut: a.timedOut,
@@ -243,7 +304,11 @@ export class ModerationPipeline {
     this.#closed = true;
     if (this.#watchdog) clearInterval(this.#watchdog);
     this.#watchdog = null;
-    for (const a of this.#attached.values()) a.subscription.close();
+    for (const a of this.#attached.values()) {
+      a.subscription?.close();
+      for (const link of a.links ?? []) link.close();
+      a.links = undefined;
+    }
     this.#attached.clear();
   }
 
@@ -367,6 +432,7 @@ export class ModerationPipeline {
     const freshMs = Math.max(1000, 2 * this.#tickMs());
     for (const entry of [...this.#attached.values()]) {
       if (entry.stream.closed) continue;
+      if (entry.links) this.#watchLinks(entry);
       for (const kind of ['audio', 'video'] as const) {
         const w = entry.watch[kind];
         const now = clock();
@@ -388,6 +454,18 @@ export class ModerationPipeline {
           );
         }
       }
+    }
+  }
+
+  /** The watchdog's view of packets that never pass this thread: what their decode thread last reported. */
+  #watchLinks(entry: Attached): void {
+    for (const kind of ['audio', 'video'] as const) {
+      const at = this.#opts.samplers.rtpLastPacketAt(entry.stream.id, kind);
+      const trackId = entry.stream.tracks.find((t) => t.kind === kind)?.trackId;
+      if (at === undefined || trackId === undefined) continue;
+      const w = entry.watch[kind];
+      if (w) w.lastPacketAt = Math.max(w.lastPacketAt, at);
+      else entry.watch[kind] = { lastPacketAt: at, lastSignalAt: at, trackId, stalled: false };
     }
   }
 

@@ -2,7 +2,7 @@
 // the forwarding call stack. Each subscription owns a bounded ring (drop oldest, counted); rings are
 // drained in one setImmediate batch, so a slow handler delays only its own deliveries.
 
-import type { MediaKind, Tap, TapPacket, TapSubscription, TapSubscriptionOptions } from './types.ts';
+import type { MediaKind, Tap, TapPacket, TapRtpLink, TapSubscription, TapSubscriptionOptions } from './types.ts';
 
 const DEFAULT_CAPACITY = 512;
 /** Most packets one subscription gets per drain turn, so one busy stream cannot starve the loop. */
@@ -80,6 +80,8 @@ export interface TapPacketSource {
 export interface TapHubOptions {
   /** Told the number of subscribers whenever it changes, so an engine can copy packets only while someone listens. */
   onSubscribers?: (count: number) => void;
+  /** The engine's loopback RTP links (Tap.openRtp), where it has them. */
+  openRtp?: (trackId: string) => Promise<TapRtpLink>;
 }
 
 export class TapHub implements Tap {
@@ -90,8 +92,11 @@ export class TapHub implements Tap {
   /** Handler exceptions, counted (a subscriber's bug must not reach the media path). */
   handlerErrors = 0;
 
+  readonly openRtp?: (trackId: string) => Promise<TapRtpLink>;
+
   constructor(options: TapHubOptions = {}) {
     this.#onSubscribers = options.onSubscribers;
+    if (options.openRtp) this.openRtp = options.openRtp;
   }
 
   get subscriberCount(): number {

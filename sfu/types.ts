@@ -75,9 +75,32 @@ export interface TapSubscription {
   close(): void;
 }
 
+/**
+ * One track's RTP sent by the engine's own forwarding process as plain RTP over loopback UDP (no
+ * SRTP, no RTX, no header extensions; RTCP muxed on the same port), to a receiver that may live on
+ * any thread: no packet crosses the Node event loop. Made in two steps so that the receiver knows
+ * where the packets come from before the first one is sent.
+ */
+export interface TapRtpLink {
+  readonly trackId: string;
+  /** 127.0.0.1 port the packets are sent from; a receiver accepts nothing else. */
+  readonly sourcePort: number;
+  /** Starts sending to 127.0.0.1:port (once); resolves with the SSRC and payload type the packets carry. */
+  start(port: number): Promise<{ ssrc: number; payloadType: number }>;
+  /** Stops sending. Idempotent; the stream's close closes its links too. */
+  close(): void;
+}
+
 export interface Tap {
   /** The handler runs outside the forwarding call stack (drained asynchronously); it must not block. */
   subscribe(handler: (packet: TapPacket) => void, options?: TapSubscriptionOptions): TapSubscription;
+  /**
+   * Engines that forward outside Node (mediasoup) send a track's RTP to a loopback UDP port instead,
+   * with no JavaScript per packet on the event loop; undefined where the engine forwards on the event
+   * loop itself (werift), whose packets are in JavaScript already. Rejects when the track is unknown
+   * or the stream closed.
+   */
+  readonly openRtp?: (trackId: string) => Promise<TapRtpLink>;
 }
 
 export interface ViewerOptions {

@@ -16,8 +16,10 @@
 // piped into with pipeToRouter. Editions close with the stream; an edition whose worker dies closes
 // its viewers with reason 'error'.
 //
-// The moderation tap is a DirectTransport consumer per track, made when the first tap subscriber
-// arrives and closed when the last one leaves: the only JavaScript per packet, once per stream.
+// The moderation tap is a PlainTransport consumer per track sending plain RTP over loopback UDP
+// straight to the samplers' decode thread (tap.openRtp): no JavaScript per packet on the event loop.
+// tap.subscribe() (a DirectTransport consumer per track, made when the first subscriber arrives and
+// closed when the last one leaves) stays for in-process subscribers: JavaScript per packet, once per stream.
 //
 // A joining viewer starts from the current GOP, not the publisher's next keyframe: the worker's
 // routers keep each video producer's packets since its last keyframe and replay them to a consumer's
@@ -37,12 +39,13 @@ import type {
 } from 'mediasoup/types';
 import { SafeEmitter } from '../emitter.ts';
 import { isKeyframeStart, keyframePictureSize } from '../../media/keyframe.ts';
+import { rtpView } from '../../media/rtp.ts';
 import { KeyframeThrottle } from '../keyframe.ts';
 import { LayerSizes } from '../simulcast.ts';
 import { TapHub } from '../tap.ts';
 import type { TapPacketSource } from '../tap.ts';
 import type { ChosenCodec } from '../sdp.ts';
-import type { CloseReason, PublisherOptions, Stream, TrackInfo, Viewer } from '../types.ts';
+import type { CloseReason, PublisherOptions, Stream, TapRtpLink, TrackInfo, Viewer } from '../types.ts';
 import { audioFirst, routerCodec } from './sdp.ts';
 import type { SlateSource } from './slate.ts';
 import type { MediasoupViewer } from './viewer.ts';
@@ -88,29 +91,6 @@ function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** Payload of an RTP packet (RFC 3550 5.1): skips CSRCs, the header extension and padding. */
-function rtpView(
-  buf: Buffer,
-): { pt: number; seq: number; ts: number; ssrc: number; marker: boolean; payload: Buffer } | undefined {
-  if (buf.length < 12 || buf[0]! >> 6 !== 2) return undefined;
-  let offset = 12 + (buf[0]! & 0x0f) * 4;
-  if (buf[0]! & 0x10) {
-    if (buf.length < offset + 4) return undefined;
-    offset += 4 + buf.readUInt16BE(offset + 2) * 4;
-  }
-  let end = buf.length;
-  if (buf[0]! & 0x20) end -= buf[buf.length - 1]!;
-  if (end < offset) return undefined;
-  return {
-    pt: buf[1]! & 0x7f,
-    marker: (buf[1]! & 0x80) !== 0,
-    seq: buf.readUInt16BE(2),
-    ts: buf.readUInt32BE(4),
-    ssrc: buf.readUInt32BE(8),
-    payload: buf.subarray(offset, end),
-  };
-}
-
 /** Capabilities for consumers inside the server (gate, tap): the router's codecs, no RTX, no header extensions. */
 function internalCaps(router: Router): RtpCapabilities {
   return {
@@ -130,6 +110,8 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
   #tapTransport: Promise<{ transport: DirectTransport; consumers: Consumer[] }> | undefined;
   /** The tap's video consumer when the video is simulcast (it follows the forwarded layer). */
   #tapVideo: Consumer | undefined;
+  /** Loopback RTP links (tap.openRtp) and their consumers once started; the video ones follow the forwarded layer. */
+  readonly #rtpLinks = new Map<PlainTransport, Consumer | undefined>();
   /** Simulcast: the producer's spatial layer (encoding index) viewers and the tap get. */
   #layer: number | undefined;
   readonly #keyframes: KeyframeThrottle;
@@ -162,7 +144,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
       this.#sendKeyframeRequest(trackId),
     );
     worker.streams++;
-    this.tap = new TapHub({ onSubscribers: (n) => this.#tapDemand(n) });
+    this.tap = new TapHub({ onSubscribers: (n) => this.#tapDemand(n), openRtp: (id) => this.#openRtpLink(id) });
     this.#life = watchTransport(transport, 'publisher', tuning.connectTimeoutMs, {
       connected: () => {
         this.connected = true;
@@ -363,7 +345,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     const best = rids.indexOf(sizes.largest() ?? '');
     if (this.#closed || best < 0 || best === this.#layer) return;
     this.#forwardLayer(video, best);
-    for (const c of [this.#gate?.live, this.#tapVideo]) {
+    for (const c of [this.#gate?.live, this.#tapVideo, ...this.#rtpLinks.values()]) {
       if (c && !c.closed) await c.setPreferredLayers({ spatialLayer: best });
     }
   }
@@ -427,6 +409,55 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     return { transport, consumers };
   }
 
+  /**
+   * The tap without JavaScript per packet: a PlainTransport consumer of the track sends its RTP from
+   * the worker to a loopback port (the samplers' decode thread), like the gate's transports. The
+   * transport is made first so the receiver knows its source port before the first packet.
+   */
+  async #openRtpLink(trackId: string): Promise<TapRtpLink> {
+    const track = this.published.find((t) => t.info.trackId === trackId);
+    if (!track) throw new Error(`stream ${this.id} has no track ${trackId}`);
+    if (this.#closed) throw new Error(`stream ${this.id} is closed`);
+    const transport = await this.router.createPlainTransport({
+      listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
+      rtcpMux: true,
+      comedia: false,
+    });
+    if (this.#closed) {
+      transport.close();
+      throw new Error(`stream ${this.id} is closed`);
+    }
+    this.#rtpLinks.set(transport, undefined);
+    transport.observer.once('close', () => this.#rtpLinks.delete(transport));
+    let started = false;
+    return {
+      trackId,
+      sourcePort: transport.tuple.localPort,
+      start: async (port) => {
+        if (started) throw new Error('tap RTP link already started');
+        started = true;
+        await transport.connect({ ip: '127.0.0.1', port });
+        const video = track.info.kind === 'video';
+        const consumer = await transport.consume({
+          producerId: track.producer.id,
+          rtpCapabilities: internalCaps(this.router),
+          ...(video ? this.#layerPreference() : {}),
+        });
+        if (transport.closed) throw new Error(`tap RTP link of stream ${this.id} closed`);
+        if (video && consumer.type === 'simulcast') {
+          this.#rtpLinks.set(transport, consumer);
+          // the layer probe may have moved on while this consumer was being made
+          if (this.#layer !== undefined && consumer.preferredLayers?.spatialLayer !== this.#layer)
+            await consumer.setPreferredLayers({ spatialLayer: this.#layer });
+        }
+        // a keyframe now, so the samplers' first decodable frame comes without waiting for the next one
+        if (video) this.requestKeyFrame(trackId);
+        return { ssrc: consumer.rtpParameters.encodings![0]!.ssrc!, payloadType: consumer.rtpParameters.codecs[0]!.payloadType };
+      },
+      close: () => transport.close(),
+    };
+  }
+
   close(reason: CloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -437,6 +468,7 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     for (const v of [...this.#viewers.values()]) v.close(reason);
     this.#viewers.clear();
     this.tap.close();
+    for (const t of [...this.#rtpLinks.keys()]) t.close();
     this.transport.close();
     for (const pending of this.#editions.values())
       void pending.then(

@@ -266,6 +266,14 @@ for (const engine of ENGINES.filter((e) => !process.env.E2E_ENGINE || e === proc
         await waitSource(sa, t0 - 5000, 'SA viewer sees the clean picture');
         await waitSource(se, t0 - 5000, 'SE viewer sees the clean picture');
         await sleep(2000);
+        const status = (await (await admin('/v1/models')).json()) as {
+          pipeline: { streamId: string; input: string }[];
+        };
+        assert.equal(
+          status.pipeline.find((p) => p.streamId === streamId)?.input,
+          engine === 'mediasoup' ? 'rtp' : 'tap',
+          'packets reach the samplers by the engine RTP links (mediasoup), else through the tap',
+        );
         assert.equal(
           sa.count('slate'),
           0,

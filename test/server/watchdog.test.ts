@@ -14,7 +14,7 @@ import { SamplerPool } from '../../samplers/index.ts';
 import type { Signals } from '../../models/types.ts';
 import type { SampleIn } from '../../models/moderator.ts';
 import type { RtpPacketIn } from '../../samplers/types.ts';
-import type { TapPacket } from '../../sfu/types.ts';
+import type { TapPacket, TapRtpLink } from '../../sfu/types.ts';
 import { shippedPolicyFiles } from '../policies/helpers.ts';
 import { FakeSfu } from '../sfu/fake.ts';
 import { encodeVideo, pushPaced, rtpizeVideo, testPicture, waitFor } from '../samplers/helpers.ts';
@@ -233,6 +233,98 @@ describe('moderation watchdog and per-sample timeouts', () => {
       assert.deepEqual(pipeline.stats()[0]!.stalled, []);
     } finally {
       await source.stop();
+      pipeline.close();
+    }
+  });
+
+  it('RTP links (no packet on the main thread): a decode thread that is down counts as packets flowing, so the watchdog still fails closed', async () => {
+    const h = harness();
+    const links: string[] = [];
+    const openRtp = async (trackId: string): Promise<TapRtpLink> => ({
+      trackId,
+      sourcePort: 40000,
+      start: async (port) => {
+        links.push(`start:${trackId}:${port}`);
+        return { ssrc: 1, payloadType: 96 };
+      },
+      close: () => void links.push(`close:${trackId}`),
+    });
+    Object.assign(h.tap, { openRtp });
+    // The injected fault: the stream's decode thread is down, so the pool cannot see the packets and
+    // says they flow (SamplerPool.rtpLastPacketAt), and no sample comes.
+    const listened: string[] = [];
+    const samplers = Object.assign(new EventEmitter(), {
+      push() {
+        throw new Error('no packet may come through the tap');
+      },
+      releaseStream() {},
+      listenRtp: async (t: { trackId: string }, sourcePort: number) => {
+        listened.push(`${t.trackId}<-${sourcePort}`);
+        return 41000;
+      },
+      rtpLastPacketAt: (_: string, kind: string) =>
+        kind === 'video' ? performance.timeOrigin + performance.now() : undefined,
+    });
+    const moderator = new SwitchableModerator();
+    moderator.answering = true;
+    const stalls: string[] = [];
+    const pipeline = new ModerationPipeline({
+      sfu: h.sfu,
+      samplers,
+      moderator,
+      enforcer: h.enforcer,
+      stallMs: 800,
+      observer: { stall: (s, k, stalled) => void stalls.push(`${s}:${k}:${stalled}`) } satisfies PipelineObserver,
+    } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
+    try {
+      await waitFor(
+        () => (h.viewers.sa.gate.video === 'blank' ? true : undefined),
+        30_000,
+        'the SA viewer blanked by the watchdog',
+      );
+      assert.deepEqual(listened.sort(), ['audio0<-40000', 'video0<-40000']);
+      assert.deepEqual(links.sort(), ['start:audio0:41000', 'start:video0:41000']);
+      const [st] = pipeline.stats();
+      assert.equal(st!.input, 'rtp');
+      assert.deepEqual(st!.stalled, ['video'], 'audio, with no packet reported, is not stalled');
+      assert.equal(h.viewers.se.gate.video, 'forward');
+      assert.deepEqual(stalls, ['s1:video:true']);
+      h.stream.close({ code: 'ended', message: 'test' });
+      assert.deepEqual(links.filter((l) => l.startsWith('close')).sort(), ['close:audio0', 'close:video0']);
+    } finally {
+      pipeline.close();
+    }
+  });
+
+  it('an RTP link that cannot be made puts the stream back on the tap', async () => {
+    const h = harness();
+    Object.assign(h.tap, { openRtp: () => Promise.reject(new Error('no port')) });
+    const pushed: string[] = [];
+    const errors: string[] = [];
+    const samplers = Object.assign(new EventEmitter(), {
+      push: (p: RtpPacketIn) => void pushed.push(p.trackId),
+      releaseStream() {},
+      listenRtp: () => Promise.reject(new Error('unused')),
+      rtpLastPacketAt: () => undefined,
+    });
+    const pipeline = new ModerationPipeline({
+      sfu: h.sfu,
+      samplers,
+      moderator: new SwitchableModerator(),
+      enforcer: h.enforcer,
+      stallMs: 0,
+      observer: { error: (e, c) => void errors.push(`${c}: ${(e as Error).message}`) } satisfies PipelineObserver,
+    } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
+    try {
+      await waitFor(() => (pipeline.stats()[0]?.input === 'tap' ? true : undefined), 5000, 'the fallback to the tap');
+      assert.equal(errors.length, 1, errors.join('; '));
+      assert.match(errors[0]!, /falling back to tap\.subscribe\(\): no port/);
+      h.tap.push({
+        ...rtpizeVideo(encodeVideo([testPicture(W, H)], { codec: 'VP8', width: W, height: H }), 'VP8')[0]!,
+        streamId: 's1',
+      });
+      assert.deepEqual(pushed, ['v']);
+    } finally {
       pipeline.close();
     }
   });

@@ -4,7 +4,10 @@
 // input, Chromium) run on this engine too.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { isKeyframeStart } from '../../media/keyframe.ts';
+import { isRtcp, rtpView } from '../../media/rtp.ts';
 import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publisher.ts';
 import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
 import { createMediasoupSfu, mediasoupWorkerBin } from '../../sfu/mediasoup/index.ts';
@@ -58,6 +61,54 @@ describe('mediasoup engine: workers', { skip }, () => {
     open.push({ close: () => v.close() });
     return v;
   };
+
+  test('tap.openRtp: each track as plain RTP over loopback UDP from the worker, from the announced port, until the stream closes', async () => {
+    await publish('rtplink');
+    const stream = sfu.getStream('rtplink')!;
+    assert.ok(stream.tap.openRtp, 'the mediasoup engine has RTP links');
+    const got = new Map<
+      string,
+      { packets: number; keyframes: number; foreign: number; ssrcs: Set<number>; pts: Set<number> }
+    >();
+    const sockets = [];
+    const starts = [];
+    for (const track of stream.tracks) {
+      const link = await stream.tap.openRtp(track.trackId);
+      const sock = createSocket('udp4');
+      sockets.push(sock);
+      const seen = { packets: 0, keyframes: 0, foreign: 0, ssrcs: new Set<number>(), pts: new Set<number>() };
+      got.set(track.kind, seen);
+      sock.on('message', (msg, from) => {
+        if (from.port !== link.sourcePort || isRtcp(msg)) return void seen.foreign++;
+        const rtp = rtpView(msg);
+        if (!rtp) return;
+        seen.packets++;
+        seen.ssrcs.add(rtp.ssrc);
+        seen.pts.add(rtp.pt);
+        if (isKeyframeStart(track.codec, rtp.payload)) seen.keyframes++;
+      });
+      await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+      starts.push({ seen, sent: await link.start(sock.address().port) });
+      await assert.rejects(link.start(sock.address().port), /already started/);
+    }
+    try {
+      const video = got.get('video')!;
+      const audio = got.get('audio')!;
+      await until(() => video.keyframes > 0 && video.packets > 50 && audio.packets > 20, 15_000, 'RTP of both tracks');
+      for (const { seen, sent } of starts) {
+        assert.deepEqual([...seen.ssrcs], [sent.ssrc], 'one SSRC, the one start() named');
+        assert.deepEqual([...seen.pts], [sent.payloadType]);
+      }
+      stream.close({ code: 'killed', message: 'test' });
+      await new Promise((r) => setTimeout(r, 300));
+      const n = video.packets + audio.packets;
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(video.packets + audio.packets, n, 'no packet after the stream closed');
+      await assert.rejects(stream.tap.openRtp(stream.tracks[0]!.trackId), /closed/);
+    } finally {
+      for (const sock of sockets) sock.close();
+    }
+  });
 
   test('viewers spread over both workers and each gets media; gates work on the piped copy', async () => {
     await publish('spread');
