@@ -239,6 +239,7 @@ export class StreamControl {
   async syncPolicy(): Promise<void> {
     const policies = this.#o.policies;
     if (!policies) return;
+    const before = policies.loaded ? policies.current : undefined;
     let active: ActivePolicyRecord | undefined;
     try {
       active = await this.#o.store.getActivePolicy();
@@ -246,6 +247,9 @@ export class StreamControl {
       this.#storeError(e, 'getActivePolicy');
       return;
     }
+    // A policy this node activated while the store was being read is newer than what was read (the
+    // activation writes the store after loading): applying the read record would undo it.
+    if ((policies.loaded ? policies.current : undefined) !== before) return;
     if (
       !active ||
       (policies.loaded && policies.current.version === active.version) ||
