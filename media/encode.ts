@@ -12,18 +12,25 @@
 
 import {
   AV_CH_LAYOUT_MONO,
+  AV_CHANNEL_LAYOUT_MONO,
   AV_CHANNEL_ORDER_NATIVE,
   AV_LOG_ERROR,
   AV_PIX_FMT_YUV420P,
   AV_SAMPLE_FMT_FLT,
-  Encoder,
+  AVERROR_EAGAIN,
+  AVERROR_EOF,
+  Codec,
+  CodecContext,
   FF_ENCODER_LIBOPUS,
   FF_ENCODER_LIBVPX_VP8,
   FF_ENCODER_LIBX264,
+  FFmpegError,
   Frame,
   Log,
+  Packet,
+  Rational,
 } from 'node-av';
-import type { Packet } from 'node-av';
+import type { FFEncoderCodec } from 'node-av/constants';
 
 // libx264/libvpx print banners and statistics at info level; keep test and bench output readable.
 Log.setLevel(AV_LOG_ERROR);
@@ -99,9 +106,48 @@ export function rgbToI420(rgb: Uint8Array, width: number, height: number): Buffe
   return out;
 }
 
-function packetData(p: Packet): Uint8Array {
-  const d = p.data;
-  return d ? new Uint8Array(d) : new Uint8Array(0);
+/**
+ * An encoder on node-av's low-level synchronous calls, private options set one by one. node-av's
+ * Encoder (an options dictionary, its calls on libuv's pool) crashed the process (SIGSEGV inside
+ * node-av, in a finalizer or on a pool thread) now and then with its asynchronous calls and in every
+ * run with its synchronous ones; test/samplers/helpers.ts had met the dictionary's double free before.
+ */
+class SyncEncoder {
+  readonly #ctx = new CodecContext();
+  readonly #pkt = new Packet();
+
+  constructor(name: FFEncoderCodec, setup: (ctx: CodecContext) => void, options: Record<string, string>) {
+    const codec = Codec.findEncoderByName(name);
+    if (!codec) throw new Error(`no ${name} encoder in node-av`);
+    this.#ctx.allocContext3(codec);
+    setup(this.#ctx);
+    for (const [k, v] of Object.entries(options)) FFmpegError.throwIfError(this.#ctx.setOption(k, v), `option ${k}`);
+    FFmpegError.throwIfError(this.#ctx.open2Sync(codec, null), `open ${name}`);
+    this.#pkt.alloc();
+  }
+
+  /** Sends a frame (null: the end) and returns what the encoder has ready: data, key flag, pts. */
+  encode(frame: Frame | null): { data: Uint8Array; keyframe: boolean; pts: number }[] {
+    FFmpegError.throwIfError(this.#ctx.sendFrameSync(frame), 'send frame');
+    const out: { data: Uint8Array; keyframe: boolean; pts: number }[] = [];
+    for (;;) {
+      const ret = this.#ctx.receivePacketSync(this.#pkt);
+      if (ret === AVERROR_EAGAIN || ret === AVERROR_EOF) return out;
+      FFmpegError.throwIfError(ret, 'receive packet');
+      const d = this.#pkt.data;
+      out.push({
+        data: d ? new Uint8Array(d) : new Uint8Array(0),
+        keyframe: this.#pkt.isKeyframe,
+        pts: Number(this.#pkt.pts),
+      });
+      this.#pkt.unref();
+    }
+  }
+
+  close(): void {
+    this.#pkt.free();
+    this.#ctx.freeContext();
+  }
 }
 
 export async function encodeVideo(
@@ -112,46 +158,42 @@ export async function encodeVideo(
   if (width % 2 || height % 2) throw new RangeError('width and height must be even');
   const bitrate = (options.bitrateKbps ?? 600) * 1000;
   const gop = options.keyframeInterval ?? fps * 2;
-  const timeBase = { num: 1, den: fps };
+  const setup = (ctx: CodecContext): void => {
+    ctx.width = width;
+    ctx.height = height;
+    ctx.pixelFormat = AV_PIX_FMT_YUV420P;
+    ctx.timeBase = new Rational(1, fps);
+    ctx.framerate = new Rational(fps, 1);
+    ctx.bitRate = BigInt(bitrate);
+    ctx.gopSize = gop;
+    ctx.maxBFrames = 0;
+  };
   const encoder =
     options.codec === 'VP8'
-      ? await Encoder.create(FF_ENCODER_LIBVPX_VP8, {
-          timeBase,
-          frameRate: { num: fps, den: 1 },
-          context: { bitRate: bitrate, gopSize: gop, maxBFrames: 0 },
-          options: {
-            deadline: 'realtime',
-            'cpu-used': '8',
-            'lag-in-frames': '0',
-            'auto-alt-ref': '0',
-            'error-resilient': '1',
-          },
-        } as Parameters<typeof Encoder.create>[1])
-      : await Encoder.create(FF_ENCODER_LIBX264, {
-          timeBase,
-          frameRate: { num: fps, den: 1 },
-          context: { bitRate: bitrate, gopSize: gop, maxBFrames: 0 },
-          // constrained baseline, no lookahead, Annex-B with SPS/PPS repeated on every IDR
-          options: {
-            preset: 'ultrafast',
-            tune: 'zerolatency',
-            profile: 'baseline',
-            'x264-params': `keyint=${gop}:min-keyint=${gop}:scenecut=0:repeat-headers=1`,
-          },
-        } as Parameters<typeof Encoder.create>[1]);
+      ? new SyncEncoder(FF_ENCODER_LIBVPX_VP8, setup, {
+          deadline: 'realtime',
+          'cpu-used': '8',
+          'lag-in-frames': '0',
+          'auto-alt-ref': '0',
+          'error-resilient': '1',
+        })
+      : // constrained baseline, no lookahead, Annex-B with SPS/PPS repeated on every IDR
+        new SyncEncoder(FF_ENCODER_LIBX264, setup, {
+          preset: 'ultrafast',
+          tune: 'zerolatency',
+          profile: 'baseline',
+          'x264-params': `keyint=${gop}:min-keyint=${gop}:scenecut=0:repeat-headers=1`,
+        });
   const out: EncodedFrame[] = [];
   const frameMs = 1000 / fps;
-  const push = (packets: Packet[]): void => {
-    for (const p of packets) {
-      const pts = Number(p.pts);
+  const push = (packets: { data: Uint8Array; keyframe: boolean; pts: number }[]): void => {
+    for (const p of packets)
       out.push({
-        data: packetData(p),
-        keyframe: p.isKeyframe,
-        ptsMs: Math.round(pts * frameMs * 1000) / 1000,
+        data: p.data,
+        keyframe: p.keyframe,
+        ptsMs: Math.round(p.pts * frameMs * 1000) / 1000,
         durationMs: frameMs,
       });
-      p.free();
-    }
   };
   try {
     let index = 0;
@@ -162,14 +204,17 @@ export async function encodeVideo(
         width,
         height,
         format: AV_PIX_FMT_YUV420P,
-        timeBase,
+        timeBase: { num: 1, den: fps },
         pts: BigInt(index),
       });
-      push(await encoder.encodeAll(frame));
-      frame.free();
+      try {
+        push(encoder.encode(frame));
+      } finally {
+        frame.free();
+      }
       index++;
     }
-    push(await encoder.encodeAll(null));
+    push(encoder.encode(null));
   } finally {
     encoder.close();
   }
@@ -178,20 +223,20 @@ export async function encodeVideo(
 }
 
 export async function encodeAudio(pcm48kMono: Float32Array, options: AudioEncodeOptions = {}): Promise<EncodedFrame[]> {
-  const timeBase = { num: 1, den: 48000 };
-  const encoder = await Encoder.create(FF_ENCODER_LIBOPUS, {
-    timeBase,
-    context: { bitRate: (options.bitrateKbps ?? 48) * 1000 },
-    options: { application: options.application ?? 'lowdelay', frame_duration: '20', vbr: 'off' },
-  } as Parameters<typeof Encoder.create>[1]);
+  const encoder = new SyncEncoder(
+    FF_ENCODER_LIBOPUS,
+    (ctx) => {
+      ctx.sampleRate = 48000;
+      ctx.sampleFormat = AV_SAMPLE_FMT_FLT;
+      ctx.channelLayout = AV_CHANNEL_LAYOUT_MONO;
+      ctx.bitRate = BigInt((options.bitrateKbps ?? 48) * 1000);
+      ctx.timeBase = new Rational(1, 48000);
+    },
+    { application: options.application ?? 'lowdelay', frame_duration: '20', vbr: 'off' },
+  );
   const out: EncodedFrame[] = [];
-  const push = (packets: Packet[]): void => {
-    for (const p of packets) {
-      const pts = Number(p.pts);
-      // libopus reports a negative first pts (pre-skip); frames are 20 ms apart regardless
-      out.push({ data: packetData(p), keyframe: true, ptsMs: (pts * 1000) / 48000, durationMs: 20 });
-      p.free();
-    }
+  const push = (packets: { data: Uint8Array }[]): void => {
+    for (const p of packets) out.push({ data: p.data, keyframe: true, ptsMs: 0, durationMs: 20 });
   };
   try {
     const n = 960;
@@ -203,17 +248,20 @@ export async function encodeAudio(pcm48kMono: Float32Array, options: AudioEncode
         format: AV_SAMPLE_FMT_FLT,
         sampleRate: 48000,
         channelLayout: { nbChannels: 1, order: AV_CHANNEL_ORDER_NATIVE, mask: AV_CH_LAYOUT_MONO },
-        timeBase,
+        timeBase: { num: 1, den: 48000 },
         pts: BigInt(off),
       });
-      push(await encoder.encodeAll(frame));
-      frame.free();
+      try {
+        push(encoder.encode(frame));
+      } finally {
+        frame.free();
+      }
     }
-    push(await encoder.encodeAll(null));
+    push(encoder.encode(null));
   } finally {
     encoder.close();
   }
-  // re-base to 0, 20, 40 ... so clip loops are seamless
+  // 0, 20, 40 ... (libopus reports a negative first pts, its pre-skip), so clip loops are seamless
   return out.map((f, i) => ({ ...f, ptsMs: i * 20 }));
 }
 

@@ -159,13 +159,13 @@ export async function overlayText(
         timeBase: { num: 1, den: 30 },
       });
       frame.pts = BigInt(i);
-      for (const f of await filter.processAll(frame)) {
+      for (const f of filter.processAllSync(frame)) {
         out.push({ rgb: new Uint8Array(f.toBuffer()) });
         f.free();
       }
       frame.free();
     }
-    for (const f of await filter.processAll(null as unknown as Frame)) {
+    for (const f of filter.processAllSync(null as unknown as Frame)) {
       out.push({ rgb: new Uint8Array(f.toBuffer()) });
       f.free();
     }
