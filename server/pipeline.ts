@@ -231,7 +231,10 @@ export class ModerationPipeline {
       await link.start(port);
     })().catch((err: unknown) => {
       if (stream.closed || !entry.links || this.#attached.get(stream.id) !== entry) return;
-      this.#opts.observer.error?.(err, `tap RTP link of ${stream.id}/${track.trackId}; falling back to tap.subscribe()`);
+      this.#opts.observer.error?.(
+        err,
+        `tap RTP link of ${stream.id}/${track.trackId}; falling back to tap.subscribe()`,
+      );
       for (const link of entry.links) link.close();
       entry.links = undefined;
       samplers.releaseStream(stream.id);

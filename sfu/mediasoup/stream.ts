@@ -452,7 +452,10 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
         }
         // a keyframe now, so the samplers' first decodable frame comes without waiting for the next one
         if (video) this.requestKeyFrame(trackId);
-        return { ssrc: consumer.rtpParameters.encodings![0]!.ssrc!, payloadType: consumer.rtpParameters.codecs[0]!.payloadType };
+        return {
+          ssrc: consumer.rtpParameters.encodings![0]!.ssrc!,
+          payloadType: consumer.rtpParameters.codecs[0]!.payloadType,
+        };
       },
       close: () => transport.close(),
     };
