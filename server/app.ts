@@ -1,7 +1,7 @@
 // Composition root: buildServer wires the SFU, the store, auth, the enforcer (policies), the event
 // hub, metrics and the HTTP surface (WHIP/WHEP from routes/webrtc.ts, the /v1 API, /ops, /metrics).
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
@@ -43,6 +43,7 @@ import { createStore, DurableStore, OutboxQueuedError, type AuditChainAlarm } fr
 import { WebrtcSessions } from './sessions.ts';
 import { bearerOf } from './auth.ts';
 import type { DecisionRecord, Store } from './store/types.ts';
+import { configureRealtime, realtimeSelf } from '../threads/index.ts';
 
 const PAGES = join(dirname(fileURLToPath(import.meta.url)), 'pages');
 
@@ -122,6 +123,9 @@ function decisionRecordOf(d: DecisionLog): DecisionRecord {
 
 export async function buildServer(config: Config, deps: ServerDeps = {}): Promise<Server> {
   const startedAt = Date.now();
+  // before any moderation thread starts: the decision class takes its real-time priority at spawn
+  const realtime = config.moderationRealtimePriority;
+  configureRealtime({ decision: realtime, resetOthers: realtime > 0 });
   const app = Fastify({
     loggerInstance: deps.logger,
     ...(deps.logger
@@ -665,6 +669,15 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;
       boundUrl = publicUrlOf(config, port);
+      if (realtime > 0) {
+        // libuv's pool first, at normal priority (it starts on first use and inherits the policy)
+        await stat('.');
+        const mainPriority = Math.max(1, realtime - 5);
+        const failed = realtimeSelf(mainPriority);
+        if (failed)
+          app.log.warn({ err: failed }, 'MODERATION_REALTIME_PRIORITY: the main thread stays at normal priority');
+        else app.log.info({ main: mainPriority, decision: realtime }, 'moderation at real-time priority');
+      }
       return { url: boundUrl, port };
     },
     close,

@@ -91,6 +91,14 @@ export const ConfigSchema = z
     mediasoupWorkers: int(1, 256).optional(),
     /** mediasoup workers' real-time priority (SCHED_RR 1-99, needs CAP_SYS_NICE): forwarding runs the moment packets arrive; 0 = off (nice -10). Default 0. */
     mediasoupRealtimePriority: int(0, 99).default(0),
+    /**
+     * Real-time priority (SCHED_RR, needs CAP_SYS_NICE) of moderation's budgeted path: the decode
+     * threads, the fast classifier's and PDQ's threads at this, the main thread (event loop, batching,
+     * fusion) at 5 below it (at least 1); the rest of moderation stays at normal scheduling below them.
+     * On the mediasoup engine MEDIASOUP_REALTIME_PRIORITY must be above it (forwarding first). 0 = off.
+     * Default 0.
+     */
+    moderationRealtimePriority: int(0, 98).default(0),
     /** Base URL used in links (appeal URLs, dev links). Default http://127.0.0.1:PORT. */
     publicUrl: z.string().url().optional(),
     /** Redis URL; absent = in-memory store (one node). */
@@ -223,7 +231,18 @@ export const ConfigSchema = z
     /** Expired evidence clips are looked for this often (ms). Default 60000. */
     evidenceSweepMs: int(100, 86_400_000).default(60_000),
   })
-  .strict();
+  .strict()
+  .refine(
+    (c) =>
+      c.moderationRealtimePriority === 0 ||
+      c.sfuEngine === 'werift' ||
+      c.mediasoupRealtimePriority > c.moderationRealtimePriority,
+    {
+      message:
+        'MODERATION_REALTIME_PRIORITY needs MEDIASOUP_REALTIME_PRIORITY above it (or SFU_ENGINE=werift): forwarding must stay above moderation',
+      path: ['moderationRealtimePriority'],
+    },
+  );
 
 /** The parsed configuration, with the defaults that depend on the mode resolved. */
 export type Config = Omit<z.output<typeof ConfigSchema>, 'anonymousViewers'> & { anonymousViewers: boolean };
@@ -241,6 +260,7 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   SFU_ENGINE: 'sfuEngine',
   MEDIASOUP_WORKERS: 'mediasoupWorkers',
   MEDIASOUP_REALTIME_PRIORITY: 'mediasoupRealtimePriority',
+  MODERATION_REALTIME_PRIORITY: 'moderationRealtimePriority',
   PUBLIC_URL: 'publicUrl',
   REDIS_URL: 'redisUrl',
   REDIS_PREFIX: 'redisPrefix',

@@ -5,7 +5,7 @@ import { SupervisedWorker } from './supervised-worker.ts';
 
 export { SafeEmitter, type EventMap } from './emitter.ts';
 export { ThreadError, isThreadError, type ThreadErrorCode } from './errors.ts';
-export { DECISION_NICE, MODERATION_NICE, spawnThread } from './spawn.ts';
+export { DECISION_NICE, MODERATION_NICE, configureRealtime, realtimeSelf, spawnThread } from './spawn.ts';
 export {
   SupervisedWorker,
   DEFAULT_SUPERVISION,

@@ -3,6 +3,8 @@
 // It is also where a thread's scheduling priority is set (`nice`), before its module loads, so that
 // every thread the module starts in turn (onnxruntime's intra-op pool, FFmpeg's decoder threads)
 // inherits it: moderation then yields the cores to forwarding and the event loop when they are scarce.
+import { execFileSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /** The nice value of this project's moderation threads off the budgeted path (OCR, the deep model, fingerprints). */
@@ -17,6 +19,38 @@ export const MODERATION_NICE = 10;
  */
 export const DECISION_NICE = 5;
 
+/**
+ * Real-time scheduling (Linux SCHED_RR, needs CAP_SYS_NICE), off unless the process asks for it
+ * (configureRealtime, from MODERATION_REALTIME_PRIORITY): threads spawned at DECISION_NICE, the
+ * budgeted path's class, then run at `decision` instead of their nice value, and the threads they
+ * start (onnxruntime's, FFmpeg's) inherit it. With `resetOthers` (the main thread itself runs at a
+ * real-time priority, which new threads inherit) every other thread first goes back to normal
+ * scheduling before taking its nice value.
+ */
+const realtime = { decision: 0, resetOthers: false };
+
+export function configureRealtime(options: { decision: number; resetOthers: boolean }): void {
+  realtime.decision = Math.max(0, Math.min(99, Math.floor(options.decision)));
+  realtime.resetOthers = options.resetOthers;
+}
+
+/**
+ * Puts the calling thread on SCHED_RR at `priority` (util-linux's chrt; needs CAP_SYS_NICE). Returns
+ * undefined when it worked, else why not. The threads it starts afterwards inherit the policy (libuv's
+ * pool, once started, does not change).
+ */
+export function realtimeSelf(priority: number): string | undefined {
+  if (process.platform !== 'linux') return 'real-time priority is set on Linux only';
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    execFileSync('chrt', ['-r', '-p', String(priority), String(tid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return undefined;
+  } catch (err) {
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
+    return stderr || (err as Error).message;
+  }
+}
+
 export interface SpawnOptions extends Omit<WorkerOptions, 'eval'> {
   /**
    * Nice value (Linux, 1-19) for the thread and the threads it starts; 0 or absent leaves the
@@ -26,10 +60,21 @@ export interface SpawnOptions extends Omit<WorkerOptions, 'eval'> {
   nice?: number;
 }
 
-/** Statement run first in the thread: its own nice value, by thread id (a valid setpriority target on Linux). */
+/**
+ * Statement run first in the thread: its scheduling, by thread id (a valid setpriority and
+ * sched_setscheduler target on Linux): real-time for the decision class when configured (util-linux's
+ * chrt, as for mediasoup's workers), else back to normal scheduling where the parent's real-time
+ * policy would be inherited, then its nice value. A failure leaves the thread as it was.
+ */
 function prioritySource(nice: number | undefined): string {
-  if (!nice || nice <= 0 || process.platform !== 'linux') return '';
-  return `try { require('node:os').setPriority(Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()), ${Math.min(19, Math.floor(nice))}); } catch {}\n`;
+  if (process.platform !== 'linux') return '';
+  const tid = `Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())`;
+  const chrt = (args: string): string =>
+    `try { require('node:child_process').execFileSync('chrt', [${args}, String(${tid})], { stdio: 'ignore' }); } catch {}\n`;
+  if (nice === DECISION_NICE && realtime.decision > 0) return chrt(`'-r', '-p', '${realtime.decision}'`);
+  const reset = realtime.resetOthers ? chrt(`'-o', '-p', '0'`) : '';
+  if (!nice || nice <= 0) return reset;
+  return `${reset}try { require('node:os').setPriority(${tid}, ${Math.min(19, Math.floor(nice))}); } catch {}\n`;
 }
 
 export function spawnThread(entry: URL, options: SpawnOptions = {}): Worker {

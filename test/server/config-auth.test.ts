@@ -63,6 +63,17 @@ test('config: defaults, YAML/JSON file, env over file, argv over env; invalid va
   );
   assert.equal(loadConfig({ env: { MODE: 'production', AUTH_SECRET: 'z'.repeat(32) } }).mode, 'production');
   assert.equal(loadConfig({ env: { TRUST_JURISDICTION_HEADER: 'yes' } }).trustJurisdictionHeader, true);
+  // moderation at real-time priority only below forwarding's
+  assert.throws(
+    () => loadConfig({ env: { MODERATION_REALTIME_PRIORITY: '10' } }),
+    (e: SrvError) => e.code === 'SRV_ERR_CONFIG' && /MEDIASOUP_REALTIME_PRIORITY above it/.test(e.message),
+  );
+  const rt = { MODERATION_REALTIME_PRIORITY: '10', MEDIASOUP_REALTIME_PRIORITY: '20' };
+  assert.equal(loadConfig({ env: rt }).moderationRealtimePriority, 10);
+  assert.equal(
+    loadConfig({ env: { MODERATION_REALTIME_PRIORITY: '10', SFU_ENGINE: 'werift' } }).moderationRealtimePriority,
+    10,
+  );
 });
 
 test('auth: roles, stream binding, expiry, signature, jurisdiction', async () => {

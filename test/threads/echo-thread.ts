@@ -11,7 +11,8 @@ export type EchoRequest =
   | { op: 'throw'; message: string }
   | { op: 'exit' }
   | { op: 'pid' }
-  | { op: 'nice' };
+  | { op: 'nice' }
+  | { op: 'sched' };
 
 const started = Date.now() + Math.random();
 
@@ -22,6 +23,24 @@ function ownNice(): number {
       .split(') ')[1]!
       .split(' ')[16],
   );
+}
+
+/** Scheduling of this thread: policy (field 41 of its /proc stat: 0 normal, 2 SCHED_RR), real-time priority (40), nice (19). */
+function ownSched(): { policy: number; rtPriority: number; nice: number } {
+  const f = readFileSync(`/proc/self/task/${readlinkSync('/proc/thread-self').split('/').pop()}/stat`, 'utf8')
+    .split(') ')[1]!
+    .split(' ');
+  return { policy: Number(f[38]), rtPriority: Number(f[37]), nice: Number(f[16]) };
+}
+
+/** Scheduling policy (field 41) of a thread this thread starts. */
+function childPolicy(): Promise<number> {
+  const src = `const fs=require('node:fs');const t=fs.readlinkSync('/proc/thread-self').split('/').pop();require('node:worker_threads').parentPort.postMessage(Number(fs.readFileSync('/proc/self/task/'+t+'/stat','utf8').split(') ')[1].split(' ')[38]));`;
+  return new Promise((resolve, reject) => {
+    const w = new Worker(src, { eval: true });
+    w.once('message', (n: number) => void w.terminate().then(() => resolve(n)));
+    w.once('error', reject);
+  });
 }
 
 /** Nice value of a thread this thread starts (as onnxruntime or FFmpeg would start theirs). */
@@ -58,6 +77,8 @@ serve<EchoRequest, unknown>((data) => {
         return started;
       case 'nice':
         return { own: ownNice(), child: await childNice() };
+      case 'sched':
+        return { ...ownSched(), childPolicy: await childPolicy() };
     }
     return undefined;
   };

@@ -6,9 +6,17 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RequestWorker, isThreadError, type WorkerCrash, type WorkerRestart } from '../../threads/index.ts';
+import {
+  configureRealtime,
+  DECISION_NICE,
+  RequestWorker,
+  isThreadError,
+  type WorkerCrash,
+  type WorkerRestart,
+} from '../../threads/index.ts';
 import type { EchoRequest } from './echo-thread.ts';
 
 const entry = new URL('./echo-thread.ts', import.meta.url);
@@ -121,6 +129,31 @@ describe('RequestWorker', () => {
       const before = (await normal.call({ op: 'nice' })).own;
       assert.deepEqual(await low.call({ op: 'nice' }), { own: before + 7, child: before + 7 });
       assert.deepEqual(await normal.call({ op: 'nice' }), { own: before, child: before });
+    },
+  );
+
+  it(
+    'configureRealtime: a thread of the decision class (DECISION_NICE) runs SCHED_RR, and so do the threads it starts; the others keep normal scheduling and their nice value',
+    {
+      skip:
+        (process.platform !== 'linux' || spawnSync('chrt', ['-r', '1', 'true']).status !== 0) &&
+        'real-time scheduling (Linux, chrt, CAP_SYS_NICE) is not available here',
+    },
+    async () => {
+      type Sched = { policy: number; rtPriority: number; nice: number; childPolicy: number };
+      configureRealtime({ decision: 3, resetOthers: true });
+      try {
+        await using decision = new RequestWorker<EchoRequest, Sched>({ entry, name: 'echo', nice: DECISION_NICE });
+        await using background = new RequestWorker<EchoRequest, Sched>({ entry, name: 'echo', nice: 10 });
+        await Promise.all([decision.started(), background.started()]);
+        const d = await decision.call({ op: 'sched' });
+        assert.deepEqual([d.policy, d.rtPriority, d.childPolicy], [2, 3, 2], JSON.stringify(d));
+        const b = await background.call({ op: 'sched' });
+        assert.deepEqual([b.policy, b.rtPriority, b.childPolicy], [0, 0, 0], JSON.stringify(b));
+        assert.ok(b.nice >= 10, `nice ${b.nice}`);
+      } finally {
+        configureRealtime({ decision: 0, resetOthers: false });
+      }
     },
   );
 
