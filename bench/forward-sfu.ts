@@ -26,7 +26,8 @@ import { LOAD_TEST_ENV } from '../loadtest/server.ts';
 const engine = process.env.FORWARD_ENGINE ?? 'mediasoup';
 const moderation = process.env.FORWARD_MODERATION === '1';
 const workers = Number(process.env.FORWARD_WORKERS ?? 2);
-// the mediasoup workers' SCHED_RR priority (MEDIASOUP_REALTIME_PRIORITY); 0 = nice only
+// the mediasoup workers' SCHED_RR priority (MEDIASOUP_REALTIME_PRIORITY); 0 = nice only. FORWARD_MODERATION_RT:
+// MODERATION_REALTIME_PRIORITY of the moderated runs (0 = off)
 const realtime = Number(process.env.FORWARD_WORKER_RT ?? 0);
 const send = (m: unknown): void => void process.send?.(m);
 
@@ -46,6 +47,7 @@ if (moderation) {
       SFU_ENGINE: engine,
       MEDIASOUP_WORKERS: String(workers),
       MEDIASOUP_REALTIME_PRIORITY: String(realtime),
+      MODERATION_REALTIME_PRIORITY: process.env.FORWARD_MODERATION_RT ?? '0',
       ANNOUNCED_ADDRESS: '127.0.0.1',
     },
   });

@@ -21,6 +21,7 @@
 // installed and may capture; 0: off): the SFU's own forwarding latency per packet, from kernel
 // timestamps on loopback (bench/sfu-latency.ts), beside the one the viewers see. FORWARD_WORKER_RT:
 // the mediasoup workers' SCHED_RR priority (MEDIASOUP_REALTIME_PRIORITY; default 0, nice -10 only).
+// FORWARD_MODERATION_RT: the moderated runs' MODERATION_REALTIME_PRIORITY (default 0; below FORWARD_WORKER_RT).
 
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

@@ -430,6 +430,14 @@ export function summarizeConfig(config: Config, boundPort?: number, engine?: str
       'media sockets',
       `${config.mediaListenAddress ?? config.announcedAddress ?? '127.0.0.1'} ${engine?.startsWith('mediasoup') ? 'udp+tcp, one port per worker from' : 'udp'} ${config.udpPortRange ? config.udpPortRange.join('-') : 'ephemeral'}`,
     ],
+    [
+      'scheduling',
+      config.moderationRealtimePriority > 0
+        ? `SCHED_RR: media workers ${config.mediasoupRealtimePriority}, moderation's budgeted path ${config.moderationRealtimePriority}, main thread ${Math.max(1, config.moderationRealtimePriority - 5)}`
+        : config.mediasoupRealtimePriority > 0
+          ? `SCHED_RR: media workers ${config.mediasoupRealtimePriority}; moderation by nice value`
+          : 'by nice value (mediasoup workers -10; moderation: budgeted path 5, the rest 10)',
+    ],
     ['node id', config.nodeId],
     ['store', config.redisUrl ? `redis ${redis} prefix ${config.redisPrefix}` : redis],
     [
