@@ -33,19 +33,9 @@ function ownSched(): { policy: number; rtPriority: number; nice: number } {
   return { policy: Number(f[38]), rtPriority: Number(f[37]), nice: Number(f[16]) };
 }
 
-/** Scheduling policy (field 41) of a thread this thread starts. */
-function childPolicy(): Promise<number> {
-  const src = `const fs=require('node:fs');const t=fs.readlinkSync('/proc/thread-self').split('/').pop();require('node:worker_threads').parentPort.postMessage(Number(fs.readFileSync('/proc/self/task/'+t+'/stat','utf8').split(') ')[1].split(' ')[38]));`;
-  return new Promise((resolve, reject) => {
-    const w = new Worker(src, { eval: true });
-    w.once('message', (n: number) => void w.terminate().then(() => resolve(n)));
-    w.once('error', reject);
-  });
-}
-
-/** Nice value of a thread this thread starts (as onnxruntime or FFmpeg would start theirs). */
-function childNice(): Promise<number> {
-  const src = `const fs=require('node:fs');const t=fs.readlinkSync('/proc/thread-self').split('/').pop();require('node:worker_threads').parentPort.postMessage(Number(fs.readFileSync('/proc/self/task/'+t+'/stat','utf8').split(') ')[1].split(' ')[16]));`;
+/** Field `index` (after the parenthesised name) of the /proc stat of a thread this thread starts (as onnxruntime or FFmpeg would start theirs). */
+function childStat(index: number): Promise<number> {
+  const src = `const fs=require('node:fs');const t=fs.readlinkSync('/proc/thread-self').split('/').pop();require('node:worker_threads').parentPort.postMessage(Number(fs.readFileSync('/proc/self/task/'+t+'/stat','utf8').split(') ')[1].split(' ')[${index}]));`;
   return new Promise((resolve, reject) => {
     const w = new Worker(src, { eval: true });
     w.once('message', (n: number) => void w.terminate().then(() => resolve(n)));
@@ -76,9 +66,9 @@ serve<EchoRequest, unknown>((data) => {
       case 'pid':
         return started;
       case 'nice':
-        return { own: ownNice(), child: await childNice() };
+        return { own: ownNice(), child: await childStat(16) };
       case 'sched':
-        return { ...ownSched(), childPolicy: await childPolicy() };
+        return { ...ownSched(), childPolicy: await childStat(38) };
     }
     return undefined;
   };
