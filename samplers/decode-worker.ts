@@ -481,12 +481,13 @@ class UdpInput {
 const udpInputs = new Map<number, UdpInput>();
 let countersTimer: NodeJS.Timeout | null = null;
 
-function trackCounters(only?: ReadonlyMap<number, UdpInput>): { counters: TrackCounters[]; behind: boolean } {
+/** Counters of the tracks touched since the last report, or of every UDP track (their heartbeat). */
+function trackCounters(udpTracks = false): { counters: TrackCounters[]; behind: boolean } {
   const counters: TrackCounters[] = [];
   let behind = false;
   for (const t of tracks.values()) {
     const udp = udpInputs.get(t.info.key);
-    if (only ? !udp : !t.touched) continue;
+    if (udpTracks ? !udp : !t.touched) continue;
     t.touched = false;
     counters.push({
       key: t.info.key,
@@ -503,7 +504,7 @@ function trackCounters(only?: ReadonlyMap<number, UdpInput>): { counters: TrackC
 /** UDP tracks have no batches to acknowledge: their counters go out on a timer, which doubles as a heartbeat. */
 function updateCountersTimer(): void {
   if (udpInputs.size > 0 && !countersTimer) {
-    countersTimer = setInterval(() => post({ t: 'counters', ...trackCounters(udpInputs) }), UDP_COUNTERS_MS);
+    countersTimer = setInterval(() => post({ t: 'counters', ...trackCounters(true) }), UDP_COUNTERS_MS);
   } else if (udpInputs.size === 0 && countersTimer) {
     clearInterval(countersTimer);
     countersTimer = null;

@@ -243,12 +243,13 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
   rtpLastPacketAt(streamId: string, kind: RtpTrackIn['kind']): number | undefined {
     const stream = this.#streams.get(streamId);
     if (!stream) return undefined;
+    const slot = this.#slots[stream.worker];
+    const at = now();
+    const threadDown = !slot?.ready || at - slot.heardAt > 4 * UDP_COUNTERS_MS;
     let last: number | undefined;
     for (const t of stream.tracks.values()) {
       if (!t.info.rtp || t.info.kind !== kind) continue;
-      const slot = this.#slots[stream.worker];
-      const at = now();
-      if (!slot?.ready || t.rtpFailed || at - slot.heardAt > 4 * UDP_COUNTERS_MS) return at;
+      if (threadDown || t.rtpFailed) return at;
       if (t.lastPacketAt > 0) last = Math.max(last ?? 0, t.lastPacketAt);
     }
     return last;

@@ -125,7 +125,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const startedAt = Date.now();
   // before any moderation thread starts: the decision class takes its real-time priority at spawn
   const realtime = config.moderationRealtimePriority;
-  configureRealtime({ decision: realtime, resetOthers: realtime > 0 });
+  configureRealtime(realtime);
   const app = Fastify({
     loggerInstance: deps.logger,
     ...(deps.logger

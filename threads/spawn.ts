@@ -20,18 +20,17 @@ export const MODERATION_NICE = 10;
 export const DECISION_NICE = 5;
 
 /**
- * Real-time scheduling (Linux SCHED_RR, needs CAP_SYS_NICE), off unless the process asks for it
- * (configureRealtime, from MODERATION_REALTIME_PRIORITY): threads spawned at DECISION_NICE, the
- * budgeted path's class, then run at `decision` instead of their nice value, and the threads they
- * start (onnxruntime's, FFmpeg's) inherit it. With `resetOthers` (the main thread itself runs at a
- * real-time priority, which new threads inherit) every other thread first goes back to normal
- * scheduling before taking its nice value.
+ * Real-time priority (Linux SCHED_RR, needs CAP_SYS_NICE) of the decision class, 0 = off, set by the
+ * process (configureRealtime, from MODERATION_REALTIME_PRIORITY): threads spawned at DECISION_NICE, the
+ * budgeted path's class, then run at it instead of their nice value, and the threads they start
+ * (onnxruntime's, FFmpeg's) inherit it. The main thread then runs at a real-time priority too, which
+ * new threads would inherit, so every other thread first goes back to normal scheduling before taking
+ * its nice value.
  */
-const realtime = { decision: 0, resetOthers: false };
+let decisionRealtime = 0;
 
-export function configureRealtime(options: { decision: number; resetOthers: boolean }): void {
-  realtime.decision = Math.max(0, Math.min(99, Math.floor(options.decision)));
-  realtime.resetOthers = options.resetOthers;
+export function configureRealtime(decisionPriority: number): void {
+  decisionRealtime = Math.max(0, Math.min(99, Math.floor(decisionPriority)));
 }
 
 /**
@@ -71,10 +70,13 @@ function prioritySource(nice: number | undefined): string {
   const tid = `Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())`;
   const chrt = (args: string): string =>
     `try { require('node:child_process').execFileSync('chrt', [${args}, String(${tid})], { stdio: 'ignore' }); } catch {}\n`;
-  if (nice === DECISION_NICE && realtime.decision > 0) return chrt(`'-r', '-p', '${realtime.decision}'`);
-  const reset = realtime.resetOthers ? chrt(`'-o', '-p', '0'`) : '';
-  if (!nice || nice <= 0) return reset;
-  return `${reset}try { require('node:os').setPriority(${tid}, ${Math.min(19, Math.floor(nice))}); } catch {}\n`;
+  if (decisionRealtime > 0 && nice === DECISION_NICE) return chrt(`'-r', '-p', '${decisionRealtime}'`);
+  const reset = decisionRealtime > 0 ? chrt(`'-o', '-p', '0'`) : '';
+  const renice =
+    nice && nice > 0
+      ? `try { require('node:os').setPriority(${tid}, ${Math.min(19, Math.floor(nice))}); } catch {}\n`
+      : '';
+  return reset + renice;
 }
 
 export function spawnThread(entry: URL, options: SpawnOptions = {}): Worker {

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ModerationPipeline, type PipelineObserver } from '../../server/pipeline.ts';
+import { ModerationPipeline, type ModerationPipelineOptions, type PipelineObserver } from '../../server/pipeline.ts';
 import { Enforcer } from '../../server/enforcer.ts';
 import { PolicyStore } from '../../server/policy-store.ts';
 import { SamplerPool } from '../../samplers/index.ts';
@@ -86,6 +86,22 @@ function harness() {
   return { audit, enforcer, stream, tap, viewers, errors, sfu: sfuFace };
 }
 
+/** A pipeline over the harness's SFU and enforcer; samplers and moderator may be stand-ins (injected faults). */
+function pipelineOf(
+  h: ReturnType<typeof harness>,
+  samplers: unknown,
+  moderator: unknown,
+  options: Partial<ModerationPipelineOptions>,
+): ModerationPipeline {
+  return new ModerationPipeline({
+    sfu: h.sfu,
+    samplers,
+    moderator,
+    enforcer: h.enforcer,
+    ...options,
+  } as unknown as ModerationPipelineOptions);
+}
+
 /** Real VP8 at 30 fps into the tap until stopped (every frame a key frame, so any point decodes). */
 function liveSource(tap: PacketTap): { stop: () => Promise<void> } {
   const frames = encodeVideo(
@@ -122,15 +138,11 @@ describe('moderation watchdog and per-sample timeouts', () => {
     await using samplers = await SamplerPool.create({ workers: 1 });
     const moderator = new SwitchableModerator();
     const timedOut: string[] = [];
-    const pipeline = new ModerationPipeline({
-      sfu: h.sfu,
-      samplers,
-      moderator,
-      enforcer: h.enforcer,
+    const pipeline = pipelineOf(h, samplers, moderator, {
       sampleTimeoutMs: 300,
       stallMs: 60_000,
       observer: { timedOut: (s, k) => void timedOut.push(`${s}:${k}`) } satisfies PipelineObserver,
-    } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
+    });
     const source = liveSource(h.tap);
     try {
       await waitFor(
@@ -175,14 +187,10 @@ describe('moderation watchdog and per-sample timeouts', () => {
     const moderator = new SwitchableModerator();
     moderator.answering = true;
     const stalls: string[] = [];
-    const pipeline = new ModerationPipeline({
-      sfu: h.sfu,
-      samplers,
-      moderator,
-      enforcer: h.enforcer,
+    const pipeline = pipelineOf(h, samplers, moderator, {
       stallMs: 800,
       observer: { stall: (s, k, stalled) => void stalls.push(`${s}:${k}:${stalled}`) } satisfies PipelineObserver,
-    } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
+    });
     const source = liveSource(h.tap);
     try {
       await waitFor(
@@ -268,14 +276,10 @@ describe('moderation watchdog and per-sample timeouts', () => {
     const moderator = new SwitchableModerator();
     moderator.answering = true;
     const stalls: string[] = [];
-    const pipeline = new ModerationPipeline({
-      sfu: h.sfu,
-      samplers,
-      moderator,
-      enforcer: h.enforcer,
+    const pipeline = pipelineOf(h, samplers, moderator, {
       stallMs: 800,
       observer: { stall: (s, k, stalled) => void stalls.push(`${s}:${k}:${stalled}`) } satisfies PipelineObserver,
-    } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
+    });
     try {
       await waitFor(
         () => (h.viewers.sa.gate.video === 'blank' ? true : undefined),
@@ -307,14 +311,10 @@ describe('moderation watchdog and per-sample timeouts', () => {
       listenRtp: () => Promise.reject(new Error('unused')),
       rtpLastPacketAt: () => undefined,
     });
-    const pipeline = new ModerationPipeline({
-      sfu: h.sfu,
-      samplers,
-      moderator: new SwitchableModerator(),
-      enforcer: h.enforcer,
+    const pipeline = pipelineOf(h, samplers, new SwitchableModerator(), {
       stallMs: 0,
       observer: { error: (e, c) => void errors.push(`${c}: ${(e as Error).message}`) } satisfies PipelineObserver,
-    } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
+    });
     try {
       await waitFor(() => (pipeline.stats()[0]?.input === 'tap' ? true : undefined), 5000, 'the fallback to the tap');
       assert.equal(errors.length, 1, errors.join('; '));

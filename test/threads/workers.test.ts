@@ -141,7 +141,7 @@ describe('RequestWorker', () => {
     },
     async () => {
       type Sched = { policy: number; rtPriority: number; nice: number; childPolicy: number };
-      configureRealtime({ decision: 3, resetOthers: true });
+      configureRealtime(3);
       try {
         await using decision = new RequestWorker<EchoRequest, Sched>({ entry, name: 'echo', nice: DECISION_NICE });
         await using background = new RequestWorker<EchoRequest, Sched>({ entry, name: 'echo', nice: 10 });
@@ -152,7 +152,7 @@ describe('RequestWorker', () => {
         assert.deepEqual([b.policy, b.rtPriority, b.childPolicy], [0, 0, 0], JSON.stringify(b));
         assert.ok(b.nice >= 10, `nice ${b.nice}`);
       } finally {
-        configureRealtime({ decision: 0, resetOthers: false });
+        configureRealtime(0);
       }
     },
   );
