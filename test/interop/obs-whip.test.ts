@@ -117,6 +117,8 @@ for (const engine of ENGINES) {
           rids,
         });
         let viewer: WhepViewer | undefined;
+        let linkPool: SamplerPool | undefined;
+        const linkSamples: Sample[] = [];
         try {
           const video = parseOffer(pub.offer).media.find((m) => m.kind === 'video')!;
           assert.ok(
@@ -135,6 +137,20 @@ for (const engine of ENGINES) {
           );
           const stream = srv.sfu.getStream('obs-sim')!;
           const sub = stream.tap.subscribe((p) => pool.push(p));
+          // where the engine has loopback RTP links (mediasoup), the link's consumer is made before the
+          // layer probe has answered: it must move to the forwarded layer with the others
+          const videoTrack = stream.tracks.find((t) => t.kind === 'video')!;
+          const link = stream.tap.openRtp ? await stream.tap.openRtp(videoTrack.trackId) : undefined;
+          if (link) {
+            linkPool = await SamplerPool.create({ workers: 1, maxLagMs: 60_000 });
+            linkPool.on('sample', (s) => linkSamples.push(s));
+            const { trackId, kind, codec, clockRate } = videoTrack;
+            const port = await linkPool.listenRtp(
+              { streamId: stream.id, trackId, kind, codec, clockRate },
+              link.sourcePort,
+            );
+            await link.start(port);
+          }
           pub.start();
           viewer = await WhepViewer.connect({ url: `${srv.base}/whep/obs-sim`, recordPayloads: true });
           const v = viewer;
@@ -170,12 +186,34 @@ for (const engine of ENGINES) {
             15_000,
             `a 384x216 video sample (the forwarded layer) from the samplers; got ${[...new Set(samples.filter((s): s is VideoSample => s.kind === 'video').map((s) => `${s.width}x${s.height}`))].join(', ') || 'none'}`,
           );
+          if (link) {
+            const sizes = (): string =>
+              [
+                ...new Set(
+                  linkSamples.filter((s): s is VideoSample => s.kind === 'video').map((s) => `${s.width}x${s.height}`),
+                ),
+              ].join(', ') || 'none';
+            await until(
+              () => linkSamples.some((s) => s.kind === 'video' && s.width === 384),
+              15_000,
+              `a 384x216 video sample by the RTP link; got ${sizes()}`,
+            );
+            const n = linkSamples.length;
+            await until(() => linkSamples.length >= n + 2, 10_000, 'two more samples by the RTP link');
+            assert.deepEqual(
+              [...new Set(linkSamples.slice(n).map((s) => (s as VideoSample).width))],
+              [384],
+              'the link stays on the forwarded layer',
+            );
+            link.close();
+          }
           sub.close();
         } finally {
           await viewer?.close();
           const status = await pub.stop();
           assert.equal(status, 200, "OBS's DELETE is answered 200");
           await pool.close();
+          await linkPool?.close();
         }
       });
   });
