@@ -22,6 +22,8 @@
 // timestamps on loopback (bench/sfu-latency.ts), beside the one the viewers see. FORWARD_WORKER_RT:
 // the mediasoup workers' SCHED_RR priority (MEDIASOUP_REALTIME_PRIORITY; default 0, nice -10 only).
 // FORWARD_MODERATION_RT: the moderated runs' MODERATION_REALTIME_PRIORITY (default 0; below FORWARD_WORKER_RT).
+// Each step also has the whole machine's busy and steal time (loadtest/host-cpu.ts): on a virtual
+// machine, a step whose steal is high measured the host.
 
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -30,6 +32,7 @@ import { availableParallelism, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WhipPublisher, syntheticClip } from '../loadtest/clients/whip-publisher.ts';
 import { MONO_OFFSET_MS, localUdpPorts } from '../loadtest/clients/peer.ts';
+import { hostCpuWindow, sampleHostCpu } from '../loadtest/host-cpu.ts';
 import { LoopbackCapture, forwardingLatency, readPcapRtp, tcpdumpPath } from './sfu-latency.ts';
 
 const STEPS = (process.env.FORWARD_STEPS ?? '1,10,100,300,500').split(',').map(Number);
@@ -194,6 +197,7 @@ for (const run of RUNS) {
     const captureCpu0 = capture?.cpuSeconds() ?? 0;
     await sfu.ask('mark', 'marked');
     const t0 = performance.now();
+    const host0 = await sampleHostCpu();
     flushSent();
     for (const c of clients) c.tell({ type: 'start' });
     await sleep(STEP_S * 1000);
@@ -206,6 +210,7 @@ for (const run of RUNS) {
       wallMs: number;
     }[];
     const wall = (performance.now() - t0) / 1000;
+    const host = hostCpuWindow(host0, await sampleHostCpu());
     const captureCores = capture ? (capture.cpuSeconds() - captureCpu0) / wall : NaN;
     const f = (await sfu.ask('read', 'figures')) as unknown as SfuFigures;
     // after the SFU's figures: stopping waits out tcpdump's buffer timeout, which no counter may hold
@@ -264,6 +269,9 @@ for (const run of RUNS) {
       clientNice: CLIENT_NICE,
       workerRealtimePriority: Number(process.env.FORWARD_WORKER_RT ?? 0),
       publisherPacingKbps: PACING_KBPS ?? null,
+      // the whole machine over the step: what every process used, and what the hypervisor took
+      hostBusyPercent: host?.busyPercent ?? null,
+      hostStealPercent: host?.stealPercent ?? null,
     };
     results.push(r);
     console.log(JSON.stringify(r));

@@ -2,6 +2,7 @@
 // truth. Pure: no I/O, no clocks; everything arrives as recorded data, so it is unit-testable.
 
 import { parseExpect, type Expectation, type RunPlan, type ScriptedViolation } from './script.ts';
+import type { HostCpuWindow } from './host-cpu.ts';
 import type { ServerPoint } from './prometheus.ts';
 import type { KindTimeline, ViewerRecord } from './observe.ts';
 import { diffHistogram, histogramQuantile, quantileSorted, summarize, type Summary } from './stats.ts';
@@ -49,6 +50,8 @@ export interface RunRecord {
   server: ServerPoint[];
   /** CPU of the load generator's own process (publishers, viewers, analysis) over the steady window. */
   generator?: { cpuSeconds: number; wallSeconds: number };
+  /** The whole machine over the same window: every process's CPU and the hypervisor's steal. */
+  host?: HostCpuWindow;
 }
 
 export type ViewerExpect = 'cut' | 'blank' | 'mute' | 'forward';
@@ -102,6 +105,8 @@ export interface RunResult {
   exposureMs: Summary;
   /** The load generator's own process (not the server's): CPU as % of one core over the steady window. */
   generator: { cpuPercent?: number };
+  /** The whole machine over the steady window (% of all cores): busy, and taken by the hypervisor. */
+  host: Partial<HostCpuWindow>;
   server: {
     cpuPercent?: number;
     /** cpuPercent divided by the streams that published: what one stream costs the server process alone. */
@@ -396,6 +401,7 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
       run.generator && run.generator.wallSeconds > 0
         ? { cpuPercent: (100 * run.generator.cpuSeconds) / run.generator.wallSeconds }
         : {},
+    host: run.host ?? {},
     server,
     counts: {
       violations: violations.length,
@@ -445,6 +451,8 @@ export function figuresOf(r: RunResult): Record<string, number | null> {
     cpu_percent: nul(r.server.cpuPercent),
     server_cpu_per_stream: nul(r.server.cpuPercentPerStream),
     generator_cpu_percent: nul(r.generator.cpuPercent),
+    host_busy_percent: nul(r.host.busyPercent),
+    host_steal_percent: nul(r.host.stealPercent),
     rss_mb: nul(r.server.rssMaxMb),
     sampler_drops: nul(r.server.samplerDrops),
     deadline_misses: nul(r.server.deadlineMisses),

@@ -97,7 +97,7 @@ export function serverOnlyStreams(r: LoadTestReport): number | undefined {
 function capacityLine(r: LoadTestReport): string {
   const s = r.result.server;
   const alone = serverOnlyStreams(r);
-  return `CPU apart: server ${f(s.cpuPercent)}% (${f(s.cpuPercentPerStream)}% of a core per stream), load generator ${f(r.result.generator.cpuPercent)}% (its own process)${alone !== undefined ? `; the server alone would carry ~${alone.toFixed(1)} streams on ${r.host.cpus} cores at this CPU per stream` : ''}`;
+  return `CPU apart: server ${f(s.cpuPercent)}% (${f(s.cpuPercentPerStream)}% of a core per stream), load generator ${f(r.result.generator.cpuPercent)}% (its own process)${alone !== undefined ? `; the server alone would carry ~${alone.toFixed(1)} streams on ${r.host.cpus} cores at this CPU per stream` : ''}${r.result.host.stealPercent !== undefined ? `; the machine ${f(r.result.host.busyPercent)}% busy, ${f(r.result.host.stealPercent)}% stolen by the hypervisor` : ''}`;
 }
 
 const esc = (s: string): string =>
@@ -265,6 +265,10 @@ export function htmlReport(r: LoadTestReport): string {
     ['CPU (% of one core)', f(s.cpuPercent)],
     ['CPU per published stream (% of one core)', f(s.cpuPercentPerStream)],
     ['load generator CPU, its own process (% of one core)', f(res.generator.cpuPercent)],
+    [
+      'the whole machine busy / stolen by the hypervisor (% of all cores)',
+      `${f(res.host.busyPercent)} / ${f(res.host.stealPercent)}`,
+    ],
     [
       'streams the server alone would carry at this CPU per stream (host cores / CPU per stream)',
       f(serverOnlyStreams(r)),

@@ -14,6 +14,7 @@ import { parse as parseYaml } from 'yaml';
 import { analyze, type RunRecord, type RunResult, type StreamRecord } from './analyze.ts';
 import { parseBudget, runChecks, type Budget } from './budget.ts';
 import { applyEvent, summarizeStatement } from './events.ts';
+import { hostCpuWindow, sampleHostCpu, type HostCpuSample } from './host-cpu.ts';
 import { loadScene, SCENE_DEFAULTS, type EncodedScene, type SceneKind, type SceneOptions } from './media/scenes.ts';
 import { ForwardingRecorder, newViewerRecord, SendLedger, type ViewerRecord } from './observe.ts';
 import { now, WhepReceiver, WhipSender } from './peers.ts';
@@ -343,7 +344,7 @@ export async function runOnce(
   const progress: Progress = { phase: 'setup', publishers: 0, viewers: 0, kills: 0, decisions: 0 };
   let stopping = false;
   let record: RunRecord | undefined;
-  let generatorFrom: { cpu: NodeJS.CpuUsage; at: number } | undefined;
+  let generatorFrom: { cpu: NodeJS.CpuUsage; at: number; host: HostCpuSample | undefined } | undefined;
 
   const pacer = new Pacer(5);
   const senders: WhipSender[] = [];
@@ -456,7 +457,9 @@ export async function runOnce(
     forwarding.recordFrom = steadyFrom;
     // the generator's own CPU over (about) the same window as the server's figures
     setTimeout(() => {
-      generatorFrom = { cpu: process.cpuUsage(), at: now() };
+      void sampleHostCpu().then((host) => {
+        generatorFrom = { cpu: process.cpuUsage(), at: now(), host };
+      });
     }, 1000).unref();
     progress.phase = 'running';
 
@@ -489,6 +492,7 @@ export async function runOnce(
     stopping = true;
     const endedAt = now();
     const generatorCpu = generatorFrom ? process.cpuUsage(generatorFrom.cpu) : undefined;
+    const host = hostCpuWindow(generatorFrom?.host, await sampleHostCpu());
     pacer.stop();
     clearInterval(metricsTimer);
     await scrape();
@@ -520,6 +524,7 @@ export async function runOnce(
             },
           }
         : {}),
+      ...(host ? { host } : {}),
     };
   }
   const result = analyze(record!);
