@@ -118,6 +118,9 @@ export interface RunResult {
     eventLoopP99RawMs?: number;
     samplerDrops?: number;
     deadlineMisses?: number;
+    /** The main isolate's major GCs over the steady window: how many, and the pause they cost in all (ms). */
+    majorGcCount?: number;
+    majorGcPauseMs?: number;
     /** Decision latency p99 from the server's own histogram over the steady window (ms). */
     histogramDecisionP99Ms?: number;
     histogramDecisionP50Ms?: number;
@@ -331,6 +334,10 @@ export function analyze(run: RunRecord, options: AnalyzeOptions = {}): RunResult
       server.samplerDrops = last.samplerDrops - first.samplerDrops;
     if (first.deadlineMisses !== undefined && last.deadlineMisses !== undefined)
       server.deadlineMisses = last.deadlineMisses - first.deadlineMisses;
+    if (first.majorGc && last.majorGc) {
+      server.majorGcCount = last.majorGc.count - first.majorGc.count;
+      server.majorGcPauseMs = 1000 * (last.majorGc.seconds - first.majorGc.seconds);
+    }
     if (last.decisionHistogram) {
       const h = diffHistogram(last.decisionHistogram, first.decisionHistogram);
       server.histogramDecisionCount = h.count;
@@ -455,6 +462,8 @@ export function figuresOf(r: RunResult): Record<string, number | null> {
     host_steal_percent: nul(r.host.stealPercent),
     rss_mb: nul(r.server.rssMaxMb),
     sampler_drops: nul(r.server.samplerDrops),
+    major_gc_count: nul(r.server.majorGcCount),
+    major_gc_pause_ms: nul(r.server.majorGcPauseMs),
     deadline_misses: nul(r.server.deadlineMisses),
     missed: r.counts.missed,
     false_kills: r.counts.falseKills,

@@ -88,6 +88,8 @@ export interface ServerPoint {
   /** Every stage of the per-stage latency histogram (msfu_stage_latency_ms{stage}), by stage: where the decision time goes. */
   stageHistograms?: Record<string, CumulativeHistogram>;
   killHistogram?: CumulativeHistogram;
+  /** The main isolate's major (mark-compact) collections so far: count and seconds paused (prom-client's nodejs_gc_duration_seconds). */
+  majorGc?: { count: number; seconds: number };
   /** Unit of the latency histograms' bounds: prom-client convention is seconds. */
   histogramUnitMs?: number;
   names: Record<string, string>;
@@ -176,9 +178,18 @@ export function reducePoint(at: number, samples: PromSample[], options: ReduceOp
     decisionHistogram: decision,
     stageHistograms,
     killHistogram: hist('killLatency'),
+    majorGc: majorGc(samples),
     histogramUnitMs: unit,
     names,
   };
+}
+
+function majorGc(samples: PromSample[]): { count: number; seconds: number } | undefined {
+  const gc = samples.filter((s) => /(^|_)nodejs_gc_duration_seconds_(sum|count)$/.test(s.name));
+  // a kind's series appears with its first collection: before the first major GC the family has minor ones only
+  if (!gc.length) return undefined;
+  const major = (suffix: string) => gc.find((s) => s.name.endsWith(suffix) && s.labels.kind === 'major')?.value ?? 0;
+  return { count: major('_count'), seconds: major('_sum') };
 }
 
 /** Budget misses plus inference requests answered `deadline` (msfu_inference_requests_total{outcome="deadline"}). */

@@ -265,6 +265,7 @@ export function htmlReport(r: LoadTestReport): string {
     ['CPU (% of one core)', f(s.cpuPercent)],
     ['CPU per published stream (% of one core)', f(s.cpuPercentPerStream)],
     ['load generator CPU, its own process (% of one core)', f(res.generator.cpuPercent)],
+    ['main isolate major GCs (count / pause ms, steady window)', `${f(s.majorGcCount)} / ${f(s.majorGcPauseMs)}`],
     [
       'the whole machine busy / stolen by the hypervisor (% of all cores)',
       `${f(res.host.busyPercent)} / ${f(res.host.stealPercent)}`,

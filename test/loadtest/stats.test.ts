@@ -66,6 +66,11 @@ moderation_decision_latency_seconds_bucket{le="+Inf",stage="x"} 100
 moderation_decision_latency_seconds_sum{stage="x"} 6
 moderation_decision_latency_seconds_count{stage="x"} 100
 weird_label{a="x\\"y",b="z"} 1
+msfu_process_nodejs_gc_duration_seconds_bucket{le="0.01",kind="major"} 3
+msfu_process_nodejs_gc_duration_seconds_sum{kind="minor"} 0.9
+msfu_process_nodejs_gc_duration_seconds_count{kind="minor"} 90
+msfu_process_nodejs_gc_duration_seconds_sum{kind="major"} 0.125
+msfu_process_nodejs_gc_duration_seconds_count{kind="major"} 5
 `;
 
 test('prometheus text is parsed, summed and reduced by pattern', () => {
@@ -85,6 +90,10 @@ test('prometheus text is parsed, summed and reduced by pattern', () => {
   assert.equal(p.samplerDrops, 7);
   assert.equal(p.deadlineMisses, 2);
   assert.equal(p.histogramUnitMs, 1000);
+  assert.deepEqual(p.majorGc, { count: 5, seconds: 0.125 }, 'major collections only');
+  const early = parsePrometheus('msfu_process_nodejs_gc_duration_seconds_count{kind="minor"} 3\n');
+  assert.deepEqual(reducePoint(0, early).majorGc, { count: 0, seconds: 0 }, 'no major collection yet');
+  assert.equal(reducePoint(0, []).majorGc, undefined, 'no GC metrics at all');
 });
 
 test('histogram differences isolate the interval between two scrapes', () => {
