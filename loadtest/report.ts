@@ -51,7 +51,7 @@ export function terminalSummary(r: LoadTestReport): string {
     lines.push('  ' + row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
   const s = res.server;
   lines.push(
-    `  server: cpu ${f(s.cpuPercent)}%  rss ${f(s.rssMaxMb)} MB  event-loop p99 ${f(s.eventLoopP99Ms, 2)} ms beyond the monitor interval (worst interval ${f(s.eventLoopP99MaxMs, 2)}, raw ${f(s.eventLoopP99RawMs, 2)})  decision (frames' fast path, /metrics) p50/p95/p99 ${f(s.histogramDecisionP50Ms)}/${f(s.histogramDecisionP95Ms)}/${f(s.histogramDecisionP99Ms)} ms (n=${s.histogramDecisionCount ?? '-'})  moderation drops ${s.samplerDrops ?? '-'}  deadline misses ${s.deadlineMisses ?? '-'}`,
+    `  server: cpu ${f(s.cpuPercent)}%  rss ${f(s.rssMaxMb)} MB  event-loop p99 ${f(s.eventLoopP99Ms, 2)} ms beyond the monitor interval (worst interval ${f(s.eventLoopP99MaxMs, 2)}, raw ${f(s.eventLoopP99RawMs, 2)})  decision (frames' fast path, /metrics) p50/p95/p99 ${f(s.histogramDecisionP50Ms)}/${f(s.histogramDecisionP95Ms)}/${f(s.histogramDecisionP99Ms)} ms (n=${s.histogramDecisionCount ?? '-'})  moderation drops ${s.samplerDrops ?? '-'}  deadline misses ${s.deadlineMisses ?? '-'}  major GCs ${s.majorGcCount ?? '-'} (${f(s.majorGcPauseMs)} ms paused)`,
   );
   if (s.stageLatencyMs && Object.keys(s.stageLatencyMs).length) {
     const order = ['sample', 'queue', 'inference', 'run', 'decision', 'enforcement', 'total', 'ocr', 'audio'];
