@@ -58,7 +58,7 @@ async function main(): Promise<void> {
       .map((k) => `${k}=${step.figures[k]?.toFixed(2) ?? '-'}`)
       .join(' ');
     console.log(
-      `${vary}=${n}: ${step.passed ? 'pass' : 'MISS'}  ${shown}  fwd_p50=${step.figures.fwd_p50?.toFixed(2)} cpu=${step.figures.cpu_percent?.toFixed(0)}% (${step.figures.server_cpu_per_stream?.toFixed(1) ?? '-'}%/stream) generator_cpu=${step.figures.generator_cpu_percent?.toFixed(0) ?? '-'}% server_alone~${step.serverOnly?.toFixed(1) ?? '-'} decision_p50=${step.figures.decision_p50?.toFixed(1) ?? '-'} eventloop_p99=${step.figures.eventloop_p99?.toFixed(1) ?? '-'} decision_e2e_p99=${step.figures.decision_e2e_p99?.toFixed(0) ?? '-'}  (${out})`,
+      `${vary}=${n}: ${step.passed ? 'pass' : 'MISS'}  ${shown}  fwd_p50=${step.figures.fwd_p50?.toFixed(2)} cpu=${step.figures.cpu_percent?.toFixed(0)}% (${step.figures.server_cpu_per_stream?.toFixed(1) ?? '-'}%/stream) generator_cpu=${step.figures.generator_cpu_percent?.toFixed(0) ?? '-'}% server_alone~${step.serverOnly?.toFixed(1) ?? '-'} decision_p50=${step.figures.decision_p50?.toFixed(1) ?? '-'} eventloop_p99=${step.figures.eventloop_p99?.toFixed(1) ?? '-'} decision_e2e_p99=${step.figures.decision_e2e_p99?.toFixed(0) ?? '-'} host_steal=${step.figures.host_steal_percent?.toFixed(1) ?? '-'}%  (${out})`,
     );
     steps.push(step);
     return step;
