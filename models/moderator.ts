@@ -31,6 +31,8 @@ export interface VideoSampleIn extends ImageFrame {
   thumbnail?: Float32Array;
   /** The picture's luma plane from the sampler (full-range 8-bit): PDQ hashes it instead of the RGB frame when pdqFromLuma. */
   lumaPlane?: { width: number; height: number; data: Uint8Array };
+  /** When rgb is a view into the sampler's shared ring (written again later): a copy of its own, or undefined once gone. */
+  copyRgb?: () => Uint8Array | undefined;
   timings: { arrivedAt: number };
 }
 
@@ -63,8 +65,14 @@ export interface FrameClassifier {
 /** On-screen text reader (the OCR fits). */
 export interface TextReader {
   readonly ref?: ModelRef;
-  /** `detLimitSide`: longest side (px) of the picture text detection looks at; recognition reads the full-resolution crops. */
-  read(frame: ImageFrame, opts?: { detLimitSide?: number }): Promise<{ lines: { text: string; score?: number }[] }>;
+  /**
+   * `detLimitSide`: longest side (px) of the picture text detection looks at; recognition reads the
+   * full-resolution crops. `take`: the frame's pixels are a copy of the read's own, which it may hand over.
+   */
+  read(
+    frame: ImageFrame,
+    opts?: { detLimitSide?: number; take?: boolean },
+  ): Promise<{ lines: { text: string; score?: number }[] }>;
 }
 
 /** Text moderation of what OCR read (TextModerator fits). */
@@ -366,8 +374,17 @@ export class SampleModerator {
     if (!ocr || !text) return;
     const signals = this.#base(sample);
     const t0 = clock();
+    // a picture in the sampler's shared ring is copied now: a frame that waited for a pass may have lost its slot
+    const own = sample.copyRgb?.();
+    if (sample.copyRgb && !own) {
+      this.#counters.ocrSkippedBusy++;
+      return;
+    }
     try {
-      const { lines } = await ocr.read(sample, { detLimitSide: this.options.ocrDetectSide });
+      const { lines } = await ocr.read(own ? { ...sample, rgb: own } : sample, {
+        detLimitSide: this.options.ocrDetectSide,
+        ...(own ? { take: true } : {}),
+      });
       this.#counters.ocrPasses++;
       state.ocrFoundText = lines.some((l) => l.text.trim() !== '');
       const hits: TextHit[] = [];

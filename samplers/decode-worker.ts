@@ -71,6 +71,9 @@ class VideoTrack extends TrackDecoder {
   #scaler: Scaler | null = null;
   #thumbScaler: Scaler | null = null;
   #lumaScaler: Scaler | null = null;
+  /** The shared ring of sampled pictures (WorkerConfig.sharedFrames), for the current picture size. */
+  #ring: FrameRing | null = null;
+  #stamp = 0;
   readonly #cfg: WorkerConfig;
 
   constructor(info: TrackInfo, cfg: WorkerConfig) {
@@ -170,8 +173,25 @@ class VideoTrack extends TrackDecoder {
     const reason = this.#rule.decide(ts, thumb);
     if (!reason) return;
     const decodedAt = now();
-    const { rgb, w, h } = this.#toRgb(f);
+    const { w, h } = this.#rgbSize(f);
+    const transfer: ArrayBuffer[] = [];
+    let rgb: Uint8Array | { slot: number; stamp: number };
+    if (this.#cfg.sharedFrames > 0) {
+      const ring = this.#ringFor(w, h);
+      const slot = this.#stamp % ring.slots;
+      const stamp = ++this.#stamp;
+      // a reader that copies the slot meanwhile sees -1 (or the new stamp) and knows its picture is gone
+      Atomics.store(ring.stamps, slot, -1);
+      this.#scaleRgb(f, w, h, ring.pictures.subarray(slot * ring.slotBytes, (slot + 1) * ring.slotBytes));
+      Atomics.store(ring.stamps, slot, stamp);
+      rgb = { slot, stamp };
+    } else {
+      const own = this.#scaleRgb(f, w, h);
+      transfer.push(own.buffer as ArrayBuffer);
+      rgb = own;
+    }
     const luma = this.#cfg.lumaMaxSide > 0 ? this.#toLuma(f, w, h) : undefined;
+    if (luma) transfer.push(luma.data.buffer as ArrayBuffer);
     post(
       {
         t: 'video',
@@ -185,8 +205,25 @@ class VideoTrack extends TrackDecoder {
         ...(luma ? { lumaPlane: luma } : {}),
         timings: { arrivedAt, queuedAt, decodedAt },
       },
-      luma ? [rgb.buffer as ArrayBuffer, luma.data.buffer as ArrayBuffer] : [rgb.buffer as ArrayBuffer],
+      transfer,
     );
+  }
+
+  /** The ring for pictures of w x h: made (and announced) on the first sample and when the size changes. */
+  #ringFor(w: number, h: number): FrameRing {
+    const slotBytes = w * h * 3;
+    if (this.#ring?.slotBytes === slotBytes) return this.#ring;
+    const slots = this.#cfg.sharedFrames;
+    const offset = Math.ceil((slots * 4) / 8) * 8;
+    const buffer = new SharedArrayBuffer(offset + slots * slotBytes);
+    this.#ring = {
+      slots,
+      slotBytes,
+      stamps: new Int32Array(buffer, 0, slots),
+      pictures: new Uint8Array(buffer, offset),
+    };
+    post({ t: 'frames', key: this.info.key, buffer, slots, slotBytes, offset });
+    return this.#ring;
   }
 
   /**
@@ -222,13 +259,17 @@ class VideoTrack extends TrackDecoder {
     return { width: w, height: h, data: copyPlane(this.#lumaScaler, src, w) };
   }
 
-  #toRgb(src: Frame): { rgb: Uint8Array; w: number; h: number } {
+  #rgbSize(src: Frame): { w: number; h: number } {
     let w = Math.min(src.width, this.#cfg.maxWidth);
     let h = Math.round((src.height * w) / src.width);
     w -= w & 1;
     h -= h & 1;
+    return { w, h };
+  }
+
+  #scaleRgb(src: Frame, w: number, h: number, into?: Uint8Array): Uint8Array {
     this.#scaler = scalerFor(this.#scaler, src, w, h, AV_PIX_FMT_RGB24, SWS_BILINEAR);
-    return { rgb: copyPlane(this.#scaler, src, w * 3), w, h };
+    return copyPlane(this.#scaler, src, w * 3, into);
   }
 
   close(): void {
@@ -278,11 +319,19 @@ function scalerFor(
   return { ctx, key, dst, plane: dst.data![0], stride: dst.linesize[0] };
 }
 
-/** Scales src with s and copies its first plane out, rows of rowBytes, into an array of its own (to transfer). */
-function copyPlane(s: Scaler, src: Frame, rowBytes: number): Uint8Array {
+/** A video track's shared ring of sampled pictures (FromWorker 'frames'). */
+interface FrameRing {
+  slots: number;
+  slotBytes: number;
+  stamps: Int32Array;
+  pictures: Uint8Array;
+}
+
+/** Scales src with s and copies its first plane out, rows of rowBytes, into `into` or an array of its own (to transfer). */
+function copyPlane(s: Scaler, src: Frame, rowBytes: number, into?: Uint8Array): Uint8Array {
   s.ctx.scaleFrameSync(s.dst, src);
   const rows = s.dst.height;
-  const out = new Uint8Array(rowBytes * rows);
+  const out = into ?? new Uint8Array(rowBytes * rows);
   if (s.stride === rowBytes) out.set(s.plane.subarray(0, out.length));
   else for (let r = 0; r < rows; r++) out.set(s.plane.subarray(r * s.stride, r * s.stride + rowBytes), r * rowBytes);
   return out;

@@ -10,6 +10,8 @@ export interface WorkerConfig {
   maxWidth: number;
   /** Longest side (px) of the luma plane sent with each video sample; 0 = none. */
   lumaMaxSide: number;
+  /** Slots of a video track's shared ring of sampled RGB frames (SamplerPoolOptions.sharedFrames); 0 = none. */
+  sharedFrames: number;
   audioSampleRate: number;
   audioWindowSamples: number;
   /** Frames older than this (ms since their last packet arrived) are dropped; the track waits for a key frame. */
@@ -62,7 +64,8 @@ export type FromWorker =
       reason: 'first' | 'interval' | 'scene';
       width: number;
       height: number;
-      rgb: Uint8Array;
+      /** The picture in a buffer of its own (transferred), or where it lies in the track's ring (`frames`). */
+      rgb: Uint8Array | { slot: number; stamp: number };
       /** The frame's 16x9 luma thumbnail (video-sampling.ts), when scene detection computed one. */
       thumbnail?: Float32Array;
       /** The frame's prescaled luma plane (for PDQ), when configured. */
@@ -70,6 +73,14 @@ export type FromWorker =
       timings: WireTimings;
     }
   | { t: 'audio'; key: number; rtpTimestamp: number; sampleRate: number; pcm: Float32Array; timings: WireTimings }
+  /**
+   * A video track's ring of sampled RGB frames, (re)made for a picture size: one SharedArrayBuffer
+   * shared with the main thread, so that samples carry a slot number instead of a new buffer each (an
+   * ArrayBuffer arriving per sample is external memory the main isolate collects). Layout: `slots`
+   * Int32 stamps (Atomics; -1 while a slot is written), then `slots` pictures of slotBytes from byte
+   * `offset`.
+   */
+  | { t: 'frames'; key: number; buffer: SharedArrayBuffer; slots: number; slotBytes: number; offset: number }
   | { t: 'keyframe'; key: number }
   | { t: 'ack'; bytes: number; counters: TrackCounters[]; behind: boolean }
   /** A UDP track's socket is bound (or could not be). */

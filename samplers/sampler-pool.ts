@@ -36,6 +36,15 @@ export interface SamplerPoolOptions {
    * RGB (main-thread garbage, issue 16).
    */
   lumaMaxSide: number;
+  /**
+   * Sampled pictures per video track kept in a ring the decode thread shares with this one, so that a
+   * sample's RGB is a view into it instead of a buffer of its own; 0 = a buffer per sample. A sample
+   * costs the main isolate a 691 KB ArrayBuffer at 640x360, external memory that drove most of its
+   * major GCs (issue 16). A slot is written again `sharedFrames` samples later: whoever keeps a
+   * sample's pixels longer than the decision path takes them with VideoSample.copyRgb(). Default 0
+   * (the server sets it).
+   */
+  sharedFrames: number;
   /** Audio window length (ms). Default 1000. */
   audioWindowMs: number;
   /** Audio sample rate of windows (Hz, mono). Default 16000. */
@@ -66,6 +75,7 @@ export const DEFAULT_SAMPLER_POOL_OPTIONS: Readonly<SamplerPoolOptions> = Object
   sceneMinGapMs: DEFAULT_VIDEO_SAMPLING.sceneMinGapMs,
   maxWidth: 640,
   lumaMaxSide: 640,
+  sharedFrames: 0,
   audioWindowMs: 1000,
   audioSampleRate: 16000,
   maxQueueBytes: 8 * 1024 * 1024,
@@ -113,6 +123,8 @@ interface TrackState {
   rtpFailed?: boolean;
   /** UDP tracks: the pending listenRtp() until the thread has bound the port. */
   listening?: { resolve: (port: number) => void; reject: (err: Error) => void };
+  /** Video tracks with sharedFrames: the ring the decode thread announced last. */
+  ring?: { buffer: SharedArrayBuffer; stamps: Int32Array; slotBytes: number; offset: number };
 }
 
 interface StreamState {
@@ -170,6 +182,7 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
       },
       maxWidth: options.maxWidth,
       lumaMaxSide: options.lumaMaxSide,
+      sharedFrames: options.sharedFrames,
       audioSampleRate: options.audioSampleRate,
       audioWindowSamples: Math.round((options.audioWindowMs * options.audioSampleRate) / 1000),
       maxLagMs: options.maxLagMs,
@@ -501,6 +514,13 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
         if (t) this.#requestKeyframe(t);
         break;
       }
+      case 'frames': {
+        const t = this.#tracksByKey.get(msg.key);
+        if (!t) return;
+        const { buffer, slots, slotBytes, offset } = msg;
+        t.ring = { buffer, stamps: new Int32Array(buffer, 0, slots), slotBytes, offset };
+        break;
+      }
       case 'video':
       case 'audio': {
         const t = this.#tracksByKey.get(msg.key);
@@ -517,19 +537,22 @@ export class SamplerPool extends SafeEmitter<SamplerPoolEvents> {
           seq: t.seq++,
           timings,
         };
-        const sample: Sample =
-          msg.t === 'video'
-            ? {
-                kind: 'video',
-                ...base,
-                reason: msg.reason,
-                width: msg.width,
-                height: msg.height,
-                rgb: msg.rgb,
-                ...(msg.thumbnail ? { thumbnail: msg.thumbnail } : {}),
-                ...(msg.lumaPlane ? { lumaPlane: msg.lumaPlane } : {}),
-              }
-            : { kind: 'audio', ...base, sampleRate: msg.sampleRate, pcm: msg.pcm };
+        let sample: Sample;
+        if (msg.t === 'video') {
+          const shared = msg.rgb instanceof Uint8Array ? undefined : msg.rgb;
+          if (shared && !t.ring) return; // cannot happen: the ring is announced before its first sample
+          sample = {
+            kind: 'video',
+            ...base,
+            reason: msg.reason,
+            width: msg.width,
+            height: msg.height,
+            rgb: shared ? sharedPicture(t.ring!, shared.slot, msg.width * msg.height * 3) : (msg.rgb as Uint8Array),
+            ...(shared ? { copyRgb: copyShared(t.ring!, shared.slot, shared.stamp, msg.width * msg.height * 3) } : {}),
+            ...(msg.thumbnail ? { thumbnail: msg.thumbnail } : {}),
+            ...(msg.lumaPlane ? { lumaPlane: msg.lumaPlane } : {}),
+          };
+        } else sample = { kind: 'audio', ...base, sampleRate: msg.sampleRate, pcm: msg.pcm };
         t.stream.samples++;
         t.stream.sampleLatencyMs = timings.readyAt - arrivedAt;
         this.emit('sample', sample);
@@ -562,4 +585,22 @@ function sum(m: Map<number, number>): number {
   let s = 0;
   for (const v of m.values()) s += v;
   return s;
+}
+
+type SharedRing = NonNullable<TrackState['ring']>;
+
+function sharedPicture(ring: SharedRing, slot: number, bytes: number): Uint8Array {
+  return new Uint8Array(ring.buffer, ring.offset + slot * ring.slotBytes, bytes);
+}
+
+/**
+ * A copy of a shared slot's picture while it still holds the sample's (its stamp before and after the
+ * copy: the decode thread sets -1 while it writes), else undefined.
+ */
+function copyShared(ring: SharedRing, slot: number, stamp: number, bytes: number): () => Uint8Array | undefined {
+  return () => {
+    if (Atomics.load(ring.stamps, slot) !== stamp) return undefined;
+    const copy = sharedPicture(ring, slot, bytes).slice();
+    return Atomics.load(ring.stamps, slot) === stamp ? copy : undefined;
+  };
 }

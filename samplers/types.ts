@@ -43,8 +43,16 @@ export interface VideoSample {
   reason: 'first' | 'interval' | 'scene';
   width: number;
   height: number;
-  /** RGB24, row-major, width*height*3 bytes. */
+  /**
+   * RGB24, row-major, width*height*3 bytes. With SamplerPoolOptions.sharedFrames, a view into the
+   * decode thread's ring, written again that many samples later (see copyRgb).
+   */
   rgb: Uint8Array;
+  /**
+   * With sharedFrames: a copy of the picture of its own, for whoever keeps it beyond the decision path,
+   * or undefined once the ring's slot holds a newer picture. Absent when rgb is already the sample's own.
+   */
+  copyRgb?: () => Uint8Array | undefined;
   /** 16x9 luma thumbnail (0..1, row-major) the scene detection computed (video-sampling.ts lumaThumbnail); absent when it is off. */
   thumbnail?: Float32Array;
   /**

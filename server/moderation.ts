@@ -26,6 +26,14 @@ import { SamplerPool, type SamplerPoolOptions } from '../samplers/index.ts';
 import { resizeBilinearAlignCorners } from '../samplers/preprocess.ts';
 import { DECISION_NICE, SafeEmitter, type WorkerEvent } from '../threads/index.ts';
 
+/**
+ * Sampled pictures per video track in the decode thread's shared ring (SamplerPoolOptions.sharedFrames):
+ * no ArrayBuffer per sample on the main thread. 8 at 640x360 is 5.5 MB a track. It must exceed what
+ * keeps a sample's view without copying it: the pipeline's evidence frames (newest 4) and a batch
+ * waiting for the classifier (within its deadline); OCR and evidence snapshots copy.
+ */
+const SHARED_FRAMES = 8;
+
 export interface ModerationStackOptions {
   /** 'onnx' (in process), 'triton' (KServe v2 gRPC) or 'none' (no classifier: hashes, text and audio only). */
   backend: 'onnx' | 'triton' | 'none';
@@ -160,7 +168,7 @@ export class ModerationStack extends SafeEmitter<ModerationStackEvents> {
       vad,
       budgetMs,
     });
-    const samplers = await SamplerPool.create(opts.samplers ?? {});
+    const samplers = await SamplerPool.create({ sharedFrames: SHARED_FRAMES, ...opts.samplers });
     samplers.on('worker', onWorkerEvent);
     stack = new ModerationStack({
       samplers,

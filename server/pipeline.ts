@@ -269,7 +269,10 @@ export class ModerationPipeline {
     for (let i = frames.length - 1; i >= 0; i--) {
       const f = frames[i]!;
       if (!wanted.has(frameRef(f))) continue;
-      return `data:image/jpeg;base64,${Buffer.from(jpegThumbnail(f)).toString('base64')}`;
+      // a picture in the samplers' shared ring that its slot no longer holds is not shown as this frame
+      const rgb = f.copyRgb ? f.copyRgb() : f.rgb;
+      if (!rgb) return undefined;
+      return `data:image/jpeg;base64,${Buffer.from(jpegThumbnail({ ...f, rgb })).toString('base64')}`;
     }
     return undefined;
   }
@@ -287,8 +290,14 @@ export class ModerationPipeline {
     const frames = (this.#attached.get(streamId)?.frames ?? this.#closedFrames.get(streamId)?.frames ?? []).filter(
       (f) => wanted.has(f.seq),
     );
-    if (frames.length === 0) return undefined;
-    return () => frames.map((f) => ({ seq: f.seq, jpeg: jpegThumbnail(f) }));
+    // a picture in the samplers' shared ring is written again later: the snapshot takes a copy now
+    const pictures = frames.flatMap((f) => {
+      if (!f.copyRgb) return [f];
+      const rgb = f.copyRgb();
+      return rgb ? [{ ...f, rgb }] : [];
+    });
+    if (pictures.length === 0) return undefined;
+    return () => pictures.map((f) => ({ seq: f.seq, jpeg: jpegThumbnail(f) }));
   }
 
   /** The audio windows among `sampleSeqs` this node still holds (a statement's cited samples), as the models heard them. */

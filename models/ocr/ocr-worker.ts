@@ -52,9 +52,11 @@ export class OcrWorker {
     return this.#rpc;
   }
 
-  /** Text lines in the frame. The pixels are copied once into a buffer handed to the worker. */
+  /** Text lines in the frame. The pixels are copied once into a buffer handed to the worker, or handed over themselves with `take`. */
   async read(frame: ImageFrame, opts: OcrReadOptions = {}): Promise<OcrResult> {
-    const rgb = frame.rgb.slice().buffer as ArrayBuffer;
+    const px = frame.rgb;
+    const whole = px.byteOffset === 0 && px.byteLength === px.buffer.byteLength && px.buffer instanceof ArrayBuffer;
+    const rgb = (opts.take && whole ? px.buffer : px.slice().buffer) as ArrayBuffer;
     try {
       const r = await this.#rpc.call(
         {

@@ -46,6 +46,8 @@ export interface OcrLine {
 export interface OcrReadOptions {
   /** Longest side of the detection input for this read (see OcrOptions.detLimitSide). */
   detLimitSide?: number;
+  /** The frame's pixels fill an ArrayBuffer of their own, which a reader in a thread may take (detach) instead of copying. */
+  take?: boolean;
 }
 
 export interface OcrResult {

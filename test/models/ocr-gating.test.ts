@@ -252,3 +252,25 @@ test('with every OCR pass busy, a due frame waits (its newest frame per track) a
   assert.deepEqual(reads, ['a@0', 'b@400', 'c@1500', 'a@2100']);
   assert.equal(m.stats().ocrSkippedBusy, 3);
 });
+
+test("a picture in the sampler's shared ring is read from a copy taken when the pass starts; one its slot no longer holds is not read", async () => {
+  const reads: { rgb: Uint8Array; take: boolean | undefined }[] = [];
+  const reader: TextReader = {
+    async read(f, opts) {
+      reads.push({ rgb: f.rgb, take: opts?.take });
+      return { lines: [] };
+    },
+  };
+  const m = new SampleModerator({ ocr: reader, text: { moderate: () => [] }, ocrIntervalMs: 2000 });
+  const copy = new Uint8Array(W * H * 3).fill(7);
+  const shared = { ...frame(0, 0, 100, 'first'), copyRgb: () => copy };
+  await m.moderate(shared, () => undefined);
+  await tick();
+  assert.equal(reads.length, 1);
+  assert.equal(reads[0]!.rgb, copy, 'the copy, not the view');
+  assert.equal(reads[0]!.take, true, 'handed over: it is the read’s own');
+  await m.moderate({ ...frame(1, 2000, 120, 'scene'), copyRgb: () => undefined }, () => undefined);
+  await tick();
+  assert.equal(reads.length, 1, 'a picture written over is not read as this frame');
+  assert.equal(m.stats().ocrSkippedBusy, 1, 'counted as a frame that went stale');
+});

@@ -28,7 +28,8 @@ function videoSample(seq: number, shade: number): VideoSample {
   };
 }
 
-test('video signals carry their frame reference; the newest frames give review thumbnails; ended streams let go', async () => {
+/** The pipeline with stand-ins around it, keeping `evidenceFrames` frames per stream. */
+function harness(evidenceFrames: number) {
   const stream = Object.assign(new EventEmitter(), {
     id: 's1',
     closed: false,
@@ -66,9 +67,14 @@ test('video signals carry their frame reference; the newest frames give review t
     samplers,
     moderator,
     enforcer,
-    evidenceFrames: 3,
+    evidenceFrames,
   } as unknown as ConstructorParameters<typeof ModerationPipeline>[0]);
 
+  return { stream, samplers, pipeline, seen };
+}
+
+test('video signals carry their frame reference; the newest frames give review thumbnails; ended streams let go', async () => {
+  const { stream, samplers, pipeline, seen } = harness(3);
   for (let seq = 1; seq <= 5; seq++) samplers.emit('sample', videoSample(seq, seq * 40));
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(
@@ -93,6 +99,37 @@ test('video signals carry their frame reference; the newest frames give review t
 
   stream.emit('close');
   assert.equal(pipeline.thumbnailFor('s1', ['frame:v:5']), undefined, 'an ended stream holds no frames');
+  pipeline.close();
+});
+
+test("frames in the samplers' shared ring: a statement's cited frames are copied when it is made; a frame its slot no longer holds gives no picture", async () => {
+  const { samplers, pipeline } = harness(4);
+  // a stand-in for the decode thread's ring: one slot per frame here, rewritten on demand
+  const slots = new Map<number, { view: Uint8Array; current: boolean }>();
+  for (let seq = 1; seq <= 2; seq++) {
+    const s = videoSample(seq, seq * 50);
+    const slot = { view: s.rgb, current: true };
+    slots.set(seq, slot);
+    samplers.emit('sample', { ...s, copyRgb: () => (slot.current ? slot.view.slice() : undefined) });
+  }
+  await new Promise((r) => setImmediate(r));
+  const snapshot = pipeline.citedFrames('s1', [1, 2])!;
+  // the decode thread writes both slots again: the snapshot keeps the pictures the statement saw
+  for (const slot of slots.values()) {
+    slot.view.fill(255);
+    slot.current = false;
+  }
+  const shades = snapshot().map((f) => {
+    const pic = decodeJpeg(Buffer.from(f.jpeg));
+    const y = pic.data![0]![0]!;
+    pic.free();
+    return [f.seq, y];
+  });
+  assert.equal(shades.length, 2);
+  for (const [seq, y] of shades)
+    assert.ok(Math.abs(y! - 255) > 40, `frame ${seq}: its own picture, not the newer one (Y ${y})`);
+  assert.equal(pipeline.thumbnailFor('s1', ['frame:v:2']), undefined, 'a written-over frame is not shown');
+  assert.equal(pipeline.citedFrames('s1', [1, 2]), undefined, 'nor cited');
   pipeline.close();
 });
 
