@@ -157,6 +157,13 @@ export async function gatheredOffer(pc: RTCPeerConnection): Promise<string> {
   return pc.localDescription!.sdp;
 }
 
+/**
+ * How long the clients wait for ICE + DTLS by default (ms). A DTLS flight lost on a loaded machine is
+ * sent again only after a timer that doubles at each loss (RFC 6347 4.2.4.1: 1 s, then 2, 4, ...), so
+ * a handshake can complete well after 10 s; a CI run saw a publisher still "DTLS connecting" at 10 s.
+ */
+export const CONNECT_TIMEOUT_MS = 20_000;
+
 export function waitConnected(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
   if (pc.connectionState === 'connected') return Promise.resolve();
   return new Promise((resolve, reject) => {

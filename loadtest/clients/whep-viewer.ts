@@ -14,7 +14,16 @@
 
 import { RtcpSrPacket } from 'werift';
 import type { MediaStreamTrack, RTCPeerConnection, RtcpPacket, RtpPacket } from 'werift';
-import { clientPeer, deleteSession, sessionEnded, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
+import {
+  CONNECT_TIMEOUT_MS,
+  clientPeer,
+  deleteSession,
+  sessionEnded,
+  gatheredOffer,
+  nowMs,
+  postOffer,
+  waitConnected,
+} from './peer.ts';
 import type { ClientVideoCodec } from './peer.ts';
 import { isKeyframeStart } from '../../media/keyframe.ts';
 import { depacketizeVp8 } from '../../media/vp8.ts';
@@ -33,6 +42,7 @@ export interface WhepViewerOptions {
   recordPayloads?: boolean;
   /** Keep at most this many packet records. Default 200000. */
   maxRecords?: number;
+  /** How long to wait for ICE + DTLS (ms). Default CONNECT_TIMEOUT_MS (peer.ts). */
   connectTimeoutMs?: number;
   /**
    * Load generation: read each RTP packet's header in the clear (RFC 3711 encrypts only the payload)
@@ -143,7 +153,7 @@ export class WhepViewer {
       const { answer, location } = await postOffer(opts.url, offer, opts.token);
       const viewer = new WhepViewer(pc, location, opts, answer);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-      await waitConnected(pc, opts.connectTimeoutMs ?? 10_000);
+      await waitConnected(pc, opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
       if (opts.headersOnly) viewer.#readHeadersOnly();
       return viewer;
     } catch (err) {

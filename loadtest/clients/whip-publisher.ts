@@ -21,7 +21,16 @@ import type { RTCPeerConnection, RTCRtpSender } from 'werift';
 import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../../media/encode.ts';
 import type { EncodedFrame } from '../../media/encode.ts';
 import { packetizeH264, packetizeOpus, packetizeVp8 } from '../../media/packetize.ts';
-import { clientPeer, deleteSession, sessionEnded, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
+import {
+  CONNECT_TIMEOUT_MS,
+  clientPeer,
+  deleteSession,
+  sessionEnded,
+  gatheredOffer,
+  nowMs,
+  postOffer,
+  waitConnected,
+} from './peer.ts';
 import type { ClientVideoCodec } from './peer.ts';
 
 export interface WhipPublisherOptions {
@@ -35,7 +44,7 @@ export interface WhipPublisherOptions {
   audio?: { frames: EncodedFrame[] };
   /** Shift the audio track's RTP->NTP mapping by this much (ms); negative = audio captured before it is sent. Default 0. */
   audioNtpOffsetMs?: number;
-  /** Keep per-packet send times for this many packets per kind. Default 65536 (indexed by seq). */
+  /** How long to wait for ICE + DTLS (ms). Default CONNECT_TIMEOUT_MS (peer.ts). */
   connectTimeoutMs?: number;
   /** Ignore keyframe requests, as FFmpeg's whip muxer does (it cannot make a keyframe on request). Default false. */
   ignorePli?: boolean;
@@ -156,7 +165,7 @@ export class WhipPublisher {
       const { answer, location } = await postOffer(opts.url, offer, opts.token);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       const pub = new WhipPublisher(pc, location, opts, senders);
-      await waitConnected(pc, opts.connectTimeoutMs ?? 10_000);
+      await waitConnected(pc, opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
       return pub;
     } catch (err) {
       await pc.close().catch(() => undefined);

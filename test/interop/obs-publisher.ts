@@ -36,7 +36,14 @@ import type { Packet } from 'node-av';
 import { encodeAudio, rgbTestPattern, rgbToI420, sine48k } from '../../media/encode.ts';
 import type { EncodedFrame } from '../../media/encode.ts';
 import { packetizeH264, packetizeOpus } from '../../media/packetize.ts';
-import { loopbackIce, deleteSession, gatheredOffer, postOffer, waitConnected } from '../../loadtest/clients/peer.ts';
+import {
+  CONNECT_TIMEOUT_MS,
+  loopbackIce,
+  deleteSession,
+  gatheredOffer,
+  postOffer,
+  waitConnected,
+} from '../../loadtest/clients/peer.ts';
 
 /** The peer connection OBS's WHIP output amounts to, on werift. */
 export function obsShapedPeer(): RTCPeerConnection {
@@ -194,7 +201,7 @@ export class ObsShapedPublisher {
       const offer = await gatheredOffer(pc);
       const { answer, location } = await postOffer(url, offer, opts.token);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-      await waitConnected(pc, opts.connectTimeoutMs ?? 10_000);
+      await waitConnected(pc, opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
       const pub = new ObsShapedPublisher(
         pc,
         location,
