@@ -1,5 +1,6 @@
 // Decode worker: depacketizes, reassembles and decodes the tracks assigned to it, samples video
-// frames and windows audio, and posts samples back with their buffers transferred.
+// frames and windows audio, and posts samples back with their buffers transferred (or, with
+// sharedFrames, video pictures written into the track's shared ring and named by slot).
 import {
   Codec,
   CodecContext,

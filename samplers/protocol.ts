@@ -1,6 +1,6 @@
 // Messages between SamplerPool (main thread) and its decode workers. Packets cross in binary
 // batches (one transferred ArrayBuffer per flush); samples come back with their pixel/PCM buffers
-// transferred, not copied.
+// transferred, not copied, or their pictures in a ring shared per track ('frames', sharedFrames).
 import type { MediaKind, RtpPacketIn } from './types.ts';
 import type { LumaPlane, VideoSamplingOptions } from './video-sampling.ts';
 
