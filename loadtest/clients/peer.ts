@@ -164,7 +164,7 @@ export async function gatheredOffer(pc: RTCPeerConnection): Promise<string> {
  */
 export const CONNECT_TIMEOUT_MS = 20_000;
 
-export function waitConnected(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
+export function waitConnected(pc: RTCPeerConnection, timeoutMs = CONNECT_TIMEOUT_MS): Promise<void> {
   if (pc.connectionState === 'connected') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const t = setTimeout(

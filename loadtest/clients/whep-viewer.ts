@@ -14,16 +14,7 @@
 
 import { RtcpSrPacket } from 'werift';
 import type { MediaStreamTrack, RTCPeerConnection, RtcpPacket, RtpPacket } from 'werift';
-import {
-  CONNECT_TIMEOUT_MS,
-  clientPeer,
-  deleteSession,
-  sessionEnded,
-  gatheredOffer,
-  nowMs,
-  postOffer,
-  waitConnected,
-} from './peer.ts';
+import { clientPeer, deleteSession, sessionEnded, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
 import type { ClientVideoCodec } from './peer.ts';
 import { isKeyframeStart } from '../../media/keyframe.ts';
 import { depacketizeVp8 } from '../../media/vp8.ts';
@@ -153,7 +144,7 @@ export class WhepViewer {
       const { answer, location } = await postOffer(opts.url, offer, opts.token);
       const viewer = new WhepViewer(pc, location, opts, answer);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-      await waitConnected(pc, opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
+      await waitConnected(pc, opts.connectTimeoutMs);
       if (opts.headersOnly) viewer.#readHeadersOnly();
       return viewer;
     } catch (err) {

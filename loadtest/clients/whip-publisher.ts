@@ -21,16 +21,7 @@ import type { RTCPeerConnection, RTCRtpSender } from 'werift';
 import { encodeAudio, encodeVideo, rgbTestPattern, sine48k } from '../../media/encode.ts';
 import type { EncodedFrame } from '../../media/encode.ts';
 import { packetizeH264, packetizeOpus, packetizeVp8 } from '../../media/packetize.ts';
-import {
-  CONNECT_TIMEOUT_MS,
-  clientPeer,
-  deleteSession,
-  sessionEnded,
-  gatheredOffer,
-  nowMs,
-  postOffer,
-  waitConnected,
-} from './peer.ts';
+import { clientPeer, deleteSession, sessionEnded, gatheredOffer, nowMs, postOffer, waitConnected } from './peer.ts';
 import type { ClientVideoCodec } from './peer.ts';
 
 export interface WhipPublisherOptions {
@@ -165,7 +156,7 @@ export class WhipPublisher {
       const { answer, location } = await postOffer(opts.url, offer, opts.token);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       const pub = new WhipPublisher(pc, location, opts, senders);
-      await waitConnected(pc, opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
+      await waitConnected(pc, opts.connectTimeoutMs);
       return pub;
     } catch (err) {
       await pc.close().catch(() => undefined);

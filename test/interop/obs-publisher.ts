@@ -36,14 +36,7 @@ import type { Packet } from 'node-av';
 import { encodeAudio, rgbTestPattern, rgbToI420, sine48k } from '../../media/encode.ts';
 import type { EncodedFrame } from '../../media/encode.ts';
 import { packetizeH264, packetizeOpus } from '../../media/packetize.ts';
-import {
-  CONNECT_TIMEOUT_MS,
-  loopbackIce,
-  deleteSession,
-  gatheredOffer,
-  postOffer,
-  waitConnected,
-} from '../../loadtest/clients/peer.ts';
+import { loopbackIce, deleteSession, gatheredOffer, postOffer, waitConnected } from '../../loadtest/clients/peer.ts';
 
 /** The peer connection OBS's WHIP output amounts to, on werift. */
 export function obsShapedPeer(): RTCPeerConnection {
@@ -201,7 +194,7 @@ export class ObsShapedPublisher {
       const offer = await gatheredOffer(pc);
       const { answer, location } = await postOffer(url, offer, opts.token);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-      await waitConnected(pc, opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
+      await waitConnected(pc, opts.connectTimeoutMs);
       const pub = new ObsShapedPublisher(
         pc,
         location,
