@@ -6,7 +6,7 @@
 //   <- { type: 'stop' }
 // FORWARD_ENGINE = raw (bare mediasoup workers: live video straight to every viewer, no gate) |
 // mediasoup | werift; FORWARD_MODERATION = 1 runs the whole server (samplers, models, policies);
-// FORWARD_WORKER_RT = the workers' real-time priority (0, the default: nice -10 only).
+// FORWARD_WORKER_RT = the workers' real-time priority (default 10, the server's; 0: nice -10 only).
 // FORWARD_SPIN = N threads that only compute (a tight loop over a few KiB, no memory traffic) at nice
 // FORWARD_SPIN_NICE (10, the moderation threads' priority): a load that takes CPU and nothing else,
 // to tell what moderation's own work does to forwarding from what any other load on the cores does.
@@ -26,9 +26,9 @@ import { LOAD_TEST_ENV } from '../loadtest/server.ts';
 const engine = process.env.FORWARD_ENGINE ?? 'mediasoup';
 const moderation = process.env.FORWARD_MODERATION === '1';
 const workers = Number(process.env.FORWARD_WORKERS ?? 2);
-// the mediasoup workers' SCHED_RR priority (MEDIASOUP_REALTIME_PRIORITY); 0 = nice only. FORWARD_MODERATION_RT:
+// the mediasoup workers' SCHED_RR priority (MEDIASOUP_REALTIME_PRIORITY, default 10 as the server's); 0 = nice only. FORWARD_MODERATION_RT:
 // MODERATION_REALTIME_PRIORITY of the moderated runs (0 = off)
-const realtime = Number(process.env.FORWARD_WORKER_RT ?? 0);
+const realtime = Number(process.env.FORWARD_WORKER_RT ?? 10);
 const send = (m: unknown): void => void process.send?.(m);
 
 let sfu: Sfu;
@@ -122,6 +122,8 @@ process.on('message', (m: { type: string }) => {
         viewers: s.viewers,
         eventLoopP99Ms: eld.percentile(99) / 1e6,
         rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+        realtimeWorkers: s.realtimeWorkers,
+        realtimeDemotions: s.realtimeDemotions,
       });
     } else if (m.type === 'stop') {
       await Promise.all(spinners.map((w) => w.terminate()));

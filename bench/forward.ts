@@ -20,7 +20,7 @@
 // fan-out then queues: the clip's frames are 1-3 packets). FORWARD_CAPTURE (auto: where tcpdump is
 // installed and may capture; 0: off): the SFU's own forwarding latency per packet, from kernel
 // timestamps on loopback (bench/sfu-latency.ts), beside the one the viewers see. FORWARD_WORKER_RT:
-// the mediasoup workers' SCHED_RR priority (MEDIASOUP_REALTIME_PRIORITY; default 0, nice -10 only).
+// the mediasoup workers' SCHED_RR priority (MEDIASOUP_REALTIME_PRIORITY; default 10 as the server's, 0: nice -10 only).
 // FORWARD_MODERATION_RT: the moderated runs' MODERATION_REALTIME_PRIORITY (default 0; below FORWARD_WORKER_RT).
 // Each step also has the whole machine's busy and steal time (loadtest/host-cpu.ts): on a virtual
 // machine, a step whose steal is high measured the host.
@@ -77,6 +77,8 @@ interface SfuFigures {
   viewers: number;
   eventLoopP99Ms: number;
   rssMiB: number;
+  realtimeWorkers: number;
+  realtimeDemotions: number;
 }
 
 /** A process of the bench (the SFU, or a share of the viewers) spoken to over IPC. */
@@ -267,7 +269,10 @@ for (const run of RUNS) {
       clientCores: round(clientCpuUs / 1e6 / wall, 3),
       clientProcesses: CLIENTS,
       clientNice: CLIENT_NICE,
-      workerRealtimePriority: Number(process.env.FORWARD_WORKER_RT ?? 0),
+      workerRealtimePriority: Number(process.env.FORWARD_WORKER_RT ?? 10),
+      // workers at real-time priority at the end of the step, and the guard's demotions since the SFU started
+      realtimeWorkers: f.realtimeWorkers,
+      realtimeDemotions: f.realtimeDemotions,
       publisherPacingKbps: PACING_KBPS ?? null,
       // the whole machine over the step: what every process used, and what the hypervisor took
       hostBusyPercent: host?.busyPercent ?? null,

@@ -227,6 +227,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       udpPortRange: config.udpPortRange,
       mediasoupWorkers: config.mediasoupWorkers,
       mediasoupRealtimePriority: config.mediasoupRealtimePriority,
+      mediasoupRealtimeMaxCpu: config.mediasoupRealtimeMaxCpu,
       idleTimeoutMs: config.sessionIdleTimeoutMs,
     });
     sfuSummary = created.summary;

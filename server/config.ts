@@ -89,8 +89,10 @@ export const ConfigSchema = z
     sfuEngine: z.enum(['auto', 'werift', 'mediasoup']).default('auto'),
     /** mediasoup workers (processes). Default: one per core. */
     mediasoupWorkers: int(1, 256).optional(),
-    /** mediasoup workers' real-time priority (SCHED_RR 1-99, needs CAP_SYS_NICE): forwarding runs the moment packets arrive; 0 = off (nice -10). Default 0. */
-    mediasoupRealtimePriority: int(0, 99).default(0),
+    /** mediasoup workers' real-time priority (SCHED_RR 1-99, needs CAP_SYS_NICE; refused, nice -10): forwarding runs the moment packets arrive; 0 = off (nice -10). Default 10. */
+    mediasoupRealtimePriority: int(0, 99).default(10),
+    /** A real-time worker above this share of one core over a second goes back to nice -10 until it stays under half of it for 10 s, so it never holds a core ahead of moderation and HTTP. Default 0.75. */
+    mediasoupRealtimeMaxCpu: z.coerce.number().gt(0).max(1).default(0.75),
     /**
      * Real-time priority (SCHED_RR, needs CAP_SYS_NICE) of moderation's budgeted path: the decode
      * threads, the fast classifier's and PDQ's threads at this, the main thread (event loop, batching,
@@ -260,6 +262,7 @@ export const ENV_KEYS: Record<string, keyof ConfigInput> = {
   SFU_ENGINE: 'sfuEngine',
   MEDIASOUP_WORKERS: 'mediasoupWorkers',
   MEDIASOUP_REALTIME_PRIORITY: 'mediasoupRealtimePriority',
+  MEDIASOUP_REALTIME_MAX_CPU: 'mediasoupRealtimeMaxCpu',
   MODERATION_REALTIME_PRIORITY: 'moderationRealtimePriority',
   PUBLIC_URL: 'publicUrl',
   REDIS_URL: 'redisUrl',
@@ -435,7 +438,7 @@ export function summarizeConfig(config: Config, boundPort?: number, engine?: str
       config.moderationRealtimePriority > 0
         ? `SCHED_RR: media workers ${config.mediasoupRealtimePriority}, moderation's budgeted path ${config.moderationRealtimePriority}, main thread ${Math.max(1, config.moderationRealtimePriority - 5)}`
         : config.mediasoupRealtimePriority > 0
-          ? `SCHED_RR: media workers ${config.mediasoupRealtimePriority}; moderation by nice value`
+          ? `SCHED_RR: media workers ${config.mediasoupRealtimePriority} where permitted (nice -10 while above ${Math.round(config.mediasoupRealtimeMaxCpu * 100)} % of a core; the sfu engine line says what they got); moderation by nice value`
           : 'by nice value (mediasoup workers -10; moderation: budgeted path 5, the rest 10)',
     ],
     ['node id', config.nodeId],

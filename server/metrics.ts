@@ -262,6 +262,16 @@ export class ServerMetrics {
       (s) => s.workerCpuMs / 1000,
     );
     engineGauge(
+      'msfu_sfu_workers_realtime',
+      'Forwarding workers running at real-time priority now (MEDIASOUP_REALTIME_PRIORITY; fewer while some are demoted)',
+      (s) => s.realtimeWorkers,
+    );
+    engineGauge(
+      'msfu_sfu_worker_realtime_demotions',
+      'Times a forwarding worker lost real-time priority since start for using more than MEDIASOUP_REALTIME_MAX_CPU of a core',
+      (s) => s.realtimeDemotions,
+    );
+    engineGauge(
       'msfu_sfu_worker_deaths',
       'Forwarding workers that died since start (each replaced)',
       (s) => s.workerDeaths,

@@ -15,8 +15,10 @@ export interface CreateSfuOptions {
   udpPortRange?: [number, number];
   /** mediasoup workers. Default: one per core. */
   mediasoupWorkers?: number;
-  /** mediasoup workers' real-time priority (SCHED_RR 1-99); 0 = off. Default 0. See WorkerPoolOptions. */
+  /** mediasoup workers' real-time priority (SCHED_RR 1-99); 0 = off. Default 10. See WorkerPoolOptions. */
   mediasoupRealtimePriority?: number;
+  /** Share of a core above which a real-time worker goes back to normal scheduling. Default 0.75. See WorkerPoolOptions. */
+  mediasoupRealtimeMaxCpu?: number;
   /** Sessions that have not connected by then are closed (ms). Default 15000. */
   connectTimeoutMs?: number;
   /** Connected sessions that send nothing (no STUN consent, RTP or RTCP) for this long are closed (ms). Default 15000. */
@@ -43,6 +45,7 @@ export async function createSfu(opts: CreateSfuOptions = {}): Promise<CreatedSfu
       const sfu = await createMediasoupSfu({
         workers: opts.mediasoupWorkers,
         workerRealtimePriority: opts.mediasoupRealtimePriority,
+        realtimeMaxCpu: opts.mediasoupRealtimeMaxCpu,
         listenAddress: opts.listenAddress ?? opts.announcedAddress,
         announcedAddress: opts.announcedAddress,
         rtcPort: opts.udpPortRange?.[0],

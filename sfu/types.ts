@@ -184,6 +184,10 @@ export interface EngineStats {
   workerCpuMs: number;
   /** Workers that died since the engine started (each was replaced). */
   workerDeaths: number;
+  /** Workers running at real-time priority now; 0 for werift. */
+  realtimeWorkers: number;
+  /** Times a worker lost real-time priority for using more than its share of a core (mediasoup's guard). */
+  realtimeDemotions: number;
 }
 
 export type EngineName = 'werift' | 'mediasoup';

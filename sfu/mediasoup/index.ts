@@ -331,6 +331,8 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
       workers: this.pool.workers.length,
       workerCpuMs: 0,
       workerDeaths: this.pool.deaths,
+      realtimeWorkers: this.pool.realtimeWorkers,
+      realtimeDemotions: this.pool.realtimeDemotions,
     };
     const reads: Promise<unknown>[] = [this.pool.cpuMs().then((ms) => (out.workerCpuMs = ms))];
     for (const s of this.#streams.values()) {

@@ -5,6 +5,7 @@
 // place on the same port.
 
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, setPriority } from 'node:os';
 import { promisify } from 'node:util';
 import * as mediasoup from 'mediasoup';
@@ -34,24 +35,61 @@ export interface WorkerPoolOptions {
   workerNice?: number;
   /**
    * Real-time priority (SCHED_RR, 1-99) of the worker processes, set with util-linux's chrt; 0 = off
-   * (the default: nice only). A worker then runs the moment a packet arrives instead of after a busy
-   * thread's slice: bench:forward measured the SFU's own p99 at 1 viewer 1.8-2.2 -> 0.4 ms, at 500
-   * viewers 16.6-21.7 -> 8.0-9.3 ms, and with 4 streams moderated on the same cores 16.3-44.3 ->
-   * 10.5-11.2 ms (bench/results/forward-rt.json). The kernel leaves other
-   * threads 5 % of the CPU (sched_rt_runtime_us) when workers saturate every core, so on a machine
-   * that may be driven past its forwarding capacity, moderation and signalling would stall: meant for
-   * machines sized for their audience. Needs CAP_SYS_NICE; refused, the workers keep their nice value.
+   * (nice only). Default 10. A worker then runs the moment a packet arrives instead of after a busy
+   * thread's slice: bench:forward measured the SFU's own p99 with 4 streams moderated on the same
+   * cores no longer above the one without moderation (docs/FORWARDING.md). Needs CAP_SYS_NICE;
+   * refused, the workers keep their nice value and the startup summary says so. A worker at real-time
+   * priority that saturates a core would leave the rest of the machine (moderation, HTTP) only the
+   * kernel's 5 % (sched_rt_runtime_us): `realtimeMaxCpu` bounds that.
    */
   workerRealtimePriority?: number;
+  /**
+   * A real-time worker that used more than this share of one core over a window (`realtimeWindowMs`)
+   * is put back to normal scheduling at its nice value, where it competes with moderation by weight,
+   * and returns to real-time priority once it used under half that share for `realtimeRestoreMs`.
+   * Default 0.75: a worker never holds more than three quarters of a core ahead of everything else for
+   * longer than one window.
+   */
+  realtimeMaxCpu?: number;
+  /** Window over which each worker's CPU share is read from /proc (ms). Default 1000. */
+  realtimeWindowMs?: number;
+  /** How long a demoted worker must stay under half of `realtimeMaxCpu` before it gets real-time priority back (ms). Default 10000. */
+  realtimeRestoreMs?: number;
 }
 
 const execFileAsync = promisify(execFile);
+
+/** USER_HZ, the unit of /proc's CPU times: 100 on every Linux architecture Node runs on. */
+const USER_HZ = 100;
+
+/** A process's CPU time (ms), scheduling policy (0 normal, 2 SCHED_RR) and real-time priority, from /proc/PID/stat; undefined where there is none (gone, or not Linux). */
+export function procSched(pid: number): { cpuMs: number; policy: number; rtPriority: number } | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // after the parenthesised name: field 3 (state) is index 0, so utime (14) is 11, stime 12, rt_priority (40) 37, policy 38
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return {
+    cpuMs: ((Number(f[11]) + Number(f[12])) * 1000) / USER_HZ,
+    policy: Number(f[38]),
+    rtPriority: Number(f[37]),
+  };
+}
 
 /** One worker of the pool and what placement needs to know about it. */
 export class MediaWorker {
   /** Consumers placed on this worker by the engine (viewer tracks, pipes), its load for placement. */
   consumers = 0;
   streams = 0;
+  /** Running at real-time priority now (false while demoted by the pool's guard, or when it is off). */
+  realtime = false;
+  /** The guard's last CPU reading of this worker, and since when a demoted one stayed under the restore share. */
+  sample: { at: number; cpuMs: number } | undefined;
+  calmSince: number | undefined;
+  switching = false;
   constructor(
     readonly index: number,
     readonly worker: Worker,
@@ -65,7 +103,12 @@ export class MediaWorker {
   }
 }
 
-type PoolEvents = { died: [MediaWorker, Error]; replaced: [MediaWorker] };
+type PoolEvents = {
+  died: [MediaWorker, Error];
+  replaced: [MediaWorker];
+  /** The guard took real-time priority from a worker (its CPU share over the window) or gave it back. */
+  realtime: [MediaWorker, { realtime: boolean; cpuShare: number }];
+};
 
 export class WorkerPool extends SafeEmitter<PoolEvents> {
   readonly #slots: (MediaWorker | undefined)[];
@@ -77,7 +120,10 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
   /** CPU time of workers that have died (ms), so the total keeps counting. */
   #deadCpuMs = 0;
   #lastCpuMs = new Map<number, number>();
+  #guard: NodeJS.Timeout | undefined;
   deaths = 0;
+  /** Times the guard took real-time priority from a worker since the pool started. */
+  realtimeDemotions = 0;
 
   private constructor(opts: WorkerPoolOptions) {
     super();
@@ -91,11 +137,17 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
       rtcPort: opts.rtcPort,
       workerBin: opts.workerBin ?? mediasoupWorkerBin(),
       workerNice: opts.workerNice ?? -10,
-      workerRealtimePriority: opts.workerRealtimePriority ?? 0,
+      workerRealtimePriority: opts.workerRealtimePriority ?? 10,
+      realtimeMaxCpu: opts.realtimeMaxCpu ?? 0.75,
+      realtimeWindowMs: opts.realtimeWindowMs ?? 1000,
+      realtimeRestoreMs: opts.realtimeRestoreMs ?? 10_000,
     };
     const rt = this.#opts.workerRealtimePriority;
     if (!Number.isInteger(rt) || rt < 0 || rt > 99)
       throw new RangeError(`workerRealtimePriority ${rt}: an integer 0-99 (0 = off)`);
+    const max = this.#opts.realtimeMaxCpu;
+    if (!(max > 0 && max <= 1))
+      throw new RangeError(`realtimeMaxCpu ${max}: a share of one core, above 0 and at most 1`);
     this.#slots = new Array<MediaWorker | undefined>(this.#opts.workers).fill(undefined);
   }
 
@@ -107,6 +159,10 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
       pool.close();
       throw err;
     }
+    if (pool.#opts.workerRealtimePriority > 0 && !pool.#realtimeRefused) {
+      pool.#guard = setInterval(() => pool.#watchRealtime(), pool.#opts.realtimeWindowMs);
+      pool.#guard.unref();
+    }
     return pool;
   }
 
@@ -117,7 +173,8 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
   /** How the workers are scheduled, for the startup summary. */
   get scheduling(): string {
     const o = this.#opts;
-    if (o.workerRealtimePriority > 0 && !this.#realtimeRefused) return `SCHED_RR ${o.workerRealtimePriority}`;
+    if (o.workerRealtimePriority > 0 && !this.#realtimeRefused)
+      return `SCHED_RR ${o.workerRealtimePriority} (nice ${o.workerNice} while above ${Math.round(o.realtimeMaxCpu * 100)} % of a core)`;
     return this.#niceRefused ? 'nice 0' : `nice ${o.workerNice}`;
   }
 
@@ -137,19 +194,8 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
         );
       this.#niceRefused = true;
     }
-    if (o.workerRealtimePriority > 0 && !this.#realtimeRefused) {
-      try {
-        await execFileAsync('chrt', ['--rr', '-p', String(o.workerRealtimePriority), String(worker.pid)], {
-          timeout: 5000,
-        });
-      } catch (err) {
-        this.#realtimeRefused = true;
-        const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
-        console.error(
-          `sfu/mediasoup: workers keep normal scheduling (SCHED_RR ${o.workerRealtimePriority} refused: ${why})`,
-        );
-      }
-    }
+    const realtime =
+      o.workerRealtimePriority > 0 && !this.#realtimeRefused && (await this.#setRealtime(worker, index, true));
     let server: WebRtcServer;
     try {
       const port = o.rtcPort ? o.rtcPort + index : undefined;
@@ -174,9 +220,82 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
       throw err;
     }
     const mw = new MediaWorker(index, worker, server);
+    mw.realtime = realtime;
     this.#slots[index] = mw;
     worker.on('died', (error) => this.#onDied(mw, error));
     return mw;
+  }
+
+  /** SCHED_RR at the pool's priority, or back to normal scheduling at its nice value; false when refused. */
+  async #setRealtime(worker: Worker, index: number, on: boolean): Promise<boolean> {
+    const o = this.#opts;
+    const pid = String(worker.pid);
+    const args = on ? ['--rr', '-p', String(o.workerRealtimePriority), pid] : ['--other', '-p', '0', pid];
+    try {
+      await execFileAsync('chrt', args, { timeout: 5000 });
+      return true;
+    } catch (err) {
+      if (worker.closed) return false;
+      const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
+      if (on && !this.#realtimeRefused) {
+        this.#realtimeRefused = true;
+        console.error(
+          `sfu/mediasoup: workers keep normal scheduling (SCHED_RR ${o.workerRealtimePriority} refused: ${why})`,
+        );
+      } else if (!on)
+        console.error(`sfu/mediasoup: worker ${index} keeps SCHED_RR (normal scheduling refused: ${why})`);
+      return false;
+    }
+  }
+
+  /**
+   * The real-time guard, every window: a real-time worker above `realtimeMaxCpu` of a core goes back
+   * to its nice value; a demoted one below half of that for `realtimeRestoreMs` gets SCHED_RR back.
+   */
+  #watchRealtime(): void {
+    const o = this.#opts;
+    const now = performance.now();
+    for (const mw of this.workers) {
+      const s = procSched(mw.pid);
+      if (!s) continue;
+      const prev = mw.sample;
+      mw.sample = { at: now, cpuMs: s.cpuMs };
+      if (!prev || mw.switching || now - prev.at <= 0) continue;
+      const share = (s.cpuMs - prev.cpuMs) / (now - prev.at);
+      let to: boolean | undefined;
+      if (mw.realtime) {
+        if (share > o.realtimeMaxCpu) to = false;
+      } else if (share < o.realtimeMaxCpu / 2) {
+        mw.calmSince ??= now;
+        if (now - mw.calmSince >= o.realtimeRestoreMs) to = true;
+      } else mw.calmSince = undefined;
+      if (to === undefined) continue;
+      mw.switching = true;
+      void this.#setRealtime(mw.worker, mw.index, to).then((done) => {
+        mw.switching = false;
+        if (!done || mw.closed) return;
+        mw.realtime = to;
+        mw.calmSince = undefined;
+        if (!to) {
+          this.realtimeDemotions++;
+          // SCHED_OTHER keeps the nice value the worker was started with; set again in case it was refused then
+          try {
+            setPriority(mw.pid, o.workerNice);
+          } catch {
+            /* nice refused: already said at start */
+          }
+          console.error(
+            `sfu/mediasoup: worker ${mw.index} used ${Math.round(share * 100)} % of a core: normal scheduling (nice ${o.workerNice}) until it stays under ${Math.round(o.realtimeMaxCpu * 50)} % for ${o.realtimeRestoreMs / 1000} s`,
+          );
+        }
+        this.emit('realtime', mw, { realtime: to, cpuShare: share });
+      });
+    }
+  }
+
+  /** Workers running at real-time priority now. */
+  get realtimeWorkers(): number {
+    return this.workers.filter((w) => w.realtime).length;
   }
 
   #onDied(mw: MediaWorker, error: Error): void {
@@ -240,6 +359,7 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#guard);
     for (const w of this.#slots) w?.worker.close();
     this.#slots.fill(undefined);
     this.removeAllListeners();

@@ -237,6 +237,8 @@ class WeriftSfuImpl extends SafeEmitter<SfuEvents> implements WeriftSfu {
       workers: 0,
       workerCpuMs: 0,
       workerDeaths: 0,
+      realtimeWorkers: 0,
+      realtimeDemotions: 0,
     };
     for (const s of this.#streams.values()) {
       if (s.closed) continue;

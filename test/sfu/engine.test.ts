@@ -53,8 +53,11 @@ test(
     const { sfu, summary } = await createSfu({ engine: 'auto', mediasoupWorkers: 1, announcedAddress: '127.0.0.1' });
     try {
       assert.equal(sfu.engine, 'mediasoup');
-      // how the workers are scheduled: nice -10 where the process may raise priority, else 0
-      const told = ['-10', '0'].map((nice) => `mediasoup, 1 worker at nice ${nice} (${bin})`);
+      // how the workers are scheduled: SCHED_RR 10 (with the guard's nice -10) where the process may
+      // raise priority, else nice 0
+      const told = ['SCHED_RR 10 (nice -10 while above 75 % of a core)', 'nice 0'].map(
+        (how) => `mediasoup, 1 worker at ${how} (${bin})`,
+      );
       assert.ok(told.includes(summary), summary);
       const stats = await sfu.engineStats();
       assert.equal(stats.workers, 1);
@@ -78,7 +81,10 @@ test(
       // without CAP_SYS_NICE (bit 23 of the effective capabilities) the kernel refuses both: nice 0
       const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
       const mayRaise = ((BigInt(`0x${capEff}`) >> 23n) & 1n) === 1n;
-      assert.equal(summary, `mediasoup, 1 worker at ${mayRaise ? 'SCHED_RR 3' : 'nice 0'} (${bin})`);
+      assert.equal(
+        summary,
+        `mediasoup, 1 worker at ${mayRaise ? 'SCHED_RR 3 (nice -10 while above 75 % of a core)' : 'nice 0'} (${bin})`,
+      );
     } finally {
       await sfu.close();
     }

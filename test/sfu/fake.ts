@@ -137,6 +137,8 @@ export class FakeSfu extends EventEmitter implements Sfu {
       workers: 0,
       workerCpuMs: 0,
       workerDeaths: 0,
+      realtimeWorkers: 0,
+      realtimeDemotions: 0,
     };
   }
   async publish(

@@ -5,13 +5,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { isKeyframeStart } from '../../media/keyframe.ts';
 import { isRtcp, rtpView } from '../../media/rtp.ts';
 import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publisher.ts';
 import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
 import { createMediasoupSfu, mediasoupWorkerBin } from '../../sfu/mediasoup/index.ts';
 import type { MediasoupSfu } from '../../sfu/mediasoup/index.ts';
+import { procSched } from '../../sfu/mediasoup/workers.ts';
 import type { MediaWorker } from '../../sfu/mediasoup/workers.ts';
 import type { MediasoupStream } from '../../sfu/mediasoup/stream.ts';
 import type { MediasoupViewer } from '../../sfu/mediasoup/viewer.ts';
@@ -220,17 +221,17 @@ describe('mediasoup engine: workers', { skip }, () => {
 });
 
 describe('mediasoup engine: workers at real-time priority (MEDIASOUP_REALTIME_PRIORITY)', { skip }, () => {
-  // /proc/PID/stat fields 40-41: rt_priority and policy (2 = SCHED_RR)
+  // policy 2 = SCHED_RR, 0 = normal
   const scheduling = (pid: number): { rtPriority: number; policy: number } => {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { rtPriority: Number(f[37]), policy: Number(f[38]) };
+    const s = procSched(pid);
+    assert.ok(s, `/proc/${pid}/stat`);
+    return { rtPriority: s.rtPriority, policy: s.policy };
   };
 
   test('every worker, a replacement too, runs SCHED_RR at the priority asked, or keeps nice and says so', async () => {
     const sfu = await createMediasoupSfu({ workers: 1, workerRealtimePriority: 7, listenAddress: '127.0.0.1' });
     try {
-      const permitted = sfu.pool.scheduling === 'SCHED_RR 7';
+      const permitted = sfu.pool.scheduling.startsWith('SCHED_RR 7 ');
       const expected = permitted ? { rtPriority: 7, policy: 2 } : { rtPriority: 0, policy: 0 };
       if (!permitted) assert.match(sfu.pool.scheduling, /^nice /);
       const first = sfu.pool.workers[0]!;
@@ -250,7 +251,55 @@ describe('mediasoup engine: workers at real-time priority (MEDIASOUP_REALTIME_PR
     }
   });
 
-  test('a priority outside 0-99 is refused', async () => {
+  test('a priority outside 0-99 is refused, and so is a share of a core outside (0, 1]', async () => {
     await assert.rejects(createMediasoupSfu({ workers: 1, workerRealtimePriority: 100 }), /0-99/);
+    await assert.rejects(createMediasoupSfu({ workers: 1, realtimeMaxCpu: 0 }), /share of one core/);
+    await assert.rejects(createMediasoupSfu({ workers: 1, realtimeMaxCpu: 1.5 }), /share of one core/);
+  });
+
+  test('the guard: a real-time worker that takes more than its share of a core goes back to nice -10, and gets SCHED_RR back once it stays calm', async (t) => {
+    const sfu = await createMediasoupSfu({
+      workers: 1,
+      workerRealtimePriority: 7,
+      realtimeMaxCpu: 0.1,
+      realtimeWindowMs: 250,
+      realtimeRestoreMs: 750,
+      listenAddress: '127.0.0.1',
+    });
+    try {
+      if (!sfu.pool.scheduling.startsWith('SCHED_RR'))
+        return t.skip('real-time scheduling refused here (no CAP_SYS_NICE)');
+      const w = sfu.pool.workers[0]!;
+      assert.deepEqual(scheduling(w.pid), { rtPriority: 7, policy: 2 });
+      assert.equal((await sfu.engineStats()).realtimeWorkers, 1);
+      const changes: { realtime: boolean; cpuShare: number }[] = [];
+      sfu.pool.on('realtime', (_w, c) => changes.push(c));
+      // work the worker hard (routers made and closed as fast as it answers) until the guard steps in
+      const codecs = [
+        { kind: 'audio' as const, mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
+        { kind: 'video' as const, mimeType: 'video/VP8', clockRate: 90000 },
+      ];
+      const deadline = Date.now() + 20_000;
+      while (!changes.length && Date.now() < deadline) {
+        const routers = await Promise.all(
+          Array.from({ length: 50 }, () => w.worker.createRouter({ mediaCodecs: codecs })),
+        );
+        for (const r of routers) r.close();
+      }
+      assert.equal(changes[0]?.realtime, false, 'no demotion within 20 s of a busy worker');
+      assert.ok(changes[0]!.cpuShare > 0.1, `share ${changes[0]!.cpuShare}`);
+      assert.deepEqual(scheduling(w.pid), { rtPriority: 0, policy: 0 });
+      assert.equal(getPriority(w.pid), -10, 'the demoted worker keeps its nice value');
+      const stats = await sfu.engineStats();
+      assert.equal(stats.realtimeWorkers, 0);
+      assert.equal(stats.realtimeDemotions, 1);
+      // idle again: back to real-time priority after 750 ms under 5 %
+      await until(() => changes.length >= 2, 15_000, 'SCHED_RR given back to the calm worker');
+      assert.equal(changes[1]!.realtime, true);
+      assert.deepEqual(scheduling(w.pid), { rtPriority: 7, policy: 2 });
+      assert.equal((await sfu.engineStats()).realtimeWorkers, 1);
+    } finally {
+      await sfu.close();
+    }
   });
 });
