@@ -7,6 +7,7 @@
 // FORWARD_ENGINE = raw (bare mediasoup workers: live video straight to every viewer, no gate) |
 // mediasoup | werift; FORWARD_MODERATION = 1 runs the whole server (samplers, models, policies);
 // FORWARD_WORKER_RT = the workers' real-time priority (default 10, the server's; 0: nice -10 only).
+// FORWARD_SLATE_FPS = the gates' slate frames a second (the engine's default, 5, when unset; moderation off only).
 // FORWARD_SPIN = N threads that only compute (a tight loop over a few KiB, no memory traffic) at nice
 // FORWARD_SPIN_NICE (10, the moderation threads' priority): a load that takes CPU and nothing else,
 // to tell what moderation's own work does to forwarding from what any other load on the cores does.
@@ -65,6 +66,7 @@ if (moderation) {
           workers,
           workerRealtimePriority: realtime,
           gates: engine !== 'raw',
+          slateFps: process.env.FORWARD_SLATE_FPS ? Number(process.env.FORWARD_SLATE_FPS) : undefined,
           connectTimeoutMs: 30_000,
           listenAddress: '127.0.0.1',
         });

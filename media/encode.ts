@@ -59,6 +59,8 @@ export interface VideoEncodeOptions {
   bitrateKbps?: number;
   /** Frames between keyframes. Default fps * 2 (a keyframe every 2 s). */
   keyframeInterval?: number;
+  /** H264: x264's preset. Default 'ultrafast' (the cheapest encode); a picture encoded once, such as the slate, can afford a slower one and come out smaller. */
+  x264Preset?: 'ultrafast' | 'veryfast' | 'fast' | 'medium' | 'slow' | 'veryslow';
 }
 
 export interface AudioEncodeOptions {
@@ -179,7 +181,7 @@ export async function encodeVideo(
         })
       : // constrained baseline, no lookahead, Annex-B with SPS/PPS repeated on every IDR
         new SyncEncoder(FF_ENCODER_LIBX264, setup, {
-          preset: 'ultrafast',
+          preset: options.x264Preset ?? 'ultrafast',
           tune: 'zerolatency',
           profile: 'baseline',
           'x264-params': `keyint=${gop}:min-keyint=${gop}:scenecut=0:repeat-headers=1`,

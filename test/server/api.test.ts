@@ -109,6 +109,8 @@ describe('API', () => {
       'msfu_forward_packets',
       'msfu_forward_bytes',
       'msfu_forward_drops',
+      'msfu_sfu_workers_realtime',
+      'msfu_sfu_worker_realtime_demotions',
       'msfu_viewers',
       'msfu_event_loop_delay_ms',
       'msfu_moderation_drops',
