@@ -49,7 +49,7 @@ export interface MediasoupSfuOptions extends WorkerPoolOptions {
   connectTimeoutMs?: number;
   /** A connected session whose peer sends no STUN consent check for this long is closed (ms, rounded up to whole seconds: mediasoup's ICE consent timeout, RFC 7675). Default 15000. */
   idleTimeoutMs?: number;
-  /** Slate frames per second (a blank lands on the next one). Default 5. */
+  /** Slate frames per second while nothing is switched to it (a blank, and a viewer that connects blanked, get one at once). Default 1. */
   slateFps?: number;
   /** Consumers a stream's own worker may carry beyond the others before viewers spread out. Default 200. */
   homeBias?: number;
@@ -99,7 +99,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
     };
     this.#consentS = Math.max(1, Math.ceil((opts.idleTimeoutMs ?? 15_000) / 1000));
     this.#gates = opts.gates ?? true;
-    this.#slate = new SlateSource({ fps: opts.slateFps ?? 5, frames: (codec) => this.#slates.get(codec) });
+    this.#slate = new SlateSource({ fps: opts.slateFps ?? 1, frames: (codec) => this.#slates.get(codec) });
     this.slateReady = this.#slates.ready;
     pool.on('died', (w, err) =>
       console.error(
@@ -301,6 +301,7 @@ class MediasoupSfuImpl extends SafeEmitter<SfuEvents> implements MediasoupSfu {
         () => {
           edition.worker.consumers -= placed;
         },
+        () => stream.kickSlate(),
       );
       stream.addViewer(viewer, edition);
       return { viewer, answerSdp };

@@ -1,7 +1,12 @@
 // The slate layer of the mediasoup gates: per worker and video codec one DirectTransport producer,
-// fed from Node with slate keyframes at a low rate and piped into the router of every stream of that
-// codec. The JavaScript cost is per worker and codec (slateFps frames a second), never per viewer or
-// per stream: every stream's gate and every blanked viewer is served by the worker from there.
+// fed from Node with slate keyframes and piped into the router of every stream of that codec. The
+// JavaScript cost is per worker and codec, never per viewer or per stream: every stream's gate and
+// every blanked viewer is served by the worker from there. The feed idles at one frame a second
+// (a blanked viewer's picture does not change; the layer stays active for the worker, which marks a
+// simulcast stream inactive after 1.5 s without packets) and sends one at once when a viewer is
+// switched to the slate or connects blanked (kick), since a layer switch waits for a keyframe of the
+// target layer. Every slate frame crosses two in-worker hops per stream (the pipe into the stream's
+// router, then the gate's PlainTransport pair), so the idle rate is paid per stream by the worker.
 
 import type { Producer, Router } from 'mediasoup/types';
 import { packetizeH264, packetizeVp8 } from '../../media/packetize.ts';
@@ -29,11 +34,19 @@ export function rtpPacket(
   return out;
 }
 
+/** A 90 kHz RTP timestamp of now. */
+function rtpNow(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 90) >>> 0;
+}
+
 /** One codec's slate on one worker: its router, the producer and the sending state. */
 class SlateFeed {
   seq = Math.floor(Math.random() * 0xffff);
   pictureId = Math.floor(Math.random() * 0x7fff);
   index = 0;
+  /** When the last frame went out (performance.now()), and the frame promised to kicks that came too soon after it. */
+  sentAt = -Infinity;
+  trailing: NodeJS.Timeout | undefined;
   constructor(
     readonly router: Router,
     readonly producer: Producer,
@@ -43,8 +56,11 @@ class SlateFeed {
   ) {}
 }
 
+/** Kicks closer than this to the last frame are served by one frame this long after it (ms): a verdict that blanks a jurisdiction's viewers kicks once per viewer. */
+const KICK_GAP_MS = 100;
+
 export interface SlateOptions {
-  /** Slate frames a second. Blanking waits for the next one (a layer switch needs a keyframe). Default 5. */
+  /** Slate frames a second between kicks. Default 1 (MediasoupSfuOptions.slateFps). */
   fps: number;
   /** The encoded slate pictures, or undefined while they are being encoded. */
   frames(codec: 'VP8' | 'H264'): SlateFrames | undefined;
@@ -69,8 +85,30 @@ export class SlateSource {
   #closed = false;
 
   constructor(readonly options: SlateOptions) {
-    this.#timer = setInterval(() => this.#tick(), Math.round(1000 / Math.max(1, options.fps)));
+    this.#timer = setInterval(() => this.#tick(), Math.round(1000 / Math.max(0.1, options.fps)));
     this.#timer.unref();
+  }
+
+  /**
+   * A slate frame now on the feed of `worker` and `codec` (a viewer was just switched to the slate
+   * layer, or connected blanked), or within KICK_GAP_MS of the last one. No feed yet: nothing to do.
+   */
+  kick(worker: MediaWorker, codec: ChosenCodec): void {
+    const pending = this.#feeds.get(feedKey(worker, codec));
+    if (!pending || this.#closed) return;
+    void pending.then(
+      (feed) => {
+        if (feed.trailing || this.#closed) return;
+        const wait = feed.sentAt + KICK_GAP_MS - performance.now();
+        if (wait <= 0) return this.#send(feed, rtpNow());
+        feed.trailing = setTimeout(() => {
+          feed.trailing = undefined;
+          this.#send(feed, rtpNow());
+        }, wait);
+        feed.trailing.unref();
+      },
+      () => undefined,
+    );
   }
 
   /** The slate producer for a codec, piped into `router` (a stream's router on the same worker). */
@@ -120,7 +158,7 @@ export class SlateSource {
 
   #tick(): void {
     if (this.#closed) return;
-    const timestamp = Math.round((performance.timeOrigin + performance.now()) * 90) >>> 0;
+    const timestamp = rtpNow();
     for (const pending of this.#feeds.values()) {
       void pending.then(
         (feed) => this.#send(feed, timestamp),
@@ -131,6 +169,10 @@ export class SlateSource {
 
   #send(feed: SlateFeed, timestamp: number): void {
     if (feed.producer.closed || this.#closed) return;
+    // a kick just served counts as this tick's frame, and the other way round
+    const now = performance.now();
+    if (now - feed.sentAt < KICK_GAP_MS / 2) return;
+    feed.sentAt = now;
     const codec = feed.codec.name === 'H264' ? 'H264' : 'VP8';
     const frames = this.options.frames(codec);
     if (!frames) return;
@@ -152,7 +194,10 @@ export class SlateSource {
     clearInterval(this.#timer);
     for (const pending of this.#feeds.values())
       void pending.then(
-        (f) => f.router.close(),
+        (f) => {
+          clearTimeout(f.trailing);
+          f.router.close();
+        },
         () => undefined,
       );
     this.#feeds.clear();

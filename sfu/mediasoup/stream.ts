@@ -217,6 +217,12 @@ export class MediasoupStream extends SafeEmitter<StreamEvents> implements Stream
     return this.#viewers;
   }
 
+  /** A slate frame into this stream's gate now (a viewer was just blanked or connected blanked). */
+  kickSlate(): void {
+    const video = this.trackOfKind('video');
+    if (this.#gate && video && !this.#closed) this.#slate.kick(this.worker, video.codec);
+  }
+
   trackOfKind(kind: 'audio' | 'video'): PublishedTrack | undefined {
     return this.published.find((t) => t.info.kind === kind);
   }

@@ -2,7 +2,10 @@
 // gates are consumer controls, so no JavaScript runs per packet in any state:
 //   video forward / blank = setPreferredLayers({ spatialLayer: 1 | 0 }) on the gated (simulcast)
 //   producer, whose layer 0 is the slate and layer 1 the live picture (a switch waits for the target
-//   layer's keyframe, so a viewer never sees a broken or frozen frame);
+//   layer's keyframe, so a viewer never sees a broken or frozen frame; a blank asks the slate feed for
+//   a frame at once, and so does a viewer that connects blanked); the worker never forwards a layer
+//   above the preferred one (scripts/mediasoup-worker/worker.patch), so a blanked viewer whose slate
+//   stalls gets no video rather than the live picture;
 //   audio forward / mute = resume / pause; pause() / resume() pause and resume both consumers.
 
 import type { Consumer, WebRtcTransport } from 'mediasoup/types';
@@ -29,6 +32,7 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
   readonly #life: TransportLife;
   connected = false;
   readonly #onClosed: (v: MediasoupViewer) => void;
+  readonly #kickSlate: () => void;
 
   constructor(
     readonly id: string,
@@ -42,13 +46,17 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
     initialGate: ViewerGateState,
     connectTimeoutMs: number,
     onClosed: (v: MediasoupViewer) => void,
+    /** Asks the stream's slate feed for a frame now (the viewer's video was switched to the slate layer). */
+    kickSlate: () => void = () => undefined,
   ) {
     super();
     this.#onClosed = onClosed;
+    this.#kickSlate = kickSlate;
     this.#gate = initialGate;
     this.#life = watchTransport(transport, 'viewer', connectTimeoutMs, {
       connected: () => {
         this.connected = true;
+        if (this.#gate.video === 'blank') this.#kickSlate();
         this.emit('connected');
       },
       close: (reason) => this.close(reason),
@@ -71,7 +79,11 @@ export class MediasoupViewer extends SafeEmitter<ViewerEvents> implements Viewer
     const c = this.video;
     if (this.#closed || !c || this.#gate.video === state) return;
     this.#gate.video = state;
-    c.setPreferredLayers({ spatialLayer: state === 'blank' ? SLATE_LAYER : LIVE_LAYER, temporalLayer: 0 }).catch(
+    c.setPreferredLayers({ spatialLayer: state === 'blank' ? SLATE_LAYER : LIVE_LAYER, temporalLayer: 0 }).then(
+      // the worker now waits for a slate keyframe: one comes at once instead of at the next idle frame
+      () => {
+        if (state === 'blank' && this.#gate.video === 'blank') this.#kickSlate();
+      },
       (err: unknown) => this.#controlFailed('setPreferredLayers', err),
     );
     this.emit('gate', this.gate);

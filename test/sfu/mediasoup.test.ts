@@ -13,6 +13,9 @@ import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
 import { createMediasoupSfu, mediasoupWorkerBin } from '../../sfu/mediasoup/index.ts';
 import type { MediasoupSfu } from '../../sfu/mediasoup/index.ts';
 import { procSched } from '../../sfu/mediasoup/workers.ts';
+import { SlateSource } from '../../sfu/mediasoup/slate.ts';
+import { routerCodec } from '../../sfu/mediasoup/sdp.ts';
+import { Slates } from '../../sfu/slate.ts';
 import type { MediaWorker } from '../../sfu/mediasoup/workers.ts';
 import type { MediasoupStream } from '../../sfu/mediasoup/stream.ts';
 import type { MediasoupViewer } from '../../sfu/mediasoup/viewer.ts';
@@ -23,7 +26,7 @@ import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid }
 import type { MediaStreamTrack, RtpPacket } from 'werift';
 import { loopbackIce, gatheredOffer, postOffer, waitConnected } from '../../loadtest/clients/peer.ts';
 import type { FastifyInstance } from 'fastify';
-import { ENGINES, until } from './helpers.ts';
+import { ENGINES, sleep, until } from './helpers.ts';
 
 const skip = ENGINES.includes('mediasoup') ? false : 'MEDIASOUP_WORKER_OPTIONAL=1 and no mediasoup worker binary';
 
@@ -299,6 +302,40 @@ describe('mediasoup engine: workers at real-time priority (MEDIASOUP_REALTIME_PR
       assert.deepEqual(scheduling(w.pid), { rtPriority: 7, policy: 2 });
       assert.equal((await sfu.engineStats()).realtimeWorkers, 1);
     } finally {
+      await sfu.close();
+    }
+  });
+});
+
+describe('mediasoup engine: the slate feed', { skip }, () => {
+  test('a kick sends a slate frame at once, and a burst of kicks sends one more, not one each', async () => {
+    const sfu = await createMediasoupSfu({ workers: 1, listenAddress: '127.0.0.1' });
+    const slates = new Slates();
+    await slates.ready;
+    // an idle frame every 10 s: every frame seen below within a few seconds was kicked
+    const source = new SlateSource({ fps: 0.1, frames: (codec) => slates.get(codec) });
+    try {
+      const worker = sfu.pool.workers[0]!;
+      const codec = { kind: 'video' as const, name: 'VP8' as const, payloadType: 96, clockRate: 90000, fmtp: '' };
+      const router = await worker.worker.createRouter({ mediaCodecs: [routerCodec(codec)] });
+      const producer = await source.pipeInto(worker, router, codec);
+      const direct = await router.createDirectTransport();
+      const consumer = await direct.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities });
+      let frames = 0;
+      consumer.on('rtp', (packet) => {
+        if (rtpView(packet)?.marker) frames++;
+      });
+      source.kick(worker, codec);
+      await until(() => frames === 1, 5000, 'the kicked slate frame');
+      await sleep(300);
+      for (let i = 0; i < 10; i++) source.kick(worker, codec);
+      await sleep(1500);
+      assert.equal(frames, 3, 'ten kicks at once: a frame at once and one 100 ms later');
+      source.kick(worker, { ...codec, name: 'H264', fmtp: 'packetization-mode=1;profile-level-id=42e01f' });
+      await sleep(300);
+      assert.equal(frames, 3, 'a codec without a feed on that worker: nothing');
+    } finally {
+      source.close();
       await sfu.close();
     }
   });
