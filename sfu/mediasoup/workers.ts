@@ -265,6 +265,8 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
       let to: boolean | undefined;
       if (mw.realtime) {
         if (share > o.realtimeMaxCpu) to = false;
+      } else if (this.#realtimeRefused) {
+        continue;
       } else if (share < o.realtimeMaxCpu / 2) {
         mw.calmSince ??= now;
         if (now - mw.calmSince >= o.realtimeRestoreMs) to = true;
