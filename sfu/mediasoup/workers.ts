@@ -279,13 +279,8 @@ export class WorkerPool extends SafeEmitter<PoolEvents> {
         mw.realtime = to;
         mw.calmSince = undefined;
         if (!to) {
+          // SCHED_OTHER: the kernel keeps the nice value the worker was started with
           this.realtimeDemotions++;
-          // SCHED_OTHER keeps the nice value the worker was started with; set again in case it was refused then
-          try {
-            setPriority(mw.pid, o.workerNice);
-          } catch {
-            /* nice refused: already said at start */
-          }
           console.error(
             `sfu/mediasoup: worker ${mw.index} used ${Math.round(share * 100)} % of a core: normal scheduling (nice ${o.workerNice}) until it stays under ${Math.round(o.realtimeMaxCpu * 50)} % for ${o.realtimeRestoreMs / 1000} s`,
           );

@@ -5,15 +5,12 @@ import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publis
 import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
 import { WhipHttpError } from '../../loadtest/clients/peer.ts';
 import type { TapPacket } from '../../sfu/types.ts';
+import { vp8FrameSize } from '../../media/vp8.ts';
 import { ENGINES, decodePictures, sleep, startServer, until } from './helpers.ts';
 import type { TestServer } from './helpers.ts';
 
-/** Width from a VP8 key frame's header (RFC 6386 9.1), undefined for inter frames. */
-function vp8Width(frame: Uint8Array): number | undefined {
-  if (frame.length < 10 || frame[0]! & 1 || frame[3] !== 0x9d || frame[4] !== 0x01 || frame[5] !== 0x2a)
-    return undefined;
-  return (frame[6]! | (frame[7]! << 8)) & 0x3fff;
-}
+/** Width of a VP8 keyframe, undefined for inter frames. */
+const vp8Width = (frame: Uint8Array): number | undefined => vp8FrameSize(frame)?.width;
 
 for (const engine of ENGINES)
   describe(`forwarding (VP8 + Opus) [${engine}]`, () => {

@@ -10,14 +10,11 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { WhipPublisher, syntheticClip } from '../../loadtest/clients/whip-publisher.ts';
 import { WhepViewer } from '../../loadtest/clients/whep-viewer.ts';
+import { vp8FrameSize } from '../../media/vp8.ts';
 import { ENGINES, sleep, until } from './helpers.ts';
 
-/** Width from a VP8 key frame's header (RFC 6386 9.1), undefined for inter frames. */
-function vp8Width(frame: Uint8Array): number | undefined {
-  if (frame.length < 10 || frame[0]! & 1 || frame[3] !== 0x9d || frame[4] !== 0x01 || frame[5] !== 0x2a)
-    return undefined;
-  return (frame[6]! | (frame[7]! << 8)) & 0x3fff;
-}
+/** Width of a VP8 keyframe, undefined for inter frames. */
+const vp8Width = (frame: Uint8Array): number | undefined => vp8FrameSize(frame)?.width;
 
 test(
   'mediasoup: a blanked viewer never gets the live picture back while the Node process is stalled for 4 s',

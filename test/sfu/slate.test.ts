@@ -5,19 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FF_DECODER_H264, FF_DECODER_VP8 } from 'node-av/constants';
+import { rgbToI420 } from '../../media/encode.ts';
 import { encodeSlate, renderSlate } from '../../sfu/slate.ts';
 import { decodeWith } from './helpers.ts';
 
 const W = 640;
 const H = 360;
 
-/** BT.601 limited-range luma of the drawn slate. */
-function drawnLuma(): Float64Array {
-  const rgb = renderSlate(W, H);
-  const y = new Float64Array(W * H);
-  for (let i = 0; i < W * H; i++)
-    y[i] = 16 + (65.481 * rgb[i * 3]! + 128.553 * rgb[i * 3 + 1]! + 24.966 * rgb[i * 3 + 2]!) / 255;
-  return y;
+/** Luma of the drawn slate, as the encoders are given it (the Y plane of rgbToI420). */
+function drawnLuma(): Uint8Array {
+  return rgbToI420(renderSlate(W, H), W, H).subarray(0, W * H);
 }
 
 for (const [codec, maxBytes] of [
